@@ -1,0 +1,97 @@
+//! Level-1 controller features (`tinv.features.v1`): cheap statistics of the raw input, computed
+//! on the host before any path runs. `docs/FORMAT.md` defines them; the trainer calls this same
+//! function so training and inference see identical numbers.
+
+/// Identifier of the feature set stored in `ctrl.features`.
+pub const FEATURES_V1: &str = "tinv.features.v1";
+
+/// Thumbnail grid side.
+const GRID: usize = 4;
+
+/// Number of features for `channels` input channels.
+pub fn feature_len(channels: usize) -> usize {
+    GRID * GRID * channels + 4
+}
+
+/// FLOPs charged for computing the features of one `c×h×w` input.
+pub fn feature_flops(c: usize, h: usize, w: usize) -> u64 {
+    6 * (c * h * w) as u64
+}
+
+/// Computes the features of one raw input `x` (CHW, values in [0, 1]) into `out`
+/// (`feature_len(c)` floats). Allocation-free. Returns `false` (and leaves `out` untouched) if the
+/// slice lengths do not match the dimensions.
+pub fn features_v1(x: &[f32], c: usize, h: usize, w: usize, out: &mut [f32]) -> bool {
+    if x.len() != c * h * w || out.len() != feature_len(c) || h == 0 || w == 0 {
+        return false;
+    }
+    let (mut sum, mut sum_sq, mut dx, mut dy) = (0f64, 0f64, 0f64, 0f64);
+    for ch in 0..c {
+        let plane = &x[ch * h * w..(ch + 1) * h * w];
+        for gy in 0..GRID {
+            let (y0, y1) = (gy * h / GRID, (gy + 1) * h / GRID);
+            for gx in 0..GRID {
+                let (x0, x1) = (gx * w / GRID, (gx + 1) * w / GRID);
+                let mut s = 0f64;
+                for row in plane[y0 * w..y1 * w].chunks_exact(w) {
+                    s += row[x0..x1].iter().map(|&v| f64::from(v)).sum::<f64>();
+                }
+                let n = (y1 - y0) * (x1 - x0);
+                out[ch * GRID * GRID + gy * GRID + gx] = if n == 0 { 0.0 } else { (s / n as f64) as f32 };
+            }
+        }
+        for (yi, row) in plane.chunks_exact(w).enumerate() {
+            for (xi, &v) in row.iter().enumerate() {
+                let v = f64::from(v);
+                sum += v;
+                sum_sq += v * v;
+                if xi + 1 < w {
+                    dx += (f64::from(row[xi + 1]) - v).abs();
+                }
+                if yi + 1 < h {
+                    dy += (f64::from(plane[(yi + 1) * w + xi]) - v).abs();
+                }
+            }
+        }
+    }
+    let n = (c * h * w) as f64;
+    let mean = sum / n;
+    let var = (sum_sq / n - mean * mean).max(0.0);
+    let pairs_x = (c * h * (w - 1)) as f64;
+    let pairs_y = (c * (h - 1) * w) as f64;
+    let base = GRID * GRID * c;
+    out[base] = mean as f32;
+    out[base + 1] = var.sqrt() as f32;
+    out[base + 2] = if pairs_x > 0.0 { (dx / pairs_x) as f32 } else { 0.0 };
+    out[base + 3] = if pairs_y > 0.0 { (dy / pairs_y) as f32 } else { 0.0 };
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_8x8() {
+        // Left half 1, right half 0: thumbnail columns 0,1 are 1 and 2,3 are 0.
+        let (h, w) = (8, 8);
+        let x: Vec<f32> = (0..h * w).map(|i| if i % w < 4 { 1.0 } else { 0.0 }).collect();
+        let mut f = vec![0.0; feature_len(1)];
+        assert!(features_v1(&x, 1, h, w, &mut f));
+        for gy in 0..4 {
+            assert_eq!(&f[gy * 4..gy * 4 + 4], &[1.0, 1.0, 0.0, 0.0]);
+        }
+        assert!((f[16] - 0.5).abs() < 1e-7); // mean
+        assert!((f[17] - 0.5).abs() < 1e-7); // std of a 50/50 0-1 image
+        // One edge per row among 7 horizontal pairs; no vertical change.
+        assert!((f[18] - 1.0 / 7.0).abs() < 1e-7);
+        assert_eq!(f[19], 0.0);
+    }
+
+    #[test]
+    fn rejects_wrong_lengths() {
+        let mut f = vec![0.0; feature_len(1)];
+        assert!(!features_v1(&[0.0; 10], 1, 4, 4, &mut f));
+        assert!(!features_v1(&[0.0; 16], 1, 4, 4, &mut f[..3]));
+    }
+}

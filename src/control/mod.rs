@@ -1,0 +1,170 @@
+//! The two-level controller (docs/FORMAT.md, "Controller"): level 1 picks the starting path from
+//! cheap host features before anything runs; level 2, a small RNN over the exits a run reaches,
+//! may continue to the next path. Inference only; all buffers come from [`CtrlScratch`],
+//! allocated once per session.
+
+mod features;
+
+pub use features::{feature_flops, feature_len, features_v1, FEATURES_V1};
+
+use crate::model::{CtrlW, Model};
+
+/// Number of level-2 exit features: `[p_max, entropy/ln K, margin, λ, k/(P−1)]`.
+pub const EXIT_FEATURES: usize = 5;
+
+/// Per-session controller buffers.
+pub struct CtrlScratch {
+    feat: Vec<f32>,
+    hidden: Vec<f32>,
+    z: Vec<f32>,
+    /// Predictor output of the last `decide_start` (probability per path).
+    pub pred: Vec<f32>,
+    scores: Vec<f32>,
+    rnn_h: Vec<f32>,
+    rnn_tmp: Vec<f32>,
+}
+
+impl CtrlScratch {
+    /// Buffers for `model`'s controller (empty if it has none).
+    pub fn new(model: &Model) -> CtrlScratch {
+        let c = model.config();
+        let p = c.depths.len();
+        let f = feature_len(c.channels);
+        let (hp, hq, hr) = model.ctrl().map_or((0, 0, 0), |w| (w.hp, w.hq, w.hr));
+        CtrlScratch {
+            feat: vec![0.0; f],
+            hidden: vec![0.0; hp.max(hq)],
+            z: vec![0.0; f + p + 1],
+            pred: vec![0.0; p],
+            scores: vec![0.0; p],
+            rnn_h: vec![0.0; hr],
+            rnn_tmp: vec![0.0; hr],
+        }
+    }
+}
+
+/// `out = x·W + b` for a row vector `x` and `W` stored `[in, out]`.
+fn affine(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
+    out.copy_from_slice(b);
+    for (xi, row) in x.iter().zip(w.chunks_exact(out.len())) {
+        for (o, wv) in out.iter_mut().zip(row) {
+            *o += xi * wv;
+        }
+    }
+}
+
+fn softmax_in_place(v: &mut [f32]) {
+    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut s = 0.0;
+    for x in v.iter_mut() {
+        *x = (*x - m).exp();
+        s += *x;
+    }
+    v.iter_mut().for_each(|x| *x /= s);
+}
+
+/// Index of the largest value, lowest index on ties (NaN never wins).
+pub fn argmax(v: &[f32]) -> usize {
+    let (mut best, mut bv) = (0, f32::NEG_INFINITY);
+    for (i, &x) in v.iter().enumerate() {
+        if x > bv {
+            (best, bv) = (i, x);
+        }
+    }
+    best
+}
+
+/// Level 1: the path index to start with for one raw input (CHW in [0, 1]). Leaves the
+/// predictor's output in `s.pred`.
+pub fn decide_start(model: &Model, w: &CtrlW, input: &[f32], budget: f32, s: &mut CtrlScratch) -> usize {
+    let c = model.config();
+    let p = c.depths.len();
+    let f = s.feat.len();
+    features_v1(input, c.channels, c.image_h, c.image_w, &mut s.feat);
+    let hp = &mut s.hidden[..w.hp];
+    affine(&s.feat, model.w(w.pred[0]), model.w(w.pred[1]), hp);
+    hp.iter_mut().for_each(|v| *v = v.max(0.0));
+    affine(hp, model.w(w.pred[2]), model.w(w.pred[3]), &mut s.pred);
+    softmax_in_place(&mut s.pred);
+    s.z[..f].copy_from_slice(&s.feat);
+    s.z[f..f + p].copy_from_slice(&s.pred);
+    s.z[f + p] = budget;
+    let hq = &mut s.hidden[..w.hq];
+    affine(&s.z, model.w(w.policy[0]), model.w(w.policy[1]), hq);
+    hq.iter_mut().for_each(|v| *v = v.max(0.0));
+    affine(hq, model.w(w.policy[2]), model.w(w.policy[3]), &mut s.scores);
+    argmax(&s.scores)
+}
+
+/// Statistics of one exit's logits: `(p_max, entropy / ln K, p_max − p_second)`.
+pub fn exit_stats(logits: &[f32]) -> (f32, f32, f32) {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let z: f32 = logits.iter().map(|l| (l - m).exp()).sum();
+    let (mut p1, mut p2, mut ent) = (0f32, 0f32, 0f32);
+    for l in logits {
+        let p = (l - m).exp() / z;
+        if p > p1 {
+            p2 = p1;
+            p1 = p;
+        } else if p > p2 {
+            p2 = p;
+        }
+        if p > 0.0 {
+            ent -= p * p.ln();
+        }
+    }
+    let k = logits.len() as f32;
+    let norm = if k > 1.0 { ent / k.ln() } else { 0.0 };
+    (p1, norm, p1 - p2)
+}
+
+/// Resets the level-2 state before an input's first exit.
+pub fn exit_reset(s: &mut CtrlScratch) {
+    s.rnn_h.iter_mut().for_each(|v| *v = 0.0);
+}
+
+/// Level 2: after path `k`'s exit produced `logits`, whether to continue to path `k + 1`.
+pub fn exit_continue(model: &Model, w: &CtrlW, logits: &[f32], k: usize, budget: f32, s: &mut CtrlScratch) -> bool {
+    let p = model.config().depths.len();
+    if k + 1 >= p {
+        return false;
+    }
+    let (pmax, ent, margin) = exit_stats(logits);
+    let e = [pmax, ent, margin, budget, k as f32 / (p - 1) as f32];
+    affine(&e, model.w(w.wx), model.w(w.b), &mut s.rnn_tmp);
+    let wh = model.w(w.wh);
+    for (hi, row) in s.rnn_h.iter().zip(wh.chunks_exact(w.hr)) {
+        for (t, wv) in s.rnn_tmp.iter_mut().zip(row) {
+            *t += hi * wv;
+        }
+    }
+    for (h, t) in s.rnn_h.iter_mut().zip(&s.rnn_tmp) {
+        *h = t.tanh();
+    }
+    let mut out = [0f32];
+    affine(&s.rnn_h, model.w(w.out_w), model.w(w.out_b), &mut out);
+    out[0] > 0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_stats_hand_computed() {
+        // Two equal logits: p = 0.5 each, entropy ln 2 / ln 2 = 1, margin 0.
+        let (p, e, m) = exit_stats(&[1.0, 1.0]);
+        assert!((p - 0.5).abs() < 1e-6 && (e - 1.0).abs() < 1e-6 && m.abs() < 1e-6);
+        // logits [ln 3, 0, 0]: p = [0.6, 0.2, 0.2].
+        let (p, e, m) = exit_stats(&[3f32.ln(), 0.0, 0.0]);
+        let ent = -(0.6f32 * 0.6f32.ln() + 0.4 * 0.2f32.ln()) / 3f32.ln();
+        assert!((p - 0.6).abs() < 1e-6 && (e - ent).abs() < 1e-6 && (m - 0.4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn argmax_ties_and_nan() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 1.0]), 1);
+        assert_eq!(argmax(&[0.0, f32::NAN, 2.0]), 2);
+    }
+}

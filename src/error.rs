@@ -1,0 +1,65 @@
+use crate::format::FormatError;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Every error the library returns. `Display` is one line, naming the file, tensor or argument.
+#[derive(Debug)]
+pub enum Error {
+    /// A file could not be read.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes of a `.tinv` file are invalid.
+    Format {
+        /// The file (empty for in-memory models).
+        path: PathBuf,
+        /// What is wrong.
+        error: FormatError,
+    },
+    /// The file is well-formed but its configuration or tensors do not describe a model this
+    /// runtime can run (a missing tensor, a shape that disagrees with the config, …).
+    Model {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key or tensor.
+        detail: String,
+    },
+    /// A caller-supplied argument is invalid (buffer length, depth, budget, batch size, …).
+    InvalidArgument(String),
+    /// A backend is unavailable or failed (e.g. TensorRT not installed).
+    Backend(String),
+}
+
+impl Error {
+    pub(crate) fn arg(msg: impl Into<String>) -> Error {
+        Error::InvalidArgument(msg.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Format { path, error } => write!(f, "{}: {error}", path.display()),
+            Error::Model { path, detail } => write!(f, "{}: {detail}", path.display()),
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::Backend(m) => write!(f, "backend: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Format { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,126 @@
+use std::fmt;
+
+/// Everything that can be wrong with the bytes of a `.tinv` file. One variant per failure, so
+/// tests and callers can tell them apart; `Display` gives a one-line message naming the tensor or
+/// key where there is one.
+#[allow(missing_docs)] // each variant's doc sentence describes its fields
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatError {
+    /// The file is shorter than the fixed 64-byte header.
+    TooShort { len: u64 },
+    /// The first 8 bytes are not the tinv magic: not a `.tinv` file.
+    BadMagic,
+    /// The structural version is one this reader does not know.
+    UnsupportedVersion { found: u32 },
+    /// The endianness tag is wrong: written on/for a big-endian host, or corrupt.
+    BadEndianTag { found: u32 },
+    /// The declared alignment or page size differs from the values this reader requires.
+    BadAlignment { alignment: u32, page: u32 },
+    /// A declared count (tensors, metadata entries, dimensions, string or array length) is
+    /// beyond the format's limits; nothing was allocated for it.
+    CountTooLarge { what: &'static str, count: u64, max: u64 },
+    /// The header's section offsets are out of order or out of the file.
+    BadSections { detail: String },
+    /// The file's length differs from the length the header declares (truncated, or trailing
+    /// bytes after the data section).
+    LengthMismatch { declared: u64, actual: u64 },
+    /// A metadata entry or tensor record runs past the end of its section.
+    Truncated { section: &'static str, at: u64 },
+    /// A name or string is not valid UTF-8.
+    BadUtf8 { section: &'static str, at: u64 },
+    /// A metadata value type number is unknown.
+    BadMetaType { key: String, found: u32 },
+    /// The same metadata key appears twice.
+    DuplicateKey { key: String },
+    /// A tensor's dtype number is unknown.
+    BadDType { tensor: String, found: u32 },
+    /// The same tensor name appears twice.
+    DuplicateTensor { tensor: String },
+    /// A tensor has a zero dimension, or its element count overflows.
+    BadShape { tensor: String },
+    /// A tensor's byte length is not dtype size × element count.
+    ByteLengthMismatch { tensor: String, expected: u64, found: u64 },
+    /// A tensor's offset is not a multiple of the 256-byte alignment.
+    Misaligned { tensor: String, offset: u64 },
+    /// A tensor extends past the end of the data section.
+    OutOfBounds { tensor: String, end: u64, data_len: u64 },
+    /// Two tensors' byte ranges overlap, or the table is not sorted by offset.
+    Overlap { first: String, second: String },
+    /// With verification on: a tensor's bytes do not match its stored checksum.
+    ChecksumMismatch { tensor: String, expected: u64, found: u64 },
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use FormatError::*;
+        match self {
+            TooShort { len } => write!(f, "file is {len} bytes, shorter than the 64-byte header"),
+            BadMagic => write!(f, "not a .tinv file (bad magic)"),
+            UnsupportedVersion { found } => write!(
+                f,
+                "format version {found} is not supported (this build reads version {})",
+                super::VERSION
+            ),
+            BadEndianTag { found } => {
+                write!(f, "bad endianness tag {found:#010x} (file or host is big-endian?)")
+            }
+            BadAlignment { alignment, page } => write!(
+                f,
+                "alignment {alignment} / page {page} not supported (need 256 / 4096)"
+            ),
+            CountTooLarge { what, count, max } => {
+                write!(f, "{what} count {count} exceeds the limit {max}")
+            }
+            BadSections { detail } => write!(f, "bad section layout: {detail}"),
+            LengthMismatch { declared, actual } => write!(
+                f,
+                "file length {actual} differs from declared length {declared} (truncated or trailing bytes)"
+            ),
+            Truncated { section, at } => write!(f, "{section} section truncated at byte {at}"),
+            BadUtf8 { section, at } => write!(f, "invalid UTF-8 in {section} section at byte {at}"),
+            BadMetaType { key, found } => {
+                write!(f, "metadata key '{key}' has unknown value type {found}")
+            }
+            DuplicateKey { key } => write!(f, "metadata key '{key}' appears twice"),
+            BadDType { tensor, found } => write!(f, "tensor '{tensor}' has unknown dtype {found}"),
+            DuplicateTensor { tensor } => write!(f, "tensor '{tensor}' appears twice"),
+            BadShape { tensor } => {
+                write!(f, "tensor '{tensor}' has a zero or overflowing dimension")
+            }
+            ByteLengthMismatch {
+                tensor,
+                expected,
+                found,
+            } => write!(
+                f,
+                "tensor '{tensor}' is {found} bytes but its dtype and shape need {expected}"
+            ),
+            Misaligned { tensor, offset } => write!(
+                f,
+                "tensor '{tensor}' at data offset {offset} is not 256-byte aligned"
+            ),
+            OutOfBounds {
+                tensor,
+                end,
+                data_len,
+            } => write!(
+                f,
+                "tensor '{tensor}' ends at {end}, past the data section ({data_len} bytes)"
+            ),
+            Overlap { first, second } => write!(
+                f,
+                "tensors '{first}' and '{second}' overlap or are out of offset order"
+            ),
+            ChecksumMismatch {
+                tensor,
+                expected,
+                found,
+            } => write!(
+                f,
+                "tensor '{tensor}' checksum mismatch (stored {expected:#018x}, computed {found:#018x}): file is corrupt"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FormatError {}

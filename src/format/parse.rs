@@ -1,0 +1,344 @@
+//! The pure parser: `&[u8]` in, validated [`Index`] out. No panics, no unchecked arithmetic, no
+//! allocation sized by an unvalidated count.
+
+use super::*;
+
+/// One tensor of the table, validated against the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    /// Name, e.g. `blk.3.qkv.weight`.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Flag bits (`FLAG_DEVICE`).
+    pub flags: u32,
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// Byte offset from the start of the file (data offset + relative offset).
+    pub offset: usize,
+    /// Length in bytes.
+    pub nbytes: usize,
+    /// FNV-1a 64 of the bytes.
+    pub checksum: u64,
+}
+
+impl TensorInfo {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// The validated index of a `.tinv` file: metadata, tensor table, data section bounds.
+#[derive(Debug, Clone)]
+pub struct Index {
+    /// Structural version read from the header.
+    pub version: u32,
+    /// The metadata section.
+    pub meta: Metadata,
+    /// Tensors in table (= offset) order.
+    pub tensors: Vec<TensorInfo>,
+    /// Byte offset of the data section from the start of the file.
+    pub data_offset: usize,
+    /// Total file length.
+    pub file_len: usize,
+}
+
+impl Index {
+    /// Looks a tensor up by name.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Recomputes every tensor's checksum over `bytes` (the whole file) and compares.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), FormatError> {
+        for t in &self.tensors {
+            let data = t
+                .offset
+                .checked_add(t.nbytes)
+                .and_then(|end| bytes.get(t.offset..end))
+                .ok_or(FormatError::OutOfBounds {
+                    tensor: t.name.clone(),
+                    end: (t.offset as u64).saturating_add(t.nbytes as u64),
+                    data_len: bytes.len() as u64,
+                })?;
+            let found = fnv1a64(data);
+            if found != t.checksum {
+                return Err(FormatError::ChecksumMismatch {
+                    tensor: t.name.clone(),
+                    expected: t.checksum,
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A bounds-checked little-endian reader over one section.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    end: usize,
+    section: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FormatError> {
+        let trunc = FormatError::Truncated {
+            section: self.section,
+            at: self.pos as u64,
+        };
+        let end = self.pos.checked_add(n).ok_or(trunc.clone())?;
+        if end > self.end {
+            return Err(trunc);
+        }
+        let s = self.bytes.get(self.pos..end).ok_or(trunc)?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32, FormatError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, FormatError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn f64(&mut self) -> Result<f64, FormatError> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+    /// A count, checked against `max` before anything is allocated for it.
+    fn count(&mut self, what: &'static str, max: u32) -> Result<usize, FormatError> {
+        let n = self.u32()?;
+        if n > max {
+            return Err(FormatError::CountTooLarge {
+                what,
+                count: u64::from(n),
+                max: u64::from(max),
+            });
+        }
+        Ok(n as usize)
+    }
+    fn string(&mut self, what: &'static str, max: u32) -> Result<String, FormatError> {
+        let n = self.count(what, max)?;
+        let at = self.pos as u64;
+        let b = self.take(n)?;
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|_| FormatError::BadUtf8 {
+                section: self.section,
+                at,
+            })
+    }
+}
+
+fn header_u32(b: &[u8], at: usize) -> u32 {
+    // Callers only pass offsets inside the 64-byte header, whose length was checked.
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn header_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Parses and validates a whole `.tinv` file. Checks, in order: header length, magic, version,
+/// endianness, alignment, counts, section layout, exact file length, each metadata entry, each
+/// tensor record (dtype, shape, byte length, alignment, bounds) and that tensors are sorted by
+/// offset without overlap. Checksums are only checked by [`Index::verify`].
+pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
+    let len = bytes.len() as u64;
+    if len < HEADER_LEN {
+        return Err(FormatError::TooShort { len });
+    }
+    let h = &bytes[..HEADER_LEN as usize];
+    if h[..8] != MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let version = header_u32(h, 8);
+    if version != VERSION {
+        return Err(FormatError::UnsupportedVersion { found: version });
+    }
+    let tag = header_u32(h, 12);
+    if tag != ENDIAN_TAG {
+        return Err(FormatError::BadEndianTag { found: tag });
+    }
+    let (alignment, page) = (header_u32(h, 16), header_u32(h, 20));
+    if u64::from(alignment) != ALIGNMENT || u64::from(page) != PAGE {
+        return Err(FormatError::BadAlignment { alignment, page });
+    }
+    let meta_count = header_u32(h, 24);
+    let tensor_count = header_u32(h, 28);
+    if meta_count > MAX_META {
+        return Err(FormatError::CountTooLarge {
+            what: "metadata",
+            count: meta_count.into(),
+            max: MAX_META.into(),
+        });
+    }
+    if tensor_count > MAX_TENSORS {
+        return Err(FormatError::CountTooLarge {
+            what: "tensor",
+            count: tensor_count.into(),
+            max: MAX_TENSORS.into(),
+        });
+    }
+    let meta_offset = header_u64(h, 32);
+    let table_offset = header_u64(h, 40);
+    let data_offset = header_u64(h, 48);
+    let declared = header_u64(h, 56);
+    if declared != len {
+        return Err(FormatError::LengthMismatch {
+            declared,
+            actual: len,
+        });
+    }
+    if meta_offset != HEADER_LEN
+        || table_offset < meta_offset
+        || data_offset < table_offset
+        || data_offset > len
+        || data_offset % PAGE != 0
+    {
+        return Err(FormatError::BadSections {
+            detail: format!(
+                "metadata at {meta_offset}, table at {table_offset}, data at {data_offset}, file {len} bytes"
+            ),
+        });
+    }
+    // All three offsets are <= len, which fits in usize because `bytes` exists.
+    let (table_offset, data_offset) = (table_offset as usize, data_offset as usize);
+
+    let mut meta = Metadata::new();
+    let mut c = Cursor {
+        bytes,
+        pos: HEADER_LEN as usize,
+        end: table_offset,
+        section: "metadata",
+    };
+    for _ in 0..meta_count {
+        let key = c.string("metadata key length", MAX_NAME)?;
+        let ty = c.u32()?;
+        let value = match ty {
+            0 => MetaValue::U64(c.u64()?),
+            1 => MetaValue::F64(c.f64()?),
+            2 => MetaValue::Str(c.string("string length", MAX_ARRAY)?),
+            3 => {
+                let n = c.count("array length", MAX_ARRAY)?;
+                // Bound the allocation by what the section can hold, not by the declared count.
+                let mut v = Vec::with_capacity(n.min((c.end - c.pos) / 8));
+                for _ in 0..n {
+                    v.push(c.u64()?);
+                }
+                MetaValue::U64s(v)
+            }
+            4 => {
+                let n = c.count("array length", MAX_ARRAY)?;
+                let mut v = Vec::with_capacity(n.min((c.end - c.pos) / 8));
+                for _ in 0..n {
+                    v.push(c.f64()?);
+                }
+                MetaValue::F64s(v)
+            }
+            found => return Err(FormatError::BadMetaType { key, found }),
+        };
+        if !meta.push_unique(key.clone(), value) {
+            return Err(FormatError::DuplicateKey { key });
+        }
+    }
+
+    let data_len = (len as usize) - data_offset;
+    let mut c = Cursor {
+        bytes,
+        pos: table_offset,
+        end: data_offset,
+        section: "tensor table",
+    };
+    // Each record is at least 40 bytes; never reserve more than the table can hold.
+    let mut tensors: Vec<TensorInfo> =
+        Vec::with_capacity((tensor_count as usize).min((data_offset - table_offset) / 40));
+    for _ in 0..tensor_count {
+        let name = c.string("tensor name length", MAX_NAME)?;
+        let dt = c.u32()?;
+        let dtype = DType::from_u32(dt).ok_or_else(|| FormatError::BadDType {
+            tensor: name.clone(),
+            found: dt,
+        })?;
+        let flags = c.u32()?;
+        let ndim = c.count("dimension", MAX_DIMS)?;
+        let mut shape = Vec::with_capacity(ndim);
+        let mut numel: u64 = 1;
+        for _ in 0..ndim {
+            let d = c.u64()?;
+            numel = match numel.checked_mul(d) {
+                Some(n) if d > 0 => n,
+                _ => return Err(FormatError::BadShape { tensor: name }),
+            };
+            shape.push(usize::try_from(d).map_err(|_| FormatError::BadShape {
+                tensor: name.clone(),
+            })?);
+        }
+        let rel = c.u64()?;
+        let nbytes = c.u64()?;
+        let checksum = c.u64()?;
+        let expected = numel
+            .checked_mul(dtype.size())
+            .ok_or_else(|| FormatError::BadShape {
+                tensor: name.clone(),
+            })?;
+        if nbytes != expected {
+            return Err(FormatError::ByteLengthMismatch {
+                tensor: name,
+                expected,
+                found: nbytes,
+            });
+        }
+        if rel % ALIGNMENT != 0 {
+            return Err(FormatError::Misaligned {
+                tensor: name,
+                offset: rel,
+            });
+        }
+        let end = rel.checked_add(nbytes).unwrap_or(u64::MAX);
+        if end > data_len as u64 {
+            return Err(FormatError::OutOfBounds {
+                tensor: name,
+                end,
+                data_len: data_len as u64,
+            });
+        }
+        if let Some(prev) = tensors.last() {
+            if (prev.offset - data_offset + prev.nbytes) as u64 > rel {
+                return Err(FormatError::Overlap {
+                    first: prev.name.clone(),
+                    second: name,
+                });
+            }
+        }
+        if tensors.iter().any(|t| t.name == name) {
+            return Err(FormatError::DuplicateTensor { tensor: name });
+        }
+        tensors.push(TensorInfo {
+            name,
+            dtype,
+            flags,
+            shape,
+            // rel + nbytes <= data_len, so these fit in usize.
+            offset: data_offset + rel as usize,
+            nbytes: nbytes as usize,
+            checksum,
+        });
+    }
+    Ok(Index {
+        version,
+        meta,
+        tensors,
+        data_offset,
+        file_len: len as usize,
+    })
+}

@@ -1,0 +1,17 @@
+//! tinv: a static, embedded runtime for input-adaptive-depth Vision Transformers.
+//!
+//! A [`Model`] memory-maps one `.tinv` file of folded weights and is shared read-only; a
+//! [`Session`] belongs to one thread and owns one fixed arena in which every depth path runs.
+//! The controller picks a path per input (see [`control`]). docs/ARCHITECTURE.md has the map.
+
+#![warn(missing_docs)]
+
+pub mod control;
+/// The library's error type.
+pub mod error;
+pub mod format;
+pub mod idx;
+pub mod model;
+
+pub use error::{Error, Result};
+pub use model::{Config, Model, OpenOptions};

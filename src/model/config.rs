@@ -1,0 +1,255 @@
+//! The model configuration, read from and written to `.tinv` metadata.
+
+use crate::format::{MetaValue, Metadata};
+
+/// The GELU variant the model was trained with. Mixing them changes logits by ~1e-3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gelu {
+    /// `0.5·x·(1 + erf(x/√2))`: PyTorch's default, timm, ONNX's Erf form.
+    Erf,
+    /// `0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³)))`.
+    Tanh,
+}
+
+impl Gelu {
+    /// Metadata spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gelu::Erf => "erf",
+            Gelu::Tanh => "tanh",
+        }
+    }
+}
+
+/// Everything the math depends on. Stored in the file under the `vit.*`, `paths.*` and `ctrl.*`
+/// keys (see `docs/FORMAT.md`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Input height in pixels.
+    pub image_h: usize,
+    /// Input width in pixels.
+    pub image_w: usize,
+    /// Input channels.
+    pub channels: usize,
+    /// Patch side (the patch convolution's kernel and stride).
+    pub patch: usize,
+    /// Embedding width D.
+    pub dim: usize,
+    /// Number of encoder blocks.
+    pub blocks: usize,
+    /// Attention heads (divides `dim`).
+    pub heads: usize,
+    /// MLP hidden width.
+    pub mlp_hidden: usize,
+    /// Output classes.
+    pub classes: usize,
+    /// LayerNorm ε.
+    pub ln_eps: f32,
+    /// GELU variant.
+    pub gelu: Gelu,
+    /// Per-channel normalization mean (input is `(x − mean) / std`, x in [0, 1]).
+    pub mean: Vec<f32>,
+    /// Per-channel normalization std.
+    pub std: Vec<f32>,
+    /// Depths of the paths, strictly ascending, the last equal to `blocks`.
+    pub depths: Vec<usize>,
+    /// Controller description, if the model has one.
+    pub controller: Option<ControllerConfig>,
+}
+
+/// Controller hyper-parameters (sizes are also implied by the tensors and checked against them).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControllerConfig {
+    /// Feature set identifier; this build knows [`crate::control::FEATURES_V1`].
+    pub features: String,
+    /// Budget λ used when the caller gives none.
+    pub default_budget: f32,
+}
+
+impl Config {
+    /// Patches per image.
+    pub fn patches(&self) -> usize {
+        (self.image_h / self.patch) * (self.image_w / self.patch)
+    }
+    /// Tokens per image (patches + class token).
+    pub fn tokens(&self) -> usize {
+        self.patches() + 1
+    }
+    /// Floats per input image.
+    pub fn input_len(&self) -> usize {
+        self.channels * self.image_h * self.image_w
+    }
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.dim / self.heads
+    }
+    /// Index of the path whose depth is `depth`.
+    pub fn path_index(&self, depth: usize) -> Option<usize> {
+        self.depths.iter().position(|&d| d == depth)
+    }
+
+    /// Checks the internal consistency of the numbers (not the tensors).
+    pub fn validate(&self) -> Result<(), String> {
+        let pos = |v: usize, what: &str| {
+            if v == 0 {
+                Err(format!("{what} must be > 0"))
+            } else {
+                Ok(())
+            }
+        };
+        pos(self.image_h, "vit.image_size height")?;
+        pos(self.image_w, "vit.image_size width")?;
+        pos(self.channels, "vit.channels")?;
+        pos(self.patch, "vit.patch")?;
+        pos(self.dim, "vit.dim")?;
+        pos(self.blocks, "vit.blocks")?;
+        pos(self.heads, "vit.heads")?;
+        pos(self.mlp_hidden, "vit.mlp_hidden")?;
+        pos(self.classes, "vit.classes")?;
+        if self.image_h % self.patch != 0 || self.image_w % self.patch != 0 {
+            return Err(format!(
+                "patch {} does not divide the image size {}x{}",
+                self.patch, self.image_h, self.image_w
+            ));
+        }
+        if self.dim % self.heads != 0 {
+            return Err(format!("heads {} do not divide dim {}", self.heads, self.dim));
+        }
+        // Sizes beyond these are not ViTs this runtime is meant for, and bound every product below.
+        let limits = [
+            (self.image_h, 1 << 14, "image height"),
+            (self.image_w, 1 << 14, "image width"),
+            (self.channels, 64, "channels"),
+            (self.dim, 1 << 14, "dim"),
+            (self.mlp_hidden, 1 << 16, "mlp_hidden"),
+            (self.blocks, 1024, "blocks"),
+            (self.classes, 1 << 20, "classes"),
+            (self.tokens(), 1 << 16, "tokens"),
+        ];
+        for (v, max, what) in limits {
+            if v > max {
+                return Err(format!("{what} {v} exceeds the supported maximum {max}"));
+            }
+        }
+        if !(self.ln_eps > 0.0 && self.ln_eps < 1.0) {
+            return Err(format!("vit.ln_eps {} out of range (0, 1)", self.ln_eps));
+        }
+        if self.mean.len() != self.channels || self.std.len() != self.channels {
+            return Err("vit.mean / vit.std must have one value per channel".into());
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.mean.iter().any(|m| !m.is_finite()) {
+            return Err("vit.std must be finite and > 0, vit.mean finite".into());
+        }
+        if self.depths.is_empty()
+            || self.depths.windows(2).any(|w| w[0] >= w[1])
+            || self.depths[0] == 0
+            || self.depths.last() != Some(&self.blocks)
+        {
+            return Err(format!(
+                "paths.depths {:?} must be strictly ascending, start above 0 and end at vit.blocks {}",
+                self.depths, self.blocks
+            ));
+        }
+        if let Some(c) = &self.controller {
+            if !(0.0..=1.0).contains(&c.default_budget) {
+                return Err(format!("ctrl.default_budget {} not in [0, 1]", c.default_budget));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the configuration from metadata.
+    pub fn from_meta(m: &Metadata) -> Result<Config, String> {
+        let int = |k: &str| -> Result<usize, String> {
+            let v = m.u64(k).ok_or_else(|| format!("metadata key '{k}' missing or not an integer"))?;
+            usize::try_from(v).map_err(|_| format!("metadata key '{k}' too large"))
+        };
+        let floats = |k: &str| -> Result<Vec<f32>, String> {
+            m.f64s(k)
+                .map(|v| v.iter().map(|x| *x as f32).collect())
+                .ok_or_else(|| format!("metadata key '{k}' missing or not a float array"))
+        };
+        let size = m
+            .u64s("vit.image_size")
+            .ok_or("metadata key 'vit.image_size' missing or not an integer array")?;
+        if size.len() != 2 {
+            return Err("vit.image_size must be [height, width]".into());
+        }
+        let gelu = match m.str("vit.gelu") {
+            Some("erf") => Gelu::Erf,
+            Some("tanh") => Gelu::Tanh,
+            other => return Err(format!("vit.gelu must be \"erf\" or \"tanh\", found {other:?}")),
+        };
+        let depths = m
+            .u64s("paths.depths")
+            .ok_or("metadata key 'paths.depths' missing or not an integer array")?
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| "paths.depths value too large".to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let controller = match m.str("ctrl.features") {
+            None => None,
+            Some(f) => Some(ControllerConfig {
+                features: f.to_string(),
+                default_budget: m
+                    .f64("ctrl.default_budget")
+                    .ok_or("metadata key 'ctrl.default_budget' missing")? as f32,
+            }),
+        };
+        let cfg = Config {
+            image_h: usize::try_from(size[0]).map_err(|_| "image height too large")?,
+            image_w: usize::try_from(size[1]).map_err(|_| "image width too large")?,
+            channels: int("vit.channels")?,
+            patch: int("vit.patch")?,
+            dim: int("vit.dim")?,
+            blocks: int("vit.blocks")?,
+            heads: int("vit.heads")?,
+            mlp_hidden: int("vit.mlp_hidden")?,
+            classes: int("vit.classes")?,
+            ln_eps: m.f64("vit.ln_eps").ok_or("metadata key 'vit.ln_eps' missing")? as f32,
+            gelu,
+            mean: floats("vit.mean")?,
+            std: floats("vit.std")?,
+            depths,
+            controller,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Writes the configuration as metadata entries.
+    pub fn to_meta(&self, m: &mut Metadata) {
+        let u = |v: usize| MetaValue::U64(v as u64);
+        m.set(
+            "vit.image_size",
+            MetaValue::U64s(vec![self.image_h as u64, self.image_w as u64]),
+        );
+        m.set("vit.channels", u(self.channels));
+        m.set("vit.patch", u(self.patch));
+        m.set("vit.dim", u(self.dim));
+        m.set("vit.blocks", u(self.blocks));
+        m.set("vit.heads", u(self.heads));
+        m.set("vit.mlp_hidden", u(self.mlp_hidden));
+        m.set("vit.classes", u(self.classes));
+        m.set("vit.ln_eps", MetaValue::F64(f64::from(self.ln_eps)));
+        m.set("vit.gelu", MetaValue::Str(self.gelu.name().into()));
+        m.set(
+            "vit.mean",
+            MetaValue::F64s(self.mean.iter().map(|v| f64::from(*v)).collect()),
+        );
+        m.set(
+            "vit.std",
+            MetaValue::F64s(self.std.iter().map(|v| f64::from(*v)).collect()),
+        );
+        m.set(
+            "paths.depths",
+            MetaValue::U64s(self.depths.iter().map(|d| *d as u64).collect()),
+        );
+        if let Some(c) = &self.controller {
+            m.set("ctrl.features", MetaValue::Str(c.features.clone()));
+            m.set(
+                "ctrl.default_budget",
+                MetaValue::F64(f64::from(c.default_budget)),
+            );
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! FLOPs accounting: 2 per multiply-add of every matrix product (patch embedding, QKV, attention
+//! scores and values, projection, MLP, exit heads, controller). Elementwise work (norms, softmax,
+//! GELU) is not counted, as in the paper and most FLOPs tables. See docs/ARCHITECTURE.md.
+
+use super::{Config, CtrlW};
+use crate::control;
+
+/// What one path costs per input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PathCost {
+    /// Depth of the path (blocks run).
+    pub depth: usize,
+    /// FLOPs of the stem, blocks 1..depth and this path's exit head (no controller).
+    pub backbone_flops: u64,
+    /// FLOPs of the exit head alone.
+    pub exit_flops: u64,
+}
+
+/// FLOPs of the stem (patch embedding).
+pub fn stem_flops(c: &Config) -> u64 {
+    2 * (c.patches() * c.channels * c.patch * c.patch * c.dim) as u64
+}
+
+/// FLOPs of one encoder block.
+pub fn block_flops(c: &Config) -> u64 {
+    let (n, d, h) = (c.tokens() as u64, c.dim as u64, c.mlp_hidden as u64);
+    let qkv = 2 * n * d * 3 * d;
+    let attn = 2 * 2 * n * n * d; // scores and weighted values, all heads
+    let proj = 2 * n * d * d;
+    let mlp = 2 * 2 * n * d * h;
+    qkv + attn + proj + mlp
+}
+
+/// FLOPs of one exit head.
+pub fn exit_flops(c: &Config) -> u64 {
+    2 * (c.dim * c.classes) as u64
+}
+
+/// FLOPs of the level-1 controller (features, predictor, policy), charged once per input.
+pub fn controller_up_front_flops(c: &Config, w: &CtrlW) -> u64 {
+    let f = control::feature_len(c.channels) as u64;
+    let p = c.depths.len() as u64;
+    control::feature_flops(c.channels, c.image_h, c.image_w)
+        + 2 * (f * w.hp as u64 + w.hp as u64 * p)
+        + 2 * ((f + p + 1) * w.hq as u64 + w.hq as u64 * p)
+}
+
+/// FLOPs of one level-2 decision at an exit (exit statistics + one RNN step).
+pub fn controller_exit_flops(c: &Config, w: &CtrlW) -> u64 {
+    let hr = w.hr as u64;
+    4 * c.classes as u64 + 2 * (control::EXIT_FEATURES as u64 * hr + hr * hr + hr)
+}
+
+/// Costs of every path.
+pub fn path_costs(c: &Config, _ctrl: Option<&CtrlW>) -> Vec<PathCost> {
+    c.depths
+        .iter()
+        .map(|&depth| PathCost {
+            depth,
+            backbone_flops: stem_flops(c) + depth as u64 * block_flops(c) + exit_flops(c),
+            exit_flops: exit_flops(c),
+        })
+        .collect()
+}

@@ -1,0 +1,421 @@
+//! The model: a validated, memory-mapped `.tinv` file with its configuration, the weight views
+//! every backend reads, and the FLOPs of each path. Shared and read-only (`Send + Sync`).
+
+mod config;
+mod flops;
+
+pub use config::{Config, ControllerConfig, Gelu};
+pub use flops::PathCost;
+
+use crate::control::{feature_len, FEATURES_V1};
+use crate::error::{Error, Result};
+use crate::format::{self, DType, Index};
+use std::path::{Path, PathBuf};
+
+/// Handle to one weight tensor of a [`Model`]: an index, resolved to a slice by [`Model::w`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WRef(pub(crate) u32);
+
+/// The stem's weights.
+#[derive(Clone, Copy, Debug)]
+pub struct StemW {
+    /// Patch embedding `[C·p·p, D]`.
+    pub patch_w: WRef,
+    /// `[D]`.
+    pub patch_b: WRef,
+    /// Class token + its position embedding `[D]`.
+    pub cls: WRef,
+    /// Patch position embeddings `[patches, D]`.
+    pub pos: WRef,
+}
+
+/// One encoder block's folded weights.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockW {
+    /// `[D, 3D]`, norm1 and 1/√hd folded.
+    pub qkv_w: WRef,
+    /// `[3D]`.
+    pub qkv_b: WRef,
+    /// `[D, D]`.
+    pub proj_w: WRef,
+    /// `[D]`.
+    pub proj_b: WRef,
+    /// `[D, H]`, norm2 folded.
+    pub fc1_w: WRef,
+    /// `[H]`.
+    pub fc1_b: WRef,
+    /// `[H, D]`.
+    pub fc2_w: WRef,
+    /// `[D]`.
+    pub fc2_b: WRef,
+}
+
+/// One exit head (norm folded): `[D, K]` and `[K]`.
+#[derive(Clone, Copy, Debug)]
+pub struct ExitW {
+    /// `[D, K]`.
+    pub w: WRef,
+    /// `[K]`.
+    pub b: WRef,
+}
+
+/// Controller weights and their hidden sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct CtrlW {
+    /// Predictor `fc1.weight, fc1.bias, fc2.weight, fc2.bias`.
+    pub pred: [WRef; 4],
+    /// Policy `fc1.weight, fc1.bias, fc2.weight, fc2.bias`.
+    pub policy: [WRef; 4],
+    /// Exit RNN `wx [5, Hr]`.
+    pub wx: WRef,
+    /// `wh [Hr, Hr]`.
+    pub wh: WRef,
+    /// `b [Hr]`.
+    pub b: WRef,
+    /// `out.weight [Hr, 1]`.
+    pub out_w: WRef,
+    /// `out.bias [1]`.
+    pub out_b: WRef,
+    /// Predictor hidden width.
+    pub hp: usize,
+    /// Policy hidden width.
+    pub hq: usize,
+    /// Exit RNN hidden width.
+    pub hr: usize,
+}
+
+/// Where a tensor's f32 values live.
+struct Slot {
+    name: String,
+    /// Byte offset in the file.
+    offset: usize,
+    /// Bytes in the file.
+    file_bytes: usize,
+    /// Elements.
+    len: usize,
+    /// f16 tensors are widened once at load; f32 tensors are read straight from the mapping.
+    widened: Option<Box<[f32]>>,
+}
+
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Anon(memmap2::MmapMut),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Anon(m) => m,
+        }
+    }
+}
+
+/// Options for opening a model.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Recompute every tensor checksum (reads every page once).
+    pub verify: bool,
+}
+
+/// A validated model, shared read-only by every session.
+pub struct Model {
+    path: PathBuf,
+    bytes: Bytes,
+    index: Index,
+    config: Config,
+    slots: Vec<Slot>,
+    stem: StemW,
+    blocks: Vec<BlockW>,
+    exits: Vec<ExitW>,
+    ctrl: Option<CtrlW>,
+    costs: Vec<PathCost>,
+}
+
+impl Model {
+    /// Memory-maps and validates `path`.
+    ///
+    /// Contract: the file must not be modified or truncated while the model is alive (the
+    /// mapping would change under the runtime; truncation raises SIGBUS). Replace model files by
+    /// writing a new file and renaming it, as `tinv-fold` does.
+    pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Model> {
+        let path = path.as_ref().to_path_buf();
+        let file = std::fs::File::open(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        // SAFETY: the mapping is read-only and the documented contract above forbids modifying
+        // the file while it is mapped; every read goes through the validated index.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Self::from_storage(path, Bytes::Mapped(map), opts)
+    }
+
+    /// Validates a model held in memory (copied into a page-aligned buffer).
+    pub fn from_bytes(bytes: &[u8], opts: &OpenOptions) -> Result<Model> {
+        let path = PathBuf::from("<memory>");
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut anon = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
+        anon[..bytes.len()].copy_from_slice(bytes);
+        let anon = if bytes.is_empty() {
+            memmap2::MmapMut::map_anon(0).map_err(io)?
+        } else {
+            anon
+        };
+        Self::from_storage(path, Bytes::Anon(anon), opts)
+    }
+
+    fn from_storage(path: PathBuf, bytes: Bytes, opts: &OpenOptions) -> Result<Model> {
+        let ferr = |error| Error::Format {
+            path: path.clone(),
+            error,
+        };
+        let merr = |detail: String| Error::Model {
+            path: path.clone(),
+            detail,
+        };
+        let index = format::parse(&bytes).map_err(ferr)?;
+        if opts.verify {
+            index.verify(&bytes).map_err(ferr)?;
+        }
+        // Mappings are page-aligned and tensor offsets 256-aligned, so f32 views are aligned.
+        if (bytes.as_ptr() as usize) % (format::ALIGNMENT as usize) != 0 {
+            return Err(merr("model bytes are not 256-byte aligned in memory".into()));
+        }
+        let config = Config::from_meta(&index.meta).map_err(merr)?;
+        let mut b = Binder {
+            index: &index,
+            bytes: &bytes,
+            slots: Vec::new(),
+        };
+        let c = &config;
+        let (d, k, p) = (c.dim, c.classes, c.patch);
+        let stem = StemW {
+            patch_w: b.bind("stem.patch.weight", &[c.channels * p * p, d])?,
+            patch_b: b.bind("stem.patch.bias", &[d])?,
+            cls: b.bind("stem.cls", &[d])?,
+            pos: b.bind("stem.pos", &[c.patches(), d])?,
+        };
+        let mut blocks = Vec::with_capacity(c.blocks);
+        for i in 0..c.blocks {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            blocks.push(BlockW {
+                qkv_w: b.bind(&n("qkv.weight"), &[d, 3 * d])?,
+                qkv_b: b.bind(&n("qkv.bias"), &[3 * d])?,
+                proj_w: b.bind(&n("proj.weight"), &[d, d])?,
+                proj_b: b.bind(&n("proj.bias"), &[d])?,
+                fc1_w: b.bind(&n("fc1.weight"), &[d, c.mlp_hidden])?,
+                fc1_b: b.bind(&n("fc1.bias"), &[c.mlp_hidden])?,
+                fc2_w: b.bind(&n("fc2.weight"), &[c.mlp_hidden, d])?,
+                fc2_b: b.bind(&n("fc2.bias"), &[d])?,
+            });
+        }
+        let mut exits = Vec::with_capacity(c.depths.len());
+        for depth in &c.depths {
+            exits.push(ExitW {
+                w: b.bind(&format!("exit.{depth}.head.weight"), &[d, k])?,
+                b: b.bind(&format!("exit.{depth}.head.bias"), &[k])?,
+            });
+        }
+        let ctrl = match &c.controller {
+            None => None,
+            Some(cc) => {
+                if cc.features != FEATURES_V1 {
+                    return Err(merr(format!(
+                        "ctrl.features '{}' is not supported (this build knows '{FEATURES_V1}')",
+                        cc.features
+                    )));
+                }
+                Some(b.bind_ctrl(feature_len(c.channels), c.depths.len())?)
+            }
+        };
+        let slots = b.slots;
+        let costs = flops::path_costs(&config, ctrl.as_ref());
+        Ok(Model {
+            path,
+            bytes,
+            index,
+            config,
+            slots,
+            stem,
+            blocks,
+            exits,
+            ctrl,
+            costs,
+        })
+    }
+
+    /// The file this model was opened from (`<memory>` for in-memory models).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// The validated file index (metadata and tensor table).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+    /// Content hash written at fold time.
+    pub fn content_hash(&self) -> u64 {
+        self.index.meta.u64("tinv.content_hash").unwrap_or(0)
+    }
+    /// The stem's weights.
+    pub fn stem(&self) -> &StemW {
+        &self.stem
+    }
+    /// Block `i`'s weights (0-based).
+    pub fn blocks(&self) -> &[BlockW] {
+        &self.blocks
+    }
+    /// Exit heads, one per path.
+    pub fn exits(&self) -> &[ExitW] {
+        &self.exits
+    }
+    /// Controller weights, if any.
+    pub fn ctrl(&self) -> Option<&CtrlW> {
+        self.ctrl.as_ref()
+    }
+    /// Cost of each path (FLOPs, weight bytes).
+    pub fn costs(&self) -> &[PathCost] {
+        &self.costs
+    }
+
+    /// The f32 values of a tensor.
+    #[inline]
+    pub fn w(&self, r: WRef) -> &[f32] {
+        let s = &self.slots[r.0 as usize];
+        match &s.widened {
+            Some(v) => v,
+            // Offsets and lengths were validated at open; the base is 256-byte aligned.
+            None => bytemuck::cast_slice(&self.bytes[s.offset..s.offset + s.file_bytes]),
+        }
+    }
+
+    /// Name of a tensor.
+    pub fn w_name(&self, r: WRef) -> &str {
+        &self.slots[r.0 as usize].name
+    }
+
+    /// Byte range of a tensor in the file.
+    pub fn w_file_range(&self, r: WRef) -> std::ops::Range<usize> {
+        let s = &self.slots[r.0 as usize];
+        s.offset..s.offset + s.file_bytes
+    }
+
+    /// Number of elements of a tensor.
+    pub fn w_len(&self, r: WRef) -> usize {
+        self.slots[r.0 as usize].len
+    }
+
+    /// Every tensor path `k` (index into `depths`) reads, in execution order, controller included.
+    pub fn path_tensors(&self, k: usize) -> Vec<WRef> {
+        let mut v = Vec::new();
+        if let Some(c) = &self.ctrl {
+            v.extend(c.pred);
+            v.extend(c.policy);
+            v.extend([c.wx, c.wh, c.b, c.out_w, c.out_b]);
+        }
+        let s = &self.stem;
+        v.extend([s.patch_w, s.patch_b, s.cls, s.pos]);
+        for b in &self.blocks[..self.config.depths[k]] {
+            v.extend([b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.fc1_w, b.fc1_b, b.fc2_w, b.fc2_b]);
+        }
+        v.extend([self.exits[k].w, self.exits[k].b]);
+        v
+    }
+}
+
+/// Resolves tensor names to slots, checking shape and dtype.
+struct Binder<'a> {
+    index: &'a Index,
+    bytes: &'a [u8],
+    slots: Vec<Slot>,
+}
+
+impl Binder<'_> {
+    fn bind(&mut self, name: &str, shape: &[usize]) -> Result<WRef> {
+        let merr = |detail: String| Error::Model {
+            path: PathBuf::new(),
+            detail,
+        };
+        let t = self
+            .index
+            .tensor(name)
+            .ok_or_else(|| merr(format!("tensor '{name}' is missing")))?;
+        if t.shape != shape {
+            return Err(merr(format!(
+                "tensor '{name}' has shape {:?}, the configuration needs {shape:?}",
+                t.shape
+            )));
+        }
+        if t.flags & format::FLAG_DEVICE != 0 {
+            return Err(merr(format!("tensor '{name}' is marked as device-section")));
+        }
+        let len = t.numel();
+        let widened = match t.dtype {
+            DType::F32 => None,
+            DType::F16 => {
+                let raw = &self.bytes[t.offset..t.offset + t.nbytes];
+                Some(
+                    raw.chunks_exact(2)
+                        .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
+                        .collect::<Box<[f32]>>(),
+                )
+            }
+        };
+        self.slots.push(Slot {
+            name: name.to_string(),
+            offset: t.offset,
+            file_bytes: t.nbytes,
+            len,
+            widened,
+        });
+        Ok(WRef((self.slots.len() - 1) as u32))
+    }
+
+    /// Binds the controller; hidden sizes come from the tensors and are cross-checked.
+    fn bind_ctrl(&mut self, f: usize, p: usize) -> Result<CtrlW> {
+        let dim = |name: &str, axis: usize| -> Result<usize> {
+            self.index
+                .tensor(name)
+                .and_then(|t| t.shape.get(axis).copied())
+                .ok_or_else(|| Error::Model {
+                    path: PathBuf::new(),
+                    detail: format!("controller tensor '{name}' is missing or not 2-D"),
+                })
+        };
+        let hp = dim("ctrl.pred.fc1.weight", 1)?;
+        let hq = dim("ctrl.policy.fc1.weight", 1)?;
+        let hr = dim("ctrl.exit.wh", 0)?;
+        Ok(CtrlW {
+            pred: [
+                self.bind("ctrl.pred.fc1.weight", &[f, hp])?,
+                self.bind("ctrl.pred.fc1.bias", &[hp])?,
+                self.bind("ctrl.pred.fc2.weight", &[hp, p])?,
+                self.bind("ctrl.pred.fc2.bias", &[p])?,
+            ],
+            policy: [
+                self.bind("ctrl.policy.fc1.weight", &[f + p + 1, hq])?,
+                self.bind("ctrl.policy.fc1.bias", &[hq])?,
+                self.bind("ctrl.policy.fc2.weight", &[hq, p])?,
+                self.bind("ctrl.policy.fc2.bias", &[p])?,
+            ],
+            wx: self.bind("ctrl.exit.wx", &[crate::control::EXIT_FEATURES, hr])?,
+            wh: self.bind("ctrl.exit.wh", &[hr, hr])?,
+            b: self.bind("ctrl.exit.b", &[hr])?,
+            out_w: self.bind("ctrl.exit.out.weight", &[hr, 1])?,
+            out_b: self.bind("ctrl.exit.out.bias", &[1])?,
+            hp,
+            hq,
+            hr,
+        })
+    }
+}
