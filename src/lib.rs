@@ -12,6 +12,7 @@ pub mod error;
 pub mod format;
 pub mod idx;
 pub mod model;
+pub mod onnx;
 
 pub use error::{Error, Result};
 pub use model::{Config, Model, OpenOptions};
