@@ -1,0 +1,306 @@
+//! A tiny persistent thread pool that runs one borrowed closure on every thread, without
+//! allocating per call.
+//!
+//! [`Pool::new`] spawns `threads - 1` workers once (when a session opens); [`Pool::run`] hands
+//! them a type-erased pointer to the caller's closure, runs the closure as thread 0 on the
+//! calling thread, and returns when every thread is done. Workers spin briefly after a job (the
+//! next kernel of a forward pass usually follows within microseconds), then park on a condvar.
+//! A panic in the closure, on any thread, is caught, the other threads still finish, and the
+//! panic is raised again on the caller.
+
+use std::any::Any;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::thread::JoinHandle;
+
+/// Spin iterations a worker (or the waiting caller) polls before parking. About 20–50 µs:
+/// long enough to bridge the gap between two kernels of one forward pass, short enough not to
+/// steal a shared core from other processes for long.
+const SPIN_ITERS: u32 = 20_000;
+
+/// A job as the workers see it: the closure's address and a function that knows its type.
+#[derive(Clone, Copy)]
+struct Job {
+    data: *const (),
+    call: unsafe fn(*const (), usize),
+}
+
+/// Calls the closure behind `data` with thread index `i`.
+///
+/// # Safety
+/// `data` must point to a live `F`.
+unsafe fn call_closure<F: Fn(usize) + Sync>(data: *const (), i: usize) {
+    // SAFETY: the caller guarantees `data` is the address of a live `F` (see `Pool::run`).
+    let f = unsafe { &*data.cast::<F>() };
+    f(i);
+}
+
+/// State changed under the mutex.
+struct State {
+    /// Incremented once per job; a worker runs each epoch exactly once.
+    epoch: u64,
+    job: Option<Job>,
+    shutdown: bool,
+}
+
+/// Everything the caller and the workers share.
+struct Shared {
+    state: Mutex<State>,
+    /// Mirror of `State::epoch`, read without the lock while spinning.
+    epoch: AtomicU64,
+    /// Workers that have not yet finished the current job.
+    pending: AtomicUsize,
+    /// Set by a worker whose call panicked; cleared by `run`.
+    worker_panicked: AtomicBool,
+    /// Wakes workers (new job or shutdown).
+    work_cv: Condvar,
+    /// Wakes the caller when `pending` reaches 0.
+    done_cv: Condvar,
+}
+
+// SAFETY: `Job::data` is only dereferenced by workers between the caller publishing a job and
+// the caller observing `pending == 0`; during that window the closure is alive and `Sync`
+// (enforced by `Pool::run`'s bound), so sharing the pointer across threads is sound.
+unsafe impl Send for Job {}
+
+impl Shared {
+    /// Locks the state, ignoring poisoning: no code holding this lock can panic (it only reads
+    /// and writes plain fields), so a poisoned state is still consistent.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A fixed set of threads that run one closure on every thread per [`Pool::run`] call.
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    /// Serializes `run`; a call that finds it taken (a nested or concurrent `run`) runs the
+    /// closure for every index on its own thread instead of deadlocking.
+    run_lock: Mutex<()>,
+}
+
+impl Pool {
+    /// Creates a pool of `threads` threads (the caller counts as one, so `threads - 1` workers
+    /// are spawned; `0` is treated as `1`). If the OS refuses a thread, the pool keeps the ones
+    /// it got; [`Pool::threads`] reports the real count.
+    pub fn new(threads: usize) -> Pool {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                epoch: 0,
+                job: None,
+                shutdown: false,
+            }),
+            epoch: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            worker_panicked: AtomicBool::new(false),
+            work_cv: Condvar::new(),
+            done_cv: Condvar::new(),
+        });
+        let mut workers = Vec::with_capacity(threads.saturating_sub(1));
+        for index in 1..threads.max(1) {
+            let worker_shared = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("tinv-pool-{index}"))
+                .spawn(move || worker_loop(&worker_shared, index));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(err) => {
+                    log::warn!(
+                        "thread pool: could not spawn worker {index}: {err}; using {index} threads"
+                    );
+                    break;
+                }
+            }
+        }
+        Pool {
+            shared,
+            workers,
+            run_lock: Mutex::new(()),
+        }
+    }
+
+    /// Number of threads `run` uses, the caller included (at least 1).
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Runs `f(thread_index)` once for every index in `0..self.threads()` (index 0 on the
+    /// calling thread) and returns when all calls have returned. Does not allocate.
+    ///
+    /// If any call panics, the others still run to completion and the panic is then resumed on
+    /// the caller (the caller's own panic payload if it panicked, else a new panic naming the
+    /// worker failure). A nested or concurrent call runs every index sequentially on its own
+    /// thread rather than waiting.
+    pub fn run<F: Fn(usize) + Sync>(&self, f: F) {
+        let n = self.threads();
+        if n == 1 {
+            f(0);
+            return;
+        }
+        let _guard = match self.run_lock.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                (0..n).for_each(&f);
+                return;
+            }
+        };
+        let shared = &*self.shared;
+        shared.pending.store(n - 1, Ordering::Release);
+        {
+            let mut st = shared.lock();
+            st.job = Some(Job {
+                data: (&f as *const F).cast::<()>(),
+                call: call_closure::<F>,
+            });
+            st.epoch += 1;
+            shared.epoch.store(st.epoch, Ordering::Release);
+        }
+        shared.work_cv.notify_all();
+
+        let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
+
+        // SAFETY (why `f` outlives the job): the workers dereference `Job::data` (the address of
+        // `f`, a local of this frame) only before they decrement `pending`. We return or unwind
+        // out of this frame only after `pending == 0` below, and our own call was wrapped in
+        // `catch_unwind`, so no path leaves this frame while a worker can still touch `f`.
+        wait_all_done(shared);
+        shared.lock().job = None;
+
+        let worker_failed = shared.worker_panicked.swap(false, Ordering::AcqRel);
+        if let Err(payload) = mine {
+            resume_unwind(payload);
+        }
+        if worker_failed {
+            panic!("a thread-pool worker panicked while running a job");
+        }
+    }
+}
+
+/// Blocks until every worker has finished the current job: spins, then waits on `done_cv`.
+fn wait_all_done(shared: &Shared) {
+    for _ in 0..SPIN_ITERS {
+        if shared.pending.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        std::hint::spin_loop();
+    }
+    let mut st = shared.lock();
+    // A worker takes the lock before notifying, so checking `pending` under the lock cannot miss
+    // the wake-up.
+    while shared.pending.load(Ordering::Acquire) != 0 {
+        st = shared.done_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// The body of worker `index`: wait for an epoch, run the job, report, repeat until shutdown.
+fn worker_loop(shared: &Shared, index: usize) {
+    let mut seen = 0u64;
+    loop {
+        for _ in 0..SPIN_ITERS {
+            if shared.epoch.load(Ordering::Acquire) != seen {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let job = {
+            let mut st = shared.lock();
+            while st.epoch == seen && !st.shutdown {
+                st = shared.work_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.shutdown {
+                return;
+            }
+            seen = st.epoch;
+            st.job
+        };
+        if let Some(job) = job {
+            // SAFETY: `job` was published by `Pool::run`, which keeps the closure alive until
+            // `pending` reaches 0, and we decrement `pending` only after this call returns.
+            let result = catch_unwind(AssertUnwindSafe(|| unsafe { (job.call)(job.data, index) }));
+            if let Err(payload) = result {
+                report_panic(shared, payload);
+            }
+        }
+        if shared.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _st = shared.lock();
+            shared.done_cv.notify_one();
+        }
+    }
+}
+
+/// Records that a worker's call panicked (the payload is dropped; `run` raises a new panic).
+fn report_panic(shared: &Shared, payload: Box<dyn Any + Send>) {
+    drop(payload);
+    shared.worker_panicked.store(true, Ordering::Release);
+}
+
+impl Drop for Pool {
+    /// Tells every worker to exit and joins them.
+    fn drop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.work_cv.notify_all();
+        for handle in self.workers.drain(..) {
+            // A worker never panics outside `catch_unwind`, so `join` only fails if the runtime
+            // itself failed; there is nothing left to clean up in that case.
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pool;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_index_runs_exactly_once_per_call() {
+        for threads in [1, 2, 3] {
+            let pool = Pool::new(threads);
+            assert_eq!(pool.threads(), threads);
+            let hits: Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+            for _ in 0..200 {
+                pool.run(|i| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            for h in &hits {
+                assert_eq!(h.load(Ordering::Relaxed), 200);
+            }
+        }
+    }
+
+    #[test]
+    fn worker_panic_is_raised_on_caller_and_pool_stays_usable() {
+        let pool = Pool::new(2);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run(|i| assert!(i != 1, "boom in worker"));
+        }));
+        assert!(r.is_err());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run(|i| assert!(i != 0, "boom in caller"));
+        }));
+        assert!(r.is_err());
+        let count = AtomicUsize::new(0);
+        pool.run(|_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn nested_run_does_not_deadlock() {
+        let pool = Pool::new(2);
+        let count = AtomicUsize::new(0);
+        pool.run(|_| {
+            pool.run(|_| {
+                count.fetch_add(1, Ordering::Relaxed);
+            });
+        });
+        // Outer: 2 threads; one of them holds the run lock, so each inner call runs 2 indices
+        // sequentially or through the pool: 4 inner calls either way.
+        assert_eq!(count.load(Ordering::Relaxed), 4);
+    }
+}
