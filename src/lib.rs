@@ -7,12 +7,16 @@
 #![warn(missing_docs)]
 
 pub mod control;
+pub mod cpu;
 /// The library's error type.
 pub mod error;
 pub mod format;
 pub mod idx;
 pub mod model;
 pub mod onnx;
+pub mod session;
+pub mod synth;
 
 pub use error::{Error, Result};
 pub use model::{Config, Model, OpenOptions};
+pub use session::{Mode, Session, SessionOptions, Stats};

@@ -20,7 +20,6 @@ pub struct CtrlScratch {
     /// Predictor output of the last `decide_start` (probability per path).
     pub pred: Vec<f32>,
     scores: Vec<f32>,
-    rnn_h: Vec<f32>,
     rnn_tmp: Vec<f32>,
 }
 
@@ -37,7 +36,6 @@ impl CtrlScratch {
             z: vec![0.0; f + p + 1],
             pred: vec![0.0; p],
             scores: vec![0.0; p],
-            rnn_h: vec![0.0; hr],
             rnn_tmp: vec![0.0; hr],
         }
     }
@@ -118,13 +116,18 @@ pub fn exit_stats(logits: &[f32]) -> (f32, f32, f32) {
     (p1, norm, p1 - p2)
 }
 
-/// Resets the level-2 state before an input's first exit.
-pub fn exit_reset(s: &mut CtrlScratch) {
-    s.rnn_h.iter_mut().for_each(|v| *v = 0.0);
-}
-
 /// Level 2: after path `k`'s exit produced `logits`, whether to continue to path `k + 1`.
-pub fn exit_continue(model: &Model, w: &CtrlW, logits: &[f32], k: usize, budget: f32, s: &mut CtrlScratch) -> bool {
+/// `h` is this input's RNN state (`Hr` floats, zero before its first exit), updated in place.
+#[allow(clippy::too_many_arguments)] // weights, inputs, state and scratch are all distinct
+pub fn exit_continue(
+    model: &Model,
+    w: &CtrlW,
+    logits: &[f32],
+    k: usize,
+    budget: f32,
+    h: &mut [f32],
+    s: &mut CtrlScratch,
+) -> bool {
     let p = model.config().depths.len();
     if k + 1 >= p {
         return false;
@@ -133,16 +136,16 @@ pub fn exit_continue(model: &Model, w: &CtrlW, logits: &[f32], k: usize, budget:
     let e = [pmax, ent, margin, budget, k as f32 / (p - 1) as f32];
     affine(&e, model.w(w.wx), model.w(w.b), &mut s.rnn_tmp);
     let wh = model.w(w.wh);
-    for (hi, row) in s.rnn_h.iter().zip(wh.chunks_exact(w.hr)) {
+    for (hi, row) in h.iter().zip(wh.chunks_exact(w.hr)) {
         for (t, wv) in s.rnn_tmp.iter_mut().zip(row) {
             *t += hi * wv;
         }
     }
-    for (h, t) in s.rnn_h.iter_mut().zip(&s.rnn_tmp) {
-        *h = t.tanh();
+    for (hv, t) in h.iter_mut().zip(&s.rnn_tmp) {
+        *hv = t.tanh();
     }
     let mut out = [0f32];
-    affine(&s.rnn_h, model.w(w.out_w), model.w(w.out_b), &mut out);
+    affine(h, model.w(w.out_w), model.w(w.out_b), &mut out);
     out[0] > 0.0
 }
 

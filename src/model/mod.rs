@@ -2,7 +2,7 @@
 //! every backend reads, and the FLOPs of each path. Shared and read-only (`Send + Sync`).
 
 mod config;
-mod flops;
+pub mod flops;
 
 pub use config::{Config, ControllerConfig, Gelu};
 pub use flops::PathCost;

@@ -1,1 +1,25 @@
-//! ONNX export of the depth paths (one graph per path; weights as shared graph inputs).
+//! ONNX export of the depth paths, for TensorRT (which builds its engines from ONNX) and for
+//! ONNX Runtime users, and as an independent check of the runtime's numerics.
+//!
+//! One graph per depth path (or per segment between exits plus exit heads), opset 17, IR 8,
+//! using only operators TensorRT 8.5's parser accepts. By default every weight is an FP16 graph
+//! input named as in the `.tinv`, the same name in every graph, so one device buffer (see
+//! [`weight_blob`]) feeds every engine; [`WeightMode::Baked`] writes self-contained f32 graphs.
+//! The protobuf is written by the small encoder in [`proto`]; no Python in the export path.
+//!
+//! Data contract: `pixels [batch, C, H, W]` holds raw pixels in [0, 1]; the graph normalizes
+//! with the model's mean/std itself, exactly like the runtime's input contract.
+
+mod blob;
+mod export;
+mod graph;
+pub mod proto;
+mod vit;
+
+pub use blob::{weight_blob, WeightBinding, WeightBlob};
+pub use export::{
+    controller_graph, exit_head_graph, export_graphs, path_graph, segment_graph, write_export,
+    ExportOptions, GraphKind, Layout, OnnxGraph, BINDINGS_FILE, IR_VERSION, OPSET, WEIGHTS_FILE,
+};
+pub use graph::WeightMode;
+pub use vit::LnFlavour;

@@ -1,0 +1,59 @@
+use super::math::exp;
+use super::{multiversion, LANES};
+
+multiversion! {
+    /// Softmax over each row of `cols` floats, in place (rows `stride` floats apart).
+    pub fn softmax_rows(x: &mut [f32], rows: usize, cols: usize, stride: usize) {
+        for r in 0..rows {
+            let row = &mut x[r * stride..r * stride + cols];
+            let mut mx = [f32::NEG_INFINITY; LANES];
+            let mut chunks = row.chunks_exact(LANES);
+            for c in &mut chunks {
+                for i in 0..LANES {
+                    mx[i] = mx[i].max(c[i]);
+                }
+            }
+            let mut m = mx.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for v in chunks.remainder() {
+                m = m.max(*v);
+            }
+            let mut sum = 0f32;
+            for v in row.iter_mut() {
+                *v = exp(*v - m);
+                sum += *v;
+            }
+            let inv = 1.0 / sum;
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_and_strided() {
+        // Row [0, ln 3] -> [0.25, 0.75]; second row (stride 3) shifted by 100: same result.
+        let mut x = [0.0, 3f32.ln(), 9.0, 100.0, 100.0 + 3f32.ln(), 9.0];
+        softmax_rows(&mut x, 2, 2, 3);
+        for (a, e) in x.iter().zip([0.25, 0.75, 9.0, 0.25, 0.75, 9.0]) {
+            assert!((a - e).abs() < 1e-6, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn long_row_matches_f64() {
+        let n = 197;
+        let mut x: Vec<f32> = (0..n).map(|i| ((i * 31) % 17) as f32 * 0.7 - 5.0).collect();
+        let m = x.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let z: f64 = x.iter().map(|v| (*v as f64 - m).exp()).sum();
+        let want: Vec<f64> = x.iter().map(|v| (*v as f64 - m).exp() / z).collect();
+        softmax_rows(&mut x, 1, n, n);
+        for (a, e) in x.iter().zip(want) {
+            assert!((*a as f64 - e).abs() < 1e-7);
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The export entry points: which graphs a layout needs, their file names, and writing them.
+
+use super::blob::weight_blob;
+use super::graph::{GraphBuilder, WeightMode};
+use super::proto::ModelProto;
+use super::vit::{self, LnFlavour};
+use crate::control::feature_len;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use std::path::{Path, PathBuf};
+
+/// ONNX IR version written (TensorRT 8.5's parser reads up to IR 8).
+pub const IR_VERSION: i64 = 8;
+/// Opset of the default domain (opset 18 moved ReduceMean's axes to an input, which TensorRT
+/// 8.5 cannot parse).
+pub const OPSET: i64 = 17;
+
+/// How the depth paths are cut into graphs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One graph per depth path: pixels in, logits out.
+    PerPath,
+    /// One graph per segment between exits (the first takes pixels, every one produces the
+    /// hidden state `[B, N, D]`) plus one exit-head graph per path.
+    Segments,
+}
+
+/// Export options; the default is what the TensorRT backend builds from on TensorRT 8.5:
+/// decomposed LayerNorm, one graph per path, FP16 weight inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// LayerNorm flavour.
+    pub ln: LnFlavour,
+    /// Graph layout.
+    pub layout: Layout,
+    /// Weights as FP16 inputs (default) or baked f32 initializers.
+    pub weights: WeightMode,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            ln: LnFlavour::Decomposed,
+            layout: Layout::PerPath,
+            weights: WeightMode::Fp16Inputs,
+        }
+    }
+}
+
+/// What an exported graph computes. Data inputs and outputs (all f32, batch dimension `batch`):
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphKind {
+    /// `pixels [B, C, H, W]` (raw, in [0, 1]) → `logits [B, K]`: blocks `0..depth`, exit `depth`.
+    Path {
+        /// Depth of the path.
+        depth: usize,
+    },
+    /// Blocks `start..end`: `pixels` (when `start == 0`, stem included) or `hidden_in [B, N, D]`
+    /// → `hidden_out [B, N, D]`.
+    Segment {
+        /// First block (0-based).
+        start: usize,
+        /// One past the last block (a path depth).
+        end: usize,
+    },
+    /// `hidden [B, N, D]` → `logits [B, K]`: the exit head of path `depth`.
+    ExitHead {
+        /// Depth of the path.
+        depth: usize,
+    },
+    /// Level-1 controller: `features [B, F]`, `budget [B, 1]` → `pred [B, P]` (predictor
+    /// probabilities), `scores [B, P]` (start path = argmax, lowest index on ties).
+    Controller,
+}
+
+/// One exported ONNX model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnnxGraph {
+    /// What it computes.
+    pub kind: GraphKind,
+    /// File name used by [`write_export`], e.g. `path.4.onnx`.
+    pub file_name: String,
+    /// The serialized `ModelProto`.
+    pub bytes: Vec<u8>,
+}
+
+fn path_index(model: &Model, depth: usize) -> Result<usize> {
+    model.config().path_index(depth).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "depth {depth} is not a path of this model (paths: {:?})",
+            model.config().depths
+        ))
+    })
+}
+
+fn finish(model: &Model, kind: GraphKind, file_name: String, opts: &ExportOptions, b: GraphBuilder) -> OnnxGraph {
+    let flavour = match opts.ln {
+        LnFlavour::Decomposed => "decomposed",
+        LnFlavour::Native => "native",
+    };
+    let weights = match opts.weights {
+        WeightMode::Fp16Inputs => "fp16-inputs",
+        WeightMode::Baked => "baked-f32",
+    };
+    let proto = ModelProto {
+        ir_version: IR_VERSION,
+        opset: OPSET,
+        producer_name: "tinv".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc: format!("{kind:?} of a tinv model"),
+        metadata: vec![
+            ("tinv.content_hash".into(), format!("{:016x}", model.content_hash())),
+            ("tinv.ln".into(), flavour.into()),
+            ("tinv.weights".into(), weights.into()),
+        ],
+        graph: b.finish(),
+    };
+    OnnxGraph {
+        kind,
+        file_name,
+        bytes: proto.to_bytes(),
+    }
+}
+
+/// The graph of one depth path: `pixels` → `logits`.
+pub fn path_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<OnnxGraph> {
+    let k = path_index(model, depth)?;
+    let c = model.config();
+    let mut b = GraphBuilder::new(model, opts.weights, &format!("tinv_path_{depth}"));
+    let pixels = b.batched_input("pixels", &[c.channels, c.image_h, c.image_w]);
+    b.batched_output("logits", &[c.classes]);
+    let mut x = vit::stem(&mut b, &pixels);
+    for i in 0..depth {
+        x = vit::block(&mut b, i, &x, opts.ln);
+    }
+    vit::exit_head(&mut b, k, &x, opts.ln, "logits");
+    Ok(finish(model, GraphKind::Path { depth }, format!("path.{depth}.onnx"), opts, b))
+}
+
+/// The segment graph that ends at path `depth` (blocks from the previous path's depth, or from
+/// the stem for the first path, up to `depth`).
+pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<OnnxGraph> {
+    let k = path_index(model, depth)?;
+    let c = model.config();
+    let start = if k == 0 { 0 } else { c.depths[k - 1] };
+    let mut b = GraphBuilder::new(model, opts.weights, &format!("tinv_segment_{start}_{depth}"));
+    let mut x = if start == 0 {
+        let pixels = b.batched_input("pixels", &[c.channels, c.image_h, c.image_w]);
+        vit::stem(&mut b, &pixels)
+    } else {
+        b.batched_input("hidden_in", &[c.tokens(), c.dim])
+    };
+    b.batched_output("hidden_out", &[c.tokens(), c.dim]);
+    for i in start..depth {
+        x = vit::block(&mut b, i, &x, opts.ln);
+    }
+    b.scope("");
+    b.op_to("Identity", &[&x], vec![], "hidden_out");
+    let kind = GraphKind::Segment { start, end: depth };
+    Ok(finish(model, kind, format!("segment.{start}-{depth}.onnx"), opts, b))
+}
+
+/// The exit-head graph of path `depth`: `hidden` → `logits`.
+pub fn exit_head_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<OnnxGraph> {
+    let k = path_index(model, depth)?;
+    let c = model.config();
+    let mut b = GraphBuilder::new(model, opts.weights, &format!("tinv_exit_{depth}"));
+    let hidden = b.batched_input("hidden", &[c.tokens(), c.dim]);
+    b.batched_output("logits", &[c.classes]);
+    vit::exit_head(&mut b, k, &hidden, opts.ln, "logits");
+    Ok(finish(model, GraphKind::ExitHead { depth }, format!("exit.{depth}.onnx"), opts, b))
+}
+
+/// The level-1 controller graph, or `None` if the model has no controller. Features are
+/// computed on the host ([`crate::control::features_v1`]); only `opts.weights` matters here.
+pub fn controller_graph(model: &Model, opts: &ExportOptions) -> Option<OnnxGraph> {
+    let c = model.config();
+    let p = c.depths.len();
+    let mut b = GraphBuilder::new(model, opts.weights, "tinv_controller");
+    let feats = b.batched_input("features", &[feature_len(c.channels)]);
+    let budget = b.batched_input("budget", &[1]);
+    b.batched_output("pred", &[p]);
+    b.batched_output("scores", &[p]);
+    if !vit::controller(&mut b, &feats, &budget, "pred", "scores") {
+        return None;
+    }
+    Some(finish(model, GraphKind::Controller, "controller.onnx".into(), opts, b))
+}
+
+/// Every graph of `opts.layout`: per path (or per segment plus exit heads), then the controller
+/// if the model has one.
+pub fn export_graphs(model: &Model, opts: &ExportOptions) -> Result<Vec<OnnxGraph>> {
+    let mut out = Vec::new();
+    for &depth in &model.config().depths {
+        match opts.layout {
+            Layout::PerPath => out.push(path_graph(model, depth, opts)?),
+            Layout::Segments => {
+                out.push(segment_graph(model, depth, opts)?);
+                out.push(exit_head_graph(model, depth, opts)?);
+            }
+        }
+    }
+    out.extend(controller_graph(model, opts));
+    Ok(out)
+}
+
+/// File name of the FP16 weight blob written next to the graphs.
+pub const WEIGHTS_FILE: &str = "weights.f16.bin";
+/// File name of its binding table ([`super::WeightBlob::table_text`]).
+pub const BINDINGS_FILE: &str = "weights.tsv";
+
+/// Writes every graph of `opts` into `dir` (created if missing) and, for FP16 weight inputs,
+/// the weight blob and its binding table. Returns the files written.
+pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<Vec<PathBuf>> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut written = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(io(&path))?;
+        written.push(path);
+        Ok(())
+    };
+    for g in export_graphs(model, opts)? {
+        put(&g.file_name, &g.bytes)?;
+    }
+    if opts.weights == WeightMode::Fp16Inputs {
+        let blob = weight_blob(model);
+        put(WEIGHTS_FILE, &blob.bytes)?;
+        put(BINDINGS_FILE, blob.table_text().as_bytes())?;
+    }
+    Ok(written)
+}

@@ -1,0 +1,186 @@
+//! A graph builder: appends nodes with unique names, keeps shape/axis constants as deduplicated
+//! initializers, and turns the model's weights into either graph inputs (FP16, cast to f32 inside
+//! the graph) or baked f32 initializers.
+
+use super::proto::{Attribute, Dim, ElemType, Graph, Node, Tensor, ValueInfo};
+use crate::model::{Model, WRef};
+use std::collections::HashMap;
+
+/// How a graph receives the model's weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightMode {
+    /// Every weight is an FP16 graph input named as in the `.tinv` (the same name in every
+    /// graph), cast to f32 inside the graph: one device buffer can feed every engine.
+    Fp16Inputs,
+    /// Every weight is an f32 initializer: a self-contained graph for ONNX Runtime or trtexec.
+    Baked,
+}
+
+/// Builds one ONNX graph.
+pub(crate) struct GraphBuilder<'m> {
+    model: &'m Model,
+    mode: WeightMode,
+    graph: Graph,
+    /// Prefix of generated value names (e.g. `blk.3`), for readable graphs.
+    scope: String,
+    counter: usize,
+    /// Weight name -> the f32 value that holds it in this graph.
+    weights: HashMap<String, String>,
+    /// Constant key -> initializer name.
+    consts: HashMap<String, String>,
+    /// Weight graph inputs, added after the data inputs so those come first.
+    weight_inputs: Vec<ValueInfo>,
+}
+
+impl<'m> GraphBuilder<'m> {
+    /// An empty graph named `name`.
+    pub fn new(model: &'m Model, mode: WeightMode, name: &str) -> Self {
+        GraphBuilder {
+            model,
+            mode,
+            graph: Graph {
+                name: name.to_string(),
+                ..Graph::default()
+            },
+            scope: String::new(),
+            counter: 0,
+            weights: HashMap::new(),
+            consts: HashMap::new(),
+            weight_inputs: Vec::new(),
+        }
+    }
+
+    /// The model the weights come from.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Sets the prefix of generated names.
+    pub fn scope(&mut self, s: &str) {
+        self.scope = s.to_string();
+    }
+
+    /// Declares a float data input with a symbolic batch dimension first.
+    pub fn batched_input(&mut self, name: &str, rest: &[usize]) -> String {
+        self.graph.inputs.push(batched_value(name, rest));
+        name.to_string()
+    }
+
+    /// Declares a float output with a symbolic batch dimension first (write it with
+    /// [`GraphBuilder::op_to`]).
+    pub fn batched_output(&mut self, name: &str, rest: &[usize]) {
+        self.graph.outputs.push(batched_value(name, rest));
+    }
+
+    /// Appends a node with one output and returns that output's name.
+    pub fn op(&mut self, op_type: &str, inputs: &[&str], attrs: Vec<Attribute>) -> String {
+        self.counter += 1;
+        let out = if self.scope.is_empty() {
+            format!("{op_type}_{}", self.counter)
+        } else {
+            format!("{}/{op_type}_{}", self.scope, self.counter)
+        };
+        self.op_to(op_type, inputs, attrs, &out);
+        out
+    }
+
+    /// Appends a node whose one output is named `out` (a graph output).
+    pub fn op_to(&mut self, op_type: &str, inputs: &[&str], attrs: Vec<Attribute>, out: &str) {
+        self.graph.nodes.push(Node {
+            op_type: op_type.to_string(),
+            name: out.to_string(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![out.to_string()],
+            attrs,
+        });
+    }
+
+    /// An int64 constant (an initializer, deduplicated by value and shape).
+    pub fn const_i64(&mut self, dims: &[i64], data: &[i64]) -> String {
+        let key = format!("i64{dims:?}{data:?}");
+        if let Some(n) = self.consts.get(&key) {
+            return n.clone();
+        }
+        let name = format!("const.i64.{}", self.consts.len());
+        self.graph.initializers.push(Tensor::i64(&name, dims, data));
+        self.consts.insert(key, name.clone());
+        name
+    }
+
+    /// A 1-D int64 constant.
+    pub fn ints(&mut self, data: &[i64]) -> String {
+        self.const_i64(&[data.len() as i64], data)
+    }
+
+    /// An f32 constant (an initializer, deduplicated by bits and shape).
+    pub fn const_f32(&mut self, dims: &[i64], data: &[f32]) -> String {
+        let bits: Vec<u32> = data.iter().map(|v| v.to_bits()).collect();
+        let key = format!("f32{dims:?}{bits:?}");
+        if let Some(n) = self.consts.get(&key) {
+            return n.clone();
+        }
+        let name = format!("const.f32.{}", self.consts.len());
+        self.graph.initializers.push(Tensor::f32(&name, dims, data));
+        self.consts.insert(key, name.clone());
+        name
+    }
+
+    /// A scalar f32 constant.
+    pub fn scalar(&mut self, v: f32) -> String {
+        self.const_f32(&[], &[v])
+    }
+
+    /// The f32 value holding weight `r`: a baked initializer, or an FP16 graph input followed by
+    /// a Cast to float. Each weight enters a graph once however often it is used.
+    pub fn weight(&mut self, r: WRef) -> String {
+        let model = self.model;
+        let name = model.w_name(r).to_string();
+        if let Some(v) = self.weights.get(&name) {
+            return v.clone();
+        }
+        let dims: Vec<i64> = super::blob::tensor_shape(model, r)
+            .iter().map(|d| *d as i64).collect();
+        let value = match self.mode {
+            WeightMode::Baked => {
+                self.graph
+                    .initializers
+                    .push(Tensor::f32(&name, &dims, model.w(r)));
+                name.clone()
+            }
+            WeightMode::Fp16Inputs => {
+                self.weight_inputs.push(ValueInfo {
+                    name: name.clone(),
+                    elem: ElemType::Float16,
+                    dims: dims.iter().map(|d| Dim::Value(*d)).collect(),
+                });
+                let out = format!("{name}.f32");
+                self.graph.nodes.push(Node {
+                    op_type: "Cast".into(),
+                    name: out.clone(),
+                    inputs: vec![name.clone()],
+                    outputs: vec![out.clone()],
+                    attrs: vec![Attribute::int("to", ElemType::Float as i64)],
+                });
+                out
+            }
+        };
+        self.weights.insert(name, value.clone());
+        value
+    }
+
+    /// The finished graph: data inputs first, then weight inputs in the order first used.
+    pub fn finish(mut self) -> Graph {
+        self.graph.inputs.append(&mut self.weight_inputs);
+        self.graph
+    }
+}
+
+fn batched_value(name: &str, rest: &[usize]) -> ValueInfo {
+    let mut dims = vec![Dim::Param("batch".into())];
+    dims.extend(rest.iter().map(|d| Dim::Value(*d as i64)));
+    ValueInfo {
+        name: name.to_string(),
+        elem: ElemType::Float,
+        dims,
+    }
+}

@@ -1,0 +1,441 @@
+//! A [`Session`]: one thread's state for running a shared [`Model`] — the arena, the compiled
+//! plans, the worker pool and the controller's buffers, all allocated at open. Inference
+//! allocates nothing.
+
+use crate::control::{self, CtrlScratch};
+use crate::cpu::exec::{self, Ctx};
+use crate::cpu::gemm::Pool;
+use crate::cpu::plan::{self, Buffers, Op, Plan};
+use crate::error::{Error, Result};
+use crate::model::{flops, Model};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How a session picks each input's path.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// Level 1 picks the start path, then the layer-wise policy may continue at each exit.
+    Adaptive,
+    /// Level 1 only: one path per input, decided before it runs (what a GPU graph launch wants).
+    Graph,
+    /// Baseline: start at the shallowest path, continue while the exit's max softmax < τ.
+    Threshold(f32),
+}
+
+impl Mode {
+    /// Parses `adaptive`, `graph` or `threshold:τ`.
+    pub fn parse(s: &str) -> Result<Mode> {
+        match s {
+            "adaptive" => Ok(Mode::Adaptive),
+            "graph" => Ok(Mode::Graph),
+            _ => match s.strip_prefix("threshold:").map(str::parse::<f32>) {
+                Some(Ok(t)) if (0.0..=1.0).contains(&t) => Ok(Mode::Threshold(t)),
+                _ => Err(Error::arg(format!(
+                    "mode '{s}' is not one of adaptive, graph, threshold:τ (τ in [0, 1])"
+                ))),
+            },
+        }
+    }
+}
+
+/// Session settings.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Most inputs per call (the arena is sized for it). ≥ 1.
+    pub max_batch: usize,
+    /// Threads for matrix products and attention (1 = run on the caller only).
+    pub threads: usize,
+    /// Path selection.
+    pub mode: Mode,
+    /// Budget λ ∈ [0, 1]; `None` = the model's default.
+    pub budget: Option<f32>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            max_batch: 1,
+            threads: 1,
+            mode: Mode::Adaptive,
+            budget: None,
+        }
+    }
+}
+
+/// What happened to one input in the last call.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Blocks run (depth of the path whose exit answered).
+    pub depth: usize,
+    /// Index of that path.
+    pub path: usize,
+    /// Depth of the path level 1 started with.
+    pub start_depth: usize,
+    /// Times the layer-wise policy (or threshold) continued to a deeper path.
+    pub escalations: u32,
+    /// Every FLOP run for this input: controller, stem, blocks, every exit head computed.
+    pub flops: u64,
+    /// Bytes of weights read for this input.
+    pub weight_bytes: u64,
+    /// Predicted class (argmax of the logits).
+    pub class: usize,
+    /// Softmax probability of that class.
+    pub confidence: f32,
+    /// Path the complexity predictor rated most likely to be the shallowest correct one
+    /// (`usize::MAX` when the controller did not run).
+    pub predicted_path: usize,
+    /// Wall time of the whole call in µs (shared by the inputs of a batch).
+    pub latency_us: f64,
+}
+
+/// How the start and stop of each input are decided in one call.
+#[derive(Clone, Copy)]
+enum Policy {
+    Mode(Mode),
+    Forced(usize),
+    AllExits,
+}
+
+/// Per-thread runtime state over a shared model.
+pub struct Session {
+    model: Arc<Model>,
+    plans: Vec<Plan>,
+    buf: Buffers,
+    arena: Vec<f32>,
+    pool: Pool,
+    serial: Pool,
+    ctrl: CtrlScratch,
+    mode: Mode,
+    budget: f32,
+    stats: Vec<Stats>,
+    start: Vec<usize>,
+    order: Vec<usize>,
+    next: Vec<usize>,
+    sel: Vec<usize>,
+    rnn: Vec<f32>,
+    cost: Costs,
+}
+
+/// Per-input costs, precomputed at open.
+struct Costs {
+    stem: u64,
+    block: u64,
+    exit: u64,
+    ctrl_up: u64,
+    ctrl_exit: u64,
+    stem_bytes: u64,
+    block_bytes: Vec<u64>,
+    exit_bytes: Vec<u64>,
+    ctrl_bytes: u64,
+}
+
+impl Session {
+    /// Opens a session: compiles one plan per path and allocates the arena, sized by liveness
+    /// for `opts.max_batch` inputs, and the worker pool.
+    pub fn new(model: Arc<Model>, opts: SessionOptions) -> Result<Session> {
+        if opts.max_batch == 0 || opts.max_batch > 4096 {
+            return Err(Error::arg(format!("max_batch {} not in 1..=4096", opts.max_batch)));
+        }
+        if opts.threads == 0 || opts.threads > 256 {
+            return Err(Error::arg(format!("threads {} not in 1..=256", opts.threads)));
+        }
+        let c = model.config();
+        let budget = match opts.budget {
+            Some(b) => b,
+            None => c.controller.as_ref().map_or(0.0, |cc| cc.default_budget),
+        };
+        check_budget(budget)?;
+        if let Mode::Threshold(t) = opts.mode {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(Error::arg(format!("threshold {t} not in [0, 1]")));
+            }
+        }
+        let plans = plan::compile(&model);
+        let buf = plan::buffers(&model, opts.max_batch, opts.threads);
+        let arena = vec![0f32; buf.layout.total];
+        let b = opts.max_batch;
+        let bytes = |refs: &[crate::model::WRef]| -> u64 {
+            refs.iter().map(|r| model.w_file_range(*r).len() as u64).sum()
+        };
+        let s = model.stem();
+        let cost = Costs {
+            stem: flops::stem_flops(c),
+            block: flops::block_flops(c),
+            exit: flops::exit_flops(c),
+            ctrl_up: model.ctrl().map_or(0, |w| flops::controller_up_front_flops(c, w)),
+            ctrl_exit: model.ctrl().map_or(0, |w| flops::controller_exit_flops(c, w)),
+            stem_bytes: bytes(&[s.patch_w, s.patch_b, s.cls, s.pos]),
+            block_bytes: model
+                .blocks()
+                .iter()
+                .map(|w| bytes(&[w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, w.fc1_w, w.fc1_b, w.fc2_w, w.fc2_b]))
+                .collect(),
+            exit_bytes: model.exits().iter().map(|e| bytes(&[e.w, e.b])).collect(),
+            ctrl_bytes: model.ctrl().map_or(0, |w| {
+                let mut v: Vec<_> = w.pred.into_iter().chain(w.policy).collect();
+                v.extend([w.wx, w.wh, w.b, w.out_w, w.out_b]);
+                bytes(&v)
+            }),
+        };
+        let hr = model.ctrl().map_or(0, |w| w.hr);
+        Ok(Session {
+            ctrl: CtrlScratch::new(&model),
+            plans,
+            buf,
+            arena,
+            pool: Pool::new(opts.threads),
+            serial: Pool::new(1),
+            mode: opts.mode,
+            budget,
+            stats: vec![Stats::default(); b],
+            start: vec![0; b],
+            order: vec![0; b],
+            next: vec![0; b],
+            sel: vec![0; b],
+            rnn: vec![0.0; b * hr],
+            cost,
+            model,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+    /// The compiled plans, one per path.
+    pub fn plans(&self) -> &[Plan] {
+        &self.plans
+    }
+    /// Arena size in bytes.
+    pub fn arena_bytes(&self) -> usize {
+        self.buf.layout.total * 4
+    }
+    /// Liveness lower bound of the arena in bytes: no buffer placement can be smaller.
+    pub fn arena_lower_bound_bytes(&self) -> usize {
+        self.buf.layout.lower_bound * 4
+    }
+    /// Most inputs per call.
+    pub fn max_batch(&self) -> usize {
+        self.buf.max_batch
+    }
+    /// Current budget λ.
+    pub fn budget(&self) -> f32 {
+        self.budget
+    }
+    /// Current mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// Sets the budget λ ∈ [0, 1].
+    pub fn set_budget(&mut self, budget: f32) -> Result<()> {
+        check_budget(budget)?;
+        self.budget = budget;
+        Ok(())
+    }
+    /// Sets the mode.
+    pub fn set_mode(&mut self, mode: Mode) -> Result<()> {
+        if let Mode::Threshold(t) = mode {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(Error::arg(format!("threshold {t} not in [0, 1]")));
+            }
+        }
+        self.mode = mode;
+        Ok(())
+    }
+    /// Stats of the last call, one per input.
+    pub fn last_stats(&self) -> &[Stats] {
+        &self.stats
+    }
+
+    /// Runs `batch` raw inputs (CHW, values in [0, 1], `batch × C × H × W` floats) with the
+    /// session's mode and budget; writes `batch × classes` logits.
+    pub fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32]) -> Result<&[Stats]> {
+        self.run(input, batch, logits, Policy::Mode(self.mode))
+    }
+
+    /// Runs every input on the path of depth `depth` (no controller).
+    pub fn infer_depth(&mut self, input: &[f32], batch: usize, depth: usize, logits: &mut [f32]) -> Result<&[Stats]> {
+        let k = self.model.config().path_index(depth).ok_or_else(|| {
+            Error::arg(format!(
+                "depth {depth} is not a path of this model (paths: {:?})",
+                self.model.config().depths
+            ))
+        })?;
+        self.run(input, batch, logits, Policy::Forced(k))
+    }
+
+    /// One full-depth pass that computes every exit: writes `batch × paths × classes` logits
+    /// (input-major). For evaluation (accuracy per exit, the oracle); not an adaptive run.
+    pub fn infer_all_exits(&mut self, input: &[f32], batch: usize, logits: &mut [f32]) -> Result<&[Stats]> {
+        self.run(input, batch, logits, Policy::AllExits)
+    }
+
+    fn run(&mut self, input: &[f32], b: usize, out: &mut [f32], policy: Policy) -> Result<&[Stats]> {
+        let t0 = Instant::now();
+        let model = Arc::clone(&self.model);
+        let c = model.config();
+        let (k_cls, p) = (c.classes, c.depths.len());
+        if b == 0 || b > self.buf.max_batch {
+            return Err(Error::arg(format!("batch {b} not in 1..={}", self.buf.max_batch)));
+        }
+        if input.len() != b * c.input_len() {
+            return Err(Error::arg(format!(
+                "input has {} floats, batch {b} of {}x{}x{} needs {}",
+                input.len(),
+                c.channels,
+                c.image_h,
+                c.image_w,
+                b * c.input_len()
+            )));
+        }
+        let per = if matches!(policy, Policy::AllExits) { p * k_cls } else { k_cls };
+        if out.len() < b * per {
+            return Err(Error::arg(format!("logits buffer holds {} floats, need {}", out.len(), b * per)));
+        }
+        if let Some(i) = input.iter().position(|v| !v.is_finite()) {
+            return Err(Error::arg(format!("input value {i} is NaN or infinite")));
+        }
+        let ctrl_w = model.ctrl().copied();
+        // 1. Level 1: the start path of every input.
+        for i in 0..b {
+            let img = &input[i * c.input_len()..(i + 1) * c.input_len()];
+            let mut st = Stats {
+                predicted_path: usize::MAX,
+                ..Stats::default()
+            };
+            self.start[i] = match (policy, ctrl_w) {
+                (Policy::Forced(k), _) => k,
+                (Policy::AllExits, _) | (Policy::Mode(Mode::Threshold(_)), _) => 0,
+                (Policy::Mode(_), None) => p - 1,
+                (Policy::Mode(_), Some(w)) => {
+                    let k = control::decide_start(&model, &w, img, self.budget, &mut self.ctrl);
+                    st.predicted_path = control::argmax(&self.ctrl.pred);
+                    st.flops += self.cost.ctrl_up;
+                    st.weight_bytes += self.cost.ctrl_bytes;
+                    k
+                }
+            };
+            st.start_depth = c.depths[self.start[i]];
+            st.flops += self.cost.stem;
+            st.weight_bytes += self.cost.stem_bytes;
+            self.stats[i] = st;
+        }
+        self.rnn.iter_mut().for_each(|v| *v = 0.0);
+        // Slots ordered by start path, so the inputs still running are always a prefix.
+        let mut n = 0;
+        for k in 0..p {
+            for i in 0..b {
+                if self.start[i] == k {
+                    self.order[n] = i;
+                    n += 1;
+                }
+            }
+        }
+        let ctx = Ctx {
+            model: &model,
+            buf: &self.buf,
+            pool: &self.pool,
+            serial: &self.serial,
+        };
+        exec::stem(&ctx, &mut self.arena, input, &self.order[..b])?;
+        let (mut active, mut done_blocks) = (b, 0);
+        for k in 0..p {
+            if active == 0 {
+                break;
+            }
+            let plan = &self.plans[k];
+            for op in &plan.ops[plan.resume_at(done_blocks)..plan.ops.len() - 1] {
+                if let Op::Block(i, w) = op {
+                    exec::block(&ctx, &mut self.arena, w, active)?;
+                    for &s in &self.order[..active] {
+                        self.stats[s].flops += self.cost.block;
+                        self.stats[s].weight_bytes += self.cost.block_bytes[*i];
+                    }
+                }
+            }
+            done_blocks = plan.depth;
+            // Slots that reach this exit: those that started here or earlier.
+            let mut m = 0;
+            for j in 0..active {
+                if self.start[self.order[j]] <= k {
+                    self.sel[m] = j;
+                    m += 1;
+                }
+            }
+            if m > 0 {
+                let Some(Op::Exit(_, ew)) = plan.ops.last() else {
+                    return Err(Error::Backend("internal: plan does not end in an exit".into()));
+                };
+                exec::exit(&ctx, &mut self.arena, ew, &self.sel[..m])?;
+            }
+            let logits = &self.arena[self.buf.logits..self.buf.logits + m * k_cls];
+            // 2. Level 2 (or the threshold rule) at this exit; finished inputs leave the prefix.
+            let mut keep = 0;
+            let mut r = 0;
+            for j in 0..active {
+                let s = self.order[j];
+                if self.start[s] > k {
+                    self.next[keep] = j;
+                    keep += 1;
+                    continue;
+                }
+                let row = &logits[r * k_cls..(r + 1) * k_cls];
+                r += 1;
+                let st = &mut self.stats[s];
+                st.flops += self.cost.exit;
+                st.weight_bytes += self.cost.exit_bytes[k];
+                let cont = match (policy, ctrl_w) {
+                    (Policy::AllExits, _) => {
+                        out[(s * p + k) * k_cls..(s * p + k + 1) * k_cls].copy_from_slice(row);
+                        k + 1 < p
+                    }
+                    (Policy::Forced(_), _) | (Policy::Mode(Mode::Graph), _) | (Policy::Mode(Mode::Adaptive), None) => false,
+                    (Policy::Mode(Mode::Threshold(t)), _) => k + 1 < p && control::exit_stats(row).0 < t,
+                    (Policy::Mode(Mode::Adaptive), Some(w)) => {
+                        st.flops += self.cost.ctrl_exit;
+                        let h = &mut self.rnn[s * w.hr..(s + 1) * w.hr];
+                        control::exit_continue(&model, &w, row, k, self.budget, h, &mut self.ctrl)
+                    }
+                };
+                if cont {
+                    st.escalations += 1;
+                    self.next[keep] = j;
+                    keep += 1;
+                } else {
+                    let cls = control::argmax(row);
+                    st.depth = c.depths[k];
+                    st.path = k;
+                    st.class = cls;
+                    st.confidence = control::exit_stats(row).0;
+                    if !matches!(policy, Policy::AllExits) {
+                        out[s * k_cls..(s + 1) * k_cls].copy_from_slice(row);
+                    }
+                }
+            }
+            // Compact the residual stream: kept slots move down, in order.
+            let slab = c.tokens() * c.dim;
+            for t in 0..keep {
+                let j = self.next[t];
+                if j != t {
+                    let src = self.buf.x + j * slab;
+                    self.arena.copy_within(src..src + slab, self.buf.x + t * slab);
+                    self.order[t] = self.order[j];
+                }
+            }
+            active = keep;
+        }
+        let us = t0.elapsed().as_secs_f64() * 1e6;
+        for st in &mut self.stats[..b] {
+            st.latency_us = us;
+        }
+        Ok(&self.stats[..b])
+    }
+}
+
+fn check_budget(b: f32) -> Result<()> {
+    if (0.0..=1.0).contains(&b) {
+        Ok(())
+    } else {
+        Err(Error::arg(format!("budget λ = {b} not in [0, 1]")))
+    }
+}
