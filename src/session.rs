@@ -4,7 +4,7 @@
 
 use crate::control::{self, CtrlScratch};
 use crate::cpu::exec::{self, Ctx};
-use crate::cpu::gemm::Pool;
+use crate::cpu::pool::Pool;
 use crate::cpu::plan::{self, Buffers, Op, Plan};
 use crate::error::{Error, Result};
 use crate::model::{flops, Model};

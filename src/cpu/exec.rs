@@ -1,7 +1,8 @@
 //! The operations of a plan, executed on the arena. Every buffer is a fixed range of the arena
 //! (see [`super::plan::Buffers`]); nothing here allocates.
 
-use super::gemm::{sgemm, sgemm_bt, Pool};
+use super::gemm::{sgemm, sgemm_bt};
+use super::pool::Pool;
 use super::kernels::{gelu_erf, gelu_tanh, layernorm_rows, patchify, softmax_rows};
 use super::plan::Buffers;
 use crate::error::{Error, Result};

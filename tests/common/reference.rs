@@ -30,10 +30,17 @@ fn layernorm(x: &[f64], d: usize, eps: f64) -> Vec<f64> {
     y
 }
 
-/// erf by its Maclaurin series (exact to ~1e-15 for |x| < 5.5).
+/// erf by its Maclaurin series (series below 3, continued fraction above).
 pub fn erf(x: f64) -> f64 {
-    if x.abs() > 5.5 {
-        return x.signum();
+    if x.abs() >= 3.0 {
+        // erfc by its continued fraction (the series cancels badly out here).
+        let a = x.abs();
+        let mut t = a;
+        for n in (1..=200).rev() {
+            t = a + (n as f64 / 2.0) / t;
+        }
+        let erfc = (-a * a).exp() / std::f64::consts::PI.sqrt() / t;
+        return x.signum() * (1.0 - erfc);
     }
     let (mut term, mut sum) = (x, x);
     for n in 1..200 {
