@@ -1,0 +1,195 @@
+//! `tinv-fold`: the command line over the `tinv_fold` library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tinv::format::DType;
+use tinv_fold::config::parse_gelu;
+use tinv_fold::{Checkpoint, ConfigSpec, FoldError, FoldOptions};
+
+const HELP: &str = "\
+tinv-fold: fold a timm-style ViT checkpoint into a .tinv file (docs/FORMAT.md)
+
+USAGE:
+    tinv-fold [OPTIONS] CHECKPOINT.safetensors [-o OUT.tinv]
+
+The checkpoint holds timm ViT tensors (patch_embed.proj.*, cls_token, pos_embed, blocks.{i}.*,
+norm.*, head.*), optionally exit heads (exits.{d}.norm.*, exits.{d}.head.*) and a controller
+(ctrl.*), in F32, F16 or BF16. The configuration comes from, weakest first: the safetensors
+metadata key `tinv.config`, --config FILE, then the flags below; what is still missing is
+inferred from the tensor shapes (patch, dim, blocks, channels, mlp_hidden, classes; the image
+size from pos_embed when its grid is square). `heads` cannot be inferred.
+
+Folding: LayerNorm γ/β into the next linear layer, 1/sqrt(head_dim) into the Q columns, fused
+QKV, class token + its position embedding pre-added, patch convolution as a GEMM weight, exit-head
+norms into the exit heads, controller weights transposed to [in, out].
+
+OPTIONS:
+    -o, --output FILE     Output .tinv file (default: the checkpoint path with extension .tinv).
+                          Written atomically (temporary file, then rename).
+    --config FILE         JSON configuration, the same object as `tinv.config` (see FORMAT.md).
+    --heads N             Attention heads; must divide the embedding width.
+    --image-size HxW|N    Input height and width in pixels (N means NxN). Must match pos_embed.
+    --depths D1,D2,...    Depths of the paths, ascending, the last = number of blocks. Every
+                          depth but the last needs exits.{d}.* tensors; exits not listed are
+                          skipped. Default: every exit in the checkpoint plus full depth.
+    --ln-eps EPS          LayerNorm epsilon (default 1e-6, timm's ViT).
+    --gelu erf|tanh       GELU variant (default erf, PyTorch/timm).
+    --mean M1,M2,...      Input normalization mean per channel, for x in [0, 1]
+                          (default for 3 channels: ImageNet 0.485,0.456,0.406).
+    --std S1,S2,...       Input normalization std per channel (default for 3 channels:
+                          ImageNet 0.229,0.224,0.225).
+    --budget L            Default controller budget λ in [0, 1] (needed when the checkpoint
+                          has ctrl.* tensors and its config does not give one).
+    --dtype f32|f16       Storage of the matrices (default f32). With f16, biases, stem.cls and
+                          stem.pos (and the small controller) stay f32.
+    -q, --quiet           No progress lines.
+    -h, --help            This help.
+    -V, --version         Print the version.
+
+Progress goes to stderr, one line per stage; errors are one line `error: ...`, exit status 1.
+";
+
+struct Args {
+    input: PathBuf,
+    output: Option<PathBuf>,
+    config: Option<PathBuf>,
+    spec: ConfigSpec,
+    dtype: DType,
+    quiet: bool,
+}
+
+fn usage(msg: impl Into<String>) -> FoldError {
+    FoldError::Usage(msg.into())
+}
+
+fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, FoldError> {
+    v.parse()
+        .map_err(|_| usage(format!("{flag}: '{v}' is not a valid number")))
+}
+
+fn list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, FoldError> {
+    v.split(',').map(|x| num(flag, x.trim())).collect()
+}
+
+/// `None` means: print help/version and exit successfully.
+fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
+    let mut a = Args {
+        input: PathBuf::new(),
+        output: None,
+        config: None,
+        spec: ConfigSpec::default(),
+        dtype: DType::F32,
+        quiet: false,
+    };
+    let mut input = None;
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String, FoldError> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| usage(format!("{flag} needs a value"))),
+            }
+        };
+        match flag {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("tinv-fold {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "-q" | "--quiet" => a.quiet = true,
+            "-o" | "--output" => a.output = Some(PathBuf::from(value()?)),
+            "--config" => a.config = Some(PathBuf::from(value()?)),
+            "--heads" => a.spec.heads = Some(num(flag, &value()?)?),
+            "--image-size" => {
+                let v = value()?;
+                a.spec.image_size = Some(match v.split_once(['x', 'X']) {
+                    Some((h, w)) => (num(flag, h)?, num(flag, w)?),
+                    None => {
+                        let n = num(flag, &v)?;
+                        (n, n)
+                    }
+                });
+            }
+            "--depths" => a.spec.depths = Some(list(flag, &value()?)?),
+            "--ln-eps" => a.spec.ln_eps = Some(num(flag, &value()?)?),
+            "--gelu" => a.spec.gelu = Some(parse_gelu(&value()?)?),
+            "--mean" => a.spec.mean = Some(list(flag, &value()?)?),
+            "--std" => a.spec.std = Some(list(flag, &value()?)?),
+            "--budget" => a.spec.default_budget = Some(num(flag, &value()?)?),
+            "--dtype" => {
+                a.dtype = match value()?.as_str() {
+                    "f32" => DType::F32,
+                    "f16" => DType::F16,
+                    other => return Err(usage(format!("--dtype must be f32 or f16, not '{other}'"))),
+                }
+            }
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(usage(format!("unknown option '{f}'")))
+            }
+            _ => {
+                if input.replace(PathBuf::from(arg)).is_some() {
+                    return Err(usage(format!("more than one checkpoint given ('{arg}')")));
+                }
+            }
+        }
+    }
+    a.input = input.ok_or_else(|| usage("no checkpoint given"))?;
+    Ok(Some(a))
+}
+
+fn read_text(path: &Path) -> Result<String, FoldError> {
+    std::fs::read_to_string(path).map_err(|source| FoldError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn run(argv: &[String]) -> Result<(), FoldError> {
+    let Some(args) = parse_args(argv)? else {
+        return Ok(());
+    };
+    let quiet = args.quiet;
+    let mut progress = |msg: &str| {
+        if !quiet {
+            eprintln!("tinv-fold: {msg}");
+        }
+    };
+    progress(&format!("reading {}", args.input.display()));
+    let ck = Checkpoint::open(&args.input)?;
+    let config_json = args.config.as_deref().map(read_text).transpose()?;
+    let opts = FoldOptions {
+        matrix_dtype: args.dtype,
+    };
+    let (_, writer) = tinv_fold::fold(&ck, config_json.as_deref(), args.spec, &opts, &mut progress)?;
+    let out = args
+        .output
+        .unwrap_or_else(|| args.input.with_extension("tinv"));
+    writer.write(&out).map_err(|source| FoldError::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    progress(&format!("wrote {} ({len} bytes)", out.display()));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match run(&argv) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
