@@ -1,0 +1,273 @@
+//! `tinv-sys`: tinv's door to TensorRT.
+//!
+//! Three layers, none of which links TensorRT:
+//! - `shim/tinv_trt.h` + `shim/tinv_trt.cpp`: our own pure-C interface over TensorRT's C++ API,
+//!   compiled by `build.rs` into `libtinv_trt<MAJOR>.so` when headers are found. The shim dlopens
+//!   libnvinfer / libnvonnxparser itself.
+//! - [`bindings`]: bindgen output for `tinv_trt.h` only (checked in; see README.md).
+//! - [`Shim`]: dlopens the shim matching the installed libnvinfer and implements [`ShimApi`],
+//!   the small safe-ish trait the TensorRT backend is written against. A recording double of the
+//!   same trait (`double::RecordingShim`, feature `test-double`) lets the backend be tested
+//!   without a GPU.
+//!
+//! Handles ([`EngineHandle`], [`ContextHandle`]) are plain tokens: whoever creates one frees it
+//! through the same [`ShimApi`], contexts before their engine.
+
+#![warn(missing_docs)]
+
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    missing_docs,
+    clippy::all
+)]
+pub mod bindings;
+#[cfg(any(test, feature = "test-double"))]
+pub mod double;
+mod loader;
+
+pub use loader::Shim;
+
+use std::fmt;
+use std::path::Path;
+
+/// Every failure of a shim call. `Display` is one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShimError {
+    /// tinv-sys was compiled without TensorRT headers, so no shim library exists.
+    NotBuilt,
+    /// No usable libnvinfer / shim pair could be loaded; one line per attempt.
+    Load(String),
+    /// A shim call failed: the function, the shim's status code and its message.
+    Call {
+        /// The shim function, e.g. `tinv_trt_engine_deserialize`.
+        function: &'static str,
+        /// The `tinv_trt_status` code.
+        status: i32,
+        /// The shim's one-line message (TensorRT's own log lines included).
+        message: String,
+    },
+    /// An argument cannot be passed to C (a name with a NUL byte, a rank above 8, …).
+    Argument(String),
+}
+
+impl fmt::Display for ShimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShimError::NotBuilt => write!(
+                f,
+                "TensorRT shim not built: tinv-sys was compiled without TensorRT headers \
+                 (set TENSORRT_ROOT or TENSORRT_INCLUDE_DIR and CUDA_INCLUDE_DIR, then rebuild \
+                 with --features tensorrt; see docs/JETSON.md)"
+            ),
+            ShimError::Load(m) => write!(f, "cannot load TensorRT: {m}"),
+            ShimError::Call { function, status, message } => {
+                write!(f, "{function} failed ({}): {message}", status_name(*status))
+            }
+            ShimError::Argument(m) => write!(f, "invalid argument to the TensorRT shim: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ShimError {}
+
+/// The name of a `tinv_trt_status` code (for messages).
+pub fn status_name(status: i32) -> &'static str {
+    match status {
+        0 => "ok",
+        1 => "invalid argument",
+        2 => "library not loadable",
+        3 => "TensorRT version mismatch",
+        4 => "TensorRT error",
+        5 => "unknown tensor",
+        6 => "unsupported by this TensorRT",
+        7 => "C++ exception",
+        8 => "out of host memory",
+        9 => "ONNX parse error",
+        _ => "unknown status",
+    }
+}
+
+/// A TensorRT library version as decoded by the shim from `getInferLibVersion()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrtVersion {
+    /// Major (8, 10, 11).
+    pub major: i32,
+    /// Minor.
+    pub minor: i32,
+    /// Patch.
+    pub patch: i32,
+    /// The raw integer in the library's own encoding.
+    pub raw: i32,
+}
+
+impl fmt::Display for TrtVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Element type of an engine I/O tensor (`tinv_trt_dtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// 16-bit float.
+    F16,
+    /// 8-bit signed integer.
+    I8,
+    /// 32-bit signed integer.
+    I32,
+    /// Boolean (one byte).
+    Bool,
+    /// 8-bit unsigned integer.
+    U8,
+    /// 8-bit float.
+    Fp8,
+    /// bfloat16.
+    Bf16,
+    /// 64-bit signed integer.
+    I64,
+    /// A type the shim interface does not name.
+    Other,
+}
+
+impl DType {
+    /// Maps a `tinv_trt_dtype` code.
+    pub fn from_code(code: i32) -> DType {
+        match code {
+            0 => DType::F32,
+            1 => DType::F16,
+            2 => DType::I8,
+            3 => DType::I32,
+            4 => DType::Bool,
+            5 => DType::U8,
+            6 => DType::Fp8,
+            7 => DType::Bf16,
+            8 => DType::I64,
+            _ => DType::Other,
+        }
+    }
+
+    /// Bytes per element, or `None` for [`DType::Other`].
+    pub fn size(self) -> Option<usize> {
+        match self {
+            DType::F32 | DType::I32 => Some(4),
+            DType::F16 | DType::Bf16 => Some(2),
+            DType::I8 | DType::Bool | DType::U8 | DType::Fp8 => Some(1),
+            DType::I64 => Some(8),
+            DType::Other => None,
+        }
+    }
+}
+
+/// Direction of an engine I/O tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// An input.
+    Input,
+    /// An output.
+    Output,
+}
+
+/// One engine I/O tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoTensor {
+    /// Tensor name.
+    pub name: String,
+    /// Input or output.
+    pub mode: IoMode,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape as built (-1 marks a dynamic dimension).
+    pub shape: Vec<i64>,
+}
+
+/// Precision requested from the builder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// FP32 everywhere.
+    Fp32,
+    /// FP16 allowed (TensorRT < 11); on 11 the ONNX types decide.
+    Fp16,
+}
+
+/// Options of one engine build (see `tinv_trt_build_options` in `shim/tinv_trt.h`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Precision.
+    pub precision: Precision,
+    /// Workspace pool limit in bytes (0 = TensorRT's default).
+    pub workspace_bytes: u64,
+    /// Disable cuBLAS/cuBLASLt/cuDNN tactics (saves memory on Jetson).
+    pub disable_external_tactics: bool,
+    /// Auxiliary streams (`None` = TensorRT's heuristic); tinv uses `Some(0)`.
+    pub max_aux_streams: Option<u32>,
+    /// Layers whose name contains this run in FP32 (TensorRT 8.x/10.x only).
+    pub fp32_layer_substring: Option<String>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            precision: Precision::Fp16,
+            workspace_bytes: 1 << 30,
+            disable_external_tactics: true,
+            max_aux_streams: Some(0),
+            fp32_layer_substring: None,
+        }
+    }
+}
+
+/// Builder progress: `(phase, step, steps)`; step -1 = phase started. Return `false` to cancel.
+pub type Progress<'a> = &'a mut dyn FnMut(&str, i32, i32) -> bool;
+
+/// A deserialized engine (a token; free it with [`ShimApi::engine_free`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EngineHandle(pub usize);
+
+/// An execution context without TensorRT-owned device memory (free with [`ShimApi::context_free`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContextHandle(pub usize);
+
+/// A device address (`CUdeviceptr`).
+pub type DevicePtr = u64;
+
+/// A CUDA stream (`cudaStream_t` / `CUstream`) as an integer; never the legacy default stream (0).
+pub type RawStream = usize;
+
+/// What the TensorRT backend needs from TensorRT: implemented by [`Shim`] (the real library)
+/// and by `double::RecordingShim` (tests). All device addresses must be 256-byte aligned.
+pub trait ShimApi: Send + Sync {
+    /// Version of the loaded TensorRT library.
+    fn version(&self) -> TrtVersion;
+    /// Deserialize a plan. The bytes may be released afterwards.
+    fn deserialize(&self, plan: &[u8]) -> Result<EngineHandle, ShimError>;
+    /// Destroy an engine (its contexts first).
+    fn engine_free(&self, engine: EngineHandle);
+    /// Every I/O tensor of the engine, in TensorRT's order.
+    fn engine_io(&self, engine: EngineHandle) -> Result<Vec<IoTensor>, ShimError>;
+    /// Activation/scratch bytes a context of this engine needs.
+    fn engine_device_memory_size(&self, engine: EngineHandle) -> Result<u64, ShimError>;
+    /// Create a context with user-managed device memory.
+    fn context_create(&self, engine: EngineHandle) -> Result<ContextHandle, ShimError>;
+    /// Destroy a context.
+    fn context_free(&self, ctx: ContextHandle);
+    /// Attach `size` bytes at `mem` as the context's activation memory.
+    fn set_device_memory(&self, ctx: ContextHandle, mem: DevicePtr, size: u64) -> Result<(), ShimError>;
+    /// Bind an I/O tensor to a device address.
+    fn set_tensor_address(&self, ctx: ContextHandle, name: &str, addr: DevicePtr) -> Result<(), ShimError>;
+    /// Set an input's runtime shape.
+    fn set_input_shape(&self, ctx: ContextHandle, name: &str, shape: &[i64]) -> Result<(), ShimError>;
+    /// `enqueueV3` on `stream`.
+    fn enqueue(&self, ctx: ContextHandle, stream: RawStream) -> Result<(), ShimError>;
+    /// Parse an ONNX file and build a serialized plan for the current GPU.
+    fn build_from_onnx_file(
+        &self,
+        onnx: &Path,
+        opts: &BuildOptions,
+        progress: Option<Progress<'_>>,
+    ) -> Result<Vec<u8>, ShimError>;
+}

@@ -1,0 +1,358 @@
+//! The real [`ShimApi`]: dlopens `libtinv_trt<MAJOR>.so` for the TensorRT found on the machine.
+
+use crate::bindings::{self as b, TinvTrtShim};
+use crate::{
+    BuildOptions, ContextHandle, DType, DevicePtr, EngineHandle, IoMode, IoTensor, Precision,
+    Progress, RawStream, ShimApi, ShimError, TrtVersion,
+};
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+
+/// TensorRT majors tried in order: the newest stable first, then 11 (x86 GPUs), then 8
+/// (JetPack 5.1/6.0).
+const MAJORS: [u32; 3] = [10, 11, 8];
+
+/// The loaded shim, its `tinv_trt_lib` (libnvinfer + logger + IRuntime) and the version found.
+///
+/// `Send + Sync`: the shim's lib handle is documented thread-safe for the calls made through
+/// `&self`; contexts are only ever used by the one session that owns them.
+pub struct Shim {
+    api: TinvTrtShim,
+    lib: *mut b::tinv_trt_lib,
+    version: TrtVersion,
+    path: PathBuf,
+}
+
+// SAFETY: tinv_trt_lib is immutable after open except the parser dlopen (guarded by a mutex in
+// the shim); the TensorRT IRuntime is thread-safe for deserialization (NVIDIA documents
+// concurrent deserialize on one runtime), and handles passed in are owned by their callers.
+unsafe impl Send for Shim {}
+// SAFETY: see `Send`; every method takes `&self` and the shim serializes what is shared.
+unsafe impl Sync for Shim {}
+
+impl Shim {
+    /// Loads the shim for the installed TensorRT: for each major in 10, 11, 8 whose
+    /// `libnvinfer.so.<major>` dlopens, tries `libtinv_trt<major>.so` from `$TINV_TRT_SHIM_DIR`,
+    /// the executable's folder, the build output folder, then the loader's search path.
+    pub fn load() -> Result<Shim, ShimError> {
+        if !cfg!(tinv_trt_shim_built) && std::env::var_os("TINV_TRT_SHIM_DIR").is_none() {
+            return Err(ShimError::NotBuilt);
+        }
+        let mut attempts = Vec::new();
+        for major in MAJORS {
+            let nvinfer = format!("libnvinfer.so.{major}");
+            // SAFETY: loading libnvinfer runs its initializers, which is what using TensorRT means;
+            // the handle is dropped at once (the shim opens it again itself).
+            if let Err(e) = unsafe { libloading::Library::new(&nvinfer) } {
+                attempts.push(format!("{nvinfer}: {e}"));
+                continue;
+            }
+            for candidate in shim_candidates(major) {
+                match Shim::load_from(&candidate, major, None) {
+                    Ok(shim) => return Ok(shim),
+                    Err(e) => attempts.push(format!("{}: {e}", candidate.display())),
+                }
+            }
+        }
+        Err(ShimError::Load(attempts.join("; ")))
+    }
+
+    /// Loads a specific shim library built for `major` and opens TensorRT through it;
+    /// `nvinfer` overrides the library the shim dlopens (default `libnvinfer.so.<major>`).
+    pub fn load_from(path: &Path, major: u32, nvinfer: Option<&Path>) -> Result<Shim, ShimError> {
+        let nvinfer = nvinfer
+            .map(|p| p.to_str().and_then(|s| CString::new(s).ok()))
+            .map(|p| p.ok_or_else(|| ShimError::Argument("libnvinfer path is not valid UTF-8 without NUL".into())))
+            .transpose()?;
+        // SAFETY: the library is our own shim; `--dynamic-link-require-all` makes `new` fail
+        // unless every symbol of tinv_trt.h resolves, so each fn pointer is valid.
+        let api = unsafe { TinvTrtShim::new(path) }.map_err(|e| ShimError::Load(e.to_string()))?;
+        // SAFETY: no-argument getters of the shim.
+        let (abi, header_major) = unsafe { (api.tinv_trt_abi_version(), api.tinv_trt_header_major()) };
+        if abi != b::TINV_TRT_ABI_VERSION {
+            return Err(ShimError::Load(format!(
+                "shim ABI {abi}, these bindings expect {}",
+                b::TINV_TRT_ABI_VERSION
+            )));
+        }
+        if u32::try_from(header_major).ok() != Some(major) {
+            return Err(ShimError::Load(format!("shim built for TensorRT {header_major}, wanted {major}")));
+        }
+        let mut err = new_error();
+        let mut lib = std::ptr::null_mut();
+        // SAFETY: NULL paths select libnvinfer.so.<major>; `log_to_rust` is a valid callback
+        // that ignores its user pointer; `lib` and `err` are valid out-pointers.
+        let status = unsafe {
+            api.tinv_trt_lib_open(
+                nvinfer.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+                std::ptr::null(),
+                Some(log_to_rust),
+                std::ptr::null_mut(),
+                b::tinv_trt_severity_TINV_TRT_SEVERITY_INFO as i32,
+                &mut lib,
+                &mut err,
+            )
+        };
+        check("tinv_trt_lib_open", status, &err)?;
+        let mut v = b::tinv_trt_version { major: 0, minor: 0, patch: 0, raw: 0 };
+        // SAFETY: `lib` was just opened; `v` and `err` are valid.
+        let status = unsafe { api.tinv_trt_lib_version(lib, &mut v, &mut err) };
+        if let Err(e) = check("tinv_trt_lib_version", status, &err) {
+            // SAFETY: `lib` came from tinv_trt_lib_open and is not used after this.
+            unsafe { api.tinv_trt_lib_free(lib) };
+            return Err(e);
+        }
+        let version = TrtVersion { major: v.major, minor: v.minor, patch: v.patch, raw: v.raw };
+        log::info!("TensorRT {version} loaded through {}", path.display());
+        Ok(Shim { api, lib, version, path: path.to_path_buf() })
+    }
+
+    /// The shim library built with this crate for `major`, if any (`None` when tinv-sys was
+    /// compiled without TensorRT headers).
+    pub fn built_shim() -> Option<(u32, PathBuf)> {
+        let major = option_env!("TINV_TRT_SHIM_BUILT_MAJOR")?.parse().ok()?;
+        let dir = option_env!("TINV_TRT_SHIM_BUILD_DIR")?;
+        Some((major, Path::new(dir).join(format!("libtinv_trt{major}.so"))))
+    }
+
+    /// The shim library in use.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn engine_ptr(engine: EngineHandle) -> *mut b::tinv_trt_engine {
+        engine.0 as *mut b::tinv_trt_engine
+    }
+
+    fn ctx_ptr(ctx: ContextHandle) -> *mut b::tinv_trt_context {
+        ctx.0 as *mut b::tinv_trt_context
+    }
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        // SAFETY: `lib` came from tinv_trt_lib_open; callers free engines before the Shim.
+        unsafe { self.api.tinv_trt_lib_free(self.lib) };
+    }
+}
+
+/// Where `libtinv_trt<major>.so` may be, in search order.
+fn shim_candidates(major: u32) -> Vec<PathBuf> {
+    let name = format!("libtinv_trt{major}.so");
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("TINV_TRT_SHIM_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        dirs.push(dir);
+    }
+    if let Some(dir) = option_env!("TINV_TRT_SHIM_BUILD_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    let mut out: Vec<PathBuf> = dirs.into_iter().map(|d| d.join(&name)).filter(|p| p.is_file()).collect();
+    out.push(PathBuf::from(name)); // bare name: LD_LIBRARY_PATH / ldconfig
+    out
+}
+
+fn new_error() -> b::tinv_trt_error {
+    b::tinv_trt_error { msg: [0; b::TINV_TRT_ERROR_LEN as usize] }
+}
+
+fn message(err: &b::tinv_trt_error) -> String {
+    // SAFETY: msg is a fixed array; CStr::from_bytes_until_nul stops at the first NUL or fails.
+    let bytes: &[u8] = unsafe { std::slice::from_raw_parts(err.msg.as_ptr().cast(), err.msg.len()) };
+    match CStr::from_bytes_until_nul(bytes) {
+        Ok(s) => s.to_string_lossy().into_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+fn check(function: &'static str, status: i32, err: &b::tinv_trt_error) -> Result<(), ShimError> {
+    if status == b::tinv_trt_status_TINV_TRT_OK as i32 {
+        Ok(())
+    } else {
+        Err(ShimError::Call { function, status, message: message(err) })
+    }
+}
+
+fn c_name(name: &str) -> Result<CString, ShimError> {
+    CString::new(name).map_err(|_| ShimError::Argument(format!("tensor name {name:?} contains a NUL byte")))
+}
+
+/// Routes TensorRT's log into `log` under target `tensorrt`.
+unsafe extern "C" fn log_to_rust(_user: *mut c_void, severity: i32, msg: *const c_char) {
+    if msg.is_null() {
+        return;
+    }
+    // SAFETY: the shim passes a NUL-terminated string valid for this call.
+    let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
+    let level = match severity {
+        0 | 1 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        _ => log::Level::Debug,
+    };
+    log::log!(target: "tensorrt", level, "{text}");
+}
+
+/// C trampoline for build progress: `user` is a `*mut Progress`.
+unsafe extern "C" fn progress_to_rust(user: *mut c_void, phase: *const c_char, step: i32, steps: i32) -> i32 {
+    if user.is_null() || phase.is_null() {
+        return 1;
+    }
+    // SAFETY: `user` is the `&mut Progress` passed by build_from_onnx_file, alive for the call.
+    let callback = unsafe { &mut *user.cast::<Progress<'_>>() };
+    // SAFETY: the shim passes a NUL-terminated phase name valid for this call.
+    let phase = unsafe { CStr::from_ptr(phase) }.to_string_lossy();
+    i32::from(callback(&phase, step, steps))
+}
+
+impl ShimApi for Shim {
+    fn version(&self) -> TrtVersion {
+        self.version
+    }
+
+    fn deserialize(&self, plan: &[u8]) -> Result<EngineHandle, ShimError> {
+        let mut err = new_error();
+        let mut engine = std::ptr::null_mut();
+        // SAFETY: plan points to plan.len() readable bytes; out-pointers are valid.
+        let status =
+            unsafe { self.api.tinv_trt_engine_deserialize(self.lib, plan.as_ptr().cast(), plan.len(), &mut engine, &mut err) };
+        check("tinv_trt_engine_deserialize", status, &err)?;
+        Ok(EngineHandle(engine as usize))
+    }
+
+    fn engine_free(&self, engine: EngineHandle) {
+        // SAFETY: the handle came from `deserialize` of this shim (or is 0 = NULL, accepted).
+        unsafe { self.api.tinv_trt_engine_free(Shim::engine_ptr(engine)) }
+    }
+
+    fn engine_io(&self, engine: EngineHandle) -> Result<Vec<IoTensor>, ShimError> {
+        let e = Shim::engine_ptr(engine);
+        let mut err = new_error();
+        let mut count = 0i32;
+        // SAFETY: valid engine handle and out-pointers.
+        check("tinv_trt_engine_io_count", unsafe { self.api.tinv_trt_engine_io_count(e, &mut count, &mut err) }, &err)?;
+        let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        for i in 0..count {
+            let mut info = b::tinv_trt_io_info {
+                name: std::ptr::null(),
+                mode: 0,
+                dtype: 0,
+                shape: b::tinv_trt_dims { nb_dims: 0, d: [0; b::TINV_TRT_MAX_DIMS as usize] },
+            };
+            // SAFETY: i is in [0, count); out-pointers are valid.
+            let status = unsafe { self.api.tinv_trt_engine_io_info(e, i, &mut info, &mut err) };
+            check("tinv_trt_engine_io_info", status, &err)?;
+            // SAFETY: on success the shim returns the engine-owned NUL-terminated name.
+            let name = unsafe { CStr::from_ptr(info.name) }.to_string_lossy().into_owned();
+            let mode = match info.mode {
+                1 => IoMode::Input,
+                2 => IoMode::Output,
+                m => return Err(ShimError::Load(format!("tensor {name} has I/O mode {m}"))),
+            };
+            let rank = usize::try_from(info.shape.nb_dims).unwrap_or(0).min(info.shape.d.len());
+            let shape = info.shape.d.get(..rank).unwrap_or(&[]).to_vec();
+            out.push(IoTensor { name, mode, dtype: DType::from_code(info.dtype), shape });
+        }
+        Ok(out)
+    }
+
+    fn engine_device_memory_size(&self, engine: EngineHandle) -> Result<u64, ShimError> {
+        let mut err = new_error();
+        let mut size = 0u64;
+        // SAFETY: valid engine handle and out-pointers.
+        let status = unsafe { self.api.tinv_trt_engine_device_memory_size(Shim::engine_ptr(engine), &mut size, &mut err) };
+        check("tinv_trt_engine_device_memory_size", status, &err)?;
+        Ok(size)
+    }
+
+    fn context_create(&self, engine: EngineHandle) -> Result<ContextHandle, ShimError> {
+        let mut err = new_error();
+        let mut ctx = std::ptr::null_mut();
+        // SAFETY: valid engine handle and out-pointers.
+        let status = unsafe { self.api.tinv_trt_context_create(Shim::engine_ptr(engine), &mut ctx, &mut err) };
+        check("tinv_trt_context_create", status, &err)?;
+        Ok(ContextHandle(ctx as usize))
+    }
+
+    fn context_free(&self, ctx: ContextHandle) {
+        // SAFETY: the handle came from `context_create` of this shim (or is NULL, accepted).
+        unsafe { self.api.tinv_trt_context_free(Shim::ctx_ptr(ctx)) }
+    }
+
+    fn set_device_memory(&self, ctx: ContextHandle, mem: DevicePtr, size: u64) -> Result<(), ShimError> {
+        let mut err = new_error();
+        // SAFETY: a device address is passed through as an opaque pointer; the shim checks it.
+        let status = unsafe { self.api.tinv_trt_context_set_device_memory(Shim::ctx_ptr(ctx), mem as usize as *mut c_void, size, &mut err) };
+        check("tinv_trt_context_set_device_memory", status, &err)
+    }
+
+    fn set_tensor_address(&self, ctx: ContextHandle, name: &str, addr: DevicePtr) -> Result<(), ShimError> {
+        let name = c_name(name)?;
+        let mut err = new_error();
+        // SAFETY: valid context, NUL-terminated name, opaque device address.
+        let status = unsafe {
+            self.api.tinv_trt_context_set_tensor_address(Shim::ctx_ptr(ctx), name.as_ptr(), addr as usize as *mut c_void, &mut err)
+        };
+        check("tinv_trt_context_set_tensor_address", status, &err)
+    }
+
+    fn set_input_shape(&self, ctx: ContextHandle, name: &str, shape: &[i64]) -> Result<(), ShimError> {
+        let mut dims = b::tinv_trt_dims { nb_dims: 0, d: [0; b::TINV_TRT_MAX_DIMS as usize] };
+        if shape.len() > dims.d.len() {
+            return Err(ShimError::Argument(format!("rank {} of {name} exceeds 8", shape.len())));
+        }
+        dims.nb_dims = shape.len() as i32; // ≤ 8, checked above
+        for (slot, &v) in dims.d.iter_mut().zip(shape) {
+            *slot = v;
+        }
+        let name = c_name(name)?;
+        let mut err = new_error();
+        // SAFETY: valid context, NUL-terminated name, dims on the stack.
+        let status = unsafe { self.api.tinv_trt_context_set_input_shape(Shim::ctx_ptr(ctx), name.as_ptr(), &dims, &mut err) };
+        check("tinv_trt_context_set_input_shape", status, &err)
+    }
+
+    fn enqueue(&self, ctx: ContextHandle, stream: RawStream) -> Result<(), ShimError> {
+        let mut err = new_error();
+        // SAFETY: valid context; the stream is an opaque CUDA handle owned by the caller.
+        let status = unsafe { self.api.tinv_trt_context_enqueue(Shim::ctx_ptr(ctx), stream as *mut c_void, &mut err) };
+        check("tinv_trt_context_enqueue", status, &err)
+    }
+
+    fn build_from_onnx_file(&self, onnx: &Path, opts: &BuildOptions, progress: Option<Progress<'_>>) -> Result<Vec<u8>, ShimError> {
+        let path = onnx
+            .to_str()
+            .and_then(|s| CString::new(s).ok())
+            .ok_or_else(|| ShimError::Argument(format!("ONNX path {} is not valid UTF-8 without NUL", onnx.display())))?;
+        let layers = opts.fp32_layer_substring.as_deref().map(c_name).transpose()?;
+        // SAFETY: a zeroed options struct is valid input for the defaults function.
+        let mut o: b::tinv_trt_build_options = unsafe { std::mem::zeroed() };
+        // SAFETY: `o` is a valid out-pointer.
+        unsafe { self.api.tinv_trt_build_options_default(&mut o) };
+        o.precision = match opts.precision {
+            Precision::Fp32 => b::tinv_trt_precision_TINV_TRT_PRECISION_FP32 as i32,
+            Precision::Fp16 => b::tinv_trt_precision_TINV_TRT_PRECISION_FP16 as i32,
+        };
+        o.workspace_bytes = opts.workspace_bytes;
+        o.disable_external_tactics = i32::from(opts.disable_external_tactics);
+        o.max_aux_streams = opts.max_aux_streams.map_or(-1, |n| i32::try_from(n).unwrap_or(i32::MAX));
+        o.fp32_layer_substring = layers.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+        let mut progress = progress;
+        if let Some(p) = progress.as_mut() {
+            o.progress = Some(progress_to_rust);
+            o.progress_user = (p as *mut Progress<'_>).cast();
+        }
+        let mut buf = b::tinv_trt_buffer { data: std::ptr::null_mut(), size: 0 };
+        let mut err = new_error();
+        // SAFETY: all pointers are valid for the call; `progress` outlives it.
+        let status = unsafe { self.api.tinv_trt_build_from_onnx_file(self.lib, path.as_ptr(), &o, &mut buf, &mut err) };
+        check("tinv_trt_build_from_onnx_file", status, &err)?;
+        // SAFETY: on success buf holds `size` bytes malloc'ed by the shim, freed right after.
+        let plan = unsafe { std::slice::from_raw_parts(buf.data.cast::<u8>(), buf.size) }.to_vec();
+        // SAFETY: buf came from the build call.
+        unsafe { self.api.tinv_trt_buffer_free(&mut buf) };
+        Ok(plan)
+    }
+}
