@@ -29,6 +29,14 @@ use super::pool::Pool;
 /// tile of the thread streams through it.
 const KC: usize = 256;
 
+/// Most rows of A one pass over the column panels streams (`MC × KC` floats stay in L2).
+const MC: usize = 256;
+
+/// Row tiles per pass at or below which full-width panels of `[K, N]` B are read in place rather
+/// than packed: with few tiles the copy is not repaid, and with many the strided panel (rows
+/// `ldb` apart map to few L1 sets when `ldb` is a multiple of a large power of two) thrashes L1.
+const DIRECT_B_MAX_TILES: usize = 4;
+
 /// Largest `MR × NR` of any kernel, for the stack tile that takes partial column panels.
 const EDGE_TILE: usize = 14 * 32;
 
@@ -45,7 +53,7 @@ pub(crate) trait Kernel {
     const NAME: &'static str;
 
     /// `C[i][j] = Σ_p A[i][p]·B[p][j] + bias[j] + (load_c ? C[i][j] : 0)` for `i < mr`,
-    /// `j < NR`, with `A[i][p] = *a.add(i * lda + p)`, `B[p][j] = *b.add(p * NR + j)`,
+    /// `j < NR`, with `A[i][p] = *a.add(i * lda + p)`, `B[p][j] = *b.add(p * ldb + j)`,
     /// `C[i][j] = *c.add(i * ldc + j)`; a null `bias` counts as zeros.
     ///
     /// # Safety
@@ -58,11 +66,54 @@ pub(crate) trait Kernel {
         a: *const f32,
         lda: usize,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         bias: *const f32,
         load_c: bool,
     );
+
+    /// [`Kernel::tile`] for `NR / 2` columns (a narrow last panel); the default runs the full
+    /// width, so C and bias must then be valid for `NR` columns, as the stack tile guarantees.
+    ///
+    /// # Safety
+    /// As for [`Kernel::tile`] with `NR / 2` columns (`NR` for the default).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_half(
+        mr: usize,
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        bias: *const f32,
+        load_c: bool,
+    ) {
+        // SAFETY: forwarded (see the contract above).
+        unsafe { Self::tile(mr, k, a, lda, b, ldb, c, ldc, bias, load_c) }
+    }
+
+    /// Packs rows `j0..j0+nv` (`nv <= NR`), columns `k0..k0+kc` of Bᵀ (`[N, K]`, stride `ld`)
+    /// into `dst` as a `kc × NR` panel (`dst[p * NR + j] = Bᵀ[j0 + j][k0 + p]`), zero-padded.
+    ///
+    /// # Safety
+    /// `ptr` must cover those rows and columns, `dst.len() >= kc * NR`, and the CPU must support
+    /// the kernel's instructions.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pack_cols(
+        ptr: *const f32,
+        ld: usize,
+        k0: usize,
+        kc: usize,
+        j0: usize,
+        nv: usize,
+        dst: &mut [f32],
+    ) {
+        // SAFETY: forwarded.
+        unsafe { pack_cols_generic(ptr, ld, k0, kc, j0, nv, Self::NR, dst) }
+    }
 }
 
 /// The kernels this build has, in order of preference.
@@ -501,58 +552,76 @@ unsafe fn compute<K: Kernel>(
     panels: std::ops::Range<usize>,
 ) {
     const { assert!(K::MR * K::NR <= EDGE_TILE) };
-    if rows.is_empty() {
+    if rows.is_empty() || panels.is_empty() {
+        return;
+    }
+    if job.k == 0 {
+        for panel in panels {
+            let j0 = panel * K::NR;
+            // SAFETY: forwarded; rows and columns are inside C.
+            unsafe { fill_without_product(job, rows.clone(), j0, K::NR.min(job.n - j0)) };
+        }
         return;
     }
     // SAFETY: slot `t` lies inside scratch (`scratch_len_for` reserves `threads` slots) and is
     // used by this thread only.
     let pack = unsafe { std::slice::from_raw_parts_mut(job.scratch.add(t * job.slot), job.slot) };
-    let tiles = rows.len().div_ceil(K::MR);
-    for panel in panels {
-        let j0 = panel * K::NR;
-        let nv = K::NR.min(job.n - j0);
-        if job.k == 0 {
-            // SAFETY: forwarded; rows/columns are inside C.
-            unsafe { fill_without_product(job, rows.clone(), j0, nv) };
-            continue;
-        }
-        let mut k0 = 0;
-        while k0 < job.k {
-            let kc = KC.min(job.k - k0);
-            // SAFETY: forwarded; `pack` holds `kc * NR` floats (`slot_len`).
-            unsafe { pack_b(job.b, k0, kc, j0, nv, K::NR, pack) };
-            let first = k0 == 0;
-            let load_c = !first || job.accumulate;
-            let bias = if first && !job.bias.is_null() {
-                // SAFETY: bias holds n floats and j0 < n.
-                unsafe { job.bias.add(j0) }
-            } else {
-                std::ptr::null()
-            };
-            for ti in 0..tiles {
-                let i0 = rows.start + rows.len() * ti / tiles;
-                let i1 = rows.start + rows.len() * (ti + 1) / tiles;
-                // SAFETY: `i0 < m`, `k0 < k`, `j0 < n`: inside A and C.
-                let (a, c) =
-                    unsafe { (job.a.add(i0 * job.lda + k0), job.c.add(i0 * job.ldc + j0)) };
-                // SAFETY: forwarded; `i1 - i0 <= MR` since `tiles = ceil(len / MR)`.
-                unsafe {
-                    tile::<K>(
-                        i1 - i0,
-                        kc,
-                        a,
-                        job.lda,
-                        pack.as_ptr(),
-                        c,
-                        job.ldc,
-                        nv,
-                        bias,
-                        load_c,
-                    )
+    let blocks = rows.len().div_ceil(MC);
+    let mut k0 = 0;
+    while k0 < job.k {
+        let kc = KC.min(job.k - k0);
+        let first = k0 == 0;
+        let load_c = !first || job.accumulate;
+        for blk in 0..blocks {
+            let r0 = rows.start + rows.len() * blk / blocks;
+            let r1 = rows.start + rows.len() * (blk + 1) / blocks;
+            let tiles = (r1 - r0).div_ceil(K::MR);
+            for panel in panels.clone() {
+                let j0 = panel * K::NR;
+                let nv = K::NR.min(job.n - j0);
+                let (b, ldb) = match job.b {
+                    // SAFETY: row `k0 < k`, column `j0 < n` is inside B.
+                    BSrc::Rows { ptr, ld } if nv == K::NR && tiles <= DIRECT_B_MAX_TILES => {
+                        (unsafe { ptr.add(k0 * ld + j0) }, ld)
+                    }
+                    _ => {
+                        // SAFETY: forwarded; `pack` holds `kc * NR` floats (`slot_len`).
+                        unsafe { pack_b::<K>(job.b, k0, kc, j0, nv, K::NR, pack) };
+                        (pack.as_ptr(), K::NR)
+                    }
                 };
+                let bias = if first && !job.bias.is_null() {
+                    // SAFETY: bias holds n floats and j0 < n.
+                    unsafe { job.bias.add(j0) }
+                } else {
+                    std::ptr::null()
+                };
+                for ti in 0..tiles {
+                    let i0 = r0 + (r1 - r0) * ti / tiles;
+                    let i1 = r0 + (r1 - r0) * (ti + 1) / tiles;
+                    // SAFETY: `i0 < m`, `k0 < k`, `j0 < n`: inside A and C.
+                    let (a, c) =
+                        unsafe { (job.a.add(i0 * job.lda + k0), job.c.add(i0 * job.ldc + j0)) };
+                    // SAFETY: forwarded; `i1 - i0 <= MR` since `tiles = ceil(len / MR)`.
+                    unsafe {
+                        tile::<K>(
+                            i1 - i0,
+                            kc,
+                            a,
+                            job.lda,
+                            b,
+                            ldb,
+                            c,
+                            job.ldc,
+                            nv,
+                            bias,
+                            load_c,
+                        )
+                    };
+                }
             }
-            k0 += kc;
         }
+        k0 += kc;
     }
 }
 
@@ -568,6 +637,7 @@ unsafe fn tile<K: Kernel>(
     a: *const f32,
     lda: usize,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     nv: usize,
@@ -576,7 +646,7 @@ unsafe fn tile<K: Kernel>(
 ) {
     if nv == K::NR {
         // SAFETY: forwarded.
-        unsafe { K::tile(mr, kc, a, lda, b, c, ldc, bias, load_c) };
+        unsafe { K::tile(mr, kc, a, lda, b, ldb, c, ldc, bias, load_c) };
         return;
     }
     let mut tmp = [0f32; EDGE_TILE];
@@ -594,7 +664,33 @@ unsafe fn tile<K: Kernel>(
             std::ptr::copy_nonoverlapping(bias, tmp_bias.as_mut_ptr(), nv);
             tmp_bias.as_ptr()
         };
-        K::tile(mr, kc, a, lda, b, tmp.as_mut_ptr(), K::NR, bias_ptr, load_c);
+        if nv <= K::NR / 2 {
+            K::tile_half(
+                mr,
+                kc,
+                a,
+                lda,
+                b,
+                ldb,
+                tmp.as_mut_ptr(),
+                K::NR,
+                bias_ptr,
+                load_c,
+            );
+        } else {
+            K::tile(
+                mr,
+                kc,
+                a,
+                lda,
+                b,
+                ldb,
+                tmp.as_mut_ptr(),
+                K::NR,
+                bias_ptr,
+                load_c,
+            );
+        }
         for i in 0..mr {
             std::ptr::copy_nonoverlapping(tmp.as_ptr().add(i * K::NR), c.add(i * ldc), nv);
         }
@@ -606,7 +702,15 @@ unsafe fn tile<K: Kernel>(
 ///
 /// # Safety
 /// `b` must cover those rows and columns; `dst.len() >= kc * nr`.
-unsafe fn pack_b(b: BSrc, k0: usize, kc: usize, j0: usize, nv: usize, nr: usize, dst: &mut [f32]) {
+unsafe fn pack_b<K: Kernel>(
+    b: BSrc,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nv: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
     let dst = &mut dst[..kc * nr];
     match b {
         BSrc::Rows { ptr, ld } => {
@@ -617,17 +721,36 @@ unsafe fn pack_b(b: BSrc, k0: usize, kc: usize, j0: usize, nv: usize, nr: usize,
                 out[nv..].fill(0.0);
             }
         }
-        BSrc::Cols { ptr, ld } => {
-            if nv < nr {
-                dst.fill(0.0);
-            }
-            for jj in 0..nv {
-                // SAFETY: Bᵀ row `j0 + jj < n`, columns `k0..k0 + kc <= k` are inside it.
-                let src = unsafe { std::slice::from_raw_parts(ptr.add((j0 + jj) * ld + k0), kc) };
-                for (p, &v) in src.iter().enumerate() {
-                    dst[p * nr + jj] = v;
-                }
-            }
+        // SAFETY: forwarded.
+        BSrc::Cols { ptr, ld } => unsafe { K::pack_cols(ptr, ld, k0, kc, j0, nv, dst) },
+    }
+}
+
+/// Copies rows `j0..j0+nv`, columns `k0..k0+kc` of Bᵀ (`[N, K]`, stride `ld`) transposed into
+/// `dst` as a `kc × nr` panel, zero-padded to `nr` columns.
+///
+/// # Safety
+/// `ptr` must cover those rows and columns; `dst.len() >= kc * nr`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_cols_generic(
+    ptr: *const f32,
+    ld: usize,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nv: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    let dst = &mut dst[..kc * nr];
+    if nv < nr {
+        dst.fill(0.0);
+    }
+    for jj in 0..nv {
+        // SAFETY: Bᵀ row `j0 + jj < n`, columns `k0..k0 + kc <= k` are inside it.
+        let src = unsafe { std::slice::from_raw_parts(ptr.add((j0 + jj) * ld + k0), kc) };
+        for (out, &v) in dst.chunks_exact_mut(nr).zip(src) {
+            out[jj] = v;
         }
     }
 }

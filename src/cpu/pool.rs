@@ -13,11 +13,29 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-/// Spin iterations a worker (or the waiting caller) polls before parking. About 20–50 µs:
-/// long enough to bridge the gap between two kernels of one forward pass, short enough not to
-/// steal a shared core from other processes for long.
-const SPIN_ITERS: u32 = 20_000;
+/// How long a worker (or the waiting caller) polls before parking: long enough to bridge the
+/// gap between two kernels of one forward pass (a condvar wake-up costs tens of µs), short enough
+/// not to steal a shared core from other processes for long.
+const SPIN_TIME: Duration = Duration::from_micros(50);
+
+/// Polls `done` for up to [`SPIN_TIME`]; true if it became true. Reads the clock only every 32
+/// polls (`pause` is slow on recent x86, so the poll count alone does not bound the time).
+fn spin_until(done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..32 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN_TIME {
+            return done();
+        }
+    }
+}
 
 /// A job as the workers see it: the closure's address and a function that knows its type.
 #[derive(Clone, Copy)]
@@ -181,11 +199,8 @@ impl Pool {
 
 /// Blocks until every worker has finished the current job: spins, then waits on `done_cv`.
 fn wait_all_done(shared: &Shared) {
-    for _ in 0..SPIN_ITERS {
-        if shared.pending.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        std::hint::spin_loop();
+    if spin_until(|| shared.pending.load(Ordering::Acquire) == 0) {
+        return;
     }
     let mut st = shared.lock();
     // A worker takes the lock before notifying, so checking `pending` under the lock cannot miss
@@ -199,12 +214,7 @@ fn wait_all_done(shared: &Shared) {
 fn worker_loop(shared: &Shared, index: usize) {
     let mut seen = 0u64;
     loop {
-        for _ in 0..SPIN_ITERS {
-            if shared.epoch.load(Ordering::Acquire) != seen {
-                break;
-            }
-            std::hint::spin_loop();
-        }
+        spin_until(|| shared.epoch.load(Ordering::Acquire) != seen);
         let job = {
             let mut st = shared.lock();
             while st.epoch == seen && !st.shutdown {

@@ -21,6 +21,7 @@ impl Kernel for Avx2Fma {
         a: *const f32,
         lda: usize,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         bias: *const f32,
@@ -32,7 +33,7 @@ impl Kernel for Avx2Fma {
             macro_rules! dispatch {
                 ($($r:literal)*) => {
                     match mr {
-                        $($r => tile_rows::<$r>(k, a, lda, b, c, ldc, bias, load_c),)*
+                        $($r => tile_rows::<$r>(k, a, lda, b, ldb, c, ldc, bias, load_c),)*
                         _ => {}
                     }
                 };
@@ -50,6 +51,7 @@ unsafe fn tile_rows<const MR: usize>(
     a: *const f32,
     lda: usize,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     bias: *const f32,
@@ -58,7 +60,7 @@ unsafe fn tile_rows<const MR: usize>(
     let mut acc0: [__m256; MR] = [_mm256_setzero_ps(); MR];
     let mut acc1: [__m256; MR] = [_mm256_setzero_ps(); MR];
     // SAFETY: per `Kernel::tile`, rows `0..MR` of A hold `k` readable floats at stride `lda`,
-    // B holds `k * 16` floats, C rows `0..MR` hold 16 writable floats at stride `ldc`, and bias
+    // B rows `0..k` hold 16 floats at stride `ldb`, C rows `0..MR` hold 16 writable floats at stride `ldc`, and bias
     // (when non-null) 16 floats.
     unsafe {
         let mut ap = a;
@@ -72,7 +74,7 @@ unsafe fn tile_rows<const MR: usize>(
                 acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
             }
             ap = ap.add(1);
-            bp = bp.add(16);
+            bp = bp.add(ldb);
         }
         let (bias0, bias1) = if bias.is_null() {
             (_mm256_setzero_ps(), _mm256_setzero_ps())

@@ -19,6 +19,7 @@ impl Kernel for Neon {
         a: *const f32,
         lda: usize,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         bias: *const f32,
@@ -30,7 +31,7 @@ impl Kernel for Neon {
             macro_rules! dispatch {
                 ($($r:literal)*) => {
                     match mr {
-                        $($r => tile_rows::<$r>(k, a, lda, b, c, ldc, bias, load_c),)*
+                        $($r => tile_rows::<$r>(k, a, lda, b, ldb, c, ldc, bias, load_c),)*
                         _ => {}
                     }
                 };
@@ -48,13 +49,14 @@ unsafe fn tile_rows<const MR: usize>(
     a: *const f32,
     lda: usize,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     bias: *const f32,
     load_c: bool,
 ) {
     // SAFETY: per `Kernel::tile`, rows `0..MR` of A hold `k` readable floats at stride `lda`,
-    // B holds `k * 16` floats, C rows `0..MR` hold 16 writable floats at stride `ldc`, and bias
+    // B rows `0..k` hold 16 floats at stride `ldb`, C rows `0..MR` hold 16 writable floats at stride `ldc`, and bias
     // (when non-null) 16 floats.
     unsafe {
         let zero = vdupq_n_f32(0.0);
@@ -75,7 +77,7 @@ unsafe fn tile_rows<const MR: usize>(
                 }
             }
             ap = ap.add(1);
-            bp = bp.add(16);
+            bp = bp.add(ldb);
         }
         let bias_v = if bias.is_null() {
             [zero; 4]

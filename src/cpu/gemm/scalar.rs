@@ -19,6 +19,7 @@ impl Kernel for Scalar {
         a: *const f32,
         lda: usize,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         bias: *const f32,
@@ -26,11 +27,11 @@ impl Kernel for Scalar {
     ) {
         let mut acc = [[0f32; NR]; 4];
         // SAFETY: per `Kernel::tile`, rows `0..mr` (mr <= 4) of A hold `k` floats at stride
-        // `lda`, B holds `k * NR` floats, C rows `0..mr` hold NR floats at stride `ldc`, and bias
+        // `lda`, B rows `0..k` hold NR floats at stride `ldb`, C rows `0..mr` hold NR floats at stride `ldc`, and bias
         // (when non-null) NR floats.
         unsafe {
             for p in 0..k {
-                let brow = std::slice::from_raw_parts(b.add(p * NR), NR);
+                let brow = std::slice::from_raw_parts(b.add(p * ldb), NR);
                 for (i, acc_row) in acc.iter_mut().enumerate().take(mr) {
                     let av = *a.add(i * lda + p);
                     for (x, &bv) in acc_row.iter_mut().zip(brow) {
