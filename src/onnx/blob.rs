@@ -67,7 +67,9 @@ pub(crate) fn exported_tensors(model: &Model) -> Vec<WRef> {
     v.extend([s.patch_w, s.patch_b, s.cls, s.pos]);
     let depths = &model.config().depths;
     for (i, b) in model.blocks().iter().enumerate() {
-        v.extend([b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.fc1_w, b.fc1_b, b.fc2_w, b.fc2_b]);
+        v.extend([
+            b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.fc1_w, b.fc1_b, b.fc2_w, b.fc2_b,
+        ]);
         if let Some(k) = depths.iter().position(|&d| d == i + 1) {
             v.extend([model.exits()[k].w, model.exits()[k].b]);
         }

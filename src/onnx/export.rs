@@ -93,7 +93,13 @@ fn path_index(model: &Model, depth: usize) -> Result<usize> {
     })
 }
 
-fn finish(model: &Model, kind: GraphKind, file_name: String, opts: &ExportOptions, b: GraphBuilder) -> OnnxGraph {
+fn finish(
+    model: &Model,
+    kind: GraphKind,
+    file_name: String,
+    opts: &ExportOptions,
+    b: GraphBuilder,
+) -> OnnxGraph {
     let flavour = match opts.ln {
         LnFlavour::Decomposed => "decomposed",
         LnFlavour::Native => "native",
@@ -109,7 +115,10 @@ fn finish(model: &Model, kind: GraphKind, file_name: String, opts: &ExportOption
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc: format!("{kind:?} of a tinv model"),
         metadata: vec![
-            ("tinv.content_hash".into(), format!("{:016x}", model.content_hash())),
+            (
+                "tinv.content_hash".into(),
+                format!("{:016x}", model.content_hash()),
+            ),
             ("tinv.ln".into(), flavour.into()),
             ("tinv.weights".into(), weights.into()),
         ],
@@ -134,7 +143,13 @@ pub fn path_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<O
         x = vit::block(&mut b, i, &x, opts.ln);
     }
     vit::exit_head(&mut b, k, &x, opts.ln, "logits");
-    Ok(finish(model, GraphKind::Path { depth }, format!("path.{depth}.onnx"), opts, b))
+    Ok(finish(
+        model,
+        GraphKind::Path { depth },
+        format!("path.{depth}.onnx"),
+        opts,
+        b,
+    ))
 }
 
 /// The segment graph that ends at path `depth` (blocks from the previous path's depth, or from
@@ -143,7 +158,11 @@ pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Resul
     let k = path_index(model, depth)?;
     let c = model.config();
     let start = if k == 0 { 0 } else { c.depths[k - 1] };
-    let mut b = GraphBuilder::new(model, opts.weights, &format!("tinv_segment_{start}_{depth}"));
+    let mut b = GraphBuilder::new(
+        model,
+        opts.weights,
+        &format!("tinv_segment_{start}_{depth}"),
+    );
     let mut x = if start == 0 {
         let pixels = b.batched_input("pixels", &[c.channels, c.image_h, c.image_w]);
         vit::stem(&mut b, &pixels)
@@ -157,7 +176,13 @@ pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Resul
     b.scope("");
     b.op_to("Identity", &[&x], vec![], "hidden_out");
     let kind = GraphKind::Segment { start, end: depth };
-    Ok(finish(model, kind, format!("segment.{start}-{depth}.onnx"), opts, b))
+    Ok(finish(
+        model,
+        kind,
+        format!("segment.{start}-{depth}.onnx"),
+        opts,
+        b,
+    ))
 }
 
 /// The exit-head graph of path `depth`: `hidden` → `logits`.
@@ -168,7 +193,13 @@ pub fn exit_head_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Res
     let hidden = b.batched_input("hidden", &[c.tokens(), c.dim]);
     b.batched_output("logits", &[c.classes]);
     vit::exit_head(&mut b, k, &hidden, opts.ln, "logits");
-    Ok(finish(model, GraphKind::ExitHead { depth }, format!("exit.{depth}.onnx"), opts, b))
+    Ok(finish(
+        model,
+        GraphKind::ExitHead { depth },
+        format!("exit.{depth}.onnx"),
+        opts,
+        b,
+    ))
 }
 
 /// The level-1 controller graph, or `None` if the model has no controller. Features are
@@ -184,7 +215,13 @@ pub fn controller_graph(model: &Model, opts: &ExportOptions) -> Option<OnnxGraph
     if !vit::controller(&mut b, &feats, &budget, "pred", "scores") {
         return None;
     }
-    Some(finish(model, GraphKind::Controller, "controller.onnx".into(), opts, b))
+    Some(finish(
+        model,
+        GraphKind::Controller,
+        "controller.onnx".into(),
+        opts,
+        b,
+    ))
 }
 
 /// Every graph of `opts.layout`: per path (or per segment plus exit heads), then the controller

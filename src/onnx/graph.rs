@@ -139,7 +139,9 @@ impl<'m> GraphBuilder<'m> {
             return v.clone();
         }
         let dims: Vec<i64> = super::blob::tensor_shape(model, r)
-            .iter().map(|d| *d as i64).collect();
+            .iter()
+            .map(|d| *d as i64)
+            .collect();
         let value = match self.mode {
             WeightMode::Baked => {
                 self.graph

@@ -30,7 +30,12 @@ pub(crate) fn layer_norm(b: &mut GraphBuilder, x: &str, d: usize, flavour: LnFla
             )
         }
         LnFlavour::Decomposed => {
-            let axes = || vec![Attribute::ints("axes", &[-1]), Attribute::int("keepdims", 1)];
+            let axes = || {
+                vec![
+                    Attribute::ints("axes", &[-1]),
+                    Attribute::int("keepdims", 1),
+                ]
+            };
             let mean = b.op("ReduceMean", &[x], axes());
             let centred = b.op("Sub", &[x, &mean], vec![]);
             let two = b.scalar(2.0);
@@ -94,7 +99,11 @@ pub(crate) fn stem(b: &mut GraphBuilder, pixels: &str) -> String {
     // input's size (the batch).
     let split = b.ints(&[0, ch, gh, p, gw, p]);
     let x = b.op("Reshape", &[&x, &split], vec![]);
-    let x = b.op("Transpose", &[&x], vec![Attribute::ints("perm", &[0, 2, 4, 1, 3, 5])]);
+    let x = b.op(
+        "Transpose",
+        &[&x],
+        vec![Attribute::ints("perm", &[0, 2, 4, 1, 3, 5])],
+    );
     let rows = b.ints(&[0, gh * gw, ch * p * p]);
     let x = b.op("Reshape", &[&x, &rows], vec![]);
     let (pw, pb, pos) = (b.weight(s.patch_w), b.weight(s.patch_b), b.weight(s.pos));
@@ -124,17 +133,29 @@ pub(crate) fn block(b: &mut GraphBuilder, i: usize, x: &str, ln: LnFlavour) -> S
     // [B, N, 3D] -> [B, N, 3, heads, hd] -> [3, B, heads, N, hd].
     let split = b.ints(&[0, 0, 3, heads, hd]);
     let qkv = b.op("Reshape", &[&qkv, &split], vec![]);
-    let qkv = b.op("Transpose", &[&qkv], vec![Attribute::ints("perm", &[2, 0, 3, 1, 4])]);
+    let qkv = b.op(
+        "Transpose",
+        &[&qkv],
+        vec![Attribute::ints("perm", &[2, 0, 3, 1, 4])],
+    );
     let mut pick = |j: i64| {
         let idx = b.const_i64(&[], &[j]);
         b.op("Gather", &[&qkv, &idx], vec![Attribute::int("axis", 0)])
     };
     let (q, k, v) = (pick(0), pick(1), pick(2));
-    let kt = b.op("Transpose", &[&k], vec![Attribute::ints("perm", &[0, 1, 3, 2])]);
+    let kt = b.op(
+        "Transpose",
+        &[&k],
+        vec![Attribute::ints("perm", &[0, 1, 3, 2])],
+    );
     let scores = b.op("MatMul", &[&q, &kt], vec![]);
     let attn = b.op("Softmax", &[&scores], vec![Attribute::int("axis", -1)]);
     let ctx = b.op("MatMul", &[&attn, &v], vec![]);
-    let ctx = b.op("Transpose", &[&ctx], vec![Attribute::ints("perm", &[0, 2, 1, 3])]);
+    let ctx = b.op(
+        "Transpose",
+        &[&ctx],
+        vec![Attribute::ints("perm", &[0, 2, 1, 3])],
+    );
     let merge = b.ints(&[0, 0, d]);
     let ctx = b.op("Reshape", &[&ctx, &merge], vec![]);
     let (pw, pb) = (b.weight(w.proj_w), b.weight(w.proj_b));

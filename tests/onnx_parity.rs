@@ -1,0 +1,304 @@
+//! ONNX export: the protobuf encoder against hand-computed bytes, and every exported graph, in
+//! every flavour, run by ONNX Runtime (PyPI) against an independent f64 reference forward and
+//! the runtime's CPU backend.
+//!
+//! Needs a Python with onnxruntime + numpy: `$TINV_PYTHON`, else `.venv/bin/python` at the repo
+//! root; without one the ORT tests print a SKIP line and pass.
+
+#[path = "onnx/parity.rs"]
+mod parity;
+#[path = "onnx/reference.rs"]
+mod reference;
+#[path = "onnx/support.rs"]
+mod support;
+
+use std::path::Path;
+use support::{read_f32, run_ort, write_f32, Job};
+use tinv::model::Gelu;
+use tinv::onnx::proto::{
+    self, Attribute, Dim, ElemType, Graph, ModelProto, Node, Tensor, ValueInfo,
+};
+use tinv::onnx::{self, ExportOptions};
+use tinv::{Model, OpenOptions};
+
+// ---------------------------------------------------------------------------------------------
+// Encoder, byte for byte
+
+#[test]
+fn proto_fields_match_hand_computed_bytes() {
+    let mut b = Vec::new();
+    proto::put_int(&mut b, 1, 150); // key 0x08, varint 150 = 0x96 0x01 (protobuf guide example)
+    assert_eq!(b, [0x08, 0x96, 0x01]);
+    b.clear();
+    proto::put_bytes(&mut b, 2, b"testing"); // key (2<<3)|2 = 0x12, length 7
+    assert_eq!(b, [0x12, 0x07, b't', b'e', b's', b't', b'i', b'n', b'g']);
+    b.clear();
+    proto::put_float(&mut b, 2, 1.0); // key (2<<3)|5 = 0x15, 1.0f32 = 0x3f800000 LE
+    assert_eq!(b, [0x15, 0x00, 0x00, 0x80, 0x3f]);
+    b.clear();
+    proto::put_int(&mut b, 20, 2); // field 20 needs a two-byte key: (20<<3)|0 = 160 = 0xa0 0x01
+    assert_eq!(b, [0xa0, 0x01, 0x02]);
+    b.clear();
+    proto::put_int(&mut b, 1, -2); // -2 as u64 = 0xffff_ffff_ffff_fffe: ten varint bytes
+    assert_eq!(
+        b,
+        [0x08, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]
+    );
+}
+
+#[test]
+fn proto_messages_match_hand_computed_bytes() {
+    // TensorProto{dims: [2], data_type: INT64 (7), name: "s", raw_data: 2 × i64}.
+    let mut b = Vec::new();
+    Tensor::i64("s", &[2], &[1, -1]).encode(&mut b);
+    let mut want = vec![0x08, 0x02, 0x10, 0x07, 0x42, 0x01, b's', 0x4a, 0x10];
+    want.extend_from_slice(&1i64.to_le_bytes());
+    want.extend_from_slice(&(-1i64).to_le_bytes());
+    assert_eq!(b, want);
+
+    // ValueInfoProto{name "x", type {tensor_type {elem_type 1, shape {dim {dim_param "b"},
+    // dim {dim_value 3}}}}}: nested lengths computed by hand from the inside out.
+    b.clear();
+    ValueInfo {
+        name: "x".into(),
+        elem: ElemType::Float,
+        dims: vec![Dim::Param("b".into()), Dim::Value(3)],
+    }
+    .encode(&mut b);
+    let dim_b = [0x0a, 0x03, 0x12, 0x01, b'b']; // shape.dim #1 (field 1, len 3)
+    let dim_3 = [0x0a, 0x02, 0x08, 0x03]; // shape.dim #2 (field 1, len 2)
+    let mut shape = vec![0x12, (dim_b.len() + dim_3.len()) as u8];
+    shape.extend(dim_b);
+    shape.extend(dim_3);
+    let mut tensor_type = vec![0x08, 0x01];
+    tensor_type.extend(&shape);
+    let mut ty = vec![0x0a, tensor_type.len() as u8];
+    ty.extend(&tensor_type);
+    let mut want = vec![0x0a, 0x01, b'x', 0x12, ty.len() as u8];
+    want.extend(&ty);
+    assert_eq!(b, want);
+
+    // AttributeProto{name "perm", ints [1, 0], type INTS (7)}: unpacked repeated field 8.
+    b.clear();
+    Attribute::ints("perm", &[1, 0]).encode(&mut b);
+    assert_eq!(
+        b,
+        [0x0a, 0x04, b'p', b'e', b'r', b'm', 0x40, 0x01, 0x40, 0x00, 0xa0, 0x01, 0x07]
+    );
+
+    // ModelProto header: ir_version 8 then producer "t", version "0", an empty graph, opset 17.
+    let m = ModelProto {
+        ir_version: 8,
+        opset: 17,
+        producer_name: "t".into(),
+        producer_version: "0".into(),
+        doc: String::new(),
+        metadata: vec![],
+        graph: Graph::default(),
+    };
+    assert_eq!(
+        m.to_bytes(),
+        [
+            0x08, 0x08, 0x12, 0x01, b't', 0x1a, 0x01, b'0', 0x3a, 0x02, 0x12, 0x00, 0x42, 0x04,
+            0x0a, 0x00, 0x10, 0x11
+        ]
+    );
+}
+
+/// A hand-built model using every attribute kind the exporter writes, decoded and run by ORT:
+/// `y = Softmax(LeakyRelu(Transpose(x, perm=[1,0]) + c, alpha=0.25), axis=0)`.
+#[test]
+fn tiny_model_is_decoded_by_onnx_runtime() {
+    let Some(py) = support::python("tiny_model_is_decoded_by_onnx_runtime") else {
+        return;
+    };
+    let dir = support::scratch("tiny");
+    let node = |op: &str, ins: &[&str], out: &str, attrs: Vec<Attribute>| Node {
+        op_type: op.into(),
+        name: out.into(),
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![out.into()],
+        attrs,
+    };
+    let graph = Graph {
+        name: "tiny".into(),
+        nodes: vec![
+            node(
+                "Transpose",
+                &["x"],
+                "t",
+                vec![Attribute::ints("perm", &[1, 0])],
+            ),
+            node("Add", &["t", "c"], "a", vec![]),
+            node(
+                "LeakyRelu",
+                &["a"],
+                "l",
+                vec![Attribute::float("alpha", 0.25)],
+            ),
+            node("Softmax", &["l"], "y", vec![Attribute::int("axis", 0)]),
+        ],
+        initializers: vec![Tensor::f32("c", &[3, 1], &[0.5, -1.0, 2.0])],
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            elem: ElemType::Float,
+            dims: vec![Dim::Param("batch".into()), Dim::Value(3)],
+        }],
+        outputs: vec![ValueInfo {
+            name: "y".into(),
+            elem: ElemType::Float,
+            dims: vec![Dim::Value(3), Dim::Param("batch".into())],
+        }],
+    };
+    let model = ModelProto {
+        ir_version: onnx::IR_VERSION,
+        opset: onnx::OPSET,
+        producer_name: "test".into(),
+        producer_version: "0".into(),
+        doc: String::new(),
+        metadata: vec![("k".into(), "v".into())],
+        graph,
+    };
+    std::fs::write(dir.join("tiny.onnx"), model.to_bytes()).unwrap();
+    let x = [0.1f32, -2.0, 0.3, 1.5, 0.0, -0.7]; // [2, 3]
+    write_f32(&dir.join("x.npy"), &[2, 3], &x);
+    run_ort(
+        &py,
+        &dir,
+        &[Job {
+            model: dir.join("tiny.onnx"),
+            inputs: vec![("x".into(), dir.join("x.npy"))],
+            outputs: vec![("y".into(), dir.join("y.npy"))],
+            ..Job::default()
+        }],
+    );
+    let (shape, y) = read_f32(&dir.join("y.npy"));
+    assert_eq!(shape, [3, 2]);
+    let c = [0.5, -1.0, 2.0];
+    for col in 0..2 {
+        let l: Vec<f64> = (0..3)
+            .map(|r| {
+                let a = f64::from(x[col * 3 + r]) + c[r];
+                if a < 0.0 {
+                    0.25 * a
+                } else {
+                    a
+                }
+            })
+            .collect();
+        let z: f64 = l.iter().map(|v| v.exp()).sum();
+        for r in 0..3 {
+            let want = l[r].exp() / z;
+            assert!(
+                (f64::from(y[r * 2 + col]) - want).abs() < 1e-6,
+                "y[{r},{col}]"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parity of exported graphs
+
+#[test]
+fn small_model_every_path_and_flavour_matches() {
+    let cfg = support::config((16, 16, 3), 4, 32, 4, 2, &[2, 4], Gelu::Erf, true);
+    let bytes = support::random_model(&cfg, 7);
+    let images = support::random_images(&cfg, 3, 11);
+    parity::check_model("small", &bytes, &images, 3);
+}
+
+#[test]
+fn non_square_single_channel_tanh_model_matches() {
+    let cfg = support::config((12, 8, 1), 4, 24, 3, 3, &[1, 2, 3], Gelu::Tanh, false);
+    let bytes = support::random_model(&cfg, 99);
+    let images = support::random_images(&cfg, 2, 5);
+    parity::check_model("tanh", &bytes, &images, 2);
+}
+
+#[test]
+fn timm_fixture_matches() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/timm-vit");
+    let Some(tinv_path) = ["model.tinv", "timm-vit.tinv"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.exists())
+    else {
+        eprintln!(
+            "SKIP timm_fixture_matches: no folded .tinv in {}",
+            dir.display()
+        );
+        return;
+    };
+    let bytes = std::fs::read(&tinv_path).unwrap();
+    let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    let mut images = Vec::new();
+    for i in 0..4 {
+        images.extend(parity::read_png_chw(&dir.join(format!("input{i}.png"))));
+    }
+    images.extend(support::random_images(model.config(), 1, 3));
+    parity::check_model("timm", &bytes, &images, 5);
+}
+
+#[test]
+fn bad_depth_is_an_invalid_argument() {
+    let cfg = support::config((8, 8, 1), 4, 16, 2, 2, &[1, 2], Gelu::Erf, false);
+    let model =
+        Model::from_bytes(&support::random_model(&cfg, 1), &OpenOptions::default()).unwrap();
+    let opts = ExportOptions::default();
+    for r in [
+        onnx::path_graph(&model, 3, &opts),
+        onnx::segment_graph(&model, 0, &opts),
+        onnx::exit_head_graph(&model, 5, &opts),
+    ] {
+        match r {
+            Err(tinv::Error::InvalidArgument(m)) => assert!(m.contains("not a path"), "{m}"),
+            other => panic!("expected InvalidArgument, got {:?}", other.map(|g| g.kind)),
+        }
+    }
+    assert!(
+        onnx::controller_graph(&model, &opts).is_none(),
+        "model has no controller"
+    );
+}
+
+#[test]
+fn weight_blob_is_aligned_complete_and_exact() {
+    let cfg = support::config((16, 16, 3), 4, 32, 4, 2, &[2, 4], Gelu::Erf, true);
+    let model =
+        Model::from_bytes(&support::random_model(&cfg, 7), &OpenOptions::default()).unwrap();
+    let blob = onnx::weight_blob(&model);
+    assert_eq!(blob.bytes.len() % 256, 0);
+    let mut end = 0;
+    for b in &blob.bindings {
+        assert_eq!(b.offset % 256, 0, "{}", b.name);
+        assert!(b.offset >= end, "{} overlaps its predecessor", b.name);
+        end = b.offset + b.nbytes;
+        let t = model.index().tensor(&b.name).unwrap();
+        assert_eq!(b.shape, t.shape, "{}", b.name);
+        assert_eq!(b.nbytes, 2 * t.shape.iter().product::<usize>());
+    }
+    // Every tensor but the level-2 controller (run on the host) is in the blob, once.
+    let mut names: Vec<&str> = blob.bindings.iter().map(|b| b.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), blob.bindings.len());
+    let expected = model
+        .index()
+        .tensors
+        .iter()
+        .filter(|t| !t.name.starts_with("ctrl.exit.") && t.flags & tinv::format::FLAG_DEVICE == 0)
+        .count();
+    assert_eq!(names.len(), expected);
+    // Values: f16 rounding of the model's f32 weights, bit for bit.
+    let qkv = blob.binding("blk.1.qkv.weight").unwrap();
+    let w = model.w(model.blocks()[1].qkv_w);
+    for (i, v) in w.iter().enumerate() {
+        let o = qkv.offset + 2 * i;
+        let got = half::f16::from_le_bytes([blob.bytes[o], blob.bytes[o + 1]]);
+        assert_eq!(got.to_bits(), half::f16::from_f32(*v).to_bits());
+    }
+    let table = blob.table_text();
+    assert!(table.contains("blk.1.qkv.weight\tf16\t32x96\t"), "{table}");
+}
