@@ -217,28 +217,70 @@ fn non_square_single_channel_tanh_model_matches() {
     parity::check_model("tanh", &bytes, &images, 2);
 }
 
+/// The timm fixture (tests/fixtures/timm-vit), folded by `tinv-fold` to `model.tinv` there (or
+/// the file `$TINV_TIMM_TINV` names): every flavour on its four sample images plus a random one,
+/// and ONNX Runtime's full-depth logits against the logits timm itself computed.
 #[test]
 fn timm_fixture_matches() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/timm-vit");
-    let Some(tinv_path) = ["model.tinv", "timm-vit.tinv"]
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.exists())
-    else {
+    let tinv_path = std::env::var_os("TINV_TIMM_TINV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.join("model.tinv"));
+    if !tinv_path.exists() {
         eprintln!(
-            "SKIP timm_fixture_matches: no folded .tinv in {}",
-            dir.display()
+            "SKIP timm_fixture_matches: no folded model at {}",
+            tinv_path.display()
         );
         return;
-    };
+    }
     let bytes = std::fs::read(&tinv_path).unwrap();
     let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    let expected = timm_expected(&dir.join("expected.json"));
     let mut images = Vec::new();
-    for i in 0..4 {
-        images.extend(parity::read_png_chw(&dir.join(format!("input{i}.png"))));
+    for (png, _) in &expected {
+        images.extend(parity::read_png_chw(&dir.join(png)));
     }
     images.extend(support::random_images(model.config(), 1, 3));
-    parity::check_model("timm", &bytes, &images, 5);
+    let n = expected.len() + 1;
+    let Some(ort) = parity::check_model("timm", &bytes, &images, n) else {
+        return;
+    };
+    let k = model.config().classes;
+    for (i, (png, want)) in expected.iter().enumerate() {
+        let got = &ort[i * k..(i + 1) * k];
+        let d = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (f64::from(*a) - b).abs())
+            .fold(0.0, f64::max);
+        eprintln!("  timm {png}: ORT (baked) vs timm's own logits {d:.2e}");
+        assert!(d <= 1e-4, "{png}: ORT {got:?} vs timm {want:?}");
+    }
+}
+
+/// `(image file, logits)` of each case in the fixture's expected.json (a fixed, simple layout:
+/// `"image": "…"` followed by `"logits": [ … ]`).
+fn timm_expected(path: &Path) -> Vec<(String, Vec<f64>)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("\"image\"") {
+        rest = &rest[i + 7..];
+        let q1 = rest.find('"').unwrap() + 1;
+        let q2 = q1 + rest[q1..].find('"').unwrap();
+        let image = rest[q1..q2].to_string();
+        let l = rest.find("\"logits\"").unwrap();
+        let open = l + rest[l..].find('[').unwrap() + 1;
+        let close = open + rest[open..].find(']').unwrap();
+        let logits = rest[open..close]
+            .split(',')
+            .map(|v| v.trim().parse().unwrap())
+            .collect();
+        out.push((image, logits));
+        rest = &rest[close..];
+    }
+    assert!(!out.is_empty(), "{}: no cases", path.display());
+    out
 }
 
 #[test]

@@ -71,6 +71,7 @@ pub(crate) fn exported_tensors(model: &Model) -> Vec<WRef> {
             b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.fc1_w, b.fc1_b, b.fc2_w, b.fc2_b,
         ]);
         if let Some(k) = depths.iter().position(|&d| d == i + 1) {
+            // `Model` binds one exit per entry of `depths`, so `k` indexes `exits()`.
             v.extend([model.exits()[k].w, model.exits()[k].b]);
         }
     }

@@ -73,6 +73,16 @@ pub enum GraphKind {
     Controller,
 }
 
+impl ExportOptions {
+    /// Self-contained f32 graphs (`--baked`): per path, decomposed LayerNorm.
+    pub fn baked() -> Self {
+        ExportOptions {
+            weights: WeightMode::Baked,
+            ..ExportOptions::default()
+        }
+    }
+}
+
 /// One exported ONNX model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OnnxGraph {
@@ -157,6 +167,7 @@ pub fn path_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<O
 pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<OnnxGraph> {
     let k = path_index(model, depth)?;
     let c = model.config();
+    // `k` came from `path_index`, so `k - 1` (when k > 0) is a valid index too.
     let start = if k == 0 { 0 } else { c.depths[k - 1] };
     let mut b = GraphBuilder::new(
         model,

@@ -120,7 +120,8 @@ pub(crate) fn stem(b: &mut GraphBuilder, pixels: &str) -> String {
     b.op("Concat", &[&cls, &tokens], vec![Attribute::int("axis", 1)])
 }
 
-/// Encoder block `i` on `x` `[B, N, D]`.
+/// Encoder block `i` on `x` `[B, N, D]`. Callers pass `i < depth ≤ blocks` (depths are
+/// validated against `vit.blocks` at open), so `blocks()[i]` exists.
 pub(crate) fn block(b: &mut GraphBuilder, i: usize, x: &str, ln: LnFlavour) -> String {
     let m = b.model();
     let c = m.config();
@@ -171,7 +172,8 @@ pub(crate) fn block(b: &mut GraphBuilder, i: usize, x: &str, ln: LnFlavour) -> S
 }
 
 /// Exit head of path `k` on `x` `[B, N, D]`: LayerNorm of the class token, then the head,
-/// written to the value `out` `[B, K]`.
+/// written to the value `out` `[B, K]`. `k` is a path index from `Config::path_index`, and
+/// `Model` binds one exit head per path, so `exits()[k]` and `depths[k]` exist.
 pub(crate) fn exit_head(b: &mut GraphBuilder, k: usize, x: &str, ln: LnFlavour, out: &str) {
     let m = b.model();
     let c = m.config();

@@ -98,11 +98,11 @@ enum Check {
     },
 }
 
-/// Runs every path of `bytes` in every flavour on `batch` raw CHW images.
-pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) {
-    let Some(py) = support::python(test) else {
-        return;
-    };
+/// Runs every path of `bytes` in every flavour on `batch` raw CHW images. Returns ONNX
+/// Runtime's full-depth logits of the baked, per-path, decomposed-LayerNorm graph (`None` when
+/// ONNX Runtime is unavailable and the test was skipped).
+pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Option<Vec<f32>> {
+    let py = support::python(test)?;
     let model = Arc::new(Model::from_bytes(bytes, &OpenOptions::default()).unwrap());
     let c = model.config().clone();
     let per = c.input_len();
@@ -219,6 +219,7 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) {
         "{test}: max |Δ| on logits (batch {batch}, {} classes)",
         c.classes
     );
+    let mut full_depth = None;
     for check in &checks {
         match check {
             Check::Logits { opts, depth, file } => {
@@ -231,6 +232,9 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) {
                 let d_rt = max_abs_diff(&ort, &rt);
                 let d_ref = max_abs_diff(&ort, &r32);
                 let what = format!("{test} {} depth {depth}", label(opts));
+                if *opts == ExportOptions::baked() && Some(depth) == c.depths.last() {
+                    full_depth = Some(ort.clone());
+                }
                 match opts.weights {
                     WeightMode::Baked => {
                         eprintln!("  {what}: ORT−runtime {d_rt:.2e}, ORT−ref64 {d_ref:.2e}");
@@ -306,6 +310,7 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+    full_depth
 }
 
 /// FP16-input graphs carry no weights: each path and segment graph is far smaller than its baked
