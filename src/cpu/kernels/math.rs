@@ -12,7 +12,11 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
+    let t = x * LOG2E + ROUND_MAGIC;
+    let n = t - ROUND_MAGIC;
+    // The low mantissa bits of `t` hold n as an integer: no float→int conversion, which keeps
+    // the loop vectorizable.
+    let ni = t.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32;
     let r = x - n * LN2_HI - n * LN2_LO;
     // Cephes expf minimax polynomial for e^r − 1 − r on [−ln2/2, ln2/2].
     let mut p = 1.987_569_1e-4f32;
@@ -23,8 +27,8 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // n ∈ [−126, 127] after the clamp, so the biased exponent is a normal one. A NaN input
-    // makes `n as i32` 0 and y NaN, so NaN propagates.
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // gives a NaN y, so NaN propagates whatever the scale.
+    let scale = f32::from_bits(((ni + 127) << 23) as u32);
     y * scale
 }
 

@@ -17,11 +17,18 @@ multiversion! {
             for v in chunks.remainder() {
                 m = m.max(*v);
             }
-            let mut sum = 0f32;
+            // Separate passes: the exp loop vectorizes, the sum uses independent lanes.
             for v in row.iter_mut() {
                 *v = exp(*v - m);
-                sum += *v;
             }
+            let mut acc = [0f32; LANES];
+            let mut chunks = row.chunks_exact(LANES);
+            for c in &mut chunks {
+                for i in 0..LANES {
+                    acc[i] += c[i];
+                }
+            }
+            let sum = acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
             let inv = 1.0 / sum;
             for v in row.iter_mut() {
                 *v *= inv;

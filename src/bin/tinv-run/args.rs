@@ -1,0 +1,70 @@
+//! A small command-line parser: `--flag value`, `--flag=value`, `--switch`, positionals.
+
+use std::collections::HashMap;
+
+/// Parsed arguments of one subcommand.
+pub struct Args {
+    values: HashMap<String, String>,
+    switches: Vec<String>,
+    /// Positional arguments, in order.
+    pub positional: Vec<String>,
+}
+
+impl Args {
+    /// Parses `raw`: flags listed in `takes_value` consume the next argument; other `--x` are
+    /// switches; anything not listed in either is an error naming the flag.
+    pub fn parse(raw: &[String], takes_value: &[&str], switches: &[&str]) -> Result<Args, String> {
+        let mut a = Args {
+            values: HashMap::new(),
+            switches: Vec::new(),
+            positional: Vec::new(),
+        };
+        let mut it = raw.iter();
+        while let Some(arg) = it.next() {
+            if let Some(flag) = arg.strip_prefix("--") {
+                let (name, inline) = match flag.split_once('=') {
+                    Some((n, v)) => (n, Some(v.to_string())),
+                    None => (flag, None),
+                };
+                if takes_value.contains(&name) {
+                    let v = match inline {
+                        Some(v) => v,
+                        None => it
+                            .next()
+                            .cloned()
+                            .ok_or_else(|| format!("--{name} needs a value"))?,
+                    };
+                    a.values.insert(name.to_string(), v);
+                } else if switches.contains(&name) && inline.is_none() {
+                    a.switches.push(name.to_string());
+                } else {
+                    return Err(format!("unknown option --{name} (see --help)"));
+                }
+            } else {
+                a.positional.push(arg.clone());
+            }
+        }
+        Ok(a)
+    }
+
+    /// The value of `--name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// Whether `--name` was given.
+    pub fn has(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+
+    /// `--name` parsed as `T`, with `what` describing the expected value in the error.
+    pub fn parse_opt<T: std::str::FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, String> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("--{name} {v}: expected {what}")),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `tinv-run bench`: per-path latency, path-switch cost, GEMM throughput.
+
+use crate::args::Args;
+use crate::json::Json;
+use std::sync::Arc;
+use std::time::Instant;
+use tinv::cpu::{gemm, pool::Pool};
+
+pub const HELP: &str = "\
+tinv-run bench — latency of every path, path-switch cost, GEMM throughput
+
+USAGE:
+    tinv-run bench [--model M | --synthetic vit-tiny] [--threads N] [--batch B]
+                   [--iters N] [--warmup N] [--json]
+
+OPTIONS:
+    --model M          .tinv file or package directory (default: engines/fmnist)
+    --synthetic NAME   a model with random weights instead: vit-tiny (224², patch 16, dim 192,
+                       3 heads, 12 blocks, exits 3/6/9/12)
+    --threads N        worker threads (default 1)
+    --batch B          inputs per call (default 1)
+    --iters N          timed runs per path (default 200)
+    --warmup N         untimed runs first (default 20)
+    --json             one JSON object: paths [{depth, flops, p50_us, p99_us, gflops}],
+                       switch_us, gemm [{m, n, k, gflops}], kernel, threads, batch
+
+Latency is wall time per call, median and 99th percentile. The switch cost is the median
+extra time of a call on one path right after a call on another, against the same path twice.
+";
+
+fn percentile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+pub fn run(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(raw, &["model", "synthetic", "threads", "batch", "iters", "warmup"], &["json", "verify"])?;
+    let threads = a.parse_opt::<usize>("threads", "a thread count")?.unwrap_or(1);
+    let batch = a.parse_opt::<usize>("batch", "a batch size")?.unwrap_or(1);
+    let iters = a.parse_opt::<usize>("iters", "a run count")?.unwrap_or(200).max(2);
+    let warmup = a.parse_opt::<usize>("warmup", "a run count")?.unwrap_or(20);
+    let model = match a.get("synthetic") {
+        Some("vit-tiny") => {
+            let cfg = tinv::synth::vit_tiny();
+            let bytes = tinv::synth::random_model(&cfg, 1, tinv::format::DType::F32);
+            tinv::Model::from_bytes(&bytes, &tinv::OpenOptions::default()).map_err(|e| e.to_string())?
+        }
+        Some(other) => return Err(format!("--synthetic {other}: known shapes are: vit-tiny")),
+        None => crate::model_path::open(a.get("model"), a.has("verify"))?,
+    };
+    let model = Arc::new(model);
+    let c = model.config().clone();
+    let opts = tinv::SessionOptions { max_batch: batch, threads, ..Default::default() };
+    let mut s = tinv::Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
+    let x = tinv::synth::random_inputs(&c, batch, 3);
+    let mut out = vec![0f32; batch * c.classes];
+    let mut paths = Vec::new();
+    for (k, &d) in c.depths.iter().enumerate() {
+        for _ in 0..warmup {
+            s.infer_depth(&x, batch, d, &mut out).map_err(|e| e.to_string())?;
+        }
+        let mut t: Vec<f64> = (0..iters)
+            .map(|_| s.infer_depth(&x, batch, d, &mut out).map(|st| st[0].latency_us))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let (p50, p99) = (percentile(&mut t, 0.5), percentile(&mut t, 0.99));
+        let flops = model.costs()[k].backbone_flops * batch as u64;
+        paths.push((d, flops, p50, p99));
+        eprintln!("bench: depth {d} p50 {p50:.1} µs");
+    }
+    // Switch cost: alternate the shallowest and deepest path vs repeat the deepest.
+    let (d0, dl) = (c.depths[0], c.depths[c.depths.len() - 1]);
+    let (mut same, mut switched) = (Vec::new(), Vec::new());
+    for i in 0..iters {
+        let first = if i % 2 == 0 { d0 } else { dl };
+        s.infer_depth(&x, batch, first, &mut out).map_err(|e| e.to_string())?;
+        let t = s.infer_depth(&x, batch, dl, &mut out).map_err(|e| e.to_string())?[0].latency_us;
+        if first == dl { same.push(t) } else { switched.push(t) }
+    }
+    let switch_us = percentile(&mut switched, 0.5) - percentile(&mut same, 0.5);
+    let gemms = gemm_throughput(&c, batch, threads, iters.min(100));
+    if a.has("json") {
+        let j = Json::obj()
+            .set("kernel", Json::Str(gemm::kernel_name().into()))
+            .set("threads", Json::Int(threads as u64))
+            .set("batch", Json::Int(batch as u64))
+            .set(
+                "paths",
+                Json::Arr(
+                    paths
+                        .iter()
+                        .map(|(d, f, p50, p99)| {
+                            Json::obj()
+                                .set("depth", Json::Int(*d as u64))
+                                .set("flops", Json::Int(*f))
+                                .set("p50_us", Json::Num(*p50))
+                                .set("p99_us", Json::Num(*p99))
+                                .set("gflops", Json::Num(*f as f64 / p50 / 1e3))
+                        })
+                        .collect(),
+                ),
+            )
+            .set("switch_us", Json::Num(switch_us))
+            .set(
+                "gemm",
+                Json::Arr(
+                    gemms
+                        .iter()
+                        .map(|(m, n, k, g)| {
+                            Json::obj()
+                                .set("m", Json::Int(*m as u64))
+                                .set("n", Json::Int(*n as u64))
+                                .set("k", Json::Int(*k as u64))
+                                .set("gflops", Json::Num(*g))
+                        })
+                        .collect(),
+                ),
+            )
+            .set("arena_bytes", Json::Int(s.arena_bytes() as u64))
+            .set("peak_rss_bytes", Json::Int(crate::eval::peak_rss_bytes()));
+        println!("{}", j.render());
+    } else {
+        println!("kernel {}, {threads} thread(s), batch {batch}, {iters} runs per path", gemm::kernel_name());
+        for (d, f, p50, p99) in &paths {
+            println!(
+                "depth {d:>3}  p50 {p50:>10.1} µs  p99 {p99:>10.1} µs  {:>8.2} MFLOPs  {:>6.1} GFLOP/s",
+                *f as f64 / 1e6,
+                *f as f64 / p50 / 1e3
+            );
+        }
+        println!("path switch  {switch_us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl})");
+        for (m, n, k, g) in &gemms {
+            println!("gemm {m:>5}x{n:<5}x{k:<5} {g:>7.1} GFLOP/s");
+        }
+        println!("arena {} bytes", s.arena_bytes());
+    }
+    Ok(())
+}
+
+/// GFLOP/s of the model's weight GEMMs (QKV, projection, MLP up and down) at this batch.
+fn gemm_throughput(c: &tinv::Config, batch: usize, threads: usize, iters: usize) -> Vec<(usize, usize, usize, f64)> {
+    let m = c.tokens() * batch;
+    let (d, h) = (c.dim, c.mlp_hidden);
+    let pool = Pool::new(threads);
+    let mut r = tinv::synth::Rng::new(5);
+    [(m, 3 * d, d), (m, d, d), (m, h, d), (m, d, h)]
+        .into_iter()
+        .map(|(m, n, k)| {
+            let a = r.vec(m * k, 1.0);
+            let b = r.vec(k * n, 1.0);
+            let mut cbuf = vec![0f32; m * n];
+            let mut scratch = vec![0f32; gemm::scratch_len(m, n, k, threads)];
+            let mut t: Vec<f64> = (0..iters + 5)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    gemm::sgemm(m, n, k, &a, k, &b, n, &mut cbuf, n, None, false, &mut scratch, &pool);
+                    t0.elapsed().as_secs_f64()
+                })
+                .skip(5)
+                .collect();
+            let secs = percentile(&mut t, 0.5);
+            (m, n, k, 2.0 * (m * n * k) as f64 / secs / 1e9)
+        })
+        .collect()
+}

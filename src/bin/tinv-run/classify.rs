@@ -1,0 +1,97 @@
+//! `tinv-run classify`.
+
+use crate::args::Args;
+use crate::json::Json;
+use crate::{images, model_path};
+use std::path::Path;
+
+pub const HELP: &str = "\
+tinv-run classify — classify PNG/PGM images
+
+USAGE:
+    tinv-run classify [--model M] [--depth D | --budget λ] [--mode MODE] [--json] IMAGE...
+
+OPTIONS:
+    --model M      .tinv file or package directory (default: engines/fmnist)
+    --depth D      run every image on the path of depth D (blocks 1..D + exit D); no controller
+    --budget λ     compute budget in [0, 1] for the controller: 0 = accuracy only, 1 = cheapest
+                   (default: the value stored in the model)
+    --mode MODE    adaptive (default): predictor+policy pick the start path, the layer-wise
+                   policy may continue at each exit; graph: the up-front decision only (one
+                   launch per image); threshold:τ: baseline, continue while max-softmax < τ
+    --threads N    worker threads (default 1)
+    --verify       check every tensor checksum when opening the model
+    --json         one JSON object per image: image, depth, class, confidence, logits, flops,
+                   latency_us (and label, start_depth, escalations)
+
+Images must have the model's size; grey images feed every channel of a colour model and colour
+images a grey model through luma. A package may hold classes.txt (one class name per line).
+";
+
+pub fn run(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(raw, &["model", "depth", "budget", "mode", "threads"], &["json", "verify"])?;
+    if a.positional.is_empty() {
+        return Err("classify needs at least one IMAGE (see tinv-run classify --help)".into());
+    }
+    let depth = a.parse_opt::<usize>("depth", "a depth (number of blocks)")?;
+    if depth.is_some() && (a.get("budget").is_some() || a.get("mode").is_some()) {
+        return Err("--depth fixes the path; it cannot be combined with --budget or --mode".into());
+    }
+    let mut session = crate::open_session(&a, 1)?;
+    let cfg = session.model().config().clone();
+    let names = class_names(a.get("model"), cfg.classes);
+    let mut logits = vec![0f32; cfg.classes];
+    for img in &a.positional {
+        let x = images::load_image(Path::new(img), &cfg)?;
+        let st = match depth {
+            Some(d) => session.infer_depth(&x, 1, d, &mut logits),
+            None => session.infer(&x, 1, &mut logits),
+        }
+        .map_err(|e| e.to_string())?[0];
+        let label = names.get(st.class).cloned().unwrap_or_else(|| st.class.to_string());
+        if a.has("json") {
+            let j = Json::obj()
+                .set("image", Json::Str(img.clone()))
+                .set("depth", Json::Int(st.depth as u64))
+                .set("class", Json::Int(st.class as u64))
+                .set("label", Json::Str(label))
+                .set("confidence", Json::Num(f64::from(st.confidence)))
+                .set("logits", Json::Arr(logits.iter().map(|v| Json::Num(f64::from(*v))).collect()))
+                .set("flops", Json::Int(st.flops))
+                .set("latency_us", Json::Num(st.latency_us))
+                .set("start_depth", Json::Int(st.start_depth as u64))
+                .set("escalations", Json::Int(u64::from(st.escalations)));
+            println!("{}", j.render());
+        } else {
+            println!(
+                "{img}: class {} ({label}) confidence {:.3} depth {}/{} flops {:.2}M {:.0} µs",
+                st.class,
+                st.confidence,
+                st.depth,
+                cfg.blocks,
+                st.flops as f64 / 1e6,
+                st.latency_us
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Class names from `classes.txt` beside the model, if present and complete.
+pub fn class_names(model: Option<&str>, classes: usize) -> Vec<String> {
+    let Ok(path) = model_path::resolve(model) else {
+        return Vec::new();
+    };
+    let file = path.with_file_name("classes.txt");
+    match std::fs::read_to_string(file) {
+        Ok(t) => {
+            let v: Vec<String> = t.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            if v.len() == classes {
+                v
+            } else {
+                Vec::new()
+            }
+        }
+        Err(_) => Vec::new(),
+    }
+}

@@ -1,0 +1,214 @@
+//! `tinv-run eval`: accuracy and cost of the adaptive run against full depth, every static exit
+//! and the oracle lower bound.
+
+use crate::args::Args;
+use crate::images;
+use crate::json::Json;
+use std::io::IsTerminal;
+use std::path::Path;
+
+pub const HELP: &str = "\
+tinv-run eval — accuracy, FLOPs and latency on an IDX dataset
+
+USAGE:
+    tinv-run eval [--model M] --images IDX --labels IDX [--budget λ] [--depth D]
+                  [--mode MODE] [--limit N] [--batch B] [--threads N] [--json]
+
+OPTIONS:
+    --images IDX   image file ([n, H, W] or [n, H, W, C] unsigned bytes; gzip or plain),
+                   e.g. /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+    --labels IDX   label file ([n] unsigned bytes)
+    --budget λ     controller budget in [0, 1] (default: the model's)
+    --depth D      evaluate the fixed path of depth D instead of the controller
+    --mode MODE    adaptive (default) | graph | threshold:τ  (see classify --help)
+    --limit N      first N samples only
+    --batch B      inputs per call in the timed run (default 1: per-input latency)
+    --threads N    worker threads (default 1)
+    --json         one JSON object: samples, accuracy, accuracy_full_depth, mean_flops,
+                   full_flops, flops_reduction, oracle_flops, oracle_accuracy,
+                   exit_accuracy, depth_histogram, latency_us{p50,p99,mean},
+                   weight_bytes_per_inference, full_weight_bytes, arena_bytes,
+                   peak_rss_bytes, mean_escalations, mode, budget
+
+Two passes: one full-depth pass computes every exit once per sample (accuracy of each exit,
+full-depth accuracy, the oracle: the FLOPs of the shallowest correct exit per sample, or of the
+shallowest exit when none is right); then the real run in the chosen mode gives accuracy,
+FLOPs actually spent (controller, escalations and every exit head included) and latency.
+";
+
+pub fn run(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(
+        raw,
+        &["model", "images", "labels", "budget", "depth", "mode", "limit", "batch", "threads"],
+        &["json", "verify"],
+    )?;
+    let images_path = a.get("images").ok_or("eval needs --images IDX (see tinv-run eval --help)")?;
+    let labels_path = a.get("labels").ok_or("eval needs --labels IDX (see tinv-run eval --help)")?;
+    let depth = a.parse_opt::<usize>("depth", "a depth (number of blocks)")?;
+    let limit = a.parse_opt::<usize>("limit", "a sample count")?;
+    let batch = a.parse_opt::<usize>("batch", "a batch size")?.unwrap_or(1).max(1);
+    let mut session = crate::open_session(&a, batch)?;
+    let model = session.model().clone();
+    let cfg = model.config().clone();
+    if let Some(d) = depth {
+        if cfg.path_index(d).is_none() {
+            return Err(format!("--depth {d} is not a path of this model (paths: {:?})", cfg.depths));
+        }
+    }
+    let (x, y) = images::load_dataset(Path::new(images_path), Path::new(labels_path), &cfg, limit)?;
+    let n = y.len();
+    if n == 0 {
+        return Err("the dataset is empty".into());
+    }
+    let (len, k, p) = (cfg.input_len(), cfg.classes, cfg.depths.len());
+    let progress = std::io::stderr().is_terminal() || n >= 2000;
+
+    // Pass 1: every exit of every sample, in one full-depth pass per chunk.
+    let chunk = 64.min(n);
+    let mut all = tinv::Session::new(model.clone(), tinv::SessionOptions { max_batch: chunk, ..Default::default() })
+        .map_err(|e| e.to_string())?;
+    let mut logits = vec![0f32; chunk * p * k];
+    let mut right = vec![false; n * p];
+    for start in (0..n).step_by(chunk) {
+        let b = chunk.min(n - start);
+        all.infer_all_exits(&x[start * len..(start + b) * len], b, &mut logits[..b * p * k])
+            .map_err(|e| e.to_string())?;
+        for i in 0..b {
+            for e in 0..p {
+                let row = &logits[(i * p + e) * k..(i * p + e + 1) * k];
+                right[(start + i) * p + e] = tinv::control::argmax(row) == y[start + i];
+            }
+        }
+        if progress && (start / chunk) % 40 == 39 {
+            eprintln!("eval: all-exits pass {}/{n}", start + b);
+        }
+    }
+    drop(all);
+    let costs = model.costs();
+    let exit_acc: Vec<f64> = (0..p)
+        .map(|e| (0..n).filter(|&i| right[i * p + e]).count() as f64 / n as f64)
+        .collect();
+    let (mut oracle_flops, mut oracle_right) = (0f64, 0usize);
+    for i in 0..n {
+        let e = (0..p).find(|&e| right[i * p + e]);
+        oracle_right += usize::from(e.is_some());
+        oracle_flops += costs[e.unwrap_or(0)].backbone_flops as f64;
+    }
+    oracle_flops /= n as f64;
+
+    // Pass 2: the real run, timed per call.
+    let mut out = vec![0f32; batch * k];
+    let mut lat = Vec::with_capacity(n.div_ceil(batch));
+    let (mut correct, mut flops, mut wbytes, mut esc) = (0usize, 0f64, 0f64, 0u64);
+    let mut hist = vec![0usize; p];
+    for start in (0..n).step_by(batch) {
+        let b = batch.min(n - start);
+        let xb = &x[start * len..(start + b) * len];
+        let stats = match depth {
+            Some(d) => session.infer_depth(xb, b, d, &mut out[..b * k]),
+            None => session.infer(xb, b, &mut out[..b * k]),
+        }
+        .map_err(|e| e.to_string())?;
+        lat.push(stats[0].latency_us);
+        for (i, st) in stats.iter().enumerate() {
+            correct += usize::from(st.class == y[start + i]);
+            flops += st.flops as f64;
+            wbytes += st.weight_bytes as f64;
+            esc += u64::from(st.escalations);
+            hist[st.path] += 1;
+        }
+        if progress && start % 2000 + b > 2000 {
+            eprintln!("eval: timed run {}/{n}", start + b);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let pct = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+    let full = costs[p - 1].backbone_flops as f64;
+    let mean_flops = flops / n as f64;
+    let acc = correct as f64 / n as f64;
+    let full_bytes: u64 = model.path_tensors(p - 1).iter().map(|r| model.w_file_range(*r).len() as u64).sum();
+    let rss = peak_rss_bytes();
+    let mode = match depth {
+        Some(d) => format!("depth:{d}"),
+        None => format!("{:?}", session.mode()).to_lowercase().replace('(', ":").replace(')', ""),
+    };
+    if a.has("json") {
+        let j = Json::obj()
+            .set("samples", Json::Int(n as u64))
+            .set("mode", Json::Str(mode))
+            .set("budget", Json::Num(f64::from(session.budget())))
+            .set("accuracy", Json::Num(acc))
+            .set("accuracy_full_depth", Json::Num(exit_acc[p - 1]))
+            .set("mean_flops", Json::Num(mean_flops))
+            .set("full_flops", Json::Num(full))
+            .set("flops_reduction", Json::Num(1.0 - mean_flops / full))
+            .set("oracle_flops", Json::Num(oracle_flops))
+            .set("oracle_accuracy", Json::Num(oracle_right as f64 / n as f64))
+            .set(
+                "exit_accuracy",
+                Json::Obj(cfg.depths.iter().zip(&exit_acc).map(|(d, a)| (d.to_string(), Json::Num(*a))).collect()),
+            )
+            .set(
+                "depth_histogram",
+                Json::Obj(cfg.depths.iter().zip(&hist).map(|(d, c)| (d.to_string(), Json::Int(*c as u64))).collect()),
+            )
+            .set("mean_escalations", Json::Num(esc as f64 / n as f64))
+            .set(
+                "latency_us",
+                Json::obj()
+                    .set("p50", Json::Num(pct(0.5)))
+                    .set("p99", Json::Num(pct(0.99)))
+                    .set("mean", Json::Num(lat.iter().sum::<f64>() / lat.len() as f64)),
+            )
+            .set("batch", Json::Int(batch as u64))
+            .set("weight_bytes_per_inference", Json::Num(wbytes / n as f64))
+            .set("full_weight_bytes", Json::Int(full_bytes))
+            .set("arena_bytes", Json::Int(session.arena_bytes() as u64))
+            .set("peak_rss_bytes", Json::Int(rss));
+        println!("{}", j.render());
+    } else {
+        println!("samples            {n}");
+        println!("mode               {mode}, budget λ = {}", session.budget());
+        println!("accuracy           {:.2}%   (full depth {:.2}%)", acc * 100.0, exit_acc[p - 1] * 100.0);
+        println!(
+            "mean FLOPs         {:.3}M of {:.3}M full ({:.1}% fewer)",
+            mean_flops / 1e6,
+            full / 1e6,
+            (1.0 - mean_flops / full) * 100.0
+        );
+        println!(
+            "oracle             {:.3}M FLOPs ({:.1}% of full), {:.2}% accuracy",
+            oracle_flops / 1e6,
+            oracle_flops / full * 100.0,
+            oracle_right as f64 / n as f64 * 100.0
+        );
+        for (e, d) in cfg.depths.iter().enumerate() {
+            println!(
+                "exit {d:>3}           accuracy {:.2}%, chosen for {} inputs",
+                exit_acc[e] * 100.0,
+                hist[e]
+            );
+        }
+        println!("latency            p50 {:.1} µs, p99 {:.1} µs (batch {batch})", pct(0.5), pct(0.99));
+        println!(
+            "weights read       {:.2} MB per inference of {:.2} MB at full depth",
+            wbytes / n as f64 / 1e6,
+            full_bytes as f64 / 1e6
+        );
+        println!("arena              {} bytes; peak RSS {} bytes", session.arena_bytes(), rss);
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process (VmHWM), 0 where /proc is unavailable.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}

@@ -1,0 +1,204 @@
+//! Image and dataset input: PNG / PGM files for `classify`, IDX files (gzip or plain) for `eval`.
+
+use std::io::Read;
+use std::path::Path;
+use tinv::Config;
+
+/// An 8-bit image, `channels` interleaved per pixel.
+struct Image {
+    w: usize,
+    h: usize,
+    channels: usize,
+    data: Vec<f32>,
+}
+
+/// Loads `path` and converts it to the model's input: CHW floats in [0, 1]. Grey images feed
+/// every channel of an RGB model; colour images feed a grey model through ITU-R BT.601 luma.
+/// The size must equal the model's input size.
+pub fn load_image(path: &Path, cfg: &Config) -> Result<Vec<f32>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let img = if bytes.starts_with(b"\x89PNG") {
+        decode_png(&bytes)
+    } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
+        decode_pgm(&bytes)
+    } else {
+        Err("not a PNG or PGM image".to_string())
+    }
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    if img.w != cfg.image_w || img.h != cfg.image_h {
+        return Err(format!(
+            "{}: image is {}x{}, the model takes {}x{}",
+            path.display(),
+            img.w,
+            img.h,
+            cfg.image_w,
+            cfg.image_h
+        ));
+    }
+    let (hw, c) = (img.w * img.h, cfg.channels);
+    let mut out = vec![0f32; c * hw];
+    for i in 0..hw {
+        let px = &img.data[i * img.channels..(i + 1) * img.channels];
+        match (img.channels, c) {
+            (ic, oc) if ic == oc => (0..oc).for_each(|ch| out[ch * hw + i] = px[ch]),
+            (1, oc) => (0..oc).for_each(|ch| out[ch * hw + i] = px[0]),
+            (3, 1) => out[i] = 0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2],
+            (ic, oc) => {
+                return Err(format!(
+                    "{}: cannot convert a {ic}-channel image to the model's {oc} channels",
+                    path.display()
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn decode_png(bytes: &[u8]) -> Result<Image, String> {
+    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = dec.read_info().map_err(|e| format!("bad PNG: {e}"))?;
+    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    if w == 0 || h == 0 || w > 1 << 14 || h > 1 << 14 {
+        return Err(format!("PNG size {w}x{h} not supported"));
+    }
+    let mut buf = vec![0u8; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).map_err(|e| format!("bad PNG: {e}"))?;
+    let (channels, drop_alpha) = match frame.color_type {
+        png::ColorType::Grayscale => (1, false),
+        png::ColorType::GrayscaleAlpha => (1, true),
+        png::ColorType::Rgb => (3, false),
+        png::ColorType::Rgba => (3, true),
+        other => return Err(format!("PNG colour type {other:?} not supported")),
+    };
+    let stride = channels + usize::from(drop_alpha);
+    let data = buf[..frame.buffer_size()]
+        .chunks_exact(stride)
+        .flat_map(|px| px[..channels].iter().map(|&v| f32::from(v) / 255.0))
+        .collect();
+    Ok(Image { w, h, channels, data })
+}
+
+/// PGM, binary (P5) or plain (P2), maxval up to 65535.
+fn decode_pgm(bytes: &[u8]) -> Result<Image, String> {
+    let mut pos = 2;
+    let mut header = [0usize; 3];
+    for v in header.iter_mut() {
+        loop {
+            while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+                pos += 1;
+            }
+            if bytes.get(pos) == Some(&b'#') {
+                while pos < bytes.len() && bytes[pos] != b'\n' {
+                    pos += 1;
+                }
+            } else {
+                break;
+            }
+        }
+        let start = pos;
+        while pos < bytes.len() && bytes[pos].is_ascii_digit() {
+            pos += 1;
+        }
+        *v = std::str::from_utf8(&bytes[start..pos])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or("bad PGM header")?;
+    }
+    let [w, h, max] = header;
+    if w == 0 || h == 0 || w > 1 << 14 || h > 1 << 14 || max == 0 || max > 65535 {
+        return Err(format!("PGM {w}x{h} maxval {max} not supported"));
+    }
+    pos += 1; // the single whitespace after maxval
+    let n = w * h;
+    let data: Vec<f32> = if bytes.starts_with(b"P5") {
+        let bpp = if max > 255 { 2 } else { 1 };
+        let body = bytes.get(pos..pos + n * bpp).ok_or("PGM pixel data truncated")?;
+        body.chunks_exact(bpp)
+            .map(|b| {
+                let v = if bpp == 2 { u16::from_be_bytes([b[0], b[1]]) as f32 } else { f32::from(b[0]) };
+                v / max as f32
+            })
+            .collect()
+    } else {
+        let text = std::str::from_utf8(bytes.get(pos..).unwrap_or_default()).map_err(|_| "bad PGM text")?;
+        let vals: Vec<f32> = text
+            .split_ascii_whitespace()
+            .take(n)
+            .map(|t| t.parse::<f32>().map(|v| v / max as f32))
+            .collect::<Result<_, _>>()
+            .map_err(|_| "bad PGM pixel value")?;
+        if vals.len() != n {
+            return Err("PGM pixel data truncated".into());
+        }
+        vals
+    };
+    Ok(Image { w, h, channels: 1, data })
+}
+
+/// Reads an IDX file, gunzipping it when it starts with the gzip magic.
+pub fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
+    let raw = std::fs::read(path).map_err(|e| {
+        let hint = if path.starts_with("/usr/share/datasets") {
+            " (install it with: apt-get install dataset-fashion-mnist)"
+        } else {
+            ""
+        };
+        format!("{}: {e}{hint}", path.display())
+    })?;
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .take(1 << 31)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{}: bad gzip: {e}", path.display()))?;
+        out
+    } else {
+        raw
+    };
+    tinv::idx::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Images and labels of an IDX pair, checked against each other and the model: images
+/// `[n, H, W]` (or `[n, H, W, C]`), labels `[n]` below the model's class count.
+pub fn load_dataset(images: &Path, labels: &Path, cfg: &Config, limit: Option<usize>) -> Result<(Vec<f32>, Vec<usize>), String> {
+    let im = read_idx(images)?;
+    let lb = read_idx(labels)?;
+    let (n, h, w, c) = match im.dims[..] {
+        [n, h, w] => (n, h, w, 1),
+        [n, h, w, c] => (n, h, w, c),
+        _ => return Err(format!("{}: images must be [n, H, W] or [n, H, W, C], found {:?}", images.display(), im.dims)),
+    };
+    if lb.dims.len() != 1 || lb.dims[0] != n {
+        return Err(format!(
+            "{}: {:?} labels for {n} images in {}",
+            labels.display(),
+            lb.dims,
+            images.display()
+        ));
+    }
+    if h != cfg.image_h || w != cfg.image_w || c != cfg.channels {
+        return Err(format!(
+            "{}: images are {h}x{w}x{c}, the model takes {}x{}x{}",
+            images.display(),
+            cfg.image_h,
+            cfg.image_w,
+            cfg.channels
+        ));
+    }
+    let n = limit.map_or(n, |l| l.min(n));
+    let hw = h * w;
+    let mut x = vec![0f32; n * c * hw];
+    for i in 0..n {
+        for p in 0..hw {
+            for ch in 0..c {
+                x[i * c * hw + ch * hw + p] = f32::from(im.data[(i * hw + p) * c + ch]) / 255.0;
+            }
+        }
+    }
+    let y: Vec<usize> = lb.data[..n].iter().map(|&v| v as usize).collect();
+    if let Some(bad) = y.iter().find(|&&v| v >= cfg.classes) {
+        return Err(format!("{}: label {bad} is not below the model's {} classes", labels.display(), cfg.classes));
+    }
+    Ok((x, y))
+}
