@@ -1,0 +1,236 @@
+//! Bad input: each failure is a typed error whose one-line message names the tensor, key or
+//! flag at fault; the binary prints one `error:` line and exits 1.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use tinv_fold::{fold, Checkpoint, ConfigSpec, FoldError, FoldOptions};
+
+fn flags() -> ConfigSpec {
+    ConfigSpec {
+        heads: Some(3),
+        image_size: Some((16, 12)),
+        ..ConfigSpec::default()
+    }
+}
+
+fn fold_err(t: &Tensors, flags: ConfigSpec) -> FoldError {
+    let ck = Checkpoint::parse(safetensors_bytes(t, Src::F32, &[])).expect("container is fine");
+    match fold(&ck, None, flags, &FoldOptions::default(), &mut |_| {}) {
+        Ok(_) => panic!("fold accepted a bad checkpoint"),
+        Err(e) => e,
+    }
+}
+
+fn one_line(e: &FoldError) -> String {
+    let s = e.to_string();
+    assert!(!s.contains('\n'), "multi-line message: {s}");
+    s
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let mut t = random_checkpoint(&Spec::small(), 1);
+    t.remove("blocks.1.mlp.fc2.weight");
+    let e = fold_err(&t, flags());
+    assert!(matches!(&e, FoldError::MissingTensor { name, .. } if name == "blocks.1.mlp.fc2.weight"));
+    assert!(one_line(&e).contains("'blocks.1.mlp.fc2.weight'"));
+}
+
+#[test]
+fn wrong_shape_is_named_with_both_shapes() {
+    let mut t = random_checkpoint(&Spec::small(), 1);
+    t.insert("blocks.2.attn.proj.weight".into(), (vec![24, 23], vec![0.0; 24 * 23]));
+    let e = fold_err(&t, flags());
+    let s = one_line(&e);
+    assert!(s.contains("'blocks.2.attn.proj.weight'") && s.contains("[24, 23]") && s.contains("[24, 24]"), "{s}");
+}
+
+#[test]
+fn unknown_tensor_is_refused_not_ignored() {
+    let mut t = random_checkpoint(&Spec::small(), 1);
+    t.insert("blocks.0.ls1.gamma".into(), (vec![24], vec![1.0; 24]));
+    let e = fold_err(&t, flags());
+    assert!(matches!(&e, FoldError::UnknownTensor(n) if n == "blocks.0.ls1.gamma"), "{e}");
+}
+
+#[test]
+fn heads_must_be_given_and_divide_dim() {
+    let t = random_checkpoint(&Spec::small(), 1);
+    let s = one_line(&fold_err(&t, ConfigSpec { heads: None, ..flags() }));
+    assert!(s.contains("heads") && s.contains("--heads"), "{s}");
+    let s = one_line(&fold_err(&t, ConfigSpec { heads: Some(5), ..flags() }));
+    assert!(s.contains("heads 5 do not divide dim 24"), "{s}");
+}
+
+#[test]
+fn config_disagreeing_with_tensors_is_refused() {
+    let t = random_checkpoint(&Spec::small(), 1);
+    let s = one_line(&fold_err(&t, ConfigSpec { dim: Some(32), ..flags() }));
+    assert!(s.contains("dim is given as 32 but the tensors imply 24"), "{s}");
+    // 16x16 has 16 patches, pos_embed has 12 (+ class token).
+    let s = one_line(&fold_err(&t, ConfigSpec { image_size: Some((16, 16)), ..flags() }));
+    assert!(s.contains("'pos_embed'"), "{s}");
+    // Non-square grid and no image size: cannot infer.
+    let s = one_line(&fold_err(&t, ConfigSpec { image_size: None, ..flags() }));
+    assert!(s.contains("--image-size"), "{s}");
+}
+
+#[test]
+fn depth_without_exit_head_names_the_missing_tensor() {
+    let t = random_checkpoint(&Spec::small(), 1); // exits at 1 and 3
+    let e = fold_err(&t, ConfigSpec { depths: Some(vec![2, 4]), ..flags() });
+    assert!(one_line(&e).contains("'exits.2.norm.weight'"), "{e}");
+    let e = fold_err(&t, ConfigSpec { depths: Some(vec![2, 3]), ..flags() });
+    assert!(one_line(&e).contains("paths.depths"), "{e}");
+}
+
+#[test]
+fn incomplete_controller_is_named() {
+    let spec = Spec::small();
+    let mut t = random_checkpoint(&spec, 1);
+    add_controller(&mut t, &spec, 3, 2);
+    t.remove("ctrl.exit.wh");
+    let e = fold_err(&t, ConfigSpec { default_budget: Some(0.5), ..flags() });
+    assert!(one_line(&e).contains("'ctrl.exit.wh'"), "{e}");
+    let e = fold_err(&t, flags());
+    assert!(one_line(&e).contains("--budget"), "{e}");
+}
+
+#[test]
+fn bad_config_json_is_reported_with_its_source() {
+    let t = random_checkpoint(&Spec::small(), 1);
+    let ck = Checkpoint::parse(safetensors_bytes(&t, Src::F32, &[("tinv.config", "{\"heads\": 3,")]))
+        .expect("container is fine");
+    let e = fold(&ck, None, ConfigSpec::default(), &FoldOptions::default(), &mut |_| {}).err();
+    let s = e.map(|e| one_line(&e)).unwrap_or_default();
+    assert!(s.contains("tinv.config") && s.contains("bad JSON"), "{s}");
+    let e = fold(&ck, Some("{\"hedas\": 3}"), flags(), &FoldOptions::default(), &mut |_| {}).err();
+    let s = e.map(|e| one_line(&e)).unwrap_or_default();
+    assert!(s.contains("tinv.config"), "metadata is still read first: {s}");
+    let ck = Checkpoint::parse(safetensors_bytes(&t, Src::F32, &[])).expect("fine");
+    let e = fold(&ck, Some("{\"hedas\": 3}"), flags(), &FoldOptions::default(), &mut |_| {}).err();
+    let s = e.map(|e| one_line(&e)).unwrap_or_default();
+    assert!(s.contains("unknown key 'hedas'"), "{s}");
+}
+
+/// A one-tensor safetensors file with a hand-written header.
+fn with_header(header: &str, data_len: usize) -> Vec<u8> {
+    let mut b = (header.len() as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(header.as_bytes());
+    b.resize(b.len() + data_len, 0);
+    b
+}
+
+fn container_err(bytes: Vec<u8>) -> String {
+    match Checkpoint::parse(bytes) {
+        Ok(_) => panic!("bad container accepted"),
+        Err(e) => {
+            assert!(matches!(e, FoldError::Safetensors(_)), "{e:?}");
+            one_line(&e)
+        }
+    }
+}
+
+#[test]
+fn bad_safetensors_containers_are_refused() {
+    assert!(container_err(vec![1, 2, 3]).contains("shorter than the 8-byte header"));
+    let mut huge = u64::MAX.to_le_bytes().to_vec();
+    huge.extend_from_slice(b"{}");
+    assert!(container_err(huge).contains("does not fit"));
+    assert!(container_err(with_header("{\"a\": ", 0)).contains("not valid JSON"));
+    let e = container_err(with_header(r#"{"a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}"#, 8));
+    assert!(e.contains("'a'") && e.contains("I64"), "{e}");
+    let e = container_err(with_header(r#"{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}"#, 8));
+    assert!(e.contains("'a'") && e.contains("outside"), "{e}");
+    let e = container_err(with_header(r#"{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}"#, 16));
+    assert!(e.contains("'a'") && e.contains("needs 12"), "{e}");
+    let e = container_err(with_header(
+        r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#,
+        12,
+    ));
+    assert!(e.contains("overlap"), "{e}");
+    let e = container_err(with_header(r#"{"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}"#, 4));
+    assert!(e.contains("'a'"), "{e}");
+    let e = container_err(with_header(
+        r#"{"a": {"dtype": "F32", "shape": [4294967296, 4294967296, 4294967296], "data_offsets": [0, 4]}}"#,
+        4,
+    ));
+    assert!(e.contains("overflows"), "{e}");
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tinv-fold"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_errors_are_one_line_and_exit_1() {
+    let dir = std::env::temp_dir().join(format!("tinv-fold-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let mut t = random_checkpoint(&Spec::small(), 1);
+    t.remove("cls_token");
+    let ck = dir.join("bad.safetensors");
+    std::fs::write(&ck, safetensors_bytes(&t, Src::F32, &[])).expect("write");
+    let ck = ck.to_str().expect("utf-8 path");
+    for (args, needle) in [
+        (vec![ck, "--heads", "3", "--image-size", "16x12"], "'cls_token'"),
+        (vec![ck, "--dtype", "f64"], "--dtype"),
+        (vec![ck, "--heads"], "--heads needs a value"),
+        (vec![ck, "--frobnicate"], "unknown option '--frobnicate'"),
+        (vec!["--heads", "3"], "no checkpoint given"),
+        (vec!["/nonexistent/x.safetensors", "--heads", "3"], "/nonexistent/x.safetensors"),
+        (vec![ck, "--heads", "three"], "'three'"),
+    ] {
+        let (code, _, err) = cli(&args);
+        assert_eq!(code, 1, "{args:?}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {err}");
+        assert!(errors[0].contains(needle), "{args:?}: {}", errors[0]);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn cli_folds_and_help_lists_every_flag() {
+    let (code, help, _) = cli(&["--help"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--output", "--config", "--heads", "--image-size", "--depths", "--ln-eps", "--gelu", "--mean",
+        "--std", "--budget", "--dtype", "--quiet", "--help", "--version",
+    ] {
+        assert!(help.contains(flag), "--help does not explain {flag}");
+    }
+    let dir = std::env::temp_dir().join(format!("tinv-fold-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let spec = Spec::small();
+    let t = random_checkpoint(&spec, 1);
+    let ck = dir.join("m.safetensors");
+    std::fs::write(&ck, safetensors_bytes(&t, Src::BF16, &[])).expect("write");
+    let cfg = dir.join("c.json");
+    std::fs::write(&cfg, r#"{"heads": 3, "image_size": [16, 12]}"#).expect("write");
+    let out = dir.join("m.tinv");
+    let (code, _, err) = cli(&[
+        ck.to_str().expect("path"),
+        "--config",
+        cfg.to_str().expect("path"),
+        "--depths=3,4",
+        "--dtype",
+        "f16",
+        "-o",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("tinv-fold: block 3") && err.contains("wrote"), "{err}");
+    let m = tinv::Model::open(&out, &tinv::OpenOptions { verify: true }).expect("opens");
+    assert_eq!(m.config().depths, vec![3, 4]);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,164 @@
+//! The written file against docs/FORMAT.md: tensor order, 256-byte alignment, a fresh page
+//! before every block and exit head, metadata (producer, source hash, configuration, defaults),
+//! controller tensors transposed to `[in, out]`.
+
+mod common;
+
+use common::*;
+use tinv::format::{parse, MetaValue};
+use tinv_fold::{fold, Checkpoint, ConfigSpec, FoldOptions};
+
+/// FNV-1a 64, written out here from the format page rather than taken from the library.
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+fn folded_with_controller() -> (Tensors, Vec<u8>, Vec<u8>) {
+    let spec = Spec::small();
+    let mut t = random_checkpoint(&spec, 11);
+    add_controller(&mut t, &spec, 3, 12);
+    let json = spec
+        .config_json(&[1, 3, 4])
+        .replace('}', r#", "controller": {"features": "tinv.features.v1", "default_budget": 0.25}}"#);
+    let ck_bytes = safetensors_bytes(&t, Src::F32, &[("tinv.config", &json)]);
+    let ck = Checkpoint::parse(ck_bytes.clone()).expect("parses");
+    let (_, w) = fold(&ck, None, ConfigSpec::default(), &FoldOptions::default(), &mut |_| {})
+        .expect("folds");
+    (t, ck_bytes, w.to_bytes())
+}
+
+#[test]
+fn order_alignment_and_pages_follow_the_format() {
+    let (_, _, file) = folded_with_controller();
+    let index = parse(&file).expect("valid");
+    let mut want: Vec<String> = Vec::new();
+    for net in ["pred", "policy"] {
+        for l in ["fc1", "fc2"] {
+            want.push(format!("ctrl.{net}.{l}.weight"));
+            want.push(format!("ctrl.{net}.{l}.bias"));
+        }
+    }
+    for n in ["wx", "wh", "b", "out.weight", "out.bias"] {
+        want.push(format!("ctrl.exit.{n}"));
+    }
+    for n in ["patch.weight", "patch.bias", "cls", "pos"] {
+        want.push(format!("stem.{n}"));
+    }
+    for i in 0..4 {
+        for n in ["qkv", "proj", "fc1", "fc2"] {
+            want.push(format!("blk.{i}.{n}.weight"));
+            want.push(format!("blk.{i}.{n}.bias"));
+        }
+        if [1, 3, 4].contains(&(i + 1)) {
+            want.push(format!("exit.{}.head.weight", i + 1));
+            want.push(format!("exit.{}.head.bias", i + 1));
+        }
+    }
+    let got: Vec<String> = index.tensors.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(got, want);
+
+    assert_eq!(index.data_offset % 4096, 0);
+    for t in &index.tensors {
+        assert_eq!((t.offset - index.data_offset) % 256, 0, "{} not 256-aligned", t.name);
+        let starts_unit = t.name.ends_with("qkv.weight") || t.name.ends_with("head.weight");
+        if starts_unit {
+            assert_eq!(t.offset % 4096, 0, "{} does not start a page", t.name);
+        }
+    }
+    // A path's tensors are a prefix: everything path 1 reads ends before blk.1's page.
+    let blk1 = index.tensor("blk.1.qkv.weight").expect("blk.1").offset;
+    let exit1 = index.tensor("exit.1.head.bias").expect("exit.1");
+    assert!(exit1.offset + exit1.nbytes <= blk1);
+    // The runtime accepts it and checksums verify.
+    tinv::Model::from_bytes(&file, &tinv::OpenOptions { verify: true }).expect("opens + verifies");
+}
+
+#[test]
+fn metadata_has_producer_source_hash_and_config() {
+    let (_, ck_bytes, file) = folded_with_controller();
+    let m = parse(&file).expect("valid").meta;
+    assert_eq!(
+        m.str("tinv.producer"),
+        Some(format!("tinv-fold {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    assert_eq!(
+        m.str("tinv.source_hash"),
+        Some(format!("fnv1a64:{:016x}", fnv(&ck_bytes)).as_str())
+    );
+    assert!(m.u64("tinv.content_hash").is_some());
+    let spec = Spec::small();
+    assert_eq!(m.u64s("vit.image_size"), Some(&[16u64, 12][..]));
+    assert_eq!(m.u64("vit.heads"), Some(3));
+    assert_eq!(m.u64("vit.dim"), Some(24));
+    assert_eq!(m.u64("vit.mlp_hidden"), Some(40));
+    assert_eq!(m.u64("vit.classes"), Some(7));
+    assert_eq!(m.u64s("paths.depths"), Some(&[1u64, 3, 4][..]));
+    assert_eq!(m.str("vit.gelu"), Some("erf"));
+    assert!((m.f64("vit.ln_eps").expect("eps") - 1e-6).abs() < 1e-12);
+    let mean = m.f64s("vit.mean").expect("mean");
+    assert!(mean.iter().zip(&spec.mean).all(|(a, b)| (a - b).abs() < 1e-6));
+    assert_eq!(m.str("ctrl.features"), Some("tinv.features.v1"));
+    assert_eq!(m.get("ctrl.default_budget"), Some(&MetaValue::F64(0.25)));
+}
+
+#[test]
+fn controller_weights_are_transposed_to_in_out() {
+    let (t, _, file) = folded_with_controller();
+    let index = parse(&file).expect("valid");
+    let read = |name: &str| -> (Vec<usize>, Vec<f32>) {
+        let ti = index.tensor(name).expect(name);
+        let v = file[ti.offset..ti.offset + ti.nbytes]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        (ti.shape.clone(), v)
+    };
+    for name in [
+        "ctrl.pred.fc1.weight",
+        "ctrl.pred.fc2.weight",
+        "ctrl.policy.fc1.weight",
+        "ctrl.policy.fc2.weight",
+        "ctrl.exit.wx",
+        "ctrl.exit.wh",
+        "ctrl.exit.out.weight",
+    ] {
+        let (src_shape, src) = &t[name];
+        let (shape, got) = read(name);
+        let (o, i) = (src_shape[0], src_shape[1]);
+        assert_eq!(shape, vec![i, o], "{name}");
+        for r in 0..o {
+            for c in 0..i {
+                assert_eq!(got[c * o + r], src[r * i + c], "{name}[{c}][{r}]");
+            }
+        }
+    }
+    assert_eq!(read("ctrl.exit.b").1, t["ctrl.exit.b"].1);
+}
+
+#[test]
+fn plain_rgb_checkpoint_gets_timm_defaults() {
+    let spec = Spec {
+        exits: vec![],
+        ..Spec::small()
+    };
+    let t = random_checkpoint(&spec, 4);
+    let ck = Checkpoint::parse(safetensors_bytes(&t, Src::F32, &[])).expect("parses");
+    let flags = ConfigSpec {
+        heads: Some(3),
+        image_size: Some((16, 12)),
+        ..ConfigSpec::default()
+    };
+    let (cfg, _) = fold(&ck, None, flags, &FoldOptions::default(), &mut |_| {}).expect("folds");
+    assert_eq!(cfg.depths, vec![4]);
+    assert_eq!(cfg.ln_eps, 1e-6);
+    assert_eq!(cfg.gelu, tinv::model::Gelu::Erf);
+    assert_eq!(cfg.mean, vec![0.485, 0.456, 0.406]);
+    assert_eq!(cfg.std, vec![0.229, 0.224, 0.225]);
+    assert!(cfg.controller.is_none());
+    assert_eq!((cfg.patch, cfg.dim, cfg.blocks, cfg.mlp_hidden, cfg.classes), (4, 24, 4, 40, 7));
+}
