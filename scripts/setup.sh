@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test suite and the demo need on a fresh Debian/Ubuntu machine (idempotent):
+# the Fashion-MNIST dataset, valgrind, qemu-user for the aarch64 tests, rustfmt/clippy, and a
+# Python venv (.venv) with ONNX Runtime, the independent numerical reference.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+command -v valgrind >/dev/null || need_apt+=(valgrind)
+command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime, numpy" 2>/dev/null; then
+  echo "setup: python venv .venv with numpy + onnxruntime"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q numpy onnxruntime
+fi
+echo "setup: done"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (scripts/setup.sh), then runs every Rust test of
+# the workspace in release mode (numeric suites are slow in debug), the C/C++ ABI tests, and the
+# aarch64 build under qemu where the cross tools are available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+export TINV_PYTHON="$PWD/.venv/bin/python"
+cargo test --release --workspace
+if [ -x scripts/cross-aarch64.sh ]; then
+  ./scripts/cross-aarch64.sh test
+fi
