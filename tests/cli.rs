@@ -133,7 +133,7 @@ fn bad_input_gives_one_line_errors() {
 
 #[test]
 fn help_explains_every_command() {
-    for cmd in ["classify", "eval", "inspect", "bench"] {
+    for cmd in ["classify", "eval", "inspect", "bench", "export-onnx"] {
         let (code, out, _) = run(&[cmd, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("USAGE") && out.contains("OPTIONS"), "{cmd}");
@@ -150,4 +150,19 @@ fn inspect_json_lists_paths_and_verify_passes() {
     let (code, out, err) = run(&["inspect", model_path.to_str().unwrap(), "--json", "--verify"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"paths\":[{\"depth\":1") && out.contains("\"arena_bytes\":") && out.contains("\"input_shape\":[1,8,8]"), "{out}");
+}
+
+#[test]
+fn export_onnx_writes_every_path_and_the_weight_blob() {
+    let dir = tmp("export");
+    let (model_path, cfg) = fixture(&dir);
+    let out = dir.join("onnx");
+    let (code, stdout, err) = run(&["export-onnx", "--model", model_path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for d in &cfg.depths {
+        assert!(out.join(format!("path.{d}.onnx")).is_file(), "{stdout}");
+    }
+    assert!(out.join("weights.f16.bin").is_file() && out.join("weights.tsv").is_file());
+    assert!(out.join("controller.onnx").is_file());
+    assert_one_line_error(&["export-onnx", "--model", model_path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--layout", "x"], "--layout x");
 }

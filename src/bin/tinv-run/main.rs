@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod classify;
 mod eval;
+mod export;
 mod images;
 mod inspect;
 mod json;
@@ -23,6 +24,7 @@ COMMANDS:
     eval         accuracy, FLOPs and latency on an IDX dataset (adaptive vs full depth vs oracle)
     inspect      configuration, tensors, paths, FLOPs, arena and weight bytes of a model
     bench        per-path latency (median/p99), path-switch cost, GEMM throughput
+    export-onnx  one ONNX graph per depth path (FP16 weight inputs shared by all, or --baked)
     help         this text, or `tinv-run help <COMMAND>` / `tinv-run <COMMAND> --help`
 
 COMMON OPTIONS:
@@ -62,15 +64,18 @@ fn run(argv: &[String]) -> Result<(), String> {
         "eval" if wants_help => help(eval::HELP),
         "inspect" if wants_help => help(inspect::HELP),
         "bench" if wants_help => help(bench::HELP),
+        "export-onnx" if wants_help => help(export::HELP),
         "classify" => classify::run(rest),
         "eval" => eval::run(rest),
         "inspect" => inspect::run(rest),
         "bench" => bench::run(rest),
+        "export-onnx" => export::run(rest),
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             Some("classify") => help(classify::HELP),
             Some("eval") => help(eval::HELP),
             Some("inspect") => help(inspect::HELP),
             Some("bench") => help(bench::HELP),
+            Some("export-onnx") => help(export::HELP),
             _ => help(USAGE),
         },
         "--version" | "-V" => {

@@ -1,0 +1,55 @@
+//! `tinv-run export-onnx`.
+
+use crate::args::Args;
+use crate::model_path;
+use std::path::Path;
+use tinv::onnx::{ExportOptions, Layout, LnFlavour, WeightMode};
+
+pub const HELP: &str = "\
+tinv-run export-onnx — one ONNX model per depth path (opset 17, IR version 8)
+
+USAGE:
+    tinv-run export-onnx [--model M] --out DIR [--layout per-path|segments]
+                         [--ln decomposed|native] [--baked]
+
+OPTIONS:
+    --model M        .tinv file or package directory (default: engines/fmnist)
+    --out DIR        output directory (created if missing)
+    --layout L       per-path (default): path.<depth>.onnx, pixels → logits;
+                     segments: one graph per segment between exits (hidden state in/out) plus
+                     one exit-head graph per path
+    --ln F           decomposed (default; TensorRT 8.5 parses it) or native
+                     LayerNormalization (TensorRT ≥ 8.6, ONNX Runtime)
+    --baked          self-contained f32 graphs with the weights as initializers (for ONNX
+                     Runtime or trtexec); by default every weight is an FP16 graph input with
+                     the same name in every graph, and weights.f16.bin + weights.tsv (name,
+                     dtype, shape, byte offset, 256-aligned) hold the values to bind, so one
+                     device buffer serves every engine
+
+Inputs are raw pixels in [0, 1] (`pixels`, [batch, C, H, W]); the graphs normalize them. A
+model with a controller also gets controller.onnx (features, budget → predictor, scores).
+";
+
+pub fn run(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(raw, &["model", "out", "layout", "ln"], &["baked", "verify"])?;
+    let out = a.get("out").ok_or("export-onnx needs --out DIR (see tinv-run export-onnx --help)")?;
+    let layout = match a.get("layout").unwrap_or("per-path") {
+        "per-path" => Layout::PerPath,
+        "segments" => Layout::Segments,
+        other => return Err(format!("--layout {other}: expected per-path or segments")),
+    };
+    let ln = match a.get("ln").unwrap_or("decomposed") {
+        "decomposed" => LnFlavour::Decomposed,
+        "native" => LnFlavour::Native,
+        other => return Err(format!("--ln {other}: expected decomposed or native")),
+    };
+    let weights = if a.has("baked") { WeightMode::Baked } else { WeightMode::Fp16Inputs };
+    let model = model_path::open(a.get("model"), a.has("verify"))?;
+    let opts = ExportOptions { ln, layout, weights };
+    let files = tinv::onnx::write_export(&model, &opts, Path::new(out)).map_err(|e| e.to_string())?;
+    for f in &files {
+        let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        println!("wrote {} ({size} bytes)", f.display());
+    }
+    Ok(())
+}
