@@ -10,7 +10,7 @@ use crate::folding::{
 };
 use crate::safetensors::Checkpoint;
 use std::collections::BTreeSet;
-use tinv::format::{fnv1a64, DType, Metadata, MetaValue, TinvWriter};
+use tinv::format::{fnv1a64, DType, MetaValue, Metadata, TinvWriter};
 use tinv::Config;
 
 /// How to write the folded file.
@@ -45,7 +45,9 @@ impl Source<'_> {
         }
         self.used.insert(name.to_string());
         // Presence was checked just above.
-        self.ck.f32(name).ok_or_else(|| FoldError::missing(name, why))
+        self.ck
+            .f32(name)
+            .ok_or_else(|| FoldError::missing(name, why))
     }
 
     fn optional(&mut self, name: &str, shape: &[usize], why: &str) -> Result<Option<Vec<f32>>> {
@@ -106,7 +108,12 @@ pub fn fold_checkpoint(
     let cls = src.get("cls_token", &[1, 1, d], "class token")?;
     let pos = src.get("pos_embed", &[1, cfg.tokens(), d], "position embedding")?;
     let (cls_pos, patch_pos) = split_pos_embed(&cls, &pos, d);
-    w.tensor("stem.patch.weight", &[c * p * p, d], &patch_conv_to_gemm(&pw, d, c, p), mdt);
+    w.tensor(
+        "stem.patch.weight",
+        &[c * p * p, d],
+        &patch_conv_to_gemm(&pw, d, c, p),
+        mdt,
+    );
     w.tensor("stem.patch.bias", &[d], &pb, DType::F32);
     w.tensor("stem.cls", &[d], &cls_pos, DType::F32);
     w.tensor("stem.pos", &[cfg.patches(), d], &patch_pos, DType::F32);
@@ -138,8 +145,15 @@ pub fn fold_checkpoint(
     for depth in exit_depths(ck) {
         if depth < cfg.blocks && !cfg.depths.contains(&depth) {
             let skipped = format!("exits.{depth}.");
-            if ck.tensors().keys().any(|n| n.starts_with(&skipped) && !src.used.contains(n)) {
-                progress(&format!("skipping exits.{depth}.* (not one of the paths {:?})", cfg.depths));
+            if ck
+                .tensors()
+                .keys()
+                .any(|n| n.starts_with(&skipped) && !src.used.contains(n))
+            {
+                progress(&format!(
+                    "skipping exits.{depth}.* (not one of the paths {:?})",
+                    cfg.depths
+                ));
                 let names: Vec<String> = ck
                     .tensors()
                     .keys()
@@ -179,13 +193,33 @@ fn block(src: &mut Source, w: &mut TinvWriter, cfg: &Config, i: usize, mdt: DTyp
     let fc2_w = src.get(&n("mlp.fc2.weight"), &[d, h], &why)?;
     let fc2_b = src.get(&n("mlp.fc2.bias"), &[d], &why)?;
 
-    let qkv = fold_norm_linear(&qkv_w, qkv_b.as_deref(), &g1, &b1, &qkv_column_scale(d, cfg.heads));
+    let qkv = fold_norm_linear(
+        &qkv_w,
+        qkv_b.as_deref(),
+        &g1,
+        &b1,
+        &qkv_column_scale(d, cfg.heads),
+    );
     let fc1 = fold_norm_linear(&fc1_w, Some(&fc1_b), &g2, &b2, &vec![1.0; h]);
     w.page_break();
     put(w, &format!("blk.{i}.qkv"), qkv, d, 3 * d, mdt);
-    put(w, &format!("blk.{i}.proj"), plain_linear(&proj_w, &proj_b), d, d, mdt);
+    put(
+        w,
+        &format!("blk.{i}.proj"),
+        plain_linear(&proj_w, &proj_b),
+        d,
+        d,
+        mdt,
+    );
     put(w, &format!("blk.{i}.fc1"), fc1, d, h, mdt);
-    put(w, &format!("blk.{i}.fc2"), plain_linear(&fc2_w, &fc2_b), h, d, mdt);
+    put(
+        w,
+        &format!("blk.{i}.fc2"),
+        plain_linear(&fc2_w, &fc2_b),
+        h,
+        d,
+        mdt,
+    );
     Ok(())
 }
 
@@ -205,8 +239,22 @@ fn controller(src: &mut Source, w: &mut TinvWriter, cfg: &Config) -> Result<()> 
         let b1 = src.get(&format!("ctrl.{net}.fc1.bias"), &[hidden], why)?;
         let w2 = src.get(&format!("ctrl.{net}.fc2.weight"), &[np, hidden], why)?;
         let b2 = src.get(&format!("ctrl.{net}.fc2.bias"), &[np], why)?;
-        put(w, &format!("ctrl.{net}.fc1"), plain_linear(&w1, &b1), n_in, hidden, DType::F32);
-        put(w, &format!("ctrl.{net}.fc2"), plain_linear(&w2, &b2), hidden, np, DType::F32);
+        put(
+            w,
+            &format!("ctrl.{net}.fc1"),
+            plain_linear(&w1, &b1),
+            n_in,
+            hidden,
+            DType::F32,
+        );
+        put(
+            w,
+            &format!("ctrl.{net}.fc2"),
+            plain_linear(&w2, &b2),
+            hidden,
+            np,
+            DType::F32,
+        );
     }
     let wx = src.get("ctrl.exit.wx", &[hr, e], why)?;
     let wh = src.get("ctrl.exit.wh", &[hr, hr], why)?;
@@ -214,7 +262,12 @@ fn controller(src: &mut Source, w: &mut TinvWriter, cfg: &Config) -> Result<()> 
     let ow = src.get("ctrl.exit.out.weight", &[1, hr], why)?;
     let ob = src.get("ctrl.exit.out.bias", &[1], why)?;
     w.tensor("ctrl.exit.wx", &[e, hr], &transpose(&wx, hr, e), DType::F32);
-    w.tensor("ctrl.exit.wh", &[hr, hr], &transpose(&wh, hr, hr), DType::F32);
+    w.tensor(
+        "ctrl.exit.wh",
+        &[hr, hr],
+        &transpose(&wh, hr, hr),
+        DType::F32,
+    );
     w.tensor("ctrl.exit.b", &[hr], &b, DType::F32);
     w.tensor("ctrl.exit.out.weight", &[hr, 1], &ow, DType::F32);
     w.tensor("ctrl.exit.out.bias", &[1], &ob, DType::F32);

@@ -70,7 +70,9 @@ pub fn parse_gelu(s: &str) -> Result<Gelu> {
     match s {
         "erf" => Ok(Gelu::Erf),
         "tanh" => Ok(Gelu::Tanh),
-        _ => Err(cfg_err(format!("gelu must be \"erf\" or \"tanh\", found \"{s}\""))),
+        _ => Err(cfg_err(format!(
+            "gelu must be \"erf\" or \"tanh\", found \"{s}\""
+        ))),
     }
 }
 
@@ -78,9 +80,10 @@ impl ConfigSpec {
     /// Parses the JSON object of `docs/FORMAT.md` ("Checkpoint conventions"). Unknown keys are
     /// errors, so a typo cannot silently fall back to a default.
     pub fn from_json(text: &str) -> Result<ConfigSpec> {
-        let v: Value =
-            serde_json::from_str(text).map_err(|e| cfg_err(format!("bad JSON: {e}")))?;
-        let o = v.as_object().ok_or_else(|| cfg_err("the JSON is not an object"))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| cfg_err(format!("bad JSON: {e}")))?;
+        let o = v
+            .as_object()
+            .ok_or_else(|| cfg_err("the JSON is not an object"))?;
         let mut s = ConfigSpec::default();
         for (k, v) in o {
             match k.as_str() {
@@ -88,7 +91,11 @@ impl ConfigSpec {
                     s.image_size = Some(match v {
                         Value::Array(a) if a.len() == 2 => (size(&a[0], k)?, size(&a[1], k)?),
                         Value::Number(_) => (size(v, k)?, size(v, k)?),
-                        _ => return Err(cfg_err(format!("'image_size' must be [h, w] or n, found {v}"))),
+                        _ => {
+                            return Err(cfg_err(format!(
+                                "'image_size' must be [h, w] or n, found {v}"
+                            )))
+                        }
                     })
                 }
                 "channels" => s.channels = Some(size(v, k)?),
@@ -99,11 +106,10 @@ impl ConfigSpec {
                 "mlp_hidden" => s.mlp_hidden = Some(size(v, k)?),
                 "classes" => s.classes = Some(size(v, k)?),
                 "ln_eps" => {
-                    s.ln_eps = Some(
-                        v.as_f64()
-                            .ok_or_else(|| cfg_err(format!("'ln_eps' must be a number, found {v}")))?
-                            as f32,
-                    )
+                    s.ln_eps =
+                        Some(v.as_f64().ok_or_else(|| {
+                            cfg_err(format!("'ln_eps' must be a number, found {v}"))
+                        })? as f32)
                 }
                 "gelu" => {
                     s.gelu = Some(parse_gelu(v.as_str().ok_or_else(|| {
@@ -115,7 +121,9 @@ impl ConfigSpec {
                 "depths" => {
                     s.depths = Some(
                         v.as_array()
-                            .ok_or_else(|| cfg_err(format!("'depths' must be an array, found {v}")))?
+                            .ok_or_else(|| {
+                                cfg_err(format!("'depths' must be an array, found {v}"))
+                            })?
                             .iter()
                             .map(|d| size(d, "depths"))
                             .collect::<Result<_>>()?,
@@ -130,7 +138,9 @@ impl ConfigSpec {
                             "features" => {
                                 s.features = Some(
                                     cv.as_str()
-                                        .ok_or_else(|| cfg_err("'controller.features' must be a string"))?
+                                        .ok_or_else(|| {
+                                            cfg_err("'controller.features' must be a string")
+                                        })?
                                         .to_string(),
                                 )
                             }
@@ -178,10 +188,14 @@ impl ConfigSpec {
             .shape(pw_name)
             .ok_or_else(|| FoldError::missing(pw_name, "the patch embedding"))?;
         let [dim_t, ch_t, p_t, p2_t] = pw else {
-            return Err(cfg_err(format!("'{pw_name}' must be 4-D [dim, channels, p, p], found {pw:?}")));
+            return Err(cfg_err(format!(
+                "'{pw_name}' must be 4-D [dim, channels, p, p], found {pw:?}"
+            )));
         };
         if p_t != p2_t {
-            return Err(cfg_err(format!("'{pw_name}' has a non-square kernel {pw:?}")));
+            return Err(cfg_err(format!(
+                "'{pw_name}' has a non-square kernel {pw:?}"
+            )));
         }
         let implied = |name: &str, given: Option<usize>, from_t: usize| -> Result<usize> {
             match given {
@@ -196,21 +210,32 @@ impl ConfigSpec {
         let patch = implied("patch", self.patch, *p_t)?;
         let blocks = implied("blocks", self.blocks, count_blocks(ck))?;
         if blocks == 0 {
-            return Err(FoldError::missing("blocks.0.attn.qkv.weight", "a ViT needs at least one block"));
+            return Err(FoldError::missing(
+                "blocks.0.attn.qkv.weight",
+                "a ViT needs at least one block",
+            ));
         }
         let fc1 = "blocks.0.mlp.fc1.weight";
-        let mlp_t = ck.shape(fc1).and_then(|s| s.first().copied()).ok_or_else(|| FoldError::missing(fc1, "the MLP width"))?;
+        let mlp_t = ck
+            .shape(fc1)
+            .and_then(|s| s.first().copied())
+            .ok_or_else(|| FoldError::missing(fc1, "the MLP width"))?;
         let mlp_hidden = implied("mlp_hidden", self.mlp_hidden, mlp_t)?;
-        let classes_t = ck.shape("head.weight").and_then(|s| s.first().copied()).ok_or_else(|| FoldError::missing("head.weight", "the classifier"))?;
+        let classes_t = ck
+            .shape("head.weight")
+            .and_then(|s| s.first().copied())
+            .ok_or_else(|| FoldError::missing("head.weight", "the classifier"))?;
         let classes = implied("classes", self.classes, classes_t)?;
-        let heads = self
-            .heads
-            .ok_or_else(|| cfg_err("'heads' is not given and cannot be inferred from the tensors (use --heads N)"))?;
+        let heads = self.heads.ok_or_else(|| {
+            cfg_err("'heads' is not given and cannot be inferred from the tensors (use --heads N)")
+        })?;
         if heads == 0 || dim % heads != 0 {
             return Err(cfg_err(format!("heads {heads} do not divide dim {dim}")));
         }
 
-        let pos = ck.shape("pos_embed").ok_or_else(|| FoldError::missing("pos_embed", "position embedding"))?;
+        let pos = ck
+            .shape("pos_embed")
+            .ok_or_else(|| FoldError::missing("pos_embed", "position embedding"))?;
         let tokens = match pos {
             [1, n, d] if *d == dim => *n,
             _ => return Err(FoldError::shape("pos_embed", pos, &[1, 0, dim])),
@@ -291,7 +316,13 @@ impl ConfigSpec {
 fn count_blocks(ck: &Checkpoint) -> usize {
     ck.tensors()
         .keys()
-        .filter_map(|k| k.strip_prefix("blocks.")?.split('.').next()?.parse::<usize>().ok())
+        .filter_map(|k| {
+            k.strip_prefix("blocks.")?
+                .split('.')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
         .map(|i| i + 1)
         .max()
         .unwrap_or(0)
@@ -302,7 +333,13 @@ pub fn exit_depths(ck: &Checkpoint) -> Vec<usize> {
     let mut d: Vec<usize> = ck
         .tensors()
         .keys()
-        .filter_map(|k| k.strip_prefix("exits.")?.split('.').next()?.parse::<usize>().ok())
+        .filter_map(|k| {
+            k.strip_prefix("exits.")?
+                .split('.')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
         .collect();
     d.sort_unstable();
     d.dedup();

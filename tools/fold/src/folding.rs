@@ -8,8 +8,11 @@
 //! a linear layer's output. Each folded value is computed in f64 and rounded to f32 once.
 
 /// Transposes a row-major `[rows, cols]` matrix into `[cols, rows]`.
+///
+/// # Panics
+/// If `w.len() != rows · cols` (callers check tensor shapes first; see `assemble`).
 pub fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    debug_assert_eq!(w.len(), rows * cols);
+    assert_eq!(w.len(), rows * cols, "transpose: length is not rows × cols");
     let mut t = vec![0.0f32; w.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -33,7 +36,9 @@ pub struct Linear {
 ///
 /// `w` is PyTorch's `[out, in]`; `b` is `[out]` (`None` = no bias, i.e. zeros). Returns
 /// `W'[i][o] = γ[i]·W[o][i]·s[o]` and `b'[o] = (b[o] + Σᵢ W[o][i]·β[i])·s[o]`.
-/// Callers check the shapes; lengths must be `out·in`, `out`, `in`, `in`, `out`.
+///
+/// # Panics
+/// Unless the lengths are `out·in`, `out`, `in`, `in`, `out` (callers check tensor shapes first).
 pub fn fold_norm_linear(
     w: &[f32],
     b: Option<&[f32]>,
@@ -42,8 +47,10 @@ pub fn fold_norm_linear(
     col_scale: &[f64],
 ) -> Linear {
     let (n_in, n_out) = (gamma.len(), col_scale.len());
-    debug_assert_eq!(w.len(), n_in * n_out);
-    debug_assert_eq!(beta.len(), n_in);
+    assert!(
+        w.len() == n_in * n_out && beta.len() == n_in && b.map_or(true, |b| b.len() == n_out),
+        "fold_norm_linear: tensor lengths disagree"
+    );
     let mut weight = vec![0.0f32; n_in * n_out];
     let mut bias = vec![0.0f32; n_out];
     for o in 0..n_out {
@@ -61,9 +68,12 @@ pub fn fold_norm_linear(
 }
 
 /// A linear layer with nothing to fold: transposes `w` (`[out, in]`) to `[in, out]`.
+///
+/// # Panics
+/// If `w.len()` is not a multiple of `b.len()`.
 pub fn plain_linear(w: &[f32], b: &[f32]) -> Linear {
     let n_out = b.len();
-    let n_in = if n_out == 0 { 0 } else { w.len() / n_out };
+    let n_in = w.len().checked_div(n_out).unwrap_or(0);
     Linear {
         weight: transpose(w, n_out, n_in),
         bias: b.to_vec(),
@@ -75,7 +85,9 @@ pub fn plain_linear(w: &[f32], b: &[f32]) -> Linear {
 pub fn qkv_column_scale(dim: usize, heads: usize) -> Vec<f64> {
     let hd = (dim / heads.max(1)) as f64;
     let q = 1.0 / hd.sqrt();
-    (0..3 * dim).map(|c| if c < dim { q } else { 1.0 }).collect()
+    (0..3 * dim)
+        .map(|c| if c < dim { q } else { 1.0 })
+        .collect()
 }
 
 /// The patch convolution (`[D, C, p, p]`, stride = kernel = p) as a GEMM weight `[C·p·p, D]`
@@ -83,13 +95,23 @@ pub fn qkv_column_scale(dim: usize, heads: usize) -> Vec<f64> {
 ///
 /// The convolution weight flattened is `[D, C·p·p]` with exactly that inner index, so the GEMM
 /// weight is its transpose.
+///
+/// # Panics
+/// If `w.len() != dim · channels · patch²`.
 pub fn patch_conv_to_gemm(w: &[f32], dim: usize, channels: usize, patch: usize) -> Vec<f32> {
     transpose(w, dim, channels * patch * patch)
 }
 
 /// The class token with its position embedding (`pos_embed[0, 0]`) pre-added, and the patch
 /// position embeddings `pos_embed[0, 1:]` (`[patches, D]`). `pos_embed` is `[1 + patches, D]`.
+///
+/// # Panics
+/// If `cls` is not `dim` long or `pos_embed` is shorter than `dim`.
 pub fn split_pos_embed(cls: &[f32], pos_embed: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
+    assert!(
+        cls.len() == dim && pos_embed.len() >= dim,
+        "split_pos_embed: lengths disagree"
+    );
     let cls_pos = cls
         .iter()
         .zip(&pos_embed[..dim])

@@ -60,7 +60,11 @@ pub fn fold(
         cfg.mlp_hidden,
         cfg.classes,
         cfg.depths,
-        if cfg.controller.is_some() { ", controller" } else { "" }
+        if cfg.controller.is_some() {
+            ", controller"
+        } else {
+            ""
+        }
     ));
     let w = fold_checkpoint(ck, &cfg, opts, progress)?;
     Ok((cfg, w))

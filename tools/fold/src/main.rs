@@ -130,7 +130,9 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
                 a.dtype = match value()?.as_str() {
                     "f32" => DType::F32,
                     "f16" => DType::F16,
-                    other => return Err(usage(format!("--dtype must be f32 or f16, not '{other}'"))),
+                    other => {
+                        return Err(usage(format!("--dtype must be f32 or f16, not '{other}'")))
+                    }
                 }
             }
             f if f.starts_with('-') && f.len() > 1 => {
@@ -170,7 +172,8 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
     let opts = FoldOptions {
         matrix_dtype: args.dtype,
     };
-    let (_, writer) = tinv_fold::fold(&ck, config_json.as_deref(), args.spec, &opts, &mut progress)?;
+    let (_, writer) =
+        tinv_fold::fold(&ck, config_json.as_deref(), args.spec, &opts, &mut progress)?;
     let out = args
         .output
         .unwrap_or_else(|| args.input.with_extension("tinv"));

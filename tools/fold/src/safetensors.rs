@@ -66,10 +66,16 @@ fn bad(msg: impl Into<String>) -> FoldError {
 impl Checkpoint {
     /// Parses and validates `bytes` (the whole file).
     pub fn parse(bytes: Vec<u8>) -> Result<Checkpoint> {
-        let len_bytes: [u8; 8] = bytes
-            .get(..8)
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| bad(format!("file is {} bytes, shorter than the 8-byte header length", bytes.len())))?;
+        let len_bytes: [u8; 8] =
+            bytes
+                .get(..8)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "file is {} bytes, shorter than the 8-byte header length",
+                        bytes.len()
+                    ))
+                })?;
         let header_len = u64::from_le_bytes(len_bytes);
         let file_len = bytes.len() as u64;
         if header_len > MAX_HEADER || header_len > file_len - 8 {
@@ -204,7 +210,11 @@ fn parse_entry(name: &str, v: &serde_json::Value, data_len: usize) -> Result<Src
         .iter()
         .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
         .collect::<Option<Vec<usize>>>()
-        .ok_or_else(|| bad(format!("tensor '{name}' has a shape that is not a list of sizes")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "tensor '{name}' has a shape that is not a list of sizes"
+            ))
+        })?;
     let offs = o
         .get("data_offsets")
         .and_then(|s| s.as_array())

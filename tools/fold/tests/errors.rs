@@ -34,17 +34,27 @@ fn missing_tensor_is_named() {
     let mut t = random_checkpoint(&Spec::small(), 1);
     t.remove("blocks.1.mlp.fc2.weight");
     let e = fold_err(&t, flags());
-    assert!(matches!(&e, FoldError::MissingTensor { name, .. } if name == "blocks.1.mlp.fc2.weight"));
+    assert!(
+        matches!(&e, FoldError::MissingTensor { name, .. } if name == "blocks.1.mlp.fc2.weight")
+    );
     assert!(one_line(&e).contains("'blocks.1.mlp.fc2.weight'"));
 }
 
 #[test]
 fn wrong_shape_is_named_with_both_shapes() {
     let mut t = random_checkpoint(&Spec::small(), 1);
-    t.insert("blocks.2.attn.proj.weight".into(), (vec![24, 23], vec![0.0; 24 * 23]));
+    t.insert(
+        "blocks.2.attn.proj.weight".into(),
+        (vec![24, 23], vec![0.0; 24 * 23]),
+    );
     let e = fold_err(&t, flags());
     let s = one_line(&e);
-    assert!(s.contains("'blocks.2.attn.proj.weight'") && s.contains("[24, 23]") && s.contains("[24, 24]"), "{s}");
+    assert!(
+        s.contains("'blocks.2.attn.proj.weight'")
+            && s.contains("[24, 23]")
+            && s.contains("[24, 24]"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -52,37 +62,85 @@ fn unknown_tensor_is_refused_not_ignored() {
     let mut t = random_checkpoint(&Spec::small(), 1);
     t.insert("blocks.0.ls1.gamma".into(), (vec![24], vec![1.0; 24]));
     let e = fold_err(&t, flags());
-    assert!(matches!(&e, FoldError::UnknownTensor(n) if n == "blocks.0.ls1.gamma"), "{e}");
+    assert!(
+        matches!(&e, FoldError::UnknownTensor(n) if n == "blocks.0.ls1.gamma"),
+        "{e}"
+    );
 }
 
 #[test]
 fn heads_must_be_given_and_divide_dim() {
     let t = random_checkpoint(&Spec::small(), 1);
-    let s = one_line(&fold_err(&t, ConfigSpec { heads: None, ..flags() }));
+    let s = one_line(&fold_err(
+        &t,
+        ConfigSpec {
+            heads: None,
+            ..flags()
+        },
+    ));
     assert!(s.contains("heads") && s.contains("--heads"), "{s}");
-    let s = one_line(&fold_err(&t, ConfigSpec { heads: Some(5), ..flags() }));
+    let s = one_line(&fold_err(
+        &t,
+        ConfigSpec {
+            heads: Some(5),
+            ..flags()
+        },
+    ));
     assert!(s.contains("heads 5 do not divide dim 24"), "{s}");
 }
 
 #[test]
 fn config_disagreeing_with_tensors_is_refused() {
     let t = random_checkpoint(&Spec::small(), 1);
-    let s = one_line(&fold_err(&t, ConfigSpec { dim: Some(32), ..flags() }));
-    assert!(s.contains("dim is given as 32 but the tensors imply 24"), "{s}");
+    let s = one_line(&fold_err(
+        &t,
+        ConfigSpec {
+            dim: Some(32),
+            ..flags()
+        },
+    ));
+    assert!(
+        s.contains("dim is given as 32 but the tensors imply 24"),
+        "{s}"
+    );
     // 16x16 has 16 patches, pos_embed has 12 (+ class token).
-    let s = one_line(&fold_err(&t, ConfigSpec { image_size: Some((16, 16)), ..flags() }));
+    let s = one_line(&fold_err(
+        &t,
+        ConfigSpec {
+            image_size: Some((16, 16)),
+            ..flags()
+        },
+    ));
     assert!(s.contains("'pos_embed'"), "{s}");
     // Non-square grid and no image size: cannot infer.
-    let s = one_line(&fold_err(&t, ConfigSpec { image_size: None, ..flags() }));
+    let s = one_line(&fold_err(
+        &t,
+        ConfigSpec {
+            image_size: None,
+            ..flags()
+        },
+    ));
     assert!(s.contains("--image-size"), "{s}");
 }
 
 #[test]
 fn depth_without_exit_head_names_the_missing_tensor() {
     let t = random_checkpoint(&Spec::small(), 1); // exits at 1 and 3
-    let e = fold_err(&t, ConfigSpec { depths: Some(vec![2, 4]), ..flags() });
+    let e = fold_err(
+        &t,
+        ConfigSpec {
+            depths: Some(vec![2, 4]),
+            ..flags()
+        },
+    );
     assert!(one_line(&e).contains("'exits.2.norm.weight'"), "{e}");
-    let e = fold_err(&t, ConfigSpec { depths: Some(vec![2, 3]), ..flags() });
+    let e = fold_err(
+        &t,
+        ConfigSpec {
+            depths: Some(vec![2, 3]),
+            ..flags()
+        },
+    );
     assert!(one_line(&e).contains("paths.depths"), "{e}");
 }
 
@@ -92,7 +150,13 @@ fn incomplete_controller_is_named() {
     let mut t = random_checkpoint(&spec, 1);
     add_controller(&mut t, &spec, 3, 2);
     t.remove("ctrl.exit.wh");
-    let e = fold_err(&t, ConfigSpec { default_budget: Some(0.5), ..flags() });
+    let e = fold_err(
+        &t,
+        ConfigSpec {
+            default_budget: Some(0.5),
+            ..flags()
+        },
+    );
     assert!(one_line(&e).contains("'ctrl.exit.wh'"), "{e}");
     let e = fold_err(&t, flags());
     assert!(one_line(&e).contains("--budget"), "{e}");
@@ -101,16 +165,44 @@ fn incomplete_controller_is_named() {
 #[test]
 fn bad_config_json_is_reported_with_its_source() {
     let t = random_checkpoint(&Spec::small(), 1);
-    let ck = Checkpoint::parse(safetensors_bytes(&t, Src::F32, &[("tinv.config", "{\"heads\": 3,")]))
-        .expect("container is fine");
-    let e = fold(&ck, None, ConfigSpec::default(), &FoldOptions::default(), &mut |_| {}).err();
+    let ck = Checkpoint::parse(safetensors_bytes(
+        &t,
+        Src::F32,
+        &[("tinv.config", "{\"heads\": 3,")],
+    ))
+    .expect("container is fine");
+    let e = fold(
+        &ck,
+        None,
+        ConfigSpec::default(),
+        &FoldOptions::default(),
+        &mut |_| {},
+    )
+    .err();
     let s = e.map(|e| one_line(&e)).unwrap_or_default();
     assert!(s.contains("tinv.config") && s.contains("bad JSON"), "{s}");
-    let e = fold(&ck, Some("{\"hedas\": 3}"), flags(), &FoldOptions::default(), &mut |_| {}).err();
+    let e = fold(
+        &ck,
+        Some("{\"hedas\": 3}"),
+        flags(),
+        &FoldOptions::default(),
+        &mut |_| {},
+    )
+    .err();
     let s = e.map(|e| one_line(&e)).unwrap_or_default();
-    assert!(s.contains("tinv.config"), "metadata is still read first: {s}");
+    assert!(
+        s.contains("tinv.config"),
+        "metadata is still read first: {s}"
+    );
     let ck = Checkpoint::parse(safetensors_bytes(&t, Src::F32, &[])).expect("fine");
-    let e = fold(&ck, Some("{\"hedas\": 3}"), flags(), &FoldOptions::default(), &mut |_| {}).err();
+    let e = fold(
+        &ck,
+        Some("{\"hedas\": 3}"),
+        flags(),
+        &FoldOptions::default(),
+        &mut |_| {},
+    )
+    .err();
     let s = e.map(|e| one_line(&e)).unwrap_or_default();
     assert!(s.contains("unknown key 'hedas'"), "{s}");
 }
@@ -140,18 +232,30 @@ fn bad_safetensors_containers_are_refused() {
     huge.extend_from_slice(b"{}");
     assert!(container_err(huge).contains("does not fit"));
     assert!(container_err(with_header("{\"a\": ", 0)).contains("not valid JSON"));
-    let e = container_err(with_header(r#"{"a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}"#, 8));
+    let e = container_err(with_header(
+        r#"{"a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}"#,
+        8,
+    ));
     assert!(e.contains("'a'") && e.contains("I64"), "{e}");
-    let e = container_err(with_header(r#"{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}"#, 8));
+    let e = container_err(with_header(
+        r#"{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}"#,
+        8,
+    ));
     assert!(e.contains("'a'") && e.contains("outside"), "{e}");
-    let e = container_err(with_header(r#"{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}"#, 16));
+    let e = container_err(with_header(
+        r#"{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}"#,
+        16,
+    ));
     assert!(e.contains("'a'") && e.contains("needs 12"), "{e}");
     let e = container_err(with_header(
         r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#,
         12,
     ));
     assert!(e.contains("overlap"), "{e}");
-    let e = container_err(with_header(r#"{"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}"#, 4));
+    let e = container_err(with_header(
+        r#"{"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}"#,
+        4,
+    ));
     assert!(e.contains("'a'"), "{e}");
     let e = container_err(with_header(
         r#"{"a": {"dtype": "F32", "shape": [4294967296, 4294967296, 4294967296], "data_offsets": [0, 4]}}"#,
@@ -182,12 +286,18 @@ fn cli_errors_are_one_line_and_exit_1() {
     std::fs::write(&ck, safetensors_bytes(&t, Src::F32, &[])).expect("write");
     let ck = ck.to_str().expect("utf-8 path");
     for (args, needle) in [
-        (vec![ck, "--heads", "3", "--image-size", "16x12"], "'cls_token'"),
+        (
+            vec![ck, "--heads", "3", "--image-size", "16x12"],
+            "'cls_token'",
+        ),
         (vec![ck, "--dtype", "f64"], "--dtype"),
         (vec![ck, "--heads"], "--heads needs a value"),
         (vec![ck, "--frobnicate"], "unknown option '--frobnicate'"),
         (vec!["--heads", "3"], "no checkpoint given"),
-        (vec!["/nonexistent/x.safetensors", "--heads", "3"], "/nonexistent/x.safetensors"),
+        (
+            vec!["/nonexistent/x.safetensors", "--heads", "3"],
+            "/nonexistent/x.safetensors",
+        ),
         (vec![ck, "--heads", "three"], "'three'"),
     ] {
         let (code, _, err) = cli(&args);
@@ -204,8 +314,20 @@ fn cli_folds_and_help_lists_every_flag() {
     let (code, help, _) = cli(&["--help"]);
     assert_eq!(code, 0);
     for flag in [
-        "--output", "--config", "--heads", "--image-size", "--depths", "--ln-eps", "--gelu", "--mean",
-        "--std", "--budget", "--dtype", "--quiet", "--help", "--version",
+        "--output",
+        "--config",
+        "--heads",
+        "--image-size",
+        "--depths",
+        "--ln-eps",
+        "--gelu",
+        "--mean",
+        "--std",
+        "--budget",
+        "--dtype",
+        "--quiet",
+        "--help",
+        "--version",
     ] {
         assert!(help.contains(flag), "--help does not explain {flag}");
     }
@@ -229,7 +351,10 @@ fn cli_folds_and_help_lists_every_flag() {
         out.to_str().expect("path"),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("tinv-fold: block 3") && err.contains("wrote"), "{err}");
+    assert!(
+        err.contains("tinv-fold: block 3") && err.contains("wrote"),
+        "{err}"
+    );
     let m = tinv::Model::open(&out, &tinv::OpenOptions { verify: true }).expect("opens");
     assert_eq!(m.config().depths, vec![3, 4]);
     std::fs::remove_dir_all(&dir).ok();

@@ -21,7 +21,14 @@ fn fold_bytes(ck_bytes: Vec<u8>, flags: ConfigSpec, opts: &FoldOptions) -> Vec<u
 /// Compares every path on `images` random images; returns the largest |Δ| of the runtime
 /// against the unfolded reference, after checking the file itself (f64 folded forward) to
 /// `file_tol`.
-fn compare(t: &Tensors, spec: &Spec, file: &[u8], depths: &[usize], images: u64, file_tol: f64) -> f64 {
+fn compare(
+    t: &Tensors,
+    spec: &Spec,
+    file: &[u8],
+    depths: &[usize],
+    images: u64,
+    file_tol: f64,
+) -> f64 {
     let (mut worst, mut worst_file) = (0.0f64, 0.0f64);
     for seed in 0..images {
         let x = random_image(spec, 1000 + seed);
@@ -31,12 +38,18 @@ fn compare(t: &Tensors, spec: &Spec, file: &[u8], depths: &[usize], images: u64,
             worst_file = worst_file.max(max_abs_diff64(&folded, &want));
             let got = runtime_logits(file, &x, d);
             // Logits must be non-trivial for the comparison to mean anything.
-            assert!(want.iter().any(|v| v.abs() > 0.1), "degenerate logits {want:?}");
+            assert!(
+                want.iter().any(|v| v.abs() > 0.1),
+                "degenerate logits {want:?}"
+            );
             worst = worst.max(max_abs_diff(&got, &want));
         }
     }
     eprintln!("folded file (f64 folded forward) vs unfolded: max |Δlogit| = {worst_file:.3e}");
-    assert!(worst_file <= file_tol, "the folded FILE is wrong: max |Δ| {worst_file:e}");
+    assert!(
+        worst_file <= file_tol,
+        "the folded FILE is wrong: max |Δ| {worst_file:e}"
+    );
     worst
 }
 
@@ -97,7 +110,10 @@ fn variants_without_qkv_bias_tanh_gelu_one_channel_and_half_sources_match() {
         assert_eq!(cfg.depths, vec![2, 3]);
         let worst = compare(&t, &spec, &file, &[2, 3], 2, 1e-6);
         eprintln!("{src:?} source, no qkv bias, tanh: max |Δlogit| = {worst:.3e}");
-        assert!(worst <= TOL_F32, "{src:?}: max |Δlogit| {worst:e} > {TOL_F32:e}");
+        assert!(
+            worst <= TOL_F32,
+            "{src:?}: max |Δlogit| {worst:e} > {TOL_F32:e}"
+        );
     }
 }
 
@@ -142,7 +158,10 @@ fn depths_flag_selects_a_subset_of_the_exits() {
     })
     .expect("folds");
     assert_eq!(cfg.depths, vec![3, 4]);
-    assert!(notes.iter().any(|n| n.contains("skipping exits.1.")), "{notes:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("skipping exits.1.")),
+        "{notes:?}"
+    );
     let file = w.to_bytes();
     let index = parse(&file).expect("valid");
     assert!(index.tensor("exit.1.head.weight").is_none());

@@ -24,7 +24,13 @@ fn layer_norm_fold_by_hand() {
 #[test]
 fn layer_norm_fold_without_bias_uses_zeros() {
     // Same W, γ, β; no bias: b' = W·β = [−1, −1].
-    let l = fold_norm_linear(&[1.0, 2.0, 3.0, 4.0], None, &[2.0, 3.0], &[1.0, -1.0], &[1.0, 1.0]);
+    let l = fold_norm_linear(
+        &[1.0, 2.0, 3.0, 4.0],
+        None,
+        &[2.0, 3.0],
+        &[1.0, -1.0],
+        &[1.0, 1.0],
+    );
     assert_eq!(l.bias, vec![-1.0, -1.0]);
 }
 
@@ -38,7 +44,13 @@ fn q_scale_by_hand() {
     assert!(s[4..].iter().all(|v| *v == 1.0), "{s:?}");
     // dim 2, heads 1 → hd 2: a 6×2 qkv with γ = 1, β = 0 and bias 1: Q rows halve by √2.
     let w: Vec<f32> = (1..=12).map(|v| v as f32).collect();
-    let l = fold_norm_linear(&w, Some(&[1.0; 6]), &[1.0, 1.0], &[0.0, 0.0], &qkv_column_scale(2, 1));
+    let l = fold_norm_linear(
+        &w,
+        Some(&[1.0; 6]),
+        &[1.0, 1.0],
+        &[0.0, 0.0],
+        &qkv_column_scale(2, 1),
+    );
     // W' is [in=2, out=6]: W'[i][o] = W[o][i]·s[o]; W[0] = [1, 2] (a Q row), W[2] = [5, 6] (K).
     let r = 1.0 / 2f32.sqrt();
     assert!((l.weight[0] - r).abs() < 1e-7); // W'[0][0] = 1·r

@@ -22,13 +22,20 @@ fn folded_with_controller() -> (Tensors, Vec<u8>, Vec<u8>) {
     let spec = Spec::small();
     let mut t = random_checkpoint(&spec, 11);
     add_controller(&mut t, &spec, 3, 12);
-    let json = spec
-        .config_json(&[1, 3, 4])
-        .replace('}', r#", "controller": {"features": "tinv.features.v1", "default_budget": 0.25}}"#);
+    let json = spec.config_json(&[1, 3, 4]).replace(
+        '}',
+        r#", "controller": {"features": "tinv.features.v1", "default_budget": 0.25}}"#,
+    );
     let ck_bytes = safetensors_bytes(&t, Src::F32, &[("tinv.config", &json)]);
     let ck = Checkpoint::parse(ck_bytes.clone()).expect("parses");
-    let (_, w) = fold(&ck, None, ConfigSpec::default(), &FoldOptions::default(), &mut |_| {})
-        .expect("folds");
+    let (_, w) = fold(
+        &ck,
+        None,
+        ConfigSpec::default(),
+        &FoldOptions::default(),
+        &mut |_| {},
+    )
+    .expect("folds");
     (t, ck_bytes, w.to_bytes())
 }
 
@@ -64,7 +71,12 @@ fn order_alignment_and_pages_follow_the_format() {
 
     assert_eq!(index.data_offset % 4096, 0);
     for t in &index.tensors {
-        assert_eq!((t.offset - index.data_offset) % 256, 0, "{} not 256-aligned", t.name);
+        assert_eq!(
+            (t.offset - index.data_offset) % 256,
+            0,
+            "{} not 256-aligned",
+            t.name
+        );
         let starts_unit = t.name.ends_with("qkv.weight") || t.name.ends_with("head.weight");
         if starts_unit {
             assert_eq!(t.offset % 4096, 0, "{} does not start a page", t.name);
@@ -101,7 +113,10 @@ fn metadata_has_producer_source_hash_and_config() {
     assert_eq!(m.str("vit.gelu"), Some("erf"));
     assert!((m.f64("vit.ln_eps").expect("eps") - 1e-6).abs() < 1e-12);
     let mean = m.f64s("vit.mean").expect("mean");
-    assert!(mean.iter().zip(&spec.mean).all(|(a, b)| (a - b).abs() < 1e-6));
+    assert!(mean
+        .iter()
+        .zip(&spec.mean)
+        .all(|(a, b)| (a - b).abs() < 1e-6));
     assert_eq!(m.str("ctrl.features"), Some("tinv.features.v1"));
     assert_eq!(m.get("ctrl.default_budget"), Some(&MetaValue::F64(0.25)));
 }
@@ -160,5 +175,8 @@ fn plain_rgb_checkpoint_gets_timm_defaults() {
     assert_eq!(cfg.mean, vec![0.485, 0.456, 0.406]);
     assert_eq!(cfg.std, vec![0.229, 0.224, 0.225]);
     assert!(cfg.controller.is_none());
-    assert_eq!((cfg.patch, cfg.dim, cfg.blocks, cfg.mlp_hidden, cfg.classes), (4, 24, 4, 40, 7));
+    assert_eq!(
+        (cfg.patch, cfg.dim, cfg.blocks, cfg.mlp_hidden, cfg.classes),
+        (4, 24, 4, 40, 7)
+    );
 }

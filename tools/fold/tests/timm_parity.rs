@@ -65,8 +65,16 @@ fn folded_timm_checkpoint_matches_timm_logits() {
         ..ConfigSpec::default()
     };
     let (cfg, w) = fold(&ck, None, flags, &FoldOptions::default(), &mut |_| {}).expect("folds");
-    assert_eq!((cfg.image_h, cfg.image_w), (img, img), "image size inferred from pos_embed");
-    assert_eq!(cfg.depths, vec![cfg.blocks], "a plain timm ViT folds to one full-depth path");
+    assert_eq!(
+        (cfg.image_h, cfg.image_w),
+        (img, img),
+        "image size inferred from pos_embed"
+    );
+    assert_eq!(
+        cfg.depths,
+        vec![cfg.blocks],
+        "a plain timm ViT folds to one full-depth path"
+    );
     let file = w.to_bytes();
 
     // The reference forward reads the checkpoint as timm names it.
@@ -109,7 +117,10 @@ fn folded_timm_checkpoint_matches_timm_logits() {
         worst_ref = worst_ref.max(d_ref);
     }
     eprintln!("timm parity: runtime max |Δ| = {worst_rt:.3e}, reference max |Δ| = {worst_ref:.3e}");
-    assert!(worst_ref <= TOL, "unfolded reference vs timm: {worst_ref:e}");
+    assert!(
+        worst_ref <= TOL,
+        "unfolded reference vs timm: {worst_ref:e}"
+    );
     assert!(worst_rt <= TOL, "folded runtime vs timm: {worst_rt:e}");
 }
 

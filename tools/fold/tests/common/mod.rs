@@ -92,7 +92,12 @@ fn norm(t: &mut Tensors, rng: &mut Rng, prefix: &str, d: usize) {
 
 fn linear(t: &mut Tensors, rng: &mut Rng, prefix: &str, n_out: usize, n_in: usize, bias: bool) {
     let a = (3.0 / n_in as f32).sqrt();
-    put(t, &format!("{prefix}.weight"), &[n_out, n_in], rng.vec(n_out * n_in, a));
+    put(
+        t,
+        &format!("{prefix}.weight"),
+        &[n_out, n_in],
+        rng.vec(n_out * n_in, a),
+    );
     if bias {
         put(t, &format!("{prefix}.bias"), &[n_out], rng.vec(n_out, 0.1));
     }
@@ -105,7 +110,12 @@ pub fn random_checkpoint(spec: &Spec, seed: u64) -> Tensors {
     let mut t = Tensors::new();
     let (c, p, d) = (spec.channels, spec.patch, spec.dim);
     let a = (3.0 / (c * p * p) as f32).sqrt();
-    put(&mut t, "patch_embed.proj.weight", &[d, c, p, p], r.vec(d * c * p * p, a));
+    put(
+        &mut t,
+        "patch_embed.proj.weight",
+        &[d, c, p, p],
+        r.vec(d * c * p * p, a),
+    );
     put(&mut t, "patch_embed.proj.bias", &[d], r.vec(d, 0.1));
     put(&mut t, "cls_token", &[1, 1, d], r.vec(d, 0.5));
     let n = spec.patches() + 1;
@@ -238,7 +248,9 @@ fn gelu(x: f64, tanh: bool) -> f64 {
 }
 
 fn get<'a>(t: &'a Tensors, name: &str) -> &'a [f32] {
-    &t.get(name).unwrap_or_else(|| panic!("reference needs {name}")).1
+    &t.get(name)
+        .unwrap_or_else(|| panic!("reference needs {name}"))
+        .1
 }
 
 fn layer_norm(x: &[f64], g: &[f32], b: &[f32], eps: f64) -> Vec<f64> {
@@ -304,7 +316,9 @@ pub fn reference_forward(t: &Tensors, s: &Spec, x: &[f32], depth: usize) -> Vec<
     let scale = (hd as f64).powf(-0.5);
     for i in 0..depth {
         let g = |n: &str| get(t, &format!("blocks.{i}.{n}"));
-        let qkv_b = t.get(&format!("blocks.{i}.attn.qkv.bias")).map(|v| v.1.as_slice());
+        let qkv_b = t
+            .get(&format!("blocks.{i}.attn.qkv.bias"))
+            .map(|v| v.1.as_slice());
         let qkv: Vec<Vec<f64>> = tok
             .iter()
             .map(|x| {
@@ -340,10 +354,11 @@ pub fn reference_forward(t: &Tensors, s: &Spec, x: &[f32], depth: usize) -> Vec<
         }
         for x in tok.iter_mut() {
             let y = layer_norm(x, g("norm2.weight"), g("norm2.bias"), s.eps);
-            let hdn: Vec<f64> = torch_linear(&y, g("mlp.fc1.weight"), Some(g("mlp.fc1.bias")), s.mlp)
-                .into_iter()
-                .map(|v| gelu(v, s.tanh_gelu))
-                .collect();
+            let hdn: Vec<f64> =
+                torch_linear(&y, g("mlp.fc1.weight"), Some(g("mlp.fc1.bias")), s.mlp)
+                    .into_iter()
+                    .map(|v| gelu(v, s.tanh_gelu))
+                    .collect();
             let y = torch_linear(&hdn, g("mlp.fc2.weight"), Some(g("mlp.fc2.bias")), d);
             x.iter_mut().zip(&y).for_each(|(x, y)| *x += y);
         }
@@ -394,7 +409,9 @@ pub fn folded_forward(file: &[u8], x: &[f32], depth: usize) -> Vec<f64> {
     let index = tinv::format::parse(file).expect("valid .tinv");
     let cfg = tinv::Config::from_meta(&index.meta).expect("valid config");
     let w = |name: &str| -> Vec<f64> {
-        let t = index.tensor(name).unwrap_or_else(|| panic!("{name} missing"));
+        let t = index
+            .tensor(name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         let raw = &file[t.offset..t.offset + t.nbytes];
         match t.dtype {
             tinv::format::DType::F32 => raw
@@ -442,7 +459,9 @@ pub fn folded_forward(file: &[u8], x: &[f32], depth: usize) -> Vec<f64> {
             }
         }
         let mut e = lin(&col, &pw, &pb);
-        e.iter_mut().zip(&pos[n * d..(n + 1) * d]).for_each(|(a, b)| *a += b);
+        e.iter_mut()
+            .zip(&pos[n * d..(n + 1) * d])
+            .for_each(|(a, b)| *a += b);
         tok.push(e);
     }
     let hd = cfg.head_dim();
@@ -455,7 +474,11 @@ pub fn folded_forward(file: &[u8], x: &[f32], depth: usize) -> Vec<f64> {
         for h in 0..cfg.heads {
             for (qi, out) in attn.iter_mut().enumerate() {
                 let s: Vec<f64> = (0..nt)
-                    .map(|kj| (0..hd).map(|j| qkv[qi][h * hd + j] * qkv[kj][d + h * hd + j]).sum())
+                    .map(|kj| {
+                        (0..hd)
+                            .map(|j| qkv[qi][h * hd + j] * qkv[kj][d + h * hd + j])
+                            .sum()
+                    })
                     .collect();
                 let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
@@ -468,12 +491,26 @@ pub fn folded_forward(file: &[u8], x: &[f32], depth: usize) -> Vec<f64> {
             }
         }
         let (prw, prb) = (g("proj.weight"), g("proj.bias"));
-        let (f1w, f1b, f2w, f2b) = (g("fc1.weight"), g("fc1.bias"), g("fc2.weight"), g("fc2.bias"));
+        let (f1w, f1b, f2w, f2b) = (
+            g("fc1.weight"),
+            g("fc1.bias"),
+            g("fc2.weight"),
+            g("fc2.bias"),
+        );
         let tanh = cfg.gelu == tinv::model::Gelu::Tanh;
         for (t, a) in tok.iter_mut().zip(&attn) {
-            lin(a, &prw, &prb).iter().zip(t.iter_mut()).for_each(|(y, t)| *t += y);
-            let hdn: Vec<f64> = lin(&ln(t), &f1w, &f1b).into_iter().map(|v| gelu(v, tanh)).collect();
-            lin(&hdn, &f2w, &f2b).iter().zip(t.iter_mut()).for_each(|(y, t)| *t += y);
+            lin(a, &prw, &prb)
+                .iter()
+                .zip(t.iter_mut())
+                .for_each(|(y, t)| *t += y);
+            let hdn: Vec<f64> = lin(&ln(t), &f1w, &f1b)
+                .into_iter()
+                .map(|v| gelu(v, tanh))
+                .collect();
+            lin(&hdn, &f2w, &f2b)
+                .iter()
+                .zip(t.iter_mut())
+                .for_each(|(y, t)| *t += y);
         }
     }
     lin(
@@ -486,5 +523,8 @@ pub fn folded_forward(file: &[u8], x: &[f32], depth: usize) -> Vec<f64> {
 /// Largest |a − b| of two f64 vectors.
 pub fn max_abs_diff64(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
