@@ -65,7 +65,7 @@ impl Kernel for Avx512 {
             if fits_i32 && dst.len() >= kc * 32 {
                 gather_cols(ptr, ld, k0, kc, j0, nv, dst.as_mut_ptr());
             } else {
-                super::pack_cols_generic(ptr, ld, k0, kc, j0, nv, 32, dst);
+                super::driver::pack_cols_generic(ptr, ld, k0, kc, j0, nv, 32, dst);
             }
         }
     }

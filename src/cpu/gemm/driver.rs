@@ -1,0 +1,412 @@
+//! The blocked loop nest around the micro-kernels: thread split, B panel packing, row tiles,
+//! edges. See the parent module for why it is blocked this way.
+
+use super::{fits, scratch_len_for, Isa, Kernel, Pool};
+
+/// Depth of one packed B panel: `KC × NR` floats (32 KiB for AVX-512) stay in L1 while every row
+/// tile of the thread streams through it.
+const KC: usize = 256;
+
+/// Most rows of A one pass over the column panels streams (`MC × KC` floats stay in L2).
+const MC: usize = 256;
+
+/// Row tiles per pass at or below which full-width panels of `[K, N]` B are read in place rather
+/// than packed: with few tiles the copy is not repaid, and with many the strided panel (rows
+/// `ldb` apart map to few L1 sets when `ldb` is a multiple of a large power of two) thrashes L1.
+const DIRECT_B_MAX_TILES: usize = 4;
+
+/// Largest `MR × NR` of any kernel, for the stack tile that takes partial column panels.
+const EDGE_TILE: usize = 14 * 32;
+
+/// Below this many multiply-adds a second thread costs more to wake than it saves.
+const MIN_PARALLEL_MACS: usize = 1 << 16;
+
+/// Floats of one thread's packed-B slot, rounded to whole cache lines.
+pub(super) fn slot_len(nr: usize, k: usize) -> usize {
+    (k.clamp(1, KC) * nr).div_ceil(16) * 16
+}
+
+/// Where B comes from.
+#[derive(Clone, Copy)]
+pub(super) enum BSrc {
+    /// `B[p][j] = ptr[p * ld + j]` (`[K, N]` row-major).
+    Rows { ptr: *const f32, ld: usize },
+    /// `B[p][j] = ptr[j * ld + p]` (`[N, K]` row-major, i.e. Bᵀ).
+    Cols { ptr: *const f32, ld: usize },
+}
+
+/// Everything one call needs, shared read-only by the threads.
+#[derive(Clone, Copy)]
+struct Job {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: BSrc,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+    accumulate: bool,
+    /// 64-byte-aligned start of thread 0's slot in scratch.
+    scratch: *mut f32,
+    slot: usize,
+}
+
+// SAFETY: a `Job` is shared by the pool's threads for the duration of one `Pool::run`. The
+// pointers it holds come from borrowed slices that outlive that call; each thread writes only its
+// own rectangle of C (disjoint by construction in `split`) and its own scratch slot, and reads A,
+// B and bias, which nobody writes.
+unsafe impl Sync for Job {}
+
+/// Checks A, C and scratch, then runs the job on the pool (or inline when it is small).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: BSrc,
+    c: &mut [f32],
+    ldc: usize,
+    bias: *const f32,
+    accumulate: bool,
+    scratch: &mut [f32],
+    pool: &Pool,
+) {
+    assert!(
+        fits(a.len(), m, k, lda),
+        "sgemm: A ({} floats) too short for {m}×{k} with stride {lda}",
+        a.len()
+    );
+    assert!(
+        fits(c.len(), m, n, ldc),
+        "sgemm: C ({} floats) too short for {m}×{n} with stride {ldc}",
+        c.len()
+    );
+    let threads = pool.threads();
+    let need = scratch_len_for(isa, m, n, k, threads);
+    assert!(
+        scratch.len() >= need,
+        "sgemm: scratch has {} floats, needs {need}",
+        scratch.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // `align_offset` on `*mut f32` counts floats; at most 15 for 64 bytes, covered by the `+ 16`
+    // in `scratch_len_for`.
+    let align = scratch.as_mut_ptr().align_offset(64).min(15);
+    let job = Job {
+        m,
+        n,
+        k,
+        a: a.as_ptr(),
+        lda,
+        b,
+        c: c.as_mut_ptr(),
+        ldc,
+        bias,
+        accumulate,
+        // SAFETY: `align <= 15 < scratch.len()` (checked above: `need >= 16 + slot`).
+        scratch: unsafe { scratch.as_mut_ptr().add(align) },
+        slot: slot_len(isa.nr(), k),
+    };
+    let useful = if m * n * k < MIN_PARALLEL_MACS {
+        1
+    } else {
+        threads
+    };
+    let work = |t: usize| {
+        if t < useful {
+            // SAFETY: the slices behind `job` were checked above to cover every index the
+            // kernels touch, they outlive this call, and `split` gives each thread disjoint
+            // parts of C and its own scratch slot (`t < threads`).
+            unsafe { run_part(isa, &job, t, useful) }
+        }
+    };
+    if useful == 1 {
+        work(0);
+    } else {
+        pool.run(work);
+    }
+}
+
+/// Runs thread `t`'s share of `job` with the kernel for `isa`.
+///
+/// # Safety
+/// As for [`compute`].
+unsafe fn run_part(isa: Isa, job: &Job, t: usize, threads: usize) {
+    let (rows, panels) = split(isa.nr(), job.m, job.n, t, threads);
+    // SAFETY: forwarded from the caller; the kernel matches the detected CPU features.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => compute::<super::avx512::Avx512>(job, t, rows, panels),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => compute::<super::avx2::Avx2Fma>(job, t, rows, panels),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => compute::<super::neon::Neon>(job, t, rows, panels),
+            Isa::Scalar => compute::<super::scalar::Scalar>(job, t, rows, panels),
+        }
+    }
+}
+
+/// Thread `t`'s rectangle of C: a row range and a column-panel range. Splits column panels when
+/// that balances at least as well as splitting rows (each thread then owns whole cache lines of
+/// every C row it writes), else rows.
+fn split(
+    nr: usize,
+    m: usize,
+    n: usize,
+    t: usize,
+    threads: usize,
+) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let panels = n.div_ceil(nr);
+    let part = |len: usize| len * t / threads..len * (t + 1) / threads;
+    let by_panels = panels.div_ceil(threads) * m;
+    let by_rows = m.div_ceil(threads) * panels;
+    if by_panels <= by_rows {
+        (0..m, part(panels))
+    } else {
+        (part(m), 0..panels)
+    }
+}
+
+/// Computes rows `rows` × column panels `panels` of C with kernel `K`, using scratch slot `t`.
+///
+/// # Safety
+/// `job`'s pointers must cover its dimensions and strides; no other thread may touch this part
+/// of C or slot `t`; the CPU must support `K`.
+unsafe fn compute<K: Kernel>(
+    job: &Job,
+    t: usize,
+    rows: std::ops::Range<usize>,
+    panels: std::ops::Range<usize>,
+) {
+    const { assert!(K::MR * K::NR <= EDGE_TILE) };
+    if rows.is_empty() || panels.is_empty() {
+        return;
+    }
+    if job.k == 0 {
+        for panel in panels {
+            let j0 = panel * K::NR;
+            // SAFETY: forwarded; rows and columns are inside C.
+            unsafe { fill_without_product(job, rows.clone(), j0, K::NR.min(job.n - j0)) };
+        }
+        return;
+    }
+    // SAFETY: slot `t` lies inside scratch (`scratch_len_for` reserves `threads` slots) and is
+    // used by this thread only.
+    let pack = unsafe { std::slice::from_raw_parts_mut(job.scratch.add(t * job.slot), job.slot) };
+    let blocks = rows.len().div_ceil(MC);
+    let mut k0 = 0;
+    while k0 < job.k {
+        let kc = KC.min(job.k - k0);
+        let first = k0 == 0;
+        let load_c = !first || job.accumulate;
+        for blk in 0..blocks {
+            let r0 = rows.start + rows.len() * blk / blocks;
+            let r1 = rows.start + rows.len() * (blk + 1) / blocks;
+            let tiles = (r1 - r0).div_ceil(K::MR);
+            for panel in panels.clone() {
+                let j0 = panel * K::NR;
+                let nv = K::NR.min(job.n - j0);
+                let (b, ldb) = match job.b {
+                    // SAFETY: row `k0 < k`, column `j0 < n` is inside B.
+                    BSrc::Rows { ptr, ld } if nv == K::NR && tiles <= DIRECT_B_MAX_TILES => {
+                        (unsafe { ptr.add(k0 * ld + j0) }, ld)
+                    }
+                    _ => {
+                        // SAFETY: forwarded; `pack` holds `kc * NR` floats (`slot_len`).
+                        unsafe { pack_b::<K>(job.b, k0, kc, j0, nv, K::NR, pack) };
+                        (pack.as_ptr(), K::NR)
+                    }
+                };
+                let bias = if first && !job.bias.is_null() {
+                    // SAFETY: bias holds n floats and j0 < n.
+                    unsafe { job.bias.add(j0) }
+                } else {
+                    std::ptr::null()
+                };
+                for ti in 0..tiles {
+                    let i0 = r0 + (r1 - r0) * ti / tiles;
+                    let i1 = r0 + (r1 - r0) * (ti + 1) / tiles;
+                    // SAFETY: `i0 < m`, `k0 < k`, `j0 < n`: inside A and C.
+                    let (a, c) =
+                        unsafe { (job.a.add(i0 * job.lda + k0), job.c.add(i0 * job.ldc + j0)) };
+                    // SAFETY: forwarded; `i1 - i0 <= MR` since `tiles = ceil(len / MR)`.
+                    unsafe {
+                        tile::<K>(
+                            i1 - i0,
+                            kc,
+                            a,
+                            job.lda,
+                            b,
+                            ldb,
+                            c,
+                            job.ldc,
+                            nv,
+                            bias,
+                            load_c,
+                        )
+                    };
+                }
+            }
+        }
+        k0 += kc;
+    }
+}
+
+/// One tile; a partial column panel (`nv < NR`) goes through a stack tile so the kernel never
+/// reads or writes outside C.
+///
+/// # Safety
+/// As for [`Kernel::tile`], with C and bias valid for `nv` columns only.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<K: Kernel>(
+    mr: usize,
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    nv: usize,
+    bias: *const f32,
+    load_c: bool,
+) {
+    if nv == K::NR {
+        // SAFETY: forwarded.
+        unsafe { K::tile(mr, kc, a, lda, b, ldb, c, ldc, bias, load_c) };
+        return;
+    }
+    let mut tmp = [0f32; EDGE_TILE];
+    let mut tmp_bias = [0f32; 32];
+    // SAFETY: C rows `0..mr` hold `nv` floats at stride `ldc`, bias `nv` floats.
+    unsafe {
+        if load_c {
+            for i in 0..mr {
+                std::ptr::copy_nonoverlapping(c.add(i * ldc), tmp.as_mut_ptr().add(i * K::NR), nv);
+            }
+        }
+        let bias_ptr = if bias.is_null() {
+            std::ptr::null()
+        } else {
+            std::ptr::copy_nonoverlapping(bias, tmp_bias.as_mut_ptr(), nv);
+            tmp_bias.as_ptr()
+        };
+        if nv <= K::NR / 2 {
+            K::tile_half(
+                mr,
+                kc,
+                a,
+                lda,
+                b,
+                ldb,
+                tmp.as_mut_ptr(),
+                K::NR,
+                bias_ptr,
+                load_c,
+            );
+        } else {
+            K::tile(
+                mr,
+                kc,
+                a,
+                lda,
+                b,
+                ldb,
+                tmp.as_mut_ptr(),
+                K::NR,
+                bias_ptr,
+                load_c,
+            );
+        }
+        for i in 0..mr {
+            std::ptr::copy_nonoverlapping(tmp.as_ptr().add(i * K::NR), c.add(i * ldc), nv);
+        }
+    }
+}
+
+/// Copies rows `k0..k0+kc`, columns `j0..j0+nv` of B into `dst` as a `kc × nr` panel, zero-padded
+/// to `nr` columns.
+///
+/// # Safety
+/// `b` must cover those rows and columns; `dst.len() >= kc * nr`.
+unsafe fn pack_b<K: Kernel>(
+    b: BSrc,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nv: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    let dst = &mut dst[..kc * nr];
+    match b {
+        BSrc::Rows { ptr, ld } => {
+            for (p, out) in dst.chunks_exact_mut(nr).enumerate() {
+                // SAFETY: row `k0 + p < k`, columns `j0..j0 + nv <= n` are inside B.
+                let src = unsafe { std::slice::from_raw_parts(ptr.add((k0 + p) * ld + j0), nv) };
+                out[..nv].copy_from_slice(src);
+                out[nv..].fill(0.0);
+            }
+        }
+        // SAFETY: forwarded.
+        BSrc::Cols { ptr, ld } => unsafe { K::pack_cols(ptr, ld, k0, kc, j0, nv, dst) },
+    }
+}
+
+/// Copies rows `j0..j0+nv`, columns `k0..k0+kc` of Bᵀ (`[N, K]`, stride `ld`) transposed into
+/// `dst` as a `kc × nr` panel, zero-padded to `nr` columns.
+///
+/// # Safety
+/// `ptr` must cover those rows and columns; `dst.len() >= kc * nr`.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn pack_cols_generic(
+    ptr: *const f32,
+    ld: usize,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nv: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    let dst = &mut dst[..kc * nr];
+    if nv < nr {
+        dst.fill(0.0);
+    }
+    for jj in 0..nv {
+        // SAFETY: Bᵀ row `j0 + jj < n`, columns `k0..k0 + kc <= k` are inside it.
+        let src = unsafe { std::slice::from_raw_parts(ptr.add((j0 + jj) * ld + k0), kc) };
+        for (out, &v) in dst.chunks_exact_mut(nr).zip(src) {
+            out[jj] = v;
+        }
+    }
+}
+
+/// The `k == 0` case: `C = bias (+ C)` on rows `rows`, columns `j0..j0+nv`.
+///
+/// # Safety
+/// Those rows and columns must be inside C (and bias, when non-null).
+unsafe fn fill_without_product(job: &Job, rows: std::ops::Range<usize>, j0: usize, nv: usize) {
+    for i in rows {
+        // SAFETY: row `i < m`, columns `j0..j0 + nv <= n`.
+        let row = unsafe { std::slice::from_raw_parts_mut(job.c.add(i * job.ldc + j0), nv) };
+        for (j, x) in row.iter_mut().enumerate() {
+            let base = if job.accumulate { *x } else { 0.0 };
+            // SAFETY: bias holds n floats.
+            let add = if job.bias.is_null() {
+                0.0
+            } else {
+                unsafe { *job.bias.add(j0 + j) }
+            };
+            *x = base + add;
+        }
+    }
+}
