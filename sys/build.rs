@@ -19,10 +19,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    for var in ["TENSORRT_ROOT", "TENSORRT_INCLUDE_DIR", "CUDA_INCLUDE_DIR", "CUDA_ROOT"] {
+    for var in [
+        "TENSORRT_ROOT",
+        "TENSORRT_INCLUDE_DIR",
+        "CUDA_INCLUDE_DIR",
+        "CUDA_ROOT",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    for file in ["shim/tinv_trt.h", "shim/tinv_trt.cpp", "shim/tinv_trt_build.inc"] {
+    for file in [
+        "shim/tinv_trt.h",
+        "shim/tinv_trt.cpp",
+        "shim/tinv_trt_build.inc",
+    ] {
         println!("cargo:rerun-if-changed={file}");
     }
     println!("cargo:rustc-check-cfg=cfg(tinv_trt_shim_built)");
@@ -48,7 +57,10 @@ fn main() {
     let lib = out_dir.join(&name);
     if let Err(e) = compile_shim(&trt, &cuda, &lib) {
         // A header set that is present but does not compile is a real failure, not "absent".
-        panic!("tinv-sys: building {name} against {} failed: {e}", trt.display());
+        panic!(
+            "tinv-sys: building {name} against {} failed: {e}",
+            trt.display()
+        );
     }
     // Also place it beside the final binaries (target/<profile>/) so `Shim::load()` finds it next
     // to the executable; OUT_DIR is target/<profile>/build/tinv-sys-<hash>/out.
@@ -56,12 +68,17 @@ fn main() {
         let _ = fs::copy(&lib, profile_dir.join(&name));
     }
     println!("cargo:rustc-cfg=tinv_trt_shim_built");
-    println!("cargo:rustc-env=TINV_TRT_SHIM_BUILD_DIR={}", out_dir.display());
+    println!(
+        "cargo:rustc-env=TINV_TRT_SHIM_BUILD_DIR={}",
+        out_dir.display()
+    );
     println!("cargo:rustc-env=TINV_TRT_SHIM_BUILT_MAJOR={major}");
 }
 
 fn has_trt_headers(dir: &Path) -> bool {
-    ["NvInferVersion.h", "NvInfer.h", "NvOnnxParser.h"].iter().all(|f| dir.join(f).is_file())
+    ["NvInferVersion.h", "NvInfer.h", "NvOnnxParser.h"]
+        .iter()
+        .all(|f| dir.join(f).is_file())
 }
 
 fn find_trt_include() -> Option<PathBuf> {
@@ -72,7 +89,11 @@ fn find_trt_include() -> Option<PathBuf> {
     if let Some(root) = env::var_os("TENSORRT_ROOT") {
         candidates.push(PathBuf::from(root).join("include"));
     }
-    for dir in ["/usr/include/aarch64-linux-gnu", "/usr/include/x86_64-linux-gnu", "/usr/include"] {
+    for dir in [
+        "/usr/include/aarch64-linux-gnu",
+        "/usr/include/x86_64-linux-gnu",
+        "/usr/include",
+    ] {
         candidates.push(PathBuf::from(dir));
     }
     candidates.into_iter().find(|d| has_trt_headers(d))
@@ -90,13 +111,18 @@ fn find_cuda_includes() -> Vec<PathBuf> {
         candidates.push(PathBuf::from(root).join("include"));
     }
     candidates.push(PathBuf::from("/usr/local/cuda/include"));
-    candidates.into_iter().filter(|d| d.join("cuda_runtime_api.h").is_file()).take(1).collect()
+    candidates
+        .into_iter()
+        .filter(|d| d.join("cuda_runtime_api.h").is_file())
+        .take(1)
+        .collect()
 }
 
 /// Reads `NV_TENSORRT_MAJOR`, following one level of indirection as 10.8+ headers do
 /// (`#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE`).
 fn trt_major(version_h: &Path) -> Result<u32, String> {
-    let text = fs::read_to_string(version_h).map_err(|e| format!("{}: {e}", version_h.display()))?;
+    let text =
+        fs::read_to_string(version_h).map_err(|e| format!("{}: {e}", version_h.display()))?;
     let mut defines = HashMap::new();
     for line in text.lines() {
         let mut words = line.split_whitespace();
@@ -134,7 +160,9 @@ fn compile_shim(trt: &Path, cuda: &[PathBuf], out: &Path) -> Result<(), String> 
         cmd.arg("-isystem").arg(dir);
     }
     cmd.arg("shim/tinv_trt.cpp").arg("-o").arg(out).arg("-ldl");
-    let output = cmd.output().map_err(|e| format!("cannot run {}: {e}", compiler.path().display()))?;
+    let output = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", compiler.path().display()))?;
     if output.status.success() {
         Ok(())
     } else {

@@ -103,18 +103,30 @@ const ERR_TENSORRT: i32 = 4;
 const ERR_UNKNOWN_TENSOR: i32 = 5;
 
 fn err(function: &'static str, status: i32, message: impl Into<String>) -> ShimError {
-    ShimError::Call { function, status, message: message.into() }
+    ShimError::Call {
+        function,
+        status,
+        message: message.into(),
+    }
 }
 
 impl RecordingShim {
     /// A double reporting TensorRT `version`.
     pub fn new(version: TrtVersion) -> RecordingShim {
-        RecordingShim { version, state: Mutex::new(State { next_handle: 0x1000, ..State::default() }) }
+        RecordingShim {
+            version,
+            state: Mutex::new(State {
+                next_handle: 0x1000,
+                ..State::default()
+            }),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic in another test thread must not hide this double's records.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `deserialize(plan)` will yield an engine described by `spec`.
@@ -124,7 +136,9 @@ impl RecordingShim {
 
     /// `build_from_onnx_file(path, ..)` will return `plan`.
     pub fn register_build(&self, onnx: &Path, plan: &[u8]) {
-        self.state().builds.insert(onnx.to_path_buf(), plan.to_vec());
+        self.state()
+            .builds
+            .insert(onnx.to_path_buf(), plan.to_vec());
     }
 
     /// The next call of `kind` fails with a TensorRT error (once).
@@ -155,8 +169,18 @@ impl RecordingShim {
         }
     }
 
-    fn engine_spec<'a>(st: &'a State, e: EngineHandle, function: &'static str) -> Result<&'a EngineSpec, ShimError> {
-        st.engines.get(&e.0).ok_or_else(|| err(function, ERR_ARGUMENT, format!("engine {:#x} is not live", e.0)))
+    fn engine_spec<'a>(
+        st: &'a State,
+        e: EngineHandle,
+        function: &'static str,
+    ) -> Result<&'a EngineSpec, ShimError> {
+        st.engines.get(&e.0).ok_or_else(|| {
+            err(
+                function,
+                ERR_ARGUMENT,
+                format!("engine {:#x} is not live", e.0),
+            )
+        })
     }
 }
 
@@ -167,14 +191,26 @@ impl ShimApi for RecordingShim {
 
     fn deserialize(&self, plan: &[u8]) -> Result<EngineHandle, ShimError> {
         let st = &mut *self.state();
-        let found = st.plans.iter().find(|(p, _)| p == plan).map(|(_, s)| s.clone());
-        let result = Self::injected(st, CallKind::Deserialize, "tinv_trt_engine_deserialize").and_then(|()| {
-            let spec = found.ok_or_else(|| err("tinv_trt_engine_deserialize", ERR_TENSORRT, "TensorRT refused the plan"))?;
-            st.next_handle += 0x10;
-            st.engines.insert(st.next_handle, spec);
-            Ok(EngineHandle(st.next_handle))
-        });
-        st.calls.push(Call::Deserialize(result.as_ref().ok().copied()));
+        let found = st
+            .plans
+            .iter()
+            .find(|(p, _)| p == plan)
+            .map(|(_, s)| s.clone());
+        let result = Self::injected(st, CallKind::Deserialize, "tinv_trt_engine_deserialize")
+            .and_then(|()| {
+                let spec = found.ok_or_else(|| {
+                    err(
+                        "tinv_trt_engine_deserialize",
+                        ERR_TENSORRT,
+                        "TensorRT refused the plan",
+                    )
+                })?;
+                st.next_handle += 0x10;
+                st.engines.insert(st.next_handle, spec);
+                Ok(EngineHandle(st.next_handle))
+            });
+        st.calls
+            .push(Call::Deserialize(result.as_ref().ok().copied()));
         result
     }
 
@@ -188,25 +224,39 @@ impl ShimApi for RecordingShim {
         let st = &mut *self.state();
         st.calls.push(Call::EngineIo(engine));
         Self::injected(st, CallKind::EngineIo, "tinv_trt_engine_io_info")?;
-        Ok(Self::engine_spec(st, engine, "tinv_trt_engine_io_info")?.io.clone())
+        Ok(Self::engine_spec(st, engine, "tinv_trt_engine_io_info")?
+            .io
+            .clone())
     }
 
     fn engine_device_memory_size(&self, engine: EngineHandle) -> Result<u64, ShimError> {
         let st = &mut *self.state();
         st.calls.push(Call::DeviceMemorySize(engine));
-        Self::injected(st, CallKind::DeviceMemorySize, "tinv_trt_engine_device_memory_size")?;
+        Self::injected(
+            st,
+            CallKind::DeviceMemorySize,
+            "tinv_trt_engine_device_memory_size",
+        )?;
         Ok(Self::engine_spec(st, engine, "tinv_trt_engine_device_memory_size")?.device_memory)
     }
 
     fn context_create(&self, engine: EngineHandle) -> Result<ContextHandle, ShimError> {
         let st = &mut *self.state();
-        let result = Self::injected(st, CallKind::ContextCreate, "tinv_trt_context_create").and_then(|()| {
-            Self::engine_spec(st, engine, "tinv_trt_context_create")?;
-            st.next_handle += 0x10;
-            st.contexts.insert(st.next_handle, ContextState { engine: engine.0, ..ContextState::default() });
-            Ok(ContextHandle(st.next_handle))
-        });
-        st.calls.push(Call::ContextCreate(engine, result.as_ref().ok().copied()));
+        let result = Self::injected(st, CallKind::ContextCreate, "tinv_trt_context_create")
+            .and_then(|()| {
+                Self::engine_spec(st, engine, "tinv_trt_context_create")?;
+                st.next_handle += 0x10;
+                st.contexts.insert(
+                    st.next_handle,
+                    ContextState {
+                        engine: engine.0,
+                        ..ContextState::default()
+                    },
+                );
+                Ok(ContextHandle(st.next_handle))
+            });
+        st.calls
+            .push(Call::ContextCreate(engine, result.as_ref().ok().copied()));
         result
     }
 
@@ -216,18 +266,35 @@ impl ShimApi for RecordingShim {
         st.contexts.remove(&ctx.0);
     }
 
-    fn set_device_memory(&self, ctx: ContextHandle, mem: DevicePtr, size: u64) -> Result<(), ShimError> {
+    fn set_device_memory(
+        &self,
+        ctx: ContextHandle,
+        mem: DevicePtr,
+        size: u64,
+    ) -> Result<(), ShimError> {
         const F: &str = "tinv_trt_context_set_device_memory";
         let st = &mut *self.state();
         st.calls.push(Call::SetDeviceMemory(ctx, mem, size));
         Self::injected(st, CallKind::SetDeviceMemory, F)?;
-        let engine = st.contexts.get(&ctx.0).ok_or_else(|| err(F, ERR_ARGUMENT, "context is not live"))?.engine;
+        let engine = st
+            .contexts
+            .get(&ctx.0)
+            .ok_or_else(|| err(F, ERR_ARGUMENT, "context is not live"))?
+            .engine;
         let needed = Self::engine_spec(st, EngineHandle(engine), F)?.device_memory;
         if mem == 0 || mem % 256 != 0 {
-            return Err(err(F, ERR_ARGUMENT, "device memory is not 256-byte aligned"));
+            return Err(err(
+                F,
+                ERR_ARGUMENT,
+                "device memory is not 256-byte aligned",
+            ));
         }
         if size < needed {
-            return Err(err(F, ERR_ARGUMENT, format!("device memory of {size} bytes is smaller than the engine's {needed}")));
+            return Err(err(
+                F,
+                ERR_ARGUMENT,
+                format!("device memory of {size} bytes is smaller than the engine's {needed}"),
+            ));
         }
         if let Some(c) = st.contexts.get_mut(&ctx.0) {
             c.memory = Some((mem, size));
@@ -235,17 +302,39 @@ impl ShimApi for RecordingShim {
         Ok(())
     }
 
-    fn set_tensor_address(&self, ctx: ContextHandle, name: &str, addr: DevicePtr) -> Result<(), ShimError> {
+    fn set_tensor_address(
+        &self,
+        ctx: ContextHandle,
+        name: &str,
+        addr: DevicePtr,
+    ) -> Result<(), ShimError> {
         const F: &str = "tinv_trt_context_set_tensor_address";
         let st = &mut *self.state();
-        st.calls.push(Call::SetTensorAddress(ctx, name.to_string(), addr));
+        st.calls
+            .push(Call::SetTensorAddress(ctx, name.to_string(), addr));
         Self::injected(st, CallKind::SetTensorAddress, F)?;
-        let engine = st.contexts.get(&ctx.0).ok_or_else(|| err(F, ERR_ARGUMENT, "context is not live"))?.engine;
-        if !Self::engine_spec(st, EngineHandle(engine), F)?.io.iter().any(|t| t.name == name) {
-            return Err(err(F, ERR_UNKNOWN_TENSOR, format!("engine has no I/O tensor named {name}")));
+        let engine = st
+            .contexts
+            .get(&ctx.0)
+            .ok_or_else(|| err(F, ERR_ARGUMENT, "context is not live"))?
+            .engine;
+        if !Self::engine_spec(st, EngineHandle(engine), F)?
+            .io
+            .iter()
+            .any(|t| t.name == name)
+        {
+            return Err(err(
+                F,
+                ERR_UNKNOWN_TENSOR,
+                format!("engine has no I/O tensor named {name}"),
+            ));
         }
         if addr == 0 || addr % 256 != 0 {
-            return Err(err(F, ERR_ARGUMENT, format!("address of tensor {name} is not 256-byte aligned")));
+            return Err(err(
+                F,
+                ERR_ARGUMENT,
+                format!("address of tensor {name} is not 256-byte aligned"),
+            ));
         }
         if let Some(c) = st.contexts.get_mut(&ctx.0) {
             c.addresses.insert(name.to_string(), addr);
@@ -253,21 +342,45 @@ impl ShimApi for RecordingShim {
         Ok(())
     }
 
-    fn set_input_shape(&self, ctx: ContextHandle, name: &str, shape: &[i64]) -> Result<(), ShimError> {
+    fn set_input_shape(
+        &self,
+        ctx: ContextHandle,
+        name: &str,
+        shape: &[i64],
+    ) -> Result<(), ShimError> {
         const F: &str = "tinv_trt_context_set_input_shape";
         let st = &mut *self.state();
-        st.calls.push(Call::SetInputShape(ctx, name.to_string(), shape.to_vec()));
+        st.calls
+            .push(Call::SetInputShape(ctx, name.to_string(), shape.to_vec()));
         Self::injected(st, CallKind::SetInputShape, F)?;
-        let engine = st.contexts.get(&ctx.0).ok_or_else(|| err(F, ERR_ARGUMENT, "context is not live"))?.engine;
+        let engine = st
+            .contexts
+            .get(&ctx.0)
+            .ok_or_else(|| err(F, ERR_ARGUMENT, "context is not live"))?
+            .engine;
         let spec = Self::engine_spec(st, EngineHandle(engine), F)?;
         let t = spec
             .io
             .iter()
             .find(|t| t.name == name && t.mode == IoMode::Input)
-            .ok_or_else(|| err(F, ERR_UNKNOWN_TENSOR, format!("engine has no input tensor named {name}")))?;
-        let fits = t.shape.len() == shape.len() && t.shape.iter().zip(shape).all(|(&d, &s)| s >= 0 && (d == -1 || d == s));
+            .ok_or_else(|| {
+                err(
+                    F,
+                    ERR_UNKNOWN_TENSOR,
+                    format!("engine has no input tensor named {name}"),
+                )
+            })?;
+        let fits = t.shape.len() == shape.len()
+            && t.shape
+                .iter()
+                .zip(shape)
+                .all(|(&d, &s)| s >= 0 && (d == -1 || d == s));
         if !fits {
-            return Err(err(F, ERR_TENSORRT, format!("shape {shape:?} does not match {name}'s {:?}", t.shape)));
+            return Err(err(
+                F,
+                ERR_TENSORRT,
+                format!("shape {shape:?} does not match {name}'s {:?}", t.shape),
+            ));
         }
         Ok(())
     }
@@ -280,30 +393,53 @@ impl ShimApi for RecordingShim {
         if stream == 0 {
             return Err(err(F, ERR_ARGUMENT, "NULL context or default stream"));
         }
-        let c = st.contexts.get(&ctx.0).ok_or_else(|| err(F, ERR_ARGUMENT, "context is not live"))?;
+        let c = st
+            .contexts
+            .get(&ctx.0)
+            .ok_or_else(|| err(F, ERR_ARGUMENT, "context is not live"))?;
         let spec = Self::engine_spec(st, EngineHandle(c.engine), F)?;
         if c.memory.is_none() {
-            return Err(err(F, ERR_TENSORRT, "enqueueV3 failed: no device memory set"));
+            return Err(err(
+                F,
+                ERR_TENSORRT,
+                "enqueueV3 failed: no device memory set",
+            ));
         }
         if let Some(t) = spec.io.iter().find(|t| !c.addresses.contains_key(&t.name)) {
-            return Err(err(F, ERR_TENSORRT, format!("enqueueV3 failed: Address is not set for tensor {}", t.name)));
+            return Err(err(
+                F,
+                ERR_TENSORRT,
+                format!("enqueueV3 failed: Address is not set for tensor {}", t.name),
+            ));
         }
         Ok(())
     }
 
-    fn build_from_onnx_file(&self, onnx: &Path, opts: &BuildOptions, progress: Option<Progress<'_>>) -> Result<Vec<u8>, ShimError> {
+    fn build_from_onnx_file(
+        &self,
+        onnx: &Path,
+        opts: &BuildOptions,
+        progress: Option<Progress<'_>>,
+    ) -> Result<Vec<u8>, ShimError> {
         const F: &str = "tinv_trt_build_from_onnx_file";
         let plan = {
             let st = &mut *self.state();
             st.calls.push(Call::Build(onnx.to_path_buf(), opts.clone()));
             Self::injected(st, CallKind::Build, F)?;
-            st.builds.get(onnx).cloned().ok_or_else(|| err(F, 9, format!("ONNX parser: cannot open {}", onnx.display())))?
+            st.builds
+                .get(onnx)
+                .cloned()
+                .ok_or_else(|| err(F, 9, format!("ONNX parser: cannot open {}", onnx.display())))?
         };
         // Report the same coarse phases the 8.x shim reports.
         if let Some(p) = progress {
             for phase in ["parse", "build"] {
                 if !p(phase, -1, 1) || !p(phase, 1, 1) {
-                    return Err(err(F, ERR_TENSORRT, "build cancelled by the progress callback"));
+                    return Err(err(
+                        F,
+                        ERR_TENSORRT,
+                        "build cancelled by the progress callback",
+                    ));
                 }
             }
         }

@@ -63,7 +63,11 @@ impl fmt::Display for ShimError {
                  with --features tensorrt; see docs/JETSON.md)"
             ),
             ShimError::Load(m) => write!(f, "cannot load TensorRT: {m}"),
-            ShimError::Call { function, status, message } => {
+            ShimError::Call {
+                function,
+                status,
+                message,
+            } => {
                 write!(f, "{function} failed ({}): {message}", status_name(*status))
             }
             ShimError::Argument(m) => write!(f, "invalid argument to the TensorRT shim: {m}"),
@@ -256,11 +260,26 @@ pub trait ShimApi: Send + Sync {
     /// Destroy a context.
     fn context_free(&self, ctx: ContextHandle);
     /// Attach `size` bytes at `mem` as the context's activation memory.
-    fn set_device_memory(&self, ctx: ContextHandle, mem: DevicePtr, size: u64) -> Result<(), ShimError>;
+    fn set_device_memory(
+        &self,
+        ctx: ContextHandle,
+        mem: DevicePtr,
+        size: u64,
+    ) -> Result<(), ShimError>;
     /// Bind an I/O tensor to a device address.
-    fn set_tensor_address(&self, ctx: ContextHandle, name: &str, addr: DevicePtr) -> Result<(), ShimError>;
+    fn set_tensor_address(
+        &self,
+        ctx: ContextHandle,
+        name: &str,
+        addr: DevicePtr,
+    ) -> Result<(), ShimError>;
     /// Set an input's runtime shape.
-    fn set_input_shape(&self, ctx: ContextHandle, name: &str, shape: &[i64]) -> Result<(), ShimError>;
+    fn set_input_shape(
+        &self,
+        ctx: ContextHandle,
+        name: &str,
+        shape: &[i64],
+    ) -> Result<(), ShimError>;
     /// `enqueueV3` on `stream`.
     fn enqueue(&self, ctx: ContextHandle, stream: RawStream) -> Result<(), ShimError>;
     /// Parse an ONNX file and build a serialized plan for the current GPU.

@@ -62,13 +62,18 @@ impl Shim {
     pub fn load_from(path: &Path, major: u32, nvinfer: Option<&Path>) -> Result<Shim, ShimError> {
         let nvinfer = nvinfer
             .map(|p| p.to_str().and_then(|s| CString::new(s).ok()))
-            .map(|p| p.ok_or_else(|| ShimError::Argument("libnvinfer path is not valid UTF-8 without NUL".into())))
+            .map(|p| {
+                p.ok_or_else(|| {
+                    ShimError::Argument("libnvinfer path is not valid UTF-8 without NUL".into())
+                })
+            })
             .transpose()?;
         // SAFETY: the library is our own shim; `--dynamic-link-require-all` makes `new` fail
         // unless every symbol of tinv_trt.h resolves, so each fn pointer is valid.
         let api = unsafe { TinvTrtShim::new(path) }.map_err(|e| ShimError::Load(e.to_string()))?;
         // SAFETY: no-argument getters of the shim.
-        let (abi, header_major) = unsafe { (api.tinv_trt_abi_version(), api.tinv_trt_header_major()) };
+        let (abi, header_major) =
+            unsafe { (api.tinv_trt_abi_version(), api.tinv_trt_header_major()) };
         if abi != b::TINV_TRT_ABI_VERSION {
             return Err(ShimError::Load(format!(
                 "shim ABI {abi}, these bindings expect {}",
@@ -76,7 +81,9 @@ impl Shim {
             )));
         }
         if u32::try_from(header_major).ok() != Some(major) {
-            return Err(ShimError::Load(format!("shim built for TensorRT {header_major}, wanted {major}")));
+            return Err(ShimError::Load(format!(
+                "shim built for TensorRT {header_major}, wanted {major}"
+            )));
         }
         let mut err = new_error();
         let mut lib = std::ptr::null_mut();
@@ -94,7 +101,12 @@ impl Shim {
             )
         };
         check("tinv_trt_lib_open", status, &err)?;
-        let mut v = b::tinv_trt_version { major: 0, minor: 0, patch: 0, raw: 0 };
+        let mut v = b::tinv_trt_version {
+            major: 0,
+            minor: 0,
+            patch: 0,
+            raw: 0,
+        };
         // SAFETY: `lib` was just opened; `v` and `err` are valid.
         let status = unsafe { api.tinv_trt_lib_version(lib, &mut v, &mut err) };
         if let Err(e) = check("tinv_trt_lib_version", status, &err) {
@@ -102,9 +114,19 @@ impl Shim {
             unsafe { api.tinv_trt_lib_free(lib) };
             return Err(e);
         }
-        let version = TrtVersion { major: v.major, minor: v.minor, patch: v.patch, raw: v.raw };
+        let version = TrtVersion {
+            major: v.major,
+            minor: v.minor,
+            patch: v.patch,
+            raw: v.raw,
+        };
         log::info!("TensorRT {version} loaded through {}", path.display());
-        Ok(Shim { api, lib, version, path: path.to_path_buf() })
+        Ok(Shim {
+            api,
+            lib,
+            version,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The shim library built with this crate for `major`, if any (`None` when tinv-sys was
@@ -143,24 +165,34 @@ fn shim_candidates(major: u32) -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("TINV_TRT_SHIM_DIR") {
         dirs.push(PathBuf::from(dir));
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
         dirs.push(dir);
     }
     if let Some(dir) = option_env!("TINV_TRT_SHIM_BUILD_DIR") {
         dirs.push(PathBuf::from(dir));
     }
-    let mut out: Vec<PathBuf> = dirs.into_iter().map(|d| d.join(&name)).filter(|p| p.is_file()).collect();
+    let mut out: Vec<PathBuf> = dirs
+        .into_iter()
+        .map(|d| d.join(&name))
+        .filter(|p| p.is_file())
+        .collect();
     out.push(PathBuf::from(name)); // bare name: LD_LIBRARY_PATH / ldconfig
     out
 }
 
 fn new_error() -> b::tinv_trt_error {
-    b::tinv_trt_error { msg: [0; b::TINV_TRT_ERROR_LEN as usize] }
+    b::tinv_trt_error {
+        msg: [0; b::TINV_TRT_ERROR_LEN as usize],
+    }
 }
 
 fn message(err: &b::tinv_trt_error) -> String {
     // SAFETY: msg is a fixed array; CStr::from_bytes_until_nul stops at the first NUL or fails.
-    let bytes: &[u8] = unsafe { std::slice::from_raw_parts(err.msg.as_ptr().cast(), err.msg.len()) };
+    let bytes: &[u8] =
+        unsafe { std::slice::from_raw_parts(err.msg.as_ptr().cast(), err.msg.len()) };
     match CStr::from_bytes_until_nul(bytes) {
         Ok(s) => s.to_string_lossy().into_owned(),
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
@@ -171,12 +203,17 @@ fn check(function: &'static str, status: i32, err: &b::tinv_trt_error) -> Result
     if status == b::tinv_trt_status_TINV_TRT_OK as i32 {
         Ok(())
     } else {
-        Err(ShimError::Call { function, status, message: message(err) })
+        Err(ShimError::Call {
+            function,
+            status,
+            message: message(err),
+        })
     }
 }
 
 fn c_name(name: &str) -> Result<CString, ShimError> {
-    CString::new(name).map_err(|_| ShimError::Argument(format!("tensor name {name:?} contains a NUL byte")))
+    CString::new(name)
+        .map_err(|_| ShimError::Argument(format!("tensor name {name:?} contains a NUL byte")))
 }
 
 /// Routes TensorRT's log into `log` under target `tensorrt`.
@@ -196,7 +233,12 @@ unsafe extern "C" fn log_to_rust(_user: *mut c_void, severity: i32, msg: *const 
 }
 
 /// C trampoline for build progress: `user` is a `*mut Progress`.
-unsafe extern "C" fn progress_to_rust(user: *mut c_void, phase: *const c_char, step: i32, steps: i32) -> i32 {
+unsafe extern "C" fn progress_to_rust(
+    user: *mut c_void,
+    phase: *const c_char,
+    step: i32,
+    steps: i32,
+) -> i32 {
     if user.is_null() || phase.is_null() {
         return 1;
     }
@@ -216,8 +258,15 @@ impl ShimApi for Shim {
         let mut err = new_error();
         let mut engine = std::ptr::null_mut();
         // SAFETY: plan points to plan.len() readable bytes; out-pointers are valid.
-        let status =
-            unsafe { self.api.tinv_trt_engine_deserialize(self.lib, plan.as_ptr().cast(), plan.len(), &mut engine, &mut err) };
+        let status = unsafe {
+            self.api.tinv_trt_engine_deserialize(
+                self.lib,
+                plan.as_ptr().cast(),
+                plan.len(),
+                &mut engine,
+                &mut err,
+            )
+        };
         check("tinv_trt_engine_deserialize", status, &err)?;
         Ok(EngineHandle(engine as usize))
     }
@@ -232,28 +281,44 @@ impl ShimApi for Shim {
         let mut err = new_error();
         let mut count = 0i32;
         // SAFETY: valid engine handle and out-pointers.
-        check("tinv_trt_engine_io_count", unsafe { self.api.tinv_trt_engine_io_count(e, &mut count, &mut err) }, &err)?;
+        check(
+            "tinv_trt_engine_io_count",
+            unsafe { self.api.tinv_trt_engine_io_count(e, &mut count, &mut err) },
+            &err,
+        )?;
         let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         for i in 0..count {
             let mut info = b::tinv_trt_io_info {
                 name: std::ptr::null(),
                 mode: 0,
                 dtype: 0,
-                shape: b::tinv_trt_dims { nb_dims: 0, d: [0; b::TINV_TRT_MAX_DIMS as usize] },
+                shape: b::tinv_trt_dims {
+                    nb_dims: 0,
+                    d: [0; b::TINV_TRT_MAX_DIMS as usize],
+                },
             };
             // SAFETY: i is in [0, count); out-pointers are valid.
             let status = unsafe { self.api.tinv_trt_engine_io_info(e, i, &mut info, &mut err) };
             check("tinv_trt_engine_io_info", status, &err)?;
             // SAFETY: on success the shim returns the engine-owned NUL-terminated name.
-            let name = unsafe { CStr::from_ptr(info.name) }.to_string_lossy().into_owned();
+            let name = unsafe { CStr::from_ptr(info.name) }
+                .to_string_lossy()
+                .into_owned();
             let mode = match info.mode {
                 1 => IoMode::Input,
                 2 => IoMode::Output,
                 m => return Err(ShimError::Load(format!("tensor {name} has I/O mode {m}"))),
             };
-            let rank = usize::try_from(info.shape.nb_dims).unwrap_or(0).min(info.shape.d.len());
+            let rank = usize::try_from(info.shape.nb_dims)
+                .unwrap_or(0)
+                .min(info.shape.d.len());
             let shape = info.shape.d.get(..rank).unwrap_or(&[]).to_vec();
-            out.push(IoTensor { name, mode, dtype: DType::from_code(info.dtype), shape });
+            out.push(IoTensor {
+                name,
+                mode,
+                dtype: DType::from_code(info.dtype),
+                shape,
+            });
         }
         Ok(out)
     }
@@ -262,7 +327,13 @@ impl ShimApi for Shim {
         let mut err = new_error();
         let mut size = 0u64;
         // SAFETY: valid engine handle and out-pointers.
-        let status = unsafe { self.api.tinv_trt_engine_device_memory_size(Shim::engine_ptr(engine), &mut size, &mut err) };
+        let status = unsafe {
+            self.api.tinv_trt_engine_device_memory_size(
+                Shim::engine_ptr(engine),
+                &mut size,
+                &mut err,
+            )
+        };
         check("tinv_trt_engine_device_memory_size", status, &err)?;
         Ok(size)
     }
@@ -271,7 +342,10 @@ impl ShimApi for Shim {
         let mut err = new_error();
         let mut ctx = std::ptr::null_mut();
         // SAFETY: valid engine handle and out-pointers.
-        let status = unsafe { self.api.tinv_trt_context_create(Shim::engine_ptr(engine), &mut ctx, &mut err) };
+        let status = unsafe {
+            self.api
+                .tinv_trt_context_create(Shim::engine_ptr(engine), &mut ctx, &mut err)
+        };
         check("tinv_trt_context_create", status, &err)?;
         Ok(ContextHandle(ctx as usize))
     }
@@ -281,27 +355,60 @@ impl ShimApi for Shim {
         unsafe { self.api.tinv_trt_context_free(Shim::ctx_ptr(ctx)) }
     }
 
-    fn set_device_memory(&self, ctx: ContextHandle, mem: DevicePtr, size: u64) -> Result<(), ShimError> {
+    fn set_device_memory(
+        &self,
+        ctx: ContextHandle,
+        mem: DevicePtr,
+        size: u64,
+    ) -> Result<(), ShimError> {
         let mut err = new_error();
         // SAFETY: a device address is passed through as an opaque pointer; the shim checks it.
-        let status = unsafe { self.api.tinv_trt_context_set_device_memory(Shim::ctx_ptr(ctx), mem as usize as *mut c_void, size, &mut err) };
+        let status = unsafe {
+            self.api.tinv_trt_context_set_device_memory(
+                Shim::ctx_ptr(ctx),
+                mem as usize as *mut c_void,
+                size,
+                &mut err,
+            )
+        };
         check("tinv_trt_context_set_device_memory", status, &err)
     }
 
-    fn set_tensor_address(&self, ctx: ContextHandle, name: &str, addr: DevicePtr) -> Result<(), ShimError> {
+    fn set_tensor_address(
+        &self,
+        ctx: ContextHandle,
+        name: &str,
+        addr: DevicePtr,
+    ) -> Result<(), ShimError> {
         let name = c_name(name)?;
         let mut err = new_error();
         // SAFETY: valid context, NUL-terminated name, opaque device address.
         let status = unsafe {
-            self.api.tinv_trt_context_set_tensor_address(Shim::ctx_ptr(ctx), name.as_ptr(), addr as usize as *mut c_void, &mut err)
+            self.api.tinv_trt_context_set_tensor_address(
+                Shim::ctx_ptr(ctx),
+                name.as_ptr(),
+                addr as usize as *mut c_void,
+                &mut err,
+            )
         };
         check("tinv_trt_context_set_tensor_address", status, &err)
     }
 
-    fn set_input_shape(&self, ctx: ContextHandle, name: &str, shape: &[i64]) -> Result<(), ShimError> {
-        let mut dims = b::tinv_trt_dims { nb_dims: 0, d: [0; b::TINV_TRT_MAX_DIMS as usize] };
+    fn set_input_shape(
+        &self,
+        ctx: ContextHandle,
+        name: &str,
+        shape: &[i64],
+    ) -> Result<(), ShimError> {
+        let mut dims = b::tinv_trt_dims {
+            nb_dims: 0,
+            d: [0; b::TINV_TRT_MAX_DIMS as usize],
+        };
         if shape.len() > dims.d.len() {
-            return Err(ShimError::Argument(format!("rank {} of {name} exceeds 8", shape.len())));
+            return Err(ShimError::Argument(format!(
+                "rank {} of {name} exceeds 8",
+                shape.len()
+            )));
         }
         dims.nb_dims = shape.len() as i32; // ≤ 8, checked above
         for (slot, &v) in dims.d.iter_mut().zip(shape) {
@@ -310,23 +417,47 @@ impl ShimApi for Shim {
         let name = c_name(name)?;
         let mut err = new_error();
         // SAFETY: valid context, NUL-terminated name, dims on the stack.
-        let status = unsafe { self.api.tinv_trt_context_set_input_shape(Shim::ctx_ptr(ctx), name.as_ptr(), &dims, &mut err) };
+        let status = unsafe {
+            self.api.tinv_trt_context_set_input_shape(
+                Shim::ctx_ptr(ctx),
+                name.as_ptr(),
+                &dims,
+                &mut err,
+            )
+        };
         check("tinv_trt_context_set_input_shape", status, &err)
     }
 
     fn enqueue(&self, ctx: ContextHandle, stream: RawStream) -> Result<(), ShimError> {
         let mut err = new_error();
         // SAFETY: valid context; the stream is an opaque CUDA handle owned by the caller.
-        let status = unsafe { self.api.tinv_trt_context_enqueue(Shim::ctx_ptr(ctx), stream as *mut c_void, &mut err) };
+        let status = unsafe {
+            self.api
+                .tinv_trt_context_enqueue(Shim::ctx_ptr(ctx), stream as *mut c_void, &mut err)
+        };
         check("tinv_trt_context_enqueue", status, &err)
     }
 
-    fn build_from_onnx_file(&self, onnx: &Path, opts: &BuildOptions, progress: Option<Progress<'_>>) -> Result<Vec<u8>, ShimError> {
+    fn build_from_onnx_file(
+        &self,
+        onnx: &Path,
+        opts: &BuildOptions,
+        progress: Option<Progress<'_>>,
+    ) -> Result<Vec<u8>, ShimError> {
         let path = onnx
             .to_str()
             .and_then(|s| CString::new(s).ok())
-            .ok_or_else(|| ShimError::Argument(format!("ONNX path {} is not valid UTF-8 without NUL", onnx.display())))?;
-        let layers = opts.fp32_layer_substring.as_deref().map(c_name).transpose()?;
+            .ok_or_else(|| {
+                ShimError::Argument(format!(
+                    "ONNX path {} is not valid UTF-8 without NUL",
+                    onnx.display()
+                ))
+            })?;
+        let layers = opts
+            .fp32_layer_substring
+            .as_deref()
+            .map(c_name)
+            .transpose()?;
         // SAFETY: a zeroed options struct is valid input for the defaults function.
         let mut o: b::tinv_trt_build_options = unsafe { std::mem::zeroed() };
         // SAFETY: `o` is a valid out-pointer.
@@ -337,17 +468,25 @@ impl ShimApi for Shim {
         };
         o.workspace_bytes = opts.workspace_bytes;
         o.disable_external_tactics = i32::from(opts.disable_external_tactics);
-        o.max_aux_streams = opts.max_aux_streams.map_or(-1, |n| i32::try_from(n).unwrap_or(i32::MAX));
+        o.max_aux_streams = opts
+            .max_aux_streams
+            .map_or(-1, |n| i32::try_from(n).unwrap_or(i32::MAX));
         o.fp32_layer_substring = layers.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
         let mut progress = progress;
         if let Some(p) = progress.as_mut() {
             o.progress = Some(progress_to_rust);
             o.progress_user = (p as *mut Progress<'_>).cast();
         }
-        let mut buf = b::tinv_trt_buffer { data: std::ptr::null_mut(), size: 0 };
+        let mut buf = b::tinv_trt_buffer {
+            data: std::ptr::null_mut(),
+            size: 0,
+        };
         let mut err = new_error();
         // SAFETY: all pointers are valid for the call; `progress` outlives it.
-        let status = unsafe { self.api.tinv_trt_build_from_onnx_file(self.lib, path.as_ptr(), &o, &mut buf, &mut err) };
+        let status = unsafe {
+            self.api
+                .tinv_trt_build_from_onnx_file(self.lib, path.as_ptr(), &o, &mut buf, &mut err)
+        };
         check("tinv_trt_build_from_onnx_file", status, &err)?;
         // SAFETY: on success buf holds `size` bytes malloc'ed by the shim, freed right after.
         let plan = unsafe { std::slice::from_raw_parts(buf.data.cast::<u8>(), buf.size) }.to_vec();

@@ -13,7 +13,11 @@ fn bindings_match_the_header() {
         return;
     }
     let out = std::env::temp_dir().join(format!("tinv_trt_bindings_{}.rs", std::process::id()));
-    let run = Command::new("sh").arg(dir.join("bindgen.sh")).arg(&out).output().expect("sh runs");
+    let run = Command::new("sh")
+        .arg(dir.join("bindgen.sh"))
+        .arg(&out)
+        .output()
+        .expect("sh runs");
     if !run.status.success() {
         let stderr = String::from_utf8_lossy(&run.stderr);
         if stderr.contains("libclang") {
@@ -24,7 +28,8 @@ fn bindings_match_the_header() {
     }
     let fresh = std::fs::read_to_string(&out).expect("bindgen wrote its output");
     let _ = std::fs::remove_file(&out);
-    let committed = std::fs::read_to_string(dir.join("src/bindings.rs")).expect("src/bindings.rs exists");
+    let committed =
+        std::fs::read_to_string(dir.join("src/bindings.rs")).expect("src/bindings.rs exists");
     assert!(
         fresh == committed,
         "sys/src/bindings.rs is stale: run sys/bindgen.sh and commit the result"

@@ -8,12 +8,22 @@ use tinv_sys::{Shim, ShimError};
 
 /// Compiles `source` (C) into a shared library named `name` in a fresh temp folder.
 fn fake_lib(name: &str, source: &str) -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("tinv_fake_{}_{}", std::process::id(), name.replace('.', "_")));
+    let dir = std::env::temp_dir().join(format!(
+        "tinv_fake_{}_{}",
+        std::process::id(),
+        name.replace('.', "_")
+    ));
     std::fs::create_dir_all(&dir).ok()?;
     let c = dir.join("fake.c");
     std::fs::write(&c, source).ok()?;
     let out = dir.join(name);
-    let ok = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&out).arg(&c).status().ok()?.success();
+    let ok = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(&c)
+        .status()
+        .ok()?
+        .success();
     ok.then_some(out)
 }
 
@@ -42,14 +52,27 @@ fn wrong_library_major_is_a_version_error() {
          void* createInferRuntime_INTERNAL(void* l, int v) {{ (void)l; (void)v; return 0; }}\n\
          void* createInferBuilder_INTERNAL(void* l, int v) {{ (void)l; (void)v; return 0; }}\n"
     );
-    let Some(lib) = fake_lib("libnvinfer_wrong.so", &src) else { return eprintln!("SKIPPED: no C compiler") };
+    let Some(lib) = fake_lib("libnvinfer_wrong.so", &src) else {
+        return eprintln!("SKIPPED: no C compiler");
+    };
     match open(&shim, major, &lib) {
-        ShimError::Call { function, status, message } => {
+        ShimError::Call {
+            function,
+            status,
+            message,
+        } => {
             assert_eq!(function, "tinv_trt_lib_open");
             assert_eq!(status, 3, "TINV_TRT_ERR_VERSION; message: {message}");
-            let want = if major == 8 { "is TensorRT 10.3" } else { "is TensorRT 8.5" };
+            let want = if major == 8 {
+                "is TensorRT 10.3"
+            } else {
+                "is TensorRT 8.5"
+            };
             assert!(message.contains(want), "{message}");
-            assert!(message.contains(&format!("built for TensorRT {major}.x")), "{message}");
+            assert!(
+                message.contains(&format!("built for TensorRT {major}.x")),
+                "{message}"
+            );
         }
         e => panic!("expected a call error, got {e}"),
     }
@@ -58,13 +81,19 @@ fn wrong_library_major_is_a_version_error() {
 #[test]
 fn runtime_creation_failure_is_a_tensorrt_error() {
     let Some((major, shim)) = built() else { return };
-    let same = if major == 8 { 8503 } else { major as i32 * 10000 + 300 };
+    let same = if major == 8 {
+        8503
+    } else {
+        major as i32 * 10000 + 300
+    };
     let src = format!(
         "int getInferLibVersion(void) {{ return {same}; }}\n\
          void* createInferRuntime_INTERNAL(void* l, int v) {{ (void)l; (void)v; return 0; }}\n\
          void* createInferBuilder_INTERNAL(void* l, int v) {{ (void)l; (void)v; return 0; }}\n"
     );
-    let Some(lib) = fake_lib("libnvinfer_null.so", &src) else { return eprintln!("SKIPPED: no C compiler") };
+    let Some(lib) = fake_lib("libnvinfer_null.so", &src) else {
+        return eprintln!("SKIPPED: no C compiler");
+    };
     let e = open(&shim, major, &lib);
     assert!(matches!(e, ShimError::Call { status: 4, .. }), "{e}");
     assert!(e.to_string().contains("createInferRuntime failed"), "{e}");
@@ -73,12 +102,18 @@ fn runtime_creation_failure_is_a_tensorrt_error() {
 #[test]
 fn missing_factory_symbol_is_a_load_error() {
     let Some((major, shim)) = built() else { return };
-    let Some(lib) = fake_lib("libnvinfer_bare.so", "int getInferLibVersion(void) { return 0; }\n") else {
+    let Some(lib) = fake_lib(
+        "libnvinfer_bare.so",
+        "int getInferLibVersion(void) { return 0; }\n",
+    ) else {
         return eprintln!("SKIPPED: no C compiler");
     };
     let e = open(&shim, major, &lib);
     assert!(matches!(e, ShimError::Call { status: 2, .. }), "{e}");
-    assert!(e.to_string().contains("lacks a TensorRT factory symbol"), "{e}");
+    assert!(
+        e.to_string().contains("lacks a TensorRT factory symbol"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -87,14 +122,21 @@ fn absent_library_is_a_load_error_naming_it() {
     let missing = Path::new("/nonexistent/libnvinfer.so.99");
     let e = open(&shim, major, missing);
     assert!(matches!(e, ShimError::Call { status: 2, .. }), "{e}");
-    assert!(e.to_string().contains("/nonexistent/libnvinfer.so.99"), "{e}");
+    assert!(
+        e.to_string().contains("/nonexistent/libnvinfer.so.99"),
+        "{e}"
+    );
 }
 
 #[test]
 fn load_without_tensorrt_names_every_attempt() {
     // No libnvinfer exists on this machine (CI): the error lists the majors tried, or says the
     // shim was not built at all.
-    if Command::new("sh").args(["-c", "ldconfig -p | grep -q libnvinfer.so"]).status().is_ok_and(|s| s.success()) {
+    if Command::new("sh")
+        .args(["-c", "ldconfig -p | grep -q libnvinfer.so"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
         return eprintln!("SKIPPED: a real libnvinfer is installed here");
     }
     match Shim::load() {

@@ -1,0 +1,280 @@
+//! Device memory sizing: the one activation arena (max over engines, shared by every context on
+//! one stream), the fixed I/O buffers (captured graphs freeze addresses), and the memory report
+//! that compares this layout against N engines each owning their weights and activations.
+
+use super::binding::engine_weight_bytes;
+use super::manifest::{IoMode, Manifest};
+use super::{align_up, TrtError};
+
+/// Size of the one arena: the largest `device_memory` of any engine, rounded up to 256 bytes
+/// (at least 256 so every context gets a valid, aligned pointer).
+pub fn arena_bytes(manifest: &Manifest) -> Result<u64, TrtError> {
+    let max = manifest
+        .engines
+        .iter()
+        .map(|e| e.device_memory)
+        .max()
+        .unwrap_or(0);
+    align_up(max.max(1))
+        .ok_or_else(|| TrtError::Plan(format!("device memory size {max} overflows")))
+}
+
+/// A fixed device buffer for one non-weight I/O tensor name. Engines that share a name share
+/// the buffer: that is how a segment's output becomes the next segment's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoBuffer {
+    /// Tensor name.
+    pub name: String,
+    /// Offset in the I/O block (multiple of 256).
+    pub offset: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Whether some engine reads it (an input of at least one engine).
+    pub read: bool,
+    /// Whether some engine writes it (an output of at least one engine).
+    pub written: bool,
+}
+
+/// All I/O buffers of a manifest, packed into one device block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoPlan {
+    /// Buffers in first-seen order (engine order, then I/O order).
+    pub buffers: Vec<IoBuffer>,
+    /// Size of the block (multiple of 256).
+    pub total: u64,
+}
+
+impl IoPlan {
+    /// Plans one buffer per distinct non-weight I/O name. Two engines that use the same name
+    /// must agree on its size.
+    pub fn new(manifest: &Manifest) -> Result<IoPlan, TrtError> {
+        let mut buffers: Vec<IoBuffer> = Vec::new();
+        let mut end = 0u64;
+        let overflow = || TrtError::Plan("I/O buffer size overflows u64".into());
+        for e in &manifest.engines {
+            for t in &e.io {
+                if t.mode == IoMode::Input && manifest.weights.iter().any(|w| w.name == t.name) {
+                    continue;
+                }
+                let bytes = t
+                    .shape
+                    .iter()
+                    .try_fold(t.dtype.size(), |a, &d| a.checked_mul(d))
+                    .ok_or_else(overflow)?;
+                let (read, written) = (t.mode == IoMode::Input, t.mode == IoMode::Output);
+                if let Some(b) = buffers.iter_mut().find(|b| b.name == t.name) {
+                    if b.bytes != bytes {
+                        return Err(TrtError::Plan(format!(
+                            "tensor {} is {} bytes in engine {} but {} bytes elsewhere",
+                            t.name, bytes, e.name, b.bytes
+                        )));
+                    }
+                    b.read |= read;
+                    b.written |= written;
+                    continue;
+                }
+                let offset = align_up(end).ok_or_else(overflow)?;
+                end = offset.checked_add(bytes).ok_or_else(overflow)?;
+                buffers.push(IoBuffer {
+                    name: t.name.clone(),
+                    offset,
+                    bytes,
+                    read,
+                    written,
+                });
+            }
+        }
+        Ok(IoPlan {
+            buffers,
+            total: align_up(end).ok_or_else(overflow)?,
+        })
+    }
+
+    /// The buffer of tensor `name`.
+    pub fn get(&self, name: &str) -> Option<&IoBuffer> {
+        self.buffers.iter().find(|b| b.name == name)
+    }
+
+    /// Buffers the caller fills: read by an engine and written by none (the image).
+    pub fn external_inputs(&self) -> impl Iterator<Item = &IoBuffer> {
+        self.buffers.iter().filter(|b| b.read && !b.written)
+    }
+}
+
+/// Device memory of this layout against the naive one, computed from the manifest alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// The one weight buffer (each weight once).
+    pub weights: u64,
+    /// The one arena.
+    pub arena: u64,
+    /// The fixed I/O buffers.
+    pub io: u64,
+    /// Naive: every engine embedding the weights it reads.
+    pub naive_weights: u64,
+    /// Naive: every engine's context owning its own activation memory.
+    pub naive_activations: u64,
+}
+
+impl MemoryReport {
+    /// Computes the report. For `segments` the weights are engine constants held once by
+    /// construction, so `weights` and `naive_weights` are both the manifest's (zero) table.
+    pub fn new(manifest: &Manifest) -> Result<MemoryReport, TrtError> {
+        let naive_weights = (0..manifest.engines.len())
+            .map(|i| engine_weight_bytes(manifest, i))
+            .sum();
+        Ok(MemoryReport {
+            weights: manifest.weights_bytes,
+            arena: arena_bytes(manifest)?,
+            io: IoPlan::new(manifest)?.total,
+            naive_weights,
+            naive_activations: manifest.engines.iter().map(|e| e.device_memory).sum(),
+        })
+    }
+
+    /// Total of this layout.
+    pub fn total(&self) -> u64 {
+        self.weights + self.arena + self.io
+    }
+
+    /// Total of the naive layout (same I/O buffers).
+    pub fn naive_total(&self) -> u64 {
+        self.naive_weights + self.naive_activations + self.io
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::check::tests::sample;
+    use super::super::manifest::{DType, Engine, IoTensor, Layout, PathEngines};
+    use super::*;
+
+    #[test]
+    fn arena_is_the_largest_engine_rounded_up() {
+        let mut m = sample();
+        assert_eq!(arena_bytes(&m).unwrap(), 3_000_064); // 3_000_000 → next multiple of 256
+        m.engines[0].device_memory = 3_000_064;
+        assert_eq!(arena_bytes(&m).unwrap(), 3_000_064);
+        for e in &mut m.engines {
+            e.device_memory = 0;
+        }
+        assert_eq!(arena_bytes(&m).unwrap(), 256);
+    }
+
+    #[test]
+    fn io_buffers_skip_weights_and_are_shared_by_name() {
+        let m = sample();
+        let plan = IoPlan::new(&m).unwrap();
+        // image: 1·1·28·28 f32 = 3136 B at 0; logits: 10 f32 = 40 B at 3328 (3136 → 256·13).
+        let got: Vec<(&str, u64, u64)> = plan
+            .buffers
+            .iter()
+            .map(|b| (b.name.as_str(), b.offset, b.bytes))
+            .collect();
+        assert_eq!(got, [("image", 0, 3136), ("logits", 3328, 40)]);
+        assert_eq!(plan.total, 3584);
+        assert_eq!(
+            plan.external_inputs()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>(),
+            ["image"]
+        );
+    }
+
+    fn segments() -> Manifest {
+        let t = |name: &str, mode, shape: &[u64]| IoTensor {
+            name: name.into(),
+            mode,
+            dtype: DType::F16,
+            shape: shape.to_vec(),
+        };
+        let e = |name: &str, io: Vec<IoTensor>, mem| Engine {
+            name: name.into(),
+            plan: format!("{name}.plan"),
+            device_memory: mem,
+            io,
+        };
+        let mut m = sample();
+        m.layout = Layout::Segments;
+        m.weights.clear();
+        m.weights_bytes = 0;
+        m.engines = vec![
+            e(
+                "seg1",
+                vec![
+                    t("image", IoMode::Input, &[1, 784]),
+                    t("h1", IoMode::Output, &[1, 50, 64]),
+                ],
+                500,
+            ),
+            e(
+                "head1",
+                vec![
+                    t("h1", IoMode::Input, &[1, 50, 64]),
+                    t("logits1", IoMode::Output, &[1, 10]),
+                ],
+                100,
+            ),
+            e(
+                "seg2",
+                vec![
+                    t("h1", IoMode::Input, &[1, 50, 64]),
+                    t("h2", IoMode::Output, &[1, 50, 64]),
+                ],
+                700,
+            ),
+            e(
+                "head2",
+                vec![
+                    t("h2", IoMode::Input, &[1, 50, 64]),
+                    t("logits2", IoMode::Output, &[1, 10]),
+                ],
+                100,
+            ),
+        ];
+        m.paths = vec![
+            PathEngines {
+                depth: 1,
+                engines: vec!["seg1".into(), "head1".into()],
+            },
+            PathEngines {
+                depth: 2,
+                engines: vec!["seg1".into(), "seg2".into(), "head2".into()],
+            },
+        ];
+        m
+    }
+
+    #[test]
+    fn segment_outputs_feed_the_next_segment_through_one_buffer() {
+        let m = segments();
+        m.validate().unwrap();
+        let plan = IoPlan::new(&m).unwrap();
+        let h1 = plan.get("h1").unwrap();
+        assert!(h1.read && h1.written);
+        assert_eq!(h1.bytes, 50 * 64 * 2);
+        assert_eq!(plan.buffers.len(), 5); // image, h1, logits1, h2, logits2
+        assert_eq!(plan.external_inputs().count(), 1);
+        let mut bad = m.clone();
+        bad.engines[2].io[0].shape = vec![1, 49, 64];
+        assert!(IoPlan::new(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("tensor h1"));
+    }
+
+    #[test]
+    fn memory_report_counts_weights_once_against_per_engine_copies() {
+        let r = MemoryReport::new(&sample()).unwrap();
+        // One buffer 8448 B vs path1 (8192) + path2 (8192 + 128) embedding their own copies.
+        assert_eq!((r.weights, r.naive_weights), (8448, 16_512));
+        assert_eq!((r.arena, r.naive_activations), (3_000_064, 4_000_000));
+        assert_eq!(r.total(), 8448 + 3_000_064 + 3584);
+        assert_eq!(r.naive_total(), 16_512 + 4_000_000 + 3584);
+        let s = MemoryReport::new(&segments()).unwrap();
+        assert_eq!(
+            (s.weights, s.naive_weights, s.arena, s.naive_activations),
+            (0, 0, 768, 1400)
+        );
+    }
+}

@@ -1,0 +1,590 @@
+//! The engine manifest: what `tinv-run build` wrote beside the plans, in a line-based text format
+//! parsed by hand (the runtime crate has no serde).
+//!
+//! ```text
+//! tinv-trt-manifest 1
+//! model_hash 0x00112233445566ff
+//! tensorrt 10.3.0
+//! gpu 8.7 Orin (nvgpu)
+//! precision fp16
+//! layout per-path
+//! weights_bytes 1048576
+//! weight blk.0.qkv.weight f16 0 98304 64,1536
+//! engine path1 path1.plan 4194304
+//! io path1 input f32 1,1,28,28 image
+//! io path1 output f32 1,10 logits
+//! path 1 path1
+//! ```
+//!
+//! One record per line, fields separated by single spaces, `#` starts a comment line. Names
+//! (engines, tensors, plan files) may not contain whitespace; the GPU name is the rest of its
+//! line. Line order is free except that `tinv-trt-manifest` comes first and `io` lines follow
+//! their `engine`. [`Manifest::to_text`] and [`Manifest::parse`] round-trip exactly.
+
+use super::TrtError;
+use std::fmt::Write as _;
+
+/// Version of the manifest text format.
+pub const SCHEMA_VERSION: u32 = 1;
+const MAGIC: &str = "tinv-trt-manifest";
+
+/// Element types that appear in engines' I/O and the weight table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// 16-bit float.
+    F16,
+    /// 32-bit signed integer.
+    I32,
+    /// 64-bit signed integer.
+    I64,
+    /// 8-bit signed integer.
+    I8,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::F16 => 2,
+            DType::I64 => 8,
+            DType::I8 => 1,
+        }
+    }
+
+    /// The manifest spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::I32 => "i32",
+            DType::I64 => "i64",
+            DType::I8 => "i8",
+        }
+    }
+
+    fn parse(s: &str) -> Option<DType> {
+        [DType::F32, DType::F16, DType::I32, DType::I64, DType::I8]
+            .into_iter()
+            .find(|d| d.name() == s)
+    }
+}
+
+/// Precision the engines were built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// FP32.
+    Fp32,
+    /// FP16.
+    Fp16,
+}
+
+impl Precision {
+    /// The manifest spelling (`fp32`, `fp16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        }
+    }
+}
+
+/// How the weights are kept on the device once (docs/JETSON.md, TENSORRT.md §0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One engine per depth path; weights are FP16 graph inputs bound into one buffer.
+    PerPath,
+    /// One engine per segment between exits plus exit-head engines.
+    Segments,
+}
+
+impl Layout {
+    /// The manifest spelling (`per-path`, `segments`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::PerPath => "per-path",
+            Layout::Segments => "segments",
+        }
+    }
+}
+
+/// TensorRT version the plans were built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrtVersion {
+    /// Major.
+    pub major: u32,
+    /// Minor.
+    pub minor: u32,
+    /// Patch.
+    pub patch: u32,
+}
+
+impl std::fmt::Display for TrtVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The GPU the plans were built for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gpu {
+    /// Device name as CUDA reports it.
+    pub name: String,
+    /// Compute capability (major, minor), e.g. (7, 2) for Xavier, (8, 7) for Orin.
+    pub compute_capability: (u32, u32),
+}
+
+/// Direction of an engine I/O tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// An input (a weight input when its name is in the weight table).
+    Input,
+    /// An output.
+    Output,
+}
+
+/// One I/O tensor of an engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoTensor {
+    /// Tensor name.
+    pub name: String,
+    /// Input or output.
+    pub mode: IoMode,
+    /// Element type.
+    pub dtype: DType,
+    /// Static shape.
+    pub shape: Vec<u64>,
+}
+
+impl IoTensor {
+    /// Bytes of one instance of the tensor (saturating; shapes are validated at parse).
+    pub fn bytes(&self) -> u64 {
+        self.shape
+            .iter()
+            .fold(self.dtype.size(), |a, &d| a.saturating_mul(d))
+    }
+}
+
+/// One engine: its plan file, the activation memory a context needs, its I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Engine {
+    /// Engine name (unique), e.g. `path3` or `seg2` / `head2`.
+    pub name: String,
+    /// Plan file name, relative to the manifest's folder.
+    pub plan: String,
+    /// `getDeviceMemorySize[V2]` at build time.
+    pub device_memory: u64,
+    /// I/O tensors in TensorRT's order.
+    pub io: Vec<IoTensor>,
+}
+
+/// Where one weight lives in the single device weight buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightBinding {
+    /// Tensor name: the engine input name and the `.tinv` device-section tensor.
+    pub name: String,
+    /// Element type on the device.
+    pub dtype: DType,
+    /// Byte offset in the device buffer (multiple of 256).
+    pub offset: u64,
+    /// Byte length.
+    pub bytes: u64,
+    /// Shape.
+    pub shape: Vec<u64>,
+}
+
+/// A depth path and the engines it runs, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathEngines {
+    /// Depth (number of encoder blocks).
+    pub depth: u32,
+    /// Engine names, run in order.
+    pub engines: Vec<String>,
+}
+
+/// Everything `tinv-run build` records about a set of plans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// `tinv.content_hash` of the model the plans were built from.
+    pub model_hash: u64,
+    /// TensorRT version used to build.
+    pub tensorrt: TrtVersion,
+    /// GPU built for.
+    pub gpu: Gpu,
+    /// Precision.
+    pub precision: Precision,
+    /// Layout.
+    pub layout: Layout,
+    /// Size of the device weight buffer (0 for `segments`, whose weights are constants).
+    pub weights_bytes: u64,
+    /// The weight-binding table.
+    pub weights: Vec<WeightBinding>,
+    /// Engines.
+    pub engines: Vec<Engine>,
+    /// Paths, ascending by depth.
+    pub paths: Vec<PathEngines>,
+}
+
+fn dims_text(shape: &[u64]) -> String {
+    shape
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn plain(name: &str, what: &str) -> Result<(), TrtError> {
+    if name.is_empty() || name.chars().any(char::is_whitespace) || name.starts_with('#') {
+        return Err(TrtError::Manifest(format!(
+            "{what} {name:?} must be non-empty without whitespace"
+        )));
+    }
+    Ok(())
+}
+
+impl Manifest {
+    /// The manifest as text. Fails only for names the format cannot hold (whitespace).
+    pub fn to_text(&self) -> Result<String, TrtError> {
+        let mut s = String::new();
+        // `write!` to a String cannot fail; the results are ignored for that reason.
+        let _ = writeln!(s, "{MAGIC} {SCHEMA_VERSION}");
+        let _ = writeln!(s, "model_hash {:#018x}", self.model_hash);
+        let _ = writeln!(s, "tensorrt {}", self.tensorrt);
+        let (ccmaj, ccmin) = self.gpu.compute_capability;
+        if self.gpu.name.contains('\n') {
+            return Err(TrtError::Manifest("GPU name contains a newline".into()));
+        }
+        let _ = writeln!(s, "gpu {ccmaj}.{ccmin} {}", self.gpu.name);
+        let _ = writeln!(s, "precision {}", self.precision.name());
+        let _ = writeln!(s, "layout {}", self.layout.name());
+        let _ = writeln!(s, "weights_bytes {}", self.weights_bytes);
+        for w in &self.weights {
+            plain(&w.name, "weight name")?;
+            let _ = writeln!(
+                s,
+                "weight {} {} {} {} {}",
+                w.name,
+                w.dtype.name(),
+                w.offset,
+                w.bytes,
+                dims_text(&w.shape)
+            );
+        }
+        for e in &self.engines {
+            plain(&e.name, "engine name")?;
+            plain(&e.plan, "plan file")?;
+            let _ = writeln!(s, "engine {} {} {}", e.name, e.plan, e.device_memory);
+            for t in &e.io {
+                plain(&t.name, "tensor name")?;
+                let mode = if t.mode == IoMode::Input {
+                    "input"
+                } else {
+                    "output"
+                };
+                let _ = writeln!(
+                    s,
+                    "io {} {mode} {} {} {}",
+                    e.name,
+                    t.dtype.name(),
+                    dims_text(&t.shape),
+                    t.name
+                );
+            }
+        }
+        for p in &self.paths {
+            let _ = writeln!(s, "path {} {}", p.depth, p.engines.join(","));
+        }
+        Ok(s)
+    }
+
+    /// Parses manifest text; every error names the line. Structural validation (references,
+    /// weight table) is [`Manifest::validate`], called here.
+    pub fn parse(text: &str) -> Result<Manifest, TrtError> {
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
+        let schema = match lines.next() {
+            Some((_, l)) if l.split(' ').next() == Some(MAGIC) => {
+                l.get(MAGIC.len()..).unwrap_or("").trim().to_string()
+            }
+            _ => {
+                return Err(TrtError::Manifest(format!(
+                    "not an engine manifest (first line must be `{MAGIC} N`)"
+                )))
+            }
+        };
+        if schema != SCHEMA_VERSION.to_string() {
+            return Err(TrtError::Mismatch {
+                field: "schema",
+                built: schema,
+                here: SCHEMA_VERSION.to_string(),
+            });
+        }
+        let mut b = Builder::default();
+        for (i, line) in lines {
+            b.line(line)
+                .map_err(|m| TrtError::Manifest(format!("line {}: {m}", i + 1)))?;
+        }
+        let m = b.finish()?;
+        m.validate()?;
+        Ok(m)
+    }
+}
+
+/// Accumulates fields while parsing; `finish` checks the required ones.
+#[derive(Default)]
+struct Builder {
+    model_hash: Option<u64>,
+    tensorrt: Option<TrtVersion>,
+    gpu: Option<Gpu>,
+    precision: Option<Precision>,
+    layout: Option<Layout>,
+    weights_bytes: Option<u64>,
+    weights: Vec<WeightBinding>,
+    engines: Vec<Engine>,
+    paths: Vec<PathEngines>,
+}
+
+fn num(s: Option<&str>, what: &str) -> Result<u64, String> {
+    let s = s.ok_or_else(|| format!("missing {what}"))?;
+    let parsed = match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("{what} {s:?} is not a number"))
+}
+
+fn dims(s: Option<&str>) -> Result<Vec<u64>, String> {
+    let s = s.ok_or("missing shape")?;
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',').map(|d| num(Some(d), "dimension")).collect()
+}
+
+fn dtype(s: Option<&str>) -> Result<DType, String> {
+    let s = s.ok_or("missing dtype")?;
+    DType::parse(s).ok_or_else(|| format!("unknown dtype {s:?}"))
+}
+
+fn word(s: Option<&str>, what: &str) -> Result<String, String> {
+    s.filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| format!("missing {what}"))
+}
+
+fn set<T>(slot: &mut Option<T>, v: T, key: &str) -> Result<(), String> {
+    if slot.replace(v).is_some() {
+        return Err(format!("duplicate `{key}`"));
+    }
+    Ok(())
+}
+
+impl Builder {
+    fn line(&mut self, line: &str) -> Result<(), String> {
+        let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let mut f = rest.split(' ');
+        match key {
+            "model_hash" => set(&mut self.model_hash, num(f.next(), "model_hash")?, key)?,
+            "tensorrt" => {
+                let v: Vec<u64> = rest
+                    .split('.')
+                    .map(|p| num(Some(p), "version part"))
+                    .collect::<Result<_, _>>()?;
+                let [major, minor, patch] = v.as_slice() else {
+                    return Err(format!("version {rest:?} is not M.m.p"));
+                };
+                let part =
+                    |x: u64| u32::try_from(x).map_err(|_| format!("version part {x} too large"));
+                let v = TrtVersion {
+                    major: part(*major)?,
+                    minor: part(*minor)?,
+                    patch: part(*patch)?,
+                };
+                return set(&mut self.tensorrt, v, key);
+            }
+            "gpu" => {
+                let (cc, name) = rest.split_once(' ').ok_or("gpu needs `M.m NAME`")?;
+                let (a, b) = cc.split_once('.').ok_or("compute capability must be M.m")?;
+                let part = |x: &str| {
+                    x.parse::<u32>()
+                        .map_err(|_| format!("compute capability {cc:?} is invalid"))
+                };
+                let gpu = Gpu {
+                    name: name.to_string(),
+                    compute_capability: (part(a)?, part(b)?),
+                };
+                return set(&mut self.gpu, gpu, key);
+            }
+            "precision" => {
+                let p = match rest {
+                    "fp32" => Precision::Fp32,
+                    "fp16" => Precision::Fp16,
+                    _ => return Err(format!("unknown precision {rest:?}")),
+                };
+                return set(&mut self.precision, p, key);
+            }
+            "layout" => {
+                let l = match rest {
+                    "per-path" => Layout::PerPath,
+                    "segments" => Layout::Segments,
+                    _ => return Err(format!("unknown layout {rest:?}")),
+                };
+                return set(&mut self.layout, l, key);
+            }
+            "weights_bytes" => set(
+                &mut self.weights_bytes,
+                num(f.next(), "weights_bytes")?,
+                key,
+            )?,
+            "weight" => {
+                let name = word(f.next(), "weight name")?;
+                let dtype = dtype(f.next())?;
+                let offset = num(f.next(), "offset")?;
+                let bytes = num(f.next(), "byte length")?;
+                let shape = dims(f.next())?;
+                self.weights.push(WeightBinding {
+                    name,
+                    dtype,
+                    offset,
+                    bytes,
+                    shape,
+                });
+            }
+            "engine" => {
+                let name = word(f.next(), "engine name")?;
+                let plan = word(f.next(), "plan file")?;
+                let device_memory = num(f.next(), "device memory")?;
+                self.engines.push(Engine {
+                    name,
+                    plan,
+                    device_memory,
+                    io: Vec::new(),
+                });
+            }
+            "io" => {
+                let engine = word(f.next(), "engine name")?;
+                let mode = match f.next() {
+                    Some("input") => IoMode::Input,
+                    Some("output") => IoMode::Output,
+                    m => return Err(format!("I/O mode {m:?} must be input or output")),
+                };
+                let dtype = dtype(f.next())?;
+                let shape = dims(f.next())?;
+                let name = word(f.next(), "tensor name")?;
+                let e = self.engines.last_mut().filter(|e| e.name == engine);
+                let e = e.ok_or_else(|| {
+                    format!("`io` for engine {engine} does not follow its `engine` line")
+                })?;
+                e.io.push(IoTensor {
+                    name,
+                    mode,
+                    dtype,
+                    shape,
+                });
+            }
+            "path" => {
+                let depth = num(f.next(), "depth")?;
+                let depth = u32::try_from(depth).map_err(|_| format!("depth {depth} too large"))?;
+                let engines = word(f.next(), "engine list")?
+                    .split(',')
+                    .map(str::to_string)
+                    .collect();
+                self.paths.push(PathEngines { depth, engines });
+            }
+            _ => return Err(format!("unknown record `{key}`")),
+        }
+        if f.next().is_some() {
+            return Err(format!("trailing fields in `{key}` record"));
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Manifest, TrtError> {
+        let missing = |k: &str| TrtError::Manifest(format!("missing `{k}` record"));
+        Ok(Manifest {
+            model_hash: self.model_hash.ok_or_else(|| missing("model_hash"))?,
+            tensorrt: self.tensorrt.ok_or_else(|| missing("tensorrt"))?,
+            gpu: self.gpu.ok_or_else(|| missing("gpu"))?,
+            precision: self.precision.ok_or_else(|| missing("precision"))?,
+            layout: self.layout.ok_or_else(|| missing("layout"))?,
+            weights_bytes: self.weights_bytes.ok_or_else(|| missing("weights_bytes"))?,
+            weights: self.weights,
+            engines: self.engines,
+            paths: self.paths,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::check::tests::sample;
+    use super::*;
+
+    #[test]
+    fn text_round_trips_exactly() {
+        let m = sample();
+        let text = m.to_text().unwrap();
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
+        // Hand-written lines pin the format (an independent expectation, not just a round trip).
+        assert!(text.starts_with(
+            "tinv-trt-manifest 1\nmodel_hash 0x0123456789abcdef\ntensorrt 8.5.2\ngpu 7.2 Xavier\n"
+        ));
+        assert!(text.contains("\nweight blk.0.fc.bias f16 8192 128 64\n"));
+        assert!(text.contains("\nio path2 output f32 1,10 logits\n"));
+        assert!(text.contains("\npath 2 path2\n"));
+    }
+
+    #[test]
+    fn gpu_names_with_spaces_comments_and_blank_lines_parse() {
+        let mut m = sample();
+        m.gpu.name = "NVIDIA GeForce RTX 4090".into();
+        let text = format!("# built by tinv-run build\n\n{}", m.to_text().unwrap());
+        assert_eq!(
+            Manifest::parse(&text).unwrap().gpu.name,
+            "NVIDIA GeForce RTX 4090"
+        );
+    }
+
+    #[test]
+    fn malformed_text_is_rejected_with_the_line() {
+        let good = sample().to_text().unwrap();
+        let err = |text: &str| Manifest::parse(text).unwrap_err().to_string();
+        assert!(err("hello\n").contains("not an engine manifest"));
+        assert!(matches!(
+            Manifest::parse(&good.replace("tinv-trt-manifest 1", "tinv-trt-manifest 2")),
+            Err(TrtError::Mismatch {
+                field: "schema",
+                ..
+            })
+        ));
+        assert!(err(&good.replace("precision fp16", "precision int4"))
+            .contains("line 5: unknown precision"));
+        assert!(err(&good.replace("tensorrt 8.5.2", "tensorrt 8.5")).contains("not M.m.p"));
+        assert!(err(&good.replace("layout per-path\n", "")).contains("missing `layout`"));
+        assert!(err(&format!("{good}precision fp32\n")).contains("duplicate `precision`"));
+        assert!(err(&format!("{good}frobnicate 1\n")).contains("unknown record `frobnicate`"));
+        assert!(
+            err(&good.replace("path 2 path2", "path 2 path2 extra")).contains("trailing fields")
+        );
+        assert!(err(&good.replace("f16 8192 128 64", "f16 8192 128 6x4")).contains("not a number"));
+        // An `io` line must follow its engine.
+        let moved = good.replace("io path1 output f32 1,10 logits\n", "")
+            + "io path1 output f32 1,10 logits\n";
+        assert!(err(&moved).contains("does not follow its `engine` line"));
+    }
+
+    #[test]
+    fn names_the_format_cannot_hold_are_refused_on_write() {
+        let mut m = sample();
+        m.engines[0].io[0].name = "an image".into();
+        assert!(m
+            .to_text()
+            .unwrap_err()
+            .to_string()
+            .contains("without whitespace"));
+    }
+}

@@ -1,0 +1,61 @@
+//! The TensorRT backend's pure logic (feature `tensorrt`): the engine manifest and its checks
+//! against the machine and the model, the weight-binding plan (one device copy of every weight),
+//! arena and I/O buffer sizing, and path selection. Everything here runs without a GPU; the
+//! device side goes through `tinv_sys::ShimApi`. docs/JETSON.md describes the whole backend.
+
+pub mod arena;
+pub mod binding;
+pub mod check;
+pub mod manifest;
+pub mod paths;
+
+use std::fmt;
+
+/// Errors of the TensorRT backend's planning code. `Display` is one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrtError {
+    /// The manifest text or its structure is invalid (names the line or the record).
+    Manifest(String),
+    /// The engines were built for something else than what is here: the field, the value
+    /// recorded at build time and the value found now. Rebuilding fixes it.
+    Mismatch {
+        /// The manifest field (`model_hash`, `tensorrt`, `gpu`, …).
+        field: &'static str,
+        /// What the manifest records.
+        built: String,
+        /// What this machine / model has.
+        here: String,
+    },
+    /// The engines cannot be run as the manifest describes (a weight input that disagrees with
+    /// the weight table, an unknown depth, …).
+    Plan(String),
+}
+
+impl fmt::Display for TrtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrtError::Manifest(m) => write!(f, "engine manifest: {m}"),
+            TrtError::Mismatch { field, built, here } => write!(
+                f,
+                "engine manifest field `{field}` is {built} but here it is {here}: run `tinv-run build` to rebuild the engines"
+            ),
+            TrtError::Plan(m) => write!(f, "TensorRT engines: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for TrtError {}
+
+impl From<TrtError> for crate::Error {
+    fn from(e: TrtError) -> crate::Error {
+        crate::Error::Backend(e.to_string())
+    }
+}
+
+/// Device addresses handed to TensorRT must be multiples of this (TENSORRT.md §1).
+pub const ALIGN: u64 = 256;
+
+/// `n` rounded up to a multiple of [`ALIGN`], or `None` on overflow.
+pub fn align_up(n: u64) -> Option<u64> {
+    n.checked_add(ALIGN - 1).map(|v| v / ALIGN * ALIGN)
+}
