@@ -1,0 +1,209 @@
+//! One measurement in its own process (so RSS belongs to one runtime): load the model, warm up,
+//! time `runs` single-image inferences, print one `RESULT key=value …` line.
+
+use crate::Case;
+use std::sync::Arc;
+use std::time::Instant;
+use tinv::{Mode, Model, OpenOptions, Session, SessionOptions};
+
+/// Resident set size and its peak, in bytes, from /proc/self/status.
+pub fn rss() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Median and 99th percentile of `v` (sorted in place), in the unit of `v`.
+pub fn percentiles(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// What the child measured.
+pub struct Measured {
+    pub lat_us: Vec<f64>,
+    pub rss_before: u64,
+    /// RSS right after the timed runs, with the model and session still alive.
+    pub rss_end: u64,
+    pub extra: Vec<(String, String)>,
+}
+
+/// Runs one runtime on `case` and prints the RESULT line.
+pub fn run(
+    runtime: &str,
+    case: &Case,
+    threads: usize,
+    warmup: usize,
+    runs: usize,
+) -> Result<(), String> {
+    let m = match runtime {
+        "tinv" => tinv_run(case, threads, warmup, runs, None)?,
+        "tinv-adaptive" => tinv_run(case, threads, warmup, runs, Some(Mode::Adaptive))?,
+        "ort" => ort_run(case, threads, warmup, runs)?,
+        #[cfg(feature = "tract")]
+        "tract" => tract_run(case, warmup, runs)?,
+        other => return Err(format!("unknown runtime '{other}'")),
+    };
+    let (_, hwm) = rss();
+    let mut lat = m.lat_us.clone();
+    let mean = lat.iter().sum::<f64>() / lat.len().max(1) as f64;
+    let (p50, p99) = percentiles(&mut lat);
+    let mut line = format!(
+        "RESULT p50_us={p50:.1} p99_us={p99:.1} mean_us={mean:.1} runs={} rss_increase={} hwm={hwm}",
+        lat.len(),
+        m.rss_end.saturating_sub(m.rss_before)
+    );
+    for (k, v) in m.extra {
+        line.push_str(&format!(" {k}={v}"));
+    }
+    println!("{line}");
+    Ok(())
+}
+
+fn tinv_run(
+    case: &Case,
+    threads: usize,
+    warmup: usize,
+    runs: usize,
+    mode: Option<Mode>,
+) -> Result<Measured, String> {
+    let (rss_before, _) = rss();
+    let model =
+        Arc::new(Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?);
+    let c = model.config().clone();
+    let opts = SessionOptions {
+        max_batch: 1,
+        threads,
+        mode: mode.unwrap_or(Mode::Adaptive),
+        budget: case.budget,
+    };
+    let mut s = Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
+    let per = c.input_len();
+    let n = case.inputs.len() / per;
+    let full = *c.depths.last().ok_or("model has no path")?;
+    let mut logits = vec![0.0; c.classes];
+    let (mut flops, mut wbytes, mut hist) = (0u64, 0u64, vec![0usize; c.depths.len()]);
+    let mut lat = Vec::with_capacity(runs);
+    for i in 0..warmup + runs {
+        let x = &case.inputs[(i % n) * per..(i % n + 1) * per];
+        let t = Instant::now();
+        let st = match mode {
+            None => s.infer_depth(x, 1, full, &mut logits),
+            Some(_) => s.infer(x, 1, &mut logits),
+        }
+        .map_err(|e| e.to_string())?;
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        if i >= warmup {
+            lat.push(us);
+            flops += st[0].flops;
+            wbytes += st[0].weight_bytes;
+            hist[st[0].path] += 1;
+        }
+    }
+    let r = runs.max(1) as u64;
+    let hist: Vec<String> = hist.iter().map(|h| h.to_string()).collect();
+    Ok(Measured {
+        rss_end: rss().0,
+        lat_us: lat,
+        rss_before,
+        extra: vec![
+            ("mean_flops".into(), (flops / r).to_string()),
+            (
+                "weight_bytes_per_inference".into(),
+                (wbytes / r).to_string(),
+            ),
+            ("arena_bytes".into(), s.arena_bytes().to_string()),
+            ("depth_histogram".into(), hist.join(",")),
+        ],
+    })
+}
+
+fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Measured, String> {
+    use ort::session::builder::GraphOptimizationLevel;
+    use ort::session::Session as OrtSession;
+    use ort::value::TensorRef;
+    let e = |e: ort::Error| e.to_string();
+    // The library is loaded before the "before model load" RSS sample: its code pages are the
+    // runtime itself, like tinv's code linked into this binary.
+    let env = ort::init_from(&case.ort_lib)
+        .map_err(|e| format!("{}: {e}", case.ort_lib.display()))?
+        .with_name("tinv-bench")
+        .build()
+        .map_err(e)?;
+    let (rss_before, _) = rss();
+    let mut sess = OrtSession::builder(&env)
+        .map_err(e)?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|x| x.to_string())?
+        .with_intra_threads(threads)
+        .map_err(|x| x.to_string())?
+        .with_inter_threads(1)
+        .map_err(|x| x.to_string())?
+        .commit_from_file(&case.onnx)
+        .map_err(e)?;
+    let (ch, h, w) = case.chw;
+    let per = ch * h * w;
+    let n = case.inputs.len() / per;
+    let mut lat = Vec::with_capacity(runs);
+    for i in 0..warmup + runs {
+        let x = &case.inputs[(i % n) * per..(i % n + 1) * per];
+        let t = Instant::now();
+        let input = TensorRef::from_array_view(([1usize, ch, h, w], x)).map_err(e)?;
+        let out = sess.run(ort::inputs!["pixels" => input]).map_err(e)?;
+        let (_, logits) = out["logits"].try_extract_tensor::<f32>().map_err(e)?;
+        std::hint::black_box(logits);
+        drop(out);
+        if i >= warmup {
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(Measured {
+        rss_end: rss().0,
+        lat_us: lat,
+        rss_before,
+        extra: vec![],
+    })
+}
+
+#[cfg(feature = "tract")]
+fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String> {
+    use tract_onnx::prelude::*;
+    let e = |e: TractError| format!("{e:#}");
+    let (rss_before, _) = rss();
+    let (ch, h, w) = case.chw;
+    let model = tract_onnx::onnx()
+        .model_for_path(&case.onnx)
+        .map_err(e)?
+        .with_input_fact(0, f32::fact([1, ch, h, w]).into())
+        .map_err(e)?
+        .into_optimized()
+        .map_err(e)?
+        .into_runnable()
+        .map_err(e)?;
+    let per = ch * h * w;
+    let n = case.inputs.len() / per;
+    let mut lat = Vec::with_capacity(runs);
+    for i in 0..warmup + runs {
+        let x = case.inputs[(i % n) * per..(i % n + 1) * per].to_vec();
+        let t = Instant::now();
+        let input = Tensor::from_shape(&[1, ch, h, w], &x).map_err(e)?;
+        let out = model.run(tvec!(input.into())).map_err(e)?;
+        std::hint::black_box(&out);
+        if i >= warmup {
+            lat.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(Measured {
+        rss_end: rss().0,
+        lat_us: lat,
+        rss_before,
+        extra: vec![],
+    })
+}

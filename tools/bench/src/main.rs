@@ -1,0 +1,343 @@
+//! `tinv-bench`: tinv's CPU backend against ONNX Runtime (its C API, dynamically loaded from the
+//! library the onnxruntime PyPI wheel ships) and tract, in one harness and one run: same model
+//! (tinv's own `--baked` ONNX export), same inputs, same thread counts, batch 1. Each
+//! (runtime, model, threads) runs in its own child process so its RSS increase is its own.
+//! Writes `results.json`-like text to `--out` and the report `docs/RESULTS.md` with SVG plots.
+
+mod blas;
+mod child;
+mod report;
+mod svg;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tinv::format::DType;
+use tinv::onnx::{self, ExportOptions};
+use tinv::{Model, OpenOptions};
+
+const HELP: &str = "\
+tinv-bench: tinv vs ONNX Runtime vs tract, same model, same threads, batch 1
+
+USAGE: tinv-bench [OPTIONS]
+
+OPTIONS:
+    --fmnist MODEL.tinv   The Fashion-MNIST model (full depth, adaptive, accuracy vs FLOPs).
+                          Default: engines/fmnist/model.tinv when it exists.
+    --images IDX          Test images (default /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz)
+    --labels IDX          Test labels (default .../t10k-labels-idx1-ubyte.gz)
+    --eval-n N            Test images used for latency inputs and the accuracy sweep (default 2000)
+    --no-vit-tiny         Skip the ViT-Tiny-shaped model (192 dim, 3 heads, 12 blocks, 224², patch 16)
+    --threads LIST        Thread counts (default 1,2)
+    --runs N              Timed runs per measurement (default 200), after --warmup N (default 20)
+    --venv DIR            Python venv holding onnxruntime and numpy (default .venv)
+    --ort-lib FILE        libonnxruntime.so (default: the one in the venv's onnxruntime wheel)
+    --openblas FILE       OpenBLAS for the sgemm yardstick (default: numpy's, else the system's)
+    --out DIR             Scratch and raw results (default target/bench)
+    --report FILE         Markdown report (default docs/RESULTS.md; plots beside it in results/)
+";
+
+/// One benchmarked model and its inputs (rebuilt identically in every child).
+pub struct Case {
+    pub name: String,
+    pub tinv: PathBuf,
+    pub onnx: PathBuf,
+    pub chw: (usize, usize, usize),
+    pub inputs: Vec<f32>,
+    pub labels: Option<Vec<u8>>,
+    pub budget: Option<f32>,
+    pub ort_lib: PathBuf,
+}
+
+/// Parsed command line.
+pub struct Args {
+    pub fmnist: Option<PathBuf>,
+    pub images: PathBuf,
+    pub labels: PathBuf,
+    pub eval_n: usize,
+    pub vit_tiny: bool,
+    pub threads: Vec<usize>,
+    pub runs: usize,
+    pub warmup: usize,
+    pub venv: PathBuf,
+    pub ort_lib: Option<PathBuf>,
+    pub openblas: Option<PathBuf>,
+    pub out: PathBuf,
+    pub report: PathBuf,
+    child: Option<(String, String, usize)>,
+    raw: Vec<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let ds = Path::new("/usr/share/datasets/fashion-mnist");
+    let default_fm = Path::new("engines/fmnist/model.tinv");
+    let mut a = Args {
+        fmnist: default_fm.exists().then(|| default_fm.to_path_buf()),
+        images: ds.join("t10k-images-idx3-ubyte.gz"),
+        labels: ds.join("t10k-labels-idx1-ubyte.gz"),
+        eval_n: 2000,
+        vit_tiny: true,
+        threads: vec![1, 2],
+        runs: 200,
+        warmup: 20,
+        venv: ".venv".into(),
+        ort_lib: None,
+        openblas: None,
+        out: "target/bench".into(),
+        report: "docs/RESULTS.md".into(),
+        child: None,
+        raw: Vec::new(),
+    };
+    let mut it = raw.iter();
+    let num = |v: Option<&String>, f: &str| -> Result<usize, String> {
+        v.and_then(|s| s.parse().ok())
+            .ok_or(format!("{f}: expected a number"))
+    };
+    let path = |v: Option<&String>, f: &str| -> Result<PathBuf, String> {
+        v.map(PathBuf::from).ok_or(format!("{f}: expected a path"))
+    };
+    while let Some(f) = it.next() {
+        match f.as_str() {
+            "--fmnist" => a.fmnist = Some(path(it.next(), f)?),
+            "--images" => a.images = path(it.next(), f)?,
+            "--labels" => a.labels = path(it.next(), f)?,
+            "--eval-n" => a.eval_n = num(it.next(), f)?.max(1),
+            "--no-vit-tiny" => a.vit_tiny = false,
+            "--threads" => {
+                a.threads = it
+                    .next()
+                    .ok_or("--threads: expected a list")?
+                    .split(',')
+                    .map(|t| {
+                        t.trim()
+                            .parse()
+                            .map_err(|_| format!("--threads: bad value '{t}'"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--runs" => a.runs = num(it.next(), f)?.max(1),
+            "--warmup" => a.warmup = num(it.next(), f)?,
+            "--venv" => a.venv = path(it.next(), f)?,
+            "--ort-lib" => a.ort_lib = Some(path(it.next(), f)?),
+            "--openblas" => a.openblas = Some(path(it.next(), f)?),
+            "--out" => a.out = path(it.next(), f)?,
+            "--report" => a.report = path(it.next(), f)?,
+            "--child" => {
+                let rt = it.next().ok_or("--child: runtime")?.clone();
+                let case = it.next().ok_or("--child: case")?.clone();
+                a.child = Some((rt, case, num(it.next(), f)?));
+            }
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option '{other}' (see --help)")),
+        }
+    }
+    a.raw = raw;
+    Ok(a)
+}
+
+/// libonnxruntime.so inside the venv's onnxruntime wheel.
+fn find_ort_lib(venv: &Path) -> Option<PathBuf> {
+    for py in std::fs::read_dir(venv.join("lib")).ok()?.flatten() {
+        let capi = py.path().join("site-packages/onnxruntime/capi");
+        for f in std::fs::read_dir(capi).ok()?.flatten() {
+            if f.file_name()
+                .to_string_lossy()
+                .starts_with("libonnxruntime.so")
+            {
+                return Some(f.path());
+            }
+        }
+    }
+    None
+}
+
+fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        out
+    } else {
+        raw
+    };
+    tinv::idx::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Builds the cases; the parent (`prepare`) also writes the model files and ONNX exports.
+fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
+    let ort_lib = a
+        .ort_lib
+        .clone()
+        .or_else(|| find_ort_lib(&a.venv))
+        .ok_or("no libonnxruntime.so: pass --ort-lib or --venv with onnxruntime installed")?;
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let export = |tinv: &Path, onnx_path: &Path| -> Result<(usize, usize, usize), String> {
+        let m = Model::open(tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
+        let c = m.config();
+        if prepare {
+            let full = *c.depths.last().ok_or("no path")?;
+            let g =
+                onnx::path_graph(&m, full, &ExportOptions::baked()).map_err(|e| e.to_string())?;
+            std::fs::write(onnx_path, g.bytes).map_err(|e| e.to_string())?;
+        }
+        Ok((c.channels, c.image_h, c.image_w))
+    };
+    let mut out = Vec::new();
+    if let Some(fm) = &a.fmnist {
+        let onnx_path = a.out.join("fmnist.path.full.onnx");
+        let chw = export(fm, &onnx_path)?;
+        let imgs = read_idx(&a.images)?;
+        let labels = read_idx(&a.labels)?;
+        let per = chw.0 * chw.1 * chw.2;
+        let n = a.eval_n.min(imgs.data.len() / per).min(labels.data.len());
+        out.push(Case {
+            name: "fmnist".into(),
+            tinv: fm.clone(),
+            onnx: onnx_path,
+            chw,
+            inputs: imgs.data[..n * per]
+                .iter()
+                .map(|b| f32::from(*b) / 255.0)
+                .collect(),
+            labels: Some(labels.data[..n].to_vec()),
+            budget: None,
+            ort_lib: ort_lib.clone(),
+        });
+    }
+    if a.vit_tiny {
+        let cfg = tinv::synth::vit_tiny();
+        let tinv_path = a.out.join("vit-tiny.tinv");
+        if prepare {
+            std::fs::write(&tinv_path, tinv::synth::random_model(&cfg, 1, DType::F32))
+                .map_err(|e| e.to_string())?;
+        }
+        let onnx_path = a.out.join("vit-tiny.path.12.onnx");
+        let chw = export(&tinv_path, &onnx_path)?;
+        out.push(Case {
+            name: "vit-tiny".into(),
+            tinv: tinv_path,
+            onnx: onnx_path,
+            chw,
+            inputs: tinv::synth::random_inputs(&cfg, 4, 2),
+            labels: None,
+            budget: None,
+            ort_lib: ort_lib.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// One RESULT line, parsed.
+pub struct Row {
+    pub case: String,
+    pub runtime: String,
+    pub threads: usize,
+    pub kv: Vec<(String, String)>,
+}
+
+impl Row {
+    pub fn get(&self, k: &str) -> Option<f64> {
+        self.kv
+            .iter()
+            .find(|(a, _)| a == k)
+            .and_then(|(_, v)| v.parse().ok())
+    }
+    pub fn text(&self, k: &str) -> Option<&str> {
+        self.kv
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn spawn(a: &Args, runtime: &str, case: &str, threads: usize) -> Result<Row, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(&a.raw)
+        .args(["--child", runtime, case, &threads.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .ok_or_else(|| {
+            format!(
+                "{runtime} on {case} ({threads} threads) failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("no output")
+            )
+        })?;
+    let kv = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| {
+            t.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    eprintln!(
+        "  {case:8} {runtime:14} {threads} thread(s): {}",
+        &line[7..]
+    );
+    Ok(Row {
+        case: case.into(),
+        runtime: runtime.into(),
+        threads,
+        kv,
+    })
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<(), String> {
+    let a = parse_args()?;
+    if let Some((rt, case_name, threads)) = &a.child {
+        let cases = cases(&a, false)?;
+        let case = cases
+            .iter()
+            .find(|c| &c.name == case_name)
+            .ok_or("unknown case")?;
+        return child::run(rt, case, *threads, a.warmup, a.runs);
+    }
+    let cases = cases(&a, true)?;
+    if cases.is_empty() {
+        return Err("nothing to benchmark (no --fmnist model and --no-vit-tiny)".into());
+    }
+    let mut rows = Vec::new();
+    for c in &cases {
+        let mut runtimes = vec!["tinv", "ort"];
+        if c.name == "fmnist" {
+            runtimes.insert(1, "tinv-adaptive");
+        }
+        for &t in &a.threads {
+            for rt in &runtimes {
+                match spawn(&a, rt, &c.name, t) {
+                    Ok(r) => rows.push(r),
+                    Err(e) => eprintln!("  {e}"),
+                }
+            }
+            if cfg!(feature = "tract") && t == 1 {
+                match spawn(&a, "tract", &c.name, 1) {
+                    Ok(r) => rows.push(r),
+                    Err(e) => eprintln!("  {e}"),
+                }
+            }
+        }
+    }
+    let blas = blas::Blas::load(&blas::candidates(a.openblas.as_deref(), &a.venv));
+    report::write(&a, &cases, &rows, blas.as_ref())
+}

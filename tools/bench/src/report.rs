@@ -1,0 +1,377 @@
+//! The report: latency/memory tables, targets, per-path latency, accuracy vs FLOPs with the
+//! oracle point, GEMM efficiency against OpenBLAS, written as Markdown with SVG plots.
+
+use crate::blas::Blas;
+use crate::child::percentiles;
+use crate::svg::{self, Series};
+use crate::{Args, Case, Row};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+use tinv::{Mode, Model, OpenOptions, Session, SessionOptions};
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn full_flops(m: &Model) -> u64 {
+    m.costs()
+        .last()
+        .map_or(0, |c| c.backbone_flops + c.exit_flops)
+}
+
+/// p50 latency (µs) of each path, tinv, one thread, in this process.
+fn per_path_latency(case: &Case, runs: usize) -> Result<Vec<(usize, f64)>, String> {
+    let model =
+        Arc::new(Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?);
+    let c = model.config().clone();
+    let mut s =
+        Session::new(model.clone(), SessionOptions::default()).map_err(|e| e.to_string())?;
+    let per = c.input_len();
+    let n = case.inputs.len() / per;
+    let mut logits = vec![0.0; c.classes];
+    let mut out = Vec::new();
+    for &d in &c.depths {
+        let mut lat = Vec::new();
+        for i in 0..runs + 10 {
+            let x = &case.inputs[(i % n) * per..(i % n + 1) * per];
+            let t = Instant::now();
+            s.infer_depth(x, 1, d, &mut logits)
+                .map_err(|e| e.to_string())?;
+            if i >= 10 {
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        out.push((d, percentiles(&mut lat).0));
+    }
+    Ok(out)
+}
+
+/// Accuracy and mean FLOPs of the adaptive controller per budget, the oracle, full depth.
+struct Sweep {
+    budgets: Vec<(f32, f64, f64)>,
+    oracle: (f64, f64),
+    exits: Vec<(usize, f64, f64)>,
+}
+
+fn sweep(case: &Case) -> Result<Option<Sweep>, String> {
+    let Some(labels) = &case.labels else {
+        return Ok(None);
+    };
+    let model =
+        Arc::new(Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?);
+    let c = model.config().clone();
+    let (per, n, p) = (c.input_len(), labels.len(), c.depths.len());
+    let costs: Vec<f64> = model
+        .costs()
+        .iter()
+        .map(|k| (k.backbone_flops + k.exit_flops) as f64)
+        .collect();
+    let mut s =
+        Session::new(model.clone(), SessionOptions::default()).map_err(|e| e.to_string())?;
+    let mut all = vec![0.0; p * c.classes];
+    let (mut oracle_ok, mut oracle_flops, mut exit_ok) = (0usize, 0f64, vec![0usize; p]);
+    for (i, &y) in labels.iter().enumerate() {
+        s.infer_all_exits(&case.inputs[i * per..(i + 1) * per], 1, &mut all)
+            .map_err(|e| e.to_string())?;
+        let right: Vec<bool> = all
+            .chunks_exact(c.classes)
+            .map(|l| tinv::control::argmax(l) == usize::from(y))
+            .collect();
+        right
+            .iter()
+            .zip(exit_ok.iter_mut())
+            .for_each(|(r, e)| *e += usize::from(*r));
+        let first = right.iter().position(|r| *r);
+        oracle_ok += usize::from(first.is_some());
+        oracle_flops += costs[first.unwrap_or(0)];
+    }
+    let exits = (0..p)
+        .map(|k| (c.depths[k], costs[k], exit_ok[k] as f64 / n as f64))
+        .collect();
+    let mut budgets = Vec::new();
+    if model.ctrl().is_some() {
+        s.set_mode(Mode::Adaptive).map_err(|e| e.to_string())?;
+        let mut logits = vec![0.0; c.classes];
+        for b in 0..=10 {
+            let lambda = b as f32 / 10.0;
+            s.set_budget(lambda).map_err(|e| e.to_string())?;
+            let (mut ok, mut flops) = (0usize, 0f64);
+            for (i, &y) in labels.iter().enumerate() {
+                let st = s
+                    .infer(&case.inputs[i * per..(i + 1) * per], 1, &mut logits)
+                    .map_err(|e| e.to_string())?;
+                ok += usize::from(st[0].class == usize::from(y));
+                flops += st[0].flops as f64;
+            }
+            budgets.push((lambda, flops / n as f64, ok as f64 / n as f64));
+        }
+    }
+    Ok(Some(Sweep {
+        budgets,
+        oracle: (oracle_flops / n as f64, oracle_ok as f64 / n as f64),
+        exits,
+    }))
+}
+
+fn find<'a>(rows: &'a [Row], case: &str, rt: &str, t: usize) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.case == case && r.runtime == rt && r.threads == t)
+}
+
+fn target(md: &mut String, what: &str, got: Option<f64>, limit: f64) {
+    let _ = match got {
+        Some(g) if g <= limit => writeln!(md, "| {what} | {g:.2}× | ≤ {limit}× | met |"),
+        Some(g) => writeln!(
+            md,
+            "| {what} | {g:.2}× | ≤ {limit}× | **missed by {:.0}%** |",
+            (g / limit - 1.0) * 100.0
+        ),
+        None => writeln!(md, "| {what} | n/a | ≤ {limit}× | not measured |"),
+    };
+}
+
+/// Writes the Markdown report and its plots.
+pub fn write(a: &Args, cases: &[Case], rows: &[Row], blas: Option<&Blas>) -> Result<(), String> {
+    let plots = a
+        .report
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("results");
+    std::fs::create_dir_all(&plots).map_err(|e| format!("{}: {e}", plots.display()))?;
+    let mut md = String::new();
+    let _ = writeln!(md, "# tinv benchmark results\n\nGenerated by `tools/bench` (`tinv-bench`, see tools/bench/README.md); do not edit by hand.\n");
+    let _ = writeln!(
+        md,
+        "Machine: {} ({} logical CPUs). ONNX Runtime: `{}` through its C API (the `ort` crate, dynamically loaded), \
+         graph optimisation level ALL, on tinv's own `--baked` f32 ONNX export. Batch 1, {} warm-up then {} timed runs \
+         per row, each (runtime, model, threads) in its own process. RSS increase = resident set at the end of the run \
+         minus before the model was loaded (ONNX Runtime's library already loaded).\n",
+        cpu_name(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        a.ort_lib.clone().unwrap_or_else(|| cases[0].ort_lib.clone()).file_name().map_or(String::new(), |f| f.to_string_lossy().to_string()),
+        a.warmup,
+        a.runs
+    );
+    let mut sgemm_ref = None;
+    if let Some(b) = blas {
+        let _ = writeln!(
+            md,
+            "## OpenBLAS sgemm, one thread (`{}`)\n\n| M×K·K×N | GFLOP/s |\n|---|---|",
+            b.path.display()
+        );
+        let mut vit = Vec::new();
+        for (m, k, n) in [
+            (197, 192, 576),
+            (197, 192, 192),
+            (197, 192, 768),
+            (197, 768, 192),
+            (1024, 1024, 1024),
+        ] {
+            let g = b.gflops(m, n, k);
+            if m == 197 {
+                vit.push(g);
+            }
+            let _ = writeln!(md, "| {m}×{k}·{k}×{n} | {g:.1} |");
+        }
+        sgemm_ref = Some(vit.iter().sum::<f64>() / vit.len() as f64);
+        let _ = writeln!(md, "\nMean over the ViT-Tiny shapes: {:.1} GFLOP/s — the yardstick for \"effective GFLOP/s\" below.\n", sgemm_ref.unwrap_or(0.0));
+    }
+    for case in cases {
+        let model = Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
+        let ff = full_flops(&model) as f64;
+        let _ = writeln!(
+            md,
+            "## {} (`{}`), full depth {:.1} MFLOPs\n",
+            case.name,
+            case.tinv.display(),
+            ff / 1e6
+        );
+        let _ = writeln!(md, "| runtime | threads | p50 µs | p99 µs | mean µs | vs ORT (p50) | eff. GFLOP/s | of sgemm | RSS increase MiB | weight bytes / inference |\n|---|---|---|---|---|---|---|---|---|---|");
+        for r in rows.iter().filter(|r| r.case == case.name) {
+            let p50 = r.get("p50_us").unwrap_or(f64::NAN);
+            let ort = find(rows, &case.name, "ort", r.threads).and_then(|o| o.get("p50_us"));
+            let flops = r.get("mean_flops").unwrap_or(ff);
+            let eff = flops / p50 / 1e3;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {p50:.0} | {:.0} | {:.0} | {} | {eff:.1} | {} | {:.1} | {} |",
+                r.runtime,
+                r.threads,
+                r.get("p99_us").unwrap_or(f64::NAN),
+                r.get("mean_us").unwrap_or(f64::NAN),
+                ort.map_or("–".into(), |o| format!("{:.2}×", p50 / o)),
+                sgemm_ref.map_or("–".into(), |s| format!("{:.0}%", 100.0 * eff / s)),
+                r.get("rss_increase").unwrap_or(0.0) / 1048576.0,
+                r.text("weight_bytes_per_inference").unwrap_or("–"),
+            );
+        }
+        if let Some(h) =
+            find(rows, &case.name, "tinv-adaptive", 1).and_then(|r| r.text("depth_histogram"))
+        {
+            let _ = writeln!(
+                md,
+                "\nAdaptive depth histogram over paths {:?}: {h}.",
+                model.config().depths
+            );
+        }
+        let lat = per_path_latency(case, a.runs.min(100))?;
+        let _ = writeln!(
+            md,
+            "\n### Latency per path (tinv, 1 thread, p50)\n\n| depth | µs |\n|---|---|"
+        );
+        lat.iter().for_each(|(d, us)| {
+            let _ = writeln!(md, "| {d} | {us:.0} |");
+        });
+        let items: Vec<(String, f64)> = lat
+            .iter()
+            .map(|(d, us)| (format!("depth {d}"), *us))
+            .collect();
+        let f = format!("{}-latency-per-path.svg", case.name);
+        std::fs::write(
+            plots.join(&f),
+            svg::bars(
+                &format!("{}: tinv latency per path (1 thread)", case.name),
+                "µs (p50)",
+                &items,
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let _ = writeln!(md, "\n![latency per path](results/{f})\n");
+        if let Some(sw) = sweep(case)? {
+            let _ = writeln!(md, "### Accuracy vs FLOPs ({} test images)\n\n| point | MFLOPs | accuracy |\n|---|---|---|", case.labels.as_ref().map_or(0, |l| l.len()));
+            for (d, fl, acc) in &sw.exits {
+                let _ = writeln!(
+                    md,
+                    "| exit at depth {d} (all inputs) | {:.2} | {:.2}% |",
+                    fl / 1e6,
+                    acc * 100.0
+                );
+            }
+            let _ = writeln!(
+                md,
+                "| oracle (shallowest correct exit) | {:.2} | {:.2}% |",
+                sw.oracle.0 / 1e6,
+                sw.oracle.1 * 100.0
+            );
+            for (l, fl, acc) in &sw.budgets {
+                let _ = writeln!(
+                    md,
+                    "| controller, λ = {l:.1} | {:.2} | {:.2}% |",
+                    fl / 1e6,
+                    acc * 100.0
+                );
+            }
+            let series = vec![
+                Series {
+                    label: "learned controller (λ sweep)".into(),
+                    points: sw
+                        .budgets
+                        .iter()
+                        .map(|b| (b.1 / 1e6, b.2 * 100.0))
+                        .collect(),
+                    line: true,
+                },
+                Series {
+                    label: "fixed exits".into(),
+                    points: sw.exits.iter().map(|e| (e.1 / 1e6, e.2 * 100.0)).collect(),
+                    line: true,
+                },
+                Series {
+                    label: "oracle".into(),
+                    points: vec![(sw.oracle.0 / 1e6, sw.oracle.1 * 100.0)],
+                    line: false,
+                },
+            ];
+            let lo = sw
+                .exits
+                .iter()
+                .map(|e| e.2 * 100.0)
+                .fold(100.0, f64::min)
+                .floor()
+                - 1.0;
+            let f = format!("{}-accuracy-vs-flops.svg", case.name);
+            std::fs::write(
+                plots.join(&f),
+                svg::lines(
+                    &format!("{}: accuracy vs FLOPs", case.name),
+                    "MFLOPs per input",
+                    "accuracy %",
+                    &series,
+                    lo.max(0.0),
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            let _ = writeln!(md, "\n![accuracy vs FLOPs](results/{f})\n");
+        }
+    }
+    let _ = writeln!(
+        md,
+        "## Targets\n\n| target | measured | limit | status |\n|---|---|---|---|"
+    );
+    for t in &a.threads {
+        let r = |rt: &str| find(rows, "vit-tiny", rt, *t).and_then(|r| r.get("p50_us"));
+        target(
+            &mut md,
+            &format!("ViT-Tiny full depth, tinv / ORT p50, {t} thread(s)"),
+            r("tinv").zip(r("ort")).map(|(a, b)| a / b),
+            1.0,
+        );
+        let f = |rt: &str, k: &str| find(rows, "fmnist", rt, *t).and_then(|r| r.get(k));
+        target(
+            &mut md,
+            &format!("Fashion-MNIST adaptive mean / ORT full-depth mean, {t} thread(s)"),
+            f("tinv-adaptive", "mean_us")
+                .zip(f("ort", "mean_us"))
+                .map(|(a, b)| a / b),
+            0.45,
+        );
+    }
+    for case in cases {
+        let m = |rt: &str| find(rows, &case.name, rt, 1).and_then(|r| r.get("rss_increase"));
+        target(
+            &mut md,
+            &format!("{}: RSS increase tinv / ORT", case.name),
+            m("tinv").zip(m("ort")).map(|(a, b)| a / b),
+            0.66,
+        );
+    }
+    let wb =
+        |rt: &str| find(rows, "fmnist", rt, 1).and_then(|r| r.get("weight_bytes_per_inference"));
+    target(
+        &mut md,
+        "Fashion-MNIST weight bytes per inference, adaptive / full depth",
+        wb("tinv-adaptive").zip(wb("tinv")).map(|(a, b)| a / b),
+        0.45,
+    );
+    let raw: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r.case,
+                r.runtime,
+                r.threads,
+                r.kv.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        })
+        .collect();
+    std::fs::write(a.out.join("results.txt"), raw.join("\n") + "\n").map_err(|e| e.to_string())?;
+    std::fs::write(&a.report, md).map_err(|e| format!("{}: {e}", a.report.display()))?;
+    eprintln!(
+        "wrote {} and plots in {}",
+        a.report.display(),
+        plots.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! End-to-end smoke test of the harness on tiny inputs: a synthetic Fashion-MNIST-shaped model
+//! with a controller and a fake IDX test set; checks that every runtime row, the targets table,
+//! the accuracy sweep (with its oracle point) and the plots come out. Needs a venv with
+//! onnxruntime (`$TINV_VENV`, else `.venv` at the repo root); prints SKIP without one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tinv::format::DType;
+
+fn venv() -> Option<PathBuf> {
+    let p = std::env::var_os("TINV_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    p.join("bin/python").exists().then_some(p)
+}
+
+#[test]
+fn harness_runs_and_writes_the_report() {
+    let Some(venv) = venv() else {
+        eprintln!(
+            "SKIP harness_runs_and_writes_the_report: no venv with onnxruntime (set TINV_VENV)"
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tinv-bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
+    let model = dir.join("fm.tinv");
+    std::fs::write(&model, tinv::synth::random_model(&cfg, 3, DType::F32)).unwrap();
+    let n = 20;
+    let pixels: Vec<u8> = (0..n * 28 * 28).map(|i| (i * 37 % 256) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    std::fs::write(
+        dir.join("images.idx"),
+        tinv::idx::encode(&[n, 28, 28], &pixels),
+    )
+    .unwrap();
+    std::fs::write(dir.join("labels.idx"), tinv::idx::encode(&[n], &labels)).unwrap();
+    let report = dir.join("RESULTS.md");
+    let out = Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
+        .arg("--fmnist")
+        .arg(&model)
+        .arg("--images")
+        .arg(dir.join("images.idx"))
+        .arg("--labels")
+        .arg(dir.join("labels.idx"))
+        .args([
+            "--no-vit-tiny",
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--threads",
+            "1,2",
+        ])
+        .arg("--venv")
+        .arg(&venv)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let md = std::fs::read_to_string(&report).unwrap();
+    for t in [1, 2] {
+        for rt in ["tinv", "tinv-adaptive", "ort"] {
+            assert!(
+                md.contains(&format!("| {rt} | {t} | ")),
+                "no row {rt}/{t}:\n{md}"
+            );
+        }
+    }
+    assert!(md.contains("| oracle (shallowest correct exit) |"), "{md}");
+    assert!(md.contains("| controller, λ = 1.0 |"), "{md}");
+    assert!(md.contains("RSS increase tinv / ORT"), "{md}");
+    for svg in [
+        "fmnist-latency-per-path.svg",
+        "fmnist-accuracy-vs-flops.svg",
+    ] {
+        let s = std::fs::read_to_string(dir.join("results").join(svg)).unwrap();
+        assert!(s.starts_with("<svg") && s.contains("</svg>"), "{svg}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
