@@ -1,6 +1,8 @@
 //! IDX files, as the MNIST family ships them (`train-images-idx3-ubyte` and friends). The parser
 //! takes already-decompressed bytes; gzip is the caller's business (the CLI and tools use flate2).
 
+#![deny(clippy::indexing_slicing)] // parses untrusted bytes: no panicking index
+
 use std::fmt;
 
 /// A parsed IDX file of unsigned bytes.
@@ -53,29 +55,34 @@ impl std::error::Error for IdxError {}
 
 /// Parses an uncompressed IDX file of unsigned bytes.
 pub fn parse(bytes: &[u8]) -> Result<Idx, IdxError> {
-    let head = bytes.get(..4).ok_or(IdxError::Truncated)?;
-    if head[0] != 0 || head[1] != 0 {
+    let [z0, z1, ty, rank]: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(IdxError::Truncated)?;
+    if z0 != 0 || z1 != 0 {
         return Err(IdxError::BadMagic);
     }
-    if head[2] != 0x08 {
-        return Err(IdxError::UnsupportedType(head[2]));
+    if ty != 0x08 {
+        return Err(IdxError::UnsupportedType(ty));
     }
-    let rank = head[3];
     if rank == 0 || rank > 4 {
         return Err(IdxError::BadRank(rank));
     }
     let mut dims = Vec::with_capacity(rank as usize);
     let mut count: u64 = 1;
     for i in 0..rank as usize {
-        let b = bytes.get(4 + 4 * i..8 + 4 * i).ok_or(IdxError::Truncated)?;
-        let d = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let d = bytes
+            .get(4 + 4 * i..8 + 4 * i)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or(IdxError::Truncated)?;
         count = count.checked_mul(u64::from(d)).ok_or(IdxError::LengthMismatch {
             expected: u64::MAX,
             found: bytes.len() as u64,
         })?;
         dims.push(d as usize);
     }
-    let body = &bytes[4 + 4 * rank as usize..];
+    let body = bytes.get(4 + 4 * rank as usize..).unwrap_or_default();
     if body.len() as u64 != count {
         return Err(IdxError::LengthMismatch {
             expected: count,

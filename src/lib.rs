@@ -5,6 +5,10 @@
 //! The controller picks a path per input (see [`control`]). docs/ARCHITECTURE.md has the map.
 
 #![warn(missing_docs)]
+// Library code never unwraps, expects or panics on its own: errors are values. (Tests may.)
+// Indexing is denied in the modules that parse untrusted bytes (`format`, `idx`); elsewhere it
+// indexes buffers whose sizes the plan fixed at open, where a bad index is a bug, not bad input.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod control;
 pub mod cpu;

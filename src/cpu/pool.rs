@@ -192,7 +192,11 @@ impl Pool {
             resume_unwind(payload);
         }
         if worker_failed {
-            panic!("a thread-pool worker panicked while running a job");
+            // Re-raise on the caller, as std::thread::scope does; the C ABI boundary catches it.
+            #[allow(clippy::panic)]
+            {
+                panic!("a thread-pool worker panicked while running a job");
+            }
         }
     }
 }

@@ -5,6 +5,9 @@
 //! [`parse`] is pure (bytes in, validated index out) so it can be fuzzed; [`crate::Model::open`]
 //! memory-maps the file and calls it. [`TinvWriter`] is the writer used by `tinv-fold` and tests.
 
+// The format parses untrusted bytes: no indexing that could panic.
+#![deny(clippy::indexing_slicing)]
+
 mod error;
 mod meta;
 mod parse;

@@ -97,15 +97,18 @@ impl<'a> Cursor<'a> {
         self.pos = end;
         Ok(s)
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], FormatError> {
+        let at = self.pos as u64;
+        let section = self.section;
+        self.take(N)?
+            .try_into()
+            .map_err(|_| FormatError::Truncated { section, at })
+    }
     fn u32(&mut self) -> Result<u32, FormatError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, FormatError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
+        Ok(u64::from_le_bytes(self.array()?))
     }
     fn f64(&mut self) -> Result<f64, FormatError> {
         Ok(f64::from_bits(self.u64()?))
@@ -135,17 +138,20 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn header_u32(b: &[u8], at: usize) -> u32 {
-    // Callers only pass offsets inside the 64-byte header, whose length was checked.
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
+/// Little-endian field of the fixed header (`at` is a constant offset inside it; a short
+/// header reads as zeros, which every caller then rejects).
+fn header_field<const N: usize>(h: &[u8], at: usize) -> [u8; N] {
+    h.get(at..at + N)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; N])
 }
 
-fn header_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
+fn header_u32(h: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(header_field(h, at))
+}
+
+fn header_u64(h: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(header_field(h, at))
 }
 
 /// Parses and validates a whole `.tinv` file. Checks, in order: header length, magic, version,
@@ -157,8 +163,8 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
     if len < HEADER_LEN {
         return Err(FormatError::TooShort { len });
     }
-    let h = &bytes[..HEADER_LEN as usize];
-    if h[..8] != MAGIC {
+    let h = bytes.get(..HEADER_LEN as usize).unwrap_or_default();
+    if h.get(..8) != Some(&MAGIC[..]) {
         return Err(FormatError::BadMagic);
     }
     let version = header_u32(h, 8);
@@ -203,7 +209,7 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
         || table_offset < meta_offset
         || data_offset < table_offset
         || data_offset > len
-        || data_offset % PAGE != 0
+        || !data_offset.is_multiple_of(PAGE)
     {
         return Err(FormatError::BadSections {
             detail: format!(
@@ -298,13 +304,13 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
                 found: nbytes,
             });
         }
-        if rel % ALIGNMENT != 0 {
+        if !rel.is_multiple_of(ALIGNMENT) {
             return Err(FormatError::Misaligned {
                 tensor: name,
                 offset: rel,
             });
         }
-        let end = rel.checked_add(nbytes).unwrap_or(u64::MAX);
+        let end = rel.saturating_add(nbytes);
         if end > data_len as u64 {
             return Err(FormatError::OutOfBounds {
                 tensor: name,

@@ -106,13 +106,13 @@ impl Config {
         pos(self.heads, "vit.heads")?;
         pos(self.mlp_hidden, "vit.mlp_hidden")?;
         pos(self.classes, "vit.classes")?;
-        if self.image_h % self.patch != 0 || self.image_w % self.patch != 0 {
+        if !self.image_h.is_multiple_of(self.patch) || !self.image_w.is_multiple_of(self.patch) {
             return Err(format!(
                 "patch {} does not divide the image size {}x{}",
                 self.patch, self.image_h, self.image_w
             ));
         }
-        if self.dim % self.heads != 0 {
+        if !self.dim.is_multiple_of(self.heads) {
             return Err(format!("heads {} do not divide dim {}", self.heads, self.dim));
         }
         // Sizes beyond these are not ViTs this runtime is meant for, and bound every product below.

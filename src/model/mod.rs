@@ -185,7 +185,7 @@ impl Model {
             index.verify(&bytes).map_err(ferr)?;
         }
         // Mappings are page-aligned and tensor offsets 256-aligned, so f32 views are aligned.
-        if (bytes.as_ptr() as usize) % (format::ALIGNMENT as usize) != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(format::ALIGNMENT as usize) {
             return Err(merr("model bytes are not 256-byte aligned in memory".into()));
         }
         let config = Config::from_meta(&index.meta).map_err(merr)?;
