@@ -1,9 +1,9 @@
 //! AVX2+FMA micro-kernel: up to 6 rows × 16 columns (12 `ymm` accumulators), A broadcast from
-//! its rows in place, B from a packed `kc × 16` panel.
+//! its rows in place, B from a `kc × 16` panel; an 8-column variant for narrow last panels.
 
 use super::Kernel;
 use std::arch::x86_64::{
-    __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
+    _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
     _mm256_storeu_ps,
 };
 
@@ -29,24 +29,34 @@ impl Kernel for Avx2Fma {
     ) {
         // SAFETY: the dispatcher selects this kernel only when AVX2 and FMA are detected, and the
         // pointer contract is the caller's (see `Kernel::tile`).
-        unsafe {
-            macro_rules! dispatch {
-                ($($r:literal)*) => {
-                    match mr {
-                        $($r => tile_rows::<$r>(k, a, lda, b, ldb, c, ldc, bias, load_c),)*
-                        _ => {}
-                    }
-                };
-            }
-            dispatch!(1 2 3 4 5 6);
-        }
+        unsafe { by_rows::<2>(mr, k, a, lda, b, ldb, c, ldc, bias, load_c) }
+    }
+
+    unsafe fn tile_half(
+        mr: usize,
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        bias: *const f32,
+        load_c: bool,
+    ) {
+        // SAFETY: as for `tile`, for 8 columns.
+        unsafe { by_rows::<1>(mr, k, a, lda, b, ldb, c, ldc, bias, load_c) }
     }
 }
 
-/// The `MR × 16` tile, fully unrolled over rows so the accumulators live in registers.
-#[target_feature(enable = "avx2,fma")]
+/// Picks the `MR`-row instance of [`tile_rows`] for `mr`.
+///
+/// # Safety
+/// As for `Kernel::tile`, with `8 * NV` columns.
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_rows<const MR: usize>(
+#[inline(always)]
+unsafe fn by_rows<const NV: usize>(
+    mr: usize,
     k: usize,
     a: *const f32,
     lda: usize,
@@ -57,40 +67,69 @@ unsafe fn tile_rows<const MR: usize>(
     bias: *const f32,
     load_c: bool,
 ) {
-    let mut acc0: [__m256; MR] = [_mm256_setzero_ps(); MR];
-    let mut acc1: [__m256; MR] = [_mm256_setzero_ps(); MR];
+    macro_rules! dispatch {
+        ($($r:literal)*) => {
+            match mr {
+                // SAFETY: forwarded from the caller.
+                $($r => unsafe { tile_rows::<$r, NV>(k, a, lda, b, ldb, c, ldc, bias, load_c) },)*
+                _ => {}
+            }
+        };
+    }
+    dispatch!(1 2 3 4 5 6);
+}
+
+/// The `MR × 8·NV` tile, fully unrolled over rows and vectors so the accumulators live in
+/// registers.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_rows<const MR: usize, const NV: usize>(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    bias: *const f32,
+    load_c: bool,
+) {
+    let mut acc = [[_mm256_setzero_ps(); NV]; MR];
     // SAFETY: per `Kernel::tile`, rows `0..MR` of A hold `k` readable floats at stride `lda`,
-    // B rows `0..k` hold 16 floats at stride `ldb`, C rows `0..MR` hold 16 writable floats at stride `ldc`, and bias
-    // (when non-null) 16 floats.
+    // B rows `0..k` hold `8 * NV` floats at stride `ldb`, C rows `0..MR` hold `8 * NV` writable
+    // floats at stride `ldc`, and bias (when non-null) `8 * NV` floats.
     unsafe {
         let mut ap = a;
         let mut bp = b;
         for _ in 0..k {
-            let b0 = _mm256_loadu_ps(bp);
-            let b1 = _mm256_loadu_ps(bp.add(8));
-            for i in 0..MR {
+            let mut bv = [_mm256_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(bp.add(8 * v));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
                 let av = _mm256_set1_ps(*ap.add(i * lda));
-                acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
-                acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
+                for (x, &bq) in row.iter_mut().zip(bv.iter()) {
+                    *x = _mm256_fmadd_ps(av, bq, *x);
+                }
             }
             ap = ap.add(1);
             bp = bp.add(ldb);
         }
-        let (bias0, bias1) = if bias.is_null() {
-            (_mm256_setzero_ps(), _mm256_setzero_ps())
-        } else {
-            (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)))
-        };
-        for i in 0..MR {
-            let row = c.add(i * ldc);
-            let mut r0 = _mm256_add_ps(acc0[i], bias0);
-            let mut r1 = _mm256_add_ps(acc1[i], bias1);
-            if load_c {
-                r0 = _mm256_add_ps(r0, _mm256_loadu_ps(row));
-                r1 = _mm256_add_ps(r1, _mm256_loadu_ps(row.add(8)));
+        let mut bias_v = [_mm256_setzero_ps(); NV];
+        if !bias.is_null() {
+            for (v, x) in bias_v.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(bias.add(8 * v));
             }
-            _mm256_storeu_ps(row, r0);
-            _mm256_storeu_ps(row.add(8), r1);
+        }
+        for (i, row) in acc.iter().enumerate() {
+            let out = c.add(i * ldc);
+            for (v, (&x, &bq)) in row.iter().zip(bias_v.iter()).enumerate() {
+                let mut r = _mm256_add_ps(x, bq);
+                if load_c {
+                    r = _mm256_add_ps(r, _mm256_loadu_ps(out.add(8 * v)));
+                }
+                _mm256_storeu_ps(out.add(8 * v), r);
+            }
         }
     }
 }

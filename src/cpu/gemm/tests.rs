@@ -101,8 +101,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (16, 32, 1),
     (17, 33, 50),
     (13, 15, 0),
-    (29, 64, 17),
-    (50, 96, 24),
+    (29, 64, 80),
+    (50, 96, 32),
     (50, 19, 16),
     (64, 8, 300),
     (197, 40, 9),
@@ -286,6 +286,66 @@ fn attention_layouts_and_k_blocking() {
             &pool,
         );
         case.check(&c, |p, j| b[p * 40 + j], &format!("k=700 {isa:?}"));
+    }
+}
+
+/// Each element is summed in the same order whatever the thread split, so two threads (column
+/// panel split and row split) must reproduce one thread bit for bit.
+#[test]
+fn two_threads_match_one_thread_bitwise() {
+    let (one, two) = (Pool::new(1), Pool::new(2));
+    for isa in Isa::available() {
+        for (m, n, k) in [(197, 96, 64), (40, 200, 70), (300, 40, 33)] {
+            let a = random(m * k, 1);
+            let b = random(k * n, 2);
+            let bias = random(n, 3);
+            let mut c1 = vec![0.0; m * n];
+            let mut c2 = vec![0.0; m * n];
+            let mut s1 = vec![0.0; scratch_len_for(isa, m, n, k, 1)];
+            let mut s2 = vec![0.0; scratch_len_for(isa, m, n, k, 2)];
+            sgemm_with(
+                isa,
+                m,
+                n,
+                k,
+                &a,
+                k,
+                &b,
+                n,
+                &mut c1,
+                n,
+                Some(&bias),
+                false,
+                &mut s1,
+                &one,
+            );
+            sgemm_with(
+                isa,
+                m,
+                n,
+                k,
+                &a,
+                k,
+                &b,
+                n,
+                &mut c2,
+                n,
+                Some(&bias),
+                false,
+                &mut s2,
+                &two,
+            );
+            assert!(
+                c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "sgemm {isa:?} {m}x{n}x{k}"
+            );
+            sgemm_bt_with(isa, m, n, k, &a, k, &b, k, &mut c1, n, &mut s1, &one);
+            sgemm_bt_with(isa, m, n, k, &a, k, &b, k, &mut c2, n, &mut s2, &two);
+            assert!(
+                c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "sgemm_bt {isa:?} {m}x{n}x{k}"
+            );
+        }
     }
 }
 
