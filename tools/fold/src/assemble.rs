@@ -10,7 +10,7 @@ use crate::folding::{
 };
 use crate::safetensors::Checkpoint;
 use std::collections::BTreeSet;
-use tinv::format::{fnv1a64, DType, MetaValue, Metadata, TinvWriter};
+use tinv::format::{fnv1a64, DType, MetaValue, Metadata, TinvWriter, FLAG_DEVICE};
 use tinv::Config;
 
 /// How to write the folded file.
@@ -18,13 +18,68 @@ use tinv::Config;
 pub struct FoldOptions {
     /// Storage type of the matrices (`F16` halves the file; vectors and embeddings stay f32).
     pub matrix_dtype: DType,
+    /// Also write the device section: an f16 copy `dev.<name>` of every GEMM weight (stem,
+    /// blocks, exit heads), flagged [`FLAG_DEVICE`], after every host tensor on a fresh page.
+    pub device: bool,
 }
 
 impl Default for FoldOptions {
     fn default() -> Self {
         FoldOptions {
             matrix_dtype: DType::F32,
+            device: false,
         }
+    }
+}
+
+/// GEMM weights kept for the device section: name, shape `[in, out]`, values.
+type DeviceCopies = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+/// The writer plus the GEMM weights kept for the device section.
+struct Out {
+    w: TinvWriter,
+    matrix_dtype: DType,
+    device: Option<DeviceCopies>,
+}
+
+impl Out {
+    /// A GEMM weight `[in, out]`: stored as `matrix_dtype`, remembered for the device section.
+    fn matrix(&mut self, name: &str, shape: [usize; 2], data: Vec<f32>) {
+        self.w.tensor(name, &shape, &data, self.matrix_dtype);
+        if let Some(dev) = &mut self.device {
+            dev.push((name.to_string(), shape.to_vec(), data));
+        }
+    }
+
+    /// A vector, embedding or controller weight: always stored f32.
+    fn keep_f32(&mut self, name: &str, shape: &[usize], data: &[f32]) {
+        self.w.tensor(name, shape, data, DType::F32);
+    }
+
+    /// A folded linear layer `{name}.weight` `[in, out]` and `{name}.bias` `[out]`.
+    fn linear(&mut self, name: &str, l: Linear, n_in: usize, n_out: usize) {
+        self.matrix(&format!("{name}.weight"), [n_in, n_out], l.weight);
+        self.keep_f32(&format!("{name}.bias"), &[n_out], &l.bias);
+    }
+
+    fn finish(mut self) -> TinvWriter {
+        if let Some(dev) = self.device.take() {
+            self.w.page_break();
+            for (name, shape, data) in dev {
+                let bytes = data
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect();
+                self.w.raw_tensor(
+                    &format!("dev.{name}"),
+                    DType::F16,
+                    FLAG_DEVICE,
+                    &shape,
+                    bytes,
+                );
+            }
+        }
+        self.w
     }
 }
 
@@ -79,7 +134,11 @@ pub fn fold_checkpoint(
         ck,
         used: BTreeSet::new(),
     };
-    let mut w = TinvWriter::new();
+    let mut out = Out {
+        w: TinvWriter::new(),
+        matrix_dtype: opts.matrix_dtype,
+        device: opts.device.then(Vec::new),
+    };
     let mut meta = Metadata::new();
     meta.set(
         "tinv.producer",
@@ -91,14 +150,13 @@ pub fn fold_checkpoint(
     );
     cfg.to_meta(&mut meta);
     for (k, v) in meta.entries() {
-        w.meta(k, v.clone());
+        out.w.meta(k, v.clone());
     }
-    let mdt = opts.matrix_dtype;
     let (d, k) = (cfg.dim, cfg.classes);
 
     if cfg.controller.is_some() {
         progress("controller");
-        controller(&mut src, &mut w, cfg)?;
+        controller(&mut src, &mut out, cfg)?;
     }
 
     progress("stem");
@@ -108,22 +166,22 @@ pub fn fold_checkpoint(
     let cls = src.get("cls_token", &[1, 1, d], "class token")?;
     let pos = src.get("pos_embed", &[1, cfg.tokens(), d], "position embedding")?;
     let (cls_pos, patch_pos) = split_pos_embed(&cls, &pos, d);
-    w.tensor(
+    out.matrix(
         "stem.patch.weight",
-        &[c * p * p, d],
-        &patch_conv_to_gemm(&pw, d, c, p),
-        mdt,
+        [c * p * p, d],
+        patch_conv_to_gemm(&pw, d, c, p),
     );
-    w.tensor("stem.patch.bias", &[d], &pb, DType::F32);
-    w.tensor("stem.cls", &[d], &cls_pos, DType::F32);
-    w.tensor("stem.pos", &[cfg.patches(), d], &patch_pos, DType::F32);
+    out.keep_f32("stem.patch.bias", &[d], &pb);
+    out.keep_f32("stem.cls", &[d], &cls_pos);
+    out.keep_f32("stem.pos", &[cfg.patches(), d], &patch_pos);
 
     for i in 0..cfg.blocks {
         progress(&format!("block {i}"));
-        block(&mut src, &mut w, cfg, i, mdt)?;
+        block(&mut src, &mut out, cfg, i)?;
         let depth = i + 1;
         if cfg.depths.contains(&depth) {
             progress(&format!("exit {depth}"));
+            // The deepest path's head is timm's own `norm` + `head`.
             let prefix = if depth == cfg.blocks {
                 String::new()
             } else {
@@ -135,47 +193,34 @@ pub fn fold_checkpoint(
             let hw = src.get(&format!("{prefix}head.weight"), &[k, d], &why)?;
             let hb = src.get(&format!("{prefix}head.bias"), &[k], &why)?;
             let head = fold_norm_linear(&hw, Some(&hb), &g, &b, &vec![1.0; k]);
-            w.page_break();
-            put(&mut w, &format!("exit.{depth}.head"), head, d, k, mdt);
+            out.w.page_break();
+            out.linear(&format!("exit.{depth}.head"), head, d, k);
         }
     }
 
-    // Exits the chosen paths leave out are dropped on purpose; anything else unused is a tensor
-    // whose meaning this tool does not know.
+    // Exits that the chosen paths leave out are dropped on purpose; anything else unused is a
+    // tensor whose meaning this tool does not know.
     for depth in exit_depths(ck) {
         if depth < cfg.blocks && !cfg.depths.contains(&depth) {
-            let skipped = format!("exits.{depth}.");
-            if ck
-                .tensors()
-                .keys()
-                .any(|n| n.starts_with(&skipped) && !src.used.contains(n))
-            {
-                progress(&format!(
-                    "skipping exits.{depth}.* (not one of the paths {:?})",
-                    cfg.depths
-                ));
-                let names: Vec<String> = ck
-                    .tensors()
-                    .keys()
-                    .filter(|n| n.starts_with(&skipped))
-                    .cloned()
-                    .collect();
-                src.used.extend(names);
-            }
+            progress(&format!(
+                "skipping exits.{depth}.* (not one of the paths {:?})",
+                cfg.depths
+            ));
+            let prefix = format!("exits.{depth}.");
+            let names = ck.tensors().keys().filter(|n| n.starts_with(&prefix));
+            src.used.extend(names.cloned());
         }
     }
     if let Some(extra) = ck.tensors().keys().find(|n| !src.used.contains(*n)) {
         return Err(FoldError::UnknownTensor(extra.clone()));
     }
-    Ok(w)
+    if opts.device {
+        progress("device section (f16 copies of the GEMM weights)");
+    }
+    Ok(out.finish())
 }
 
-fn put(w: &mut TinvWriter, name: &str, l: Linear, n_in: usize, n_out: usize, mdt: DType) {
-    w.tensor(&format!("{name}.weight"), &[n_in, n_out], &l.weight, mdt);
-    w.tensor(&format!("{name}.bias"), &[n_out], &l.bias, DType::F32);
-}
-
-fn block(src: &mut Source, w: &mut TinvWriter, cfg: &Config, i: usize, mdt: DType) -> Result<()> {
+fn block(src: &mut Source, out: &mut Out, cfg: &Config, i: usize) -> Result<()> {
     let (d, h) = (cfg.dim, cfg.mlp_hidden);
     let n = |s: &str| format!("blocks.{i}.{s}");
     let why = format!("encoder block {i}");
@@ -193,40 +238,26 @@ fn block(src: &mut Source, w: &mut TinvWriter, cfg: &Config, i: usize, mdt: DTyp
     let fc2_w = src.get(&n("mlp.fc2.weight"), &[d, h], &why)?;
     let fc2_b = src.get(&n("mlp.fc2.bias"), &[d], &why)?;
 
-    let qkv = fold_norm_linear(
-        &qkv_w,
-        qkv_b.as_deref(),
-        &g1,
-        &b1,
-        &qkv_column_scale(d, cfg.heads),
-    );
+    let q_scale = qkv_column_scale(d, cfg.heads);
+    let qkv = fold_norm_linear(&qkv_w, qkv_b.as_deref(), &g1, &b1, &q_scale);
     let fc1 = fold_norm_linear(&fc1_w, Some(&fc1_b), &g2, &b2, &vec![1.0; h]);
-    w.page_break();
-    put(w, &format!("blk.{i}.qkv"), qkv, d, 3 * d, mdt);
-    put(
-        w,
+    out.w.page_break();
+    out.linear(&format!("blk.{i}.qkv"), qkv, d, 3 * d);
+    out.linear(
         &format!("blk.{i}.proj"),
         plain_linear(&proj_w, &proj_b),
         d,
         d,
-        mdt,
     );
-    put(w, &format!("blk.{i}.fc1"), fc1, d, h, mdt);
-    put(
-        w,
-        &format!("blk.{i}.fc2"),
-        plain_linear(&fc2_w, &fc2_b),
-        h,
-        d,
-        mdt,
-    );
+    out.linear(&format!("blk.{i}.fc1"), fc1, d, h);
+    out.linear(&format!("blk.{i}.fc2"), plain_linear(&fc2_w, &fc2_b), h, d);
     Ok(())
 }
 
 /// Controller tensors: 2-D weights transposed from PyTorch's `[out, in]` to `[in, out]`.
-/// They stay f32 even with `--dtype f16`: they are tiny, and their argmax decisions should not
-/// move with storage rounding.
-fn controller(src: &mut Source, w: &mut TinvWriter, cfg: &Config) -> Result<()> {
+/// They stay f32 even with `--dtype f16` and have no device copy: they are tiny, run on the
+/// host, and their argmax decisions should not move with storage rounding.
+fn controller(src: &mut Source, out: &mut Out, cfg: &Config) -> Result<()> {
     let f = tinv::control::feature_len(cfg.channels);
     let np = cfg.depths.len();
     let e = tinv::control::EXIT_FEATURES;
@@ -239,37 +270,24 @@ fn controller(src: &mut Source, w: &mut TinvWriter, cfg: &Config) -> Result<()> 
         let b1 = src.get(&format!("ctrl.{net}.fc1.bias"), &[hidden], why)?;
         let w2 = src.get(&format!("ctrl.{net}.fc2.weight"), &[np, hidden], why)?;
         let b2 = src.get(&format!("ctrl.{net}.fc2.bias"), &[np], why)?;
-        put(
-            w,
-            &format!("ctrl.{net}.fc1"),
-            plain_linear(&w1, &b1),
-            n_in,
-            hidden,
-            DType::F32,
-        );
-        put(
-            w,
-            &format!("ctrl.{net}.fc2"),
-            plain_linear(&w2, &b2),
-            hidden,
-            np,
-            DType::F32,
-        );
+        for (l, lin, a, b) in [
+            ("fc1", plain_linear(&w1, &b1), n_in, hidden),
+            ("fc2", plain_linear(&w2, &b2), hidden, np),
+        ] {
+            out.keep_f32(&format!("ctrl.{net}.{l}.weight"), &[a, b], &lin.weight);
+            out.keep_f32(&format!("ctrl.{net}.{l}.bias"), &[b], &lin.bias);
+        }
     }
     let wx = src.get("ctrl.exit.wx", &[hr, e], why)?;
     let wh = src.get("ctrl.exit.wh", &[hr, hr], why)?;
     let b = src.get("ctrl.exit.b", &[hr], why)?;
     let ow = src.get("ctrl.exit.out.weight", &[1, hr], why)?;
     let ob = src.get("ctrl.exit.out.bias", &[1], why)?;
-    w.tensor("ctrl.exit.wx", &[e, hr], &transpose(&wx, hr, e), DType::F32);
-    w.tensor(
-        "ctrl.exit.wh",
-        &[hr, hr],
-        &transpose(&wh, hr, hr),
-        DType::F32,
-    );
-    w.tensor("ctrl.exit.b", &[hr], &b, DType::F32);
-    w.tensor("ctrl.exit.out.weight", &[hr, 1], &ow, DType::F32);
-    w.tensor("ctrl.exit.out.bias", &[1], &ob, DType::F32);
+    out.keep_f32("ctrl.exit.wx", &[e, hr], &transpose(&wx, hr, e));
+    out.keep_f32("ctrl.exit.wh", &[hr, hr], &transpose(&wh, hr, hr));
+    out.keep_f32("ctrl.exit.b", &[hr], &b);
+    // [1, Hr] and [Hr, 1] hold the same values in the same order.
+    out.keep_f32("ctrl.exit.out.weight", &[hr, 1], &ow);
+    out.keep_f32("ctrl.exit.out.bias", &[1], &ob);
     Ok(())
 }

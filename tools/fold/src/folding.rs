@@ -48,7 +48,7 @@ pub fn fold_norm_linear(
 ) -> Linear {
     let (n_in, n_out) = (gamma.len(), col_scale.len());
     assert!(
-        w.len() == n_in * n_out && beta.len() == n_in && b.map_or(true, |b| b.len() == n_out),
+        w.len() == n_in * n_out && beta.len() == n_in && b.iter().all(|b| b.len() == n_out),
         "fold_norm_linear: tensor lengths disagree"
     );
     let mut weight = vec![0.0f32; n_in * n_out];

@@ -42,6 +42,8 @@ OPTIONS:
                           has ctrl.* tensors and its config does not give one).
     --dtype f32|f16       Storage of the matrices (default f32). With f16, biases, stem.cls and
                           stem.pos (and the small controller) stay f32.
+    --device              Also write the device section for TensorRT: an f16 copy dev.<name> of
+                          every GEMM weight ([K, N] row-major), after all host tensors.
     -q, --quiet           No progress lines.
     -h, --help            This help.
     -V, --version         Print the version.
@@ -55,6 +57,7 @@ struct Args {
     config: Option<PathBuf>,
     spec: ConfigSpec,
     dtype: DType,
+    device: bool,
     quiet: bool,
 }
 
@@ -79,6 +82,7 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
         config: None,
         spec: ConfigSpec::default(),
         dtype: DType::F32,
+        device: false,
         quiet: false,
     };
     let mut input = None;
@@ -107,6 +111,7 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
                 return Ok(None);
             }
             "-q" | "--quiet" => a.quiet = true,
+            "--device" => a.device = true,
             "-o" | "--output" => a.output = Some(PathBuf::from(value()?)),
             "--config" => a.config = Some(PathBuf::from(value()?)),
             "--heads" => a.spec.heads = Some(num(flag, &value()?)?),
@@ -171,6 +176,7 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
     let config_json = args.config.as_deref().map(read_text).transpose()?;
     let opts = FoldOptions {
         matrix_dtype: args.dtype,
+        device: args.device,
     };
     let (_, writer) =
         tinv_fold::fold(&ck, config_json.as_deref(), args.spec, &opts, &mut progress)?;

@@ -325,6 +325,7 @@ fn cli_folds_and_help_lists_every_flag() {
         "--std",
         "--budget",
         "--dtype",
+        "--device",
         "--quiet",
         "--help",
         "--version",

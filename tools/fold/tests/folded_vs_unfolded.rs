@@ -125,6 +125,7 @@ fn f16_storage_keeps_vectors_f32_and_stays_close() {
     let bytes = safetensors_bytes(&t, Src::F32, &[("tinv.config", &json)]);
     let opts = FoldOptions {
         matrix_dtype: DType::F16,
+        ..FoldOptions::default()
     };
     let file = fold_bytes(bytes, ConfigSpec::default(), &opts);
     let index = parse(&file).expect("valid file");
@@ -167,4 +168,25 @@ fn depths_flag_selects_a_subset_of_the_exits() {
     assert!(index.tensor("exit.1.head.weight").is_none());
     let worst = compare(&t, &spec, &file, &[3, 4], 2, 1e-6);
     assert!(worst <= TOL_F32, "max |Δlogit| {worst:e}");
+}
+
+/// The reference's own erf against published values (Abramowitz & Stegun table 7.1, and
+/// erf(5) = 1 − 1.5375e-12), to 1e-12: far below the f32 noise of the comparisons it serves.
+#[test]
+fn reference_erf_matches_published_values() {
+    for (x, want) in [
+        (0.0, 0.0),
+        (0.5, 0.520_499_877_813_046_5),
+        (1.0, 0.842_700_792_949_714_9),
+        (2.0, 0.995_322_265_018_952_7),
+        (3.5, 0.999_999_256_901_627_7),
+        (5.0, 0.999_999_999_998_462_5),
+        (-1.0, -0.842_700_792_949_714_9),
+    ] {
+        assert!(
+            (erf(x) - want).abs() < 1e-12,
+            "erf({x}) = {} vs {want}",
+            erf(x)
+        );
+    }
 }

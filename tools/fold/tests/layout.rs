@@ -180,3 +180,74 @@ fn plain_rgb_checkpoint_gets_timm_defaults() {
         (4, 24, 4, 40, 7)
     );
 }
+
+#[test]
+fn device_section_holds_f16_copies_of_the_gemm_weights_after_the_host_tensors() {
+    let spec = Spec::small();
+    let t = random_checkpoint(&spec, 21);
+    let json = spec.config_json(&[1, 3, 4]);
+    let ck = Checkpoint::parse(safetensors_bytes(&t, Src::F32, &[("tinv.config", &json)]))
+        .expect("parses");
+    let opts = FoldOptions {
+        device: true,
+        ..FoldOptions::default()
+    };
+    let (_, w) = fold(&ck, None, ConfigSpec::default(), &opts, &mut |_| {}).expect("folds");
+    let file = w.to_bytes();
+    let index = parse(&file).expect("valid");
+    let host: Vec<_> = index.tensors.iter().filter(|t| t.flags & 1 == 0).collect();
+    let dev: Vec<_> = index.tensors.iter().filter(|t| t.flags & 1 == 1).collect();
+    let gemm: Vec<&str> = host
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| n.ends_with(".weight"))
+        .collect();
+    assert_eq!(
+        gemm.len(),
+        1 + 4 * 4 + 3,
+        "stem + 4 per block + 3 exit heads"
+    );
+    let dev_names: Vec<String> = dev.iter().map(|t| t.name.clone()).collect();
+    let want: Vec<String> = gemm.iter().map(|n| format!("dev.{n}")).collect();
+    assert_eq!(dev_names, want);
+    let last_host = host
+        .iter()
+        .map(|t| t.offset + t.nbytes)
+        .max()
+        .expect("host tensors");
+    assert!(dev[0].offset >= last_host && dev[0].offset % 4096 == 0);
+    let f32s = |ti: &tinv::format::TensorInfo| -> Vec<f32> {
+        file[ti.offset..ti.offset + ti.nbytes]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    for d in &dev {
+        assert_eq!(d.dtype, tinv::format::DType::F16, "{}", d.name);
+        let h = index.tensor(&d.name[4..]).expect("host twin");
+        assert_eq!(d.shape, h.shape, "{}", d.name);
+        let got: Vec<u16> = file[d.offset..d.offset + d.nbytes]
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let want: Vec<u16> = f32s(h)
+            .iter()
+            .map(|v| half::f16::from_f32(*v).to_bits())
+            .collect();
+        assert_eq!(got, want, "{}", d.name);
+    }
+    // The CPU backend ignores the section: same logits as without it.
+    let (_, plain) = fold(
+        &ck,
+        None,
+        ConfigSpec::default(),
+        &FoldOptions::default(),
+        &mut |_| {},
+    )
+    .expect("folds");
+    let x = random_image(&spec, 5);
+    assert_eq!(
+        runtime_logits(&file, &x, 4),
+        runtime_logits(&plain.to_bytes(), &x, 4)
+    );
+}

@@ -135,6 +135,7 @@ fn folded_timm_checkpoint_in_f16_stays_near_timm() {
     };
     let opts = FoldOptions {
         matrix_dtype: tinv::format::DType::F16,
+        ..FoldOptions::default()
     };
     let (cfg, w) = fold(&ck, None, flags, &opts, &mut |_| {}).expect("folds");
     let file = w.to_bytes();
