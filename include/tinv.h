@@ -1,0 +1,272 @@
+/*
+ * tinv.h — C API of tinv, a static, embedded runtime for input-adaptive-depth Vision
+ * Transformers (libtinv.so / libtinv.a). C99; usable from C++ (extern "C").
+ *
+ * Objects
+ *   tinv_model    A validated, memory-mapped .tinv file: configuration, weights, one plan per
+ *                 depth path. Read-only after open: every function taking a `const tinv_model *`
+ *                 may be called from any number of threads at once, and sessions on one model
+ *                 may run on different threads at the same time.
+ *   tinv_session  One thread's state for running a model: the fixed arena, worker pool,
+ *                 controller buffers, the stats of the last call. A session may move between
+ *                 threads but must be used by one thread at a time; a second thread entering a
+ *                 call on a busy session gets TINV_ERR_SESSION_BUSY (never a data race).
+ *
+ * Handles are opaque and never dereferenced by the library: each is an id checked against a
+ * registry with a generation counter, so passing a freed (stale), twice-freed, forged or
+ * wrong-kind handle returns TINV_ERR_INVALID_HANDLE and touches no freed memory.
+ *
+ * Conventions
+ *   - Every fallible function returns a tinv_status; TINV_OK is 0. On failure a one-line
+ *     message is available from tinv_last_error() on the same thread.
+ *   - Arguments come in the order object, inputs, outputs; every buffer is followed by its
+ *     length in elements. Outputs (including `*out` handles) are written only on success.
+ *   - Every required pointer argument that is NULL gives TINV_ERR_NULL_ARG (naming it).
+ *   - The caller owns every buffer; inference never allocates and never keeps a pointer
+ *     to a caller buffer after it returns.
+ *   - No Rust panic crosses this boundary: one is caught and returned as TINV_ERR_PANIC.
+ *   - Options structs start with `struct_size`; fill them with tinv_*_options_default()
+ *     and change fields, so a library and a header of different versions detect each other
+ *     (TINV_ERR_OPTIONS_VERSION). Passing NULL options means the defaults.
+ *
+ * Input: float32, CHW, raw pixel values in [0, 1] (the model's mean/std normalization is
+ * applied inside). NaN/Inf policy: an input holding a NaN or an infinity is rejected with
+ * TINV_ERR_INVALID_INPUT before anything runs (the logits buffer is left untouched).
+ *
+ * Status codes listed per function are the specific ones; any function may also return
+ * TINV_ERR_PANIC or TINV_ERR_INTERNAL (bugs in tinv).
+ */
+#ifndef TINV_H
+#define TINV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of this header; tinv_version_number() gives the library's (they must agree). */
+#define TINV_VERSION_MAJOR 0
+#define TINV_VERSION_MINOR 1
+#define TINV_VERSION_PATCH 0
+#define TINV_VERSION_STRING "0.1.0"
+#define TINV_VERSION_NUMBER (TINV_VERSION_MAJOR * 1000000 + TINV_VERSION_MINOR * 1000 + TINV_VERSION_PATCH)
+
+/* ---- Status ---------------------------------------------------------------------------- */
+
+/* One status type. Numbers come in families (argument 1xx, file/format 2xx, device 3xx,
+ * internal 9xx) and are never reused. */
+typedef enum tinv_status {
+    TINV_OK = 0,
+    /* Argument errors. */
+    TINV_ERR_NULL_ARG = 100,          /* a required pointer argument is NULL */
+    TINV_ERR_INVALID_ARG = 101,       /* batch, depth, budget, threshold, mode, backend, option out of range */
+    TINV_ERR_BUFFER_TOO_SMALL = 102,  /* an output buffer's length is smaller than the result */
+    TINV_ERR_INPUT_LENGTH = 103,      /* input element count is not batch * C * H * W */
+    TINV_ERR_INVALID_INPUT = 104,     /* input holds NaN or +-Inf */
+    TINV_ERR_INVALID_HANDLE = 105,    /* stale (freed), double-freed, forged or wrong-kind handle */
+    TINV_ERR_OPTIONS_VERSION = 106,   /* options.struct_size unknown to this library */
+    TINV_ERR_SESSION_BUSY = 107,      /* another thread is inside a call on this session */
+    /* File and format errors. */
+    TINV_ERR_IO = 200,                /* the model file could not be opened or mapped */
+    TINV_ERR_FORMAT = 201,            /* the bytes are not a valid .tinv file */
+    TINV_ERR_CHECKSUM = 202,          /* a tensor checksum mismatched (verify option) */
+    TINV_ERR_MODEL = 203,             /* valid file, but not a model this runtime can run */
+    /* Device / backend errors. */
+    TINV_ERR_BACKEND_UNAVAILABLE = 300, /* backend not built into this library or not usable here */
+    TINV_ERR_BACKEND = 301,           /* the backend failed while running */
+    /* Internal errors (bugs in tinv; please report them with tinv_last_error()). */
+    TINV_ERR_PANIC = 900,             /* a Rust panic was caught at the boundary */
+    TINV_ERR_INTERNAL = 901,          /* an internal invariant failed */
+    TINV_ERR_OUT_OF_HANDLES = 902     /* more than 2^20 live models (or sessions) */
+} tinv_status;
+
+/* Static, NUL-terminated description of a status ("unknown status" for other values).
+ * Never NULL; never freed. Thread-safe. */
+const char *tinv_status_str(tinv_status status);
+
+/* This thread's message for the last failed call ("" after a successful call). Never NULL.
+ * The string is owned by the library and valid until this thread's next call into tinv
+ * (tinv_last_error, tinv_status_str and the version functions do not count). Thread-local:
+ * each thread sees its own message. */
+const char *tinv_last_error(void);
+
+/* Library version as "MAJOR.MINOR.PATCH" (static) and as TINV_VERSION_NUMBER encodes it.
+ * Compare with the header macros to detect a header/library mismatch. Thread-safe. */
+const char *tinv_version_string(void);
+uint32_t tinv_version_number(void);
+
+/* ---- Handles and enums ------------------------------------------------------------------ */
+
+typedef struct tinv_model tinv_model;
+typedef struct tinv_session tinv_session;
+
+/* Stored in tinv_model_options.backend (uint32_t). */
+typedef enum tinv_backend {
+    TINV_BACKEND_AUTO = 0,     /* the best available: TensorRT when built and usable, else CPU */
+    TINV_BACKEND_CPU = 1,      /* the CPU reference backend (SIMD chosen at run time) */
+    TINV_BACKEND_TENSORRT = 2  /* NVIDIA TensorRT; TINV_ERR_BACKEND_UNAVAILABLE in CPU-only builds */
+} tinv_backend;
+
+/* Stored in tinv_session_options.mode and passed to tinv_session_set_mode. */
+typedef enum tinv_mode {
+    TINV_MODE_ADAPTIVE = 0,  /* controller picks a start path; the layer-wise policy may go deeper */
+    TINV_MODE_GRAPH = 1,     /* controller picks one path per input before it runs (no escalation) */
+    TINV_MODE_THRESHOLD = 2  /* baseline: shallowest path first, go deeper while max softmax < tau */
+} tinv_mode;
+
+/* ---- Model ------------------------------------------------------------------------------ */
+
+typedef struct tinv_model_options {
+    uint32_t struct_size;     /* sizeof(tinv_model_options); set by tinv_model_options_default() */
+    uint32_t backend;         /* a tinv_backend; default TINV_BACKEND_AUTO (0) */
+    uint32_t verify;          /* nonzero: recompute every tensor checksum at open (reads every
+                                 page once); 0 (default): structural validation only */
+    uint32_t reserved;        /* must be 0 */
+    const char *engines_dir;  /* directory of built TensorRT engines; NULL (default) = none.
+                                 Ignored by the CPU backend. Only read during the open call. */
+} tinv_model_options;
+
+/* Default model options (backend auto, no verify). Thread-safe. */
+tinv_model_options tinv_model_options_default(void);
+
+/* Opens and validates the .tinv file at `path` (NUL-terminated, any bytes the OS accepts) and
+ * stores a new model handle in *out. The file is memory-mapped: it must not be modified or
+ * truncated while the model (or a session on it) is alive; replace model files by renaming.
+ * `options` may be NULL (defaults); it is only read during the call.
+ * Free with tinv_model_free. Thread-safe.
+ * Returns TINV_OK, TINV_ERR_NULL_ARG (path, out), TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG
+ * (backend, reserved), TINV_ERR_BACKEND_UNAVAILABLE, TINV_ERR_IO, TINV_ERR_FORMAT,
+ * TINV_ERR_CHECKSUM, TINV_ERR_MODEL, TINV_ERR_OUT_OF_HANDLES. */
+tinv_status tinv_model_open(const char *path, const tinv_model_options *options, tinv_model **out);
+
+/* As tinv_model_open, from `len` bytes at `data`, which are copied: the caller may free `data`
+ * when the call returns. Same status codes (TINV_ERR_NULL_ARG for data, out; no TINV_ERR_IO
+ * except when memory for the copy cannot be mapped). */
+tinv_status tinv_model_open_bytes(const void *data, size_t len, const tinv_model_options *options,
+                                  tinv_model **out);
+
+/* Releases the handle. NULL is a no-op (TINV_OK). Sessions opened on the model stay valid: they
+ * keep the weights alive until the last of them is freed. Any thread; do not race it against
+ * other calls on the same handle if you rely on their result (they will see either the model or
+ * TINV_ERR_INVALID_HANDLE, never freed memory).
+ * Returns TINV_OK, TINV_ERR_INVALID_HANDLE (already freed, or not a model handle). */
+tinv_status tinv_model_free(tinv_model *model);
+
+/* Model queries. Each writes its outputs only on success and is thread-safe.
+ * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE (and TINV_ERR_INVALID_ARG for
+ * a path index out of range). */
+
+/* Input shape: channels, height, width. Inputs are float32 CHW in [0, 1]. */
+tinv_status tinv_model_input_shape(const tinv_model *model, size_t *channels, size_t *height,
+                                   size_t *width);
+/* Floats per input: channels * height * width. */
+tinv_status tinv_model_input_len(const tinv_model *model, size_t *out);
+/* Number of classes = logits per input. */
+tinv_status tinv_model_num_classes(const tinv_model *model, size_t *out);
+/* Number of depth paths (exits). */
+tinv_status tinv_model_num_paths(const tinv_model *model, size_t *out);
+/* Path `index` (0 .. num_paths-1, shallowest first): its depth (encoder blocks run) and FLOPs
+ * per input of the stem, blocks 1..depth and its exit head (controller not included). */
+tinv_status tinv_model_path_info(const tinv_model *model, size_t index, size_t *depth,
+                                 uint64_t *flops);
+/* Bytes of host weights (every tensor of the file the CPU backend reads). */
+tinv_status tinv_model_weight_bytes(const tinv_model *model, uint64_t *out);
+/* The budget lambda stored in the model (0 when the model has no controller). */
+tinv_status tinv_model_default_budget(const tinv_model *model, float *out);
+/* The backend the model runs on (a tinv_backend, never TINV_BACKEND_AUTO). */
+tinv_status tinv_model_backend(const tinv_model *model, uint32_t *out);
+
+/* ---- Session ---------------------------------------------------------------------------- */
+
+typedef struct tinv_session_options {
+    uint32_t struct_size;  /* sizeof(tinv_session_options); set by tinv_session_options_default() */
+    uint32_t mode;         /* a tinv_mode; default TINV_MODE_ADAPTIVE (0) */
+    float threshold;       /* tau in [0, 1] for TINV_MODE_THRESHOLD; ignored otherwise; default 0 */
+    float budget;          /* lambda in [0, 1] (0 = accuracy first, 1 = fewest FLOPs);
+                              negative (default -1) = the model's stored default; NaN is invalid */
+    uint32_t max_batch;    /* most inputs per infer call, 1..4096 (the arena is sized for it);
+                              0 = 1; default 1 */
+    uint32_t threads;      /* threads one call may use, 1..256 (1 = only the calling thread);
+                              0 = 1; default 1 */
+} tinv_session_options;
+
+/* Default session options (adaptive, the model's budget, max_batch 1, 1 thread). */
+tinv_session_options tinv_session_options_default(void);
+
+/* Opens a session on `model` and stores its handle in *out. Allocates everything the session
+ * will ever use (arena, worker threads, plans). The session holds a reference to the model, so
+ * the model handle may be freed first. Thread-safe (many threads may open sessions on one model).
+ * Returns TINV_OK, TINV_ERR_NULL_ARG (model, out), TINV_ERR_INVALID_HANDLE,
+ * TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG (an option out of range),
+ * TINV_ERR_OUT_OF_HANDLES. */
+tinv_status tinv_session_open(const tinv_model *model, const tinv_session_options *options,
+                              tinv_session **out);
+
+/* Releases the session (joins its worker threads). NULL is a no-op (TINV_OK).
+ * Returns TINV_OK, TINV_ERR_INVALID_HANDLE (already freed, or not a session handle). */
+tinv_status tinv_session_free(tinv_session *session);
+
+/* Classifies `batch` inputs (1 .. max_batch) with the session's mode and budget.
+ * input:  batch * C * H * W floats (input-major, each CHW in [0, 1]); input_len must be exactly
+ *         that count.
+ * logits: capacity logits_len >= batch * classes; receives batch * classes floats (input-major);
+ *         entries beyond are untouched. Written only on success.
+ * Per-input stats: tinv_session_last_stats. Allocates nothing; one thread at a time per session.
+ * Returns TINV_OK, TINV_ERR_NULL_ARG (session, input, logits), TINV_ERR_INVALID_HANDLE,
+ * TINV_ERR_INVALID_ARG (batch, misaligned pointer), TINV_ERR_INPUT_LENGTH,
+ * TINV_ERR_BUFFER_TOO_SMALL, TINV_ERR_INVALID_INPUT, TINV_ERR_SESSION_BUSY, TINV_ERR_BACKEND. */
+tinv_status tinv_session_infer(tinv_session *session, const float *input, size_t input_len,
+                               size_t batch, float *logits, size_t logits_len);
+
+/* As tinv_session_infer, but every input runs the path of depth `depth` (a depth reported by
+ * tinv_model_path_info), without the controller. Same status codes; TINV_ERR_INVALID_ARG when
+ * `depth` is not a path of the model. */
+tinv_status tinv_session_infer_depth(tinv_session *session, const float *input, size_t input_len,
+                                     size_t batch, size_t depth, float *logits, size_t logits_len);
+
+/* Sets the budget lambda in [0, 1] for later calls.
+ * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE, TINV_ERR_INVALID_ARG (out of
+ * range or NaN), TINV_ERR_SESSION_BUSY. */
+tinv_status tinv_session_set_budget(tinv_session *session, float budget);
+
+/* Sets the mode (a tinv_mode); `threshold` is tau in [0, 1] for TINV_MODE_THRESHOLD and ignored
+ * otherwise. Same status codes as tinv_session_set_budget. */
+tinv_status tinv_session_set_mode(tinv_session *session, uint32_t mode, float threshold);
+
+/* What happened to one input of the last call. */
+typedef struct tinv_stats {
+    uint32_t depth;          /* blocks run: depth of the path whose exit answered */
+    uint32_t path;           /* index of that path */
+    uint32_t start_depth;    /* depth of the path the controller started with */
+    uint32_t escalations;    /* times the policy (or threshold) continued to a deeper path */
+    uint64_t flops;          /* every FLOP run for this input: controller, stem, blocks, exits */
+    uint64_t weight_bytes;   /* bytes of weights read for this input */
+    uint32_t class_id;       /* predicted class: argmax of the logits */
+    float confidence;        /* softmax probability of that class */
+    int32_t predicted_path;  /* path the complexity predictor rated best; -1 if it did not run */
+    uint32_t reserved;       /* 0 */
+    double latency_us;       /* wall time of the whole call in microseconds (same for a batch) */
+} tinv_stats;
+
+/* Copies the stats of the last successful infer call on this session, one per input, into
+ * stats[0 .. *count) (*count = that call's batch; 0 before any successful call or after a
+ * failed one). stats_len is the capacity of `stats` in entries.
+ * Returns TINV_OK, TINV_ERR_NULL_ARG (session, stats, count), TINV_ERR_INVALID_HANDLE,
+ * TINV_ERR_BUFFER_TOO_SMALL (stats_len < batch), TINV_ERR_SESSION_BUSY. */
+tinv_status tinv_session_last_stats(tinv_session *session, tinv_stats *stats, size_t stats_len,
+                                    size_t *count);
+
+/* Bytes of the session's arena (all activations of the largest path at max_batch).
+ * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE, TINV_ERR_SESSION_BUSY. */
+tinv_status tinv_session_arena_bytes(tinv_session *session, size_t *out);
+
+/* The session's max_batch. Same status codes as tinv_session_arena_bytes. */
+tinv_status tinv_session_max_batch(tinv_session *session, size_t *out);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* TINV_H */

@@ -1,0 +1,382 @@
+//! The C ABI of `libtinv.so` / `libtinv.a`, declared in `include/tinv.h` (read that for the
+//! contract of each function; docs/C_API.md for building and linking).
+//!
+//! Shape of every export: `tinv_<object>_<verb>`, arguments in the order object, inputs,
+//! outputs, each buffer followed by its length, a [`Status`] returned, outputs written only on
+//! success. Each body runs inside [`status::ffi_boundary!`], which checks the pointer arguments
+//! for NULL and catches panics. Handles are registry ids, never pointers (see [`registry`]).
+
+mod registry;
+mod session;
+pub mod status;
+
+pub use session::*;
+pub use status::Status;
+
+use crate::model::{Model, OpenOptions};
+use registry::{Kind, Registry};
+use status::{ffi_boundary, Fail};
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::Arc;
+
+/// Opaque model handle (`tinv_model` in C). Never dereferenced: its address is a registry id.
+#[repr(C)]
+pub struct TinvModel {
+    _opaque: [u8; 0],
+}
+
+/// Opaque session handle (`tinv_session` in C). Never dereferenced: its address is a registry id.
+#[repr(C)]
+pub struct TinvSession {
+    _opaque: [u8; 0],
+}
+
+/// `TINV_BACKEND_AUTO`: the best backend available (today: the CPU).
+pub const BACKEND_AUTO: u32 = 0;
+/// `TINV_BACKEND_CPU`: the CPU reference backend.
+pub const BACKEND_CPU: u32 = 1;
+/// `TINV_BACKEND_TENSORRT`: NVIDIA TensorRT.
+pub const BACKEND_TENSORRT: u32 = 2;
+
+/// Options for opening a model (`tinv_model_options`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ModelOptions {
+    /// `sizeof(tinv_model_options)`; the only value accepted today is `size_of::<ModelOptions>()`.
+    pub struct_size: u32,
+    /// A `tinv_backend` value.
+    pub backend: u32,
+    /// Nonzero: recompute every tensor checksum at open.
+    pub verify: u32,
+    /// Zero (reserved for future flags).
+    pub reserved: u32,
+    /// Directory of built TensorRT engines; NULL = none. Unused by the CPU backend.
+    pub engines_dir: *const c_char,
+}
+
+/// What a model handle holds.
+pub(crate) struct ModelObj {
+    pub(crate) model: Arc<Model>,
+    backend: u32,
+}
+
+pub(crate) static MODELS: Registry<ModelObj> = Registry::new(Kind::Model);
+
+/// `TINV_VERSION_STRING`, e.g. `"0.1.0"`.
+#[no_mangle]
+pub extern "C" fn tinv_version_string() -> *const c_char {
+    const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr().cast()
+}
+
+/// `major × 1 000 000 + minor × 1000 + patch` of this library (`TINV_VERSION_NUMBER`).
+#[no_mangle]
+pub extern "C" fn tinv_version_number() -> u32 {
+    let p = |s: &str| s.parse::<u32>().unwrap_or(0);
+    p(env!("CARGO_PKG_VERSION_MAJOR")) * 1_000_000
+        + p(env!("CARGO_PKG_VERSION_MINOR")) * 1000
+        + p(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+/// Static text for a status code (`"unknown status"` for a code that is not one).
+#[no_mangle]
+pub extern "C" fn tinv_status_str(status: u32) -> *const c_char {
+    Status::from_code(status).map_or(c"unknown status", Status::text).as_ptr()
+}
+
+/// This thread's last error message: `""` after a successful call.
+#[no_mangle]
+pub extern "C" fn tinv_last_error() -> *const c_char {
+    status::last_error_ptr()
+}
+
+/// Default model options.
+#[no_mangle]
+pub extern "C" fn tinv_model_options_default() -> ModelOptions {
+    ModelOptions {
+        struct_size: std::mem::size_of::<ModelOptions>() as u32,
+        backend: BACKEND_AUTO,
+        verify: 0,
+        reserved: 0,
+        engines_dir: std::ptr::null(),
+    }
+}
+
+/// Reads an options struct after checking its `struct_size`; NULL = `default`.
+///
+/// # Safety
+/// `p` is NULL or points to a readable `T` whose first field is a `u32` struct size.
+pub(crate) unsafe fn read_options<T: Copy>(p: *const T, default: T, what: &str) -> Result<T, Fail> {
+    if p.is_null() {
+        return Ok(default);
+    }
+    if (p as usize) % std::mem::align_of::<T>() != 0 {
+        return Err(Fail::new(Status::InvalidArg, format!("{what} pointer is misaligned")));
+    }
+    // SAFETY: non-null and aligned; the caller passes a pointer to at least the leading u32.
+    let size = unsafe { p.cast::<u32>().read() };
+    if size as usize != std::mem::size_of::<T>() {
+        return Err(Fail::new(
+            Status::OptionsVersion,
+            format!(
+                "{what}.struct_size is {size}, this library (tinv {}) knows {} (fill it with {what}_default())",
+                env!("CARGO_PKG_VERSION"),
+                std::mem::size_of::<T>()
+            ),
+        ));
+    }
+    // SAFETY: the caller declared a struct of exactly this size and layout.
+    Ok(unsafe { p.read() })
+}
+
+fn open_options(o: &ModelOptions) -> Result<OpenOptions, Fail> {
+    match o.backend {
+        BACKEND_AUTO | BACKEND_CPU => {}
+        BACKEND_TENSORRT => {
+            return Err(Fail::new(
+                Status::BackendUnavailable,
+                "TensorRT backend not built/available (this libtinv has the CPU backend only)",
+            ))
+        }
+        b => return Err(Fail::new(Status::InvalidArg, format!("backend {b} is not a tinv_backend"))),
+    }
+    if o.reserved != 0 {
+        return Err(Fail::new(Status::InvalidArg, "tinv_model_options.reserved must be 0"));
+    }
+    Ok(OpenOptions { verify: o.verify != 0 })
+}
+
+fn register_model(model: Model, out: *mut *mut TinvModel) -> Result<(), Fail> {
+    let h = MODELS.insert(ModelObj {
+        model: Arc::new(model),
+        backend: BACKEND_CPU,
+    })?;
+    // SAFETY: `out` was checked non-null by the boundary; the caller provides a writable slot.
+    unsafe { out.write(h as *mut TinvModel) };
+    Ok(())
+}
+
+/// Opens a `.tinv` file (memory-mapped) → `*out`.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `options` is NULL or a valid options struct; `out` is
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_open(
+    path: *const c_char,
+    options: *const ModelOptions,
+    out: *mut *mut TinvModel,
+) -> Status {
+    ffi_boundary!("tinv_model_open", [path, out], {
+        // SAFETY: caller contract (documented in tinv.h).
+        let o = unsafe { read_options(options, tinv_model_options_default(), "tinv_model_options") }?;
+        let opts = open_options(&o)?;
+        // SAFETY: `path` is non-null and NUL-terminated by contract.
+        let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+        let model = Model::open(os_path(bytes)?, &opts)?;
+        register_model(model, out)
+    })
+}
+
+/// Opens a model from `len` bytes at `data` (copied; the buffer may be freed after the call).
+///
+/// # Safety
+/// `data` points to `len` readable bytes; `options` is NULL or valid; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_open_bytes(
+    data: *const c_void,
+    len: usize,
+    options: *const ModelOptions,
+    out: *mut *mut TinvModel,
+) -> Status {
+    ffi_boundary!("tinv_model_open_bytes", [data, out], {
+        // SAFETY: caller contract.
+        let o = unsafe { read_options(options, tinv_model_options_default(), "tinv_model_options") }?;
+        let opts = open_options(&o)?;
+        if len > isize::MAX as usize {
+            return Err(Fail::new(Status::InvalidArg, format!("len {len} exceeds isize::MAX")));
+        }
+        // SAFETY: `data` is non-null and points to `len` readable bytes by contract.
+        let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
+        register_model(Model::from_bytes(bytes, &opts)?, out)
+    })
+}
+
+#[cfg(unix)]
+fn os_path(bytes: &[u8]) -> Result<std::path::PathBuf, Fail> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(std::ffi::OsStr::from_bytes(bytes).into())
+}
+
+#[cfg(not(unix))]
+fn os_path(bytes: &[u8]) -> Result<std::path::PathBuf, Fail> {
+    std::str::from_utf8(bytes)
+        .map(Into::into)
+        .map_err(|_| Fail::new(Status::InvalidArg, "path is not valid UTF-8"))
+}
+
+/// Unregisters a model; NULL is a no-op. Sessions opened on it keep the weights alive.
+///
+/// # Safety
+/// None beyond passing a value this library returned (any value is checked).
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_free(model: *mut TinvModel) -> Status {
+    ffi_boundary!("tinv_model_free", [], {
+        if !model.is_null() {
+            drop(MODELS.remove(model as usize)?);
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn model_of(h: *const TinvModel) -> Result<Arc<ModelObj>, Fail> {
+    MODELS.get(h as usize)
+}
+
+/// Writes `v` to `out`. SAFETY contract: `out` is non-null and writable (boundary-checked).
+unsafe fn put<T>(out: *mut T, v: T) {
+    // SAFETY: see the function contract.
+    unsafe { out.write(v) }
+}
+
+/// Input shape: channels, height, width (inputs are f32 CHW, values in [0, 1]).
+///
+/// # Safety
+/// Output pointers are writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_input_shape(
+    model: *const TinvModel,
+    channels: *mut usize,
+    height: *mut usize,
+    width: *mut usize,
+) -> Status {
+    ffi_boundary!("tinv_model_input_shape", [model, channels, height, width], {
+        let m = model_of(model)?;
+        let c = m.model.config();
+        // SAFETY: all three were checked non-null; writable by contract.
+        unsafe {
+            put(channels, c.channels);
+            put(height, c.image_h);
+            put(width, c.image_w);
+        }
+        Ok(())
+    })
+}
+
+/// Floats per input (`C × H × W`).
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_input_len(model: *const TinvModel, out: *mut usize) -> Status {
+    ffi_boundary!("tinv_model_input_len", [model, out], {
+        let m = model_of(model)?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, m.model.config().input_len()) };
+        Ok(())
+    })
+}
+
+/// Number of classes (logits per input).
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_num_classes(model: *const TinvModel, out: *mut usize) -> Status {
+    ffi_boundary!("tinv_model_num_classes", [model, out], {
+        let m = model_of(model)?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, m.model.config().classes) };
+        Ok(())
+    })
+}
+
+/// Number of depth paths.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_num_paths(model: *const TinvModel, out: *mut usize) -> Status {
+    ffi_boundary!("tinv_model_num_paths", [model, out], {
+        let m = model_of(model)?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, m.model.config().depths.len()) };
+        Ok(())
+    })
+}
+
+/// Depth and FLOPs per input (stem + blocks + exit head, no controller) of path `index`.
+///
+/// # Safety
+/// Output pointers are writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_path_info(
+    model: *const TinvModel,
+    index: usize,
+    depth: *mut usize,
+    flops: *mut u64,
+) -> Status {
+    ffi_boundary!("tinv_model_path_info", [model, depth, flops], {
+        let m = model_of(model)?;
+        let costs = m.model.costs();
+        let c = costs.get(index).ok_or_else(|| {
+            Fail::new(
+                Status::InvalidArg,
+                format!("path index {index} not in 0..{}", costs.len()),
+            )
+        })?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe {
+            put(depth, c.depth);
+            put(flops, c.backbone_flops);
+        }
+        Ok(())
+    })
+}
+
+/// Bytes of host weights (every tensor the CPU backend reads, controller included).
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_weight_bytes(model: *const TinvModel, out: *mut u64) -> Status {
+    ffi_boundary!("tinv_model_weight_bytes", [model, out], {
+        let m = model_of(model)?;
+        let n: u64 = (m.model.index().tensors.iter())
+            .filter(|t| t.flags & crate::format::FLAG_DEVICE == 0)
+            .map(|t| t.nbytes as u64)
+            .sum();
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}
+
+/// The budget λ stored in the model (0 when it has no controller).
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_default_budget(model: *const TinvModel, out: *mut f32) -> Status {
+    ffi_boundary!("tinv_model_default_budget", [model, out], {
+        let m = model_of(model)?;
+        let b = m.model.config().controller.as_ref().map_or(0.0, |c| c.default_budget);
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, b) };
+        Ok(())
+    })
+}
+
+/// The backend the model was opened on (`TINV_BACKEND_CPU` today; never `AUTO`).
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_model_backend(model: *const TinvModel, out: *mut u32) -> Status {
+    ffi_boundary!("tinv_model_backend", [model, out], {
+        let m = model_of(model)?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, m.backend) };
+        Ok(())
+    })
+}

@@ -1,0 +1,392 @@
+//! Session exports: open/free, infer (policy or forced depth), budget and mode, stats, arena.
+
+use super::registry::{Kind, Registry};
+use super::status::{ffi_boundary, Fail, Status};
+use super::{model_of, put, read_options, TinvModel, TinvSession};
+use crate::session::{Mode, Session, SessionOptions, Stats};
+use std::sync::{Mutex, TryLockError};
+
+/// `TINV_MODE_ADAPTIVE`: level-1 start path, then the layer-wise policy at each exit.
+pub const MODE_ADAPTIVE: u32 = 0;
+/// `TINV_MODE_GRAPH`: level 1 only (one path per input, decided before it runs).
+pub const MODE_GRAPH: u32 = 1;
+/// `TINV_MODE_THRESHOLD`: baseline, continue while the exit's max softmax < τ.
+pub const MODE_THRESHOLD: u32 = 2;
+
+/// Options for opening a session (`tinv_session_options`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SessionOptionsC {
+    /// `sizeof(tinv_session_options)`.
+    pub struct_size: u32,
+    /// A `tinv_mode` value.
+    pub mode: u32,
+    /// τ ∈ [0, 1] for `TINV_MODE_THRESHOLD`; ignored otherwise.
+    pub threshold: f32,
+    /// Budget λ ∈ [0, 1]; negative = the model's default.
+    pub budget: f32,
+    /// Most inputs per call, 1..=4096; 0 = 1.
+    pub max_batch: u32,
+    /// Worker threads for one call, 1..=256; 0 = 1 (run on the calling thread only).
+    pub threads: u32,
+}
+
+/// Per-input stats of the last call (`tinv_stats`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StatsC {
+    /// Blocks run (depth of the path whose exit answered).
+    pub depth: u32,
+    /// Index of that path.
+    pub path: u32,
+    /// Depth of the path level 1 started with.
+    pub start_depth: u32,
+    /// Times the policy (or threshold) continued to a deeper path.
+    pub escalations: u32,
+    /// Every FLOP run for this input (controller, stem, blocks, every exit computed).
+    pub flops: u64,
+    /// Bytes of weights read for this input.
+    pub weight_bytes: u64,
+    /// Predicted class (argmax of the logits).
+    pub class_id: u32,
+    /// Softmax probability of that class.
+    pub confidence: f32,
+    /// Path index the complexity predictor rated best; -1 when the controller did not run.
+    pub predicted_path: i32,
+    /// Zero.
+    pub reserved: u32,
+    /// Wall time of the whole call in µs (shared by the inputs of a batch).
+    pub latency_us: f64,
+}
+
+impl From<&Stats> for StatsC {
+    fn from(s: &Stats) -> StatsC {
+        let u = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        StatsC {
+            depth: u(s.depth),
+            path: u(s.path),
+            start_depth: u(s.start_depth),
+            escalations: s.escalations,
+            flops: s.flops,
+            weight_bytes: s.weight_bytes,
+            class_id: u(s.class),
+            confidence: s.confidence,
+            predicted_path: i32::try_from(s.predicted_path).unwrap_or(-1),
+            reserved: 0,
+            latency_us: s.latency_us,
+        }
+    }
+}
+
+/// What a session handle holds. The mutex is never contended by a correct caller (one thread
+/// at a time); it turns a violation into `TINV_ERR_SESSION_BUSY` instead of a data race.
+pub(crate) struct SessionObj {
+    inner: Mutex<SessionState>,
+}
+
+struct SessionState {
+    session: Session,
+    /// Logits land here first, so the caller's buffer is written only on success.
+    scratch: Vec<f32>,
+    /// Inputs of the last successful call (0 before the first, and after a failed one).
+    last_batch: usize,
+}
+
+static SESSIONS: Registry<SessionObj> = Registry::new(Kind::Session);
+
+/// Default session options.
+#[no_mangle]
+pub extern "C" fn tinv_session_options_default() -> SessionOptionsC {
+    SessionOptionsC {
+        struct_size: std::mem::size_of::<SessionOptionsC>() as u32,
+        mode: MODE_ADAPTIVE,
+        threshold: 0.0,
+        budget: -1.0,
+        max_batch: 1,
+        threads: 1,
+    }
+}
+
+fn mode_of(mode: u32, threshold: f32) -> Result<Mode, Fail> {
+    match mode {
+        MODE_ADAPTIVE => Ok(Mode::Adaptive),
+        MODE_GRAPH => Ok(Mode::Graph),
+        MODE_THRESHOLD if (0.0..=1.0).contains(&threshold) => Ok(Mode::Threshold(threshold)),
+        MODE_THRESHOLD => Err(Fail::new(Status::InvalidArg, format!("threshold {threshold} not in [0, 1]"))),
+        m => Err(Fail::new(Status::InvalidArg, format!("mode {m} is not a tinv_mode"))),
+    }
+}
+
+/// Opens a session on `model` → `*out`.
+///
+/// # Safety
+/// `options` is NULL or a valid options struct; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_open(
+    model: *const TinvModel,
+    options: *const SessionOptionsC,
+    out: *mut *mut TinvSession,
+) -> Status {
+    ffi_boundary!("tinv_session_open", [model, out], {
+        // SAFETY: caller contract.
+        let o = unsafe { read_options(options, tinv_session_options_default(), "tinv_session_options") }?;
+        let m = model_of(model)?;
+        if o.budget.is_nan() {
+            return Err(Fail::new(Status::InvalidArg, "budget is NaN"));
+        }
+        let opts = SessionOptions {
+            max_batch: o.max_batch.max(1) as usize,
+            threads: o.threads.max(1) as usize,
+            mode: mode_of(o.mode, o.threshold)?,
+            budget: (o.budget >= 0.0).then_some(o.budget),
+        };
+        let classes = m.model.config().classes;
+        let session = Session::new(std::sync::Arc::clone(&m.model), opts.clone())?;
+        let h = SESSIONS.insert(SessionObj {
+            inner: Mutex::new(SessionState {
+                session,
+                scratch: vec![0.0; opts.max_batch * classes],
+                last_batch: 0,
+            }),
+        })?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, h as *mut TinvSession) };
+        Ok(())
+    })
+}
+
+/// Unregisters a session; NULL is a no-op.
+///
+/// # Safety
+/// None beyond passing a value this library returned (any value is checked).
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_free(session: *mut TinvSession) -> Status {
+    ffi_boundary!("tinv_session_free", [], {
+        if !session.is_null() {
+            drop(SESSIONS.remove(session as usize)?);
+        }
+        Ok(())
+    })
+}
+
+/// Runs `f` on the session's state, holding its lock (busy → `TINV_ERR_SESSION_BUSY`).
+fn with_session<R>(h: *const TinvSession, f: impl FnOnce(&mut SessionState) -> Result<R, Fail>) -> Result<R, Fail> {
+    let obj = SESSIONS.get(h as usize)?;
+    let mut guard = match obj.inner.try_lock() {
+        Ok(g) => g,
+        Err(TryLockError::WouldBlock) => {
+            return Err(Fail::new(
+                Status::SessionBusy,
+                "session is in use by another thread (a session belongs to one thread at a time)",
+            ))
+        }
+        // A panic inside an earlier call: the session's buffers are rewritten by every call,
+        // so its state is still usable.
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+    };
+    f(&mut guard)
+}
+
+/// Which path policy an infer call uses.
+#[derive(Clone, Copy)]
+enum Run {
+    Policy,
+    Depth(usize),
+}
+
+/// Validates the buffers, runs, and copies logits out on success.
+///
+/// # Safety
+/// `input` points to `input_len` floats and `logits` to `logits_len` writable floats (both
+/// non-null, checked by the caller's boundary).
+unsafe fn infer(
+    h: *const TinvSession,
+    input: *const f32,
+    input_len: usize,
+    batch: usize,
+    run: Run,
+    logits: *mut f32,
+    logits_len: usize,
+) -> Result<(), Fail> {
+    with_session(h, |st| {
+        st.last_batch = 0;
+        let c = st.session.model().config();
+        let (per, classes, max_batch) = (c.input_len(), c.classes, st.session.max_batch());
+        if batch == 0 || batch > max_batch {
+            return Err(Fail::new(
+                Status::InvalidArg,
+                format!("batch {batch} not in 1..={max_batch} (the session's max_batch)"),
+            ));
+        }
+        // batch ≤ 4096 and per, classes come from a validated config, so these cannot overflow;
+        // checked anyway because the cost is nil.
+        let need_in = batch.checked_mul(per).ok_or_else(|| Fail::new(Status::InvalidArg, "batch too large"))?;
+        let need_out = batch * classes;
+        if input_len != need_in {
+            return Err(Fail::new(
+                Status::InputLength,
+                format!(
+                    "input_len is {input_len}, batch {batch} of {}x{}x{} needs {need_in}",
+                    c.channels, c.image_h, c.image_w
+                ),
+            ));
+        }
+        if logits_len < need_out {
+            return Err(Fail::new(
+                Status::BufferTooSmall,
+                format!("logits_len is {logits_len}, batch {batch} x {classes} classes needs {need_out}"),
+            ));
+        }
+        if (input as usize) % std::mem::align_of::<f32>() != 0 || (logits as usize) % std::mem::align_of::<f32>() != 0 {
+            return Err(Fail::new(Status::InvalidArg, "input or logits pointer is not 4-byte aligned"));
+        }
+        // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
+        let x = unsafe { std::slice::from_raw_parts(input, need_in) };
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Fail::new(
+                Status::InvalidInput,
+                format!("input value {i} (input {}, element {}) is NaN or infinite", i / per, i % per),
+            ));
+        }
+        let SessionState { session, scratch, .. } = st;
+        let out = scratch
+            .get_mut(..need_out)
+            .ok_or_else(|| Fail::new(Status::Internal, "scratch smaller than max_batch x classes"))?;
+        match run {
+            Run::Policy => session.infer(x, batch, out)?,
+            Run::Depth(d) => session.infer_depth(x, batch, d, out)?,
+        };
+        // SAFETY: non-null, aligned, and the caller declared at least need_out writable floats;
+        // the scratch buffer is ours, so the two cannot overlap.
+        let dst = unsafe { std::slice::from_raw_parts_mut(logits, need_out) };
+        dst.copy_from_slice(out);
+        st.last_batch = batch;
+        Ok(())
+    })
+}
+
+/// Runs `batch` inputs with the session's mode and budget; writes `batch × classes` logits.
+///
+/// # Safety
+/// `input` points to `input_len` readable floats, `logits` to `logits_len` writable floats.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_infer(
+    session: *mut TinvSession,
+    input: *const f32,
+    input_len: usize,
+    batch: usize,
+    logits: *mut f32,
+    logits_len: usize,
+) -> Status {
+    ffi_boundary!("tinv_session_infer", [session, input, logits], {
+        // SAFETY: forwarded caller contract; pointers checked non-null.
+        unsafe { infer(session, input, input_len, batch, Run::Policy, logits, logits_len) }
+    })
+}
+
+/// Runs every input on the path of depth `depth` (no controller).
+///
+/// # Safety
+/// As [`tinv_session_infer`].
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_infer_depth(
+    session: *mut TinvSession,
+    input: *const f32,
+    input_len: usize,
+    batch: usize,
+    depth: usize,
+    logits: *mut f32,
+    logits_len: usize,
+) -> Status {
+    ffi_boundary!("tinv_session_infer_depth", [session, input, logits], {
+        // SAFETY: forwarded caller contract; pointers checked non-null.
+        unsafe { infer(session, input, input_len, batch, Run::Depth(depth), logits, logits_len) }
+    })
+}
+
+/// Sets the budget λ ∈ [0, 1].
+///
+/// # Safety
+/// None (the handle is checked).
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_set_budget(session: *mut TinvSession, budget: f32) -> Status {
+    ffi_boundary!("tinv_session_set_budget", [session], {
+        with_session(session, |st| Ok(st.session.set_budget(budget)?))
+    })
+}
+
+/// Sets the mode (`threshold` is τ for `TINV_MODE_THRESHOLD`, ignored otherwise).
+///
+/// # Safety
+/// None (the handle is checked).
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_set_mode(session: *mut TinvSession, mode: u32, threshold: f32) -> Status {
+    ffi_boundary!("tinv_session_set_mode", [session], {
+        let m = mode_of(mode, threshold)?;
+        with_session(session, |st| Ok(st.session.set_mode(m)?))
+    })
+}
+
+/// Copies the stats of the last successful infer call (one per input) → `stats[0..*count]`.
+///
+/// # Safety
+/// `stats` points to `stats_len` writable entries; `count` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_last_stats(
+    session: *mut TinvSession,
+    stats: *mut StatsC,
+    stats_len: usize,
+    count: *mut usize,
+) -> Status {
+    ffi_boundary!("tinv_session_last_stats", [session, stats, count], {
+        with_session(session, |st| {
+            let n = st.last_batch;
+            if stats_len < n {
+                return Err(Fail::new(
+                    Status::BufferTooSmall,
+                    format!("stats_len is {stats_len}, the last call ran {n} inputs"),
+                ));
+            }
+            if (stats as usize) % std::mem::align_of::<StatsC>() != 0 {
+                return Err(Fail::new(Status::InvalidArg, "stats pointer is misaligned"));
+            }
+            let src = st.session.last_stats().get(..n).ok_or_else(|| Fail::new(Status::Internal, "stats shorter than batch"))?;
+            // SAFETY: non-null, aligned, `n` ≤ stats_len writable entries by contract.
+            let dst = unsafe { std::slice::from_raw_parts_mut(stats, n) };
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = StatsC::from(s);
+            }
+            // SAFETY: checked non-null; writable by contract.
+            unsafe { put(count, n) };
+            Ok(())
+        })
+    })
+}
+
+/// Bytes of the session's arena.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_arena_bytes(session: *mut TinvSession, out: *mut usize) -> Status {
+    ffi_boundary!("tinv_session_arena_bytes", [session, out], {
+        let n = with_session(session, |st| Ok(st.session.arena_bytes()))?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}
+
+/// Most inputs per call of this session.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_max_batch(session: *mut TinvSession, out: *mut usize) -> Status {
+    ffi_boundary!("tinv_session_max_batch", [session, out], {
+        let n = with_session(session, |st| Ok(st.session.max_batch()))?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}

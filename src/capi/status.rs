@@ -1,0 +1,244 @@
+//! The C ABI's one status type, the thread-local last-error message, and the boundary every
+//! export runs inside (panics caught, errors turned into a status plus a message).
+
+use crate::error::Error;
+use crate::format::FormatError;
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Every status a `tinv_*` function returns (`tinv_status` in `tinv.h`).
+///
+/// Numbers are grouped in families of 100 (argument 1xx, file/format 2xx, device/backend 3xx,
+/// internal 9xx) and are never reused: a code keeps its meaning in every later version.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Success.
+    Ok = 0,
+    /// A required pointer argument was NULL.
+    NullArg = 100,
+    /// An argument is out of range (batch, depth, budget, threshold, mode, backend, option value).
+    InvalidArg = 101,
+    /// An output buffer is smaller than the result.
+    BufferTooSmall = 102,
+    /// The input element count is not `batch × C × H × W`.
+    InputLength = 103,
+    /// The input holds a NaN or an infinity.
+    InvalidInput = 104,
+    /// A handle is stale (freed), was never issued, or is of the other kind.
+    InvalidHandle = 105,
+    /// An options struct's `struct_size` is not one this library knows.
+    OptionsVersion = 106,
+    /// Another thread is inside a call on the same session.
+    SessionBusy = 107,
+    /// The model file could not be opened or read.
+    Io = 200,
+    /// The bytes are not a valid `.tinv` file.
+    Format = 201,
+    /// A tensor checksum did not match (`verify` option).
+    Checksum = 202,
+    /// The file is valid but does not describe a model this runtime can run.
+    Model = 203,
+    /// The requested backend is not built into this library or not usable on this machine.
+    BackendUnavailable = 300,
+    /// The backend failed while running.
+    Backend = 301,
+    /// A Rust panic was caught at the boundary (a bug in tinv; please report it).
+    Panic = 900,
+    /// An internal invariant failed (a bug in tinv).
+    Internal = 901,
+    /// Too many live handles.
+    OutOfHandles = 902,
+}
+
+/// Every status with its static description, in header order (tests iterate over it).
+pub const ALL: &[(Status, &CStr)] = &[
+    (Status::Ok, c"ok"),
+    (Status::NullArg, c"a required pointer argument is NULL"),
+    (Status::InvalidArg, c"an argument is out of range"),
+    (Status::BufferTooSmall, c"an output buffer is too small"),
+    (Status::InputLength, c"input element count is not batch x C x H x W"),
+    (Status::InvalidInput, c"input holds NaN or infinity"),
+    (Status::InvalidHandle, c"stale, freed or foreign handle"),
+    (Status::OptionsVersion, c"options struct_size not supported by this library"),
+    (Status::SessionBusy, c"session is in use by another thread"),
+    (Status::Io, c"model file could not be read"),
+    (Status::Format, c"not a valid .tinv file"),
+    (Status::Checksum, c"tensor checksum mismatch"),
+    (Status::Model, c"model not supported by this runtime"),
+    (Status::BackendUnavailable, c"backend not built or not available"),
+    (Status::Backend, c"backend failed"),
+    (Status::Panic, c"internal panic caught at the C boundary"),
+    (Status::Internal, c"internal error"),
+    (Status::OutOfHandles, c"too many live handles"),
+];
+
+impl Status {
+    /// The status for a raw code, if it is one.
+    pub fn from_code(code: u32) -> Option<Status> {
+        ALL.iter().map(|(s, _)| *s).find(|s| *s as u32 == code)
+    }
+
+    /// Static NUL-terminated text for the status.
+    pub fn text(self) -> &'static CStr {
+        ALL.iter().find(|(s, _)| *s == self).map_or(c"unknown status", |(_, t)| t)
+    }
+}
+
+/// A failure inside an export: the status and its one-line message.
+#[derive(Debug)]
+pub struct Fail {
+    /// The status returned to the caller.
+    pub status: Status,
+    /// The message `tinv_last_error()` returns.
+    pub msg: String,
+}
+
+impl Fail {
+    /// A failure with `status` and `msg`.
+    pub fn new(status: Status, msg: impl Into<String>) -> Fail {
+        Fail {
+            status,
+            msg: msg.into(),
+        }
+    }
+    /// `TINV_ERR_NULL_ARG` naming the argument.
+    pub fn null(function: &str, arg: &str) -> Fail {
+        Fail::new(Status::NullArg, format!("{function}: argument '{arg}' is NULL"))
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        let status = match &e {
+            Error::Io { .. } => Status::Io,
+            Error::Format {
+                error: FormatError::ChecksumMismatch { .. },
+                ..
+            } => Status::Checksum,
+            Error::Format { .. } => Status::Format,
+            Error::Model { .. } => Status::Model,
+            Error::InvalidArgument(_) => Status::InvalidArg,
+            Error::Backend(_) => Status::Backend,
+        };
+        Fail::new(status, e.to_string())
+    }
+}
+
+thread_local! {
+    /// This thread's last error message (empty after a successful call).
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Stores `msg` as this thread's last error (interior NULs become spaces).
+pub fn set_last_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    // `try_with` fails only while the thread is being torn down; the message is then dropped.
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = c);
+}
+
+/// Pointer to this thread's last error, valid until this thread's next call into tinv.
+pub fn last_error_ptr() -> *const c_char {
+    static EMPTY: &[u8] = b"\0";
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(EMPTY.as_ptr().cast())
+}
+
+/// Runs one export's body: catches a panic (→ [`Status::Panic`]), records the message of a
+/// failure as the thread's last error, clears it on success.
+pub fn boundary(function: &str, body: impl FnOnce() -> Result<(), Fail>) -> Status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => {
+            set_last_error("");
+            Status::Ok
+        }
+        Ok(Err(f)) => {
+            set_last_error(&f.msg);
+            f.status
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into());
+            set_last_error(&format!("{function}: internal panic: {what}"));
+            Status::Panic
+        }
+    }
+}
+
+/// Every export's body goes through this macro: NULL checks of the named pointer arguments
+/// (→ `TINV_ERR_NULL_ARG` naming the argument), then the body inside [`boundary`].
+macro_rules! ffi_boundary {
+    ($function:literal, [$($ptr:ident),*], $body:block) => {
+        $crate::capi::status::boundary($function, move || {
+            $(
+                if $ptr.is_null() {
+                    return Err($crate::capi::status::Fail::null($function, stringify!($ptr)));
+                }
+            )*
+            $body
+        })
+    };
+}
+pub(crate) use ffi_boundary;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last() -> String {
+        // SAFETY: the pointer is this thread's NUL-terminated message, read before any other call.
+        unsafe { CStr::from_ptr(last_error_ptr()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn panic_becomes_status_and_message() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let s = boundary("tinv_test", || panic!("boom {}", 7));
+        std::panic::set_hook(prev);
+        assert_eq!(s, Status::Panic);
+        assert_eq!(last(), "tinv_test: internal panic: boom 7");
+        assert_eq!(boundary("tinv_test", || Ok(())), Status::Ok);
+        assert_eq!(last(), "");
+    }
+
+    #[test]
+    fn null_check_names_the_argument() {
+        let p: *const u8 = std::ptr::null();
+        let q: *const u8 = b"x".as_ptr();
+        let s = ffi_boundary!("tinv_f", [q, p], { Ok(()) });
+        assert_eq!(s, Status::NullArg);
+        assert_eq!(last(), "tinv_f: argument 'p' is NULL");
+    }
+
+    #[test]
+    fn codes_are_unique_and_families_hold() {
+        for (i, (a, _)) in ALL.iter().enumerate() {
+            assert_eq!(Status::from_code(*a as u32), Some(*a));
+            for (b, _) in &ALL[i + 1..] {
+                assert_ne!(*a as u32, *b as u32);
+            }
+        }
+        assert_eq!(Status::from_code(5), None);
+        assert_eq!(Status::Checksum.text(), c"tensor checksum mismatch");
+    }
+
+    #[test]
+    fn checksum_error_maps_to_its_own_status() {
+        let e = Error::Format {
+            path: "m.tinv".into(),
+            error: FormatError::ChecksumMismatch {
+                tensor: "stem.cls".into(),
+                expected: 1,
+                found: 2,
+            },
+        };
+        assert_eq!(Fail::from(e).status, Status::Checksum);
+        assert_eq!(Fail::from(Error::Backend("x".into())).status, Status::Backend);
+    }
+}

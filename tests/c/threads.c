@@ -1,0 +1,140 @@
+/* Concurrency tests (pthreads): the model is shared read-only, sessions are per thread, handles
+ * are opened and freed from many threads at once, and misuse (two threads on one session,
+ * freeing a handle another thread uses) is reported, never a crash. */
+#include <pthread.h>
+
+#include "suite.h"
+
+#define THREADS 4
+
+typedef struct worker {
+    const char *path;
+    const tinv_model *model;
+    tinv_session *shared_session; /* for the busy test */
+    const expectation *e;
+    int rounds;
+    int failures;  /* per thread: g_failures is not touched from workers */
+    int busy_seen;
+} worker;
+
+/* Each thread: its own session on the shared model, forced depth for every path and the
+ * adaptive run, all equal to the single-threaded (Rust API) results. */
+static void *own_session(void *arg) {
+    worker *w = (worker *)arg;
+    const expectation *e = w->e;
+    size_t n = e->n, in_len = (size_t)n * e->input_len, out_len = (size_t)n * e->classes, k, count = 0, i;
+    float *logits = (float *)malloc(out_len * sizeof(float));
+    tinv_stats *st = (tinv_stats *)calloc(n, sizeof *st);
+    tinv_session_options so = tinv_session_options_default();
+    tinv_session *s = NULL;
+    int r;
+    so.max_batch = n;
+    if (tinv_session_open(w->model, &so, &s) != TINV_OK) w->failures++;
+    for (r = 0; s && r < w->rounds; r++) {
+        for (k = 0; k < e->paths; k++) {
+            if (tinv_session_infer_depth(s, e->input, in_len, n, e->depth[k], logits, out_len) != TINV_OK ||
+                max_rel_diff(logits, e->path_logits + k * out_len, out_len) > expect_tolerance())
+                w->failures++;
+        }
+        if (tinv_session_infer(s, e->input, in_len, n, logits, out_len) != TINV_OK ||
+            max_rel_diff(logits, e->adaptive_logits, out_len) > expect_tolerance() ||
+            tinv_session_last_stats(s, st, n, &count) != TINV_OK || count != n)
+            w->failures++;
+        for (i = 0; i < count; i++)
+            if (st[i].depth != e->adaptive[i].depth || st[i].class_id != e->adaptive[i].class_id) w->failures++;
+    }
+    if (tinv_session_free(s) != TINV_OK) w->failures++;
+    free(st);
+    free(logits);
+    return NULL;
+}
+
+/* Each thread opens and frees models and sessions in a loop; every call must succeed and every
+ * freed handle must be refused afterwards. */
+static void *open_close(void *arg) {
+    worker *w = (worker *)arg;
+    const expectation *e = w->e;
+    float *logits = (float *)malloc(e->classes * sizeof(float));
+    int r;
+    for (r = 0; r < w->rounds; r++) {
+        tinv_model *m = NULL;
+        tinv_session *s = NULL, *s2 = NULL;
+        size_t z;
+        if (tinv_model_open(w->path, NULL, &m) != TINV_OK) { w->failures++; continue; }
+        if (tinv_session_open(m, NULL, &s) != TINV_OK) w->failures++;
+        if (tinv_session_open(w->model, NULL, &s2) != TINV_OK) w->failures++;
+        if (r % 2 == 0 && tinv_model_free(m) != TINV_OK) w->failures++;
+        if (tinv_session_infer_depth(s, e->input, e->input_len, 1, e->depth[0], logits, e->classes) != TINV_OK)
+            w->failures++;
+        if (tinv_session_free(s) != TINV_OK || tinv_session_free(s2) != TINV_OK) w->failures++;
+        if (r % 2 == 1 && tinv_model_free(m) != TINV_OK) w->failures++;
+        if (tinv_session_free(s) != TINV_ERR_INVALID_HANDLE) w->failures++;
+        if (tinv_model_num_classes(m, &z) != TINV_ERR_INVALID_HANDLE) w->failures++;
+    }
+    free(logits);
+    return NULL;
+}
+
+/* Two threads call into one session (a contract violation): each call either runs and gives the
+ * right answer or returns TINV_ERR_SESSION_BUSY. */
+static void *race_one_session(void *arg) {
+    worker *w = (worker *)arg;
+    const expectation *e = w->e;
+    size_t in_len = (size_t)e->n * e->input_len, out_len = (size_t)e->n * e->classes;
+    float *logits = (float *)malloc(out_len * sizeof(float));
+    int r;
+    for (r = 0; r < w->rounds; r++) {
+        tinv_status st = tinv_session_infer_depth(w->shared_session, e->input, in_len, e->n, e->depth[0], logits, out_len);
+        if (st == TINV_ERR_SESSION_BUSY)
+            w->busy_seen++;
+        else if (st != TINV_OK || max_rel_diff(logits, e->path_logits, out_len) > expect_tolerance())
+            w->failures++;
+    }
+    free(logits);
+    return NULL;
+}
+
+static void run_all(void *(*fn)(void *), worker *w, int n, const char *what) {
+    pthread_t t[THREADS];
+    int i, started = 0;
+    for (i = 0; i < n; i++) {
+        if (pthread_create(&t[i], NULL, fn, &w[i]) != 0) break;
+        started++;
+    }
+    CHECK(started == n);
+    for (i = 0; i < started; i++) pthread_join(t[i], NULL);
+    for (i = 0; i < started; i++) {
+        if (w[i].failures) fprintf(stderr, "%s: thread %d had %d failures\n", what, i, w[i].failures);
+        g_failures += w[i].failures;
+        w[i].failures = 0;
+    }
+}
+
+void test_threads(const char *path, tinv_model *m, const expectation *e, int quick) {
+    worker w[THREADS];
+    tinv_session *s = NULL;
+    tinv_session_options so = tinv_session_options_default();
+    int i, busy = 0;
+    memset(w, 0, sizeof w);
+    for (i = 0; i < THREADS; i++) {
+        w[i].path = path;
+        w[i].model = m;
+        w[i].e = e;
+        w[i].rounds = quick ? 1 : 3;
+    }
+    run_all(own_session, w, THREADS, "own_session");
+
+    for (i = 0; i < THREADS; i++) w[i].rounds = quick ? 2 : 10;
+    run_all(open_close, w, THREADS, "open_close");
+
+    so.max_batch = e->n;
+    CHECK_OK(tinv_session_open(m, &so, &s));
+    for (i = 0; i < 2; i++) {
+        w[i].shared_session = s;
+        w[i].rounds = quick ? 3 : 20;
+    }
+    run_all(race_one_session, w, 2, "race_one_session");
+    for (i = 0; i < 2; i++) busy += w[i].busy_seen;
+    printf("race_one_session: %d of %d calls saw TINV_ERR_SESSION_BUSY\n", busy, 2 * w[0].rounds);
+    CHECK_OK(tinv_session_free(s));
+}
