@@ -273,10 +273,19 @@ impl ConfigSpec {
                     "the checkpoint has controller tensors but no controller.default_budget (use --budget λ)",
                 ))
             }
-            (true, f, Some(b)) => Some(ControllerConfig {
-                features: f.clone().unwrap_or_else(|| tinv::control::FEATURES_V1.to_string()),
-                default_budget: b,
-            }),
+            (true, f, Some(b)) => {
+                let v1 = tinv::control::FEATURES_V1;
+                let features = f.clone().unwrap_or_else(|| v1.to_string());
+                if features != v1 {
+                    return Err(cfg_err(format!(
+                        "controller.features '{features}' is unknown (this build knows '{v1}')"
+                    )));
+                }
+                Some(ControllerConfig {
+                    features,
+                    default_budget: b,
+                })
+            }
         };
         let (mean, std) = match (&self.mean, &self.std, channels) {
             (Some(m), Some(s), _) => (m.clone(), s.clone()),

@@ -160,6 +160,26 @@ fn incomplete_controller_is_named() {
     assert!(one_line(&e).contains("'ctrl.exit.wh'"), "{e}");
     let e = fold_err(&t, flags());
     assert!(one_line(&e).contains("--budget"), "{e}");
+    let mut t = random_checkpoint(&spec, 1);
+    add_controller(&mut t, &spec, 3, 2);
+    let bad_features = ConfigSpec {
+        default_budget: Some(0.5),
+        features: Some("tinv.features.v9".into()),
+        ..flags()
+    };
+    let e = fold_err(&t, bad_features);
+    assert!(
+        one_line(&e).contains("'tinv.features.v9' is unknown"),
+        "{e}"
+    );
+    let e = fold_err(
+        &t,
+        ConfigSpec {
+            default_budget: Some(1.5),
+            ..flags()
+        },
+    );
+    assert!(one_line(&e).contains("ctrl.default_budget 1.5"), "{e}");
 }
 
 #[test]

@@ -151,3 +151,34 @@ fn folded_timm_checkpoint_in_f16_stays_near_timm() {
     // (measured 1.3e-4); a folding error moves them by ~0.1 or more.
     assert!(d <= 1e-3, "f16 vs timm: {d:e}");
 }
+
+/// The whole pipeline as a user runs it: the `tinv-fold` binary writes the file, the runtime
+/// memory-maps it (`Model::open`, checksums verified) and matches timm.
+#[test]
+fn cli_folded_file_matches_timm_logits() {
+    let dir = fixture();
+    let out = std::env::temp_dir().join(format!("tinv-fold-timm-{}.tinv", std::process::id()));
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tinv-fold"))
+        .arg(dir.join("model.safetensors"))
+        .args(["--heads", "3", "-q", "-o"])
+        .arg(&out)
+        .status()
+        .expect("runs");
+    assert!(status.success());
+    let model = tinv::Model::open(&out, &tinv::OpenOptions { verify: true }).expect("opens");
+    let mut sess =
+        tinv::Session::new(std::sync::Arc::new(model), Default::default()).expect("session");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).expect("json"))
+            .expect("parses");
+    let mut worst = 0.0f64;
+    for case in expected["cases"].as_array().expect("cases") {
+        let (_, _, x) = load_png(&dir.join(case["image"].as_str().expect("name")));
+        let mut logits = vec![0.0f32; 10];
+        sess.infer_depth(&x, 1, 4, &mut logits).expect("infers");
+        worst = worst.max(max_abs_diff(&logits, &floats(&case["logits"])));
+    }
+    std::fs::remove_file(&out).ok();
+    eprintln!("timm parity via the CLI and Model::open: max |Δ| = {worst:.3e}");
+    assert!(worst <= TOL, "{worst:e}");
+}
