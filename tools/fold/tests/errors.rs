@@ -380,3 +380,53 @@ fn cli_folds_and_help_lists_every_flag() {
     assert_eq!(m.config().depths, vec![3, 4]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Corrupted and truncated checkpoints never panic: every one is either folded (a flipped data
+/// byte is still a valid float) or refused with an error.
+#[test]
+fn corrupted_checkpoints_never_panic() {
+    let spec = Spec {
+        exits: vec![1],
+        ..Spec::small()
+    };
+    let good = safetensors_bytes(
+        &random_checkpoint(&spec, 3),
+        Src::F16,
+        &[("tinv.config", &spec.config_json(&[1, 4]))],
+    );
+    let header_end = 8 + u64::from_le_bytes(good[..8].try_into().expect("8 bytes")) as usize;
+    let mut rng = tinv::synth::Rng::new(99);
+    let (mut refused, mut folded) = (0, 0);
+    for i in 0..400 {
+        let mut b = good.clone();
+        if i % 4 == 0 {
+            b.truncate((rng.next_u64() as usize) % good.len());
+        } else {
+            // Mostly the header, where a flip changes structure rather than a weight.
+            for _ in 0..1 + i % 3 {
+                let at = (rng.next_u64() as usize) % header_end;
+                b[at] = (rng.next_u64() & 0xff) as u8;
+            }
+        }
+        let result = Checkpoint::parse(b).and_then(|ck| {
+            fold(
+                &ck,
+                None,
+                ConfigSpec::default(),
+                &FoldOptions::default(),
+                &mut |_| {},
+            )
+        });
+        match result {
+            Ok(_) => folded += 1,
+            Err(e) => {
+                one_line(&e);
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused > 300,
+        "most corruptions must be refused ({refused} refused, {folded} folded)"
+    );
+}
