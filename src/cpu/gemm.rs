@@ -108,7 +108,7 @@ pub(crate) trait Kernel {
 
 /// The kernels this build has, in order of preference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Isa {
+enum Isa {
     /// AVX-512F (x86_64).
     #[cfg(target_arch = "x86_64")]
     Avx512,
@@ -124,7 +124,7 @@ pub(crate) enum Isa {
 
 impl Isa {
     /// The best kernel this CPU runs, detected at run time (the detection is cached by std).
-    pub(crate) fn detect() -> Isa {
+    fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f") {
@@ -144,7 +144,7 @@ impl Isa {
 
     /// Every kernel this CPU can run (used by the tests to cover each one).
     #[cfg(test)]
-    pub(crate) fn available() -> Vec<Isa> {
+    fn available() -> Vec<Isa> {
         let mut v = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
@@ -287,8 +287,10 @@ fn fits(len: usize, rows: usize, cols: usize, ld: usize) -> bool {
                 .is_some_and(|need| need <= len))
 }
 
+/// [`sgemm`] with kernel `isa` (the tests run every kernel the CPU has). `isa` must run on this
+/// CPU: `Isa` is private to this module, and only `Isa::detect` / `Isa::available` make values.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm_with(
+fn sgemm_with(
     isa: Isa,
     m: usize,
     n: usize,
@@ -334,8 +336,9 @@ pub(crate) fn sgemm_with(
     );
 }
 
+/// [`sgemm_bt`] with kernel `isa` (same contract as [`sgemm_with`]).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm_bt_with(
+fn sgemm_bt_with(
     isa: Isa,
     m: usize,
     n: usize,

@@ -115,7 +115,7 @@ pub(super) fn run(
         scratch: unsafe { scratch.as_mut_ptr().add(align) },
         slot: slot_len(isa.nr(), k),
     };
-    let useful = if m * n * k < MIN_PARALLEL_MACS {
+    let useful = if m.saturating_mul(n).saturating_mul(k) < MIN_PARALLEL_MACS {
         1
     } else {
         threads
