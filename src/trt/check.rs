@@ -289,6 +289,71 @@ pub(crate) mod tests {
         }
     }
 
+    /// Segments layout: seg1 → head1 (depth 1), seg1 → seg2 → head2 (depth 2); no weight table.
+    pub(crate) fn segments() -> Manifest {
+        let t = |name: &str, mode, shape: &[u64]| IoTensor {
+            name: name.into(),
+            mode,
+            dtype: DType::F16,
+            shape: shape.to_vec(),
+        };
+        let e = |name: &str, io: Vec<IoTensor>, mem| Engine {
+            name: name.into(),
+            plan: format!("{name}.plan"),
+            device_memory: mem,
+            io,
+        };
+        let mut m = sample();
+        m.layout = Layout::Segments;
+        m.weights.clear();
+        m.weights_bytes = 0;
+        m.engines = vec![
+            e(
+                "seg1",
+                vec![
+                    t("image", IoMode::Input, &[1, 784]),
+                    t("h1", IoMode::Output, &[1, 50, 64]),
+                ],
+                500,
+            ),
+            e(
+                "head1",
+                vec![
+                    t("h1", IoMode::Input, &[1, 50, 64]),
+                    t("logits1", IoMode::Output, &[1, 10]),
+                ],
+                100,
+            ),
+            e(
+                "seg2",
+                vec![
+                    t("h1", IoMode::Input, &[1, 50, 64]),
+                    t("h2", IoMode::Output, &[1, 50, 64]),
+                ],
+                700,
+            ),
+            e(
+                "head2",
+                vec![
+                    t("h2", IoMode::Input, &[1, 50, 64]),
+                    t("logits2", IoMode::Output, &[1, 10]),
+                ],
+                100,
+            ),
+        ];
+        m.paths = vec![
+            PathEngines {
+                depth: 1,
+                engines: vec!["seg1".into(), "head1".into()],
+            },
+            PathEngines {
+                depth: 2,
+                engines: vec!["seg1".into(), "seg2".into(), "head2".into()],
+            },
+        ];
+        m
+    }
+
     fn here() -> Expected {
         let m = sample();
         Expected {

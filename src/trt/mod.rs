@@ -1,11 +1,21 @@
 //! The TensorRT backend's pure logic (feature `tensorrt`): the engine manifest and its checks
 //! against the machine and the model, the weight-binding plan (one device copy of every weight),
 //! arena and I/O buffer sizing, and path selection. Everything here runs without a GPU; the
-//! device side goes through `tinv_sys::ShimApi`. docs/JETSON.md describes the whole backend.
+//! device side goes through two traits, `tinv_sys::ShimApi` (TensorRT) and [`device::Device`]
+//! (CUDA, implemented with cudarc in [`cuda`]), so [`backend`] — one weight upload, one arena per
+//! session, one CUDA graph per path — is tested end to end with recording doubles of both.
+//! docs/JETSON.md describes the whole backend.
 
 pub mod arena;
+pub mod backend;
+#[cfg(test)]
+mod backend_tests;
 pub mod binding;
 pub mod check;
+pub mod cuda;
+pub mod device;
+#[cfg(test)]
+pub mod device_double;
 pub mod manifest;
 pub mod paths;
 
@@ -29,6 +39,10 @@ pub enum TrtError {
     /// The engines cannot be run as the manifest describes (a weight input that disagrees with
     /// the weight table, an unknown depth, …).
     Plan(String),
+    /// A TensorRT shim call failed (the message names the call and carries TensorRT's log).
+    Shim(tinv_sys::ShimError),
+    /// A CUDA call failed.
+    Device(device::DeviceError),
 }
 
 impl fmt::Display for TrtError {
@@ -40,11 +54,25 @@ impl fmt::Display for TrtError {
                 "engine manifest field `{field}` is {built} but here it is {here}: run `tinv-run build` to rebuild the engines"
             ),
             TrtError::Plan(m) => write!(f, "TensorRT engines: {m}"),
+            TrtError::Shim(e) => write!(f, "{e}"),
+            TrtError::Device(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for TrtError {}
+
+impl From<tinv_sys::ShimError> for TrtError {
+    fn from(e: tinv_sys::ShimError) -> TrtError {
+        TrtError::Shim(e)
+    }
+}
+
+impl From<device::DeviceError> for TrtError {
+    fn from(e: device::DeviceError) -> TrtError {
+        TrtError::Device(e)
+    }
+}
 
 impl From<TrtError> for crate::Error {
     fn from(e: TrtError) -> crate::Error {

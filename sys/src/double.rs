@@ -10,7 +10,7 @@ use crate::{
     BuildOptions, ContextHandle, DevicePtr, EngineHandle, IoMode, IoTensor, Progress, RawStream,
     ShimApi, ShimError, TrtVersion,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -88,7 +88,8 @@ struct State {
     contexts: HashMap<usize, ContextState>,
     next_handle: usize,
     calls: Vec<Call>,
-    fail: HashSet<CallKind>,
+    /// Calls of a kind to let pass before one fails.
+    fail: HashMap<CallKind, usize>,
 }
 
 /// The recording double. Cheap to create; one per test.
@@ -143,7 +144,12 @@ impl RecordingShim {
 
     /// The next call of `kind` fails with a TensorRT error (once).
     pub fn fail_next(&self, kind: CallKind) {
-        self.state().fail.insert(kind);
+        self.fail_nth(kind, 0);
+    }
+
+    /// After `skip` more successful calls of `kind`, the following one fails (once).
+    pub fn fail_nth(&self, kind: CallKind, skip: usize) {
+        self.state().fail.insert(kind, skip);
     }
 
     /// Every call so far, in order.
@@ -162,10 +168,16 @@ impl RecordingShim {
     }
 
     fn injected(st: &mut State, kind: CallKind, function: &'static str) -> Result<(), ShimError> {
-        if st.fail.remove(&kind) {
-            Err(err(function, ERR_TENSORRT, "injected failure"))
-        } else {
-            Ok(())
+        match st.fail.get_mut(&kind) {
+            Some(0) => {
+                st.fail.remove(&kind);
+                Err(err(function, ERR_TENSORRT, "injected failure"))
+            }
+            Some(skip) => {
+                *skip -= 1;
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 

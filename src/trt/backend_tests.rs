@@ -1,0 +1,504 @@
+//! End-to-end tests of the backend's orchestration with the recording doubles of the TensorRT
+//! shim (tinv_sys::double) and of the device (device_double): the invariants the design rests
+//! on, checked on the recorded calls.
+
+use super::backend::{OpenOptions, Sources, TrtModel, TrtSession};
+use super::check::tests::{sample, segments};
+use super::device::Graph;
+use super::device_double::{DevCall, RecordingDevice};
+use super::manifest::{self, IoMode, Manifest};
+use super::TrtError;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tinv_sys::double::{Call, CallKind, EngineSpec, RecordingShim};
+use tinv_sys::{ContextHandle, ShimApi, TrtVersion};
+
+struct Files {
+    plans: HashMap<String, Vec<u8>>,
+    weights: HashMap<String, Vec<u8>>,
+}
+
+impl Sources for Files {
+    fn plan(&self, file: &str) -> Result<Vec<u8>, String> {
+        self.plans
+            .get(file)
+            .cloned()
+            .ok_or_else(|| format!("{file}: no such file"))
+    }
+    fn weight(&self, name: &str) -> Option<&[u8]> {
+        self.weights.get(name).map(Vec::as_slice)
+    }
+}
+
+fn spec(e: &manifest::Engine) -> EngineSpec {
+    let io =
+        e.io.iter()
+            .map(|t| tinv_sys::IoTensor {
+                name: t.name.clone(),
+                mode: if t.mode == IoMode::Input {
+                    tinv_sys::IoMode::Input
+                } else {
+                    tinv_sys::IoMode::Output
+                },
+                dtype: if t.dtype == manifest::DType::F16 {
+                    tinv_sys::DType::F16
+                } else {
+                    tinv_sys::DType::F32
+                },
+                shape: t.shape.iter().map(|&d| d as i64).collect(),
+            })
+            .collect();
+    EngineSpec {
+        io,
+        device_memory: e.device_memory,
+    }
+}
+
+struct Rig {
+    shim: Arc<RecordingShim>,
+    device: Arc<RecordingDevice>,
+    files: Files,
+    manifest: Manifest,
+}
+
+/// Doubles that know every plan of `m` (plan bytes = "plan:" + file) and its weights' bytes.
+fn rig(m: Manifest) -> Rig {
+    let shim = Arc::new(RecordingShim::new(TrtVersion {
+        major: 8,
+        minor: 5,
+        patch: 2,
+        raw: 8502,
+    }));
+    let counter = shim.clone();
+    let device = RecordingDevice::new(move || counter.calls().len());
+    let mut plans = HashMap::new();
+    for e in &m.engines {
+        let bytes = format!("plan:{}", e.plan).into_bytes();
+        shim.register_plan(&bytes, spec(e));
+        plans.insert(e.plan.clone(), bytes);
+    }
+    let weights = m
+        .weights
+        .iter()
+        .map(|w| {
+            (
+                w.name.clone(),
+                (0..w.bytes).map(|i| (i % 253) as u8).collect(),
+            )
+        })
+        .collect();
+    Rig {
+        shim,
+        device,
+        files: Files { plans, weights },
+        manifest: m,
+    }
+}
+
+fn opts(m: &Manifest) -> OpenOptions {
+    OpenOptions {
+        model_hash: m.model_hash,
+        depths: m.paths.iter().map(|p| p.depth).collect(),
+        layout: None,
+        precision: None,
+    }
+}
+
+impl Rig {
+    fn open(&self) -> Result<Arc<TrtModel>, TrtError> {
+        let shim: Arc<dyn ShimApi> = self.shim.clone();
+        TrtModel::open(
+            shim,
+            self.device.clone(),
+            self.manifest.clone(),
+            &opts(&self.manifest),
+            &self.files,
+        )
+        .map(Arc::new)
+    }
+    fn allocs(&self) -> Vec<(u64, u64)> {
+        self.device
+            .calls()
+            .iter()
+            .filter_map(|c| {
+                if let DevCall::Alloc(n, p) = c {
+                    Some((*n, *p))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+    fn contexts(&self) -> Vec<ContextHandle> {
+        self.shim
+            .calls()
+            .iter()
+            .filter_map(|c| {
+                if let Call::ContextCreate(_, Some(h)) = c {
+                    Some(*h)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+    fn address(&self, ctx: ContextHandle, name: &str) -> Option<u64> {
+        self.shim.calls().iter().rev().find_map(|c| match c {
+            Call::SetTensorAddress(h, n, a) if *h == ctx && n == name => Some(*a),
+            _ => None,
+        })
+    }
+    /// Contexts enqueued inside each capture, from the shim-call marks the device recorded.
+    fn captures(&self) -> Vec<(Graph, Vec<ContextHandle>)> {
+        let shim_calls = self.shim.calls();
+        let mut out = Vec::new();
+        let mut begin = None;
+        for c in self.device.calls() {
+            match c {
+                DevCall::BeginCapture { at } => begin = Some(at),
+                DevCall::EndCapture { graph, at } => {
+                    let from = begin.take().expect("end follows begin");
+                    let ctxs = shim_calls[from..at]
+                        .iter()
+                        .filter_map(|c| {
+                            if let Call::Enqueue(h, _) = c {
+                                Some(*h)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
+                    out.push((graph, ctxs));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn per_path_weights_once_one_arena_one_graph_per_path() {
+    let r = rig(sample());
+    let model = r.open().unwrap();
+    // One weight buffer (8448 B), each weight copied once to its manifest offset.
+    let weights_ptr = match r.allocs().as_slice() {
+        [(8448, p)] => *p,
+        other => panic!("expected one weight allocation, got {other:?}"),
+    };
+    let copies: Vec<_> = r
+        .device
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, DevCall::Htod(..)))
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            DevCall::Htod(weights_ptr, 8192),
+            DevCall::Htod(weights_ptr + 8192, 128)
+        ]
+    );
+    assert_eq!(
+        r.device.written(weights_ptr + 8192).unwrap(),
+        r.files.weights["blk.0.fc.bias"]
+    );
+
+    let mut s = TrtSession::new(model.clone()).unwrap();
+    let allocs = r.allocs();
+    assert_eq!(
+        allocs.len(),
+        3,
+        "weights + one arena + one I/O block: {allocs:?}"
+    );
+    let (arena_bytes, arena) = allocs[1];
+    assert_eq!(arena_bytes, 3_000_064); // max over engines (3_000_000) rounded to 256
+    let ctxs = r.contexts();
+    assert_eq!(ctxs.len(), 2);
+    for &c in &ctxs {
+        assert!(
+            r.shim
+                .calls()
+                .contains(&Call::SetDeviceMemory(c, arena, arena_bytes)),
+            "every context gets the one arena"
+        );
+        assert_eq!(
+            r.address(c, "blk.0.fc.weight"),
+            Some(weights_ptr),
+            "same weight, same address in every engine"
+        );
+    }
+    assert_eq!(
+        r.address(ctxs[1], "blk.0.fc.bias"),
+        Some(weights_ptr + 8192)
+    );
+    assert_eq!(r.address(ctxs[0], "image"), r.address(ctxs[1], "image"));
+
+    // Warm-up: every context enqueued once before the first capture; then one graph per path,
+    // each holding exactly its path's engine. per-path escalation reuses the deeper path's graph.
+    let first_capture = r
+        .device
+        .calls()
+        .iter()
+        .find_map(|c| {
+            if let DevCall::BeginCapture { at } = c {
+                Some(*at)
+            } else {
+                None
+            }
+        })
+        .unwrap();
+    let warm: Vec<_> = r.shim.calls()[..first_capture]
+        .iter()
+        .filter_map(|c| {
+            if let Call::Enqueue(h, _) = c {
+                Some(*h)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(warm, ctxs);
+    let caps = r.captures();
+    assert_eq!(
+        caps.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
+        [vec![ctxs[0]], vec![ctxs[1]]]
+    );
+
+    // Inference: input in, the chosen path's graph, logits out; nothing allocated or captured.
+    let before = r.device.calls().len();
+    let logits_ptr = r.address(ctxs[1], "logits").unwrap();
+    r.device.put(logits_ptr, &[7u8; 40]);
+    let image = vec![1u8; 3136];
+    let mut out = vec![0u8; s.output_len(1).unwrap()];
+    let launched = s.run(1, &image, &mut out).unwrap();
+    assert_eq!(out, [7u8; 40]);
+    assert_eq!((launched.engines, launched.rerun), (vec![1], false));
+    let image_ptr = r.address(ctxs[0], "image").unwrap();
+    assert_eq!(
+        r.device.calls()[before..],
+        [
+            DevCall::Htod(image_ptr, 3136),
+            DevCall::Launch(caps[1].0),
+            DevCall::Dtoh(logits_ptr, 40)
+        ]
+    );
+    assert_eq!(r.device.written(image_ptr).unwrap(), image);
+
+    let esc = s.escalate(0, &mut out).unwrap();
+    assert_eq!(
+        (esc.engines, esc.rerun),
+        (vec![1], true),
+        "per-path reruns the deeper engine and says so"
+    );
+    assert_eq!(
+        r.device
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, DevCall::Launch(g) if *g == caps[1].0))
+            .count(),
+        2
+    );
+    assert_eq!(r.allocs().len(), 3);
+    assert_eq!(r.captures().len(), 2);
+
+    drop(s);
+    drop(model);
+    assert_eq!(r.device.live(), (0, 0, 0));
+    assert_eq!((r.shim.live_engines(), r.shim.live_contexts()), (0, 0));
+}
+
+#[test]
+fn segments_escalation_resumes_from_the_saved_hidden_state() {
+    let r = rig(segments());
+    let model = r.open().unwrap();
+    assert_eq!(model.weight_bytes(), 0);
+    let mut s = TrtSession::new(model.clone()).unwrap();
+    let ctxs = r.contexts(); // seg1, head1, seg2, head2
+                             // seg1's output and seg2's input are one buffer: that is the resume point.
+    assert_eq!(r.address(ctxs[0], "h1"), r.address(ctxs[2], "h1"));
+    let caps = r.captures();
+    let enq: Vec<_> = caps.iter().map(|(_, c)| c.clone()).collect();
+    assert_eq!(
+        enq,
+        [
+            vec![ctxs[0], ctxs[1]],
+            vec![ctxs[0], ctxs[2], ctxs[3]],
+            vec![ctxs[2], ctxs[3]]
+        ]
+    );
+    let mut out = vec![0u8; 20];
+    s.run(0, &[0u8; 1568], &mut out).unwrap();
+    let esc = s.escalate(0, &mut out).unwrap();
+    assert_eq!((esc.engines, esc.rerun), (vec![2, 3], false));
+    assert!(r.device.calls().ends_with(&[
+        DevCall::Launch(caps[2].0),
+        DevCall::Dtoh(r.address(ctxs[3], "logits2").unwrap(), 20)
+    ]));
+    assert!(
+        s.escalate(1, &mut out).is_err(),
+        "no path deeper than the last"
+    );
+}
+
+#[test]
+fn a_manifest_for_another_model_fails_before_touching_the_device() {
+    let r = rig(sample());
+    let shim: Arc<dyn ShimApi> = r.shim.clone();
+    let o = OpenOptions {
+        model_hash: 42,
+        ..opts(&r.manifest)
+    };
+    let e = TrtModel::open(shim, r.device.clone(), r.manifest.clone(), &o, &r.files)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            e,
+            TrtError::Mismatch {
+                field: "model_hash",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(r.allocs().is_empty() && r.shim.calls().is_empty());
+}
+
+#[test]
+fn a_refused_plan_names_the_file_and_frees_what_was_loaded() {
+    let mut r = rig(sample());
+    r.files
+        .plans
+        .insert("path2.plan".into(), b"built by TensorRT 8.5.3".to_vec());
+    let e = r.open().err().unwrap().to_string();
+    assert!(
+        e.contains("plan path2.plan")
+            && e.contains("TensorRT refused the plan")
+            && e.contains("`tinv-run build`"),
+        "{e}"
+    );
+    assert_eq!(r.shim.live_engines(), 0);
+    assert!(r.allocs().is_empty());
+}
+
+#[test]
+fn an_engine_whose_io_differs_from_the_manifest_is_refused() {
+    let mut m = sample();
+    let r = rig(m.clone());
+    for e in &mut m.engines {
+        e.io[0].shape = vec![1, 1, 32, 32]; // the manifest now disagrees with the plans (28×28)
+    }
+    let shim: Arc<dyn ShimApi> = r.shim.clone();
+    let e = TrtModel::open(shim, r.device.clone(), m.clone(), &opts(&m), &r.files)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("differ from the manifest's engine path1"), "{e}");
+}
+
+#[test]
+fn missing_weight_bytes_fail_without_leaking() {
+    let mut r = rig(sample());
+    r.files.weights.get_mut("blk.0.fc.bias").unwrap().pop();
+    let e = r.open().err().unwrap().to_string();
+    assert!(
+        e.contains("weight blk.0.fc.bias has Some(127) device bytes"),
+        "{e}"
+    );
+    assert_eq!((r.device.live(), r.shim.live_engines()), ((0, 0, 0), 0));
+    let r = rig(sample());
+    r.device.fail_next("memcpy_htod");
+    assert!(r
+        .open()
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("CUDA memcpy_htod failed"));
+    assert_eq!(r.device.live(), (0, 0, 0));
+}
+
+#[test]
+fn a_failed_enqueue_under_capture_ends_the_capture_and_surfaces() {
+    let r = rig(sample());
+    let model = r.open().unwrap();
+    r.shim.fail_nth(CallKind::Enqueue, 2); // the two warm-up enqueues pass, the first captured one fails
+    let e = TrtSession::new(model.clone()).err().unwrap();
+    assert!(
+        matches!(
+            &e,
+            TrtError::Shim(tinv_sys::ShimError::Call {
+                function: "tinv_trt_context_enqueue",
+                ..
+            })
+        ),
+        "{e}"
+    );
+    let calls = r.device.calls();
+    assert!(calls.contains(&DevCall::AbortCapture));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, DevCall::EndCapture { .. })),
+        "no graph from a failed capture"
+    );
+    drop(model);
+    assert_eq!(
+        (
+            r.device.live(),
+            r.shim.live_contexts(),
+            r.shim.live_engines()
+        ),
+        ((0, 0, 0), 0, 0)
+    );
+}
+
+#[test]
+fn device_and_argument_errors_at_run_time_are_surfaced() {
+    let r = rig(sample());
+    let model = r.open().unwrap();
+    let mut s = TrtSession::new(model).unwrap();
+    let mut out = vec![0u8; 40];
+    r.device.fail_next("launch");
+    assert!(s
+        .run(0, &[0u8; 3136], &mut out)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("CUDA launch failed"));
+    assert!(s
+        .run(0, &[0u8; 3135], &mut out)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("input is 3135 bytes"));
+    assert!(s
+        .run(0, &[0u8; 3136], &mut out[..39])
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("output is 39 bytes"));
+    assert!(s.run(5, &[0u8; 3136], &mut out).is_err());
+    s.run(0, &[0u8; 3136], &mut out).unwrap();
+}
+
+#[test]
+fn context_setup_failures_release_the_session() {
+    for kind in [
+        CallKind::ContextCreate,
+        CallKind::SetDeviceMemory,
+        CallKind::SetTensorAddress,
+        CallKind::SetInputShape,
+    ] {
+        let r = rig(sample());
+        let model = r.open().unwrap();
+        r.shim.fail_nth(kind, 1);
+        assert!(TrtSession::new(model.clone()).is_err(), "{kind:?}");
+        assert_eq!(r.shim.live_contexts(), 0, "{kind:?}");
+        assert_eq!(
+            r.device.live(),
+            (1, 0, 0),
+            "only the model's weights remain after {kind:?}"
+        );
+    }
+}
