@@ -187,7 +187,7 @@ unsafe fn compute<K: Kernel>(
     rows: std::ops::Range<usize>,
     panels: std::ops::Range<usize>,
 ) {
-    const { assert!(K::MR * K::NR <= EDGE_TILE) };
+    const { assert!(K::MR * K::NR <= EDGE_TILE && K::NR <= 32) };
     if rows.is_empty() || panels.is_empty() {
         return;
     }
