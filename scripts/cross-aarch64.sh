@@ -1,0 +1,107 @@
+#!/bin/sh
+# Cross-builds tinv for aarch64-unknown-linux-gnu against a glibc 2.31 baseline (JetPack 5.1 =
+# Ubuntu 20.04), checks the symbol versions, and runs under qemu-user:
+#   1. libtinv.so + tinv-run (release), checked with scripts/check-glibc.sh;
+#   2. the runtime crate's test binaries (release), except those that spawn host programs
+#      (capi: runs cc; cli: spawns tinv-run) — QEMU_SKIP lists them;
+#   3. tinv-run inspect on the C test's model;
+#   4. the C test program (tests/c) cross-compiled with zig cc, run on the model and expectation
+#      file the x86_64 C API test wrote, its logits within TINV_TEST_TOL of x86_64's, and its
+#      predictions (PRED lines) identical to the x86_64 run.
+#
+#   scripts/cross-aarch64.sh            build and test (tools must be installed)
+#   scripts/cross-aarch64.sh --install  install the tools first (see install_tools)
+#
+# Environment: CARGO_TARGET_DIR (default ./target), ZIG_VENV (python venv holding the `ziglang`
+# package; default $CARGO_TARGET_DIR/venv-zig), AARCH64_SYSROOT (default /usr/aarch64-linux-gnu),
+# TINV_TEST_TOL (default 1e-4), QEMU_SKIP (default "capi cli").
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+export CARGO_TARGET_DIR="$TARGET_DIR"
+ZIG_VENV=${ZIG_VENV:-$TARGET_DIR/venv-zig}
+SYSROOT=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
+TOL=${TINV_TEST_TOL:-1e-4}
+QEMU_SKIP=${QEMU_SKIP:-"capi cli"}
+TRIPLE=aarch64-unknown-linux-gnu
+ZIG_TARGET=$TRIPLE.2.31
+OUT=$TARGET_DIR/$TRIPLE/release
+ZIGBUILD_VERSION=0.24.1
+ZIGLANG_VERSION=0.17.1
+
+install_tools() {
+    rustup target add $TRIPLE
+    cargo install cargo-zigbuild --version $ZIGBUILD_VERSION --locked
+    python3 -m venv "$ZIG_VENV"
+    "$ZIG_VENV/bin/pip" install --quiet "ziglang==$ZIGLANG_VERSION"
+    if ! command -v qemu-aarch64 >/dev/null || [ ! -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ]; then
+        apt-get install -y qemu-user libc6-arm64-cross libgcc-s1-arm64-cross
+    fi
+}
+
+step() { printf '\n== %s (%ss)\n' "$1" "$(($(date +%s) - START))"; }
+START=$(date +%s)
+
+[ "${1:-}" = "--install" ] && install_tools
+
+# cargo-zigbuild finds zig through `python3 -m ziglang`.
+PATH="$ZIG_VENV/bin:$PATH"
+export PATH
+python3 -m ziglang version >/dev/null 2>&1 || { echo "error: no ziglang in $ZIG_VENV (run $0 --install)" >&2; exit 1; }
+command -v cargo-zigbuild >/dev/null || { echo "error: cargo-zigbuild missing (run $0 --install)" >&2; exit 1; }
+[ -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ] || { echo "error: no aarch64 sysroot at $SYSROOT" >&2; exit 1; }
+QEMU="qemu-aarch64 -L $SYSROOT"
+
+step "build libtinv.so and tinv-run for $ZIG_TARGET"
+cargo zigbuild --release --target $ZIG_TARGET -p tinv --lib --bin tinv-run
+scripts/check-glibc.sh "$OUT/libtinv.so" "$OUT/tinv-run"
+
+step "build the runtime crate's tests for $ZIG_TARGET"
+LIST=$TARGET_DIR/cross-aarch64-tests.txt
+cargo zigbuild --release --target $ZIG_TARGET -p tinv --tests --message-format=json-render-diagnostics |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["target"]["name"], m["executable"])' >"$LIST"
+
+step "run the test binaries under qemu-aarch64"
+while read -r name exe; do
+    case " $QEMU_SKIP " in *" $name "*) echo "skip $name (spawns host programs)"; continue ;; esac
+    echo "-- $name"
+    $QEMU "$exe" --quiet
+done <"$LIST"
+
+step "x86_64 C API test (writes the model and expectation file)"
+cargo test -p tinv --test capi c_program_agrees_with_rust_api
+FIXTURE=$TARGET_DIR/tmp/capi/c
+HOST_BIN=$TARGET_DIR/tmp/capi/bin/c
+
+step "tinv-run inspect under qemu"
+$QEMU "$OUT/tinv-run" inspect --model "$FIXTURE/model.tinv" >/dev/null
+
+step "C test cross-compiled with zig cc, run under qemu"
+LIBDIR=$TARGET_DIR/cross-aarch64-lib
+mkdir -p "$LIBDIR"
+cp "$OUT/libtinv.so" "$LIBDIR/libtinv.so"
+ln -sf libtinv.so "$LIBDIR/libtinv.so.0"
+python3 -m ziglang cc -target aarch64-linux-gnu.2.31 -std=c99 -Wall -Wextra -Werror -pedantic -O1 \
+    -pthread -Iinclude tests/c/test_tinv.c tests/c/errors.c tests/c/threads.c \
+    -L"$LIBDIR" -ltinv -lm -o "$LIBDIR/test_tinv"
+scripts/check-glibc.sh "$LIBDIR/test_tinv"
+TINV_TEST_TOL=$TOL $QEMU -E LD_LIBRARY_PATH="$LIBDIR" "$LIBDIR/test_tinv" \
+    "$FIXTURE/model.tinv" "$FIXTURE/expect.bin" --quick >"$LIBDIR/aarch64.out"
+"$HOST_BIN" "$FIXTURE/model.tinv" "$FIXTURE/expect.bin" --quick >"$LIBDIR/x86_64.out"
+grep '^PRED' "$LIBDIR/x86_64.out" >"$LIBDIR/x86_64.pred"
+grep '^PRED' "$LIBDIR/aarch64.out" >"$LIBDIR/aarch64.pred"
+[ -s "$LIBDIR/x86_64.pred" ] || { echo "error: no predictions from the x86_64 run" >&2; exit 1; }
+if ! diff "$LIBDIR/x86_64.pred" "$LIBDIR/aarch64.pred"; then
+    echo "error: aarch64 predictions differ from x86_64" >&2
+    exit 1
+fi
+echo "aarch64 and x86_64 agree on $(wc -l <"$LIBDIR/x86_64.pred") predictions (logits within $TOL)"
+
+step "done"
