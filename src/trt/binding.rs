@@ -128,7 +128,7 @@ mod tests {
         for pair in table.windows(2) {
             assert!(pair[0].offset + pair[0].bytes <= pair[1].offset);
         }
-        assert!(table.iter().all(|w| w.offset % 256 == 0));
+        assert!(table.iter().all(|w| w.offset.is_multiple_of(256)));
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl Manifest {
                     w.dtype.name()
                 )));
             }
-            if w.offset % ALIGN != 0 {
+            if !w.offset.is_multiple_of(ALIGN) {
                 return Err(invalid(format!(
                     "weight {} at offset {} is not 256-byte aligned",
                     w.name, w.offset

@@ -228,7 +228,7 @@ mod tests {
             dev.alloc(4096).unwrap(),
             dev.alloc(4096).unwrap(),
         );
-        assert!(a % 256 == 0 && b % 256 == 0 && c % 256 == 0);
+        assert!([a, b, c].iter().all(|p| p.is_multiple_of(256)));
         let input: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
         dev.memcpy_htod(a, &input, s).unwrap();
         dev.begin_capture(s).unwrap();

@@ -366,19 +366,23 @@ extern "C" int32_t tinv_trt_engine_io_info(tinv_trt_engine const* engine, int32_
 extern "C" int32_t tinv_trt_engine_device_memory_size(tinv_trt_engine const* engine, uint64_t* out,
                                                       tinv_trt_error* err) noexcept {
   CallScope scope;
-  if (engine == nullptr || out == nullptr) {
-    return fail(err, TINV_TRT_ERR_ARGUMENT, "tinv_trt_engine_device_memory_size: NULL argument");
-  }
+  try {
+    if (engine == nullptr || out == nullptr) {
+      return fail(err, TINV_TRT_ERR_ARGUMENT, "tinv_trt_engine_device_memory_size: NULL argument");
+    }
 #if TINV_TRT_AT_LEAST(10, 1)
-  int64_t const size = engine->engine->getDeviceMemorySizeV2();
-  if (size < 0) return fail(err, TINV_TRT_ERR_TENSORRT, "getDeviceMemorySizeV2 returned a negative size");
-  *out = static_cast<uint64_t>(size);
+    int64_t const size = engine->engine->getDeviceMemorySizeV2();
+    if (size < 0) return fail(err, TINV_TRT_ERR_TENSORRT, "getDeviceMemorySizeV2 returned a negative size");
+    *out = static_cast<uint64_t>(size);
 #else
-  TINV_ALLOW_DEPRECATED_BEGIN
-  *out = static_cast<uint64_t>(engine->engine->getDeviceMemorySize());
-  TINV_ALLOW_DEPRECATED_END
+    TINV_ALLOW_DEPRECATED_BEGIN
+    *out = static_cast<uint64_t>(engine->engine->getDeviceMemorySize());
+    TINV_ALLOW_DEPRECATED_END
 #endif
-  return TINV_TRT_OK;
+    return TINV_TRT_OK;
+  } catch (...) {
+    return fail_exception(err, "tinv_trt_engine_device_memory_size");
+  }
 }
 
 // ---- execution contexts -----------------------------------------------------------------------
@@ -413,28 +417,32 @@ extern "C" void tinv_trt_context_free(tinv_trt_context* ctx) noexcept {
 extern "C" int32_t tinv_trt_context_set_device_memory(tinv_trt_context* ctx, void* mem, uint64_t size,
                                                       tinv_trt_error* err) noexcept {
   CallScope scope;
-  if (ctx == nullptr || mem == nullptr) {
-    return fail(err, TINV_TRT_ERR_ARGUMENT, "tinv_trt_context_set_device_memory: NULL argument");
-  }
-  if (reinterpret_cast<uintptr_t>(mem) % kAlignment != 0) {
-    return fail(err, TINV_TRT_ERR_ARGUMENT, "device memory is not 256-byte aligned");
-  }
-  uint64_t needed = 0;
-  int32_t const status = tinv_trt_engine_device_memory_size(ctx->engine, &needed, err);
-  if (status != TINV_TRT_OK) return status;
-  if (size < needed) {
-    return fail(err, TINV_TRT_ERR_ARGUMENT,
-                "device memory of " + std::to_string(size) + " bytes is smaller than the engine's " +
-                    std::to_string(needed));
-  }
+  try {
+    if (ctx == nullptr || mem == nullptr) {
+      return fail(err, TINV_TRT_ERR_ARGUMENT, "tinv_trt_context_set_device_memory: NULL argument");
+    }
+    if (reinterpret_cast<uintptr_t>(mem) % kAlignment != 0) {
+      return fail(err, TINV_TRT_ERR_ARGUMENT, "device memory is not 256-byte aligned");
+    }
+    uint64_t needed = 0;
+    int32_t const status = tinv_trt_engine_device_memory_size(ctx->engine, &needed, err);
+    if (status != TINV_TRT_OK) return status;
+    if (size < needed) {
+      return fail(err, TINV_TRT_ERR_ARGUMENT,
+                  "device memory of " + std::to_string(size) + " bytes is smaller than the engine's " +
+                      std::to_string(needed));
+    }
 #if TINV_TRT_AT_LEAST(10, 1)
-  ctx->ctx->setDeviceMemoryV2(mem, static_cast<int64_t>(size));
+    ctx->ctx->setDeviceMemoryV2(mem, static_cast<int64_t>(size));
 #else
-  TINV_ALLOW_DEPRECATED_BEGIN
-  ctx->ctx->setDeviceMemory(mem);
-  TINV_ALLOW_DEPRECATED_END
+    TINV_ALLOW_DEPRECATED_BEGIN
+    ctx->ctx->setDeviceMemory(mem);
+    TINV_ALLOW_DEPRECATED_END
 #endif
-  return TINV_TRT_OK;
+    return TINV_TRT_OK;
+  } catch (...) {
+    return fail_exception(err, "tinv_trt_context_set_device_memory");
+  }
 }
 
 extern "C" int32_t tinv_trt_context_set_tensor_address(tinv_trt_context* ctx, char const* name, void* addr,
@@ -494,13 +502,17 @@ extern "C" int32_t tinv_trt_context_set_input_shape(tinv_trt_context* ctx, char 
 
 extern "C" int32_t tinv_trt_context_enqueue(tinv_trt_context* ctx, void* stream, tinv_trt_error* err) noexcept {
   CallScope scope;
-  if (ctx == nullptr || stream == nullptr) {
-    return fail(err, TINV_TRT_ERR_ARGUMENT, "tinv_trt_context_enqueue: NULL context or default stream");
+  try {
+    if (ctx == nullptr || stream == nullptr) {
+      return fail(err, TINV_TRT_ERR_ARGUMENT, "tinv_trt_context_enqueue: NULL context or default stream");
+    }
+    if (!ctx->ctx->enqueueV3(static_cast<cudaStream_t>(stream))) {
+      return fail(err, TINV_TRT_ERR_TENSORRT, "enqueueV3 failed");
+    }
+    return TINV_TRT_OK;
+  } catch (...) {
+    return fail_exception(err, "tinv_trt_context_enqueue");
   }
-  if (!ctx->ctx->enqueueV3(static_cast<cudaStream_t>(stream))) {
-    return fail(err, TINV_TRT_ERR_TENSORRT, "enqueueV3 failed");
-  }
-  return TINV_TRT_OK;
 }
 
 // The builder half (options, ONNX parsing, serialization) is in tinv_trt_build.inc so that each

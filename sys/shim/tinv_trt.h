@@ -111,8 +111,8 @@ typedef enum tinv_trt_severity {
   TINV_TRT_SEVERITY_VERBOSE = 4
 } tinv_trt_severity;
 
-/** Builder precision. On TensorRT 11 networks are strongly typed: the precision is the ONNX
- *  tensor types, and this field only selects which check the shim applies (see build options). */
+/** Builder precision. On TensorRT 11 networks are strongly typed: the ONNX tensor types are the
+ *  precision and this field has no effect (export an FP16 ONNX for FP16 engines). */
 typedef enum tinv_trt_precision {
   TINV_TRT_PRECISION_FP32 = 0,
   TINV_TRT_PRECISION_FP16 = 1

@@ -54,7 +54,7 @@ pub const tinv_trt_severity_TINV_TRT_SEVERITY_VERBOSE: tinv_trt_severity = 4;
 pub type tinv_trt_severity = ::std::os::raw::c_uint;
 pub const tinv_trt_precision_TINV_TRT_PRECISION_FP32: tinv_trt_precision = 0;
 pub const tinv_trt_precision_TINV_TRT_PRECISION_FP16: tinv_trt_precision = 1;
-#[doc = " Builder precision. On TensorRT 11 networks are strongly typed: the precision is the ONNX\n  tensor types, and this field only selects which check the shim applies (see build options)."]
+#[doc = " Builder precision. On TensorRT 11 networks are strongly typed: the ONNX tensor types are the\n  precision and this field has no effect (export an FP16 ONNX for FP16 engines)."]
 pub type tinv_trt_precision = ::std::os::raw::c_uint;
 #[doc = " Caller-owned error message buffer."]
 #[repr(C)]

@@ -294,7 +294,7 @@ impl ShimApi for RecordingShim {
             .ok_or_else(|| err(F, ERR_ARGUMENT, "context is not live"))?
             .engine;
         let needed = Self::engine_spec(st, EngineHandle(engine), F)?.device_memory;
-        if mem == 0 || mem % 256 != 0 {
+        if mem == 0 || !mem.is_multiple_of(256) {
             return Err(err(
                 F,
                 ERR_ARGUMENT,
@@ -341,7 +341,7 @@ impl ShimApi for RecordingShim {
                 format!("engine has no I/O tensor named {name}"),
             ));
         }
-        if addr == 0 || addr % 256 != 0 {
+        if addr == 0 || !addr.is_multiple_of(256) {
             return Err(err(
                 F,
                 ERR_ARGUMENT,
@@ -458,3 +458,7 @@ impl ShimApi for RecordingShim {
         Ok(plan)
     }
 }
+
+#[cfg(test)]
+#[path = "double_tests.rs"]
+mod tests;

@@ -23,9 +23,10 @@ pub struct Shim {
     path: PathBuf,
 }
 
-// SAFETY: tinv_trt_lib is immutable after open except the parser dlopen (guarded by a mutex in
-// the shim); the TensorRT IRuntime is thread-safe for deserialization (NVIDIA documents
-// concurrent deserialize on one runtime), and handles passed in are owned by their callers.
+// SAFETY: tinv_trt_lib is immutable after open except the lazy parser dlopen (guarded by a mutex
+// in the shim). TensorRT's developer guide allows one runtime/engine to be used from several
+// threads as long as each execution context is used by one thread; contexts here belong to one
+// session (one thread). Each build call creates its own IBuilder.
 unsafe impl Send for Shim {}
 // SAFETY: see `Send`; every method takes `&self` and the shim serializes what is shared.
 unsafe impl Sync for Shim {}
@@ -307,7 +308,15 @@ impl ShimApi for Shim {
             let mode = match info.mode {
                 1 => IoMode::Input,
                 2 => IoMode::Output,
-                m => return Err(ShimError::Load(format!("tensor {name} has I/O mode {m}"))),
+                m => {
+                    return Err(ShimError::Call {
+                        function: "tinv_trt_engine_io_info",
+                        status: b::tinv_trt_status_TINV_TRT_ERR_TENSORRT as i32,
+                        message: format!(
+                            "tensor {name} has I/O mode {m} (neither input nor output)"
+                        ),
+                    })
+                }
             };
             let rank = usize::try_from(info.shape.nb_dims)
                 .unwrap_or(0)
