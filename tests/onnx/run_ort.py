@@ -11,7 +11,12 @@ JOBS.json is a list of jobs, run in order (a job may read a file an earlier job 
 Weight inputs named in the blob's table are fed from the blob at their offset (dtype and shape
 from the table), exactly as a device backend binds them. Every input the model declares must be
 provided; extra blob entries are ignored. Prints one line per job; exits non-zero on any error.
+
+When the `onnx` package is importable, every model is first validated by
+`onnx.checker.check_model(full_check=True)` (structure, IR/opset rules and strict shape
+inference); set TINV_REQUIRE_ONNX_CHECKER=1 to make its absence an error.
 """
+import os
 import json
 import sys
 
@@ -35,13 +40,33 @@ def load_blob(spec):
     return table
 
 
+def checker():
+    try:
+        import onnx
+    except ImportError:
+        if os.environ.get("TINV_REQUIRE_ONNX_CHECKER") == "1":
+            raise
+        print("onnx package not installed: structural check skipped")
+        return None
+
+    def check(path):
+        model = onnx.load(path)
+        assert model.ir_version == 8 and model.opset_import[0].version == 17, path
+        onnx.checker.check_model(model, full_check=True)
+
+    return check
+
+
 def main():
     jobs = json.load(open(sys.argv[1]))
+    check = checker()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     blobs = {}
     for job in jobs:
+        if check is not None:
+            check(job["model"])
         sess = ort.InferenceSession(job["model"], opts, providers=["CPUExecutionProvider"])
         feeds = {k: np.load(v) for k, v in job.get("inputs", {}).items()}
         if "blob" in job:
@@ -58,7 +83,7 @@ def main():
         results = sess.run(names, feeds)
         for name, value in zip(names, results):
             np.save(job["outputs"][name], np.ascontiguousarray(value, dtype=np.float32))
-        print(f"ok {job['model']} -> {names}")
+        print(f"ok {job['model']} -> {names}" + (" (onnx.checker passed)" if check else ""))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ pub fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
     let mut header =
         format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
