@@ -6,6 +6,9 @@
 //! success. Each body runs inside [`status::ffi_boundary!`], which checks the pointer arguments
 //! for NULL and catches panics. Handles are registry ids, never pointers (see [`registry`]).
 
+// Everything here handles values a C caller chose: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 mod registry;
 mod session;
 pub mod status;
@@ -81,7 +84,9 @@ pub extern "C" fn tinv_version_number() -> u32 {
 /// Static text for a status code (`"unknown status"` for a code that is not one).
 #[no_mangle]
 pub extern "C" fn tinv_status_str(status: u32) -> *const c_char {
-    Status::from_code(status).map_or(c"unknown status", Status::text).as_ptr()
+    Status::from_code(status)
+        .map_or(c"unknown status", Status::text)
+        .as_ptr()
 }
 
 /// This thread's last error message: `""` after a successful call.
@@ -110,8 +115,11 @@ pub(crate) unsafe fn read_options<T: Copy>(p: *const T, default: T, what: &str) 
     if p.is_null() {
         return Ok(default);
     }
-    if (p as usize) % std::mem::align_of::<T>() != 0 {
-        return Err(Fail::new(Status::InvalidArg, format!("{what} pointer is misaligned")));
+    if !p.is_aligned() {
+        return Err(Fail::new(
+            Status::InvalidArg,
+            format!("{what} pointer is misaligned"),
+        ));
     }
     // SAFETY: non-null and aligned; the caller passes a pointer to at least the leading u32.
     let size = unsafe { p.cast::<u32>().read() };
@@ -138,12 +146,22 @@ fn open_options(o: &ModelOptions) -> Result<OpenOptions, Fail> {
                 "TensorRT backend not built/available (this libtinv has the CPU backend only)",
             ))
         }
-        b => return Err(Fail::new(Status::InvalidArg, format!("backend {b} is not a tinv_backend"))),
+        b => {
+            return Err(Fail::new(
+                Status::InvalidArg,
+                format!("backend {b} is not a tinv_backend"),
+            ))
+        }
     }
     if o.reserved != 0 {
-        return Err(Fail::new(Status::InvalidArg, "tinv_model_options.reserved must be 0"));
+        return Err(Fail::new(
+            Status::InvalidArg,
+            "tinv_model_options.reserved must be 0",
+        ));
     }
-    Ok(OpenOptions { verify: o.verify != 0 })
+    Ok(OpenOptions {
+        verify: o.verify != 0,
+    })
 }
 
 fn register_model(model: Model, out: *mut *mut TinvModel) -> Result<(), Fail> {
@@ -169,7 +187,8 @@ pub unsafe extern "C" fn tinv_model_open(
 ) -> Status {
     ffi_boundary!("tinv_model_open", [path, out], {
         // SAFETY: caller contract (documented in tinv.h).
-        let o = unsafe { read_options(options, tinv_model_options_default(), "tinv_model_options") }?;
+        let o =
+            unsafe { read_options(options, tinv_model_options_default(), "tinv_model_options") }?;
         let opts = open_options(&o)?;
         // SAFETY: `path` is non-null and NUL-terminated by contract.
         let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
@@ -191,10 +210,14 @@ pub unsafe extern "C" fn tinv_model_open_bytes(
 ) -> Status {
     ffi_boundary!("tinv_model_open_bytes", [data, out], {
         // SAFETY: caller contract.
-        let o = unsafe { read_options(options, tinv_model_options_default(), "tinv_model_options") }?;
+        let o =
+            unsafe { read_options(options, tinv_model_options_default(), "tinv_model_options") }?;
         let opts = open_options(&o)?;
         if len > isize::MAX as usize {
-            return Err(Fail::new(Status::InvalidArg, format!("len {len} exceeds isize::MAX")));
+            return Err(Fail::new(
+                Status::InvalidArg,
+                format!("len {len} exceeds isize::MAX"),
+            ));
         }
         // SAFETY: `data` is non-null and points to `len` readable bytes by contract.
         let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
@@ -250,17 +273,21 @@ pub unsafe extern "C" fn tinv_model_input_shape(
     height: *mut usize,
     width: *mut usize,
 ) -> Status {
-    ffi_boundary!("tinv_model_input_shape", [model, channels, height, width], {
-        let m = model_of(model)?;
-        let c = m.model.config();
-        // SAFETY: all three were checked non-null; writable by contract.
-        unsafe {
-            put(channels, c.channels);
-            put(height, c.image_h);
-            put(width, c.image_w);
+    ffi_boundary!(
+        "tinv_model_input_shape",
+        [model, channels, height, width],
+        {
+            let m = model_of(model)?;
+            let c = m.model.config();
+            // SAFETY: all three were checked non-null; writable by contract.
+            unsafe {
+                put(channels, c.channels);
+                put(height, c.image_h);
+                put(width, c.image_w);
+            }
+            Ok(())
         }
-        Ok(())
-    })
+    )
 }
 
 /// Floats per input (`C × H × W`).
@@ -282,7 +309,10 @@ pub unsafe extern "C" fn tinv_model_input_len(model: *const TinvModel, out: *mut
 /// # Safety
 /// `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn tinv_model_num_classes(model: *const TinvModel, out: *mut usize) -> Status {
+pub unsafe extern "C" fn tinv_model_num_classes(
+    model: *const TinvModel,
+    out: *mut usize,
+) -> Status {
     ffi_boundary!("tinv_model_num_classes", [model, out], {
         let m = model_of(model)?;
         // SAFETY: checked non-null; writable by contract.
@@ -357,10 +387,18 @@ pub unsafe extern "C" fn tinv_model_weight_bytes(model: *const TinvModel, out: *
 /// # Safety
 /// `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn tinv_model_default_budget(model: *const TinvModel, out: *mut f32) -> Status {
+pub unsafe extern "C" fn tinv_model_default_budget(
+    model: *const TinvModel,
+    out: *mut f32,
+) -> Status {
     ffi_boundary!("tinv_model_default_budget", [model, out], {
         let m = model_of(model)?;
-        let b = m.model.config().controller.as_ref().map_or(0.0, |c| c.default_budget);
+        let b = m
+            .model
+            .config()
+            .controller
+            .as_ref()
+            .map_or(0.0, |c| c.default_budget);
         // SAFETY: checked non-null; writable by contract.
         unsafe { put(out, b) };
         Ok(())

@@ -80,14 +80,21 @@ impl<T> Registry<T> {
                 if s.entries.len() >= (1 << SLOT_BITS) {
                     return Err(Fail::new(
                         Status::OutOfHandles,
-                        format!("more than {} live {} handles", 1 << SLOT_BITS, self.kind.name()),
+                        format!(
+                            "more than {} live {} handles",
+                            1 << SLOT_BITS,
+                            self.kind.name()
+                        ),
                     ));
                 }
                 s.entries.push(Entry { gen: 0, obj: None });
                 s.entries.len() - 1
             }
         };
-        let e = s.entries.get_mut(slot).ok_or_else(|| internal("free slot out of range"))?;
+        let e = s
+            .entries
+            .get_mut(slot)
+            .ok_or_else(|| internal("free slot out of range"))?;
         // Generations start at 1, so a handle is never 0 (NULL).
         e.gen += 1;
         e.obj = Some(Arc::new(obj));
@@ -99,7 +106,10 @@ impl<T> Registry<T> {
         let (slot, gen) = self.decode(handle)?;
         let s = self.slots();
         match s.entries.get(slot) {
-            Some(Entry { gen: g, obj: Some(o) }) if *g == gen => Ok(Arc::clone(o)),
+            Some(Entry {
+                gen: g,
+                obj: Some(o),
+            }) if *g == gen => Ok(Arc::clone(o)),
             Some(_) => Err(self.stale(handle)),
             None => Err(self.unknown(handle)),
         }
@@ -123,31 +133,52 @@ impl<T> Registry<T> {
     /// Number of live objects.
     #[cfg(test)]
     pub fn live(&self) -> usize {
-        self.slots().entries.iter().filter(|e| e.obj.is_some()).count()
+        self.slots()
+            .entries
+            .iter()
+            .filter(|e| e.obj.is_some())
+            .count()
     }
 
     fn decode(&self, handle: usize) -> Result<(usize, usize), Fail> {
-        let kind = if handle & 1 == 0 { Kind::Model } else { Kind::Session };
+        let kind = if handle & 1 == 0 {
+            Kind::Model
+        } else {
+            Kind::Session
+        };
         if kind != self.kind {
             return Err(Fail::new(
                 Status::InvalidHandle,
-                format!("handle {handle:#x} is a {}, not a {}", kind.name(), self.kind.name()),
+                format!(
+                    "handle {handle:#x} is a {}, not a {}",
+                    kind.name(),
+                    self.kind.name()
+                ),
             ));
         }
-        Ok(((handle >> 1) & ((1 << SLOT_BITS) - 1), handle >> (SLOT_BITS + 1)))
+        Ok((
+            (handle >> 1) & ((1 << SLOT_BITS) - 1),
+            handle >> (SLOT_BITS + 1),
+        ))
     }
 
     fn stale(&self, handle: usize) -> Fail {
         Fail::new(
             Status::InvalidHandle,
-            format!("{} handle {handle:#x} was freed (stale or double free)", self.kind.name()),
+            format!(
+                "{} handle {handle:#x} was freed (stale or double free)",
+                self.kind.name()
+            ),
         )
     }
 
     fn unknown(&self, handle: usize) -> Fail {
         Fail::new(
             Status::InvalidHandle,
-            format!("{} handle {handle:#x} was never issued by this library", self.kind.name()),
+            format!(
+                "{} handle {handle:#x} was never issued by this library",
+                self.kind.name()
+            ),
         )
     }
 }
@@ -178,12 +209,19 @@ mod tests {
         // The slot is reused with a new generation: the old handle stays dead.
         let b = r.insert(8).unwrap();
         assert_ne!(a, b);
-        assert_eq!(a & ((1 << (SLOT_BITS + 1)) - 1), b & ((1 << (SLOT_BITS + 1)) - 1));
+        assert_eq!(
+            a & ((1 << (SLOT_BITS + 1)) - 1),
+            b & ((1 << (SLOT_BITS + 1)) - 1)
+        );
         assert_eq!(r.get(a).unwrap_err().status, Status::InvalidHandle);
         assert_eq!(*r.get(b).unwrap(), 8);
         // Wrong kind (low bit clear) and a slot never allocated.
         assert!(r.get(b & !1).unwrap_err().msg.contains("is a model"));
-        assert!(r.get(b + (5 << 1)).unwrap_err().msg.contains("never issued"));
+        assert!(r
+            .get(b + (5 << 1))
+            .unwrap_err()
+            .msg
+            .contains("never issued"));
         assert_eq!(r.live(), 1);
     }
 
@@ -206,6 +244,10 @@ mod tests {
         assert_ne!(h, h2);
         r.remove(h2).unwrap();
         let h3 = r.insert(2).unwrap();
-        assert_eq!((h3 >> 1) & ((1 << SLOT_BITS) - 1), 1, "retired slot 0 must not be reused");
+        assert_eq!(
+            (h3 >> 1) & ((1 << SLOT_BITS) - 1),
+            1,
+            "retired slot 0 must not be reused"
+        );
     }
 }

@@ -112,8 +112,14 @@ fn mode_of(mode: u32, threshold: f32) -> Result<Mode, Fail> {
         MODE_ADAPTIVE => Ok(Mode::Adaptive),
         MODE_GRAPH => Ok(Mode::Graph),
         MODE_THRESHOLD if (0.0..=1.0).contains(&threshold) => Ok(Mode::Threshold(threshold)),
-        MODE_THRESHOLD => Err(Fail::new(Status::InvalidArg, format!("threshold {threshold} not in [0, 1]"))),
-        m => Err(Fail::new(Status::InvalidArg, format!("mode {m} is not a tinv_mode"))),
+        MODE_THRESHOLD => Err(Fail::new(
+            Status::InvalidArg,
+            format!("threshold {threshold} not in [0, 1]"),
+        )),
+        m => Err(Fail::new(
+            Status::InvalidArg,
+            format!("mode {m} is not a tinv_mode"),
+        )),
     }
 }
 
@@ -129,7 +135,13 @@ pub unsafe extern "C" fn tinv_session_open(
 ) -> Status {
     ffi_boundary!("tinv_session_open", [model, out], {
         // SAFETY: caller contract.
-        let o = unsafe { read_options(options, tinv_session_options_default(), "tinv_session_options") }?;
+        let o = unsafe {
+            read_options(
+                options,
+                tinv_session_options_default(),
+                "tinv_session_options",
+            )
+        }?;
         let m = model_of(model)?;
         if o.budget.is_nan() {
             return Err(Fail::new(Status::InvalidArg, "budget is NaN"));
@@ -170,20 +182,22 @@ pub unsafe extern "C" fn tinv_session_free(session: *mut TinvSession) -> Status 
 }
 
 /// Runs `f` on the session's state, holding its lock (busy → `TINV_ERR_SESSION_BUSY`).
-fn with_session<R>(h: *const TinvSession, f: impl FnOnce(&mut SessionState) -> Result<R, Fail>) -> Result<R, Fail> {
+fn with_session<R>(
+    h: *const TinvSession,
+    f: impl FnOnce(&mut SessionState) -> Result<R, Fail>,
+) -> Result<R, Fail> {
     let obj = SESSIONS.get(h as usize)?;
-    let mut guard = match obj.inner.try_lock() {
-        Ok(g) => g,
-        Err(TryLockError::WouldBlock) => {
-            return Err(Fail::new(
+    let mut guard =
+        match obj.inner.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock) => return Err(Fail::new(
                 Status::SessionBusy,
                 "session is in use by another thread (a session belongs to one thread at a time)",
-            ))
-        }
-        // A panic inside an earlier call: the session's buffers are rewritten by every call,
-        // so its state is still usable.
-        Err(TryLockError::Poisoned(p)) => p.into_inner(),
-    };
+            )),
+            // A panic inside an earlier call: the session's buffers are rewritten by every call,
+            // so its state is still usable.
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
     f(&mut guard)
 }
 
@@ -220,7 +234,9 @@ unsafe fn infer(
         }
         // batch ≤ 4096 and per, classes come from a validated config, so these cannot overflow;
         // checked anyway because the cost is nil.
-        let need_in = batch.checked_mul(per).ok_or_else(|| Fail::new(Status::InvalidArg, "batch too large"))?;
+        let need_in = batch
+            .checked_mul(per)
+            .ok_or_else(|| Fail::new(Status::InvalidArg, "batch too large"))?;
         let need_out = batch * classes;
         if input_len != need_in {
             return Err(Fail::new(
@@ -237,21 +253,32 @@ unsafe fn infer(
                 format!("logits_len is {logits_len}, batch {batch} x {classes} classes needs {need_out}"),
             ));
         }
-        if (input as usize) % std::mem::align_of::<f32>() != 0 || (logits as usize) % std::mem::align_of::<f32>() != 0 {
-            return Err(Fail::new(Status::InvalidArg, "input or logits pointer is not 4-byte aligned"));
+        if !input.is_aligned()
+            || !logits.is_aligned()
+        {
+            return Err(Fail::new(
+                Status::InvalidArg,
+                "input or logits pointer is not 4-byte aligned",
+            ));
         }
         // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
         let x = unsafe { std::slice::from_raw_parts(input, need_in) };
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
             return Err(Fail::new(
                 Status::InvalidInput,
-                format!("input value {i} (input {}, element {}) is NaN or infinite", i / per, i % per),
+                format!(
+                    "input value {i} (input {}, element {}) is NaN or infinite",
+                    i / per,
+                    i % per
+                ),
             ));
         }
-        let SessionState { session, scratch, .. } = st;
-        let out = scratch
-            .get_mut(..need_out)
-            .ok_or_else(|| Fail::new(Status::Internal, "scratch smaller than max_batch x classes"))?;
+        let SessionState {
+            session, scratch, ..
+        } = st;
+        let out = scratch.get_mut(..need_out).ok_or_else(|| {
+            Fail::new(Status::Internal, "scratch smaller than max_batch x classes")
+        })?;
         match run {
             Run::Policy => session.infer(x, batch, out)?,
             Run::Depth(d) => session.infer_depth(x, batch, d, out)?,
@@ -280,7 +307,17 @@ pub unsafe extern "C" fn tinv_session_infer(
 ) -> Status {
     ffi_boundary!("tinv_session_infer", [session, input, logits], {
         // SAFETY: forwarded caller contract; pointers checked non-null.
-        unsafe { infer(session, input, input_len, batch, Run::Policy, logits, logits_len) }
+        unsafe {
+            infer(
+                session,
+                input,
+                input_len,
+                batch,
+                Run::Policy,
+                logits,
+                logits_len,
+            )
+        }
     })
 }
 
@@ -300,7 +337,17 @@ pub unsafe extern "C" fn tinv_session_infer_depth(
 ) -> Status {
     ffi_boundary!("tinv_session_infer_depth", [session, input, logits], {
         // SAFETY: forwarded caller contract; pointers checked non-null.
-        unsafe { infer(session, input, input_len, batch, Run::Depth(depth), logits, logits_len) }
+        unsafe {
+            infer(
+                session,
+                input,
+                input_len,
+                batch,
+                Run::Depth(depth),
+                logits,
+                logits_len,
+            )
+        }
     })
 }
 
@@ -320,7 +367,11 @@ pub unsafe extern "C" fn tinv_session_set_budget(session: *mut TinvSession, budg
 /// # Safety
 /// None (the handle is checked).
 #[no_mangle]
-pub unsafe extern "C" fn tinv_session_set_mode(session: *mut TinvSession, mode: u32, threshold: f32) -> Status {
+pub unsafe extern "C" fn tinv_session_set_mode(
+    session: *mut TinvSession,
+    mode: u32,
+    threshold: f32,
+) -> Status {
     ffi_boundary!("tinv_session_set_mode", [session], {
         let m = mode_of(mode, threshold)?;
         with_session(session, |st| Ok(st.session.set_mode(m)?))
@@ -347,10 +398,14 @@ pub unsafe extern "C" fn tinv_session_last_stats(
                     format!("stats_len is {stats_len}, the last call ran {n} inputs"),
                 ));
             }
-            if (stats as usize) % std::mem::align_of::<StatsC>() != 0 {
+            if !stats.is_aligned() {
                 return Err(Fail::new(Status::InvalidArg, "stats pointer is misaligned"));
             }
-            let src = st.session.last_stats().get(..n).ok_or_else(|| Fail::new(Status::Internal, "stats shorter than batch"))?;
+            let src = st
+                .session
+                .last_stats()
+                .get(..n)
+                .ok_or_else(|| Fail::new(Status::Internal, "stats shorter than batch"))?;
             // SAFETY: non-null, aligned, `n` ≤ stats_len writable entries by contract.
             let dst = unsafe { std::slice::from_raw_parts_mut(stats, n) };
             for (d, s) in dst.iter_mut().zip(src) {
@@ -368,7 +423,10 @@ pub unsafe extern "C" fn tinv_session_last_stats(
 /// # Safety
 /// `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn tinv_session_arena_bytes(session: *mut TinvSession, out: *mut usize) -> Status {
+pub unsafe extern "C" fn tinv_session_arena_bytes(
+    session: *mut TinvSession,
+    out: *mut usize,
+) -> Status {
     ffi_boundary!("tinv_session_arena_bytes", [session, out], {
         let n = with_session(session, |st| Ok(st.session.arena_bytes()))?;
         // SAFETY: checked non-null; writable by contract.
@@ -382,7 +440,10 @@ pub unsafe extern "C" fn tinv_session_arena_bytes(session: *mut TinvSession, out
 /// # Safety
 /// `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn tinv_session_max_batch(session: *mut TinvSession, out: *mut usize) -> Status {
+pub unsafe extern "C" fn tinv_session_max_batch(
+    session: *mut TinvSession,
+    out: *mut usize,
+) -> Status {
     ffi_boundary!("tinv_session_max_batch", [session, out], {
         let n = with_session(session, |st| Ok(st.session.max_batch()))?;
         // SAFETY: checked non-null; writable by contract.

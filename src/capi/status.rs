@@ -58,16 +58,25 @@ pub const ALL: &[(Status, &CStr)] = &[
     (Status::NullArg, c"a required pointer argument is NULL"),
     (Status::InvalidArg, c"an argument is out of range"),
     (Status::BufferTooSmall, c"an output buffer is too small"),
-    (Status::InputLength, c"input element count is not batch x C x H x W"),
+    (
+        Status::InputLength,
+        c"input element count is not batch x C x H x W",
+    ),
     (Status::InvalidInput, c"input holds NaN or infinity"),
     (Status::InvalidHandle, c"stale, freed or foreign handle"),
-    (Status::OptionsVersion, c"options struct_size not supported by this library"),
+    (
+        Status::OptionsVersion,
+        c"options struct_size not supported by this library",
+    ),
     (Status::SessionBusy, c"session is in use by another thread"),
     (Status::Io, c"model file could not be read"),
     (Status::Format, c"not a valid .tinv file"),
     (Status::Checksum, c"tensor checksum mismatch"),
     (Status::Model, c"model not supported by this runtime"),
-    (Status::BackendUnavailable, c"backend not built or not available"),
+    (
+        Status::BackendUnavailable,
+        c"backend not built or not available",
+    ),
     (Status::Backend, c"backend failed"),
     (Status::Panic, c"internal panic caught at the C boundary"),
     (Status::Internal, c"internal error"),
@@ -82,7 +91,9 @@ impl Status {
 
     /// Static NUL-terminated text for the status.
     pub fn text(self) -> &'static CStr {
-        ALL.iter().find(|(s, _)| *s == self).map_or(c"unknown status", |(_, t)| t)
+        ALL.iter()
+            .find(|(s, _)| *s == self)
+            .map_or(c"unknown status", |(_, t)| t)
     }
 }
 
@@ -105,7 +116,10 @@ impl Fail {
     }
     /// `TINV_ERR_NULL_ARG` naming the argument.
     pub fn null(function: &str, arg: &str) -> Fail {
-        Fail::new(Status::NullArg, format!("{function}: argument '{arg}' is NULL"))
+        Fail::new(
+            Status::NullArg,
+            format!("{function}: argument '{arg}' is NULL"),
+        )
     }
 }
 
@@ -192,7 +206,9 @@ mod tests {
 
     fn last() -> String {
         // SAFETY: the pointer is this thread's NUL-terminated message, read before any other call.
-        unsafe { CStr::from_ptr(last_error_ptr()) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     #[test]
@@ -239,6 +255,9 @@ mod tests {
             },
         };
         assert_eq!(Fail::from(e).status, Status::Checksum);
-        assert_eq!(Fail::from(Error::Backend("x".into())).status, Status::Backend);
+        assert_eq!(
+            Fail::from(Error::Backend("x".into())).status,
+            Status::Backend
+        );
     }
 }

@@ -40,17 +40,34 @@ pub fn write_case(dir: &str, bytes: &[u8], n: usize, seed: u64) -> Case {
     for pc in model.costs() {
         out.extend_from_slice(&pc.backbone_flops.to_le_bytes());
     }
-    input.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    input
+        .iter()
+        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
     let mut logits = vec![0f32; n * c.classes];
     for &depth in &c.depths {
-        let stats = s.infer_depth(&input, n, depth, &mut logits).unwrap().to_vec();
-        logits.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-        stats.iter().for_each(|st| out.extend_from_slice(&st.flops.to_le_bytes()));
+        let stats = s
+            .infer_depth(&input, n, depth, &mut logits)
+            .unwrap()
+            .to_vec();
+        logits
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        stats
+            .iter()
+            .for_each(|st| out.extend_from_slice(&st.flops.to_le_bytes()));
     }
     let stats = s.infer(&input, n, &mut logits).unwrap().to_vec();
-    logits.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    logits
+        .iter()
+        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
     for st in &stats {
-        for v in [st.depth, st.path, st.start_depth, st.escalations as usize, st.class] {
+        for v in [
+            st.depth,
+            st.path,
+            st.start_depth,
+            st.escalations as usize,
+            st.class,
+        ] {
             u32le(&mut out, v);
         }
         let pred = i32::try_from(st.predicted_path).unwrap_or(-1);

@@ -11,7 +11,9 @@ pub fn root() -> PathBuf {
 
 /// Scratch space of this test binary.
 pub fn scratch(sub: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("capi").join(sub);
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("capi")
+        .join(sub);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -22,7 +24,11 @@ fn built_library() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
     let lib = profile_dir.join("libtinv.so");
-    assert!(lib.exists(), "{} missing: build the cdylib (cargo build) first", lib.display());
+    assert!(
+        lib.exists(),
+        "{} missing: build the cdylib (cargo build) first",
+        lib.display()
+    );
     lib
 }
 
@@ -33,7 +39,11 @@ pub fn lib_dir() -> PathBuf {
     let dir = scratch("lib");
     for name in ["libtinv.so", "libtinv.so.0"] {
         // Create under a unique name and rename over: tests run in parallel.
-        let tmp = dir.join(format!("{name}.{}.{:?}", std::process::id(), std::thread::current().id()));
+        let tmp = dir.join(format!(
+            "{name}.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&lib, &tmp).unwrap();
         std::fs::rename(&tmp, dir.join(name)).unwrap();
@@ -43,7 +53,10 @@ pub fn lib_dir() -> PathBuf {
 
 /// Whether `cmd` runs.
 pub fn have(cmd: &str) -> bool {
-    Command::new(cmd).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(cmd)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Which program to build.
@@ -61,24 +74,38 @@ pub enum Lang {
 pub fn compile(lang: Lang, extra: &[&str], out: &str) -> String {
     let src = root().join("tests/c");
     let (compiler, std, files): (String, &str, &[&str]) = match lang {
-        Lang::C => (env_or("CC", "cc"), "-std=c99", &["test_tinv.c", "errors.c", "threads.c"]),
+        Lang::C => (
+            env_or("CC", "cc"),
+            "-std=c99",
+            &["test_tinv.c", "errors.c", "threads.c"],
+        ),
         Lang::Cpp => (env_or("CXX", "c++"), "-std=c++17", &["test_tinv.cpp"]),
         Lang::Layout => (env_or("CC", "cc"), "-std=c99", &["abi_layout.c"]),
     };
     let lib = lib_dir();
     let bin = scratch("bin").join(out);
     let mut cmd = Command::new(&compiler);
-    cmd.args([std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-pthread"])
-        .args(extra)
-        .arg("-I")
-        .arg(root().join("include"))
-        .args(files.iter().map(|f| src.join(f)))
-        .arg("-o")
-        .arg(&bin)
-        .arg(format!("-L{}", lib.display()))
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(["-ltinv", "-lm"]);
-    let o = cmd.output().unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    cmd.args([
+        std,
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-O1",
+        "-pthread",
+    ])
+    .args(extra)
+    .arg("-I")
+    .arg(root().join("include"))
+    .args(files.iter().map(|f| src.join(f)))
+    .arg("-o")
+    .arg(&bin)
+    .arg(format!("-L{}", lib.display()))
+    .arg(format!("-Wl,-rpath,{}", lib.display()))
+    .args(["-ltinv", "-lm"]);
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
     assert!(
         o.status.success(),
         "{cmd:?} failed:\n{}{}",
@@ -96,9 +123,18 @@ fn env_or(var: &str, default: &str) -> String {
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(args[0]);
     cmd.args(&args[1..]).envs(env.iter().copied());
-    let o = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", args[0]));
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "{cmd:?} exited with {}\nstdout:\n{out}\nstderr:\n{err}", o.status);
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", args[0]));
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(
+        o.status.success(),
+        "{cmd:?} exited with {}\nstdout:\n{out}\nstderr:\n{err}",
+        o.status
+    );
     eprint!("{err}");
     out.into_owned()
 }
