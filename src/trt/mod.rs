@@ -11,6 +11,7 @@ pub mod backend;
 #[cfg(test)]
 mod backend_tests;
 pub mod binding;
+pub mod builder;
 pub mod check;
 pub mod cuda;
 pub mod device;
