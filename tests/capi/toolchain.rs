@@ -18,12 +18,16 @@ pub fn scratch(sub: &str) -> PathBuf {
     d
 }
 
-/// target/<profile>/libtinv.so, built by `cargo test` along with this test (the package's
-/// cdylib). This binary is target/<profile>/deps/capi-<hash>.
-fn built_library() -> PathBuf {
+/// target/<profile>: this binary is target/<profile>/deps/capi-<hash>.
+pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let lib = profile_dir.join("libtinv.so");
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+/// target/<profile>/libtinv.so, built by `cargo test` along with this test (the package's
+/// cdylib).
+fn built_library() -> PathBuf {
+    let lib = profile_dir().join("libtinv.so");
     assert!(
         lib.exists(),
         "{} missing: build the cdylib (cargo build) first",

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs the C library: PREFIX/lib/libtinv.so.MAJOR.MINOR.PATCH (+ the libtinv.so.MAJOR and
+# libtinv.so links), PREFIX/lib/libtinv.a, PREFIX/include/tinv.h, PREFIX/lib/pkgconfig/tinv.pc.
+#
+#   scripts/install.sh [--prefix DIR] [--from DIR]
+#
+#   --prefix DIR  install root (default /usr/local); DESTDIR is prepended when set (packaging)
+#   --from DIR    where the built libraries are (default target/release; for a Jetson build:
+#                 target/aarch64-unknown-linux-gnu/release)
+#
+# Build first: `cargo build --release -p tinv` (or scripts/cross-aarch64.sh).
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PREFIX=/usr/local
+FROM=$ROOT/target/release
+while [ $# -gt 0 ]; do
+    case $1 in
+        --prefix) PREFIX=$2; shift 2 ;;
+        --from) FROM=$2; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+VERSION=$(sed -n 's/^#define TINV_VERSION_STRING "\(.*\)"$/\1/p' "$ROOT/include/tinv.h")
+MAJOR=${VERSION%%.*}
+[ -n "$VERSION" ] || { echo "error: no TINV_VERSION_STRING in include/tinv.h" >&2; exit 1; }
+[ -f "$FROM/libtinv.so" ] || { echo "error: $FROM/libtinv.so missing (cargo build --release -p tinv)" >&2; exit 1; }
+
+DEST=${DESTDIR:-}$PREFIX
+mkdir -p "$DEST/lib/pkgconfig" "$DEST/include"
+cp "$FROM/libtinv.so" "$DEST/lib/libtinv.so.$VERSION"
+ln -sf "libtinv.so.$VERSION" "$DEST/lib/libtinv.so.$MAJOR"
+ln -sf "libtinv.so.$MAJOR" "$DEST/lib/libtinv.so"
+[ -f "$FROM/libtinv.a" ] && cp "$FROM/libtinv.a" "$DEST/lib/libtinv.a"
+cp "$ROOT/include/tinv.h" "$DEST/include/tinv.h"
+sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@VERSION@|$VERSION|g" "$ROOT/tinv.pc.in" >"$DEST/lib/pkgconfig/tinv.pc"
+echo "installed tinv $VERSION into $DEST (pkg-config: $DEST/lib/pkgconfig/tinv.pc)"
