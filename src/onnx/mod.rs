@@ -7,8 +7,26 @@
 //! [`weight_blob`]) feeds every engine; [`WeightMode::Baked`] writes self-contained f32 graphs.
 //! The protobuf is written by the small encoder in [`proto`]; no Python in the export path.
 //!
+//! Operators: MatMul, Add, Sub, Mul, Div, Pow, Sqrt, Erf (or Tanh for tanh-GELU models),
+//! ReduceMean (axes as an attribute, opset 17) or LayerNormalization, Softmax, Reshape,
+//! Transpose, Gather, Concat, Shape + Expand (class token to the batch), Cast (FP16 weights),
+//! Relu (controller), Identity (segment output). Integer constants are initializers.
+//!
 //! Data contract: `pixels [batch, C, H, W]` holds raw pixels in [0, 1]; the graph normalizes
 //! with the model's mean/std itself, exactly like the runtime's input contract.
+//!
+//! Files written by [`write_export`]:
+//!
+//! | file | graph |
+//! |---|---|
+//! | `path.{d}.onnx` | [`GraphKind::Path`]: `pixels` → `logits` (layout `per-path`) |
+//! | `segment.{a}-{b}.onnx` | [`GraphKind::Segment`]: blocks `a..b`, `pixels`/`hidden_in` → `hidden_out` |
+//! | `exit.{d}.onnx` | [`GraphKind::ExitHead`]: `hidden` → `logits` |
+//! | `controller.onnx` | [`GraphKind::Controller`]: `features`, `budget` → `pred`, `scores` |
+//! | `weights.f16.bin`, `weights.tsv` | FP16 weight blob and binding table (FP16-input graphs only) |
+//!
+//! Every graph carries `metadata_props` `tinv.content_hash` (hex, to match engines to their
+//! model), `tinv.ln` and `tinv.weights`.
 
 mod blob;
 mod export;
