@@ -8,6 +8,8 @@ use tinv::{Model, OpenOptions, Session, SessionOptions};
 pub struct Case {
     pub model: String,
     pub expect: String,
+    /// The first input alone, raw little-endian f32 (CHW).
+    pub input0: String,
     pub predictions: Vec<(usize, usize)>,
     /// The Rust API's adaptive stats per input.
     pub adaptive: Vec<tinv::Stats>,
@@ -76,11 +78,18 @@ pub fn write_case(dir: &str, bytes: &[u8], n: usize, seed: u64) -> Case {
         out.extend_from_slice(&st.weight_bytes.to_le_bytes());
         out.extend_from_slice(&st.confidence.to_le_bytes());
     }
+    let input0 = d.join("input0.f32");
+    let first: Vec<u8> = input[..c.input_len()]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(&input0, first).unwrap();
     let exp_path = d.join("expect.bin");
     std::fs::write(&exp_path, out).unwrap();
     Case {
         model: model_path.to_string_lossy().into_owned(),
         expect: exp_path.to_string_lossy().into_owned(),
+        input0: input0.to_string_lossy().into_owned(),
         predictions: stats.iter().map(|st| (st.class, st.depth)).collect(),
         adaptive: stats,
     }

@@ -72,20 +72,30 @@ pub enum Lang {
     Cpp,
     /// tests/c/abi_layout.c: prints sizes, offsets and constants of the header.
     Layout,
+    /// examples/ros2_node/check_classifier.cpp: the ROS 2 example's wrapper, without ROS.
+    Example,
 }
 
 /// Compiles a test program with -Wall -Wextra -Werror (plus `extra`) into scratch/bin/`out`.
 pub fn compile(lang: Lang, extra: &[&str], out: &str) -> String {
-    let src = root().join("tests/c");
-    let (compiler, std, files): (String, &str, &[&str]) = match lang {
+    let (cc, cxx) = (env_or("CC", "cc"), env_or("CXX", "c++"));
+    let (compiler, std, dir, files): (String, &str, &str, &[&str]) = match lang {
         Lang::C => (
-            env_or("CC", "cc"),
+            cc,
             "-std=c99",
+            "tests/c",
             &["test_tinv.c", "errors.c", "threads.c"],
         ),
-        Lang::Cpp => (env_or("CXX", "c++"), "-std=c++17", &["test_tinv.cpp"]),
-        Lang::Layout => (env_or("CC", "cc"), "-std=c99", &["abi_layout.c"]),
+        Lang::Cpp => (cxx, "-std=c++17", "tests/c", &["test_tinv.cpp"]),
+        Lang::Layout => (cc, "-std=c99", "tests/c", &["abi_layout.c"]),
+        Lang::Example => (
+            cxx,
+            "-std=c++17",
+            "examples/ros2_node",
+            &["check_classifier.cpp"],
+        ),
     };
+    let src = root().join(dir);
     let lib = lib_dir();
     let bin = scratch("bin").join(out);
     let mut cmd = Command::new(&compiler);
