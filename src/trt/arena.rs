@@ -143,6 +143,43 @@ impl MemoryReport {
     }
 }
 
+/// `n` bytes as B / KiB / MiB / GiB with one decimal.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+impl std::fmt::Display for MemoryReport {
+    /// The side-by-side table `inspect` prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:<13}{:>22}{:>22}",
+            "device memory", "weights once + arena", "per-engine copies"
+        )?;
+        let rows = [
+            ("weights", self.weights, self.naive_weights),
+            ("activations", self.arena, self.naive_activations),
+            ("I/O buffers", self.io, self.io),
+            ("total", self.total(), self.naive_total()),
+        ];
+        for (name, ours, naive) in rows {
+            writeln!(f, "{name:<13}{:>22}{:>22}", human(ours), human(naive))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::check::tests::{sample, segments};
@@ -206,6 +243,24 @@ mod tests {
         assert_eq!((r.arena, r.naive_activations), (3_000_064, 4_000_000));
         assert_eq!(r.total(), 8448 + 3_000_064 + 3584);
         assert_eq!(r.naive_total(), 16_512 + 4_000_000 + 3584);
+        // 8448 B = 8.25 KiB, 16_512 B = 16.125 KiB, 3_000_064 B ≈ 2.86 MiB, 4_000_000 B ≈ 3.81 MiB.
+        let table = r.to_string();
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[1], ["weights", "8.2", "KiB", "16.1", "KiB"], "{table}");
+        assert_eq!(
+            rows[2],
+            ["activations", "2.9", "MiB", "3.8", "MiB"],
+            "{table}"
+        );
+        assert_eq!(
+            rows[3],
+            ["I/O", "buffers", "3.5", "KiB", "3.5", "KiB"],
+            "{table}"
+        );
+        assert_eq!(rows[4][0], "total");
         let s = MemoryReport::new(&segments()).unwrap();
         assert_eq!(
             (s.weights, s.naive_weights, s.arena, s.naive_activations),
