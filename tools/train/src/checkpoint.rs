@@ -1,0 +1,111 @@
+//! Checkpoints: safetensors files of f32 tensors with the model configuration under the
+//! metadata key `tinv.config` (docs/FORMAT.md) and the training state under `tinv.train`. The
+//! optimizer's moments go to a sidecar (`X.optim.safetensors`) so the checkpoint `tinv-fold`
+//! reads holds the model only. Writes are atomic (temporary file + rename), so an interrupted
+//! run always leaves the last good checkpoint in place.
+
+use crate::tensors::HostTensor;
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Metadata key of the model configuration JSON.
+pub const CONFIG_KEY: &str = "tinv.config";
+/// Metadata key of the training state JSON.
+pub const TRAIN_KEY: &str = "tinv.train";
+
+/// The optimizer sidecar of a checkpoint path (`a/b.safetensors` → `a/b.optim.safetensors`).
+pub fn optim_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.optim.safetensors"))
+}
+
+/// Writes `tensors` with `meta` to `path` atomically.
+pub fn save(
+    path: &Path,
+    tensors: &[HostTensor],
+    meta: &HashMap<String, String>,
+) -> Result<(), String> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for (t, b) in tensors.iter().zip(&bytes) {
+        let v = TensorView::new(Dtype::F32, t.shape.clone(), b)
+            .map_err(|e| format!("tensor '{}': {e}", t.name))?;
+        views.push((t.name.clone(), v));
+    }
+    let buf = safetensors::serialize(views, Some(meta.clone()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let tmp = path.with_extension("tmp");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(&tmp, buf).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads every tensor of `path` (f32 only) and its metadata.
+pub fn load(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>), String> {
+    let buf = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&buf).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (_, header) =
+        SafeTensors::read_metadata(&buf).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(format!(
+                "{}: tensor '{name}' is {:?}, need F32",
+                path.display(),
+                view.dtype()
+            ));
+        }
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.push(HostTensor {
+            name,
+            shape: view.shape().to_vec(),
+            data,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((out, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_tensors_and_metadata() {
+        let dir = std::env::temp_dir().join(format!("tinv-train-ckpt-{}", std::process::id()));
+        let path = dir.join("c.safetensors");
+        let ts = vec![
+            HostTensor {
+                name: "a".into(),
+                shape: vec![2, 3],
+                data: vec![1.0, -2.0, 3.5, 0.0, f32::MIN_POSITIVE, 7.0],
+            },
+            HostTensor {
+                name: "b".into(),
+                shape: vec![1],
+                data: vec![0.25],
+            },
+        ];
+        let meta = HashMap::from([(CONFIG_KEY.to_string(), "{\"dim\":4}".to_string())]);
+        save(&path, &ts, &meta).unwrap();
+        let (back, m) = load(&path).unwrap();
+        assert_eq!(back, ts);
+        assert_eq!(m.get(CONFIG_KEY).map(String::as_str), Some("{\"dim\":4}"));
+        assert_eq!(optim_path(&path), dir.join("c.optim.safetensors"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

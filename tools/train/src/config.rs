@@ -1,0 +1,212 @@
+//! The two configurations a run is made of: the model (the `tinv.config` JSON of docs/FORMAT.md,
+//! stored in every checkpoint) and the training hyper-parameters (stored beside it, so `--resume`
+//! can refuse a checkpoint that was made differently and say which field differs).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Controller part of the model configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControllerJson {
+    /// Feature set, always `tinv.features.v1` here.
+    pub features: String,
+    /// Default budget λ chosen on the validation split.
+    pub default_budget: f64,
+}
+
+/// The model configuration exactly as docs/FORMAT.md spells the `tinv.config` object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// `[height, width]`.
+    pub image_size: [usize; 2],
+    /// Input channels.
+    pub channels: usize,
+    /// Patch side.
+    pub patch: usize,
+    /// Embedding width D.
+    pub dim: usize,
+    /// Encoder blocks L.
+    pub blocks: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// MLP hidden width.
+    pub mlp_hidden: usize,
+    /// Classes K.
+    pub classes: usize,
+    /// LayerNorm ε.
+    pub ln_eps: f64,
+    /// GELU variant; the trainer only trains `erf`.
+    pub gelu: String,
+    /// Per-channel mean of x in [0, 1].
+    pub mean: Vec<f64>,
+    /// Per-channel std.
+    pub std: Vec<f64>,
+    /// Depth of every path, ascending, last = `blocks`.
+    pub depths: Vec<usize>,
+    /// Present once a controller has been trained.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub controller: Option<ControllerJson>,
+}
+
+impl ModelConfig {
+    /// Patch rows × patch columns.
+    pub fn patches(&self) -> usize {
+        (self.image_size[0] / self.patch) * (self.image_size[1] / self.patch)
+    }
+    /// Patches + the class token.
+    pub fn tokens(&self) -> usize {
+        self.patches() + 1
+    }
+    /// Floats per input image.
+    pub fn input_len(&self) -> usize {
+        self.channels * self.image_size[0] * self.image_size[1]
+    }
+    /// Number of depth paths P.
+    pub fn paths(&self) -> usize {
+        self.depths.len()
+    }
+
+    /// The runtime's view of this configuration, which also runs the runtime's own checks
+    /// (patch divides the image, heads divide dim, depths ascending and ending at `blocks`, …).
+    pub fn to_runtime(&self) -> Result<tinv::Config, String> {
+        if self.gelu != "erf" {
+            return Err(format!(
+                "gelu \"{}\" not supported by the trainer (only \"erf\")",
+                self.gelu
+            ));
+        }
+        let c = tinv::Config {
+            image_h: self.image_size[0],
+            image_w: self.image_size[1],
+            channels: self.channels,
+            patch: self.patch,
+            dim: self.dim,
+            blocks: self.blocks,
+            heads: self.heads,
+            mlp_hidden: self.mlp_hidden,
+            classes: self.classes,
+            ln_eps: self.ln_eps as f32,
+            gelu: tinv::model::Gelu::Erf,
+            mean: self.mean.iter().map(|v| *v as f32).collect(),
+            std: self.std.iter().map(|v| *v as f32).collect(),
+            depths: self.depths.clone(),
+            controller: self
+                .controller
+                .as_ref()
+                .map(|c| tinv::model::ControllerConfig {
+                    features: c.features.clone(),
+                    default_budget: c.default_budget as f32,
+                }),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Training hyper-parameters of the backbone and the controller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hyper {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Backbone epochs.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Peak learning rate (AdamW).
+    pub lr: f64,
+    /// Final learning rate of the cosine schedule.
+    pub min_lr: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// AdamW decoupled weight decay (matrices only).
+    pub weight_decay: f64,
+    /// Global gradient-norm clip.
+    pub clip: f64,
+    /// Distillation temperature T.
+    pub temperature: f64,
+    /// Weight of the softened-logit KL term (× T²).
+    pub kd_weight: f64,
+    /// Weight of the CLS-feature (cosine) matching term.
+    pub feat_weight: f64,
+    /// Maximum random shift in pixels (augmentation).
+    pub shift: usize,
+    /// Training images held out (the last ones) as the validation split.
+    pub val_count: usize,
+    /// Training images used (0 = all); tests use a few hundred.
+    pub train_limit: usize,
+}
+
+impl Default for Hyper {
+    fn default() -> Hyper {
+        Hyper {
+            seed: 1,
+            epochs: 20,
+            batch: 128,
+            lr: 1e-3,
+            min_lr: 1e-5,
+            warmup_steps: 500,
+            weight_decay: 0.05,
+            clip: 1.0,
+            temperature: 2.0,
+            kd_weight: 1.0,
+            feat_weight: 1.0,
+            shift: 2,
+            val_count: 5000,
+            train_limit: 0,
+        }
+    }
+}
+
+/// Names the first field where `saved` and `wanted` differ (`"model.dim: checkpoint 64,
+/// requested 96"`), or `None` if they are equal. Works on the JSON form so every field counts.
+pub fn first_difference(prefix: &str, saved: &Value, wanted: &Value) -> Option<String> {
+    match (saved, wanted) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let (x, y) = (
+                    a.get(k).unwrap_or(&Value::Null),
+                    b.get(k).unwrap_or(&Value::Null),
+                );
+                if let Some(d) = first_difference(&format!("{prefix}.{k}"), x, y) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        (x, y) if x == y => None,
+        (x, y) => Some(format!("{prefix}: checkpoint {x}, requested {y}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn difference_names_the_field() {
+        let a = serde_json::json!({"model": {"dim": 64, "depths": [2, 4]}, "seed": 1});
+        let b = serde_json::json!({"model": {"dim": 96, "depths": [2, 4]}, "seed": 1});
+        assert_eq!(
+            first_difference("config", &a, &b).as_deref(),
+            Some("config.model.dim: checkpoint 64, requested 96")
+        );
+        assert_eq!(first_difference("config", &a, &a), None);
+    }
+
+    #[test]
+    fn format_md_example_parses() {
+        let j = r#"{"image_size": [28, 28], "channels": 1, "patch": 4, "dim": 96, "blocks": 8, "heads": 3,
+ "mlp_hidden": 384, "classes": 10, "ln_eps": 1e-6, "gelu": "erf",
+ "mean": [0.286], "std": [0.353], "depths": [2, 4, 6, 8],
+ "controller": {"features": "tinv.features.v1", "default_budget": 0.3}}"#;
+        let c: ModelConfig = serde_json::from_str(j).unwrap();
+        assert_eq!(c.tokens(), 50);
+        assert!(c.to_runtime().is_ok());
+        let mut bad = c.clone();
+        bad.patch = 5;
+        assert!(bad.to_runtime().unwrap_err().contains("does not divide"));
+    }
+}

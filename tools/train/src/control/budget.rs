@@ -1,0 +1,91 @@
+//! Evaluates a trained controller on an outcome table the way the runtime runs it — `adaptive`
+//! (level 1, then level 2 at every exit reached) and `graph` (level 1 only) — counting every FLOP
+//! spent (controller included), and picks the default budget λ.
+
+use super::nets::Controller;
+use super::outcomes::Outcomes;
+
+/// One operating point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Budget λ (or threshold τ for the baseline).
+    pub lambda: f32,
+    /// Accuracy in [0, 1].
+    pub accuracy: f64,
+    /// Mean FLOPs per input.
+    pub mean_flops: f64,
+    /// Share of inputs finishing at each path.
+    pub histogram: Vec<f64>,
+}
+
+/// The budgets reported and searched for the default.
+pub const GRID: [f32; 18] = [
+    0.0, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
+    0.75, 1.0,
+];
+
+/// FLOPs of the controller: `(up_front, per level-2 decision)`.
+pub fn ctrl_flops(c: &crate::config::ModelConfig, ctrl: &Controller) -> (u64, u64) {
+    (
+        crate::flops::ctrl_up_front(c, ctrl.pred.b1.len(), ctrl.policy.b1.len()),
+        crate::flops::ctrl_exit(c, ctrl.rnn.hidden()),
+    )
+}
+
+/// `adaptive` (`levels = 2`) or `graph` (`levels = 1`) at budget `lambda`.
+pub fn evaluate(
+    ctrl: &Controller,
+    o: &Outcomes,
+    lambda: f32,
+    levels: u8,
+    flops: (u64, u64),
+) -> Point {
+    let (mut right, mut total) = (0usize, 0f64);
+    let mut hist = vec![0f64; o.p];
+    for i in 0..o.n {
+        let phi = &o.feats[i * o.f..(i + 1) * o.f];
+        let (k0, k, decisions) = if levels >= 2 {
+            let k0 = ctrl.decide_start(phi, lambda);
+            let (k, d) = ctrl.run(phi, &o.stats[i * o.p..(i + 1) * o.p], lambda);
+            (k0, k, d)
+        } else {
+            let k = ctrl.decide_start(phi, lambda);
+            (k, k, 0)
+        };
+        let mut fl = flops.0 + o.path_flops[k0] + decisions as u64 * flops.1;
+        for j in k0..k {
+            fl += o.step_flops[j];
+        }
+        total += fl as f64;
+        right += usize::from(o.right(i, k));
+        hist[k] += 1.0;
+    }
+    let n = o.n.max(1) as f64;
+    Point {
+        lambda,
+        accuracy: right as f64 / n,
+        mean_flops: total / n,
+        histogram: hist.iter().map(|h| h / n).collect(),
+    }
+}
+
+/// The largest λ of [`GRID`] whose `adaptive` accuracy is within `tol` (absolute) of the full-
+/// depth path's, with every adaptive point of the grid.
+pub fn choose_default(
+    ctrl: &Controller,
+    o: &Outcomes,
+    tol: f64,
+    flops: (u64, u64),
+) -> (f32, Vec<Point>) {
+    let full = o.path_accuracy().last().copied().unwrap_or(0.0);
+    let pts: Vec<Point> = GRID
+        .iter()
+        .map(|&l| evaluate(ctrl, o, l, 2, flops))
+        .collect();
+    let best = pts
+        .iter()
+        .filter(|pt| pt.accuracy >= full - tol)
+        .map(|pt| pt.lambda)
+        .fold(0.0f32, f32::max);
+    (best, pts)
+}

@@ -1,0 +1,7 @@
+//! The two-level controller's training: outcome cache, networks, PPO, budget evaluation.
+
+pub mod budget;
+pub mod nets;
+pub mod netvars;
+pub mod outcomes;
+pub mod ppo;

@@ -1,0 +1,285 @@
+//! The controller's networks as host weights, their inference exactly as the runtime computes it
+//! (`src/control/mod.rs`: level 1 = argmax of the policy logits, lowest index on ties; level 2 =
+//! continue iff the RNN output is > 0, never past the deepest path), and their export to
+//! checkpoint tensors (PyTorch `[out, in]` orientation, names of docs/FORMAT.md).
+//!
+//! Training standardizes the features (φ̃ = (φ − μ)/σ); the export folds that into the first
+//! layers, so the file's predictor and policy read raw φ as the runtime computes it.
+
+use crate::tensors::HostTensor;
+
+/// Exit-RNN input width: `[p_max, entropy/ln K, margin, λ, k/(P−1)]`.
+pub const EXIT_IN: usize = tinv::control::EXIT_FEATURES;
+
+/// A two-layer perceptron `relu(x·W₁ᵀ + b₁)·W₂ᵀ + b₂`, weights `[out, in]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    /// `[hidden, in]`.
+    pub w1: Vec<f32>,
+    /// `[hidden]`.
+    pub b1: Vec<f32>,
+    /// `[out, hidden]`.
+    pub w2: Vec<f32>,
+    /// `[out]`.
+    pub b2: Vec<f32>,
+}
+
+/// `out[o] = b[o] + Σᵢ x[i]·w[o, i]`, summed in the runtime's order (i ascending, from b).
+fn affine(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
+    for (o, (dst, bias)) in out.iter_mut().zip(b).enumerate() {
+        let row = &w[o * x.len()..(o + 1) * x.len()];
+        let mut acc = *bias;
+        for (xi, wi) in x.iter().zip(row) {
+            acc += xi * wi;
+        }
+        *dst = acc;
+    }
+}
+
+impl Mlp {
+    /// Input width.
+    pub fn inputs(&self) -> usize {
+        self.w1.len() / self.b1.len().max(1)
+    }
+    /// Output scores for one input.
+    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let mut h = vec![0f32; self.b1.len()];
+        affine(x, &self.w1, &self.b1, &mut h);
+        h.iter_mut().for_each(|v| *v = v.max(0.0));
+        let mut out = vec![0f32; self.b2.len()];
+        affine(&h, &self.w2, &self.b2, &mut out);
+        out
+    }
+
+    /// Folds a standardization of the first `mean.len()` inputs into the first layer: the
+    /// result computes on raw inputs what `self` computes on `(x − mean)/std`.
+    pub fn fold_standardization(&self, mean: &[f32], std: &[f32]) -> Mlp {
+        let inp = self.inputs();
+        let mut m = self.clone();
+        for o in 0..self.b1.len() {
+            let row = &mut m.w1[o * inp..(o + 1) * inp];
+            let mut shift = 0f64;
+            for j in 0..mean.len() {
+                row[j] /= std[j];
+                shift += f64::from(row[j]) * f64::from(mean[j]);
+            }
+            m.b1[o] -= shift as f32;
+        }
+        m
+    }
+}
+
+/// The level-2 Elman RNN: `h = tanh(Wx·e + Wh·h_prev + b)`, `c = w_o·h + b_o`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExitRnn {
+    /// `[hr, 5]`.
+    pub wx: Vec<f32>,
+    /// `[hr, hr]`.
+    pub wh: Vec<f32>,
+    /// `[hr]`.
+    pub b: Vec<f32>,
+    /// `[1, hr]`.
+    pub wo: Vec<f32>,
+    /// `[1]`.
+    pub bo: f32,
+}
+
+impl ExitRnn {
+    /// Hidden width.
+    pub fn hidden(&self) -> usize {
+        self.b.len()
+    }
+    /// One step: updates `h` in place and returns the output `c`. The sums run in the runtime's
+    /// order (`b`, then the inputs, then the previous state).
+    pub fn step(&self, e: &[f32; EXIT_IN], h: &mut [f32]) -> f32 {
+        let hr = self.hidden();
+        let mut t = vec![0f32; hr];
+        for (o, dst) in t.iter_mut().enumerate() {
+            let mut acc = self.b[o];
+            for (i, ei) in e.iter().enumerate() {
+                acc += ei * self.wx[o * EXIT_IN + i];
+            }
+            *dst = acc;
+        }
+        for (i, hi) in h.iter().enumerate() {
+            for (o, dst) in t.iter_mut().enumerate() {
+                *dst += hi * self.wh[o * hr + i];
+            }
+        }
+        for (hv, tv) in h.iter_mut().zip(&t) {
+            *hv = tv.tanh();
+        }
+        let mut c = self.bo;
+        for (hv, w) in h.iter().zip(&self.wo) {
+            c += hv * w;
+        }
+        c
+    }
+}
+
+/// The exit features of path index `k` of `p`: `[p_max, entropy/ln K, margin, λ, k/(P−1)]`.
+pub fn exit_input(stats: (f32, f32, f32), lambda: f32, k: usize, p: usize) -> [f32; EXIT_IN] {
+    let pos = if p > 1 {
+        k as f32 / (p - 1) as f32
+    } else {
+        0.0
+    };
+    [stats.0, stats.1, stats.2, lambda, pos]
+}
+
+/// The whole controller, in file form (predictor and policy read raw features).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Controller {
+    /// Paths P.
+    pub p: usize,
+    /// Complexity predictor: F → Hp → P.
+    pub pred: Mlp,
+    /// Level-1 policy: F + P + 1 → Hq → P.
+    pub policy: Mlp,
+    /// Level-2 exit RNN.
+    pub rnn: ExitRnn,
+}
+
+fn softmax(v: &mut [f32]) {
+    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut s = 0.0;
+    for x in v.iter_mut() {
+        *x = (*x - m).exp();
+        s += *x;
+    }
+    v.iter_mut().for_each(|x| *x /= s);
+}
+
+impl Controller {
+    /// Level 1 on raw features `phi`: the start path index.
+    pub fn decide_start(&self, phi: &[f32], lambda: f32) -> usize {
+        let mut pr = self.pred.forward(phi);
+        softmax(&mut pr);
+        let mut z = Vec::with_capacity(phi.len() + self.p + 1);
+        z.extend_from_slice(phi);
+        z.extend_from_slice(&pr);
+        z.push(lambda);
+        tinv::control::argmax(&self.policy.forward(&z))
+    }
+
+    /// Runs one input through both levels given the statistics of every exit (`stats[j]`):
+    /// returns the final path index and how many level-2 decisions were computed.
+    pub fn run(&self, phi: &[f32], stats: &[(f32, f32, f32)], lambda: f32) -> (usize, usize) {
+        let mut k = self.decide_start(phi, lambda);
+        let mut h = vec![0f32; self.rnn.hidden()];
+        let mut decisions = 0;
+        while k + 1 < self.p {
+            decisions += 1;
+            let c = self
+                .rnn
+                .step(&exit_input(stats[k], lambda, k, self.p), &mut h);
+            if c <= 0.0 {
+                break;
+            }
+            k += 1;
+        }
+        (k, decisions)
+    }
+
+    /// The checkpoint tensors (`ctrl.*`, `[out, in]` orientation).
+    pub fn to_tensors(&self) -> Vec<HostTensor> {
+        let t = |name: &str, shape: &[usize], data: &[f32]| HostTensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            data: data.to_vec(),
+        };
+        let (hp, hq, hr, p) = (
+            self.pred.b1.len(),
+            self.policy.b1.len(),
+            self.rnn.hidden(),
+            self.p,
+        );
+        let (f, z) = (self.pred.inputs(), self.policy.inputs());
+        vec![
+            t("ctrl.pred.fc1.weight", &[hp, f], &self.pred.w1),
+            t("ctrl.pred.fc1.bias", &[hp], &self.pred.b1),
+            t("ctrl.pred.fc2.weight", &[p, hp], &self.pred.w2),
+            t("ctrl.pred.fc2.bias", &[p], &self.pred.b2),
+            t("ctrl.policy.fc1.weight", &[hq, z], &self.policy.w1),
+            t("ctrl.policy.fc1.bias", &[hq], &self.policy.b1),
+            t("ctrl.policy.fc2.weight", &[p, hq], &self.policy.w2),
+            t("ctrl.policy.fc2.bias", &[p], &self.policy.b2),
+            t("ctrl.exit.wx", &[hr, EXIT_IN], &self.rnn.wx),
+            t("ctrl.exit.wh", &[hr, hr], &self.rnn.wh),
+            t("ctrl.exit.b", &[hr], &self.rnn.b),
+            t("ctrl.exit.out.weight", &[1, hr], &self.rnn.wo),
+            t("ctrl.exit.out.bias", &[1], &[self.rnn.bo]),
+        ]
+    }
+
+    /// Reads the controller back from checkpoint tensors.
+    pub fn from_tensors(ts: &[HostTensor], p: usize) -> Result<Controller, String> {
+        let get = |n: &str| -> Result<Vec<f32>, String> {
+            crate::tensors::find(ts, n)
+                .map(|t| t.data.clone())
+                .ok_or_else(|| format!("tensor '{n}' missing"))
+        };
+        let mlp = |pre: &str| -> Result<Mlp, String> {
+            Ok(Mlp {
+                w1: get(&format!("{pre}.fc1.weight"))?,
+                b1: get(&format!("{pre}.fc1.bias"))?,
+                w2: get(&format!("{pre}.fc2.weight"))?,
+                b2: get(&format!("{pre}.fc2.bias"))?,
+            })
+        };
+        let bo = get("ctrl.exit.out.bias")?;
+        Ok(Controller {
+            p,
+            pred: mlp("ctrl.pred")?,
+            policy: mlp("ctrl.policy")?,
+            rnn: ExitRnn {
+                wx: get("ctrl.exit.wx")?,
+                wh: get("ctrl.exit.wh")?,
+                b: get("ctrl.exit.b")?,
+                wo: get("ctrl.exit.out.weight")?,
+                bo: bo.first().copied().ok_or("ctrl.exit.out.bias is empty")?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_standardization_is_exact_enough() {
+        let m = Mlp {
+            w1: vec![0.5, -1.0, 2.0, 0.25, 1.5, -0.5],
+            b1: vec![0.1, -0.2],
+            w2: vec![1.0, -1.0],
+            b2: vec![0.3],
+        };
+        let (mean, std) = ([0.2f32, 0.4], [0.1f32, 0.5]);
+        let x = [0.35f32, 0.1, 0.7];
+        let xs = [(x[0] - mean[0]) / std[0], (x[1] - mean[1]) / std[1], x[2]];
+        let a = m.forward(&xs);
+        let b = m.fold_standardization(&mean, &std).forward(&x);
+        assert!((a[0] - b[0]).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+
+    #[test]
+    fn rnn_step_hand_computed() {
+        // hr = 1: h = tanh(b + Σ wx·e + wh·h), c = wo·h + bo.
+        let r = ExitRnn {
+            wx: vec![1.0, 0.0, 0.0, 0.0, 0.0],
+            wh: vec![2.0],
+            b: vec![-0.5],
+            wo: vec![3.0],
+            bo: -1.0,
+        };
+        let mut h = vec![0.0];
+        let c = r.step(&[0.9, 0.0, 0.0, 0.0, 0.0], &mut h);
+        assert!(
+            (h[0] - 0.4f32.tanh()).abs() < 1e-7 && (c - (3.0 * 0.4f32.tanh() - 1.0)).abs() < 1e-6
+        );
+        let h0 = h[0];
+        r.step(&[0.0; 5], &mut h);
+        assert!((h[0] - (-0.5 + 2.0 * h0).tanh()).abs() < 1e-7);
+    }
+}

@@ -1,0 +1,292 @@
+//! IDX image datasets (MNIST family): loading (gzip or plain, via `tinv::idx`), the train /
+//! validation split, augmentation (random shifts) and batching into patch rows.
+
+use crate::config::ModelConfig;
+use crate::rng::Rng;
+use flate2::read::GzDecoder;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Images and labels of one split, u8 as stored.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Channels.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+    /// `n × c × h × w` bytes, CHW per image.
+    pub images: Vec<u8>,
+    /// One label per image.
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    /// Bytes per image.
+    pub fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// Image `i` as bytes.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.images[i * n..(i + 1) * n]
+    }
+    /// Image `i` as CHW floats in [0, 1] (the raw input the runtime takes).
+    pub fn image_f32(&self, i: usize) -> Vec<f32> {
+        self.image(i)
+            .iter()
+            .map(|&v| f32::from(v) / 255.0)
+            .collect()
+    }
+    /// Number of classes (largest label + 1).
+    pub fn classes(&self) -> usize {
+        self.labels
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| m as usize + 1)
+    }
+    /// The images `range` as a new dataset.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Dataset {
+        let n = self.image_len();
+        Dataset {
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            images: self.images[range.start * n..range.end * n].to_vec(),
+            labels: self.labels[range].to_vec(),
+        }
+    }
+}
+
+/// Reads one IDX file, gunzipping when the name ends in `.gz`.
+fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{}: gzip: {e}", path.display()))?;
+        out
+    } else {
+        raw
+    };
+    tinv::idx::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `dir/<stem>` with `.gz` if that exists, else plain; error names the file and the package.
+fn find(dir: &Path, stem: &str) -> Result<PathBuf, String> {
+    let gz = dir.join(format!("{stem}.gz"));
+    let plain = dir.join(stem);
+    if gz.is_file() {
+        Ok(gz)
+    } else if plain.is_file() {
+        Ok(plain)
+    } else {
+        Err(format!(
+            "dataset file {} (or {}) not found; for Fashion-MNIST run `apt-get install dataset-fashion-mnist` \
+             (files go to /usr/share/datasets/fashion-mnist/) or pass --data DIR",
+            gz.display(),
+            plain.display()
+        ))
+    }
+}
+
+/// Loads `{prefix}-images-idx3-ubyte[.gz]` and `{prefix}-labels-idx1-ubyte[.gz]` from `dir`
+/// (`prefix` is `train` or `t10k`). Rank-3 images are one channel; rank-4 are `[n, c, h, w]`.
+pub fn load(dir: &Path, prefix: &str) -> Result<Dataset, String> {
+    let ip = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
+    let lp = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
+    let images = read_idx(&ip)?;
+    let labels = read_idx(&lp)?;
+    let (n, c, h, w) = match images.dims[..] {
+        [n, h, w] => (n, 1, h, w),
+        [n, c, h, w] => (n, c, h, w),
+        _ => {
+            return Err(format!(
+                "{}: images must have rank 3 or 4, found {:?}",
+                ip.display(),
+                images.dims
+            ))
+        }
+    };
+    if labels.dims != [n] {
+        return Err(format!(
+            "{}: {} labels for {n} images in {}",
+            lp.display(),
+            labels.dims.first().copied().unwrap_or(0),
+            ip.display()
+        ));
+    }
+    Ok(Dataset {
+        c,
+        h,
+        w,
+        images: images.data,
+        labels: labels.data,
+    })
+}
+
+/// Checks a dataset against a model configuration.
+pub fn check(ds: &Dataset, m: &ModelConfig) -> Result<(), String> {
+    if (ds.c, ds.h, ds.w) != (m.channels, m.image_size[0], m.image_size[1]) {
+        return Err(format!(
+            "dataset images are {}x{}x{} but the model expects {}x{}x{}",
+            ds.c, ds.h, ds.w, m.channels, m.image_size[0], m.image_size[1]
+        ));
+    }
+    if let Some(&bad) = ds.labels.iter().find(|&&l| l as usize >= m.classes) {
+        return Err(format!(
+            "label {bad} out of range for {} classes",
+            m.classes
+        ));
+    }
+    Ok(())
+}
+
+/// One batch ready for the forward: normalized patch rows and labels.
+pub struct Batch {
+    /// `[b, patches, c·p·p]` row-major; row index inside a patch is `c·p·p + ky·p + kx`.
+    pub patches: Vec<f32>,
+    /// Labels as u32.
+    pub labels: Vec<u32>,
+    /// Number of images.
+    pub len: usize,
+}
+
+/// Writes the normalized patch rows of one CHW image (values in [0, 1]) into `out`
+/// (`patches × c·p·p` floats). This is the patch convolution's im2col, in the runtime's order.
+pub fn patchify(x: &[f32], m: &ModelConfig, out: &mut [f32]) {
+    let (c, h, w, p) = (m.channels, m.image_size[0], m.image_size[1], m.patch);
+    let (gw, row) = (w / p, c * p * p);
+    for (pi, dst) in out.chunks_exact_mut(row).enumerate() {
+        let (py, px) = (pi / gw, pi % gw);
+        for ch in 0..c {
+            let (mean, std) = (m.mean[ch] as f32, m.std[ch] as f32);
+            for ky in 0..p {
+                for kx in 0..p {
+                    let v = x[ch * h * w + (py * p + ky) * w + px * p + kx];
+                    dst[ch * p * p + ky * p + kx] = (v - mean) / std;
+                }
+            }
+        }
+    }
+}
+
+/// Image `i` shifted by `(dy, dx)` pixels with zero fill, as floats in [0, 1].
+pub fn shifted(ds: &Dataset, i: usize, dy: isize, dx: isize) -> Vec<f32> {
+    let (h, w) = (ds.h as isize, ds.w as isize);
+    let src = ds.image(i);
+    let mut out = vec![0f32; ds.image_len()];
+    for ch in 0..ds.c {
+        let base = ch * ds.h * ds.w;
+        for y in 0..h {
+            let sy = y - dy;
+            if sy < 0 || sy >= h {
+                continue;
+            }
+            for x in 0..w {
+                let sx = x - dx;
+                if sx >= 0 && sx < w {
+                    out[base + (y * w + x) as usize] =
+                        f32::from(src[base + (sy * w + sx) as usize]) / 255.0;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Builds the batch of images `idx`; with `rng`, each image is shifted by a random offset in
+/// `[-shift, shift]²` (the augmentation), otherwise used as is.
+pub fn batch(
+    ds: &Dataset,
+    idx: &[usize],
+    m: &ModelConfig,
+    shift: usize,
+    rng: Option<&mut Rng>,
+) -> Batch {
+    let row = m.patches() * m.channels * m.patch * m.patch;
+    let mut patches = vec![0f32; idx.len() * row];
+    let mut rng = rng;
+    for (&i, dst) in idx.iter().zip(patches.chunks_exact_mut(row)) {
+        let x = match rng.as_deref_mut() {
+            Some(r) if shift > 0 => {
+                let span = 2 * shift + 1;
+                let dy = r.below(span) as isize - shift as isize;
+                let dx = r.below(span) as isize - shift as isize;
+                shifted(ds, i, dy, dx)
+            }
+            _ => ds.image_f32(i),
+        };
+        patchify(&x, m, dst);
+    }
+    Batch {
+        patches,
+        labels: idx.iter().map(|&i| u32::from(ds.labels[i])).collect(),
+        len: idx.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Dataset {
+        Dataset {
+            c: 1,
+            h: 4,
+            w: 4,
+            images: (0..16).collect(),
+            labels: vec![3],
+        }
+    }
+
+    #[test]
+    fn shift_moves_pixels_and_fills_zero() {
+        let ds = tiny();
+        let s = shifted(&ds, 0, 1, 0); // down one row
+        assert_eq!(s[0..4], [0.0; 4]);
+        assert_eq!(s[4], 0.0 / 255.0);
+        assert_eq!(s[5], 1.0 / 255.0);
+        let s = shifted(&ds, 0, 0, -1); // left one column
+        assert_eq!(s[0], 1.0 / 255.0);
+        assert_eq!(s[3], 0.0);
+    }
+
+    #[test]
+    fn patch_rows_in_runtime_order() {
+        let m = ModelConfig {
+            image_size: [4, 4],
+            channels: 1,
+            patch: 2,
+            dim: 4,
+            blocks: 1,
+            heads: 1,
+            mlp_hidden: 4,
+            classes: 4,
+            ln_eps: 1e-6,
+            gelu: "erf".into(),
+            mean: vec![0.0],
+            std: vec![1.0],
+            depths: vec![1],
+            controller: None,
+        };
+        let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let mut out = vec![0f32; 16];
+        patchify(&x, &m, &mut out);
+        // Patch 1 is the top-right 2x2: pixels 2, 3, 6, 7.
+        assert_eq!(out[4..8], [2.0, 3.0, 6.0, 7.0]);
+        // Patch 2 is the bottom-left: 8, 9, 12, 13.
+        assert_eq!(out[8..12], [8.0, 9.0, 12.0, 13.0]);
+    }
+}

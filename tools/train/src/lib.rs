@@ -1,0 +1,19 @@
+//! tinv-train: trains the multi-exit ViT that tinv runs (dual-path distillation from the deepest
+//! exit) and its two-level controller (complexity predictor + PPO policies), on IDX datasets.
+//! candle does the autodiff; everything the runtime also computes (features, exit statistics,
+//! configuration checks, IDX parsing) comes from the `tinv` crate itself, so training sees
+//! exactly what inference sees.
+
+pub mod checkpoint;
+pub mod config;
+pub mod control;
+pub mod data;
+pub mod flops;
+pub mod loss;
+pub mod optim;
+pub mod report;
+pub mod rng;
+pub mod samples;
+pub mod tensors;
+pub mod train;
+pub mod vit;

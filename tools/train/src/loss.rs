@@ -1,0 +1,109 @@
+//! The dual-path training loss: cross-entropy at every exit, plus distillation from the deepest
+//! exit (the teacher, detached) into every shallower one — softened-logit KL at temperature T
+//! (scaled by T²) and class-token feature matching on *normalized* features (1 − cosine of the
+//! layer-normed tokens; raw-feature MSE diverges, see DESIGN.md's training notes).
+
+use crate::config::Hyper;
+use crate::vit::{layer_norm, PathOut};
+use candle_core::{Result, Tensor, D};
+use candle_nn::ops::{log_softmax, softmax};
+
+/// The loss and its parts (means over the exits that have them), for logging.
+pub struct Loss {
+    /// What the optimizer minimizes.
+    pub total: Tensor,
+    /// Mean cross-entropy over all exits.
+    pub ce: f32,
+    /// Mean T²·KL(teacher ‖ student) over the shallow exits.
+    pub kd: f32,
+    /// Mean (1 − cos) over the shallow exits.
+    pub feat: f32,
+}
+
+/// `T²·KL(softmax(t/T) ‖ softmax(s/T))`, mean over the batch.
+pub fn soft_kl(student: &Tensor, teacher: &Tensor, temp: f64) -> Result<Tensor> {
+    let ls = log_softmax(&(student / temp)?, D::Minus1)?;
+    let lt = log_softmax(&(teacher / temp)?, D::Minus1)?;
+    let pt = softmax(&(teacher / temp)?, D::Minus1)?;
+    let kl = (pt * (lt - ls)?)?.sum(D::Minus1)?.mean_all()?;
+    kl * (temp * temp)
+}
+
+/// `1 − cos(LN(s), LN(t))`, mean over the batch (LN parameter-free, ε 1e-6).
+pub fn feature_match(student: &Tensor, teacher: &Tensor) -> Result<Tensor> {
+    let s = layer_norm(student, 1e-6)?;
+    let t = layer_norm(teacher, 1e-6)?;
+    let dot = (&s * &t)?.sum(D::Minus1)?;
+    let ns = s.sqr()?.sum(D::Minus1)?;
+    let nt = t.sqr()?.sum(D::Minus1)?;
+    let cos = (dot / ((ns * nt)? + 1e-12)?.sqrt()?)?;
+    (1.0 - cos)?.mean_all()
+}
+
+/// The full loss for one batch.
+pub fn multi_exit(outs: &[PathOut], labels: &Tensor, h: &Hyper) -> Result<Loss> {
+    let p = outs.len();
+    let Some(teacher) = outs.last() else {
+        candle_core::bail!("no exits");
+    };
+    let t_logits = teacher.logits.detach();
+    let t_cls = teacher.cls.detach();
+    let mut ce = Tensor::zeros((), candle_core::DType::F32, labels.device())?;
+    for o in outs {
+        ce = (ce + candle_nn::loss::cross_entropy(&o.logits, labels)?)?;
+    }
+    let ce = (ce / p as f64)?;
+    let mut total = ce.clone();
+    let (mut kd_v, mut feat_v) = (0f32, 0f32);
+    if p > 1 {
+        let mut kd = Tensor::zeros((), candle_core::DType::F32, labels.device())?;
+        let mut feat = kd.clone();
+        for o in &outs[..p - 1] {
+            kd = (kd + soft_kl(&o.logits, &t_logits, h.temperature)?)?;
+            feat = (feat + feature_match(&o.cls, &t_cls)?)?;
+        }
+        let kd = (kd / (p - 1) as f64)?;
+        let feat = (feat / (p - 1) as f64)?;
+        kd_v = kd.to_scalar::<f32>()?;
+        feat_v = feat.to_scalar::<f32>()?;
+        total = ((total + (kd * h.kd_weight)?)? + (feat * h.feat_weight)?)?;
+    }
+    Ok(Loss {
+        ce: ce.to_scalar::<f32>()?,
+        kd: kd_v,
+        feat: feat_v,
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn kl_matches_hand_computation() {
+        // Student uniform over 2 classes, teacher logits [ln 3, 0] at T = 1: p_t = [0.75, 0.25].
+        let s = Tensor::new(&[[0f32, 0.0]], &Device::Cpu).unwrap();
+        let t = Tensor::new(&[[3f32.ln(), 0.0]], &Device::Cpu).unwrap();
+        let kl = soft_kl(&s, &t, 1.0).unwrap().to_scalar::<f32>().unwrap();
+        let want = 0.75 * (0.75f32 / 0.5).ln() + 0.25 * (0.25f32 / 0.5).ln();
+        assert!((kl - want).abs() < 1e-6, "{kl} vs {want}");
+        // At T = 2 the logits halve and the result is scaled by 4.
+        let kl2 = soft_kl(&s, &t, 2.0).unwrap().to_scalar::<f32>().unwrap();
+        let pt = [3f32.sqrt() / (3f32.sqrt() + 1.0), 1.0 / (3f32.sqrt() + 1.0)];
+        let want2 = 4.0 * (pt[0] * (pt[0] / 0.5).ln() + pt[1] * (pt[1] / 0.5).ln());
+        assert!((kl2 - want2).abs() < 1e-5, "{kl2} vs {want2}");
+    }
+
+    #[test]
+    fn feature_match_is_scale_free() {
+        let s = Tensor::new(&[[1f32, 2.0, 3.0, 4.0]], &Device::Cpu).unwrap();
+        let t = Tensor::new(&[[10f32, 20.0, 30.0, 40.0]], &Device::Cpu).unwrap();
+        let f = feature_match(&s, &t).unwrap().to_scalar::<f32>().unwrap();
+        assert!(f.abs() < 1e-5, "{f}");
+        let r = Tensor::new(&[[4f32, 3.0, 2.0, 1.0]], &Device::Cpu).unwrap();
+        let f = feature_match(&s, &r).unwrap().to_scalar::<f32>().unwrap();
+        assert!((f - 2.0).abs() < 1e-5, "reversed ramp has cos -1: {f}");
+    }
+}

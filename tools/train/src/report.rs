@@ -1,0 +1,168 @@
+//! Controller stage and reports: trains the controller on the validation outcomes of a backbone
+//! checkpoint, picks the default budget, writes the final checkpoint, and prints accuracy-vs-FLOPs
+//! tables (static exits, oracle, threshold baseline, `graph`, `adaptive`) for any split.
+
+use crate::checkpoint::{self, CONFIG_KEY};
+use crate::config::{ControllerJson, ModelConfig};
+use crate::control::budget::{self, Point};
+use crate::control::nets::Controller;
+use crate::control::outcomes::Outcomes;
+use crate::control::ppo::{self, PpoOpts};
+use crate::data::Dataset;
+use crate::tensors::HostTensor;
+use crate::vit::Vit;
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// A checkpoint's configuration, tensors and metadata.
+pub struct Loaded {
+    /// Model configuration from `tinv.config`.
+    pub cfg: ModelConfig,
+    /// Every tensor.
+    pub tensors: Vec<HostTensor>,
+    /// All metadata.
+    pub meta: HashMap<String, String>,
+}
+
+/// Reads a checkpoint written by tinv-train.
+pub fn load(path: &Path) -> Result<Loaded, String> {
+    let (tensors, meta) = checkpoint::load(path)?;
+    let j = meta
+        .get(CONFIG_KEY)
+        .ok_or_else(|| format!("{}: no '{CONFIG_KEY}' metadata", path.display()))?;
+    let cfg: ModelConfig =
+        serde_json::from_str(j).map_err(|e| format!("{}: '{CONFIG_KEY}': {e}", path.display()))?;
+    cfg.to_runtime()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Loaded { cfg, tensors, meta })
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}", 100.0 * v)
+}
+
+fn mflops(v: f64) -> String {
+    format!("{:.3}", v / 1e6)
+}
+
+/// A Markdown accuracy-vs-FLOPs table of the outcome table `o`, with the controller if given.
+pub fn table(cfg: &ModelConfig, o: &Outcomes, ctrl: Option<&Controller>) -> String {
+    let full = o.full_flops() as f64;
+    let mut s = String::new();
+    let _ = writeln!(s, "| method | setting | accuracy % | mean MFLOPs | % of full FLOPs | paths (share per depth) |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let row = |s: &mut String, m: &str, set: &str, acc: f64, fl: f64, hist: &str| {
+        let _ = writeln!(
+            s,
+            "| {m} | {set} | {} | {} | {:.1} | {hist} |",
+            pct(acc),
+            mflops(fl),
+            100.0 * fl / full
+        );
+    };
+    for (j, acc) in o.path_accuracy().iter().enumerate() {
+        row(
+            &mut s,
+            "static exit",
+            &format!("depth {}", cfg.depths[j]),
+            *acc,
+            o.path_flops[j] as f64,
+            "",
+        );
+    }
+    let (oa, of) = o.oracle_point();
+    row(&mut s, "oracle", "shallowest right path", oa, of, "");
+    for tau in [0.5f32, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99] {
+        let (a, f) = o.threshold_point(tau);
+        row(&mut s, "threshold", &format!("τ = {tau}"), a, f, "");
+    }
+    if let Some(c) = ctrl {
+        let fl = budget::ctrl_flops(cfg, c);
+        for levels in [1u8, 2] {
+            for &lam in &budget::GRID {
+                let p: Point = budget::evaluate(c, o, lam, levels, fl);
+                let h: Vec<String> = p
+                    .histogram
+                    .iter()
+                    .map(|v| format!("{:.0}", 100.0 * v))
+                    .collect();
+                let name = if levels == 1 { "graph" } else { "adaptive" };
+                row(
+                    &mut s,
+                    name,
+                    &format!("λ = {lam}"),
+                    p.accuracy,
+                    p.mean_flops,
+                    &h.join("/"),
+                );
+            }
+        }
+    }
+    s
+}
+
+/// Trains the controller on `val` for the backbone in `loaded`, sets the default budget
+/// (largest λ whose adaptive accuracy is within `tol` of full depth on `val`) and writes the
+/// final checkpoint to `out`. Returns the report.
+pub fn controller_stage(
+    loaded: &Loaded,
+    val: &Dataset,
+    opts: &PpoOpts,
+    tol: f64,
+    out: &Path,
+) -> Result<String, String> {
+    let mut cfg = loaded.cfg.clone();
+    cfg.controller = None;
+    let vit = Vit::from_host(&cfg, &loaded.tensors)?;
+    crate::data::check(val, &cfg)?;
+    let t0 = std::time::Instant::now();
+    let o = Outcomes::collect(&vit, val, 500)?;
+    let collect_s = t0.elapsed().as_secs_f64();
+    let ctrl = ppo::train(&o, opts)?;
+    let (lam, _) = budget::choose_default(&ctrl, &o, tol, budget::ctrl_flops(&cfg, &ctrl));
+    cfg.controller = Some(ControllerJson {
+        features: tinv::control::FEATURES_V1.into(),
+        default_budget: f64::from(lam),
+    });
+    let mut tensors: Vec<HostTensor> = loaded
+        .tensors
+        .iter()
+        .filter(|t| !t.name.starts_with("ctrl."))
+        .cloned()
+        .collect();
+    tensors.extend(ctrl.to_tensors());
+    let mut meta = loaded.meta.clone();
+    meta.insert(
+        CONFIG_KEY.into(),
+        serde_json::to_string(&cfg).map_err(|e| e.to_string())?,
+    );
+    checkpoint::save(out, &tensors, &meta)?;
+    let mut s = format!(
+        "controller trained on {} validation images in {:.0} s (outcomes {:.0} s); default budget λ = {lam}\n\n",
+        o.n,
+        t0.elapsed().as_secs_f64(),
+        collect_s
+    );
+    s.push_str(&table(&cfg, &o, Some(&ctrl)));
+    Ok(s)
+}
+
+/// Evaluates a final checkpoint on `ds` (e.g. the test split) and returns the report.
+pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
+    let mut cfg = loaded.cfg.clone();
+    let ctrl_cfg = cfg.controller.take();
+    let vit = Vit::from_host(&cfg, &loaded.tensors)?;
+    crate::data::check(ds, &cfg)?;
+    let o = Outcomes::collect(&vit, ds, 500)?;
+    let ctrl = match ctrl_cfg {
+        Some(_) => Some(Controller::from_tensors(&loaded.tensors, cfg.paths())?),
+        None => None,
+    };
+    let mut s = format!("{} images\n\n", o.n);
+    if let Some(c) = &ctrl_cfg {
+        let _ = writeln!(s, "default budget λ = {}\n", c.default_budget);
+    }
+    s.push_str(&table(&cfg, &o, ctrl.as_ref()));
+    Ok(s)
+}

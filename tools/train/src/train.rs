@@ -1,0 +1,343 @@
+//! The backbone's training loop: seeded shuffling and augmentation, AdamW with warm-up + cosine,
+//! gradient clipping, progress lines with ETA, per-epoch validation at every exit, periodic atomic
+//! checkpoints, `--resume` (refusing a checkpoint made with another configuration), and a hard
+//! stop on a non-finite loss that leaves the last good checkpoint untouched.
+
+use crate::checkpoint::{self, CONFIG_KEY, TRAIN_KEY};
+use crate::config::{first_difference, Hyper, ModelConfig};
+use crate::data::{self, Dataset};
+use crate::optim::{lr_at, AdamW};
+use crate::rng::Rng;
+use crate::tensors::init_backbone;
+use crate::vit::{batch_tensor, Vit};
+use candle_core::D;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Metrics logged at the end of each epoch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch.
+    pub loss: f64,
+    /// Training accuracy of the deepest exit (augmented batches).
+    pub train_acc: f64,
+    /// Validation accuracy of each path.
+    pub val_acc: Vec<f64>,
+    /// Wall-clock seconds of the epoch.
+    pub seconds: f64,
+}
+
+/// Training state stored in checkpoints under `tinv.train`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainMeta {
+    /// The backbone configuration (without the controller part).
+    pub model: ModelConfig,
+    /// Hyper-parameters.
+    pub hyper: Hyper,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Steps completed inside the current epoch.
+    pub step_in_epoch: usize,
+    /// Optimizer steps so far.
+    pub global_step: usize,
+    /// Training seconds so far (all runs).
+    pub seconds: f64,
+    /// Per-epoch metrics so far.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// Run options that do not change the result.
+#[derive(Clone, Debug)]
+pub struct RunOpts {
+    /// Checkpoint path (final and periodic).
+    pub out: PathBuf,
+    /// Checkpoint to resume from.
+    pub resume: Option<PathBuf>,
+    /// Progress line every this many steps (0 = never).
+    pub log_every: usize,
+    /// Checkpoint every this many steps (besides each epoch's end; 0 = epoch ends only).
+    pub ckpt_every: usize,
+}
+
+/// Why training stopped early.
+#[derive(Debug)]
+pub enum TrainError {
+    /// Bad input or I/O; the message says which.
+    Input(String),
+    /// The loss became NaN or infinite; the message names the step and the last good checkpoint.
+    NonFinite(String),
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainError::Input(m) | TrainError::NonFinite(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<candle_core::Error> for TrainError {
+    fn from(e: candle_core::Error) -> TrainError {
+        TrainError::Input(format!("candle: {e}"))
+    }
+}
+
+impl From<String> for TrainError {
+    fn from(e: String) -> TrainError {
+        TrainError::Input(e)
+    }
+}
+
+/// Accuracy of every path on `ds` (no augmentation).
+pub fn evaluate(vit: &Vit, ds: &Dataset, chunk: usize) -> Result<Vec<f64>, TrainError> {
+    let p = vit.cfg.depths.len();
+    let mut right = vec![0usize; p];
+    let idx: Vec<usize> = (0..ds.len()).collect();
+    for part in idx.chunks(chunk.max(1)) {
+        let b = data::batch(ds, part, &vit.cfg, 0, None);
+        let (x, y) = batch_tensor(&b, &vit.cfg)?;
+        for (k, o) in vit.forward(&x)?.iter().enumerate() {
+            let pred = o.logits.detach().argmax(D::Minus1)?;
+            right[k] += pred
+                .eq(&y)?
+                .to_dtype(candle_core::DType::F32)?
+                .sum_all()?
+                .to_scalar::<f32>()? as usize;
+        }
+    }
+    Ok(right
+        .iter()
+        .map(|&r| r as f64 / ds.len().max(1) as f64)
+        .collect())
+}
+
+/// Writes the model and optimizer state.
+pub fn save(
+    path: &Path,
+    vit: &Vit,
+    opt: Option<&AdamW>,
+    meta: &TrainMeta,
+) -> Result<(), TrainError> {
+    let mut m = HashMap::new();
+    m.insert(
+        CONFIG_KEY.to_string(),
+        serde_json::to_string(&vit.cfg).map_err(|e| e.to_string())?,
+    );
+    m.insert(
+        TRAIN_KEY.to_string(),
+        serde_json::to_string(meta).map_err(|e| e.to_string())?,
+    );
+    if let Some(opt) = opt {
+        checkpoint::save(
+            &checkpoint::optim_path(path),
+            &opt.to_host(vit.vars())?,
+            &HashMap::new(),
+        )?;
+    }
+    checkpoint::save(path, &vit.to_host()?, &m)?;
+    Ok(())
+}
+
+/// Reads a checkpoint's training state.
+pub fn read_meta(meta: &HashMap<String, String>, path: &Path) -> Result<TrainMeta, String> {
+    let j = meta.get(TRAIN_KEY).ok_or_else(|| {
+        format!(
+            "{}: no '{TRAIN_KEY}' metadata (not written by tinv-train)",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(j).map_err(|e| format!("{}: '{TRAIN_KEY}': {e}", path.display()))
+}
+
+fn fmt_secs(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Trains the backbone for `h.epochs` epochs (or the rest of them, when resuming).
+pub fn train_backbone(
+    cfg: &ModelConfig,
+    h: &Hyper,
+    train: &Dataset,
+    val: &Dataset,
+    opts: &RunOpts,
+) -> Result<(Vit, TrainMeta), TrainError> {
+    cfg.to_runtime()?;
+    data::check(train, cfg)?;
+    data::check(val, cfg)?;
+    if train.len() < h.batch || h.batch == 0 {
+        return Err(TrainError::Input(format!(
+            "{} training images, fewer than one batch of {}",
+            train.len(),
+            h.batch
+        )));
+    }
+    let mut backbone_cfg = cfg.clone();
+    backbone_cfg.controller = None;
+    let (vit, mut opt, mut meta) = match &opts.resume {
+        Some(path) => {
+            let (ts, m) = checkpoint::load(path)?;
+            let meta = read_meta(&m, path)?;
+            let saved = serde_json::json!({"model": meta.model, "hyper": meta.hyper});
+            let want = serde_json::json!({"model": backbone_cfg, "hyper": h});
+            if let Some(d) = first_difference("config", &saved, &want) {
+                return Err(TrainError::Input(format!(
+                    "{} was trained with another configuration ({d}); refusing to resume",
+                    path.display()
+                )));
+            }
+            let vit = Vit::from_host(&backbone_cfg, &ts)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut opt = AdamW::new(vit.vars())?;
+            let op = checkpoint::optim_path(path);
+            let (ots, _) = checkpoint::load(&op)?;
+            opt.load_host(vit.vars(), &ots, meta.global_step)
+                .map_err(|e| format!("{}: {e}", op.display()))?;
+            (vit, opt, meta)
+        }
+        None => {
+            let ts = init_backbone(&backbone_cfg, &mut Rng::new(h.seed, 0));
+            let vit = Vit::from_host(&backbone_cfg, &ts)?;
+            let opt = AdamW::new(vit.vars())?;
+            let meta = TrainMeta {
+                model: backbone_cfg.clone(),
+                hyper: h.clone(),
+                epoch: 0,
+                step_in_epoch: 0,
+                global_step: 0,
+                seconds: 0.0,
+                history: Vec::new(),
+            };
+            (vit, opt, meta)
+        }
+    };
+    let steps = train.len() / h.batch;
+    let total = steps * h.epochs;
+    let run_start = Instant::now();
+    let start_step = meta.global_step;
+    let mut last_good: Option<usize> = opts.resume.as_ref().map(|_| meta.global_step);
+    let base_seconds = meta.seconds;
+    while meta.epoch < h.epochs {
+        let e = meta.epoch;
+        let perm = Rng::new(h.seed, 1_000 + e as u64).permutation(train.len());
+        let ep_start = Instant::now();
+        let (mut loss_sum, mut right, mut seen, mut n_steps) = (0f64, 0usize, 0usize, 0usize);
+        let mut win = (0f64, 0usize, 0usize, Instant::now());
+        while meta.step_in_epoch < steps {
+            let s = meta.step_in_epoch;
+            let idx = &perm[s * h.batch..(s + 1) * h.batch];
+            let mut aug = Rng::new(h.seed, (1u64 << 40) + ((e as u64) << 20) + s as u64);
+            let b = data::batch(train, idx, cfg, h.shift, Some(&mut aug));
+            let (x, y) = batch_tensor(&b, cfg)?;
+            let outs = vit.forward(&x)?;
+            let loss = crate::loss::multi_exit(&outs, &y, h)?;
+            let lv = loss.total.to_scalar::<f32>()?;
+            if !lv.is_finite() {
+                let keep = match last_good {
+                    Some(st) => format!(
+                        "the last good checkpoint {} (step {st}) is kept",
+                        opts.out.display()
+                    ),
+                    None => "no checkpoint had been written yet".to_string(),
+                };
+                return Err(TrainError::NonFinite(format!(
+                    "loss became {lv} at epoch {} step {} (global step {}); training stopped, {keep}",
+                    e + 1,
+                    s + 1,
+                    meta.global_step + 1
+                )));
+            }
+            let grads = loss.total.backward()?;
+            let norm = AdamW::grad_norm(vit.vars(), &grads)?;
+            let scale = if norm > h.clip && norm.is_finite() {
+                h.clip / norm
+            } else {
+                1.0
+            };
+            let lr = lr_at(meta.global_step, total, h.warmup_steps, h.lr, h.min_lr);
+            opt.update(vit.vars(), &grads, lr, h.weight_decay, scale)?;
+            let Some(deepest) = outs.last() else { break };
+            let ok = deepest
+                .logits
+                .detach()
+                .argmax(D::Minus1)?
+                .eq(&y)?
+                .to_dtype(candle_core::DType::F32)?;
+            let ok = ok.sum_all()?.to_scalar::<f32>()? as usize;
+            loss_sum += f64::from(lv);
+            right += ok;
+            seen += b.len;
+            n_steps += 1;
+            win.0 += f64::from(lv);
+            win.1 += ok;
+            win.2 += b.len;
+            meta.step_in_epoch += 1;
+            meta.global_step += 1;
+            if opts.log_every > 0 && meta.global_step % opts.log_every == 0 {
+                let done = (meta.global_step - start_step) as f64;
+                let rate = run_start.elapsed().as_secs_f64() / done.max(1.0);
+                let eta = rate * (total - meta.global_step) as f64;
+                let n = (opts.log_every as f64).max(1.0);
+                eprintln!(
+                    "epoch {}/{} step {}/{} loss {:.4} (ce {:.3} kd {:.3} feat {:.3}) acc {:.1}% lr {:.2e} |g| {:.2} {:.2} s/step ETA {}",
+                    e + 1,
+                    h.epochs,
+                    meta.step_in_epoch,
+                    steps,
+                    win.0 / n,
+                    loss.ce,
+                    loss.kd,
+                    loss.feat,
+                    100.0 * win.1 as f64 / win.2.max(1) as f64,
+                    lr,
+                    norm,
+                    win.3.elapsed().as_secs_f64() / n,
+                    fmt_secs(eta)
+                );
+                win = (0.0, 0, 0, Instant::now());
+            }
+            meta.seconds = base_seconds + run_start.elapsed().as_secs_f64();
+            if opts.ckpt_every > 0
+                && meta.global_step % opts.ckpt_every == 0
+                && meta.step_in_epoch < steps
+            {
+                save(&opts.out, &vit, Some(&opt), &meta)?;
+                last_good = Some(meta.global_step);
+            }
+        }
+        let val_acc = evaluate(&vit, val, 500)?;
+        let m = EpochMetrics {
+            epoch: e + 1,
+            loss: loss_sum / n_steps.max(1) as f64,
+            train_acc: right as f64 / seen.max(1) as f64,
+            val_acc: val_acc.clone(),
+            seconds: ep_start.elapsed().as_secs_f64(),
+        };
+        let accs: Vec<String> = cfg
+            .depths
+            .iter()
+            .zip(&val_acc)
+            .map(|(d, a)| format!("d{d} {:.2}%", 100.0 * a))
+            .collect();
+        eprintln!(
+            "epoch {}/{} done: loss {:.4} train-acc {:.2}% val {} ({:.0} s)",
+            e + 1,
+            h.epochs,
+            m.loss,
+            100.0 * m.train_acc,
+            accs.join(" "),
+            m.seconds
+        );
+        meta.history.push(m);
+        meta.epoch += 1;
+        meta.step_in_epoch = 0;
+        meta.seconds = base_seconds + run_start.elapsed().as_secs_f64();
+        save(&opts.out, &vit, Some(&opt), &meta)?;
+        last_good = Some(meta.global_step);
+    }
+    Ok((vit, meta))
+}

@@ -1,0 +1,95 @@
+//! PPO on synthetic outcome tables whose right answer is known: where the shallowest exit is
+//! always right, the controller must stop there at any λ > 0.1; where only the deepest exit is
+//! right, it must reach the deepest at λ ≤ 0.1 — in `graph` mode (level 1 alone) and in
+//! `adaptive` mode (both levels).
+
+use tinv_train::config::ModelConfig;
+use tinv_train::control::nets::Controller;
+use tinv_train::control::outcomes::Outcomes;
+use tinv_train::control::ppo::{self, PpoOpts};
+use tinv_train::rng::Rng;
+
+fn cfg() -> ModelConfig {
+    serde_json::from_value(serde_json::json!({
+        "image_size": [8, 8], "channels": 1, "patch": 4, "dim": 16, "blocks": 4, "heads": 2,
+        "mlp_hidden": 32, "classes": 5, "ln_eps": 1e-6, "gelu": "erf",
+        "mean": [0.5], "std": [0.25], "depths": [1, 2, 3, 4]}))
+    .unwrap()
+}
+
+/// `n` samples; path j predicts the label iff `right(j)`, with random confidence.
+fn table(n: usize, right: impl Fn(usize) -> bool, seed: u64) -> Outcomes {
+    let c = cfg();
+    let (p, k) = (4, 5);
+    let mut rng = Rng::new(seed, 0);
+    let labels: Vec<u32> = (0..n).map(|_| rng.below(k) as u32).collect();
+    let mut logits = Vec::with_capacity(n * p * k);
+    for &y in &labels {
+        for j in 0..p {
+            let target = if right(j) {
+                y as usize
+            } else {
+                (y as usize + 1) % k
+            };
+            for cls in 0..k {
+                let base = rng.normal() as f32 * 0.5;
+                logits.push(if cls == target {
+                    base + 1.0 + 3.0 * rng.uniform() as f32
+                } else {
+                    base
+                });
+            }
+        }
+    }
+    let f = tinv::control::feature_len(1);
+    let feats: Vec<f32> = (0..n * f).map(|_| rng.uniform() as f32).collect();
+    Outcomes::from_logits(&c, logits, labels, feats)
+}
+
+fn opts() -> PpoOpts {
+    PpoOpts {
+        pred_epochs: 5,
+        iters: 40,
+        episodes: 1024,
+        minibatch: 512,
+        lr: 3e-3,
+        ..PpoOpts::default()
+    }
+}
+
+/// Share of inputs whose (graph, adaptive) final path is `want` at budget `lam`.
+fn share(ctrl: &Controller, o: &Outcomes, lam: f32, want: usize) -> (f64, f64) {
+    let (mut g, mut a) = (0, 0);
+    for i in 0..o.n {
+        let phi = &o.feats[i * o.f..(i + 1) * o.f];
+        g += usize::from(ctrl.decide_start(phi, lam) == want);
+        a += usize::from(ctrl.run(phi, &o.stats[i * o.p..(i + 1) * o.p], lam).0 == want);
+    }
+    (g as f64 / o.n as f64, a as f64 / o.n as f64)
+}
+
+#[test]
+fn shallowest_always_right_stops_at_the_shallowest() {
+    let o = table(400, |_| true, 1);
+    let ctrl = ppo::train(&o, &opts()).unwrap();
+    for lam in [0.11, 0.2, 0.5, 1.0] {
+        let (g, a) = share(&ctrl, &o, lam, 0);
+        assert!(
+            g >= 0.95 && a >= 0.95,
+            "λ {lam}: graph {g}, adaptive {a} at the shallowest path"
+        );
+    }
+}
+
+#[test]
+fn only_deepest_right_goes_deepest() {
+    let o = table(400, |j| j == 3, 2);
+    let ctrl = ppo::train(&o, &opts()).unwrap();
+    for lam in [0.0, 0.05, 0.1] {
+        let (g, a) = share(&ctrl, &o, lam, 3);
+        assert!(
+            g >= 0.95 && a >= 0.95,
+            "λ {lam}: graph {g}, adaptive {a} at the deepest path"
+        );
+    }
+}
