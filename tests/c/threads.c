@@ -94,6 +94,24 @@ static void *race_one_session(void *arg) {
     return NULL;
 }
 
+/* One thread runs a session while the main thread frees it: every call either runs correctly
+ * (the registry keeps the session alive until the call returns) or sees the freed handle. */
+static void *run_until_freed(void *arg) {
+    worker *w = (worker *)arg;
+    const expectation *e = w->e;
+    float *logits = (float *)malloc(e->classes * sizeof(float));
+    int r;
+    for (r = 0; r < w->rounds; r++) {
+        tinv_status st = tinv_session_infer_depth(w->shared_session, e->input, e->input_len, 1, e->depth[0], logits, e->classes);
+        if (st == TINV_ERR_INVALID_HANDLE)
+            w->busy_seen++;
+        else if (st != TINV_OK)
+            w->failures++;
+    }
+    free(logits);
+    return NULL;
+}
+
 static void run_all(void *(*fn)(void *), worker *w, int n, const char *what) {
     pthread_t t[THREADS];
     int i, started = 0;
@@ -137,4 +155,21 @@ void test_threads(const char *path, tinv_model *m, const expectation *e, int qui
     for (i = 0; i < 2; i++) busy += w[i].busy_seen;
     printf("race_one_session: %d of %d calls saw TINV_ERR_SESSION_BUSY\n", busy, 2 * w[0].rounds);
     CHECK_OK(tinv_session_free(s));
+
+    {
+        pthread_t t;
+        CHECK_OK(tinv_session_open(m, NULL, &s));
+        w[0].shared_session = s;
+        w[0].rounds = quick ? 5 : 50;
+        w[0].busy_seen = 0;
+        if (pthread_create(&t, NULL, run_until_freed, &w[0]) == 0) {
+            CHECK_OK(tinv_session_free(s));
+            pthread_join(t, NULL);
+        } else {
+            CHECK(!"pthread_create failed");
+            CHECK_OK(tinv_session_free(s));
+        }
+        g_failures += w[0].failures;
+        printf("run_until_freed: %d of %d calls saw the freed handle\n", w[0].busy_seen, w[0].rounds);
+    }
 }
