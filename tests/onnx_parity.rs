@@ -341,6 +341,13 @@ fn weight_blob_is_aligned_complete_and_exact() {
         let got = half::f16::from_le_bytes([blob.bytes[o], blob.bytes[o + 1]]);
         assert_eq!(got.to_bits(), half::f16::from_f32(*v).to_bits());
     }
+    // bytes_of() is exactly the binding's slice.
+    let pos = blob.binding("stem.pos").unwrap();
+    assert_eq!(
+        blob.bytes_of("stem.pos").unwrap(),
+        &blob.bytes[pos.offset..pos.offset + pos.nbytes]
+    );
+    assert!(blob.bytes_of("ctrl.exit.wx").is_none());
     let table = blob.table_text();
     assert!(table.contains("blk.1.qkv.weight\tf16\t32x96\t"), "{table}");
 }

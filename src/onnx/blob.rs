@@ -36,6 +36,12 @@ impl WeightBlob {
         self.bindings.iter().find(|b| b.name == name)
     }
 
+    /// The f16 bytes of weight `name` (what its graph input is fed with).
+    pub fn bytes_of(&self, name: &str) -> Option<&[u8]> {
+        let b = self.binding(name)?;
+        self.bytes.get(b.offset..b.offset + b.nbytes)
+    }
+
     /// The binding table as text, one tensor per line:
     /// `name<TAB>dtype<TAB>dim×dim…<TAB>offset<TAB>nbytes`, preceded by a `#` header line.
     pub fn table_text(&self) -> String {
