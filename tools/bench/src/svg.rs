@@ -51,7 +51,7 @@ fn frame(title: &str, xlabel: &str, ylabel: &str, y0: f64, y1: f64) -> String {
             W - R,
             L - 5.0,
             y + 4.0,
-            fmt(v)
+            tick(v, (y1 - y0) / 5.0)
         ));
     }
     s.push_str(&format!(
@@ -62,6 +62,15 @@ fn frame(title: &str, xlabel: &str, ylabel: &str, y0: f64, y1: f64) -> String {
         H - B
     ));
     s
+}
+
+/// An axis tick label with as many decimals as the tick step needs.
+fn tick(v: f64, step: f64) -> String {
+    if v.abs() >= 1e3 || step >= 1.0 && (step - step.round()).abs() < 1e-9 {
+        return fmt(v);
+    }
+    let decimals = (-step.log10().floor()).max(0.0) as usize + 1;
+    format!("{v:.decimals$}")
 }
 
 fn fmt(v: f64) -> String {
@@ -106,7 +115,7 @@ pub fn lines(title: &str, xlabel: &str, ylabel: &str, series: &[Series], y_min: 
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
             sx(v),
             H - B + 16.0,
-            fmt(v)
+            tick(v, x1 / 5.0)
         ));
     }
     for (i, se) in series.iter().enumerate() {

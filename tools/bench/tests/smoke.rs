@@ -82,5 +82,9 @@ fn harness_runs_and_writes_the_report() {
         let s = std::fs::read_to_string(dir.join("results").join(svg)).unwrap();
         assert!(s.starts_with("<svg") && s.contains("</svg>"), "{svg}");
     }
-    std::fs::remove_dir_all(&dir).ok();
+    if std::env::var_os("TINV_BENCH_KEEP").is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    } else {
+        eprintln!("kept {}", dir.display());
+    }
 }
