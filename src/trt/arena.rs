@@ -182,7 +182,7 @@ impl std::fmt::Display for MemoryReport {
 
 #[cfg(test)]
 mod tests {
-    use super::super::check::tests::{sample, segments};
+    use super::super::fixtures::{sample, segments};
     use super::*;
 
     #[test]

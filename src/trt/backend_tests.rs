@@ -3,9 +3,9 @@
 //! on, checked on the recorded calls.
 
 use super::backend::{OpenOptions, Sources, TrtModel, TrtSession};
-use super::check::tests::{sample, segments};
 use super::device::Graph;
 use super::device_double::{DevCall, RecordingDevice};
+use super::fixtures::{sample, segments};
 use super::manifest::{self, IoMode, Manifest};
 use super::TrtError;
 use std::collections::HashMap;

@@ -96,7 +96,7 @@ pub fn engine_weight_bytes(manifest: &Manifest, engine: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::check::tests::sample;
+    use super::super::fixtures::sample;
     use super::*;
 
     fn spec(name: &str, dtype: DType, shape: &[u64]) -> WeightSpec {

@@ -171,8 +171,8 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, TrtError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::check::tests::sample;
     use super::super::device_double::RecordingDevice;
+    use super::super::fixtures::sample;
     use super::*;
     use tinv_sys::double::{CallKind, EngineSpec, RecordingShim};
 

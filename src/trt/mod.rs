@@ -17,6 +17,8 @@ pub mod cuda;
 pub mod device;
 #[cfg(test)]
 pub mod device_double;
+#[cfg(test)]
+mod fixtures;
 pub mod manifest;
 pub mod paths;
 

@@ -91,7 +91,7 @@ impl PathTable {
 
 #[cfg(test)]
 mod tests {
-    use super::super::check::tests::sample;
+    use super::super::fixtures::sample;
     use super::super::manifest::PathEngines;
     use super::*;
 

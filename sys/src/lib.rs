@@ -24,6 +24,7 @@
     clippy::all
 )]
 pub mod bindings;
+mod callbacks;
 #[cfg(any(test, feature = "test-double"))]
 pub mod double;
 mod loader;

@@ -1,11 +1,12 @@
 //! The real [`ShimApi`]: dlopens `libtinv_trt<MAJOR>.so` for the TensorRT found on the machine.
 
 use crate::bindings::{self as b, TinvTrtShim};
+use crate::callbacks::{log_to_rust, progress_to_rust};
 use crate::{
     BuildOptions, ContextHandle, DType, DevicePtr, EngineHandle, IoMode, IoTensor, Precision,
     Progress, RawStream, ShimApi, ShimError, TrtVersion,
 };
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 
 /// TensorRT majors tried in order: the newest stable first, then 11 (x86 GPUs), then 8
@@ -215,39 +216,6 @@ fn check(function: &'static str, status: i32, err: &b::tinv_trt_error) -> Result
 fn c_name(name: &str) -> Result<CString, ShimError> {
     CString::new(name)
         .map_err(|_| ShimError::Argument(format!("tensor name {name:?} contains a NUL byte")))
-}
-
-/// Routes TensorRT's log into `log` under target `tensorrt`.
-unsafe extern "C" fn log_to_rust(_user: *mut c_void, severity: i32, msg: *const c_char) {
-    if msg.is_null() {
-        return;
-    }
-    // SAFETY: the shim passes a NUL-terminated string valid for this call.
-    let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
-    let level = match severity {
-        0 | 1 => log::Level::Error,
-        2 => log::Level::Warn,
-        3 => log::Level::Info,
-        _ => log::Level::Debug,
-    };
-    log::log!(target: "tensorrt", level, "{text}");
-}
-
-/// C trampoline for build progress: `user` is a `*mut Progress`.
-unsafe extern "C" fn progress_to_rust(
-    user: *mut c_void,
-    phase: *const c_char,
-    step: i32,
-    steps: i32,
-) -> i32 {
-    if user.is_null() || phase.is_null() {
-        return 1;
-    }
-    // SAFETY: `user` is the `&mut Progress` passed by build_from_onnx_file, alive for the call.
-    let callback = unsafe { &mut *user.cast::<Progress<'_>>() };
-    // SAFETY: the shim passes a NUL-terminated phase name valid for this call.
-    let phase = unsafe { CStr::from_ptr(phase) }.to_string_lossy();
-    i32::from(callback(&phase, step, steps))
 }
 
 impl ShimApi for Shim {

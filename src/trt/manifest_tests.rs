@@ -1,0 +1,65 @@
+//! Round trip and error tests of the manifest text format.
+use super::super::fixtures::sample;
+use super::*;
+
+#[test]
+fn text_round_trips_exactly() {
+    let m = sample();
+    let text = m.to_text().unwrap();
+    assert_eq!(Manifest::parse(&text).unwrap(), m);
+    // Hand-written lines pin the format (an independent expectation, not just a round trip).
+    assert!(text.starts_with(
+        "tinv-trt-manifest 1\nmodel_hash 0x0123456789abcdef\ntensorrt 8.5.2\ngpu 7.2 Xavier\n"
+    ));
+    assert!(text.contains("\nweight blk.0.fc.bias f16 8192 128 64\n"));
+    assert!(text.contains("\nio path2 output f32 1,10 logits\n"));
+    assert!(text.contains("\npath 2 path2\n"));
+}
+
+#[test]
+fn gpu_names_with_spaces_comments_and_blank_lines_parse() {
+    let mut m = sample();
+    m.gpu.name = "NVIDIA GeForce RTX 4090".into();
+    let text = format!("# built by tinv-run build\n\n{}", m.to_text().unwrap());
+    assert_eq!(
+        Manifest::parse(&text).unwrap().gpu.name,
+        "NVIDIA GeForce RTX 4090"
+    );
+}
+
+#[test]
+fn malformed_text_is_rejected_with_the_line() {
+    let good = sample().to_text().unwrap();
+    let err = |text: &str| Manifest::parse(text).unwrap_err().to_string();
+    assert!(err("hello\n").contains("not an engine manifest"));
+    assert!(matches!(
+        Manifest::parse(&good.replace("tinv-trt-manifest 1", "tinv-trt-manifest 2")),
+        Err(TrtError::Mismatch {
+            field: "schema",
+            ..
+        })
+    ));
+    assert!(err(&good.replace("precision fp16", "precision int4"))
+        .contains("line 5: unknown precision"));
+    assert!(err(&good.replace("tensorrt 8.5.2", "tensorrt 8.5")).contains("not M.m.p"));
+    assert!(err(&good.replace("layout per-path\n", "")).contains("missing `layout`"));
+    assert!(err(&format!("{good}precision fp32\n")).contains("duplicate `precision`"));
+    assert!(err(&format!("{good}frobnicate 1\n")).contains("unknown record `frobnicate`"));
+    assert!(err(&good.replace("path 2 path2", "path 2 path2 extra")).contains("trailing fields"));
+    assert!(err(&good.replace("f16 8192 128 64", "f16 8192 128 6x4")).contains("not a number"));
+    // An `io` line must follow its engine.
+    let moved =
+        good.replace("io path1 output f32 1,10 logits\n", "") + "io path1 output f32 1,10 logits\n";
+    assert!(err(&moved).contains("does not follow its `engine` line"));
+}
+
+#[test]
+fn names_the_format_cannot_hold_are_refused_on_write() {
+    let mut m = sample();
+    m.engines[0].io[0].name = "an image".into();
+    assert!(m
+        .to_text()
+        .unwrap_err()
+        .to_string()
+        .contains("without whitespace"));
+}
