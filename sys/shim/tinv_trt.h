@@ -210,10 +210,10 @@ int32_t tinv_trt_header_version(void) TINV_TRT_NOEXCEPT;
 /* ---- library ----------------------------------------------------------------------------- */
 
 /**
- * dlopen libnvinfer (`nvinfer_path`, NULL = "libnvinfer.so.<header major>") and resolve
+ * dlopen libnvinfer (`nvinfer_path`, NULL = "libnvinfer.so.N", N = the headers' major) and resolve
  * createInferRuntime_INTERNAL, createInferBuilder_INTERNAL and getInferLibVersion; check that
  * the library's major equals the headers' major; create the IRuntime. `onnxparser_path` (NULL =
- * "libnvonnxparser.so.<major>") is opened lazily by the first build call. `log` (may be NULL)
+ * "libnvonnxparser.so.N") is opened lazily by the first build call. `log` (may be NULL)
  * receives TensorRT messages at `min_severity` or more severe.
  * Returns OK, ARGUMENT, LOAD, VERSION, TENSORRT, NO_MEMORY, EXCEPTION.
  */
