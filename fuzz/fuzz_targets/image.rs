@@ -1,0 +1,45 @@
+//! PNG / PGM bytes → the CLI's decoders (src/bin/tinv-run/images.rs, compiled here unchanged),
+//! then, for images that decode, the full `load_image` path (file read, size check, channel
+//! conversion) for a model of the image's size, grey or RGB.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[allow(dead_code, clippy::all)]
+mod images {
+    include!(concat!(env!("OUT_DIR"), "/images.rs"));
+
+    /// Decodes like `load_image` does; `(w, h, channels, values)` on success.
+    pub fn decode(bytes: &[u8]) -> Option<(usize, usize, usize, Vec<f32>)> {
+        let img = if bytes.starts_with(b"\x89PNG") {
+            decode_png(bytes)
+        } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
+            decode_pgm(bytes)
+        } else {
+            return None;
+        };
+        img.ok().map(|i| (i.w, i.h, i.channels, i.data))
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((w, h, ch, values)) = images::decode(data) else {
+        return;
+    };
+    assert_eq!(values.len(), w * h * ch, "decoded length");
+    if data.starts_with(b"\x89PNG") {
+        assert!(
+            values.iter().all(|v| (0.0..=1.0).contains(v)),
+            "PNG samples are in [0, 1]"
+        );
+    }
+    // Through the file path, as `tinv-run classify` does.
+    let channels = if data.len() % 2 == 0 { 1 } else { 3 };
+    let mut cfg = tinv::synth::config(1, channels, 1, 1, 1, 1, 1, &[1], false);
+    (cfg.image_h, cfg.image_w) = (h, w);
+    let path = std::env::temp_dir().join(format!("tinv-fuzz-image-{}", std::process::id()));
+    std::fs::write(&path, data).expect("temp dir is writable");
+    let x = images::load_image(&path, &cfg).expect("a decodable image of the model's size loads");
+    assert_eq!(x.len(), channels * w * h);
+});

@@ -1,0 +1,107 @@
+//! `.tinv` bytes → `format::parse` → `Index::verify` → `Model::from_bytes` → (for small models) a
+//! session and a few inferences. Nothing on this path may panic, abort or hang; a file the parser
+//! accepts must be consistent with its own index, and inference must be deterministic.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
+use tinv::format::{self, FormatError};
+use tinv::{Error, Mode, Model, OpenOptions, Session, SessionOptions};
+
+/// Models larger than this are parsed and opened but not run (inference cost, not safety).
+fn small_enough(m: &Model) -> bool {
+    let c = m.config();
+    let ctrl = m.ctrl().map_or(0, |w| w.hp.max(w.hq).max(w.hr));
+    c.tokens() <= 65
+        && c.dim <= 64
+        && c.mlp_hidden <= 256
+        && c.blocks <= 8
+        && c.classes <= 64
+        && c.input_len() <= 4096
+        && ctrl <= 64
+}
+
+fn run(model: Arc<Model>, budget: f32) {
+    let c = model.config().clone();
+    let opts = SessionOptions {
+        max_batch: 2,
+        ..SessionOptions::default()
+    };
+    let mut s = match Session::new(model, opts) {
+        Ok(s) => s,
+        // The model's default budget was validated at open; nothing else can fail here.
+        Err(e) => panic!("session refused a model that opened: {e}"),
+    };
+    let x = tinv::synth::random_inputs(&c, 2, 7);
+    let p = c.depths.len();
+    let mut first = vec![0f32; 2 * c.classes];
+    let mut again = vec![0f32; 2 * c.classes];
+    s.set_budget(budget).expect("budget in [0, 1]");
+    s.infer(&x, 2, &mut first).expect("valid input");
+    s.infer(&x, 2, &mut again).expect("valid input");
+    // Bit-identical on a repeat (NaN weights give NaN logits, so compare bits, not values).
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&first), bits(&again), "inference is not deterministic");
+    for st in s
+        .infer(&x[..c.input_len()], 1, &mut first)
+        .expect("valid input")
+    {
+        assert!(st.path < p && st.depth == c.depths[st.path] && st.class < c.classes);
+    }
+    s.set_mode(Mode::Threshold(0.5)).expect("valid mode");
+    s.infer(&x, 2, &mut first).expect("valid input");
+    let mut all = vec![0f32; 2 * p * c.classes];
+    s.infer_all_exits(&x, 2, &mut all).expect("valid input");
+    for &d in &c.depths {
+        s.infer_depth(&x, 2, d, &mut first).expect("a path depth");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(index) = format::parse(data) else {
+        return;
+    };
+    // What the parser accepted is inside the file and sorted without overlap.
+    let mut end = index.data_offset;
+    for t in &index.tensors {
+        assert!(
+            t.offset >= end && t.offset + t.nbytes <= index.file_len,
+            "{}",
+            t.name
+        );
+        assert_eq!(index.tensor(&t.name).map(|u| u.offset), Some(t.offset));
+        end = t.offset + t.nbytes;
+    }
+    let verified = match index.verify(data) {
+        Ok(()) => true,
+        Err(FormatError::ChecksumMismatch { .. }) => false,
+        Err(e) => panic!("verify of a parsed index failed with {e:?}"),
+    };
+    let budget = f32::from(data.last().copied().unwrap_or(0)) / 255.0;
+    match Model::from_bytes(data, &OpenOptions { verify: false }) {
+        Ok(m) => {
+            if !verified {
+                let v = Model::from_bytes(data, &OpenOptions { verify: true });
+                assert!(matches!(
+                    v,
+                    Err(Error::Format {
+                        error: FormatError::ChecksumMismatch { .. },
+                        ..
+                    })
+                ));
+            }
+            let m = Arc::new(m);
+            for k in 0..m.config().depths.len() {
+                for r in m.path_tensors(k) {
+                    assert_eq!(m.w(r).len(), m.w_len(r));
+                }
+            }
+            if small_enough(&m) {
+                run(m, budget);
+            }
+        }
+        Err(Error::Model { .. }) => {}
+        Err(e) => panic!("a parsed file failed to open with {e:?}"),
+    }
+});
