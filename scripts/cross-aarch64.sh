@@ -9,8 +9,12 @@
 #      file the x86_64 C API test wrote, its logits within TINV_TEST_TOL of x86_64's, and its
 #      predictions (PRED lines) identical to the x86_64 run.
 #
-#   scripts/cross-aarch64.sh            build and test (tools must be installed)
-#   scripts/cross-aarch64.sh --install  install the tools first (see install_tools)
+#   scripts/cross-aarch64.sh [test]        build and test (the tools must be installed)
+#   scripts/cross-aarch64.sh install       install the tools (see install_tools), then build and test
+#   scripts/cross-aarch64.sh install-only  install the tools and stop (for scripts/setup.sh)
+#
+# The x86_64 side of the comparison is `cargo test --release -p tinv --test capi` (HOST_PROFILE=
+# dev uses the debug build instead).
 #
 # Environment: CARGO_TARGET_DIR (default ./target), ZIG_VENV (python venv holding the `ziglang`
 # package; default $CARGO_TARGET_DIR/venv-zig), AARCH64_SYSROOT (default /usr/aarch64-linux-gnu),
@@ -44,13 +48,24 @@ install_tools() {
 step() { printf '\n== %s (%ss)\n' "$1" "$(($(date +%s) - START))"; }
 START=$(date +%s)
 
-[ "${1:-}" = "--install" ] && install_tools
+case ${1:-test} in
+    install|--install) install_tools ;;
+    install-only) install_tools; exit 0 ;;
+    test) ;;
+    *) echo "usage: $0 [test|install|install-only]" >&2; exit 2 ;;
+esac
+HOST_PROFILE=${HOST_PROFILE:-release}
+case $HOST_PROFILE in
+    release) HOST_FLAGS=--release ;;
+    dev) HOST_FLAGS= ;;
+    *) echo "error: HOST_PROFILE must be release or dev" >&2; exit 2 ;;
+esac
 
 # cargo-zigbuild finds zig through `python3 -m ziglang`.
 PATH="$ZIG_VENV/bin:$PATH"
 export PATH
-python3 -m ziglang version >/dev/null 2>&1 || { echo "error: no ziglang in $ZIG_VENV (run $0 --install)" >&2; exit 1; }
-command -v cargo-zigbuild >/dev/null || { echo "error: cargo-zigbuild missing (run $0 --install)" >&2; exit 1; }
+python3 -m ziglang version >/dev/null 2>&1 || { echo "error: no ziglang in $ZIG_VENV (run $0 install)" >&2; exit 1; }
+command -v cargo-zigbuild >/dev/null || { echo "error: cargo-zigbuild missing (run $0 install)" >&2; exit 1; }
 [ -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ] || { echo "error: no aarch64 sysroot at $SYSROOT" >&2; exit 1; }
 QEMU="qemu-aarch64 -L $SYSROOT"
 
@@ -75,13 +90,12 @@ while read -r name exe; do
     $QEMU "$exe" --quiet
 done <"$LIST"
 
-step "x86_64 C API test (writes the model and expectation file)"
-cargo test -p tinv --test capi c_program_agrees_with_rust_api
-FIXTURE=$TARGET_DIR/tmp/capi/c
-HOST_BIN=$TARGET_DIR/tmp/capi/bin/c
+step "x86_64 C API tests (write each model and its expectation file)"
+cargo test $HOST_FLAGS -p tinv --test capi -- c_program_agrees_with_rust_api c_program_on_the_default_model
+CASES=$TARGET_DIR/tmp/capi   # c/: small random model; fmnist/: the default model, when present
 
 step "tinv-run inspect under qemu"
-$QEMU "$OUT/tinv-run" inspect --model "$FIXTURE/model.tinv" >/dev/null
+$QEMU "$OUT/tinv-run" inspect --model "$CASES/c/model.tinv" >/dev/null
 
 step "C test cross-compiled with zig cc, run under qemu"
 LIBDIR=$TARGET_DIR/cross-aarch64-lib
@@ -92,16 +106,20 @@ python3 -m ziglang cc -target aarch64-linux-gnu.2.31 -std=c99 -Wall -Wextra -Wer
     -pthread -Iinclude tests/c/test_tinv.c tests/c/errors.c tests/c/threads.c \
     -L"$LIBDIR" -ltinv -lm -o "$LIBDIR/test_tinv"
 scripts/check-glibc.sh "$LIBDIR/test_tinv"
-TINV_TEST_TOL=$TOL $QEMU -E LD_LIBRARY_PATH="$LIBDIR" "$LIBDIR/test_tinv" \
-    "$FIXTURE/model.tinv" "$FIXTURE/expect.bin" --quick >"$LIBDIR/aarch64.out"
-"$HOST_BIN" "$FIXTURE/model.tinv" "$FIXTURE/expect.bin" --quick >"$LIBDIR/x86_64.out"
-grep '^PRED' "$LIBDIR/x86_64.out" >"$LIBDIR/x86_64.pred"
-grep '^PRED' "$LIBDIR/aarch64.out" >"$LIBDIR/aarch64.pred"
-[ -s "$LIBDIR/x86_64.pred" ] || { echo "error: no predictions from the x86_64 run" >&2; exit 1; }
-if ! diff "$LIBDIR/x86_64.pred" "$LIBDIR/aarch64.pred"; then
-    echo "error: aarch64 predictions differ from x86_64" >&2
-    exit 1
-fi
-echo "aarch64 and x86_64 agree on $(wc -l <"$LIBDIR/x86_64.pred") predictions (logits within $TOL)"
+for case in c fmnist; do
+    dir=$CASES/$case
+    [ -f "$dir/expect.bin" ] || { echo "no $case case (model not present)"; continue; }
+    TINV_TEST_TOL=$TOL $QEMU -E LD_LIBRARY_PATH="$LIBDIR" "$LIBDIR/test_tinv" \
+        "$dir/model.tinv" "$dir/expect.bin" --quick >"$LIBDIR/$case.aarch64.out"
+    "$CASES/bin/$case" "$dir/model.tinv" "$dir/expect.bin" --quick >"$LIBDIR/$case.x86_64.out"
+    grep '^PRED' "$LIBDIR/$case.x86_64.out" >"$LIBDIR/$case.x86_64.pred" || true
+    grep '^PRED' "$LIBDIR/$case.aarch64.out" >"$LIBDIR/$case.aarch64.pred" || true
+    [ -s "$LIBDIR/$case.x86_64.pred" ] || { echo "error: no predictions from the x86_64 run" >&2; exit 1; }
+    if ! diff "$LIBDIR/$case.x86_64.pred" "$LIBDIR/$case.aarch64.pred"; then
+        echo "error: $case: aarch64 predictions differ from x86_64" >&2
+        exit 1
+    fi
+    echo "$case: aarch64 and x86_64 agree on $(wc -l <"$LIBDIR/$case.x86_64.pred") predictions (logits within $TOL)"
+done
 
 step "done"
