@@ -253,9 +253,7 @@ unsafe fn infer(
                 format!("logits_len is {logits_len}, batch {batch} x {classes} classes needs {need_out}"),
             ));
         }
-        if !input.is_aligned()
-            || !logits.is_aligned()
-        {
+        if !input.is_aligned() || !logits.is_aligned() {
             return Err(Fail::new(
                 Status::InvalidArg,
                 "input or logits pointer is not 4-byte aligned",
