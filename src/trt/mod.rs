@@ -20,6 +20,7 @@ pub mod device_double;
 #[cfg(test)]
 mod fixtures;
 pub mod manifest;
+pub mod open;
 pub mod paths;
 
 use std::fmt;
