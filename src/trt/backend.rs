@@ -259,6 +259,8 @@ pub struct TrtSession {
     /// For path i: the graph escalating from i to i+1, and whether it reruns the prefix.
     step_graphs: Vec<(Graph, bool)>,
     owned_graphs: Vec<Graph>,
+    /// The path whose output the I/O buffers hold (what `escalate` may resume from).
+    last: Option<usize>,
 }
 
 impl TrtSession {
@@ -276,6 +278,7 @@ impl TrtSession {
             path_graphs: Vec::new(),
             step_graphs: Vec::new(),
             owned_graphs: Vec::new(),
+            last: None,
         };
         // On any error below, Drop releases what exists so far.
         s.arena = Some(device.alloc(s.model.arena_bytes)?);
@@ -425,9 +428,11 @@ impl TrtSession {
             .path_graphs
             .get(path)
             .ok_or_else(|| TrtError::Plan(format!("no path {path}")))?;
+        self.last = None;
         self.copy_in(input)?;
         self.model.device.launch(g, self.stream)?;
         self.copy_out(path, output)?;
+        self.last = Some(path);
         Ok(Launched {
             engines: self.model.paths.engines(path).to_vec(),
             rerun: false,
@@ -442,8 +447,15 @@ impl TrtSession {
             .step_graphs
             .get(from)
             .ok_or_else(|| TrtError::Plan(format!("no deeper path after {from}")))?;
+        if self.last != Some(from) {
+            return Err(TrtError::Plan(format!(
+                "escalating from path {from} needs a completed run of that path first"
+            )));
+        }
+        self.last = None;
         self.model.device.launch(g, self.stream)?;
         self.copy_out(from + 1, output)?;
+        self.last = Some(from + 1);
         Ok(Launched {
             engines: self.model.paths.escalation(from, from + 1)?.to_vec(),
             rerun,

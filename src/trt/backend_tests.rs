@@ -285,6 +285,7 @@ fn per_path_weights_once_one_arena_one_graph_per_path() {
     );
     assert_eq!(r.device.written(image_ptr).unwrap(), image);
 
+    s.run(0, &image, &mut out).unwrap();
     let esc = s.escalate(0, &mut out).unwrap();
     assert_eq!(
         (esc.engines, esc.rerun),
@@ -328,6 +329,11 @@ fn segments_escalation_resumes_from_the_saved_hidden_state() {
         ]
     );
     let mut out = vec![0u8; 20];
+    let e = s.escalate(0, &mut out).unwrap_err().to_string();
+    assert!(
+        e.contains("needs a completed run"),
+        "nothing to resume from yet: {e}"
+    );
     s.run(0, &[0u8; 1568], &mut out).unwrap();
     let esc = s.escalate(0, &mut out).unwrap();
     assert_eq!((esc.engines, esc.rerun), (vec![2, 3], false));
