@@ -214,7 +214,9 @@ int32_t tinv_trt_header_version(void) TINV_TRT_NOEXCEPT;
  * createInferRuntime_INTERNAL, createInferBuilder_INTERNAL and getInferLibVersion; check that
  * the library's major equals the headers' major; create the IRuntime. `onnxparser_path` (NULL =
  * "libnvonnxparser.so.N") is opened lazily by the first build call. `log` (may be NULL)
- * receives TensorRT messages at `min_severity` or more severe.
+ * receives TensorRT messages at `min_severity` or more severe. Open one lib per process and keep
+ * it for the process's lifetime: TensorRT may keep using the first logger it was given (not
+ * confirmed by NVIDIA's headers), and that logger lives inside the lib.
  * Returns OK, ARGUMENT, LOAD, VERSION, TENSORRT, NO_MEMORY, EXCEPTION.
  */
 int32_t tinv_trt_lib_open(const char *nvinfer_path, const char *onnxparser_path, tinv_trt_log_fn log,

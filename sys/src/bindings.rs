@@ -416,7 +416,7 @@ impl TinvTrtShim {
     pub unsafe fn tinv_trt_header_version(&self) -> i32 {
         (self.tinv_trt_header_version)()
     }
-    #[doc = " dlopen libnvinfer (`nvinfer_path`, NULL = \"libnvinfer.so.N\", N = the headers' major) and resolve\n createInferRuntime_INTERNAL, createInferBuilder_INTERNAL and getInferLibVersion; check that\n the library's major equals the headers' major; create the IRuntime. `onnxparser_path` (NULL =\n \"libnvonnxparser.so.N\") is opened lazily by the first build call. `log` (may be NULL)\n receives TensorRT messages at `min_severity` or more severe.\n Returns OK, ARGUMENT, LOAD, VERSION, TENSORRT, NO_MEMORY, EXCEPTION."]
+    #[doc = " dlopen libnvinfer (`nvinfer_path`, NULL = \"libnvinfer.so.N\", N = the headers' major) and resolve\n createInferRuntime_INTERNAL, createInferBuilder_INTERNAL and getInferLibVersion; check that\n the library's major equals the headers' major; create the IRuntime. `onnxparser_path` (NULL =\n \"libnvonnxparser.so.N\") is opened lazily by the first build call. `log` (may be NULL)\n receives TensorRT messages at `min_severity` or more severe. Open one lib per process and keep\n it for the process's lifetime: TensorRT may keep using the first logger it was given (not\n confirmed by NVIDIA's headers), and that logger lives inside the lib.\n Returns OK, ARGUMENT, LOAD, VERSION, TENSORRT, NO_MEMORY, EXCEPTION."]
     pub unsafe fn tinv_trt_lib_open(
         &self,
         nvinfer_path: *const ::std::os::raw::c_char,
