@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::format::FormatError;
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Every status a `tinv_*` function returns (`tinv_status` in `tinv.h`).
@@ -141,23 +141,37 @@ impl From<Error> for Fail {
 }
 
 thread_local! {
-    /// This thread's last error message (empty after a successful call).
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// This thread's last error message, NUL-terminated; empty (no NUL) after a successful
+    /// call. A byte buffer reused across calls, so clearing it on success never allocates and
+    /// the inference path stays allocation-free.
+    static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Stores `msg` as this thread's last error (interior NULs become spaces).
+static EMPTY: &CStr = c"";
+
+/// Stores `msg` as this thread's last error (interior NULs become spaces); `""` clears it.
 pub fn set_last_error(msg: &str) {
-    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
     // `try_with` fails only while the thread is being torn down; the message is then dropped.
-    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = c);
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            e.clear();
+            if !msg.is_empty() {
+                e.extend(msg.bytes().map(|b| if b == 0 { b' ' } else { b }));
+                e.push(0);
+            }
+        }
+    });
 }
 
 /// Pointer to this thread's last error, valid until this thread's next call into tinv.
 pub fn last_error_ptr() -> *const c_char {
-    static EMPTY: &[u8] = b"\0";
     LAST_ERROR
-        .try_with(|e| e.borrow().as_ptr())
-        .unwrap_or(EMPTY.as_ptr().cast())
+        .try_with(|e| match e.try_borrow() {
+            // Non-empty buffers always end in the NUL pushed by `set_last_error`.
+            Ok(b) if !b.is_empty() => b.as_ptr().cast(),
+            _ => EMPTY.as_ptr(),
+        })
+        .unwrap_or(EMPTY.as_ptr())
 }
 
 /// Runs one export's body: catches a panic (→ [`Status::Panic`]), records the message of a
