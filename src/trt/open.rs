@@ -1,7 +1,8 @@
-//! Opening a built engines folder on the real TensorRT and GPU: read the manifest, load the shim
-//! for the installed TensorRT, open GPU 0, then [`TrtModel::open`]. Each step fails with a
-//! one-line error that says what is missing (no manifest → `tinv-run build`; no shim, no
-//! libnvinfer, no driver → what to install); the caller decides whether to fall back to the CPU.
+//! Opening a built engines folder on the real TensorRT and GPU: read the manifest, load the
+//! shim for the installed TensorRT (once per process), open GPU 0, then [`TrtModel::open`]. Each
+//! step fails with a one-line error that says what is missing (no manifest → `tinv-run build`;
+//! no shim, no libnvinfer, no driver → what to install); the caller decides whether to fall back
+//! to the CPU.
 
 use super::backend::{OpenOptions, Sources, TrtModel};
 use super::builder::read_manifest;
@@ -46,7 +47,7 @@ pub fn open_engines<'a>(
     weights: &'a dyn Fn(&str) -> Option<&'a [u8]>,
 ) -> Result<Arc<TrtModel>, TrtError> {
     let manifest = read_manifest(dir)?;
-    let shim: Arc<dyn ShimApi> = Arc::new(Shim::load()?);
+    let shim: Arc<dyn ShimApi> = Shim::shared()?;
     let device = Arc::new(CudaDevice::open(0)?);
     TrtModel::open(shim, device, manifest, opts, &DirSources::new(dir, weights)).map(Arc::new)
 }

@@ -8,6 +8,7 @@ use crate::{
 };
 use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// TensorRT majors tried in order: the newest stable first, then 11 (x86 GPUs), then 8
 /// (JetPack 5.1/6.0).
@@ -57,6 +58,14 @@ impl Shim {
             }
         }
         Err(ShimError::Load(attempts.join("; ")))
+    }
+
+    /// The process-wide shim: loaded on first use and kept for the process's lifetime (the
+    /// shim's logger must outlive TensorRT, which may keep the first logger it was given). A
+    /// failed load is remembered too, so a missing TensorRT costs one probe per process.
+    pub fn shared() -> Result<Arc<Shim>, ShimError> {
+        static SHARED: OnceLock<Result<Arc<Shim>, ShimError>> = OnceLock::new();
+        SHARED.get_or_init(|| Shim::load().map(Arc::new)).clone()
     }
 
     /// Loads a specific shim library built for `major` and opens TensorRT through it;
