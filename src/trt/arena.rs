@@ -155,6 +155,7 @@ fn human(n: u64) -> String {
     if unit == 0 {
         format!("{n} B")
     } else {
+        // In bounds: the loop above never moves `unit` past the last index.
         format!("{v:.1} {}", UNITS[unit])
     }
 }
