@@ -94,19 +94,33 @@ static void *race_one_session(void *arg) {
     return NULL;
 }
 
-/* One thread runs a session while the main thread frees it: every call either runs correctly
- * (the registry keeps the session alive until the call returns) or sees the freed handle. */
+/* One thread runs a session while the main thread frees it: the thread signals after its first
+ * successful call, the main thread frees the session, and the thread keeps calling until it
+ * sees TINV_ERR_INVALID_HANDLE. Every call either ran correctly (the registry keeps the session
+ * alive until a call returns) or saw the freed handle; nothing else. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
+static int g_started = 0;
+
 static void *run_until_freed(void *arg) {
     worker *w = (worker *)arg;
     const expectation *e = w->e;
     float *logits = (float *)malloc(e->classes * sizeof(float));
-    int r;
-    for (r = 0; r < w->rounds; r++) {
+    long r;
+    for (r = 0; r < 10000000L; r++) {
         tinv_status st = tinv_session_infer_depth(w->shared_session, e->input, e->input_len, 1, e->depth[0], logits, e->classes);
-        if (st == TINV_ERR_INVALID_HANDLE)
-            w->busy_seen++;
-        else if (st != TINV_OK)
-            w->failures++;
+        if (st == TINV_ERR_INVALID_HANDLE) {
+            w->busy_seen = 1;
+            break;
+        }
+        if (st != TINV_OK || max_rel_diff(logits, e->path_logits, e->classes) > expect_tolerance()) w->failures++;
+        w->rounds++;
+        if (r == 0) {
+            pthread_mutex_lock(&g_lock);
+            g_started = 1;
+            pthread_cond_signal(&g_cond);
+            pthread_mutex_unlock(&g_lock);
+        }
     }
     free(logits);
     return NULL;
@@ -160,9 +174,12 @@ void test_threads(const char *path, tinv_model *m, const expectation *e, int qui
         pthread_t t;
         CHECK_OK(tinv_session_open(m, NULL, &s));
         w[0].shared_session = s;
-        w[0].rounds = quick ? 5 : 50;
+        w[0].rounds = 0;
         w[0].busy_seen = 0;
         if (pthread_create(&t, NULL, run_until_freed, &w[0]) == 0) {
+            pthread_mutex_lock(&g_lock);
+            while (!g_started) pthread_cond_wait(&g_cond, &g_lock);
+            pthread_mutex_unlock(&g_lock);
             CHECK_OK(tinv_session_free(s));
             pthread_join(t, NULL);
         } else {
@@ -170,6 +187,7 @@ void test_threads(const char *path, tinv_model *m, const expectation *e, int qui
             CHECK_OK(tinv_session_free(s));
         }
         g_failures += w[0].failures;
-        printf("run_until_freed: %d of %d calls saw the freed handle\n", w[0].busy_seen, w[0].rounds);
+        CHECK(w[0].rounds >= 1 && w[0].busy_seen == 1);
+        printf("run_until_freed: %d calls ran before the session was freed\n", w[0].rounds);
     }
 }
