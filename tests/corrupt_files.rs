@@ -268,7 +268,7 @@ fn each_table_field_corruption_gives_its_error_naming_the_tensor() {
         assert_eq!(err(&|b| put_u64(b, r.offset_at, data_len)), past);
         // The largest aligned offset: the end overflows for tensors of 256 bytes or more, and is
         // then reported as u64::MAX.
-        let end = (u64::MAX - 255).checked_add(r.nbytes).unwrap_or(u64::MAX);
+        let end = (u64::MAX - 255).saturating_add(r.nbytes);
         let wrap = FormatError::OutOfBounds {
             tensor: name.clone(),
             end,

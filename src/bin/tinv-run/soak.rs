@@ -1,0 +1,311 @@
+//! `tinv-run soak`: a long run of adaptive inferences that watches memory, speed and determinism.
+
+use crate::args::Args;
+use crate::json::Json;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub const HELP: &str = "\
+tinv-run soak — many adaptive inferences: memory drift, throughput over time, determinism
+
+USAGE:
+    tinv-run soak [--model M | --synthetic fmnist] [--count N] [--budget λ]
+                  [--report-every N] [--inputs K] [--threads N] [--json]
+
+OPTIONS:
+    --model M          .tinv file or package directory (default: engines/fmnist)
+    --synthetic NAME   a model with random weights instead: fmnist (28² grey, patch 4, dim 96,
+                       3 heads, 8 blocks, exits 2/4/6/8, a controller that uses every path)
+    --count N          inferences in all (default 1000000)
+    --budget λ         controller budget in [0, 1] (default: the model's)
+    --report-every N   one report line per N inferences (default: count / 10)
+    --inputs K         distinct random inputs, cycled (default 64)
+    --threads N        worker threads (default 1)
+    --json             one JSON object per report and one summary object
+
+Inputs are K fixed random images; each is run count/K times, one per call (batch 1). The first
+logits of each input are kept and every later run must give the same bits. RSS (VmRSS from
+/proc/self/status) is taken after one warm-up pass over the inputs and at the end; the run
+fails (exit 1) if any output differs or the RSS grew by more than 1%.
+";
+
+/// One reporting window.
+struct Window {
+    done: u64,
+    per_sec: f64,
+    rss_kib: Option<u64>,
+    /// Inferences of the window that answered at each path.
+    paths: Vec<u64>,
+}
+
+/// The outcome of a soak run.
+struct Summary {
+    count: u64,
+    secs: f64,
+    start_rss_kib: Option<u64>,
+    end_rss_kib: Option<u64>,
+    mismatches: u64,
+    first_mismatch: Option<u64>,
+    paths: Vec<u64>,
+}
+
+impl Summary {
+    /// RSS growth from start to end in percent, if RSS is readable here.
+    fn rss_growth_pct(&self) -> Option<f64> {
+        let (a, b) = (self.start_rss_kib?, self.end_rss_kib?);
+        Some((b as f64 - a as f64) / a as f64 * 100.0)
+    }
+}
+
+/// `VmRSS` in KiB from the text of `/proc/self/status`.
+fn parse_vmrss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Resident set size of this process in KiB (Linux; `None` elsewhere).
+fn rss_kib() -> Option<u64> {
+    parse_vmrss(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// Runs `count` inferences of batch 1 cycling over `inputs` (each `input_len` floats), calling
+/// `report` after every `every` inferences. Allocates nothing per inference itself: the kept
+/// logits and counters are sized before the loop.
+fn soak(
+    s: &mut tinv::Session,
+    inputs: &[f32],
+    count: u64,
+    every: u64,
+    mut report: impl FnMut(&Window),
+) -> Result<Summary, String> {
+    let c = s.model().config().clone();
+    let (n_in, k, p) = (inputs.len() / c.input_len(), c.classes, c.depths.len());
+    let input = |i: usize| &inputs[i * c.input_len()..(i + 1) * c.input_len()];
+    let mut reference = vec![0u32; n_in * k];
+    let mut logits = vec![0f32; k];
+    let mut paths = vec![0u64; p];
+    // Warm-up pass: the reference logits, and every page the runs will touch is resident.
+    for i in 0..n_in {
+        s.infer(input(i), 1, &mut logits)
+            .map_err(|e| e.to_string())?;
+        for (r, v) in reference[i * k..(i + 1) * k].iter_mut().zip(&logits) {
+            *r = v.to_bits();
+        }
+    }
+    let start_rss_kib = rss_kib();
+    let (mut mismatches, mut first_mismatch) = (0, None);
+    let mut window = vec![0u64; p];
+    let t0 = Instant::now();
+    let mut tw = t0;
+    for n in 0..count {
+        let i = (n % n_in as u64) as usize;
+        let st = s
+            .infer(input(i), 1, &mut logits)
+            .map_err(|e| e.to_string())?[0];
+        window[st.path] += 1;
+        let same = reference[i * k..(i + 1) * k]
+            .iter()
+            .zip(&logits)
+            .all(|(r, v)| *r == v.to_bits());
+        if !same {
+            mismatches += 1;
+            first_mismatch.get_or_insert(n);
+        }
+        if (n + 1) % every == 0 || n + 1 == count {
+            let now = Instant::now();
+            let in_window = window.iter().sum::<u64>();
+            report(&Window {
+                done: n + 1,
+                per_sec: in_window as f64 / now.duration_since(tw).as_secs_f64().max(1e-9),
+                rss_kib: rss_kib(),
+                paths: window.clone(),
+            });
+            paths.iter_mut().zip(&window).for_each(|(a, w)| *a += w);
+            window.iter_mut().for_each(|w| *w = 0);
+            tw = now;
+        }
+    }
+    Ok(Summary {
+        count,
+        secs: t0.elapsed().as_secs_f64(),
+        start_rss_kib,
+        end_rss_kib: rss_kib(),
+        mismatches,
+        first_mismatch,
+        paths,
+    })
+}
+
+fn opt_num(v: Option<u64>) -> Json {
+    v.map_or(Json::Str("n/a".into()), Json::Int)
+}
+
+pub fn run(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(
+        raw,
+        &[
+            "model",
+            "synthetic",
+            "count",
+            "budget",
+            "report-every",
+            "inputs",
+            "threads",
+        ],
+        &["json", "verify"],
+    )?;
+    let count = a
+        .parse_opt::<u64>("count", "an inference count")?
+        .unwrap_or(1_000_000)
+        .max(1);
+    let every = a
+        .parse_opt::<u64>("report-every", "an inference count")?
+        .unwrap_or((count / 10).max(1))
+        .max(1);
+    let n_in = a
+        .parse_opt::<usize>("inputs", "an input count")?
+        .unwrap_or(64)
+        .clamp(1, 1 << 16);
+    let threads = a
+        .parse_opt::<usize>("threads", "a thread count")?
+        .unwrap_or(1);
+    let budget = a.parse_opt::<f32>("budget", "a budget λ in [0, 1]")?;
+    let model = match a.get("synthetic") {
+        Some("fmnist") => {
+            let cfg = tinv::synth::config(28, 1, 4, 96, 8, 3, 10, &[2, 4, 6, 8], true);
+            // Seed 30: its random controller starts the 64 default inputs on paths 2 and 4 and
+            // its layer-wise policy escalates them to all four exits (most seeds pick one path).
+            let bytes = tinv::synth::random_model(&cfg, 30, tinv::format::DType::F32);
+            tinv::Model::from_bytes(&bytes, &tinv::OpenOptions::default())
+                .map_err(|e| e.to_string())?
+        }
+        Some(other) => return Err(format!("--synthetic {other}: known shapes are: fmnist")),
+        None => crate::model_path::open(a.get("model"), a.has("verify"))?,
+    };
+    let opts = tinv::SessionOptions {
+        max_batch: 1,
+        threads,
+        budget,
+        ..Default::default()
+    };
+    let mut s = tinv::Session::new(Arc::new(model), opts).map_err(|e| e.to_string())?;
+    let cfg = s.model().config().clone();
+    let inputs = tinv::synth::random_inputs(&cfg, n_in, 42);
+    let json = a.has("json");
+    eprintln!(
+        "soak: {count} adaptive inferences over {n_in} inputs, budget {}, paths {:?}",
+        s.budget(),
+        cfg.depths
+    );
+    let sum = soak(&mut s, &inputs, count, every, |w| {
+        if json {
+            let paths = Json::Arr(w.paths.iter().map(|&v| Json::Int(v)).collect());
+            let j = Json::obj()
+                .set("done", Json::Int(w.done))
+                .set("per_sec", Json::Num(w.per_sec))
+                .set("rss_kib", opt_num(w.rss_kib))
+                .set("paths", paths);
+            println!("{}", j.render());
+        } else {
+            let rss = w.rss_kib.map_or("n/a".into(), |r| format!("{r} KiB"));
+            println!(
+                "{:>10} done  {:>9.1} inf/s  RSS {rss}  paths {:?}",
+                w.done, w.per_sec, w.paths
+            );
+        }
+    })?;
+    let growth = sum.rss_growth_pct();
+    let rate = sum.count as f64 / sum.secs.max(1e-9);
+    if json {
+        let j = Json::obj()
+            .set("count", Json::Int(sum.count))
+            .set("secs", Json::Num(sum.secs))
+            .set("per_sec", Json::Num(rate))
+            .set("start_rss_kib", opt_num(sum.start_rss_kib))
+            .set("end_rss_kib", opt_num(sum.end_rss_kib))
+            .set(
+                "rss_growth_pct",
+                growth.map_or(Json::Str("n/a".into()), Json::Num),
+            )
+            .set("mismatches", Json::Int(sum.mismatches))
+            .set(
+                "paths",
+                Json::Arr(sum.paths.iter().map(|&v| Json::Int(v)).collect()),
+            );
+        println!("{}", j.render());
+    } else {
+        let rss = |v: Option<u64>| v.map_or("n/a".into(), |r| format!("{r} KiB"));
+        println!(
+            "soak: {} inferences in {:.1} s ({rate:.1} inf/s); RSS {} -> {} ({}); {} outputs differed from the first run; paths {:?}",
+            sum.count,
+            sum.secs,
+            rss(sum.start_rss_kib),
+            rss(sum.end_rss_kib),
+            growth.map_or("n/a".into(), |g| format!("{g:+.3}%")),
+            sum.mismatches,
+            sum.paths
+        );
+    }
+    if let Some(n) = sum.first_mismatch {
+        return Err(format!(
+            "{} outputs differed from the first run of their input (first at inference {n})",
+            sum.mismatches
+        ));
+    }
+    match growth {
+        Some(g) if g > 1.0 => Err(format!("RSS grew by {g:.2}% (more than 1%)")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmrss_is_read_from_proc_status_text() {
+        let status = "Name:\ttinv-run\nVmPeak:\t  20000 kB\nVmRSS:\t    5124 kB\nThreads:\t1\n";
+        assert_eq!(parse_vmrss(status), Some(5124));
+        assert_eq!(parse_vmrss("Name:\tx\n"), None);
+        if cfg!(target_os = "linux") {
+            assert!(rss_kib().is_some_and(|r| r > 0));
+        }
+    }
+
+    #[test]
+    fn soak_counts_windows_paths_and_finds_no_mismatch() {
+        let cfg = tinv::synth::config(8, 1, 4, 16, 3, 2, 4, &[1, 2, 3], true);
+        let bytes = tinv::synth::random_model(&cfg, 5, tinv::format::DType::F32);
+        let model = tinv::Model::from_bytes(&bytes, &tinv::OpenOptions::default()).unwrap();
+        let mut s = tinv::Session::new(Arc::new(model), tinv::SessionOptions::default()).unwrap();
+        let inputs = tinv::synth::random_inputs(&cfg, 5, 1);
+        let mut windows = Vec::new();
+        let sum = soak(&mut s, &inputs, 103, 25, |w| {
+            windows.push((w.done, w.paths.iter().sum::<u64>()))
+        })
+        .unwrap();
+        // Windows end at 25, 50, 75, 100 and the last (partial) one at 103.
+        assert_eq!(
+            windows,
+            vec![(25, 25), (50, 25), (75, 25), (100, 25), (103, 3)]
+        );
+        assert_eq!(sum.paths.iter().sum::<u64>(), 103);
+        assert_eq!((sum.mismatches, sum.first_mismatch), (0, None));
+        // The path counts agree with running each input once more: input i ran 21 or 20 times.
+        let mut expect = vec![0u64; cfg.depths.len()];
+        let mut logits = vec![0f32; cfg.classes];
+        for n in 0..103usize {
+            let i = n % 5;
+            let st = s
+                .infer(&inputs[i * 64..(i + 1) * 64], 1, &mut logits)
+                .unwrap()[0];
+            expect[st.path] += 1;
+        }
+        assert_eq!(sum.paths, expect);
+    }
+}
