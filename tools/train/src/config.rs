@@ -128,6 +128,11 @@ pub struct Hyper {
     pub kd_weight: f64,
     /// Weight of the CLS-feature (cosine) matching term.
     pub feat_weight: f64,
+    /// Steps over which the distillation weights ramp linearly from 0 to their value (0 = no
+    /// ramp). Feature matching from an untrained teacher can collapse the class token to a
+    /// constant (every CLS alike makes 1 − cos zero), so the teacher gets a head start.
+    #[serde(default)]
+    pub distill_ramp: usize,
     /// Maximum random shift in pixels (augmentation).
     pub shift: usize,
     /// Training images held out (the last ones) as the validation split.
@@ -149,7 +154,8 @@ impl Default for Hyper {
             clip: 1.0,
             temperature: 2.0,
             kd_weight: 1.0,
-            feat_weight: 1.0,
+            feat_weight: 0.25,
+            distill_ramp: 1000,
             shift: 2,
             val_count: 5000,
             train_limit: 0,

@@ -102,7 +102,8 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf, String> {
 }
 
 /// Loads `{prefix}-images-idx3-ubyte[.gz]` and `{prefix}-labels-idx1-ubyte[.gz]` from `dir`
-/// (`prefix` is `train` or `t10k`). Rank-3 images are one channel; rank-4 are `[n, c, h, w]`.
+/// (`prefix` is `train` or `t10k`). Rank-3 images are one channel; rank-4 are `[n, h, w, c]`
+/// (as `tinv-run` reads them) and are stored CHW here.
 pub fn load(dir: &Path, prefix: &str) -> Result<Dataset, String> {
     let ip = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let lp = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
@@ -110,7 +111,7 @@ pub fn load(dir: &Path, prefix: &str) -> Result<Dataset, String> {
     let labels = read_idx(&lp)?;
     let (n, c, h, w) = match images.dims[..] {
         [n, h, w] => (n, 1, h, w),
-        [n, c, h, w] => (n, c, h, w),
+        [n, h, w, c] => (n, c, h, w),
         _ => {
             return Err(format!(
                 "{}: images must have rank 3 or 4, found {:?}",

@@ -40,8 +40,19 @@ pub fn feature_match(student: &Tensor, teacher: &Tensor) -> Result<Tensor> {
     (1.0 - cos)?.mean_all()
 }
 
-/// The full loss for one batch.
-pub fn multi_exit(outs: &[PathOut], labels: &Tensor, h: &Hyper) -> Result<Loss> {
+/// The distillation weight factor at optimizer step `step`: ramps from 0 to 1 over
+/// `h.distill_ramp` steps.
+pub fn distill_factor(h: &Hyper, step: usize) -> f64 {
+    if h.distill_ramp == 0 {
+        1.0
+    } else {
+        (step as f64 / h.distill_ramp as f64).min(1.0)
+    }
+}
+
+/// The full loss for one batch, the distillation terms scaled by `factor` (see
+/// [`distill_factor`]).
+pub fn multi_exit(outs: &[PathOut], labels: &Tensor, h: &Hyper, factor: f64) -> Result<Loss> {
     let p = outs.len();
     let Some(teacher) = outs.last() else {
         candle_core::bail!("no exits");
@@ -66,7 +77,7 @@ pub fn multi_exit(outs: &[PathOut], labels: &Tensor, h: &Hyper) -> Result<Loss> 
         let feat = (feat / (p - 1) as f64)?;
         kd_v = kd.to_scalar::<f32>()?;
         feat_v = feat.to_scalar::<f32>()?;
-        total = ((total + (kd * h.kd_weight)?)? + (feat * h.feat_weight)?)?;
+        total = ((total + (kd * (h.kd_weight * factor))?)? + (feat * (h.feat_weight * factor))?)?;
     }
     Ok(Loss {
         ce: ce.to_scalar::<f32>()?,

@@ -27,7 +27,8 @@ Model
   --ln-eps E          LayerNorm epsilon [1e-6]
 Training
   --epochs N --batch B --lr X --min-lr X --warmup STEPS --wd X --clip X   [20, 128, 1e-3, 1e-5, 500, 0.05, 1.0]
-  --temperature T --kd W --feat W   distillation temperature and weights [2, 1, 1]
+  --temperature T --kd W --feat W   distillation temperature and weights [2, 1, 0.25]
+  --distill-ramp N    ramp the distillation weights up over the first N steps [1000]
   --shift PX          random shift augmentation, pixels [2]
   --seed N            seed of every random choice [1]
 Run
@@ -35,6 +36,7 @@ Run
   --resume PATH       continue from a checkpoint of the same configuration
   --log-every N       progress line every N steps [50]
   --ckpt-every N      extra checkpoint every N steps [500]
+  --stop-at N         stop with a checkpoint after global step N (continue with --resume)
 
 controller options:
   --data DIR          dataset (the validation split is the checkpoint's own) [/usr/share/datasets/fashion-mnist]
@@ -97,6 +99,7 @@ fn fit(mut a: Args) -> Result<(), String> {
         temperature: a.num("--temperature", d.temperature)?,
         kd_weight: a.num("--kd", d.kd_weight)?,
         feat_weight: a.num("--feat", d.feat_weight)?,
+        distill_ramp: a.num("--distill-ramp", d.distill_ramp)?,
         shift: a.num("--shift", d.shift)?,
         val_count: a.num("--val", d.val_count)?,
         train_limit: a.num("--train-limit", d.train_limit)?,
@@ -129,6 +132,13 @@ fn fit(mut a: Args) -> Result<(), String> {
         resume: a.take("--resume").map(PathBuf::from),
         log_every: a.num("--log-every", 50)?,
         ckpt_every: a.num("--ckpt-every", 500)?,
+        stop_at: a
+            .take("--stop-at")
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("--stop-at: cannot parse '{v}'"))
+            })
+            .transpose()?,
     };
     no_extra(&a)?;
     let n = if h.train_limit > 0 {

@@ -61,6 +61,9 @@ pub struct RunOpts {
     pub log_every: usize,
     /// Checkpoint every this many steps (besides each epoch's end; 0 = epoch ends only).
     pub ckpt_every: usize,
+    /// Stop (with a checkpoint) once this many optimizer steps have been taken in total, to be
+    /// continued later with `resume` (`None` = run to the end).
+    pub stop_at: Option<usize>,
 }
 
 /// Why training stopped early.
@@ -234,7 +237,8 @@ pub fn train_backbone(
             let b = data::batch(train, idx, cfg, h.shift, Some(&mut aug));
             let (x, y) = batch_tensor(&b, cfg)?;
             let outs = vit.forward(&x)?;
-            let loss = crate::loss::multi_exit(&outs, &y, h)?;
+            let factor = crate::loss::distill_factor(h, meta.global_step);
+            let loss = crate::loss::multi_exit(&outs, &y, h, factor)?;
             let lv = loss.total.to_scalar::<f32>()?;
             if !lv.is_finite() {
                 let keep = match last_good {
@@ -301,12 +305,14 @@ pub fn train_backbone(
                 win = (0.0, 0, 0, Instant::now());
             }
             meta.seconds = base_seconds + run_start.elapsed().as_secs_f64();
-            if opts.ckpt_every > 0
-                && meta.global_step % opts.ckpt_every == 0
-                && meta.step_in_epoch < steps
-            {
+            let stop = opts.stop_at.is_some_and(|s| meta.global_step >= s);
+            let periodic = opts.ckpt_every > 0 && meta.global_step % opts.ckpt_every == 0;
+            if (stop || periodic) && meta.step_in_epoch < steps {
                 save(&opts.out, &vit, Some(&opt), &meta)?;
                 last_good = Some(meta.global_step);
+                if stop {
+                    return Ok((vit, meta));
+                }
             }
         }
         let val_acc = evaluate(&vit, val, 500)?;
@@ -338,6 +344,13 @@ pub fn train_backbone(
         meta.seconds = base_seconds + run_start.elapsed().as_secs_f64();
         save(&opts.out, &vit, Some(&opt), &meta)?;
         last_good = Some(meta.global_step);
+        if opts.stop_at.is_some_and(|s| meta.global_step >= s) {
+            return Ok((vit, meta));
+        }
+    }
+    if last_good.is_none() || opts.resume.as_ref().is_some_and(|r| r != &opts.out) {
+        // Nothing was trained in this run (a finished run resumed): still leave the result at `out`.
+        save(&opts.out, &vit, Some(&opt), &meta)?;
     }
     Ok((vit, meta))
 }

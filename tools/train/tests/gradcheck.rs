@@ -38,14 +38,14 @@ fn gradients_match_finite_differences() {
         let xt = Tensor::from_slice(&x, (b, 4, 16), &Device::Cpu).unwrap();
         let y = Tensor::from_slice(&labels, b, &Device::Cpu).unwrap();
         let outs = vit.forward(&xt).unwrap();
-        let l = tinv_train::loss::multi_exit(&outs, &y, &h).unwrap();
+        let l = tinv_train::loss::multi_exit(&outs, &y, &h, 1.0).unwrap();
         (f64::from(l.total.to_scalar::<f32>().unwrap()), vit)
     };
     let (_, vit) = loss_of(&ts);
     let xt = Tensor::from_slice(&x, (b, 4, 16), &Device::Cpu).unwrap();
     let y = Tensor::from_slice(&labels, b, &Device::Cpu).unwrap();
     let outs = vit.forward(&xt).unwrap();
-    let grads = tinv_train::loss::multi_exit(&outs, &y, &h)
+    let grads = tinv_train::loss::multi_exit(&outs, &y, &h, 1.0)
         .unwrap()
         .total
         .backward()
