@@ -88,7 +88,8 @@ const char *tinv_status_str(tinv_status status);
 
 /* This thread's message for the last failed call ("" after a successful call). Never NULL.
  * The string is owned by the library and valid until this thread's next call into tinv
- * (tinv_last_error, tinv_status_str and the version functions do not count). Thread-local:
+ * (tinv_last_error, tinv_status_str, the version functions and tinv_*_options_default do not
+ * count). Thread-local:
  * each thread sees its own message. */
 const char *tinv_last_error(void);
 
@@ -204,7 +205,9 @@ tinv_session_options tinv_session_options_default(void);
 tinv_status tinv_session_open(const tinv_model *model, const tinv_session_options *options,
                               tinv_session **out);
 
-/* Releases the session (joins its worker threads). NULL is a no-op (TINV_OK).
+/* Releases the session (joins its worker threads). NULL is a no-op (TINV_OK). If another thread
+ * is inside a call on the session, that call completes normally and the memory is released when
+ * it returns; later calls get TINV_ERR_INVALID_HANDLE.
  * Returns TINV_OK, TINV_ERR_INVALID_HANDLE (already freed, or not a session handle). */
 tinv_status tinv_session_free(tinv_session *session);
 
