@@ -1,21 +1,16 @@
-//! Orchestration of the TensorRT backend over [`ShimApi`] and [`Device`]:
-//! - [`TrtModel`] (shared, read-only): the manifest checked against this model, TensorRT and
-//!   GPU; every engine deserialized once; the weights uploaded ONCE into one device buffer.
-//! - [`TrtSession`] (one thread): one stream, ONE arena (max over engines) given to every
-//!   context, fixed I/O buffers, each context's weight inputs bound to the shared buffer, a
-//!   warm-up enqueue of every engine, then ONE CUDA graph captured per path (and per one-step
-//!   escalation when `segments` can resume). Inference copies the input in, launches the chosen
-//!   path's graph and copies the logits out; nothing is allocated or captured after open.
+//! The shared half of the TensorRT backend, over [`ShimApi`] and [`Device`]: [`TrtModel`]
+//! checks the manifest against this model, TensorRT and GPU, deserializes every engine once and
+//! uploads the weights ONCE into one device buffer. The per-thread half is
+//! [`TrtSession`](super::session::TrtSession).
 
 use super::arena::{arena_bytes, IoPlan};
-use super::binding::engine_bindings;
 use super::check::Expected;
-use super::device::{Device, DevicePtr, Graph, Stream};
+use super::device::{Device, DevicePtr};
 use super::manifest::{self, IoMode, Layout, Manifest, Precision, TrtVersion};
 use super::paths::PathTable;
 use super::{align_up, TrtError};
 use std::sync::Arc;
-use tinv_sys::{ContextHandle, EngineHandle, ShimApi};
+use tinv_sys::{EngineHandle, ShimApi};
 
 /// Where the bytes come from: plan files and the weights' device copies (the `.tinv` device
 /// section, `dev.<name>`, already FP16 `[K, N]` as the engines expect).
@@ -40,9 +35,9 @@ pub struct OpenOptions {
 }
 
 /// Engines deserialized so far; frees them on drop (also on a failed open).
-struct Engines {
-    shim: Arc<dyn ShimApi>,
-    handles: Vec<EngineHandle>,
+pub(super) struct Engines {
+    pub(super) shim: Arc<dyn ShimApi>,
+    pub(super) handles: Vec<EngineHandle>,
 }
 
 impl Drop for Engines {
@@ -55,13 +50,13 @@ impl Drop for Engines {
 
 /// The shared half: engines and the one device copy of the weights.
 pub struct TrtModel {
-    device: Arc<dyn Device>,
-    manifest: Manifest,
-    paths: PathTable,
-    io: IoPlan,
-    arena_bytes: u64,
-    weights: Option<DevicePtr>,
-    engines: Engines,
+    pub(super) device: Arc<dyn Device>,
+    pub(super) manifest: Manifest,
+    pub(super) paths: PathTable,
+    pub(super) io: IoPlan,
+    pub(super) arena_bytes: u64,
+    pub(super) weights: Option<DevicePtr>,
+    pub(super) engines: Engines,
 }
 
 fn refused(file: &str, why: impl std::fmt::Display) -> TrtError {
@@ -236,251 +231,5 @@ impl Drop for TrtModel {
         }
         // `engines` frees the engines after this (field drop), once every session is gone:
         // sessions hold an Arc<TrtModel>.
-    }
-}
-
-/// What one run launched, for the stats (escalation charges).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Launched {
-    /// Engines the launched graph runs, in order (indices into the manifest's engines).
-    pub engines: Vec<usize>,
-    /// Whether engines already run for a shallower path were run again (`per-path`).
-    pub rerun: bool,
-}
-
-/// Per-thread state: stream, arena, I/O buffers, contexts and graphs.
-pub struct TrtSession {
-    model: Arc<TrtModel>,
-    stream: Stream,
-    arena: Option<DevicePtr>,
-    io_block: Option<DevicePtr>,
-    contexts: Vec<ContextHandle>,
-    path_graphs: Vec<Graph>,
-    /// For path i: the graph escalating from i to i+1, and whether it reruns the prefix.
-    step_graphs: Vec<(Graph, bool)>,
-    owned_graphs: Vec<Graph>,
-    /// The path whose output the I/O buffers hold (what `escalate` may resume from).
-    last: Option<usize>,
-}
-
-impl TrtSession {
-    /// Allocates the arena and I/O buffers, creates and binds one context per engine, warms every
-    /// engine up once, then captures one graph per path and per escalation step.
-    pub fn new(model: Arc<TrtModel>) -> Result<TrtSession, TrtError> {
-        let device = model.device.clone();
-        let stream = device.stream_create()?;
-        let mut s = TrtSession {
-            model,
-            stream,
-            arena: None,
-            io_block: None,
-            contexts: Vec::new(),
-            path_graphs: Vec::new(),
-            step_graphs: Vec::new(),
-            owned_graphs: Vec::new(),
-            last: None,
-        };
-        // On any error below, Drop releases what exists so far.
-        s.arena = Some(device.alloc(s.model.arena_bytes)?);
-        s.io_block = Some(device.alloc(s.model.io.total.max(256))?);
-        s.bind_contexts()?;
-        let all: Vec<usize> = (0..s.contexts.len()).collect();
-        s.enqueue(&all)?; // warm-up: resource allocation must not happen under capture
-        device.sync(s.stream)?;
-        let model = s.model.clone();
-        for p in 0..model.paths.len() {
-            let g = s.capture(model.paths.engines(p))?;
-            s.path_graphs.push(g);
-        }
-        for p in 0..s.model.paths.len().saturating_sub(1) {
-            let step = s.model.paths.escalation(p, p + 1)?.to_vec();
-            let rerun = step.as_slice() == s.model.paths.engines(p + 1);
-            let g = match (rerun, s.path_graphs.get(p + 1)) {
-                (true, Some(&g)) => g,
-                _ => s.capture(&step)?,
-            };
-            s.step_graphs.push((g, rerun));
-        }
-        Ok(s)
-    }
-
-    fn bind_contexts(&mut self) -> Result<(), TrtError> {
-        let (m, shim) = (&self.model, &self.model.engines.shim);
-        let (arena, io_block) = (self.arena.unwrap_or(0), self.io_block.unwrap_or(0));
-        for (i, e) in m.manifest.engines.iter().enumerate() {
-            let handle = *m
-                .engines
-                .handles
-                .get(i)
-                .ok_or_else(|| TrtError::Plan(format!("engine {} not loaded", e.name)))?;
-            let ctx = shim.context_create(handle)?;
-            self.contexts.push(ctx);
-            shim.set_device_memory(ctx, arena, m.arena_bytes)?;
-            let weights = engine_bindings(&m.manifest, i)?;
-            for t in &e.io {
-                let addr = match weights.iter().find(|b| b.tensor == t.name) {
-                    Some(b) => m.weights.unwrap_or(0) + b.offset,
-                    None => io_block + m.io.get(&t.name).map_or(0, |b| b.offset),
-                };
-                shim.set_tensor_address(ctx, &t.name, addr)?;
-                if t.mode == IoMode::Input {
-                    let shape: Vec<i64> = t
-                        .shape
-                        .iter()
-                        .map(|&d| i64::try_from(d).unwrap_or(i64::MAX))
-                        .collect();
-                    shim.set_input_shape(ctx, &t.name, &shape)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn enqueue(&self, engines: &[usize]) -> Result<(), TrtError> {
-        for &i in engines {
-            let ctx = *self
-                .contexts
-                .get(i)
-                .ok_or_else(|| TrtError::Plan(format!("engine index {i} has no context")))?;
-            self.model.engines.shim.enqueue(ctx, self.stream.0)?;
-        }
-        Ok(())
-    }
-
-    /// Captures the enqueues of `engines` into one graph; on any failure the capture is ended
-    /// and discarded (a refused enqueue must never leave an empty graph that replays stale data).
-    fn capture(&mut self, engines: &[usize]) -> Result<Graph, TrtError> {
-        let device = self.model.device.clone();
-        device.begin_capture(self.stream)?;
-        if let Err(e) = self.enqueue(engines) {
-            device.abort_capture(self.stream);
-            return Err(e);
-        }
-        let g = device.end_capture(self.stream)?;
-        self.owned_graphs.push(g);
-        Ok(g)
-    }
-
-    fn buffer(&self, name: &str) -> Result<(DevicePtr, usize), TrtError> {
-        let b = self
-            .model
-            .io
-            .get(name)
-            .ok_or_else(|| TrtError::Plan(format!("no I/O buffer {name}")))?;
-        let len = usize::try_from(b.bytes)
-            .map_err(|_| TrtError::Plan(format!("buffer {name} too large")))?;
-        Ok((self.io_block.unwrap_or(0) + b.offset, len))
-    }
-
-    /// The output tensor of path `path`: the first output of its last engine.
-    fn output_of(&self, path: usize) -> Result<&str, TrtError> {
-        let m = &self.model.manifest;
-        let last = self
-            .model
-            .paths
-            .engines(path)
-            .last()
-            .and_then(|&i| m.engines.get(i));
-        let out = last.and_then(|e| e.io.iter().find(|t| t.mode == IoMode::Output));
-        out.map(|t| t.name.as_str())
-            .ok_or_else(|| TrtError::Plan(format!("path {path} has no output")))
-    }
-
-    fn copy_in(&self, input: &[u8]) -> Result<(), TrtError> {
-        let name = self
-            .model
-            .io
-            .external_inputs()
-            .next()
-            .map(|b| b.name.clone())
-            .unwrap_or_default();
-        let (ptr, len) = self.buffer(&name)?;
-        if input.len() != len {
-            return Err(TrtError::Plan(format!(
-                "input is {} bytes, tensor {name} takes {len}",
-                input.len()
-            )));
-        }
-        Ok(self.model.device.memcpy_htod(ptr, input, self.stream)?)
-    }
-
-    fn copy_out(&self, path: usize, output: &mut [u8]) -> Result<(), TrtError> {
-        let name = self.output_of(path)?.to_string();
-        let (ptr, len) = self.buffer(&name)?;
-        if output.len() != len {
-            return Err(TrtError::Plan(format!(
-                "output is {} bytes, tensor {name} holds {len}",
-                output.len()
-            )));
-        }
-        Ok(self.model.device.memcpy_dtoh(output, ptr, self.stream)?)
-    }
-
-    /// Runs path `path` (index into [`TrtModel::paths`]) on `input` (the external input's
-    /// bytes) and writes its logits' bytes into `output`.
-    pub fn run(
-        &mut self,
-        path: usize,
-        input: &[u8],
-        output: &mut [u8],
-    ) -> Result<Launched, TrtError> {
-        let g = *self
-            .path_graphs
-            .get(path)
-            .ok_or_else(|| TrtError::Plan(format!("no path {path}")))?;
-        self.last = None;
-        self.copy_in(input)?;
-        self.model.device.launch(g, self.stream)?;
-        self.copy_out(path, output)?;
-        self.last = Some(path);
-        Ok(Launched {
-            engines: self.model.paths.engines(path).to_vec(),
-            rerun: false,
-        })
-    }
-
-    /// After [`TrtSession::run`] of path `from`, continues to path `from + 1`: `segments`
-    /// resumes from the hidden state left in the I/O buffers; `per-path` reruns the deeper
-    /// engine (reported with `rerun`, so the stats charge it). The input is not copied again.
-    pub fn escalate(&mut self, from: usize, output: &mut [u8]) -> Result<Launched, TrtError> {
-        let (g, rerun) = *self
-            .step_graphs
-            .get(from)
-            .ok_or_else(|| TrtError::Plan(format!("no deeper path after {from}")))?;
-        if self.last != Some(from) {
-            return Err(TrtError::Plan(format!(
-                "escalating from path {from} needs a completed run of that path first"
-            )));
-        }
-        self.last = None;
-        self.model.device.launch(g, self.stream)?;
-        self.copy_out(from + 1, output)?;
-        self.last = Some(from + 1);
-        Ok(Launched {
-            engines: self.model.paths.escalation(from, from + 1)?.to_vec(),
-            rerun,
-        })
-    }
-
-    /// Bytes of the output of path `path`.
-    pub fn output_len(&self, path: usize) -> Result<usize, TrtError> {
-        self.buffer(self.output_of(path)?).map(|(_, len)| len)
-    }
-}
-
-impl Drop for TrtSession {
-    fn drop(&mut self) {
-        let device = self.model.device.clone();
-        let _ = device.sync(self.stream); // nothing may still run on the arena
-        for &g in &self.owned_graphs {
-            device.graph_destroy(g);
-        }
-        for &c in self.contexts.iter().rev() {
-            self.model.engines.shim.context_free(c);
-        }
-        for p in [self.io_block, self.arena].into_iter().flatten() {
-            device.free(p);
-        }
-        device.stream_destroy(self.stream);
     }
 }

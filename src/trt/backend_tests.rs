@@ -2,11 +2,12 @@
 //! shim (tinv_sys::double) and of the device (device_double): the invariants the design rests
 //! on, checked on the recorded calls.
 
-use super::backend::{OpenOptions, Sources, TrtModel, TrtSession};
-use super::device::Graph;
+use super::backend::{OpenOptions, Sources, TrtModel};
+use super::device::{Graph, Pinned};
 use super::device_double::{DevCall, RecordingDevice};
 use super::fixtures::{sample, segments};
 use super::manifest::{self, IoMode, Manifest};
+use super::session::TrtSession;
 use super::TrtError;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,6 +149,42 @@ impl Rig {
             _ => None,
         })
     }
+    /// The session's staging buffers (input, output), in allocation order.
+    fn staging(&self) -> (Pinned, Pinned) {
+        let p: Vec<Pinned> = self
+            .device
+            .calls()
+            .iter()
+            .filter_map(|c| {
+                if let DevCall::PinnedAlloc(_, p) = c {
+                    Some(*p)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        (p[0], p[1])
+    }
+
+    /// The copies recorded inside each capture, in order.
+    fn captured_copies(&self) -> Vec<Vec<DevCall>> {
+        let mut out = Vec::new();
+        let mut cur: Option<Vec<DevCall>> = None;
+        for c in self.device.calls() {
+            match c {
+                DevCall::BeginCapture { .. } => cur = Some(Vec::new()),
+                DevCall::EndCapture { .. } => out.extend(cur.take()),
+                DevCall::ToDevice(..) | DevCall::ToHost(..) => {
+                    if let Some(v) = cur.as_mut() {
+                        v.push(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Contexts enqueued inside each capture, from the shim-call marks the device recorded.
     fn captures(&self) -> Vec<(Graph, Vec<ContextHandle>)> {
         let shim_calls = self.shim.calls();
@@ -265,22 +302,35 @@ fn per_path_weights_once_one_arena_one_graph_per_path() {
         [vec![ctxs[0]], vec![ctxs[1]]]
     );
 
-    // Inference: input in, the chosen path's graph, logits out; nothing allocated or captured.
-    let before = r.device.calls().len();
+    // Each path graph also holds the staging copies: image in, that path's logits out.
+    let (stage_in, stage_out) = r.staging();
+    let image_ptr = r.address(ctxs[0], "image").unwrap();
     let logits_ptr = r.address(ctxs[1], "logits").unwrap();
+    assert_eq!(
+        r.captured_copies()[1],
+        [
+            DevCall::ToDevice(image_ptr, stage_in, 3136),
+            DevCall::ToHost(stage_out, logits_ptr, 40)
+        ]
+    );
+
+    // Inference: input into pinned memory, the chosen path's graph, wait, logits out of pinned
+    // memory; nothing allocated or captured. The double replays the graph's copies, so the
+    // image reaches the engines' input buffer and the "engine output" reaches the caller.
+    let before = r.device.calls().len();
     r.device.put(logits_ptr, &[7u8; 40]);
     let image = vec![1u8; 3136];
     let mut out = vec![0u8; s.output_len(1).unwrap()];
     let launched = s.run(1, &image, &mut out).unwrap();
     assert_eq!(out, [7u8; 40]);
     assert_eq!((launched.engines, launched.rerun), (vec![1], false));
-    let image_ptr = r.address(ctxs[0], "image").unwrap();
     assert_eq!(
         r.device.calls()[before..],
         [
-            DevCall::Htod(image_ptr, 3136),
+            DevCall::PinnedWrite(stage_in, 3136),
             DevCall::Launch(caps[1].0),
-            DevCall::Dtoh(logits_ptr, 40)
+            DevCall::Sync,
+            DevCall::PinnedRead(stage_out, 40)
         ]
     );
     assert_eq!(r.device.written(image_ptr).unwrap(), image);
@@ -316,7 +366,8 @@ fn segments_escalation_resumes_from_the_saved_hidden_state() {
     assert_eq!(model.weight_bytes(), 0);
     let mut s = TrtSession::new(model.clone()).unwrap();
     let ctxs = r.contexts(); // seg1, head1, seg2, head2
-                             // seg1's output and seg2's input are one buffer: that is the resume point.
+
+    // seg1's output and seg2's input are one buffer: that is the resume point.
     assert_eq!(r.address(ctxs[0], "h1"), r.address(ctxs[2], "h1"));
     let caps = r.captures();
     let enq: Vec<_> = caps.iter().map(|(_, c)| c.clone()).collect();
@@ -337,10 +388,18 @@ fn segments_escalation_resumes_from_the_saved_hidden_state() {
     s.run(0, &[0u8; 1568], &mut out).unwrap();
     let esc = s.escalate(0, &mut out).unwrap();
     assert_eq!((esc.engines, esc.rerun), (vec![2, 3], false));
+    let (_, stage_out) = r.staging();
     assert!(r.device.calls().ends_with(&[
         DevCall::Launch(caps[2].0),
-        DevCall::Dtoh(r.address(ctxs[3], "logits2").unwrap(), 20)
+        DevCall::Sync,
+        DevCall::PinnedRead(stage_out, 20)
     ]));
+    // The step graph copies no input (it resumes from h1) and delivers head2's logits.
+    let logits2 = r.address(ctxs[3], "logits2").unwrap();
+    assert_eq!(
+        r.captured_copies()[2],
+        [DevCall::ToHost(stage_out, logits2, 20)]
+    );
     assert!(
         s.escalate(1, &mut out).is_err(),
         "no path deeper than the last"

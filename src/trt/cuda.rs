@@ -1,7 +1,7 @@
 //! [`Device`] over the CUDA driver API with cudarc (dynamic loading, CUDA 11.4 bindings: the
 //! oldest target, JetPack 5.1). libcuda is probed first because cudarc panics when it is missing.
 
-use super::device::{Device, DeviceError, DevicePtr, GpuInfo, Graph, Stream};
+use super::device::{Device, DeviceError, DevicePtr, GpuInfo, Graph, Pinned, Stream};
 use cudarc::driver::{result, sys, CudaContext};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +11,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     graphs: Mutex<HashMap<usize, GraphExec>>,
+    pinned: Mutex<HashMap<usize, PinnedBuf>>,
 }
+
+/// A `cuMemHostAlloc` block.
+struct PinnedBuf {
+    ptr: *mut std::ffi::c_void,
+    len: usize,
+}
+
+// SAFETY: page-locked host memory is plain memory; access is serialized by the `pinned` mutex
+// for host copies, and device copies are ordered on the session's one stream.
+unsafe impl Send for PinnedBuf {}
 
 /// A `CUgraphExec` and the `CUgraph` it came from, destroyed together.
 struct GraphExec {
@@ -43,11 +54,37 @@ impl CudaDevice {
         Ok(CudaDevice {
             ctx,
             graphs: Mutex::new(HashMap::new()),
+            pinned: Mutex::new(HashMap::new()),
         })
     }
 
     fn bind(&self, op: &'static str) -> Result<(), DeviceError> {
         self.ctx.bind_to_thread().map_err(|e| err(op, e))
+    }
+
+    fn pinned(&self) -> MutexGuard<'_, HashMap<usize, PinnedBuf>> {
+        // Same reasoning as `graphs`.
+        self.pinned.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The block of `buf` if it holds at least `bytes`.
+    fn block(
+        &self,
+        op: &'static str,
+        buf: Pinned,
+        bytes: usize,
+    ) -> Result<(*mut std::ffi::c_void, usize), DeviceError> {
+        let map = self.pinned();
+        let b = map
+            .get(&buf.0)
+            .ok_or_else(|| err(op, "unknown pinned buffer"))?;
+        if bytes > b.len {
+            return Err(err(
+                op,
+                format!("{bytes} bytes exceed the pinned buffer's {}", b.len),
+            ));
+        }
+        Ok((b.ptr, b.len))
     }
 
     fn graphs(&self) -> MutexGuard<'_, HashMap<usize, GraphExec>> {
@@ -127,6 +164,74 @@ impl Device for CudaDevice {
             result::memcpy_dtoh_async(dst, src, raw(stream)).map_err(|e| err("memcpy_dtoh", e))?;
             result::stream::synchronize(raw(stream)).map_err(|e| err("memcpy_dtoh", e))
         }
+    }
+
+    fn pinned_alloc(&self, bytes: u64) -> Result<Pinned, DeviceError> {
+        self.bind("pinned_alloc")?;
+        let n = usize::try_from(bytes)
+            .map_err(|_| err("pinned_alloc", "size exceeds the address space"))?;
+        // SAFETY: cuMemHostAlloc with default flags on the bound context.
+        let ptr =
+            unsafe { result::malloc_host(n.max(1), 0) }.map_err(|e| err("pinned_alloc", e))?;
+        self.pinned()
+            .insert(ptr as usize, PinnedBuf { ptr, len: n });
+        Ok(Pinned(ptr as usize))
+    }
+
+    fn pinned_free(&self, buf: Pinned) {
+        let Some(b) = self.pinned().remove(&buf.0) else {
+            return;
+        };
+        if self.bind("pinned_free").is_ok() {
+            // SAFETY: removed from the map, so freed exactly once; came from malloc_host.
+            let _ = unsafe { result::free_host(b.ptr) };
+        }
+    }
+
+    fn pinned_write(&self, buf: Pinned, src: &[u8]) -> Result<(), DeviceError> {
+        let (ptr, _) = self.block("pinned_write", buf, src.len())?;
+        // SAFETY: the block holds at least src.len() bytes (checked) and does not overlap `src`.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), ptr.cast::<u8>(), src.len()) };
+        Ok(())
+    }
+
+    fn pinned_read(&self, buf: Pinned, dst: &mut [u8]) -> Result<(), DeviceError> {
+        let (ptr, _) = self.block("pinned_read", buf, dst.len())?;
+        // SAFETY: the block holds at least dst.len() bytes (checked) and does not overlap `dst`.
+        unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    fn copy_to_device(
+        &self,
+        dst: DevicePtr,
+        src: Pinned,
+        bytes: u64,
+        stream: Stream,
+    ) -> Result<(), DeviceError> {
+        let n = usize::try_from(bytes)
+            .map_err(|_| err("copy_to_device", "size exceeds the address space"))?;
+        let (ptr, _) = self.block("copy_to_device", src, n)?;
+        self.bind("copy_to_device")?;
+        // SAFETY: `ptr` is page-locked and holds n bytes; dst is sized by the backend.
+        unsafe { sys::cuMemcpyHtoDAsync_v2(dst, ptr, n, raw(stream)).result() }
+            .map_err(|e| err("copy_to_device", e))
+    }
+
+    fn copy_to_host(
+        &self,
+        dst: Pinned,
+        src: DevicePtr,
+        bytes: u64,
+        stream: Stream,
+    ) -> Result<(), DeviceError> {
+        let n = usize::try_from(bytes)
+            .map_err(|_| err("copy_to_host", "size exceeds the address space"))?;
+        let (ptr, _) = self.block("copy_to_host", dst, n)?;
+        self.bind("copy_to_host")?;
+        // SAFETY: `ptr` is page-locked and holds n bytes; src is sized by the backend.
+        unsafe { sys::cuMemcpyDtoHAsync_v2(ptr, src, n, raw(stream)).result() }
+            .map_err(|e| err("copy_to_host", e))
     }
 
     fn begin_capture(&self, stream: Stream) -> Result<(), DeviceError> {
@@ -256,6 +361,29 @@ mod tests {
         assert_eq!(out, input2);
         dev.graph_destroy(g);
         assert!(dev.launch(g, s).is_err(), "a destroyed graph is rejected");
+        // Pinned staging copies captured into a graph: host → a → host, replayed twice.
+        let (pin_in, pin_out) = (
+            dev.pinned_alloc(4096).unwrap(),
+            dev.pinned_alloc(4096).unwrap(),
+        );
+        dev.begin_capture(s).unwrap();
+        dev.copy_to_device(a, pin_in, 4096, s).unwrap();
+        dev.copy_to_host(pin_out, a, 4096, s).unwrap();
+        let g2 = dev.end_capture(s).unwrap();
+        for data in [&input, &input2] {
+            dev.pinned_write(pin_in, data).unwrap();
+            dev.launch(g2, s).unwrap();
+            dev.sync(s).unwrap();
+            dev.pinned_read(pin_out, &mut out).unwrap();
+            assert_eq!(&out, data);
+        }
+        assert!(
+            dev.pinned_write(pin_in, &[0u8; 4097]).is_err(),
+            "overrun refused"
+        );
+        dev.graph_destroy(g2);
+        dev.pinned_free(pin_in);
+        dev.pinned_free(pin_out);
         // An aborted capture leaves the stream usable.
         dev.begin_capture(s).unwrap();
         dev.abort_capture(s);

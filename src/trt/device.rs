@@ -16,6 +16,11 @@ pub struct Stream(pub usize);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Graph(pub usize);
 
+/// Page-locked host memory owned by the device implementation (a staging buffer that captured
+/// graphs copy from and to: its address is frozen into them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pinned(pub usize);
+
 /// The GPU in use, as the manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuInfo {
@@ -64,6 +69,30 @@ pub trait Device: Send + Sync {
         &self,
         dst: &mut [u8],
         src: DevicePtr,
+        stream: Stream,
+    ) -> Result<(), DeviceError>;
+    /// Allocates `bytes` (> 0) of page-locked host memory.
+    fn pinned_alloc(&self, bytes: u64) -> Result<Pinned, DeviceError>;
+    /// Frees memory from [`Device::pinned_alloc`].
+    fn pinned_free(&self, buf: Pinned);
+    /// Copies `src` into the start of `buf` (a host copy; no work on the GPU may be using it).
+    fn pinned_write(&self, buf: Pinned, src: &[u8]) -> Result<(), DeviceError>;
+    /// Copies the start of `buf` into `dst` (a host copy, after the stream was synchronized).
+    fn pinned_read(&self, buf: Pinned, dst: &mut [u8]) -> Result<(), DeviceError>;
+    /// Enqueues a copy of `bytes` from `src` to `dst` on `stream` without waiting; capturable.
+    fn copy_to_device(
+        &self,
+        dst: DevicePtr,
+        src: Pinned,
+        bytes: u64,
+        stream: Stream,
+    ) -> Result<(), DeviceError>;
+    /// Enqueues a copy of `bytes` from `src` to `dst` on `stream` without waiting; capturable.
+    fn copy_to_host(
+        &self,
+        dst: Pinned,
+        src: DevicePtr,
+        bytes: u64,
         stream: Stream,
     ) -> Result<(), DeviceError>;
     /// Starts capturing `stream` (thread-local mode, so other threads' allocations do not

@@ -1,10 +1,11 @@
 //! A recording double of [`Device`] (tests only). It hands out 256-aligned fake addresses,
-//! keeps host copies of what is written so reads return it, tracks live allocations, streams and
-//! graphs, and records every call. `mark` lets a test interleave the shim double's call count
+//! keeps host copies of what is written so reads return it, records the copies made under
+//! capture into the graph and replays them at launch (engines are not simulated), tracks live
+//! allocations, streams and graphs, and records every call. `mark` lets a test interleave the shim double's call count
 //! with device calls, so "these enqueues happened inside this capture" can be asserted.
 
-use super::device::{Device, DeviceError, DevicePtr, GpuInfo, Graph, Stream};
-use std::collections::{BTreeMap, HashSet};
+use super::device::{Device, DeviceError, DevicePtr, GpuInfo, Graph, Pinned, Stream};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One recorded device call; `at` fields carry the shim's call count at that moment.
@@ -22,6 +23,18 @@ pub enum DevCall {
     Htod(DevicePtr, usize),
     /// `memcpy_dtoh(src, len)`.
     Dtoh(DevicePtr, usize),
+    /// `pinned_alloc(bytes)` → buffer.
+    PinnedAlloc(u64, Pinned),
+    /// `pinned_free`.
+    PinnedFree(Pinned),
+    /// `pinned_write(buf, len)`.
+    PinnedWrite(Pinned, usize),
+    /// `pinned_read(buf, len)`.
+    PinnedRead(Pinned, usize),
+    /// `copy_to_device(dst, src, bytes)`.
+    ToDevice(DevicePtr, Pinned, u64),
+    /// `copy_to_host(dst, src, bytes)`.
+    ToHost(Pinned, DevicePtr, u64),
     /// `begin_capture` when the shim had made `at` calls.
     BeginCapture {
         /// The shim's call count.
@@ -44,8 +57,18 @@ pub enum DevCall {
     Sync,
 }
 
+/// A copy a graph replays when launched (the double does not run engines, only copies).
+#[derive(Clone)]
+enum CopyOp {
+    ToDevice(DevicePtr, Pinned, usize),
+    ToHost(Pinned, DevicePtr, usize),
+}
+
 #[derive(Default)]
 struct State {
+    pinned: HashMap<usize, Vec<u8>>,
+    captured: Vec<CopyOp>,
+    graph_copies: HashMap<usize, Vec<CopyOp>>,
     next: u64,
     live: BTreeMap<DevicePtr, u64>,
     memory: BTreeMap<DevicePtr, Vec<u8>>,
@@ -89,10 +112,65 @@ impl RecordingDevice {
         self.st().fail.insert(op);
     }
 
-    /// Live allocations, streams and graphs (all zero after everything is dropped).
+    /// Live allocations (device and pinned), streams and graphs (all zero after everything is
+    /// dropped).
     pub fn live(&self) -> (usize, usize, usize) {
         let st = self.st();
-        (st.live.len(), st.streams.len(), st.graphs.len())
+        (
+            st.live.len() + st.pinned.len(),
+            st.streams.len(),
+            st.graphs.len(),
+        )
+    }
+
+    /// Runs one copy now (outside a capture, or when a graph is launched).
+    fn apply(st: &mut State, c: &CopyOp) -> Result<(), DeviceError> {
+        match c {
+            CopyOp::ToDevice(dst, src, n) => {
+                let bytes = st
+                    .pinned
+                    .get(&src.0)
+                    .and_then(|b| b.get(..*n))
+                    .map(<[u8]>::to_vec);
+                let bytes = bytes.ok_or_else(|| DeviceError {
+                    op: "copy_to_device",
+                    message: "bad pinned range".into(),
+                })?;
+                if !Self::inside(st, *dst, *n) {
+                    return Err(DeviceError {
+                        op: "copy_to_device",
+                        message: format!("{dst:#x}+{n} is outside any allocation"),
+                    });
+                }
+                st.memory.insert(*dst, bytes);
+            }
+            CopyOp::ToHost(dst, src, n) => {
+                if !Self::inside(st, *src, *n) {
+                    return Err(DeviceError {
+                        op: "copy_to_host",
+                        message: format!("{src:#x}+{n} is outside any allocation"),
+                    });
+                }
+                let data = st.memory.get(src).cloned().unwrap_or_default();
+                let buf = st.pinned.get_mut(&dst.0).filter(|b| b.len() >= *n);
+                let buf = buf.ok_or_else(|| DeviceError {
+                    op: "copy_to_host",
+                    message: "bad pinned range".into(),
+                })?;
+                let k = data.len().min(*n);
+                buf[..k].copy_from_slice(&data[..k]);
+            }
+        }
+        Ok(())
+    }
+
+    fn copy(st: &mut State, c: CopyOp) -> Result<(), DeviceError> {
+        if st.capturing {
+            st.captured.push(c);
+            Ok(())
+        } else {
+            Self::apply(st, &c)
+        }
     }
 
     /// Bytes last written at exactly `ptr` by `memcpy_htod`.
@@ -206,6 +284,73 @@ impl Device for RecordingDevice {
         Ok(())
     }
 
+    fn pinned_alloc(&self, bytes: u64) -> Result<Pinned, DeviceError> {
+        let st = &mut *self.st();
+        Self::check(st, "pinned_alloc")?;
+        let p = Pinned(0x1_0000 + st.calls.len());
+        st.pinned.insert(p.0, vec![0; bytes as usize]);
+        st.calls.push(DevCall::PinnedAlloc(bytes, p));
+        Ok(p)
+    }
+
+    fn pinned_free(&self, buf: Pinned) {
+        let st = &mut *self.st();
+        st.calls.push(DevCall::PinnedFree(buf));
+        st.pinned.remove(&buf.0);
+    }
+
+    fn pinned_write(&self, buf: Pinned, src: &[u8]) -> Result<(), DeviceError> {
+        let st = &mut *self.st();
+        st.calls.push(DevCall::PinnedWrite(buf, src.len()));
+        Self::check(st, "pinned_write")?;
+        let b = st.pinned.get_mut(&buf.0).filter(|b| b.len() >= src.len());
+        let b = b.ok_or_else(|| DeviceError {
+            op: "pinned_write",
+            message: "overrun".into(),
+        })?;
+        b[..src.len()].copy_from_slice(src);
+        Ok(())
+    }
+
+    fn pinned_read(&self, buf: Pinned, dst: &mut [u8]) -> Result<(), DeviceError> {
+        let st = &mut *self.st();
+        st.calls.push(DevCall::PinnedRead(buf, dst.len()));
+        Self::check(st, "pinned_read")?;
+        let b = st.pinned.get(&buf.0).and_then(|b| b.get(..dst.len()));
+        let b = b.ok_or_else(|| DeviceError {
+            op: "pinned_read",
+            message: "overrun".into(),
+        })?;
+        dst.copy_from_slice(b);
+        Ok(())
+    }
+
+    fn copy_to_device(
+        &self,
+        dst: DevicePtr,
+        src: Pinned,
+        bytes: u64,
+        _stream: Stream,
+    ) -> Result<(), DeviceError> {
+        let st = &mut *self.st();
+        st.calls.push(DevCall::ToDevice(dst, src, bytes));
+        Self::check(st, "copy_to_device")?;
+        Self::copy(st, CopyOp::ToDevice(dst, src, bytes as usize))
+    }
+
+    fn copy_to_host(
+        &self,
+        dst: Pinned,
+        src: DevicePtr,
+        bytes: u64,
+        _stream: Stream,
+    ) -> Result<(), DeviceError> {
+        let st = &mut *self.st();
+        st.calls.push(DevCall::ToHost(dst, src, bytes));
+        Self::check(st, "copy_to_host")?;
+        Self::copy(st, CopyOp::ToHost(dst, src, bytes as usize))
+    }
+
     fn begin_capture(&self, _stream: Stream) -> Result<(), DeviceError> {
         let at = (self.mark)();
         let st = &mut *self.st();
@@ -217,6 +362,7 @@ impl Device for RecordingDevice {
             });
         }
         st.capturing = true;
+        st.captured.clear();
         st.calls.push(DevCall::BeginCapture { at });
         Ok(())
     }
@@ -228,6 +374,8 @@ impl Device for RecordingDevice {
         Self::check(st, "end_capture")?;
         let graph = Graph(0x9000 + st.calls.len());
         st.graphs.insert(graph.0);
+        let copies = std::mem::take(&mut st.captured);
+        st.graph_copies.insert(graph.0, copies);
         st.calls.push(DevCall::EndCapture { graph, at });
         Ok(graph)
     }
@@ -235,6 +383,7 @@ impl Device for RecordingDevice {
     fn abort_capture(&self, _stream: Stream) {
         let st = &mut *self.st();
         st.capturing = false;
+        st.captured.clear();
         st.calls.push(DevCall::AbortCapture);
     }
 
@@ -248,6 +397,10 @@ impl Device for RecordingDevice {
                 message: "unknown graph".into(),
             });
         }
+        // Replay the graph's copies in capture order (the engines' kernels are not simulated).
+        for c in st.graph_copies.get(&graph.0).cloned().unwrap_or_default() {
+            Self::apply(st, &c)?;
+        }
         Ok(())
     }
 
@@ -255,6 +408,7 @@ impl Device for RecordingDevice {
         let st = &mut *self.st();
         st.calls.push(DevCall::GraphDestroy(graph));
         st.graphs.remove(&graph.0);
+        st.graph_copies.remove(&graph.0);
     }
 
     fn sync(&self, _stream: Stream) -> Result<(), DeviceError> {

@@ -1,10 +1,10 @@
-//! The TensorRT backend's pure logic (feature `tensorrt`): the engine manifest and its checks
-//! against the machine and the model, the weight-binding plan (one device copy of every weight),
-//! arena and I/O buffer sizing, and path selection. Everything here runs without a GPU; the
-//! device side goes through two traits, `tinv_sys::ShimApi` (TensorRT) and [`device::Device`]
-//! (CUDA, implemented with cudarc in [`cuda`]), so [`backend`] — one weight upload, one arena per
-//! session, one CUDA graph per path — is tested end to end with recording doubles of both.
-//! docs/JETSON.md describes the whole backend.
+//! The TensorRT backend (feature `tensorrt`). Pure logic, which runs without a GPU: the engine
+//! manifest and its checks against the machine and the model, the weight-binding plan (one
+//! device copy of every weight), arena and I/O buffer sizing, and path selection. The device
+//! side goes through two traits: `tinv_sys::ShimApi` (TensorRT) and [`device::Device`] (CUDA,
+//! implemented with cudarc in [`cuda`]). So [`backend`] and [`session`] (one weight upload, one
+//! arena per session, one CUDA graph per path) are tested end to end with recording doubles of
+//! both. docs/JETSON.md describes the whole backend.
 
 pub mod arena;
 pub mod backend;
@@ -22,6 +22,7 @@ mod fixtures;
 pub mod manifest;
 pub mod open;
 pub mod paths;
+pub mod session;
 
 use std::fmt;
 
