@@ -24,15 +24,20 @@ pub fn profile_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// target/<profile>/libtinv.so, built by `cargo test` along with this test (the package's
-/// cdylib).
-fn built_library() -> PathBuf {
-    let lib = profile_dir().join("libtinv.so");
-    assert!(
-        lib.exists(),
-        "{} missing: build the cdylib (cargo build) first",
-        lib.display()
-    );
+/// The libtinv.so built with this test. `cargo test` compiles the package's cdylib into
+/// target/<profile>/deps/ (only `cargo build` copies it up to target/<profile>/, so that copy
+/// may be stale); fall back to the copy when deps/ has none.
+pub fn built_library() -> PathBuf {
+    let dir = profile_dir();
+    let lib = [dir.join("deps/libtinv.so"), dir.join("libtinv.so")]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "no libtinv.so under {}: build the cdylib (cargo build)",
+                dir.display()
+            )
+        });
     lib
 }
 
