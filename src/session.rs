@@ -152,7 +152,16 @@ impl Session {
         }
         let plans = plan::compile(&model);
         let buf = plan::buffers(&model, opts.max_batch, opts.threads);
-        let arena = vec![0f32; buf.layout.total];
+        // Fallible: a small but absurd file (huge token count) must not abort the process.
+        let mut arena = Vec::new();
+        arena.try_reserve_exact(buf.layout.total).map_err(|_| {
+            Error::arg(format!(
+                "the arena for batch {} needs {} MB, more than this machine can allocate",
+                opts.max_batch,
+                buf.layout.total / (1 << 18)
+            ))
+        })?;
+        arena.resize(buf.layout.total, 0f32);
         let b = opts.max_batch;
         let bytes = |refs: &[crate::model::WRef]| -> u64 {
             refs.iter().map(|r| model.w_file_range(*r).len() as u64).sum()

@@ -268,6 +268,7 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
     // Each record is at least 40 bytes; never reserve more than the table can hold.
     let mut tensors: Vec<TensorInfo> =
         Vec::with_capacity((tensor_count as usize).min((data_offset - table_offset) / 40));
+    let mut names = std::collections::HashSet::with_capacity(tensors.capacity());
     for _ in 0..tensor_count {
         let name = c.string("tensor name length", MAX_NAME)?;
         let dt = c.u32()?;
@@ -326,7 +327,7 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
                 });
             }
         }
-        if tensors.iter().any(|t| t.name == name) {
+        if !names.insert(name.clone()) {
             return Err(FormatError::DuplicateTensor { tensor: name });
         }
         tensors.push(TensorInfo {

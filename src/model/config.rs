@@ -106,6 +106,22 @@ impl Config {
         pos(self.heads, "vit.heads")?;
         pos(self.mlp_hidden, "vit.mlp_hidden")?;
         pos(self.classes, "vit.classes")?;
+        // Sizes beyond these are not ViTs this runtime is meant for, and bound every product
+        // below; the token count is only computed once its factors are known to be small.
+        let limits = [
+            (self.image_h, 1 << 14, "image height"),
+            (self.image_w, 1 << 14, "image width"),
+            (self.channels, 64, "channels"),
+            (self.dim, 1 << 14, "dim"),
+            (self.mlp_hidden, 1 << 16, "mlp_hidden"),
+            (self.blocks, 1024, "blocks"),
+            (self.classes, 1 << 20, "classes"),
+        ];
+        for (v, max, what) in limits {
+            if v > max {
+                return Err(format!("{what} {v} exceeds the supported maximum {max}"));
+            }
+        }
         if !self.image_h.is_multiple_of(self.patch) || !self.image_w.is_multiple_of(self.patch) {
             return Err(format!(
                 "patch {} does not divide the image size {}x{}",
@@ -115,21 +131,8 @@ impl Config {
         if !self.dim.is_multiple_of(self.heads) {
             return Err(format!("heads {} do not divide dim {}", self.heads, self.dim));
         }
-        // Sizes beyond these are not ViTs this runtime is meant for, and bound every product below.
-        let limits = [
-            (self.image_h, 1 << 14, "image height"),
-            (self.image_w, 1 << 14, "image width"),
-            (self.channels, 64, "channels"),
-            (self.dim, 1 << 14, "dim"),
-            (self.mlp_hidden, 1 << 16, "mlp_hidden"),
-            (self.blocks, 1024, "blocks"),
-            (self.classes, 1 << 20, "classes"),
-            (self.tokens(), 1 << 16, "tokens"),
-        ];
-        for (v, max, what) in limits {
-            if v > max {
-                return Err(format!("{what} {v} exceeds the supported maximum {max}"));
-            }
+        if self.tokens() > 1 << 16 {
+            return Err(format!("{} tokens exceed the supported maximum {}", self.tokens(), 1 << 16));
         }
         if !(self.ln_eps > 0.0 && self.ln_eps < 1.0) {
             return Err(format!("vit.ln_eps {} out of range (0, 1)", self.ln_eps));

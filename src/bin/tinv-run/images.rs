@@ -116,18 +116,23 @@ fn decode_pgm(bytes: &[u8]) -> Result<Image, String> {
         let body = bytes.get(pos..pos + n * bpp).ok_or("PGM pixel data truncated")?;
         body.chunks_exact(bpp)
             .map(|b| {
-                let v = if bpp == 2 { u16::from_be_bytes([b[0], b[1]]) as f32 } else { f32::from(b[0]) };
-                v / max as f32
+                let v = if bpp == 2 { usize::from(u16::from_be_bytes([b[0], b[1]])) } else { usize::from(b[0]) };
+                if v > max {
+                    return Err(format!("PGM sample {v} above maxval {max}"));
+                }
+                Ok(v as f32 / max as f32)
             })
-            .collect()
+            .collect::<Result<_, _>>()?
     } else {
         let text = std::str::from_utf8(bytes.get(pos..).unwrap_or_default()).map_err(|_| "bad PGM text")?;
         let vals: Vec<f32> = text
             .split_ascii_whitespace()
             .take(n)
-            .map(|t| t.parse::<f32>().map(|v| v / max as f32))
-            .collect::<Result<_, _>>()
-            .map_err(|_| "bad PGM pixel value")?;
+            .map(|t| match t.parse::<usize>() {
+                Ok(v) if v <= max => Ok(v as f32 / max as f32),
+                _ => Err(format!("bad PGM sample '{t}' (need an integer 0..={max})")),
+            })
+            .collect::<Result<_, _>>()?;
         if vals.len() != n {
             return Err("PGM pixel data truncated".into());
         }
