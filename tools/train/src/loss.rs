@@ -117,4 +117,41 @@ mod tests {
         let f = feature_match(&s, &r).unwrap().to_scalar::<f32>().unwrap();
         assert!((f - 2.0).abs() < 1e-5, "reversed ramp has cos -1: {f}");
     }
+
+    #[test]
+    fn distillation_gradients_match_finite_differences() {
+        // d/ds of both terms, teacher fixed: candle's backward against central differences.
+        let s0 = [0.3f32, -1.2, 0.8, 2.0, -0.4, 0.1];
+        let t = Tensor::new(&[[1.0f32, 0.5, -0.7], [0.2, -1.5, 0.9]], &Device::Cpu).unwrap();
+        type Term = fn(&Tensor, &Tensor) -> Result<Tensor>;
+        let terms: [(&str, Term); 2] = [
+            ("kl", |s, t| soft_kl(s, t, 2.0)),
+            ("feat", |s, t| feature_match(s, t)),
+        ];
+        for (name, f) in terms {
+            let v = candle_core::Var::from_slice(&s0, (2, 3), &Device::Cpu).unwrap();
+            let g = f(v.as_tensor(), &t).unwrap().backward().unwrap();
+            let g = g
+                .get(v.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            for j in 0..s0.len() {
+                let at = |d: f32| {
+                    let mut s = s0;
+                    s[j] += d;
+                    let st = Tensor::from_slice(&s, (2, 3), &Device::Cpu).unwrap();
+                    f64::from(f(&st, &t).unwrap().to_scalar::<f32>().unwrap())
+                };
+                let num = (at(1e-2) - at(-1e-2)) / 2e-2;
+                let ana = f64::from(g[j]);
+                assert!(
+                    (num - ana).abs() < 2e-3 + 2e-2 * num.abs(),
+                    "{name}[{j}]: {ana} vs {num}"
+                );
+            }
+        }
+    }
 }

@@ -38,6 +38,13 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     Ok(Loaded { cfg, tensors, meta })
 }
 
+/// The trainer's model from a checkpoint, for parity tests against the runtime: then
+/// [`Vit::logits_all_paths`] gives every exit's logits for raw CHW images in [0, 1].
+pub fn load_vit(path: &Path) -> Result<Vit, String> {
+    let l = load(path)?;
+    Vit::from_host(&l.cfg, &l.tensors).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn pct(v: f64) -> String {
     format!("{:.2}", 100.0 * v)
 }
