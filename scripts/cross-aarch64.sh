@@ -36,10 +36,13 @@ ZIGBUILD_VERSION=0.24.1
 ZIGLANG_VERSION=0.17.1
 
 install_tools() {
-    rustup target add $TRIPLE
-    cargo install cargo-zigbuild --version $ZIGBUILD_VERSION --locked
-    python3 -m venv "$ZIG_VENV"
-    "$ZIG_VENV/bin/pip" install --quiet "ziglang==$ZIGLANG_VERSION"
+    rustup target list --installed | grep -qx $TRIPLE || rustup target add $TRIPLE
+    # Both tools come as binary wheels from PyPI (building cargo-zigbuild from source takes
+    # ~15 minutes on two cores); idempotent.
+    if [ ! -x "$ZIG_VENV/bin/cargo-zigbuild" ] || ! "$ZIG_VENV/bin/python" -m ziglang version >/dev/null 2>&1; then
+        python3 -m venv "$ZIG_VENV"
+        "$ZIG_VENV/bin/pip" install --quiet "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$ZIGBUILD_VERSION"
+    fi
     if ! command -v qemu-aarch64 >/dev/null || [ ! -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ]; then
         apt-get install -y qemu-user libc6-arm64-cross libgcc-s1-arm64-cross
     fi

@@ -10,6 +10,7 @@ need_apt=()
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need_apt+=(libc6-arm64-cross libgcc-s1-arm64-cross)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -25,4 +26,5 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime, numpy
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q numpy onnxruntime
 fi
+./scripts/cross-aarch64.sh install-only
 echo "setup: done"

@@ -10,6 +10,7 @@
 // indexes buffers whose sizes the plan fixed at open, where a bad index is a bug, not bad input.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod capi;
 pub mod control;
 pub mod cpu;
 /// The library's error type.
@@ -20,6 +21,8 @@ pub mod model;
 pub mod onnx;
 pub mod session;
 pub mod synth;
+#[cfg(feature = "tensorrt")]
+pub mod trt;
 
 pub use error::{Error, Result};
 pub use model::{Config, Model, OpenOptions};

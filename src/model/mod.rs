@@ -299,6 +299,13 @@ impl Model {
         }
     }
 
+    /// The stored bytes of any tensor of the file by name (e.g. the device section's
+    /// `dev.<name>` f16 copies the TensorRT backend uploads), or `None` if absent.
+    pub fn raw_tensor(&self, name: &str) -> Option<&[u8]> {
+        let t = self.index.tensor(name)?;
+        self.bytes.get(t.offset..t.offset + t.nbytes)
+    }
+
     /// Name of a tensor.
     pub fn w_name(&self, r: WRef) -> &str {
         &self.slots[r.0 as usize].name

@@ -1,0 +1,454 @@
+//! The C ABI seen from C and C++: builds tests/c/*.c and tests/c/*.cpp with `-Wall -Wextra
+//! -Werror` against include/tinv.h, links them to the `libtinv.so` that `cargo test` builds next
+//! to this test (target/<profile>/), and runs them on a model written here, comparing with what
+//! the Rust API computes (the expectation file). Also: the C test under valgrind memcheck and
+//! AddressSanitizer, and checks that the header and the library agree (exported symbols,
+//! struct layouts, enum values, version macros).
+//!
+//! Environment: `CC` / `CXX` pick the compilers (default `cc` / `c++`);
+//! `TINV_SKIP_VALGRIND=1` / `TINV_SKIP_ASAN=1` skip those runs.
+
+#[path = "capi/alloc_count.rs"]
+mod alloc_count;
+#[path = "capi/expect.rs"]
+mod expect;
+#[path = "capi/signatures.rs"]
+mod signatures;
+#[path = "capi/toolchain.rs"]
+mod toolchain;
+
+use toolchain::{compile, have, root, run, Lang};
+
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
+
+/// Small controller model: 16×16×3, patch 4, dim 32, 4 blocks, exits after every block. Seed 12
+/// makes its random controller start the six inputs on three different paths and escalate some
+/// of them (asserted), so the C side sees a mixed batch with resumption.
+fn small_model(dir: &str) -> expect::Case {
+    let cfg = tinv::synth::config(16, 3, 4, 32, 4, 2, 10, &[1, 2, 3, 4], true);
+    let case = expect::write_case(
+        dir,
+        &tinv::synth::random_model(&cfg, 12, tinv::format::DType::F32),
+        6,
+        11,
+    );
+    let mut starts: Vec<usize> = case.adaptive.iter().map(|s| s.start_depth).collect();
+    starts.sort();
+    starts.dedup();
+    assert!(
+        starts.len() >= 2,
+        "fixture lost its mixed batch: starts {starts:?}"
+    );
+    assert!(
+        case.adaptive.iter().any(|s| s.escalations > 0),
+        "fixture lost its escalations"
+    );
+    case
+}
+
+/// The `PRED i class depth` lines a C run printed, as (class, depth) per input.
+fn predictions(stdout: &str) -> Vec<(usize, usize)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("PRED "))
+        .map(|l| {
+            let v: Vec<usize> = l
+                .split(' ')
+                .map(|x| x.parse().expect("PRED line of numbers"))
+                .collect();
+            (v[1], v[2])
+        })
+        .collect()
+}
+
+#[test]
+fn c_program_agrees_with_rust_api() {
+    let case = small_model("c");
+    let bin = compile(Lang::C, &[], "c");
+    let out = run(&[bin.as_str(), &case.model, &case.expect], &[]);
+    assert_eq!(
+        predictions(&out),
+        case.predictions,
+        "C predictions differ from the Rust API's"
+    );
+    assert!(out.contains("test_tinv: all checks passed"));
+}
+
+#[test]
+fn cpp_program_agrees_with_rust_api() {
+    let case = small_model("cpp");
+    let bin = compile(Lang::Cpp, &[], "cpp");
+    let out = run(&[bin.as_str(), &case.model, &case.expect], &[]);
+    assert!(out.contains("test_tinv_cpp: all checks passed"), "{out}");
+}
+
+#[test]
+fn c_program_on_a_model_without_controller() {
+    // Adaptive mode then means the deepest path; f16 weights exercise the widened tensors.
+    let cfg = tinv::synth::config(8, 1, 4, 16, 3, 2, 5, &[1, 3], false);
+    let bytes = tinv::synth::random_model(&cfg, 3, tinv::format::DType::F16);
+    let case = expect::write_case("noctrl", &bytes, 3, 5);
+    assert!(case
+        .adaptive
+        .iter()
+        .all(|s| s.depth == 3 && s.predicted_path == usize::MAX));
+    let bin = compile(Lang::C, &[], "noctrl");
+    let out = run(&[bin.as_str(), &case.model, &case.expect, "--quick"], &[]);
+    assert_eq!(predictions(&out), case.predictions);
+}
+
+#[test]
+fn ros2_example_wrapper_classifies_like_rust() {
+    let case = small_model("example");
+    let bin = compile(Lang::Example, &[], "example");
+    let out = run(&[bin.as_str(), &case.model, &case.input0], &[]);
+    let (class, depth) = case.predictions[0];
+    assert_eq!(out.trim(), format!("{class} {depth}"));
+}
+
+#[test]
+fn c_program_on_the_default_model() {
+    let pkg = root().join("engines/fmnist/model.tinv");
+    if !pkg.exists() {
+        eprintln!("skipped: {} not present", pkg.display());
+        return;
+    }
+    let bytes = std::fs::read(&pkg).unwrap();
+    let case = expect::write_case("fmnist", &bytes, 4, 3);
+    let bin = compile(Lang::C, &[], "fmnist");
+    let out = run(&[bin.as_str(), &case.model, &case.expect, "--quick"], &[]);
+    assert_eq!(predictions(&out), case.predictions);
+}
+
+#[test]
+fn c_program_under_valgrind_memcheck() {
+    if std::env::var_os("TINV_SKIP_VALGRIND").is_some() || !have("valgrind") {
+        eprintln!("skipped: valgrind not found or TINV_SKIP_VALGRIND set");
+        return;
+    }
+    let case = small_model("valgrind");
+    let bin = compile(Lang::C, &["-g"], "valgrind");
+    run(
+        &[
+            "valgrind",
+            "--error-exitcode=1",
+            "--leak-check=full",
+            "--show-leak-kinds=definite,indirect,possible",
+            "--errors-for-leak-kinds=definite,indirect,possible",
+            "--quiet",
+            &bin,
+            &case.model,
+            &case.expect,
+            "--quick",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn c_program_under_address_sanitizer() {
+    if std::env::var_os("TINV_SKIP_ASAN").is_some() {
+        eprintln!("skipped: TINV_SKIP_ASAN set");
+        return;
+    }
+    let case = small_model("asan");
+    let bin = compile(
+        Lang::C,
+        &[
+            "-g",
+            "-fsanitize=address,undefined",
+            "-fno-omit-frame-pointer",
+        ],
+        "asan",
+    );
+    run(
+        &[bin.as_str(), &case.model, &case.expect],
+        &[
+            ("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=1"),
+            ("UBSAN_OPTIONS", "halt_on_error=1"),
+        ],
+    );
+}
+
+#[test]
+fn header_declares_exactly_the_exported_functions() {
+    let header = std::fs::read_to_string(root().join("include/tinv.h")).unwrap();
+    let declared = toolchain::header_functions(&header);
+    let exported = toolchain::exported_functions();
+    assert_eq!(declared, exported, "include/tinv.h and libtinv.so disagree");
+    assert!(declared.len() >= 25, "{declared:?}");
+}
+
+#[test]
+fn header_prototypes_match_rust_signatures() {
+    let header =
+        signatures::header(&std::fs::read_to_string(root().join("include/tinv.h")).unwrap());
+    let sources: Vec<String> = ["src/capi/mod.rs", "src/capi/session.rs"]
+        .iter()
+        .map(|f| std::fs::read_to_string(root().join(f)).unwrap())
+        .collect();
+    let rust = signatures::rust(&sources);
+    assert_eq!(
+        header.keys().collect::<Vec<_>>(),
+        rust.keys().collect::<Vec<_>>(),
+        "functions differ"
+    );
+    for (name, (h_ret, h_params)) in &header {
+        let (r_ret, r_params) = &rust[name];
+        assert!(
+            signatures::compatible(h_ret, r_ret),
+            "{name}: header returns {h_ret}, Rust {r_ret}"
+        );
+        assert_eq!(
+            h_params.len(),
+            r_params.len(),
+            "{name}: {h_params:?} vs {r_params:?}"
+        );
+        for (h, r) in h_params.iter().zip(r_params) {
+            assert!(
+                signatures::compatible(h, r),
+                "{name}: header {h_params:?}, Rust {r_params:?}"
+            );
+        }
+    }
+    // The parser sees what it should: a known prototype, parsed in full.
+    assert_eq!(
+        header["tinv_session_infer_depth"],
+        (
+            "tinv_status".to_string(),
+            [
+                "tinv_session*",
+                "const float*",
+                "size_t",
+                "size_t",
+                "size_t",
+                "float*",
+                "size_t"
+            ]
+            .map(String::from)
+            .to_vec()
+        )
+    );
+}
+
+#[test]
+fn header_layouts_and_constants_match_rust() {
+    use std::mem::{offset_of, size_of};
+    use tinv::capi::{ModelOptions, SessionOptionsC, StatsC};
+    let bin = compile(Lang::Layout, &[], "layout");
+    let out = run(&[bin.as_str()], &[]);
+    let mut want = vec![
+        format!("sizeof tinv_model_options {}", size_of::<ModelOptions>()),
+        format!(
+            "sizeof tinv_session_options {}",
+            size_of::<SessionOptionsC>()
+        ),
+        format!("sizeof tinv_stats {}", size_of::<StatsC>()),
+    ];
+    macro_rules! off {
+        ($c:literal, $t:ty, $($f:ident),*) => {
+            $(want.push(format!("offsetof {} {} {}", $c, stringify!($f), offset_of!($t, $f)));)*
+        };
+    }
+    off!(
+        "tinv_model_options",
+        ModelOptions,
+        struct_size,
+        backend,
+        verify,
+        reserved,
+        engines_dir
+    );
+    off!(
+        "tinv_session_options",
+        SessionOptionsC,
+        struct_size,
+        mode,
+        threshold,
+        budget,
+        max_batch,
+        threads
+    );
+    off!(
+        "tinv_stats",
+        StatsC,
+        depth,
+        path,
+        start_depth,
+        escalations,
+        flops,
+        weight_bytes,
+        class_id,
+        confidence,
+        predicted_path,
+        reserved,
+        latency_us
+    );
+    for (s, text) in tinv::capi::status::ALL {
+        want.push(format!("status {} {}", *s as u32, text.to_str().unwrap()));
+    }
+    use tinv::capi::*;
+    for (n, v) in [
+        ("TINV_BACKEND_AUTO", BACKEND_AUTO),
+        ("TINV_BACKEND_CPU", BACKEND_CPU),
+        ("TINV_BACKEND_TENSORRT", BACKEND_TENSORRT),
+        ("TINV_MODE_ADAPTIVE", MODE_ADAPTIVE),
+        ("TINV_MODE_GRAPH", MODE_GRAPH),
+        ("TINV_MODE_THRESHOLD", MODE_THRESHOLD),
+    ] {
+        want.push(format!("const {n} {v}"));
+    }
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got, want.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn version_macros_match_cargo() {
+    let header = std::fs::read_to_string(root().join("include/tinv.h")).unwrap();
+    let mac = |name: &str| -> String {
+        let line = header
+            .lines()
+            .find(|l| l.starts_with(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("{name} missing"));
+        line[format!("#define {name} ").len()..]
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    assert_eq!(mac("TINV_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MAJOR"));
+    assert_eq!(mac("TINV_VERSION_MINOR"), env!("CARGO_PKG_VERSION_MINOR"));
+    assert_eq!(mac("TINV_VERSION_PATCH"), env!("CARGO_PKG_VERSION_PATCH"));
+    assert_eq!(mac("TINV_VERSION_STRING"), env!("CARGO_PKG_VERSION"));
+}
+
+/// The documented install step (scripts/install.sh) into a scratch prefix, then a C program
+/// built only from `pkg-config --cflags --libs tinv` (shared) and `--static` (libtinv.a).
+#[test]
+fn installed_package_links_through_pkg_config() {
+    if !have("pkg-config") {
+        eprintln!("skipped: pkg-config not found");
+        return;
+    }
+    let prefix = toolchain::scratch("prefix");
+    let lib = toolchain::built_library();
+    let from = lib.parent().unwrap();
+    run(
+        &[
+            "sh",
+            root().join("scripts/install.sh").to_str().unwrap(),
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--from",
+            from.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let pc_path = prefix.join("lib/pkgconfig");
+    let pc = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["pkg-config"];
+        a.extend_from_slice(args);
+        let out = run(&a, &[("PKG_CONFIG_PATH", pc_path.to_str().unwrap())]);
+        out.split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(pc(&["--modversion", "tinv"]), [env!("CARGO_PKG_VERSION")]);
+    let src = root().join("tests/c/abi_layout.c");
+    let layout = run(
+        &[toolchain::compile(Lang::Layout, &[], "layout-ref").as_str()],
+        &[],
+    );
+    for (name, static_link) in [("pc-shared", false), ("pc-static", true)] {
+        let bin = toolchain::scratch("bin").join(name);
+        let mut args: Vec<String> = vec![
+            "cc".into(),
+            "-std=c99".into(),
+            "-Wall".into(),
+            "-Werror".into(),
+        ];
+        args.extend(pc(&["--cflags", "tinv"]));
+        args.push(src.to_str().unwrap().into());
+        args.extend(["-o".into(), bin.to_str().unwrap().into()]);
+        if static_link {
+            args.push(prefix.join("lib/libtinv.a").to_str().unwrap().into());
+            args.extend(
+                pc(&["--static", "--libs-only-l", "tinv"])
+                    .into_iter()
+                    .filter(|l| l != "-ltinv"),
+            );
+        } else {
+            args.extend(pc(&["--libs", "tinv"]));
+            args.push(format!("-Wl,-rpath,{}", prefix.join("lib").display()));
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&argv, &[]);
+        assert_eq!(run(&[bin.to_str().unwrap()], &[]), layout, "{name}");
+        if !static_link {
+            let ldd = run(&["ldd", bin.to_str().unwrap()], &[]);
+            let want = format!(
+                "libtinv.so.{} => {}",
+                env!("CARGO_PKG_VERSION_MAJOR"),
+                prefix.join("lib").display()
+            );
+            assert!(ldd.contains(&want), "{ldd}");
+        }
+    }
+}
+
+/// After a warm-up call, the C ABI's per-frame calls (infer in every mode, at every forced depth,
+/// batch 1 and batch 4, stats, budget and mode changes) allocate nothing on the calling thread.
+#[test]
+fn c_abi_hot_path_does_not_allocate() {
+    use std::ptr::null_mut;
+    use tinv::capi::*;
+    let cfg = tinv::synth::config(16, 3, 4, 32, 4, 2, 10, &[1, 2, 3, 4], true);
+    let bytes = tinv::synth::random_model(&cfg, 12, tinv::format::DType::F32);
+    let input = tinv::synth::random_inputs(&cfg, 4, 11);
+    let (mut logits, mut stats, mut n) = (vec![0f32; 40], vec![StatsC::default(); 4], 0usize);
+    let (mut m, mut s) = (null_mut(), null_mut());
+    // SAFETY: every pointer is a live buffer of the stated length, or an out slot.
+    unsafe {
+        let ok = Status::Ok;
+        assert_eq!(
+            tinv_model_open_bytes(bytes.as_ptr().cast(), bytes.len(), std::ptr::null(), &mut m),
+            ok
+        );
+        let mut o = tinv_session_options_default();
+        o.max_batch = 4;
+        assert_eq!(tinv_session_open(m, &o, &mut s), ok);
+        let x = |b: usize| (input.as_ptr(), b * cfg.input_len());
+        let warm = tinv_session_infer(s, x(4).0, x(4).1, 4, logits.as_mut_ptr(), 40);
+        assert_eq!(warm, ok);
+        let before = alloc_count::allocations();
+        for mode in [MODE_ADAPTIVE, MODE_GRAPH, MODE_THRESHOLD] {
+            assert_eq!(tinv_session_set_mode(s, mode, 0.6), ok);
+            assert_eq!(tinv_session_set_budget(s, 0.5), ok);
+            for b in [1, 4] {
+                assert_eq!(
+                    tinv_session_infer(s, x(b).0, x(b).1, b, logits.as_mut_ptr(), 40),
+                    ok
+                );
+                assert_eq!(
+                    tinv_session_last_stats(s, stats.as_mut_ptr(), 4, &mut n),
+                    ok
+                );
+                assert_eq!(n, b);
+                for d in [1, 2, 3, 4] {
+                    let st =
+                        tinv_session_infer_depth(s, x(b).0, x(b).1, b, d, logits.as_mut_ptr(), 40);
+                    assert_eq!(st, ok);
+                }
+            }
+        }
+        assert_eq!(
+            alloc_count::allocations() - before,
+            0,
+            "the hot path allocated"
+        );
+        // The counter is live: an error (its message) allocates.
+        let bad = tinv_session_infer(s, x(4).0, 1, 4, logits.as_mut_ptr(), 40);
+        assert_eq!(bad, Status::InputLength);
+        assert!(alloc_count::allocations() > before);
+        assert_eq!(tinv_session_free(s), ok);
+        assert_eq!(tinv_model_free(m), ok);
+    }
+}
