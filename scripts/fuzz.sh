@@ -8,8 +8,7 @@
 # lines print, per target, the executions, libFuzzer's cov:/ft: counters, the corpus size and
 # whether it crashed, which is what docs/RELIABILITY.md records.
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP=1 lets stable rustc take the
-# sanitizer-coverage flags cargo-fuzz passes. FUZZ_FEATURES=trt fuzzes the manifest parser through
-# the library's `tensorrt` feature instead of compiling its sources into the target.
+# sanitizer-coverage flags cargo-fuzz passes.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs=${1:-600}
@@ -17,10 +16,8 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(tinv_parse manifest idx image)
 export RUSTC_BOOTSTRAP=1 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-feat=()
-[ -n "${FUZZ_FEATURES:-}" ] && feat=(--features "$FUZZ_FEATURES")
 [ -d corpus/tinv_parse ] || cargo run --release --example make_seeds
-cargo fuzz build -s none "${feat[@]}"
+cargo fuzz build -s none
 mkdir -p target/logs
 run_one() {
     local t=$1
@@ -28,7 +25,7 @@ run_one() {
     # -max_len: the .tinv seeds are up to 29 KiB; the other formats stay small.
     local max=4096
     [ "$t" = tinv_parse ] && max=32768
-    nice -n 19 cargo fuzz run -s none "${feat[@]}" "$t" "target/corpus/$t" "corpus/$t" -- \
+    nice -n 19 cargo fuzz run -s none "$t" "target/corpus/$t" "corpus/$t" -- \
         -max_total_time="$secs" -max_len="$max" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 >"target/logs/$t.log" 2>&1
 }
