@@ -214,6 +214,42 @@ impl Controller {
 
     /// Reads the controller back from checkpoint tensors.
     pub fn from_tensors(ts: &[HostTensor], p: usize) -> Result<Controller, String> {
+        let shape = |n: &str| -> Result<Vec<usize>, String> {
+            crate::tensors::find(ts, n)
+                .map(|t| t.shape.clone())
+                .ok_or_else(|| format!("tensor '{n}' missing"))
+        };
+        // Every shape is checked against the others before any forward can index with it.
+        let (hp, f) = match shape("ctrl.pred.fc1.weight")?[..] {
+            [hp, f] => (hp, f),
+            _ => return Err("ctrl.pred.fc1.weight must be 2-D".into()),
+        };
+        let hq = shape("ctrl.policy.fc1.weight")?
+            .first()
+            .copied()
+            .unwrap_or(0);
+        let hr = shape("ctrl.exit.wh")?.first().copied().unwrap_or(0);
+        let want: [(&str, Vec<usize>); 13] = [
+            ("ctrl.pred.fc1.weight", vec![hp, f]),
+            ("ctrl.pred.fc1.bias", vec![hp]),
+            ("ctrl.pred.fc2.weight", vec![p, hp]),
+            ("ctrl.pred.fc2.bias", vec![p]),
+            ("ctrl.policy.fc1.weight", vec![hq, f + p + 1]),
+            ("ctrl.policy.fc1.bias", vec![hq]),
+            ("ctrl.policy.fc2.weight", vec![p, hq]),
+            ("ctrl.policy.fc2.bias", vec![p]),
+            ("ctrl.exit.wx", vec![hr, EXIT_IN]),
+            ("ctrl.exit.wh", vec![hr, hr]),
+            ("ctrl.exit.b", vec![hr]),
+            ("ctrl.exit.out.weight", vec![1, hr]),
+            ("ctrl.exit.out.bias", vec![1]),
+        ];
+        for (n, w) in &want {
+            let got = shape(n)?;
+            if &got != w {
+                return Err(format!("tensor '{n}' has shape {got:?}, expected {w:?}"));
+            }
+        }
         let get = |n: &str| -> Result<Vec<f32>, String> {
             crate::tensors::find(ts, n)
                 .map(|t| t.data.clone())
