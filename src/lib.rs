@@ -8,8 +8,12 @@
 // Library code never unwraps, expects or panics on its own: errors are values. (Tests may.)
 // Indexing is denied in the modules that parse untrusted bytes (`format`, `idx`); elsewhere it
 // indexes buffers whose sizes the plan fixed at open, where a bad index is a bug, not bad input.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
+pub mod backend;
 pub mod capi;
 pub mod control;
 pub mod cpu;
@@ -24,6 +28,7 @@ pub mod synth;
 #[cfg(feature = "tensorrt")]
 pub mod trt;
 
+pub use backend::Backend;
 pub use error::{Error, Result};
 pub use model::{Config, Model, OpenOptions};
 pub use session::{Mode, Session, SessionOptions, Stats};

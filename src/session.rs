@@ -2,12 +2,14 @@
 //! plans, the worker pool and the controller's buffers, all allocated at open. Inference
 //! allocates nothing.
 
+use crate::backend::{self, Backend};
 use crate::control::{self, CtrlScratch};
 use crate::cpu::exec::{self, Ctx};
-use crate::cpu::pool::Pool;
 use crate::cpu::plan::{self, Buffers, Op, Plan};
+use crate::cpu::pool::Pool;
 use crate::error::{Error, Result};
 use crate::model::{flops, Model};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -49,6 +51,10 @@ pub struct SessionOptions {
     pub mode: Mode,
     /// Budget λ ∈ [0, 1]; `None` = the model's default.
     pub budget: Option<f32>,
+    /// CPU, TensorRT, or TensorRT when its engines are usable (`auto`).
+    pub backend: Backend,
+    /// Folder of the TensorRT engines (`None` = `plans/` beside the model file).
+    pub engines: Option<PathBuf>,
 }
 
 impl Default for SessionOptions {
@@ -58,6 +64,8 @@ impl Default for SessionOptions {
             threads: 1,
             mode: Mode::Adaptive,
             budget: None,
+            backend: Backend::Auto,
+            engines: None,
         }
     }
 }
@@ -114,6 +122,8 @@ pub struct Session {
     sel: Vec<usize>,
     rnn: Vec<f32>,
     cost: Costs,
+    /// The TensorRT side when the session runs on TensorRT.
+    trt: Option<backend::Trt>,
 }
 
 /// Per-input costs, precomputed at open.
@@ -134,10 +144,16 @@ impl Session {
     /// for `opts.max_batch` inputs, and the worker pool.
     pub fn new(model: Arc<Model>, opts: SessionOptions) -> Result<Session> {
         if opts.max_batch == 0 || opts.max_batch > 4096 {
-            return Err(Error::arg(format!("max_batch {} not in 1..=4096", opts.max_batch)));
+            return Err(Error::arg(format!(
+                "max_batch {} not in 1..=4096",
+                opts.max_batch
+            )));
         }
         if opts.threads == 0 || opts.threads > 256 {
-            return Err(Error::arg(format!("threads {} not in 1..=256", opts.threads)));
+            return Err(Error::arg(format!(
+                "threads {} not in 1..=256",
+                opts.threads
+            )));
         }
         let c = model.config();
         let budget = match opts.budget {
@@ -164,20 +180,30 @@ impl Session {
         arena.resize(buf.layout.total, 0f32);
         let b = opts.max_batch;
         let bytes = |refs: &[crate::model::WRef]| -> u64 {
-            refs.iter().map(|r| model.w_file_range(*r).len() as u64).sum()
+            refs.iter()
+                .map(|r| model.w_file_range(*r).len() as u64)
+                .sum()
         };
         let s = model.stem();
         let cost = Costs {
             stem: flops::stem_flops(c),
             block: flops::block_flops(c),
             exit: flops::exit_flops(c),
-            ctrl_up: model.ctrl().map_or(0, |w| flops::controller_up_front_flops(c, w)),
-            ctrl_exit: model.ctrl().map_or(0, |w| flops::controller_exit_flops(c, w)),
+            ctrl_up: model
+                .ctrl()
+                .map_or(0, |w| flops::controller_up_front_flops(c, w)),
+            ctrl_exit: model
+                .ctrl()
+                .map_or(0, |w| flops::controller_exit_flops(c, w)),
             stem_bytes: bytes(&[s.patch_w, s.patch_b, s.cls, s.pos]),
             block_bytes: model
                 .blocks()
                 .iter()
-                .map(|w| bytes(&[w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, w.fc1_w, w.fc1_b, w.fc2_w, w.fc2_b]))
+                .map(|w| {
+                    bytes(&[
+                        w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, w.fc1_w, w.fc1_b, w.fc2_w, w.fc2_b,
+                    ])
+                })
                 .collect(),
             exit_bytes: model.exits().iter().map(|e| bytes(&[e.w, e.b])).collect(),
             ctrl_bytes: model.ctrl().map_or(0, |w| {
@@ -187,7 +213,9 @@ impl Session {
             }),
         };
         let hr = model.ctrl().map_or(0, |w| w.hr);
+        let trt = backend::open(&model, opts.backend, opts.engines.as_deref())?;
         Ok(Session {
+            trt,
             ctrl: CtrlScratch::new(&model),
             plans,
             buf,
@@ -214,6 +242,14 @@ impl Session {
     /// The compiled plans, one per path.
     pub fn plans(&self) -> &[Plan] {
         &self.plans
+    }
+    /// The backend this session runs on (`Cpu` or `TensorRt`, never `Auto`).
+    pub fn backend(&self) -> Backend {
+        if self.trt.is_some() {
+            Backend::TensorRt
+        } else {
+            Backend::Cpu
+        }
     }
     /// Arena size in bytes.
     pub fn arena_bytes(&self) -> usize {
@@ -263,7 +299,13 @@ impl Session {
     }
 
     /// Runs every input on the path of depth `depth` (no controller).
-    pub fn infer_depth(&mut self, input: &[f32], batch: usize, depth: usize, logits: &mut [f32]) -> Result<&[Stats]> {
+    pub fn infer_depth(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        depth: usize,
+        logits: &mut [f32],
+    ) -> Result<&[Stats]> {
         let k = self.model.config().path_index(depth).ok_or_else(|| {
             Error::arg(format!(
                 "depth {depth} is not a path of this model (paths: {:?})",
@@ -275,17 +317,31 @@ impl Session {
 
     /// One full-depth pass that computes every exit: writes `batch × paths × classes` logits
     /// (input-major). For evaluation (accuracy per exit, the oracle); not an adaptive run.
-    pub fn infer_all_exits(&mut self, input: &[f32], batch: usize, logits: &mut [f32]) -> Result<&[Stats]> {
+    pub fn infer_all_exits(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        logits: &mut [f32],
+    ) -> Result<&[Stats]> {
         self.run(input, batch, logits, Policy::AllExits)
     }
 
-    fn run(&mut self, input: &[f32], b: usize, out: &mut [f32], policy: Policy) -> Result<&[Stats]> {
+    fn run(
+        &mut self,
+        input: &[f32],
+        b: usize,
+        out: &mut [f32],
+        policy: Policy,
+    ) -> Result<&[Stats]> {
         let t0 = Instant::now();
         let model = Arc::clone(&self.model);
         let c = model.config();
         let (k_cls, p) = (c.classes, c.depths.len());
         if b == 0 || b > self.buf.max_batch {
-            return Err(Error::arg(format!("batch {b} not in 1..={}", self.buf.max_batch)));
+            return Err(Error::arg(format!(
+                "batch {b} not in 1..={}",
+                self.buf.max_batch
+            )));
         }
         if input.len() != b * c.input_len() {
             return Err(Error::arg(format!(
@@ -297,9 +353,17 @@ impl Session {
                 b * c.input_len()
             )));
         }
-        let per = if matches!(policy, Policy::AllExits) { p * k_cls } else { k_cls };
+        let per = if matches!(policy, Policy::AllExits) {
+            p * k_cls
+        } else {
+            k_cls
+        };
         if out.len() < b * per {
-            return Err(Error::arg(format!("logits buffer holds {} floats, need {}", out.len(), b * per)));
+            return Err(Error::arg(format!(
+                "logits buffer holds {} floats, need {}",
+                out.len(),
+                b * per
+            )));
         }
         if let Some(i) = input.iter().position(|v| !v.is_finite()) {
             return Err(Error::arg(format!("input value {i} is NaN or infinite")));
@@ -330,6 +394,10 @@ impl Session {
             self.stats[i] = st;
         }
         self.rnn.iter_mut().for_each(|v| *v = 0.0);
+        #[cfg(feature = "tensorrt")]
+        if self.trt.is_some() {
+            return self.run_trt(input, b, out, policy, t0);
+        }
         // Slots ordered by start path, so the inputs still running are always a prefix.
         let mut n = 0;
         for k in 0..p {
@@ -373,7 +441,9 @@ impl Session {
             }
             if m > 0 {
                 let Some(Op::Exit(_, ew)) = plan.ops.last() else {
-                    return Err(Error::Backend("internal: plan does not end in an exit".into()));
+                    return Err(Error::Backend(
+                        "internal: plan does not end in an exit".into(),
+                    ));
                 };
                 exec::exit(&ctx, &mut self.arena, ew, &self.sel[..m])?;
             }
@@ -398,8 +468,12 @@ impl Session {
                         out[(s * p + k) * k_cls..(s * p + k + 1) * k_cls].copy_from_slice(row);
                         k + 1 < p
                     }
-                    (Policy::Forced(_), _) | (Policy::Mode(Mode::Graph), _) | (Policy::Mode(Mode::Adaptive), None) => false,
-                    (Policy::Mode(Mode::Threshold(t)), _) => k + 1 < p && control::exit_stats(row).0 < t,
+                    (Policy::Forced(_), _)
+                    | (Policy::Mode(Mode::Graph), _)
+                    | (Policy::Mode(Mode::Adaptive), None) => false,
+                    (Policy::Mode(Mode::Threshold(t)), _) => {
+                        k + 1 < p && control::exit_stats(row).0 < t
+                    }
                     (Policy::Mode(Mode::Adaptive), Some(w)) => {
                         st.flops += self.cost.ctrl_exit;
                         let h = &mut self.rnn[s * w.hr..(s + 1) * w.hr];
@@ -427,11 +501,101 @@ impl Session {
                 let j = self.next[t];
                 if j != t {
                     let src = self.buf.x + j * slab;
-                    self.arena.copy_within(src..src + slab, self.buf.x + t * slab);
+                    self.arena
+                        .copy_within(src..src + slab, self.buf.x + t * slab);
                     self.order[t] = self.order[j];
                 }
             }
             active = keep;
+        }
+        let us = t0.elapsed().as_secs_f64() * 1e6;
+        for st in &mut self.stats[..b] {
+            st.latency_us = us;
+        }
+        Ok(&self.stats[..b])
+    }
+}
+
+#[cfg(feature = "tensorrt")]
+impl Session {
+    /// The TensorRT run: one input at a time (the engines are built for batch 1), the chosen
+    /// path's captured graph per input; escalation resumes (`segments`) or reruns the deeper
+    /// engine (`per-path`), and the stats charge what actually ran.
+    fn run_trt(
+        &mut self,
+        input: &[f32],
+        b: usize,
+        out: &mut [f32],
+        policy: Policy,
+        t0: Instant,
+    ) -> Result<&[Stats]> {
+        let model = Arc::clone(&self.model);
+        let c = model.config();
+        let (len, k_cls, p) = (c.input_len(), c.classes, c.depths.len());
+        let Some(trt) = self.trt.as_mut() else {
+            return Err(Error::Backend("internal: no TensorRT session".into()));
+        };
+        let ctrl_w = model.ctrl().copied();
+        for i in 0..b {
+            let img = &input[i * len..(i + 1) * len];
+            let mut k = self.start[i];
+            let launched = trt
+                .session
+                .run(k, bytemuck::cast_slice(img), &mut trt.out)?;
+            let st = &mut self.stats[i];
+            st.flops += c.depths[k] as u64 * self.cost.block + self.cost.exit;
+            st.weight_bytes +=
+                self.cost.block_bytes[..c.depths[k]].iter().sum::<u64>() + self.cost.exit_bytes[k];
+            debug_assert!(!launched.rerun);
+            loop {
+                let dst = match policy {
+                    Policy::AllExits => &mut out[(i * p + k) * k_cls..(i * p + k + 1) * k_cls],
+                    _ => &mut out[i * k_cls..(i + 1) * k_cls],
+                };
+                for (o, bytes) in dst.iter_mut().zip(trt.out.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                }
+                let logits: &[f32] = dst;
+                let cont = match (policy, ctrl_w) {
+                    (Policy::AllExits, _) => k + 1 < p,
+                    (Policy::Forced(_), _)
+                    | (Policy::Mode(Mode::Graph), _)
+                    | (Policy::Mode(Mode::Adaptive), None) => false,
+                    (Policy::Mode(Mode::Threshold(t)), _) => {
+                        k + 1 < p && control::exit_stats(logits).0 < t
+                    }
+                    (Policy::Mode(Mode::Adaptive), Some(w)) => {
+                        st.flops += self.cost.ctrl_exit;
+                        let h = &mut self.rnn[i * w.hr..(i + 1) * w.hr];
+                        control::exit_continue(
+                            &model,
+                            &w,
+                            logits,
+                            k,
+                            self.budget,
+                            h,
+                            &mut self.ctrl,
+                        )
+                    }
+                };
+                if !cont {
+                    st.depth = c.depths[k];
+                    st.path = k;
+                    st.class = control::argmax(logits);
+                    st.confidence = control::exit_stats(logits).0;
+                    break;
+                }
+                let launched = trt.session.escalate(k, &mut trt.out)?;
+                st.escalations += 1;
+                let prev = if launched.rerun { 0 } else { c.depths[k] };
+                if launched.rerun {
+                    st.flops += self.cost.stem;
+                }
+                k += 1;
+                st.flops += (c.depths[k] - prev) as u64 * self.cost.block + self.cost.exit;
+                st.weight_bytes += self.cost.block_bytes[prev..c.depths[k]].iter().sum::<u64>()
+                    + self.cost.exit_bytes[k];
+            }
         }
         let us = t0.elapsed().as_secs_f64() * 1e6;
         for st in &mut self.stats[..b] {

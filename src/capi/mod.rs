@@ -61,6 +61,9 @@ pub struct ModelOptions {
 pub(crate) struct ModelObj {
     pub(crate) model: Arc<Model>,
     backend: u32,
+    /// What sessions on this model run on, and where the TensorRT engines are.
+    pub(crate) requested: crate::Backend,
+    pub(crate) engines: Option<std::path::PathBuf>,
 }
 
 pub(crate) static MODELS: Registry<ModelObj> = Registry::new(Kind::Model);
@@ -137,9 +140,33 @@ pub(crate) unsafe fn read_options<T: Copy>(p: *const T, default: T, what: &str) 
     Ok(unsafe { p.read() })
 }
 
+/// How sessions of a model choose their backend (from `tinv_model_options`).
+struct BackendChoice {
+    requested: crate::Backend,
+    engines: Option<std::path::PathBuf>,
+}
+
+fn backend_choice(o: &ModelOptions) -> Result<BackendChoice, Fail> {
+    let engines = if o.engines_dir.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null `engines_dir` is a NUL-terminated string by the header's contract.
+        Some(os_path(
+            unsafe { CStr::from_ptr(o.engines_dir) }.to_bytes(),
+        )?)
+    };
+    let requested = match o.backend {
+        BACKEND_CPU => crate::Backend::Cpu,
+        BACKEND_AUTO => crate::Backend::Auto,
+        _ => crate::Backend::TensorRt,
+    };
+    Ok(BackendChoice { requested, engines })
+}
+
 fn open_options(o: &ModelOptions) -> Result<OpenOptions, Fail> {
     match o.backend {
         BACKEND_AUTO | BACKEND_CPU => {}
+        BACKEND_TENSORRT if cfg!(feature = "tensorrt") => {}
         BACKEND_TENSORRT => {
             return Err(Fail::new(
                 Status::BackendUnavailable,
@@ -164,10 +191,21 @@ fn open_options(o: &ModelOptions) -> Result<OpenOptions, Fail> {
     })
 }
 
-fn register_model(model: Model, out: *mut *mut TinvModel) -> Result<(), Fail> {
+fn register_model(
+    model: Model,
+    choice: BackendChoice,
+    out: *mut *mut TinvModel,
+) -> Result<(), Fail> {
+    let backend = if choice.requested == crate::Backend::TensorRt {
+        BACKEND_TENSORRT
+    } else {
+        BACKEND_CPU
+    };
     let h = MODELS.insert(ModelObj {
         model: Arc::new(model),
-        backend: BACKEND_CPU,
+        backend,
+        requested: choice.requested,
+        engines: choice.engines,
     })?;
     // SAFETY: `out` was checked non-null by the boundary; the caller provides a writable slot.
     unsafe { out.write(h as *mut TinvModel) };
@@ -193,7 +231,7 @@ pub unsafe extern "C" fn tinv_model_open(
         // SAFETY: `path` is non-null and NUL-terminated by contract.
         let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
         let model = Model::open(os_path(bytes)?, &opts)?;
-        register_model(model, out)
+        register_model(model, backend_choice(&o)?, out)
     })
 }
 
@@ -221,7 +259,7 @@ pub unsafe extern "C" fn tinv_model_open_bytes(
         }
         // SAFETY: `data` is non-null and points to `len` readable bytes by contract.
         let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
-        register_model(Model::from_bytes(bytes, &opts)?, out)
+        register_model(Model::from_bytes(bytes, &opts)?, backend_choice(&o)?, out)
     })
 }
 

@@ -151,6 +151,8 @@ pub unsafe extern "C" fn tinv_session_open(
             threads: o.threads.max(1) as usize,
             mode: mode_of(o.mode, o.threshold)?,
             budget: (o.budget >= 0.0).then_some(o.budget),
+            backend: m.requested,
+            engines: m.engines.clone(),
         };
         let classes = m.model.config().classes;
         let session = Session::new(std::sync::Arc::clone(&m.model), opts.clone())?;

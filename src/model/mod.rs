@@ -131,6 +131,9 @@ pub struct Model {
     exits: Vec<ExitW>,
     ctrl: Option<CtrlW>,
     costs: Vec<PathCost>,
+    /// TensorRT engines opened for this model (weights uploaded once, shared by sessions).
+    #[cfg(feature = "tensorrt")]
+    trt: std::sync::Mutex<Option<(PathBuf, std::sync::Arc<crate::trt::backend::TrtModel>)>>,
 }
 
 impl Model {
@@ -186,7 +189,9 @@ impl Model {
         }
         // Mappings are page-aligned and tensor offsets 256-aligned, so f32 views are aligned.
         if !(bytes.as_ptr() as usize).is_multiple_of(format::ALIGNMENT as usize) {
-            return Err(merr("model bytes are not 256-byte aligned in memory".into()));
+            return Err(merr(
+                "model bytes are not 256-byte aligned in memory".into(),
+            ));
         }
         let config = Config::from_meta(&index.meta).map_err(merr)?;
         let mut b = Binder {
@@ -248,7 +253,30 @@ impl Model {
             exits,
             ctrl,
             costs,
+            #[cfg(feature = "tensorrt")]
+            trt: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The TensorRT engines of `dir` for this model, opened (and the weights uploaded) once and
+    /// shared by every session.
+    #[cfg(feature = "tensorrt")]
+    pub(crate) fn trt_model(
+        &self,
+        dir: &Path,
+        open: impl FnOnce() -> Result<std::sync::Arc<crate::trt::backend::TrtModel>>,
+    ) -> Result<std::sync::Arc<crate::trt::backend::TrtModel>> {
+        let mut slot = self.trt.lock().map_err(|_| {
+            Error::Backend("a thread panicked while opening TensorRT engines".into())
+        })?;
+        if let Some((d, m)) = slot.as_ref() {
+            if d == dir {
+                return Ok(m.clone());
+            }
+        }
+        let m = open()?;
+        *slot = Some((dir.to_path_buf(), m.clone()));
+        Ok(m)
     }
 
     /// The file this model was opened from (`<memory>` for in-memory models).
@@ -333,7 +361,9 @@ impl Model {
         let s = &self.stem;
         v.extend([s.patch_w, s.patch_b, s.cls, s.pos]);
         for b in &self.blocks[..self.config.depths[k]] {
-            v.extend([b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.fc1_w, b.fc1_b, b.fc2_w, b.fc2_b]);
+            v.extend([
+                b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.fc1_w, b.fc1_b, b.fc2_w, b.fc2_b,
+            ]);
         }
         v.extend([self.exits[k].w, self.exits[k].b]);
         v

@@ -58,7 +58,11 @@ impl Args {
     }
 
     /// `--name` parsed as `T`, with `what` describing the expected value in the error.
-    pub fn parse_opt<T: std::str::FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, String> {
+    pub fn parse_opt<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, String> {
         match self.get(name) {
             None => Ok(None),
             Some(v) => v

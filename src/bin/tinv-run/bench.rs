@@ -34,33 +34,51 @@ fn percentile(v: &mut [f64], q: f64) -> f64 {
 }
 
 pub fn run(raw: &[String]) -> Result<(), String> {
-    let a = Args::parse(raw, &["model", "synthetic", "threads", "batch", "iters", "warmup"], &["json", "verify"])?;
-    let threads = a.parse_opt::<usize>("threads", "a thread count")?.unwrap_or(1);
+    let a = Args::parse(
+        raw,
+        &["model", "synthetic", "threads", "batch", "iters", "warmup"],
+        &["json", "verify"],
+    )?;
+    let threads = a
+        .parse_opt::<usize>("threads", "a thread count")?
+        .unwrap_or(1);
     let batch = a.parse_opt::<usize>("batch", "a batch size")?.unwrap_or(1);
-    let iters = a.parse_opt::<usize>("iters", "a run count")?.unwrap_or(200).max(2);
+    let iters = a
+        .parse_opt::<usize>("iters", "a run count")?
+        .unwrap_or(200)
+        .max(2);
     let warmup = a.parse_opt::<usize>("warmup", "a run count")?.unwrap_or(20);
     let model = match a.get("synthetic") {
         Some("vit-tiny") => {
             let cfg = tinv::synth::vit_tiny();
             let bytes = tinv::synth::random_model(&cfg, 1, tinv::format::DType::F32);
-            tinv::Model::from_bytes(&bytes, &tinv::OpenOptions::default()).map_err(|e| e.to_string())?
+            tinv::Model::from_bytes(&bytes, &tinv::OpenOptions::default())
+                .map_err(|e| e.to_string())?
         }
         Some(other) => return Err(format!("--synthetic {other}: known shapes are: vit-tiny")),
         None => crate::model_path::open(a.get("model"), a.has("verify"))?,
     };
     let model = Arc::new(model);
     let c = model.config().clone();
-    let opts = tinv::SessionOptions { max_batch: batch, threads, ..Default::default() };
+    let opts = tinv::SessionOptions {
+        max_batch: batch,
+        threads,
+        ..Default::default()
+    };
     let mut s = tinv::Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
     let x = tinv::synth::random_inputs(&c, batch, 3);
     let mut out = vec![0f32; batch * c.classes];
     let mut paths = Vec::new();
     for (k, &d) in c.depths.iter().enumerate() {
         for _ in 0..warmup {
-            s.infer_depth(&x, batch, d, &mut out).map_err(|e| e.to_string())?;
+            s.infer_depth(&x, batch, d, &mut out)
+                .map_err(|e| e.to_string())?;
         }
         let mut t: Vec<f64> = (0..iters)
-            .map(|_| s.infer_depth(&x, batch, d, &mut out).map(|st| st[0].latency_us))
+            .map(|_| {
+                s.infer_depth(&x, batch, d, &mut out)
+                    .map(|st| st[0].latency_us)
+            })
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
         let (p50, p99) = (percentile(&mut t, 0.5), percentile(&mut t, 0.99));
@@ -73,9 +91,17 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     let (mut same, mut switched) = (Vec::new(), Vec::new());
     for i in 0..iters {
         let first = if i % 2 == 0 { d0 } else { dl };
-        s.infer_depth(&x, batch, first, &mut out).map_err(|e| e.to_string())?;
-        let t = s.infer_depth(&x, batch, dl, &mut out).map_err(|e| e.to_string())?[0].latency_us;
-        if first == dl { same.push(t) } else { switched.push(t) }
+        s.infer_depth(&x, batch, first, &mut out)
+            .map_err(|e| e.to_string())?;
+        let t = s
+            .infer_depth(&x, batch, dl, &mut out)
+            .map_err(|e| e.to_string())?[0]
+            .latency_us;
+        if first == dl {
+            same.push(t)
+        } else {
+            switched.push(t)
+        }
     }
     let switch_us = percentile(&mut switched, 0.5) - percentile(&mut same, 0.5);
     let gemms = gemm_throughput(&c, batch, threads, iters.min(100));
@@ -120,7 +146,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             .set("peak_rss_bytes", Json::Int(crate::eval::peak_rss_bytes()));
         println!("{}", j.render());
     } else {
-        println!("kernel {}, {threads} thread(s), batch {batch}, {iters} runs per path", gemm::kernel_name());
+        println!(
+            "kernel {}, {threads} thread(s), batch {batch}, {iters} runs per path",
+            gemm::kernel_name()
+        );
         for (d, f, p50, p99) in &paths {
             println!(
                 "depth {d:>3}  p50 {p50:>10.1} µs  p99 {p99:>10.1} µs  {:>8.2} MFLOPs  {:>6.1} GFLOP/s",
@@ -138,7 +167,12 @@ pub fn run(raw: &[String]) -> Result<(), String> {
 }
 
 /// GFLOP/s of the model's weight GEMMs (QKV, projection, MLP up and down) at this batch.
-fn gemm_throughput(c: &tinv::Config, batch: usize, threads: usize, iters: usize) -> Vec<(usize, usize, usize, f64)> {
+fn gemm_throughput(
+    c: &tinv::Config,
+    batch: usize,
+    threads: usize,
+    iters: usize,
+) -> Vec<(usize, usize, usize, f64)> {
     let m = c.tokens() * batch;
     let (d, h) = (c.dim, c.mlp_hidden);
     let pool = Pool::new(threads);
@@ -153,7 +187,21 @@ fn gemm_throughput(c: &tinv::Config, batch: usize, threads: usize, iters: usize)
             let mut t: Vec<f64> = (0..iters + 5)
                 .map(|_| {
                     let t0 = Instant::now();
-                    gemm::sgemm(m, n, k, &a, k, &b, n, &mut cbuf, n, None, false, &mut scratch, &pool);
+                    gemm::sgemm(
+                        m,
+                        n,
+                        k,
+                        &a,
+                        k,
+                        &b,
+                        n,
+                        &mut cbuf,
+                        n,
+                        None,
+                        false,
+                        &mut scratch,
+                        &pool,
+                    );
                     t0.elapsed().as_secs_f64()
                 })
                 .skip(5)

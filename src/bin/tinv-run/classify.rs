@@ -20,6 +20,8 @@ OPTIONS:
                    policy may continue at each exit; graph: the up-front decision only (one
                    launch per image); threshold:τ: baseline, continue while max-softmax < τ
     --threads N    worker threads (default 1)
+    --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
+    --engines DIR  TensorRT engines folder (default: plans/ beside the model file)
     --verify       check every tensor checksum when opening the model
     --json         one JSON object per image: image, depth, class, confidence, logits, flops,
                    latency_us (and label, start_depth, escalations)
@@ -29,7 +31,13 @@ images a grey model through luma. A package may hold classes.txt (one class name
 ";
 
 pub fn run(raw: &[String]) -> Result<(), String> {
-    let a = Args::parse(raw, &["model", "depth", "budget", "mode", "threads"], &["json", "verify"])?;
+    let a = Args::parse(
+        raw,
+        &[
+            "model", "depth", "budget", "mode", "threads", "backend", "engines",
+        ],
+        &["json", "verify"],
+    )?;
     if a.positional.is_empty() {
         return Err("classify needs at least one IMAGE (see tinv-run classify --help)".into());
     }
@@ -48,7 +56,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             None => session.infer(&x, 1, &mut logits),
         }
         .map_err(|e| e.to_string())?[0];
-        let label = names.get(st.class).cloned().unwrap_or_else(|| st.class.to_string());
+        let label = names
+            .get(st.class)
+            .cloned()
+            .unwrap_or_else(|| st.class.to_string());
         if a.has("json") {
             let j = Json::obj()
                 .set("image", Json::Str(img.clone()))
@@ -56,7 +67,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 .set("class", Json::Int(st.class as u64))
                 .set("label", Json::Str(label))
                 .set("confidence", Json::Num(f64::from(st.confidence)))
-                .set("logits", Json::Arr(logits.iter().map(|v| Json::Num(f64::from(*v))).collect()))
+                .set(
+                    "logits",
+                    Json::Arr(logits.iter().map(|v| Json::Num(f64::from(*v))).collect()),
+                )
                 .set("flops", Json::Int(st.flops))
                 .set("latency_us", Json::Num(st.latency_us))
                 .set("start_depth", Json::Int(st.start_depth as u64))
@@ -85,7 +99,11 @@ pub fn class_names(model: Option<&str>, classes: usize) -> Vec<String> {
     let file = path.with_file_name("classes.txt");
     match std::fs::read_to_string(file) {
         Ok(t) => {
-            let v: Vec<String> = t.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            let v: Vec<String> = t
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
             if v.len() == classes {
                 v
             } else {

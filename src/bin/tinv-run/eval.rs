@@ -24,6 +24,8 @@ OPTIONS:
     --limit N      first N samples only
     --batch B      inputs per call in the timed run (default 1: per-input latency)
     --threads N    worker threads (default 1)
+    --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
+    --engines DIR  TensorRT engines folder (default: plans/ beside the model file)
     --json         one JSON object: samples, accuracy, accuracy_full_depth, mean_flops,
                    full_flops, flops_reduction, oracle_flops, oracle_accuracy,
                    exit_accuracy, depth_histogram, latency_us{p50,p99,mean},
@@ -39,20 +41,33 @@ FLOPs actually spent (controller, escalations and every exit head included) and 
 pub fn run(raw: &[String]) -> Result<(), String> {
     let a = Args::parse(
         raw,
-        &["model", "images", "labels", "budget", "depth", "mode", "limit", "batch", "threads"],
+        &[
+            "model", "images", "labels", "budget", "depth", "mode", "limit", "batch", "threads",
+            "backend", "engines",
+        ],
         &["json", "verify"],
     )?;
-    let images_path = a.get("images").ok_or("eval needs --images IDX (see tinv-run eval --help)")?;
-    let labels_path = a.get("labels").ok_or("eval needs --labels IDX (see tinv-run eval --help)")?;
+    let images_path = a
+        .get("images")
+        .ok_or("eval needs --images IDX (see tinv-run eval --help)")?;
+    let labels_path = a
+        .get("labels")
+        .ok_or("eval needs --labels IDX (see tinv-run eval --help)")?;
     let depth = a.parse_opt::<usize>("depth", "a depth (number of blocks)")?;
     let limit = a.parse_opt::<usize>("limit", "a sample count")?;
-    let batch = a.parse_opt::<usize>("batch", "a batch size")?.unwrap_or(1).max(1);
+    let batch = a
+        .parse_opt::<usize>("batch", "a batch size")?
+        .unwrap_or(1)
+        .max(1);
     let mut session = crate::open_session(&a, batch)?;
     let model = session.model().clone();
     let cfg = model.config().clone();
     if let Some(d) = depth {
         if cfg.path_index(d).is_none() {
-            return Err(format!("--depth {d} is not a path of this model (paths: {:?})", cfg.depths));
+            return Err(format!(
+                "--depth {d} is not a path of this model (paths: {:?})",
+                cfg.depths
+            ));
         }
     }
     let (x, y) = images::load_dataset(Path::new(images_path), Path::new(labels_path), &cfg, limit)?;
@@ -65,14 +80,24 @@ pub fn run(raw: &[String]) -> Result<(), String> {
 
     // Pass 1: every exit of every sample, in one full-depth pass per chunk.
     let chunk = 64.min(n);
-    let mut all = tinv::Session::new(model.clone(), tinv::SessionOptions { max_batch: chunk, ..Default::default() })
-        .map_err(|e| e.to_string())?;
+    let mut all = tinv::Session::new(
+        model.clone(),
+        tinv::SessionOptions {
+            max_batch: chunk,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let mut logits = vec![0f32; chunk * p * k];
     let mut right = vec![false; n * p];
     for start in (0..n).step_by(chunk) {
         let b = chunk.min(n - start);
-        all.infer_all_exits(&x[start * len..(start + b) * len], b, &mut logits[..b * p * k])
-            .map_err(|e| e.to_string())?;
+        all.infer_all_exits(
+            &x[start * len..(start + b) * len],
+            b,
+            &mut logits[..b * p * k],
+        )
+        .map_err(|e| e.to_string())?;
         for i in 0..b {
             for e in 0..p {
                 let row = &logits[(i * p + e) * k..(i * p + e + 1) * k];
@@ -126,11 +151,18 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     let full = costs[p - 1].backbone_flops as f64;
     let mean_flops = flops / n as f64;
     let acc = correct as f64 / n as f64;
-    let full_bytes: u64 = model.path_tensors(p - 1).iter().map(|r| model.w_file_range(*r).len() as u64).sum();
+    let full_bytes: u64 = model
+        .path_tensors(p - 1)
+        .iter()
+        .map(|r| model.w_file_range(*r).len() as u64)
+        .sum();
     let rss = peak_rss_bytes();
     let mode = match depth {
         Some(d) => format!("depth:{d}"),
-        None => format!("{:?}", session.mode()).to_lowercase().replace('(', ":").replace(')', ""),
+        None => format!("{:?}", session.mode())
+            .to_lowercase()
+            .replace('(', ":")
+            .replace(')', ""),
     };
     if a.has("json") {
         let j = Json::obj()
@@ -146,11 +178,23 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             .set("oracle_accuracy", Json::Num(oracle_right as f64 / n as f64))
             .set(
                 "exit_accuracy",
-                Json::Obj(cfg.depths.iter().zip(&exit_acc).map(|(d, a)| (d.to_string(), Json::Num(*a))).collect()),
+                Json::Obj(
+                    cfg.depths
+                        .iter()
+                        .zip(&exit_acc)
+                        .map(|(d, a)| (d.to_string(), Json::Num(*a)))
+                        .collect(),
+                ),
             )
             .set(
                 "depth_histogram",
-                Json::Obj(cfg.depths.iter().zip(&hist).map(|(d, c)| (d.to_string(), Json::Int(*c as u64))).collect()),
+                Json::Obj(
+                    cfg.depths
+                        .iter()
+                        .zip(&hist)
+                        .map(|(d, c)| (d.to_string(), Json::Int(*c as u64)))
+                        .collect(),
+                ),
             )
             .set("mean_escalations", Json::Num(esc as f64 / n as f64))
             .set(
@@ -158,7 +202,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 Json::obj()
                     .set("p50", Json::Num(pct(0.5)))
                     .set("p99", Json::Num(pct(0.99)))
-                    .set("mean", Json::Num(lat.iter().sum::<f64>() / lat.len() as f64)),
+                    .set(
+                        "mean",
+                        Json::Num(lat.iter().sum::<f64>() / lat.len() as f64),
+                    ),
             )
             .set("batch", Json::Int(batch as u64))
             .set("weight_bytes_per_inference", Json::Num(wbytes / n as f64))
@@ -169,7 +216,11 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     } else {
         println!("samples            {n}");
         println!("mode               {mode}, budget λ = {}", session.budget());
-        println!("accuracy           {:.2}%   (full depth {:.2}%)", acc * 100.0, exit_acc[p - 1] * 100.0);
+        println!(
+            "accuracy           {:.2}%   (full depth {:.2}%)",
+            acc * 100.0,
+            exit_acc[p - 1] * 100.0
+        );
         println!(
             "mean FLOPs         {:.3}M of {:.3}M full ({:.1}% fewer)",
             mean_flops / 1e6,
@@ -189,13 +240,21 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 hist[e]
             );
         }
-        println!("latency            p50 {:.1} µs, p99 {:.1} µs (batch {batch})", pct(0.5), pct(0.99));
+        println!(
+            "latency            p50 {:.1} µs, p99 {:.1} µs (batch {batch})",
+            pct(0.5),
+            pct(0.99)
+        );
         println!(
             "weights read       {:.2} MB per inference of {:.2} MB at full depth",
             wbytes / n as f64 / 1e6,
             full_bytes as f64 / 1e6
         );
-        println!("arena              {} bytes; peak RSS {} bytes", session.arena_bytes(), rss);
+        println!(
+            "arena              {} bytes; peak RSS {} bytes",
+            session.arena_bytes(),
+            rss
+        );
     }
     Ok(())
 }

@@ -32,7 +32,9 @@ model with a controller also gets controller.onnx (features, budget → predicto
 
 pub fn run(raw: &[String]) -> Result<(), String> {
     let a = Args::parse(raw, &["model", "out", "layout", "ln"], &["baked", "verify"])?;
-    let out = a.get("out").ok_or("export-onnx needs --out DIR (see tinv-run export-onnx --help)")?;
+    let out = a
+        .get("out")
+        .ok_or("export-onnx needs --out DIR (see tinv-run export-onnx --help)")?;
     let layout = match a.get("layout").unwrap_or("per-path") {
         "per-path" => Layout::PerPath,
         "segments" => Layout::Segments,
@@ -43,10 +45,19 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         "native" => LnFlavour::Native,
         other => return Err(format!("--ln {other}: expected decomposed or native")),
     };
-    let weights = if a.has("baked") { WeightMode::Baked } else { WeightMode::Fp16Inputs };
+    let weights = if a.has("baked") {
+        WeightMode::Baked
+    } else {
+        WeightMode::Fp16Inputs
+    };
     let model = model_path::open(a.get("model"), a.has("verify"))?;
-    let opts = ExportOptions { ln, layout, weights };
-    let files = tinv::onnx::write_export(&model, &opts, Path::new(out)).map_err(|e| e.to_string())?;
+    let opts = ExportOptions {
+        ln,
+        layout,
+        weights,
+    };
+    let files =
+        tinv::onnx::write_export(&model, &opts, Path::new(out)).map_err(|e| e.to_string())?;
     for f in &files {
         let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
         println!("wrote {} ({size} bytes)", f.display());

@@ -63,7 +63,9 @@ fn decode_png(bytes: &[u8]) -> Result<Image, String> {
         return Err(format!("PNG size {w}x{h} not supported"));
     }
     let mut buf = vec![0u8; reader.output_buffer_size()];
-    let frame = reader.next_frame(&mut buf).map_err(|e| format!("bad PNG: {e}"))?;
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("bad PNG: {e}"))?;
     let (channels, drop_alpha) = match frame.color_type {
         png::ColorType::Grayscale => (1, false),
         png::ColorType::GrayscaleAlpha => (1, true),
@@ -76,7 +78,12 @@ fn decode_png(bytes: &[u8]) -> Result<Image, String> {
         .chunks_exact(stride)
         .flat_map(|px| px[..channels].iter().map(|&v| f32::from(v) / 255.0))
         .collect();
-    Ok(Image { w, h, channels, data })
+    Ok(Image {
+        w,
+        h,
+        channels,
+        data,
+    })
 }
 
 /// PGM, binary (P5) or plain (P2), maxval up to 65535.
@@ -113,10 +120,16 @@ fn decode_pgm(bytes: &[u8]) -> Result<Image, String> {
     let n = w * h;
     let data: Vec<f32> = if bytes.starts_with(b"P5") {
         let bpp = if max > 255 { 2 } else { 1 };
-        let body = bytes.get(pos..pos + n * bpp).ok_or("PGM pixel data truncated")?;
+        let body = bytes
+            .get(pos..pos + n * bpp)
+            .ok_or("PGM pixel data truncated")?;
         body.chunks_exact(bpp)
             .map(|b| {
-                let v = if bpp == 2 { usize::from(u16::from_be_bytes([b[0], b[1]])) } else { usize::from(b[0]) };
+                let v = if bpp == 2 {
+                    usize::from(u16::from_be_bytes([b[0], b[1]]))
+                } else {
+                    usize::from(b[0])
+                };
                 if v > max {
                     return Err(format!("PGM sample {v} above maxval {max}"));
                 }
@@ -124,7 +137,8 @@ fn decode_pgm(bytes: &[u8]) -> Result<Image, String> {
             })
             .collect::<Result<_, _>>()?
     } else {
-        let text = std::str::from_utf8(bytes.get(pos..).unwrap_or_default()).map_err(|_| "bad PGM text")?;
+        let text = std::str::from_utf8(bytes.get(pos..).unwrap_or_default())
+            .map_err(|_| "bad PGM text")?;
         let vals: Vec<f32> = text
             .split_ascii_whitespace()
             .take(n)
@@ -138,7 +152,12 @@ fn decode_pgm(bytes: &[u8]) -> Result<Image, String> {
         }
         vals
     };
-    Ok(Image { w, h, channels: 1, data })
+    Ok(Image {
+        w,
+        h,
+        channels: 1,
+        data,
+    })
 }
 
 /// Reads an IDX file, gunzipping it when it starts with the gzip magic.
@@ -166,13 +185,24 @@ pub fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
 
 /// Images and labels of an IDX pair, checked against each other and the model: images
 /// `[n, H, W]` (or `[n, H, W, C]`), labels `[n]` below the model's class count.
-pub fn load_dataset(images: &Path, labels: &Path, cfg: &Config, limit: Option<usize>) -> Result<(Vec<f32>, Vec<usize>), String> {
+pub fn load_dataset(
+    images: &Path,
+    labels: &Path,
+    cfg: &Config,
+    limit: Option<usize>,
+) -> Result<(Vec<f32>, Vec<usize>), String> {
     let im = read_idx(images)?;
     let lb = read_idx(labels)?;
     let (n, h, w, c) = match im.dims[..] {
         [n, h, w] => (n, h, w, 1),
         [n, h, w, c] => (n, h, w, c),
-        _ => return Err(format!("{}: images must be [n, H, W] or [n, H, W, C], found {:?}", images.display(), im.dims)),
+        _ => {
+            return Err(format!(
+                "{}: images must be [n, H, W] or [n, H, W, C], found {:?}",
+                images.display(),
+                im.dims
+            ))
+        }
     };
     if lb.dims.len() != 1 || lb.dims[0] != n {
         return Err(format!(
@@ -203,7 +233,11 @@ pub fn load_dataset(images: &Path, labels: &Path, cfg: &Config, limit: Option<us
     }
     let y: Vec<usize> = lb.data[..n].iter().map(|&v| v as usize).collect();
     if let Some(bad) = y.iter().find(|&&v| v >= cfg.classes) {
-        return Err(format!("{}: label {bad} is not below the model's {} classes", labels.display(), cfg.classes));
+        return Err(format!(
+            "{}: label {bad} is not below the model's {} classes",
+            labels.display(),
+            cfg.classes
+        ));
     }
     Ok((x, y))
 }

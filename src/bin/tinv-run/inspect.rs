@@ -29,9 +29,18 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     let path = model_path::resolve(arg)?;
     let model = Arc::new(model_path::open(arg, a.has("verify"))?);
     let c = model.config().clone();
-    let session = tinv::Session::new(model.clone(), tinv::SessionOptions::default()).map_err(|e| e.to_string())?;
-    let bytes = |k: usize| -> u64 { model.path_tensors(k).iter().map(|r| model.w_file_range(*r).len() as u64).sum() };
-    let ctrl_flops = model.ctrl().map(|w| tinv::model::flops::controller_up_front_flops(&c, w));
+    let session = tinv::Session::new(model.clone(), tinv::SessionOptions::default())
+        .map_err(|e| e.to_string())?;
+    let bytes = |k: usize| -> u64 {
+        model
+            .path_tensors(k)
+            .iter()
+            .map(|r| model.w_file_range(*r).len() as u64)
+            .sum()
+    };
+    let ctrl_flops = model
+        .ctrl()
+        .map(|w| tinv::model::flops::controller_up_front_flops(&c, w));
     let idx = model.index();
     if a.has("json") {
         let meta = Json::Obj(
@@ -70,7 +79,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                     Json::obj()
                         .set("name", Json::Str(t.name.clone()))
                         .set("dtype", Json::Str(t.dtype.name().into()))
-                        .set("shape", Json::Arr(t.shape.iter().map(|d| Json::Int(*d as u64)).collect()))
+                        .set(
+                            "shape",
+                            Json::Arr(t.shape.iter().map(|d| Json::Int(*d as u64)).collect()),
+                        )
                         .set("offset", Json::Int(t.offset as u64))
                         .set("bytes", Json::Int(t.nbytes as u64))
                 })
@@ -79,20 +91,42 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         let j = Json::obj()
             .set("file", Json::Str(path.display().to_string()))
             .set("file_bytes", Json::Int(idx.file_len as u64))
-            .set("input_shape", Json::Arr([c.channels, c.image_h, c.image_w].iter().map(|v| Json::Int(*v as u64)).collect()))
+            .set(
+                "input_shape",
+                Json::Arr(
+                    [c.channels, c.image_h, c.image_w]
+                        .iter()
+                        .map(|v| Json::Int(*v as u64))
+                        .collect(),
+                ),
+            )
             .set("classes", Json::Int(c.classes as u64))
             .set("paths", paths)
-            .set("controller_flops", ctrl_flops.map_or(Json::Int(0), Json::Int))
+            .set(
+                "controller_flops",
+                ctrl_flops.map_or(Json::Int(0), Json::Int),
+            )
             .set("arena_bytes", Json::Int(session.arena_bytes() as u64))
-            .set("arena_lower_bound_bytes", Json::Int(session.arena_lower_bound_bytes() as u64))
+            .set(
+                "arena_lower_bound_bytes",
+                Json::Int(session.arena_lower_bound_bytes() as u64),
+            )
             .set("kernel", Json::Str(tinv::cpu::gemm::kernel_name().into()))
             .set("metadata", meta)
             .set("tensors", tensors);
         println!("{}", j.render());
         return Ok(());
     }
-    println!("file          {} ({} bytes, format v{})", path.display(), idx.file_len, idx.version);
-    println!("producer      {}", idx.meta.str("tinv.producer").unwrap_or("?"));
+    println!(
+        "file          {} ({} bytes, format v{})",
+        path.display(),
+        idx.file_len,
+        idx.version
+    );
+    println!(
+        "producer      {}",
+        idx.meta.str("tinv.producer").unwrap_or("?")
+    );
     println!("content hash  {:#018x}", model.content_hash());
     println!(
         "input         {}x{}x{} (C×H×W), normalized (x − {:?}) / {:?}",
@@ -142,10 +176,20 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     if a.has("tensors") {
         println!("tensors ({}):", idx.tensors.len());
         for t in &idx.tensors {
-            println!("  {:<28} {} {:?} at {} ({} bytes)", t.name, t.dtype.name(), t.shape, t.offset, t.nbytes);
+            println!(
+                "  {:<28} {} {:?} at {} ({} bytes)",
+                t.name,
+                t.dtype.name(),
+                t.shape,
+                t.offset,
+                t.nbytes
+            );
         }
     } else {
-        println!("tensors       {} (list them with --tensors)", idx.tensors.len());
+        println!(
+            "tensors       {} (list them with --tensors)",
+            idx.tensors.len()
+        );
     }
     if a.has("verify") {
         println!("verify        every checksum matches");

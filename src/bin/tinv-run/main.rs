@@ -31,6 +31,9 @@ COMMON OPTIONS:
     --model M    a .tinv file or a package directory holding model.tinv (default: the
                  embedded default package engines/fmnist, or $TINV_MODEL)
     --threads N  worker threads for matrix products and attention (default 1)
+    --backend B  auto (default: TensorRT when engines built by `tinv-run build` match this
+                 model, TensorRT and GPU, else the CPU), cpu, or tensorrt (an error if unusable)
+    --engines D  TensorRT engines folder (default: plans/ beside the model file)
     --json       machine-readable output (one JSON object per line)
 
 Logging: RUST_LOG=info (or debug) prints what the runtime does to stderr.
@@ -89,17 +92,25 @@ fn run(argv: &[String]) -> Result<(), String> {
 /// Parses `--threads`, `--budget`, `--mode` and opens a session on the `--model`.
 pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String> {
     let model = model_path::open(a.get("model"), a.has("verify"))?;
-    let threads = a.parse_opt::<usize>("threads", "a thread count")?.unwrap_or(1);
+    let threads = a
+        .parse_opt::<usize>("threads", "a thread count")?
+        .unwrap_or(1);
     let budget = a.parse_opt::<f32>("budget", "a budget λ in [0, 1]")?;
     let mode = match a.get("mode") {
         Some(m) => tinv::Mode::parse(m).map_err(|e| e.to_string())?,
         None => tinv::Mode::Adaptive,
+    };
+    let backend = match a.get("backend") {
+        Some(b) => tinv::Backend::parse(b).map_err(|e| e.to_string())?,
+        None => tinv::Backend::Auto,
     };
     let opts = tinv::SessionOptions {
         max_batch,
         threads,
         mode,
         budget,
+        backend,
+        engines: a.get("engines").map(std::path::PathBuf::from),
     };
     tinv::Session::new(std::sync::Arc::new(model), opts).map_err(|e| e.to_string())
 }

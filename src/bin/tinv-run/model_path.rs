@@ -18,13 +18,23 @@ fn default_candidates() -> Vec<PathBuf> {
             v.push(up.join("engines").join(DEFAULT_PACKAGE));
         }
     }
-    v.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("engines").join(DEFAULT_PACKAGE));
+    v.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("engines")
+            .join(DEFAULT_PACKAGE),
+    );
     v
 }
 
 /// The `.tinv` file `arg` names (or the default package's).
 pub fn resolve(arg: Option<&str>) -> Result<PathBuf, String> {
-    let file_of = |p: &Path| if p.is_dir() { p.join("model.tinv") } else { p.to_path_buf() };
+    let file_of = |p: &Path| {
+        if p.is_dir() {
+            p.join("model.tinv")
+        } else {
+            p.to_path_buf()
+        }
+    };
     match arg {
         Some(m) => {
             let p = file_of(Path::new(m));
