@@ -40,7 +40,10 @@ impl fmt::Display for IdxError {
             IdxError::Truncated => write!(f, "IDX header truncated"),
             IdxError::BadMagic => write!(f, "not an IDX file (bad magic)"),
             IdxError::UnsupportedType(t) => {
-                write!(f, "IDX element type {t:#04x} not supported (need unsigned byte 0x08)")
+                write!(
+                    f,
+                    "IDX element type {t:#04x} not supported (need unsigned byte 0x08)"
+                )
             }
             IdxError::BadRank(r) => write!(f, "IDX rank {r} not supported (need 1 to 4)"),
             IdxError::LengthMismatch { expected, found } => write!(
@@ -76,10 +79,12 @@ pub fn parse(bytes: &[u8]) -> Result<Idx, IdxError> {
             .and_then(|b| b.try_into().ok())
             .map(u32::from_be_bytes)
             .ok_or(IdxError::Truncated)?;
-        count = count.checked_mul(u64::from(d)).ok_or(IdxError::LengthMismatch {
-            expected: u64::MAX,
-            found: bytes.len() as u64,
-        })?;
+        count = count
+            .checked_mul(u64::from(d))
+            .ok_or(IdxError::LengthMismatch {
+                expected: u64::MAX,
+                found: bytes.len() as u64,
+            })?;
         dims.push(d as usize);
     }
     let body = bytes.get(4 + 4 * rank as usize..).unwrap_or_default();
@@ -117,10 +122,19 @@ mod tests {
         let idx = parse(&f).unwrap();
         assert_eq!(idx.dims, vec![2, 2, 3]);
         assert_eq!(idx.data[11], 12);
-        assert_eq!(parse(&f[..f.len() - 1]), Err(IdxError::LengthMismatch { expected: 12, found: 11 }));
+        assert_eq!(
+            parse(&f[..f.len() - 1]),
+            Err(IdxError::LengthMismatch {
+                expected: 12,
+                found: 11
+            })
+        );
         assert_eq!(parse(&[0, 0]), Err(IdxError::Truncated));
         assert_eq!(parse(&[1, 0, 8, 1]), Err(IdxError::BadMagic));
-        assert_eq!(parse(&[0, 0, 0x0D, 1, 0, 0, 0, 0]), Err(IdxError::UnsupportedType(0x0D)));
+        assert_eq!(
+            parse(&[0, 0, 0x0D, 1, 0, 0, 0, 0]),
+            Err(IdxError::UnsupportedType(0x0D))
+        );
         assert_eq!(parse(&[0, 0, 8, 9]), Err(IdxError::BadRank(9)));
         assert_eq!(parse(&[0, 0, 8, 2, 0, 0, 0, 5]), Err(IdxError::Truncated));
     }

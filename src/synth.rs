@@ -113,7 +113,12 @@ pub fn random_model(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
     mat(&mut w, &mut r, "stem.patch.weight", cpp, d);
     w.tensor("stem.patch.bias", &[d], &r.vec(d, 0.1), DType::F32);
     w.tensor("stem.cls", &[d], &r.vec(d, 0.5), DType::F32);
-    w.tensor("stem.pos", &[cfg.patches(), d], &r.vec(cfg.patches() * d, 0.5), DType::F32);
+    w.tensor(
+        "stem.pos",
+        &[cfg.patches(), d],
+        &r.vec(cfg.patches() * d, 0.5),
+        DType::F32,
+    );
     for i in 0..cfg.blocks {
         let n = |s: &str| format!("blk.{i}.{s}");
         w.page_break();
@@ -128,7 +133,12 @@ pub fn random_model(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
         if cfg.depths.contains(&(i + 1)) {
             w.page_break();
             mat(&mut w, &mut r, &format!("exit.{}.head.weight", i + 1), d, k);
-            w.tensor(&format!("exit.{}.head.bias", i + 1), &[k], &r.vec(k, 0.1), DType::F32);
+            w.tensor(
+                &format!("exit.{}.head.bias", i + 1),
+                &[k],
+                &r.vec(k, 0.1),
+                DType::F32,
+            );
         }
     }
     w.to_bytes()

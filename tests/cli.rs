@@ -14,8 +14,16 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_tinv-run")).args(args).env("TINV_MODEL", "/nonexistent").output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+        .args(args)
+        .env("TINV_MODEL", "/nonexistent")
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 fn assert_one_line_error(args: &[&str], needle: &str) {
@@ -23,7 +31,10 @@ fn assert_one_line_error(args: &[&str], needle: &str) {
     assert_eq!(code, 1, "{args:?} should fail: {err}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{args:?}: expected one line, got {err:?}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{args:?}: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{args:?}: {err}"
+    );
 }
 
 /// A 1-channel 8×8 model with a controller, and a PGM image of it.
@@ -47,20 +58,42 @@ fn classify_matches_library_and_json_fields() {
     let px: Vec<u8> = (0..64).map(|i| (i * 37 % 256) as u8).collect();
     let img = dir.join("a.pgm");
     write_pgm(&img, 8, 8, &px);
-    let (code, out, err) = run(&["classify", "--model", model_path.to_str().unwrap(), "--depth", "2", "--json", img.to_str().unwrap()]);
+    let (code, out, err) = run(&[
+        "classify",
+        "--model",
+        model_path.to_str().unwrap(),
+        "--depth",
+        "2",
+        "--json",
+        img.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let model = Arc::new(Model::open(&model_path, &OpenOptions::default()).unwrap());
     let mut s = Session::new(model, SessionOptions::default()).unwrap();
     let x: Vec<f32> = px.iter().map(|&v| v as f32 / 255.0).collect();
     let mut logits = vec![0f32; cfg.classes];
     let st = s.infer_depth(&x, 1, 2, &mut logits).unwrap()[0];
-    for key in ["\"image\":", "\"depth\":2", "\"confidence\":", "\"logits\":[", "\"flops\":", "\"latency_us\":"] {
+    for key in [
+        "\"image\":",
+        "\"depth\":2",
+        "\"confidence\":",
+        "\"logits\":[",
+        "\"flops\":",
+        "\"latency_us\":",
+    ] {
         assert!(out.contains(key), "{key} missing in {out}");
     }
     assert!(out.contains(&format!("\"class\":{}", st.class)), "{out}");
     assert!(out.contains(&format!("\"flops\":{}", st.flops)), "{out}");
     // Adaptive mode with a budget runs too (plain text).
-    let (code, out, _) = run(&["classify", "--model", model_path.to_str().unwrap(), "--budget", "0.5", img.to_str().unwrap()]);
+    let (code, out, _) = run(&[
+        "classify",
+        "--model",
+        model_path.to_str().unwrap(),
+        "--budget",
+        "0.5",
+        img.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0);
     assert!(out.contains("class") && out.contains("depth"));
 }
@@ -78,23 +111,69 @@ fn eval_reports_required_fields_on_gzip_and_plain_idx() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &tinv::idx::encode(&[n], &labels)).unwrap();
     std::fs::write(&lp, gz.finish().unwrap()).unwrap();
-    let (code, out, err) = run(&["eval", "--model", model_path.to_str().unwrap(), "--images", ip.to_str().unwrap(), "--labels", lp.to_str().unwrap(), "--json"]);
+    let (code, out, err) = run(&[
+        "eval",
+        "--model",
+        model_path.to_str().unwrap(),
+        "--images",
+        ip.to_str().unwrap(),
+        "--labels",
+        lp.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     for key in [
-        "samples", "accuracy", "accuracy_full_depth", "mean_flops", "full_flops", "flops_reduction", "oracle_flops",
-        "depth_histogram", "latency_us", "p50", "p99", "arena_bytes", "peak_rss_bytes", "weight_bytes_per_inference",
+        "samples",
+        "accuracy",
+        "accuracy_full_depth",
+        "mean_flops",
+        "full_flops",
+        "flops_reduction",
+        "oracle_flops",
+        "depth_histogram",
+        "latency_us",
+        "p50",
+        "p99",
+        "arena_bytes",
+        "peak_rss_bytes",
+        "weight_bytes_per_inference",
     ] {
-        assert!(out.contains(&format!("\"{key}\":")), "{key} missing in {out}");
+        assert!(
+            out.contains(&format!("\"{key}\":")),
+            "{key} missing in {out}"
+        );
     }
     assert!(out.contains("\"samples\":20"));
     // Mismatched counts: 19 labels for 20 images.
     let lp2 = dir.join("short.idx");
     std::fs::write(&lp2, tinv::idx::encode(&[n - 1], &labels[..n - 1])).unwrap();
-    assert_one_line_error(&["eval", "--model", model_path.to_str().unwrap(), "--images", ip.to_str().unwrap(), "--labels", lp2.to_str().unwrap()], "labels for 20 images");
+    assert_one_line_error(
+        &[
+            "eval",
+            "--model",
+            model_path.to_str().unwrap(),
+            "--images",
+            ip.to_str().unwrap(),
+            "--labels",
+            lp2.to_str().unwrap(),
+        ],
+        "labels for 20 images",
+    );
     // Wrong image size for the model.
     let ip3 = dir.join("big.idx");
     std::fs::write(&ip3, tinv::idx::encode(&[n, 9, 9], &vec![0; n * 81])).unwrap();
-    assert_one_line_error(&["eval", "--model", model_path.to_str().unwrap(), "--images", ip3.to_str().unwrap(), "--labels", lp.to_str().unwrap()], "9x9x1");
+    assert_one_line_error(
+        &[
+            "eval",
+            "--model",
+            model_path.to_str().unwrap(),
+            "--images",
+            ip3.to_str().unwrap(),
+            "--labels",
+            lp.to_str().unwrap(),
+        ],
+        "9x9x1",
+    );
 }
 
 #[test]
@@ -105,27 +184,61 @@ fn bad_input_gives_one_line_errors() {
     let img = dir.join("ok.pgm");
     write_pgm(&img, 8, 8, &[128; 64]);
     let i = img.to_str().unwrap();
-    assert_one_line_error(&["classify", "--model", "/nonexistent.tinv", i], "no such model");
+    assert_one_line_error(
+        &["classify", "--model", "/nonexistent.tinv", i],
+        "no such model",
+    );
     assert_one_line_error(&["classify", i], "default package");
     let junk = dir.join("junk.tinv");
-    std::fs::write(&junk, b"this is not a model at all, just some text bytes that go on for a while......").unwrap();
-    assert_one_line_error(&["classify", "--model", junk.to_str().unwrap(), i], "bad magic");
+    std::fs::write(
+        &junk,
+        b"this is not a model at all, just some text bytes that go on for a while......",
+    )
+    .unwrap();
+    assert_one_line_error(
+        &["classify", "--model", junk.to_str().unwrap(), i],
+        "bad magic",
+    );
     let mut bytes = std::fs::read(&model_path).unwrap();
     bytes.truncate(bytes.len() - 100);
     let trunc = dir.join("trunc.tinv");
     std::fs::write(&trunc, &bytes).unwrap();
-    assert_one_line_error(&["inspect", trunc.to_str().unwrap()], "truncated or trailing");
+    assert_one_line_error(
+        &["inspect", trunc.to_str().unwrap()],
+        "truncated or trailing",
+    );
     let small = dir.join("small.pgm");
     write_pgm(&small, 4, 4, &[0; 16]);
-    assert_one_line_error(&["classify", "--model", m, small.to_str().unwrap()], "image is 4x4");
+    assert_one_line_error(
+        &["classify", "--model", m, small.to_str().unwrap()],
+        "image is 4x4",
+    );
     let txt = dir.join("x.png");
     std::fs::write(&txt, b"hello").unwrap();
-    assert_one_line_error(&["classify", "--model", m, txt.to_str().unwrap()], "not a PNG or PGM");
-    assert_one_line_error(&["classify", "--model", m, "--depth", "5", i], "depth 5 is not a path");
-    assert_one_line_error(&["classify", "--model", m, "--budget", "1.5", i], "not in [0, 1]");
-    assert_one_line_error(&["classify", "--model", m, "--budget", "abc", i], "expected a budget");
-    assert_one_line_error(&["classify", "--model", m, "--mode", "fast", i], "mode 'fast'");
-    assert_one_line_error(&["classify", "--model", m, "--bogus", i], "unknown option --bogus");
+    assert_one_line_error(
+        &["classify", "--model", m, txt.to_str().unwrap()],
+        "not a PNG or PGM",
+    );
+    assert_one_line_error(
+        &["classify", "--model", m, "--depth", "5", i],
+        "depth 5 is not a path",
+    );
+    assert_one_line_error(
+        &["classify", "--model", m, "--budget", "1.5", i],
+        "not in [0, 1]",
+    );
+    assert_one_line_error(
+        &["classify", "--model", m, "--budget", "abc", i],
+        "expected a budget",
+    );
+    assert_one_line_error(
+        &["classify", "--model", m, "--mode", "fast", i],
+        "mode 'fast'",
+    );
+    assert_one_line_error(
+        &["classify", "--model", m, "--bogus", i],
+        "unknown option --bogus",
+    );
     assert_one_line_error(&["frobnicate"], "unknown command");
     assert_one_line_error(&["eval", "--model", m], "--images");
     assert_one_line_error(&["bench", "--synthetic", "vit-huge"], "vit-tiny");
@@ -147,9 +260,19 @@ fn help_explains_every_command() {
 fn inspect_json_lists_paths_and_verify_passes() {
     let dir = tmp("inspect");
     let (model_path, _) = fixture(&dir);
-    let (code, out, err) = run(&["inspect", model_path.to_str().unwrap(), "--json", "--verify"]);
+    let (code, out, err) = run(&[
+        "inspect",
+        model_path.to_str().unwrap(),
+        "--json",
+        "--verify",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("\"paths\":[{\"depth\":1") && out.contains("\"arena_bytes\":") && out.contains("\"input_shape\":[1,8,8]"), "{out}");
+    assert!(
+        out.contains("\"paths\":[{\"depth\":1")
+            && out.contains("\"arena_bytes\":")
+            && out.contains("\"input_shape\":[1,8,8]"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -157,12 +280,29 @@ fn export_onnx_writes_every_path_and_the_weight_blob() {
     let dir = tmp("export");
     let (model_path, cfg) = fixture(&dir);
     let out = dir.join("onnx");
-    let (code, stdout, err) = run(&["export-onnx", "--model", model_path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let (code, stdout, err) = run(&[
+        "export-onnx",
+        "--model",
+        model_path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     for d in &cfg.depths {
         assert!(out.join(format!("path.{d}.onnx")).is_file(), "{stdout}");
     }
     assert!(out.join("weights.f16.bin").is_file() && out.join("weights.tsv").is_file());
     assert!(out.join("controller.onnx").is_file());
-    assert_one_line_error(&["export-onnx", "--model", model_path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--layout", "x"], "--layout x");
+    assert_one_line_error(
+        &[
+            "export-onnx",
+            "--model",
+            model_path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--layout",
+            "x",
+        ],
+        "--layout x",
+    );
 }

@@ -10,11 +10,20 @@ use tinv::{synth, Mode, Model, OpenOptions, Session, SessionOptions};
 
 fn model(controller: bool) -> Arc<Model> {
     let cfg = synth::config(16, 3, 4, 32, 4, 2, 7, &[1, 2, 4], controller);
-    Arc::new(Model::from_bytes(&synth::random_model(&cfg, 7, DType::F32), &OpenOptions { verify: true }).unwrap())
+    Arc::new(
+        Model::from_bytes(
+            &synth::random_model(&cfg, 7, DType::F32),
+            &OpenOptions { verify: true },
+        )
+        .unwrap(),
+    )
 }
 
 fn max_diff(a: &[f32], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -22,7 +31,14 @@ fn every_path_matches_reference() {
     let m = model(false);
     let c = m.config().clone();
     let x = synth::random_inputs(&c, 3, 11);
-    let mut s = Session::new(m.clone(), SessionOptions { max_batch: 3, ..Default::default() }).unwrap();
+    let mut s = Session::new(
+        m.clone(),
+        SessionOptions {
+            max_batch: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     for (k, &depth) in c.depths.iter().enumerate() {
         let mut out = vec![0f32; 3 * c.classes];
         let stats = s.infer_depth(&x, 3, depth, &mut out).unwrap().to_vec();
@@ -42,7 +58,14 @@ fn all_exits_pass_matches_reference_and_single_paths() {
     let m = model(false);
     let c = m.config().clone();
     let x = synth::random_inputs(&c, 2, 5);
-    let mut s = Session::new(m.clone(), SessionOptions { max_batch: 2, ..Default::default() }).unwrap();
+    let mut s = Session::new(
+        m.clone(),
+        SessionOptions {
+            max_batch: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let p = c.depths.len();
     let mut all = vec![0f32; 2 * p * c.classes];
     s.infer_all_exits(&x, 2, &mut all).unwrap();
@@ -60,7 +83,15 @@ fn threshold_mode_escalates_and_resumes_without_recompute() {
     let m = model(false);
     let c = m.config().clone();
     let x = synth::random_inputs(&c, 4, 9);
-    let mut s = Session::new(m.clone(), SessionOptions { max_batch: 4, mode: Mode::Threshold(1.0), ..Default::default() }).unwrap();
+    let mut s = Session::new(
+        m.clone(),
+        SessionOptions {
+            max_batch: 4,
+            mode: Mode::Threshold(1.0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     // τ = 1: nothing is ever confident enough, every input walks all exits to the deepest.
     let mut out = vec![0f32; 4 * c.classes];
     let stats = s.infer(&x, 4, &mut out).unwrap().to_vec();
@@ -88,18 +119,33 @@ fn mixed_batch_equals_one_by_one() {
     let x = synth::random_inputs(&c, n, 21);
     for mode in [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.5)] {
         for budget in [0.0, 0.5, 1.0] {
-            let opts = SessionOptions { max_batch: n, mode, budget: Some(budget), ..Default::default() };
+            let opts = SessionOptions {
+                max_batch: n,
+                mode,
+                budget: Some(budget),
+                ..Default::default()
+            };
             let mut batched = Session::new(m.clone(), opts.clone()).unwrap();
-            let mut single = Session::new(m.clone(), SessionOptions { max_batch: 1, ..opts }).unwrap();
+            let mut single = Session::new(
+                m.clone(),
+                SessionOptions {
+                    max_batch: 1,
+                    ..opts
+                },
+            )
+            .unwrap();
             let mut out = vec![0f32; n * c.classes];
             let stats = batched.infer(&x, n, &mut out).unwrap().to_vec();
             for i in 0..n {
                 let mut o1 = vec![0f32; c.classes];
-                let s1 = single.infer(&x[i * c.input_len()..(i + 1) * c.input_len()], 1, &mut o1).unwrap()[0];
+                let s1 = single
+                    .infer(&x[i * c.input_len()..(i + 1) * c.input_len()], 1, &mut o1)
+                    .unwrap()[0];
                 assert_eq!(stats[i].depth, s1.depth, "{mode:?} λ={budget} input {i}");
                 assert_eq!(stats[i].flops, s1.flops);
                 let k = c.path_index(s1.depth).unwrap();
-                let want = &forward_all_exits(&m, &x[i * c.input_len()..(i + 1) * c.input_len()])[k];
+                let want =
+                    &forward_all_exits(&m, &x[i * c.input_len()..(i + 1) * c.input_len()])[k];
                 assert!(max_diff(&out[i * c.classes..(i + 1) * c.classes], want) < 1e-4);
                 assert!(max_diff(&o1, want) < 1e-4);
             }
@@ -111,7 +157,14 @@ fn mixed_batch_equals_one_by_one() {
 fn bad_arguments_are_errors() {
     let m = model(true);
     let c = m.config().clone();
-    let mut s = Session::new(m.clone(), SessionOptions { max_batch: 2, ..Default::default() }).unwrap();
+    let mut s = Session::new(
+        m.clone(),
+        SessionOptions {
+            max_batch: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let x = synth::random_inputs(&c, 2, 1);
     let mut out = vec![0f32; 2 * c.classes];
     let msg = |r: tinv::Result<&[tinv::Stats]>| r.err().map(|e| e.to_string()).unwrap_or_default();
@@ -125,5 +178,12 @@ fn bad_arguments_are_errors() {
     assert!(s.set_budget(1.5).is_err());
     assert!(Mode::parse("threshold:2").is_err());
     assert_eq!(Mode::parse("threshold:0.7").unwrap(), Mode::Threshold(0.7));
-    assert!(Session::new(m, SessionOptions { max_batch: 0, ..Default::default() }).is_err());
+    assert!(Session::new(
+        m,
+        SessionOptions {
+            max_batch: 0,
+            ..Default::default()
+        }
+    )
+    .is_err());
 }

@@ -37,12 +37,21 @@ fn round_trip_f32_and_f16() {
     let idx = format::parse(&bytes).unwrap();
     idx.verify(&bytes).unwrap();
     let a = idx.tensor("a").unwrap();
-    assert_eq!((a.dtype, a.shape.clone(), a.nbytes), (DType::F32, vec![2, 3], 24));
-    let vals: Vec<f32> = bytes[a.offset..a.offset + 24].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(
+        (a.dtype, a.shape.clone(), a.nbytes),
+        (DType::F32, vec![2, 3], 24)
+    );
+    let vals: Vec<f32> = bytes[a.offset..a.offset + 24]
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     assert_eq!(vals, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let b = idx.tensor("b").unwrap();
     assert_eq!(b.offset % format::PAGE as usize, 0, "page break honoured");
-    let h: Vec<f32> = bytes[b.offset..b.offset + 8].chunks(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect();
+    let h: Vec<f32> = bytes[b.offset..b.offset + 8]
+        .chunks(2)
+        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect();
     assert_eq!(h, [0.5, -0.5, 1.5, 2.0]);
     assert_eq!(idx.meta.u64("k"), Some(1));
     assert!(idx.meta.u64("tinv.content_hash").is_some());
@@ -64,13 +73,28 @@ fn header_errors() {
     assert!(matches!(err(&b), FormatError::BadEndianTag { .. }));
     let mut b = good.clone();
     put_u32(&mut b, 16, 64);
-    assert_eq!(err(&b), FormatError::BadAlignment { alignment: 64, page: 4096 });
+    assert_eq!(
+        err(&b),
+        FormatError::BadAlignment {
+            alignment: 64,
+            page: 4096
+        }
+    );
     let mut b = good.clone();
     put_u32(&mut b, 28, u32::MAX);
-    assert!(matches!(err(&b), FormatError::CountTooLarge { what: "tensor", .. }));
+    assert!(matches!(
+        err(&b),
+        FormatError::CountTooLarge { what: "tensor", .. }
+    ));
     let mut b = good.clone();
     put_u32(&mut b, 24, 1 << 20);
-    assert!(matches!(err(&b), FormatError::CountTooLarge { what: "metadata", .. }));
+    assert!(matches!(
+        err(&b),
+        FormatError::CountTooLarge {
+            what: "metadata",
+            ..
+        }
+    ));
     let mut b = good.clone();
     put_u64(&mut b, 48, 100); // data section not on a page
     assert!(matches!(err(&b), FormatError::BadSections { .. }));
@@ -80,7 +104,10 @@ fn header_errors() {
 fn length_errors_truncation_and_trailing_bytes() {
     let good = small().to_bytes();
     for cut in [64, table_offset(&good), good.len() / 2, good.len() - 1] {
-        assert!(matches!(err(&good[..cut]), FormatError::LengthMismatch { .. }), "cut at {cut}");
+        assert!(
+            matches!(err(&good[..cut]), FormatError::LengthMismatch { .. }),
+            "cut at {cut}"
+        );
     }
     let mut b = good.clone();
     b.push(0);
@@ -93,19 +120,38 @@ fn metadata_errors() {
     // Metadata entry: key "k" (u32 len + 1 byte) at 64, then its type at 69.
     let mut b = good.clone();
     put_u32(&mut b, 69, 9);
-    assert_eq!(err(&b), FormatError::BadMetaType { key: "k".into(), found: 9 });
+    assert_eq!(
+        err(&b),
+        FormatError::BadMetaType {
+            key: "k".into(),
+            found: 9
+        }
+    );
     let mut b = good.clone();
     b[68] = 0xFF;
-    assert!(matches!(err(&b), FormatError::BadUtf8 { section: "metadata", .. }));
+    assert!(matches!(
+        err(&b),
+        FormatError::BadUtf8 {
+            section: "metadata",
+            ..
+        }
+    ));
     let mut b = good.clone();
     put_u32(&mut b, 64, 200); // key length runs past the section
-    assert!(matches!(err(&b), FormatError::Truncated { section: "metadata", .. }));
+    assert!(matches!(
+        err(&b),
+        FormatError::Truncated {
+            section: "metadata",
+            ..
+        }
+    ));
     let mut b = good.clone();
     put_u32(&mut b, 64, 1 << 30);
     assert!(matches!(err(&b), FormatError::CountTooLarge { .. }));
     // Two keys of equal length; renaming the second to the first makes a duplicate.
     let mut w = TinvWriter::new();
-    w.meta("ka", MetaValue::U64(1)).meta("kb", MetaValue::U64(2));
+    w.meta("ka", MetaValue::U64(1))
+        .meta("kb", MetaValue::U64(2));
     let mut b = w.to_bytes();
     let pos = b.windows(2).position(|s| s == b"kb").unwrap();
     b[pos + 1] = b'a';
@@ -118,10 +164,22 @@ fn tensor_record_errors() {
     let r = first_record(&good); // dtype u32, flags u32, ndim u32, dims, offset, nbytes, checksum
     let mut b = good.clone();
     put_u32(&mut b, r, 7);
-    assert_eq!(err(&b), FormatError::BadDType { tensor: "a".into(), found: 7 });
+    assert_eq!(
+        err(&b),
+        FormatError::BadDType {
+            tensor: "a".into(),
+            found: 7
+        }
+    );
     let mut b = good.clone();
     put_u32(&mut b, r + 8, 9);
-    assert!(matches!(err(&b), FormatError::CountTooLarge { what: "dimension", .. }));
+    assert!(matches!(
+        err(&b),
+        FormatError::CountTooLarge {
+            what: "dimension",
+            ..
+        }
+    ));
     let mut b = good.clone();
     put_u64(&mut b, r + 12, 0);
     assert_eq!(err(&b), FormatError::BadShape { tensor: "a".into() });
@@ -130,10 +188,23 @@ fn tensor_record_errors() {
     assert_eq!(err(&b), FormatError::BadShape { tensor: "a".into() });
     let mut b = good.clone();
     put_u64(&mut b, r + 12, 3);
-    assert_eq!(err(&b), FormatError::ByteLengthMismatch { tensor: "a".into(), expected: 36, found: 24 });
+    assert_eq!(
+        err(&b),
+        FormatError::ByteLengthMismatch {
+            tensor: "a".into(),
+            expected: 36,
+            found: 24
+        }
+    );
     let mut b = good.clone();
     put_u64(&mut b, r + 28, 8);
-    assert_eq!(err(&b), FormatError::Misaligned { tensor: "a".into(), offset: 8 });
+    assert_eq!(
+        err(&b),
+        FormatError::Misaligned {
+            tensor: "a".into(),
+            offset: 8
+        }
+    );
     let mut b = good.clone();
     put_u64(&mut b, r + 28, 1 << 40);
     assert!(matches!(err(&b), FormatError::OutOfBounds { .. }));
@@ -141,14 +212,26 @@ fn tensor_record_errors() {
     let mut b = good.clone();
     let r2 = r + 4 + 4 + 4 + 16 + 24 + 4 + 1; // past record "a", name "b"
     put_u64(&mut b, r2 + 20, 0);
-    assert_eq!(err(&b), FormatError::Overlap { first: "a".into(), second: "b".into() });
+    assert_eq!(
+        err(&b),
+        FormatError::Overlap {
+            first: "a".into(),
+            second: "b".into()
+        }
+    );
     // Same name twice.
     let mut b = good.clone();
     b[r2 - 1] = b'a';
     assert_eq!(err(&b), FormatError::DuplicateTensor { tensor: "a".into() });
     let mut b = good.clone();
     b[r - 1] = 0xC3;
-    assert!(matches!(err(&b), FormatError::BadUtf8 { section: "tensor table", .. }));
+    assert!(matches!(
+        err(&b),
+        FormatError::BadUtf8 {
+            section: "tensor table",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -158,7 +241,9 @@ fn flipped_data_byte_is_caught_by_verify_only() {
     let mut b = good.clone();
     b[idx.tensor("b").unwrap().offset + 1] ^= 0x40;
     let idx2 = format::parse(&b).expect("structure is intact");
-    assert!(matches!(idx2.verify(&b), Err(FormatError::ChecksumMismatch { tensor, .. }) if tensor == "b"));
+    assert!(
+        matches!(idx2.verify(&b), Err(FormatError::ChecksumMismatch { tensor, .. }) if tensor == "b")
+    );
 }
 
 #[test]
@@ -171,7 +256,10 @@ fn model_level_errors_name_the_tensor_or_key() {
         Err(e) => e.to_string(),
         Ok(_) => panic!("must be refused"),
     };
-    let m = msg(Model::from_bytes(&small().to_bytes(), &OpenOptions::default()));
+    let m = msg(Model::from_bytes(
+        &small().to_bytes(),
+        &OpenOptions::default(),
+    ));
     assert!(m.contains("vit.image_size"), "{m}");
     // Config present, a tensor missing.
     let mut w = TinvWriter::new();
@@ -190,7 +278,10 @@ fn model_level_errors_name_the_tensor_or_key() {
     }
     w.tensor("stem.patch.weight", &[8, 16], &[0.0; 128], DType::F32);
     let m = msg(Model::from_bytes(&w.to_bytes(), &OpenOptions::default()));
-    assert!(m.contains("stem.patch.weight") && m.contains("[8, 16]"), "{m}");
+    assert!(
+        m.contains("stem.patch.weight") && m.contains("[8, 16]"),
+        "{m}"
+    );
     // Inconsistent config: patch does not divide the image.
     let mut bad = cfg.clone();
     bad.patch = 3;

@@ -35,7 +35,13 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn inference_never_allocates() {
     let cfg = synth::config(16, 3, 4, 32, 4, 2, 7, &[1, 2, 4], true);
-    let model = Arc::new(Model::from_bytes(&synth::random_model(&cfg, 3, DType::F32), &OpenOptions::default()).unwrap());
+    let model = Arc::new(
+        Model::from_bytes(
+            &synth::random_model(&cfg, 3, DType::F32),
+            &OpenOptions::default(),
+        )
+        .unwrap(),
+    );
     let n = 5;
     let x = synth::random_inputs(&cfg, n, 4);
     let p = cfg.depths.len();
@@ -43,7 +49,15 @@ fn inference_never_allocates() {
     for threads in [1, 2] {
         for b in [1, n] {
             let modes = [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.9)];
-            let mut s = Session::new(model.clone(), SessionOptions { max_batch: n, threads, ..Default::default() }).unwrap();
+            let mut s = Session::new(
+                model.clone(),
+                SessionOptions {
+                    max_batch: n,
+                    threads,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             // One warm-up call (thread start-up of the pool happens at open, not here).
             s.infer(&x[..b * cfg.input_len()], b, &mut out).unwrap();
             let before = ALLOCS.load(Ordering::SeqCst);
@@ -55,11 +69,18 @@ fn inference_never_allocates() {
                 }
             }
             for &d in &cfg.depths {
-                s.infer_depth(&x[..b * cfg.input_len()], b, d, &mut out).unwrap();
+                s.infer_depth(&x[..b * cfg.input_len()], b, d, &mut out)
+                    .unwrap();
             }
-            s.infer_all_exits(&x[..b * cfg.input_len()], b, &mut out).unwrap();
+            s.infer_all_exits(&x[..b * cfg.input_len()], b, &mut out)
+                .unwrap();
             let after = ALLOCS.load(Ordering::SeqCst);
-            assert_eq!(after - before, 0, "{} allocations with {threads} threads, batch {b}", after - before);
+            assert_eq!(
+                after - before,
+                0,
+                "{} allocations with {threads} threads, batch {b}",
+                after - before
+            );
         }
     }
 }

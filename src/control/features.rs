@@ -37,7 +37,8 @@ pub fn features_v1(x: &[f32], c: usize, h: usize, w: usize, out: &mut [f32]) -> 
                     s += row[x0..x1].iter().map(|&v| f64::from(v)).sum::<f64>();
                 }
                 let n = (y1 - y0) * (x1 - x0);
-                out[ch * GRID * GRID + gy * GRID + gx] = if n == 0 { 0.0 } else { (s / n as f64) as f32 };
+                out[ch * GRID * GRID + gy * GRID + gx] =
+                    if n == 0 { 0.0 } else { (s / n as f64) as f32 };
             }
         }
         for (yi, row) in plane.chunks_exact(w).enumerate() {
@@ -62,8 +63,16 @@ pub fn features_v1(x: &[f32], c: usize, h: usize, w: usize, out: &mut [f32]) -> 
     let base = GRID * GRID * c;
     out[base] = mean as f32;
     out[base + 1] = var.sqrt() as f32;
-    out[base + 2] = if pairs_x > 0.0 { (dx / pairs_x) as f32 } else { 0.0 };
-    out[base + 3] = if pairs_y > 0.0 { (dy / pairs_y) as f32 } else { 0.0 };
+    out[base + 2] = if pairs_x > 0.0 {
+        (dx / pairs_x) as f32
+    } else {
+        0.0
+    };
+    out[base + 3] = if pairs_y > 0.0 {
+        (dy / pairs_y) as f32
+    } else {
+        0.0
+    };
     true
 }
 
@@ -75,7 +84,9 @@ mod tests {
     fn hand_computed_8x8() {
         // Left half 1, right half 0: thumbnail columns 0,1 are 1 and 2,3 are 0.
         let (h, w) = (8, 8);
-        let x: Vec<f32> = (0..h * w).map(|i| if i % w < 4 { 1.0 } else { 0.0 }).collect();
+        let x: Vec<f32> = (0..h * w)
+            .map(|i| if i % w < 4 { 1.0 } else { 0.0 })
+            .collect();
         let mut f = vec![0.0; feature_len(1)];
         assert!(features_v1(&x, 1, h, w, &mut f));
         for gy in 0..4 {
@@ -83,7 +94,7 @@ mod tests {
         }
         assert!((f[16] - 0.5).abs() < 1e-7); // mean
         assert!((f[17] - 0.5).abs() < 1e-7); // std of a 50/50 0-1 image
-        // One edge per row among 7 horizontal pairs; no vertical change.
+                                             // One edge per row among 7 horizontal pairs; no vertical change.
         assert!((f[18] - 1.0 / 7.0).abs() < 1e-7);
         assert_eq!(f[19], 0.0);
     }

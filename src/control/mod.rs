@@ -74,7 +74,13 @@ pub fn argmax(v: &[f32]) -> usize {
 
 /// Level 1: the path index to start with for one raw input (CHW in [0, 1]). Leaves the
 /// predictor's output in `s.pred`.
-pub fn decide_start(model: &Model, w: &CtrlW, input: &[f32], budget: f32, s: &mut CtrlScratch) -> usize {
+pub fn decide_start(
+    model: &Model,
+    w: &CtrlW,
+    input: &[f32],
+    budget: f32,
+    s: &mut CtrlScratch,
+) -> usize {
     let c = model.config();
     let p = c.depths.len();
     let f = s.feat.len();
@@ -90,7 +96,12 @@ pub fn decide_start(model: &Model, w: &CtrlW, input: &[f32], budget: f32, s: &mu
     let hq = &mut s.hidden[..w.hq];
     affine(&s.z, model.w(w.policy[0]), model.w(w.policy[1]), hq);
     hq.iter_mut().for_each(|v| *v = v.max(0.0));
-    affine(hq, model.w(w.policy[2]), model.w(w.policy[3]), &mut s.scores);
+    affine(
+        hq,
+        model.w(w.policy[2]),
+        model.w(w.policy[3]),
+        &mut s.scores,
+    );
     argmax(&s.scores)
 }
 

@@ -94,7 +94,13 @@ mod tests {
 
     #[test]
     fn overlapping_lifetimes_never_overlap_in_memory() {
-        let bufs = [iv(100, 0, 5), iv(40, 1, 2), iv(70, 2, 4), iv(10, 3, 3), iv(90, 5, 6)];
+        let bufs = [
+            iv(100, 0, 5),
+            iv(40, 1, 2),
+            iv(70, 2, 4),
+            iv(10, 3, 3),
+            iv(90, 5, 6),
+        ];
         let l = assign(&bufs);
         for i in 0..bufs.len() {
             for j in i + 1..bufs.len() {

@@ -2,9 +2,9 @@
 //! (see [`super::plan::Buffers`]); nothing here allocates.
 
 use super::gemm::{sgemm, sgemm_bt};
-use super::pool::Pool;
 use super::kernels::{gelu_erf, gelu_tanh, layernorm_rows, patchify, softmax_rows};
 use super::plan::Buffers;
+use super::pool::Pool;
 use crate::error::{Error, Result};
 use crate::model::{BlockW, ExitW, Gelu, Model};
 use std::ops::Range;
@@ -54,7 +54,9 @@ pub fn stem(ctx: &Ctx, arena: &mut [f32], input: &[f32], order: &[usize]) -> Res
             .get(sample * len..(sample + 1) * len)
             .ok_or_else(|| Error::Backend("internal: input slot out of range".into()))?;
         let pt = &mut patches[i * np * cpp..(i + 1) * np * cpp];
-        patchify(img, c.channels, c.image_h, c.image_w, c.patch, &c.mean, &c.std, pt);
+        patchify(
+            img, c.channels, c.image_h, c.image_w, c.patch, &c.mean, &c.std, pt,
+        );
         let xs = &mut x[i * n * d..(i + 1) * n * d];
         xs[..d].copy_from_slice(cls);
         xs[d..].copy_from_slice(pos);
@@ -63,7 +65,21 @@ pub fn stem(ctx: &Ctx, arena: &mut [f32], input: &[f32], order: &[usize]) -> Res
         // x[token 1..] = pos + patches·W + bias
         let pt = &patches[i * np * cpp..(i + 1) * np * cpp];
         let xs = &mut x[i * n * d + d..(i + 1) * n * d];
-        sgemm(np, d, cpp, pt, cpp, m.w(s.patch_w), d, xs, d, Some(m.w(s.patch_b)), true, scratch, ctx.pool);
+        sgemm(
+            np,
+            d,
+            cpp,
+            pt,
+            cpp,
+            m.w(s.patch_w),
+            d,
+            xs,
+            d,
+            Some(m.w(s.patch_b)),
+            true,
+            scratch,
+            ctx.pool,
+        );
     }
     Ok(())
 }
@@ -103,24 +119,92 @@ pub fn block(ctx: &Ctx, arena: &mut [f32], w: &BlockW, b: usize) -> Result<()> {
             ],
         )?;
         layernorm_rows(x, y, d, c.ln_eps);
-        sgemm(rows, 3 * d, d, y, d, m.w(w.qkv_w), 3 * d, qkv, 3 * d, Some(m.w(w.qkv_b)), false, scratch, ctx.pool);
+        sgemm(
+            rows,
+            3 * d,
+            d,
+            y,
+            d,
+            m.w(w.qkv_w),
+            3 * d,
+            qkv,
+            3 * d,
+            Some(m.w(w.qkv_b)),
+            false,
+            scratch,
+            ctx.pool,
+        );
     }
     attention(ctx, arena, b)?;
     {
-        let [x, att, scratch] = views(arena, [buf.x..buf.x + rows * d, buf.att..buf.att + rows * d, sr.clone()])?;
-        sgemm(rows, d, d, att, d, m.w(w.proj_w), d, x, d, Some(m.w(w.proj_b)), true, scratch, ctx.pool);
+        let [x, att, scratch] = views(
+            arena,
+            [
+                buf.x..buf.x + rows * d,
+                buf.att..buf.att + rows * d,
+                sr.clone(),
+            ],
+        )?;
+        sgemm(
+            rows,
+            d,
+            d,
+            att,
+            d,
+            m.w(w.proj_w),
+            d,
+            x,
+            d,
+            Some(m.w(w.proj_b)),
+            true,
+            scratch,
+            ctx.pool,
+        );
     }
     let [x, y, mlp, scratch] = views(
         arena,
-        [buf.x..buf.x + rows * d, buf.y..buf.y + rows * d, buf.mlp..buf.mlp + rows * h, sr],
+        [
+            buf.x..buf.x + rows * d,
+            buf.y..buf.y + rows * d,
+            buf.mlp..buf.mlp + rows * h,
+            sr,
+        ],
     )?;
     layernorm_rows(x, y, d, c.ln_eps);
-    sgemm(rows, h, d, y, d, m.w(w.fc1_w), h, mlp, h, Some(m.w(w.fc1_b)), false, scratch, ctx.pool);
+    sgemm(
+        rows,
+        h,
+        d,
+        y,
+        d,
+        m.w(w.fc1_w),
+        h,
+        mlp,
+        h,
+        Some(m.w(w.fc1_b)),
+        false,
+        scratch,
+        ctx.pool,
+    );
     match c.gelu {
         Gelu::Erf => gelu_erf(mlp),
         Gelu::Tanh => gelu_tanh(mlp),
     }
-    sgemm(rows, d, h, mlp, h, m.w(w.fc2_w), d, x, d, Some(m.w(w.fc2_b)), true, scratch, ctx.pool);
+    sgemm(
+        rows,
+        d,
+        h,
+        mlp,
+        h,
+        m.w(w.fc2_w),
+        d,
+        x,
+        d,
+        Some(m.w(w.fc2_b)),
+        true,
+        scratch,
+        ctx.pool,
+    );
     Ok(())
 }
 
@@ -158,12 +242,30 @@ fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
             let v = &qkv[base + 2 * d + h * hd..];
             sgemm_bt(n, n, hd, q, 3 * d, k, 3 * d, scores, n, scratch, ctx.serial);
             softmax_rows(scores, n, n, n);
-            sgemm(n, hd, n, scores, n, v, 3 * d, out, hd, None, false, scratch, ctx.serial);
+            sgemm(
+                n,
+                hd,
+                n,
+                scores,
+                n,
+                v,
+                3 * d,
+                out,
+                hd,
+                None,
+                false,
+                scratch,
+                ctx.serial,
+            );
             for (r, row) in out.chunks_exact(hd).enumerate() {
                 // SAFETY: row r of input s, columns [h·hd, (h+1)·hd) of att: inside the att view
                 // (s < b, r < n) and written by this job only.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(row.as_ptr(), att.ptr().add((s * n + r) * d + h * hd), hd);
+                    std::ptr::copy_nonoverlapping(
+                        row.as_ptr(),
+                        att.ptr().add((s * n + r) * d + h * hd),
+                        hd,
+                    );
                 }
             }
         }
@@ -189,10 +291,25 @@ pub fn exit(ctx: &Ctx, arena: &mut [f32], w: &ExitW, slots: &[usize]) -> Result<
         ],
     )?;
     for (j, &s) in slots.iter().enumerate() {
-        let row = x.get(s * n * d..s * n * d + d).ok_or_else(|| Error::Backend("internal: exit slot out of range".into()))?;
+        let row = x
+            .get(s * n * d..s * n * d + d)
+            .ok_or_else(|| Error::Backend("internal: exit slot out of range".into()))?;
         layernorm_rows(row, &mut cls[j * d..(j + 1) * d], d, c.ln_eps);
     }
-    sgemm(rows, k, d, cls, d, m.w(w.w), k, logits, k, Some(m.w(w.b)), false, scratch, ctx.pool);
+    sgemm(
+        rows,
+        k,
+        d,
+        cls,
+        d,
+        m.w(w.w),
+        k,
+        logits,
+        k,
+        Some(m.w(w.b)),
+        false,
+        scratch,
+        ctx.pool,
+    );
     Ok(())
 }
-

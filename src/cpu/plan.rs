@@ -61,9 +61,18 @@ pub fn compile(model: &Model) -> Vec<Plan> {
         .map(|(k, &depth)| {
             let mut ops = Vec::with_capacity(depth + 2);
             ops.push(Op::Stem);
-            ops.extend(model.blocks()[..depth].iter().enumerate().map(|(i, b)| Op::Block(i, *b)));
+            ops.extend(
+                model.blocks()[..depth]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| Op::Block(i, *b)),
+            );
             ops.push(Op::Exit(k, model.exits()[k]));
-            Plan { path: k, depth, ops }
+            Plan {
+                path: k,
+                depth,
+                ops,
+            }
         })
         .collect()
 }
@@ -122,16 +131,16 @@ pub fn buffers(model: &Model, max_batch: usize, threads: usize) -> Buffers {
     let head_stride = n * n + n * hd + gemm(n, n, hd, 1).max(gemm(n, hd, n, 1));
     let iv = |len, first, last| Interval { len, first, last };
     let bufs = [
-        iv(b * np * cpp, 0, 0),                // patches
-        iv(b * n * d, 0, 9),                   // x
-        iv(b * n * d, 1, 6),                   // y
-        iv(b * n * 3 * d, 2, 3),               // qkv
-        iv(b * n * d, 3, 4),                   // att
-        iv(threads * head_stride, 3, 3),       // heads
-        iv(b * n * h, 6, 8),                   // mlp
-        iv(b * d, 9, 9),                       // cls
-        iv(b * k, 9, 9),                       // logits
-        iv(scratch_len, 0, 9),                 // scratch
+        iv(b * np * cpp, 0, 0),          // patches
+        iv(b * n * d, 0, 9),             // x
+        iv(b * n * d, 1, 6),             // y
+        iv(b * n * 3 * d, 2, 3),         // qkv
+        iv(b * n * d, 3, 4),             // att
+        iv(threads * head_stride, 3, 3), // heads
+        iv(b * n * h, 6, 8),             // mlp
+        iv(b * d, 9, 9),                 // cls
+        iv(b * k, 9, 9),                 // logits
+        iv(scratch_len, 0, 9),           // scratch
     ];
     let layout = arena::assign(&bufs);
     let o = &layout.offsets;

@@ -18,7 +18,11 @@ pub enum FormatError {
     BadAlignment { alignment: u32, page: u32 },
     /// A declared count (tensors, metadata entries, dimensions, string or array length) is
     /// beyond the format's limits; nothing was allocated for it.
-    CountTooLarge { what: &'static str, count: u64, max: u64 },
+    CountTooLarge {
+        what: &'static str,
+        count: u64,
+        max: u64,
+    },
     /// The header's section offsets are out of order or out of the file.
     BadSections { detail: String },
     /// The file's length differs from the length the header declares (truncated, or trailing
@@ -39,15 +43,27 @@ pub enum FormatError {
     /// A tensor has a zero dimension, or its element count overflows.
     BadShape { tensor: String },
     /// A tensor's byte length is not dtype size × element count.
-    ByteLengthMismatch { tensor: String, expected: u64, found: u64 },
+    ByteLengthMismatch {
+        tensor: String,
+        expected: u64,
+        found: u64,
+    },
     /// A tensor's offset is not a multiple of the 256-byte alignment.
     Misaligned { tensor: String, offset: u64 },
     /// A tensor extends past the end of the data section.
-    OutOfBounds { tensor: String, end: u64, data_len: u64 },
+    OutOfBounds {
+        tensor: String,
+        end: u64,
+        data_len: u64,
+    },
     /// Two tensors' byte ranges overlap, or the table is not sorted by offset.
     Overlap { first: String, second: String },
     /// With verification on: a tensor's bytes do not match its stored checksum.
-    ChecksumMismatch { tensor: String, expected: u64, found: u64 },
+    ChecksumMismatch {
+        tensor: String,
+        expected: u64,
+        found: u64,
+    },
 }
 
 impl fmt::Display for FormatError {

@@ -76,7 +76,12 @@ impl TinvWriter {
     /// Serializes the file. Sets `tinv.content_hash` from the tensors' checksums.
     pub fn to_bytes(&self) -> Vec<u8> {
         let sums: Vec<u64> = self.tensors.iter().map(|t| fnv1a64(&t.bytes)).collect();
-        let hash = content_hash(self.tensors.iter().map(|t| t.name.as_str()).zip(sums.iter().copied()));
+        let hash = content_hash(
+            self.tensors
+                .iter()
+                .map(|t| t.name.as_str())
+                .zip(sums.iter().copied()),
+        );
         let mut meta = self.meta.clone();
         meta.set("tinv.content_hash", MetaValue::U64(hash));
 

@@ -129,10 +129,17 @@ impl Config {
             ));
         }
         if !self.dim.is_multiple_of(self.heads) {
-            return Err(format!("heads {} do not divide dim {}", self.heads, self.dim));
+            return Err(format!(
+                "heads {} do not divide dim {}",
+                self.heads, self.dim
+            ));
         }
         if self.tokens() > 1 << 16 {
-            return Err(format!("{} tokens exceed the supported maximum {}", self.tokens(), 1 << 16));
+            return Err(format!(
+                "{} tokens exceed the supported maximum {}",
+                self.tokens(),
+                1 << 16
+            ));
         }
         if !(self.ln_eps > 0.0 && self.ln_eps < 1.0) {
             return Err(format!("vit.ln_eps {} out of range (0, 1)", self.ln_eps));
@@ -140,7 +147,9 @@ impl Config {
         if self.mean.len() != self.channels || self.std.len() != self.channels {
             return Err("vit.mean / vit.std must have one value per channel".into());
         }
-        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.mean.iter().any(|m| !m.is_finite()) {
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
             return Err("vit.std must be finite and > 0, vit.mean finite".into());
         }
         if self.depths.is_empty()
@@ -155,7 +164,10 @@ impl Config {
         }
         if let Some(c) = &self.controller {
             if !(0.0..=1.0).contains(&c.default_budget) {
-                return Err(format!("ctrl.default_budget {} not in [0, 1]", c.default_budget));
+                return Err(format!(
+                    "ctrl.default_budget {} not in [0, 1]",
+                    c.default_budget
+                ));
             }
         }
         Ok(())
@@ -164,7 +176,9 @@ impl Config {
     /// Reads the configuration from metadata.
     pub fn from_meta(m: &Metadata) -> Result<Config, String> {
         let int = |k: &str| -> Result<usize, String> {
-            let v = m.u64(k).ok_or_else(|| format!("metadata key '{k}' missing or not an integer"))?;
+            let v = m
+                .u64(k)
+                .ok_or_else(|| format!("metadata key '{k}' missing or not an integer"))?;
             usize::try_from(v).map_err(|_| format!("metadata key '{k}' too large"))
         };
         let floats = |k: &str| -> Result<Vec<f32>, String> {
@@ -181,7 +195,11 @@ impl Config {
         let gelu = match m.str("vit.gelu") {
             Some("erf") => Gelu::Erf,
             Some("tanh") => Gelu::Tanh,
-            other => return Err(format!("vit.gelu must be \"erf\" or \"tanh\", found {other:?}")),
+            other => {
+                return Err(format!(
+                    "vit.gelu must be \"erf\" or \"tanh\", found {other:?}"
+                ))
+            }
         };
         let depths = m
             .u64s("paths.depths")
@@ -195,7 +213,8 @@ impl Config {
                 features: f.to_string(),
                 default_budget: m
                     .f64("ctrl.default_budget")
-                    .ok_or("metadata key 'ctrl.default_budget' missing")? as f32,
+                    .ok_or("metadata key 'ctrl.default_budget' missing")?
+                    as f32,
             }),
         };
         let cfg = Config {
@@ -208,7 +227,9 @@ impl Config {
             heads: int("vit.heads")?,
             mlp_hidden: int("vit.mlp_hidden")?,
             classes: int("vit.classes")?,
-            ln_eps: m.f64("vit.ln_eps").ok_or("metadata key 'vit.ln_eps' missing")? as f32,
+            ln_eps: m
+                .f64("vit.ln_eps")
+                .ok_or("metadata key 'vit.ln_eps' missing")? as f32,
             gelu,
             mean: floats("vit.mean")?,
             std: floats("vit.std")?,

@@ -67,7 +67,8 @@ pub fn forward_all_exits(model: &Model, input: &[f32]) -> Vec<Vec<f64>> {
             for ch in 0..c.channels {
                 for ky in 0..p {
                     for kx in 0..p {
-                        let v = input[ch * c.image_h * c.image_w + (py * p + ky) * c.image_w + px * p + kx];
+                        let v = input
+                            [ch * c.image_h * c.image_w + (py * p + ky) * c.image_w + px * p + kx];
                         patches[(py * gw + px) * cpp + ch * p * p + ky * p + kx] =
                             (v as f64 - c.mean[ch] as f64) / c.std[ch] as f64;
                     }
@@ -75,7 +76,14 @@ pub fn forward_all_exits(model: &Model, input: &[f32]) -> Vec<Vec<f64>> {
             }
         }
     }
-    let emb = linear(&patches, c.patches(), model.w(s.patch_w), model.w(s.patch_b), cpp, d);
+    let emb = linear(
+        &patches,
+        c.patches(),
+        model.w(s.patch_w),
+        model.w(s.patch_b),
+        cpp,
+        d,
+    );
     let mut x = vec![0f64; n * d];
     for j in 0..d {
         x[j] = model.w(s.cls)[j] as f64;
@@ -94,13 +102,19 @@ pub fn forward_all_exits(model: &Model, input: &[f32]) -> Vec<Vec<f64>> {
         for h in 0..c.heads {
             for q in 0..n {
                 let mut sc: Vec<f64> = (0..n)
-                    .map(|k| (0..hd).map(|e| qkv[q * 3 * d + h * hd + e] * qkv[k * 3 * d + d + h * hd + e]).sum())
+                    .map(|k| {
+                        (0..hd)
+                            .map(|e| qkv[q * 3 * d + h * hd + e] * qkv[k * 3 * d + d + h * hd + e])
+                            .sum()
+                    })
                     .collect();
                 let m = sc.iter().cloned().fold(f64::MIN, f64::max);
                 let z: f64 = sc.iter().map(|v| (v - m).exp()).sum();
                 sc.iter_mut().for_each(|v| *v = (*v - m).exp() / z);
                 for e in 0..hd {
-                    att[q * d + h * hd + e] = (0..n).map(|k| sc[k] * qkv[k * 3 * d + 2 * d + h * hd + e]).sum();
+                    att[q * d + h * hd + e] = (0..n)
+                        .map(|k| sc[k] * qkv[k * 3 * d + 2 * d + h * hd + e])
+                        .sum();
                 }
             }
         }
@@ -112,7 +126,10 @@ pub fn forward_all_exits(model: &Model, input: &[f32]) -> Vec<Vec<f64>> {
             *v = match c.gelu {
                 tinv::model::Gelu::Erf => 0.5 * *v * (1.0 + erf(*v / 2f64.sqrt())),
                 tinv::model::Gelu::Tanh => {
-                    0.5 * *v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (*v + 0.044715 * v.powi(3))).tanh())
+                    0.5 * *v
+                        * (1.0
+                            + ((2.0 / std::f64::consts::PI).sqrt() * (*v + 0.044715 * v.powi(3)))
+                                .tanh())
                 }
             };
         }

@@ -37,9 +37,19 @@ mod tests {
         for (i, &x) in xs.iter().enumerate() {
             let x64 = x as f64;
             let ref_e = 0.5 * x64 * (1.0 + erf64(x64 / 2f64.sqrt()));
-            let ref_t = 0.5 * x64 * (1.0 + (0.797_884_560_802_865_4 * (x64 + 0.044715 * x64.powi(3))).tanh());
-            assert!((e[i] as f64 - ref_e).abs() < 5e-6, "erf gelu at {x}: {} vs {ref_e}", e[i]);
-            assert!((t[i] as f64 - ref_t).abs() < 5e-6, "tanh gelu at {x}: {} vs {ref_t}", t[i]);
+            let ref_t = 0.5
+                * x64
+                * (1.0 + (0.797_884_560_802_865_4 * (x64 + 0.044715 * x64.powi(3))).tanh());
+            assert!(
+                (e[i] as f64 - ref_e).abs() < 5e-6,
+                "erf gelu at {x}: {} vs {ref_e}",
+                e[i]
+            );
+            assert!(
+                (t[i] as f64 - ref_t).abs() < 5e-6,
+                "tanh gelu at {x}: {} vs {ref_t}",
+                t[i]
+            );
         }
         // Hand values: GELU(0) = 0, GELU(1) = 0.841344746...
         assert_eq!(e[1000], 0.0);

@@ -51,7 +51,9 @@ mod tests {
     #[test]
     fn matches_f64_on_long_rows() {
         let dim = 37 + 3 * LANES;
-        let x: Vec<f32> = (0..dim * 3).map(|i| ((i * 7919) % 113) as f32 * 0.1 - 3.0).collect();
+        let x: Vec<f32> = (0..dim * 3)
+            .map(|i| ((i * 7919) % 113) as f32 * 0.1 - 3.0)
+            .collect();
         let mut out = vec![0f32; x.len()];
         layernorm_rows(&x, &mut out, dim, 1e-6);
         for (xr, or) in x.chunks(dim).zip(out.chunks(dim)) {

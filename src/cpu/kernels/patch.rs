@@ -2,7 +2,16 @@
 /// way: `out[py·(W/p) + px][c·p·p + ky·p + kx] = (x[c][py·p+ky][px·p+kx] − mean[c]) / std[c]`.
 /// `x` is CHW (`c·h·w` floats), `out` is `[patches, c·p·p]`.
 #[allow(clippy::too_many_arguments)] // the image geometry is six plain numbers
-pub fn patchify(x: &[f32], c: usize, h: usize, w: usize, p: usize, mean: &[f32], std: &[f32], out: &mut [f32]) {
+pub fn patchify(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    p: usize,
+    mean: &[f32],
+    std: &[f32],
+    out: &mut [f32],
+) {
     let (gw, row) = (w / p, c * p * p);
     for py in 0..h / p {
         for px in 0..gw {
