@@ -6,7 +6,10 @@
 //! them together; the `tinv-fold` binary is a thin command line over it.
 
 #![warn(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod assemble;
 pub mod config;
