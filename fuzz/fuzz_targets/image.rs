@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     // Through the file path, as `tinv-run classify` does.
-    let channels = if data.len() % 2 == 0 { 1 } else { 3 };
+    let channels = if data.len().is_multiple_of(2) { 1 } else { 3 };
     let mut cfg = tinv::synth::config(1, channels, 1, 1, 1, 1, 1, &[1], false);
     (cfg.image_h, cfg.image_w) = (h, w);
     let path = std::env::temp_dir().join(format!("tinv-fuzz-image-{}", std::process::id()));
