@@ -306,3 +306,25 @@ fn export_onnx_writes_every_path_and_the_weight_blob() {
         "--layout x",
     );
 }
+
+#[test]
+fn tensorrt_commands_explain_what_is_missing() {
+    let dir = tmp("trt");
+    let (model_path, _) = fixture(&dir);
+    let m = model_path.to_str().unwrap();
+    // No TensorRT here: without the feature the binary says how to get it; with it, the shim
+    // (no headers at build time) or the engines (never built) are named.
+    let (code, _, err) = run(&["build", "--model", m]);
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("TensorRT"), "{err}");
+    let (code, _, err) = run(&["selftest", "--model", m]);
+    assert_eq!(code, 1);
+    assert!(err.contains("TensorRT") || err.contains("tinv-run build"), "{err}");
+    assert_one_line_error(&["build", "--model", m, "--layout", "diagonal"], "TensorRT");
+    for cmd in ["build", "selftest"] {
+        let (code, out, _) = run(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("USAGE"));
+    }
+}

@@ -1,6 +1,8 @@
 //! A deliberately naive f64 forward of a folded model, written from docs/FORMAT.md alone and
 //! sharing no code with the runtime's kernels: the independent reference for CPU-backend tests.
 #![allow(dead_code)]
+// Index loops on purpose: the reference mirrors the formulas, not idiomatic iteration.
+#![allow(clippy::needless_range_loop)]
 
 use tinv::Model;
 

@@ -10,6 +10,7 @@ mod images;
 mod inspect;
 mod json;
 mod model_path;
+mod trt;
 
 use args::Args;
 
@@ -25,6 +26,8 @@ COMMANDS:
     inspect      configuration, tensors, paths, FLOPs, arena and weight bytes of a model
     bench        per-path latency (median/p99), path-switch cost, GEMM throughput
     export-onnx  one ONNX graph per depth path (FP16 weight inputs shared by all, or --baked)
+    build        build TensorRT engines for every path on this device (feature tensorrt)
+    selftest     TensorRT vs CPU logits, per-path CUDA-graph latency (feature tensorrt)
     help         this text, or `tinv-run help <COMMAND>` / `tinv-run <COMMAND> --help`
 
 COMMON OPTIONS:
@@ -68,17 +71,23 @@ fn run(argv: &[String]) -> Result<(), String> {
         "inspect" if wants_help => help(inspect::HELP),
         "bench" if wants_help => help(bench::HELP),
         "export-onnx" if wants_help => help(export::HELP),
+        "build" if wants_help => help(trt::BUILD_HELP),
+        "selftest" if wants_help => help(trt::SELFTEST_HELP),
         "classify" => classify::run(rest),
         "eval" => eval::run(rest),
         "inspect" => inspect::run(rest),
         "bench" => bench::run(rest),
         "export-onnx" => export::run(rest),
+        "build" => trt::build(rest),
+        "selftest" => trt::selftest(rest),
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             Some("classify") => help(classify::HELP),
             Some("eval") => help(eval::HELP),
             Some("inspect") => help(inspect::HELP),
             Some("bench") => help(bench::HELP),
             Some("export-onnx") => help(export::HELP),
+            Some("build") => help(trt::BUILD_HELP),
+            Some("selftest") => help(trt::SELFTEST_HELP),
             _ => help(USAGE),
         },
         "--version" | "-V" => {

@@ -83,6 +83,8 @@ fn tinv_run(
         threads,
         mode: mode.unwrap_or(Mode::Adaptive),
         budget: case.budget,
+        backend: tinv::Backend::Cpu,
+        engines: None,
     };
     let mut s = Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
     let per = c.input_len();
