@@ -320,7 +320,10 @@ fn tensorrt_commands_explain_what_is_missing() {
     assert!(err.contains("TensorRT"), "{err}");
     let (code, _, err) = run(&["selftest", "--model", m]);
     assert_eq!(code, 1);
-    assert!(err.contains("TensorRT") || err.contains("tinv-run build"), "{err}");
+    assert!(
+        err.contains("TensorRT") || err.contains("tinv-run build"),
+        "{err}"
+    );
     assert_one_line_error(&["build", "--model", m, "--layout", "diagonal"], "TensorRT");
     for cmd in ["build", "selftest"] {
         let (code, out, _) = run(&[cmd, "--help"]);

@@ -70,34 +70,72 @@ mod with_trt {
     use tinv_sys::{BuildOptions, Shim, ShimApi};
 
     pub fn build(raw: &[String]) -> Result<(), String> {
-        let a = Args::parse(raw, &["model", "layout", "out", "workspace"], &["fp16", "fp32", "verify"])?;
+        let a = Args::parse(
+            raw,
+            &["model", "layout", "out", "workspace"],
+            &["fp16", "fp32", "verify"],
+        )?;
         let model = model_path::open(a.get("model"), a.has("verify"))?;
         let layout = match a.get("layout").unwrap_or("per-path") {
             "per-path" => Layout::PerPath,
             "segments" => Layout::Segments,
             other => return Err(format!("--layout {other}: expected per-path or segments")),
         };
-        let precision = if a.has("fp32") { Precision::Fp32 } else { Precision::Fp16 };
+        let precision = if a.has("fp32") {
+            Precision::Fp32
+        } else {
+            Precision::Fp16
+        };
         if layout == Layout::PerPath && precision == Precision::Fp32 {
-            return Err("--fp32 needs --layout segments: per-path engines take FP16 weight inputs".into());
+            return Err(
+                "--fp32 needs --layout segments: per-path engines take FP16 weight inputs".into(),
+            );
         }
-        let workspace = a.parse_opt::<u64>("workspace", "megabytes")?.unwrap_or(1024);
-        let out = a.get("out").map_or_else(|| tinv::backend::default_engines_dir(&model), PathBuf::from);
+        let workspace = a
+            .parse_opt::<u64>("workspace", "megabytes")?
+            .unwrap_or(1024);
+        let out = a
+            .get("out")
+            .map_or_else(|| tinv::backend::default_engines_dir(&model), PathBuf::from);
         let shim = Shim::shared().map_err(|e| e.to_string())?;
         let device = CudaDevice::open(0).map_err(|e| e.to_string())?;
         let v = shim.version();
         // TensorRT 8.5's ONNX parser has no LayerNormalization.
-        let ln = if v.major == 8 && v.minor < 6 { LnFlavour::Decomposed } else { LnFlavour::Native };
+        let ln = if v.major == 8 && v.minor < 6 {
+            LnFlavour::Decomposed
+        } else {
+            LnFlavour::Native
+        };
         let onnx_dir = out.join("onnx");
         std::fs::create_dir_all(&onnx_dir).map_err(|e| format!("{}: {e}", onnx_dir.display()))?;
-        let weights = if layout == Layout::PerPath { WeightMode::Fp16Inputs } else { WeightMode::Baked };
-        let onnx_layout = if layout == Layout::PerPath { OnnxLayout::PerPath } else { OnnxLayout::Segments };
-        let graphs = tinv::onnx::export_graphs(&model, &ExportOptions { ln, layout: onnx_layout, weights })
-            .map_err(|e| e.to_string())?;
+        let weights = if layout == Layout::PerPath {
+            WeightMode::Fp16Inputs
+        } else {
+            WeightMode::Baked
+        };
+        let onnx_layout = if layout == Layout::PerPath {
+            OnnxLayout::PerPath
+        } else {
+            OnnxLayout::Segments
+        };
+        let graphs = tinv::onnx::export_graphs(
+            &model,
+            &ExportOptions {
+                ln,
+                layout: onnx_layout,
+                weights,
+            },
+        )
+        .map_err(|e| e.to_string())?;
         let depths = &model.config().depths;
         let mut engines = Vec::new();
-        let mut paths: Vec<PathEngines> =
-            depths.iter().map(|&d| PathEngines { depth: d as u32, engines: Vec::new() }).collect();
+        let mut paths: Vec<PathEngines> = depths
+            .iter()
+            .map(|&d| PathEngines {
+                depth: d as u32,
+                engines: Vec::new(),
+            })
+            .collect();
         for g in &graphs {
             let name = g.file_name.trim_end_matches(".onnx").replace('.', "_");
             match g.kind {
@@ -147,7 +185,10 @@ mod with_trt {
             engines,
             weights,
             paths,
-            options: BuildOptions { workspace_bytes: workspace << 20, ..BuildOptions::default() },
+            options: BuildOptions {
+                workspace_bytes: workspace << 20,
+                ..BuildOptions::default()
+            },
         };
         eprintln!(
             "build: TensorRT {}.{}.{}, {} engine(s), {:?} {:?} → {}",
@@ -168,9 +209,15 @@ mod with_trt {
             }
             true
         };
-        let m = build_engines(&*shim, &device, &req, &out, &mut progress).map_err(|e| e.to_string())?;
+        let m =
+            build_engines(&*shim, &device, &req, &out, &mut progress).map_err(|e| e.to_string())?;
         let report = tinv::trt::arena::MemoryReport::new(&m).map_err(|e| e.to_string())?;
-        println!("built {} engine(s) in {:.1} s into {}", m.engines.len(), t0.elapsed().as_secs_f64(), out.display());
+        println!(
+            "built {} engine(s) in {:.1} s into {}",
+            m.engines.len(),
+            t0.elapsed().as_secs_f64(),
+            out.display()
+        );
         println!(
             "device memory: {} bytes (weights once + one arena), naive {} bytes (every engine with its own weights and context memory)",
             report.total(),
@@ -181,14 +228,21 @@ mod with_trt {
 
     pub fn selftest(raw: &[String]) -> Result<(), String> {
         let a = Args::parse(raw, &["model", "engines", "iters"], &["verify"])?;
-        let iters = a.parse_opt::<usize>("iters", "a run count")?.unwrap_or(200).max(2);
+        let iters = a
+            .parse_opt::<usize>("iters", "a run count")?
+            .unwrap_or(200)
+            .max(2);
         let model = Arc::new(model_path::open(a.get("model"), a.has("verify"))?);
         let c = model.config().clone();
         let engines = a.get("engines").map(PathBuf::from);
         let open = |backend| {
             tinv::Session::new(
                 model.clone(),
-                tinv::SessionOptions { backend, engines: engines.clone(), ..Default::default() },
+                tinv::SessionOptions {
+                    backend,
+                    engines: engines.clone(),
+                    ..Default::default()
+                },
             )
             .map_err(|e| e.to_string())
         };
@@ -196,7 +250,9 @@ mod with_trt {
         let mut cpu = open(tinv::Backend::Cpu)?;
         let inputs = sample_inputs(a.get("model"), &c);
         let fp16 = tinv::trt::builder::read_manifest(
-            &engines.clone().unwrap_or_else(|| tinv::backend::default_engines_dir(&model)),
+            &engines
+                .clone()
+                .unwrap_or_else(|| tinv::backend::default_engines_dir(&model)),
         )
         .map(|m| m.precision == Precision::Fp16)
         .unwrap_or(true);
@@ -205,10 +261,17 @@ mod with_trt {
         let mut disagree = 0;
         for x in &inputs {
             for &d in &c.depths {
-                gpu.infer_depth(x, 1, d, &mut lg).map_err(|e| e.to_string())?;
-                cpu.infer_depth(x, 1, d, &mut lc).map_err(|e| e.to_string())?;
+                gpu.infer_depth(x, 1, d, &mut lg)
+                    .map_err(|e| e.to_string())?;
+                cpu.infer_depth(x, 1, d, &mut lc)
+                    .map_err(|e| e.to_string())?;
                 let scale = lc.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-                let diff = lg.iter().zip(&lc).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
+                let diff = lg
+                    .iter()
+                    .zip(&lc)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max)
+                    / scale;
                 worst = worst.max(f64::from(diff));
                 disagree += usize::from(tinv::control::argmax(&lg) != tinv::control::argmax(&lc));
             }
@@ -220,11 +283,18 @@ mod with_trt {
         );
         for &d in &c.depths {
             let mut t: Vec<f64> = (0..iters)
-                .map(|_| gpu.infer_depth(&inputs[0], 1, d, &mut lg).map(|s| s[0].latency_us))
+                .map(|_| {
+                    gpu.infer_depth(&inputs[0], 1, d, &mut lg)
+                        .map(|s| s[0].latency_us)
+                })
                 .collect::<Result<_, _>>()
                 .map_err(|e| e.to_string())?;
             t.sort_by(f64::total_cmp);
-            println!("depth {d:>3}: CUDA graph p50 {:.1} µs, p99 {:.1} µs", t[t.len() / 2], t[t.len() * 99 / 100]);
+            println!(
+                "depth {d:>3}: CUDA graph p50 {:.1} µs, p99 {:.1} µs",
+                t[t.len() / 2],
+                t[t.len() * 99 / 100]
+            );
         }
         if worst > tol {
             return Err(format!("TensorRT logits differ from the CPU by {worst:.2e} of the largest logit (> {tol:.0e})"));
@@ -234,7 +304,9 @@ mod with_trt {
 
     /// The package's sample images, or random inputs when it has none.
     fn sample_inputs(model: Option<&str>, c: &tinv::Config) -> Vec<Vec<f32>> {
-        let dir = model_path::resolve(model).ok().and_then(|p| p.parent().map(|d| d.join("samples")));
+        let dir = model_path::resolve(model)
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("samples")));
         let mut v: Vec<Vec<f32>> = dir
             .and_then(|d| std::fs::read_dir(d).ok())
             .into_iter()
