@@ -194,5 +194,33 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     if a.has("verify") {
         println!("verify        every checksum matches");
     }
+    print_engines(&model);
     Ok(())
 }
+
+/// Device memory of built TensorRT engines (weights once + one arena vs the naive layout).
+#[cfg(feature = "tensorrt")]
+fn print_engines(model: &tinv::Model) {
+    let dir = tinv::backend::default_engines_dir(model);
+    match tinv::trt::builder::read_manifest(&dir)
+        .and_then(|m| tinv::trt::arena::MemoryReport::new(&m).map(|r| (m, r)))
+    {
+        Ok((m, r)) => {
+            println!(
+                "engines       {} ({} layout, {:?}, TensorRT {}.{}.{}, {})",
+                dir.display(),
+                m.layout.name(),
+                m.precision,
+                m.tensorrt.major,
+                m.tensorrt.minor,
+                m.tensorrt.patch,
+                m.gpu.name
+            );
+            print!("{r}");
+        }
+        Err(e) => println!("engines       none usable in {} ({e})", dir.display()),
+    }
+}
+
+#[cfg(not(feature = "tensorrt"))]
+fn print_engines(_: &tinv::Model) {}
