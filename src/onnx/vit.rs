@@ -126,13 +126,19 @@ pub(crate) fn block(b: &mut GraphBuilder, i: usize, x: &str, ln: LnFlavour) -> S
     let m = b.model();
     let c = m.config();
     let w = m.blocks()[i];
-    let (d, heads, hd) = (c.dim as i64, c.heads as i64, c.head_dim() as i64);
+    let (d, heads, hd, n) = (
+        c.dim as i64,
+        c.heads as i64,
+        c.head_dim() as i64,
+        c.tokens() as i64,
+    );
     b.scope(&format!("blk.{i}"));
     let h = layer_norm(b, x, c.dim, ln);
     let (qw, qb) = (b.weight(w.qkv_w), b.weight(w.qkv_b));
     let qkv = linear(b, &h, &qw, &qb);
-    // [B, N, 3D] -> [B, N, 3, heads, hd] -> [3, B, heads, N, hd].
-    let split = b.ints(&[0, 0, 3, heads, hd]);
+    // [B, N, 3D] -> [B, N, 3, heads, hd] -> [3, B, heads, N, hd]. Only the batch is copied
+    // with 0 (tract 0.21 cannot translate a Reshape that copies two axes).
+    let split = b.ints(&[0, n, 3, heads, hd]);
     let qkv = b.op("Reshape", &[&qkv, &split], vec![]);
     let qkv = b.op(
         "Transpose",
@@ -157,7 +163,7 @@ pub(crate) fn block(b: &mut GraphBuilder, i: usize, x: &str, ln: LnFlavour) -> S
         &[&ctx],
         vec![Attribute::ints("perm", &[0, 2, 1, 3])],
     );
-    let merge = b.ints(&[0, 0, d]);
+    let merge = b.ints(&[0, n, d]);
     let ctx = b.op("Reshape", &[&ctx, &merge], vec![]);
     let (pw, pb) = (b.weight(w.proj_w), b.weight(w.proj_b));
     let o = linear(b, &ctx, &pw, &pb);
