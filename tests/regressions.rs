@@ -234,6 +234,59 @@ fn pgm_samples_above_maxval_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A PNG chunk: length, type, data, CRC-32 of type and data.
+#[cfg(feature = "cli")]
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+}
+
+/// Found by `image` (fuzz/artifacts/image/crash-26af…, minimized to 76 bytes): a palette PNG
+/// whose PLTE chunk is not a multiple of 3 bytes (PNG requires it) panics inside the png crate
+/// 0.17.16 when it expands the palette (png-0.17.16/src/decoder/transform/palette.rs:74), so
+/// `tinv-run classify` dies with a panic instead of a one-line error. The CLI can refuse such a
+/// palette after `read_info` (src/bin/tinv-run/images.rs, `decode_png`).
+#[cfg(feature = "cli")]
+#[test]
+#[ignore = "open: src/bin/tinv-run/images.rs decode_png passes a PLTE of 4 bytes to png 0.17.16, which panics"]
+fn png_palette_of_a_partial_entry_is_refused() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("tinv-regress-png-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("m.tinv");
+    let cfg = synth::config(2, 1, 2, 4, 1, 1, 2, &[1], false);
+    std::fs::write(&model, synth::random_model(&cfg, 1, DType::F32)).unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    // 2×2, 8-bit palette indices, deflate, no filter, no interlace.
+    png_chunk(&mut png, b"IHDR", &[0, 0, 0, 2, 0, 0, 0, 2, 8, 3, 0, 0, 0]);
+    png_chunk(&mut png, b"PLTE", &[255, 0, 0, 7]); // one entry and one stray byte
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&[0, 0, 1, 0, 1, 0]).unwrap(); // two rows: filter 0, indices
+    png_chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    png_chunk(&mut png, b"IEND", &[]);
+    let path = dir.join("palette.png");
+    std::fs::write(&path, &png).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+        .args(["classify", "--model"])
+        .arg(&model)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // A one-line error and exit status 1; a panic exits 101 with a multi-line message.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The engine manifest (feature `tensorrt`): every manifest `Manifest::parse` accepts prints
 /// with `to_text` and reads back equal. Needs `pub mod trt` in src/lib.rs behind the feature.
 #[cfg(feature = "tensorrt")]
