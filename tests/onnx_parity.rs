@@ -12,7 +12,7 @@ mod reference;
 #[path = "onnx/support.rs"]
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use support::{read_f32, run_ort, write_f32, Job};
 use tinv::model::Gelu;
 use tinv::onnx::proto::{
@@ -217,22 +217,16 @@ fn non_square_single_channel_tanh_model_matches() {
     parity::check_model("tanh", &bytes, &images, 2);
 }
 
-/// The timm fixture (tests/fixtures/timm-vit), folded by `tinv-fold` to `model.tinv` there (or
-/// the file `$TINV_TIMM_TINV` names): every flavour on its four sample images plus a random one,
-/// and ONNX Runtime's full-depth logits against the logits timm itself computed.
+/// The timm fixture (tests/fixtures/timm-vit): `$TINV_TIMM_TINV`, else `model.tinv` there, else
+/// folded here by the `tinv-fold` binary of this build (`cargo build -p tinv-fold` puts it beside
+/// this test's deps folder): every flavour on its four sample images plus a random one, and
+/// ONNX Runtime's full-depth logits against the logits timm itself computed.
 #[test]
 fn timm_fixture_matches() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/timm-vit");
-    let tinv_path = std::env::var_os("TINV_TIMM_TINV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dir.join("model.tinv"));
-    if !tinv_path.exists() {
-        eprintln!(
-            "SKIP timm_fixture_matches: no folded model at {}",
-            tinv_path.display()
-        );
+    let Some((tinv_path, folded_here)) = timm_tinv(&dir) else {
         return;
-    }
+    };
     let bytes = std::fs::read(&tinv_path).unwrap();
     let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
     let expected = timm_expected(&dir.join("expected.json"));
@@ -256,6 +250,46 @@ fn timm_fixture_matches() {
         eprintln!("  timm {png}: ORT (baked) vs timm's own logits {d:.2e}");
         assert!(d <= 1e-4, "{png}: ORT {got:?} vs timm {want:?}");
     }
+    if let Some(scratch) = folded_here {
+        std::fs::remove_dir_all(scratch).ok();
+    }
+}
+
+/// A folded copy of the timm fixture and, when this test folded it, the scratch folder to
+/// remove afterwards; `None` after printing why the test is skipped.
+fn timm_tinv(dir: &Path) -> Option<(PathBuf, Option<PathBuf>)> {
+    if let Some(p) = std::env::var_os("TINV_TIMM_TINV") {
+        return Some((p.into(), None));
+    }
+    if dir.join("model.tinv").exists() {
+        return Some((dir.join("model.tinv"), None));
+    }
+    // target/<profile>/deps/onnx_parity-… -> target/<profile>/tinv-fold
+    let fold = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join("tinv-fold")))
+        .filter(|p| p.exists());
+    let Some(fold) = fold else {
+        eprintln!(
+            "SKIP timm_fixture_matches: no folded fixture (set TINV_TIMM_TINV, or build tinv-fold: \
+             cargo build --release -p tinv-fold)"
+        );
+        return None;
+    };
+    let scratch = support::scratch("timm-fold");
+    let out = scratch.join("model.tinv");
+    let status = std::process::Command::new(&fold)
+        .args(["--heads", "3", "-q", "-o"])
+        .arg(&out)
+        .arg(dir.join("model.safetensors"))
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{} failed on the timm fixture",
+        fold.display()
+    );
+    Some((out, Some(scratch)))
 }
 
 /// `(image file, logits)` of each case in the fixture's expected.json (a fixed, simple layout:
