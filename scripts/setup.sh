@@ -20,11 +20,11 @@ fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime, numpy" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime, numpy, onnx" 2>/dev/null; then
   echo "setup: python venv .venv with numpy + onnxruntime"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q numpy onnxruntime
+  .venv/bin/pip install -q numpy onnxruntime onnx
 fi
 ./scripts/cross-aarch64.sh install-only
 echo "setup: done"
