@@ -10,7 +10,8 @@ tinv-run soak — many adaptive inferences: memory drift, throughput over time, 
 
 USAGE:
     tinv-run soak [--model M | --synthetic fmnist] [--count N] [--budget λ]
-                  [--report-every N] [--inputs K] [--threads N] [--json]
+                  [--report-every N] [--inputs K] [--threads N] [--backend B]
+                  [--engines D] [--json]
 
 OPTIONS:
     --model M          .tinv file or package directory (default: engines/fmnist)
@@ -21,6 +22,8 @@ OPTIONS:
     --report-every N   one report line per N inferences (default: count / 10)
     --inputs K         distinct random inputs, cycled (default 64)
     --threads N        worker threads (default 1)
+    --backend B        auto (default), cpu or tensorrt, as for classify
+    --engines D        TensorRT engines folder (default: plans/ beside the model file)
     --json             one JSON object per report and one summary object
 
 Inputs are K fixed random images; each is run count/K times, one per call (batch 1). The first
@@ -155,6 +158,8 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             "budget",
             "report-every",
             "inputs",
+            "backend",
+            "engines",
             "threads",
         ],
         &["json", "verify"],
@@ -187,10 +192,16 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         Some(other) => return Err(format!("--synthetic {other}: known shapes are: fmnist")),
         None => crate::model_path::open(a.get("model"), a.has("verify"))?,
     };
+    let backend = match a.get("backend") {
+        Some(b) => tinv::Backend::parse(b).map_err(|e| e.to_string())?,
+        None => tinv::Backend::Auto,
+    };
     let opts = tinv::SessionOptions {
         max_batch: 1,
         threads,
         budget,
+        backend,
+        engines: a.get("engines").map(std::path::PathBuf::from),
         ..Default::default()
     };
     let mut s = tinv::Session::new(Arc::new(model), opts).map_err(|e| e.to_string())?;
