@@ -55,6 +55,9 @@ pub struct SessionOptions {
     pub backend: Backend,
     /// Folder of the TensorRT engines (`None` = `plans/` beside the model file).
     pub engines: Option<PathBuf>,
+    /// Largest arena the session may allocate, in bytes (default 2 GiB): a small but absurd
+    /// file (a huge token count) is refused instead of taking the machine's memory.
+    pub max_arena_bytes: usize,
 }
 
 impl Default for SessionOptions {
@@ -66,6 +69,7 @@ impl Default for SessionOptions {
             budget: None,
             backend: Backend::Auto,
             engines: None,
+            max_arena_bytes: 1 << 31,
         }
     }
 }
@@ -168,7 +172,16 @@ impl Session {
         }
         let plans = plan::compile(&model);
         let buf = plan::buffers(&model, opts.max_batch, opts.threads);
-        // Fallible: a small but absurd file (huge token count) must not abort the process.
+        let need = buf.layout.total.saturating_mul(4);
+        if need > opts.max_arena_bytes {
+            return Err(Error::arg(format!(
+                "the arena for batch {} would need {} MB, above max_arena_bytes ({} MB)",
+                opts.max_batch,
+                need >> 20,
+                opts.max_arena_bytes >> 20
+            )));
+        }
+        // Fallible as well: within the cap, an allocation failure is an error, not an abort.
         let mut arena = Vec::new();
         arena.try_reserve_exact(buf.layout.total).map_err(|_| {
             Error::arg(format!(

@@ -106,7 +106,6 @@ fn session_on_a_small_file_with_huge_attention_fails_cleanly() {
 /// be bounded (a cap in `SessionOptions`, or tighter token limits), so that no huge allocation
 /// is even attempted for a tiny file.
 #[test]
-#[ignore = "open: src/session.rs:157 still asks for the whole ~17 GB arena; with overcommit it is then zero-filled"]
 fn session_never_asks_for_a_huge_arena() {
     if !in_child() {
         return passes_in_child("session_never_asks_for_a_huge_arena");
@@ -253,7 +252,6 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 /// palette after `read_info` (src/bin/tinv-run/images.rs, `decode_png`).
 #[cfg(feature = "cli")]
 #[test]
-#[ignore = "open: src/bin/tinv-run/images.rs decode_png passes a PLTE of 4 bytes to png 0.17.16, which panics"]
 fn png_palette_of_a_partial_entry_is_refused() {
     use std::io::Write;
     let dir = std::env::temp_dir().join(format!("tinv-regress-png-{}", std::process::id()));

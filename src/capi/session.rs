@@ -153,6 +153,7 @@ pub unsafe extern "C" fn tinv_session_open(
             budget: (o.budget >= 0.0).then_some(o.budget),
             backend: m.requested,
             engines: m.engines.clone(),
+            ..SessionOptions::default()
         };
         let classes = m.model.config().classes;
         let session = Session::new(std::sync::Arc::clone(&m.model), opts.clone())?;

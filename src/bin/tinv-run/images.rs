@@ -59,6 +59,15 @@ fn decode_png(bytes: &[u8]) -> Result<Image, String> {
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec.read_info().map_err(|e| format!("bad PNG: {e}"))?;
     let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    // The png crate panics expanding a palette that is not whole RGB triples; PNG forbids it.
+    if let Some(plte) = &reader.info().palette {
+        if plte.len() % 3 != 0 || plte.is_empty() {
+            return Err(format!(
+                "bad PNG: PLTE chunk of {} bytes is not whole RGB entries",
+                plte.len()
+            ));
+        }
+    }
     if w == 0 || h == 0 || w > 1 << 14 || h > 1 << 14 {
         return Err(format!("PNG size {w}x{h} not supported"));
     }

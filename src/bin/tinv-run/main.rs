@@ -120,6 +120,7 @@ pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String>
         budget,
         backend,
         engines: a.get("engines").map(std::path::PathBuf::from),
+        ..tinv::SessionOptions::default()
     };
     tinv::Session::new(std::sync::Arc::new(model), opts).map_err(|e| e.to_string())
 }

@@ -84,7 +84,7 @@ fn tinv_run(
         mode: mode.unwrap_or(Mode::Adaptive),
         budget: case.budget,
         backend: tinv::Backend::Cpu,
-        engines: None,
+        ..SessionOptions::default()
     };
     let mut s = Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
     let per = c.input_len();
