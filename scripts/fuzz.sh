@@ -45,7 +45,8 @@ for t in "${targets[@]}"; do
     cov=$(grep -o 'cov: [0-9]*' <<<"$last" | tail -1)
     ft=$(grep -o 'ft: [0-9]*' <<<"$last" | tail -1)
     corp=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' <<<"$last" | tail -1)
-    crash=$(grep -cE 'ERROR: libFuzzer|panicked at|SUMMARY' "$log" || true)
-    echo "$t: ${secs}s execs=$execs $cov $ft $corp crashes=$crash"
+    crashed=no
+    grep -qE 'ERROR: libFuzzer|panicked at|SUMMARY' "$log" && crashed="YES (see $log, artifacts/$t/)"
+    echo "$t: ${secs}s execs=$execs $cov $ft $corp crashed=$crashed"
 done
 exit $status
