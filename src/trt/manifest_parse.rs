@@ -43,10 +43,17 @@ fn dtype(s: Option<&str>) -> Result<DType, String> {
     DType::parse(s).ok_or_else(|| format!("unknown dtype {s:?}"))
 }
 
+/// One name: what `to_text` can print back (no whitespace of any kind, no leading `#`).
 fn word(s: Option<&str>, what: &str) -> Result<String, String> {
-    s.filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| format!("missing {what}"))
+    let w = s
+        .filter(|w| !w.is_empty())
+        .ok_or_else(|| format!("missing {what}"))?;
+    if w.chars().any(|c| c.is_whitespace() || c.is_control()) || w.starts_with('#') {
+        return Err(format!(
+            "{what} {w:?} contains whitespace or control characters"
+        ));
+    }
+    Ok(w.to_string())
 }
 
 fn set<T>(slot: &mut Option<T>, v: T, key: &str) -> Result<(), String> {
@@ -81,6 +88,11 @@ impl Builder {
             }
             "gpu" => {
                 let (cc, name) = rest.split_once(' ').ok_or("gpu needs `M.m NAME`")?;
+                if name.is_empty() || name.chars().any(char::is_control) {
+                    return Err(format!(
+                        "gpu name {name:?} is empty or has control characters"
+                    ));
+                }
                 let (a, b) = cc.split_once('.').ok_or("compute capability must be M.m")?;
                 let part = |x: &str| {
                     x.parse::<u32>()

@@ -10,6 +10,7 @@ mod images;
 mod inspect;
 mod json;
 mod model_path;
+mod soak;
 mod trt;
 
 use args::Args;
@@ -26,6 +27,7 @@ COMMANDS:
     inspect      configuration, tensors, paths, FLOPs, arena and weight bytes of a model
     bench        per-path latency (median/p99), path-switch cost, GEMM throughput
     export-onnx  one ONNX graph per depth path (FP16 weight inputs shared by all, or --baked)
+    soak         many adaptive inferences: RSS drift, throughput over time, identical outputs
     build        build TensorRT engines for every path on this device (feature tensorrt)
     selftest     TensorRT vs CPU logits, per-path CUDA-graph latency (feature tensorrt)
     help         this text, or `tinv-run help <COMMAND>` / `tinv-run <COMMAND> --help`
@@ -72,6 +74,7 @@ fn run(argv: &[String]) -> Result<(), String> {
         "bench" if wants_help => help(bench::HELP),
         "export-onnx" if wants_help => help(export::HELP),
         "build" if wants_help => help(trt::BUILD_HELP),
+        "soak" if wants_help => help(soak::HELP),
         "selftest" if wants_help => help(trt::SELFTEST_HELP),
         "classify" => classify::run(rest),
         "eval" => eval::run(rest),
@@ -79,6 +82,7 @@ fn run(argv: &[String]) -> Result<(), String> {
         "bench" => bench::run(rest),
         "export-onnx" => export::run(rest),
         "build" => trt::build(rest),
+        "soak" => soak::run(rest),
         "selftest" => trt::selftest(rest),
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             Some("classify") => help(classify::HELP),
@@ -87,6 +91,7 @@ fn run(argv: &[String]) -> Result<(), String> {
             Some("bench") => help(bench::HELP),
             Some("export-onnx") => help(export::HELP),
             Some("build") => help(trt::BUILD_HELP),
+            Some("soak") => help(soak::HELP),
             Some("selftest") => help(trt::SELFTEST_HELP),
             _ => help(USAGE),
         },
