@@ -188,7 +188,7 @@ fn bad_input_gives_one_line_errors() {
         &["classify", "--model", "/nonexistent.tinv", i],
         "no such model",
     );
-    assert_one_line_error(&["classify", i], "default package");
+    assert_one_line_error(&["classify", i], "TINV_MODEL=/nonexistent");
     let junk = dir.join("junk.tinv");
     std::fs::write(
         &junk,

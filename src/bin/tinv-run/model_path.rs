@@ -5,13 +5,10 @@ use std::path::{Path, PathBuf};
 /// Name of the default package under `engines/`.
 pub const DEFAULT_PACKAGE: &str = "fmnist";
 
-/// Candidate locations of the default package: `$TINV_MODEL`, `./engines/fmnist`, and
+/// Candidate locations of the default package (when `$TINV_MODEL` is unset): `./engines/fmnist`, and
 /// `engines/fmnist` beside the repository the binary was built in (target/<profile>/tinv-run).
 fn default_candidates() -> Vec<PathBuf> {
     let mut v = Vec::new();
-    if let Some(p) = std::env::var_os("TINV_MODEL") {
-        v.push(PathBuf::from(p));
-    }
     v.push(Path::new("engines").join(DEFAULT_PACKAGE));
     if let Ok(exe) = std::env::current_exe() {
         for up in exe.ancestors().skip(1).take(4) {
@@ -42,6 +39,16 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, String> {
                 Ok(p)
             } else {
                 Err(format!("{}: no such model file or package", p.display()))
+            }
+        }
+        // An explicit TINV_MODEL is the only candidate: a typo must not silently pick another model.
+        None if std::env::var_os("TINV_MODEL").is_some() => {
+            let p = PathBuf::from(std::env::var_os("TINV_MODEL").unwrap_or_default());
+            let f = file_of(&p);
+            if f.is_file() {
+                Ok(f)
+            } else {
+                Err(format!("TINV_MODEL={}: no such model file or package", p.display()))
             }
         }
         None => default_candidates()
