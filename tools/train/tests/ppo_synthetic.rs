@@ -31,14 +31,16 @@ fn table(n: usize, right: impl Fn(usize) -> bool, seed: u64) -> Outcomes {
             } else {
                 (y as usize + 1) % k
             };
-            for cls in 0..k {
-                let base = rng.normal() as f32 * 0.5;
-                logits.push(if cls == target {
-                    base + 1.0 + 3.0 * rng.uniform() as f32
-                } else {
-                    base
-                });
-            }
+            // Noise on every class, then the target class strictly on top (by 0.05 to 3.05),
+            // so "right" holds by construction, with confidences from near-ties to certain.
+            let row: Vec<f32> = (0..k).map(|_| rng.normal() as f32 * 0.5).collect();
+            let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let lift = 0.05 + 3.0 * rng.uniform() as f32;
+            logits.extend(
+                row.iter()
+                    .enumerate()
+                    .map(|(c, &v)| if c == target { top + lift } else { v }),
+            );
         }
     }
     let f = tinv::control::feature_len(1);

@@ -70,7 +70,7 @@ pub fn evaluate(
 }
 
 /// The largest λ of [`GRID`] whose `adaptive` accuracy is within `tol` (absolute) of the full-
-/// depth path's, with every adaptive point of the grid.
+/// depth path's (if none is, the most accurate λ), with every adaptive point of the grid.
 pub fn choose_default(
     ctrl: &Controller,
     o: &Outcomes,
@@ -82,10 +82,18 @@ pub fn choose_default(
         .iter()
         .map(|&l| evaluate(ctrl, o, l, 2, flops))
         .collect();
-    let best = pts
+    let within = pts
         .iter()
         .filter(|pt| pt.accuracy >= full - tol)
         .map(|pt| pt.lambda)
-        .fold(0.0f32, f32::max);
+        .reduce(f32::max);
+    // None within tolerance: the most accurate budget (the largest among equals).
+    let best = within.unwrap_or_else(|| {
+        let top = pts.iter().map(|pt| pt.accuracy).fold(f64::MIN, f64::max);
+        pts.iter()
+            .filter(|pt| pt.accuracy >= top)
+            .map(|pt| pt.lambda)
+            .fold(0.0f32, f32::max)
+    });
     (best, pts)
 }

@@ -105,6 +105,24 @@ impl Outcomes {
         }
     }
 
+    /// The samples `range` as their own table.
+    pub fn subset(&self, range: std::ops::Range<usize>) -> Outcomes {
+        let (p, k, f) = (self.p, self.k, self.f);
+        Outcomes {
+            n: range.len(),
+            p,
+            k,
+            logits: self.logits[range.start * p * k..range.end * p * k].to_vec(),
+            labels: self.labels[range.clone()].to_vec(),
+            correct: self.correct[range.start * p..range.end * p].to_vec(),
+            stats: self.stats[range.start * p..range.end * p].to_vec(),
+            feats: self.feats[range.start * f..range.end * f].to_vec(),
+            f,
+            path_flops: self.path_flops.clone(),
+            step_flops: self.step_flops.clone(),
+        }
+    }
+
     /// Whether path `j` is right on sample `i`.
     pub fn right(&self, i: usize, j: usize) -> bool {
         self.correct[i * self.p + j]

@@ -46,6 +46,8 @@ pub struct PpoOpts {
     pub vf: f64,
     /// Adam learning rate.
     pub lr: f64,
+    /// Supervised warm-start steps of the exit RNN (batches of 1024) before its PPO.
+    pub warm_steps: usize,
     /// Print progress.
     pub verbose: bool,
 }
@@ -66,6 +68,7 @@ impl Default for PpoOpts {
             ent: 0.01,
             vf: 0.5,
             lr: 2e-3,
+            warm_steps: 400,
             verbose: false,
         }
     }
@@ -75,6 +78,15 @@ impl Default for PpoOpts {
 pub fn sample_lambda(rng: &mut Rng) -> f32 {
     let u = rng.uniform();
     (if rng.uniform() < 0.5 { u } else { u * u * u }) as f32
+}
+
+/// Draws a budget λ ∈ [0, 1] for level-2 episodes: mostly u³. Escalating pays only at small λ
+/// (one segment costs ≥ λ/P of the full FLOPs while it buys a few points of accuracy), so with
+/// the level-1 mixture the rare small-λ episodes were outvoted and the exit RNN learned to
+/// always stop.
+pub fn sample_lambda_exit(rng: &mut Rng) -> f32 {
+    let u = rng.uniform();
+    (if rng.uniform() < 0.25 { u } else { u * u * u }) as f32
 }
 
 fn dev() -> Device {
@@ -253,6 +265,48 @@ fn level1_rows(
     z
 }
 
+/// Warm start of the exit RNN before PPO: regresses its output on the one-step advantage of
+/// continuing, `right(k+1) − λ·ΔFLOPs/FLOPs(full) − right(k)`, at the first exit visited (state
+/// zero), for random samples, start paths and budgets. Its sign is then the greedy decision.
+/// Without it PPO starts from a coin flip, and since escalating pays only for uncertain inputs at
+/// small λ, the average advantage of continuing is negative and the RNN collapses to "always
+/// stop" before it has seen enough of the states where continuing is right.
+fn warm_start_exit(
+    rnn: &RnnVars,
+    o: &Outcomes,
+    step_cost: &[f32],
+    opts: &PpoOpts,
+    rng: &mut Rng,
+) -> Result<()> {
+    let p = o.p;
+    if p < 2 || opts.warm_steps == 0 {
+        return Ok(());
+    }
+    let mut adam = Adam::new(rnn.vars(), opts.lr)?;
+    let b = 1024;
+    for _ in 0..opts.warm_steps {
+        let (mut e, mut y) = (Vec::with_capacity(b * EXIT_IN), Vec::with_capacity(b));
+        for _ in 0..b {
+            let i = rng.below(o.n);
+            let k = rng.below(p - 1);
+            let lam = sample_lambda_exit(rng);
+            e.extend_from_slice(&exit_input(o.stats[i * p + k], lam, k, p));
+            let gain = f32::from(u8::from(o.right(i, k + 1))) - f32::from(u8::from(o.right(i, k)));
+            // Scaled so that the logit is decisive where the expected gain is: a policy that starts
+            // as a coin flip everywhere is what PPO could not recover from.
+            y.push(WARM_SCALE * (gain - lam * step_cost[k]));
+        }
+        let et = Tensor::from_vec(e, (1, b, EXIT_IN), &dev())?;
+        let c = rnn.forward(&et)?.squeeze(0)?;
+        let loss = (c - Tensor::from_vec(y, b, &dev())?)?.sqr()?.mean_all()?;
+        adam.step(&loss.backward()?, 1.0)?;
+    }
+    Ok(())
+}
+
+/// Logit units per unit of one-step advantage in the warm start.
+const WARM_SCALE: f32 = 10.0;
+
 /// Trains the whole controller on `o` and returns it in file form.
 pub fn train(o: &Outcomes, opts: &PpoOpts) -> std::result::Result<Controller, String> {
     train_inner(o, opts).map_err(|e| format!("controller training: {e}"))
@@ -345,6 +399,7 @@ fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
     let policy_file = pol.to_host()?.fold_standardization(&mean, &std);
     // 3. Level-2 exit RNN on hierarchical episodes.
     let rnn = RnnVars::new(opts.hr, &mut rng)?;
+    warm_start_exit(&rnn, o, &step_cost, opts, &mut rng)?;
     let v2 = MlpVars::new(EXIT_IN, 32, 1, &mut rng)?;
     let mut vars = rnn.vars();
     vars.extend(v2.vars());
@@ -370,9 +425,9 @@ fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
         let mut mean_r = 0f32;
         for ep in 0..m {
             let i = rng.below(n);
-            let lam = sample_lambda(&mut rng);
+            let lam = sample_lambda_exit(&mut rng);
             let phi = &o.feats[i * f..(i + 1) * f];
-            let mut k = if rng.uniform() < 0.7 {
+            let mut k = if rng.uniform() < 0.3 {
                 ctrl.decide_start(phi, lam)
             } else {
                 rng.below(p)
