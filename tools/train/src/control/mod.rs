@@ -5,3 +5,4 @@ pub mod nets;
 pub mod netvars;
 pub mod outcomes;
 pub mod ppo;
+pub mod warm;

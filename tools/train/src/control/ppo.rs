@@ -2,9 +2,10 @@
 //! 1. the complexity predictor (cross-entropy to the oracle path);
 //! 2. the level-1 policy over `[φ, p, λ]`, trained with PPO on one-decision episodes (the `graph`
 //!    mode objective: reward = correct − λ·FLOPs(path)/FLOPs(full));
-//! 3. the level-2 exit RNN, trained with PPO on hierarchical episodes that start where level 1
-//!    sends them (mostly) or anywhere (exploration): a dense reward −λ·ΔFLOPs/FLOPs(full) for every
-//!    segment run and +1 at the end for a correct final prediction.
+//! 3. the level-2 exit RNN: a supervised warm start (its output regressed on the one-step
+//!    advantage of continuing, see `warm_start_exit`), then PPO on hierarchical episodes that
+//!    start where level 1 sends them or anywhere (exploration): a dense reward −λ·ΔFLOPs/FLOPs(full)
+//!    for every segment run and +1 at the end for a correct final prediction.
 //!
 //! PPO: clipped surrogate, a value network as baseline (advantage = return − value, normalized),
 //! entropy bonus. λ is drawn per episode from [0, 1] (half uniform, half u³ so that the small
@@ -265,48 +266,6 @@ fn level1_rows(
     z
 }
 
-/// Warm start of the exit RNN before PPO: regresses its output on the one-step advantage of
-/// continuing, `right(k+1) − λ·ΔFLOPs/FLOPs(full) − right(k)`, at the first exit visited (state
-/// zero), for random samples, start paths and budgets. Its sign is then the greedy decision.
-/// Without it PPO starts from a coin flip, and since escalating pays only for uncertain inputs at
-/// small λ, the average advantage of continuing is negative and the RNN collapses to "always
-/// stop" before it has seen enough of the states where continuing is right.
-fn warm_start_exit(
-    rnn: &RnnVars,
-    o: &Outcomes,
-    step_cost: &[f32],
-    opts: &PpoOpts,
-    rng: &mut Rng,
-) -> Result<()> {
-    let p = o.p;
-    if p < 2 || opts.warm_steps == 0 {
-        return Ok(());
-    }
-    let mut adam = Adam::new(rnn.vars(), opts.lr)?;
-    let b = 1024;
-    for _ in 0..opts.warm_steps {
-        let (mut e, mut y) = (Vec::with_capacity(b * EXIT_IN), Vec::with_capacity(b));
-        for _ in 0..b {
-            let i = rng.below(o.n);
-            let k = rng.below(p - 1);
-            let lam = sample_lambda_exit(rng);
-            e.extend_from_slice(&exit_input(o.stats[i * p + k], lam, k, p));
-            let gain = f32::from(u8::from(o.right(i, k + 1))) - f32::from(u8::from(o.right(i, k)));
-            // Scaled so that the logit is decisive where the expected gain is: a policy that starts
-            // as a coin flip everywhere is what PPO could not recover from.
-            y.push(WARM_SCALE * (gain - lam * step_cost[k]));
-        }
-        let et = Tensor::from_vec(e, (1, b, EXIT_IN), &dev())?;
-        let c = rnn.forward(&et)?.squeeze(0)?;
-        let loss = (c - Tensor::from_vec(y, b, &dev())?)?.sqr()?.mean_all()?;
-        adam.step(&loss.backward()?, 1.0)?;
-    }
-    Ok(())
-}
-
-/// Logit units per unit of one-step advantage in the warm start.
-const WARM_SCALE: f32 = 10.0;
-
 /// Trains the whole controller on `o` and returns it in file form.
 pub fn train(o: &Outcomes, opts: &PpoOpts) -> std::result::Result<Controller, String> {
     train_inner(o, opts).map_err(|e| format!("controller training: {e}"))
@@ -399,7 +358,7 @@ fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
     let policy_file = pol.to_host()?.fold_standardization(&mean, &std);
     // 3. Level-2 exit RNN on hierarchical episodes.
     let rnn = RnnVars::new(opts.hr, &mut rng)?;
-    warm_start_exit(&rnn, o, &step_cost, opts, &mut rng)?;
+    super::warm::warm_start_exit(&rnn, o, &step_cost, opts, &mut rng)?;
     let v2 = MlpVars::new(EXIT_IN, 32, 1, &mut rng)?;
     let mut vars = rnn.vars();
     vars.extend(v2.vars());
