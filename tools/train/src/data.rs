@@ -128,11 +128,29 @@ pub fn load(dir: &Path, prefix: &str) -> Result<Dataset, String> {
             ip.display()
         ));
     }
+    let images = if c == 1 {
+        images.data
+    } else {
+        // HWC (as stored) to CHW (as the model reads it).
+        let mut chw = vec![0u8; images.data.len()];
+        for (src, dst) in images
+            .data
+            .chunks_exact(h * w * c)
+            .zip(chw.chunks_exact_mut(h * w * c))
+        {
+            for (px, v) in src.chunks_exact(c).enumerate() {
+                for (ch, &b) in v.iter().enumerate() {
+                    dst[ch * h * w + px] = b;
+                }
+            }
+        }
+        chw
+    };
     Ok(Dataset {
         c,
         h,
         w,
-        images: images.data,
+        images,
         labels: labels.data,
     })
 }
@@ -289,5 +307,36 @@ mod tests {
         assert_eq!(out[4..8], [2.0, 3.0, 6.0, 7.0]);
         // Patch 2 is the bottom-left: 8, 9, 12, 13.
         assert_eq!(out[8..12], [8.0, 9.0, 12.0, 13.0]);
+    }
+
+    #[test]
+    fn loads_gzip_and_rank4_hwc_as_chw() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("tinv-train-idx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // One 1x2 image with 3 channels, HWC: pixel 0 = (1, 2, 3), pixel 1 = (4, 5, 6).
+        let img = tinv::idx::encode(&[1, 1, 2, 3], &[1, 2, 3, 4, 5, 6]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&img).unwrap();
+        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(
+            dir.join("t10k-labels-idx1-ubyte"),
+            tinv::idx::encode(&[1], &[7]),
+        )
+        .unwrap();
+        let ds = load(&dir, "t10k").unwrap();
+        assert_eq!((ds.c, ds.h, ds.w), (3, 1, 2));
+        assert_eq!(ds.images, vec![1, 4, 2, 5, 3, 6]);
+        assert_eq!(ds.labels, vec![7]);
+        // A label count that does not match is refused, naming the file.
+        std::fs::write(
+            dir.join("t10k-labels-idx1-ubyte"),
+            tinv::idx::encode(&[2], &[7, 1]),
+        )
+        .unwrap();
+        assert!(load(&dir, "t10k")
+            .unwrap_err()
+            .contains("t10k-labels-idx1-ubyte"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
