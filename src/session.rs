@@ -476,33 +476,23 @@ impl Session {
                 let st = &mut self.stats[s];
                 st.flops += self.cost.exit;
                 st.weight_bytes += self.cost.exit_bytes[k];
-                let cont = match (policy, ctrl_w) {
-                    (Policy::AllExits, _) => {
-                        out[(s * p + k) * k_cls..(s * p + k + 1) * k_cls].copy_from_slice(row);
-                        k + 1 < p
-                    }
-                    (Policy::Forced(_), _)
-                    | (Policy::Mode(Mode::Graph), _)
-                    | (Policy::Mode(Mode::Adaptive), None) => false,
-                    (Policy::Mode(Mode::Threshold(t)), _) => {
-                        k + 1 < p && control::exit_stats(row).0 < t
-                    }
-                    (Policy::Mode(Mode::Adaptive), Some(w)) => {
-                        st.flops += self.cost.ctrl_exit;
-                        let h = &mut self.rnn[s * w.hr..(s + 1) * w.hr];
-                        control::exit_continue(&model, &w, row, k, self.budget, h, &mut self.ctrl)
-                    }
+                if matches!(policy, Policy::AllExits) {
+                    out[(s * p + k) * k_cls..(s * p + k + 1) * k_cls].copy_from_slice(row);
+                }
+                let exit = ExitCtx {
+                    model: &model,
+                    policy,
+                    ctrl: ctrl_w,
+                    k,
+                    budget: self.budget,
+                    ctrl_exit_flops: self.cost.ctrl_exit,
                 };
-                if cont {
+                if exit.continues(row, s, &mut self.rnn, &mut self.ctrl, st) {
                     st.escalations += 1;
                     self.next[keep] = j;
                     keep += 1;
                 } else {
-                    let cls = control::argmax(row);
-                    st.depth = c.depths[k];
-                    st.path = k;
-                    st.class = cls;
-                    st.confidence = control::exit_stats(row).0;
+                    exit.finish(row, st);
                     if !matches!(policy, Policy::AllExits) {
                         out[s * k_cls..(s + 1) * k_cls].copy_from_slice(row);
                     }
@@ -569,33 +559,16 @@ impl Session {
                     *o = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
                 }
                 let logits: &[f32] = dst;
-                let cont = match (policy, ctrl_w) {
-                    (Policy::AllExits, _) => k + 1 < p,
-                    (Policy::Forced(_), _)
-                    | (Policy::Mode(Mode::Graph), _)
-                    | (Policy::Mode(Mode::Adaptive), None) => false,
-                    (Policy::Mode(Mode::Threshold(t)), _) => {
-                        k + 1 < p && control::exit_stats(logits).0 < t
-                    }
-                    (Policy::Mode(Mode::Adaptive), Some(w)) => {
-                        st.flops += self.cost.ctrl_exit;
-                        let h = &mut self.rnn[i * w.hr..(i + 1) * w.hr];
-                        control::exit_continue(
-                            &model,
-                            &w,
-                            logits,
-                            k,
-                            self.budget,
-                            h,
-                            &mut self.ctrl,
-                        )
-                    }
+                let exit = ExitCtx {
+                    model: &model,
+                    policy,
+                    ctrl: ctrl_w,
+                    k,
+                    budget: self.budget,
+                    ctrl_exit_flops: self.cost.ctrl_exit,
                 };
-                if !cont {
-                    st.depth = c.depths[k];
-                    st.path = k;
-                    st.class = control::argmax(logits);
-                    st.confidence = control::exit_stats(logits).0;
+                if !exit.continues(logits, i, &mut self.rnn, &mut self.ctrl, st) {
+                    exit.finish(logits, st);
                     break;
                 }
                 let launched = trt.session.escalate(k, &mut trt.out)?;
@@ -615,6 +588,52 @@ impl Session {
             st.latency_us = us;
         }
         Ok(&self.stats[..b])
+    }
+}
+
+/// One exit reached by one input: the stop/continue decision shared by both backends.
+struct ExitCtx<'a> {
+    model: &'a Model,
+    policy: Policy,
+    ctrl: Option<crate::model::CtrlW>,
+    /// Path index of the exit.
+    k: usize,
+    budget: f32,
+    ctrl_exit_flops: u64,
+}
+
+impl ExitCtx<'_> {
+    /// Whether input `s` continues to the next path after this exit produced `row` (level 2,
+    /// the threshold rule, or the all-exits pass); charges the level-2 step to `st`.
+    fn continues(
+        &self,
+        row: &[f32],
+        s: usize,
+        rnn: &mut [f32],
+        scratch: &mut CtrlScratch,
+        st: &mut Stats,
+    ) -> bool {
+        let (k, p) = (self.k, self.model.config().depths.len());
+        match (self.policy, self.ctrl) {
+            (Policy::AllExits, _) => k + 1 < p,
+            (Policy::Forced(_), _)
+            | (Policy::Mode(Mode::Graph), _)
+            | (Policy::Mode(Mode::Adaptive), None) => false,
+            (Policy::Mode(Mode::Threshold(t)), _) => k + 1 < p && control::exit_stats(row).0 < t,
+            (Policy::Mode(Mode::Adaptive), Some(w)) => {
+                st.flops += self.ctrl_exit_flops;
+                let h = &mut rnn[s * w.hr..(s + 1) * w.hr];
+                control::exit_continue(self.model, &w, row, k, self.budget, h, scratch)
+            }
+        }
+    }
+
+    /// Records that the input stopped at this exit with logits `row`.
+    fn finish(&self, row: &[f32], st: &mut Stats) {
+        st.depth = self.model.config().depths[self.k];
+        st.path = self.k;
+        st.class = control::argmax(row);
+        st.confidence = control::exit_stats(row).0;
     }
 }
 

@@ -246,7 +246,14 @@ fn bad_input_gives_one_line_errors() {
 
 #[test]
 fn help_explains_every_command() {
-    for cmd in ["classify", "eval", "inspect", "bench", "export-onnx", "soak"] {
+    for cmd in [
+        "classify",
+        "eval",
+        "inspect",
+        "bench",
+        "export-onnx",
+        "soak",
+    ] {
         let (code, out, _) = run(&[cmd, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("USAGE") && out.contains("OPTIONS"), "{cmd}");
