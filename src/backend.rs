@@ -51,7 +51,12 @@ pub(crate) struct Trt {
 }
 
 /// Opens the TensorRT side of a session, or says why not (`Ok(None)` = use the CPU).
-pub(crate) fn open(model: &Model, backend: Backend, engines: Option<&Path>) -> Result<Option<Trt>> {
+pub(crate) fn open(
+    model: &Model,
+    backend: Backend,
+    engines: Option<&Path>,
+    cuda_graphs: bool,
+) -> Result<Option<Trt>> {
     if backend == Backend::Cpu {
         return Ok(None);
     }
@@ -65,7 +70,7 @@ pub(crate) fn open(model: &Model, backend: Backend, engines: Option<&Path>) -> R
         );
         return Ok(None);
     }
-    match open_trt(model, &dir) {
+    match open_trt(model, &dir, cuda_graphs) {
         Ok(t) => Ok(Some(t)),
         Err(e) if backend == Backend::Auto => {
             log::warn!("TensorRT backend unavailable, using the CPU: {e}");
@@ -79,14 +84,14 @@ pub(crate) fn open(model: &Model, backend: Backend, engines: Option<&Path>) -> R
 pub(crate) enum Trt {}
 
 #[cfg(not(feature = "tensorrt"))]
-fn open_trt(_: &Model, _: &Path) -> Result<Trt> {
+fn open_trt(_: &Model, _: &Path, _: bool) -> Result<Trt> {
     Err(Error::Backend(
         "TensorRT backend not built: this tinv was compiled without the `tensorrt` feature".into(),
     ))
 }
 
 #[cfg(feature = "tensorrt")]
-fn open_trt(model: &Model, dir: &Path) -> Result<Trt> {
+fn open_trt(model: &Model, dir: &Path, cuda_graphs: bool) -> Result<Trt> {
     use crate::trt;
     let shared = model.trt_model(dir, || {
         let opts = trt::backend::OpenOptions {
@@ -105,7 +110,8 @@ fn open_trt(model: &Model, dir: &Path) -> Result<Trt> {
         };
         trt::open::open_engines(dir, &opts, &lookup).map_err(Error::from)
     })?;
-    let session = trt::session::TrtSession::new(shared).map_err(Error::from)?;
+    let session =
+        trt::session::TrtSession::with_graphs(shared, cuda_graphs).map_err(Error::from)?;
     let most = (0..model.config().depths.len())
         .map(|k| session.output_len(k))
         .try_fold(0usize, |m, l| l.map(|l| m.max(l)))

@@ -55,6 +55,9 @@ pub struct SessionOptions {
     pub backend: Backend,
     /// Folder of the TensorRT engines (`None` = `plans/` beside the model file).
     pub engines: Option<PathBuf>,
+    /// TensorRT: launch each path as its pre-captured CUDA graph (default), or enqueue its
+    /// copies and engines call by call (`false`: for measuring what the graphs save).
+    pub cuda_graphs: bool,
     /// Largest arena the session may allocate, in bytes (default 2 GiB): a small but absurd
     /// file (a huge token count) is refused instead of taking the machine's memory.
     pub max_arena_bytes: usize,
@@ -69,6 +72,7 @@ impl Default for SessionOptions {
             budget: None,
             backend: Backend::Auto,
             engines: None,
+            cuda_graphs: true,
             max_arena_bytes: 1 << 31,
         }
     }
@@ -226,7 +230,12 @@ impl Session {
             }),
         };
         let hr = model.ctrl().map_or(0, |w| w.hr);
-        let trt = backend::open(&model, opts.backend, opts.engines.as_deref())?;
+        let trt = backend::open(
+            &model,
+            opts.backend,
+            opts.engines.as_deref(),
+            opts.cuda_graphs,
+        )?;
         Ok(Session {
             trt,
             ctrl: CtrlScratch::new(&model),

@@ -385,3 +385,71 @@ fn weight_blob_is_aligned_complete_and_exact() {
     let table = blob.table_text();
     assert!(table.contains("blk.1.qkv.weight\tf16\t32x96\t"), "{table}");
 }
+
+/// TensorRT pins LayerNorm to FP32 by layer name (`BuildOptions::fp32_layer_substring`), so
+/// every LayerNorm node, and no other, must carry `LAYER_NORM_SCOPE` in its name. The names
+/// are read back by the `onnx` package from the written bytes.
+#[test]
+fn layer_norm_nodes_and_only_they_carry_the_fp32_scope() {
+    let Some(py) = support::python("layer_norm_nodes_and_only_they_carry_the_fp32_scope") else {
+        return;
+    };
+    let cfg = support::config((16, 16, 3), 4, 32, 2, 2, &[1, 2], Gelu::Erf, false);
+    let model =
+        Model::from_bytes(&support::random_model(&cfg, 3), &OpenOptions::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("tinv-ln-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = "import onnx, sys\n\
+                  for n in onnx.load(sys.argv[1]).graph.node: print(n.op_type, n.name)";
+    for (ln, per_norm) in [
+        (
+            onnx::LnFlavour::Decomposed,
+            &[
+                "ReduceMean",
+                "Sub",
+                "Pow",
+                "ReduceMean",
+                "Add",
+                "Sqrt",
+                "Div",
+            ][..],
+        ),
+        (onnx::LnFlavour::Native, &["LayerNormalization"][..]),
+    ] {
+        let opts = ExportOptions {
+            ln,
+            ..ExportOptions::default()
+        };
+        // Path of depth 2: two blocks of two LayerNorms, plus the exit's.
+        let g = onnx::path_graph(&model, 2, &opts).unwrap();
+        let file = dir.join(format!("{ln:?}.onnx"));
+        std::fs::write(&file, &g.bytes).unwrap();
+        let out = std::process::Command::new(&py)
+            .args(["-c", script])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let nodes: Vec<(&str, &str)> = text.lines().map(|l| l.split_once(' ').unwrap()).collect();
+        let in_ln: Vec<&str> = nodes
+            .iter()
+            .filter(|(_, name)| name.contains(onnx::LAYER_NORM_SCOPE))
+            .map(|(op, _)| *op)
+            .collect();
+        assert_eq!(in_ln, per_norm.repeat(5), "{ln:?}");
+        for (op, name) in &nodes {
+            if !name.contains(onnx::LAYER_NORM_SCOPE) {
+                assert!(
+                    !["ReduceMean", "Pow", "Sqrt", "LayerNormalization"].contains(op),
+                    "{ln:?}: {op} node {name} is outside a LayerNorm scope"
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -60,6 +60,18 @@ impl<'m> GraphBuilder<'m> {
         self.scope = s.to_string();
     }
 
+    /// Appends `/{part}` to the prefix of generated names and returns the previous prefix
+    /// (restore it with [`GraphBuilder::scope`]).
+    pub fn push_scope(&mut self, part: &str) -> String {
+        let prev = self.scope.clone();
+        self.scope = if prev.is_empty() {
+            part.to_string()
+        } else {
+            format!("{prev}/{part}")
+        };
+        prev
+    }
+
     /// Declares a float data input with a symbolic batch dimension first.
     pub fn batched_input(&mut self, name: &str, rest: &[usize]) -> String {
         self.graph.inputs.push(batched_value(name, rest));

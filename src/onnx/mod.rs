@@ -40,4 +40,4 @@ pub use export::{
     ExportOptions, GraphKind, Layout, OnnxGraph, BINDINGS_FILE, IR_VERSION, OPSET, WEIGHTS_FILE,
 };
 pub use graph::WeightMode;
-pub use vit::LnFlavour;
+pub use vit::{LnFlavour, LAYER_NORM_SCOPE};

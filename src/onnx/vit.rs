@@ -16,8 +16,21 @@ pub enum LnFlavour {
     Native,
 }
 
-/// Parameter-free LayerNorm over the last axis of width `d`.
+/// Every node of a LayerNorm, in both flavours, has this in its name (and no other node
+/// does): the TensorRT builder pins the layers so named to FP32 (LayerNorm overflows in FP16
+/// on TensorRT 8.x/10.x; docs/JETSON.md).
+pub const LAYER_NORM_SCOPE: &str = "LayerNorm";
+
+/// Parameter-free LayerNorm over the last axis of width `d`, its nodes named under
+/// [`LAYER_NORM_SCOPE`].
 pub(crate) fn layer_norm(b: &mut GraphBuilder, x: &str, d: usize, flavour: LnFlavour) -> String {
+    let outer = b.push_scope(LAYER_NORM_SCOPE);
+    let y = layer_norm_nodes(b, x, d, flavour);
+    b.scope(&outer);
+    y
+}
+
+fn layer_norm_nodes(b: &mut GraphBuilder, x: &str, d: usize, flavour: LnFlavour) -> String {
     let eps = b.model().config().ln_eps;
     match flavour {
         LnFlavour::Native => {

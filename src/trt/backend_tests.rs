@@ -407,6 +407,67 @@ fn segments_escalation_resumes_from_the_saved_hidden_state() {
 }
 
 #[test]
+fn without_cuda_graphs_each_run_enqueues_its_copies_and_engines() {
+    let r = rig(segments());
+    let model = r.open().unwrap();
+    let mut s = TrtSession::with_graphs(model.clone(), false).unwrap();
+    assert!(r.captures().is_empty(), "nothing is captured");
+    let ctxs = r.contexts(); // seg1, head1, seg2, head2
+    let (stage_in, stage_out) = r.staging();
+    let image = r.address(ctxs[0], "image").unwrap();
+    let (logits1, logits2) = (
+        r.address(ctxs[1], "logits1").unwrap(),
+        r.address(ctxs[3], "logits2").unwrap(),
+    );
+    let enqueued_since = |n: usize| -> Vec<ContextHandle> {
+        r.shim.calls()[n..]
+            .iter()
+            .filter_map(|c| match c {
+                Call::Enqueue(h, _) => Some(*h),
+                _ => None,
+            })
+            .collect()
+    };
+
+    let (dev0, shim0) = (r.device.calls().len(), r.shim.calls().len());
+    r.device.put(logits1, &[3u8; 20]);
+    let mut out = vec![0u8; 20];
+    let launched = s.run(0, &[5u8; 1568], &mut out).unwrap();
+    assert_eq!((launched.engines, launched.rerun), (vec![0, 1], false));
+    assert_eq!(out, [3u8; 20], "the output went through the staging buffer");
+    assert_eq!(
+        r.device.calls()[dev0..],
+        [
+            DevCall::PinnedWrite(stage_in, 1568),
+            DevCall::ToDevice(image, stage_in, 1568),
+            DevCall::ToHost(stage_out, logits1, 20),
+            DevCall::Sync,
+            DevCall::PinnedRead(stage_out, 20)
+        ]
+    );
+    assert_eq!(enqueued_since(shim0), [ctxs[0], ctxs[1]]);
+    assert_eq!(r.device.written(image).unwrap(), [5u8; 1568]);
+
+    // Escalation resumes from h1: no input copy, only the deeper segment and its head.
+    let (dev1, shim1) = (r.device.calls().len(), r.shim.calls().len());
+    let esc = s.escalate(0, &mut out).unwrap();
+    assert_eq!((esc.engines, esc.rerun), (vec![2, 3], false));
+    assert_eq!(
+        r.device.calls()[dev1..],
+        [
+            DevCall::ToHost(stage_out, logits2, 20),
+            DevCall::Sync,
+            DevCall::PinnedRead(stage_out, 20)
+        ]
+    );
+    assert_eq!(enqueued_since(shim1), [ctxs[2], ctxs[3]]);
+    assert!(r.captures().is_empty());
+    drop(s);
+    drop(model);
+    assert_eq!(r.device.live(), (0, 0, 0));
+}
+
+#[test]
 fn a_manifest_for_another_model_fails_before_touching_the_device() {
     let r = rig(sample());
     let shim: Arc<dyn ShimApi> = r.shim.clone();

@@ -19,9 +19,11 @@ pub mod device;
 pub mod device_double;
 #[cfg(test)]
 mod fixtures;
+pub mod layout;
 pub mod manifest;
 pub mod open;
 pub mod paths;
+pub mod prepare;
 pub mod session;
 
 use std::fmt;

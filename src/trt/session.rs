@@ -24,6 +24,17 @@ pub struct Launched {
     pub rerun: bool,
 }
 
+/// One launchable unit (a path, or one escalation step): the staged input's copy to the device
+/// (`copy_in`), the enqueues of `engines`, the copy of path `out_path`'s output back — captured
+/// once as `graph`, or enqueued call by call when the session runs without CUDA graphs.
+#[derive(Debug, Clone)]
+struct Work {
+    engines: Vec<usize>,
+    copy_in: bool,
+    out_path: usize,
+    graph: Option<Graph>,
+}
+
 /// Per-thread state: stream, arena, I/O buffers, contexts and graphs.
 pub struct TrtSession {
     model: Arc<TrtModel>,
@@ -34,9 +45,10 @@ pub struct TrtSession {
     stage_in: Option<Pinned>,
     stage_out: Option<Pinned>,
     contexts: Vec<ContextHandle>,
-    path_graphs: Vec<Graph>,
-    /// For path i: the graph escalating from i to i+1, and whether it reruns the prefix.
-    step_graphs: Vec<(Graph, bool)>,
+    /// Per path: what one run of it launches.
+    path_work: Vec<Work>,
+    /// For path i: the work escalating from i to i+1, and whether it reruns the prefix.
+    step_work: Vec<(Work, bool)>,
     owned_graphs: Vec<Graph>,
     /// The path whose output the I/O buffers hold (what `escalate` may resume from).
     last: Option<usize>,
@@ -46,6 +58,12 @@ impl TrtSession {
     /// Allocates the arena and I/O buffers, creates and binds one context per engine, warms every
     /// engine up once, then captures one graph per path and per escalation step.
     pub fn new(model: Arc<TrtModel>) -> Result<TrtSession, TrtError> {
+        TrtSession::with_graphs(model, true)
+    }
+
+    /// As [`TrtSession::new`]; with `graphs` false nothing is captured and every run enqueues
+    /// its copies and engines one call at a time (what `tinv-run selftest` compares against).
+    pub fn with_graphs(model: Arc<TrtModel>, graphs: bool) -> Result<TrtSession, TrtError> {
         let device = model.device.clone();
         let stream = device.stream_create()?;
         let mut s = TrtSession {
@@ -56,8 +74,8 @@ impl TrtSession {
             stage_in: None,
             stage_out: None,
             contexts: Vec::new(),
-            path_graphs: Vec::new(),
-            step_graphs: Vec::new(),
+            path_work: Vec::new(),
+            step_work: Vec::new(),
             owned_graphs: Vec::new(),
             last: None,
         };
@@ -77,18 +95,37 @@ impl TrtSession {
         device.sync(s.stream)?;
         let model = s.model.clone();
         for p in 0..model.paths.len() {
-            let g = s.capture(model.paths.engines(p), true, p)?;
-            s.path_graphs.push(g);
+            let mut w = Work {
+                engines: model.paths.engines(p).to_vec(),
+                copy_in: true,
+                out_path: p,
+                graph: None,
+            };
+            if graphs {
+                w.graph = Some(s.capture(&w)?);
+            }
+            s.path_work.push(w);
         }
         for p in 0..model.paths.len().saturating_sub(1) {
             let step = model.paths.escalation(p, p + 1)?;
             let rerun = step == model.paths.engines(p + 1);
-            let g = match (rerun, s.path_graphs.get(p + 1)) {
-                // per-path: the deeper path's own graph (its input is still staged)
-                (true, Some(&g)) => g,
-                _ => s.capture(step, false, p + 1)?,
+            let w = match (rerun, s.path_work.get(p + 1)) {
+                // per-path: the deeper path's own work (its input is still staged)
+                (true, Some(w)) => w.clone(),
+                _ => {
+                    let mut w = Work {
+                        engines: step.to_vec(),
+                        copy_in: false,
+                        out_path: p + 1,
+                        graph: None,
+                    };
+                    if graphs {
+                        w.graph = Some(s.capture(&w)?);
+                    }
+                    w
+                }
             };
-            s.step_graphs.push((g, rerun));
+            s.step_work.push((w, rerun));
         }
         Ok(s)
     }
@@ -136,29 +173,25 @@ impl TrtSession {
         Ok(())
     }
 
-    /// Captures, into one graph: the staged input's copy to the device (`copy_in`), the
-    /// enqueues of `engines`, and the copy of path `out_path`'s output to the staging buffer. On
-    /// any failure the capture is ended and discarded (a refused enqueue must never leave an
-    /// empty graph that replays stale data).
-    fn capture(
-        &mut self,
-        engines: &[usize],
-        copy_in: bool,
-        out_path: usize,
-    ) -> Result<Graph, TrtError> {
-        let device = self.model.device.clone();
+    /// Issues `w`'s copies and enqueues on the stream (under capture, or directly).
+    fn issue(&self, w: &Work) -> Result<(), TrtError> {
+        let device = &self.model.device;
         let (stage_in, stage_out) = self.staging()?;
         let (in_ptr, _, in_len) = self.input()?;
-        let (out_ptr, out_len) = self.output(out_path)?;
+        let (out_ptr, out_len) = self.output(w.out_path)?;
+        if w.copy_in {
+            device.copy_to_device(in_ptr, stage_in, in_len as u64, self.stream)?;
+        }
+        self.enqueue(&w.engines)?;
+        Ok(device.copy_to_host(stage_out, out_ptr, out_len as u64, self.stream)?)
+    }
+
+    /// Captures `w` into one graph. On any failure the capture is ended and discarded (a
+    /// refused enqueue must never leave an empty graph that replays stale data).
+    fn capture(&mut self, w: &Work) -> Result<Graph, TrtError> {
+        let device = self.model.device.clone();
         device.begin_capture(self.stream)?;
-        let captured = (|| -> Result<(), TrtError> {
-            if copy_in {
-                device.copy_to_device(in_ptr, stage_in, in_len as u64, self.stream)?;
-            }
-            self.enqueue(engines)?;
-            Ok(device.copy_to_host(stage_out, out_ptr, out_len as u64, self.stream)?)
-        })();
-        if let Err(e) = captured {
+        if let Err(e) = self.issue(w) {
             device.abort_capture(self.stream);
             return Err(e);
         }
@@ -214,22 +247,21 @@ impl TrtSession {
         self.buffer(&name)
     }
 
-    /// Launches `graph` and reads path `path`'s output from the staging buffer into `output`.
-    fn launch_and_read(
-        &self,
-        graph: Graph,
-        path: usize,
-        output: &mut [u8],
-    ) -> Result<(), TrtError> {
-        let (_, len) = self.output(path)?;
+    /// Launches `w` (its graph, or its calls one by one) and reads its output into `output`.
+    fn launch_and_read(&self, w: &Work, output: &mut [u8]) -> Result<(), TrtError> {
+        let (_, len) = self.output(w.out_path)?;
         if output.len() != len {
             return Err(TrtError::Plan(format!(
-                "output is {} bytes, path {path} produces {len}",
-                output.len()
+                "output is {} bytes, path {} produces {len}",
+                output.len(),
+                w.out_path
             )));
         }
         let device = &self.model.device;
-        device.launch(graph, self.stream)?;
+        match w.graph {
+            Some(g) => device.launch(g, self.stream)?,
+            None => self.issue(w)?,
+        }
         device.sync(self.stream)?;
         Ok(device.pinned_read(self.staging()?.1, output)?)
     }
@@ -242,8 +274,9 @@ impl TrtSession {
         input: &[u8],
         output: &mut [u8],
     ) -> Result<Launched, TrtError> {
-        let g = *self
-            .path_graphs
+        self.last = None;
+        let w = self
+            .path_work
             .get(path)
             .ok_or_else(|| TrtError::Plan(format!("no path {path}")))?;
         let (_, name, len) = self.input()?;
@@ -253,9 +286,8 @@ impl TrtSession {
                 input.len()
             )));
         }
-        self.last = None;
         self.model.device.pinned_write(self.staging()?.0, input)?;
-        self.launch_and_read(g, path, output)?;
+        self.launch_and_read(w, output)?;
         self.last = Some(path);
         Ok(Launched {
             engines: self.model.paths.engines(path).to_vec(),
@@ -267,17 +299,18 @@ impl TrtSession {
     /// resumes from the hidden state left in the I/O buffers; `per-path` reruns the deeper
     /// engine on the still-staged input (reported with `rerun`, so the stats charge it).
     pub fn escalate(&mut self, from: usize, output: &mut [u8]) -> Result<Launched, TrtError> {
-        let (g, rerun) = *self
-            .step_graphs
-            .get(from)
-            .ok_or_else(|| TrtError::Plan(format!("no deeper path after {from}")))?;
         if self.last != Some(from) {
             return Err(TrtError::Plan(format!(
                 "escalating from path {from} needs a completed run of that path first"
             )));
         }
         self.last = None;
-        self.launch_and_read(g, from + 1, output)?;
+        let (w, rerun) = self
+            .step_work
+            .get(from)
+            .ok_or_else(|| TrtError::Plan(format!("no deeper path after {from}")))?;
+        self.launch_and_read(w, output)?;
+        let rerun = *rerun;
         self.last = Some(from + 1);
         Ok(Launched {
             engines: self.model.paths.escalation(from, from + 1)?.to_vec(),

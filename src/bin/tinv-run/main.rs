@@ -10,6 +10,8 @@ mod images;
 mod inspect;
 mod json;
 mod model_path;
+#[cfg(feature = "tensorrt")]
+mod selftest;
 mod soak;
 mod trt;
 

@@ -1,0 +1,294 @@
+//! `tinv-run selftest` (feature `tensorrt`): the first command a Jetson owner runs. Per layout:
+//! TensorRT against the CPU backend on every path, latency with and without CUDA graphs, the
+//! path-switch cost, adaptive mode, device memory; then the layout it recommends.
+
+use crate::args::Args;
+use crate::model_path;
+use crate::trt::with_trt::{build_layout, parse_layout};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tinv::trt::arena::MemoryReport;
+use tinv::trt::builder::{read_manifest, MANIFEST_FILE};
+use tinv::trt::layout::{recommend_layout, LayoutScore};
+use tinv::trt::manifest::{Layout, Precision};
+use tinv::{Backend, Model, Session, SessionOptions};
+
+/// What one layout measured.
+struct Measured {
+    layout: Layout,
+    dir: PathBuf,
+    worst: f64,
+    tol: f64,
+    disagree: usize,
+    runs: usize,
+    /// Per path: (depth, graph p50, graph p99, plain-enqueue p50), µs.
+    paths: Vec<(usize, f64, f64, f64)>,
+    switch_us: f64,
+    adaptive_us: f64,
+    adaptive_depth: f64,
+    memory: MemoryReport,
+}
+
+pub fn selftest(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(
+        raw,
+        &["model", "engines", "iters", "layouts", "workspace"],
+        &["verify"],
+    )?;
+    let iters = a
+        .parse_opt::<usize>("iters", "a run count")?
+        .unwrap_or(200)
+        .max(2);
+    let workspace = a
+        .parse_opt::<u64>("workspace", "megabytes")?
+        .unwrap_or(1024);
+    let layouts = a
+        .get("layouts")
+        .unwrap_or("per-path,segments")
+        .split(',')
+        .map(parse_layout)
+        .collect::<Result<Vec<_>, _>>()?;
+    let model = Arc::new(model_path::open(a.get("model"), a.has("verify"))?);
+    let base = a
+        .get("engines")
+        .map_or_else(|| tinv::backend::default_engines_dir(&model), PathBuf::from);
+    let base_layout = read_manifest(&base).ok().map(|m| m.layout);
+    let inputs = sample_inputs(a.get("model"), model.config());
+    let mut all = Vec::new();
+    for layout in layouts {
+        let dir = layout_dir(&base, base_layout, layout);
+        if !dir.join(MANIFEST_FILE).is_file() {
+            eprintln!(
+                "selftest: no {} engines in {}; building them",
+                layout.name(),
+                dir.display()
+            );
+            build_layout(&model, layout, Precision::Fp16, workspace, &dir)?;
+        }
+        let m = measure(&model, layout, &dir, &inputs, iters)?;
+        print(&m);
+        all.push(m);
+    }
+    let scores: Vec<LayoutScore> = all
+        .iter()
+        .map(|m| LayoutScore {
+            layout: m.layout,
+            adaptive_us: m.adaptive_us,
+            device_bytes: m.memory.total(),
+        })
+        .collect();
+    if let Some((best, why)) = recommend_layout(&scores) {
+        let dir = all
+            .iter()
+            .find(|m| m.layout == best)
+            .map_or(base.clone(), |m| m.dir.clone());
+        println!("recommended layout: {} — {why}", best.name());
+        if dir != base {
+            println!(
+                "  sessions use {}: run `tinv-run build --layout {}` (or pass --engines {})",
+                base.display(),
+                best.name(),
+                dir.display()
+            );
+        }
+    }
+    match all.iter().find(|m| m.worst > m.tol) {
+        Some(m) => Err(format!(
+            "{} engines: TensorRT logits differ from the CPU by {:.2e} of the largest logit (> {:.0e})",
+            m.layout.name(),
+            m.worst,
+            m.tol
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Where `layout`'s engines live: `base` when they are the ones there (or when `base` has none
+/// and the layout is the default, per-path), else the sibling `base.<layout>`.
+fn layout_dir(base: &Path, base_layout: Option<Layout>, layout: Layout) -> PathBuf {
+    let here = match base_layout {
+        Some(l) => l == layout,
+        None => layout == Layout::PerPath,
+    };
+    if here {
+        return base.to_path_buf();
+    }
+    let mut name = base.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}", layout.name()));
+    base.with_file_name(name)
+}
+
+fn session(
+    model: &Arc<Model>,
+    backend: Backend,
+    dir: &Path,
+    graphs: bool,
+) -> Result<Session, String> {
+    Session::new(
+        model.clone(),
+        SessionOptions {
+            backend,
+            engines: Some(dir.to_path_buf()),
+            cuda_graphs: graphs,
+            ..SessionOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Latencies (µs) of `iters` forced runs of depth `d`, over the inputs in turn.
+fn time_depth(
+    s: &mut Session,
+    inputs: &[Vec<f32>],
+    d: usize,
+    iters: usize,
+) -> Result<Vec<f64>, String> {
+    let mut logits = vec![0f32; s.model().config().classes];
+    (0..iters)
+        .map(|i| {
+            s.infer_depth(&inputs[i % inputs.len()], 1, d, &mut logits)
+                .map(|st| st[0].latency_us)
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn measure(
+    model: &Arc<Model>,
+    layout: Layout,
+    dir: &Path,
+    inputs: &[Vec<f32>],
+    iters: usize,
+) -> Result<Measured, String> {
+    let manifest = read_manifest(dir).map_err(|e| e.to_string())?;
+    let memory = MemoryReport::new(&manifest).map_err(|e| e.to_string())?;
+    let tol = if manifest.precision == Precision::Fp16 {
+        2e-2
+    } else {
+        1e-3
+    };
+    let mut gpu = session(model, Backend::TensorRt, dir, true)?;
+    let mut plain = session(model, Backend::TensorRt, dir, false)?;
+    let mut cpu = session(model, Backend::Cpu, dir, true)?;
+    let depths = model.config().depths.clone();
+    let classes = model.config().classes;
+    let (mut lg, mut lc) = (vec![0f32; classes], vec![0f32; classes]);
+    let (mut worst, mut disagree) = (0f64, 0);
+    for x in inputs {
+        for &d in &depths {
+            gpu.infer_depth(x, 1, d, &mut lg)
+                .map_err(|e| e.to_string())?;
+            cpu.infer_depth(x, 1, d, &mut lc)
+                .map_err(|e| e.to_string())?;
+            let scale = lc.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let diff = lg
+                .iter()
+                .zip(&lc)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            worst = worst.max(f64::from(diff / scale));
+            disagree += usize::from(tinv::control::argmax(&lg) != tinv::control::argmax(&lc));
+        }
+    }
+    let mut paths = Vec::new();
+    for &d in &depths {
+        let mut g = time_depth(&mut gpu, inputs, d, iters)?;
+        let mut p = time_depth(&mut plain, inputs, d, iters)?;
+        let p50 = median(&mut g);
+        paths.push((d, p50, g[g.len() * 99 / 100], median(&mut p)));
+    }
+    // Switching: the shallowest and the deepest path alternately, against each run on its own.
+    let (first, last) = (paths[0], paths[paths.len() - 1]);
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for i in 0..iters {
+        ta.extend(time_depth(
+            &mut gpu,
+            &inputs[i % inputs.len()..],
+            first.0,
+            1,
+        )?);
+        tb.extend(time_depth(
+            &mut gpu,
+            &inputs[i % inputs.len()..],
+            last.0,
+            1,
+        )?);
+    }
+    let switch_us = (median(&mut ta) - first.1 + median(&mut tb) - last.1) / 2.0;
+    // Adaptive mode at the model's default budget, escalations included.
+    let (mut total, mut depth) = (0f64, 0usize);
+    for i in 0..iters {
+        let st = gpu
+            .infer(&inputs[i % inputs.len()], 1, &mut lg)
+            .map_err(|e| e.to_string())?;
+        total += st[0].latency_us;
+        depth += st[0].depth;
+    }
+    Ok(Measured {
+        layout,
+        dir: dir.to_path_buf(),
+        worst,
+        tol,
+        disagree,
+        runs: inputs.len() * depths.len(),
+        paths,
+        switch_us,
+        adaptive_us: total / iters as f64,
+        adaptive_depth: depth as f64 / iters as f64,
+        memory,
+    })
+}
+
+fn print(m: &Measured) {
+    println!("layout {} ({}):", m.layout.name(), m.dir.display());
+    println!(
+        "  logits: worst |TensorRT − CPU| / max|logit| = {:.2e} (tolerance {:.0e}); {} differing predictions over {} runs",
+        m.worst, m.tol, m.disagree, m.runs
+    );
+    println!("  depth   graph p50   graph p99   no-graph p50   graph saves");
+    for &(d, p50, p99, plain) in &m.paths {
+        println!(
+            "  {d:>5} {p50:>9.1} µs {p99:>9.1} µs {plain:>12.1} µs {:>11.1} µs",
+            plain - p50
+        );
+    }
+    println!(
+        "  path switch (depth {} ↔ {}): {:+.1} µs per run",
+        m.paths[0].0,
+        m.paths[m.paths.len() - 1].0,
+        m.switch_us
+    );
+    println!(
+        "  adaptive (default budget, escalations included): mean {:.1} µs, mean depth {:.2}",
+        m.adaptive_us, m.adaptive_depth
+    );
+    println!(
+        "  device memory: {} bytes (weights once + one arena); naive {} bytes (every engine with its own weights and context memory)",
+        m.memory.total(),
+        m.memory.naive_total()
+    );
+}
+
+/// The package's sample images, or random inputs when it has none.
+fn sample_inputs(model: Option<&str>, c: &tinv::Config) -> Vec<Vec<f32>> {
+    let dir = model_path::resolve(model)
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("samples")));
+    let mut v: Vec<Vec<f32>> = dir
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p: PathBuf| crate::images::load_image(&p, c).ok())
+        .collect();
+    if v.is_empty() {
+        let x = tinv::synth::random_inputs(c, 8, 1);
+        v = x.chunks(c.input_len()).map(<[f32]>::to_vec).collect();
+    }
+    v
+}
