@@ -22,12 +22,16 @@ pub fn ln_flavour(major: i32, minor: i32) -> LnFlavour {
     }
 }
 
-/// Builder options for `precision`: FP16 builds keep every layer whose name carries
-/// [`LAYER_NORM_SCOPE`] (all LayerNorm nodes, see `onnx::layer_norm`) in FP32.
-pub fn build_options(precision: Precision, workspace_bytes: u64) -> BuildOptions {
+/// Builder options for TensorRT `trt` (major, minor) and `precision`: FP16 builds on 8.x/10.x
+/// keep every layer whose name carries [`LAYER_NORM_SCOPE`] (all LayerNorm nodes, see
+/// `onnx::layer_norm`) in FP32. TensorRT 11 networks are strongly typed: precision comes from
+/// the ONNX types, where our graphs already compute in f32 (FP16 weights are cast on input), and
+/// the shim refuses per-layer precision there.
+pub fn build_options(trt: (i32, i32), precision: Precision, workspace_bytes: u64) -> BuildOptions {
+    let pin = precision == Precision::Fp16 && trt.0 < 11;
     BuildOptions {
         workspace_bytes,
-        fp32_layer_substring: (precision == Precision::Fp16).then(|| LAYER_NORM_SCOPE.to_string()),
+        fp32_layer_substring: pin.then(|| LAYER_NORM_SCOPE.to_string()),
         ..BuildOptions::default()
     }
 }
@@ -118,7 +122,7 @@ pub fn prepare(
         engines,
         weights,
         paths,
-        options: build_options(precision, workspace_bytes),
+        options: build_options(trt, precision, workspace_bytes),
     })
 }
 
@@ -152,11 +156,25 @@ mod tests {
     }
 
     #[test]
-    fn fp16_builds_pin_layer_norm_to_fp32() {
-        let o = build_options(Precision::Fp16, 64 << 20);
-        assert_eq!(o.fp32_layer_substring.as_deref(), Some("LayerNorm"));
-        assert_eq!(o.workspace_bytes, 64 << 20);
-        assert_eq!(build_options(Precision::Fp32, 0).fp32_layer_substring, None);
+    fn fp16_builds_before_tensorrt_11_pin_layer_norm_to_fp32() {
+        for v in [(8, 5), (8, 6), (10, 3)] {
+            let o = build_options(v, Precision::Fp16, 64 << 20);
+            assert_eq!(
+                o.fp32_layer_substring.as_deref(),
+                Some("LayerNorm"),
+                "{v:?}"
+            );
+            assert_eq!(o.workspace_bytes, 64 << 20);
+            assert_eq!(
+                build_options(v, Precision::Fp32, 0).fp32_layer_substring,
+                None
+            );
+        }
+        // Strongly typed: the shim refuses per-layer precision; the graphs compute in f32.
+        assert_eq!(
+            build_options((11, 0), Precision::Fp16, 0).fp32_layer_substring,
+            None
+        );
     }
 
     #[test]
