@@ -5,7 +5,9 @@ use crate::control::{feature_len, EXIT_FEATURES, FEATURES_V1};
 use crate::format::{DType, MetaValue, TinvWriter};
 use crate::model::{Config, ControllerConfig, Gelu};
 
-/// A small deterministic generator (SplitMix64), so synthetic models are identical everywhere.
+/// A small deterministic generator (SplitMix64), so synthetic models are identical everywhere
+/// (tinv-train draws from it too).
+#[derive(Clone, Debug)]
 pub struct Rng(u64);
 
 impl Rng {
