@@ -56,29 +56,14 @@ pub fn erf(x: f32) -> f32 {
 pub(crate) mod tests {
     use super::*;
 
-    /// erf in f64 by its Maclaurin series for |x| < 3 and its continued fraction above, the independent reference.
-    pub(crate) fn erf64(x: f64) -> f64 {
-        if x.abs() >= 3.0 {
-            // erfc by its continued fraction (the series cancels badly out here).
-            let a = x.abs();
-            let mut t = a;
-            for n in (1..=200).rev() {
-                t = a + (n as f64 / 2.0) / t;
-            }
-            let erfc = (-a * a).exp() / std::f64::consts::PI.sqrt() / t;
-            return x.signum() * (1.0 - erfc);
-        }
-        let (mut term, mut sum) = (x, x);
-        for n in 1..200 {
-            term *= -x * x / n as f64;
-            let t = term / (2 * n + 1) as f64;
-            sum += t;
-            if t.abs() < 1e-18 {
-                break;
-            }
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
+    mod erf64_reference {
+        // The integration tests' f64 erf (one reference for both).
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/common/erf64.rs"
+        ));
     }
+    pub(crate) use erf64_reference::erf as erf64;
 
     #[test]
     fn exp_matches_f64() {
