@@ -187,3 +187,51 @@ fn bad_arguments_are_errors() {
     )
     .is_err());
 }
+
+/// Two and three threads split GEMMs, attention (3 heads: query rows are cut into blocks),
+/// LayerNorm and GELU rows; every element is still computed by one thread in the same order, so
+/// the logits equal the one-thread logits exactly, and the f64 reference within 1e-4.
+#[test]
+fn threads_give_the_one_thread_logits() {
+    // 65 tokens × dim 96 × batch 3: LayerNorm and GELU rows are large enough to be split.
+    let cfg = synth::config(32, 3, 4, 96, 2, 3, 5, &[1, 2], false);
+    let m = Arc::new(
+        Model::from_bytes(
+            &synth::random_model(&cfg, 3, DType::F32),
+            &OpenOptions::default(),
+        )
+        .unwrap(),
+    );
+    let c = m.config().clone();
+    let x = synth::random_inputs(&c, 3, 4);
+    let run = |threads: usize| -> Vec<Vec<f32>> {
+        let mut s = Session::new(
+            m.clone(),
+            SessionOptions {
+                max_batch: 3,
+                threads,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        c.depths
+            .iter()
+            .map(|&d| {
+                let mut out = vec![0f32; 3 * c.classes];
+                s.infer_depth(&x, 3, d, &mut out).unwrap();
+                out
+            })
+            .collect()
+    };
+    let one = run(1);
+    for (k, out) in one.iter().enumerate() {
+        for i in 0..3 {
+            let want = &forward_all_exits(&m, &x[i * c.input_len()..(i + 1) * c.input_len()])[k];
+            let d = max_diff(&out[i * c.classes..(i + 1) * c.classes], want);
+            assert!(d < 1e-4, "path {k} input {i}: max |Δ| {d}");
+        }
+    }
+    for threads in [2, 3] {
+        assert_eq!(run(threads), one, "{threads} threads");
+    }
+}

@@ -118,7 +118,8 @@ pub fn block(ctx: &Ctx, arena: &mut [f32], w: &BlockW, b: usize) -> Result<()> {
                 sr.clone(),
             ],
         )?;
-        layernorm_rows(x, y, d, c.ln_eps);
+        ctx.pool
+            .rows_map(x, d, y, d, |x, y| layernorm_rows(x, y, d, c.ln_eps));
         sgemm(
             rows,
             3 * d,
@@ -170,7 +171,8 @@ pub fn block(ctx: &Ctx, arena: &mut [f32], w: &BlockW, b: usize) -> Result<()> {
             sr,
         ],
     )?;
-    layernorm_rows(x, y, d, c.ln_eps);
+    ctx.pool
+        .rows_map(x, d, y, d, |x, y| layernorm_rows(x, y, d, c.ln_eps));
     sgemm(
         rows,
         h,
@@ -187,8 +189,8 @@ pub fn block(ctx: &Ctx, arena: &mut [f32], w: &BlockW, b: usize) -> Result<()> {
         ctx.pool,
     );
     match c.gelu {
-        Gelu::Erf => gelu_erf(mlp),
-        Gelu::Tanh => gelu_tanh(mlp),
+        Gelu::Erf => ctx.pool.rows_mut(mlp, h, gelu_erf),
+        Gelu::Tanh => ctx.pool.rows_mut(mlp, h, gelu_tanh),
     }
     sgemm(
         rows,
@@ -209,7 +211,9 @@ pub fn block(ctx: &Ctx, arena: &mut [f32], w: &BlockW, b: usize) -> Result<()> {
 }
 
 /// Multi-head self-attention: `att = softmax(Q·Kᵀ)·V` per input and head (1/√hd is folded
-/// into Q). Jobs (input, head) are spread over the pool's threads.
+/// into Q). Jobs (input, head, block of query rows) are spread over the pool's threads; the
+/// query rows are cut into one block per thread only when the (input, head) pairs would not
+/// share out evenly (ViT-Tiny's 3 heads on 2 threads), since each block re-reads all of K and V.
 fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
     let c = ctx.model.config();
     let (n, d, hd, heads) = (c.tokens(), c.dim, c.head_dim(), c.heads);
@@ -227,7 +231,13 @@ fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
     let att = SharedMut(att.as_mut_ptr());
     let hs = SharedMut(hs.as_mut_ptr());
     let stride = buf.head_stride;
-    let jobs = b * heads;
+    let pairs = b * heads;
+    let blocks = if pairs.is_multiple_of(threads) {
+        1
+    } else {
+        threads.min(n)
+    };
+    let jobs = pairs * blocks;
     ctx.pool.run(|t| {
         // SAFETY: thread t owns floats [t·stride, (t+1)·stride) of the heads buffer, which
         // `views` proved is in the arena and disjoint from qkv and att.
@@ -235,15 +245,30 @@ fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
         let (scores, rest) = mine.split_at_mut(n * n);
         let (out, scratch) = rest.split_at_mut(n * hd);
         for job in (t..jobs).step_by(threads) {
-            let (s, h) = (job / heads, job % heads);
+            let (pair, blk) = (job / blocks, job % blocks);
+            let (s, h) = (pair / heads, pair % heads);
+            let rows = n * blk / blocks..n * (blk + 1) / blocks;
+            let nq = rows.len();
             let base = s * n * 3 * d;
-            let q = &qkv[base + h * hd..];
+            let q = &qkv[base + rows.start * 3 * d + h * hd..];
             let k = &qkv[base + d + h * hd..];
             let v = &qkv[base + 2 * d + h * hd..];
-            sgemm_bt(n, n, hd, q, 3 * d, k, 3 * d, scores, n, scratch, ctx.serial);
-            softmax_rows(scores, n, n, n);
-            sgemm(
+            sgemm_bt(
+                nq,
                 n,
+                hd,
+                q,
+                3 * d,
+                k,
+                3 * d,
+                scores,
+                n,
+                scratch,
+                ctx.serial,
+            );
+            softmax_rows(scores, nq, n, n);
+            sgemm(
+                nq,
                 hd,
                 n,
                 scores,
@@ -257,13 +282,13 @@ fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
                 scratch,
                 ctx.serial,
             );
-            for (r, row) in out.chunks_exact(hd).enumerate() {
-                // SAFETY: row r of input s, columns [h·hd, (h+1)·hd) of att: inside the att view
-                // (s < b, r < n) and written by this job only.
+            for (r, row) in out.chunks_exact(hd).take(nq).enumerate() {
+                // SAFETY: row rows.start + r of input s, columns [h·hd, (h+1)·hd) of att: inside
+                // the att view (s < b, rows ⊆ 0..n) and written by this job only.
                 unsafe {
                     std::ptr::copy_nonoverlapping(
                         row.as_ptr(),
-                        att.ptr().add((s * n + r) * d + h * hd),
+                        att.ptr().add((s * n + rows.start + r) * d + h * hd),
                         hd,
                     );
                 }

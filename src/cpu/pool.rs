@@ -201,6 +201,90 @@ impl Pool {
     }
 }
 
+/// Below this many floats a row-wise kernel runs on the caller alone: waking the pool costs more.
+const MIN_PARALLEL_FLOATS: usize = 16 * 1024;
+
+/// Thread `t`'s share of `units` units, as a range.
+fn share(units: usize, t: usize, threads: usize) -> std::ops::Range<usize> {
+    units * t / threads..units * (t + 1) / threads
+}
+
+impl Pool {
+    /// Runs `f` on disjoint parts of `data` made of whole rows of `width` floats, one part per
+    /// thread (on the caller alone when `data` is small). For row-wise kernels (GELU).
+    pub fn rows_mut<F: Fn(&mut [f32]) + Sync>(&self, data: &mut [f32], width: usize, f: F) {
+        let threads = self.threads();
+        if threads == 1 || data.len() < MIN_PARALLEL_FLOATS || width == 0 {
+            f(data);
+            return;
+        }
+        let rows = data.len() / width;
+        let base = RowsPtr(data.as_mut_ptr());
+        self.run(|t| {
+            let r = share(rows, t, threads);
+            // SAFETY: the row ranges of different `t` are disjoint and inside `data` (rows ·
+            // width ≤ data.len()), which stays borrowed until `run` returns.
+            let part = unsafe {
+                std::slice::from_raw_parts_mut(base.at(r.start * width), r.len() * width)
+            };
+            f(part);
+        });
+    }
+
+    /// Runs `f(src part, dst part)` on matching parts of whole rows (`src` rows of `width`
+    /// floats, `dst` rows of `dst_width`), one part per thread. For LayerNorm.
+    pub fn rows_map<F: Fn(&[f32], &mut [f32]) + Sync>(
+        &self,
+        src: &[f32],
+        width: usize,
+        dst: &mut [f32],
+        dst_width: usize,
+        f: F,
+    ) {
+        let threads = self.threads();
+        let rows = if width == 0 || dst_width == 0 {
+            0
+        } else {
+            (src.len() / width).min(dst.len() / dst_width)
+        };
+        if threads == 1 || src.len() < MIN_PARALLEL_FLOATS || rows == 0 {
+            f(src, dst);
+            return;
+        }
+        let base = RowsPtr(dst.as_mut_ptr());
+        self.run(|t| {
+            let r = share(rows, t, threads);
+            let input = &src[r.start * width..r.end * width];
+            // SAFETY: as in `rows_mut`: disjoint row ranges of `dst`, inside it (rows ·
+            // dst_width ≤ dst.len()), borrowed until `run` returns.
+            let out = unsafe {
+                std::slice::from_raw_parts_mut(base.at(r.start * dst_width), r.len() * dst_width)
+            };
+            f(input, out);
+        });
+    }
+}
+
+/// A row buffer's base pointer, shared with the pool's threads (each writes its own rows).
+#[derive(Clone, Copy)]
+struct RowsPtr(*mut f32);
+// SAFETY: used only by `rows_mut`/`rows_map`, whose threads write disjoint row ranges of a
+// buffer that stays mutably borrowed until `Pool::run` returns.
+unsafe impl Send for RowsPtr {}
+// SAFETY: as above.
+unsafe impl Sync for RowsPtr {}
+
+impl RowsPtr {
+    /// `base + offset` (a method, so closures capture the whole `Sync` wrapper).
+    ///
+    /// # Safety
+    /// `offset` must be inside the buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.0.add(offset) }
+    }
+}
+
 /// Blocks until every worker has finished the current job: spins, then waits on `done_cv`.
 fn wait_all_done(shared: &Shared) {
     if spin_until(|| shared.pending.load(Ordering::Acquire) == 0) {
@@ -302,6 +386,34 @@ mod tests {
             count.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn row_parts_cover_every_row_once_on_any_thread_count() {
+        for threads in [1, 2, 3] {
+            let pool = Pool::new(threads);
+            for rows in [1, 7, 300, 1000] {
+                let width = 64;
+                let mut v = vec![1f32; rows * width];
+                pool.rows_mut(&mut v, width, |part| {
+                    assert_eq!(part.len() % width, 0);
+                    part.iter_mut().for_each(|x| *x += 1.0);
+                });
+                assert!(
+                    v.iter().all(|&x| x == 2.0),
+                    "{threads} threads, {rows} rows"
+                );
+                let src: Vec<f32> = (0..rows * width).map(|i| i as f32).collect();
+                let mut dst = vec![0f32; rows];
+                pool.rows_map(&src, width, &mut dst, 1, |s, d| {
+                    for (row, o) in s.chunks_exact(width).zip(d.iter_mut()) {
+                        *o = row[0];
+                    }
+                });
+                let want: Vec<f32> = (0..rows).map(|r| (r * width) as f32).collect();
+                assert_eq!(dst, want, "{threads} threads, {rows} rows");
+            }
+        }
     }
 
     #[test]
