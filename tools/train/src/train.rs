@@ -185,7 +185,19 @@ pub fn train_backbone(
         Some(path) => {
             let (ts, m) = checkpoint::load(path)?;
             let meta = read_meta(&m, path)?;
-            let saved = serde_json::json!({"model": meta.model, "hyper": meta.hyper});
+            // The epoch count may change on resume (lengthen or shorten a run): the learning-rate
+            // schedule then follows the new total from the current step on.
+            let planned = Hyper {
+                epochs: h.epochs,
+                ..meta.hyper.clone()
+            };
+            if meta.hyper.epochs != h.epochs {
+                eprintln!(
+                    "tinv-train: resuming a run planned for {} epochs with --epochs {}; the learning-rate schedule follows the new total",
+                    meta.hyper.epochs, h.epochs
+                );
+            }
+            let saved = serde_json::json!({"model": meta.model, "hyper": planned});
             let want = serde_json::json!({"model": backbone_cfg, "hyper": h});
             if let Some(d) = first_difference("config", &saved, &want) {
                 return Err(TrainError::Input(format!(
@@ -200,6 +212,10 @@ pub fn train_backbone(
             let (ots, _) = checkpoint::load(&op)?;
             opt.load_host(vit.vars(), &ots, meta.global_step)
                 .map_err(|e| format!("{}: {e}", op.display()))?;
+            let meta = TrainMeta {
+                hyper: h.clone(),
+                ..meta
+            };
             (vit, opt, meta)
         }
         None => {

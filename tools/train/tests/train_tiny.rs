@@ -164,6 +164,16 @@ fn resume_continues_where_it_stopped() {
     let (a, _) = tinv_train::checkpoint::load(&straight).unwrap();
     let (b, _) = tinv_train::checkpoint::load(&done).unwrap();
     assert_eq!(a, b, "stopping and resuming changed the result");
+
+    // The epoch count may change on resume: a third epoch runs 5 more steps.
+    let longer = tmp("longer");
+    let o = RunOpts {
+        resume: Some(part.clone()),
+        ..opts(&longer)
+    };
+    let h3 = Hyper { epochs: 3, ..h };
+    let (_, meta) = train::train_backbone(&cfg(), &h3, &tr, &val, &o).unwrap();
+    assert_eq!((meta.global_step, meta.hyper.epochs), (15, 3));
 }
 
 #[test]
