@@ -6,6 +6,7 @@
 
 mod blas;
 mod child;
+mod profile;
 mod report;
 mod svg;
 
@@ -34,6 +35,8 @@ OPTIONS:
     --openblas FILE       OpenBLAS for the sgemm yardstick (default: numpy's, else the system's)
     --out DIR             Scratch and raw results (default target/bench)
     --report FILE         Markdown report (default docs/RESULTS.md; plots beside it in results/)
+    --profile             Only print where one ViT-Tiny block's time goes at each thread count
+                          (the report's profile section), for quick work on the kernels
 ";
 
 /// One benchmarked model and its inputs (rebuilt identically in every child).
@@ -63,6 +66,8 @@ pub struct Args {
     pub openblas: Option<PathBuf>,
     pub out: PathBuf,
     pub report: PathBuf,
+    /// `--profile`: print the block profile and stop.
+    pub profile_only: bool,
     child: Option<(String, String, usize)>,
     raw: Vec<String>,
 }
@@ -86,6 +91,7 @@ fn parse_args() -> Result<Args, String> {
         out: "target/bench".into(),
         report: "docs/RESULTS.md".into(),
         child: None,
+        profile_only: false,
         raw: Vec::new(),
     };
     let mut it = raw.iter();
@@ -103,6 +109,7 @@ fn parse_args() -> Result<Args, String> {
             "--labels" => a.labels = path(it.next(), f)?,
             "--eval-n" => a.eval_n = num(it.next(), f)?.max(1),
             "--no-vit-tiny" => a.vit_tiny = false,
+            "--profile" => a.profile_only = true,
             "--threads" => {
                 a.threads = it
                     .next()
@@ -312,6 +319,25 @@ fn real_main() -> Result<(), String> {
             .find(|c| &c.name == case_name)
             .ok_or("unknown case")?;
         return child::run(rt, case, *threads, a.warmup, a.runs);
+    }
+    if a.profile_only {
+        let cfg = tinv::synth::vit_tiny();
+        std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+        let path = a.out.join("vit-tiny.tinv");
+        std::fs::write(&path, tinv::synth::random_model(&cfg, 1, DType::F32))
+            .map_err(|e| e.to_string())?;
+        let model = Model::open(&path, &OpenOptions::default()).map_err(|e| e.to_string())?;
+        let mut md = String::new();
+        profile::write_section(
+            &mut md,
+            "vit-tiny",
+            &model,
+            &a.threads,
+            a.runs.min(100),
+            None,
+        )?;
+        print!("{md}");
+        return Ok(());
     }
     let cases = cases(&a, true)?;
     if cases.is_empty() {

@@ -312,6 +312,11 @@ pub fn write(a: &Args, cases: &[Case], rows: &[Row], blas: Option<&Blas>) -> Res
             let _ = writeln!(md, "\n![accuracy vs FLOPs](results/{f})\n");
         }
     }
+    if let Some(case) = cases.iter().find(|c| c.name == "vit-tiny") {
+        let model = Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
+        let runs = a.runs.min(100);
+        crate::profile::write_section(&mut md, &case.name, &model, &a.threads, runs, sgemm_ref)?;
+    }
     let _ = writeln!(
         md,
         "## Targets\n\n| target | measured | limit | status |\n|---|---|---|---|"

@@ -1,0 +1,197 @@
+//! Where the time of one encoder block goes, kernel by kernel, at each thread count: the "why"
+//! behind RESULTS.md's ViT-Tiny numbers. The block runs through the runtime's own
+//! `cpu::exec::block` on a session-shaped arena; its GEMMs, LayerNorms and GELU are then timed
+//! alone with the same shapes, pool and kernels, and attention (QKᵀ, softmax, ·V over the heads)
+//! is what remains of the block's time.
+
+use std::time::Instant;
+use tinv::cpu::{exec, gemm, kernels, plan, pool::Pool};
+use tinv::Model;
+
+/// One row of the profile.
+pub struct Part {
+    /// What runs.
+    pub name: String,
+    /// Median µs per block.
+    pub us: f64,
+    /// FLOPs per block (0 where not counted).
+    pub flops: f64,
+}
+
+fn median_us(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
+    let mut v: Vec<f64> = (0..runs.max(3)).map(|_| f()).collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn timed(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64() * 1e6
+}
+
+/// Profiles block 0 of `model` (batch 1) on `threads` threads, `runs` timed runs per part.
+pub fn block(model: &Model, threads: usize, runs: usize) -> Result<Vec<Part>, String> {
+    let c = model.config();
+    let (n, d, h) = (c.tokens(), c.dim, c.mlp_hidden);
+    let pool = Pool::new(threads);
+    let serial = Pool::new(1);
+    let buf = plan::buffers(model, 1, threads);
+    let mut arena = vec![0f32; buf.layout.total];
+    let ctx = exec::Ctx {
+        model,
+        buf: &buf,
+        pool: &pool,
+        serial: &serial,
+    };
+    let input = tinv::synth::random_inputs(c, 1, 1);
+    exec::stem(&ctx, &mut arena, &input, &[0]).map_err(|e| e.to_string())?;
+    let x0 = arena[buf.x..buf.x + n * d].to_vec();
+    let w = model.blocks().first().ok_or("model has no blocks")?;
+    let whole = median_us(runs, || {
+        // The block adds into the residual stream: start every run from the same state.
+        arena[buf.x..buf.x + n * d].copy_from_slice(&x0);
+        timed(|| {
+            let _ = exec::block(&ctx, &mut arena, w, 1);
+        })
+    });
+
+    let mut parts = Vec::new();
+    let shapes = [
+        ("GEMM qkv", n, 3 * d, d, w.qkv_w),
+        ("GEMM proj", n, d, d, w.proj_w),
+        ("GEMM fc1", n, h, d, w.fc1_w),
+        ("GEMM fc2", n, d, h, w.fc2_w),
+    ];
+    for (name, m, nn, k, wref) in shapes {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i % 97) as f32 - 48.0) / 97.0)
+            .collect();
+        let mut out = vec![0f32; m * nn];
+        let mut scratch = vec![0f32; gemm::scratch_len(m, nn, k, threads)];
+        let b = model.w(wref);
+        let us = median_us(runs, || {
+            timed(|| {
+                gemm::sgemm(
+                    m,
+                    nn,
+                    k,
+                    &a,
+                    k,
+                    b,
+                    nn,
+                    &mut out,
+                    nn,
+                    None,
+                    false,
+                    &mut scratch,
+                    &pool,
+                )
+            })
+        });
+        parts.push(Part {
+            name: name.into(),
+            us,
+            flops: 2.0 * (m * nn * k) as f64,
+        });
+    }
+    let eps = c.ln_eps;
+    let mut y = vec![0f32; n * d];
+    let ln = median_us(runs, || {
+        timed(|| {
+            pool.rows_map(&x0, d, &mut y, d, |x, y| {
+                kernels::layernorm_rows(x, y, d, eps)
+            })
+        })
+    });
+    parts.push(Part {
+        name: "LayerNorm ×2".into(),
+        us: 2.0 * ln,
+        flops: 0.0,
+    });
+    let mut hidden: Vec<f32> = (0..n * h)
+        .map(|i| ((i % 61) as f32 - 30.0) / 10.0)
+        .collect();
+    let gelu = median_us(runs, || {
+        timed(|| pool.rows_mut(&mut hidden, h, kernels::gelu_erf))
+    });
+    parts.push(Part {
+        name: "GELU (erf)".into(),
+        us: gelu,
+        flops: 0.0,
+    });
+    let known: f64 = parts.iter().map(|p| p.us).sum();
+    parts.push(Part {
+        name: "attention (QKᵀ, softmax, ·V) + rest".into(),
+        us: (whole - known).max(0.0),
+        flops: 4.0 * (n * n * d) as f64,
+    });
+    let flops = parts.iter().map(|p| p.flops).sum();
+    parts.push(Part {
+        name: "whole block".into(),
+        us: whole,
+        flops,
+    });
+    Ok(parts)
+}
+
+/// The report section: one block of model `name` per thread count, side by side, with GEMM
+/// GFLOP/s against the one-thread OpenBLAS yardstick (`sgemm_ref`, GFLOP/s) times the threads.
+pub fn write_section(
+    md: &mut String,
+    name: &str,
+    model: &Model,
+    threads: &[usize],
+    runs: usize,
+    sgemm_ref: Option<f64>,
+) -> Result<(), String> {
+    use std::fmt::Write as _;
+    let profiles = threads
+        .iter()
+        .map(|&t| block(model, t, runs).map(|p| (t, p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some((_, first)) = profiles.first() else {
+        return Ok(());
+    };
+    let _ = writeln!(
+        md,
+        "## Where the time goes: one {} block, batch 1\n\nThe block through the runtime's own \
+         `cpu::exec::block`; its GEMMs, LayerNorms and GELU timed alone with the same shapes, \
+         pool and kernels (median of {runs}); attention is the rest. \"of peak\" = GFLOP/s over \
+         one-thread OpenBLAS sgemm on these shapes × threads.\n",
+        name
+    );
+    let mut head = "| part |".to_string();
+    let mut rule = "|---|".to_string();
+    for (t, _) in &profiles {
+        let _ = write!(head, " {t} thr µs | {t} thr GFLOP/s | of peak |");
+        rule.push_str("---|---|---|");
+    }
+    if profiles.len() > 1 {
+        head.push_str(" speed-up |");
+        rule.push_str("---|");
+    }
+    let _ = writeln!(md, "{head}\n{rule}");
+    for (i, part) in first.iter().enumerate() {
+        let mut row = format!("| {} |", part.name);
+        for (t, p) in &profiles {
+            let q = &p[i];
+            let gf = q.flops / q.us / 1e3;
+            let peak = sgemm_ref.filter(|_| q.flops > 0.0).map_or("–".into(), |s| {
+                format!("{:.0}%", 100.0 * gf / (s * *t as f64))
+            });
+            let gfs = if q.flops > 0.0 {
+                format!("{gf:.1}")
+            } else {
+                "–".into()
+            };
+            let _ = write!(row, " {:.1} | {gfs} | {peak} |", q.us);
+        }
+        if let Some((_, last)) = profiles.last().filter(|_| profiles.len() > 1) {
+            let _ = write!(row, " {:.2}× |", part.us / last[i].us.max(1e-9));
+        }
+        let _ = writeln!(md, "{row}");
+    }
+    let _ = writeln!(md);
+    Ok(())
+}
