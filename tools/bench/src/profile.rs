@@ -126,6 +126,7 @@ pub fn block(model: &Model, threads: usize, runs: usize) -> Result<Vec<Part>, St
         us: (whole - known).max(0.0),
         flops: 4.0 * (n * n * d) as f64,
     });
+    parts.extend(attention_parts(model, runs));
     let flops = parts.iter().map(|p| p.flops).sum();
     parts.push(Part {
         name: "whole block".into(),
@@ -133,6 +134,88 @@ pub fn block(model: &Model, threads: usize, runs: usize) -> Result<Vec<Part>, St
         flops,
     });
     Ok(parts)
+}
+
+/// Attention's pieces over all heads, each on one thread (as every (head, row block) job runs):
+/// what the attention row above is made of.
+fn attention_parts(model: &Model, runs: usize) -> Vec<Part> {
+    let c = model.config();
+    let (n, d, hd, heads) = (c.tokens(), c.dim, c.head_dim(), c.heads);
+    let serial = Pool::new(1);
+    let qkv: Vec<f32> = (0..n * 3 * d)
+        .map(|i| ((i % 89) as f32 - 44.0) / 89.0)
+        .collect();
+    let mut scores = vec![0f32; n * n];
+    let mut out = vec![0f32; n * hd];
+    let mut scratch =
+        vec![0f32; gemm::scratch_len(n, n, hd, 1).max(gemm::scratch_len(n, hd, n, 1))];
+    let qk = median_us(runs, || {
+        timed(|| {
+            for h in 0..heads {
+                let (q, k) = (&qkv[h * hd..], &qkv[d + h * hd..]);
+                gemm::sgemm_bt(
+                    n,
+                    n,
+                    hd,
+                    q,
+                    3 * d,
+                    k,
+                    3 * d,
+                    &mut scores,
+                    n,
+                    &mut scratch,
+                    &serial,
+                );
+            }
+        })
+    });
+    let sm = median_us(runs, || {
+        timed(|| {
+            for _ in 0..heads {
+                kernels::softmax_rows(&mut scores, n, n, n);
+            }
+        })
+    });
+    let av = median_us(runs, || {
+        timed(|| {
+            for h in 0..heads {
+                let v = &qkv[2 * d + h * hd..];
+                gemm::sgemm(
+                    n,
+                    hd,
+                    n,
+                    &scores,
+                    n,
+                    v,
+                    3 * d,
+                    &mut out,
+                    hd,
+                    None,
+                    false,
+                    &mut scratch,
+                    &serial,
+                );
+            }
+        })
+    });
+    let mm = 2.0 * (n * n * d) as f64;
+    vec![
+        Part {
+            name: "· of which QKᵀ, all heads, 1 thread".into(),
+            us: qk,
+            flops: mm,
+        },
+        Part {
+            name: "· of which softmax, all heads, 1 thread".into(),
+            us: sm,
+            flops: 0.0,
+        },
+        Part {
+            name: "· of which scores·V, all heads, 1 thread".into(),
+            us: av,
+            flops: mm,
+        },
+    ]
 }
 
 /// The report section: one block of model `name` per thread count, side by side, with GEMM
