@@ -95,3 +95,30 @@ fn only_deepest_right_goes_deepest() {
         );
     }
 }
+
+/// The warm start's threshold rule, on tables whose best rule is known. Only the deepest exit
+/// right: continuing to it pays at every λ ≤ 1 (+1 for at most 3/4 of the full FLOPs), so τ*
+/// must exceed every confidence of the first three exits. The shallowest always right: any
+/// continuation only costs, so τ* = 0 (the smallest of the tied thresholds at λ = 0).
+#[test]
+fn best_threshold_matches_hand_worked_tables() {
+    use tinv_train::control::warm::best_threshold;
+    let o = table(200, |j| j == 3, 5);
+    let full = o.full_flops() as f32;
+    let step: Vec<f32> = o.step_flops.iter().map(|&c| c as f32 / full).collect();
+    let top = (0..o.n)
+        .flat_map(|i| (0..3).map(move |k| (i, k)))
+        .map(|(i, k)| o.stats[i * o.p + k].0)
+        .fold(0f32, f32::max);
+    for lam in [0.0, 0.5, 1.0] {
+        let tau = best_threshold(&o, &step, lam);
+        assert!(
+            tau > top,
+            "λ {lam}: τ* {tau} ≤ the largest confidence {top}"
+        );
+    }
+    let o = table(200, |_| true, 6);
+    for lam in [0.0, 0.1, 1.0] {
+        assert_eq!(best_threshold(&o, &step, lam), 0.0, "λ {lam}");
+    }
+}
