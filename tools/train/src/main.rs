@@ -41,7 +41,7 @@ Run
 controller options:
   --data DIR          dataset (the validation split is the checkpoint's own) [/usr/share/datasets/fashion-mnist]
   --out PATH          final checkpoint with the controller [CKPT]
-  --iters N --episodes N   PPO iterations per level and episodes per iteration [150, 4096]
+  --iters N --episodes N   PPO iterations per level and episodes per iteration [40, 4096]
   --hp N --hq N --hr N     predictor / policy / exit-RNN hidden widths [32, 64, 16]
   --tol X             default budget: largest λ whose validation accuracy is within X of full depth [0.002]
   --seed N            [1]

@@ -77,23 +77,56 @@ pub fn choose_default(
     tol: f64,
     flops: (u64, u64),
 ) -> (f32, Vec<Point>) {
-    let full = o.path_accuracy().last().copied().unwrap_or(0.0);
     let pts: Vec<Point> = GRID
         .iter()
         .map(|&l| evaluate(ctrl, o, l, 2, flops))
         .collect();
+    let full = o.path_accuracy().last().copied().unwrap_or(0.0);
+    (choose_from(&pts, full, tol), pts)
+}
+
+/// Pools operating points measured on disjoint parts (`parts[f][g]` = part f at `GRID[g]`,
+/// weighted by the part sizes `sizes`): cross-validated points over the whole set.
+pub fn pool(parts: &[Vec<Point>], sizes: &[usize]) -> Vec<Point> {
+    let total = sizes.iter().sum::<usize>().max(1) as f64;
+    let Some(first) = parts.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .map(|g| {
+            let mut pt = Point {
+                lambda: first[g].lambda,
+                accuracy: 0.0,
+                mean_flops: 0.0,
+                histogram: vec![0.0; first[g].histogram.len()],
+            };
+            for (part, &n) in parts.iter().zip(sizes) {
+                let w = n as f64 / total;
+                pt.accuracy += w * part[g].accuracy;
+                pt.mean_flops += w * part[g].mean_flops;
+                for (h, v) in pt.histogram.iter_mut().zip(&part[g].histogram) {
+                    *h += w * v;
+                }
+            }
+            pt
+        })
+        .collect()
+}
+
+/// The largest λ among `pts` within `tol` of `full` (else the most accurate, the largest
+/// among equals).
+pub fn choose_from(pts: &[Point], full: f64, tol: f64) -> f32 {
     let within = pts
         .iter()
         .filter(|pt| pt.accuracy >= full - tol)
         .map(|pt| pt.lambda)
         .reduce(f32::max);
     // None within tolerance: the most accurate budget (the largest among equals).
-    let best = within.unwrap_or_else(|| {
+    within.unwrap_or_else(|| {
         let top = pts.iter().map(|pt| pt.accuracy).fold(f64::MIN, f64::max);
         pts.iter()
             .filter(|pt| pt.accuracy >= top)
             .map(|pt| pt.lambda)
             .fold(0.0f32, f32::max)
-    });
-    (best, pts)
+    })
 }

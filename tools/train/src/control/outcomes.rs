@@ -123,6 +123,19 @@ impl Outcomes {
         }
     }
 
+    /// Every sample but those in `range`, as their own table (the training part of a fold).
+    pub fn without(&self, range: std::ops::Range<usize>) -> Outcomes {
+        let mut a = self.subset(0..range.start);
+        let b = self.subset(range.end..self.n);
+        a.n += b.n;
+        a.logits.extend(b.logits);
+        a.labels.extend(b.labels);
+        a.correct.extend(b.correct);
+        a.stats.extend(b.stats);
+        a.feats.extend(b.feats);
+        a
+    }
+
     /// Whether path `j` is right on sample `i`.
     pub fn right(&self, i: usize, j: usize) -> bool {
         self.correct[i * self.p + j]
