@@ -30,6 +30,7 @@ OPTIONS:
     --no-vit-tiny         Skip the ViT-Tiny-shaped model (192 dim, 3 heads, 12 blocks, 224², patch 16)
     --threads LIST        Thread counts (default 1,2)
     --runs N              Timed runs per measurement (default 200), after --warmup N (default 20)
+    --rounds N            Run every measurement N times, in rotation; report medians (default 3)
     --venv DIR            Python venv holding onnxruntime and numpy (default .venv)
     --ort-lib FILE        libonnxruntime.so (default: the one in the venv's onnxruntime wheel)
     --openblas FILE       OpenBLAS for the sgemm yardstick (default: numpy's, else the system's)
@@ -66,6 +67,8 @@ pub struct Args {
     pub openblas: Option<PathBuf>,
     pub out: PathBuf,
     pub report: PathBuf,
+    /// Rounds of every measurement (medians reported).
+    pub rounds: usize,
     /// `--profile`: print the block profile and stop.
     pub profile_only: bool,
     child: Option<(String, String, usize)>,
@@ -92,6 +95,7 @@ fn parse_args() -> Result<Args, String> {
         report: "docs/RESULTS.md".into(),
         child: None,
         profile_only: false,
+        rounds: 3,
         raw: Vec::new(),
     };
     let mut it = raw.iter();
@@ -123,6 +127,7 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--runs" => a.runs = num(it.next(), f)?.max(1),
+            "--rounds" => a.rounds = num(it.next(), f)?.max(1),
             "--warmup" => a.warmup = num(it.next(), f)?,
             "--venv" => a.venv = path(it.next(), f)?,
             "--ort-lib" => a.ort_lib = Some(path(it.next(), f)?),
@@ -240,6 +245,58 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
     Ok(out)
 }
 
+/// Runs `--profile` in a child process and returns its Markdown section.
+fn profile_child(a: &Args) -> Result<Option<String>, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let threads: Vec<String> = a.threads.iter().map(|t| t.to_string()).collect();
+    let out = Command::new(exe)
+        .args(["--profile", "--threads", &threads.join(",")])
+        .args(["--runs", &a.runs.min(100).to_string(), "--out"])
+        .arg(&a.out)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        eprintln!(
+            "  profile failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no output")
+        );
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+/// The rows of the first round, each numeric value replaced by its median over the rounds that
+/// have that row.
+fn median_rows(mut rounds: Vec<Vec<Row>>) -> Vec<Row> {
+    if rounds.is_empty() {
+        return Vec::new();
+    }
+    let first = rounds.remove(0);
+    first
+        .into_iter()
+        .map(|mut row| {
+            let same: Vec<&Row> = rounds
+                .iter()
+                .flatten()
+                .filter(|r| {
+                    r.case == row.case && r.runtime == row.runtime && r.threads == row.threads
+                })
+                .collect();
+            for (k, v) in row.kv.iter_mut() {
+                let Ok(x) = v.parse::<f64>() else { continue };
+                let mut all: Vec<f64> = same.iter().filter_map(|r| r.get(k)).collect();
+                all.push(x);
+                all.sort_by(f64::total_cmp);
+                *v = format!("{}", all[all.len() / 2]);
+            }
+            row
+        })
+        .collect()
+}
+
 /// One RESULT line, parsed.
 pub struct Row {
     pub case: String,
@@ -327,15 +384,8 @@ fn real_main() -> Result<(), String> {
         std::fs::write(&path, tinv::synth::random_model(&cfg, 1, DType::F32))
             .map_err(|e| e.to_string())?;
         let model = Model::open(&path, &OpenOptions::default()).map_err(|e| e.to_string())?;
-        let mut md = String::new();
-        profile::write_section(
-            &mut md,
-            "vit-tiny",
-            &model,
-            &a.threads,
-            a.runs.min(100),
-            None,
-        )?;
+        let md =
+            profile::Section::measure("vit-tiny", &model, &a.threads, a.runs.min(100))?.markdown();
         print!("{md}");
         return Ok(());
     }
@@ -343,27 +393,43 @@ fn real_main() -> Result<(), String> {
     if cases.is_empty() {
         return Err("nothing to benchmark (no --fmnist model and --no-vit-tiny)".into());
     }
-    let mut rows = Vec::new();
-    for c in &cases {
-        let mut runtimes = vec!["tinv", "ort"];
-        if c.name == "fmnist" {
-            runtimes.insert(1, "tinv-adaptive");
-        }
-        for &t in &a.threads {
-            for rt in &runtimes {
-                match spawn(&a, rt, &c.name, t) {
-                    Ok(r) => rows.push(r),
-                    Err(e) => eprintln!("  {e}"),
+    // Every (case, threads, runtime) child runs `--rounds` times, the rounds one after the other,
+    // so a burst of noise from the host hits the peers alike; each row keeps the median of its
+    // rounds' numbers.
+    let mut rounds: Vec<Vec<Row>> = Vec::new();
+    for round in 0..a.rounds {
+        eprintln!("round {}/{}", round + 1, a.rounds);
+        let mut rows = Vec::new();
+        for c in &cases {
+            let mut runtimes = vec!["tinv", "ort"];
+            if c.name == "fmnist" {
+                runtimes.insert(1, "tinv-adaptive");
+            }
+            for &t in &a.threads {
+                for rt in &runtimes {
+                    match spawn(&a, rt, &c.name, t) {
+                        Ok(r) => rows.push(r),
+                        Err(e) => eprintln!("  {e}"),
+                    }
+                }
+                if cfg!(feature = "tract") && t == 1 {
+                    match spawn(&a, "tract", &c.name, 1) {
+                        Ok(r) => rows.push(r),
+                        Err(e) => eprintln!("  {e}"),
+                    }
                 }
             }
-            if cfg!(feature = "tract") && t == 1 {
-                match spawn(&a, "tract", &c.name, 1) {
-                    Ok(r) => rows.push(r),
-                    Err(e) => eprintln!("  {e}"),
-                }
-            }
         }
+        rounds.push(rows);
     }
+    let rows = median_rows(rounds);
+    // The profile runs in a child of its own, like every measurement: in this process, after the
+    // children and with OpenBLAS loaded, its numbers came out several times too slow.
+    let profile = if cases.iter().any(|c| c.name == "vit-tiny") {
+        profile_child(&a)?
+    } else {
+        None
+    };
     let blas = blas::Blas::load(&blas::candidates(a.openblas.as_deref(), &a.venv));
-    report::write(&a, &cases, &rows, blas.as_ref())
+    report::write(&a, &cases, &rows, blas.as_ref(), profile.as_deref())
 }

@@ -48,15 +48,36 @@ pub fn block(model: &Model, threads: usize, runs: usize) -> Result<Vec<Part>, St
     exec::stem(&ctx, &mut arena, &input, &[0]).map_err(|e| e.to_string())?;
     let x0 = arena[buf.x..buf.x + n * d].to_vec();
     let w = model.blocks().first().ok_or("model has no blocks")?;
-    let whole = median_us(runs, || {
-        // The block adds into the residual stream: start every run from the same state.
-        arena[buf.x..buf.x + n * d].copy_from_slice(&x0);
+    let mut parts = Vec::new();
+    let eps = c.ln_eps;
+    let mut y = vec![0f32; n * d];
+    let ln = median_us(runs, || {
         timed(|| {
-            let _ = exec::block(&ctx, &mut arena, w, 1);
+            pool.rows_map(&x0, d, &mut y, d, |x, y| {
+                kernels::layernorm_rows(x, y, d, eps)
+            })
         })
     });
-
-    let mut parts = Vec::new();
+    parts.push(Part {
+        name: "LayerNorm ×2".into(),
+        us: 2.0 * ln,
+        flops: 0.0,
+    });
+    let source: Vec<f32> = (0..n * h)
+        .map(|i| ((i % 61) as f32 - 30.0) / 10.0)
+        .collect();
+    let mut hidden = source.clone();
+    let gelu = median_us(runs, || {
+        // In place: start from the same values every run (GELU applied again and again drives
+        // them into denormals, which are slow).
+        hidden.copy_from_slice(&source);
+        timed(|| pool.rows_mut(&mut hidden, h, kernels::gelu_erf))
+    });
+    parts.push(Part {
+        name: "GELU (erf)".into(),
+        us: gelu,
+        flops: 0.0,
+    });
     let shapes = [
         ("GEMM qkv", n, 3 * d, d, w.qkv_w),
         ("GEMM proj", n, d, d, w.proj_w),
@@ -95,31 +116,14 @@ pub fn block(model: &Model, threads: usize, runs: usize) -> Result<Vec<Part>, St
             flops: 2.0 * (m * nn * k) as f64,
         });
     }
-    let eps = c.ln_eps;
-    let mut y = vec![0f32; n * d];
-    let ln = median_us(runs, || {
+    let whole = median_us(runs, || {
+        // The block adds into the residual stream: start every run from the same state.
+        arena[buf.x..buf.x + n * d].copy_from_slice(&x0);
         timed(|| {
-            pool.rows_map(&x0, d, &mut y, d, |x, y| {
-                kernels::layernorm_rows(x, y, d, eps)
-            })
+            let _ = exec::block(&ctx, &mut arena, w, 1);
         })
     });
-    parts.push(Part {
-        name: "LayerNorm ×2".into(),
-        us: 2.0 * ln,
-        flops: 0.0,
-    });
-    let mut hidden: Vec<f32> = (0..n * h)
-        .map(|i| ((i % 61) as f32 - 30.0) / 10.0)
-        .collect();
-    let gelu = median_us(runs, || {
-        timed(|| pool.rows_mut(&mut hidden, h, kernels::gelu_erf))
-    });
-    parts.push(Part {
-        name: "GELU (erf)".into(),
-        us: gelu,
-        flops: 0.0,
-    });
+
     let known: f64 = parts.iter().map(|p| p.us).sum();
     parts.push(Part {
         name: "attention (QKᵀ, softmax, ·V) + rest".into(),
@@ -218,63 +222,77 @@ fn attention_parts(model: &Model, runs: usize) -> Vec<Part> {
     ]
 }
 
-/// The report section: one block of model `name` per thread count, side by side, with GEMM
-/// GFLOP/s against the one-thread OpenBLAS yardstick (`sgemm_ref`, GFLOP/s) times the threads.
-pub fn write_section(
-    md: &mut String,
-    name: &str,
-    model: &Model,
-    threads: &[usize],
+/// The report section: one block of model `name` per thread count, side by side.
+pub struct Section {
+    name: String,
     runs: usize,
-    sgemm_ref: Option<f64>,
-) -> Result<(), String> {
-    use std::fmt::Write as _;
-    let profiles = threads
-        .iter()
-        .map(|&t| block(model, t, runs).map(|p| (t, p)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some((_, first)) = profiles.first() else {
-        return Ok(());
-    };
-    let _ = writeln!(
-        md,
-        "## Where the time goes: one {} block, batch 1\n\nThe block through the runtime's own \
-         `cpu::exec::block`; its GEMMs, LayerNorms and GELU timed alone with the same shapes, \
-         pool and kernels (median of {runs}); attention is the rest. \"of peak\" = GFLOP/s over \
-         one-thread OpenBLAS sgemm on these shapes × threads.\n",
-        name
-    );
-    let mut head = "| part |".to_string();
-    let mut rule = "|---|".to_string();
-    for (t, _) in &profiles {
-        let _ = write!(head, " {t} thr µs | {t} thr GFLOP/s | of peak |");
-        rule.push_str("---|---|---|");
+    profiles: Vec<(usize, Vec<Part>)>,
+}
+
+impl Section {
+    /// Profiles one block of `model` at each of `threads`.
+    pub fn measure(
+        name: &str,
+        model: &Model,
+        threads: &[usize],
+        runs: usize,
+    ) -> Result<Section, String> {
+        let profiles = threads
+            .iter()
+            .map(|&t| block(model, t, runs).map(|p| (t, p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Section {
+            name: name.into(),
+            runs,
+            profiles,
+        })
     }
-    if profiles.len() > 1 {
-        head.push_str(" speed-up |");
-        rule.push_str("---|");
-    }
-    let _ = writeln!(md, "{head}\n{rule}");
-    for (i, part) in first.iter().enumerate() {
-        let mut row = format!("| {} |", part.name);
-        for (t, p) in &profiles {
-            let q = &p[i];
-            let gf = q.flops / q.us / 1e3;
-            let peak = sgemm_ref.filter(|_| q.flops > 0.0).map_or("–".into(), |s| {
-                format!("{:.0}%", 100.0 * gf / (s * *t as f64))
-            });
-            let gfs = if q.flops > 0.0 {
-                format!("{gf:.1}")
-            } else {
-                "–".into()
-            };
-            let _ = write!(row, " {:.1} | {gfs} | {peak} |", q.us);
+
+    /// The Markdown (GFLOP/s of the parts whose FLOPs are counted; the report's main tables
+    /// hold the comparison with OpenBLAS).
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write as _;
+        let mut md = String::new();
+        let profiles = &self.profiles;
+        let Some((_, first)) = profiles.first() else {
+            return md;
+        };
+        let _ = writeln!(
+            md,
+            "## Where the time goes: one {} block, batch 1\n\nThe block through the runtime's own \
+             `cpu::exec::block`; its GEMMs, LayerNorms and GELU timed alone with the same shapes, \
+             pool and kernels (median of {}, in a process of its own); attention is the rest, and \
+             its pieces are then timed alone on one thread.\n",
+            self.name, self.runs
+        );
+        let mut head = "| part |".to_string();
+        let mut rule = "|---|".to_string();
+        for (t, _) in profiles {
+            let _ = write!(head, " {t} thr µs | {t} thr GFLOP/s |");
+            rule.push_str("---|---|");
         }
-        if let Some((_, last)) = profiles.last().filter(|_| profiles.len() > 1) {
-            let _ = write!(row, " {:.2}× |", part.us / last[i].us.max(1e-9));
+        if profiles.len() > 1 {
+            head.push_str(" speed-up |");
+            rule.push_str("---|");
         }
-        let _ = writeln!(md, "{row}");
+        let _ = writeln!(md, "{head}\n{rule}");
+        for (i, part) in first.iter().enumerate() {
+            let mut row = format!("| {} |", part.name);
+            for (_, p) in profiles {
+                let q = &p[i];
+                let gfs = if q.flops > 0.0 && q.us > 0.0 {
+                    format!("{:.1}", q.flops / q.us / 1e3)
+                } else {
+                    "–".into()
+                };
+                let _ = write!(row, " {:.1} | {gfs} |", q.us);
+            }
+            if let Some((_, last)) = profiles.last().filter(|_| profiles.len() > 1) {
+                let _ = write!(row, " {:.2}× |", part.us / last[i].us.max(1e-9));
+            }
+            let _ = writeln!(md, "{row}");
+        }
+        let _ = writeln!(md);
+        md
     }
-    let _ = writeln!(md);
-    Ok(())
 }

@@ -139,7 +139,13 @@ fn target(md: &mut String, what: &str, got: Option<f64>, limit: f64) {
 }
 
 /// Writes the Markdown report and its plots.
-pub fn write(a: &Args, cases: &[Case], rows: &[Row], blas: Option<&Blas>) -> Result<(), String> {
+pub fn write(
+    a: &Args,
+    cases: &[Case],
+    rows: &[Row],
+    blas: Option<&Blas>,
+    profile: Option<&str>,
+) -> Result<(), String> {
     let plots = a
         .report
         .parent()
@@ -152,13 +158,15 @@ pub fn write(a: &Args, cases: &[Case], rows: &[Row], blas: Option<&Blas>) -> Res
         md,
         "Machine: {} ({} logical CPUs). ONNX Runtime: `{}` through its C API (the `ort` crate, dynamically loaded), \
          graph optimisation level ALL, on tinv's own `--baked` f32 ONNX export. Batch 1, {} warm-up then {} timed runs \
-         per row, each (runtime, model, threads) in its own process. RSS increase = resident set at the end of the run \
+         per row, each (runtime, model, threads) in its own process; every row ran {} times in rotation with the others and \
+         reports the median of its rounds. RSS increase = resident set at the end of the run \
          minus before the model was loaded (ONNX Runtime's library already loaded).\n",
         cpu_name(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         a.ort_lib.clone().unwrap_or_else(|| cases[0].ort_lib.clone()).file_name().map_or(String::new(), |f| f.to_string_lossy().to_string()),
         a.warmup,
-        a.runs
+        a.runs,
+        a.rounds
     );
     let mut sgemm_ref = None;
     if let Some(b) = blas {
@@ -312,10 +320,8 @@ pub fn write(a: &Args, cases: &[Case], rows: &[Row], blas: Option<&Blas>) -> Res
             let _ = writeln!(md, "\n![accuracy vs FLOPs](results/{f})\n");
         }
     }
-    if let Some(case) = cases.iter().find(|c| c.name == "vit-tiny") {
-        let model = Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
-        let runs = a.runs.min(100);
-        crate::profile::write_section(&mut md, &case.name, &model, &a.threads, runs, sgemm_ref)?;
+    if let Some(p) = profile {
+        md.push_str(p);
     }
     let _ = writeln!(
         md,
