@@ -390,7 +390,13 @@ impl Session {
         if let Some(i) = input.iter().position(|v| !v.is_finite()) {
             return Err(Error::arg(format!("input value {i} is NaN or infinite")));
         }
-        let ctrl_w = model.ctrl().copied();
+        let exit = ExitCtx {
+            model: &model,
+            policy,
+            ctrl: model.ctrl().copied(),
+            budget: self.budget,
+            ctrl_exit_flops: self.cost.ctrl_exit,
+        };
         // 1. Level 1: the start path of every input.
         for i in 0..b {
             let img = &input[i * c.input_len()..(i + 1) * c.input_len()];
@@ -398,7 +404,7 @@ impl Session {
                 predicted_path: usize::MAX,
                 ..Stats::default()
             };
-            self.start[i] = match (policy, ctrl_w) {
+            self.start[i] = match (policy, exit.ctrl) {
                 (Policy::Forced(k), _) => k,
                 (Policy::AllExits, _) | (Policy::Mode(Mode::Threshold(_)), _) => 0,
                 (Policy::Mode(_), None) => p - 1,
@@ -488,20 +494,12 @@ impl Session {
                 if matches!(policy, Policy::AllExits) {
                     out[(s * p + k) * k_cls..(s * p + k + 1) * k_cls].copy_from_slice(row);
                 }
-                let exit = ExitCtx {
-                    model: &model,
-                    policy,
-                    ctrl: ctrl_w,
-                    k,
-                    budget: self.budget,
-                    ctrl_exit_flops: self.cost.ctrl_exit,
-                };
-                if exit.continues(row, s, &mut self.rnn, &mut self.ctrl, st) {
+                if exit.continues(k, row, s, &mut self.rnn, &mut self.ctrl, st) {
                     st.escalations += 1;
                     self.next[keep] = j;
                     keep += 1;
                 } else {
-                    exit.finish(row, st);
+                    exit.finish(k, row, st);
                     if !matches!(policy, Policy::AllExits) {
                         out[s * k_cls..(s + 1) * k_cls].copy_from_slice(row);
                     }
@@ -547,7 +545,13 @@ impl Session {
         let Some(trt) = self.trt.as_mut() else {
             return Err(Error::Backend("internal: no TensorRT session".into()));
         };
-        let ctrl_w = model.ctrl().copied();
+        let exit = ExitCtx {
+            model: &model,
+            policy,
+            ctrl: model.ctrl().copied(),
+            budget: self.budget,
+            ctrl_exit_flops: self.cost.ctrl_exit,
+        };
         for i in 0..b {
             let img = &input[i * len..(i + 1) * len];
             let mut k = self.start[i];
@@ -568,16 +572,8 @@ impl Session {
                     *o = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
                 }
                 let logits: &[f32] = dst;
-                let exit = ExitCtx {
-                    model: &model,
-                    policy,
-                    ctrl: ctrl_w,
-                    k,
-                    budget: self.budget,
-                    ctrl_exit_flops: self.cost.ctrl_exit,
-                };
-                if !exit.continues(logits, i, &mut self.rnn, &mut self.ctrl, st) {
-                    exit.finish(logits, st);
+                if !exit.continues(k, logits, i, &mut self.rnn, &mut self.ctrl, st) {
+                    exit.finish(k, logits, st);
                     break;
                 }
                 let launched = trt.session.escalate(k, &mut trt.out)?;
@@ -600,29 +596,28 @@ impl Session {
     }
 }
 
-/// One exit reached by one input: the stop/continue decision shared by both backends.
+/// The stop/continue decision at an exit, shared by both backends (one per call).
 struct ExitCtx<'a> {
     model: &'a Model,
     policy: Policy,
     ctrl: Option<crate::model::CtrlW>,
-    /// Path index of the exit.
-    k: usize,
     budget: f32,
     ctrl_exit_flops: u64,
 }
 
 impl ExitCtx<'_> {
-    /// Whether input `s` continues to the next path after this exit produced `row` (level 2,
+    /// Whether input `s` continues to the next path after exit `k` produced `row` (level 2,
     /// the threshold rule, or the all-exits pass); charges the level-2 step to `st`.
     fn continues(
         &self,
+        k: usize,
         row: &[f32],
         s: usize,
         rnn: &mut [f32],
         scratch: &mut CtrlScratch,
         st: &mut Stats,
     ) -> bool {
-        let (k, p) = (self.k, self.model.config().depths.len());
+        let p = self.model.config().depths.len();
         match (self.policy, self.ctrl) {
             (Policy::AllExits, _) => k + 1 < p,
             (Policy::Forced(_), _)
@@ -637,10 +632,10 @@ impl ExitCtx<'_> {
         }
     }
 
-    /// Records that the input stopped at this exit with logits `row`.
-    fn finish(&self, row: &[f32], st: &mut Stats) {
-        st.depth = self.model.config().depths[self.k];
-        st.path = self.k;
+    /// Records that the input stopped at exit `k` with logits `row`.
+    fn finish(&self, k: usize, row: &[f32], st: &mut Stats) {
+        st.depth = self.model.config().depths[k];
+        st.path = k;
         st.class = control::argmax(row);
         st.confidence = control::exit_stats(row).0;
     }

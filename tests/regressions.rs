@@ -215,6 +215,28 @@ mod cap {
 #[global_allocator]
 static GLOBAL: cap::Capped = cap::Capped;
 
+/// A fresh temporary folder holding a tiny 2×2 one-channel model `m.tinv`: (folder, model).
+#[cfg(feature = "cli")]
+fn tiny_model_dir(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("tinv-regress-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("m.tinv");
+    let cfg = synth::config(2, 1, 2, 4, 1, 1, 2, &[1], false);
+    std::fs::write(&model, synth::random_model(&cfg, 1, DType::F32)).unwrap();
+    (dir, model)
+}
+
+/// `tinv-run classify --model MODEL IMAGE` in a child process (see [`run_child`]).
+#[cfg(feature = "cli")]
+fn classify(model: &std::path::Path, image: &std::path::Path) -> Option<std::process::Output> {
+    run_child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+            .args(["classify", "--model"])
+            .arg(model)
+            .arg(image),
+    )
+}
+
 /// PGM samples above maxval (and, in plain P2, negative, NaN or infinite ones) are accepted by
 /// the CLI's decoder (src/bin/tinv-run/images.rs:119 and :128) and reach the model as values
 /// outside [0, 1]. Found reading the `image` fuzz target's decoder; a PGM sample is at most maxval.
@@ -222,11 +244,7 @@ static GLOBAL: cap::Capped = cap::Capped;
 #[cfg(feature = "cli")]
 #[test]
 fn pgm_samples_above_maxval_are_refused() {
-    let dir = std::env::temp_dir().join(format!("tinv-regress-pgm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let model = dir.join("m.tinv");
-    let cfg = synth::config(2, 1, 2, 4, 1, 1, 2, &[1], false);
-    std::fs::write(&model, synth::random_model(&cfg, 1, DType::F32)).unwrap();
+    let (dir, model) = tiny_model_dir("pgm");
     let images: [(&str, &[u8]); 4] = [
         ("p5.pgm", b"P5 2 2 100\n\x00\x10\x20\xff"),
         ("p2_high.pgm", b"P2 2 2 255\n0 1 2 300\n"),
@@ -236,12 +254,7 @@ fn pgm_samples_above_maxval_are_refused() {
     for (name, bytes) in images {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
-        let Some(out) = run_child(
-            std::process::Command::new(env!("CARGO_BIN_EXE_tinv-run"))
-                .args(["classify", "--model"])
-                .arg(&model)
-                .arg(&path),
-        ) else {
+        let Some(out) = classify(&model, &path) else {
             continue;
         };
         let err = String::from_utf8_lossy(&out.stderr);
@@ -274,11 +287,7 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 #[test]
 fn png_palette_of_a_partial_entry_is_refused() {
     use std::io::Write;
-    let dir = std::env::temp_dir().join(format!("tinv-regress-png-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let model = dir.join("m.tinv");
-    let cfg = synth::config(2, 1, 2, 4, 1, 1, 2, &[1], false);
-    std::fs::write(&model, synth::random_model(&cfg, 1, DType::F32)).unwrap();
+    let (dir, model) = tiny_model_dir("png");
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     // 2×2, 8-bit palette indices, deflate, no filter, no interlace.
     png_chunk(&mut png, b"IHDR", &[0, 0, 0, 2, 0, 0, 0, 2, 8, 3, 0, 0, 0]);
@@ -289,12 +298,7 @@ fn png_palette_of_a_partial_entry_is_refused() {
     png_chunk(&mut png, b"IEND", &[]);
     let path = dir.join("palette.png");
     std::fs::write(&path, &png).unwrap();
-    let Some(out) = run_child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_tinv-run"))
-            .args(["classify", "--model"])
-            .arg(&model)
-            .arg(&path),
-    ) else {
+    let Some(out) = classify(&model, &path) else {
         return;
     };
     let err = String::from_utf8_lossy(&out.stderr);

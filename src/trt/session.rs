@@ -32,6 +32,8 @@ struct Work {
     engines: Vec<usize>,
     copy_in: bool,
     out_path: usize,
+    /// Device address and byte length of that output (resolved at open).
+    out: (DevicePtr, usize),
     graph: Option<Graph>,
 }
 
@@ -43,6 +45,8 @@ pub struct TrtSession {
     io_block: Option<DevicePtr>,
     /// Pinned staging for the input and for the largest path output.
     stage_in: Option<Pinned>,
+    /// The external input's device address, tensor name and byte length (resolved at open).
+    input: (DevicePtr, String, usize),
     stage_out: Option<Pinned>,
     contexts: Vec<ContextHandle>,
     /// Per path: what one run of it launches.
@@ -72,6 +76,7 @@ impl TrtSession {
             arena: None,
             io_block: None,
             stage_in: None,
+            input: (0, String::new(), 0),
             stage_out: None,
             contexts: Vec::new(),
             path_work: Vec::new(),
@@ -82,8 +87,8 @@ impl TrtSession {
         // On any error below, Drop releases what exists so far.
         s.arena = Some(device.alloc(s.model.arena_bytes)?);
         s.io_block = Some(device.alloc(s.model.io.total.max(256))?);
-        let (_, _, in_len) = s.input()?;
-        s.stage_in = Some(device.pinned_alloc(in_len as u64)?);
+        s.input = s.resolve_input()?;
+        s.stage_in = Some(device.pinned_alloc(s.input.2 as u64)?);
         let mut out_len = 0;
         for p in 0..s.model.paths.len() {
             out_len = out_len.max(s.output(p)?.1);
@@ -99,6 +104,7 @@ impl TrtSession {
                 engines: model.paths.engines(p).to_vec(),
                 copy_in: true,
                 out_path: p,
+                out: s.output(p)?,
                 graph: None,
             };
             if graphs {
@@ -117,6 +123,7 @@ impl TrtSession {
                         engines: step.to_vec(),
                         copy_in: false,
                         out_path: p + 1,
+                        out: s.output(p + 1)?,
                         graph: None,
                     };
                     if graphs {
@@ -177,8 +184,8 @@ impl TrtSession {
     fn issue(&self, w: &Work) -> Result<(), TrtError> {
         let device = &self.model.device;
         let (stage_in, stage_out) = self.staging()?;
-        let (in_ptr, _, in_len) = self.input()?;
-        let (out_ptr, out_len) = self.output(w.out_path)?;
+        let (in_ptr, _, in_len) = self.input;
+        let (out_ptr, out_len) = w.out;
         if w.copy_in {
             device.copy_to_device(in_ptr, stage_in, in_len as u64, self.stream)?;
         }
@@ -219,7 +226,7 @@ impl TrtSession {
     }
 
     /// The external input: its device address, name and byte length.
-    fn input(&self) -> Result<(DevicePtr, String, usize), TrtError> {
+    fn resolve_input(&self) -> Result<(DevicePtr, String, usize), TrtError> {
         let name = self
             .model
             .io
@@ -249,7 +256,7 @@ impl TrtSession {
 
     /// Launches `w` (its graph, or its calls one by one) and reads its output into `output`.
     fn launch_and_read(&self, w: &Work, output: &mut [u8]) -> Result<(), TrtError> {
-        let (_, len) = self.output(w.out_path)?;
+        let len = w.out.1;
         if output.len() != len {
             return Err(TrtError::Plan(format!(
                 "output is {} bytes, path {} produces {len}",
@@ -279,7 +286,8 @@ impl TrtSession {
             .path_work
             .get(path)
             .ok_or_else(|| TrtError::Plan(format!("no path {path}")))?;
-        let (_, name, len) = self.input()?;
+        let (_, name, len) = &self.input;
+        let len = *len;
         if input.len() != len {
             return Err(TrtError::Plan(format!(
                 "input is {} bytes, tensor {name} takes {len}",
