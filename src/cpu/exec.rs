@@ -214,7 +214,8 @@ pub fn block(ctx: &Ctx, arena: &mut [f32], w: &BlockW, b: usize) -> Result<()> {
 /// into Q). Jobs (input, head, block of query rows) are spread over the pool's threads; the
 /// query rows are cut into one block per thread only when the (input, head) pairs would not
 /// share out evenly (ViT-Tiny's 3 heads on 2 threads), since each block re-reads all of K and V.
-fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
+/// Public for the benchmark's block profile.
+pub fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
     let c = ctx.model.config();
     let (n, d, hd, heads) = (c.tokens(), c.dim, c.head_dim(), c.heads);
     let buf = ctx.buf;

@@ -71,6 +71,12 @@ struct Shared {
     pending: AtomicUsize,
     /// Set by a worker whose call panicked; cleared by `run`.
     worker_panicked: AtomicBool,
+    /// Workers parked on `work_cv` (changed under the mutex): `run` skips the wake-up system
+    /// call when every worker is still spinning, as it is between the kernels of a forward pass.
+    parked: AtomicUsize,
+    /// The caller is parked on `done_cv` (set under the mutex): the last worker skips the
+    /// wake-up otherwise.
+    caller_parked: AtomicBool,
     /// Wakes workers (new job or shutdown).
     work_cv: Condvar,
     /// Wakes the caller when `pending` reaches 0.
@@ -113,6 +119,8 @@ impl Pool {
             epoch: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
             worker_panicked: AtomicBool::new(false),
+            parked: AtomicUsize::new(0),
+            caller_parked: AtomicBool::new(false),
             work_cv: Condvar::new(),
             done_cv: Condvar::new(),
         });
@@ -166,7 +174,7 @@ impl Pool {
             }
         };
         let shared = &*self.shared;
-        shared.pending.store(n - 1, Ordering::Release);
+        shared.pending.store(n - 1, Ordering::SeqCst);
         {
             let mut st = shared.lock();
             st.job = Some(Job {
@@ -176,7 +184,12 @@ impl Pool {
             st.epoch += 1;
             shared.epoch.store(st.epoch, Ordering::Release);
         }
-        shared.work_cv.notify_all();
+        // A worker increments `parked` under the mutex before it waits, after checking the
+        // epoch under the same mutex: either it saw the new epoch, or its increment is visible
+        // here.
+        if shared.parked.load(Ordering::SeqCst) > 0 {
+            shared.work_cv.notify_all();
+        }
 
         let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
 
@@ -291,11 +304,14 @@ fn wait_all_done(shared: &Shared) {
         return;
     }
     let mut st = shared.lock();
-    // A worker takes the lock before notifying, so checking `pending` under the lock cannot miss
-    // the wake-up.
-    while shared.pending.load(Ordering::Acquire) != 0 {
+    // Store the flag, then read `pending`; the last worker decrements `pending`, then reads the
+    // flag (all SeqCst): one of us sees the other. A worker that sees the flag notifies under
+    // the lock, which we hold until `wait` releases it, so the wake-up cannot be missed.
+    shared.caller_parked.store(true, Ordering::SeqCst);
+    while shared.pending.load(Ordering::SeqCst) != 0 {
         st = shared.done_cv.wait(st).unwrap_or_else(|e| e.into_inner());
     }
+    shared.caller_parked.store(false, Ordering::SeqCst);
 }
 
 /// The body of worker `index`: wait for an epoch, run the job, report, repeat until shutdown.
@@ -306,7 +322,9 @@ fn worker_loop(shared: &Shared, index: usize) {
         let job = {
             let mut st = shared.lock();
             while st.epoch == seen && !st.shutdown {
+                shared.parked.fetch_add(1, Ordering::SeqCst);
                 st = shared.work_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                shared.parked.fetch_sub(1, Ordering::SeqCst);
             }
             if st.shutdown {
                 return;
@@ -322,7 +340,9 @@ fn worker_loop(shared: &Shared, index: usize) {
                 report_panic(shared, payload);
             }
         }
-        if shared.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if shared.pending.fetch_sub(1, Ordering::SeqCst) == 1
+            && shared.caller_parked.load(Ordering::SeqCst)
+        {
             let _st = shared.lock();
             shared.done_cv.notify_one();
         }
@@ -367,6 +387,27 @@ mod tests {
             for h in &hits {
                 assert_eq!(h.load(Ordering::Relaxed), 200);
             }
+        }
+    }
+
+    #[test]
+    fn parked_workers_and_a_parked_caller_are_woken() {
+        // Gaps longer than the spin time park the workers between calls; a slow worker parks
+        // the caller. Every call must still run every index once (a missed wake-up hangs here).
+        let pool = Pool::new(3);
+        let hits = AtomicUsize::new(0);
+        let pause = std::time::Duration::from_micros(300);
+        for call in 0..40 {
+            if call % 2 == 0 {
+                std::thread::sleep(pause);
+            }
+            pool.run(|i| {
+                if i == 1 && call % 3 == 0 {
+                    std::thread::sleep(pause);
+                }
+                hits.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(hits.load(Ordering::Relaxed), 3 * (call + 1));
         }
     }
 

@@ -6,35 +6,51 @@ multiversion! {
     pub fn softmax_rows(x: &mut [f32], rows: usize, cols: usize, stride: usize) {
         for r in 0..rows {
             let row = &mut x[r * stride..r * stride + cols];
-            let mut mx = [f32::NEG_INFINITY; LANES];
-            let mut chunks = row.chunks_exact(LANES);
-            for c in &mut chunks {
-                for i in 0..LANES {
-                    mx[i] = mx[i].max(c[i]);
-                }
-            }
-            let mut m = mx.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            for v in chunks.remainder() {
-                m = m.max(*v);
-            }
-            // Separate passes: the exp loop vectorizes, the sum uses independent lanes.
-            for v in row.iter_mut() {
-                *v = exp(*v - m);
-            }
+            let m = row_max(row);
+            // exp and the running sum in one pass over LANES-wide chunks (independent lanes, so
+            // it vectorizes without reassociating), and the tail as one padded chunk rather than
+            // a scalar loop: at ViT-Tiny's 197 columns the tail was a third of the work.
             let mut acc = [0f32; LANES];
-            let mut chunks = row.chunks_exact(LANES);
+            let mut chunks = row.chunks_exact_mut(LANES);
             for c in &mut chunks {
                 for i in 0..LANES {
-                    acc[i] += c[i];
+                    let e = exp(c[i] - m);
+                    c[i] = e;
+                    acc[i] += e;
                 }
             }
-            let sum = acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
-            let inv = 1.0 / sum;
+            let tail = chunks.into_remainder();
+            if !tail.is_empty() {
+                let len = tail.len();
+                let mut pad = [m; LANES];
+                pad[..len].copy_from_slice(tail);
+                for i in 0..LANES {
+                    let e = exp(pad[i] - m);
+                    pad[i] = e;
+                    acc[i] += if i < len { e } else { 0.0 };
+                }
+                tail.copy_from_slice(&pad[..len]);
+            }
+            let inv = 1.0 / acc.iter().sum::<f32>();
             for v in row.iter_mut() {
                 *v *= inv;
             }
         }
     }
+}
+
+/// Largest value of `row` (−∞ for an empty row), in LANES independent lanes.
+#[inline(always)]
+fn row_max(row: &[f32]) -> f32 {
+    let mut mx = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            mx[i] = mx[i].max(c[i]);
+        }
+    }
+    let m = mx.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    chunks.remainder().iter().copied().fold(m, f32::max)
 }
 
 #[cfg(test)]

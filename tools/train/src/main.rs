@@ -33,7 +33,8 @@ Training
   --seed N            seed of every random choice [1]
 Run
   --out PATH          checkpoint (written each epoch and at the end) [checkpoint.safetensors]
-  --resume PATH       continue from a checkpoint of the same configuration
+  --resume PATH       continue from a checkpoint of the same configuration (only --epochs and
+                      --shift may differ; the learning-rate schedule follows the new total)
   --log-every N       progress line every N steps [50]
   --ckpt-every N      extra checkpoint every N steps [500]
   --stop-at N         stop with a checkpoint after global step N (continue with --resume)

@@ -185,16 +185,24 @@ pub fn train_backbone(
         Some(path) => {
             let (ts, m) = checkpoint::load(path)?;
             let meta = read_meta(&m, path)?;
-            // The epoch count may change on resume (lengthen or shorten a run): the learning-rate
-            // schedule then follows the new total from the current step on.
+            // The epoch count and the shift augmentation may change on resume (lengthen a run,
+            // or add augmentation once the model starts to overfit): the learning-rate schedule
+            // then follows the new total from the current step on. Everything else must match.
             let planned = Hyper {
                 epochs: h.epochs,
+                shift: h.shift,
                 ..meta.hyper.clone()
             };
             if meta.hyper.epochs != h.epochs {
                 eprintln!(
                     "tinv-train: resuming a run planned for {} epochs with --epochs {}; the learning-rate schedule follows the new total",
                     meta.hyper.epochs, h.epochs
+                );
+            }
+            if meta.hyper.shift != h.shift {
+                eprintln!(
+                    "tinv-train: resuming a run trained with --shift {} with --shift {}",
+                    meta.hyper.shift, h.shift
                 );
             }
             let saved = serde_json::json!({"model": meta.model, "hyper": planned});

@@ -165,15 +165,23 @@ fn resume_continues_where_it_stopped() {
     let (b, _) = tinv_train::checkpoint::load(&done).unwrap();
     assert_eq!(a, b, "stopping and resuming changed the result");
 
-    // The epoch count may change on resume: a third epoch runs 5 more steps.
+    // The epoch count and the shift augmentation may change on resume: a third epoch runs 5
+    // more steps, and the new shift is what the checkpoint then records.
     let longer = tmp("longer");
     let o = RunOpts {
         resume: Some(part.clone()),
         ..opts(&longer)
     };
-    let h3 = Hyper { epochs: 3, ..h };
+    let h3 = Hyper {
+        epochs: 3,
+        shift: h.shift + 1,
+        ..h
+    };
     let (_, meta) = train::train_backbone(&cfg(), &h3, &tr, &val, &o).unwrap();
-    assert_eq!((meta.global_step, meta.hyper.epochs), (15, 3));
+    assert_eq!(
+        (meta.global_step, meta.hyper.epochs, meta.hyper.shift),
+        (15, 3, h.shift + 1)
+    );
 }
 
 #[test]
