@@ -211,7 +211,7 @@ pub fn block(ctx: &Ctx, arena: &mut [f32], w: &BlockW, b: usize) -> Result<()> {
 }
 
 /// Multi-head self-attention: `att = softmax(Q·Kᵀ)·V` per input and head (1/√hd is folded
-/// into Q). Jobs (input, head, block of query rows) are spread over the pool's threads; the
+/// into Q). Jobs (input, head, block of query rows) are the pool's chunks; the
 /// query rows are cut into one block per thread only when the (input, head) pairs would not
 /// share out evenly (ViT-Tiny's 3 heads on 2 threads), since each block re-reads all of K and V.
 /// Public for the benchmark's block profile.
@@ -239,60 +239,59 @@ pub fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
         threads.min(n)
     };
     let jobs = pairs * blocks;
-    ctx.pool.run(|t| {
-        // SAFETY: thread t owns floats [t·stride, (t+1)·stride) of the heads buffer, which
-        // `views` proved is in the arena and disjoint from qkv and att.
+    ctx.pool.run_chunks(jobs, |t, job| {
+        // SAFETY: the thread in slot t owns floats [t·stride, (t+1)·stride) of the heads
+        // buffer (t < threads), which `views` proved is in the arena and disjoint from qkv and
+        // att.
         let mine = unsafe { std::slice::from_raw_parts_mut(hs.ptr().add(t * stride), stride) };
         let (scores, rest) = mine.split_at_mut(n * n);
         let (out, scratch) = rest.split_at_mut(n * hd);
-        for job in (t..jobs).step_by(threads) {
-            let (pair, blk) = (job / blocks, job % blocks);
-            let (s, h) = (pair / heads, pair % heads);
-            let rows = n * blk / blocks..n * (blk + 1) / blocks;
-            let nq = rows.len();
-            let base = s * n * 3 * d;
-            let q = &qkv[base + rows.start * 3 * d + h * hd..];
-            let k = &qkv[base + d + h * hd..];
-            let v = &qkv[base + 2 * d + h * hd..];
-            sgemm_bt(
-                nq,
-                n,
-                hd,
-                q,
-                3 * d,
-                k,
-                3 * d,
-                scores,
-                n,
-                scratch,
-                ctx.serial,
-            );
-            softmax_rows(scores, nq, n, n);
-            sgemm(
-                nq,
-                hd,
-                n,
-                scores,
-                n,
-                v,
-                3 * d,
-                out,
-                hd,
-                None,
-                false,
-                scratch,
-                ctx.serial,
-            );
-            for (r, row) in out.chunks_exact(hd).take(nq).enumerate() {
-                // SAFETY: row rows.start + r of input s, columns [h·hd, (h+1)·hd) of att: inside
-                // the att view (s < b, rows ⊆ 0..n) and written by this job only.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        row.as_ptr(),
-                        att.ptr().add((s * n + rows.start + r) * d + h * hd),
-                        hd,
-                    );
-                }
+        let (pair, blk) = (job / blocks, job % blocks);
+        let (s, h) = (pair / heads, pair % heads);
+        let rows = n * blk / blocks..n * (blk + 1) / blocks;
+        let nq = rows.len();
+        let base = s * n * 3 * d;
+        let q = &qkv[base + rows.start * 3 * d + h * hd..];
+        let k = &qkv[base + d + h * hd..];
+        let v = &qkv[base + 2 * d + h * hd..];
+        sgemm_bt(
+            nq,
+            n,
+            hd,
+            q,
+            3 * d,
+            k,
+            3 * d,
+            scores,
+            n,
+            scratch,
+            ctx.serial,
+        );
+        softmax_rows(scores, nq, n, n);
+        sgemm(
+            nq,
+            hd,
+            n,
+            scores,
+            n,
+            v,
+            3 * d,
+            out,
+            hd,
+            None,
+            false,
+            scratch,
+            ctx.serial,
+        );
+        for (r, row) in out.chunks_exact(hd).take(nq).enumerate() {
+            // SAFETY: row rows.start + r of input s, columns [h·hd, (h+1)·hd) of att: inside
+            // the att view (s < b, rows ⊆ 0..n) and written by this job only.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    row.as_ptr(),
+                    att.ptr().add((s * n + rows.start + r) * d + h * hd),
+                    hd,
+                );
             }
         }
     });

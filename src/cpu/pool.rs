@@ -1,12 +1,16 @@
-//! A tiny persistent thread pool that runs one borrowed closure on every thread, without
-//! allocating per call.
+//! A tiny persistent thread pool that spreads the chunks of one borrowed closure over whichever
+//! threads are ready, without allocating per call.
 //!
-//! [`Pool::new`] spawns `threads - 1` workers once (when a session opens); [`Pool::run`] hands
-//! them a type-erased pointer to the caller's closure, runs the closure as thread 0 on the
-//! calling thread, and returns when every thread is done. Workers spin briefly after a job (the
-//! next kernel of a forward pass usually follows within microseconds), then park on a condvar.
-//! A panic in the closure, on any thread, is caught, the other threads still finish, and the
-//! panic is raised again on the caller.
+//! [`Pool::new`] spawns `threads - 1` workers once (when a session opens). [`Pool::run_chunks`]
+//! publishes the caller's closure, and every thread that joins (the caller always, a worker when
+//! it claims one of the call's tickets) takes chunk after chunk from a shared counter until none
+//! is left. A worker that is late (descheduled by the OS, or still parked) simply finds no ticket
+//! or no chunk: the caller never waits for a thread that has not started, only for those that
+//! claimed a ticket to finish their current chunk. On shared or oversubscribed cores (a robot's
+//! other processes, a noisy VM) a kernel therefore degrades towards one-thread speed instead of
+//! stalling on the slowest thread. Workers spin briefly after a job (the next kernel of a forward
+//! pass usually follows within microseconds), then park on a condvar. A panic in the closure, on
+//! any thread, is caught, the other threads finish, and the panic is raised again on the caller.
 
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -19,6 +23,14 @@ use std::time::{Duration, Instant};
 /// gap between two kernels of one forward pass (a condvar wake-up costs tens of µs), short enough
 /// not to steal a shared core from other processes for long.
 const SPIN_TIME: Duration = Duration::from_micros(50);
+
+/// Low bits of [`Shared::call`] that count the tickets still unclaimed; the bits above hold the
+/// call's number.
+const TICKET_BITS: u32 = 16;
+const TICKET_MASK: u64 = (1 << TICKET_BITS) - 1;
+
+/// Most threads a pool has (tickets must fit in [`TICKET_BITS`]).
+const MAX_THREADS: usize = 1024;
 
 /// Polls `done` for up to [`SPIN_TIME`]; true if it became true. Reads the clock only every 32
 /// polls (`pause` is slow on recent x86, so the poll count alone does not bound the time).
@@ -44,20 +56,18 @@ struct Job {
     call: unsafe fn(*const (), usize),
 }
 
-/// Calls the closure behind `data` with thread index `i`.
+/// Calls the closure behind `data` with slot `i`.
 ///
 /// # Safety
 /// `data` must point to a live `F`.
 unsafe fn call_closure<F: Fn(usize) + Sync>(data: *const (), i: usize) {
-    // SAFETY: the caller guarantees `data` is the address of a live `F` (see `Pool::run`).
+    // SAFETY: the caller guarantees `data` is the address of a live `F` (see `Pool::dispatch`).
     let f = unsafe { &*data.cast::<F>() };
     f(i);
 }
 
 /// State changed under the mutex.
 struct State {
-    /// Incremented once per job; a worker runs each epoch exactly once.
-    epoch: u64,
     job: Option<Job>,
     shutdown: bool,
 }
@@ -65,27 +75,31 @@ struct State {
 /// Everything the caller and the workers share.
 struct Shared {
     state: Mutex<State>,
-    /// Mirror of `State::epoch`, read without the lock while spinning.
-    epoch: AtomicU64,
-    /// Workers that have not yet finished the current job.
-    pending: AtomicUsize,
-    /// Set by a worker whose call panicked; cleared by `run`.
+    /// `call number << TICKET_BITS | unclaimed tickets`. Published (under the mutex) with
+    /// `threads - 1` tickets; a worker joins a call by taking one with a compare-exchange, and the
+    /// caller withdraws the rest once it has run out of chunks.
+    call: AtomicU64,
+    /// Workers that claimed a ticket of the current call and finished it.
+    finished: AtomicUsize,
+    /// Set by a worker whose call panicked; cleared by `dispatch`.
     worker_panicked: AtomicBool,
-    /// Workers parked on `work_cv` (changed under the mutex): `run` skips the wake-up system
-    /// call when every worker is still spinning, as it is between the kernels of a forward pass.
+    /// Workers parked on `work_cv` (changed under the mutex): `dispatch` skips the wake-up
+    /// system call when every worker is still spinning, as it is between the kernels of a
+    /// forward pass.
     parked: AtomicUsize,
     /// The caller is parked on `done_cv` (set under the mutex): the last worker skips the
     /// wake-up otherwise.
     caller_parked: AtomicBool,
-    /// Wakes workers (new job or shutdown).
+    /// Wakes workers (new call or shutdown).
     work_cv: Condvar,
-    /// Wakes the caller when `pending` reaches 0.
+    /// Wakes the caller when the workers that joined have finished.
     done_cv: Condvar,
 }
 
-// SAFETY: `Job::data` is only dereferenced by workers between the caller publishing a job and
-// the caller observing `pending == 0`; during that window the closure is alive and `Sync`
-// (enforced by `Pool::run`'s bound), so sharing the pointer across threads is sound.
+// SAFETY: `Job::data` is only dereferenced by a worker that claimed a ticket of the call that
+// published it, and the caller does not leave `dispatch` before every such worker reported
+// `finished`; during that window the closure is alive and `Sync` (enforced by the bounds), so
+// sharing the pointer across threads is sound.
 unsafe impl Send for Job {}
 
 impl Shared {
@@ -96,40 +110,40 @@ impl Shared {
     }
 }
 
-/// A fixed set of threads that run one closure on every thread per [`Pool::run`] call.
+/// A fixed set of threads that share out the chunks of one closure per [`Pool::run_chunks`].
 pub struct Pool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
-    /// Serializes `run`; a call that finds it taken (a nested or concurrent `run`) runs the
-    /// closure for every index on its own thread instead of deadlocking.
+    /// Serializes calls; a call that finds it taken (a nested or concurrent call) runs every
+    /// chunk on its own thread instead of deadlocking.
     run_lock: Mutex<()>,
 }
 
 impl Pool {
     /// Creates a pool of `threads` threads (the caller counts as one, so `threads - 1` workers
-    /// are spawned; `0` is treated as `1`). If the OS refuses a thread, the pool keeps the ones
-    /// it got; [`Pool::threads`] reports the real count.
+    /// are spawned; `0` is treated as `1`, more than 1024 as 1024). If the OS refuses a thread,
+    /// the pool keeps the ones it got; [`Pool::threads`] reports the real count.
     pub fn new(threads: usize) -> Pool {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                epoch: 0,
                 job: None,
                 shutdown: false,
             }),
-            epoch: AtomicU64::new(0),
-            pending: AtomicUsize::new(0),
+            call: AtomicU64::new(0),
+            finished: AtomicUsize::new(0),
             worker_panicked: AtomicBool::new(false),
             parked: AtomicUsize::new(0),
             caller_parked: AtomicBool::new(false),
             work_cv: Condvar::new(),
             done_cv: Condvar::new(),
         });
-        let mut workers = Vec::with_capacity(threads.saturating_sub(1));
-        for index in 1..threads.max(1) {
+        let threads = threads.clamp(1, MAX_THREADS);
+        let mut workers = Vec::with_capacity(threads - 1);
+        for index in 1..threads {
             let worker_shared = Arc::clone(&shared);
             let spawned = std::thread::Builder::new()
                 .name(format!("tinv-pool-{index}"))
-                .spawn(move || worker_loop(&worker_shared, index));
+                .spawn(move || worker_loop(&worker_shared));
             match spawned {
                 Ok(handle) => workers.push(handle),
                 Err(err) => {
@@ -147,57 +161,83 @@ impl Pool {
         }
     }
 
-    /// Number of threads `run` uses, the caller included (at least 1).
+    /// Number of threads, the caller included (at least 1); the slots passed to closures are
+    /// `0..threads()`.
     pub fn threads(&self) -> usize {
         self.workers.len() + 1
     }
 
-    /// Runs `f(thread_index)` once for every index in `0..self.threads()` (index 0 on the
-    /// calling thread) and returns when all calls have returned. Does not allocate.
+    /// Runs `f(slot, chunk)` once for every chunk in `0..chunks` and returns when all calls have
+    /// returned. The chunks go, in increasing order, to whichever threads are ready (the caller
+    /// always takes part); `slot` is the running thread's index in `0..self.threads()`, the same
+    /// for all the chunks one thread runs in this call and never shared by two threads at once,
+    /// so it can pick a per-thread scratch buffer. Does not allocate.
     ///
-    /// If any call panics, the others still run to completion and the panic is then resumed on
+    /// If any call panics, the remaining chunks may be skipped and the panic is then resumed on
     /// the caller (the caller's own panic payload if it panicked, else a new panic naming the
-    /// worker failure). A nested or concurrent call runs every index sequentially on its own
-    /// thread rather than waiting.
-    pub fn run<F: Fn(usize) + Sync>(&self, f: F) {
-        let n = self.threads();
-        if n == 1 {
-            f(0);
+    /// worker failure). A nested or concurrent call runs every chunk on its own thread, as slot 0.
+    pub fn run_chunks<F: Fn(usize, usize) + Sync>(&self, chunks: usize, f: F) {
+        if chunks <= 1 || self.threads() == 1 {
+            (0..chunks).for_each(|c| f(0, c));
             return;
         }
+        let next = AtomicUsize::new(0);
+        self.dispatch(|slot| loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= chunks {
+                break;
+            }
+            f(slot, c);
+        });
+    }
+
+    /// Runs `body(0)` on the caller and `body(k)` on every worker that claims ticket `k` while
+    /// the caller is busy; returns when all of them have returned. `body` must do the work on
+    /// whichever threads call it (the chunk counter of `run_chunks`).
+    fn dispatch<F: Fn(usize) + Sync>(&self, body: F) {
+        let n = self.threads();
         let _guard = match self.run_lock.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => {
-                (0..n).for_each(&f);
+                body(0);
                 return;
             }
         };
         let shared = &*self.shared;
-        shared.pending.store(n - 1, Ordering::SeqCst);
+        // No worker of the previous call is still running (we waited for every one that joined)
+        // and none can join it any more (its tickets were withdrawn), so this reset is safe.
+        shared.finished.store(0, Ordering::SeqCst);
         {
             let mut st = shared.lock();
             st.job = Some(Job {
-                data: (&f as *const F).cast::<()>(),
+                data: (&body as *const F).cast::<()>(),
                 call: call_closure::<F>,
             });
-            st.epoch += 1;
-            shared.epoch.store(st.epoch, Ordering::Release);
+            let number = (shared.call.load(Ordering::Relaxed) >> TICKET_BITS) + 1;
+            shared
+                .call
+                .store(number << TICKET_BITS | (n as u64 - 1), Ordering::SeqCst);
         }
-        // A worker increments `parked` under the mutex before it waits, after checking the
-        // epoch under the same mutex: either it saw the new epoch, or its increment is visible
+        // A worker increments `parked` under the mutex before it waits, after checking the call
+        // number under the same mutex: either it saw the new call, or its increment is visible
         // here.
         if shared.parked.load(Ordering::SeqCst) > 0 {
             shared.work_cv.notify_all();
         }
 
-        let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
+        let mine = catch_unwind(AssertUnwindSafe(|| body(0)));
 
-        // SAFETY (why `f` outlives the job): the workers dereference `Job::data` (the address of
-        // `f`, a local of this frame) only before they decrement `pending`. We return or unwind
-        // out of this frame only after `pending == 0` below, and our own call was wrapped in
-        // `catch_unwind`, so no path leaves this frame while a worker can still touch `f`.
-        wait_all_done(shared);
+        // Withdraw the tickets nobody claimed: from here on no worker can join this call.
+        let unclaimed =
+            (shared.call.fetch_and(!TICKET_MASK, Ordering::SeqCst) & TICKET_MASK) as usize;
+        let joined = n - 1 - unclaimed;
+        // SAFETY (why `body` outlives the job): a worker dereferences `Job::data` (the address of
+        // `body`, a local of this frame) only after claiming a ticket and before incrementing
+        // `finished`. We return or unwind out of this frame only after `finished == joined`
+        // below, and our own call was wrapped in `catch_unwind`, so no path leaves this frame
+        // while a worker can still touch `body`.
+        wait_finished(shared, joined);
         shared.lock().job = None;
 
         let worker_failed = shared.worker_panicked.swap(false, Ordering::AcqRel);
@@ -217,14 +257,18 @@ impl Pool {
 /// Below this many floats a row-wise kernel runs on the caller alone: waking the pool costs more.
 const MIN_PARALLEL_FLOATS: usize = 16 * 1024;
 
-/// Thread `t`'s share of `units` units, as a range.
-fn share(units: usize, t: usize, threads: usize) -> std::ops::Range<usize> {
-    units * t / threads..units * (t + 1) / threads
+/// Chunks per thread for the row-wise kernels: enough that a late thread's share is picked up by
+/// the others, few enough that claiming them costs nothing.
+const ROW_CHUNKS_PER_THREAD: usize = 4;
+
+/// Chunk `c` of `chunks` of `units` units, as a range.
+fn share(units: usize, c: usize, chunks: usize) -> std::ops::Range<usize> {
+    units * c / chunks..units * (c + 1) / chunks
 }
 
 impl Pool {
-    /// Runs `f` on disjoint parts of `data` made of whole rows of `width` floats, one part per
-    /// thread (on the caller alone when `data` is small). For row-wise kernels (GELU).
+    /// Runs `f` on disjoint parts of `data` made of whole rows of `width` floats, spread over
+    /// the threads (on the caller alone when `data` is small). For row-wise kernels (GELU).
     pub fn rows_mut<F: Fn(&mut [f32]) + Sync>(&self, data: &mut [f32], width: usize, f: F) {
         let threads = self.threads();
         if threads == 1 || data.len() < MIN_PARALLEL_FLOATS || width == 0 {
@@ -232,11 +276,12 @@ impl Pool {
             return;
         }
         let rows = data.len() / width;
+        let chunks = (threads * ROW_CHUNKS_PER_THREAD).min(rows);
         let base = RowsPtr(data.as_mut_ptr());
-        self.run(|t| {
-            let r = share(rows, t, threads);
-            // SAFETY: the row ranges of different `t` are disjoint and inside `data` (rows ·
-            // width ≤ data.len()), which stays borrowed until `run` returns.
+        self.run_chunks(chunks, |_, c| {
+            let r = share(rows, c, chunks);
+            // SAFETY: the row ranges of different chunks are disjoint and inside `data` (rows ·
+            // width ≤ data.len()), which stays borrowed until `run_chunks` returns.
             let part = unsafe {
                 std::slice::from_raw_parts_mut(base.at(r.start * width), r.len() * width)
             };
@@ -245,7 +290,7 @@ impl Pool {
     }
 
     /// Runs `f(src part, dst part)` on matching parts of whole rows (`src` rows of `width`
-    /// floats, `dst` rows of `dst_width`), one part per thread. For LayerNorm.
+    /// floats, `dst` rows of `dst_width`), spread over the threads. For LayerNorm.
     pub fn rows_map<F: Fn(&[f32], &mut [f32]) + Sync>(
         &self,
         src: &[f32],
@@ -264,12 +309,13 @@ impl Pool {
             f(src, dst);
             return;
         }
+        let chunks = (threads * ROW_CHUNKS_PER_THREAD).min(rows);
         let base = RowsPtr(dst.as_mut_ptr());
-        self.run(|t| {
-            let r = share(rows, t, threads);
+        self.run_chunks(chunks, |_, c| {
+            let r = share(rows, c, chunks);
             let input = &src[r.start * width..r.end * width];
             // SAFETY: as in `rows_mut`: disjoint row ranges of `dst`, inside it (rows ·
-            // dst_width ≤ dst.len()), borrowed until `run` returns.
+            // dst_width ≤ dst.len()), borrowed until `run_chunks` returns.
             let out = unsafe {
                 std::slice::from_raw_parts_mut(base.at(r.start * dst_width), r.len() * dst_width)
             };
@@ -298,30 +344,37 @@ impl RowsPtr {
     }
 }
 
-/// Blocks until every worker has finished the current job: spins, then waits on `done_cv`.
-fn wait_all_done(shared: &Shared) {
-    if spin_until(|| shared.pending.load(Ordering::Acquire) == 0) {
+/// Blocks until the `joined` workers that claimed a ticket of the current call have finished:
+/// spins, then waits on `done_cv`.
+fn wait_finished(shared: &Shared, joined: usize) {
+    if joined == 0 || spin_until(|| shared.finished.load(Ordering::Acquire) == joined) {
         return;
     }
     let mut st = shared.lock();
-    // Store the flag, then read `pending`; the last worker decrements `pending`, then reads the
-    // flag (all SeqCst): one of us sees the other. A worker that sees the flag notifies under
-    // the lock, which we hold until `wait` releases it, so the wake-up cannot be missed.
+    // Store the flag, then read `finished`; a worker increments `finished`, then reads the flag
+    // (all SeqCst): one of us sees the other. A worker that sees the flag notifies under the
+    // lock, which we hold until `wait` releases it, so the wake-up cannot be missed.
     shared.caller_parked.store(true, Ordering::SeqCst);
-    while shared.pending.load(Ordering::SeqCst) != 0 {
+    while shared.finished.load(Ordering::SeqCst) != joined {
         st = shared.done_cv.wait(st).unwrap_or_else(|e| e.into_inner());
     }
     shared.caller_parked.store(false, Ordering::SeqCst);
 }
 
-/// The body of worker `index`: wait for an epoch, run the job, report, repeat until shutdown.
-fn worker_loop(shared: &Shared, index: usize) {
+/// The call number in a [`Shared::call`] word.
+fn call_number(word: u64) -> u64 {
+    word >> TICKET_BITS
+}
+
+/// The body of a worker: wait for a new call, try to claim a ticket, run the job with the
+/// ticket as its slot, report, repeat until shutdown.
+fn worker_loop(shared: &Shared) {
     let mut seen = 0u64;
     loop {
-        spin_until(|| shared.epoch.load(Ordering::Acquire) != seen);
-        let job = {
+        spin_until(|| call_number(shared.call.load(Ordering::Acquire)) != seen);
+        {
             let mut st = shared.lock();
-            while st.epoch == seen && !st.shutdown {
+            while call_number(shared.call.load(Ordering::SeqCst)) == seen && !st.shutdown {
                 shared.parked.fetch_add(1, Ordering::SeqCst);
                 st = shared.work_cv.wait(st).unwrap_or_else(|e| e.into_inner());
                 shared.parked.fetch_sub(1, Ordering::SeqCst);
@@ -329,20 +382,38 @@ fn worker_loop(shared: &Shared, index: usize) {
             if st.shutdown {
                 return;
             }
-            seen = st.epoch;
-            st.job
+        }
+        let mut word = shared.call.load(Ordering::Acquire);
+        let slot = loop {
+            if word & TICKET_MASK == 0 {
+                break None;
+            }
+            match shared.call.compare_exchange_weak(
+                word,
+                word - 1,
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break Some((word & TICKET_MASK) as usize),
+                Err(now) => word = now,
+            }
         };
+        seen = call_number(word);
+        // Too late for this call (the caller withdrew the tickets): wait for the next.
+        let Some(slot) = slot else { continue };
+        // The caller published the job before the tickets, under the lock, and keeps it until
+        // we report `finished`.
+        let job = shared.lock().job;
         if let Some(job) = job {
-            // SAFETY: `job` was published by `Pool::run`, which keeps the closure alive until
-            // `pending` reaches 0, and we decrement `pending` only after this call returns.
-            let result = catch_unwind(AssertUnwindSafe(|| unsafe { (job.call)(job.data, index) }));
+            // SAFETY: we hold a ticket of the call that published `job`; its caller keeps the
+            // closure alive until `finished` counts us, which happens only after this returns.
+            let result = catch_unwind(AssertUnwindSafe(|| unsafe { (job.call)(job.data, slot) }));
             if let Err(payload) = result {
                 report_panic(shared, payload);
             }
         }
-        if shared.pending.fetch_sub(1, Ordering::SeqCst) == 1
-            && shared.caller_parked.load(Ordering::SeqCst)
-        {
+        shared.finished.fetch_add(1, Ordering::SeqCst);
+        if shared.caller_parked.load(Ordering::SeqCst) {
             let _st = shared.lock();
             shared.done_cv.notify_one();
         }
@@ -371,43 +442,83 @@ impl Drop for Pool {
 #[cfg(test)]
 mod tests {
     use super::Pool;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Runs `chunks` chunks and checks each ran once, with slots in range and never two
+    /// threads on one slot at a time.
+    fn check_once(pool: &Pool, chunks: usize, pause: impl Fn(usize, usize) + Sync) {
+        let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+        let busy: Vec<AtomicBool> = (0..pool.threads())
+            .map(|_| AtomicBool::new(false))
+            .collect();
+        pool.run_chunks(chunks, |slot, c| {
+            assert!(
+                !busy[slot].swap(true, Ordering::SeqCst),
+                "slot {slot} shared"
+            );
+            pause(slot, c);
+            hits[c].fetch_add(1, Ordering::Relaxed);
+            busy[slot].store(false, Ordering::SeqCst);
+        });
+        for (c, h) in hits.iter().enumerate() {
+            assert_eq!(h.load(Ordering::Relaxed), 1, "chunk {c} of {chunks}");
+        }
+    }
 
     #[test]
-    fn every_index_runs_exactly_once_per_call() {
+    fn every_chunk_runs_exactly_once_per_call() {
         for threads in [1, 2, 3] {
             let pool = Pool::new(threads);
             assert_eq!(pool.threads(), threads);
-            let hits: Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
-            for _ in 0..200 {
-                pool.run(|i| {
-                    hits[i].fetch_add(1, Ordering::Relaxed);
-                });
-            }
-            for h in &hits {
-                assert_eq!(h.load(Ordering::Relaxed), 200);
+            for chunks in [0, 1, 2, 3, 7, 64] {
+                for _ in 0..50 {
+                    check_once(&pool, chunks, |_, _| {});
+                }
             }
         }
     }
 
     #[test]
     fn parked_workers_and_a_parked_caller_are_woken() {
-        // Gaps longer than the spin time park the workers between calls; a slow worker parks
-        // the caller. Every call must still run every index once (a missed wake-up hangs here).
+        // Gaps longer than the spin time park the workers between calls; a slow chunk parks
+        // the caller. Every call must still run every chunk once (a missed wake-up hangs here).
         let pool = Pool::new(3);
-        let hits = AtomicUsize::new(0);
-        let pause = std::time::Duration::from_micros(300);
+        let pause = Duration::from_micros(300);
         for call in 0..40 {
             if call % 2 == 0 {
                 std::thread::sleep(pause);
             }
-            pool.run(|i| {
-                if i == 1 && call % 3 == 0 {
+            check_once(&pool, 6, |_, c| {
+                if c == 1 && call % 3 == 0 {
                     std::thread::sleep(pause);
                 }
-                hits.fetch_add(1, Ordering::Relaxed);
             });
-            assert_eq!(hits.load(Ordering::Relaxed), 3 * (call + 1));
+        }
+    }
+
+    #[test]
+    fn the_caller_does_the_work_of_a_late_worker() {
+        // When the caller's chunks are slow the worker takes the rest; when the worker's are
+        // slow the caller does. Either way each chunk runs once and no slot is shared.
+        let pool = Pool::new(2);
+        let slots = Mutex::new(Vec::new());
+        pool.run_chunks(8, |slot, _| {
+            slots.lock().unwrap().push(slot);
+            if slot == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let slots = slots.into_inner().unwrap();
+        assert_eq!(slots.len(), 8);
+        assert!(slots.contains(&1), "the worker never joined: {slots:?}");
+        for _ in 0..20 {
+            check_once(&pool, 8, |slot, _| {
+                if slot == 1 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            });
         }
     }
 
@@ -415,18 +526,21 @@ mod tests {
     fn worker_panic_is_raised_on_caller_and_pool_stays_usable() {
         let pool = Pool::new(2);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pool.run(|i| assert!(i != 1, "boom in worker"));
+            // Every chunk sleeps, so both threads surely take some; each panics in its first.
+            pool.run_chunks(64, |slot, _| {
+                std::thread::sleep(Duration::from_micros(200));
+                assert!(slot != 1, "boom in worker");
+            });
         }));
         assert!(r.is_err());
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pool.run(|i| assert!(i != 0, "boom in caller"));
+            pool.run_chunks(8, |slot, _| {
+                std::thread::sleep(Duration::from_micros(200));
+                assert!(slot != 0, "boom in caller");
+            });
         }));
         assert!(r.is_err());
-        let count = AtomicUsize::new(0);
-        pool.run(|_| {
-            count.fetch_add(1, Ordering::Relaxed);
-        });
-        assert_eq!(count.load(Ordering::Relaxed), 2);
+        check_once(&pool, 16, |_, _| {});
     }
 
     #[test]
@@ -458,16 +572,14 @@ mod tests {
     }
 
     #[test]
-    fn nested_run_does_not_deadlock() {
+    fn nested_call_does_not_deadlock() {
         let pool = Pool::new(2);
         let count = AtomicUsize::new(0);
-        pool.run(|_| {
-            pool.run(|_| {
+        pool.run_chunks(4, |_, _| {
+            pool.run_chunks(3, |_, _| {
                 count.fetch_add(1, Ordering::Relaxed);
             });
         });
-        // Outer: 2 threads; one of them holds the run lock, so each inner call runs 2 indices
-        // sequentially or through the pool: 4 inner calls either way.
-        assert_eq!(count.load(Ordering::Relaxed), 4);
+        assert_eq!(count.load(Ordering::Relaxed), 12);
     }
 }

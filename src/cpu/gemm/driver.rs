@@ -120,56 +120,73 @@ pub(super) fn run(
     } else {
         threads
     };
-    let work = |t: usize| {
-        if t < useful {
-            // SAFETY: the slices behind `job` were checked above to cover every index the
-            // kernels touch, they outlive this call, and `split` gives each thread disjoint
-            // parts of C and its own scratch slot (`t < threads`).
-            unsafe { run_part(isa, &job, t, useful) }
-        }
-    };
-    if useful == 1 {
-        work(0);
+    let chunks = if useful == 1 {
+        1
     } else {
-        pool.run(work);
-    }
+        chunk_count(isa.nr(), m, n, threads)
+    };
+    // SAFETY: the slices behind `job` were checked above to cover every index the kernels
+    // touch and they outlive this call; `split` gives each chunk a disjoint part of C, and the
+    // pool gives each running thread its own slot (`slot < threads`, so its scratch slot exists).
+    pool.run_chunks(chunks, |slot, c| unsafe {
+        run_part(isa, &job, slot, c, chunks)
+    });
 }
 
-/// Runs thread `t`'s share of `job` with the kernel for `isa`.
+/// Runs chunk `c` of `chunks` of `job` with the kernel for `isa`, in scratch slot `slot`.
 ///
 /// # Safety
 /// As for [`compute`].
-unsafe fn run_part(isa: Isa, job: &Job, t: usize, threads: usize) {
-    let (rows, panels) = split(isa.nr(), job.m, job.n, t, threads);
+unsafe fn run_part(isa: Isa, job: &Job, slot: usize, c: usize, chunks: usize) {
+    let (rows, panels) = split(isa.nr(), job.m, job.n, c, chunks);
     // SAFETY: forwarded from the caller; the kernel matches the detected CPU features.
     unsafe {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => compute::<super::avx512::Avx512>(job, t, rows, panels),
+            Isa::Avx512 => compute::<super::avx512::Avx512>(job, slot, rows, panels),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => compute::<super::avx2::Avx2Fma>(job, t, rows, panels),
+            Isa::Avx2Fma => compute::<super::avx2::Avx2Fma>(job, slot, rows, panels),
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => compute::<super::neon::Neon>(job, t, rows, panels),
-            Isa::Scalar => compute::<super::scalar::Scalar>(job, t, rows, panels),
+            Isa::Neon => compute::<super::neon::Neon>(job, slot, rows, panels),
+            Isa::Scalar => compute::<super::scalar::Scalar>(job, slot, rows, panels),
         }
     }
 }
 
-/// Thread `t`'s rectangle of C: a row range and a column-panel range. Splits column panels when
-/// that balances at least as well as splitting rows (each thread then owns whole cache lines of
-/// every C row it writes), else rows.
+/// Chunks per thread a parallel GEMM is cut into: the pool hands them to whichever thread is
+/// free, so a thread the OS delays costs one chunk's time, not a whole share.
+const CHUNKS_PER_THREAD: usize = 3;
+
+/// How many chunks a parallel GEMM on `threads` threads is cut into (at most one per column
+/// panel or row, whichever way [`split`] cuts).
+fn chunk_count(nr: usize, m: usize, n: usize, threads: usize) -> usize {
+    let want = threads * CHUNKS_PER_THREAD;
+    let units = if cut_panels(nr, m, n, want) {
+        n.div_ceil(nr)
+    } else {
+        m
+    };
+    want.min(units).max(1)
+}
+
+/// Whether cutting C into `parts` column-panel ranges balances at least as well as cutting it
+/// into row ranges (each part then owns whole cache lines of every C row it writes).
+fn cut_panels(nr: usize, m: usize, n: usize, parts: usize) -> bool {
+    let panels = n.div_ceil(nr);
+    panels.div_ceil(parts) * m <= m.div_ceil(parts) * panels
+}
+
+/// Chunk `c` of `chunks`: a row range and a column-panel range of C (see [`cut_panels`]).
 fn split(
     nr: usize,
     m: usize,
     n: usize,
-    t: usize,
-    threads: usize,
+    c: usize,
+    chunks: usize,
 ) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
     let panels = n.div_ceil(nr);
-    let part = |len: usize| len * t / threads..len * (t + 1) / threads;
-    let by_panels = panels.div_ceil(threads) * m;
-    let by_rows = m.div_ceil(threads) * panels;
-    if by_panels <= by_rows {
+    let part = |len: usize| len * c / chunks..len * (c + 1) / chunks;
+    if cut_panels(nr, m, n, chunks) {
         (0..m, part(panels))
     } else {
         (part(m), 0..panels)

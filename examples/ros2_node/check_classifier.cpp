@@ -1,0 +1,45 @@
+// Builds without ROS: runs tinv_classifier.hpp on a model and one CHW input file (raw
+// little-endian f32) and prints "class depth". tests/capi.rs compiles and runs it, so the
+// wrapper the ROS 2 node uses is checked on every `cargo test`.
+//
+//   check_classifier MODEL.tinv INPUT.f32
+#include <cstdio>
+#include <vector>
+
+#include "tinv_classifier.hpp"
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: %s MODEL.tinv INPUT.f32\n", argv[0]);
+        return 2;
+    }
+    try {
+        tinv_example::Classifier c(argv[1]);
+        std::vector<float> x(c.input_len());
+        std::FILE *f = std::fopen(argv[2], "rb");
+        if (!f || std::fread(x.data(), sizeof(float), x.size(), f) != x.size()) {
+            std::fprintf(stderr, "cannot read %zu floats from %s\n", x.size(), argv[2]);
+            if (f) std::fclose(f);
+            return 2;
+        }
+        std::fclose(f);
+        tinv_example::Result r;
+        tinv_status s = c.classify(x.data(), x.size(), r);
+        if (s != TINV_OK) {
+            std::fprintf(stderr, "classify: %s: %s\n", tinv_status_str(s), tinv_last_error());
+            return 1;
+        }
+        std::printf("%u %u\n", r.class_id, r.depth);
+        // Setup errors surface as exceptions with the library's message.
+        try {
+            tinv_example::Classifier bad("/nonexistent.tinv");
+            return 1;
+        } catch (const tinv_example::Error &e) {
+            if (e.status() != TINV_ERR_IO) return 1;
+        }
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,91 @@
+// Minimal ROS 2 node: subscribes to a camera topic (sensor_msgs/Image, mono8 / rgb8 / bgr8),
+// resizes each frame to the model's input (nearest neighbour), classifies it with tinv's
+// adaptive controller and publishes "class confidence depth flops latency_us" on ~/class.
+//
+//   ros2 run tinv_example classifier_node --ros-args -p model:=/opt/tinv/model.tinv -p budget:=0.3
+#include <rclcpp/rclcpp.hpp>
+#include <sensor_msgs/msg/image.hpp>
+#include <std_msgs/msg/string.hpp>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tinv_classifier.hpp"
+
+class ClassifierNode : public rclcpp::Node {
+  public:
+    ClassifierNode()
+        : Node("tinv_classifier"),
+          classifier_(declare_parameter<std::string>("model", "model.tinv"),
+                      static_cast<float>(declare_parameter<double>("budget", -1.0))),
+          chw_(classifier_.input_len()) {
+        pub_ = create_publisher<std_msgs::msg::String>("~/class", 10);
+        sub_ = create_subscription<sensor_msgs::msg::Image>(
+            "image", rclcpp::SensorDataQoS(),
+            [this](sensor_msgs::msg::Image::ConstSharedPtr msg) { on_image(*msg); });
+        RCLCPP_INFO(get_logger(), "tinv %s: input %zux%zux%zu", tinv_version_string(),
+                    classifier_.channels(), classifier_.height(), classifier_.width());
+    }
+
+  private:
+    // Image → CHW floats in [0, 1] at the model's size. The buffer was sized once at start-up.
+    bool to_chw(const sensor_msgs::msg::Image &img) {
+        const size_t c = classifier_.channels(), h = classifier_.height(), w = classifier_.width();
+        size_t src_c;
+        bool bgr = false;
+        if (img.encoding == "mono8") src_c = 1;
+        else if (img.encoding == "rgb8") src_c = 3;
+        else if (img.encoding == "bgr8") src_c = 3, bgr = true;
+        else return false;
+        if (img.width == 0 || img.height == 0 || img.step < img.width * src_c ||
+            img.data.size() < static_cast<size_t>(img.step) * img.height)
+            return false;
+        for (size_t y = 0; y < h; y++) {
+            const size_t sy = y * img.height / h;
+            for (size_t x = 0; x < w; x++) {
+                const uint8_t *px = &img.data[sy * img.step + (x * img.width / w) * src_c];
+                for (size_t ch = 0; ch < c; ch++) {
+                    // Grey → every channel; colour → grey for a 1-channel model.
+                    float v;
+                    if (src_c == 1) v = px[0];
+                    else if (c == 1) v = (px[0] + px[1] + px[2]) / 3.0f;
+                    else v = px[bgr ? 2 - ch : ch];
+                    chw_[(ch * h + y) * w + x] = v / 255.0f;
+                }
+            }
+        }
+        return true;
+    }
+
+    void on_image(const sensor_msgs::msg::Image &img) {
+        if (!to_chw(img)) {
+            RCLCPP_WARN_THROTTLE(get_logger(), *get_clock(), 5000, "unsupported image (%s)", img.encoding.c_str());
+            return;
+        }
+        tinv_example::Result r;
+        tinv_status s = classifier_.classify(chw_.data(), chw_.size(), r);
+        if (s != TINV_OK) {
+            RCLCPP_ERROR(get_logger(), "tinv: %s: %s", tinv_status_str(s), tinv_last_error());
+            return;
+        }
+        char text[128];
+        std::snprintf(text, sizeof text, "%u %.3f %u %llu %.0f", r.class_id, r.confidence, r.depth,
+                      static_cast<unsigned long long>(r.flops), r.latency_us);
+        std_msgs::msg::String out;
+        out.data = text;
+        pub_->publish(out);
+    }
+
+    tinv_example::Classifier classifier_;
+    std::vector<float> chw_;
+    rclcpp::Publisher<std_msgs::msg::String>::SharedPtr pub_;
+    rclcpp::Subscription<sensor_msgs::msg::Image>::SharedPtr sub_;
+};
+
+int main(int argc, char **argv) {
+    rclcpp::init(argc, argv);
+    rclcpp::spin(std::make_shared<ClassifierNode>());
+    rclcpp::shutdown();
+    return 0;
+}

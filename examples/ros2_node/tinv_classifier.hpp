@@ -1,0 +1,99 @@
+// A small C++17 wrapper over tinv.h for robotics nodes: RAII handles, exceptions for the
+// non-real-time setup calls, and an allocation-free classify() for the per-frame path.
+// Header-only; no ROS dependency (the ROS 2 node in classifier_node.cpp uses it).
+#pragma once
+
+#include <tinv.h>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tinv_example {
+
+// Thrown by setup calls; carries the status and tinv_last_error().
+class Error : public std::runtime_error {
+  public:
+    Error(tinv_status status, const std::string &what)
+        : std::runtime_error(what + ": " + tinv_status_str(status) + ": " + tinv_last_error()),
+          status_(status) {}
+    tinv_status status() const noexcept { return status_; }
+
+  private:
+    tinv_status status_;
+};
+
+inline void check(tinv_status s, const char *what) {
+    if (s != TINV_OK) throw Error(s, what);
+}
+
+struct Result {
+    uint32_t class_id = 0;
+    float confidence = 0.0f;
+    uint32_t depth = 0;
+    uint64_t flops = 0;
+    double latency_us = 0.0;
+};
+
+// One model and one session: use one Classifier per thread (or per executor callback group).
+class Classifier {
+  public:
+    // budget < 0: the model's stored default.
+    explicit Classifier(const std::string &model_path, float budget = -1.0f, uint32_t threads = 1) {
+        tinv_model *m = nullptr;
+        check(tinv_model_open(model_path.c_str(), nullptr, &m), "tinv_model_open");
+        model_.reset(m);
+        tinv_session_options o = tinv_session_options_default();
+        o.budget = budget;
+        o.threads = threads;
+        tinv_session *s = nullptr;
+        check(tinv_session_open(model_.get(), &o, &s), "tinv_session_open");
+        session_.reset(s);
+        size_t c = 0, h = 0, w = 0, k = 0;
+        check(tinv_model_input_shape(model_.get(), &c, &h, &w), "tinv_model_input_shape");
+        check(tinv_model_num_classes(model_.get(), &k), "tinv_model_num_classes");
+        channels_ = c, height_ = h, width_ = w;
+        logits_.resize(k);
+    }
+
+    size_t channels() const noexcept { return channels_; }
+    size_t height() const noexcept { return height_; }
+    size_t width() const noexcept { return width_; }
+    size_t input_len() const noexcept { return channels_ * height_ * width_; }
+
+    // Classifies one CHW image with values in [0, 1]. No allocation; returns the status
+    // instead of throwing so it can sit on a real-time path.
+    tinv_status classify(const float *chw, size_t len, Result &out) noexcept {
+        tinv_status s = tinv_session_infer(session_.get(), chw, len, 1, logits_.data(), logits_.size());
+        if (s != TINV_OK) return s;
+        tinv_stats st;
+        size_t n = 0;
+        s = tinv_session_last_stats(session_.get(), &st, 1, &n);
+        if (s != TINV_OK) return s;
+        out.class_id = st.class_id;
+        out.confidence = st.confidence;
+        out.depth = st.depth;
+        out.flops = st.flops;
+        out.latency_us = st.latency_us;
+        return TINV_OK;
+    }
+
+    void set_budget(float budget) { check(tinv_session_set_budget(session_.get(), budget), "tinv_session_set_budget"); }
+    const std::vector<float> &logits() const noexcept { return logits_; }
+
+  private:
+    struct ModelFree {
+        void operator()(tinv_model *m) const noexcept { tinv_model_free(m); }
+    };
+    struct SessionFree {
+        void operator()(tinv_session *s) const noexcept { tinv_session_free(s); }
+    };
+    std::unique_ptr<tinv_model, ModelFree> model_;
+    std::unique_ptr<tinv_session, SessionFree> session_;  // freed first (declared last)
+    size_t channels_ = 0, height_ = 0, width_ = 0;
+    std::vector<float> logits_;
+};
+
+}  // namespace tinv_example
