@@ -44,6 +44,10 @@ controller options:
   --out PATH          final checkpoint with the controller [CKPT]
   --iters N --episodes N   PPO iterations per level and episodes per iteration [40, 4096]
   --hp N --hq N --hr N     predictor / policy / exit-RNN hidden widths [32, 64, 16]
+  --level1-warm       warm-start the level-1 policy by imitating argmax_j q_j(φ) − λ·cost_j, with
+                      q_j a network's estimate that path j is right: graph mode then routes by
+                      input (better for one-launch GPU use), but adaptive mode starts deeper and
+                      spends more (off for the default model; see engines/fmnist/README.md)
   --tol X             default budget: largest λ whose validation accuracy is within X of full depth [0.002]
   --seed N            [1]
 ";
@@ -59,6 +63,11 @@ impl Args {
         let v = self.0.remove(i + 1);
         self.0.remove(i);
         Some(v)
+    }
+    /// Whether the value-less `flag` was given (and removes it).
+    fn switch(&mut self, flag: &str) -> bool {
+        let at = self.0.iter().position(|a| a == flag);
+        at.map(|i| self.0.remove(i)).is_some()
     }
     fn num<T: std::str::FromStr>(&mut self, flag: &str, default: T) -> Result<T, String> {
         match self.take(flag) {
@@ -205,6 +214,7 @@ fn controller(mut a: Args) -> Result<(), String> {
         hr: a.num("--hr", d.hr)?,
         iters: a.num("--iters", d.iters)?,
         episodes: a.num("--episodes", d.episodes)?,
+        level1_warm: a.switch("--level1-warm"),
         verbose: true,
         ..d
     };

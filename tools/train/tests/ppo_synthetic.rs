@@ -1,7 +1,8 @@
 //! PPO on synthetic outcome tables whose right answer is known: where the shallowest exit is
 //! always right, the controller must stop there at any λ > 0.1; where only the deepest exit is
 //! right, it must reach the deepest at λ ≤ 0.1 — in `graph` mode (level 1 alone) and in
-//! `adaptive` mode (both levels).
+//! `adaptive` mode (both levels). And the optional level-1 warm start, alone, must route each
+//! input to the path that is right for it when a feature decides which one that is.
 
 use tinv_train::config::ModelConfig;
 use tinv_train::control::nets::Controller;
@@ -17,16 +18,19 @@ fn cfg() -> ModelConfig {
     .unwrap()
 }
 
-/// `n` samples; path j predicts the label iff `right(j)`, with random confidence.
-fn table(n: usize, right: impl Fn(usize) -> bool, seed: u64) -> Outcomes {
+/// `n` samples with uniform random features; path j predicts the label iff
+/// `right(first feature, j)`, with random confidence.
+fn table(n: usize, right: impl Fn(f32, usize) -> bool, seed: u64) -> Outcomes {
     let c = cfg();
     let (p, k) = (4, 5);
     let mut rng = Rng::new(seed, 0);
+    let f = tinv::control::feature_len(1);
+    let feats: Vec<f32> = (0..n * f).map(|_| rng.uniform() as f32).collect();
     let labels: Vec<u32> = (0..n).map(|_| rng.below(k) as u32).collect();
     let mut logits = Vec::with_capacity(n * p * k);
-    for &y in &labels {
+    for (i, &y) in labels.iter().enumerate() {
         for j in 0..p {
-            let target = if right(j) {
+            let target = if right(feats[i * f], j) {
                 y as usize
             } else {
                 (y as usize + 1) % k
@@ -43,8 +47,6 @@ fn table(n: usize, right: impl Fn(usize) -> bool, seed: u64) -> Outcomes {
             );
         }
     }
-    let f = tinv::control::feature_len(1);
-    let feats: Vec<f32> = (0..n * f).map(|_| rng.uniform() as f32).collect();
     Outcomes::from_logits(&c, logits, labels, feats)
 }
 
@@ -72,7 +74,7 @@ fn share(ctrl: &Controller, o: &Outcomes, lam: f32, want: usize) -> (f64, f64) {
 
 #[test]
 fn shallowest_always_right_stops_at_the_shallowest() {
-    let o = table(400, |_| true, 1);
+    let o = table(400, |_, _| true, 1);
     let ctrl = ppo::train(&o, &opts()).unwrap();
     for lam in [0.11, 0.2, 0.5, 1.0] {
         let (g, a) = share(&ctrl, &o, lam, 0);
@@ -85,7 +87,7 @@ fn shallowest_always_right_stops_at_the_shallowest() {
 
 #[test]
 fn only_deepest_right_goes_deepest() {
-    let o = table(400, |j| j == 3, 2);
+    let o = table(400, |_, j| j == 3, 2);
     let ctrl = ppo::train(&o, &opts()).unwrap();
     for lam in [0.0, 0.05, 0.1] {
         let (g, a) = share(&ctrl, &o, lam, 3);
@@ -96,6 +98,34 @@ fn only_deepest_right_goes_deepest() {
     }
 }
 
+#[test]
+fn level1_warm_start_routes_by_the_feature_that_decides() {
+    // Path 0 is right when the first feature is below 0.5, only path 2 otherwise: the imitated
+    // plug-in rule alone (no PPO) must send each half where it is right at a small budget.
+    let o = table(800, |x, j| if x < 0.5 { j == 0 } else { j == 2 }, 3);
+    let ctrl = ppo::train(
+        &o,
+        &PpoOpts {
+            level1_warm: true,
+            iters: 0,
+            pred_epochs: 60,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let mut hits = 0;
+    for i in 0..o.n {
+        let phi = &o.feats[i * o.f..(i + 1) * o.f];
+        let want = if phi[0] < 0.5 { 0 } else { 2 };
+        hits += usize::from(ctrl.decide_start(phi, 0.05) == want);
+    }
+    let share = hits as f64 / o.n as f64;
+    assert!(
+        share >= 0.9,
+        "{share} of the inputs routed to their right path"
+    );
+}
+
 /// The warm start's threshold rule, on tables whose best rule is known. Only the deepest exit
 /// right: continuing to it pays at every λ ≤ 1 (+1 for at most 3/4 of the full FLOPs), so τ*
 /// must exceed every confidence of the first three exits. The shallowest always right: any
@@ -103,7 +133,7 @@ fn only_deepest_right_goes_deepest() {
 #[test]
 fn best_threshold_matches_hand_worked_tables() {
     use tinv_train::control::warm::best_threshold;
-    let o = table(200, |j| j == 3, 5);
+    let o = table(200, |_, j| j == 3, 5);
     let full = o.full_flops() as f32;
     let step: Vec<f32> = o.step_flops.iter().map(|&c| c as f32 / full).collect();
     let top = (0..o.n)
@@ -117,7 +147,7 @@ fn best_threshold_matches_hand_worked_tables() {
             "λ {lam}: τ* {tau} ≤ the largest confidence {top}"
         );
     }
-    let o = table(200, |_| true, 6);
+    let o = table(200, |_, _| true, 6);
     for lam in [0.0, 0.1, 1.0] {
         assert_eq!(best_threshold(&o, &step, lam), 0.0, "λ {lam}");
     }
