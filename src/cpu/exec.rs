@@ -88,7 +88,7 @@ pub fn stem(ctx: &Ctx, arena: &mut [f32], input: &[f32], order: &[usize]) -> Res
 #[derive(Clone, Copy)]
 struct SharedMut(*mut f32);
 // SAFETY: only used inside `attention`, where each (sample, head) job writes a disjoint column
-// block of `att` and each thread uses its own slice of the `heads` buffer; `Pool::run` returns
+// block of `att` and each thread uses its own slice of the `heads` buffer; `run_chunks` returns
 // only after every job finished, so the pointers never outlive the borrows they came from.
 unsafe impl Send for SharedMut {}
 // SAFETY: as above.

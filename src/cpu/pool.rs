@@ -328,7 +328,7 @@ impl Pool {
 #[derive(Clone, Copy)]
 struct RowsPtr(*mut f32);
 // SAFETY: used only by `rows_mut`/`rows_map`, whose threads write disjoint row ranges of a
-// buffer that stays mutably borrowed until `Pool::run` returns.
+// buffer that stays mutably borrowed until `Pool::run_chunks` returns.
 unsafe impl Send for RowsPtr {}
 // SAFETY: as above.
 unsafe impl Sync for RowsPtr {}

@@ -54,10 +54,10 @@ struct Job {
     slot: usize,
 }
 
-// SAFETY: a `Job` is shared by the pool's threads for the duration of one `Pool::run`. The
-// pointers it holds come from borrowed slices that outlive that call; each thread writes only its
-// own rectangle of C (disjoint by construction in `split`) and its own scratch slot, and reads A,
-// B and bias, which nobody writes.
+// SAFETY: a `Job` is shared by the pool's threads for the duration of one
+// `Pool::run_chunks`. The pointers it holds come from borrowed slices that outlive that call;
+// each chunk writes only its own rectangle of C (disjoint by construction in `split`), each
+// thread only its own scratch slot, and all read A, B and bias, which nobody writes.
 unsafe impl Sync for Job {}
 
 /// Checks A, C and scratch, then runs the job on the pool (or inline when it is small).
