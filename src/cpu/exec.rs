@@ -1,7 +1,7 @@
 //! The operations of a plan, executed on the arena. Every buffer is a fixed range of the arena
 //! (see [`super::plan::Buffers`]); nothing here allocates.
 
-use super::gemm::{sgemm, sgemm_bt};
+use super::gemm::{sgemm, sgemm_bt, MIN_PARALLEL_MACS};
 use super::kernels::{gelu_erf, gelu_tanh, layernorm_rows, patchify, softmax_rows};
 use super::plan::Buffers;
 use super::pool::Pool;
@@ -219,7 +219,15 @@ pub fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
     let c = ctx.model.config();
     let (n, d, hd, heads) = (c.tokens(), c.dim, c.head_dim(), c.heads);
     let buf = ctx.buf;
-    let threads = ctx.pool.threads();
+    // Small attention (Fashion-MNIST: 17 tokens, head width 16) costs less than a hand-off to
+    // the pool: run it on the caller, with the same threshold as a GEMM.
+    let macs = b * heads * n * n * hd;
+    let pool = if macs < MIN_PARALLEL_MACS {
+        ctx.serial
+    } else {
+        ctx.pool
+    };
+    let threads = pool.threads();
     let [qkv, att, hs] = views(
         arena,
         [
@@ -239,7 +247,7 @@ pub fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
         threads.min(n)
     };
     let jobs = pairs * blocks;
-    ctx.pool.run_chunks(jobs, |t, job| {
+    pool.run_chunks(jobs, |t, job| {
         // SAFETY: the thread in slot t owns floats [t·stride, (t+1)·stride) of the heads
         // buffer (t < threads), which `views` proved is in the arena and disjoint from qkv and
         // att.

@@ -37,6 +37,7 @@ mod scalar;
 mod tests;
 
 use super::pool::Pool;
+pub(crate) use driver::MIN_PARALLEL_MACS;
 use driver::{run, BSrc};
 
 /// A register-blocked micro-kernel: computes one `mr × NR` tile of C over `k`.

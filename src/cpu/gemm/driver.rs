@@ -20,7 +20,7 @@ const EDGE_TILE: usize = 14 * 32;
 
 /// Below this many multiply-adds a second thread costs more than it saves (measured on 2 Xeon
 /// cores: 28×64×64 and 50×32×64 run faster on one thread, 20×96×96 faster on two).
-const MIN_PARALLEL_MACS: usize = 1 << 17;
+pub(crate) const MIN_PARALLEL_MACS: usize = 1 << 17;
 
 /// Floats of one thread's packed-B slot, rounded to whole cache lines.
 pub(super) fn slot_len(nr: usize, k: usize) -> usize {
