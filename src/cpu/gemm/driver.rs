@@ -18,9 +18,12 @@ const DIRECT_B_MAX_TILES: usize = 4;
 /// Largest `MR × NR` of any kernel, for the stack tile that takes partial column panels.
 const EDGE_TILE: usize = 14 * 32;
 
-/// Below this many multiply-adds a second thread costs more than it saves (measured on 2 Xeon
-/// cores: 28×64×64 and 50×32×64 run faster on one thread, 20×96×96 faster on two).
-pub(crate) const MIN_PARALLEL_MACS: usize = 1 << 17;
+/// Below this many multiply-adds (~5 µs on one core) a second thread costs more than it saves.
+/// Measured on the 2-vCPU Xeon of docs/RESULTS.md with `tinv-run bench --threads 1|2` on the
+/// Fashion-MNIST model (batch 1: 17×192×64, 17×256×64 and 17×64×256 GEMMs): at 2^17 those ran
+/// on the pool and a full-depth call took 286 µs on two threads against 205 µs on one; at 2^19
+/// both take ~200 µs. ViT-Tiny's smallest GEMM (197×192×192) is 14× this threshold.
+pub(crate) const MIN_PARALLEL_MACS: usize = 1 << 19;
 
 /// Floats of one thread's packed-B slot, rounded to whole cache lines.
 pub(super) fn slot_len(nr: usize, k: usize) -> usize {
