@@ -422,6 +422,7 @@ fn real_main() -> Result<(), String> {
         }
         rounds.push(rows);
     }
+    let paired = paired_ratios(&rounds, "vit-tiny", "tinv", "ort", &a.threads);
     let rows = median_rows(rounds);
     // The profile runs in a child of its own, like every measurement: in this process, after the
     // children and with OpenBLAS loaded, its numbers came out several times too slow.
@@ -431,5 +432,76 @@ fn real_main() -> Result<(), String> {
         None
     };
     let blas = blas::Blas::load(&blas::candidates(a.openblas.as_deref(), &a.venv));
-    report::write(&a, &cases, &rows, blas.as_ref(), profile.as_deref())
+    report::write(
+        &a,
+        &cases,
+        &rows,
+        &paired,
+        blas.as_ref(),
+        profile.as_deref(),
+    )
+}
+
+/// Per thread count, the ratio `num / den` of p50 latencies on `case` in every round that has
+/// both (the two measured back to back): a burst of host noise lasting seconds then slows both
+/// sides of one ratio, where a ratio of the rounds' medians can pair a slow round of one
+/// runtime with a fast round of the other.
+fn paired_ratios(
+    rounds: &[Vec<Row>],
+    case: &str,
+    num: &str,
+    den: &str,
+    threads: &[usize],
+) -> Vec<(usize, Vec<f64>)> {
+    let p50 = |rows: &[Row], rt: &str, t: usize| {
+        rows.iter()
+            .find(|r| r.case == case && r.runtime == rt && r.threads == t)
+            .and_then(|r| r.get("p50_us"))
+    };
+    threads
+        .iter()
+        .map(|&t| {
+            let ratios = rounds
+                .iter()
+                .filter_map(|rows| p50(rows, num, t).zip(p50(rows, den, t)))
+                .map(|(a, b)| a / b)
+                .collect();
+            (t, ratios)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{paired_ratios, Row};
+
+    fn row(runtime: &str, threads: usize, p50: f64) -> Row {
+        Row {
+            case: "vit-tiny".into(),
+            runtime: runtime.into(),
+            threads,
+            kv: vec![("p50_us".into(), p50.to_string())],
+        }
+    }
+
+    #[test]
+    fn ratios_pair_the_runtimes_within_each_round() {
+        // Round 2 is slow for both runtimes: its ratio is still 0.9; a round missing ORT at 2
+        // threads gives no ratio there.
+        let rounds = vec![
+            vec![
+                row("tinv", 1, 90.0),
+                row("ort", 1, 100.0),
+                row("tinv", 2, 50.0),
+            ],
+            vec![
+                row("tinv", 1, 180.0),
+                row("ort", 1, 200.0),
+                row("tinv", 2, 60.0),
+                row("ort", 2, 40.0),
+            ],
+        ];
+        let got = paired_ratios(&rounds, "vit-tiny", "tinv", "ort", &[1, 2]);
+        assert_eq!(got, vec![(1, vec![0.9, 0.9]), (2, vec![1.5])]);
+    }
 }
