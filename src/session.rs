@@ -390,13 +390,7 @@ impl Session {
         if let Some(i) = input.iter().position(|v| !v.is_finite()) {
             return Err(Error::arg(format!("input value {i} is NaN or infinite")));
         }
-        let exit = ExitCtx {
-            model: &model,
-            policy,
-            ctrl: model.ctrl().copied(),
-            budget: self.budget,
-            ctrl_exit_flops: self.cost.ctrl_exit,
-        };
+        let exit = self.exit_ctx(&model, policy);
         // 1. Level 1: the start path of every input.
         for i in 0..b {
             let img = &input[i * c.input_len()..(i + 1) * c.input_len()];
@@ -542,15 +536,9 @@ impl Session {
         let model = Arc::clone(&self.model);
         let c = model.config();
         let (len, k_cls, p) = (c.input_len(), c.classes, c.depths.len());
+        let exit = self.exit_ctx(&model, policy);
         let Some(trt) = self.trt.as_mut() else {
             return Err(Error::Backend("internal: no TensorRT session".into()));
-        };
-        let exit = ExitCtx {
-            model: &model,
-            policy,
-            ctrl: model.ctrl().copied(),
-            budget: self.budget,
-            ctrl_exit_flops: self.cost.ctrl_exit,
         };
         for i in 0..b {
             let img = &input[i * len..(i + 1) * len];
@@ -593,6 +581,19 @@ impl Session {
             st.latency_us = us;
         }
         Ok(&self.stats[..b])
+    }
+}
+
+impl Session {
+    /// The exit decision context of one call under `policy` (both backends).
+    fn exit_ctx<'m>(&self, model: &'m Model, policy: Policy) -> ExitCtx<'m> {
+        ExitCtx {
+            model,
+            policy,
+            ctrl: model.ctrl().copied(),
+            budget: self.budget,
+            ctrl_exit_flops: self.cost.ctrl_exit,
+        }
     }
 }
 

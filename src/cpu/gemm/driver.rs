@@ -118,12 +118,7 @@ pub(super) fn run(
         scratch: unsafe { scratch.as_mut_ptr().add(align) },
         slot: slot_len(isa.nr(), k),
     };
-    let useful = if m.saturating_mul(n).saturating_mul(k) < MIN_PARALLEL_MACS {
-        1
-    } else {
-        threads
-    };
-    let chunks = if useful == 1 {
+    let chunks = if threads == 1 || m.saturating_mul(n).saturating_mul(k) < MIN_PARALLEL_MACS {
         1
     } else {
         chunk_count(isa.nr(), m, n, threads)

@@ -281,20 +281,25 @@ fn median_rows(mut rounds: Vec<Vec<Row>>) -> Vec<Row> {
             let same: Vec<&Row> = rounds
                 .iter()
                 .flatten()
-                .filter(|r| {
-                    r.case == row.case && r.runtime == row.runtime && r.threads == row.threads
-                })
+                .filter(|r| r.is(&row.case, &row.runtime, row.threads))
                 .collect();
             for (k, v) in row.kv.iter_mut() {
                 let Ok(x) = v.parse::<f64>() else { continue };
                 let mut all: Vec<f64> = same.iter().filter_map(|r| r.get(k)).collect();
                 all.push(x);
-                all.sort_by(f64::total_cmp);
-                *v = format!("{}", all[all.len() / 2]);
+                if let Some(m) = median(all) {
+                    *v = format!("{m}");
+                }
             }
             row
         })
         .collect()
+}
+
+/// The median of `v` (the upper one of an even count), `None` when empty.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 /// One RESULT line, parsed.
@@ -306,6 +311,10 @@ pub struct Row {
 }
 
 impl Row {
+    /// Whether this is the row of (`case`, `runtime`, `threads`).
+    pub fn is(&self, case: &str, runtime: &str, threads: usize) -> bool {
+        self.case == case && self.runtime == runtime && self.threads == threads
+    }
     pub fn get(&self, k: &str) -> Option<f64> {
         self.kv
             .iter()
@@ -406,14 +415,10 @@ fn real_main() -> Result<(), String> {
                 runtimes.insert(1, "tinv-adaptive");
             }
             for &t in &a.threads {
-                for rt in &runtimes {
+                // tract is single-threaded: measured at 1 thread only.
+                let tract = (cfg!(feature = "tract") && t == 1).then_some("tract");
+                for rt in runtimes.iter().copied().chain(tract) {
                     match spawn(&a, rt, &c.name, t) {
-                        Ok(r) => rows.push(r),
-                        Err(e) => eprintln!("  {e}"),
-                    }
-                }
-                if cfg!(feature = "tract") && t == 1 {
-                    match spawn(&a, "tract", &c.name, 1) {
                         Ok(r) => rows.push(r),
                         Err(e) => eprintln!("  {e}"),
                     }
@@ -454,9 +459,7 @@ fn paired_ratios(
     threads: &[usize],
 ) -> Vec<(usize, Vec<f64>)> {
     let p50 = |rows: &[Row], rt: &str, t: usize| {
-        rows.iter()
-            .find(|r| r.case == case && r.runtime == rt && r.threads == t)
-            .and_then(|r| r.get("p50_us"))
+        report::find(rows, case, rt, t).and_then(|r| r.get("p50_us"))
     };
     threads
         .iter()

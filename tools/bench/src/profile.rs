@@ -19,9 +19,7 @@ pub struct Part {
 }
 
 fn median_us(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
-    let mut v: Vec<f64> = (0..runs.max(3)).map(|_| f()).collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    crate::median((0..runs.max(3)).map(|_| f()).collect()).unwrap_or(0.0)
 }
 
 fn timed(f: impl FnOnce()) -> f64 {

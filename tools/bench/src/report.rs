@@ -121,9 +121,9 @@ fn sweep(case: &Case) -> Result<Option<Sweep>, String> {
     }))
 }
 
-fn find<'a>(rows: &'a [Row], case: &str, rt: &str, t: usize) -> Option<&'a Row> {
-    rows.iter()
-        .find(|r| r.case == case && r.runtime == rt && r.threads == t)
+/// The row of (`case`, runtime `rt`, `t` threads) in `rows`.
+pub fn find<'a>(rows: &'a [Row], case: &str, rt: &str, t: usize) -> Option<&'a Row> {
+    rows.iter().find(|r| r.is(case, rt, t))
 }
 
 fn target(md: &mut String, what: &str, got: Option<f64>, limit: f64) {
@@ -333,20 +333,20 @@ pub fn write(
          other.\n\n| target | measured | limit | status |\n|---|---|---|---|"
     );
     for t in &a.threads {
-        let mut ratios = paired
+        let ratios = paired
             .iter()
             .find(|(pt, _)| pt == t)
-            .map(|(_, r)| r.clone())
-            .unwrap_or_default();
-        ratios.sort_by(f64::total_cmp);
-        let what = match (ratios.first(), ratios.last()) {
+            .map_or(&[][..], |(_, r)| r.as_slice());
+        let lo = ratios.iter().copied().reduce(f64::min);
+        let hi = ratios.iter().copied().reduce(f64::max);
+        let what = match (lo, hi) {
             (Some(lo), Some(hi)) if ratios.len() > 1 => format!(
                 "ViT-Tiny full depth, tinv / ORT p50, {t} thread(s), median of {} rounds (range {lo:.2}–{hi:.2})",
                 ratios.len()
             ),
             _ => format!("ViT-Tiny full depth, tinv / ORT p50, {t} thread(s)"),
         };
-        target(&mut md, &what, ratios.get(ratios.len() / 2).copied(), 1.0);
+        target(&mut md, &what, crate::median(ratios.to_vec()), 1.0);
         let f = |rt: &str, k: &str| find(rows, "fmnist", rt, *t).and_then(|r| r.get(k));
         target(
             &mut md,

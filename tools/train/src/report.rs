@@ -4,7 +4,7 @@
 
 use crate::checkpoint::{self, CONFIG_KEY};
 use crate::config::{ControllerJson, ModelConfig};
-use crate::control::budget::{self, Point};
+use crate::control::budget;
 use crate::control::nets::Controller;
 use crate::control::outcomes::Outcomes;
 use crate::control::ppo::{self, PpoOpts};
@@ -87,21 +87,15 @@ pub fn table(cfg: &ModelConfig, o: &Outcomes, ctrl: Option<&Controller>) -> Stri
     if let Some(c) = ctrl {
         let fl = budget::ctrl_flops(cfg, c);
         for levels in [1u8, 2] {
-            for &lam in &budget::GRID {
-                let p: Point = budget::evaluate(c, o, lam, levels, fl);
-                let h: Vec<String> = p
-                    .histogram
-                    .iter()
-                    .map(|v| format!("{:.0}", 100.0 * v))
-                    .collect();
-                let name = if levels == 1 { "graph" } else { "adaptive" };
+            let name = if levels == 1 { "graph" } else { "adaptive" };
+            for p in budget::sweep(c, o, levels, fl) {
                 row(
                     &mut s,
                     name,
-                    &format!("λ = {lam}"),
+                    &format!("λ = {}", p.lambda),
                     p.accuracy,
                     p.mean_flops,
-                    &h.join("/"),
+                    &p.shares(),
                 );
             }
         }
@@ -137,13 +131,12 @@ pub fn controller_stage(
         let fold = all.n * f / FOLDS..all.n * (f + 1) / FOLDS;
         let probe = ppo::train(&all.without(fold.clone()), opts)?;
         let held = all.subset(fold);
-        let flops = budget::ctrl_flops(&cfg, &probe);
-        parts.push(
-            budget::GRID
-                .iter()
-                .map(|&l| budget::evaluate(&probe, &held, l, 2, flops))
-                .collect::<Vec<_>>(),
-        );
+        parts.push(budget::sweep(
+            &probe,
+            &held,
+            2,
+            budget::ctrl_flops(&cfg, &probe),
+        ));
         sizes.push(held.n);
     }
     let pooled = budget::pool(&parts, &sizes);
@@ -180,17 +173,12 @@ pub fn controller_stage(
     );
     let ff = o.full_flops() as f64;
     for pt in &pooled {
-        let hist: Vec<String> = pt
-            .histogram
-            .iter()
-            .map(|h| format!("{:.0}", 100.0 * h))
-            .collect();
         s.push_str(&format!(
             "| {} | {:.2} | {:.1} | {} |\n",
             pt.lambda,
             100.0 * pt.accuracy,
             100.0 * pt.mean_flops / ff,
-            hist.join("/")
+            pt.shares()
         ));
     }
     Ok(s)

@@ -18,6 +18,18 @@ pub struct Point {
     pub histogram: Vec<f64>,
 }
 
+impl Point {
+    /// The histogram as whole percentages per path, `a/b/c/d`.
+    pub fn shares(&self) -> String {
+        let h: Vec<String> = self
+            .histogram
+            .iter()
+            .map(|v| format!("{:.0}", 100.0 * v))
+            .collect();
+        h.join("/")
+    }
+}
+
 /// The budgets reported and searched for the default.
 pub const GRID: [f32; 18] = [
     0.0, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
@@ -69,20 +81,11 @@ pub fn evaluate(
     }
 }
 
-/// The largest λ of [`GRID`] whose `adaptive` accuracy is within `tol` (absolute) of the full-
-/// depth path's (if none is, the most accurate λ), with every adaptive point of the grid.
-pub fn choose_default(
-    ctrl: &Controller,
-    o: &Outcomes,
-    tol: f64,
-    flops: (u64, u64),
-) -> (f32, Vec<Point>) {
-    let pts: Vec<Point> = GRID
-        .iter()
-        .map(|&l| evaluate(ctrl, o, l, 2, flops))
-        .collect();
-    let full = o.path_accuracy().last().copied().unwrap_or(0.0);
-    (choose_from(&pts, full, tol), pts)
+/// `adaptive` (`levels = 2`) or `graph` (`levels = 1`) at every budget of [`GRID`].
+pub fn sweep(ctrl: &Controller, o: &Outcomes, levels: u8, flops: (u64, u64)) -> Vec<Point> {
+    GRID.iter()
+        .map(|&l| evaluate(ctrl, o, l, levels, flops))
+        .collect()
 }
 
 /// Pools operating points measured on disjoint parts (`parts[f][g]` = part f at `GRID[g]`,

@@ -175,3 +175,34 @@ impl Adam {
         Ok(())
     }
 }
+
+/// Fits `net` on the rows of `x` (`[n, in]`) for `epochs` passes in shuffled minibatches of 256
+/// with Adam (learning rate 3e-3): `loss(logits, idx)` is the batch loss for the rows `idx`.
+/// Returns the mean loss of every epoch.
+pub fn fit(
+    net: &MlpVars,
+    x: &Tensor,
+    epochs: usize,
+    rng: &mut Rng,
+    loss: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Vec<f32>> {
+    let n = x.dim(0)?;
+    let mut adam = Adam::new(net.vars(), 3e-3)?;
+    let mut means = Vec::with_capacity(epochs);
+    for _ in 0..epochs {
+        let perm = rng.permutation(n);
+        let mut tot = 0f32;
+        for part in perm.chunks(256) {
+            let idx = Tensor::from_vec(
+                part.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                part.len(),
+                x.device(),
+            )?;
+            let l = loss(&net.forward(&x.index_select(&idx, 0)?)?, &idx)?;
+            tot += l.to_scalar::<f32>()? * part.len() as f32;
+            adam.step(&l.backward()?, 1.0)?;
+        }
+        means.push(tot / n.max(1) as f32);
+    }
+    Ok(means)
+}

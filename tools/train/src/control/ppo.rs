@@ -13,7 +13,7 @@
 //! budgets where accuracy is decided get as much practice as the large ones).
 
 use super::nets::{exit_input, Controller, EXIT_IN};
-use super::netvars::{Adam, MlpVars, RnnVars};
+use super::netvars::{fit, Adam, MlpVars, RnnVars};
 use super::outcomes::Outcomes;
 use crate::rng::Rng;
 use candle_core::{DType, Device, Result, Tensor, D};
@@ -162,32 +162,22 @@ fn normalize(adv: &mut [f32], mask: Option<&[f32]>) {
 /// Trains the predictor (CE to the oracle path) on standardized features.
 fn train_predictor(o: &Outcomes, phi: &[f32], opts: &PpoOpts, rng: &mut Rng) -> Result<MlpVars> {
     let net = MlpVars::new(o.f, opts.hp, o.p, rng)?;
-    let mut adam = Adam::new(net.vars(), 3e-3)?;
     let x = Tensor::from_slice(phi, (o.n, o.f), &dev())?;
     let y: Vec<u32> = (0..o.n).map(|i| o.oracle(i) as u32).collect();
     let y = Tensor::from_vec(y, o.n, &dev())?;
-    for ep in 0..opts.pred_epochs {
-        let perm = rng.permutation(o.n);
-        let mut tot = 0f32;
-        for part in perm.chunks(256) {
-            let idx = Tensor::from_vec(
-                part.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                part.len(),
-                &dev(),
-            )?;
-            let loss = candle_nn::loss::cross_entropy(
-                &net.forward(&x.index_select(&idx, 0)?)?,
-                &y.index_select(&idx, 0)?,
-            )?;
-            tot += loss.to_scalar::<f32>()? * part.len() as f32;
-            adam.step(&loss.backward()?, 1.0)?;
-        }
-        if opts.verbose && (ep + 1) % 20 == 0 {
+    let means = fit(&net, &x, opts.pred_epochs, rng, |logits, idx| {
+        candle_nn::loss::cross_entropy(logits, &y.index_select(idx, 0)?)
+    })?;
+    if opts.verbose {
+        for (ep, m) in means
+            .iter()
+            .enumerate()
+            .filter(|(ep, _)| (ep + 1) % 20 == 0)
+        {
             eprintln!(
-                "predictor epoch {}/{}: CE to the oracle path {:.4}",
+                "predictor epoch {}/{}: CE to the oracle path {m:.4}",
                 ep + 1,
-                opts.pred_epochs,
-                tot / o.n as f32
+                opts.pred_epochs
             );
         }
     }
@@ -321,15 +311,15 @@ fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
     let zin = f + p + 1;
     let pol = MlpVars::new(zin, opts.hq, p, &mut rng)?;
     let v1 = MlpVars::new(zin, 64, 1, &mut rng)?;
-    let rows: Vec<f32> = (0..n)
-        .flat_map(|i| {
-            phi_std[i * f..(i + 1) * f]
-                .iter()
-                .chain(&pred[i * p..(i + 1) * p])
-                .copied()
-        })
-        .collect();
     if opts.level1_warm {
+        let rows: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                phi_std[i * f..(i + 1) * f]
+                    .iter()
+                    .chain(&pred[i * p..(i + 1) * p])
+                    .copied()
+            })
+            .collect();
         super::warm::warm_start_level1(&pol, o, &rows, f + p, &cost, opts, &mut rng)?;
     }
     let mut vars = pol.vars();

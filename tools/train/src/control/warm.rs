@@ -1,7 +1,7 @@
 //! Supervised warm start of the level-2 exit RNN, run before its PPO.
 
 use super::nets::{exit_input, EXIT_IN};
-use super::netvars::{Adam, MlpVars, RnnVars};
+use super::netvars::{fit, Adam, MlpVars, RnnVars};
 use super::outcomes::Outcomes;
 use super::ppo::{sample_lambda, sample_lambda_exit, PpoOpts};
 use crate::rng::Rng;
@@ -153,28 +153,14 @@ fn expected_correct(
 ) -> Result<Vec<f32>> {
     let (n, p) = (o.n, o.p);
     let net = MlpVars::new(width, opts.hp, p, rng)?;
-    let mut adam = Adam::new(net.vars(), 3e-3)?;
     let x = Tensor::from_slice(inputs, (n, width), &Device::Cpu)?;
     let t: Vec<f32> = (0..n * p)
         .map(|s| f32::from(u8::from(o.right(s / p, s % p))))
         .collect();
     let t = Tensor::from_vec(t, (n, p), &Device::Cpu)?;
-    for _ in 0..opts.pred_epochs {
-        let perm = rng.permutation(n);
-        for part in perm.chunks(256) {
-            let idx = Tensor::from_vec(
-                part.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                part.len(),
-                &Device::Cpu,
-            )?;
-            let logits = net.forward(&x.index_select(&idx, 0)?)?;
-            let loss = candle_nn::loss::binary_cross_entropy_with_logit(
-                &logits,
-                &t.index_select(&idx, 0)?,
-            )?;
-            adam.step(&loss.backward()?, 1.0)?;
-        }
-    }
+    fit(&net, &x, opts.pred_epochs, rng, |logits, idx| {
+        candle_nn::loss::binary_cross_entropy_with_logit(logits, &t.index_select(idx, 0)?)
+    })?;
     let q = candle_nn::ops::sigmoid(&net.forward(&x)?)?;
     q.flatten_all()?.to_vec1::<f32>()
 }
