@@ -81,6 +81,8 @@ struct Shared {
     call: AtomicU64,
     /// Workers that claimed a ticket of the current call and finished it.
     finished: AtomicUsize,
+    /// Workers that have started running (see `Pool::new`).
+    started: AtomicUsize,
     /// Set by a worker whose call panicked; cleared by `dispatch`.
     worker_panicked: AtomicBool,
     /// Workers parked on `work_cv` (changed under the mutex): `dispatch` skips the wake-up
@@ -131,6 +133,7 @@ impl Pool {
             }),
             call: AtomicU64::new(0),
             finished: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
             worker_panicked: AtomicBool::new(false),
             parked: AtomicUsize::new(0),
             caller_parked: AtomicBool::new(false),
@@ -153,6 +156,13 @@ impl Pool {
                     break;
                 }
             }
+        }
+        // Wait until every worker runs: a thread's start-up (std allocates its name for the
+        // stack-overflow handler) then happens here, at open, and not during whichever later
+        // inference the OS first schedules it in. Before chunks, the first call waited for every
+        // worker anyway; now a worker that has not started is simply not waited for.
+        while shared.started.load(Ordering::Acquire) < workers.len() {
+            std::thread::yield_now();
         }
         Pool {
             shared,
@@ -369,6 +379,7 @@ fn call_number(word: u64) -> u64 {
 /// The body of a worker: wait for a new call, try to claim a ticket, run the job with the
 /// ticket as its slot, report, repeat until shutdown.
 fn worker_loop(shared: &Shared) {
+    shared.started.fetch_add(1, Ordering::Release);
     let mut seen = 0u64;
     loop {
         spin_until(|| call_number(shared.call.load(Ordering::Acquire)) != seen);
