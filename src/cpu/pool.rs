@@ -94,7 +94,8 @@ struct Shared {
     caller_parked: AtomicBool,
     /// Wakes workers (new call or shutdown).
     work_cv: Condvar,
-    /// Wakes the caller when the workers that joined have finished.
+    /// Wakes the caller when the workers that joined have finished (and `Pool::new` when a
+    /// worker has started).
     done_cv: Condvar,
 }
 
@@ -161,9 +162,11 @@ impl Pool {
         // stack-overflow handler) then happens here, at open, and not during whichever later
         // inference the OS first schedules it in. Before chunks, the first call waited for every
         // worker anyway; now a worker that has not started is simply not waited for.
+        let mut st = shared.lock();
         while shared.started.load(Ordering::Acquire) < workers.len() {
-            std::thread::yield_now();
+            st = shared.done_cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
+        drop(st);
         Pool {
             shared,
             workers,
@@ -379,7 +382,12 @@ fn call_number(word: u64) -> u64 {
 /// The body of a worker: wait for a new call, try to claim a ticket, run the job with the
 /// ticket as its slot, report, repeat until shutdown.
 fn worker_loop(shared: &Shared) {
-    shared.started.fetch_add(1, Ordering::Release);
+    {
+        // Under the lock, so `Pool::new` cannot miss the wake-up between its check and its wait.
+        let _st = shared.lock();
+        shared.started.fetch_add(1, Ordering::Release);
+        shared.done_cv.notify_all();
+    }
     let mut seen = 0u64;
     loop {
         spin_until(|| call_number(shared.call.load(Ordering::Acquire)) != seen);
