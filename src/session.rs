@@ -139,12 +139,14 @@ struct Costs {
     stem: u64,
     block: u64,
     exit: u64,
-    ctrl_up: u64,
+    /// Up-front controller FLOPs in `adaptive` / `graph` mode (each runs its own policy).
+    ctrl_up: [u64; 2],
     ctrl_exit: u64,
     stem_bytes: u64,
     block_bytes: Vec<u64>,
     exit_bytes: Vec<u64>,
-    ctrl_bytes: u64,
+    /// Controller weight bytes read per input in `adaptive` / `graph` mode.
+    ctrl_bytes: [u64; 2],
 }
 
 impl Session {
@@ -206,9 +208,11 @@ impl Session {
             stem: flops::stem_flops(c),
             block: flops::block_flops(c),
             exit: flops::exit_flops(c),
-            ctrl_up: model
-                .ctrl()
-                .map_or(0, |w| flops::controller_up_front_flops(c, w)),
+            ctrl_up: [false, true].map(|g| {
+                model
+                    .ctrl()
+                    .map_or(0, |w| flops::controller_up_front_flops(c, w, g))
+            }),
             ctrl_exit: model
                 .ctrl()
                 .map_or(0, |w| flops::controller_exit_flops(c, w)),
@@ -223,10 +227,14 @@ impl Session {
                 })
                 .collect(),
             exit_bytes: model.exits().iter().map(|e| bytes(&[e.w, e.b])).collect(),
-            ctrl_bytes: model.ctrl().map_or(0, |w| {
-                let mut v: Vec<_> = w.pred.into_iter().chain(w.policy).collect();
-                v.extend([w.wx, w.wh, w.b, w.out_w, w.out_b]);
-                bytes(&v)
+            ctrl_bytes: [false, true].map(|g| {
+                model.ctrl().map_or(0, |w| {
+                    let mut v: Vec<_> = w.pred.into_iter().chain(w.up_front(g).0).collect();
+                    if !g {
+                        v.extend([w.wx, w.wh, w.b, w.out_w, w.out_b]);
+                    }
+                    bytes(&v)
+                })
             }),
         };
         let hr = model.ctrl().map_or(0, |w| w.hr);
@@ -402,11 +410,13 @@ impl Session {
                 (Policy::Forced(k), _) => k,
                 (Policy::AllExits, _) | (Policy::Mode(Mode::Threshold(_)), _) => 0,
                 (Policy::Mode(_), None) => p - 1,
-                (Policy::Mode(_), Some(w)) => {
-                    let k = control::decide_start(&model, &w, img, self.budget, &mut self.ctrl);
+                (Policy::Mode(m), Some(w)) => {
+                    let graph = m == Mode::Graph;
+                    let k =
+                        control::decide_start(&model, &w, img, self.budget, graph, &mut self.ctrl);
                     st.predicted_path = control::argmax(&self.ctrl.pred);
-                    st.flops += self.cost.ctrl_up;
-                    st.weight_bytes += self.cost.ctrl_bytes;
+                    st.flops += self.cost.ctrl_up[usize::from(graph)];
+                    st.weight_bytes += self.cost.ctrl_bytes[usize::from(graph)];
                     k
                 }
             };

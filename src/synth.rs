@@ -104,6 +104,13 @@ pub fn random_model(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
         w.tensor("ctrl.policy.fc1.bias", &[hq], &r.vec(hq, 0.1), DType::F32);
         mat(&mut w, &mut r, "ctrl.policy.fc2.weight", hq, p);
         w.tensor("ctrl.policy.fc2.bias", &[p], &r.vec(p, 0.1), DType::F32);
+        // `graph` mode's own policy, narrower than the level-1 policy so that a mix-up of the
+        // two shows; drawn from a stream of its own so the other weights stay as they were.
+        let (mut g, hg) = (Rng::new(seed ^ 0x6a09_e667), 12);
+        mat(&mut w, &mut g, "ctrl.graph.fc1.weight", f + p + 1, hg);
+        w.tensor("ctrl.graph.fc1.bias", &[hg], &g.vec(hg, 0.1), DType::F32);
+        mat(&mut w, &mut g, "ctrl.graph.fc2.weight", hg, p);
+        w.tensor("ctrl.graph.fc2.bias", &[p], &g.vec(p, 0.1), DType::F32);
         mat(&mut w, &mut r, "ctrl.exit.wx", EXIT_FEATURES, hr);
         mat(&mut w, &mut r, "ctrl.exit.wh", hr, hr);
         w.tensor("ctrl.exit.b", &[hr], &r.vec(hr, 0.1), DType::F32);

@@ -29,7 +29,9 @@ impl CtrlScratch {
         let c = model.config();
         let p = c.depths.len();
         let f = feature_len(c.channels);
-        let (hp, hq, hr) = model.ctrl().map_or((0, 0, 0), |w| (w.hp, w.hq, w.hr));
+        let (hp, hq, hr) = model
+            .ctrl()
+            .map_or((0, 0, 0), |w| (w.hp, w.hq.max(w.hg), w.hr));
         CtrlScratch {
             feat: vec![0.0; f],
             hidden: vec![0.0; hp.max(hq)],
@@ -72,13 +74,15 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
-/// Level 1: the path index to start with for one raw input (CHW in [0, 1]). Leaves the
-/// predictor's output in `s.pred`.
+/// Level 1: the path index to start with for one raw input (CHW in [0, 1]) — in `graph` mode
+/// (`graph = true`) the one path that runs, decided by its own up-front policy when the file has
+/// one. Leaves the predictor's output in `s.pred`.
 pub fn decide_start(
     model: &Model,
     w: &CtrlW,
     input: &[f32],
     budget: f32,
+    graph: bool,
     s: &mut CtrlScratch,
 ) -> usize {
     let c = model.config();
@@ -93,15 +97,11 @@ pub fn decide_start(
     s.z[..f].copy_from_slice(&s.feat);
     s.z[f..f + p].copy_from_slice(&s.pred);
     s.z[f + p] = budget;
-    let hq = &mut s.hidden[..w.hq];
-    affine(&s.z, model.w(w.policy[0]), model.w(w.policy[1]), hq);
+    let (pol, h) = w.up_front(graph);
+    let hq = &mut s.hidden[..h];
+    affine(&s.z, model.w(pol[0]), model.w(pol[1]), hq);
     hq.iter_mut().for_each(|v| *v = v.max(0.0));
-    affine(
-        hq,
-        model.w(w.policy[2]),
-        model.w(w.policy[3]),
-        &mut s.scores,
-    );
+    affine(hq, model.w(pol[2]), model.w(pol[3]), &mut s.scores);
     argmax(&s.scores)
 }
 

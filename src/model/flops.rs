@@ -36,13 +36,15 @@ pub fn exit_flops(c: &Config) -> u64 {
     2 * (c.dim * c.classes) as u64
 }
 
-/// FLOPs of the level-1 controller (features, predictor, policy), charged once per input.
-pub fn controller_up_front_flops(c: &Config, w: &CtrlW) -> u64 {
+/// FLOPs of the up-front controller (features, predictor, the mode's up-front policy: `graph`
+/// mode's own when `graph` and the file has one), charged once per input.
+pub fn controller_up_front_flops(c: &Config, w: &CtrlW, graph: bool) -> u64 {
     let f = control::feature_len(c.channels) as u64;
     let p = c.depths.len() as u64;
+    let hq = w.up_front(graph).1 as u64;
     control::feature_flops(c.channels, c.image_h, c.image_w)
         + 2 * (f * w.hp as u64 + w.hp as u64 * p)
-        + 2 * ((f + p + 1) * w.hq as u64 + w.hq as u64 * p)
+        + 2 * ((f + p + 1) * hq + hq * p)
 }
 
 /// FLOPs of one level-2 decision at an exit (exit statistics + one RNN step).

@@ -64,8 +64,11 @@ pub struct ExitW {
 pub struct CtrlW {
     /// Predictor `fc1.weight, fc1.bias, fc2.weight, fc2.bias`.
     pub pred: [WRef; 4],
-    /// Policy `fc1.weight, fc1.bias, fc2.weight, fc2.bias`.
+    /// Level-1 policy of `adaptive` mode, `fc1.weight, fc1.bias, fc2.weight, fc2.bias`.
     pub policy: [WRef; 4],
+    /// Up-front policy of `graph` mode (`ctrl.graph.*`, same layout); `None` in files from
+    /// before it existed, where `graph` mode uses `policy`.
+    pub graph: Option<[WRef; 4]>,
     /// Exit RNN `wx [5, Hr]`.
     pub wx: WRef,
     /// `wh [Hr, Hr]`.
@@ -80,8 +83,21 @@ pub struct CtrlW {
     pub hp: usize,
     /// Policy hidden width.
     pub hq: usize,
+    /// Graph-policy hidden width (0 without one).
+    pub hg: usize,
     /// Exit RNN hidden width.
     pub hr: usize,
+}
+
+impl CtrlW {
+    /// The up-front policy a mode runs, with its hidden width: `graph` mode's own when the file
+    /// has one, else the level-1 policy.
+    pub fn up_front(&self, graph: bool) -> ([WRef; 4], usize) {
+        match self.graph {
+            Some(g) if graph => (g, self.hg),
+            _ => (self.policy, self.hq),
+        }
+    }
 }
 
 /// Where a tensor's f32 values live.
@@ -356,6 +372,7 @@ impl Model {
         if let Some(c) = &self.ctrl {
             v.extend(c.pred);
             v.extend(c.policy);
+            v.extend(c.graph.into_iter().flatten());
             v.extend([c.wx, c.wh, c.b, c.out_w, c.out_b]);
         }
         let s = &self.stem;
@@ -432,6 +449,18 @@ impl Binder<'_> {
         let hp = dim("ctrl.pred.fc1.weight", 1)?;
         let hq = dim("ctrl.policy.fc1.weight", 1)?;
         let hr = dim("ctrl.exit.wh", 0)?;
+        let (graph, hg) = if self.index.tensor("ctrl.graph.fc1.weight").is_some() {
+            let hg = dim("ctrl.graph.fc1.weight", 1)?;
+            let g = [
+                self.bind("ctrl.graph.fc1.weight", &[f + p + 1, hg])?,
+                self.bind("ctrl.graph.fc1.bias", &[hg])?,
+                self.bind("ctrl.graph.fc2.weight", &[hg, p])?,
+                self.bind("ctrl.graph.fc2.bias", &[p])?,
+            ];
+            (Some(g), hg)
+        } else {
+            (None, 0)
+        };
         Ok(CtrlW {
             pred: [
                 self.bind("ctrl.pred.fc1.weight", &[f, hp])?,
@@ -450,8 +479,10 @@ impl Binder<'_> {
             b: self.bind("ctrl.exit.b", &[hr])?,
             out_w: self.bind("ctrl.exit.out.weight", &[hr, 1])?,
             out_b: self.bind("ctrl.exit.out.bias", &[1])?,
+            graph,
             hp,
             hq,
+            hg,
             hr,
         })
     }

@@ -38,9 +38,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             .map(|r| model.w_file_range(*r).len() as u64)
             .sum()
     };
+    // Up-front controller FLOPs of `adaptive` and of `graph` mode.
     let ctrl_flops = model
         .ctrl()
-        .map(|w| tinv::model::flops::controller_up_front_flops(&c, w));
+        .map(|w| [false, true].map(|g| tinv::model::flops::controller_up_front_flops(&c, w, g)));
     let idx = model.index();
     if a.has("json") {
         let meta = Json::Obj(
@@ -104,7 +105,11 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             .set("paths", paths)
             .set(
                 "controller_flops",
-                ctrl_flops.map_or(Json::Int(0), Json::Int),
+                Json::Int(ctrl_flops.map_or(0, |f| f[0])),
+            )
+            .set(
+                "controller_flops_graph",
+                Json::Int(ctrl_flops.map_or(0, |f| f[1])),
             )
             .set("arena_bytes", Json::Int(session.arena_bytes() as u64))
             .set(
@@ -146,12 +151,14 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     );
     match (&c.controller, model.ctrl()) {
         (Some(cc), Some(w)) => println!(
-            "controller    {} (predictor {}, policy {}, exit RNN {}), {} FLOPs up front, default λ {}",
+            "controller    {} (predictor {}, policy {}, graph policy {}, exit RNN {}), {} FLOPs up front ({} in graph mode), default λ {}",
             cc.features,
             w.hp,
             w.hq,
+            if w.graph.is_some() { w.hg.to_string() } else { "= policy".into() },
             w.hr,
-            ctrl_flops.unwrap_or(0),
+            ctrl_flops.map_or(0, |f| f[0]),
+            ctrl_flops.map_or(0, |f| f[1]),
             cc.default_budget
         ),
         _ => println!("controller    none (runs a fixed depth; full depth by default)"),

@@ -265,7 +265,16 @@ fn controller(src: &mut Source, out: &mut Out, cfg: &Config) -> Result<()> {
     let hp = src.rows("ctrl.pred.fc1.weight", f, why)?;
     let hq = src.rows("ctrl.policy.fc1.weight", f + np + 1, why)?;
     let hr = src.rows("ctrl.exit.wx", e, why)?;
-    for (net, n_in, hidden) in [("pred", f, hp), ("policy", f + np + 1, hq)] {
+    let mut nets = vec![("pred", f, hp), ("policy", f + np + 1, hq)];
+    // `graph` mode's own up-front policy, in checkpoints that have one.
+    if src.ck.shape("ctrl.graph.fc1.weight").is_some() {
+        nets.push((
+            "graph",
+            f + np + 1,
+            src.rows("ctrl.graph.fc1.weight", f + np + 1, why)?,
+        ));
+    }
+    for (net, n_in, hidden) in nets {
         let w1 = src.get(&format!("ctrl.{net}.fc1.weight"), &[hidden, n_in], why)?;
         let b1 = src.get(&format!("ctrl.{net}.fc1.bias"), &[hidden], why)?;
         let w2 = src.get(&format!("ctrl.{net}.fc2.weight"), &[np, hidden], why)?;

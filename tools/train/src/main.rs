@@ -44,10 +44,10 @@ controller options:
   --out PATH          final checkpoint with the controller [CKPT]
   --iters N --episodes N   PPO iterations per level and episodes per iteration [40, 4096]
   --hp N --hq N --hr N     predictor / policy / exit-RNN hidden widths [32, 64, 16]
-  --level1-warm       warm-start the level-1 policy by imitating argmax_j q_j(φ) − λ·cost_j, with
-                      q_j a network's estimate that path j is right: graph mode then routes by
-                      input (better for one-launch GPU use), but adaptive mode starts deeper and
-                      spends more (off for the default model; see engines/fmnist/README.md)
+  --route N           the first N training-split images (never the validation split) give the
+                      outcome table the graph policy learns its routing from: the validation
+                      split alone has too few inputs that a deeper path fixes (0 = validation
+                      only) [all]
   --tol X             default budget: largest λ whose validation accuracy is within X of full depth [0.002]
   --seed N            [1]
 ";
@@ -65,10 +65,6 @@ impl Args {
         Some(v)
     }
     /// Whether the value-less `flag` was given (and removes it).
-    fn switch(&mut self, flag: &str) -> bool {
-        let at = self.0.iter().position(|a| a == flag);
-        at.map(|i| self.0.remove(i)).is_some()
-    }
     fn num<T: std::str::FromStr>(&mut self, flag: &str, default: T) -> Result<T, String> {
         match self.take(flag) {
             None => Ok(default),
@@ -214,11 +210,11 @@ fn controller(mut a: Args) -> Result<(), String> {
         hr: a.num("--hr", d.hr)?,
         iters: a.num("--iters", d.iters)?,
         episodes: a.num("--episodes", d.episodes)?,
-        level1_warm: a.switch("--level1-warm"),
         verbose: true,
         ..d
     };
     let tol: f64 = a.num("--tol", 0.002)?;
+    let route_n: usize = a.num("--route", usize::MAX)?;
     let out = a.take("--out").map_or_else(|| ckpt.clone(), PathBuf::from);
     no_extra(&a)?;
     let loaded = report::load(&ckpt)?;
@@ -230,8 +226,10 @@ fn controller(mut a: Args) -> Result<(), String> {
     } else {
         full.len()
     };
-    let val = full.slice(n.saturating_sub(h.val_count)..n);
-    let rep = report::controller_stage(&loaded, &val, &opts, tol, &out)?;
+    let train_end = n.saturating_sub(h.val_count);
+    let val = full.slice(train_end..n);
+    let route = (route_n > 0).then(|| full.slice(0..route_n.min(train_end)));
+    let rep = report::controller_stage(&loaded, &val, route.as_ref(), &opts, tol, &out)?;
     println!("{rep}");
     eprintln!("wrote {}", out.display());
     Ok(())

@@ -85,9 +85,9 @@ pub fn table(cfg: &ModelConfig, o: &Outcomes, ctrl: Option<&Controller>) -> Stri
         row(&mut s, "threshold", &format!("τ = {tau}"), a, f, "");
     }
     if let Some(c) = ctrl {
-        let fl = budget::ctrl_flops(cfg, c);
         for levels in [1u8, 2] {
             let name = if levels == 1 { "graph" } else { "adaptive" };
+            let fl = budget::ctrl_flops(cfg, c, levels);
             for p in budget::sweep(c, o, levels, fl) {
                 row(
                     &mut s,
@@ -103,12 +103,13 @@ pub fn table(cfg: &ModelConfig, o: &Outcomes, ctrl: Option<&Controller>) -> Stri
     s
 }
 
-/// Trains the controller on `val` for the backbone in `loaded`, sets the default budget
-/// (largest λ whose adaptive accuracy is within `tol` of full depth on `val`) and writes the
-/// final checkpoint to `out`. Returns the report.
+/// Trains the controller on `val` for the backbone in `loaded` (the `graph` policy's routing on
+/// `route` when given), sets the default budget (largest λ whose adaptive accuracy is within
+/// `tol` of full depth on `val`) and writes the final checkpoint to `out`. Returns the report.
 pub fn controller_stage(
     loaded: &Loaded,
     val: &Dataset,
+    route: Option<&Dataset>,
     opts: &PpoOpts,
     tol: f64,
     out: &Path,
@@ -119,6 +120,16 @@ pub fn controller_stage(
     crate::data::check(val, &cfg)?;
     let t0 = std::time::Instant::now();
     let all = Outcomes::collect(&vit, val, 500)?;
+    let route = match route {
+        Some(ds) => {
+            eprintln!(
+                "caching the outcomes of {} training images for the graph policy",
+                ds.len()
+            );
+            Some(Outcomes::collect(&vit, ds, 500)?)
+        }
+        None => None,
+    };
     let collect_s = t0.elapsed().as_secs_f64();
     // The default budget is chosen out of sample, by 5-fold cross-validation on the validation
     // split: each fold is scored by a controller trained on the other four, and the pooled
@@ -129,20 +140,25 @@ pub fn controller_stage(
     let (mut parts, mut sizes) = (Vec::new(), Vec::new());
     for f in 0..FOLDS {
         let fold = all.n * f / FOLDS..all.n * (f + 1) / FOLDS;
-        let probe = ppo::train(&all.without(fold.clone()), opts)?;
+        // Probes choose the budget of `adaptive` mode; they need no graph policy.
+        let probe_opts = PpoOpts {
+            graph: false,
+            ..opts.clone()
+        };
+        let probe = ppo::train(&all.without(fold.clone()), None, &probe_opts)?;
         let held = all.subset(fold);
         parts.push(budget::sweep(
             &probe,
             &held,
             2,
-            budget::ctrl_flops(&cfg, &probe),
+            budget::ctrl_flops(&cfg, &probe, 2),
         ));
         sizes.push(held.n);
     }
     let pooled = budget::pool(&parts, &sizes);
     let full = all.path_accuracy().last().copied().unwrap_or(0.0);
     let lam = budget::choose_from(&pooled, full, tol);
-    let ctrl = ppo::train(&all, opts)?;
+    let ctrl = ppo::train(&all, route.as_ref(), opts)?;
     let o = &all;
     cfg.controller = Some(ControllerJson {
         features: tinv::control::FEATURES_V1.into(),
@@ -162,10 +178,14 @@ pub fn controller_stage(
     );
     checkpoint::save(out, &tensors, &meta)?;
     let mut s = format!(
-        "controller trained on {} validation images in {:.0} s (outcomes {:.0} s); default budget λ = {lam}: \
+        "controller trained on {} validation images{} in {:.0} s (outcomes {:.0} s); default budget λ = {lam}: \
          the largest λ whose {FOLDS}-fold cross-validated adaptive accuracy on the validation split is \
          within {:.1} points of full depth ({:.2} %)\n\n| λ | cross-validated accuracy % | % of full FLOPs | paths |\n|---|---|---|---|\n",
         o.n,
+        route.as_ref().map_or(String::new(), |r| format!(
+            " (graph policy: routing from the outcomes of {} training images)",
+            r.n
+        )),
         t0.elapsed().as_secs_f64(),
         collect_s,
         100.0 * tol,
@@ -200,5 +220,78 @@ pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
         let _ = writeln!(s, "default budget λ = {}\n", c.default_budget);
     }
     s.push_str(&table(&cfg, &o, ctrl.as_ref()));
+    if let Some(c) = &ctrl {
+        let pts = budget::sweep(c, &o, 1, budget::ctrl_flops(&cfg, c, 1));
+        s.push('\n');
+        s.push_str(&graph_vs_static(&cfg, &o, &pts));
+    }
     Ok(s)
+}
+
+/// `graph` mode against every static exit, from its λ sweep `pts`: at each exit's FLOPs, the
+/// most accurate graph point spending no more (the sweep's envelope); and the fewest FLOPs at
+/// which graph reaches the accuracy of the cheapest exit within 0.3 points of full depth.
+pub fn graph_vs_static(cfg: &ModelConfig, o: &Outcomes, pts: &[budget::Point]) -> String {
+    let acc = o.path_accuracy();
+    let full = acc.last().copied().unwrap_or(0.0);
+    let mut s = String::from("graph vs static exits (best graph point at no more FLOPs):\n");
+    for (j, &a) in acc.iter().enumerate() {
+        let fl = o.path_flops[j] as f64;
+        let best = pts
+            .iter()
+            .filter(|p| p.mean_flops <= fl)
+            .max_by(|x, y| x.accuracy.total_cmp(&y.accuracy));
+        let _ = match best {
+            Some(b) => writeln!(
+                s,
+                "- depth {}: {} % at {} MFLOPs; graph {} % at {} (λ = {}): {}",
+                cfg.depths[j],
+                pct(a),
+                mflops(fl),
+                pct(b.accuracy),
+                mflops(b.mean_flops),
+                b.lambda,
+                if b.accuracy >= a {
+                    "at least as accurate"
+                } else {
+                    "LESS accurate"
+                }
+            ),
+            None => writeln!(
+                s,
+                "- depth {}: {} % at {} MFLOPs; no graph point spends that little (the \
+                 controller's own FLOPs come on top of the cheapest path)",
+                cfg.depths[j],
+                pct(a),
+                mflops(fl)
+            ),
+        };
+    }
+    if let Some(j) = acc.iter().position(|&a| a >= full - 0.003) {
+        let fl = o.path_flops[j] as f64;
+        let cheapest = pts
+            .iter()
+            .filter(|p| p.accuracy >= acc[j])
+            .min_by(|x, y| x.mean_flops.total_cmp(&y.mean_flops));
+        let _ = match cheapest {
+            Some(c) => writeln!(
+                s,
+                "- at depth {}'s accuracy ({} %, the cheapest exit within 0.3 points of full \
+                 depth): graph spends {} MFLOPs (λ = {}), {:.1} % fewer than depth {}",
+                cfg.depths[j],
+                pct(acc[j]),
+                mflops(c.mean_flops),
+                c.lambda,
+                100.0 * (1.0 - c.mean_flops / fl),
+                cfg.depths[j]
+            ),
+            None => writeln!(
+                s,
+                "- graph never reaches depth {}'s accuracy ({} %)",
+                cfg.depths[j],
+                pct(acc[j])
+            ),
+        };
+    }
+    s
 }

@@ -1,8 +1,9 @@
 //! PPO on synthetic outcome tables whose right answer is known: where the shallowest exit is
 //! always right, the controller must stop there at any λ > 0.1; where only the deepest exit is
 //! right, it must reach the deepest at λ ≤ 0.1 — in `graph` mode (level 1 alone) and in
-//! `adaptive` mode (both levels). And the optional level-1 warm start, alone, must route each
-//! input to the path that is right for it when a feature decides which one that is.
+//! `adaptive` mode (both levels). And the `graph` policy's warm start, alone, must route each
+//! input to the path that is right for it when a feature decides which one that is — learning
+//! it from the routing table when one is given.
 
 use tinv_train::config::ModelConfig;
 use tinv_train::control::nets::Controller;
@@ -66,7 +67,7 @@ fn share(ctrl: &Controller, o: &Outcomes, lam: f32, want: usize) -> (f64, f64) {
     let (mut g, mut a) = (0, 0);
     for i in 0..o.n {
         let phi = &o.feats[i * o.f..(i + 1) * o.f];
-        g += usize::from(ctrl.decide_start(phi, lam) == want);
+        g += usize::from(ctrl.decide_graph(phi, lam) == want);
         a += usize::from(ctrl.run(phi, &o.stats[i * o.p..(i + 1) * o.p], lam).0 == want);
     }
     (g as f64 / o.n as f64, a as f64 / o.n as f64)
@@ -75,7 +76,7 @@ fn share(ctrl: &Controller, o: &Outcomes, lam: f32, want: usize) -> (f64, f64) {
 #[test]
 fn shallowest_always_right_stops_at_the_shallowest() {
     let o = table(400, |_, _| true, 1);
-    let ctrl = ppo::train(&o, &opts()).unwrap();
+    let ctrl = ppo::train(&o, None, &opts()).unwrap();
     for lam in [0.11, 0.2, 0.5, 1.0] {
         let (g, a) = share(&ctrl, &o, lam, 0);
         assert!(
@@ -88,7 +89,7 @@ fn shallowest_always_right_stops_at_the_shallowest() {
 #[test]
 fn only_deepest_right_goes_deepest() {
     let o = table(400, |_, j| j == 3, 2);
-    let ctrl = ppo::train(&o, &opts()).unwrap();
+    let ctrl = ppo::train(&o, None, &opts()).unwrap();
     for lam in [0.0, 0.05, 0.1] {
         let (g, a) = share(&ctrl, &o, lam, 3);
         assert!(
@@ -98,31 +99,56 @@ fn only_deepest_right_goes_deepest() {
     }
 }
 
-#[test]
-fn level1_warm_start_routes_by_the_feature_that_decides() {
-    // Path 0 is right when the first feature is below 0.5, only path 2 otherwise: the imitated
-    // plug-in rule alone (no PPO) must send each half where it is right at a small budget.
-    let o = table(800, |x, j| if x < 0.5 { j == 0 } else { j == 2 }, 3);
-    let ctrl = ppo::train(
-        &o,
-        &PpoOpts {
-            level1_warm: true,
-            iters: 0,
-            pred_epochs: 60,
-            ..opts()
-        },
-    )
-    .unwrap();
+/// Share of `o`'s inputs the graph policy sends to their right path at λ = 0.05, where path 0
+/// is right iff the first feature is below 0.5 and path 2 otherwise.
+fn routed_right(ctrl: &Controller, o: &Outcomes) -> f64 {
     let mut hits = 0;
     for i in 0..o.n {
         let phi = &o.feats[i * o.f..(i + 1) * o.f];
         let want = if phi[0] < 0.5 { 0 } else { 2 };
-        hits += usize::from(ctrl.decide_start(phi, 0.05) == want);
+        hits += usize::from(ctrl.decide_graph(phi, 0.05) == want);
     }
-    let share = hits as f64 / o.n as f64;
+    hits as f64 / o.n as f64
+}
+
+fn split_by_feature(x: f32, j: usize) -> bool {
+    if x < 0.5 {
+        j == 0
+    } else {
+        j == 2
+    }
+}
+
+#[test]
+fn graph_warm_start_routes_by_the_feature_that_decides() {
+    // The imitated plug-in rule alone (no PPO) must send each half where it is right.
+    let o = table(800, split_by_feature, 3);
+    let no_ppo = PpoOpts {
+        iters: 0,
+        pred_epochs: 60,
+        ..opts()
+    };
+    let ctrl = ppo::train(&o, None, &no_ppo).unwrap();
+    let share = routed_right(&ctrl, &o);
     assert!(
         share >= 0.9,
         "{share} of the inputs routed to their right path"
+    );
+    // The routing comes from `route` when given: a main table where every path is always right
+    // carries no routing signal, so only the routing table can teach it.
+    let flat = table(400, |_, _| true, 4);
+    let ctrl = ppo::train(&flat, Some(&o), &no_ppo).unwrap();
+    let share = routed_right(&ctrl, &table(800, split_by_feature, 5));
+    assert!(
+        share >= 0.9,
+        "{share} of fresh inputs routed by the routing table's rule"
+    );
+    // And without it, nothing to learn from: the graph policy takes path 0, the cheapest.
+    let ctrl = ppo::train(&flat, None, &no_ppo).unwrap();
+    let share = routed_right(&ctrl, &table(800, split_by_feature, 5));
+    assert!(
+        share < 0.7,
+        "{share}: routed by a rule the tables never showed"
     );
 }
 

@@ -77,7 +77,7 @@ fn folded_runtime_matches_the_trainer() {
         ..PpoOpts::default()
     };
     let full = dir.join("full.safetensors");
-    tinv_train::report::controller_stage(&loaded, &val, &opts, 0.002, &full).unwrap();
+    tinv_train::report::controller_stage(&loaded, &val, Some(&tr), &opts, 0.002, &full).unwrap();
 
     // Fold and open in the runtime.
     let ck = tinv_fold::Checkpoint::open(&full).unwrap();
@@ -125,13 +125,13 @@ fn folded_runtime_matches_the_trainer() {
     let mut c0 = cfg();
     c0.controller = None;
     let out = Outcomes::collect(&vit, &val, 64).unwrap();
-    let fl = budget::ctrl_flops(&c0, &ctrl);
     let mut logits = vec![0f32; n * k];
     for (mode, levels) in [(tinv::Mode::Adaptive, 2u8), (tinv::Mode::Graph, 1)] {
         s.set_mode(mode).unwrap();
         for lam in [0.0f32, 0.05, 0.3, 1.0] {
             s.set_budget(lam).unwrap();
             let stats = s.infer(&input, n, &mut logits).unwrap().to_vec();
+            let fl = budget::ctrl_flops(&c0, &ctrl, levels);
             let ours = budget::evaluate(&ctrl, &out, lam, levels, fl);
             let mean = stats.iter().map(|st| st.flops as f64).sum::<f64>() / n as f64;
             let right = stats

@@ -36,10 +36,15 @@ pub const GRID: [f32; 18] = [
     0.75, 1.0,
 ];
 
-/// FLOPs of the controller: `(up_front, per level-2 decision)`.
-pub fn ctrl_flops(c: &crate::config::ModelConfig, ctrl: &Controller) -> (u64, u64) {
+/// FLOPs of the controller in `adaptive` (`levels = 2`) or `graph` (`levels = 1`) mode:
+/// `(up_front, per level-2 decision)`. Each mode runs its own up-front policy.
+pub fn ctrl_flops(c: &crate::config::ModelConfig, ctrl: &Controller, levels: u8) -> (u64, u64) {
+    let up = match (&ctrl.graph, levels) {
+        (Some(g), 1) => g,
+        _ => &ctrl.policy,
+    };
     (
-        crate::flops::ctrl_up_front(c, ctrl.pred.b1.len(), ctrl.policy.b1.len()),
+        crate::flops::ctrl_up_front(c, ctrl.pred.b1.len(), up.b1.len()),
         crate::flops::ctrl_exit(c, ctrl.rnn.hidden()),
     )
 }
@@ -61,7 +66,7 @@ pub fn evaluate(
             let (k, d) = ctrl.run(phi, &o.stats[i * o.p..(i + 1) * o.p], lambda);
             (k0, k, d)
         } else {
-            let k = ctrl.decide_start(phi, lambda);
+            let k = ctrl.decide_graph(phi, lambda);
             (k, k, 0)
         };
         let mut fl = flops.0 + o.path_flops[k0] + decisions as u64 * flops.1;

@@ -115,6 +115,22 @@ impl ExitRnn {
         }
         c
     }
+
+    /// Level 2 from path `k` on (fresh state) given every exit's statistics `stats[j]`: the
+    /// final path index and how many decisions were computed.
+    pub fn run_from(&self, mut k: usize, stats: &[(f32, f32, f32)], lambda: f32) -> (usize, usize) {
+        let p = stats.len();
+        let mut h = vec![0f32; self.hidden()];
+        let mut decisions = 0;
+        while k + 1 < p {
+            decisions += 1;
+            if self.step(&exit_input(stats[k], lambda, k, p), &mut h) <= 0.0 {
+                break;
+            }
+            k += 1;
+        }
+        (k, decisions)
+    }
 }
 
 /// The exit features of path index `k` of `p`: `[p_max, entropy/ln K, margin, λ, k/(P−1)]`.
@@ -134,8 +150,11 @@ pub struct Controller {
     pub p: usize,
     /// Complexity predictor: F → Hp → P.
     pub pred: Mlp,
-    /// Level-1 policy: F + P + 1 → Hq → P.
+    /// Level-1 policy of `adaptive` mode (the start path; level 2 follows): F + P + 1 → Hq → P.
     pub policy: Mlp,
+    /// Up-front policy of `graph` mode (the one path that runs; nothing follows): same shape.
+    /// `None` in checkpoints from before it existed: `graph` then uses `policy`.
+    pub graph: Option<Mlp>,
     /// Level-2 exit RNN.
     pub rnn: ExitRnn,
 }
@@ -151,34 +170,33 @@ fn softmax(v: &mut [f32]) {
 }
 
 impl Controller {
-    /// Level 1 on raw features `phi`: the start path index.
+    /// Level 1 on raw features `phi`: the start path index of `adaptive` mode.
     pub fn decide_start(&self, phi: &[f32], lambda: f32) -> usize {
+        tinv::control::argmax(&self.policy.forward(&self.level1_input(phi, lambda)))
+    }
+
+    /// The up-front decision of `graph` mode: the one path to run.
+    pub fn decide_graph(&self, phi: &[f32], lambda: f32) -> usize {
+        let net = self.graph.as_ref().unwrap_or(&self.policy);
+        tinv::control::argmax(&net.forward(&self.level1_input(phi, lambda)))
+    }
+
+    /// `[φ, softmax(predictor(φ)), λ]`.
+    fn level1_input(&self, phi: &[f32], lambda: f32) -> Vec<f32> {
         let mut pr = self.pred.forward(phi);
         softmax(&mut pr);
         let mut z = Vec::with_capacity(phi.len() + self.p + 1);
         z.extend_from_slice(phi);
         z.extend_from_slice(&pr);
         z.push(lambda);
-        tinv::control::argmax(&self.policy.forward(&z))
+        z
     }
 
     /// Runs one input through both levels given the statistics of every exit (`stats[j]`):
     /// returns the final path index and how many level-2 decisions were computed.
     pub fn run(&self, phi: &[f32], stats: &[(f32, f32, f32)], lambda: f32) -> (usize, usize) {
-        let mut k = self.decide_start(phi, lambda);
-        let mut h = vec![0f32; self.rnn.hidden()];
-        let mut decisions = 0;
-        while k + 1 < self.p {
-            decisions += 1;
-            let c = self
-                .rnn
-                .step(&exit_input(stats[k], lambda, k, self.p), &mut h);
-            if c <= 0.0 {
-                break;
-            }
-            k += 1;
-        }
-        (k, decisions)
+        self.rnn
+            .run_from(self.decide_start(phi, lambda), stats, lambda)
     }
 
     /// The checkpoint tensors (`ctrl.*`, `[out, in]` orientation).
@@ -195,7 +213,7 @@ impl Controller {
             self.p,
         );
         let (f, z) = (self.pred.inputs(), self.policy.inputs());
-        vec![
+        let mut v = vec![
             t("ctrl.pred.fc1.weight", &[hp, f], &self.pred.w1),
             t("ctrl.pred.fc1.bias", &[hp], &self.pred.b1),
             t("ctrl.pred.fc2.weight", &[p, hp], &self.pred.w2),
@@ -209,7 +227,17 @@ impl Controller {
             t("ctrl.exit.b", &[hr], &self.rnn.b),
             t("ctrl.exit.out.weight", &[1, hr], &self.rnn.wo),
             t("ctrl.exit.out.bias", &[1], &[self.rnn.bo]),
-        ]
+        ];
+        if let Some(g) = &self.graph {
+            let hg = g.b1.len();
+            v.extend([
+                t("ctrl.graph.fc1.weight", &[hg, z], &g.w1),
+                t("ctrl.graph.fc1.bias", &[hg], &g.b1),
+                t("ctrl.graph.fc2.weight", &[p, hg], &g.w2),
+                t("ctrl.graph.fc2.bias", &[p], &g.b2),
+            ]);
+        }
+        v
     }
 
     /// Reads the controller back from checkpoint tensors.
@@ -229,7 +257,16 @@ impl Controller {
             .copied()
             .unwrap_or(0);
         let hr = shape("ctrl.exit.wh")?.first().copied().unwrap_or(0);
-        let want: [(&str, Vec<usize>); 13] = [
+        let has_graph = crate::tensors::find(ts, "ctrl.graph.fc1.weight").is_some();
+        let hg = if has_graph {
+            shape("ctrl.graph.fc1.weight")?
+                .first()
+                .copied()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let mut want: Vec<(&str, Vec<usize>)> = vec![
             ("ctrl.pred.fc1.weight", vec![hp, f]),
             ("ctrl.pred.fc1.bias", vec![hp]),
             ("ctrl.pred.fc2.weight", vec![p, hp]),
@@ -244,6 +281,14 @@ impl Controller {
             ("ctrl.exit.out.weight", vec![1, hr]),
             ("ctrl.exit.out.bias", vec![1]),
         ];
+        if has_graph {
+            want.extend([
+                ("ctrl.graph.fc1.weight", vec![hg, f + p + 1]),
+                ("ctrl.graph.fc1.bias", vec![hg]),
+                ("ctrl.graph.fc2.weight", vec![p, hg]),
+                ("ctrl.graph.fc2.bias", vec![p]),
+            ]);
+        }
         for (n, w) in &want {
             let got = shape(n)?;
             if &got != w {
@@ -268,6 +313,11 @@ impl Controller {
             p,
             pred: mlp("ctrl.pred")?,
             policy: mlp("ctrl.policy")?,
+            graph: if has_graph {
+                Some(mlp("ctrl.graph")?)
+            } else {
+                None
+            },
             rnn: ExitRnn {
                 wx: get("ctrl.exit.wx")?,
                 wh: get("ctrl.exit.wh")?,

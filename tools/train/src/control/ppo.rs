@@ -1,12 +1,14 @@
 //! Controller training on cached outcomes of the frozen backbone:
 //! 1. the complexity predictor (cross-entropy to the oracle path);
-//! 2. the level-1 policy over `[φ, p, λ]`, trained with PPO on one-decision episodes (the `graph`
-//!    mode objective: reward = correct − λ·FLOPs(path)/FLOPs(full)), optionally from a warm start
-//!    that imitates a plug-in rule (`warm::warm_start_level1`);
+//! 2. the level-1 policy over `[φ, p, λ]` (where an `adaptive` run starts), trained with PPO on
+//!    one-decision episodes (reward = correct − λ·FLOPs(path)/FLOPs(full));
 //! 3. the level-2 exit RNN: a supervised warm start (its output regressed on the one-step
 //!    advantage of continuing, see `warm_start_exit`), then PPO on hierarchical episodes that
 //!    start where level 1 sends them or anywhere (exploration): a dense reward −λ·ΔFLOPs/FLOPs(full)
-//!    for every segment run and +1 at the end for a correct final prediction.
+//!    for every segment run and +1 at the end for a correct final prediction;
+//! 4. the up-front policy of `graph` mode (the one path that runs), same inputs: a warm start
+//!    that imitates a plug-in rule (`warm::warm_start_level1`), learned from a larger routing
+//!    table when one is given, then PPO on one-decision episodes of that table.
 //!
 //! PPO: clipped surrogate, a value network as baseline (advantage = return − value, normalized),
 //! entropy bonus. λ is drawn per episode from [0, 1] (half uniform, half u³ so that the small
@@ -16,7 +18,7 @@ use super::nets::{exit_input, Controller, EXIT_IN};
 use super::netvars::{fit, Adam, MlpVars, RnnVars};
 use super::outcomes::Outcomes;
 use crate::rng::Rng;
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{Device, Result, Tensor, D};
 use candle_nn::ops::{log_softmax, softmax};
 
 /// Controller training options.
@@ -50,14 +52,13 @@ pub struct PpoOpts {
     pub vf: f64,
     /// Adam learning rate.
     pub lr: f64,
-    /// Supervised warm-start steps of the exit RNN (batches of 1024) before its PPO, and of the
-    /// level-1 policy when `level1_warm` is set.
+    /// Supervised warm-start steps (batches of 1024) of the exit RNN and of the `graph` policy
+    /// before their PPO.
     pub warm_steps: usize,
-    /// Warm-start the level-1 policy too (`warm::warm_start_level1`). Off by default: on the
-    /// Fashion-MNIST model it makes `graph` route by input (88.53 % at 37.8 % of full FLOPs, above
-    /// the line between static exits 2 and 4) but sends a third of the inputs of `adaptive` mode
-    /// straight to depth 4 (88.66 % at 39.7 % instead of 88.81 % at 31.8 % at λ = 0.05).
-    pub level1_warm: bool,
+    /// Adam learning rate of the `graph` policy's PPO fine-tuning after its warm start.
+    pub graph_lr: f64,
+    /// Train the `graph` policy too (off for the probes that only choose the default budget).
+    pub graph: bool,
     /// Print progress.
     pub verbose: bool,
 }
@@ -79,7 +80,8 @@ impl Default for PpoOpts {
             vf: 0.5,
             lr: 2e-3,
             warm_steps: 400,
-            level1_warm: false,
+            graph_lr: 2e-3,
+            graph: true,
             verbose: false,
         }
     }
@@ -249,50 +251,124 @@ fn ppo_categorical(
     Ok(())
 }
 
-/// Level-1 input rows `[φ̃, p, λ]`.
-fn level1_rows(
-    phi_std: &[f32],
-    pred: &[f32],
-    f: usize,
-    p: usize,
-    eps: &[(usize, f32)],
-) -> Vec<f32> {
-    let mut z = Vec::with_capacity(eps.len() * (f + p + 1));
-    for &(i, lam) in eps {
-        z.extend_from_slice(&phi_std[i * f..(i + 1) * f]);
-        z.extend_from_slice(&pred[i * p..(i + 1) * p]);
-        z.push(lam);
-    }
-    z
-}
-
 /// Trains the whole controller on `o` and returns it in file form.
-pub fn train(o: &Outcomes, opts: &PpoOpts) -> std::result::Result<Controller, String> {
-    train_inner(o, opts).map_err(|e| format!("controller training: {e}"))
+///
+/// `route`, when given, is a larger outcome table of the same backbone (e.g. its training split)
+/// for the `graph` policy, whose per-input routing needs more samples than the validation split
+/// has; everything else — and the choice of the default budget — uses `o` alone.
+pub fn train(
+    o: &Outcomes,
+    route: Option<&Outcomes>,
+    opts: &PpoOpts,
+) -> std::result::Result<Controller, String> {
+    train_inner(o, route, opts).map_err(|e| format!("controller training: {e}"))
 }
 
-fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
+fn train_inner(o: &Outcomes, route: Option<&Outcomes>, opts: &PpoOpts) -> Result<Controller> {
     let (n, p, f) = (o.n, o.p, o.f);
     if n == 0 {
         candle_core::bail!("no samples");
     }
     let mut rng = Rng::new(opts.seed, 7_000);
     let (mean, std) = standardization(o);
-    let phi_std: Vec<f32> = o
-        .feats
-        .chunks_exact(f)
-        .flat_map(|r| {
-            r.iter()
-                .zip(mean.iter().zip(&std))
-                .map(|(x, (m, s))| (x - m) / s)
-        })
-        .collect();
+    let phi_std = standardize(&o.feats, f, &mean, &std);
     // 1. Predictor.
     let pred_net = train_predictor(o, &phi_std, opts, &mut rng)?;
     let pred_file = pred_net.to_host()?.fold_standardization(&mean, &std);
-    let mut pred = Vec::with_capacity(n * p);
-    for row in o.feats.chunks_exact(f) {
-        let mut q = pred_file.forward(row);
+    let pred = predictions(&pred_file, &o.feats, f);
+    let full = o.full_flops() as f32;
+    let cost: Vec<f32> = o.path_flops.iter().map(|&c| c as f32 / full).collect();
+    let step_cost: Vec<f32> = o.step_flops.iter().map(|&c| c as f32 / full).collect();
+    let rows = level1_inputs(&phi_std, &pred, f, p);
+    // 2. Level-1 policy: PPO on one-decision episodes. From a uniform start it settles on the
+    //    shallowest path for nearly every input, which is where an `adaptive` run should start:
+    //    level 2 escalates the inputs that need more.
+    let pol = MlpVars::new(f + p + 1, opts.hq, p, &mut rng)?;
+    level1_ppo(
+        &pol,
+        &rows,
+        o.n,
+        opts.lr,
+        opts,
+        &mut rng,
+        "level-1",
+        |i, lam, k| f32::from(u8::from(o.right(i, k))) - lam * cost[k],
+    )?;
+    let policy = pol.to_host()?.fold_standardization(&mean, &std);
+    // 3. Level-2 exit RNN on hierarchical episodes.
+    let start = |phi: &[f32], lam: f32| {
+        let mut z = Vec::with_capacity(f + p + 1);
+        z.extend_from_slice(phi);
+        z.extend_from_slice(&predictions(&pred_file, phi, f));
+        z.push(lam);
+        tinv::control::argmax(&policy.forward(&z))
+    };
+    let rnn = train_exit_rnn(o, &cost, &step_cost, &start, opts, &mut rng)?;
+    // 4. Up-front policy of `graph` mode: one decision, nothing follows. Warm start from the
+    //    plug-in rule on `route` (more samples than the validation split when given), then PPO on
+    //    one-decision episodes of the same table.
+    let policy_only = Controller {
+        p,
+        pred: pred_file.clone(),
+        policy: policy.clone(),
+        graph: None,
+        rnn: rnn.clone(),
+    };
+    if !opts.graph {
+        return Ok(policy_only);
+    }
+    let r = route.unwrap_or(o);
+    let r_rows = if route.is_some() {
+        let r_std = standardize(&r.feats, f, &mean, &std);
+        let r_pred = predictions(&pred_file, &r.feats, f);
+        level1_inputs(&r_std, &r_pred, f, p)
+    } else {
+        rows
+    };
+    let graph = MlpVars::new(f + p + 1, opts.hq, p, &mut rng)?;
+    super::warm::warm_start_level1(&graph, r, &r_rows, f + p, &cost, opts, &mut rng)?;
+    level1_ppo(
+        &graph,
+        &r_rows,
+        r.n,
+        opts.graph_lr,
+        opts,
+        &mut rng,
+        "graph",
+        |i, lam, k| f32::from(u8::from(r.right(i, k))) - lam * cost[k],
+    )?;
+    Ok(Controller {
+        graph: Some(graph.to_host()?.fold_standardization(&mean, &std)),
+        ..policy_only
+    })
+}
+
+/// `[φ̃, p]` per sample (`f + p` floats each).
+fn level1_inputs(phi_std: &[f32], pred: &[f32], f: usize, p: usize) -> Vec<f32> {
+    phi_std
+        .chunks_exact(f)
+        .zip(pred.chunks_exact(p))
+        .flat_map(|(a, b)| a.iter().chain(b).copied())
+        .collect()
+}
+
+/// Features standardized with `mean` and `std`.
+fn standardize(feats: &[f32], f: usize, mean: &[f32], std: &[f32]) -> Vec<f32> {
+    feats
+        .chunks_exact(f)
+        .flat_map(|r| {
+            r.iter()
+                .zip(mean.iter().zip(std))
+                .map(|(x, (m, s))| (x - m) / s)
+        })
+        .collect()
+}
+
+/// The predictor's probabilities for every row of raw features.
+fn predictions(pred: &super::nets::Mlp, feats: &[f32], f: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(feats.len() / f.max(1) * pred.b2.len());
+    for row in feats.chunks_exact(f) {
+        let mut q = pred.forward(row);
         let mx = q.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let s: f32 = q
             .iter_mut()
@@ -302,46 +378,48 @@ fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
             })
             .sum();
         q.iter_mut().for_each(|v| *v /= s);
-        pred.extend(q);
+        out.extend(q);
     }
-    let full = o.full_flops() as f32;
-    let cost: Vec<f32> = o.path_flops.iter().map(|&c| c as f32 / full).collect();
-    let step_cost: Vec<f32> = o.step_flops.iter().map(|&c| c as f32 / full).collect();
-    // 2. Level-1 policy.
-    let zin = f + p + 1;
-    let pol = MlpVars::new(zin, opts.hq, p, &mut rng)?;
-    let v1 = MlpVars::new(zin, 64, 1, &mut rng)?;
-    if opts.level1_warm {
-        let rows: Vec<f32> = (0..n)
-            .flat_map(|i| {
-                phi_std[i * f..(i + 1) * f]
-                    .iter()
-                    .chain(&pred[i * p..(i + 1) * p])
-                    .copied()
-            })
-            .collect();
-        super::warm::warm_start_level1(&pol, o, &rows, f + p, &cost, opts, &mut rng)?;
-    }
+    out
+}
+
+/// PPO of an up-front policy `pol` on one-decision episodes: sample `i` (its `[φ̃, p]` row in
+/// `rows`) with budget λ, action = path `k`, reward `reward(i, λ, k)`.
+#[allow(clippy::too_many_arguments)] // the net, its data, its options and its reward
+fn level1_ppo(
+    pol: &MlpVars,
+    rows: &[f32],
+    n: usize,
+    lr: f64,
+    opts: &PpoOpts,
+    rng: &mut Rng,
+    what: &str,
+    reward: impl Fn(usize, f32, usize) -> f32,
+) -> Result<()> {
+    let p = pol.outputs();
+    let zin = rows.len() / n.max(1) + 1;
+    let v1 = MlpVars::new(zin, 64, 1, rng)?;
     let mut vars = pol.vars();
     vars.extend(v1.vars());
-    let mut adam = Adam::new(vars, opts.lr)?;
+    let mut adam = Adam::new(vars, lr)?;
     for it in 0..opts.iters {
         let ent = opts.ent * (1.0 - 0.9 * it as f64 / opts.iters.max(1) as f64);
         let eps: Vec<(usize, f32)> = (0..opts.episodes)
-            .map(|_| (rng.below(n), sample_lambda(&mut rng)))
+            .map(|_| (rng.below(n), sample_lambda(rng)))
             .collect();
-        let z = Tensor::from_vec(
-            level1_rows(&phi_std, &pred, f, p, &eps),
-            (eps.len(), zin),
-            &dev(),
-        )?;
+        let mut z = Vec::with_capacity(eps.len() * zin);
+        for &(i, lam) in &eps {
+            z.extend_from_slice(&rows[i * (zin - 1)..(i + 1) * (zin - 1)]);
+            z.push(lam);
+        }
+        let z = Tensor::from_vec(z, (eps.len(), zin), &dev())?;
         let probs = softmax(&pol.forward(&z)?, D::Minus1)?.to_vec2::<f32>()?;
         let values = v1.forward(&z)?.squeeze(1)?.to_vec1::<f32>()?;
         let (mut act, mut old, mut ret, mut adv) = (vec![], vec![], vec![], vec![]);
         let mut mean_r = 0f32;
         for (m, &(i, lam)) in eps.iter().enumerate() {
-            let a = sample_categorical(&probs[m], &mut rng);
-            let r = f32::from(u8::from(o.right(i, a))) - lam * cost[a];
+            let a = sample_categorical(&probs[m], rng).min(p - 1);
+            let r = reward(i, lam, a);
             act.push(a as u32);
             old.push(probs[m][a].max(1e-30).ln());
             ret.push(r);
@@ -356,34 +434,40 @@ fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
             adv,
             ret,
         };
-        ppo_categorical((&pol, &v1), &mut adam, &r, opts, ent, &mut rng)?;
+        ppo_categorical((pol, &v1), &mut adam, &r, opts, ent, rng)?;
         if opts.verbose && (it + 1) % 25 == 0 {
             eprintln!(
-                "level-1 PPO iteration {}/{}: mean reward {:.4}",
+                "{what} PPO iteration {}/{}: mean reward {:.4}",
                 it + 1,
                 opts.iters,
                 mean_r / eps.len() as f32
             );
         }
     }
-    let policy_file = pol.to_host()?.fold_standardization(&mean, &std);
-    // 3. Level-2 exit RNN on hierarchical episodes.
-    let rnn = RnnVars::new(opts.hr, &mut rng)?;
-    super::warm::warm_start_exit(&rnn, o, &step_cost, opts, &mut rng)?;
-    let v2 = MlpVars::new(EXIT_IN, 32, 1, &mut rng)?;
+    Ok(())
+}
+
+/// The exit RNN: supervised warm start, then PPO on hierarchical episodes that start where the
+/// level-1 policy `start(φ, λ)` sends them (30 %) or at a random path (exploration).
+fn train_exit_rnn(
+    o: &Outcomes,
+    cost: &[f32],
+    step_cost: &[f32],
+    start: &dyn Fn(&[f32], f32) -> usize,
+    opts: &PpoOpts,
+    rng: &mut Rng,
+) -> Result<super::nets::ExitRnn> {
+    let (n, p) = (o.n, o.p);
+    let rnn = RnnVars::new(opts.hr, rng)?;
+    super::warm::warm_start_exit(&rnn, o, step_cost, opts, rng)?;
+    let v2 = MlpVars::new(EXIT_IN, 32, 1, rng)?;
     let mut vars = rnn.vars();
     vars.extend(v2.vars());
     let mut adam = Adam::new(vars, opts.lr)?;
     let t_max = p.saturating_sub(1).max(1);
-    let mut ctrl = Controller {
-        p,
-        pred: pred_file,
-        policy: policy_file,
-        rnn: rnn.to_host()?,
-    };
     for it in 0..opts.iters {
         let ent = opts.ent * (1.0 - 0.9 * it as f64 / opts.iters.max(1) as f64);
-        ctrl.rnn = rnn.to_host()?;
+        let host = rnn.to_host()?;
         let m = opts.episodes;
         let mut e = vec![0f32; t_max * m * EXIT_IN];
         let (mut mask, mut act, mut old, mut ret) = (
@@ -395,10 +479,10 @@ fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
         let mut mean_r = 0f32;
         for ep in 0..m {
             let i = rng.below(n);
-            let lam = sample_lambda_exit(&mut rng);
-            let phi = &o.feats[i * f..(i + 1) * f];
+            let lam = sample_lambda_exit(rng);
+            let phi = &o.feats[i * o.f..(i + 1) * o.f];
             let mut k = if rng.uniform() < 0.3 {
-                ctrl.decide_start(phi, lam)
+                start(phi, lam)
             } else {
                 rng.below(p)
             };
@@ -408,7 +492,7 @@ fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
             let mut total = -lam * cost[k];
             while k + 1 < p {
                 let x = exit_input(o.stats[i * p + k], lam, k, p);
-                let c = ctrl.rnn.step(&x, &mut h);
+                let c = host.step(&x, &mut h);
                 let pc = 1.0 / (1.0 + (-c).exp());
                 let go = rng.uniform() < f64::from(pc);
                 let s = t * m + ep;
@@ -502,7 +586,5 @@ fn train_inner(o: &Outcomes, opts: &PpoOpts) -> Result<Controller> {
             );
         }
     }
-    ctrl.rnn = rnn.to_host()?;
-    let _ = DType::F32;
-    Ok(ctrl)
+    rnn.to_host()
 }

@@ -1,7 +1,7 @@
-//! Supervised warm start of the level-2 exit RNN, run before its PPO.
+//! Supervised warm starts, run before PPO: of the level-2 exit RNN and of the `graph` policy.
 
 use super::nets::{exit_input, EXIT_IN};
-use super::netvars::{fit, Adam, MlpVars, RnnVars};
+use super::netvars::{bce_with_logits, fit, Adam, MlpVars, RnnVars};
 use super::outcomes::Outcomes;
 use super::ppo::{sample_lambda, sample_lambda_exit, PpoOpts};
 use crate::rng::Rng;
@@ -96,7 +96,7 @@ const THRESHOLDS: usize = 200;
 /// Logit units per unit of distance between p_max and τ*(λ) in the warm start.
 const WARM_SCALE: f32 = 20.0;
 
-/// Warm start of the level-1 policy before its PPO: imitates the plug-in rule "take the path
+/// Warm start of an up-front policy (the `graph` policy) before its PPO: imitates the plug-in rule "take the path
 /// `j` with the largest `q_j(φ, p) − λ·cost_j`", where `q_j` is a small network's estimate of the
 /// probability that path `j` classifies an input with these features right (trained with binary
 /// cross-entropy on the outcome table). Imitating the realized best path instead (what the
@@ -142,6 +142,13 @@ pub fn warm_start_level1(
     Ok(())
 }
 
+/// Hidden width of the expected-correctness network.
+const Q_HIDDEN: usize = 64;
+
+/// Samples its training sees in all (passes over the table, at most the predictor's epochs): 10
+/// passes over the 55,000-image routing table, many more over a small table.
+const Q_SAMPLE_PASSES: usize = 550_000;
+
 /// `[n, p]` estimates of P(path j is right | level-1 inputs), from a small network trained
 /// with binary cross-entropy on the outcome table.
 fn expected_correct(
@@ -152,14 +159,15 @@ fn expected_correct(
     rng: &mut Rng,
 ) -> Result<Vec<f32>> {
     let (n, p) = (o.n, o.p);
-    let net = MlpVars::new(width, opts.hp, p, rng)?;
+    let net = MlpVars::new(width, Q_HIDDEN, p, rng)?;
     let x = Tensor::from_slice(inputs, (n, width), &Device::Cpu)?;
     let t: Vec<f32> = (0..n * p)
         .map(|s| f32::from(u8::from(o.right(s / p, s % p))))
         .collect();
     let t = Tensor::from_vec(t, (n, p), &Device::Cpu)?;
-    fit(&net, &x, opts.pred_epochs, rng, |logits, idx| {
-        candle_nn::loss::binary_cross_entropy_with_logit(logits, &t.index_select(idx, 0)?)
+    let epochs = (Q_SAMPLE_PASSES / n.max(1)).clamp(1, opts.pred_epochs.max(1));
+    fit(&net, &x, epochs, rng, |logits, idx| {
+        bce_with_logits(logits, &t.index_select(idx, 0)?)
     })?;
     let q = candle_nn::ops::sigmoid(&net.forward(&x)?)?;
     q.flatten_all()?.to_vec1::<f32>()
