@@ -449,7 +449,12 @@ impl Binder<'_> {
         let hp = dim("ctrl.pred.fc1.weight", 1)?;
         let hq = dim("ctrl.policy.fc1.weight", 1)?;
         let hr = dim("ctrl.exit.wh", 0)?;
-        let (graph, hg) = if self.index.tensor("ctrl.graph.fc1.weight").is_some() {
+        // The graph policy is optional, but all or nothing: one of its tensors present means the
+        // others must be too.
+        let has_graph = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+            .iter()
+            .any(|t| self.index.tensor(&format!("ctrl.graph.{t}")).is_some());
+        let (graph, hg) = if has_graph {
             let hg = dim("ctrl.graph.fc1.weight", 1)?;
             let g = [
                 self.bind("ctrl.graph.fc1.weight", &[f + p + 1, hg])?,

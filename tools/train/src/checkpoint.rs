@@ -40,6 +40,7 @@ pub fn save(
         views.push((t.name.clone(), v));
     }
     let buf = safetensors::serialize(views, Some(meta.clone()))
+        .map(sorted_header)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let tmp = path.with_extension("tmp");
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -47,6 +48,34 @@ pub fn save(
     }
     std::fs::write(&tmp, buf).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The same file with its JSON header's keys in sorted order. `safetensors::serialize` writes
+/// the metadata in `HashMap` order, which changes from run to run, so two runs with the same seed
+/// wrote different bytes (and `tinv-fold`'s source hash differed); serde_json's map is sorted.
+/// The header is padded with spaces to a multiple of 8 bytes, as the format asks; data offsets
+/// are relative to the end of the header and stay valid.
+fn sorted_header(buf: Vec<u8>) -> Vec<u8> {
+    let n = buf.get(..8).map_or(0, |b| {
+        u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize
+    });
+    let Some(Ok(header)) = buf
+        .get(8..8 + n)
+        .map(serde_json::from_slice::<serde_json::Value>)
+    else {
+        return buf;
+    };
+    let Ok(mut h) = serde_json::to_vec(&header) else {
+        return buf;
+    };
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + h.len() + buf.len() - 8 - n);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&buf[8 + n..]);
+    out
 }
 
 /// Reads every tensor of `path` (f32 only) and its metadata.
@@ -106,6 +135,23 @@ mod tests {
         assert_eq!(back, ts);
         assert_eq!(m.get(CONFIG_KEY).map(String::as_str), Some("{\"dim\":4}"));
         assert_eq!(optim_path(&path), dir.join("c.optim.safetensors"));
+        // Same tensors and metadata, maps built in another order: the same bytes.
+        let keys = ["z", "tinv.train", "a", CONFIG_KEY, "m"];
+        let first = HashMap::from(keys.map(|k| (k.to_string(), format!("v-{k}"))));
+        let mut second = HashMap::new();
+        for k in keys.iter().rev() {
+            second.insert(k.to_string(), format!("v-{k}"));
+        }
+        let other = dir.join("d.safetensors");
+        save(&path, &ts, &first).unwrap();
+        save(&other, &ts, &second).unwrap();
+        let (a, b) = (
+            std::fs::read(&path).unwrap(),
+            std::fs::read(&other).unwrap(),
+        );
+        assert_eq!(a, b);
+        let (back, m) = load(&other).unwrap();
+        assert_eq!((back, m), (ts, first));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

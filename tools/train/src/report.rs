@@ -257,14 +257,26 @@ pub fn graph_vs_static(cfg: &ModelConfig, o: &Outcomes, pts: &[budget::Point]) -
                     "LESS accurate"
                 }
             ),
-            None => writeln!(
-                s,
-                "- depth {}: {} % at {} MFLOPs; no graph point spends that little (the \
-                 controller's own FLOPs come on top of the cheapest path)",
-                cfg.depths[j],
-                pct(a),
-                mflops(fl)
-            ),
+            None => {
+                let c = pts
+                    .iter()
+                    .min_by(|x, y| x.mean_flops.total_cmp(&y.mean_flops));
+                writeln!(
+                    s,
+                    "- depth {}: {} % at {} MFLOPs; no graph point spends that little (its \
+                     controller comes on top of the cheapest path){}",
+                    cfg.depths[j],
+                    pct(a),
+                    mflops(fl),
+                    c.map_or(String::new(), |c| format!(
+                        ": its cheapest is {} % at {} (λ = {}), {} MFLOPs more",
+                        pct(c.accuracy),
+                        mflops(c.mean_flops),
+                        c.lambda,
+                        mflops(c.mean_flops - fl)
+                    ))
+                )
+            }
         };
     }
     if let Some(j) = acc.iter().position(|&a| a >= full - 0.003) {

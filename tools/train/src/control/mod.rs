@@ -1,6 +1,7 @@
 //! The two-level controller's training: outcome cache, networks, PPO, budget evaluation.
 
 pub mod budget;
+pub mod graph_policy;
 pub mod nets;
 pub mod netvars;
 pub mod outcomes;

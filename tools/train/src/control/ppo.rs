@@ -6,9 +6,10 @@
 //!    advantage of continuing, see `warm_start_exit`), then PPO on hierarchical episodes that
 //!    start where level 1 sends them or anywhere (exploration): a dense reward −λ·ΔFLOPs/FLOPs(full)
 //!    for every segment run and +1 at the end for a correct final prediction;
-//! 4. the up-front policy of `graph` mode (the one path that runs), same inputs: a warm start
-//!    that imitates a plug-in rule (`warm::warm_start_level1`), learned from a larger routing
-//!    table when one is given, then PPO on one-decision episodes of that table.
+//! 4. the up-front policy of `graph` mode (the one path that runs), same inputs: the plug-in rule
+//!    `argmax_j q_j − λ·cost_j` written as a policy network, learned from a larger routing table
+//!    when one is given, then PPO fine-tuning, kept only if it earns more on the validation
+//!    split (`graph_policy`).
 //!
 //! PPO: clipped surrogate, a value network as baseline (advantage = return − value, normalized),
 //! entropy bonus. λ is drawn per episode from [0, 1] (half uniform, half u³ so that the small
@@ -52,10 +53,9 @@ pub struct PpoOpts {
     pub vf: f64,
     /// Adam learning rate.
     pub lr: f64,
-    /// Supervised warm-start steps (batches of 1024) of the exit RNN and of the `graph` policy
-    /// before their PPO.
+    /// Supervised warm-start steps of the exit RNN (batches of 1024) before its PPO.
     pub warm_steps: usize,
-    /// Adam learning rate of the `graph` policy's PPO fine-tuning after its warm start.
+    /// Adam learning rate of the `graph` policy's PPO fine-tuning from the plug-in rule.
     pub graph_lr: f64,
     /// Train the `graph` policy too (off for the probes that only choose the default budget).
     pub graph: bool,
@@ -304,9 +304,10 @@ fn train_inner(o: &Outcomes, route: Option<&Outcomes>, opts: &PpoOpts) -> Result
         tinv::control::argmax(&policy.forward(&z))
     };
     let rnn = train_exit_rnn(o, &cost, &step_cost, &start, opts, &mut rng)?;
-    // 4. Up-front policy of `graph` mode: one decision, nothing follows. Warm start from the
-    //    plug-in rule on `route` (more samples than the validation split when given), then PPO on
-    //    one-decision episodes of the same table.
+    // 4. Up-front policy of `graph` mode: one decision, nothing follows. The plug-in rule
+    //    learned on `route` (more samples than the validation split when given), then PPO on
+    //    one-decision episodes of the same table; PPO's result is kept only if it earns more
+    //    than the rule on the validation split.
     let policy_only = Controller {
         p,
         pred: pred_file.clone(),
@@ -323,22 +324,11 @@ fn train_inner(o: &Outcomes, route: Option<&Outcomes>, opts: &PpoOpts) -> Result
         let r_pred = predictions(&pred_file, &r.feats, f);
         level1_inputs(&r_std, &r_pred, f, p)
     } else {
-        rows
+        rows.clone()
     };
-    let graph = MlpVars::new(f + p + 1, opts.hq, p, &mut rng)?;
-    super::warm::warm_start_level1(&graph, r, &r_rows, f + p, &cost, opts, &mut rng)?;
-    level1_ppo(
-        &graph,
-        &r_rows,
-        r.n,
-        opts.graph_lr,
-        opts,
-        &mut rng,
-        "graph",
-        |i, lam, k| f32::from(u8::from(r.right(i, k))) - lam * cost[k],
-    )?;
+    let keep = super::graph_policy::train(o, &rows, r, &r_rows, &cost, opts, &mut rng)?;
     Ok(Controller {
-        graph: Some(graph.to_host()?.fold_standardization(&mean, &std)),
+        graph: Some(keep.fold_standardization(&mean, &std)),
         ..policy_only
     })
 }
@@ -386,7 +376,7 @@ fn predictions(pred: &super::nets::Mlp, feats: &[f32], f: usize) -> Vec<f32> {
 /// PPO of an up-front policy `pol` on one-decision episodes: sample `i` (its `[φ̃, p]` row in
 /// `rows`) with budget λ, action = path `k`, reward `reward(i, λ, k)`.
 #[allow(clippy::too_many_arguments)] // the net, its data, its options and its reward
-fn level1_ppo(
+pub(crate) fn level1_ppo(
     pol: &MlpVars,
     rows: &[f32],
     n: usize,

@@ -1,9 +1,9 @@
-//! Supervised warm starts, run before PPO: of the level-2 exit RNN and of the `graph` policy.
+//! Supervised warm start of the level-2 exit RNN, run before its PPO.
 
 use super::nets::{exit_input, EXIT_IN};
-use super::netvars::{bce_with_logits, fit, Adam, MlpVars, RnnVars};
+use super::netvars::{Adam, RnnVars};
 use super::outcomes::Outcomes;
-use super::ppo::{sample_lambda, sample_lambda_exit, PpoOpts};
+use super::ppo::{sample_lambda_exit, PpoOpts};
 use crate::rng::Rng;
 use candle_core::{Device, Result, Tensor};
 
@@ -95,80 +95,3 @@ const THRESHOLDS: usize = 200;
 
 /// Logit units per unit of distance between p_max and τ*(λ) in the warm start.
 const WARM_SCALE: f32 = 20.0;
-
-/// Warm start of an up-front policy (the `graph` policy) before its PPO: imitates the plug-in rule "take the path
-/// `j` with the largest `q_j(φ, p) − λ·cost_j`", where `q_j` is a small network's estimate of the
-/// probability that path `j` classifies an input with these features right (trained with binary
-/// cross-entropy on the outcome table). Imitating the realized best path instead (what the
-/// predictor does) collapses to the shallowest path, which is right for most inputs; and PPO
-/// from a uniform start sees accuracy differences of a fraction of a point between paths, below
-/// its sampling noise, and settled on the shallowest path too. The expected-correctness estimate
-/// carries the systematic part of that difference (kinds of images the deeper paths fix), which
-/// is what an up-front decision can use. `inputs` are the level-1 rows without λ (`[φ̃, p]`, one
-/// row of `width` floats per sample).
-pub fn warm_start_level1(
-    pol: &MlpVars,
-    o: &Outcomes,
-    inputs: &[f32],
-    width: usize,
-    cost: &[f32],
-    opts: &PpoOpts,
-    rng: &mut Rng,
-) -> Result<()> {
-    let (n, p) = (o.n, o.p);
-    if p < 2 || opts.warm_steps == 0 || n == 0 {
-        return Ok(());
-    }
-    let q = expected_correct(o, inputs, width, opts, rng)?;
-    let mut adam = Adam::new(pol.vars(), opts.lr)?;
-    let b = 1024;
-    for _ in 0..opts.warm_steps {
-        let (mut z, mut y) = (Vec::with_capacity(b * (width + 1)), Vec::with_capacity(b));
-        for _ in 0..b {
-            let i = rng.below(n);
-            let lam = sample_lambda(rng);
-            z.extend_from_slice(&inputs[i * width..(i + 1) * width]);
-            z.push(lam);
-            let best = (0..p)
-                .map(|j| (j, q[i * p + j] - lam * cost[j]))
-                .fold((0, f32::NEG_INFINITY), |a, c| if c.1 > a.1 { c } else { a });
-            y.push(best.0 as u32);
-        }
-        let z = Tensor::from_vec(z, (b, width + 1), &Device::Cpu)?;
-        let y = Tensor::from_vec(y, b, &Device::Cpu)?;
-        let loss = candle_nn::loss::cross_entropy(&pol.forward(&z)?, &y)?;
-        adam.step(&loss.backward()?, 1.0)?;
-    }
-    Ok(())
-}
-
-/// Hidden width of the expected-correctness network.
-const Q_HIDDEN: usize = 64;
-
-/// Samples its training sees in all (passes over the table, at most the predictor's epochs): 10
-/// passes over the 55,000-image routing table, many more over a small table.
-const Q_SAMPLE_PASSES: usize = 550_000;
-
-/// `[n, p]` estimates of P(path j is right | level-1 inputs), from a small network trained
-/// with binary cross-entropy on the outcome table.
-fn expected_correct(
-    o: &Outcomes,
-    inputs: &[f32],
-    width: usize,
-    opts: &PpoOpts,
-    rng: &mut Rng,
-) -> Result<Vec<f32>> {
-    let (n, p) = (o.n, o.p);
-    let net = MlpVars::new(width, Q_HIDDEN, p, rng)?;
-    let x = Tensor::from_slice(inputs, (n, width), &Device::Cpu)?;
-    let t: Vec<f32> = (0..n * p)
-        .map(|s| f32::from(u8::from(o.right(s / p, s % p))))
-        .collect();
-    let t = Tensor::from_vec(t, (n, p), &Device::Cpu)?;
-    let epochs = (Q_SAMPLE_PASSES / n.max(1)).clamp(1, opts.pred_epochs.max(1));
-    fit(&net, &x, epochs, rng, |logits, idx| {
-        bce_with_logits(logits, &t.index_select(idx, 0)?)
-    })?;
-    let q = candle_nn::ops::sigmoid(&net.forward(&x)?)?;
-    q.flatten_all()?.to_vec1::<f32>()
-}
