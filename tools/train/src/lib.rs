@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod data;
 pub mod flops;
+pub mod fused;
 pub mod loss;
 pub mod optim;
 pub mod report;

@@ -7,7 +7,7 @@
 use crate::config::ModelConfig;
 use crate::data;
 use crate::tensors::{exit_names, HostTensor};
-use candle_core::{DType, Device, Result, Tensor, Var, D};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use std::collections::HashMap;
 
 /// What one forward returns per path: logits `[b, K]` and the raw class token `[b, D]`
@@ -88,7 +88,7 @@ impl Vit {
         let dims = x.dims().to_vec();
         let inp = dims[dims.len() - 1];
         let rows = x.elem_count() / inp;
-        let y = x.reshape((rows, inp))?.matmul(&w.t()?)?.broadcast_add(b)?;
+        let y = crate::fused::bias_add(&x.reshape((rows, inp))?.matmul(&w.t()?)?, b)?;
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = w.dim(0)?;
@@ -99,9 +99,7 @@ impl Vit {
     fn norm(&self, x: &Tensor, name: &str) -> Result<Tensor> {
         let g = self.t(&format!("{name}.weight"))?;
         let b = self.t(&format!("{name}.bias"))?;
-        layer_norm(x, self.cfg.ln_eps)?
-            .broadcast_mul(g)?
-            .broadcast_add(b)
+        crate::fused::affine(&layer_norm(x, self.cfg.ln_eps)?, g, b)
     }
 
     fn block(&self, x: &Tensor, i: usize) -> Result<Tensor> {
@@ -118,7 +116,7 @@ impl Vit {
             |j: usize| -> Result<Tensor> { qkv.get(j)?.contiguous()?.reshape((b * heads, n, hd)) };
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
         let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let att = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let att = crate::fused::softmax(&scores)?;
         let o = att
             .matmul(&v)?
             .reshape((b, heads, n, hd))?
@@ -126,7 +124,7 @@ impl Vit {
             .reshape((b, n, d))?;
         let x = (x + self.linear(&o, &format!("{p}.attn.proj"))?)?;
         let h = self.norm(&x, &format!("{p}.norm2"))?;
-        let h = self.linear(&h, &format!("{p}.mlp.fc1"))?.gelu_erf()?;
+        let h = crate::fused::gelu_erf(&self.linear(&h, &format!("{p}.mlp.fc1"))?)?;
         x + self.linear(&h, &format!("{p}.mlp.fc2"))?
     }
 
@@ -189,11 +187,7 @@ impl Vit {
 /// Parameter-free LayerNorm over the last dimension: `(x − mean) / sqrt(var + ε)` (population
 /// variance), exactly the runtime's.
 pub fn layer_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
-    let n = x.dim(D::Minus1)? as f64;
-    let mean = (x.sum_keepdim(D::Minus1)? / n)?;
-    let xc = x.broadcast_sub(&mean)?;
-    let var = (xc.sqr()?.sum_keepdim(D::Minus1)? / n)?;
-    xc.broadcast_div(&(var + eps)?.sqrt()?)
+    crate::fused::layer_norm(x, eps)
 }
 
 /// Host tensor of patch rows for a batch.

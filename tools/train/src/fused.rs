@@ -1,0 +1,424 @@
+//! Fused CPU kernels, with their backward passes, for the elementwise-heavy pieces of the ViT:
+//! parameter-free LayerNorm, exact-erf GELU, softmax over the last dimension, and the per-column
+//! affine maps (bias add, LayerNorm's γ/β). Composed from candle's primitives each was several
+//! passes forward and more backward — every broadcast's gradient a strided reduction — which took
+//! most of a training step on a 2-core host. The forwards are the runtime's own kernels
+//! (`tinv::cpu::kernels`), so trainer and runtime compute the same function by construction.
+//! f32 only.
+
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor,
+};
+use tinv::cpu::kernels;
+
+/// The f32 slice a contiguous layout covers.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("fused ops take f32")
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("fused ops take contiguous tensors"),
+    }
+}
+
+fn last_dim(l: &Layout) -> usize {
+    l.shape().dims().last().copied().unwrap_or(1).max(1)
+}
+
+/// Mean and 1/σ of one row.
+fn moments(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+struct LayerNorm(f32);
+
+impl CustomOp1 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "tinv-layer-norm"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, d) = (slice(s, l)?, last_dim(l));
+        let mut y = vec![0f32; x.len()];
+        kernels::layernorm_rows(x, &mut y, d, self.0);
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        Ok(Some(x.apply_op2_no_bwd(&dy, &LayerNormGrad(self.0))?))
+    }
+}
+
+/// `dx = (dy − mean(dy) − x̂·mean(dy·x̂)) / σ` per row.
+struct LayerNormGrad(f32);
+
+impl CustomOp2 for LayerNormGrad {
+    fn name(&self) -> &'static str {
+        "tinv-layer-norm-grad"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, dy, d) = (slice(s1, l1)?, slice(s2, l2)?, last_dim(l1));
+        let mut dx = vec![0f32; x.len()];
+        let rows = x.chunks_exact(d).zip(dy.chunks_exact(d));
+        for ((xr, gr), out) in rows.zip(dx.chunks_exact_mut(d)) {
+            let (mean, rstd) = moments(xr, self.0);
+            let (mut g_mean, mut gx_mean) = (0f32, 0f32);
+            for (v, g) in xr.iter().zip(gr) {
+                g_mean += g;
+                gx_mean += g * (v - mean) * rstd;
+            }
+            g_mean /= d as f32;
+            gx_mean /= d as f32;
+            for ((o, v), g) in out.iter_mut().zip(xr).zip(gr) {
+                *o = (g - g_mean - (v - mean) * rstd * gx_mean) * rstd;
+            }
+        }
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Parameter-free LayerNorm over the last dimension: `(x − mean) / sqrt(var + ε)`.
+pub fn layer_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(LayerNorm(eps as f32))
+}
+
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+struct Gelu;
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "tinv-gelu-erf"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let mut y = slice(s, l)?.to_vec();
+        kernels::gelu_erf(&mut y);
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        Ok(Some(x.apply_op2_no_bwd(&dy, &GeluGrad)?))
+    }
+}
+
+/// erf(x/√2), with the runtime's erf.
+fn erf(v: f32) -> f32 {
+    kernels::erf(v * std::f32::consts::FRAC_1_SQRT_2)
+}
+
+/// `dx = dy·(Φ(x) + x·φ(x))`.
+struct GeluGrad;
+
+impl CustomOp2 for GeluGrad {
+    fn name(&self) -> &'static str {
+        "tinv-gelu-erf-grad"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, dy) = (slice(s1, l1)?, slice(s2, l2)?);
+        let dx = x
+            .iter()
+            .zip(dy)
+            .map(|(&v, &g)| {
+                let cdf = 0.5 * (1.0 + erf(v));
+                g * (cdf + v * FRAC_1_SQRT_2PI * (-0.5 * v * v).exp())
+            })
+            .collect();
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Exact-erf GELU: `x·Φ(x)`.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Gelu)
+}
+
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "tinv-softmax"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (mut y, d) = (slice(s, l)?.to_vec(), last_dim(l));
+        let rows = y.len() / d;
+        kernels::softmax_rows(&mut y, rows, d, d);
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dy = dy.contiguous()?;
+        Ok(Some(y.contiguous()?.apply_op2_no_bwd(&dy, &SoftmaxGrad)?))
+    }
+}
+
+/// `dx = y·(dy − Σ y·dy)` per row.
+struct SoftmaxGrad;
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "tinv-softmax-grad"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, dy, d) = (slice(s1, l1)?, slice(s2, l2)?, last_dim(l1));
+        let mut dx = vec![0f32; y.len()];
+        let rows = y.chunks_exact(d).zip(dy.chunks_exact(d));
+        for ((yr, gr), out) in rows.zip(dx.chunks_exact_mut(d)) {
+            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+            for ((o, a), g) in out.iter_mut().zip(yr).zip(gr) {
+                *o = a * (g - dot);
+            }
+        }
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension.
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Softmax)
+}
+
+/// Column sums of a `[rows, n]` matrix (the gradient of a broadcast over rows).
+struct ColSum;
+
+impl CustomOp1 for ColSum {
+    fn name(&self) -> &'static str {
+        "tinv-column-sum"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, n) = (slice(s, l)?, last_dim(l));
+        let mut sum = vec![0f32; n];
+        for row in x.chunks_exact(n) {
+            for (a, v) in sum.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        Ok((CpuStorage::F32(sum), Shape::from(n)))
+    }
+}
+
+fn col_sum(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&ColSum)
+}
+
+/// `y = x·γ + β` per column of the last dimension (γ = 1 when absent: a bias add).
+struct Affine;
+
+impl CustomOp3 for Affine {
+    fn name(&self) -> &'static str {
+        "tinv-affine"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, g, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let n = last_dim(l1);
+        if g.len() != n || b.len() != n {
+            bail!("affine: {n} columns, γ {} and β {}", g.len(), b.len());
+        }
+        let mut y = vec![0f32; x.len()];
+        for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+            for (((o, v), gv), bv) in yr.iter_mut().zip(xr).zip(g).zip(b) {
+                *o = v * gv + bv;
+            }
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        g: &Tensor,
+        _b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let n = g.elem_count();
+        let dy2 = dy.contiguous()?.reshape(((), n))?;
+        let dx = dy.broadcast_mul(g)?;
+        let dg = col_sum(&(&dy2 * x.contiguous()?.reshape(((), n))?)?)?;
+        Ok((Some(dx), Some(dg), Some(col_sum(&dy2)?)))
+    }
+}
+
+/// `x·γ + β` over the last dimension (γ, β of its length).
+pub fn affine(x: &Tensor, g: &Tensor, b: &Tensor) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op3(&g.contiguous()?, &b.contiguous()?, Affine)
+}
+
+/// `x + β` over the last dimension.
+pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&b.contiguous()?, BiasAdd)
+}
+
+struct BiasAdd;
+
+impl CustomOp2 for BiasAdd {
+    fn name(&self) -> &'static str {
+        "tinv-bias-add"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, b, n) = (slice(s1, l1)?, slice(s2, l2)?, last_dim(l1));
+        if b.len() != n {
+            bail!("bias add: {n} columns, bias {}", b.len());
+        }
+        let mut y = x.to_vec();
+        for row in y.chunks_exact_mut(n) {
+            for (o, bv) in row.iter_mut().zip(b) {
+                *o += bv;
+            }
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let db = col_sum(&dy.contiguous()?.reshape(((), b.elem_count()))?)?;
+        Ok((Some(dy.clone()), Some(db)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var, D};
+
+    /// Forward values and input gradients (for a fixed random upstream gradient) of a fused op
+    /// and of the same function composed from candle's primitives.
+    fn compare(fused: fn(&Tensor) -> Result<Tensor>, composed: fn(&Tensor) -> Result<Tensor>) {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&(Tensor::randn(0f32, 2.0, (3, 5, 7), &dev).unwrap())).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (3, 5, 7), &dev).unwrap();
+        let run = |f: fn(&Tensor) -> Result<Tensor>| {
+            let y = f(x.as_tensor()).unwrap();
+            let g = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let dx = g.get(x.as_tensor()).unwrap().flatten_all().unwrap();
+            (
+                y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                dx.to_vec1::<f32>().unwrap(),
+            )
+        };
+        let ((y1, g1), (y2, g2)) = (run(fused), run(composed));
+        let worst = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max)
+        };
+        assert!(
+            worst(&y1, &y2) < 1e-5,
+            "forward differs by {}",
+            worst(&y1, &y2)
+        );
+        assert!(
+            worst(&g1, &g2) < 1e-4,
+            "gradient differs by {}",
+            worst(&g1, &g2)
+        );
+    }
+
+    #[test]
+    fn layer_norm_matches_the_composed_form() {
+        compare(
+            |x| layer_norm(x, 1e-6),
+            |x| {
+                let mean = (x.sum_keepdim(D::Minus1)? / 7.0)?;
+                let xc = x.broadcast_sub(&mean)?;
+                let var = (xc.sqr()?.sum_keepdim(D::Minus1)? / 7.0)?;
+                xc.broadcast_div(&(var + 1e-6)?.sqrt()?)
+            },
+        );
+    }
+
+    #[test]
+    fn gelu_matches_candle() {
+        compare(gelu_erf, |x| x.gelu_erf());
+    }
+
+    #[test]
+    fn affine_and_bias_add_match_broadcasts() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 5, 7), &dev).unwrap()).unwrap();
+        let g = Var::from_tensor(&Tensor::randn(1f32, 0.5, 7, &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 0.5, 7, &dev).unwrap()).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (3, 5, 7), &dev).unwrap();
+        let grads = |y: Tensor, with_g: bool| {
+            let gs = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut v = vec![y];
+            let mut vars = vec![&x, &b];
+            if with_g {
+                vars.push(&g);
+            }
+            for var in vars {
+                v.push(gs.get(var.as_tensor()).unwrap().clone());
+            }
+            v.iter()
+                .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let (xt, gt, bt) = (x.as_tensor(), g.as_tensor(), b.as_tensor());
+        let pairs = [
+            (
+                grads(affine(xt, gt, bt).unwrap(), true),
+                grads(
+                    xt.broadcast_mul(gt).unwrap().broadcast_add(bt).unwrap(),
+                    true,
+                ),
+            ),
+            (
+                grads(bias_add(xt, bt).unwrap(), false),
+                grads(xt.broadcast_add(bt).unwrap(), false),
+            ),
+        ];
+        for (ours, theirs) in pairs {
+            for (a, c) in ours.iter().zip(&theirs) {
+                let worst = a
+                    .iter()
+                    .zip(c)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-5, "differs by {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_matches_candle() {
+        compare(softmax, |x| candle_nn::ops::softmax(x, D::Minus1));
+    }
+}
