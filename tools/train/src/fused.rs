@@ -26,6 +26,25 @@ fn last_dim(l: &Layout) -> usize {
     l.shape().dims().last().copied().unwrap_or(1).max(1)
 }
 
+/// `f(row of a, row of b, row of the result)` over the last-dimension rows of two tensors of
+/// one shape: the body of every backward kernel here.
+fn rows2(
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    f: impl Fn(&[f32], &[f32], &mut [f32]),
+) -> Result<(CpuStorage, Shape)> {
+    let (a, b, d) = (slice(s1, l1)?, slice(s2, l2)?, last_dim(l1));
+    if a.len() != b.len() {
+        bail!("fused backward: {} vs {} elements", a.len(), b.len());
+    }
+    let mut out = vec![0f32; a.len()];
+    let rows = a.chunks_exact(d).zip(b.chunks_exact(d));
+    for ((ar, br), o) in rows.zip(out.chunks_exact_mut(d)) {
+        f(ar, br, o);
+    }
+    Ok((CpuStorage::F32(out), l1.shape().clone()))
+}
+
 /// Mean and 1/σ of one row.
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
@@ -66,23 +85,19 @@ impl CustomOp2 for LayerNormGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, dy, d) = (slice(s1, l1)?, slice(s2, l2)?, last_dim(l1));
-        let mut dx = vec![0f32; x.len()];
-        let rows = x.chunks_exact(d).zip(dy.chunks_exact(d));
-        for ((xr, gr), out) in rows.zip(dx.chunks_exact_mut(d)) {
+        rows2((s1, l1), (s2, l2), |xr, gr, out| {
             let (mean, rstd) = moments(xr, self.0);
             let (mut g_mean, mut gx_mean) = (0f32, 0f32);
             for (v, g) in xr.iter().zip(gr) {
                 g_mean += g;
                 gx_mean += g * (v - mean) * rstd;
             }
-            g_mean /= d as f32;
-            gx_mean /= d as f32;
+            g_mean /= xr.len() as f32;
+            gx_mean /= xr.len() as f32;
             for ((o, v), g) in out.iter_mut().zip(xr).zip(gr) {
                 *o = (g - g_mean - (v - mean) * rstd * gx_mean) * rstd;
             }
-        }
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+        })
     }
 }
 
@@ -129,16 +144,12 @@ impl CustomOp2 for GeluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, dy) = (slice(s1, l1)?, slice(s2, l2)?);
-        let dx = x
-            .iter()
-            .zip(dy)
-            .map(|(&v, &g)| {
+        rows2((s1, l1), (s2, l2), |xr, gr, out| {
+            for ((o, &v), g) in out.iter_mut().zip(xr).zip(gr) {
                 let cdf = 0.5 * (1.0 + erf(v));
-                g * (cdf + v * FRAC_1_SQRT_2PI * (-0.5 * v * v).exp())
-            })
-            .collect();
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+                *o = g * (cdf + v * FRAC_1_SQRT_2PI * (-0.5 * v * v).exp());
+            }
+        })
     }
 }
 
@@ -179,16 +190,12 @@ impl CustomOp2 for SoftmaxGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (y, dy, d) = (slice(s1, l1)?, slice(s2, l2)?, last_dim(l1));
-        let mut dx = vec![0f32; y.len()];
-        let rows = y.chunks_exact(d).zip(dy.chunks_exact(d));
-        for ((yr, gr), out) in rows.zip(dx.chunks_exact_mut(d)) {
+        rows2((s1, l1), (s2, l2), |yr, gr, out| {
             let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
             for ((o, a), g) in out.iter_mut().zip(yr).zip(gr) {
                 *o = a * (g - dot);
             }
-        }
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+        })
     }
 }
 
