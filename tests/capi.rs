@@ -132,6 +132,10 @@ fn c_program_under_valgrind_memcheck() {
     run(
         &[
             "valgrind",
+            // Valgrind runs one thread at a time; without fair scheduling the thread that loops
+            // on inference calls (`run_until_freed`) kept the lock and the main thread, which
+            // ends the loop, waited up to 15 minutes for its turn.
+            "--fair-sched=yes",
             "--error-exitcode=1",
             "--leak-check=full",
             "--show-leak-kinds=definite,indirect,possible",
