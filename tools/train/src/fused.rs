@@ -26,6 +26,19 @@ fn last_dim(l: &Layout) -> usize {
     l.shape().dims().last().copied().unwrap_or(1).max(1)
 }
 
+/// `f(input, result, row length)` on a zeroed result of the input's shape: the body of the
+/// row-wise forward kernels here.
+fn map1(
+    s: &CpuStorage,
+    l: &Layout,
+    f: impl FnOnce(&[f32], &mut [f32], usize),
+) -> Result<(CpuStorage, Shape)> {
+    let x = slice(s, l)?;
+    let mut y = vec![0f32; x.len()];
+    f(x, &mut y, last_dim(l));
+    Ok((CpuStorage::F32(y), l.shape().clone()))
+}
+
 /// `f(row of a, row of b, row of the result)` over the last-dimension rows of two tensors of
 /// one shape: the body of every backward kernel here.
 fn rows2(
@@ -45,6 +58,13 @@ fn rows2(
     Ok((CpuStorage::F32(out), l1.shape().clone()))
 }
 
+/// A unary op's input gradient: the backward kernel `op` on (`a`, upstream gradient `dy`).
+fn grad(a: &Tensor, dy: &Tensor, op: &impl CustomOp2) -> Result<Option<Tensor>> {
+    Ok(Some(
+        a.contiguous()?.apply_op2_no_bwd(&dy.contiguous()?, op)?,
+    ))
+}
+
 /// Mean and 1/σ of one row.
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
@@ -60,14 +80,10 @@ impl CustomOp1 for LayerNorm {
         "tinv-layer-norm"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, d) = (slice(s, l)?, last_dim(l));
-        let mut y = vec![0f32; x.len()];
-        kernels::layernorm_rows(x, &mut y, d, self.0);
-        Ok((CpuStorage::F32(y), l.shape().clone()))
+        map1(s, l, |x, y, d| kernels::layernorm_rows(x, y, d, self.0))
     }
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        let dy = dy.contiguous()?;
-        Ok(Some(x.apply_op2_no_bwd(&dy, &LayerNormGrad(self.0))?))
+        grad(x, dy, &LayerNormGrad(self.0))
     }
 }
 
@@ -115,13 +131,13 @@ impl CustomOp1 for Gelu {
         "tinv-gelu-erf"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let mut y = slice(s, l)?.to_vec();
-        kernels::gelu_erf(&mut y);
-        Ok((CpuStorage::F32(y), l.shape().clone()))
+        map1(s, l, |x, y, _| {
+            y.copy_from_slice(x);
+            kernels::gelu_erf(y);
+        })
     }
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        let dy = dy.contiguous()?;
-        Ok(Some(x.apply_op2_no_bwd(&dy, &GeluGrad)?))
+        grad(x, dy, &GeluGrad)
     }
 }
 
@@ -165,14 +181,13 @@ impl CustomOp1 for Softmax {
         "tinv-softmax"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (mut y, d) = (slice(s, l)?.to_vec(), last_dim(l));
-        let rows = y.len() / d;
-        kernels::softmax_rows(&mut y, rows, d, d);
-        Ok((CpuStorage::F32(y), l.shape().clone()))
+        map1(s, l, |x, y, d| {
+            y.copy_from_slice(x);
+            kernels::softmax_rows(y, x.len() / d, d, d);
+        })
     }
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        let dy = dy.contiguous()?;
-        Ok(Some(y.contiguous()?.apply_op2_no_bwd(&dy, &SoftmaxGrad)?))
+        grad(y, dy, &SoftmaxGrad)
     }
 }
 
@@ -227,7 +242,35 @@ fn col_sum(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&ColSum)
 }
 
-/// `y = x·γ + β` per column of the last dimension (γ = 1 when absent: a bias add).
+/// `x·γ + β` per column of the last dimension; γ = 1 when `None` (a bias add).
+fn affine_fwd(
+    (s, l): (&CpuStorage, &Layout),
+    g: Option<&[f32]>,
+    b: &[f32],
+) -> Result<(CpuStorage, Shape)> {
+    let n = last_dim(l);
+    if b.len() != n || g.is_some_and(|g| g.len() != n) {
+        bail!("affine: {n} columns, β of {}", b.len());
+    }
+    map1(s, l, |x, y, n| {
+        for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+            match g {
+                Some(g) => {
+                    for (((o, v), gv), bv) in yr.iter_mut().zip(xr).zip(g).zip(b) {
+                        *o = v * gv + bv;
+                    }
+                }
+                None => {
+                    for ((o, v), bv) in yr.iter_mut().zip(xr).zip(b) {
+                        *o = v + bv;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `y = x·γ + β` per column of the last dimension (LayerNorm's affine).
 struct Affine;
 
 impl CustomOp3 for Affine {
@@ -243,18 +286,7 @@ impl CustomOp3 for Affine {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, g, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        let n = last_dim(l1);
-        if g.len() != n || b.len() != n {
-            bail!("affine: {n} columns, γ {} and β {}", g.len(), b.len());
-        }
-        let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-            for (((o, v), gv), bv) in yr.iter_mut().zip(xr).zip(g).zip(b) {
-                *o = v * gv + bv;
-            }
-        }
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        affine_fwd((s1, l1), Some(slice(s2, l2)?), slice(s3, l3)?)
     }
     fn bwd(
         &self,
@@ -278,7 +310,7 @@ pub fn affine(x: &Tensor, g: &Tensor, b: &Tensor) -> Result<Tensor> {
         .apply_op3(&g.contiguous()?, &b.contiguous()?, Affine)
 }
 
-/// `x + β` over the last dimension.
+/// `x + β` over the last dimension (a linear layer's bias).
 pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2(&b.contiguous()?, BiasAdd)
 }
@@ -296,17 +328,7 @@ impl CustomOp2 for BiasAdd {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, b, n) = (slice(s1, l1)?, slice(s2, l2)?, last_dim(l1));
-        if b.len() != n {
-            bail!("bias add: {n} columns, bias {}", b.len());
-        }
-        let mut y = x.to_vec();
-        for row in y.chunks_exact_mut(n) {
-            for (o, bv) in row.iter_mut().zip(b) {
-                *o += bv;
-            }
-        }
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        affine_fwd((s1, l1), None, slice(s2, l2)?)
     }
     fn bwd(
         &self,

@@ -64,7 +64,7 @@ impl Args {
         self.0.remove(i);
         Some(v)
     }
-    /// Whether the value-less `flag` was given (and removes it).
+    /// The value of `flag` parsed as a `T`, `default` when it is absent.
     fn num<T: std::str::FromStr>(&mut self, flag: &str, default: T) -> Result<T, String> {
         match self.take(flag) {
             None => Ok(default),

@@ -4,7 +4,7 @@
 
 use crate::checkpoint::{self, CONFIG_KEY};
 use crate::config::{ControllerJson, ModelConfig};
-use crate::control::budget;
+use crate::control::budget::{self, Point};
 use crate::control::nets::Controller;
 use crate::control::outcomes::Outcomes;
 use crate::control::ppo::{self, PpoOpts};
@@ -53,8 +53,9 @@ fn mflops(v: f64) -> String {
     format!("{:.3}", v / 1e6)
 }
 
-/// A Markdown accuracy-vs-FLOPs table of the outcome table `o`, with the controller if given.
-pub fn table(cfg: &ModelConfig, o: &Outcomes, ctrl: Option<&Controller>) -> String {
+/// A Markdown accuracy-vs-FLOPs table of the outcome table `o`, with the controller's `graph`
+/// and `adaptive` sweeps ([`sweeps`]) if given.
+pub fn table(cfg: &ModelConfig, o: &Outcomes, sweeps: Option<&[Vec<Point>; 2]>) -> String {
     let full = o.full_flops() as f64;
     let mut s = String::new();
     let _ = writeln!(s, "| method | setting | accuracy % | mean MFLOPs | % of full FLOPs | paths (share per depth) |");
@@ -84,11 +85,9 @@ pub fn table(cfg: &ModelConfig, o: &Outcomes, ctrl: Option<&Controller>) -> Stri
         let (a, f) = o.threshold_point(tau);
         row(&mut s, "threshold", &format!("τ = {tau}"), a, f, "");
     }
-    if let Some(c) = ctrl {
-        for levels in [1u8, 2] {
-            let name = if levels == 1 { "graph" } else { "adaptive" };
-            let fl = budget::ctrl_flops(cfg, c, levels);
-            for p in budget::sweep(c, o, levels, fl) {
+    if let Some(sweeps) = sweeps {
+        for (name, pts) in ["graph", "adaptive"].iter().zip(sweeps) {
+            for p in pts {
                 row(
                     &mut s,
                     name,
@@ -219,19 +218,24 @@ pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
     if let Some(c) = &ctrl_cfg {
         let _ = writeln!(s, "default budget λ = {}\n", c.default_budget);
     }
-    s.push_str(&table(&cfg, &o, ctrl.as_ref()));
-    if let Some(c) = &ctrl {
-        let pts = budget::sweep(c, &o, 1, budget::ctrl_flops(&cfg, c, 1));
+    let sweeps = ctrl.as_ref().map(|c| sweeps(&cfg, &o, c));
+    s.push_str(&table(&cfg, &o, sweeps.as_ref()));
+    if let Some([graph, _]) = &sweeps {
         s.push('\n');
-        s.push_str(&graph_vs_static(&cfg, &o, &pts));
+        s.push_str(&graph_vs_static(&cfg, &o, graph));
     }
     Ok(s)
+}
+
+/// The controller's `graph` and `adaptive` points at every budget of [`budget::GRID`].
+pub fn sweeps(cfg: &ModelConfig, o: &Outcomes, c: &Controller) -> [Vec<Point>; 2] {
+    [1u8, 2].map(|levels| budget::sweep(c, o, levels, budget::ctrl_flops(cfg, c, levels)))
 }
 
 /// `graph` mode against every static exit, from its λ sweep `pts`: at each exit's FLOPs, the
 /// most accurate graph point spending no more (the sweep's envelope); and the fewest FLOPs at
 /// which graph reaches the accuracy of the cheapest exit within 0.3 points of full depth.
-pub fn graph_vs_static(cfg: &ModelConfig, o: &Outcomes, pts: &[budget::Point]) -> String {
+pub fn graph_vs_static(cfg: &ModelConfig, o: &Outcomes, pts: &[Point]) -> String {
     let acc = o.path_accuracy();
     let full = acc.last().copied().unwrap_or(0.0);
     let mut s = String::from("graph vs static exits (best graph point at no more FLOPs):\n");

@@ -39,10 +39,7 @@ pub const GRID: [f32; 18] = [
 /// FLOPs of the controller in `adaptive` (`levels = 2`) or `graph` (`levels = 1`) mode:
 /// `(up_front, per level-2 decision)`. Each mode runs its own up-front policy.
 pub fn ctrl_flops(c: &crate::config::ModelConfig, ctrl: &Controller, levels: u8) -> (u64, u64) {
-    let up = match (&ctrl.graph, levels) {
-        (Some(g), 1) => g,
-        _ => &ctrl.policy,
-    };
+    let up = ctrl.up_front(levels == 1);
     (
         crate::flops::ctrl_up_front(c, ctrl.pred.b1.len(), up.b1.len()),
         crate::flops::ctrl_exit(c, ctrl.rnn.hidden()),

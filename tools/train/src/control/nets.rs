@@ -51,6 +51,19 @@ impl Mlp {
         out
     }
 
+    /// Softmax of the output scores (the predictor's probability per path).
+    pub fn probabilities(&self, x: &[f32]) -> Vec<f32> {
+        let mut v = self.forward(x);
+        let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut s = 0.0;
+        for x in v.iter_mut() {
+            *x = (*x - m).exp();
+            s += *x;
+        }
+        v.iter_mut().for_each(|x| *x /= s);
+        v
+    }
+
     /// Folds a standardization of the first `mean.len()` inputs into the first layer: the
     /// result computes on raw inputs what `self` computes on `(x − mean)/std`.
     pub fn fold_standardization(&self, mean: &[f32], std: &[f32]) -> Mlp {
@@ -159,37 +172,37 @@ pub struct Controller {
     pub rnn: ExitRnn,
 }
 
-fn softmax(v: &mut [f32]) {
-    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut s = 0.0;
-    for x in v.iter_mut() {
-        *x = (*x - m).exp();
-        s += *x;
-    }
-    v.iter_mut().for_each(|x| *x /= s);
+/// The level-1 input `[φ, softmax(predictor(φ)), λ]` of both up-front policies.
+pub fn level1_input(pred: &Mlp, phi: &[f32], lambda: f32) -> Vec<f32> {
+    let mut z = phi.to_vec();
+    z.extend(pred.probabilities(phi));
+    z.push(lambda);
+    z
 }
 
 impl Controller {
+    /// The up-front policy a mode runs (the runtime's `CtrlW::up_front`): `graph` mode's own
+    /// when there is one, else the level-1 policy.
+    pub fn up_front(&self, graph: bool) -> &Mlp {
+        match &self.graph {
+            Some(g) if graph => g,
+            _ => &self.policy,
+        }
+    }
+
     /// Level 1 on raw features `phi`: the start path index of `adaptive` mode.
     pub fn decide_start(&self, phi: &[f32], lambda: f32) -> usize {
-        tinv::control::argmax(&self.policy.forward(&self.level1_input(phi, lambda)))
+        self.decide(false, phi, lambda)
     }
 
     /// The up-front decision of `graph` mode: the one path to run.
     pub fn decide_graph(&self, phi: &[f32], lambda: f32) -> usize {
-        let net = self.graph.as_ref().unwrap_or(&self.policy);
-        tinv::control::argmax(&net.forward(&self.level1_input(phi, lambda)))
+        self.decide(true, phi, lambda)
     }
 
-    /// `[φ, softmax(predictor(φ)), λ]`.
-    fn level1_input(&self, phi: &[f32], lambda: f32) -> Vec<f32> {
-        let mut pr = self.pred.forward(phi);
-        softmax(&mut pr);
-        let mut z = Vec::with_capacity(phi.len() + self.p + 1);
-        z.extend_from_slice(phi);
-        z.extend_from_slice(&pr);
-        z.push(lambda);
-        z
+    fn decide(&self, graph: bool, phi: &[f32], lambda: f32) -> usize {
+        let z = level1_input(&self.pred, phi, lambda);
+        tinv::control::argmax(&self.up_front(graph).forward(&z))
     }
 
     /// Runs one input through both levels given the statistics of every exit (`stats[j]`):
@@ -257,7 +270,10 @@ impl Controller {
             .copied()
             .unwrap_or(0);
         let hr = shape("ctrl.exit.wh")?.first().copied().unwrap_or(0);
-        let has_graph = crate::tensors::find(ts, "ctrl.graph.fc1.weight").is_some();
+        // All four graph-policy tensors or none, as the runtime reads them.
+        let has_graph = ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+            .iter()
+            .any(|t| crate::tensors::find(ts, &format!("ctrl.graph.{t}")).is_some());
         let hg = if has_graph {
             shape("ctrl.graph.fc1.weight")?
                 .first()

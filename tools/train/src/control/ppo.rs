@@ -15,7 +15,7 @@
 //! entropy bonus. λ is drawn per episode from [0, 1] (half uniform, half u³ so that the small
 //! budgets where accuracy is decided get as much practice as the large ones).
 
-use super::nets::{exit_input, Controller, EXIT_IN};
+use super::nets::{exit_input, level1_input, Controller, Mlp, EXIT_IN};
 use super::netvars::{fit, Adam, MlpVars, RnnVars};
 use super::outcomes::Outcomes;
 use crate::rng::Rng;
@@ -297,39 +297,31 @@ fn train_inner(o: &Outcomes, route: Option<&Outcomes>, opts: &PpoOpts) -> Result
     let policy = pol.to_host()?.fold_standardization(&mean, &std);
     // 3. Level-2 exit RNN on hierarchical episodes.
     let start = |phi: &[f32], lam: f32| {
-        let mut z = Vec::with_capacity(f + p + 1);
-        z.extend_from_slice(phi);
-        z.extend_from_slice(&predictions(&pred_file, phi, f));
-        z.push(lam);
-        tinv::control::argmax(&policy.forward(&z))
+        tinv::control::argmax(&policy.forward(&level1_input(&pred_file, phi, lam)))
     };
     let rnn = train_exit_rnn(o, &cost, &step_cost, &start, opts, &mut rng)?;
     // 4. Up-front policy of `graph` mode: one decision, nothing follows. The plug-in rule
     //    learned on `route` (more samples than the validation split when given), then PPO on
     //    one-decision episodes of the same table; PPO's result is kept only if it earns more
     //    than the rule on the validation split.
-    let policy_only = Controller {
-        p,
-        pred: pred_file.clone(),
-        policy: policy.clone(),
-        graph: None,
-        rnn: rnn.clone(),
-    };
-    if !opts.graph {
-        return Ok(policy_only);
-    }
-    let r = route.unwrap_or(o);
-    let r_rows = if route.is_some() {
-        let r_std = standardize(&r.feats, f, &mean, &std);
-        let r_pred = predictions(&pred_file, &r.feats, f);
-        level1_inputs(&r_std, &r_pred, f, p)
+    let graph = if opts.graph {
+        let r = route.unwrap_or(o);
+        let route_rows = route.map(|r| {
+            let r_std = standardize(&r.feats, f, &mean, &std);
+            level1_inputs(&r_std, &predictions(&pred_file, &r.feats, f), f, p)
+        });
+        let r_rows = route_rows.as_deref().unwrap_or(&rows);
+        let keep = super::graph_policy::train(o, &rows, r, r_rows, &cost, opts, &mut rng)?;
+        Some(keep.fold_standardization(&mean, &std))
     } else {
-        rows.clone()
+        None
     };
-    let keep = super::graph_policy::train(o, &rows, r, &r_rows, &cost, opts, &mut rng)?;
     Ok(Controller {
-        graph: Some(keep.fold_standardization(&mean, &std)),
-        ..policy_only
+        p,
+        pred: pred_file,
+        policy,
+        graph,
+        rnn,
     })
 }
 
@@ -355,22 +347,11 @@ fn standardize(feats: &[f32], f: usize, mean: &[f32], std: &[f32]) -> Vec<f32> {
 }
 
 /// The predictor's probabilities for every row of raw features.
-fn predictions(pred: &super::nets::Mlp, feats: &[f32], f: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(feats.len() / f.max(1) * pred.b2.len());
-    for row in feats.chunks_exact(f) {
-        let mut q = pred.forward(row);
-        let mx = q.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let s: f32 = q
-            .iter_mut()
-            .map(|v| {
-                *v = (*v - mx).exp();
-                *v
-            })
-            .sum();
-        q.iter_mut().for_each(|v| *v /= s);
-        out.extend(q);
-    }
-    out
+fn predictions(pred: &Mlp, feats: &[f32], f: usize) -> Vec<f32> {
+    feats
+        .chunks_exact(f)
+        .flat_map(|row| pred.probabilities(row))
+        .collect()
 }
 
 /// PPO of an up-front policy `pol` on one-decision episodes: sample `i` (its `[φ̃, p]` row in
