@@ -58,14 +58,61 @@ fn rows2(
     Ok((CpuStorage::F32(out), l1.shape().clone()))
 }
 
-/// A unary op's input gradient: the backward kernel `op` on (`a`, upstream gradient `dy`).
-fn grad(a: &Tensor, dy: &Tensor, op: &impl CustomOp2) -> Result<Option<Tensor>> {
-    Ok(Some(
-        a.contiguous()?.apply_op2_no_bwd(&dy.contiguous()?, op)?,
-    ))
+/// The row-wise ops over the last dimension. As `CustomOp1`s they are the forward (the runtime's
+/// kernels); wrapped in [`RowGrad`] their backward.
+#[derive(Clone, Copy)]
+enum Row {
+    /// Parameter-free LayerNorm `(x − mean) / sqrt(var + ε)`.
+    LayerNorm(f32),
+    /// Exact-erf GELU `x·Φ(x)`.
+    Gelu,
+    /// Softmax.
+    Softmax,
 }
 
-/// Mean and 1/σ of one row.
+impl CustomOp1 for Row {
+    fn name(&self) -> &'static str {
+        match self {
+            Row::LayerNorm(_) => "tinv-layer-norm",
+            Row::Gelu => "tinv-gelu-erf",
+            Row::Softmax => "tinv-softmax",
+        }
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        map1(s, l, |x, y, d| match *self {
+            Row::LayerNorm(eps) => kernels::layernorm_rows(x, y, d, eps),
+            Row::Gelu => {
+                y.copy_from_slice(x);
+                kernels::gelu_erf(y);
+            }
+            Row::Softmax => {
+                y.copy_from_slice(x);
+                kernels::softmax_rows(y, x.len() / d, d, d);
+            }
+        })
+    }
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        // Softmax's gradient is a function of its output, the others' of their input.
+        let saved = if matches!(self, Row::Softmax) { y } else { x };
+        Ok(Some(
+            saved
+                .contiguous()?
+                .apply_op2_no_bwd(&dy.contiguous()?, &RowGrad(*self))?,
+        ))
+    }
+}
+
+/// The backward kernel of a [`Row`] op on (its saved tensor, upstream gradient `g`), row by row:
+/// - LayerNorm, on x: `dx = (g − mean(g) − x̂·mean(g·x̂)) / σ`;
+/// - GELU, on x: `dx = g·(Φ(x) + x·φ(x))`, with the runtime's erf;
+/// - softmax, on y: `dx = y·(g − Σ y·g)`.
+struct RowGrad(Row);
+
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// Mean and 1/σ of one row, summed in order (the runtime's LayerNorm sums in vector lanes, so the
+/// two differ in the last bits; the trainer's gradients were computed this way for the shipped
+/// default model).
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
     let mean = row.iter().sum::<f32>() / n;
@@ -73,26 +120,45 @@ fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-struct LayerNorm(f32);
-
-impl CustomOp1 for LayerNorm {
-    fn name(&self) -> &'static str {
-        "tinv-layer-norm"
-    }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        map1(s, l, |x, y, d| kernels::layernorm_rows(x, y, d, self.0))
-    }
-    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        grad(x, dy, &LayerNormGrad(self.0))
+impl RowGrad {
+    fn row(&self, sr: &[f32], gr: &[f32], out: &mut [f32]) {
+        match self.0 {
+            Row::LayerNorm(eps) => {
+                let (mean, rstd) = moments(sr, eps);
+                let (mut g_mean, mut gx_mean) = (0f32, 0f32);
+                for (v, g) in sr.iter().zip(gr) {
+                    g_mean += g;
+                    gx_mean += g * (v - mean) * rstd;
+                }
+                g_mean /= sr.len() as f32;
+                gx_mean /= sr.len() as f32;
+                for ((o, v), g) in out.iter_mut().zip(sr).zip(gr) {
+                    *o = (g - g_mean - (v - mean) * rstd * gx_mean) * rstd;
+                }
+            }
+            Row::Gelu => {
+                for ((o, &v), g) in out.iter_mut().zip(sr).zip(gr) {
+                    let cdf = 0.5 * (1.0 + kernels::erf(v * std::f32::consts::FRAC_1_SQRT_2));
+                    *o = g * (cdf + v * FRAC_1_SQRT_2PI * (-0.5 * v * v).exp());
+                }
+            }
+            Row::Softmax => {
+                let dot: f32 = sr.iter().zip(gr).map(|(a, b)| a * b).sum();
+                for ((o, a), g) in out.iter_mut().zip(sr).zip(gr) {
+                    *o = a * (g - dot);
+                }
+            }
+        }
     }
 }
 
-/// `dx = (dy − mean(dy) − x̂·mean(dy·x̂)) / σ` per row.
-struct LayerNormGrad(f32);
-
-impl CustomOp2 for LayerNormGrad {
+impl CustomOp2 for RowGrad {
     fn name(&self) -> &'static str {
-        "tinv-layer-norm-grad"
+        match self.0 {
+            Row::LayerNorm(_) => "tinv-layer-norm-grad",
+            Row::Gelu => "tinv-gelu-erf-grad",
+            Row::Softmax => "tinv-softmax-grad",
+        }
     }
     fn cpu_fwd(
         &self,
@@ -101,122 +167,23 @@ impl CustomOp2 for LayerNormGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        rows2((s1, l1), (s2, l2), |xr, gr, out| {
-            let (mean, rstd) = moments(xr, self.0);
-            let (mut g_mean, mut gx_mean) = (0f32, 0f32);
-            for (v, g) in xr.iter().zip(gr) {
-                g_mean += g;
-                gx_mean += g * (v - mean) * rstd;
-            }
-            g_mean /= xr.len() as f32;
-            gx_mean /= xr.len() as f32;
-            for ((o, v), g) in out.iter_mut().zip(xr).zip(gr) {
-                *o = (g - g_mean - (v - mean) * rstd * gx_mean) * rstd;
-            }
-        })
+        rows2((s1, l1), (s2, l2), |sr, gr, out| self.row(sr, gr, out))
     }
 }
 
 /// Parameter-free LayerNorm over the last dimension: `(x − mean) / sqrt(var + ε)`.
 pub fn layer_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(LayerNorm(eps as f32))
-}
-
-const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-
-struct Gelu;
-
-impl CustomOp1 for Gelu {
-    fn name(&self) -> &'static str {
-        "tinv-gelu-erf"
-    }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        map1(s, l, |x, y, _| {
-            y.copy_from_slice(x);
-            kernels::gelu_erf(y);
-        })
-    }
-    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        grad(x, dy, &GeluGrad)
-    }
-}
-
-/// erf(x/√2), with the runtime's erf.
-fn erf(v: f32) -> f32 {
-    kernels::erf(v * std::f32::consts::FRAC_1_SQRT_2)
-}
-
-/// `dx = dy·(Φ(x) + x·φ(x))`.
-struct GeluGrad;
-
-impl CustomOp2 for GeluGrad {
-    fn name(&self) -> &'static str {
-        "tinv-gelu-erf-grad"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        rows2((s1, l1), (s2, l2), |xr, gr, out| {
-            for ((o, &v), g) in out.iter_mut().zip(xr).zip(gr) {
-                let cdf = 0.5 * (1.0 + erf(v));
-                *o = g * (cdf + v * FRAC_1_SQRT_2PI * (-0.5 * v * v).exp());
-            }
-        })
-    }
+    x.contiguous()?.apply_op1(Row::LayerNorm(eps as f32))
 }
 
 /// Exact-erf GELU: `x·Φ(x)`.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Gelu)
-}
-
-struct Softmax;
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "tinv-softmax"
-    }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        map1(s, l, |x, y, d| {
-            y.copy_from_slice(x);
-            kernels::softmax_rows(y, x.len() / d, d, d);
-        })
-    }
-    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        grad(y, dy, &SoftmaxGrad)
-    }
-}
-
-/// `dx = y·(dy − Σ y·dy)` per row.
-struct SoftmaxGrad;
-
-impl CustomOp2 for SoftmaxGrad {
-    fn name(&self) -> &'static str {
-        "tinv-softmax-grad"
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        rows2((s1, l1), (s2, l2), |yr, gr, out| {
-            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-            for ((o, a), g) in out.iter_mut().zip(yr).zip(gr) {
-                *o = a * (g - dot);
-            }
-        })
-    }
+    x.contiguous()?.apply_op1(Row::Gelu)
 }
 
 /// Softmax over the last dimension.
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Softmax)
+    x.contiguous()?.apply_op1(Row::Softmax)
 }
 
 /// Column sums of a `[rows, n]` matrix (the gradient of a broadcast over rows).
