@@ -105,7 +105,8 @@ typedef struct tinv_session tinv_session;
 
 /* Stored in tinv_model_options.backend (uint32_t). */
 typedef enum tinv_backend {
-    TINV_BACKEND_AUTO = 0,     /* the best available: TensorRT when built and usable, else CPU */
+    TINV_BACKEND_AUTO = 0,     /* TensorRT when built in and the model's engines open, else the
+                                  CPU; decided by tinv_model_open (see tinv_model_backend) */
     TINV_BACKEND_CPU = 1,      /* the CPU reference backend (SIMD chosen at run time) */
     TINV_BACKEND_TENSORRT = 2  /* NVIDIA TensorRT; TINV_ERR_BACKEND_UNAVAILABLE in CPU-only builds */
 } tinv_backend;
@@ -125,8 +126,14 @@ typedef struct tinv_model_options {
     uint32_t verify;          /* nonzero: recompute every tensor checksum at open (reads every
                                  page once); 0 (default): structural validation only */
     uint32_t reserved;        /* must be 0 */
-    const char *engines_dir;  /* directory of built TensorRT engines; NULL (default) = none.
-                                 Ignored by the CPU backend. Only read during the open call. */
+    const char *engines_dir;  /* directory of built TensorRT engines (`tinv-run build`);
+                                 NULL (default) = the `plans` directory beside the model file
+                                 for tinv_model_open, no directory for tinv_model_open_bytes
+                                 (the current directory is never searched). A relative path is
+                                 resolved against the current directory during the open call.
+                                 Not read by TINV_BACKEND_CPU, nor by AUTO in a CPU-only build;
+                                 where read, "" is TINV_ERR_INVALID_ARG. Only read during the
+                                 open call. */
 } tinv_model_options;
 
 /* Default model options (backend auto, no verify). Thread-safe. */
@@ -136,15 +143,29 @@ tinv_model_options tinv_model_options_default(void);
  * stores a new model handle in *out. The file is memory-mapped: it must not be modified or
  * truncated while the model (or a session on it) is alive; replace model files by renaming.
  * `options` may be NULL (defaults); it is only read during the call.
+ * The backend is decided here, once for every session on the model:
+ *   TINV_BACKEND_CPU       the CPU.
+ *   TINV_BACKEND_TENSORRT  the engines of the engines folder (engines_dir, or its default) are
+ *                          opened now: manifest checked against the model, this TensorRT and
+ *                          this GPU, weights uploaded to the GPU once per model. If that fails,
+ *                          so does this call, with TINV_ERR_BACKEND_UNAVAILABLE and a message
+ *                          saying what is missing (no engines built: run `tinv-run build`).
+ *   TINV_BACKEND_AUTO      as TENSORRT when this library has TensorRT and the engines folder
+ *                          holds a manifest; the CPU when it does not or when opening the
+ *                          engines fails (the reason is logged, the call succeeds).
  * Free with tinv_model_free. Thread-safe.
  * Returns TINV_OK, TINV_ERR_NULL_ARG (path, out), TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG
- * (backend, reserved), TINV_ERR_BACKEND_UNAVAILABLE, TINV_ERR_IO, TINV_ERR_FORMAT,
- * TINV_ERR_CHECKSUM, TINV_ERR_MODEL, TINV_ERR_OUT_OF_HANDLES. */
+ * (backend, reserved, misaligned options pointer, engines_dir "" where it is read),
+ * TINV_ERR_BACKEND_UNAVAILABLE (TENSORRT in a CPU-only build, or its engines cannot be opened),
+ * TINV_ERR_IO (also when `path` is a directory), TINV_ERR_FORMAT, TINV_ERR_CHECKSUM,
+ * TINV_ERR_MODEL, TINV_ERR_OUT_OF_HANDLES. */
 tinv_status tinv_model_open(const char *path, const tinv_model_options *options, tinv_model **out);
 
 /* As tinv_model_open, from `len` bytes at `data`, which are copied: the caller may free `data`
- * when the call returns. Same status codes (TINV_ERR_NULL_ARG for data, out; no TINV_ERR_IO
- * except when memory for the copy cannot be mapped). */
+ * when the call returns. Such a model has no directory of its own: with engines_dir NULL, AUTO
+ * uses the CPU and TENSORRT fails with TINV_ERR_BACKEND_UNAVAILABLE. Same status codes
+ * (TINV_ERR_NULL_ARG for data, out; TINV_ERR_INVALID_ARG also for len > PTRDIFF_MAX; no
+ * TINV_ERR_IO except when memory for the copy cannot be mapped). */
 tinv_status tinv_model_open_bytes(const void *data, size_t len, const tinv_model_options *options,
                                   tinv_model **out);
 
@@ -176,7 +197,8 @@ tinv_status tinv_model_path_info(const tinv_model *model, size_t index, size_t *
 tinv_status tinv_model_weight_bytes(const tinv_model *model, uint64_t *out);
 /* The budget lambda stored in the model (0 when the model has no controller). */
 tinv_status tinv_model_default_budget(const tinv_model *model, float *out);
-/* The backend the model runs on (a tinv_backend, never TINV_BACKEND_AUTO). */
+/* The backend every session on the model runs on, as decided by the open call:
+ * TINV_BACKEND_CPU or TINV_BACKEND_TENSORRT, never TINV_BACKEND_AUTO. */
 tinv_status tinv_model_backend(const tinv_model *model, uint32_t *out);
 
 /* ---- Session ---------------------------------------------------------------------------- */
@@ -197,11 +219,14 @@ typedef struct tinv_session_options {
 tinv_session_options tinv_session_options_default(void);
 
 /* Opens a session on `model` and stores its handle in *out. Allocates everything the session
- * will ever use (arena, worker threads, plans). The session holds a reference to the model, so
+ * will ever use (arena, worker threads, plans; on TensorRT its device arena, I/O buffers and
+ * CUDA graphs). It runs on the backend tinv_model_backend reports; it never switches to another.
+ * The session holds a reference to the model, so
  * the model handle may be freed first. Thread-safe (many threads may open sessions on one model).
  * Returns TINV_OK, TINV_ERR_NULL_ARG (model, out), TINV_ERR_INVALID_HANDLE,
- * TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG (an option out of range),
- * TINV_ERR_OUT_OF_HANDLES. */
+ * TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG (an option out of range, misaligned options
+ * pointer), TINV_ERR_BACKEND (TensorRT models only: the device could not set up the session,
+ * e.g. out of GPU memory), TINV_ERR_OUT_OF_HANDLES. */
 tinv_status tinv_session_open(const tinv_model *model, const tinv_session_options *options,
                               tinv_session **out);
 
@@ -216,7 +241,8 @@ tinv_status tinv_session_free(tinv_session *session);
  *         that count.
  * logits: capacity logits_len >= batch * classes; receives batch * classes floats (input-major);
  *         entries beyond are untouched. Written only on success.
- * Per-input stats: tinv_session_last_stats. Allocates nothing; one thread at a time per session.
+ * Per-input stats: tinv_session_last_stats (cleared by a failed call, the failures below with a
+ * valid session handle included). Allocates nothing; one thread at a time per session.
  * Returns TINV_OK, TINV_ERR_NULL_ARG (session, input, logits), TINV_ERR_INVALID_HANDLE,
  * TINV_ERR_INVALID_ARG (batch, misaligned pointer), TINV_ERR_INPUT_LENGTH,
  * TINV_ERR_BUFFER_TOO_SMALL, TINV_ERR_INVALID_INPUT, TINV_ERR_SESSION_BUSY, TINV_ERR_BACKEND. */
@@ -253,11 +279,14 @@ typedef struct tinv_stats {
     double latency_us;       /* wall time of the whole call in microseconds (same for a batch) */
 } tinv_stats;
 
-/* Copies the stats of the last successful infer call on this session, one per input, into
- * stats[0 .. *count) (*count = that call's batch; 0 before any successful call or after a
- * failed one). stats_len is the capacity of `stats` in entries.
+/* Copies the stats of the latest tinv_session_infer / tinv_session_infer_depth call on this
+ * session, one per input, into stats[0 .. *count): *count = that call's batch if it succeeded,
+ * 0 if it failed for any reason (a NULL buffer and TINV_ERR_SESSION_BUSY included) and before
+ * the first call. A call with an invalid session handle has no session and changes nothing.
+ * stats_len is the capacity of `stats` in entries.
  * Returns TINV_OK, TINV_ERR_NULL_ARG (session, stats, count), TINV_ERR_INVALID_HANDLE,
- * TINV_ERR_BUFFER_TOO_SMALL (stats_len < batch), TINV_ERR_SESSION_BUSY. */
+ * TINV_ERR_INVALID_ARG (misaligned stats pointer), TINV_ERR_BUFFER_TOO_SMALL
+ * (stats_len < batch), TINV_ERR_SESSION_BUSY. */
 tinv_status tinv_session_last_stats(tinv_session *session, tinv_stats *stats, size_t stats_len,
                                     size_t *count);
 

@@ -31,11 +31,21 @@ impl Mode {
             "adaptive" => Ok(Mode::Adaptive),
             "graph" => Ok(Mode::Graph),
             _ => match s.strip_prefix("threshold:").map(str::parse::<f32>) {
-                Some(Ok(t)) if (0.0..=1.0).contains(&t) => Ok(Mode::Threshold(t)),
+                Some(Ok(t)) if Mode::Threshold(t).check().is_ok() => Ok(Mode::Threshold(t)),
                 _ => Err(Error::arg(format!(
                     "mode '{s}' is not one of adaptive, graph, threshold:τ (τ in [0, 1])"
                 ))),
             },
+        }
+    }
+
+    /// Refuses a threshold outside [0, 1] (NaN included).
+    fn check(self) -> Result<()> {
+        match self {
+            Mode::Threshold(t) if !(0.0..=1.0).contains(&t) => {
+                Err(Error::arg(format!("threshold {t} not in [0, 1]")))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -171,11 +181,7 @@ impl Session {
             None => c.controller.as_ref().map_or(0.0, |cc| cc.default_budget),
         };
         check_budget(budget)?;
-        if let Mode::Threshold(t) = opts.mode {
-            if !(0.0..=1.0).contains(&t) {
-                return Err(Error::arg(format!("threshold {t} not in [0, 1]")));
-            }
-        }
+        opts.mode.check()?;
         let plans = plan::compile(&model);
         let buf = plan::buffers(&model, opts.max_batch, opts.threads);
         let need = buf.layout.total.saturating_mul(4);
@@ -203,7 +209,6 @@ impl Session {
                 .map(|r| model.w_file_range(*r).len() as u64)
                 .sum()
         };
-        let s = model.stem();
         let cost = Costs {
             stem: flops::stem_flops(c),
             block: flops::block_flops(c),
@@ -216,26 +221,10 @@ impl Session {
             ctrl_exit: model
                 .ctrl()
                 .map_or(0, |w| flops::controller_exit_flops(c, w)),
-            stem_bytes: bytes(&[s.patch_w, s.patch_b, s.cls, s.pos]),
-            block_bytes: model
-                .blocks()
-                .iter()
-                .map(|w| {
-                    bytes(&[
-                        w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, w.fc1_w, w.fc1_b, w.fc2_w, w.fc2_b,
-                    ])
-                })
-                .collect(),
-            exit_bytes: model.exits().iter().map(|e| bytes(&[e.w, e.b])).collect(),
-            ctrl_bytes: [false, true].map(|g| {
-                model.ctrl().map_or(0, |w| {
-                    let mut v: Vec<_> = w.pred.into_iter().chain(w.up_front(g).0).collect();
-                    if !g {
-                        v.extend([w.wx, w.wh, w.b, w.out_w, w.out_b]);
-                    }
-                    bytes(&v)
-                })
-            }),
+            stem_bytes: bytes(&model.stem().tensors()),
+            block_bytes: model.blocks().iter().map(|w| bytes(&w.tensors())).collect(),
+            exit_bytes: model.exits().iter().map(|e| bytes(&e.tensors())).collect(),
+            ctrl_bytes: [false, true].map(|g| model.ctrl().map_or(0, |w| bytes(&w.tensors(g)))),
         };
         let hr = model.ctrl().map_or(0, |w| w.hr);
         let trt = backend::open(
@@ -309,11 +298,7 @@ impl Session {
     }
     /// Sets the mode.
     pub fn set_mode(&mut self, mode: Mode) -> Result<()> {
-        if let Mode::Threshold(t) = mode {
-            if !(0.0..=1.0).contains(&t) {
-                return Err(Error::arg(format!("threshold {t} not in [0, 1]")));
-            }
-        }
+        mode.check()?;
         self.mode = mode;
         Ok(())
     }
@@ -635,6 +620,8 @@ impl ExitCtx<'_> {
             | (Policy::Mode(Mode::Graph), _)
             | (Policy::Mode(Mode::Adaptive), None) => false,
             (Policy::Mode(Mode::Threshold(t)), _) => k + 1 < p && control::exit_stats(row).0 < t,
+            // The deepest exit has nothing to continue to: no decision runs, none is charged.
+            (Policy::Mode(Mode::Adaptive), Some(_)) if k + 1 >= p => false,
             (Policy::Mode(Mode::Adaptive), Some(w)) => {
                 st.flops += self.ctrl_exit_flops;
                 let h = &mut rnn[s * w.hr..(s + 1) * w.hr];

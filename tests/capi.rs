@@ -456,3 +456,248 @@ fn c_abi_hot_path_does_not_allocate() {
         assert_eq!(tinv_model_free(m), ok);
     }
 }
+
+/// This thread's last error message.
+fn last_error() -> String {
+    // SAFETY: the pointer is this thread's NUL-terminated message, read before the next call.
+    unsafe { std::ffi::CStr::from_ptr(tinv::capi::tinv_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Every failed infer call on a valid session clears the stats, including the failures the
+/// NULL checks catch before the session is looked at; an invalid handle changes nothing.
+#[test]
+fn c_abi_failed_infer_calls_leave_no_stats() {
+    use std::ptr::{null, null_mut};
+    use tinv::capi::*;
+    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+    let bytes = tinv::synth::random_model(&cfg, 5, tinv::format::DType::F32);
+    let input = tinv::synth::random_inputs(&cfg, 1, 6);
+    let n_in = cfg.input_len();
+    let (mut logits, mut stats) = (vec![0f32; 3], vec![StatsC::default(); 2]);
+    let (mut m, mut s, mut s2) = (null_mut(), null_mut(), null_mut());
+    // SAFETY: every pointer is a live buffer of the stated length, an out slot, or NULL where
+    // the call is meant to refuse it.
+    unsafe {
+        assert_eq!(
+            tinv_model_open_bytes(bytes.as_ptr().cast(), bytes.len(), null(), &mut m),
+            Status::Ok
+        );
+        assert_eq!(tinv_session_open(m, null(), &mut s), Status::Ok);
+        assert_eq!(tinv_session_open(m, null(), &mut s2), Status::Ok);
+        let count = |s: *mut TinvSession, stats: &mut Vec<StatsC>| {
+            let mut n = 99usize;
+            assert_eq!(
+                tinv_session_last_stats(s, stats.as_mut_ptr(), 2, &mut n),
+                Status::Ok
+            );
+            n
+        };
+        let lg = logits.as_mut_ptr();
+        assert_eq!(count(s, &mut stats), 0, "before any call");
+        let ok = |s| tinv_session_infer(s, input.as_ptr(), n_in, 1, lg, 3);
+        type Call<'a> = Box<dyn Fn() -> Status + 'a>;
+        let failures: [(&str, Status, Call); 5] = [
+            (
+                "NULL input",
+                Status::NullArg,
+                Box::new(|| tinv_session_infer(s, null(), n_in, 1, lg, 3)),
+            ),
+            (
+                "NULL logits",
+                Status::NullArg,
+                Box::new(|| tinv_session_infer(s, input.as_ptr(), n_in, 1, null_mut(), 3)),
+            ),
+            (
+                "NULL input, forced depth",
+                Status::NullArg,
+                Box::new(|| tinv_session_infer_depth(s, null(), n_in, 1, 1, lg, 3)),
+            ),
+            (
+                "batch 0",
+                Status::InvalidArg,
+                Box::new(|| tinv_session_infer(s, input.as_ptr(), n_in, 0, lg, 3)),
+            ),
+            (
+                "unknown depth",
+                Status::InvalidArg,
+                Box::new(|| tinv_session_infer_depth(s, input.as_ptr(), n_in, 1, 7, lg, 3)),
+            ),
+        ];
+        for (what, want, call) in &failures {
+            assert_eq!(ok(s), Status::Ok);
+            assert_eq!(count(s, &mut stats), 1);
+            assert_eq!(call(), *want, "{what}");
+            assert_eq!(count(s, &mut stats), 0, "stats left behind after {what}");
+        }
+        // The NULL checks still come first and name the argument.
+        assert_eq!(
+            tinv_session_infer(s, null(), n_in, 1, lg, 3),
+            Status::NullArg
+        );
+        assert_eq!(last_error(), "tinv_session_infer: argument 'input' is NULL");
+        // A failure on another session, or with an invalid handle, leaves this one alone.
+        assert_eq!(ok(s), Status::Ok);
+        assert_eq!(
+            tinv_session_infer(s2, null(), n_in, 1, lg, 3),
+            Status::NullArg
+        );
+        let forged = 0xdead_beef_usize as *mut TinvSession;
+        assert_eq!(
+            tinv_session_infer(forged, null(), n_in, 1, lg, 3),
+            Status::NullArg
+        );
+        assert_eq!(
+            tinv_session_infer(forged, input.as_ptr(), n_in, 1, lg, 3),
+            Status::InvalidHandle
+        );
+        assert_eq!(count(s, &mut stats), 1);
+        assert_eq!(tinv_session_free(s2), Status::Ok);
+        assert_eq!(tinv_session_free(s), Status::Ok);
+        assert_eq!(tinv_model_free(m), Status::Ok);
+    }
+}
+
+/// Where the engines come from and what `tinv_model_backend` reports, as far as a machine
+/// without a GPU can tell: NULL `engines_dir` = `plans/` beside the model file (never the
+/// current directory), none for a model opened from bytes; `AUTO` without usable engines is
+/// the CPU; `TENSORRT` without them fails at `tinv_model_open` with
+/// `TINV_ERR_BACKEND_UNAVAILABLE`. (That `AUTO` reports TensorRT when the engines open needs a
+/// GPU with TensorRT.)
+#[test]
+fn c_abi_backend_is_decided_at_model_open() {
+    use std::ffi::CString;
+    use std::ptr::{null, null_mut};
+    use tinv::capi::*;
+    let trt = cfg!(feature = "tensorrt");
+    let dir = toolchain::scratch("backend");
+    let _ = std::fs::remove_dir_all(dir.join("plans"));
+    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let bytes = tinv::synth::random_model(&cfg, 9, tinv::format::DType::F32);
+    let file = dir.join("model.tinv");
+    std::fs::write(&file, &bytes).unwrap();
+    let path = CString::new(file.to_str().unwrap()).unwrap();
+    let opts = |backend: u32, engines: Option<&CString>| ModelOptions {
+        backend,
+        engines_dir: engines.map_or(null(), |e| e.as_ptr()),
+        ..tinv_model_options_default()
+    };
+    // SAFETY: every pointer is a live NUL-terminated string, buffer, or out slot.
+    unsafe {
+        let from_file = |o: &ModelOptions| -> Result<u32, (Status, String)> {
+            let mut m = null_mut();
+            match tinv_model_open(path.as_ptr(), o, &mut m) {
+                Status::Ok => {}
+                st => {
+                    assert!(m.is_null());
+                    return Err((st, last_error()));
+                }
+            }
+            let (mut b, mut s) = (99u32, null_mut());
+            assert_eq!(tinv_model_backend(m, &mut b), Status::Ok);
+            // A session opens on the backend reported, and runs.
+            assert_eq!(tinv_session_open(m, null(), &mut s), Status::Ok);
+            let input = vec![0.5f32; cfg.input_len()];
+            let mut logits = [0f32; 3];
+            let r = tinv_session_infer(s, input.as_ptr(), input.len(), 1, logits.as_mut_ptr(), 3);
+            assert_eq!(r, Status::Ok);
+            assert_eq!(tinv_session_free(s), Status::Ok);
+            assert_eq!(tinv_model_free(m), Status::Ok);
+            Ok(b)
+        };
+        let from_bytes = |o: &ModelOptions| -> Result<u32, (Status, String)> {
+            let mut m = null_mut();
+            match tinv_model_open_bytes(bytes.as_ptr().cast(), bytes.len(), o, &mut m) {
+                Status::Ok => {}
+                st => return Err((st, last_error())),
+            }
+            let mut b = 99u32;
+            assert_eq!(tinv_model_backend(m, &mut b), Status::Ok);
+            assert_eq!(tinv_model_free(m), Status::Ok);
+            Ok(b)
+        };
+        let unavailable = |r: Result<u32, (Status, String)>, trt_says: &str| {
+            let (st, msg) = r.expect_err("TENSORRT without usable engines must fail at open");
+            assert_eq!(st, Status::BackendUnavailable, "{msg}");
+            let want = if trt {
+                trt_says
+            } else {
+                "TensorRT backend not built"
+            };
+            assert!(msg.contains(want), "{msg:?} lacks {want:?}");
+        };
+        let plans = dir.join("plans");
+
+        // No engines anywhere: AUTO and CPU run on the CPU, TENSORRT is refused at open.
+        assert_eq!(from_file(&opts(BACKEND_AUTO, None)), Ok(BACKEND_CPU));
+        assert_eq!(from_file(&opts(BACKEND_CPU, None)), Ok(BACKEND_CPU));
+        assert_eq!(from_bytes(&opts(BACKEND_AUTO, None)), Ok(BACKEND_CPU));
+        unavailable(
+            from_file(&opts(BACKEND_TENSORRT, None)),
+            plans.join("manifest").to_str().unwrap(),
+        );
+        unavailable(from_file(&opts(BACKEND_TENSORRT, None)), "tinv-run build");
+        // From bytes there is no folder to look in (not even the current directory).
+        unavailable(
+            from_bytes(&opts(BACKEND_TENSORRT, None)),
+            "opened from memory has no folder",
+        );
+
+        // A manifest beside the model (an unusable one): the default folder is that one.
+        std::fs::create_dir_all(&plans).unwrap();
+        std::fs::write(plans.join("manifest"), "not a manifest\n").unwrap();
+        assert_eq!(from_file(&opts(BACKEND_AUTO, None)), Ok(BACKEND_CPU));
+        unavailable(
+            from_file(&opts(BACKEND_TENSORRT, None)),
+            &format!("TensorRT engines in {}: engine manifest", plans.display()),
+        );
+        // The same folder named explicitly, for a model from bytes.
+        let explicit = CString::new(plans.to_str().unwrap()).unwrap();
+        assert_eq!(
+            from_bytes(&opts(BACKEND_AUTO, Some(&explicit))),
+            Ok(BACKEND_CPU)
+        );
+        unavailable(
+            from_bytes(&opts(BACKEND_TENSORRT, Some(&explicit))),
+            &format!("TensorRT engines in {}: engine manifest", plans.display()),
+        );
+        // An explicit folder wins over the one beside the model.
+        let empty = dir.join("no-engines");
+        std::fs::create_dir_all(&empty).unwrap();
+        let empty_c = CString::new(empty.to_str().unwrap()).unwrap();
+        unavailable(
+            from_file(&opts(BACKEND_TENSORRT, Some(&empty_c))),
+            &format!("{}: ", empty.join("manifest").display()),
+        );
+        // "" is refused where the folder is read, ignored where it is not.
+        let blank = CString::new("").unwrap();
+        assert_eq!(from_file(&opts(BACKEND_CPU, Some(&blank))), Ok(BACKEND_CPU));
+        let r = from_file(&opts(BACKEND_AUTO, Some(&blank)));
+        if trt {
+            let (st, msg) = r.unwrap_err();
+            assert_eq!(st, Status::InvalidArg);
+            assert!(msg.contains("engines_dir is empty"), "{msg}");
+        } else {
+            assert_eq!(r, Ok(BACKEND_CPU));
+        }
+        let _ = std::fs::remove_dir_all(&plans);
+    }
+}
+
+/// Opening a directory says so, instead of mapping's "No such device".
+#[test]
+fn c_abi_model_open_on_a_directory_says_so() {
+    use std::ffi::CString;
+    let dir = toolchain::scratch("a-directory");
+    let path = CString::new(dir.to_str().unwrap()).unwrap();
+    let mut m = std::ptr::null_mut();
+    // SAFETY: a live NUL-terminated string and an out slot.
+    let st = unsafe { tinv::capi::tinv_model_open(path.as_ptr(), std::ptr::null(), &mut m) };
+    assert_eq!(st, tinv::capi::Status::Io);
+    assert!(m.is_null());
+    assert_eq!(
+        last_error(),
+        format!("{}: is a directory, not a .tinv file", dir.display())
+    );
+}

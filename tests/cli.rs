@@ -338,3 +338,233 @@ fn tensorrt_commands_explain_what_is_missing() {
         assert!(out.contains("USAGE"));
     }
 }
+
+/// A PNG chunk: length, type, data, CRC-32 of type and data.
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+}
+
+/// A 68-byte PNG whose header declares 16384×16384 RGBA at 16 bits is refused from its header.
+/// The decoder used to allocate the decoded frame (1 GiB) first and abort under a memory limit;
+/// here the address space is capped at 512 MiB, so that allocation cannot succeed.
+#[cfg(unix)]
+#[test]
+fn png_declaring_a_huge_image_is_refused_before_decoding() {
+    use std::io::Write;
+    let dir = tmp("hugepng");
+    let (model_path, _) = fixture(&dir);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = [16384u32.to_be_bytes(), 16384u32.to_be_bytes()].concat();
+    ihdr.extend_from_slice(&[16, 6, 0, 0, 0]); // 16-bit RGBA, deflate, no filter, no interlace
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&[0; 8]).unwrap();
+    png_chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    png_chunk(&mut png, b"IEND", &[]);
+    let img = dir.join("huge.png");
+    std::fs::write(&img, &png).unwrap();
+    let o = Command::new("sh")
+        .args(["-c", "ulimit -v 524288 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_tinv-run"))
+        .arg("classify")
+        .arg("--model")
+        .arg(&model_path)
+        .arg(&img)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("huge.png: image is 16384x16384, the model takes 8x8"),
+        "{err}"
+    );
+}
+
+/// A closed stdout (`tinv-run … | head -1`) ends the program quietly with exit status 0; it used
+/// to panic ("failed printing to stdout: Broken pipe", exit status 101). The pipe's read end is
+/// closed before the child starts, so its first write already fails.
+#[test]
+fn closed_stdout_ends_every_command_quietly() {
+    let dir = tmp("pipe");
+    let (model_path, _) = fixture(&dir);
+    let m = model_path.to_str().unwrap();
+    let img = dir.join("a.pgm");
+    write_pgm(&img, 8, 8, &[7; 64]);
+    let out = dir.join("onnx");
+    let commands: [&[&str]; 7] = [
+        &["inspect", m, "--verify", "--tensors"],
+        &["inspect", m, "--json"],
+        &["--help"],
+        &["help", "eval"],
+        &["classify", "--model", m, img.to_str().unwrap()],
+        &["export-onnx", "--model", m, "--out", out.to_str().unwrap()],
+        &["soak", "--model", m, "--count", "20", "--report-every", "1"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+            .args(args)
+            .env("TINV_MODEL", "/nonexistent")
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("error"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn arguments_that_would_be_ignored_are_refused() {
+    let dir = tmp("strict");
+    let (model_path, _) = fixture(&dir);
+    let m = model_path.to_str().unwrap();
+    let eval = [
+        "eval", "--model", m, "--images", "i.idx", "--labels", "l.idx",
+    ];
+    let with = |extra: &[&'static str]| [&eval[..], extra].concat();
+    // --depth runs no controller: --budget and --mode would do nothing (as for classify).
+    for extra in [["--budget", "0.9"], ["--mode", "graph"]] {
+        for cmd in [
+            with(&["--depth", "2"]),
+            vec!["classify", "--model", m, "--depth", "2", "x.pgm"],
+        ] {
+            assert_one_line_error(&[&cmd[..], &extra].concat(), "cannot be combined");
+        }
+    }
+    // Extra positional arguments.
+    assert_one_line_error(&with(&["extra"]), "unexpected argument 'extra'");
+    assert_one_line_error(&["inspect", m, "a", "b", "c"], "unexpected argument 'a'");
+    assert_one_line_error(
+        &["inspect", "--model", m, "other"],
+        "unexpected argument 'other'",
+    );
+    for cmd in ["bench", "soak", "export-onnx"] {
+        assert_one_line_error(&[cmd, "--model", m, "stray"], "unexpected argument 'stray'");
+    }
+    assert_one_line_error(&["help", "eval", "more"], "unexpected argument 'more'");
+    // Zero counts are errors, not silently 1.
+    assert_one_line_error(&with(&["--batch", "0"]), "--batch must be at least 1");
+    assert_one_line_error(&with(&["--limit", "0"]), "--limit must be at least 1");
+    assert_one_line_error(
+        &["bench", "--model", m, "--batch", "0"],
+        "--batch must be at least 1",
+    );
+    assert_one_line_error(
+        &["bench", "--model", m, "--iters", "1"],
+        "--iters must be at least 2",
+    );
+    assert_one_line_error(
+        &["soak", "--model", m, "--count", "0"],
+        "--count must be at least 1",
+    );
+    assert_one_line_error(
+        &["soak", "--model", m, "--inputs", "0"],
+        "--inputs must be at least 1",
+    );
+    assert_one_line_error(
+        &["soak", "--model", m, "--report-every", "0"],
+        "--report-every must be at least 1",
+    );
+    // A switch given a value, and help on an unknown command.
+    assert_one_line_error(
+        &["classify", "--model", m, "--json=1", "x.pgm"],
+        "--json is a switch and takes no value",
+    );
+    assert_one_line_error(&["help", "bogus"], "unknown command 'bogus'");
+}
+
+/// Every key of `inspect --json` is named in `inspect --help`, and `config` holds the model's
+/// configuration.
+#[test]
+fn inspect_json_has_the_config_its_help_promises() {
+    let dir = tmp("inspect-config");
+    let (model_path, _) = fixture(&dir);
+    let (code, out, err) = run(&["inspect", model_path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "\"config\":{\"image_size\":[8,8],\"channels\":1,\"patch\":4,\"dim\":16,\"heads\":2,\
+             \"blocks\":2,\"mlp_hidden\":"
+        ) && out.contains("\"depths\":[1,2]"),
+        "{out}"
+    );
+    let (_, help, _) = run(&["inspect", "--help"]);
+    for key in [
+        "file",
+        "file_bytes",
+        "input_shape",
+        "classes",
+        "config",
+        "image_size",
+        "channels",
+        "patch",
+        "dim",
+        "heads",
+        "blocks",
+        "mlp_hidden",
+        "tokens",
+        "depths",
+        "mean",
+        "std",
+        "ln_eps",
+        "gelu",
+        "controller",
+        "features",
+        "default_budget",
+        "paths",
+        "flops",
+        "weight_bytes",
+        "controller_flops",
+        "controller_flops_graph",
+        "arena_bytes",
+        "arena_lower_bound_bytes",
+        "kernel",
+        "metadata",
+        "tensors",
+    ] {
+        assert!(
+            out.contains(&format!("\"{key}\":")),
+            "{key} missing in {out}"
+        );
+        assert!(help.contains(key), "{key} undocumented in {help}");
+    }
+}
+
+/// Every command that accepts `--verify` documents it, and the top-level help says where the
+/// default model comes from (it is read from disk, not embedded).
+#[test]
+fn help_documents_verify_and_the_default_model() {
+    for cmd in [
+        "classify",
+        "eval",
+        "inspect",
+        "bench",
+        "export-onnx",
+        "soak",
+        "build",
+        "selftest",
+    ] {
+        let (code, out, _) = run(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("--verify"), "{cmd} --help: {out}");
+    }
+    let (_, out, _) = run(&["--help"]);
+    assert!(!out.contains("embedded default"), "{out}");
+    assert!(
+        out.contains("$TINV_MODEL") && out.contains("./engines/fmnist"),
+        "{out}"
+    );
+}

@@ -235,3 +235,38 @@ fn threads_give_the_one_thread_logits() {
         assert_eq!(run(threads), one, "{threads} threads");
     }
 }
+
+#[test]
+fn adaptive_charges_each_decision_that_runs_and_none_at_the_deepest_exit() {
+    use tinv::model::flops::{controller_exit_flops, controller_up_front_flops};
+    let m = model(true);
+    let c = m.config().clone();
+    let w = *m.ctrl().unwrap();
+    let (up, step) = (
+        controller_up_front_flops(&c, &w, false),
+        controller_exit_flops(&c, &w),
+    );
+    let (n, p) = (32, c.depths.len());
+    let x = synth::random_inputs(&c, n, 33);
+    let mut out = vec![0f32; n * c.classes];
+    let mut deepest = 0;
+    for budget in [0.0, 0.3, 1.0] {
+        let opts = SessionOptions {
+            max_batch: n,
+            budget: Some(budget),
+            ..Default::default()
+        };
+        let mut s = Session::new(m.clone(), opts).unwrap();
+        for st in s.infer(&x, n, &mut out).unwrap() {
+            // A decision at every exit reached except the deepest, which has nothing after it.
+            let decisions = st.escalations as u64 + u64::from(st.path + 1 < p);
+            let want = m.costs()[st.path].backbone_flops
+                + st.escalations as u64 * m.costs()[0].exit_flops
+                + up
+                + decisions * step;
+            assert_eq!(st.flops, want, "λ={budget} path {}", st.path);
+            deepest += usize::from(st.path + 1 == p);
+        }
+    }
+    assert!(deepest > 0, "some inputs must reach the deepest exit");
+}

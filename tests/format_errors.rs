@@ -171,6 +171,16 @@ fn tensor_record_errors() {
             found: 7
         }
     );
+    // Flag bits past the device bit are undefined in version 1.
+    let mut b = good.clone();
+    put_u32(&mut b, r + 4, 2);
+    assert_eq!(
+        err(&b),
+        FormatError::BadFlags {
+            tensor: "a".into(),
+            found: 2
+        }
+    );
     let mut b = good.clone();
     put_u32(&mut b, r + 8, 9);
     assert!(matches!(
@@ -280,6 +290,48 @@ fn model_level_errors_name_the_tensor_or_key() {
     let m = msg(Model::from_bytes(&w.to_bytes(), &OpenOptions::default()));
     assert!(
         m.contains("stem.patch.weight") && m.contains("[8, 16]"),
+        "{m}"
+    );
+    // The page rule (FORMAT.md "Order and pages"): the same tensors rewritten without page
+    // breaks, and with block 1 written before block 0.
+    let idx = format::parse(&good).unwrap();
+    let rewrite = |order: &[&str], breaks: bool| -> Vec<u8> {
+        let mut w = TinvWriter::new();
+        for (k, v) in idx.meta.entries() {
+            w.meta(k, v.clone());
+        }
+        for prefix in order {
+            if breaks && !prefix.starts_with("ctrl") {
+                w.page_break();
+            }
+            for t in idx.tensors.iter().filter(|t| t.name.starts_with(prefix)) {
+                let raw = &good[t.offset..t.offset + t.nbytes];
+                let v: Vec<f32> = raw
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect();
+                w.tensor(&t.name, &t.shape, &v, DType::F32);
+            }
+        }
+        w.to_bytes()
+    };
+    let in_order = ["stem.", "blk.0.", "exit.1.", "blk.1.", "exit.2."];
+    assert!(Model::from_bytes(&rewrite(&in_order, true), &OpenOptions::default()).is_ok());
+    let m = msg(Model::from_bytes(
+        &rewrite(&in_order, false),
+        &OpenOptions::default(),
+    ));
+    assert!(
+        m.contains("blk.0 does not start on a fresh 4096-byte page"),
+        "{m}"
+    );
+    let swapped = ["stem.", "blk.1.", "blk.0.", "exit.1.", "exit.2."];
+    let m = msg(Model::from_bytes(
+        &rewrite(&swapped, true),
+        &OpenOptions::default(),
+    ));
+    assert!(
+        m.contains("the depth-1 path reads bytes after blk.1 starts"),
         "{m}"
     );
     // Inconsistent config: patch does not divide the image.

@@ -54,15 +54,34 @@ fn plans_read_only_their_prefix() {
                 plan.depth
             );
         }
-        // The plan reads exactly the model's declared tensors of the path (minus the controller).
+        // The plan reads exactly the model's declared tensors of the path.
         let declared: HashSet<String> = model
             .path_tensors(plan.path)
             .iter()
             .map(|r| model.w_name(*r).to_string())
-            .filter(|n| !n.starts_with("ctrl."))
             .collect();
         assert_eq!(names, declared);
     }
+    // Past the last path there is nothing to read (an empty list, not a panic).
+    assert!(model.path_tensors(cfg.depths.len()).is_empty());
+    // The controller: adaptive reads predictor, level-1 policy and exit RNN; graph reads the
+    // predictor and its own policy, never the RNN.
+    let w = model.ctrl().unwrap();
+    let names = |graph: bool| -> Vec<String> {
+        w.tensors(graph)
+            .iter()
+            .map(|r| model.w_name(*r).to_string())
+            .collect()
+    };
+    let (adaptive, graph) = (names(false), names(true));
+    assert_eq!(adaptive.len(), 13);
+    assert!(adaptive.iter().any(|n| n == "ctrl.policy.fc1.weight"));
+    assert!(adaptive.iter().any(|n| n == "ctrl.exit.wx"));
+    assert_eq!(graph.len(), 8);
+    assert!(graph.iter().any(|n| n == "ctrl.graph.fc1.weight"));
+    assert!(!graph
+        .iter()
+        .any(|n| n.starts_with("ctrl.exit.") || n.starts_with("ctrl.policy.")));
 }
 
 #[test]
@@ -83,4 +102,53 @@ fn arena_is_within_liveness_bound_and_shared_by_paths() {
     // qkv/mlp (197·768) must all be live during fc1 — the bound includes at least these.
     let floats = 197 * 192 * 2 + 197 * 768;
     assert!(s.arena_lower_bound_bytes() >= floats * 4);
+}
+
+#[test]
+fn device_section_pages_are_released_and_refill_from_the_file() {
+    use tinv::format::{TinvWriter, FLAG_DEVICE};
+    let cfg = synth::config(16, 1, 4, 32, 2, 2, 5, &[1, 2], false);
+    let host = synth::random_model(&cfg, 3, DType::F32);
+    let idx = tinv::format::parse(&host).unwrap();
+    // The same model plus a three-page device section, as `tinv-fold --device` lays it out.
+    let mut w = TinvWriter::new();
+    for (k, v) in idx.meta.entries() {
+        w.meta(k, v.clone());
+    }
+    for t in &idx.tensors {
+        let block_or_exit = t.name.ends_with("qkv.weight") || t.name.ends_with("head.weight");
+        if block_or_exit || t.name == "stem.patch.weight" {
+            w.page_break();
+        }
+        let raw = host[t.offset..t.offset + t.nbytes].to_vec();
+        w.raw_tensor(&t.name, t.dtype, t.flags, &t.shape, raw);
+    }
+    let dev: Vec<u8> = (0..3 * PAGE as usize)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    w.page_break();
+    w.raw_tensor(
+        "dev.x",
+        DType::F16,
+        FLAG_DEVICE,
+        &[dev.len() / 2],
+        dev.clone(),
+    );
+    let bytes = w.to_bytes();
+    let path = std::env::temp_dir().join(format!("tinv-devsec-{}.tinv", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mapped = Model::open(&path, &OpenOptions { verify: true }).unwrap();
+    assert_eq!(mapped.raw_tensor("dev.x").unwrap(), &dev[..]);
+    assert_eq!(mapped.release_device_section(), dev.len());
+    // Read again after the release: the kernel refills the pages from the file.
+    assert_eq!(mapped.raw_tensor("dev.x").unwrap(), &dev[..]);
+    // A model read from bytes holds a private copy that could not be refilled: left alone.
+    let copied = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    assert_eq!(copied.release_device_section(), 0);
+    assert_eq!(copied.raw_tensor("dev.x").unwrap(), &dev[..]);
+    // No device section: nothing to release.
+    let plain = Model::from_bytes(&host, &OpenOptions::default()).unwrap();
+    assert_eq!(plain.release_device_section(), 0);
+    let _ = std::fs::remove_file(&path);
 }

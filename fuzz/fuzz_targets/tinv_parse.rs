@@ -1,5 +1,5 @@
 //! `.tinv` bytes → `format::parse` → `Index::verify` → `Model::from_bytes` → (for small models) a
-//! session and a few inferences. Nothing on this path may panic, abort or hang; a file the parser
+//! session on one or two threads and a few inferences in every mode. Nothing on this path may panic, abort or hang; a file the parser
 //! accepts must be consistent with its own index, and inference must be deterministic.
 
 #![no_main]
@@ -22,10 +22,13 @@ fn small_enough(m: &Model) -> bool {
         && ctrl <= 64
 }
 
-fn run(model: Arc<Model>, budget: f32) {
+/// Runs every mode on two random inputs, on one thread or two (the pool, the parallel GEMM
+/// chunks and attention's per-thread buffers are the code with `unsafe` in it).
+fn run(model: Arc<Model>, budget: f32, threads: usize) {
     let c = model.config().clone();
     let opts = SessionOptions {
         max_batch: 2,
+        threads,
         ..SessionOptions::default()
     };
     let mut s = match Session::new(model, opts) {
@@ -49,6 +52,8 @@ fn run(model: Arc<Model>, budget: f32) {
     {
         assert!(st.path < p && st.depth == c.depths[st.path] && st.class < c.classes);
     }
+    s.set_mode(Mode::Graph).expect("valid mode");
+    s.infer(&x, 2, &mut first).expect("valid input");
     s.set_mode(Mode::Threshold(0.5)).expect("valid mode");
     s.infer(&x, 2, &mut first).expect("valid input");
     let mut all = vec![0f32; 2 * p * c.classes];
@@ -78,7 +83,8 @@ fuzz_target!(|data: &[u8]| {
         Err(FormatError::ChecksumMismatch { .. }) => false,
         Err(e) => panic!("verify of a parsed index failed with {e:?}"),
     };
-    let budget = f32::from(data.last().copied().unwrap_or(0)) / 255.0;
+    let last = data.last().copied().unwrap_or(0);
+    let budget = f32::from(last) / 255.0;
     match Model::from_bytes(data, &OpenOptions { verify: false }) {
         Ok(m) => {
             if !verified {
@@ -98,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             if small_enough(&m) {
-                run(m, budget);
+                run(m, budget, 1 + usize::from(last & 1));
             }
         }
         Err(Error::Model { .. }) => {}

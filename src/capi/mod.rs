@@ -34,7 +34,8 @@ pub struct TinvSession {
     _opaque: [u8; 0],
 }
 
-/// `TINV_BACKEND_AUTO`: the best backend available (today: the CPU).
+/// `TINV_BACKEND_AUTO`: TensorRT when built in and the model's engines open, else the CPU
+/// (decided when the model is opened; `tinv_model_backend` reports the result).
 pub const BACKEND_AUTO: u32 = 0;
 /// `TINV_BACKEND_CPU`: the CPU reference backend.
 pub const BACKEND_CPU: u32 = 1;
@@ -53,16 +54,18 @@ pub struct ModelOptions {
     pub verify: u32,
     /// Zero (reserved for future flags).
     pub reserved: u32,
-    /// Directory of built TensorRT engines; NULL = none. Unused by the CPU backend.
+    /// Directory of built TensorRT engines; NULL = `plans/` beside the model file
+    /// (`tinv_model_open`), none (`tinv_model_open_bytes`). Unused by the CPU backend.
     pub engines_dir: *const c_char,
 }
 
 /// What a model handle holds.
 pub(crate) struct ModelObj {
     pub(crate) model: Arc<Model>,
-    backend: u32,
-    /// What sessions on this model run on, and where the TensorRT engines are.
-    pub(crate) requested: crate::Backend,
+    /// What every session on this model runs on: `Cpu` or `TensorRt`, decided at open (an
+    /// `AUTO` request resolved there), never `Auto`.
+    pub(crate) backend: crate::Backend,
+    /// Where the TensorRT engines are (absolute), if anywhere.
     pub(crate) engines: Option<std::path::PathBuf>,
 }
 
@@ -140,27 +143,41 @@ pub(crate) unsafe fn read_options<T: Copy>(p: *const T, default: T, what: &str) 
     Ok(unsafe { p.read() })
 }
 
-/// How sessions of a model choose their backend (from `tinv_model_options`).
-struct BackendChoice {
-    requested: crate::Backend,
-    engines: Option<std::path::PathBuf>,
-}
-
-fn backend_choice(o: &ModelOptions) -> Result<BackendChoice, Fail> {
-    let engines = if o.engines_dir.is_null() {
-        None
-    } else {
-        // SAFETY: a non-null `engines_dir` is a NUL-terminated string by the header's contract.
-        Some(os_path(
-            unsafe { CStr::from_ptr(o.engines_dir) }.to_bytes(),
-        )?)
-    };
-    let requested = match o.backend {
+/// The backend requested in `o` (validated by [`open_options`] first).
+fn requested_backend(o: &ModelOptions) -> crate::Backend {
+    match o.backend {
         BACKEND_CPU => crate::Backend::Cpu,
         BACKEND_AUTO => crate::Backend::Auto,
         _ => crate::Backend::TensorRt,
+    }
+}
+
+/// The engines folder of `o`, made absolute (so a later `chdir` changes nothing); when NULL,
+/// `plans/` beside the model file for a model opened from a file, none for one from memory.
+fn engines_folder(o: &ModelOptions, model: &Model) -> Result<Option<std::path::PathBuf>, Fail> {
+    let explicit = if o.engines_dir.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null `engines_dir` is a NUL-terminated string by the header's contract.
+        let bytes = unsafe { CStr::from_ptr(o.engines_dir) }.to_bytes();
+        if bytes.is_empty() {
+            return Err(Fail::new(
+                Status::InvalidArg,
+                "tinv_model_options.engines_dir is empty (NULL means the default folder)",
+            ));
+        }
+        Some(os_path(bytes)?)
     };
-    Ok(BackendChoice { requested, engines })
+    crate::backend::engines_dir(model, explicit.as_deref())
+        .map(|d| {
+            std::path::absolute(&d).map_err(|e| {
+                Fail::new(
+                    Status::InvalidArg,
+                    format!("engines folder {}: {e}", d.display()),
+                )
+            })
+        })
+        .transpose()
 }
 
 fn open_options(o: &ModelOptions) -> Result<OpenOptions, Fail> {
@@ -191,21 +208,23 @@ fn open_options(o: &ModelOptions) -> Result<OpenOptions, Fail> {
     })
 }
 
-fn register_model(
-    model: Model,
-    choice: BackendChoice,
-    out: *mut *mut TinvModel,
-) -> Result<(), Fail> {
-    let backend = if choice.requested == crate::Backend::TensorRt {
-        BACKEND_TENSORRT
+/// Decides the model's backend (opening its TensorRT engines when that is the answer, so a
+/// missing or unusable engines folder fails here, not at `tinv_session_open`), then registers it.
+fn register_model(model: Model, o: &ModelOptions, out: *mut *mut TinvModel) -> Result<(), Fail> {
+    let requested = requested_backend(o);
+    // Only a backend that may use TensorRT reads `engines_dir` (a CPU-only build's AUTO is the
+    // CPU; its TENSORRT was refused by `open_options`).
+    let engines = if requested == crate::Backend::Cpu || !cfg!(feature = "tensorrt") {
+        None
     } else {
-        BACKEND_CPU
+        engines_folder(o, &model)?
     };
+    let backend = crate::backend::resolve(&model, requested, engines.as_deref())
+        .map_err(|e| Fail::new(Status::BackendUnavailable, e.to_string()))?;
     let h = MODELS.insert(ModelObj {
         model: Arc::new(model),
         backend,
-        requested: choice.requested,
-        engines: choice.engines,
+        engines,
     })?;
     // SAFETY: `out` was checked non-null by the boundary; the caller provides a writable slot.
     unsafe { out.write(h as *mut TinvModel) };
@@ -231,7 +250,7 @@ pub unsafe extern "C" fn tinv_model_open(
         // SAFETY: `path` is non-null and NUL-terminated by contract.
         let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
         let model = Model::open(os_path(bytes)?, &opts)?;
-        register_model(model, backend_choice(&o)?, out)
+        register_model(model, &o, out)
     })
 }
 
@@ -259,7 +278,7 @@ pub unsafe extern "C" fn tinv_model_open_bytes(
         }
         // SAFETY: `data` is non-null and points to `len` readable bytes by contract.
         let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
-        register_model(Model::from_bytes(bytes, &opts)?, backend_choice(&o)?, out)
+        register_model(Model::from_bytes(bytes, &opts)?, &o, out)
     })
 }
 
@@ -443,7 +462,8 @@ pub unsafe extern "C" fn tinv_model_default_budget(
     })
 }
 
-/// The backend the model was opened on (`TINV_BACKEND_CPU` today; never `AUTO`).
+/// The backend every session on the model runs on: `TINV_BACKEND_CPU` or
+/// `TINV_BACKEND_TENSORRT` (an `AUTO` request resolved at open), never `AUTO`.
 ///
 /// # Safety
 /// `out` is writable.
@@ -451,8 +471,12 @@ pub unsafe extern "C" fn tinv_model_default_budget(
 pub unsafe extern "C" fn tinv_model_backend(model: *const TinvModel, out: *mut u32) -> Status {
     ffi_boundary!("tinv_model_backend", [model, out], {
         let m = model_of(model)?;
+        let b = match m.backend {
+            crate::Backend::TensorRt => BACKEND_TENSORRT,
+            crate::Backend::Cpu | crate::Backend::Auto => BACKEND_CPU,
+        };
         // SAFETY: checked non-null; writable by contract.
-        unsafe { put(out, m.backend) };
+        unsafe { put(out, b) };
         Ok(())
     })
 }

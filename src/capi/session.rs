@@ -4,7 +4,8 @@ use super::registry::{Kind, Registry};
 use super::status::{ffi_boundary, Fail, Status};
 use super::{model_of, put, read_options, TinvModel, TinvSession};
 use crate::session::{Mode, Session, SessionOptions, Stats};
-use std::sync::{Mutex, TryLockError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 /// `TINV_MODE_ADAPTIVE`: level-1 start path, then the layer-wise policy at each exit.
 pub const MODE_ADAPTIVE: u32 = 0;
@@ -82,14 +83,16 @@ impl From<&Stats> for StatsC {
 /// at a time); it turns a violation into `TINV_ERR_SESSION_BUSY` instead of a data race.
 pub(crate) struct SessionObj {
     inner: Mutex<SessionState>,
+    /// Inputs of the latest infer call if it succeeded; 0 before the first call and after a
+    /// failed one. Set to the batch only under the lock, after the stats are written; outside
+    /// the lock so that a call refused with `TINV_ERR_SESSION_BUSY` can clear it too.
+    last_batch: AtomicUsize,
 }
 
 struct SessionState {
     session: Session,
     /// Logits land here first, so the caller's buffer is written only on success.
     scratch: Vec<f32>,
-    /// Inputs of the last successful call (0 before the first, and after a failed one).
-    last_batch: usize,
 }
 
 static SESSIONS: Registry<SessionObj> = Registry::new(Kind::Session);
@@ -151,7 +154,7 @@ pub unsafe extern "C" fn tinv_session_open(
             threads: o.threads.max(1) as usize,
             mode: mode_of(o.mode, o.threshold)?,
             budget: (o.budget >= 0.0).then_some(o.budget),
-            backend: m.requested,
+            backend: m.backend,
             engines: m.engines.clone(),
             ..SessionOptions::default()
         };
@@ -161,8 +164,8 @@ pub unsafe extern "C" fn tinv_session_open(
             inner: Mutex::new(SessionState {
                 session,
                 scratch: vec![0.0; opts.max_batch * classes],
-                last_batch: 0,
             }),
+            last_batch: AtomicUsize::new(0),
         })?;
         // SAFETY: checked non-null; writable by contract.
         unsafe { put(out, h as *mut TinvSession) };
@@ -184,24 +187,28 @@ pub unsafe extern "C" fn tinv_session_free(session: *mut TinvSession) -> Status 
     })
 }
 
-/// Runs `f` on the session's state, holding its lock (busy → `TINV_ERR_SESSION_BUSY`).
+/// Locks the session's state (busy → `TINV_ERR_SESSION_BUSY`).
+fn lock(obj: &SessionObj) -> Result<MutexGuard<'_, SessionState>, Fail> {
+    match obj.inner.try_lock() {
+        Ok(g) => Ok(g),
+        Err(TryLockError::WouldBlock) => Err(Fail::new(
+            Status::SessionBusy,
+            "session is in use by another thread (a session belongs to one thread at a time)",
+        )),
+        // A panic inside an earlier call: the session's buffers are rewritten by every call,
+        // so its state is still usable.
+        Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+    }
+}
+
+/// Runs `f` on the session's object and state, holding its lock.
 fn with_session<R>(
     h: *const TinvSession,
-    f: impl FnOnce(&mut SessionState) -> Result<R, Fail>,
+    f: impl FnOnce(&SessionObj, &mut SessionState) -> Result<R, Fail>,
 ) -> Result<R, Fail> {
     let obj = SESSIONS.get(h as usize)?;
-    let mut guard =
-        match obj.inner.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::WouldBlock) => return Err(Fail::new(
-                Status::SessionBusy,
-                "session is in use by another thread (a session belongs to one thread at a time)",
-            )),
-            // A panic inside an earlier call: the session's buffers are rewritten by every call,
-            // so its state is still usable.
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-        };
-    f(&mut guard)
+    let mut guard = lock(&obj)?;
+    f(&obj, &mut guard)
 }
 
 /// Which path policy an infer call uses.
@@ -211,12 +218,15 @@ enum Run {
     Depth(usize),
 }
 
-/// Validates the buffers, runs, and copies logits out on success.
+/// Validates the buffers, runs, and copies logits out on success. Every failure on a valid
+/// handle (a NULL buffer and a busy session included) leaves the session with no stats.
 ///
 /// # Safety
-/// `input` points to `input_len` floats and `logits` to `logits_len` writable floats (both
-/// non-null, checked by the caller's boundary).
+/// `input` is NULL or points to `input_len` floats; `logits` is NULL or points to
+/// `logits_len` writable floats.
+#[allow(clippy::too_many_arguments)]
 unsafe fn infer(
+    function: &str,
     h: *const TinvSession,
     input: *const f32,
     input_len: usize,
@@ -225,72 +235,87 @@ unsafe fn infer(
     logits: *mut f32,
     logits_len: usize,
 ) -> Result<(), Fail> {
-    with_session(h, |st| {
-        st.last_batch = 0;
-        let c = st.session.model().config();
-        let (per, classes, max_batch) = (c.input_len(), c.classes, st.session.max_batch());
-        if batch == 0 || batch > max_batch {
-            return Err(Fail::new(
-                Status::InvalidArg,
-                format!("batch {batch} not in 1..={max_batch} (the session's max_batch)"),
-            ));
-        }
-        // batch ≤ 4096 and per, classes come from a validated config, so these cannot overflow;
-        // checked anyway because the cost is nil.
-        let need_in = batch
-            .checked_mul(per)
-            .ok_or_else(|| Fail::new(Status::InvalidArg, "batch too large"))?;
-        let need_out = batch * classes;
-        if input_len != need_in {
-            return Err(Fail::new(
-                Status::InputLength,
-                format!(
-                    "input_len is {input_len}, batch {batch} of {}x{}x{} needs {need_in}",
-                    c.channels, c.image_h, c.image_w
-                ),
-            ));
-        }
-        if logits_len < need_out {
-            return Err(Fail::new(
-                Status::BufferTooSmall,
-                format!("logits_len is {logits_len}, batch {batch} x {classes} classes needs {need_out}"),
-            ));
-        }
-        if !input.is_aligned() || !logits.is_aligned() {
-            return Err(Fail::new(
-                Status::InvalidArg,
-                "input or logits pointer is not 4-byte aligned",
-            ));
-        }
-        // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
-        let x = unsafe { std::slice::from_raw_parts(input, need_in) };
-        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Fail::new(
-                Status::InvalidInput,
-                format!(
-                    "input value {i} (input {}, element {}) is NaN or infinite",
-                    i / per,
-                    i % per
-                ),
-            ));
-        }
-        let SessionState {
-            session, scratch, ..
-        } = st;
-        let out = scratch.get_mut(..need_out).ok_or_else(|| {
-            Fail::new(Status::Internal, "scratch smaller than max_batch x classes")
-        })?;
-        match run {
-            Run::Policy => session.infer(x, batch, out)?,
-            Run::Depth(d) => session.infer_depth(x, batch, d, out)?,
-        };
-        // SAFETY: non-null, aligned, and the caller declared at least need_out writable floats;
-        // the scratch buffer is ours, so the two cannot overlap.
-        let dst = unsafe { std::slice::from_raw_parts_mut(logits, need_out) };
-        dst.copy_from_slice(out);
-        st.last_batch = batch;
-        Ok(())
-    })
+    // An invalid handle has no session whose stats could be cleared; it fails below, after
+    // the NULL checks (their order is that of the arguments, as for every export).
+    let obj = SESSIONS.get(h as usize);
+    if let Ok(o) = &obj {
+        // Cleared first, so a failure anywhere below (or a panic) leaves 0.
+        o.last_batch.store(0, Ordering::Relaxed);
+    }
+    if input.is_null() {
+        return Err(Fail::null(function, "input"));
+    }
+    if logits.is_null() {
+        return Err(Fail::null(function, "logits"));
+    }
+    let obj = obj?;
+    let mut guard = lock(&obj)?;
+    let st = &mut *guard;
+    let c = st.session.model().config();
+    let (per, classes, max_batch) = (c.input_len(), c.classes, st.session.max_batch());
+    if batch == 0 || batch > max_batch {
+        return Err(Fail::new(
+            Status::InvalidArg,
+            format!("batch {batch} not in 1..={max_batch} (the session's max_batch)"),
+        ));
+    }
+    // batch ≤ 4096 and per, classes come from a validated config, so these cannot overflow;
+    // checked anyway because the cost is nil.
+    let need_in = batch
+        .checked_mul(per)
+        .ok_or_else(|| Fail::new(Status::InvalidArg, "batch too large"))?;
+    let need_out = batch * classes;
+    if input_len != need_in {
+        return Err(Fail::new(
+            Status::InputLength,
+            format!(
+                "input_len is {input_len}, batch {batch} of {}x{}x{} needs {need_in}",
+                c.channels, c.image_h, c.image_w
+            ),
+        ));
+    }
+    if logits_len < need_out {
+        return Err(Fail::new(
+            Status::BufferTooSmall,
+            format!(
+                "logits_len is {logits_len}, batch {batch} x {classes} classes needs {need_out}"
+            ),
+        ));
+    }
+    if !input.is_aligned() || !logits.is_aligned() {
+        return Err(Fail::new(
+            Status::InvalidArg,
+            "input or logits pointer is not 4-byte aligned",
+        ));
+    }
+    // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
+    let x = unsafe { std::slice::from_raw_parts(input, need_in) };
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Fail::new(
+            Status::InvalidInput,
+            format!(
+                "input value {i} (input {}, element {}) is NaN or infinite",
+                i / per,
+                i % per
+            ),
+        ));
+    }
+    let SessionState { session, scratch } = st;
+    let out = scratch
+        .get_mut(..need_out)
+        .ok_or_else(|| Fail::new(Status::Internal, "scratch smaller than max_batch x classes"))?;
+    match run {
+        Run::Policy => session.infer(x, batch, out)?,
+        Run::Depth(d) => session.infer_depth(x, batch, d, out)?,
+    };
+    // SAFETY: non-null, aligned, and the caller declared at least need_out writable floats;
+    // the scratch buffer is ours, so the two cannot overlap.
+    let dst = unsafe { std::slice::from_raw_parts_mut(logits, need_out) };
+    dst.copy_from_slice(out);
+    // Under the lock, after the stats: `tinv_session_last_stats` (which takes the lock)
+    // never sees a count whose stats are not written.
+    obj.last_batch.store(batch, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Runs `batch` inputs with the session's mode and budget; writes `batch × classes` logits.
@@ -306,10 +331,11 @@ pub unsafe extern "C" fn tinv_session_infer(
     logits: *mut f32,
     logits_len: usize,
 ) -> Status {
-    ffi_boundary!("tinv_session_infer", [session, input, logits], {
-        // SAFETY: forwarded caller contract; pointers checked non-null.
+    ffi_boundary!("tinv_session_infer", [session], {
+        // SAFETY: forwarded caller contract; `infer` checks `input` and `logits` for NULL.
         unsafe {
             infer(
+                "tinv_session_infer",
                 session,
                 input,
                 input_len,
@@ -336,10 +362,11 @@ pub unsafe extern "C" fn tinv_session_infer_depth(
     logits: *mut f32,
     logits_len: usize,
 ) -> Status {
-    ffi_boundary!("tinv_session_infer_depth", [session, input, logits], {
-        // SAFETY: forwarded caller contract; pointers checked non-null.
+    ffi_boundary!("tinv_session_infer_depth", [session], {
+        // SAFETY: forwarded caller contract; `infer` checks `input` and `logits` for NULL.
         unsafe {
             infer(
+                "tinv_session_infer_depth",
                 session,
                 input,
                 input_len,
@@ -359,7 +386,7 @@ pub unsafe extern "C" fn tinv_session_infer_depth(
 #[no_mangle]
 pub unsafe extern "C" fn tinv_session_set_budget(session: *mut TinvSession, budget: f32) -> Status {
     ffi_boundary!("tinv_session_set_budget", [session], {
-        with_session(session, |st| Ok(st.session.set_budget(budget)?))
+        with_session(session, |_, st| Ok(st.session.set_budget(budget)?))
     })
 }
 
@@ -375,11 +402,12 @@ pub unsafe extern "C" fn tinv_session_set_mode(
 ) -> Status {
     ffi_boundary!("tinv_session_set_mode", [session], {
         let m = mode_of(mode, threshold)?;
-        with_session(session, |st| Ok(st.session.set_mode(m)?))
+        with_session(session, |_, st| Ok(st.session.set_mode(m)?))
     })
 }
 
-/// Copies the stats of the last successful infer call (one per input) → `stats[0..*count]`.
+/// Copies the stats of the latest infer call if it succeeded (one per input) →
+/// `stats[0..*count]`; `*count` = 0 when it failed or none ran.
 ///
 /// # Safety
 /// `stats` points to `stats_len` writable entries; `count` is writable.
@@ -391,8 +419,8 @@ pub unsafe extern "C" fn tinv_session_last_stats(
     count: *mut usize,
 ) -> Status {
     ffi_boundary!("tinv_session_last_stats", [session, stats, count], {
-        with_session(session, |st| {
-            let n = st.last_batch;
+        with_session(session, |obj, st| {
+            let n = obj.last_batch.load(Ordering::Relaxed);
             if stats_len < n {
                 return Err(Fail::new(
                     Status::BufferTooSmall,
@@ -429,7 +457,7 @@ pub unsafe extern "C" fn tinv_session_arena_bytes(
     out: *mut usize,
 ) -> Status {
     ffi_boundary!("tinv_session_arena_bytes", [session, out], {
-        let n = with_session(session, |st| Ok(st.session.arena_bytes()))?;
+        let n = with_session(session, |_, st| Ok(st.session.arena_bytes()))?;
         // SAFETY: checked non-null; writable by contract.
         unsafe { put(out, n) };
         Ok(())
@@ -446,9 +474,52 @@ pub unsafe extern "C" fn tinv_session_max_batch(
     out: *mut usize,
 ) -> Status {
     ffi_boundary!("tinv_session_max_batch", [session, out], {
-        let n = with_session(session, |st| Ok(st.session.max_batch()))?;
+        let n = with_session(session, |_, st| Ok(st.session.max_batch()))?;
         // SAFETY: checked non-null; writable by contract.
         unsafe { put(out, n) };
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capi::{tinv_model_free, tinv_model_open_bytes};
+    use std::ptr::{null, null_mut};
+
+    /// A call refused because another thread holds the session clears the stats too.
+    #[test]
+    fn busy_infer_clears_last_stats() {
+        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let bytes = crate::synth::random_model(&cfg, 4, crate::format::DType::F32);
+        let input = crate::synth::random_inputs(&cfg, 1, 2);
+        let (mut logits, mut stats, mut n) = ([0f32; 3], [StatsC::default(); 1], 9usize);
+        let (mut m, mut s) = (null_mut(), null_mut());
+        // SAFETY: live buffers of the stated lengths and out slots.
+        unsafe {
+            let st = tinv_model_open_bytes(bytes.as_ptr().cast(), bytes.len(), null(), &mut m);
+            assert_eq!(st, Status::Ok);
+            assert_eq!(tinv_session_open(m, null(), &mut s), Status::Ok);
+            let infer = |lg: *mut f32| tinv_session_infer(s, input.as_ptr(), input.len(), 1, lg, 3);
+            assert_eq!(infer(logits.as_mut_ptr()), Status::Ok);
+            assert_eq!(
+                tinv_session_last_stats(s, stats.as_mut_ptr(), 1, &mut n),
+                Status::Ok
+            );
+            assert_eq!(n, 1);
+            {
+                // Stand in for another thread inside a call on the session.
+                let obj = SESSIONS.get(s as usize).unwrap();
+                let _held = obj.inner.lock().unwrap();
+                assert_eq!(infer(logits.as_mut_ptr()), Status::SessionBusy);
+            }
+            assert_eq!(
+                tinv_session_last_stats(s, stats.as_mut_ptr(), 1, &mut n),
+                Status::Ok
+            );
+            assert_eq!(n, 0);
+            assert_eq!(tinv_session_free(s), Status::Ok);
+            assert_eq!(tinv_model_free(m), Status::Ok);
+        }
+    }
 }

@@ -33,19 +33,15 @@ impl Plan {
         1 + blocks_done
     }
 
-    /// Every weight the plan reads (controller excluded), in execution order.
+    /// Every weight the plan reads (controller excluded), in execution order: derived from its
+    /// ops, so tests can hold it against [`Model::path_tensors`].
     pub fn tensors(&self, model: &Model) -> Vec<WRef> {
         let mut v = Vec::new();
         for op in &self.ops {
             match op {
-                Op::Stem => {
-                    let s = model.stem();
-                    v.extend([s.patch_w, s.patch_b, s.cls, s.pos]);
-                }
-                Op::Block(_, b) => v.extend([
-                    b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.fc1_w, b.fc1_b, b.fc2_w, b.fc2_b,
-                ]),
-                Op::Exit(_, e) => v.extend([e.w, e.b]),
+                Op::Stem => v.extend(model.stem().tensors()),
+                Op::Block(_, b) => v.extend(b.tensors()),
+                Op::Exit(_, e) => v.extend(e.tensors()),
             }
         }
         v

@@ -38,6 +38,8 @@ pub enum FormatError {
     DuplicateKey { key: String },
     /// A tensor's dtype number is unknown.
     BadDType { tensor: String, found: u32 },
+    /// A tensor's flags have bits this version does not define.
+    BadFlags { tensor: String, found: u32 },
     /// The same tensor name appears twice.
     DuplicateTensor { tensor: String },
     /// A tensor has a zero dimension, or its element count overflows.
@@ -99,6 +101,9 @@ impl fmt::Display for FormatError {
             }
             DuplicateKey { key } => write!(f, "metadata key '{key}' appears twice"),
             BadDType { tensor, found } => write!(f, "tensor '{tensor}' has unknown dtype {found}"),
+            BadFlags { tensor, found } => {
+                write!(f, "tensor '{tensor}' has unknown flag bits {found:#x}")
+            }
             DuplicateTensor { tensor } => write!(f, "tensor '{tensor}' appears twice"),
             BadShape { tensor } => {
                 write!(f, "tensor '{tensor}' has a zero or overflowing dimension")

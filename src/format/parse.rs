@@ -217,6 +217,14 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
             ),
         });
     }
+    if !(len - data_offset).is_multiple_of(ALIGNMENT) {
+        return Err(FormatError::BadSections {
+            detail: format!(
+                "the data section ({} bytes from {data_offset}) is not a multiple of {ALIGNMENT} bytes",
+                len - data_offset
+            ),
+        });
+    }
     // All three offsets are <= len, which fits in usize because `bytes` exists.
     let (table_offset, data_offset) = (table_offset as usize, data_offset as usize);
 
@@ -277,6 +285,12 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
             found: dt,
         })?;
         let flags = c.u32()?;
+        if flags & !FLAG_DEVICE != 0 {
+            return Err(FormatError::BadFlags {
+                tensor: name,
+                found: flags,
+            });
+        }
         let ndim = c.count("dimension", MAX_DIMS)?;
         let mut shape = Vec::with_capacity(ndim);
         let mut numel: u64 = 1;

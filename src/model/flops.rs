@@ -54,7 +54,7 @@ pub fn controller_exit_flops(c: &Config, w: &CtrlW) -> u64 {
 }
 
 /// Costs of every path.
-pub fn path_costs(c: &Config, _ctrl: Option<&CtrlW>) -> Vec<PathCost> {
+pub fn path_costs(c: &Config) -> Vec<PathCost> {
     c.depths
         .iter()
         .map(|&depth| PathCost {

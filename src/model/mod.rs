@@ -89,6 +89,36 @@ pub struct CtrlW {
     pub hr: usize,
 }
 
+impl StemW {
+    /// Every tensor, in execution order.
+    pub fn tensors(&self) -> [WRef; 4] {
+        [self.patch_w, self.patch_b, self.cls, self.pos]
+    }
+}
+
+impl BlockW {
+    /// Every tensor, in execution order.
+    pub fn tensors(&self) -> [WRef; 8] {
+        [
+            self.qkv_w,
+            self.qkv_b,
+            self.proj_w,
+            self.proj_b,
+            self.fc1_w,
+            self.fc1_b,
+            self.fc2_w,
+            self.fc2_b,
+        ]
+    }
+}
+
+impl ExitW {
+    /// Both tensors.
+    pub fn tensors(&self) -> [WRef; 2] {
+        [self.w, self.b]
+    }
+}
+
 impl CtrlW {
     /// The up-front policy a mode runs, with its hidden width: `graph` mode's own when the file
     /// has one, else the level-1 policy.
@@ -97,6 +127,25 @@ impl CtrlW {
             Some(g) if graph => (g, self.hg),
             _ => (self.policy, self.hq),
         }
+    }
+
+    /// The exit RNN's tensors.
+    pub fn exit_rnn(&self) -> [WRef; 5] {
+        [self.wx, self.wh, self.b, self.out_w, self.out_b]
+    }
+
+    /// Every tensor a mode reads: the predictor and its up-front policy, and for `adaptive`
+    /// (`graph` false) the exit RNN.
+    pub fn tensors(&self, graph: bool) -> Vec<WRef> {
+        let mut v: Vec<WRef> = self
+            .pred
+            .into_iter()
+            .chain(self.up_front(graph).0)
+            .collect();
+        if !graph {
+            v.extend(self.exit_rnn());
+        }
+        v
     }
 }
 
@@ -157,19 +206,31 @@ impl Model {
     ///
     /// Contract: the file must not be modified or truncated while the model is alive (the
     /// mapping would change under the runtime; truncation raises SIGBUS). Replace model files by
-    /// writing a new file and renaming it, as `tinv-fold` does.
+    /// writing a new file and renaming it, as `tinv-fold` does; where that cannot be ensured,
+    /// read the file and use [`Model::from_bytes`], which keeps its own copy.
     pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Model> {
         let path = path.as_ref().to_path_buf();
-        let file = std::fs::File::open(&path).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.clone(),
             source,
-        })?;
-        // SAFETY: the mapping is read-only and the documented contract above forbids modifying
-        // the file while it is mapped; every read goes through the validated index.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        };
+        let file = std::fs::File::open(&path).map_err(io)?;
+        // Mapping a directory fails with ENODEV ("No such device"), which sends users looking
+        // for a missing device; say what it is.
+        if file.metadata().map_err(io)?.is_dir() {
+            let why = "is a directory, not a .tinv file";
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                why,
+            )));
+        }
+        // SAFETY: sound only while nothing modifies or truncates the file during the model's
+        // life, which no type here can enforce: another process writing it would change bytes
+        // behind a `&[u8]`, truncating it raises SIGBUS. That is the contract documented on
+        // this function (the trade every mmap loader makes, safetensors' and llama.cpp's too);
+        // `from_bytes` is the copying alternative. Within it, the mapping is read-only and every
+        // read goes through the validated index.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
         Self::from_storage(path, Bytes::Mapped(map), opts)
     }
 
@@ -211,6 +272,7 @@ impl Model {
         }
         let config = Config::from_meta(&index.meta).map_err(merr)?;
         let mut b = Binder {
+            path: &path,
             index: &index,
             bytes: &bytes,
             slots: Vec::new(),
@@ -257,7 +319,8 @@ impl Model {
             }
         };
         let slots = b.slots;
-        let costs = flops::path_costs(&config, ctrl.as_ref());
+        check_pages(&slots, &stem, &blocks, &exits, &config.depths).map_err(merr)?;
+        let costs = flops::path_costs(&config);
         Ok(Model {
             path,
             bytes,
@@ -350,6 +413,48 @@ impl Model {
         self.bytes.get(t.offset..t.offset + t.nbytes)
     }
 
+    /// Whether the model maps a file ([`Model::open`]) rather than holding a copy of bytes
+    /// ([`Model::from_bytes`], whose path is `<memory>`).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.bytes, Bytes::Mapped(_))
+    }
+
+    /// Releases the resident host pages of the device section (FORMAT.md, flag bit 0) once the
+    /// TensorRT backend has uploaded it: on a Jetson, CPU and GPU share memory, so otherwise the
+    /// weights would be there twice. Returns the bytes advised away (0 when there is no device
+    /// section, or for a model read with [`Model::from_bytes`], whose private copy cannot be
+    /// refilled). A later read refaults the same bytes from the file.
+    pub fn release_device_section(&self) -> usize {
+        let dev = self
+            .index
+            .tensors
+            .iter()
+            .filter(|t| t.flags & format::FLAG_DEVICE != 0);
+        let Some(start) = dev.map(|t| t.offset).min() else {
+            return 0;
+        };
+        let Bytes::Mapped(map) = &self.bytes else {
+            return 0;
+        };
+        // The section starts on a fresh page (the writer's page break), so no host tensor shares
+        // its first page; check rather than trust, madvise works on whole pages.
+        if !start.is_multiple_of(format::PAGE as usize) || start >= map.len() {
+            return 0;
+        }
+        let len = map.len() - start;
+        // SAFETY: `map` is a shared, read-only mapping of the model file, so MADV_DONTNEED only
+        // drops this process's copies of the pages and any later access refills them from the
+        // file: the same bytes, under the contract of `Model::open` (the file is not modified
+        // while mapped). Nothing is written through the mapping. The range lies inside it.
+        let advised =
+            unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
+        if advised.is_ok() {
+            len
+        } else {
+            0
+        }
+    }
+
     /// Name of a tensor.
     pub fn w_name(&self, r: WRef) -> &str {
         &self.slots[r.0 as usize].name
@@ -366,29 +471,68 @@ impl Model {
         self.slots[r.0 as usize].len
     }
 
-    /// Every tensor path `k` (index into `depths`) reads, in execution order, controller included.
+    /// Every backbone tensor path `k` (index into `depths`) reads, in execution order: stem,
+    /// blocks, exit head. Empty when `k` is not a path. What the controller reads on top depends
+    /// on the mode: [`CtrlW::tensors`].
     pub fn path_tensors(&self, k: usize) -> Vec<WRef> {
-        let mut v = Vec::new();
-        if let Some(c) = &self.ctrl {
-            v.extend(c.pred);
-            v.extend(c.policy);
-            v.extend(c.graph.into_iter().flatten());
-            v.extend([c.wx, c.wh, c.b, c.out_w, c.out_b]);
+        let (Some(&depth), Some(exit)) = (self.config.depths.get(k), self.exits.get(k)) else {
+            return Vec::new();
+        };
+        let mut v = self.stem.tensors().to_vec();
+        for b in self.blocks.iter().take(depth) {
+            v.extend(b.tensors());
         }
-        let s = &self.stem;
-        v.extend([s.patch_w, s.patch_b, s.cls, s.pos]);
-        for b in &self.blocks[..self.config.depths[k]] {
-            v.extend([
-                b.qkv_w, b.qkv_b, b.proj_w, b.proj_b, b.fc1_w, b.fc1_b, b.fc2_w, b.fc2_b,
-            ]);
-        }
-        v.extend([self.exits[k].w, self.exits[k].b]);
+        v.extend(exit.tensors());
         v
     }
 }
 
+/// FORMAT.md "Order and pages": every block and exit head starts on a fresh page, and path k's
+/// tensors all end before the first page of the block after it, so a path never touches the
+/// pages of deeper blocks (what lets a shallow path keep only its prefix resident).
+fn check_pages(
+    slots: &[Slot],
+    stem: &StemW,
+    blocks: &[BlockW],
+    exits: &[ExitW],
+    depths: &[usize],
+) -> std::result::Result<(), String> {
+    let start = |refs: &[WRef]| refs.iter().map(|r| slots[r.0 as usize].offset).min();
+    let end = |r: &WRef| slots[r.0 as usize].offset + slots[r.0 as usize].file_bytes;
+    let page = format::PAGE as usize;
+    let heads = exits
+        .iter()
+        .zip(depths)
+        .map(|(e, d)| (e.tensors().to_vec(), format!("exit.{d}")));
+    let firsts = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.tensors().to_vec(), format!("blk.{i}")));
+    for (refs, name) in firsts.chain(heads) {
+        if start(&refs).is_some_and(|o| !o.is_multiple_of(page)) {
+            return Err(format!("{name} does not start on a fresh {page}-byte page"));
+        }
+    }
+    for (k, &d) in depths.iter().enumerate() {
+        let Some(deeper) = blocks.get(d).and_then(|b| start(&b.tensors())) else {
+            continue;
+        };
+        let mut refs = stem.tensors().to_vec();
+        blocks.iter().take(d).for_each(|b| refs.extend(b.tensors()));
+        refs.extend(exits[k].tensors());
+        if refs.iter().any(|r| end(r) > deeper) {
+            return Err(format!(
+                "the depth-{d} path reads bytes after blk.{d} starts (tensors out of path order)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Resolves tensor names to slots, checking shape and dtype.
 struct Binder<'a> {
+    /// The file, for errors.
+    path: &'a Path,
     index: &'a Index,
     bytes: &'a [u8],
     slots: Vec<Slot>,
@@ -397,7 +541,7 @@ struct Binder<'a> {
 impl Binder<'_> {
     fn bind(&mut self, name: &str, shape: &[usize]) -> Result<WRef> {
         let merr = |detail: String| Error::Model {
-            path: PathBuf::new(),
+            path: self.path.to_path_buf(),
             detail,
         };
         let t = self
@@ -442,7 +586,7 @@ impl Binder<'_> {
                 .tensor(name)
                 .and_then(|t| t.shape.get(axis).copied())
                 .ok_or_else(|| Error::Model {
-                    path: PathBuf::new(),
+                    path: self.path.to_path_buf(),
                     detail: format!("controller tensor '{name}' is missing or not 2-D"),
                 })
         };

@@ -32,6 +32,11 @@ pub struct OpenOptions {
     pub layout: Option<Layout>,
     /// A precision the caller requires, if any.
     pub precision: Option<Precision>,
+    /// Floats of one input image (C·H·W): the external input must be f32 of this many
+    /// elements.
+    pub input_len: u64,
+    /// Classes: every path's output must be f32 logits of this many elements.
+    pub classes: u64,
 }
 
 /// Engines deserialized so far; frees them on drop (also on a failed open).
@@ -86,6 +91,55 @@ fn same_io(m: &manifest::IoTensor, t: &tinv_sys::IoTensor) -> bool {
     m.name == t.name && mode && dtype && shape
 }
 
+/// The engines' interface against the model: one external input, f32 of `input_len`
+/// elements, and every path's output f32 of `classes` elements — the session stages one image's
+/// floats and reads one set of f32 logits, so anything else would be misread, not refused.
+fn check_model_io(
+    m: &Manifest,
+    paths: &PathTable,
+    io: &IoPlan,
+    opts: &OpenOptions,
+) -> Result<(), TrtError> {
+    let tensor = |name: &str| {
+        m.engines
+            .iter()
+            .flat_map(|e| &e.io)
+            .find(|t| t.name == name)
+    };
+    let f32_of = |t: &manifest::IoTensor, want: u64, what: &str| {
+        let elems = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        if t.dtype == manifest::DType::F32 && elems == Some(want) {
+            return Ok(());
+        }
+        Err(TrtError::Plan(format!(
+            "{what} {} is {} {:?}, the model needs f32 with {want} elements; \
+             run `tinv-run build` to rebuild the engines",
+            t.name,
+            t.dtype.name(),
+            t.shape
+        )))
+    };
+    let mut inputs = io.external_inputs();
+    let (Some(input), None) = (inputs.next(), inputs.next()) else {
+        return Err(TrtError::Plan(
+            "the engines must have exactly one external input (the image)".into(),
+        ));
+    };
+    if let Some(t) = tensor(&input.name) {
+        f32_of(t, opts.input_len, "input")?;
+    }
+    for k in 0..paths.len() {
+        let out = paths
+            .engines(k)
+            .last()
+            .and_then(|&e| m.engines.get(e))
+            .and_then(|e| e.io.iter().find(|t| t.mode == IoMode::Output))
+            .ok_or_else(|| TrtError::Plan(format!("path {k} has no output")))?;
+        f32_of(out, opts.classes, "output")?;
+    }
+    Ok(())
+}
+
 impl TrtModel {
     /// Checks `manifest` against the model, the loaded TensorRT and the GPU, deserializes every
     /// plan, checks each engine's I/O against the manifest, and uploads the weights once.
@@ -118,11 +172,7 @@ impl TrtModel {
         manifest.check(&expected)?;
         let paths = PathTable::new(&manifest)?;
         let io = IoPlan::new(&manifest)?;
-        if io.external_inputs().count() != 1 {
-            return Err(TrtError::Plan(
-                "the engines must have exactly one external input (the image)".into(),
-            ));
-        }
+        check_model_io(&manifest, &paths, &io, opts)?;
         let mut engines = Engines {
             shim: shim.clone(),
             handles: Vec::with_capacity(manifest.engines.len()),

@@ -102,6 +102,8 @@ fn opts(m: &Manifest) -> OpenOptions {
         depths: m.paths.iter().map(|p| p.depth).collect(),
         layout: None,
         precision: None,
+        input_len: 784,
+        classes: 10,
     }
 }
 
@@ -323,7 +325,10 @@ fn per_path_weights_once_one_arena_one_graph_per_path() {
     let mut out = vec![0u8; s.output_len(1).unwrap()];
     let launched = s.run(1, &image, &mut out).unwrap();
     assert_eq!(out, [7u8; 40]);
-    assert_eq!((launched.engines, launched.rerun), (vec![1], false));
+    assert_eq!(
+        (launched.engines.to_vec(), launched.rerun),
+        (vec![1], false)
+    );
     assert_eq!(
         r.device.calls()[before..],
         [
@@ -338,7 +343,7 @@ fn per_path_weights_once_one_arena_one_graph_per_path() {
     s.run(0, &image, &mut out).unwrap();
     let esc = s.escalate(0, &mut out).unwrap();
     assert_eq!(
-        (esc.engines, esc.rerun),
+        (esc.engines.to_vec(), esc.rerun),
         (vec![1], true),
         "per-path reruns the deeper engine and says so"
     );
@@ -379,26 +384,26 @@ fn segments_escalation_resumes_from_the_saved_hidden_state() {
             vec![ctxs[2], ctxs[3]]
         ]
     );
-    let mut out = vec![0u8; 20];
+    let mut out = vec![0u8; 40];
     let e = s.escalate(0, &mut out).unwrap_err().to_string();
     assert!(
         e.contains("needs a completed run"),
         "nothing to resume from yet: {e}"
     );
-    s.run(0, &[0u8; 1568], &mut out).unwrap();
+    s.run(0, &[0u8; 3136], &mut out).unwrap();
     let esc = s.escalate(0, &mut out).unwrap();
-    assert_eq!((esc.engines, esc.rerun), (vec![2, 3], false));
+    assert_eq!((esc.engines.to_vec(), esc.rerun), (vec![2, 3], false));
     let (_, stage_out) = r.staging();
     assert!(r.device.calls().ends_with(&[
         DevCall::Launch(caps[2].0),
         DevCall::Sync,
-        DevCall::PinnedRead(stage_out, 20)
+        DevCall::PinnedRead(stage_out, 40)
     ]));
     // The step graph copies no input (it resumes from h1) and delivers head2's logits.
     let logits2 = r.address(ctxs[3], "logits2").unwrap();
     assert_eq!(
         r.captured_copies()[2],
-        [DevCall::ToHost(stage_out, logits2, 20)]
+        [DevCall::ToHost(stage_out, logits2, 40)]
     );
     assert!(
         s.escalate(1, &mut out).is_err(),
@@ -430,34 +435,37 @@ fn without_cuda_graphs_each_run_enqueues_its_copies_and_engines() {
     };
 
     let (dev0, shim0) = (r.device.calls().len(), r.shim.calls().len());
-    r.device.put(logits1, &[3u8; 20]);
-    let mut out = vec![0u8; 20];
-    let launched = s.run(0, &[5u8; 1568], &mut out).unwrap();
-    assert_eq!((launched.engines, launched.rerun), (vec![0, 1], false));
-    assert_eq!(out, [3u8; 20], "the output went through the staging buffer");
+    r.device.put(logits1, &[3u8; 40]);
+    let mut out = vec![0u8; 40];
+    let launched = s.run(0, &[5u8; 3136], &mut out).unwrap();
+    assert_eq!(
+        (launched.engines.to_vec(), launched.rerun),
+        (vec![0, 1], false)
+    );
+    assert_eq!(out, [3u8; 40], "the output went through the staging buffer");
     assert_eq!(
         r.device.calls()[dev0..],
         [
-            DevCall::PinnedWrite(stage_in, 1568),
-            DevCall::ToDevice(image, stage_in, 1568),
-            DevCall::ToHost(stage_out, logits1, 20),
+            DevCall::PinnedWrite(stage_in, 3136),
+            DevCall::ToDevice(image, stage_in, 3136),
+            DevCall::ToHost(stage_out, logits1, 40),
             DevCall::Sync,
-            DevCall::PinnedRead(stage_out, 20)
+            DevCall::PinnedRead(stage_out, 40)
         ]
     );
     assert_eq!(enqueued_since(shim0), [ctxs[0], ctxs[1]]);
-    assert_eq!(r.device.written(image).unwrap(), [5u8; 1568]);
+    assert_eq!(r.device.written(image).unwrap(), [5u8; 3136]);
 
     // Escalation resumes from h1: no input copy, only the deeper segment and its head.
     let (dev1, shim1) = (r.device.calls().len(), r.shim.calls().len());
     let esc = s.escalate(0, &mut out).unwrap();
-    assert_eq!((esc.engines, esc.rerun), (vec![2, 3], false));
+    assert_eq!((esc.engines.to_vec(), esc.rerun), (vec![2, 3], false));
     assert_eq!(
         r.device.calls()[dev1..],
         [
-            DevCall::ToHost(stage_out, logits2, 20),
+            DevCall::ToHost(stage_out, logits2, 40),
             DevCall::Sync,
-            DevCall::PinnedRead(stage_out, 20)
+            DevCall::PinnedRead(stage_out, 40)
         ]
     );
     assert_eq!(enqueued_since(shim1), [ctxs[2], ctxs[3]]);
@@ -516,11 +524,54 @@ fn an_engine_whose_io_differs_from_the_manifest_is_refused() {
         e.io[0].shape = vec![1, 1, 32, 32]; // the manifest now disagrees with the plans (28×28)
     }
     let shim: Arc<dyn ShimApi> = r.shim.clone();
-    let e = TrtModel::open(shim, r.device.clone(), m.clone(), &opts(&m), &r.files)
+    let o = OpenOptions {
+        input_len: 32 * 32, // a model that agrees with the manifest
+        ..opts(&m)
+    };
+    let e = TrtModel::open(shim, r.device.clone(), m.clone(), &o, &r.files)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("differ from the manifest's engine path1"), "{e}");
+}
+
+#[test]
+fn engines_whose_interface_differs_from_the_model_are_refused_before_the_device() {
+    let r = rig(sample());
+    let refuse = |m: &Manifest, o: &OpenOptions, want: &str| {
+        let shim: Arc<dyn ShimApi> = r.shim.clone();
+        let e = TrtModel::open(shim, r.device.clone(), m.clone(), o, &r.files)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(want) && e.contains("tinv-run build"), "{e}");
+    };
+    // A 5-class model against 10-logit engines; a 32×32 model against 28×28 engines.
+    let five = OpenOptions {
+        classes: 5,
+        ..opts(&r.manifest)
+    };
+    refuse(
+        &r.manifest,
+        &five,
+        "output logits is f32 [1, 10], the model needs f32 with 5",
+    );
+    let big = OpenOptions {
+        input_len: 1024,
+        ..opts(&r.manifest)
+    };
+    refuse(
+        &r.manifest,
+        &big,
+        "input image is f32 [1, 1, 28, 28], the model needs f32 with 1024",
+    );
+    // FP16 logits would be read as f32 garbage.
+    let mut half = r.manifest.clone();
+    for e in &mut half.engines {
+        e.io.last_mut().unwrap().dtype = manifest::DType::F16;
+    }
+    refuse(&half, &opts(&half), "output logits is f16 [1, 10]");
+    assert!(r.allocs().is_empty(), "refused before any device memory");
 }
 
 #[test]

@@ -101,7 +101,7 @@ pub fn segments() -> Manifest {
         e(
             "seg1",
             vec![
-                t("image", IoMode::Input, &[1, 784]),
+                io("image", IoMode::Input, DType::F32, &[1, 784]),
                 t("h1", IoMode::Output, &[1, 50, 64]),
             ],
             500,
@@ -110,7 +110,7 @@ pub fn segments() -> Manifest {
             "head1",
             vec![
                 t("h1", IoMode::Input, &[1, 50, 64]),
-                t("logits1", IoMode::Output, &[1, 10]),
+                io("logits1", IoMode::Output, DType::F32, &[1, 10]),
             ],
             100,
         ),
@@ -126,7 +126,7 @@ pub fn segments() -> Manifest {
             "head2",
             vec![
                 t("h2", IoMode::Input, &[1, 50, 64]),
-                t("logits2", IoMode::Output, &[1, 10]),
+                io("logits2", IoMode::Output, DType::F32, &[1, 10]),
             ],
             100,
         ),

@@ -235,17 +235,21 @@ fn dims_text(shape: &[u64]) -> String {
         .join(",")
 }
 
+/// What `parse` reads back as one word: non-empty, no whitespace or control characters, no
+/// leading `#` (manifest_parse.rs `word`).
 fn plain(name: &str, what: &str) -> Result<(), TrtError> {
-    if name.is_empty() || name.chars().any(char::is_whitespace) || name.starts_with('#') {
+    let bad = |c: char| c.is_whitespace() || c.is_control();
+    if name.is_empty() || name.chars().any(bad) || name.starts_with('#') {
         return Err(TrtError::Manifest(format!(
-            "{what} {name:?} must be non-empty without whitespace"
+            "{what} {name:?} must be non-empty without whitespace or control characters"
         )));
     }
     Ok(())
 }
 
 impl Manifest {
-    /// The manifest as text. Fails only for names the format cannot hold (whitespace).
+    /// The manifest as text. Fails only for names the format cannot hold (whitespace or control
+    /// characters; a GPU name may hold spaces), so what it prints parses back to `self`.
     pub fn to_text(&self) -> Result<String, TrtError> {
         let mut s = String::new();
         // `write!` to a String cannot fail; the results are ignored for that reason.
@@ -253,8 +257,11 @@ impl Manifest {
         let _ = writeln!(s, "model_hash {:#018x}", self.model_hash);
         let _ = writeln!(s, "tensorrt {}", self.tensorrt);
         let (ccmaj, ccmin) = self.gpu.compute_capability;
-        if self.gpu.name.contains('\n') {
-            return Err(TrtError::Manifest("GPU name contains a newline".into()));
+        if self.gpu.name.is_empty() || self.gpu.name.chars().any(char::is_control) {
+            return Err(TrtError::Manifest(format!(
+                "GPU name {:?} is empty or has control characters",
+                self.gpu.name
+            )));
         }
         let _ = writeln!(s, "gpu {ccmaj}.{ccmin} {}", self.gpu.name);
         let _ = writeln!(s, "precision {}", self.precision.name());

@@ -72,6 +72,8 @@ mod tests {
             depths: vec![1, 2],
             layout: None,
             precision: None,
+            input_len: 784,
+            classes: 10,
         }
     }
 

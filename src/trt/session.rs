@@ -15,11 +15,12 @@ use super::TrtError;
 use std::sync::Arc;
 use tinv_sys::ContextHandle;
 
-/// What one run launched, for the stats (escalation charges).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Launched {
+/// What one run launched, for the stats (escalation charges). Borrowed from the session's
+/// resolved work, so a run allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launched<'a> {
     /// Engines the launched graph runs, in order (indices into the manifest's engines).
-    pub engines: Vec<usize>,
+    pub engines: &'a [usize],
     /// Whether engines already run for a shallower path were run again (`per-path`).
     pub rerun: bool,
 }
@@ -280,7 +281,7 @@ impl TrtSession {
         path: usize,
         input: &[u8],
         output: &mut [u8],
-    ) -> Result<Launched, TrtError> {
+    ) -> Result<Launched<'_>, TrtError> {
         self.last = None;
         let w = self
             .path_work
@@ -298,7 +299,7 @@ impl TrtSession {
         self.launch_and_read(w, output)?;
         self.last = Some(path);
         Ok(Launched {
-            engines: self.model.paths.engines(path).to_vec(),
+            engines: &self.path_work[path].engines,
             rerun: false,
         })
     }
@@ -306,7 +307,7 @@ impl TrtSession {
     /// After [`TrtSession::run`] of path `from`, continues to path `from + 1`: `segments`
     /// resumes from the hidden state left in the I/O buffers; `per-path` reruns the deeper
     /// engine on the still-staged input (reported with `rerun`, so the stats charge it).
-    pub fn escalate(&mut self, from: usize, output: &mut [u8]) -> Result<Launched, TrtError> {
+    pub fn escalate(&mut self, from: usize, output: &mut [u8]) -> Result<Launched<'_>, TrtError> {
         if self.last != Some(from) {
             return Err(TrtError::Plan(format!(
                 "escalating from path {from} needs a completed run of that path first"
@@ -321,7 +322,7 @@ impl TrtSession {
         let rerun = *rerun;
         self.last = Some(from + 1);
         Ok(Launched {
-            engines: self.model.paths.escalation(from, from + 1)?.to_vec(),
+            engines: &self.step_work[from].0.engines,
             rerun,
         })
     }

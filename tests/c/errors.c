@@ -83,6 +83,7 @@ static void test_bad_files_and_options(const char *path, tinv_model *m) {
     CHECK_STATUS(tinv_model_open("/nonexistent/dir/model.tinv", NULL, &mo), TINV_ERR_IO);
     CHECK(strstr(tinv_last_error(), "/nonexistent/dir/model.tinv") != NULL);
     CHECK_STATUS(tinv_model_open("/", NULL, &mo), TINV_ERR_IO);
+    CHECK(strstr(tinv_last_error(), "/: is a directory") != NULL);
     CHECK_STATUS(tinv_model_open_bytes(garbage, sizeof garbage, NULL, &mo), TINV_ERR_FORMAT);
     CHECK_STATUS(tinv_model_open_bytes(garbage, 3, NULL, &mo), TINV_ERR_FORMAT);
     CHECK_STATUS(tinv_model_open_bytes(garbage, 0, NULL, &mo), TINV_ERR_FORMAT);
@@ -90,7 +91,8 @@ static void test_bad_files_and_options(const char *path, tinv_model *m) {
 
     opt.backend = TINV_BACKEND_TENSORRT;
     CHECK_STATUS(tinv_model_open(path, &opt, &mo), TINV_ERR_BACKEND_UNAVAILABLE);
-    CHECK(strstr(tinv_last_error(), "TensorRT backend not built/available") != NULL);
+    /* CPU-only build: not built; TensorRT build: no engines beside this scratch model. */
+    CHECK(strstr(tinv_last_error(), "TensorRT") != NULL);
     opt.backend = 7;
     CHECK_STATUS(tinv_model_open(path, &opt, &mo), TINV_ERR_INVALID_ARG);
     opt = tinv_model_options_default();
@@ -186,6 +188,24 @@ static void test_buffers(tinv_session *s, const expectation *e) {
     count = 99;
     CHECK_STATUS(tinv_session_last_stats(s, st, n - 1, &count), n > 1 ? TINV_ERR_BUFFER_TOO_SMALL : TINV_OK);
     if (n > 1) CHECK(count == 99);
+    /* Failures caught before the session is reached (a NULL buffer) clear the stats too. */
+    CHECK_STATUS(tinv_session_infer(s, NULL, in_len, n, logits, out_len), TINV_ERR_NULL_ARG);
+    CHECK_OK(tinv_session_last_stats(s, st, n, &count));
+    CHECK(count == 0);
+    CHECK_OK(tinv_session_infer_depth(s, e->input, e->input_len, 1, e->depth[0], logits, e->classes));
+    CHECK_OK(tinv_session_last_stats(s, st, n, &count));
+    CHECK(count == 1);
+    CHECK_STATUS(tinv_session_infer_depth(s, e->input, e->input_len, 1, e->depth[0], NULL, e->classes),
+                 TINV_ERR_NULL_ARG);
+    CHECK(strstr(tinv_last_error(), "'logits'") != NULL);
+    CHECK_OK(tinv_session_last_stats(s, st, n, &count));
+    CHECK(count == 0);
+    /* A misaligned stats pointer is an argument error; *count is untouched. */
+    count = 99;
+    CHECK_OK(tinv_session_infer(s, e->input, e->input_len, 1, logits, e->classes));
+    CHECK_STATUS(tinv_session_last_stats(s, (tinv_stats *)(void *)((char *)st + 1), n, &count),
+                 TINV_ERR_INVALID_ARG);
+    CHECK(count == 99);
 
     CHECK_STATUS(tinv_session_set_budget(s, -0.1f), TINV_ERR_INVALID_ARG);
     CHECK_STATUS(tinv_session_set_budget(s, 1.5f), TINV_ERR_INVALID_ARG);

@@ -35,7 +35,10 @@ impl Args {
                             .ok_or_else(|| format!("--{name} needs a value"))?,
                     };
                     a.values.insert(name.to_string(), v);
-                } else if switches.contains(&name) && inline.is_none() {
+                } else if switches.contains(&name) {
+                    if inline.is_some() {
+                        return Err(format!("--{name} is a switch and takes no value"));
+                    }
                     a.switches.push(name.to_string());
                 } else {
                     return Err(format!("unknown option --{name} (see --help)"));
@@ -45,6 +48,14 @@ impl Args {
             }
         }
         Ok(a)
+    }
+
+    /// Refuses more than `max` positional arguments, naming the first one too many.
+    pub fn max_positional(self, max: usize) -> Result<Args, String> {
+        match self.positional.get(max) {
+            Some(extra) => Err(unexpected(extra)),
+            None => Ok(self),
+        }
     }
 
     /// The value of `--name`.
@@ -71,4 +82,20 @@ impl Args {
                 .map_err(|_| format!("--{name} {v}: expected {what}")),
         }
     }
+
+    /// `--name` as a count of at least `min`, with `what` describing it in the error.
+    pub fn count<T>(&self, name: &str, what: &str, min: T) -> Result<Option<T>, String>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    {
+        match self.parse_opt::<T>(name, what)? {
+            Some(v) if v < min => Err(format!("--{name} must be at least {min}")),
+            v => Ok(v),
+        }
+    }
+}
+
+/// The error for an argument a command does not take.
+pub fn unexpected(arg: &str) -> String {
+    format!("unexpected argument '{arg}' (see --help)")
 }

@@ -11,7 +11,7 @@ tinv-run bench — latency of every path, path-switch cost, GEMM throughput
 
 USAGE:
     tinv-run bench [--model M | --synthetic vit-tiny] [--threads N] [--batch B]
-                   [--iters N] [--warmup N] [--json]
+                   [--iters N] [--warmup N] [--verify] [--json]
 
 OPTIONS:
     --model M          .tinv file or package directory (default: engines/fmnist)
@@ -19,10 +19,12 @@ OPTIONS:
                        3 heads, 12 blocks, exits 3/6/9/12)
     --threads N        worker threads (default 1)
     --batch B          inputs per call (default 1)
-    --iters N          timed runs per path (default 200)
+    --iters N          timed runs per path, at least 2 (default 200)
     --warmup N         untimed runs first (default 20)
-    --json             one JSON object: paths [{depth, flops, p50_us, p99_us, gflops}],
-                       switch_us, gemm [{m, n, k, gflops}], kernel, threads, batch
+    --verify           check every tensor checksum when opening the --model
+    --json             one JSON object: kernel, threads, batch,
+                       paths [{depth, flops, p50_us, p99_us, gflops}], switch_us,
+                       gemm [{m, n, k, gflops}], arena_bytes, peak_rss_bytes
 
 Latency is wall time per call, median and 99th percentile. The switch cost is the median
 extra time of a call on one path right after a call on another, against the same path twice.
@@ -38,15 +40,13 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         raw,
         &["model", "synthetic", "threads", "batch", "iters", "warmup"],
         &["json", "verify"],
-    )?;
+    )?
+    .max_positional(0)?;
     let threads = a
         .parse_opt::<usize>("threads", "a thread count")?
         .unwrap_or(1);
-    let batch = a.parse_opt::<usize>("batch", "a batch size")?.unwrap_or(1);
-    let iters = a
-        .parse_opt::<usize>("iters", "a run count")?
-        .unwrap_or(200)
-        .max(2);
+    let batch = a.count("batch", "a batch size", 1)?.unwrap_or(1);
+    let iters = a.count("iters", "a run count", 2)?.unwrap_or(200);
     let warmup = a.parse_opt::<usize>("warmup", "a run count")?.unwrap_or(20);
     let model = match a.get("synthetic") {
         Some("vit-tiny") => {
@@ -84,7 +84,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         let (p50, p99) = (percentile(&mut t, 0.5), percentile(&mut t, 0.99));
         let flops = model.costs()[k].backbone_flops * batch as u64;
         paths.push((d, flops, p50, p99));
-        eprintln!("bench: depth {d} p50 {p50:.1} µs");
+        errln!("bench: depth {d} p50 {p50:.1} µs");
     }
     // Switch cost: alternate the shallowest and deepest path vs repeat the deepest.
     let (d0, dl) = (c.depths[0], c.depths[c.depths.len() - 1]);
@@ -144,24 +144,24 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             )
             .set("arena_bytes", Json::Int(s.arena_bytes() as u64))
             .set("peak_rss_bytes", Json::Int(crate::eval::peak_rss_bytes()));
-        println!("{}", j.render());
+        outln!("{}", j.render());
     } else {
-        println!(
+        outln!(
             "kernel {}, {threads} thread(s), batch {batch}, {iters} runs per path",
             gemm::kernel_name()
         );
         for (d, f, p50, p99) in &paths {
-            println!(
+            outln!(
                 "depth {d:>3}  p50 {p50:>10.1} µs  p99 {p99:>10.1} µs  {:>8.2} MFLOPs  {:>6.1} GFLOP/s",
                 *f as f64 / 1e6,
                 *f as f64 / p50 / 1e3
             );
         }
-        println!("path switch  {switch_us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl})");
+        outln!("path switch  {switch_us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl})");
         for (m, n, k, g) in &gemms {
-            println!("gemm {m:>5}x{n:<5}x{k:<5} {g:>7.1} GFLOP/s");
+            outln!("gemm {m:>5}x{n:<5}x{k:<5} {g:>7.1} GFLOP/s");
         }
-        println!("arena {} bytes", s.arena_bytes());
+        outln!("arena {} bytes", s.arena_bytes());
     }
     Ok(())
 }

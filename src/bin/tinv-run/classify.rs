@@ -41,10 +41,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     if a.positional.is_empty() {
         return Err("classify needs at least one IMAGE (see tinv-run classify --help)".into());
     }
-    let depth = a.parse_opt::<usize>("depth", "a depth (number of blocks)")?;
-    if depth.is_some() && (a.get("budget").is_some() || a.get("mode").is_some()) {
-        return Err("--depth fixes the path; it cannot be combined with --budget or --mode".into());
-    }
+    let depth = crate::fixed_depth(&a)?;
     let mut session = crate::open_session(&a, 1)?;
     let cfg = session.model().config().clone();
     let names = class_names(a.get("model"), cfg.classes);
@@ -75,9 +72,9 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 .set("latency_us", Json::Num(st.latency_us))
                 .set("start_depth", Json::Int(st.start_depth as u64))
                 .set("escalations", Json::Int(u64::from(st.escalations)));
-            println!("{}", j.render());
+            outln!("{}", j.render());
         } else {
-            println!(
+            outln!(
                 "{img}: class {} ({label}) confidence {:.3} depth {}/{} flops {:.2}M {:.0} µs",
                 st.class,
                 st.confidence,

@@ -11,7 +11,7 @@ pub const HELP: &str = "\
 tinv-run eval — accuracy, FLOPs and latency on an IDX dataset
 
 USAGE:
-    tinv-run eval [--model M] --images IDX --labels IDX [--budget λ] [--depth D]
+    tinv-run eval [--model M] --images IDX --labels IDX [--depth D | --budget λ]
                   [--mode MODE] [--limit N] [--batch B] [--threads N] [--json]
 
 OPTIONS:
@@ -19,18 +19,21 @@ OPTIONS:
                    e.g. /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
     --labels IDX   label file ([n] unsigned bytes)
     --budget λ     controller budget in [0, 1] (default: the model's)
-    --depth D      evaluate the fixed path of depth D instead of the controller
+    --depth D      evaluate the fixed path of depth D instead of the controller (no
+                   controller runs, so --budget and --mode are refused with it)
     --mode MODE    adaptive (default) | graph | threshold:τ  (see classify --help)
     --limit N      first N samples only
     --batch B      inputs per call in the timed run (default 1: per-input latency)
     --threads N    worker threads (default 1)
     --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
     --engines DIR  TensorRT engines folder (default: plans/ beside the model file)
-    --json         one JSON object: samples, accuracy, accuracy_full_depth, mean_flops,
-                   full_flops, flops_reduction, oracle_flops, oracle_accuracy,
-                   exit_accuracy, depth_histogram, latency_us{p50,p99,mean},
-                   weight_bytes_per_inference, full_weight_bytes, arena_bytes,
-                   peak_rss_bytes, mean_escalations, mode, budget
+    --verify       check every tensor checksum when opening the model
+    --json         one JSON object: samples, mode, budget (null with --depth), accuracy,
+                   accuracy_full_depth, mean_flops, full_flops, flops_reduction,
+                   oracle_flops, oracle_accuracy, exit_accuracy{<depth>: accuracy},
+                   depth_histogram{<depth>: inputs}, mean_escalations,
+                   latency_us{p50,p99,mean} (per call), batch, weight_bytes_per_inference,
+                   full_weight_bytes, arena_bytes, peak_rss_bytes
 
 Two passes: one full-depth pass computes every exit once per sample (accuracy of each exit,
 full-depth accuracy, the oracle: the FLOPs of the shallowest correct exit per sample, or of the
@@ -46,19 +49,17 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             "backend", "engines",
         ],
         &["json", "verify"],
-    )?;
+    )?
+    .max_positional(0)?;
     let images_path = a
         .get("images")
         .ok_or("eval needs --images IDX (see tinv-run eval --help)")?;
     let labels_path = a
         .get("labels")
         .ok_or("eval needs --labels IDX (see tinv-run eval --help)")?;
-    let depth = a.parse_opt::<usize>("depth", "a depth (number of blocks)")?;
-    let limit = a.parse_opt::<usize>("limit", "a sample count")?;
-    let batch = a
-        .parse_opt::<usize>("batch", "a batch size")?
-        .unwrap_or(1)
-        .max(1);
+    let depth = crate::fixed_depth(&a)?;
+    let limit = a.count("limit", "a sample count", 1)?;
+    let batch = a.count("batch", "a batch size", 1)?.unwrap_or(1);
     let mut session = crate::open_session(&a, batch)?;
     let model = session.model().clone();
     let cfg = model.config().clone();
@@ -105,7 +106,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             }
         }
         if progress && (start / chunk) % 40 == 39 {
-            eprintln!("eval: all-exits pass {}/{n}", start + b);
+            errln!("eval: all-exits pass {}/{n}", start + b);
         }
     }
     drop(all);
@@ -143,7 +144,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             hist[st.path] += 1;
         }
         if progress && start % 2000 + b > 2000 {
-            eprintln!("eval: timed run {}/{n}", start + b);
+            errln!("eval: timed run {}/{n}", start + b);
         }
     }
     lat.sort_by(f64::total_cmp);
@@ -157,6 +158,8 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         .map(|r| model.w_file_range(*r).len() as u64)
         .sum();
     let rss = peak_rss_bytes();
+    // A fixed depth runs no controller: no budget applies.
+    let budget = depth.is_none().then(|| session.budget());
     let mode = match depth {
         Some(d) => format!("depth:{d}"),
         None => format!("{:?}", session.mode())
@@ -168,7 +171,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         let j = Json::obj()
             .set("samples", Json::Int(n as u64))
             .set("mode", Json::Str(mode))
-            .set("budget", Json::Num(f64::from(session.budget())))
+            .set(
+                "budget",
+                budget.map_or(Json::Null, |b| Json::Num(f64::from(b))),
+            )
             .set("accuracy", Json::Num(acc))
             .set("accuracy_full_depth", Json::Num(exit_acc[p - 1]))
             .set("mean_flops", Json::Num(mean_flops))
@@ -212,45 +218,48 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             .set("full_weight_bytes", Json::Int(full_bytes))
             .set("arena_bytes", Json::Int(session.arena_bytes() as u64))
             .set("peak_rss_bytes", Json::Int(rss));
-        println!("{}", j.render());
+        outln!("{}", j.render());
     } else {
-        println!("samples            {n}");
-        println!("mode               {mode}, budget λ = {}", session.budget());
-        println!(
+        outln!("samples            {n}");
+        match budget {
+            Some(b) => outln!("mode               {mode}, budget λ = {b}"),
+            None => outln!("mode               {mode}"),
+        }
+        outln!(
             "accuracy           {:.2}%   (full depth {:.2}%)",
             acc * 100.0,
             exit_acc[p - 1] * 100.0
         );
-        println!(
+        outln!(
             "mean FLOPs         {:.3}M of {:.3}M full ({:.1}% fewer)",
             mean_flops / 1e6,
             full / 1e6,
             (1.0 - mean_flops / full) * 100.0
         );
-        println!(
+        outln!(
             "oracle             {:.3}M FLOPs ({:.1}% of full), {:.2}% accuracy",
             oracle_flops / 1e6,
             oracle_flops / full * 100.0,
             oracle_right as f64 / n as f64 * 100.0
         );
         for (e, d) in cfg.depths.iter().enumerate() {
-            println!(
+            outln!(
                 "exit {d:>3}           accuracy {:.2}%, chosen for {} inputs",
                 exit_acc[e] * 100.0,
                 hist[e]
             );
         }
-        println!(
+        outln!(
             "latency            p50 {:.1} µs, p99 {:.1} µs (batch {batch})",
             pct(0.5),
             pct(0.99)
         );
-        println!(
+        outln!(
             "weights read       {:.2} MB per inference of {:.2} MB at full depth",
             wbytes / n as f64 / 1e6,
             full_bytes as f64 / 1e6
         );
-        println!(
+        outln!(
             "arena              {} bytes; peak RSS {} bytes",
             session.arena_bytes(),
             rss

@@ -10,7 +10,7 @@ tinv-run export-onnx — one ONNX model per depth path (opset 17, IR version 8)
 
 USAGE:
     tinv-run export-onnx [--model M] --out DIR [--layout per-path|segments]
-                         [--ln decomposed|native] [--baked]
+                         [--ln decomposed|native] [--baked] [--verify]
 
 OPTIONS:
     --model M        .tinv file or package directory (default: engines/fmnist)
@@ -25,13 +25,15 @@ OPTIONS:
                      the same name in every graph, and weights.f16.bin + weights.tsv (name,
                      dtype, shape, byte offset, 256-aligned) hold the values to bind, so one
                      device buffer serves every engine
+    --verify         check every tensor checksum when opening the model
 
 Inputs are raw pixels in [0, 1] (`pixels`, [batch, C, H, W]); the graphs normalize them. A
 model with a controller also gets controller.onnx (features, budget → predictor, scores).
 ";
 
 pub fn run(raw: &[String]) -> Result<(), String> {
-    let a = Args::parse(raw, &["model", "out", "layout", "ln"], &["baked", "verify"])?;
+    let a = Args::parse(raw, &["model", "out", "layout", "ln"], &["baked", "verify"])?
+        .max_positional(0)?;
     let out = a
         .get("out")
         .ok_or("export-onnx needs --out DIR (see tinv-run export-onnx --help)")?;
@@ -60,7 +62,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         tinv::onnx::write_export(&model, &opts, Path::new(out)).map_err(|e| e.to_string())?;
     for f in &files {
         let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-        println!("wrote {} ({size} bytes)", f.display());
+        outln!("wrote {} ({size} bytes)", f.display());
     }
     Ok(())
 }

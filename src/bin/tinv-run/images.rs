@@ -14,27 +14,11 @@ struct Image {
 
 /// Loads `path` and converts it to the model's input: CHW floats in [0, 1]. Grey images feed
 /// every channel of an RGB model; colour images feed a grey model through ITU-R BT.601 luma.
-/// The size must equal the model's input size.
+/// The size must equal the model's input size; it is checked from the header, before any pixel
+/// is decoded, so a small file that declares a huge image costs nothing.
 pub fn load_image(path: &Path, cfg: &Config) -> Result<Vec<f32>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let img = if bytes.starts_with(b"\x89PNG") {
-        decode_png(&bytes)
-    } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
-        decode_pgm(&bytes)
-    } else {
-        Err("not a PNG or PGM image".to_string())
-    }
-    .map_err(|e| format!("{}: {e}", path.display()))?;
-    if img.w != cfg.image_w || img.h != cfg.image_h {
-        return Err(format!(
-            "{}: image is {}x{}, the model takes {}x{}",
-            path.display(),
-            img.w,
-            img.h,
-            cfg.image_w,
-            cfg.image_h
-        ));
-    }
+    let img = decode_checked(&bytes, cfg).map_err(|e| format!("{}: {e}", path.display()))?;
     let (hw, c) = (img.w * img.h, cfg.channels);
     let mut out = vec![0f32; c * hw];
     for i in 0..hw {
@@ -42,23 +26,58 @@ pub fn load_image(path: &Path, cfg: &Config) -> Result<Vec<f32>, String> {
         match (img.channels, c) {
             (ic, oc) if ic == oc => (0..oc).for_each(|ch| out[ch * hw + i] = px[ch]),
             (1, oc) => (0..oc).for_each(|ch| out[ch * hw + i] = px[0]),
-            (3, 1) => out[i] = 0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2],
-            (ic, oc) => {
-                return Err(format!(
-                    "{}: cannot convert a {ic}-channel image to the model's {oc} channels",
-                    path.display()
-                ))
-            }
+            // (3, 1), the only other pair `decode_checked` lets through.
+            _ => out[i] = 0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2],
         }
     }
     Ok(out)
 }
 
-fn decode_png(bytes: &[u8]) -> Result<Image, String> {
+/// Decodes a PNG or PGM after checking its header against the model's input: the declared size
+/// must be the model's and the channels convertible to the model's (equal, grey, or RGB to grey).
+fn decode_checked(bytes: &[u8], cfg: &Config) -> Result<Image, String> {
+    let png = bytes.starts_with(b"\x89PNG");
+    let (w, h, channels) = if png {
+        let (reader, channels, _) = png_reader(bytes)?;
+        let info = reader.info();
+        (info.width as usize, info.height as usize, channels)
+    } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
+        let ([w, h, _], _) = pgm_header(bytes)?;
+        (w, h, 1)
+    } else {
+        return Err("not a PNG or PGM image".into());
+    };
+    if (w, h) != (cfg.image_w, cfg.image_h) {
+        return Err(format!(
+            "image is {w}x{h}, the model takes {}x{}",
+            cfg.image_w, cfg.image_h
+        ));
+    }
+    let oc = cfg.channels;
+    if !(channels == oc || channels == 1 || (channels, oc) == (3, 1)) {
+        return Err(format!(
+            "cannot convert a {channels}-channel image to the model's {oc} channels"
+        ));
+    }
+    if png {
+        decode_png(bytes)
+    } else {
+        decode_pgm(bytes)
+    }
+}
+
+type PngReader<'a> = png::Reader<std::io::Cursor<&'a [u8]>>;
+
+/// A PNG reader past the header, with the channels each pixel decodes to (after EXPAND: palette
+/// → RGB, low bit depths → 8 bits; and STRIP_16) and whether an alpha sample follows them.
+fn png_reader(bytes: &[u8]) -> Result<(PngReader<'_>, usize, bool), String> {
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = dec.read_info().map_err(|e| format!("bad PNG: {e}"))?;
-    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    let reader = dec.read_info().map_err(|e| format!("bad PNG: {e}"))?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    if w == 0 || h == 0 || w > 1 << 14 || h > 1 << 14 {
+        return Err(format!("PNG size {w}x{h} not supported"));
+    }
     // The png crate panics expanding a palette that is not whole RGB triples; PNG forbids it.
     if let Some(plte) = &reader.info().palette {
         if plte.len() % 3 != 0 || plte.is_empty() {
@@ -68,21 +87,25 @@ fn decode_png(bytes: &[u8]) -> Result<Image, String> {
             ));
         }
     }
-    if w == 0 || h == 0 || w > 1 << 14 || h > 1 << 14 {
-        return Err(format!("PNG size {w}x{h} not supported"));
-    }
-    let mut buf = vec![0u8; reader.output_buffer_size()];
-    let frame = reader
-        .next_frame(&mut buf)
-        .map_err(|e| format!("bad PNG: {e}"))?;
-    let (channels, drop_alpha) = match frame.color_type {
+    let (channels, alpha) = match reader.output_color_type().0 {
         png::ColorType::Grayscale => (1, false),
         png::ColorType::GrayscaleAlpha => (1, true),
         png::ColorType::Rgb => (3, false),
         png::ColorType::Rgba => (3, true),
         other => return Err(format!("PNG colour type {other:?} not supported")),
     };
-    let stride = channels + usize::from(drop_alpha);
+    Ok((reader, channels, alpha))
+}
+
+/// PNG, any size up to 16384² (`decode_checked` bounds it by the model's first).
+fn decode_png(bytes: &[u8]) -> Result<Image, String> {
+    let (mut reader, channels, alpha) = png_reader(bytes)?;
+    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    let mut buf = vec![0u8; reader.output_buffer_size()];
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("bad PNG: {e}"))?;
+    let stride = channels + usize::from(alpha);
     let data = buf[..frame.buffer_size()]
         .chunks_exact(stride)
         .flat_map(|px| px[..channels].iter().map(|&v| f32::from(v) / 255.0))
@@ -95,8 +118,8 @@ fn decode_png(bytes: &[u8]) -> Result<Image, String> {
     })
 }
 
-/// PGM, binary (P5) or plain (P2), maxval up to 65535.
-fn decode_pgm(bytes: &[u8]) -> Result<Image, String> {
+/// A PGM header: `[width, height, maxval]` and the offset of the whitespace before the pixels.
+fn pgm_header(bytes: &[u8]) -> Result<([usize; 3], usize), String> {
     let mut pos = 2;
     let mut header = [0usize; 3];
     for v in header.iter_mut() {
@@ -125,6 +148,12 @@ fn decode_pgm(bytes: &[u8]) -> Result<Image, String> {
     if w == 0 || h == 0 || w > 1 << 14 || h > 1 << 14 || max == 0 || max > 65535 {
         return Err(format!("PGM {w}x{h} maxval {max} not supported"));
     }
+    Ok((header, pos))
+}
+
+/// PGM, binary (P5) or plain (P2), maxval up to 65535.
+fn decode_pgm(bytes: &[u8]) -> Result<Image, String> {
+    let ([w, h, max], mut pos) = pgm_header(bytes)?;
     pos += 1; // the single whitespace after maxval
     let n = w * h;
     let data: Vec<f32> = if bytes.starts_with(b"P5") {

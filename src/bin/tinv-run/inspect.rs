@@ -16,28 +16,42 @@ OPTIONS:
     M, --model M   .tinv file or package directory (default: engines/fmnist)
     --verify       recompute every tensor checksum (reads the whole file)
     --tensors      list every tensor (name, dtype, shape, offset, bytes)
-    --json         one JSON object: config, paths [{depth, flops, weight_bytes}], arena_bytes,
-                   arena_lower_bound_bytes, tensors, metadata
+    --json         one JSON object: file, file_bytes, input_shape [C, H, W], classes,
+                   config {image_size [H, W], channels, patch, dim, heads, blocks, mlp_hidden,
+                   classes, tokens, depths, mean, std, ln_eps, gelu, controller
+                   {features, default_budget} or null}, paths [{depth, flops, weight_bytes}],
+                   controller_flops, controller_flops_graph, controller_weight_bytes,
+                   controller_weight_bytes_graph (0 without a controller),
+                   arena_bytes, arena_lower_bound_bytes, kernel, metadata {key: value},
+                   tensors [{name, dtype, shape, offset, bytes}] (always, --tensors or not)
 
-Weight bytes of a path are the bytes of every tensor it reads (controller, stem, its blocks,
-its exit head); because blocks start on fresh pages, a path never touches deeper pages.
+Weight bytes of a path are the bytes of every backbone tensor it reads (stem, its blocks, its
+exit head); because blocks start on fresh pages, a path never touches deeper pages. The
+controller's tensors come on top: predictor, level-1 policy and exit RNN in `adaptive` mode,
+predictor and graph policy in `graph` mode.
 ";
 
 pub fn run(raw: &[String]) -> Result<(), String> {
     let a = Args::parse(raw, &["model"], &["json", "verify", "tensors"])?;
+    // The model is named once: by --model or by one positional argument.
+    let named = a.get("model").is_some();
+    let a = a.max_positional(usize::from(!named))?;
     let arg = a.get("model").or(a.positional.first().map(String::as_str));
     let path = model_path::resolve(arg)?;
     let model = Arc::new(model_path::open(arg, a.has("verify"))?);
     let c = model.config().clone();
     let session = tinv::Session::new(model.clone(), tinv::SessionOptions::default())
         .map_err(|e| e.to_string())?;
-    let bytes = |k: usize| -> u64 {
-        model
-            .path_tensors(k)
-            .iter()
+    let sum = |refs: &[tinv::model::WRef]| -> u64 {
+        refs.iter()
             .map(|r| model.w_file_range(*r).len() as u64)
             .sum()
     };
+    let bytes = |k: usize| sum(&model.path_tensors(k));
+    // What the controller reads on top in `adaptive` and in `graph` mode.
+    let ctrl_bytes = model
+        .ctrl()
+        .map(|w| [false, true].map(|g| sum(&w.tensors(g))));
     // Up-front controller FLOPs of `adaptive` and of `graph` mode.
     let ctrl_flops = model
         .ctrl()
@@ -102,6 +116,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 ),
             )
             .set("classes", Json::Int(c.classes as u64))
+            .set("config", config_json(&c))
             .set("paths", paths)
             .set(
                 "controller_flops",
@@ -111,6 +126,14 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 "controller_flops_graph",
                 Json::Int(ctrl_flops.map_or(0, |f| f[1])),
             )
+            .set(
+                "controller_weight_bytes",
+                Json::Int(ctrl_bytes.map_or(0, |b| b[0])),
+            )
+            .set(
+                "controller_weight_bytes_graph",
+                Json::Int(ctrl_bytes.map_or(0, |b| b[1])),
+            )
             .set("arena_bytes", Json::Int(session.arena_bytes() as u64))
             .set(
                 "arena_lower_bound_bytes",
@@ -119,25 +142,29 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             .set("kernel", Json::Str(tinv::cpu::gemm::kernel_name().into()))
             .set("metadata", meta)
             .set("tensors", tensors);
-        println!("{}", j.render());
+        outln!("{}", j.render());
         return Ok(());
     }
-    println!(
+    outln!(
         "file          {} ({} bytes, format v{})",
         path.display(),
         idx.file_len,
         idx.version
     );
-    println!(
+    outln!(
         "producer      {}",
         idx.meta.str("tinv.producer").unwrap_or("?")
     );
-    println!("content hash  {:#018x}", model.content_hash());
-    println!(
+    outln!("content hash  {:#018x}", model.content_hash());
+    outln!(
         "input         {}x{}x{} (C×H×W), normalized (x − {:?}) / {:?}",
-        c.channels, c.image_h, c.image_w, c.mean, c.std
+        c.channels,
+        c.image_h,
+        c.image_w,
+        c.mean,
+        c.std
     );
-    println!(
+    outln!(
         "ViT           patch {}, dim {}, {} blocks, {} heads, MLP {}, {} classes, {} tokens, LayerNorm ε {:e}, GELU {}",
         c.patch,
         c.dim,
@@ -150,8 +177,8 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         c.gelu.name()
     );
     match (&c.controller, model.ctrl()) {
-        (Some(cc), Some(w)) => println!(
-            "controller    {} (predictor {}, policy {}, graph policy {}, exit RNN {}), {} FLOPs up front ({} in graph mode), default λ {}",
+        (Some(cc), Some(w)) => outln!(
+            "controller    {} (predictor {}, policy {}, graph policy {}, exit RNN {}), {} FLOPs up front ({} in graph mode), {} weight bytes ({} in graph mode), default λ {}",
             cc.features,
             w.hp,
             w.hq,
@@ -159,14 +186,16 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             w.hr,
             ctrl_flops.map_or(0, |f| f[0]),
             ctrl_flops.map_or(0, |f| f[1]),
+            ctrl_bytes.map_or(0, |b| b[0]),
+            ctrl_bytes.map_or(0, |b| b[1]),
             cc.default_budget
         ),
-        _ => println!("controller    none (runs a fixed depth; full depth by default)"),
+        _ => outln!("controller    none (runs a fixed depth; full depth by default)"),
     }
-    println!("paths:");
+    outln!("paths:");
     let full = model.costs().last().map_or(1, |p| p.backbone_flops) as f64;
     for (k, pc) in model.costs().iter().enumerate() {
-        println!(
+        outln!(
             "  depth {:>3}   {:>10.3} MFLOPs ({:5.1}% of full)   {:>10} weight bytes",
             pc.depth,
             pc.backbone_flops as f64 / 1e6,
@@ -174,16 +203,16 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             bytes(k)
         );
     }
-    println!(
+    outln!(
         "arena         {} bytes for batch 1 (liveness lower bound {} bytes); GEMM kernel {}",
         session.arena_bytes(),
         session.arena_lower_bound_bytes(),
         tinv::cpu::gemm::kernel_name()
     );
     if a.has("tensors") {
-        println!("tensors ({}):", idx.tensors.len());
+        outln!("tensors ({}):", idx.tensors.len());
         for t in &idx.tensors {
-            println!(
+            outln!(
                 "  {:<28} {} {:?} at {} ({} bytes)",
                 t.name,
                 t.dtype.name(),
@@ -193,16 +222,43 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             );
         }
     } else {
-        println!(
+        outln!(
             "tensors       {} (list them with --tensors)",
             idx.tensors.len()
         );
     }
     if a.has("verify") {
-        println!("verify        every checksum matches");
+        outln!("verify        every checksum matches");
     }
     print_engines(&model);
     Ok(())
+}
+
+/// The model's configuration (`Config`) as the `config` object of `--json`.
+fn config_json(c: &tinv::Config) -> Json {
+    let ints = |v: &[usize]| Json::Arr(v.iter().map(|x| Json::Int(*x as u64)).collect());
+    let floats = |v: &[f32]| Json::Arr(v.iter().map(|x| Json::f32(*x)).collect());
+    let controller = c.controller.as_ref().map_or(Json::Null, |cc| {
+        Json::obj()
+            .set("features", Json::Str(cc.features.clone()))
+            .set("default_budget", Json::f32(cc.default_budget))
+    });
+    Json::obj()
+        .set("image_size", ints(&[c.image_h, c.image_w]))
+        .set("channels", Json::Int(c.channels as u64))
+        .set("patch", Json::Int(c.patch as u64))
+        .set("dim", Json::Int(c.dim as u64))
+        .set("heads", Json::Int(c.heads as u64))
+        .set("blocks", Json::Int(c.blocks as u64))
+        .set("mlp_hidden", Json::Int(c.mlp_hidden as u64))
+        .set("classes", Json::Int(c.classes as u64))
+        .set("tokens", Json::Int(c.tokens() as u64))
+        .set("depths", ints(&c.depths))
+        .set("mean", floats(&c.mean))
+        .set("std", floats(&c.std))
+        .set("ln_eps", Json::f32(c.ln_eps))
+        .set("gelu", Json::Str(c.gelu.name().into()))
+        .set("controller", controller)
 }
 
 /// Device memory of built TensorRT engines (weights once + one arena vs the naive layout).
@@ -213,7 +269,7 @@ fn print_engines(model: &tinv::Model) {
         .and_then(|m| tinv::trt::arena::MemoryReport::new(&m).map(|r| (m, r)))
     {
         Ok((m, r)) => {
-            println!(
+            outln!(
                 "engines       {} ({} layout, {:?}, TensorRT {}.{}.{}, {})",
                 dir.display(),
                 m.layout.name(),
@@ -223,9 +279,9 @@ fn print_engines(model: &tinv::Model) {
                 m.tensorrt.patch,
                 m.gpu.name
             );
-            print!("{r}");
+            out!("{r}");
         }
-        Err(e) => println!("engines       none usable in {} ({e})", dir.display()),
+        Err(e) => outln!("engines       none usable in {} ({e})", dir.display()),
     }
 }
 

@@ -4,6 +4,8 @@ use std::fmt::Write;
 
 /// A JSON value under construction.
 pub enum Json {
+    /// `null`.
+    Null,
     /// A number (non-finite values are written as `null`).
     Num(f64),
     /// An integer.
@@ -20,6 +22,11 @@ impl Json {
     /// An empty object.
     pub fn obj() -> Json {
         Json::Obj(Vec::new())
+    }
+
+    /// An `f32` in its shortest decimal form (`0.1`, not `0.10000000149011612`).
+    pub fn f32(v: f32) -> Json {
+        Json::Num(v.to_string().parse().unwrap_or(f64::NAN))
     }
 
     /// Adds `key: value` to an object (no-op on other values).
@@ -42,7 +49,7 @@ impl Json {
             Json::Num(v) if v.is_finite() => {
                 let _ = write!(s, "{v}");
             }
-            Json::Num(_) => s.push_str("null"),
+            Json::Num(_) | Json::Null => s.push_str("null"),
             Json::Int(v) => {
                 let _ = write!(s, "{v}");
             }

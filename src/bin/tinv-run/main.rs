@@ -1,6 +1,8 @@
 //! `tinv-run`: classify images, evaluate on a dataset, inspect a model, benchmark paths, export
 //! ONNX, build TensorRT engines. Every failure prints one `error: …` line and exits non-zero.
 
+#[macro_use]
+mod out;
 mod args;
 mod bench;
 mod classify;
@@ -34,14 +36,23 @@ COMMANDS:
     selftest     TensorRT vs CPU logits, per-path CUDA-graph latency (feature tensorrt)
     help         this text, or `tinv-run help <COMMAND>` / `tinv-run <COMMAND> --help`
 
-COMMON OPTIONS:
-    --model M    a .tinv file or a package directory holding model.tinv (default: the
-                 embedded default package engines/fmnist, or $TINV_MODEL)
-    --threads N  worker threads for matrix products and attention (default 1)
-    --backend B  auto (default: TensorRT when engines built by `tinv-run build` match this
-                 model, TensorRT and GPU, else the CPU), cpu, or tensorrt (an error if unusable)
-    --engines D  TensorRT engines folder (default: plans/ beside the model file)
-    --json       machine-readable output (one JSON object per line)
+COMMON OPTIONS (in parentheses: the commands that take it; `tinv-run <COMMAND> --help` lists
+every option of a command, and a command refuses any other):
+    --model M    a .tinv file or a package directory holding model.tinv (every command).
+                 Without it: $TINV_MODEL when set, else the package engines/fmnist read from
+                 disk, the first found of ./engines/fmnist, engines/fmnist in the folder of the
+                 tinv-run binary or one of the three above it, and engines/fmnist in the
+                 source tree it was built from (nothing is embedded in the binary)
+    --verify     check every tensor checksum when opening the model (every command)
+    --threads N  worker threads for matrix products and attention, default 1 (classify, eval,
+                 bench, soak)
+    --backend B  auto (default: TensorRT when this build has it, a GPU is present and engines
+                 built by `tinv-run build` match this model, else the CPU), cpu, or tensorrt
+                 (an error if unusable) (classify, eval, soak)
+    --engines D  TensorRT engines folder, default plans/ beside the model file (classify, eval,
+                 soak, selftest)
+    --json       machine-readable output: one JSON object per line (classify, eval, inspect,
+                 bench, soak)
 
 Logging: RUST_LOG=info (or debug) prints what the runtime does to stderr.
 ";
@@ -52,32 +63,48 @@ fn main() {
     let code = match run(&argv) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             1
         }
     };
     std::process::exit(code);
 }
 
+/// The `--help` text of subcommand `cmd`.
+fn help_of(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "classify" => classify::HELP,
+        "eval" => eval::HELP,
+        "inspect" => inspect::HELP,
+        "bench" => bench::HELP,
+        "export-onnx" => export::HELP,
+        "build" => trt::BUILD_HELP,
+        "soak" => soak::HELP,
+        "selftest" => trt::SELFTEST_HELP,
+        _ => return None,
+    })
+}
+
 fn run(argv: &[String]) -> Result<(), String> {
     let Some((cmd, rest)) = argv.split_first() else {
-        print!("{USAGE}");
+        out!("{USAGE}");
         return Err("no command given".into());
     };
-    let wants_help = rest.iter().any(|a| a == "--help" || a == "-h");
-    let help = |text: &str| {
-        print!("{text}");
-        Ok(())
-    };
+    let unknown = |c: &str| format!("unknown command '{c}' (try: tinv-run --help)");
+    if matches!(cmd.as_str(), "help" | "--help" | "-h") {
+        let text = match rest {
+            [] => USAGE,
+            [c] => help_of(c).ok_or_else(|| unknown(c))?,
+            [_, extra, ..] => return Err(args::unexpected(extra)),
+        };
+        out!("{text}");
+        return Ok(());
+    }
+    if let Some(text) = help_of(cmd).filter(|_| rest.iter().any(|a| a == "--help" || a == "-h")) {
+        out!("{text}");
+        return Ok(());
+    }
     match cmd.as_str() {
-        "classify" if wants_help => help(classify::HELP),
-        "eval" if wants_help => help(eval::HELP),
-        "inspect" if wants_help => help(inspect::HELP),
-        "bench" if wants_help => help(bench::HELP),
-        "export-onnx" if wants_help => help(export::HELP),
-        "build" if wants_help => help(trt::BUILD_HELP),
-        "soak" if wants_help => help(soak::HELP),
-        "selftest" if wants_help => help(trt::SELFTEST_HELP),
         "classify" => classify::run(rest),
         "eval" => eval::run(rest),
         "inspect" => inspect::run(rest),
@@ -86,23 +113,25 @@ fn run(argv: &[String]) -> Result<(), String> {
         "build" => trt::build(rest),
         "soak" => soak::run(rest),
         "selftest" => trt::selftest(rest),
-        "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
-            Some("classify") => help(classify::HELP),
-            Some("eval") => help(eval::HELP),
-            Some("inspect") => help(inspect::HELP),
-            Some("bench") => help(bench::HELP),
-            Some("export-onnx") => help(export::HELP),
-            Some("build") => help(trt::BUILD_HELP),
-            Some("soak") => help(soak::HELP),
-            Some("selftest") => help(trt::SELFTEST_HELP),
-            _ => help(USAGE),
+        "--version" | "-V" => match rest.first() {
+            Some(extra) => Err(args::unexpected(extra)),
+            None => {
+                outln!("tinv-run {}", env!("CARGO_PKG_VERSION"));
+                Ok(())
+            }
         },
-        "--version" | "-V" => {
-            println!("tinv-run {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        other => Err(format!("unknown command '{other}' (try: tinv-run --help)")),
+        other => Err(unknown(other)),
     }
+}
+
+/// `--depth`, refused alongside `--budget` or `--mode`: those steer the controller, which a
+/// fixed depth does not run.
+pub fn fixed_depth(a: &Args) -> Result<Option<usize>, String> {
+    let depth = a.parse_opt::<usize>("depth", "a depth (number of blocks)")?;
+    if depth.is_some() && (a.get("budget").is_some() || a.get("mode").is_some()) {
+        return Err("--depth fixes the path; it cannot be combined with --budget or --mode".into());
+    }
+    Ok(depth)
 }
 
 /// Parses `--threads`, `--budget`, `--mode` and opens a session on the `--model`.

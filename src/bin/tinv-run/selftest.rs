@@ -34,11 +34,9 @@ pub fn selftest(raw: &[String]) -> Result<(), String> {
         raw,
         &["model", "engines", "iters", "layouts", "workspace"],
         &["verify"],
-    )?;
-    let iters = a
-        .parse_opt::<usize>("iters", "a run count")?
-        .unwrap_or(200)
-        .max(2);
+    )?
+    .max_positional(0)?;
+    let iters = a.count("iters", "a run count", 2)?.unwrap_or(200);
     let workspace = a
         .parse_opt::<u64>("workspace", "megabytes")?
         .unwrap_or(1024);
@@ -58,7 +56,7 @@ pub fn selftest(raw: &[String]) -> Result<(), String> {
     for layout in layouts {
         let dir = layout_dir(&base, base_layout, layout);
         if !dir.join(MANIFEST_FILE).is_file() {
-            eprintln!(
+            errln!(
                 "selftest: no {} engines in {}; building them",
                 layout.name(),
                 dir.display()
@@ -82,9 +80,9 @@ pub fn selftest(raw: &[String]) -> Result<(), String> {
             .iter()
             .find(|m| m.layout == best)
             .map_or(base.clone(), |m| m.dir.clone());
-        println!("recommended layout: {} — {why}", best.name());
+        outln!("recommended layout: {} — {why}", best.name());
         if dir != base {
-            println!(
+            outln!(
                 "  sessions use {}: run `tinv-run build --layout {}` (or pass --engines {})",
                 base.display(),
                 best.name(),
@@ -245,29 +243,30 @@ fn measure(
 }
 
 fn print(m: &Measured) {
-    println!("layout {} ({}):", m.layout.name(), m.dir.display());
-    println!(
+    outln!("layout {} ({}):", m.layout.name(), m.dir.display());
+    outln!(
         "  logits: worst |TensorRT − CPU| / max|logit| = {:.2e} (tolerance {:.0e}); {} differing predictions over {} runs",
         m.worst, m.tol, m.disagree, m.runs
     );
-    println!("  depth   graph p50   graph p99   no-graph p50   graph saves");
+    outln!("  depth   graph p50   graph p99   no-graph p50   graph saves");
     for &(d, p50, p99, plain) in &m.paths {
-        println!(
+        outln!(
             "  {d:>5} {p50:>9.1} µs {p99:>9.1} µs {plain:>12.1} µs {:>11.1} µs",
             plain - p50
         );
     }
-    println!(
+    outln!(
         "  path switch (depth {} ↔ {}): {:+.1} µs per run",
         m.paths[0].0,
         m.paths[m.paths.len() - 1].0,
         m.switch_us
     );
-    println!(
+    outln!(
         "  adaptive (default budget, escalations included): mean {:.1} µs, mean depth {:.2}",
-        m.adaptive_us, m.adaptive_depth
+        m.adaptive_us,
+        m.adaptive_depth
     );
-    println!(
+    outln!(
         "  device memory: {} bytes (weights once + one arena); naive {} bytes (every engine with its own weights and context memory)",
         m.memory.total(),
         m.memory.naive_total()

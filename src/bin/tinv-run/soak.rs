@@ -11,7 +11,7 @@ tinv-run soak — many adaptive inferences: memory drift, throughput over time, 
 USAGE:
     tinv-run soak [--model M | --synthetic fmnist] [--count N] [--budget λ]
                   [--report-every N] [--inputs K] [--threads N] [--backend B]
-                  [--engines D] [--json]
+                  [--engines D] [--verify] [--json]
 
 OPTIONS:
     --model M          .tinv file or package directory (default: engines/fmnist)
@@ -20,17 +20,24 @@ OPTIONS:
     --count N          inferences in all (default 1000000)
     --budget λ         controller budget in [0, 1] (default: the model's)
     --report-every N   one report line per N inferences (default: count / 10)
-    --inputs K         distinct random inputs, cycled (default 64)
+    --inputs K         distinct random inputs, cycled, at most 65536 (default 64)
     --threads N        worker threads (default 1)
     --backend B        auto (default), cpu or tensorrt, as for classify
     --engines D        TensorRT engines folder (default: plans/ beside the model file)
-    --json             one JSON object per report and one summary object
+    --verify           check every tensor checksum when opening the --model
+    --json             one JSON object per report: done, per_sec, rss_kib, paths (inferences
+                       of the window per path); then a summary object: count, secs, per_sec,
+                       start_rss_kib, end_rss_kib, rss_growth_pct, mismatches, paths (per path,
+                       in all); RSS values are \"n/a\" where /proc is unreadable
 
 Inputs are K fixed random images; each is run count/K times, one per call (batch 1). The first
 logits of each input are kept and every later run must give the same bits. RSS (VmRSS from
 /proc/self/status) is taken after one warm-up pass over the inputs and at the end; the run
 fails (exit 1) if any output differs or the RSS grew by more than 1%.
 ";
+
+/// The most distinct inputs `--inputs` takes.
+const MAX_INPUTS: usize = 1 << 16;
 
 /// One reporting window.
 struct Window {
@@ -163,19 +170,18 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             "threads",
         ],
         &["json", "verify"],
-    )?;
+    )?
+    .max_positional(0)?;
     let count = a
-        .parse_opt::<u64>("count", "an inference count")?
-        .unwrap_or(1_000_000)
-        .max(1);
+        .count("count", "an inference count", 1)?
+        .unwrap_or(1_000_000);
     let every = a
-        .parse_opt::<u64>("report-every", "an inference count")?
-        .unwrap_or((count / 10).max(1))
-        .max(1);
-    let n_in = a
-        .parse_opt::<usize>("inputs", "an input count")?
-        .unwrap_or(64)
-        .clamp(1, 1 << 16);
+        .count("report-every", "an inference count", 1)?
+        .unwrap_or((count / 10).max(1));
+    let n_in = a.count("inputs", "an input count", 1)?.unwrap_or(64);
+    if n_in > MAX_INPUTS {
+        return Err(format!("--inputs must be at most {MAX_INPUTS}"));
+    }
     let threads = a
         .parse_opt::<usize>("threads", "a thread count")?
         .unwrap_or(1);
@@ -208,7 +214,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     let cfg = s.model().config().clone();
     let inputs = tinv::synth::random_inputs(&cfg, n_in, 42);
     let json = a.has("json");
-    eprintln!(
+    errln!(
         "soak: {count} adaptive inferences over {n_in} inputs, budget {}, paths {:?}",
         s.budget(),
         cfg.depths
@@ -221,12 +227,14 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 .set("per_sec", Json::Num(w.per_sec))
                 .set("rss_kib", opt_num(w.rss_kib))
                 .set("paths", paths);
-            println!("{}", j.render());
+            outln!("{}", j.render());
         } else {
             let rss = w.rss_kib.map_or("n/a".into(), |r| format!("{r} KiB"));
-            println!(
+            outln!(
                 "{:>10} done  {:>9.1} inf/s  RSS {rss}  paths {:?}",
-                w.done, w.per_sec, w.paths
+                w.done,
+                w.per_sec,
+                w.paths
             );
         }
     })?;
@@ -248,10 +256,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 "paths",
                 Json::Arr(sum.paths.iter().map(|&v| Json::Int(v)).collect()),
             );
-        println!("{}", j.render());
+        outln!("{}", j.render());
     } else {
         let rss = |v: Option<u64>| v.map_or("n/a".into(), |r| format!("{r} KiB"));
-        println!(
+        outln!(
             "soak: {} inferences in {:.1} s ({rate:.1} inf/s); RSS {} -> {} ({}); {} outputs differed from the first run; paths {:?}",
             sum.count,
             sum.secs,

@@ -6,7 +6,7 @@ tinv-run build — build one TensorRT engine per depth path (on the device)
 
 USAGE:
     tinv-run build [--model M] [--layout per-path|segments] [--fp16|--fp32] [--out DIR]
-                   [--workspace MB]
+                   [--workspace MB] [--verify]
 
 OPTIONS:
     --model M        .tinv file or package directory (default: engines/fmnist)
@@ -17,6 +17,7 @@ OPTIONS:
     --fp16 / --fp32  precision (per-path is FP16 by construction; --fp32 applies to segments)
     --out DIR        output folder (default: plans/ beside the model file)
     --workspace MB   builder workspace limit (default 1024)
+    --verify         check every tensor checksum when opening the model
 
 Exports the ONNX graphs (opset 17; decomposed LayerNorm for TensorRT 8.5, the native op for
 ≥ 8.6), builds each engine with progress output, and writes DIR/manifest: model content hash,
@@ -29,6 +30,7 @@ tinv-run selftest — check the TensorRT engines against the CPU backend, time t
 
 USAGE:
     tinv-run selftest [--model M] [--engines DIR] [--layouts L,...] [--iters N] [--workspace MB]
+                      [--verify]
 
 OPTIONS:
     --model M        .tinv file or package directory (default: engines/fmnist)
@@ -36,8 +38,9 @@ OPTIONS:
                      used for the layout they were built with, the other layout lives in
                      DIR.<layout> (e.g. plans.segments/); a layout with no engines is built first
     --layouts L,...  layouts to check and compare (default: per-path,segments)
-    --iters N        timed runs per measurement (default 200)
+    --iters N        timed runs per measurement, at least 2 (default 200)
     --workspace MB   builder workspace limit when building (default 1024)
+    --verify         check every tensor checksum when opening the model
 
 For each layout: runs the package's sample images (or random inputs) through TensorRT and the
 CPU backend on every path and compares logits (FP32 ≤ 1e-3, FP16 ≤ 2e-2 of the largest |logit|)
@@ -93,7 +96,8 @@ pub(crate) mod with_trt {
             raw,
             &["model", "layout", "out", "workspace"],
             &["fp16", "fp32", "verify"],
-        )?;
+        )?
+        .max_positional(0)?;
         let model = model_path::open(a.get("model"), a.has("verify"))?;
         let layout = parse_layout(a.get("layout").unwrap_or("per-path"))?;
         let precision = if a.has("fp32") {
@@ -109,7 +113,7 @@ pub(crate) mod with_trt {
             .map_or_else(|| tinv::backend::default_engines_dir(&model), PathBuf::from);
         let m = build_layout(&model, layout, precision, workspace, &out)?;
         let report = tinv::trt::arena::MemoryReport::new(&m).map_err(|e| e.to_string())?;
-        println!(
+        outln!(
             "device memory: {} bytes (weights once + one arena), naive {} bytes (every engine with its own weights and context memory)",
             report.total(),
             report.naive_total()
@@ -137,7 +141,7 @@ pub(crate) mod with_trt {
             out,
         )
         .map_err(|e| e.to_string())?;
-        eprintln!(
+        errln!(
             "build: TensorRT {}.{}.{}, {} engine(s), {layout:?} {precision:?} → {}",
             v.major,
             v.minor,
@@ -148,15 +152,15 @@ pub(crate) mod with_trt {
         let t0 = Instant::now();
         let mut progress = |engine: &str, phase: &str, step: i32, steps: i32| {
             if step < 0 {
-                eprintln!("build: {engine}: {phase}");
+                errln!("build: {engine}: {phase}");
             } else if steps > 0 && step % (steps / 4).max(1) == 0 {
-                eprintln!("build: {engine}: {phase} {step}/{steps}");
+                errln!("build: {engine}: {phase} {step}/{steps}");
             }
             true
         };
         let m =
             build_engines(&*shim, &device, &req, out, &mut progress).map_err(|e| e.to_string())?;
-        eprintln!(
+        errln!(
             "built {} engine(s) in {:.1} s into {}",
             m.engines.len(),
             t0.elapsed().as_secs_f64(),

@@ -30,13 +30,14 @@ macro_rules! multiversion {
                 unsafe fn v512($($arg: $ty),*) { generic($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn v256($($arg: $ty),*) { generic($($arg),*) }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F (checked above); `generic` is safe code.
+                let avx2_fma = std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma");
+                if avx2_fma && std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked above), every
+                    // feature `v512` enables; `generic` is safe code.
                     return unsafe { v512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                if avx2_fma {
                     // SAFETY: the CPU supports AVX2 and FMA (checked above).
                     return unsafe { v256($($arg),*) };
                 }
