@@ -458,32 +458,31 @@ fn arguments_that_would_be_ignored_are_refused() {
     // Zero counts are errors, not silently 1.
     assert_one_line_error(&with(&["--batch", "0"]), "--batch must be at least 1");
     assert_one_line_error(&with(&["--limit", "0"]), "--limit must be at least 1");
-    assert_one_line_error(
-        &["bench", "--model", m, "--batch", "0"],
-        "--batch must be at least 1",
-    );
-    assert_one_line_error(
-        &["bench", "--model", m, "--iters", "1"],
-        "--iters must be at least 2",
-    );
-    assert_one_line_error(
-        &["soak", "--model", m, "--count", "0"],
-        "--count must be at least 1",
-    );
-    assert_one_line_error(
-        &["soak", "--model", m, "--inputs", "0"],
-        "--inputs must be at least 1",
-    );
-    assert_one_line_error(
-        &["soak", "--model", m, "--report-every", "0"],
-        "--report-every must be at least 1",
-    );
+    for (cmd, flag, value, least) in [
+        ("bench", "--batch", "0", 1),
+        ("bench", "--iters", "1", 2),
+        ("soak", "--count", "0", 1),
+        ("soak", "--inputs", "0", 1),
+        ("soak", "--report-every", "0", 1),
+    ] {
+        assert_one_line_error(
+            &[cmd, "--model", m, flag, value],
+            &format!("{flag} must be at least {least}"),
+        );
+    }
     // A switch given a value, and help on an unknown command.
     assert_one_line_error(
         &["classify", "--model", m, "--json=1", "x.pgm"],
         "--json is a switch and takes no value",
     );
     assert_one_line_error(&["help", "bogus"], "unknown command 'bogus'");
+    // Two models named at once.
+    for (cmd, shape) in [("bench", "vit-tiny"), ("soak", "fmnist")] {
+        assert_one_line_error(
+            &[cmd, "--model", m, "--synthetic", shape],
+            "--model and --synthetic both name the model",
+        );
+    }
 }
 
 /// Every key of `inspect --json` is named in `inspect --help`, and `config` holds the model's

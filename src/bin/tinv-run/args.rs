@@ -93,6 +93,14 @@ impl Args {
             v => Ok(v),
         }
     }
+
+    /// Refuses `--model` together with `--synthetic` (bench, soak): both name the model.
+    pub fn one_model(&self) -> Result<(), String> {
+        if self.get("model").is_some() && self.get("synthetic").is_some() {
+            return Err("--model and --synthetic both name the model; give one".into());
+        }
+        Ok(())
+    }
 }
 
 /// The error for an argument a command does not take.

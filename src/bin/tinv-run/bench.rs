@@ -48,6 +48,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     let batch = a.count("batch", "a batch size", 1)?.unwrap_or(1);
     let iters = a.count("iters", "a run count", 2)?.unwrap_or(200);
     let warmup = a.parse_opt::<usize>("warmup", "a run count")?.unwrap_or(20);
+    a.one_model()?;
     let model = match a.get("synthetic") {
         Some("vit-tiny") => {
             let cfg = tinv::synth::vit_tiny();

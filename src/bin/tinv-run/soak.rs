@@ -186,6 +186,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         .parse_opt::<usize>("threads", "a thread count")?
         .unwrap_or(1);
     let budget = a.parse_opt::<f32>("budget", "a budget λ in [0, 1]")?;
+    a.one_model()?;
     let model = match a.get("synthetic") {
         Some("fmnist") => {
             let cfg = tinv::synth::config(28, 1, 4, 96, 8, 3, 10, &[2, 4, 6, 8], true);
