@@ -350,4 +350,29 @@ io path1 input f16 4,12 blk.0.qkv.weight\nio path1 output f32 1,10 logits\npath 
     fn gpu_name_with_carriage_return_round_trips() {
         refused_or_round_trips(&GOOD.replace("gpu 8.7 Orin\n", "gpu 8.7 Orin\r\r\n"));
     }
+
+    /// The writer's side (bugs 9 and 10): `to_text` printed what `parse` refuses or reads back
+    /// differently — a name with a control character, a GPU name ending in '\r' (found by the
+    /// audit), an engine listing one tensor twice after a rename (found by `manifest` once it
+    /// fuzzed the writer, fuzz/artifacts/manifest/crash-b1df66e1…). Whatever it prints must
+    /// read back equal, so it refuses these.
+    #[test]
+    fn to_text_refuses_what_parse_refuses() {
+        let good = Manifest::parse(GOOD).unwrap();
+        let refused = |m: Manifest, why: &str| {
+            let e = m.to_text().expect_err("must be refused").to_string();
+            assert!(e.contains(why), "{e}");
+        };
+        let mut m = good.clone();
+        m.engines[0].io[0].name = "x\u{1}".into();
+        refused(m, "control characters");
+        for name in ["Orin\r", "Orin\nX", ""] {
+            let mut m = good.clone();
+            m.gpu.name = name.into();
+            refused(m, "GPU name");
+        }
+        let mut m = good.clone();
+        m.engines[0].io[1].name = m.engines[0].io[0].name.clone();
+        refused(m, "twice");
+    }
 }

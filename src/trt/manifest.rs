@@ -248,9 +248,13 @@ fn plain(name: &str, what: &str) -> Result<(), TrtError> {
 }
 
 impl Manifest {
-    /// The manifest as text. Fails only for names the format cannot hold (whitespace or control
-    /// characters; a GPU name may hold spaces), so what it prints parses back to `self`.
+    /// The manifest as text. Fails for a manifest `validate` refuses and for names the format
+    /// cannot hold (whitespace or control characters; a GPU name may hold spaces), so what it
+    /// prints parses back to `self`.
     pub fn to_text(&self) -> Result<String, TrtError> {
+        // What `parse` would refuse is not written either (a fuzzer found a duplicate tensor
+        // name printed without complaint and refused on reading).
+        self.validate()?;
         let mut s = String::new();
         // `write!` to a String cannot fail; the results are ignored for that reason.
         let _ = writeln!(s, "{MAGIC} {SCHEMA_VERSION}");

@@ -62,22 +62,4 @@ fn names_the_format_cannot_hold_are_refused_on_write() {
         .unwrap_err()
         .to_string()
         .contains("without whitespace"));
-    // What parse refuses or reads differently is refused here, so a written manifest always
-    // reads back as itself: a control character in a name, a carriage return in the GPU name
-    // (`lines` would strip it, and `check` would then ask for a rebuild on every open).
-    let mut m = sample();
-    m.engines[0].io[0].name = "x\u{1}".into();
-    assert!(m
-        .to_text()
-        .unwrap_err()
-        .to_string()
-        .contains("control characters"));
-    for name in ["Orin\r", "Orin\nX", ""] {
-        let mut m = sample();
-        m.gpu.name = name.into();
-        assert!(
-            m.to_text().unwrap_err().to_string().contains("GPU name"),
-            "{name:?}"
-        );
-    }
 }
