@@ -125,6 +125,19 @@ impl<'a> Cursor<'a> {
         }
         Ok(n as usize)
     }
+    /// A metadata array: `u32 count` (≤ MAX_ARRAY), then `count` 8-byte values.
+    fn values<T>(
+        &mut self,
+        read: fn(&mut Self) -> Result<T, FormatError>,
+    ) -> Result<Vec<T>, FormatError> {
+        let n = self.count("array length", MAX_ARRAY)?;
+        // Bound the allocation by what the section can hold, not by the declared count.
+        let mut v = Vec::with_capacity(n.min((self.end - self.pos) / 8));
+        for _ in 0..n {
+            v.push(read(self)?);
+        }
+        Ok(v)
+    }
     fn string(&mut self, what: &'static str, max: u32) -> Result<String, FormatError> {
         let n = self.count(what, max)?;
         let at = self.pos as u64;
@@ -242,23 +255,8 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
             0 => MetaValue::U64(c.u64()?),
             1 => MetaValue::F64(c.f64()?),
             2 => MetaValue::Str(c.string("string length", MAX_ARRAY)?),
-            3 => {
-                let n = c.count("array length", MAX_ARRAY)?;
-                // Bound the allocation by what the section can hold, not by the declared count.
-                let mut v = Vec::with_capacity(n.min((c.end - c.pos) / 8));
-                for _ in 0..n {
-                    v.push(c.u64()?);
-                }
-                MetaValue::U64s(v)
-            }
-            4 => {
-                let n = c.count("array length", MAX_ARRAY)?;
-                let mut v = Vec::with_capacity(n.min((c.end - c.pos) / 8));
-                for _ in 0..n {
-                    v.push(c.f64()?);
-                }
-                MetaValue::F64s(v)
-            }
+            3 => MetaValue::U64s(c.values(Cursor::u64)?),
+            4 => MetaValue::F64s(c.values(Cursor::f64)?),
             found => return Err(FormatError::BadMetaType { key, found }),
         };
         if !meta.push_unique(key.clone(), value) {

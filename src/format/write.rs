@@ -93,14 +93,8 @@ impl TinvWriter {
                 MetaValue::U64(x) => m.extend_from_slice(&x.to_le_bytes()),
                 MetaValue::F64(x) => m.extend_from_slice(&x.to_le_bytes()),
                 MetaValue::Str(s) => put_str(&mut m, s),
-                MetaValue::U64s(a) => {
-                    m.extend_from_slice(&(a.len() as u32).to_le_bytes());
-                    a.iter().for_each(|x| m.extend_from_slice(&x.to_le_bytes()));
-                }
-                MetaValue::F64s(a) => {
-                    m.extend_from_slice(&(a.len() as u32).to_le_bytes());
-                    a.iter().for_each(|x| m.extend_from_slice(&x.to_le_bytes()));
-                }
+                MetaValue::U64s(a) => put_array(&mut m, a.iter().map(|x| x.to_le_bytes())),
+                MetaValue::F64s(a) => put_array(&mut m, a.iter().map(|x| x.to_le_bytes())),
             }
         }
 
@@ -166,6 +160,12 @@ impl TinvWriter {
         }
         std::fs::rename(&tmp, path)
     }
+}
+
+/// A metadata array: `u32 count`, then the values' little-endian bytes.
+fn put_array(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = [u8; 8]>) {
+    out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+    values.for_each(|v| out.extend_from_slice(&v));
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
