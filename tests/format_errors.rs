@@ -344,3 +344,24 @@ fn model_level_errors_name_the_tensor_or_key() {
         _ => panic!("expected an I/O error"),
     }
 }
+
+#[test]
+fn a_failed_write_leaves_no_partial_file() {
+    let dir = std::env::temp_dir().join(format!("tinv-write-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The target is a non-empty directory: the final rename fails.
+    let target = dir.join("m.tinv");
+    std::fs::create_dir_all(target.join("inside")).unwrap();
+    assert!(small().write(&target).is_err());
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("m.tinv")], "only the directory remains");
+    // And a write that succeeds leaves the file alone, no partial file beside it.
+    let ok = dir.join("ok.tinv");
+    small().write(&ok).unwrap();
+    assert_eq!(std::fs::read(&ok).unwrap(), small().to_bytes());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -334,7 +334,7 @@ fn bad_depth_is_an_invalid_argument() {
         }
     }
     assert!(
-        onnx::controller_graph(&model, &opts).is_none(),
+        onnx::controller_graph(&model, &opts).unwrap().is_none(),
         "model has no controller"
     );
 }
@@ -452,4 +452,82 @@ fn layer_norm_nodes_and_only_they_carry_the_fp32_scope() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A model stored as f16: the FP16 blob holds the file's own f16 bits (no double rounding), and
+/// every graph in every flavour still matches ONNX Runtime, the reference and the runtime.
+#[test]
+fn f16_model_exports_its_own_bits_and_matches() {
+    let cfg = support::config((16, 16, 3), 4, 32, 2, 2, &[1, 2], Gelu::Erf, true);
+    let bytes = support::random_model_as(&cfg, 21, tinv::format::DType::F16);
+    let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    let blob = onnx::weight_blob(&model);
+    for b in &blob.bindings {
+        let t = model.index().tensor(&b.name).unwrap();
+        assert_eq!(t.dtype, tinv::format::DType::F16, "{}", b.name);
+        assert_eq!(
+            blob.bytes_of(&b.name).unwrap(),
+            &bytes[t.offset..t.offset + t.nbytes],
+            "{}: blob bytes differ from the file's f16 bytes",
+            b.name
+        );
+    }
+    let images = support::random_images(&cfg, 2, 4);
+    parity::check_model("f16", &bytes, &images, 2);
+}
+
+/// `write_export` into a place that cannot hold a directory is an `Io` error naming that path
+/// (what `tinv-run export-onnx --out` prints), never a panic; a model without a controller gets
+/// no controller graph, and a baked export no weight blob.
+#[test]
+fn write_export_reports_bad_output_dirs_and_writes_only_what_applies() {
+    let cfg = support::config((8, 8, 1), 4, 16, 2, 2, &[1, 2], Gelu::Erf, false);
+    let model =
+        Model::from_bytes(&support::random_model(&cfg, 5), &OpenOptions::default()).unwrap();
+    let dir = support::scratch("write-export");
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    for out in [file.clone(), file.join("sub")] {
+        let err = onnx::write_export(&model, &ExportOptions::default(), &out).unwrap_err();
+        let msg = err.to_string();
+        match err {
+            tinv::Error::Io { path, .. } => assert_eq!(path, out),
+            other => panic!("{}: expected an Io error, got {other:?}", out.display()),
+        }
+        if out == file {
+            assert!(msg.ends_with("exists and is not a directory"), "{msg}");
+        }
+    }
+    let names = |opts: &ExportOptions, sub: &str| -> Vec<String> {
+        let mut v: Vec<String> = onnx::write_export(&model, opts, &dir.join(sub))
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&ExportOptions::default(), "fp16"),
+        [
+            "path.1.onnx",
+            "path.2.onnx",
+            "weights.f16.bin",
+            "weights.tsv"
+        ]
+    );
+    let segments = ExportOptions {
+        layout: onnx::Layout::Segments,
+        ..ExportOptions::baked()
+    };
+    assert_eq!(
+        names(&segments, "baked"),
+        [
+            "exit.1.onnx",
+            "exit.2.onnx",
+            "segment.0-1.onnx",
+            "segment.1-2.onnx"
+        ]
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

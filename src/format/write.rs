@@ -152,13 +152,21 @@ impl TinvWriter {
 
     /// Writes the file atomically (temporary file + rename).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tinv.tmp");
-        {
+        // A name of our own beside the target (same file system, so the rename is atomic) that
+        // no input file is likely to have; removed again if anything fails.
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".{}.partial", std::process::id()));
+        let tmp = path.with_file_name(name);
+        let written = (|| {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&self.to_bytes())?;
             f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        std::fs::rename(&tmp, path)
+        written
     }
 }
 

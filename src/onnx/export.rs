@@ -109,7 +109,7 @@ fn finish(
     file_name: String,
     opts: &ExportOptions,
     b: GraphBuilder,
-) -> OnnxGraph {
+) -> Result<OnnxGraph> {
     let flavour = match opts.ln {
         LnFlavour::Decomposed => "decomposed",
         LnFlavour::Native => "native",
@@ -134,11 +134,29 @@ fn finish(
         ],
         graph: b.finish(),
     };
-    OnnxGraph {
+    let bytes = proto.to_bytes();
+    check_size(&file_name, bytes.len())?;
+    Ok(OnnxGraph {
         kind,
         file_name,
-        bytes: proto.to_bytes(),
+        bytes,
+    })
+}
+
+/// Protobuf's limit on one serialized message (2 GiB − 1): ONNX Runtime, TensorRT's parser and
+/// the `onnx` package all refuse a larger `.onnx` file.
+pub const MAX_ONNX_BYTES: usize = i32::MAX as usize;
+
+/// Refuses a graph too large for a protobuf reader (only baked f32 graphs of very large models
+/// get there: FP16-input graphs carry no weights).
+fn check_size(file_name: &str, len: usize) -> Result<()> {
+    if len > MAX_ONNX_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "{file_name}: {len} bytes exceeds protobuf's 2 GiB message limit; export with FP16 \
+             weight inputs (without --baked) instead"
+        )));
     }
+    Ok(())
 }
 
 /// The graph of one depth path: `pixels` → `logits`.
@@ -153,13 +171,13 @@ pub fn path_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<O
         x = vit::block(&mut b, i, &x, opts.ln);
     }
     vit::exit_head(&mut b, k, &x, opts.ln, "logits");
-    Ok(finish(
+    finish(
         model,
         GraphKind::Path { depth },
         format!("path.{depth}.onnx"),
         opts,
         b,
-    ))
+    )
 }
 
 /// The segment graph that ends at path `depth` (blocks from the previous path's depth, or from
@@ -187,13 +205,13 @@ pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Resul
     b.scope("");
     b.op_to("Identity", &[&x], vec![], "hidden_out");
     let kind = GraphKind::Segment { start, end: depth };
-    Ok(finish(
+    finish(
         model,
         kind,
         format!("segment.{start}-{depth}.onnx"),
         opts,
         b,
-    ))
+    )
 }
 
 /// The exit-head graph of path `depth`: `hidden` → `logits`.
@@ -204,18 +222,18 @@ pub fn exit_head_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Res
     let hidden = b.batched_input("hidden", &[c.tokens(), c.dim]);
     b.batched_output("logits", &[c.classes]);
     vit::exit_head(&mut b, k, &hidden, opts.ln, "logits");
-    Ok(finish(
+    finish(
         model,
         GraphKind::ExitHead { depth },
         format!("exit.{depth}.onnx"),
         opts,
         b,
-    ))
+    )
 }
 
 /// The level-1 controller graph, or `None` if the model has no controller. Features are
 /// computed on the host ([`crate::control::features_v1`]); only `opts.weights` matters here.
-pub fn controller_graph(model: &Model, opts: &ExportOptions) -> Option<OnnxGraph> {
+pub fn controller_graph(model: &Model, opts: &ExportOptions) -> Result<Option<OnnxGraph>> {
     let c = model.config();
     let p = c.depths.len();
     let mut b = GraphBuilder::new(model, opts.weights, "tinv_controller");
@@ -224,15 +242,16 @@ pub fn controller_graph(model: &Model, opts: &ExportOptions) -> Option<OnnxGraph
     b.batched_output("pred", &[p]);
     b.batched_output("scores", &[p]);
     if !vit::controller(&mut b, &feats, &budget, "pred", "scores") {
-        return None;
+        return Ok(None);
     }
-    Some(finish(
+    finish(
         model,
         GraphKind::Controller,
         "controller.onnx".into(),
         opts,
         b,
-    ))
+    )
+    .map(Some)
 }
 
 /// Every graph of `opts.layout`: per path (or per segment plus exit heads), then the controller
@@ -248,7 +267,7 @@ pub fn export_graphs(model: &Model, opts: &ExportOptions) -> Result<Vec<OnnxGrap
             }
         }
     }
-    out.extend(controller_graph(model, opts));
+    out.extend(controller_graph(model, opts)?);
     Ok(out)
 }
 
@@ -258,12 +277,20 @@ pub const WEIGHTS_FILE: &str = "weights.f16.bin";
 pub const BINDINGS_FILE: &str = "weights.tsv";
 
 /// Writes every graph of `opts` into `dir` (created if missing) and, for FP16 weight inputs,
-/// the weight blob and its binding table. Returns the files written.
+/// the weight blob and its binding table. Returns the files written. A graph over protobuf's
+/// 2 GiB limit ([`MAX_ONNX_BYTES`], only baked graphs of very large models) is an
+/// `InvalidArgument` error; `dir` existing as a file, or not creatable, an `Io` error.
 pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
     };
+    if dir.exists() && !dir.is_dir() {
+        // create_dir_all would only say "File exists".
+        return Err(io(dir)(std::io::Error::other(
+            "exists and is not a directory",
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -281,4 +308,21 @@ pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<V
         put(BINDINGS_FILE, blob.table_text().as_bytes())?;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graphs_over_the_protobuf_limit_are_refused() {
+        assert!(check_size("path.4.onnx", MAX_ONNX_BYTES).is_ok());
+        match check_size("path.4.onnx", MAX_ONNX_BYTES + 1) {
+            Err(Error::InvalidArgument(m)) => {
+                assert!(m.starts_with("path.4.onnx: 2147483648 bytes"), "{m}");
+                assert!(m.contains("--baked"), "{m}");
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
 }

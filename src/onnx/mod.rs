@@ -37,7 +37,8 @@ mod vit;
 pub use blob::{weight_blob, WeightBinding, WeightBlob};
 pub use export::{
     controller_graph, exit_head_graph, export_graphs, path_graph, segment_graph, write_export,
-    ExportOptions, GraphKind, Layout, OnnxGraph, BINDINGS_FILE, IR_VERSION, OPSET, WEIGHTS_FILE,
+    ExportOptions, GraphKind, Layout, OnnxGraph, BINDINGS_FILE, IR_VERSION, MAX_ONNX_BYTES, OPSET,
+    WEIGHTS_FILE,
 };
 pub use graph::WeightMode;
 pub use vit::{LnFlavour, LAYER_NORM_SCOPE};

@@ -217,6 +217,11 @@ pub fn config(
 
 /// A `.tinv` file with seeded random weights for `cfg`, laid out as docs/FORMAT.md orders it.
 pub fn random_model(cfg: &Config, seed: u64) -> Vec<u8> {
+    random_model_as(cfg, seed, DType::F32)
+}
+
+/// [`random_model`] with every tensor stored as `dtype`.
+pub fn random_model_as(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
     let mut r = Rng(seed);
     let mut w = TinvWriter::new();
     let mut meta = Metadata::new();
@@ -226,10 +231,10 @@ pub fn random_model(cfg: &Config, seed: u64) -> Vec<u8> {
     }
     let mat = |w: &mut TinvWriter, r: &mut Rng, name: &str, i: usize, o: usize| {
         let a = 1.7 / (i as f32).sqrt();
-        w.tensor(name, &[i, o], &r.vec(i * o, a), DType::F32);
+        w.tensor(name, &[i, o], &r.vec(i * o, a), dtype);
     };
     let vecf = |w: &mut TinvWriter, r: &mut Rng, name: &str, n: usize, a: f32| {
-        w.tensor(name, &[n], &r.vec(n, a), DType::F32);
+        w.tensor(name, &[n], &r.vec(n, a), dtype);
     };
     let (d, h, k, p) = (cfg.dim, cfg.mlp_hidden, cfg.classes, cfg.depths.len());
     if cfg.controller.is_some() {
@@ -254,7 +259,7 @@ pub fn random_model(cfg: &Config, seed: u64) -> Vec<u8> {
     vecf(&mut w, &mut r, "stem.patch.bias", d, 0.1);
     vecf(&mut w, &mut r, "stem.cls", d, 0.5);
     let np = cfg.patches();
-    w.tensor("stem.pos", &[np, d], &r.vec(np * d, 0.5), DType::F32);
+    w.tensor("stem.pos", &[np, d], &r.vec(np * d, 0.5), dtype);
     for i in 0..cfg.blocks {
         w.page_break();
         mat(&mut w, &mut r, &format!("blk.{i}.qkv.weight"), d, 3 * d);

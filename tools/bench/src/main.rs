@@ -114,18 +114,7 @@ fn parse_args() -> Result<Args, String> {
             "--eval-n" => a.eval_n = num(it.next(), f)?.max(1),
             "--no-vit-tiny" => a.vit_tiny = false,
             "--profile" => a.profile_only = true,
-            "--threads" => {
-                a.threads = it
-                    .next()
-                    .ok_or("--threads: expected a list")?
-                    .split(',')
-                    .map(|t| {
-                        t.trim()
-                            .parse()
-                            .map_err(|_| format!("--threads: bad value '{t}'"))
-                    })
-                    .collect::<Result<_, _>>()?
-            }
+            "--threads" => a.threads = thread_list(it.next().ok_or("--threads: expected a list")?)?,
             "--runs" => a.runs = num(it.next(), f)?.max(1),
             "--rounds" => a.rounds = num(it.next(), f)?.max(1),
             "--warmup" => a.warmup = num(it.next(), f)?,
@@ -150,11 +139,35 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// libonnxruntime.so inside the venv's onnxruntime wheel.
+/// `--threads`: a comma-separated list of distinct counts, each ≥ 1 (ONNX Runtime would read 0
+/// as "all cores" while tinv refuses it, so the two would no longer run with the same threads).
+fn thread_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut v: Vec<usize> = Vec::new();
+    for t in s.split(',') {
+        let n = t
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or(format!(
+                "--threads: bad value '{t}' (expected counts ≥ 1, e.g. 1,2)"
+            ))?;
+        if v.contains(&n) {
+            return Err(format!("--threads: {n} given twice"));
+        }
+        v.push(n);
+    }
+    Ok(v)
+}
+
+/// libonnxruntime.so inside the venv's onnxruntime wheel (any `lib/python*/` that has one).
 fn find_ort_lib(venv: &Path) -> Option<PathBuf> {
     for py in std::fs::read_dir(venv.join("lib")).ok()?.flatten() {
         let capi = py.path().join("site-packages/onnxruntime/capi");
-        for f in std::fs::read_dir(capi).ok()?.flatten() {
+        let Ok(files) = std::fs::read_dir(capi) else {
+            continue;
+        };
+        for f in files.flatten() {
             if f.file_name()
                 .to_string_lossy()
                 .starts_with("libonnxruntime.so")
@@ -183,11 +196,18 @@ fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
 
 /// Builds the cases; the parent (`prepare`) also writes the model files and ONNX exports.
 fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
-    let ort_lib = a
-        .ort_lib
-        .clone()
-        .or_else(|| find_ort_lib(&a.venv))
-        .ok_or("no libonnxruntime.so: pass --ort-lib or --venv with onnxruntime installed")?;
+    let ort_lib = match &a.ort_lib {
+        Some(lib) if !lib.is_file() => {
+            return Err(format!("--ort-lib {}: no such file", lib.display()))
+        }
+        Some(lib) => lib.clone(),
+        None => find_ort_lib(&a.venv).ok_or(format!(
+            "no libonnxruntime.so in the venv {} (lib/python*/site-packages/onnxruntime/capi): \
+             create it with `python3 -m venv {0} && {0}/bin/pip install onnxruntime numpy`, or \
+             pass --venv DIR or --ort-lib FILE",
+            a.venv.display()
+        ))?,
+    };
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let export = |tinv: &Path, onnx_path: &Path| -> Result<(usize, usize, usize), String> {
         let m = Model::open(tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
@@ -207,7 +227,24 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
         let imgs = read_idx(&a.images)?;
         let labels = read_idx(&a.labels)?;
         let per = chw.0 * chw.1 * chw.2;
+        if imgs.dims.len() != 3 || imgs.dims[1..] != [chw.1, chw.2] || chw.0 != 1 {
+            return Err(format!(
+                "{}: images {:?} do not fit the model's {}×{}×{} input (one-channel IDX expected)",
+                a.images.display(),
+                imgs.dims,
+                chw.0,
+                chw.1,
+                chw.2
+            ));
+        }
         let n = a.eval_n.min(imgs.data.len() / per).min(labels.data.len());
+        if n == 0 {
+            return Err(format!(
+                "{} / {}: no test images with labels",
+                a.images.display(),
+                a.labels.display()
+            ));
+        }
         out.push(Case {
             name: "fmnist".into(),
             tinv: fm.clone(),
@@ -268,38 +305,63 @@ fn profile_child(a: &Args) -> Result<Option<String>, String> {
     Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
-/// The rows of the first round, each numeric value replaced by its median over the rounds that
-/// have that row.
-fn median_rows(mut rounds: Vec<Vec<Row>>) -> Vec<Row> {
-    if rounds.is_empty() {
-        return Vec::new();
+/// One row per (case, runtime, threads) measured in any round, in first-measured order, each
+/// numeric value replaced by its median over the rounds that have that row (a row whose child
+/// failed in one round keeps the others' numbers).
+fn median_rows(rounds: Vec<Vec<Row>>) -> Vec<Row> {
+    let all: Vec<Row> = rounds.into_iter().flatten().collect();
+    let mut out: Vec<Row> = Vec::new();
+    for row in &all {
+        if out
+            .iter()
+            .any(|r| r.is(&row.case, &row.runtime, row.threads))
+        {
+            continue;
+        }
+        let same: Vec<&Row> = all
+            .iter()
+            .filter(|r| r.is(&row.case, &row.runtime, row.threads))
+            .collect();
+        let kv = row
+            .kv
+            .iter()
+            .map(|(k, v)| {
+                let m = v
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|_| median(same.iter().filter_map(|r| r.get(k)).collect()));
+                (k.clone(), m.map_or_else(|| v.clone(), |m| format!("{m}")))
+            })
+            .collect();
+        out.push(Row {
+            case: row.case.clone(),
+            runtime: row.runtime.clone(),
+            threads: row.threads,
+            kv,
+        });
     }
-    let first = rounds.remove(0);
-    first
-        .into_iter()
-        .map(|mut row| {
-            let same: Vec<&Row> = rounds
-                .iter()
-                .flatten()
-                .filter(|r| r.is(&row.case, &row.runtime, row.threads))
-                .collect();
-            for (k, v) in row.kv.iter_mut() {
-                let Ok(x) = v.parse::<f64>() else { continue };
-                let mut all: Vec<f64> = same.iter().filter_map(|r| r.get(k)).collect();
-                all.push(x);
-                if let Some(m) = median(all) {
-                    *v = format!("{m}");
-                }
-            }
-            row
-        })
-        .collect()
+    out
 }
 
-/// The median of `v` (the upper one of an even count), `None` when empty.
+/// The median of `v` (the mean of the two middle values of an even count), `None` when empty.
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied()
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// The (case, runtime, threads) rows that no round measured: a report without them would read
+/// as "not measured" where the harness actually failed, so none is written.
+fn missing_rows(rows: &[Row], expected: &[(String, &str, usize)]) -> Vec<String> {
+    expected
+        .iter()
+        .filter(|(c, rt, t)| report::find(rows, c, rt, *t).is_none())
+        .map(|(c, rt, t)| format!("{c}/{rt}/{t} thread(s)"))
+        .collect()
 }
 
 /// One RESULT line, parsed.
@@ -406,6 +468,7 @@ fn real_main() -> Result<(), String> {
     // so a burst of noise from the host hits the peers alike; each row keeps the median of its
     // rounds' numbers.
     let mut rounds: Vec<Vec<Row>> = Vec::new();
+    let mut expected = Vec::new();
     for round in 0..a.rounds {
         eprintln!("round {}/{}", round + 1, a.rounds);
         let mut rows = Vec::new();
@@ -418,6 +481,9 @@ fn real_main() -> Result<(), String> {
                 // tract is single-threaded: measured at 1 thread only.
                 let tract = (cfg!(feature = "tract") && t == 1).then_some("tract");
                 for rt in runtimes.iter().copied().chain(tract) {
+                    if round == 0 {
+                        expected.push((c.name.clone(), rt, t));
+                    }
                     match spawn(&a, rt, &c.name, t) {
                         Ok(r) => rows.push(r),
                         Err(e) => eprintln!("  {e}"),
@@ -429,6 +495,14 @@ fn real_main() -> Result<(), String> {
     }
     let paired = paired_ratios(&rounds, "vit-tiny", "tinv", "ort", &a.threads);
     let rows = median_rows(rounds);
+    let missing = missing_rows(&rows, &expected);
+    if !missing.is_empty() {
+        return Err(format!(
+            "no measurement in any round for {} (errors above); {} not written",
+            missing.join(", "),
+            a.report.display()
+        ));
+    }
     // The profile runs in a child of its own, like every measurement: in this process, after the
     // children and with OpenBLAS loaded, its numbers came out several times too slow.
     let profile = if cases.iter().any(|c| c.name == "vit-tiny") {
@@ -476,7 +550,7 @@ fn paired_ratios(
 
 #[cfg(test)]
 mod tests {
-    use super::{paired_ratios, Row};
+    use super::{median, median_rows, missing_rows, paired_ratios, thread_list, Row};
 
     fn row(runtime: &str, threads: usize, p50: f64) -> Row {
         Row {
@@ -506,5 +580,44 @@ mod tests {
         ];
         let got = paired_ratios(&rounds, "vit-tiny", "tinv", "ort", &[1, 2]);
         assert_eq!(got, vec![(1, vec![0.9, 0.9]), (2, vec![1.5])]);
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![10.0, 1.0]), Some(5.5));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 100.0]), Some(3.5));
+    }
+
+    #[test]
+    fn median_rows_keep_rows_missing_from_the_first_round() {
+        // ORT at 2 threads failed in round 1 only; tinv at 1 thread has three rounds.
+        let rounds = vec![
+            vec![row("tinv", 1, 90.0)],
+            vec![row("tinv", 1, 30.0), row("ort", 2, 40.0)],
+            vec![row("tinv", 1, 60.0), row("ort", 2, 50.0)],
+        ];
+        let rows = median_rows(rounds);
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].is("vit-tiny", "tinv", 1));
+        assert_eq!(rows[0].get("p50_us"), Some(60.0));
+        assert!(rows[1].is("vit-tiny", "ort", 2));
+        assert_eq!(rows[1].get("p50_us"), Some(45.0));
+        let expected = [
+            ("vit-tiny".to_string(), "tinv", 1),
+            ("vit-tiny".to_string(), "ort", 1),
+            ("vit-tiny".to_string(), "ort", 2),
+        ];
+        assert_eq!(missing_rows(&rows, &expected), ["vit-tiny/ort/1 thread(s)"]);
+    }
+
+    #[test]
+    fn thread_lists_refuse_zero_junk_and_repeats() {
+        assert_eq!(thread_list("1,2").unwrap(), [1, 2]);
+        assert_eq!(thread_list(" 4 ").unwrap(), [4]);
+        for bad in ["0", "1,0", "", "1,,2", "two", "2,2", "-1"] {
+            assert!(thread_list(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

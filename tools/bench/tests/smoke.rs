@@ -88,3 +88,57 @@ fn harness_runs_and_writes_the_report() {
         eprintln!("kept {}", dir.display());
     }
 }
+
+/// Without ONNX Runtime there is no peer to measure: the harness stops with one `error:` line
+/// naming the venv it searched, and writes no report. Needs no venv.
+#[test]
+fn missing_venv_is_a_clear_error_and_writes_no_report() {
+    let dir = std::env::temp_dir().join(format!("tinv-bench-novenv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let venv = dir.join("no-such-venv");
+    let report = dir.join("RESULTS.md");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
+            .args(["--no-vit-tiny", "--venv"])
+            .arg(&venv)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .arg("--report")
+            .arg(&report)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
+    let model = dir.join("fm.tinv");
+    std::fs::write(&model, tinv::synth::random_model(&cfg, 3, DType::F32)).unwrap();
+    let out = run(&["--fmnist", model.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: no libonnxruntime.so in the venv")
+            && stderr.contains(&*venv.to_string_lossy()),
+        "{stderr}"
+    );
+    // An --ort-lib that does not exist is named too.
+    let lib = dir.join("libonnxruntime.so");
+    let out = run(&[
+        "--fmnist",
+        model.to_str().unwrap(),
+        "--ort-lib",
+        lib.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--ort-lib") && stderr.contains("no such file"),
+        "{stderr}"
+    );
+    // Bad thread lists are refused before anything runs.
+    let out = run(&["--threads", "0,1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--threads: bad value '0'"), "{stderr}");
+    assert!(!report.exists(), "a report was written");
+    std::fs::remove_dir_all(&dir).ok();
+}

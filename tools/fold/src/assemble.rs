@@ -2,7 +2,7 @@
 //! `docs/FORMAT.md`: controller, stem, then `blk.0 … blk.{d−1}`, `exit.{d}`, `blk.{d} …`, with a
 //! page break before every block and every exit head.
 
-use crate::config::exit_depths;
+use crate::config::{exit_depths, leading_dim};
 use crate::error::{FoldError, Result};
 use crate::folding::{
     fold_norm_linear, patch_conv_to_gemm, plain_linear, qkv_column_scale, split_pos_embed,
@@ -42,24 +42,48 @@ struct Out {
     device: Option<DeviceCopies>,
 }
 
+/// Checks that every value of the tensor `name` survives storage as `dtype`. The sources are
+/// finite (see [`Source::get`]), so a non-finite folded value is an overflow of the folding.
+fn check_fits(name: &str, data: &[f32], dtype: DType) -> Result<()> {
+    let overflow = |index, storage| FoldError::Overflow {
+        name: name.to_string(),
+        index,
+        storage,
+    };
+    for (i, &v) in data.iter().enumerate() {
+        if !v.is_finite() {
+            return Err(overflow(i, "f32"));
+        }
+        if dtype == DType::F16 && half::f16::from_f32(v).is_infinite() {
+            return Err(overflow(i, "f16"));
+        }
+    }
+    Ok(())
+}
+
 impl Out {
     /// A GEMM weight `[in, out]`: stored as `matrix_dtype`, remembered for the device section.
-    fn matrix(&mut self, name: &str, shape: [usize; 2], data: Vec<f32>) {
+    fn matrix(&mut self, name: &str, shape: [usize; 2], data: Vec<f32>) -> Result<()> {
+        check_fits(name, &data, self.matrix_dtype)?;
         self.w.tensor(name, &shape, &data, self.matrix_dtype);
         if let Some(dev) = &mut self.device {
+            check_fits(&format!("dev.{name}"), &data, DType::F16)?;
             dev.push((name.to_string(), shape.to_vec(), data));
         }
+        Ok(())
     }
 
     /// A vector, embedding or controller weight: always stored f32.
-    fn keep_f32(&mut self, name: &str, shape: &[usize], data: &[f32]) {
+    fn keep_f32(&mut self, name: &str, shape: &[usize], data: &[f32]) -> Result<()> {
+        check_fits(name, data, DType::F32)?;
         self.w.tensor(name, shape, data, DType::F32);
+        Ok(())
     }
 
     /// A folded linear layer `{name}.weight` `[in, out]` and `{name}.bias` `[out]`.
-    fn linear(&mut self, name: &str, l: Linear, n_in: usize, n_out: usize) {
-        self.matrix(&format!("{name}.weight"), [n_in, n_out], l.weight);
-        self.keep_f32(&format!("{name}.bias"), &[n_out], &l.bias);
+    fn linear(&mut self, name: &str, l: Linear, n_in: usize, n_out: usize) -> Result<()> {
+        self.matrix(&format!("{name}.weight"), [n_in, n_out], l.weight)?;
+        self.keep_f32(&format!("{name}.bias"), &[n_out], &l.bias)
     }
 
     fn finish(mut self) -> TinvWriter {
@@ -90,6 +114,7 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// The values of `name`, which must have `shape` and be finite.
     fn get(&mut self, name: &str, shape: &[usize], why: &str) -> Result<Vec<f32>> {
         let found = self
             .ck
@@ -100,9 +125,18 @@ impl Source<'_> {
         }
         self.used.insert(name.to_string());
         // Presence was checked just above.
-        self.ck
+        let values = self
+            .ck
             .f32(name)
-            .ok_or_else(|| FoldError::missing(name, why))
+            .ok_or_else(|| FoldError::missing(name, why))?;
+        if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(FoldError::NonFinite {
+                name: name.to_string(),
+                index,
+                value,
+            });
+        }
+        Ok(values)
     }
 
     fn optional(&mut self, name: &str, shape: &[usize], why: &str) -> Result<Option<Vec<f32>>> {
@@ -110,15 +144,6 @@ impl Source<'_> {
             return Ok(None);
         }
         self.get(name, shape, why).map(Some)
-    }
-
-    /// First dimension of a 2-D tensor (a hidden width), for tensors whose width is free.
-    fn rows(&self, name: &str, cols: usize, why: &str) -> Result<usize> {
-        match self.ck.shape(name) {
-            None => Err(FoldError::missing(name, why)),
-            Some([r, c]) if *c == cols && *r > 0 => Ok(*r),
-            Some(s) => Err(FoldError::shape(name, s, &[0, cols])),
-        }
     }
 }
 
@@ -170,10 +195,10 @@ pub fn fold_checkpoint(
         "stem.patch.weight",
         [c * p * p, d],
         patch_conv_to_gemm(&pw, d, c, p),
-    );
-    out.keep_f32("stem.patch.bias", &[d], &pb);
-    out.keep_f32("stem.cls", &[d], &cls_pos);
-    out.keep_f32("stem.pos", &[cfg.patches(), d], &patch_pos);
+    )?;
+    out.keep_f32("stem.patch.bias", &[d], &pb)?;
+    out.keep_f32("stem.cls", &[d], &cls_pos)?;
+    out.keep_f32("stem.pos", &[cfg.patches(), d], &patch_pos)?;
 
     for i in 0..cfg.blocks {
         progress(&format!("block {i}"));
@@ -194,7 +219,7 @@ pub fn fold_checkpoint(
             let hb = src.get(&format!("{prefix}head.bias"), &[k], &why)?;
             let head = fold_norm_linear(&hw, Some(&hb), &g, &b, &vec![1.0; k]);
             out.w.page_break();
-            out.linear(&format!("exit.{depth}.head"), head, d, k);
+            out.linear(&format!("exit.{depth}.head"), head, d, k)?;
         }
     }
 
@@ -242,16 +267,15 @@ fn block(src: &mut Source, out: &mut Out, cfg: &Config, i: usize) -> Result<()> 
     let qkv = fold_norm_linear(&qkv_w, qkv_b.as_deref(), &g1, &b1, &q_scale);
     let fc1 = fold_norm_linear(&fc1_w, Some(&fc1_b), &g2, &b2, &vec![1.0; h]);
     out.w.page_break();
-    out.linear(&format!("blk.{i}.qkv"), qkv, d, 3 * d);
+    out.linear(&format!("blk.{i}.qkv"), qkv, d, 3 * d)?;
     out.linear(
         &format!("blk.{i}.proj"),
         plain_linear(&proj_w, &proj_b),
         d,
         d,
-    );
-    out.linear(&format!("blk.{i}.fc1"), fc1, d, h);
-    out.linear(&format!("blk.{i}.fc2"), plain_linear(&fc2_w, &fc2_b), h, d);
-    Ok(())
+    )?;
+    out.linear(&format!("blk.{i}.fc1"), fc1, d, h)?;
+    out.linear(&format!("blk.{i}.fc2"), plain_linear(&fc2_w, &fc2_b), h, d)
 }
 
 /// Controller tensors: 2-D weights transposed from PyTorch's `[out, in]` to `[in, out]`.
@@ -262,16 +286,16 @@ fn controller(src: &mut Source, out: &mut Out, cfg: &Config) -> Result<()> {
     let np = cfg.depths.len();
     let e = tinv::control::EXIT_FEATURES;
     let why = "controller";
-    let hp = src.rows("ctrl.pred.fc1.weight", f, why)?;
-    let hq = src.rows("ctrl.policy.fc1.weight", f + np + 1, why)?;
-    let hr = src.rows("ctrl.exit.wx", e, why)?;
+    let hp = leading_dim(src.ck, "ctrl.pred.fc1.weight", f, why)?;
+    let hq = leading_dim(src.ck, "ctrl.policy.fc1.weight", f + np + 1, why)?;
+    let hr = leading_dim(src.ck, "ctrl.exit.wx", e, why)?;
     let mut nets = vec![("pred", f, hp), ("policy", f + np + 1, hq)];
     // `graph` mode's own up-front policy, in checkpoints that have one.
     if src.ck.shape("ctrl.graph.fc1.weight").is_some() {
         nets.push((
             "graph",
             f + np + 1,
-            src.rows("ctrl.graph.fc1.weight", f + np + 1, why)?,
+            leading_dim(src.ck, "ctrl.graph.fc1.weight", f + np + 1, why)?,
         ));
     }
     for (net, n_in, hidden) in nets {
@@ -283,8 +307,8 @@ fn controller(src: &mut Source, out: &mut Out, cfg: &Config) -> Result<()> {
             ("fc1", plain_linear(&w1, &b1), n_in, hidden),
             ("fc2", plain_linear(&w2, &b2), hidden, np),
         ] {
-            out.keep_f32(&format!("ctrl.{net}.{l}.weight"), &[a, b], &lin.weight);
-            out.keep_f32(&format!("ctrl.{net}.{l}.bias"), &[b], &lin.bias);
+            out.keep_f32(&format!("ctrl.{net}.{l}.weight"), &[a, b], &lin.weight)?;
+            out.keep_f32(&format!("ctrl.{net}.{l}.bias"), &[b], &lin.bias)?;
         }
     }
     let wx = src.get("ctrl.exit.wx", &[hr, e], why)?;
@@ -292,11 +316,10 @@ fn controller(src: &mut Source, out: &mut Out, cfg: &Config) -> Result<()> {
     let b = src.get("ctrl.exit.b", &[hr], why)?;
     let ow = src.get("ctrl.exit.out.weight", &[1, hr], why)?;
     let ob = src.get("ctrl.exit.out.bias", &[1], why)?;
-    out.keep_f32("ctrl.exit.wx", &[e, hr], &transpose(&wx, hr, e));
-    out.keep_f32("ctrl.exit.wh", &[hr, hr], &transpose(&wh, hr, hr));
-    out.keep_f32("ctrl.exit.b", &[hr], &b);
+    out.keep_f32("ctrl.exit.wx", &[e, hr], &transpose(&wx, hr, e))?;
+    out.keep_f32("ctrl.exit.wh", &[hr, hr], &transpose(&wh, hr, hr))?;
+    out.keep_f32("ctrl.exit.b", &[hr], &b)?;
     // [1, Hr] and [Hr, 1] hold the same values in the same order.
-    out.keep_f32("ctrl.exit.out.weight", &[hr, 1], &ow);
-    out.keep_f32("ctrl.exit.out.bias", &[1], &ob);
-    Ok(())
+    out.keep_f32("ctrl.exit.out.weight", &[hr, 1], &ow)?;
+    out.keep_f32("ctrl.exit.out.bias", &[1], &ob)
 }

@@ -215,16 +215,9 @@ impl ConfigSpec {
                 "a ViT needs at least one block",
             ));
         }
-        let fc1 = "blocks.0.mlp.fc1.weight";
-        let mlp_t = ck
-            .shape(fc1)
-            .and_then(|s| s.first().copied())
-            .ok_or_else(|| FoldError::missing(fc1, "the MLP width"))?;
+        let mlp_t = leading_dim(ck, "blocks.0.mlp.fc1.weight", dim, "the MLP width")?;
         let mlp_hidden = implied("mlp_hidden", self.mlp_hidden, mlp_t)?;
-        let classes_t = ck
-            .shape("head.weight")
-            .and_then(|s| s.first().copied())
-            .ok_or_else(|| FoldError::missing("head.weight", "the classifier"))?;
+        let classes_t = leading_dim(ck, "head.weight", dim, "the classifier")?;
         let classes = implied("classes", self.classes, classes_t)?;
         let heads = self.heads.ok_or_else(|| {
             cfg_err("'heads' is not given and cannot be inferred from the tensors (use --heads N)")
@@ -261,11 +254,17 @@ impl ConfigSpec {
         });
         let controller_present = ck.tensors().keys().any(|k| k.starts_with("ctrl."));
         let controller = match (controller_present, &self.features, self.default_budget) {
-            (false, None, _) => None,
+            (false, None, None) => None,
             (false, Some(_), _) => {
                 return Err(FoldError::missing(
                     "ctrl.pred.fc1.weight",
                     "the configuration names a controller feature set",
+                ))
+            }
+            (false, None, Some(_)) => {
+                return Err(FoldError::missing(
+                    "ctrl.pred.fc1.weight",
+                    "--budget or the configuration gives a controller default budget",
                 ))
             }
             (true, _, None) => {
@@ -321,36 +320,36 @@ impl ConfigSpec {
     }
 }
 
-/// Number of encoder blocks: one more than the highest `blocks.{i}` index.
-fn count_blocks(ck: &Checkpoint) -> usize {
-    ck.tensors()
-        .keys()
-        .filter_map(|k| {
-            k.strip_prefix("blocks.")?
-                .split('.')
-                .next()?
-                .parse::<usize>()
-                .ok()
-        })
-        .map(|i| i + 1)
-        .max()
-        .unwrap_or(0)
+/// The first dimension of the 2-D tensor `name`, whose second must be `cols`: a width the model
+/// leaves free (an MLP or hidden width, the classes), read from PyTorch's `[out, in]` weight.
+pub fn leading_dim(ck: &Checkpoint, name: &str, cols: usize, why: &str) -> Result<usize> {
+    match ck.shape(name) {
+        None => Err(FoldError::missing(name, why)),
+        Some([r, c]) if *c == cols && *r > 0 => Ok(*r),
+        Some(s) => Err(FoldError::shape(name, s, &[0, cols])),
+    }
 }
 
-/// Depths `d` that have `exits.{d}.*` tensors, ascending.
-pub fn exit_depths(ck: &Checkpoint) -> Vec<usize> {
+/// The indices `i` of tensors named `{prefix}{i}.…`, ascending and unique.
+fn indices(ck: &Checkpoint, prefix: &str) -> Vec<usize> {
     let mut d: Vec<usize> = ck
         .tensors()
         .keys()
-        .filter_map(|k| {
-            k.strip_prefix("exits.")?
-                .split('.')
-                .next()?
-                .parse::<usize>()
-                .ok()
-        })
+        .filter_map(|k| k.strip_prefix(prefix)?.split('.').next()?.parse().ok())
         .collect();
     d.sort_unstable();
     d.dedup();
     d
+}
+
+/// Number of encoder blocks: one more than the highest `blocks.{i}` index.
+fn count_blocks(ck: &Checkpoint) -> usize {
+    indices(ck, "blocks.")
+        .last()
+        .map_or(0, |i| i.saturating_add(1))
+}
+
+/// Depths `d` that have `exits.{d}.*` tensors, ascending.
+pub fn exit_depths(ck: &Checkpoint) -> Vec<usize> {
+    indices(ck, "exits.")
 }

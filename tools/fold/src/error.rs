@@ -29,8 +29,30 @@ pub enum FoldError {
         name: String,
         /// Its shape in the checkpoint.
         found: Vec<usize>,
-        /// The shape the model needs.
+        /// The shape the model needs; a 0 marks a size the model leaves free (no real dimension
+        /// is 0), shown as `_`.
         expected: Vec<usize>,
+    },
+    /// A checkpoint tensor holds a NaN or an infinity. The `.tinv` format would store it verbatim
+    /// and inference would run on it (docs/RELIABILITY.md), so the tool that reads every value
+    /// anyway refuses it: it is almost always a diverged training run.
+    NonFinite {
+        /// The checkpoint name of the tensor.
+        name: String,
+        /// Index of the first non-finite element (row-major).
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A folded value does not fit the type it is stored as (f32, or f16 with `--dtype f16` and
+    /// in the `--device` copies): storing it would silently turn it into an infinity.
+    Overflow {
+        /// The `.tinv` name of the tensor.
+        name: String,
+        /// Index of the first element out of range (row-major).
+        index: usize,
+        /// The storage type it overflows, `"f32"` or `"f16"`.
+        storage: &'static str,
     },
     /// The checkpoint holds a tensor `tinv-fold` does not know; ignoring it could silently
     /// change the model's function (a layer-scale, a register token, a pooling norm, …).
@@ -72,9 +94,31 @@ impl fmt::Display for FoldError {
                 name,
                 found,
                 expected,
+            } => {
+                let dims: Vec<String> = expected
+                    .iter()
+                    .map(|&d| match d {
+                        0 => "_".to_string(),
+                        d => d.to_string(),
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "tensor '{name}' has shape {found:?}, expected [{}]",
+                    dims.join(", ")
+                )
+            }
+            FoldError::NonFinite { name, index, value } => write!(
+                f,
+                "tensor '{name}' holds {value} at element {index}; non-finite weights are refused"
+            ),
+            FoldError::Overflow {
+                name,
+                index,
+                storage,
             } => write!(
                 f,
-                "tensor '{name}' has shape {found:?}, expected {expected:?}"
+                "folded tensor '{name}' element {index} overflows {storage} (its source weights are too large)"
             ),
             FoldError::UnknownTensor(n) => write!(
                 f,

@@ -21,11 +21,14 @@ size from pos_embed when its grid is square). `heads` cannot be inferred.
 
 Folding: LayerNorm γ/β into the next linear layer, 1/sqrt(head_dim) into the Q columns, fused
 QKV, class token + its position embedding pre-added, patch convolution as a GEMM weight, exit-head
-norms into the exit heads, controller weights transposed to [in, out].
+norms into the exit heads, controller weights transposed to [in, out]. Refused: a NaN or infinite
+weight, a folded value that overflows its storage (f32, or f16 with --dtype f16 and --device),
+and any tensor the tool does not know.
 
 OPTIONS:
     -o, --output FILE     Output .tinv file (default: the checkpoint path with extension .tinv).
-                          Written atomically (temporary file, then rename).
+                          Written atomically (temporary file, then rename). Must not be
+                          the checkpoint itself or a directory.
     --config FILE         JSON configuration, the same object as `tinv.config` (see FORMAT.md).
     --heads N             Attention heads; must divide the embedding width.
     --image-size HxW|N    Input height and width in pixels (N means NxN). Must match pos_embed.
@@ -39,7 +42,8 @@ OPTIONS:
     --std S1,S2,...       Input normalization std per channel (default for 3 channels:
                           ImageNet 0.229,0.224,0.225).
     --budget L            Default controller budget λ in [0, 1] (needed when the checkpoint
-                          has ctrl.* tensors and its config does not give one).
+                          has ctrl.* tensors and its config does not give one; refused when
+                          it has none).
     --dtype f32|f16       Storage of the matrices (default f32). With f16, biases, stem.cls and
                           stem.pos (and the small controller) stay f32.
     --device              Also write the device section for TensorRT: an f16 copy dev.<name> of
@@ -92,6 +96,14 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
             _ => (arg.as_str(), None),
         };
+        // A switch takes no value: `--device=0` must not silently mean "on".
+        let switch = |on: &mut bool| match &inline {
+            Some(_) => Err(usage(format!("{flag} takes no value"))),
+            None => {
+                *on = true;
+                Ok(())
+            }
+        };
         let mut value = || -> Result<String, FoldError> {
             match &inline {
                 Some(v) => Ok(v.clone()),
@@ -110,8 +122,8 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
                 println!("tinv-fold {}", env!("CARGO_PKG_VERSION"));
                 return Ok(None);
             }
-            "-q" | "--quiet" => a.quiet = true,
-            "--device" => a.device = true,
+            "-q" | "--quiet" => switch(&mut a.quiet)?,
+            "--device" => switch(&mut a.device)?,
             "-o" | "--output" => a.output = Some(PathBuf::from(value()?)),
             "--config" => a.config = Some(PathBuf::from(value()?)),
             "--heads" => a.spec.heads = Some(num(flag, &value()?)?),
@@ -161,6 +173,28 @@ fn read_text(path: &Path) -> Result<String, FoldError> {
     })
 }
 
+/// Refuses an output that would destroy the checkpoint (the rename replaces it) or that cannot
+/// be a file, before any work is done.
+fn check_output(input: &Path, out: &Path) -> Result<(), FoldError> {
+    if out.is_dir() {
+        return Err(usage(format!(
+            "output '{}' is a directory; give a file name",
+            out.display()
+        )));
+    }
+    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(out)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(usage(format!(
+            "output '{}' is the checkpoint itself; choose another -o",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
 fn run(argv: &[String]) -> Result<(), FoldError> {
     let Some(args) = parse_args(argv)? else {
         return Ok(());
@@ -171,6 +205,11 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
             eprintln!("tinv-fold: {msg}");
         }
     };
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| args.input.with_extension("tinv"));
+    check_output(&args.input, &out)?;
     progress(&format!("reading {}", args.input.display()));
     let ck = Checkpoint::open(&args.input)?;
     let config_json = args.config.as_deref().map(read_text).transpose()?;
@@ -180,9 +219,6 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
     };
     let (_, writer) =
         tinv_fold::fold(&ck, config_json.as_deref(), args.spec, &opts, &mut progress)?;
-    let out = args
-        .output
-        .unwrap_or_else(|| args.input.with_extension("tinv"));
     writer.write(&out).map_err(|source| FoldError::Io {
         path: out.clone(),
         source,

@@ -3,7 +3,8 @@
 //! the data that follows the header) plus an optional `__metadata__` string map, then the data.
 //!
 //! Every offset is checked against the file and against the dtype × shape byte count, and the
-//! tensors must not overlap, so a corrupt or hostile file is a one-line error, never a panic.
+//! tensors must tile the data section exactly (no overlap, hole or trailing bytes), so a corrupt
+//! or hostile file is a one-line error, never a panic.
 
 use crate::error::{FoldError, Result};
 use std::collections::BTreeMap;
@@ -118,15 +119,35 @@ impl Checkpoint {
             );
         }
 
+        // The tensors must tile the data section exactly, as the safetensors format requires: no
+        // overlap, no hole, nothing after the last tensor (a hole or a tail is where a truncated
+        // rewrite, a second concatenated file or a dropped duplicate header entry shows).
         let mut by_start: Vec<(&String, &SrcTensor)> = tensors.iter().collect();
         by_start.sort_by_key(|(_, t)| (t.range.start, t.range.end));
-        for w in by_start.windows(2) {
-            if w[1].1.range.start < w[0].1.range.end {
+        let mut covered = header_end;
+        let mut prev: Option<&String> = None;
+        for (name, t) in by_start {
+            if t.range.start < covered {
+                let prev = prev.map_or(String::new(), |p| format!("'{p}' and "));
                 return Err(bad(format!(
-                    "tensors '{}' and '{}' overlap in the data section",
-                    w[0].0, w[1].0
+                    "tensors {prev}'{name}' overlap in the data section"
                 )));
             }
+            if t.range.start > covered {
+                return Err(bad(format!(
+                    "data bytes [{}, {}) before tensor '{name}' belong to no tensor (safetensors forbids holes)",
+                    covered - header_end,
+                    t.range.start - header_end
+                )));
+            }
+            covered = t.range.end;
+            prev = Some(name);
+        }
+        if covered != bytes.len() {
+            return Err(bad(format!(
+                "{} bytes after the last tensor belong to no tensor (trailing data)",
+                bytes.len() - covered
+            )));
         }
         Ok(Checkpoint {
             bytes,

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 use tinv_fold::{fold, Checkpoint, ConfigSpec, FoldError, FoldOptions};
 
 fn flags() -> ConfigSpec {
@@ -13,20 +12,6 @@ fn flags() -> ConfigSpec {
         image_size: Some((16, 12)),
         ..ConfigSpec::default()
     }
-}
-
-fn fold_err(t: &Tensors, flags: ConfigSpec) -> FoldError {
-    let ck = Checkpoint::parse(safetensors_bytes(t, Src::F32, &[])).expect("container is fine");
-    match fold(&ck, None, flags, &FoldOptions::default(), &mut |_| {}) {
-        Ok(_) => panic!("fold accepted a bad checkpoint"),
-        Err(e) => e,
-    }
-}
-
-fn one_line(e: &FoldError) -> String {
-    let s = e.to_string();
-    assert!(!s.contains('\n'), "multi-line message: {s}");
-    s
 }
 
 #[test]
@@ -227,24 +212,6 @@ fn bad_config_json_is_reported_with_its_source() {
     assert!(s.contains("unknown key 'hedas'"), "{s}");
 }
 
-/// A one-tensor safetensors file with a hand-written header.
-fn with_header(header: &str, data_len: usize) -> Vec<u8> {
-    let mut b = (header.len() as u64).to_le_bytes().to_vec();
-    b.extend_from_slice(header.as_bytes());
-    b.resize(b.len() + data_len, 0);
-    b
-}
-
-fn container_err(bytes: Vec<u8>) -> String {
-    match Checkpoint::parse(bytes) {
-        Ok(_) => panic!("bad container accepted"),
-        Err(e) => {
-            assert!(matches!(e, FoldError::Safetensors(_)), "{e:?}");
-            one_line(&e)
-        }
-    }
-}
-
 #[test]
 fn bad_safetensors_containers_are_refused() {
     assert!(container_err(vec![1, 2, 3]).contains("shorter than the 8-byte header"));
@@ -282,18 +249,6 @@ fn bad_safetensors_containers_are_refused() {
         4,
     ));
     assert!(e.contains("overflows"), "{e}");
-}
-
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tinv-fold"))
-        .args(args)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -7,9 +7,11 @@
 
 mod folded;
 mod reference;
+mod refuse;
 
 pub use folded::{folded_forward, max_abs_diff64};
 pub use reference::{erf, reference_forward};
+pub use refuse::{cli, container_err, fold_err, one_line, with_header};
 
 use std::collections::BTreeMap;
 use tinv::synth::Rng;
