@@ -81,7 +81,12 @@ fn sorted_header(buf: Vec<u8>) -> Vec<u8> {
 /// Reads every tensor of `path` (f32 only) and its metadata.
 pub fn load(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>), String> {
     let buf = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let st = SafeTensors::deserialize(&buf).map_err(|e| format!("{}: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&buf).map_err(|e| {
+        format!(
+            "{}: not a readable safetensors checkpoint ({e})",
+            path.display()
+        )
+    })?;
     let (_, header) =
         SafeTensors::read_metadata(&buf).map_err(|e| format!("{}: {e}", path.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();

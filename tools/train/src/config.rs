@@ -163,6 +163,69 @@ impl Default for Hyper {
     }
 }
 
+impl Hyper {
+    /// Refuses values that cannot train (zero counts; non-finite, negative or inverted rates),
+    /// naming the command-line flag. Valid values are left exactly as given.
+    pub fn validate(&self) -> Result<(), String> {
+        let pos = |v: usize, flag: &str| {
+            if v == 0 {
+                Err(format!("{flag} must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        pos(self.epochs, "--epochs")?;
+        pos(self.batch, "--batch")?;
+        pos(self.val_count, "--val")?;
+        let num = |v: f64, flag: &str, ok: bool, want: &str| {
+            if v.is_finite() && ok {
+                Ok(())
+            } else {
+                Err(format!("{flag} {v}: must be {want}"))
+            }
+        };
+        num(self.lr, "--lr", self.lr > 0.0, "a finite number > 0")?;
+        num(
+            self.min_lr,
+            "--min-lr",
+            self.min_lr >= 0.0,
+            "a finite number >= 0",
+        )?;
+        if self.min_lr > self.lr {
+            return Err(format!(
+                "--min-lr {} exceeds --lr {}: the schedule decays from --lr to --min-lr",
+                self.min_lr, self.lr
+            ));
+        }
+        num(
+            self.weight_decay,
+            "--wd",
+            self.weight_decay >= 0.0,
+            "a finite number >= 0",
+        )?;
+        num(self.clip, "--clip", self.clip > 0.0, "a finite number > 0")?;
+        num(
+            self.temperature,
+            "--temperature",
+            self.temperature > 0.0,
+            "a finite number > 0",
+        )?;
+        num(
+            self.kd_weight,
+            "--kd",
+            self.kd_weight >= 0.0,
+            "a finite number >= 0",
+        )?;
+        num(
+            self.feat_weight,
+            "--feat",
+            self.feat_weight >= 0.0,
+            "a finite number >= 0",
+        )?;
+        Ok(())
+    }
+}
+
 /// Names the first field where `saved` and `wanted` differ (`"model.dim: checkpoint 64,
 /// requested 96"`), or `None` if they are equal. Works on the JSON form so every field counts.
 pub fn first_difference(prefix: &str, saved: &Value, wanted: &Value) -> Option<String> {
@@ -200,6 +263,28 @@ mod tests {
             Some("config.model.dim: checkpoint 64, requested 96")
         );
         assert_eq!(first_difference("config", &a, &a), None);
+    }
+
+    #[test]
+    fn hyper_validation_names_the_flag() {
+        assert_eq!(Hyper::default().validate(), Ok(()));
+        let bad = |h: Hyper| h.validate().unwrap_err();
+        let d = Hyper::default;
+        assert!(bad(Hyper {
+            lr: f64::NAN,
+            ..d()
+        })
+        .starts_with("--lr NaN"));
+        assert!(bad(Hyper { batch: 0, ..d() }).starts_with("--batch"));
+        assert!(bad(Hyper { min_lr: 1.0, ..d() }).contains("exceeds --lr"));
+        assert!(bad(Hyper { clip: 0.0, ..d() }).starts_with("--clip"));
+        assert!(bad(Hyper {
+            temperature: 0.0,
+            ..d()
+        })
+        .starts_with("--temperature"));
+        // A huge but finite rate is the user's business (the loss check catches the blow-up).
+        assert_eq!(Hyper { lr: 1e30, ..d() }.validate(), Ok(()));
     }
 
     #[test]

@@ -163,9 +163,14 @@ pub fn check(ds: &Dataset, m: &ModelConfig) -> Result<(), String> {
             ds.c, ds.h, ds.w, m.channels, m.image_size[0], m.image_size[1]
         ));
     }
-    if let Some(&bad) = ds.labels.iter().find(|&&l| l as usize >= m.classes) {
+    if let Some((i, &bad)) = ds
+        .labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= m.classes)
+    {
         return Err(format!(
-            "label {bad} out of range for {} classes",
+            "label {bad} (image {i}) out of range for {} classes",
             m.classes
         ));
     }

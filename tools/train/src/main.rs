@@ -11,64 +11,113 @@ tinv-train: train tinv's multi-exit ViT and its controller on an IDX dataset
 
 USAGE: tinv-train fit [OPTIONS]                  train the backbone (multi-exit ViT)
        tinv-train controller CKPT [OPTIONS]      train the controller on CKPT's validation split
-       tinv-train eval CKPT [--split t10k]       accuracy-vs-FLOPs table of a checkpoint
-       tinv-train samples --out DIR [--count N]  write test images as PNG (Fashion-MNIST names)
+       tinv-train eval CKPT [--data DIR] [--split t10k]   accuracy-vs-FLOPs table of a checkpoint
+       tinv-train samples --out DIR [--data DIR] [--count N]
+                                                 write test images as PNG (Fashion-MNIST names)
+       tinv-train --help
+
+Values follow their flag as a separate argument (--lr 1e-3); each flag may be given once.
+Errors print one line `error: ...` and exit with status 1.
 
 fit options:
 
 Data
-  --data DIR          IDX files (train-images-idx3-ubyte[.gz], ...) [/usr/share/datasets/fashion-mnist]
-  --val N             last N training images held out for validation [5000]
+  --data DIR          IDX files train-images-idx3-ubyte and train-labels-idx1-ubyte, gzipped
+                      (.gz) or not [/usr/share/datasets/fashion-mnist: Debian package
+                      dataset-fashion-mnist]
+  --val N             last N training images held out for validation, >= 1 [5000]
   --train-limit N     use only the first N training images (0 = all) [0]
 Model
   --patch P --dim D --blocks L --heads H --mlp-hidden M   [4, 64, 8, 4, 4*dim]
-  --depths a,b,...    exit depths, ascending, last = blocks [2,4,6,8]
-  --mean m --std s    input normalization per channel [0.2860 / 0.3530, Fashion-MNIST]
-  --ln-eps E          LayerNorm epsilon [1e-6]
+                      P must divide the image height and width, H must divide D
+  --depths a,b,...    exit depths, strictly ascending, last = blocks [2,4,6,8]
+  --classes K         number of classes; every label must be below K [largest label + 1]
+  --mean m,... --std s,...   input normalization, one value per channel
+                      [0.2860 / 0.3530 for every channel, Fashion-MNIST's]
+  --ln-eps E          LayerNorm epsilon, in (0, 1) [1e-6]
 Training
-  --epochs N --batch B --lr X --min-lr X --warmup STEPS --wd X --clip X   [20, 128, 1e-3, 1e-5, 500, 0.05, 1.0]
-  --temperature T --kd W --feat W   distillation temperature and weights [2, 1, 0.25]
-  --distill-ramp N    ramp the distillation weights up over the first N steps [1000]
-  --shift PX          random shift augmentation, pixels [2]
+  --epochs N          epochs, >= 1 [20]
+  --batch B           images per step, >= 1 and at most the training images [128]
+  --lr X --min-lr X   peak and final learning rate (AdamW, cosine), 0 <= min-lr <= lr [1e-3, 1e-5]
+  --warmup STEPS      linear learning-rate warm-up [500]
+  --wd X              decoupled weight decay, >= 0 [0.05]
+  --clip X            global gradient-norm clip, > 0 [1.0]
+  --temperature T --kd W --feat W   distillation temperature (> 0) and weights (>= 0) [2, 1, 0.25]
+  --distill-ramp N    ramp the distillation weights up over the first N steps (0 = none) [1000]
+  --shift PX          random shift augmentation, pixels, below the image size [2]
   --seed N            seed of every random choice [1]
 Run
-  --out PATH          checkpoint (written each epoch and at the end) [checkpoint.safetensors]
+  --out PATH          checkpoint, written each epoch, every --ckpt-every steps and at the end,
+                      with the optimizer state beside it (PATH's stem + .optim.safetensors);
+                      missing directories are created [checkpoint.safetensors]
   --resume PATH       continue from a checkpoint of the same configuration (only --epochs and
                       --shift may differ; the learning-rate schedule follows the new total)
-  --log-every N       progress line every N steps [50]
-  --ckpt-every N      extra checkpoint every N steps [500]
-  --stop-at N         stop with a checkpoint after global step N (continue with --resume)
+  --log-every N       progress line every N steps (0 = none) [50]
+  --ckpt-every N      extra checkpoint every N steps (0 = at epoch ends only) [500]
+  --stop-at N         stop with a checkpoint after global step N >= 1 (continue with --resume)
+A NaN or infinite loss stops training with an error; the last checkpoint written stays.
 
 controller options:
-  --data DIR          dataset (the validation split is the checkpoint's own) [/usr/share/datasets/fashion-mnist]
-  --out PATH          final checkpoint with the controller [CKPT]
-  --iters N --episodes N   PPO iterations per level and episodes per iteration [40, 4096]
-  --hp N --hq N --hr N     predictor / policy / exit-RNN hidden widths [32, 64, 16]
+  --data DIR          dataset (the validation split is the checkpoint's own, so give the data
+                      it was trained on) [/usr/share/datasets/fashion-mnist]
+  --out PATH          final checkpoint with the controller [CKPT, overwritten]
+  --iters N --episodes N   PPO iterations per level (0 = warm start only) and episodes per
+                      iteration (>= 1) [40, 4096]
+  --hp N --hq N --hr N     predictor / policy / exit-RNN hidden widths, >= 1 [32, 64, 16]
   --route N           the first N training-split images (never the validation split) give the
                       outcome table the graph policy learns its routing from: the validation
                       split alone has too few inputs that a deeper path fixes (0 = validation
                       only) [all]
-  --tol X             default budget: largest λ whose validation accuracy is within X of full depth [0.002]
+  --tol X             default budget: largest λ whose validation accuracy is within X of full
+                      depth, 0 <= X <= 1 [0.002]
   --seed N            [1]
+
+eval options:
+  --data DIR          dataset [/usr/share/datasets/fashion-mnist]
+  --split NAME        files NAME-images-idx3-ubyte / NAME-labels-idx1-ubyte [t10k]
+
+samples options:
+  --data DIR          dataset whose t10k split is written [/usr/share/datasets/fashion-mnist]
+  --out DIR           output directory (created), required
+  --count N           images to write, cycling through the classes [10]
 ";
 
 struct Args(Vec<String>);
 
+/// What a value of type `T` must look like, for parse errors.
+fn expected<T>() -> &'static str {
+    match std::any::type_name::<T>() {
+        "usize" | "u64" | "u32" => "a whole number >= 0",
+        "f64" | "f32" => "a number",
+        _ => "a valid value",
+    }
+}
+
 impl Args {
-    fn take(&mut self, flag: &str) -> Option<String> {
-        let i = self.0.iter().position(|a| a == flag)?;
-        if i + 1 >= self.0.len() {
-            return None;
+    /// Removes `flag` and its value; `None` when absent. A flag given twice, or without a value
+    /// (last argument, or followed by another `--flag`), is an error.
+    fn take(&mut self, flag: &str) -> Result<Option<String>, String> {
+        let hits: Vec<usize> = (0..self.0.len()).filter(|&i| self.0[i] == flag).collect();
+        let Some(&i) = hits.first() else {
+            return Ok(None);
+        };
+        if hits.len() > 1 {
+            return Err(format!("{flag} given more than once"));
         }
-        let v = self.0.remove(i + 1);
-        self.0.remove(i);
-        Some(v)
+        match self.0.get(i + 1) {
+            Some(v) if !v.starts_with("--") => {
+                let v = self.0.remove(i + 1);
+                self.0.remove(i);
+                Ok(Some(v))
+            }
+            _ => Err(format!("{flag} needs a value (see --help)")),
+        }
     }
     /// The value of `flag` parsed as a `T`, `default` when it is absent.
     fn num<T: std::str::FromStr>(&mut self, flag: &str, default: T) -> Result<T, String> {
-        match self.take(flag) {
+        match self.take(flag)? {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("{flag}: cannot parse '{v}'")),
+            Some(v) => parse_value(flag, &v),
         }
     }
     fn list<T: std::str::FromStr>(
@@ -76,23 +125,34 @@ impl Args {
         flag: &str,
         default: Vec<T>,
     ) -> Result<Vec<T>, String> {
-        match self.take(flag) {
+        match self.take(flag)? {
             None => Ok(default),
-            Some(v) => v
-                .split(',')
-                .map(|s| {
-                    s.trim()
-                        .parse()
-                        .map_err(|_| format!("{flag}: cannot parse '{s}'"))
-                })
-                .collect(),
+            Some(v) => parse_list(flag, &v),
         }
     }
 }
 
+fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, String> {
+    v.split(',')
+        .map(|s| {
+            s.trim().parse().map_err(|_| {
+                format!(
+                    "{flag}: cannot parse '{s}' in '{v}' (expected comma-separated values, each {})",
+                    expected::<T>()
+                )
+            })
+        })
+        .collect()
+}
+
+fn parse_value<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("{flag}: cannot parse '{v}' (expected {})", expected::<T>()))
+}
+
 fn fit(mut a: Args) -> Result<(), String> {
     let d = Hyper::default();
-    let data_dir = data_dir(&mut a);
+    let data_dir = data_dir(&mut a)?;
     let h = Hyper {
         seed: a.num("--seed", d.seed)?,
         epochs: a.num("--epochs", d.epochs)?,
@@ -110,43 +170,70 @@ fn fit(mut a: Args) -> Result<(), String> {
         val_count: a.num("--val", d.val_count)?,
         train_limit: a.num("--train-limit", d.train_limit)?,
     };
-    let full = data::load(&data_dir, "train")?;
+    // Every flag is read and checked before the dataset is loaded, so a typo fails at once.
+    let patch: usize = a.num("--patch", 4)?;
     let dim = a.num("--dim", 64usize)?;
+    let blocks: usize = a.num("--blocks", 8)?;
+    let heads: usize = a.num("--heads", 4)?;
+    let mlp_hidden: usize = a.num("--mlp-hidden", 4 * dim)?;
+    let classes: Option<usize> = a
+        .take("--classes")?
+        .map(|v| parse_value("--classes", &v))
+        .transpose()?;
+    let ln_eps: f64 = a.num("--ln-eps", 1e-6)?;
+    let mean: Option<Vec<f64>> = a
+        .take("--mean")?
+        .map(|v| parse_list("--mean", &v))
+        .transpose()?;
+    let std: Option<Vec<f64>> = a
+        .take("--std")?
+        .map(|v| parse_list("--std", &v))
+        .transpose()?;
+    let depths: Vec<usize> = a.list("--depths", vec![2, 4, 6, 8])?;
+    let opts = train::RunOpts {
+        out: PathBuf::from(
+            a.take("--out")?
+                .unwrap_or_else(|| "checkpoint.safetensors".into()),
+        ),
+        resume: a.take("--resume")?.map(PathBuf::from),
+        log_every: a.num("--log-every", 50)?,
+        ckpt_every: a.num("--ckpt-every", 500)?,
+        stop_at: a
+            .take("--stop-at")?
+            .map(|v| parse_value("--stop-at", &v))
+            .transpose()?,
+    };
+    no_extra(&a)?;
+    h.validate()?;
+    if opts.stop_at == Some(0) {
+        return Err("--stop-at must be at least 1".into());
+    }
+    train::check_out(&opts.out)?;
+    let full = data::load(&data_dir, "train")?;
     let cfg = ModelConfig {
         image_size: [full.h, full.w],
         channels: full.c,
-        patch: a.num("--patch", 4)?,
+        patch,
         dim,
-        blocks: a.num("--blocks", 8)?,
-        heads: a.num("--heads", 4)?,
-        mlp_hidden: a.num("--mlp-hidden", 4 * dim)?,
-        classes: a.num("--classes", full.classes())?,
-        ln_eps: a.num("--ln-eps", 1e-6)?,
+        blocks,
+        heads,
+        mlp_hidden,
+        classes: classes.unwrap_or_else(|| full.classes()),
+        ln_eps,
         gelu: "erf".into(),
-        mean: a.list("--mean", vec![0.2860; full.c])?,
-        std: a.list("--std", vec![0.3530; full.c])?,
-        depths: a.list("--depths", vec![2, 4, 6, 8])?,
+        mean: mean.unwrap_or_else(|| vec![0.2860; full.c]),
+        std: std.unwrap_or_else(|| vec![0.3530; full.c]),
+        depths,
         controller: None,
     };
     cfg.to_runtime()
         .map_err(|e| format!("model configuration: {e}"))?;
-    let opts = train::RunOpts {
-        out: PathBuf::from(
-            a.take("--out")
-                .unwrap_or_else(|| "checkpoint.safetensors".into()),
-        ),
-        resume: a.take("--resume").map(PathBuf::from),
-        log_every: a.num("--log-every", 50)?,
-        ckpt_every: a.num("--ckpt-every", 500)?,
-        stop_at: a
-            .take("--stop-at")
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| format!("--stop-at: cannot parse '{v}'"))
-            })
-            .transpose()?,
-    };
-    no_extra(&a)?;
+    if h.shift >= full.h.min(full.w) {
+        return Err(format!(
+            "--shift {} must be smaller than the {}x{} images",
+            h.shift, full.h, full.w
+        ));
+    }
     let n = if h.train_limit > 0 {
         h.train_limit.min(full.len())
     } else {
@@ -161,9 +248,10 @@ fn fit(mut a: Args) -> Result<(), String> {
     let tr = full.slice(0..n - h.val_count);
     let val = full.slice(n - h.val_count..n);
     eprintln!(
-        "tinv-train: {} train / {} validation images, model {}x{} patch {} dim {} blocks {} heads {} exits {:?}",
+        "tinv-train: {} train / {} validation images, {} classes, model {}x{} patch {} dim {} blocks {} heads {} exits {:?}",
         tr.len(),
         val.len(),
+        cfg.classes,
         cfg.image_size[0],
         cfg.image_size[1],
         cfg.patch,
@@ -178,11 +266,10 @@ fn fit(mut a: Args) -> Result<(), String> {
     Ok(())
 }
 
-fn data_dir(a: &mut Args) -> PathBuf {
-    PathBuf::from(
-        a.take("--data")
-            .unwrap_or_else(|| "/usr/share/datasets/fashion-mnist".into()),
-    )
+fn data_dir(a: &mut Args) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(a.take("--data")?.unwrap_or_else(|| {
+        "/usr/share/datasets/fashion-mnist".into()
+    })))
 }
 
 fn no_extra(a: &Args) -> Result<(), String> {
@@ -194,14 +281,16 @@ fn no_extra(a: &Args) -> Result<(), String> {
 
 fn positional(a: &mut Args, what: &str) -> Result<PathBuf, String> {
     if a.0.is_empty() || a.0[0].starts_with("--") {
-        return Err(format!("missing {what} (see --help)"));
+        return Err(format!(
+            "missing {what}: it comes right after the command (see --help)"
+        ));
     }
     Ok(PathBuf::from(a.0.remove(0)))
 }
 
 fn controller(mut a: Args) -> Result<(), String> {
     let ckpt = positional(&mut a, "checkpoint")?;
-    let dir = data_dir(&mut a);
+    let dir = data_dir(&mut a)?;
     let d = PpoOpts::default();
     let opts = PpoOpts {
         seed: a.num("--seed", d.seed)?,
@@ -215,8 +304,24 @@ fn controller(mut a: Args) -> Result<(), String> {
     };
     let tol: f64 = a.num("--tol", 0.002)?;
     let route_n: usize = a.num("--route", usize::MAX)?;
-    let out = a.take("--out").map_or_else(|| ckpt.clone(), PathBuf::from);
+    let out = a.take("--out")?.map_or_else(|| ckpt.clone(), PathBuf::from);
     no_extra(&a)?;
+    for (flag, v) in [
+        ("--hp", opts.hp),
+        ("--hq", opts.hq),
+        ("--hr", opts.hr),
+        ("--episodes", opts.episodes),
+    ] {
+        if v == 0 {
+            return Err(format!("{flag} must be at least 1"));
+        }
+    }
+    if !(tol.is_finite() && (0.0..=1.0).contains(&tol)) {
+        return Err(format!(
+            "--tol {tol}: must be an accuracy difference between 0 and 1"
+        ));
+    }
+    train::check_out(&out)?;
     let loaded = report::load(&ckpt)?;
     let meta = train::read_meta(&loaded.meta, &ckpt)?;
     let full = data::load(&dir, "train")?;
@@ -226,7 +331,16 @@ fn controller(mut a: Args) -> Result<(), String> {
     } else {
         full.len()
     };
-    let train_end = n.saturating_sub(h.val_count);
+    if h.val_count == 0 || h.val_count >= n {
+        return Err(format!(
+            "{} has {n} training images, too few for the validation split of {} (the last {} \
+             images, --val); pass the --data it was trained on",
+            dir.display(),
+            ckpt.display(),
+            h.val_count
+        ));
+    }
+    let train_end = n - h.val_count;
     let val = full.slice(train_end..n);
     let route = (route_n > 0).then(|| full.slice(0..route_n.min(train_end)));
     let rep = report::controller_stage(&loaded, &val, route.as_ref(), &opts, tol, &out)?;
@@ -237,8 +351,8 @@ fn controller(mut a: Args) -> Result<(), String> {
 
 fn eval(mut a: Args) -> Result<(), String> {
     let ckpt = positional(&mut a, "checkpoint")?;
-    let dir = data_dir(&mut a);
-    let split = a.take("--split").unwrap_or_else(|| "t10k".into());
+    let dir = data_dir(&mut a)?;
+    let split = a.take("--split")?.unwrap_or_else(|| "t10k".into());
     no_extra(&a)?;
     let loaded = report::load(&ckpt)?;
     let ds = data::load(&dir, &split)?;
@@ -247,8 +361,8 @@ fn eval(mut a: Args) -> Result<(), String> {
 }
 
 fn samples(mut a: Args) -> Result<(), String> {
-    let dir = data_dir(&mut a);
-    let out = PathBuf::from(a.take("--out").ok_or("samples: --out DIR is required")?);
+    let dir = data_dir(&mut a)?;
+    let out = PathBuf::from(a.take("--out")?.ok_or("samples: --out DIR is required")?);
     let count: usize = a.num("--count", 10)?;
     no_extra(&a)?;
     let ds = data::load(&dir, "t10k")?;
@@ -260,7 +374,7 @@ fn samples(mut a: Args) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
+    if args.is_empty() || args[0] == "help" || args.iter().any(|a| a == "--help" || a == "-h") {
         print!("{HELP}");
         return ExitCode::SUCCESS;
     }

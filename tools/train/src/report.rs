@@ -23,19 +23,34 @@ pub struct Loaded {
     pub tensors: Vec<HostTensor>,
     /// All metadata.
     pub meta: HashMap<String, String>,
+    /// The file it was read from, for error messages.
+    pub path: std::path::PathBuf,
 }
 
 /// Reads a checkpoint written by tinv-train.
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let (tensors, meta) = checkpoint::load(path)?;
-    let j = meta
-        .get(CONFIG_KEY)
-        .ok_or_else(|| format!("{}: no '{CONFIG_KEY}' metadata", path.display()))?;
+    let j = meta.get(CONFIG_KEY).ok_or_else(|| {
+        format!(
+            "{}: no '{CONFIG_KEY}' metadata (not a model checkpoint written by tinv-train{})",
+            path.display(),
+            if path.to_string_lossy().ends_with(".optim.safetensors") {
+                "; this is the optimizer state beside one"
+            } else {
+                ""
+            }
+        )
+    })?;
     let cfg: ModelConfig =
         serde_json::from_str(j).map_err(|e| format!("{}: '{CONFIG_KEY}': {e}", path.display()))?;
     cfg.to_runtime()
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Loaded { cfg, tensors, meta })
+    Ok(Loaded {
+        cfg,
+        tensors,
+        meta,
+        path: path.to_path_buf(),
+    })
 }
 
 /// The trainer's model from a checkpoint, for parity tests against the runtime: then
@@ -115,8 +130,10 @@ pub fn controller_stage(
 ) -> Result<String, String> {
     let mut cfg = loaded.cfg.clone();
     cfg.controller = None;
-    let vit = Vit::from_host(&cfg, &loaded.tensors)?;
-    crate::data::check(val, &cfg)?;
+    let vit = Vit::from_host(&cfg, &loaded.tensors)
+        .map_err(|e| format!("{}: {e}", loaded.path.display()))?;
+    crate::data::check(val, &cfg)
+        .map_err(|e| format!("{e} (model of {})", loaded.path.display()))?;
     let t0 = std::time::Instant::now();
     let all = Outcomes::collect(&vit, val, 500)?;
     let route = match route {
@@ -207,11 +224,16 @@ pub fn controller_stage(
 pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
     let mut cfg = loaded.cfg.clone();
     let ctrl_cfg = cfg.controller.take();
-    let vit = Vit::from_host(&cfg, &loaded.tensors)?;
-    crate::data::check(ds, &cfg)?;
+    let vit = Vit::from_host(&cfg, &loaded.tensors)
+        .map_err(|e| format!("{}: {e}", loaded.path.display()))?;
+    crate::data::check(ds, &cfg)
+        .map_err(|e| format!("{e} (model of {})", loaded.path.display()))?;
     let o = Outcomes::collect(&vit, ds, 500)?;
     let ctrl = match ctrl_cfg {
-        Some(_) => Some(Controller::from_tensors(&loaded.tensors, cfg.paths())?),
+        Some(_) => Some(
+            Controller::from_tensors(&loaded.tensors, cfg.paths())
+                .map_err(|e| format!("{}: {e}", loaded.path.display()))?,
+        ),
         None => None,
     };
     let mut s = format!("{} images\n\n", o.n);

@@ -156,9 +156,58 @@ pub fn read_meta(meta: &HashMap<String, String>, path: &Path) -> Result<TrainMet
     serde_json::from_str(j).map_err(|e| format!("{}: '{TRAIN_KEY}': {e}", path.display()))
 }
 
+/// Checks before any work that `path` can take a checkpoint (creating its directory, as every
+/// save does), so a bad `--out` fails at once rather than after the first epoch.
+pub fn check_out(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "--out {}: is a directory; give a file name such as {}",
+            path.display(),
+            path.join("checkpoint.safetensors").display()
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "--out {}: cannot create {}: {e}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    }
+    // The same temporary name `checkpoint::save` writes first, so nothing else is touched.
+    let tmp = path.with_extension("tmp");
+    if tmp != path {
+        std::fs::write(&tmp, b"")
+            .map_err(|e| format!("--out {}: cannot write there: {e}", path.display()))?;
+        std::fs::remove_file(&tmp).ok();
+    }
+    Ok(())
+}
+
 fn fmt_secs(s: f64) -> String {
     let s = s.max(0.0) as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// What a stop on a non-finite value leaves behind.
+fn kept(last_good: &Option<(PathBuf, usize)>) -> String {
+    match last_good {
+        Some((p, st)) => format!(
+            "the last good checkpoint {} (step {st}) is kept",
+            p.display()
+        ),
+        None => "no checkpoint had been written yet".to_string(),
+    }
+}
+
+fn stopped(out: &Path, meta: &TrainMeta) {
+    eprintln!(
+        "tinv-train: stopped after global step {} (--stop-at) with checkpoint {}; continue with --resume {}",
+        meta.global_step,
+        out.display(),
+        out.display()
+    );
 }
 
 /// Trains the backbone for `h.epochs` epochs (or the rest of them, when resuming).
@@ -170,6 +219,7 @@ pub fn train_backbone(
     opts: &RunOpts,
 ) -> Result<(Vit, TrainMeta), TrainError> {
     cfg.to_runtime()?;
+    h.validate()?;
     data::check(train, cfg)?;
     data::check(val, cfg)?;
     if train.len() < h.batch || h.batch == 0 {
@@ -193,6 +243,21 @@ pub fn train_backbone(
                 shift: h.shift,
                 ..meta.hyper.clone()
             };
+            let saved = serde_json::json!({"model": meta.model, "hyper": planned});
+            let want = serde_json::json!({"model": backbone_cfg, "hyper": h});
+            if let Some(d) = first_difference("config", &saved, &want) {
+                return Err(TrainError::Input(format!(
+                    "{} was trained with another configuration ({d}); refusing to resume",
+                    path.display()
+                )));
+            }
+            if let Some(stop) = opts.stop_at.filter(|&s| s <= meta.global_step) {
+                return Err(TrainError::Input(format!(
+                    "--stop-at {stop}: {} is already at global step {}",
+                    path.display(),
+                    meta.global_step
+                )));
+            }
             if meta.hyper.epochs != h.epochs {
                 eprintln!(
                     "tinv-train: resuming a run planned for {} epochs with --epochs {}; the learning-rate schedule follows the new total",
@@ -205,18 +270,18 @@ pub fn train_backbone(
                     meta.hyper.shift, h.shift
                 );
             }
-            let saved = serde_json::json!({"model": meta.model, "hyper": planned});
-            let want = serde_json::json!({"model": backbone_cfg, "hyper": h});
-            if let Some(d) = first_difference("config", &saved, &want) {
-                return Err(TrainError::Input(format!(
-                    "{} was trained with another configuration ({d}); refusing to resume",
-                    path.display()
-                )));
-            }
             let vit = Vit::from_host(&backbone_cfg, &ts)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let mut opt = AdamW::new(vit.vars())?;
             let op = checkpoint::optim_path(path);
+            if !op.is_file() {
+                return Err(TrainError::Input(format!(
+                    "{}: optimizer state {} (written beside every checkpoint) not found; \
+                     --resume needs both files",
+                    path.display(),
+                    op.display()
+                )));
+            }
             let (ots, _) = checkpoint::load(&op)?;
             opt.load_host(vit.vars(), &ots, meta.global_step)
                 .map_err(|e| format!("{}: {e}", op.display()))?;
@@ -246,7 +311,16 @@ pub fn train_backbone(
     let total = steps * h.epochs;
     let run_start = Instant::now();
     let start_step = meta.global_step;
-    let mut last_good: Option<usize> = opts.resume.as_ref().map(|_| meta.global_step);
+    // The last checkpoint known good: where it is and its global step.
+    let mut last_good: Option<(PathBuf, usize)> =
+        opts.resume.clone().map(|p| (p, meta.global_step));
+    if meta.epoch >= h.epochs {
+        eprintln!(
+            "tinv-train: the checkpoint has already completed {} of {} epochs; nothing to train \
+             (raise --epochs to continue)",
+            meta.epoch, h.epochs
+        );
+    }
     let base_seconds = meta.seconds;
     while meta.epoch < h.epochs {
         let e = meta.epoch;
@@ -265,13 +339,7 @@ pub fn train_backbone(
             let loss = crate::loss::multi_exit(&outs, &y, h, factor)?;
             let lv = loss.total.to_scalar::<f32>()?;
             if !lv.is_finite() {
-                let keep = match last_good {
-                    Some(st) => format!(
-                        "the last good checkpoint {} (step {st}) is kept",
-                        opts.out.display()
-                    ),
-                    None => "no checkpoint had been written yet".to_string(),
-                };
+                let keep = kept(&last_good);
                 return Err(TrainError::NonFinite(format!(
                     "loss became {lv} at epoch {} step {} (global step {}); training stopped, {keep}",
                     e + 1,
@@ -281,6 +349,18 @@ pub fn train_backbone(
             }
             let grads = loss.total.backward()?;
             let norm = AdamW::grad_norm(vit.vars(), &grads)?;
+            if norm.is_nan() {
+                // A NaN gradient would make every weight NaN; stop before the update so no
+                // checkpoint is written from it.
+                let keep = kept(&last_good);
+                return Err(TrainError::NonFinite(format!(
+                    "gradient became NaN (loss {lv}) at epoch {} step {} (global step {}); \
+                     training stopped, {keep}",
+                    e + 1,
+                    s + 1,
+                    meta.global_step + 1
+                )));
+            }
             let scale = if norm > h.clip && norm.is_finite() {
                 h.clip / norm
             } else {
@@ -309,7 +389,8 @@ pub fn train_backbone(
                 let done = (meta.global_step - start_step) as f64;
                 let rate = run_start.elapsed().as_secs_f64() / done.max(1.0);
                 let eta = rate * (total - meta.global_step) as f64;
-                let n = (opts.log_every as f64).max(1.0);
+                // Steps in this window: fewer than --log-every right after a resume or an epoch end.
+                let n = (win.2 / h.batch).max(1) as f64;
                 eprintln!(
                     "epoch {}/{} step {}/{} loss {:.4} (ce {:.3} kd {:.3} feat {:.3}) acc {:.1}% lr {:.2e} |g| {:.2} {:.2} s/step ETA {}",
                     e + 1,
@@ -333,8 +414,9 @@ pub fn train_backbone(
             let periodic = opts.ckpt_every > 0 && meta.global_step % opts.ckpt_every == 0;
             if (stop || periodic) && meta.step_in_epoch < steps {
                 save(&opts.out, &vit, Some(&opt), &meta)?;
-                last_good = Some(meta.global_step);
+                last_good = Some((opts.out.clone(), meta.global_step));
                 if stop {
+                    stopped(&opts.out, &meta);
                     return Ok((vit, meta));
                 }
             }
@@ -367,8 +449,11 @@ pub fn train_backbone(
         meta.step_in_epoch = 0;
         meta.seconds = base_seconds + run_start.elapsed().as_secs_f64();
         save(&opts.out, &vit, Some(&opt), &meta)?;
-        last_good = Some(meta.global_step);
+        last_good = Some((opts.out.clone(), meta.global_step));
         if opts.stop_at.is_some_and(|s| meta.global_step >= s) {
+            if meta.epoch < h.epochs {
+                stopped(&opts.out, &meta);
+            }
             return Ok((vit, meta));
         }
     }

@@ -1,0 +1,371 @@
+//! The command line on bad input: every mistake ends with one `error: …` line and exit status
+//! 1, never a panic, and `--help` names every flag the parser reads. Runs on a tiny crafted IDX
+//! dataset (8×8 images, 4 classes), so each training run takes well under a second.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tinv-train");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tinv-train-cli-{}-{name}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `n` 8×8 images with labels 0..4 (`train` and `t10k`) in `dir`.
+fn dataset(dir: &Path, n: usize) {
+    let images: Vec<u8> = (0..n * 64).map(|i| (i * 37 % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 4) as u8).collect();
+    for p in ["train", "t10k"] {
+        std::fs::write(
+            dir.join(format!("{p}-images-idx3-ubyte")),
+            tinv::idx::encode(&[n, 8, 8], &images),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{p}-labels-idx1-ubyte")),
+            tinv::idx::encode(&[n], &labels),
+        )
+        .unwrap();
+    }
+}
+
+/// Runs the binary; returns (success, stderr).
+fn run(args: &[&str]) -> (bool, String) {
+    let o = Command::new(BIN).args(args).output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Runs and expects exactly one clean error line containing every one of `want`.
+fn fails(args: &[&str], want: &[&str]) {
+    let o = Command::new(BIN).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: "), "{args:?}: {err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{args:?}: {err}"
+    );
+    for w in want {
+        assert!(last.contains(w), "{args:?}: wanted '{w}' in: {last}");
+    }
+}
+
+/// Tiny `fit` arguments on `data`, writing `out`; `extra` flag/value pairs replace the defaults
+/// or are appended.
+fn fit<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "fit",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--patch",
+        "4",
+        "--dim",
+        "8",
+        "--heads",
+        "2",
+        "--mlp-hidden",
+        "16",
+        "--blocks",
+        "2",
+        "--depths",
+        "1,2",
+        "--batch",
+        "16",
+        "--val",
+        "40",
+        "--epochs",
+        "1",
+        "--shift",
+        "1",
+        "--log-every",
+        "0",
+    ];
+    for pair in extra.chunks(2) {
+        match v.iter().position(|x| *x == pair[0]) {
+            Some(i) => v[i + 1] = pair[1],
+            None => v.extend_from_slice(pair),
+        }
+    }
+    v
+}
+
+#[test]
+fn argument_mistakes_are_one_line_errors() {
+    fails(&["fit", "--lr"], &["--lr needs a value"]);
+    fails(&["fit", "--lr", "--batch", "4"], &["--lr needs a value"]);
+    fails(
+        &["fit", "--lr", "1", "--lr", "2"],
+        &["--lr given more than once"],
+    );
+    fails(&["fit", "--bogus", "1"], &["unknown argument '--bogus'"]);
+    fails(
+        &["fit", "--batch", "-1"],
+        &["--batch", "'-1'", "whole number"],
+    );
+    fails(&["fit", "--lr", "fast"], &["--lr", "'fast'"]);
+    fails(&["fit", "--depths", "1,x"], &["--depths", "'x'"]);
+    fails(&["frob"], &["unknown command 'frob'"]);
+    fails(&["eval"], &["missing checkpoint"]);
+    fails(
+        &["eval", "x.safetensors", "--split"],
+        &["--split needs a value"],
+    );
+    // Hyper-parameters that cannot train are refused before any data is read.
+    for (flag, v, want) in [
+        ("--batch", "0", "--batch must be at least 1"),
+        ("--epochs", "0", "--epochs must be at least 1"),
+        ("--val", "0", "--val must be at least 1"),
+        ("--lr", "NaN", "--lr NaN: must be a finite number > 0"),
+        ("--lr", "inf", "--lr inf"),
+        ("--lr", "-1", "--lr -1"),
+        ("--min-lr", "1", "--min-lr 1 exceeds --lr"),
+        ("--wd", "-0.5", "--wd -0.5"),
+        ("--clip", "0", "--clip 0"),
+        ("--temperature", "0", "--temperature 0"),
+        ("--kd", "NaN", "--kd NaN"),
+        ("--feat", "-1", "--feat -1"),
+        ("--stop-at", "0", "--stop-at must be at least 1"),
+    ] {
+        fails(&["fit", "--data", "/nonexistent", flag, v], &[want]);
+    }
+    for (flag, v) in [
+        ("--episodes", "0"),
+        ("--hp", "0"),
+        ("--tol", "NaN"),
+        ("--tol", "-1"),
+    ] {
+        fails(&["controller", "x.safetensors", flag, v], &[flag]);
+    }
+}
+
+#[test]
+fn help_names_every_flag_the_parser_reads() {
+    let o = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    let src = include_str!("../src/main.rs");
+    let code = &src[src.find("struct Args").unwrap()..];
+    let mut n = 0;
+    for part in code.split('"').skip(1).step_by(2) {
+        if part.starts_with("--")
+            && part.len() > 2
+            && part
+                .chars()
+                .skip(2)
+                .all(|c| c.is_ascii_lowercase() || c == '-')
+        {
+            assert!(help.contains(part), "--help does not mention {part}");
+            n += 1;
+        }
+    }
+    assert!(n > 30, "found only {n} flags");
+    assert!(Command::new(BIN)
+        .arg("help")
+        .output()
+        .unwrap()
+        .status
+        .success());
+}
+
+#[test]
+fn bad_datasets_are_named() {
+    let root = tmp("data");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let out = s(&root.join("o.safetensors"));
+    // Missing files: the file and the Debian package.
+    let none = root.join("none");
+    fails(
+        &fit(&s(&none), &out, &[]),
+        &[
+            "train-images-idx3-ubyte",
+            "apt-get install dataset-fashion-mnist",
+            "/usr/share/datasets/fashion-mnist",
+        ],
+    );
+    let good = root.join("good");
+    std::fs::create_dir_all(&good).unwrap();
+    dataset(&good, 200);
+    // Only the labels missing.
+    let half = root.join("half");
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::copy(
+        good.join("train-images-idx3-ubyte"),
+        half.join("train-images-idx3-ubyte"),
+    )
+    .unwrap();
+    fails(
+        &fit(&s(&half), &out, &[]),
+        &["train-labels-idx1-ubyte", "not found"],
+    );
+    // Truncated images.
+    let bytes = std::fs::read(good.join("train-images-idx3-ubyte")).unwrap();
+    std::fs::write(
+        half.join("train-labels-idx1-ubyte"),
+        std::fs::read(good.join("train-labels-idx1-ubyte")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        half.join("train-images-idx3-ubyte"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    fails(
+        &fit(&s(&half), &out, &[]),
+        &["train-images-idx3-ubyte", "bytes"],
+    );
+    // Not IDX at all.
+    std::fs::write(half.join("train-images-idx3-ubyte"), b"hello, world").unwrap();
+    fails(
+        &fit(&s(&half), &out, &[]),
+        &["train-images-idx3-ubyte", "not an IDX file"],
+    );
+    // Labels count differs from the images count.
+    std::fs::write(half.join("train-images-idx3-ubyte"), &bytes).unwrap();
+    std::fs::write(
+        half.join("train-labels-idx1-ubyte"),
+        tinv::idx::encode(&[199], &[0; 199]),
+    )
+    .unwrap();
+    fails(&fit(&s(&half), &out, &[]), &["199 labels for 200 images"]);
+    // Labels beyond --classes; patch not dividing the image; --val too large; shift too large.
+    let g = s(&good);
+    fails(
+        &fit(&g, &out, &["--classes", "3"]),
+        &["label 3", "out of range for 3 classes"],
+    );
+    fails(
+        &fit(&g, &out, &["--patch", "3"]),
+        &["patch 3 does not divide the image size 8x8"],
+    );
+    fails(&fit(&g, &out, &["--depths", "2,1"]), &["depths [2, 1]"]);
+    fails(
+        &fit(&g, &out, &["--depths", "1,2,3"]),
+        &["depths [1, 2, 3]"],
+    );
+    fails(
+        &fit(&g, &out, &["--val", "500"]),
+        &["--val 500 leaves no training images out of 200"],
+    );
+    fails(
+        &fit(&g, &out, &["--shift", "8"]),
+        &["--shift 8 must be smaller than the 8x8 images"],
+    );
+    // --out a directory, or somewhere that cannot be written: refused before training.
+    fails(&fit(&g, &s(&root), &[]), &["is a directory"]);
+    fails(
+        &fit(&g, "/proc/nope/x.safetensors", &[]),
+        &["--out /proc/nope/x.safetensors"],
+    );
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn resume_controller_and_eval_refuse_what_does_not_fit() {
+    let root = tmp("resume");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    dataset(&data, 200);
+    let d = s(&data);
+    let ck = s(&root.join("sub/ck.safetensors")); // the missing directory is created
+    let (ok, err) = run(&fit(&d, &ck, &["--stop-at", "3"]));
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("stopped after global step 3") && err.contains("--resume"),
+        "{err}"
+    );
+    let other = s(&root.join("other.safetensors"));
+    fails(
+        &fit(&d, &other, &["--resume", &ck, "--lr", "0.002"]),
+        &[
+            "another configuration",
+            "config.hyper.lr: checkpoint 0.001, requested 0.002",
+        ],
+    );
+    fails(
+        &fit(&d, &other, &["--resume", &ck, "--classes", "5"]),
+        &["config.model.classes: checkpoint 4, requested 5"],
+    );
+    fails(
+        &fit(&d, &other, &["--resume", &ck, "--stop-at", "3"]),
+        &["--stop-at 3", "already at global step 3"],
+    );
+    // Without its optimizer sidecar.
+    let lone = s(&root.join("lone.safetensors"));
+    std::fs::copy(&ck, &lone).unwrap();
+    fails(
+        &fit(&d, &other, &["--resume", &lone]),
+        &["lone.optim.safetensors", "not found"],
+    );
+    // Not a checkpoint at all.
+    let junk = s(&data.join("train-labels-idx1-ubyte"));
+    fails(
+        &fit(&d, &other, &["--resume", &junk]),
+        &["not a readable safetensors checkpoint"],
+    );
+    // Resumed to the end.
+    let (ok, err) = run(&fit(&d, &other, &["--resume", &ck]));
+    assert!(ok, "{err}");
+
+    // eval / controller on files without the metadata they need, or damaged.
+    let sidecar = s(&root.join("sub/ck.optim.safetensors"));
+    fails(
+        &["eval", &sidecar, "--data", &d],
+        &["no 'tinv.config' metadata", "optimizer state"],
+    );
+    fails(
+        &["controller", &sidecar, "--data", &d, "--out", &other],
+        &["no 'tinv.config' metadata"],
+    );
+    let bytes = std::fs::read(&ck).unwrap();
+    let cut = s(&root.join("cut.safetensors"));
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    fails(
+        &["eval", &cut, "--data", &d],
+        &["cut.safetensors", "not a readable safetensors checkpoint"],
+    );
+    fails(
+        &["eval", &s(&root.join("absent.safetensors")), "--data", &d],
+        &["absent.safetensors"],
+    );
+    // A dataset too small for the checkpoint's validation split (this panicked).
+    let small = root.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    dataset(&small, 30);
+    fails(
+        &["controller", &ck, "--data", &s(&small), "--out", &other],
+        &[
+            "30 training images, too few for the validation split",
+            "--val",
+        ],
+    );
+    // Images of another size than the model's.
+    let big = root.join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    std::fs::write(
+        big.join("t10k-images-idx3-ubyte"),
+        tinv::idx::encode(&[1, 12, 12], &[0; 144]),
+    )
+    .unwrap();
+    std::fs::write(
+        big.join("t10k-labels-idx1-ubyte"),
+        tinv::idx::encode(&[1], &[0]),
+    )
+    .unwrap();
+    fails(
+        &["eval", &ck, "--data", &s(&big)],
+        &["1x12x12 but the model expects 1x8x8"],
+    );
+    std::fs::remove_dir_all(&root).ok();
+}
