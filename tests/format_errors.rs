@@ -357,7 +357,11 @@ fn a_failed_write_leaves_no_partial_file() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(left, [std::ffi::OsString::from("m.tinv")], "only the directory remains");
+    assert_eq!(
+        left,
+        [std::ffi::OsString::from("m.tinv")],
+        "only the directory remains"
+    );
     // And a write that succeeds leaves the file alone, no partial file beside it.
     let ok = dir.join("ok.tinv");
     small().write(&ok).unwrap();
