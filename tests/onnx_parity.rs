@@ -454,6 +454,79 @@ fn layer_norm_nodes_and_only_they_carry_the_fp32_scope() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// TENSORRT.md: in an FP16-input graph no Cast or Transpose sits on a weight input. Every weight
+/// goes straight into MatMul/Add/Expand; the only Casts are the image's on the way in, the
+/// logits' on the way out, and two around each LayerNorm, whose nodes compute in f32.
+#[test]
+fn fp16_graphs_feed_weights_directly_and_run_layer_norm_in_f32() {
+    let Some(py) = support::python("fp16_graphs_feed_weights_directly_and_run_layer_norm_in_f32")
+    else {
+        return;
+    };
+    let cfg = support::config((16, 16, 3), 4, 32, 2, 2, &[1, 2], Gelu::Erf, false);
+    let model =
+        Model::from_bytes(&support::random_model(&cfg, 3), &OpenOptions::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("tinv-fp16-graph-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Per node: op type, name, then the element types of its inputs and outputs.
+    let script = "import onnx, sys\n\
+                  m = onnx.shape_inference.infer_shapes(onnx.load(sys.argv[1]), strict_mode=True)\n\
+                  g = m.graph\n\
+                  ty = {v.name: v.type.tensor_type.elem_type for v in list(g.input) + list(g.output) + list(g.value_info)}\n\
+                  ty.update({t.name: t.data_type for t in g.initializer})\n\
+                  w = {i.name for i in g.input if i.type.tensor_type.elem_type == 10}\n\
+                  for n in g.node:\n\
+                  \x20   print(n.op_type, n.name, 'weight' if set(n.input) & w else '-',\n\
+                  \x20         ','.join(str(ty.get(x, 0)) for x in list(n.input) + list(n.output)))";
+    for ln in [onnx::LnFlavour::Decomposed, onnx::LnFlavour::Native] {
+        let opts = ExportOptions {
+            ln,
+            ..ExportOptions::default()
+        };
+        let g = onnx::path_graph(&model, 2, &opts).unwrap();
+        let file = dir.join(format!("{ln:?}.onnx"));
+        std::fs::write(&file, &g.bytes).unwrap();
+        let out = std::process::Command::new(&py)
+            .args(["-c", script])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut casts = 0;
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            let (op, name, weight, types) = (f[0], f[1], f[2], f[3]);
+            if weight == "weight" {
+                assert!(
+                    ["MatMul", "Add", "Expand"].contains(&op),
+                    "{ln:?}: weight input into {op} {name}"
+                );
+            }
+            if name.contains(onnx::LAYER_NORM_SCOPE) {
+                // FLOAT (1) everywhere; INT64 (7) only for shape constants.
+                assert!(
+                    types.split(',').all(|t| t == "1" || t == "7"),
+                    "{ln:?}: LayerNorm node {name} has types {types}"
+                );
+            } else if ["MatMul", "Softmax", "Erf"].contains(&op) {
+                assert!(
+                    types.split(',').all(|t| t == "10"),
+                    "{ln:?}: {op} {name} {types}"
+                );
+            }
+            casts += usize::from(op == "Cast");
+        }
+        // Five LayerNorms (two per block, one in the exit), the image and the logits.
+        assert_eq!(casts, 2 * 5 + 2, "{ln:?}:\n{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A model stored as f16: the FP16 blob holds the file's own f16 bits (no double rounding), and
 /// every graph in every flavour still matches ONNX Runtime, the reference and the runtime.
 #[test]

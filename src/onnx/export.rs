@@ -196,14 +196,15 @@ pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Resul
         let pixels = b.batched_input("pixels", &[c.channels, c.image_h, c.image_w]);
         vit::stem(&mut b, &pixels)
     } else {
-        b.batched_input("hidden_in", &[c.tokens(), c.dim])
+        let hidden = b.batched_input("hidden_in", &[c.tokens(), c.dim]);
+        b.cast_act(&hidden)
     };
     b.batched_output("hidden_out", &[c.tokens(), c.dim]);
     for i in start..depth {
         x = vit::block(&mut b, i, &x, opts.ln);
     }
     b.scope("");
-    b.op_to("Identity", &[&x], vec![], "hidden_out");
+    b.op_out("Identity", &[&x], vec![], "hidden_out");
     let kind = GraphKind::Segment { start, end: depth };
     finish(
         model,
@@ -221,6 +222,7 @@ pub fn exit_head_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Res
     let mut b = GraphBuilder::new(model, opts.weights, &format!("tinv_exit_{depth}"));
     let hidden = b.batched_input("hidden", &[c.tokens(), c.dim]);
     b.batched_output("logits", &[c.classes]);
+    let hidden = b.cast_act(&hidden);
     vit::exit_head(&mut b, k, &hidden, opts.ln, "logits");
     finish(
         model,

@@ -1,6 +1,7 @@
 //! A graph builder: appends nodes with unique names, keeps shape/axis constants as deduplicated
-//! initializers, and turns the model's weights into either graph inputs (FP16, cast to f32 inside
-//! the graph) or baked f32 initializers.
+//! initializers, and turns the model's weights into either FP16 graph inputs (the graph then
+//! computes in FP16: activations are cast once at the graph's edges, never the weights) or baked
+//! f32 initializers.
 
 use super::proto::{Attribute, Dim, ElemType, Graph, Node, Tensor, ValueInfo};
 use crate::model::{Model, WRef};
@@ -10,7 +11,11 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightMode {
     /// Every weight is an FP16 graph input named as in the `.tinv` (the same name in every
-    /// graph), cast to f32 inside the graph: one device buffer can feed every engine.
+    /// graph), so one device buffer can feed every engine. The graph computes in FP16 and feeds
+    /// the weights straight into MatMul/Add (TENSORRT.md: no Cast or Transpose on a weight
+    /// input); its f32 inputs and outputs are cast at the edges, and LayerNorm runs in f32 between
+    /// two Casts (it overflows in FP16; TensorRT 11's strongly typed mode takes the types as
+    /// written).
     Fp16Inputs,
     /// Every weight is an f32 initializer: a self-contained graph for ONNX Runtime or trtexec.
     Baked,
@@ -20,6 +25,8 @@ pub enum WeightMode {
 pub(crate) struct GraphBuilder<'m> {
     model: &'m Model,
     mode: WeightMode,
+    /// Element type of activations and weights inside the graph.
+    act: ElemType,
     graph: Graph,
     /// Prefix of generated value names (e.g. `blk.3`), for readable graphs.
     scope: String,
@@ -35,9 +42,14 @@ pub(crate) struct GraphBuilder<'m> {
 impl<'m> GraphBuilder<'m> {
     /// An empty graph named `name`.
     pub fn new(model: &'m Model, mode: WeightMode, name: &str) -> Self {
+        let act = match mode {
+            WeightMode::Baked => ElemType::Float,
+            WeightMode::Fp16Inputs => ElemType::Float16,
+        };
         GraphBuilder {
             model,
             mode,
+            act,
             graph: Graph {
                 name: name.to_string(),
                 ..Graph::default()
@@ -142,8 +154,60 @@ impl<'m> GraphBuilder<'m> {
         self.const_f32(&[], &[v])
     }
 
-    /// The f32 value holding weight `r`: a baked initializer, or an FP16 graph input followed by
-    /// a Cast to float. Each weight enters a graph once however often it is used.
+    /// A scalar constant of the activations' type (f32, or f16 in an FP16 graph).
+    pub fn act_scalar(&mut self, v: f32) -> String {
+        if self.act == ElemType::Float {
+            return self.scalar(v);
+        }
+        let key = format!("f16{:?}", half::f16::from_f32(v).to_bits());
+        if let Some(n) = self.consts.get(&key) {
+            return n.clone();
+        }
+        let name = format!("const.f16.{}", self.consts.len());
+        self.graph.initializers.push(Tensor::f16(&name, &[], &[v]));
+        self.consts.insert(key, name.clone());
+        name
+    }
+
+    /// `x` (an f32 value) in the activations' type: itself, or a Cast to FP16.
+    pub fn cast_act(&mut self, x: &str) -> String {
+        self.cast(x, self.act)
+    }
+
+    /// `x` (an activation) as f32: itself, or a Cast from FP16.
+    pub fn cast_f32(&mut self, x: &str) -> String {
+        self.cast(x, ElemType::Float)
+    }
+
+    fn cast(&mut self, x: &str, to: ElemType) -> String {
+        if self.act == ElemType::Float {
+            return x.to_string();
+        }
+        self.op("Cast", &[x], vec![Attribute::int("to", to as i64)])
+    }
+
+    /// Appends `op_type` whose result is the f32 graph output `out`, and returns the value to
+    /// use inside the graph: `out` itself, or (in an FP16 graph) the FP16 result that a Cast
+    /// turns into `out`.
+    pub fn op_out(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        attrs: Vec<Attribute>,
+        out: &str,
+    ) -> String {
+        if self.act == ElemType::Float {
+            self.op_to(op_type, inputs, attrs, out);
+            return out.to_string();
+        }
+        let y = self.op(op_type, inputs, attrs);
+        let to = vec![Attribute::int("to", ElemType::Float as i64)];
+        self.op_to("Cast", &[&y], to, out);
+        y
+    }
+
+    /// The value holding weight `r` in the activations' type: a baked f32 initializer, or an
+    /// FP16 graph input used as is. Each weight enters a graph once however often it is used.
     pub fn weight(&mut self, r: WRef) -> String {
         let model = self.model;
         let name = model.w_name(r).to_string();
@@ -154,30 +218,19 @@ impl<'m> GraphBuilder<'m> {
             .iter()
             .map(|d| *d as i64)
             .collect();
-        let value = match self.mode {
+        match self.mode {
             WeightMode::Baked => {
                 self.graph
                     .initializers
-                    .push(Tensor::f32(&name, &dims, model.w(r)));
-                name.clone()
+                    .push(Tensor::f32(&name, &dims, model.w(r)))
             }
-            WeightMode::Fp16Inputs => {
-                self.weight_inputs.push(ValueInfo {
-                    name: name.clone(),
-                    elem: ElemType::Float16,
-                    dims: dims.iter().map(|d| Dim::Value(*d)).collect(),
-                });
-                let out = format!("{name}.f32");
-                self.graph.nodes.push(Node {
-                    op_type: "Cast".into(),
-                    name: out.clone(),
-                    inputs: vec![name.clone()],
-                    outputs: vec![out.clone()],
-                    attrs: vec![Attribute::int("to", ElemType::Float as i64)],
-                });
-                out
-            }
-        };
+            WeightMode::Fp16Inputs => self.weight_inputs.push(ValueInfo {
+                name: name.clone(),
+                elem: ElemType::Float16,
+                dims: dims.iter().map(|d| Dim::Value(*d)).collect(),
+            }),
+        }
+        let value = name.clone();
         self.weights.insert(name, value.clone());
         value
     }

@@ -9,8 +9,9 @@
 //!
 //! Operators: MatMul, Add, Sub, Mul, Div, Pow, Sqrt, Erf (or Tanh for tanh-GELU models),
 //! ReduceMean (axes as an attribute, opset 17) or LayerNormalization, Softmax, Reshape,
-//! Transpose, Gather, Concat, Shape + Expand (class token to the batch), Cast (FP16 weights),
-//! Relu (controller), Identity (segment output). Integer constants are initializers.
+//! Transpose, Gather, Concat, Shape + Expand (class token to the batch), Cast (in FP16-input
+//! graphs: the f32 inputs in, the f32 outputs out, and around each LayerNorm — never on a
+//! weight), Relu (controller), Identity (segment output). Integer constants are initializers.
 //!
 //! Data contract: `pixels [batch, C, H, W]` holds raw pixels in [0, 1]; the graph normalizes
 //! with the model's mean/std itself, exactly like the runtime's input contract.

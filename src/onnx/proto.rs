@@ -94,6 +94,19 @@ impl Tensor {
         }
     }
 
+    /// An f16 tensor (values rounded to nearest).
+    pub fn f16(name: &str, dims: &[i64], data: &[f32]) -> Tensor {
+        Tensor {
+            name: name.to_string(),
+            elem: ElemType::Float16,
+            dims: dims.to_vec(),
+            raw: data
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect(),
+        }
+    }
+
     /// An int64 tensor.
     pub fn i64(name: &str, dims: &[i64], data: &[i64]) -> Tensor {
         Tensor {

@@ -22,12 +22,14 @@ pub enum LnFlavour {
 pub const LAYER_NORM_SCOPE: &str = "LayerNorm";
 
 /// Parameter-free LayerNorm over the last axis of width `d`, its nodes named under
-/// [`LAYER_NORM_SCOPE`].
+/// [`LAYER_NORM_SCOPE`]. Always computed in f32: an FP16 graph casts around it (the Casts stay
+/// outside the scope, so the builder's FP32 pinning never meets a Cast to FP16).
 pub(crate) fn layer_norm(b: &mut GraphBuilder, x: &str, d: usize, flavour: LnFlavour) -> String {
+    let x = b.cast_f32(x);
     let outer = b.push_scope(LAYER_NORM_SCOPE);
-    let y = layer_norm_nodes(b, x, d, flavour);
+    let y = layer_norm_nodes(b, &x, d, flavour);
     b.scope(&outer);
-    y
+    b.cast_act(&y)
 }
 
 fn layer_norm_nodes(b: &mut GraphBuilder, x: &str, d: usize, flavour: LnFlavour) -> String {
@@ -65,18 +67,18 @@ fn layer_norm_nodes(b: &mut GraphBuilder, x: &str, d: usize, flavour: LnFlavour)
 /// GELU in the variant the model was trained with (the Erf form is the pattern PyTorch exports
 /// and TensorRT fuses: `Div √2, Erf, Add 1, Mul x, Mul 0.5`).
 fn gelu(b: &mut GraphBuilder, x: &str) -> String {
-    let half = b.scalar(0.5);
-    let one = b.scalar(1.0);
+    let half = b.act_scalar(0.5);
+    let one = b.act_scalar(1.0);
     let inner = match b.model().config().gelu {
         Gelu::Erf => {
-            let sqrt2 = b.scalar(std::f32::consts::SQRT_2);
+            let sqrt2 = b.act_scalar(std::f32::consts::SQRT_2);
             let scaled = b.op("Div", &[x, &sqrt2], vec![]);
             b.op("Erf", &[&scaled], vec![])
         }
         Gelu::Tanh => {
-            let three = b.scalar(3.0);
-            let c = b.scalar(0.044715);
-            let k = b.scalar((2.0 / std::f32::consts::PI).sqrt());
+            let three = b.act_scalar(3.0);
+            let c = b.act_scalar(0.044715);
+            let k = b.act_scalar((2.0 / std::f32::consts::PI).sqrt());
             let cube = b.op("Pow", &[x, &three], vec![]);
             let cc = b.op("Mul", &[&cube, &c], vec![]);
             let sum = b.op("Add", &[x, &cc], vec![]);
@@ -89,7 +91,7 @@ fn gelu(b: &mut GraphBuilder, x: &str) -> String {
     b.op("Mul", &[&xm, &half], vec![])
 }
 
-/// `x·W + bias` for weights `w`, `bias` (names of f32 values).
+/// `x·W + bias` for weights `w`, `bias` (values of the activations' type).
 fn linear(b: &mut GraphBuilder, x: &str, w: &str, bias: &str) -> String {
     let y = b.op("MatMul", &[x, w], vec![]);
     b.op("Add", &[&y, bias], vec![])
@@ -107,6 +109,7 @@ pub(crate) fn stem(b: &mut GraphBuilder, pixels: &str) -> String {
     let std = b.const_f32(&[1, ch, 1, 1], &c.std);
     let centred = b.op("Sub", &[pixels, &mean], vec![]);
     let x = b.op("Div", &[&centred, &std], vec![]);
+    let x = b.cast_act(&x);
     // im2col: [B, C, gh, p, gw, p] -> [B, gh, gw, C, p, p] -> [B, patches, C·p·p]; the row
     // order c·p·p + ky·p + kx is that of `stem.patch.weight`. A 0 in a Reshape shape keeps the
     // input's size (the batch).
@@ -190,8 +193,8 @@ pub(crate) fn block(b: &mut GraphBuilder, i: usize, x: &str, ln: LnFlavour) -> S
     b.op("Add", &[&x, &f], vec![])
 }
 
-/// Exit head of path `k` on `x` `[B, N, D]`: LayerNorm of the class token, then the head,
-/// written to the value `out` `[B, K]`. `k` is a path index from `Config::path_index`, and
+/// Exit head of path `k` on `x` `[B, N, D]` (activations): LayerNorm of the class token, then
+/// the head, written to the f32 value `out` `[B, K]`. `k` is a path index from `Config::path_index`, and
 /// `Model` binds one exit head per path, so `exits()[k]` and `depths[k]` exist.
 pub(crate) fn exit_head(b: &mut GraphBuilder, k: usize, x: &str, ln: LnFlavour, out: &str) {
     let m = b.model();
@@ -203,7 +206,7 @@ pub(crate) fn exit_head(b: &mut GraphBuilder, k: usize, x: &str, ln: LnFlavour, 
     let h = layer_norm(b, &cls, c.dim, ln);
     let (w, bias) = (b.weight(e.w), b.weight(e.b));
     let y = b.op("MatMul", &[&h, &w], vec![]);
-    b.op_to("Add", &[&y, &bias], vec![], out);
+    b.op_out("Add", &[&y, &bias], vec![], out);
 }
 
 /// The level-1 controller on `features` `[B, F]` and `budget` `[B, 1]`: writes the predictor's
@@ -219,21 +222,23 @@ pub(crate) fn controller(
         return false;
     };
     b.scope("ctrl.pred");
+    let (features, budget) = (b.cast_act(features), b.cast_act(budget));
     let [w1, b1, w2, b2] = w.pred.map(|r| b.weight(r));
-    let h = linear(b, features, &w1, &b1);
+    let h = linear(b, &features, &w1, &b1);
     let h = b.op("Relu", &[&h], vec![]);
     let q = linear(b, &h, &w2, &b2);
-    b.op_to("Softmax", &[&q], vec![Attribute::int("axis", -1)], pred_out);
+    let softmax = vec![Attribute::int("axis", -1)];
+    let pred = b.op_out("Softmax", &[&q], softmax, pred_out);
     b.scope("ctrl.policy");
     let z = b.op(
         "Concat",
-        &[features, pred_out, budget],
+        &[&features, &pred, &budget],
         vec![Attribute::int("axis", 1)],
     );
     let [w1, b1, w2, b2] = w.policy.map(|r| b.weight(r));
     let h = linear(b, &z, &w1, &b1);
     let h = b.op("Relu", &[&h], vec![]);
     let s = b.op("MatMul", &[&h, &w2], vec![]);
-    b.op_to("Add", &[&s, &b2], vec![], scores_out);
+    b.op_out("Add", &[&s, &b2], vec![], scores_out);
     true
 }

@@ -25,8 +25,8 @@ pub fn ln_flavour(major: i32, minor: i32) -> LnFlavour {
 /// Builder options for TensorRT `trt` (major, minor) and `precision`: FP16 builds on 8.x/10.x
 /// keep every layer whose name carries [`LAYER_NORM_SCOPE`] (all LayerNorm nodes, see
 /// `onnx::layer_norm`) in FP32. TensorRT 11 networks are strongly typed: precision comes from
-/// the ONNX types, where our graphs already compute in f32 (FP16 weights are cast on input), and
-/// the shim refuses per-layer precision there.
+/// the ONNX types, where the FP16-input graphs compute in FP16 with each LayerNorm between Casts
+/// to and from f32, and the shim refuses per-layer precision there.
 pub fn build_options(trt: (i32, i32), precision: Precision, workspace_bytes: u64) -> BuildOptions {
     let pin = precision == Precision::Fp16 && trt.0 < 11;
     BuildOptions {

@@ -11,8 +11,13 @@ use tinv::{Model, OpenOptions, Session, SessionOptions};
 
 /// Baked f32 graphs against f32 computations (ISSUE 5: ≤ 1e-4 on logits).
 const TOL_F32: f64 = 1e-4;
-/// FP16-weight graphs against the runtime's f32 weights, relative to the largest |logit|.
+/// FP16 graphs (FP16 weights, FP16 arithmetic, LayerNorm in f32) against the runtime's f32
+/// weights, relative to the largest |logit|.
 const TOL_F16_REL: f64 = 1e-2;
+/// FP16 graphs against the f64 reference on the same FP16 weights: what FP16 arithmetic alone
+/// costs (a 2⁻¹¹ rounding per operation, accumulated over the blocks), relative to the largest
+/// |logit|. The f32 graphs meet `TOL_F32` on this comparison; these are 10–50× looser.
+const TOL_F16_ARITH_REL: f64 = 5e-3;
 
 /// All eight flavours: LayerNorm × layout × weights.
 fn flavours() -> Vec<ExportOptions> {
@@ -255,9 +260,9 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                             d_rt <= TOL_F16_REL * scale,
                             "{what}: ORT vs runtime {d_rt:e}"
                         );
-                        // Same f16 weights on both sides: the graph itself is exact to f32.
+                        // Same f16 weights on both sides: what is left is FP16 arithmetic.
                         assert!(
-                            d16 <= TOL_F32,
+                            d16 <= TOL_F16_ARITH_REL * scale,
                             "{what}: ORT vs f64 reference on f16 weights {d16:e}"
                         );
                     }
@@ -278,12 +283,21 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                     let (rp, rs) = reference::controller(w, &feats[i * f..(i + 1) * f], budgets[i]);
                     let (op, os) = (&p[i * np..(i + 1) * np], &s[i * np..(i + 1) * np]);
                     let what = format!("{test} {} controller input {i}", label(opts));
+                    // f32 arithmetic in baked graphs; FP16 arithmetic in FP16 graphs (relative
+                    // to the probabilities' 1 and to the largest |score|).
+                    let (tol_p, tol_s) = match opts.weights {
+                        WeightMode::Baked => (TOL_F32, TOL_F32),
+                        WeightMode::Fp16Inputs => {
+                            let scale = rs.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                            (TOL_F16_ARITH_REL, TOL_F16_ARITH_REL * scale)
+                        }
+                    };
                     assert!(
-                        max_abs_diff(op, &rp) <= TOL_F32,
+                        max_abs_diff(op, &rp) <= tol_p,
                         "{what}: pred {op:?} vs {rp:?}"
                     );
                     assert!(
-                        max_abs_diff(os, &rs) <= TOL_F32,
+                        max_abs_diff(os, &rs) <= tol_s,
                         "{what}: scores {os:?} vs {rs:?}"
                     );
                     if opts.weights == WeightMode::Baked {
@@ -302,10 +316,7 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                         );
                     }
                 }
-                eprintln!(
-                    "  {test} {} controller: pred and scores within {TOL_F32:e}",
-                    label(opts)
-                );
+                eprintln!("  {test} {} controller: pred and scores agree", label(opts));
             }
         }
     }

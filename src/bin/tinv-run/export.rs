@@ -24,7 +24,8 @@ OPTIONS:
                      Runtime or trtexec); by default every weight is an FP16 graph input with
                      the same name in every graph, and weights.f16.bin + weights.tsv (name,
                      dtype, shape, byte offset, 256-aligned) hold the values to bind, so one
-                     device buffer serves every engine
+                     device buffer serves every engine; such graphs compute in FP16 (LayerNorm
+                     in f32) and take and return f32
     --verify         check every tensor checksum when opening the model
 
 Inputs are raw pixels in [0, 1] (`pixels`, [batch, C, H, W]); the graphs normalize them. A
