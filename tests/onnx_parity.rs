@@ -421,20 +421,7 @@ fn layer_norm_nodes_and_only_they_carry_the_fp32_scope() {
             ..ExportOptions::default()
         };
         // Path of depth 2: two blocks of two LayerNorms, plus the exit's.
-        let g = onnx::path_graph(&model, 2, &opts).unwrap();
-        let file = dir.join(format!("{ln:?}.onnx"));
-        std::fs::write(&file, &g.bytes).unwrap();
-        let out = std::process::Command::new(&py)
-            .args(["-c", script])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = run_on_graph(&py, script, &dir, &model, &opts);
         let nodes: Vec<(&str, &str)> = text.lines().map(|l| l.split_once(' ').unwrap()).collect();
         let in_ln: Vec<&str> = nodes
             .iter()
@@ -452,6 +439,31 @@ fn layer_norm_nodes_and_only_they_carry_the_fp32_scope() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes the depth-2 path graph of `model` under `opts` into `dir` and returns what the Python
+/// `script` prints about it (the file is its first argument).
+fn run_on_graph(
+    py: &Path,
+    script: &str,
+    dir: &Path,
+    model: &Model,
+    opts: &ExportOptions,
+) -> String {
+    let g = onnx::path_graph(model, 2, opts).unwrap();
+    let file = dir.join(format!("{:?}-{:?}.onnx", opts.ln, opts.weights));
+    std::fs::write(&file, &g.bytes).unwrap();
+    let out = std::process::Command::new(py)
+        .args(["-c", script])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// TENSORRT.md: in an FP16-input graph no Cast or Transpose sits on a weight input. Every weight
@@ -483,20 +495,7 @@ fn fp16_graphs_feed_weights_directly_and_run_layer_norm_in_f32() {
             ln,
             ..ExportOptions::default()
         };
-        let g = onnx::path_graph(&model, 2, &opts).unwrap();
-        let file = dir.join(format!("{ln:?}.onnx"));
-        std::fs::write(&file, &g.bytes).unwrap();
-        let out = std::process::Command::new(&py)
-            .args(["-c", script])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = run_on_graph(&py, script, &dir, &model, &opts);
         let mut casts = 0;
         for line in text.lines() {
             let f: Vec<&str> = line.split(' ').collect();
