@@ -99,14 +99,15 @@ fn plan(model: &Model, backend: Backend, engines: Option<&Path>) -> Result<Plan>
     Ok(Plan::Engines(dir))
 }
 
-/// `Auto`'s fallback: an error of the TensorRT side becomes a warning and the CPU.
-fn or_cpu<T>(backend: Backend, r: Result<Option<T>>) -> Result<Option<T>> {
+/// `Auto`'s fallback: an error of the TensorRT side becomes a warning and the CPU (`None`).
+fn or_cpu<T>(backend: Backend, r: Result<T>) -> Result<Option<T>> {
     match r {
+        Ok(t) => Ok(Some(t)),
         Err(e) if backend == Backend::Auto => {
             log::warn!("TensorRT backend unavailable, using the CPU: {e}");
             Ok(None)
         }
-        r => r,
+        Err(e) => Err(e),
     }
 }
 
@@ -122,11 +123,9 @@ pub fn resolve(model: &Model, backend: Backend, engines: Option<&Path>) -> Resul
         Plan::Cpu => return Ok(Backend::Cpu),
         Plan::Engines(dir) => dir,
     };
-    let opened = or_cpu(backend, load_engines(model, &dir).map(Some))?;
-    Ok(if opened.is_some() {
-        Backend::TensorRt
-    } else {
-        Backend::Cpu
+    Ok(match or_cpu(backend, load_engines(model, &dir))? {
+        Some(_) => Backend::TensorRt,
+        None => Backend::Cpu,
     })
 }
 
@@ -141,7 +140,7 @@ pub(crate) fn open(
         Plan::Cpu => return Ok(None),
         Plan::Engines(dir) => dir,
     };
-    or_cpu(backend, open_trt(model, &dir, cuda_graphs).map(Some))
+    or_cpu(backend, open_trt(model, &dir, cuda_graphs))
 }
 
 #[cfg(not(feature = "tensorrt"))]
@@ -200,13 +199,10 @@ fn open_trt(model: &Model, dir: &Path, cuda_graphs: bool) -> Result<Trt> {
     let shared = load_engines(model, dir)?;
     let session =
         crate::trt::session::TrtSession::with_graphs(shared, cuda_graphs).map_err(Error::from)?;
-    let most = (0..model.config().depths.len())
-        .map(|k| session.output_len(k))
-        .try_fold(0usize, |m, l| l.map(|l| m.max(l)))
-        .map_err(Error::from)?;
+    // Every path's output is `classes` f32 logits (checked when the engines were opened).
     Ok(Trt {
         session,
-        out: vec![0u8; most],
+        out: vec![0u8; model.config().classes * 4],
     })
 }
 

@@ -620,12 +620,15 @@ impl ExitCtx<'_> {
             | (Policy::Mode(Mode::Graph), _)
             | (Policy::Mode(Mode::Adaptive), None) => false,
             (Policy::Mode(Mode::Threshold(t)), _) => k + 1 < p && control::exit_stats(row).0 < t,
-            // The deepest exit has nothing to continue to: no decision runs, none is charged.
-            (Policy::Mode(Mode::Adaptive), Some(_)) if k + 1 >= p => false,
             (Policy::Mode(Mode::Adaptive), Some(w)) => {
-                st.flops += self.ctrl_exit_flops;
                 let h = &mut rnn[s * w.hr..(s + 1) * w.hr];
-                control::exit_continue(self.model, &w, row, k, self.budget, h, scratch)
+                let decision =
+                    control::exit_continue(self.model, &w, row, k, self.budget, h, scratch);
+                // Charged only when the RNN ran (not at the deepest exit).
+                if decision.is_some() {
+                    st.flops += self.ctrl_exit_flops;
+                }
+                decision.unwrap_or(false)
             }
         }
     }

@@ -28,12 +28,17 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 fn assert_one_line_error(args: &[&str], needle: &str) {
     let (code, _, err) = run(args);
-    assert_eq!(code, 1, "{args:?} should fail: {err}");
+    assert_failed_with(code, &err, needle, &args);
+}
+
+/// Exit status 1 and exactly one `error: …` line on stderr that contains `needle`.
+fn assert_failed_with(code: i32, err: &str, needle: &str, what: &dyn std::fmt::Debug) {
+    assert_eq!(code, 1, "{what:?} should fail: {err}");
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got {err:?}");
+    assert_eq!(lines.len(), 1, "{what:?}: expected one line, got {err:?}");
     assert!(
         lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{args:?}: {err}"
+        "{what:?}: {err}"
     );
 }
 
@@ -379,12 +384,11 @@ fn png_declaring_a_huge_image_is_refused_before_decoding() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("error: ")
-            && err.contains("huge.png: image is 16384x16384, the model takes 8x8"),
-        "{err}"
+    assert_failed_with(
+        o.status.code().unwrap_or(-1),
+        &err,
+        "huge.png: image is 16384x16384, the model takes 8x8",
+        &"classify huge.png",
     );
 }
 

@@ -127,7 +127,8 @@ pub fn exit_stats(logits: &[f32]) -> (f32, f32, f32) {
     (p1, norm, p1 - p2)
 }
 
-/// Level 2: after path `k`'s exit produced `logits`, whether to continue to path `k + 1`.
+/// Level 2: after path `k`'s exit produced `logits`, whether to continue to path `k + 1`;
+/// `None` at the deepest exit, where there is nothing to continue to and the RNN does not run.
 /// `h` is this input's RNN state (`Hr` floats, zero before its first exit), updated in place.
 #[allow(clippy::too_many_arguments)] // weights, inputs, state and scratch are all distinct
 pub fn exit_continue(
@@ -138,10 +139,10 @@ pub fn exit_continue(
     budget: f32,
     h: &mut [f32],
     s: &mut CtrlScratch,
-) -> bool {
+) -> Option<bool> {
     let p = model.config().depths.len();
     if k + 1 >= p {
-        return false;
+        return None;
     }
     let (pmax, ent, margin) = exit_stats(logits);
     let e = [pmax, ent, margin, budget, k as f32 / (p - 1) as f32];
@@ -157,7 +158,7 @@ pub fn exit_continue(
     }
     let mut out = [0f32];
     affine(h, model.w(w.out_w), model.w(w.out_b), &mut out);
-    out[0] > 0.0
+    Some(out[0] > 0.0)
 }
 
 #[cfg(test)]

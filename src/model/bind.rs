@@ -1,7 +1,7 @@
 //! Binding a parsed `.tinv` to the model: each tensor the configuration implies, found by name
 //! and checked for shape, dtype and flags (f16 widened once), and the page rule of FORMAT.md.
 
-use super::{BlockW, CtrlW, ExitW, Slot, StemW, WRef};
+use super::{CtrlW, Model, Slot, WRef};
 use crate::error::{Error, Result};
 use crate::format::{self, DType, Index};
 use std::path::Path;
@@ -9,21 +9,17 @@ use std::path::Path;
 /// FORMAT.md "Order and pages": every block and exit head starts on a fresh page, and path k's
 /// tensors all end before the first page of the block after it, so a path never touches the
 /// pages of deeper blocks (what lets a shallow path keep only its prefix resident).
-pub(super) fn check_pages(
-    slots: &[Slot],
-    stem: &StemW,
-    blocks: &[BlockW],
-    exits: &[ExitW],
-    depths: &[usize],
-) -> std::result::Result<(), String> {
-    let start = |refs: &[WRef]| refs.iter().map(|r| slots[r.0 as usize].offset).min();
-    let end = |r: &WRef| slots[r.0 as usize].offset + slots[r.0 as usize].file_bytes;
+pub(super) fn check_pages(m: &Model) -> std::result::Result<(), String> {
+    let start = |refs: &[WRef]| refs.iter().map(|r| m.w_file_range(*r).start).min();
     let page = format::PAGE as usize;
-    let heads = exits
+    let depths = &m.config().depths;
+    let heads = m
+        .exits()
         .iter()
         .zip(depths)
         .map(|(e, d)| (e.tensors().to_vec(), format!("exit.{d}")));
-    let firsts = blocks
+    let firsts = m
+        .blocks()
         .iter()
         .enumerate()
         .map(|(i, b)| (b.tensors().to_vec(), format!("blk.{i}")));
@@ -33,13 +29,13 @@ pub(super) fn check_pages(
         }
     }
     for (k, &d) in depths.iter().enumerate() {
-        let Some(deeper) = blocks.get(d).and_then(|b| start(&b.tensors())) else {
+        let Some(deeper) = m.blocks().get(d).and_then(|b| start(&b.tensors())) else {
             continue;
         };
-        let mut refs = stem.tensors().to_vec();
-        blocks.iter().take(d).for_each(|b| refs.extend(b.tensors()));
-        refs.extend(exits[k].tensors());
-        if refs.iter().any(|r| end(r) > deeper) {
+        if m.path_tensors(k)
+            .iter()
+            .any(|r| m.w_file_range(*r).end > deeper)
+        {
             return Err(format!(
                 "the depth-{d} path reads bytes after blk.{d} starts (tensors out of path order)"
             ));

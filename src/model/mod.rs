@@ -321,9 +321,8 @@ impl Model {
             }
         };
         let slots = b.slots;
-        check_pages(&slots, &stem, &blocks, &exits, &config.depths).map_err(merr)?;
         let costs = flops::path_costs(&config);
-        Ok(Model {
+        let model = Model {
             path,
             bytes,
             index,
@@ -336,7 +335,12 @@ impl Model {
             costs,
             #[cfg(feature = "tensorrt")]
             trt: std::sync::Mutex::new(None),
-        })
+        };
+        check_pages(&model).map_err(|detail| Error::Model {
+            path: model.path.clone(),
+            detail,
+        })?;
+        Ok(model)
     }
 
     /// The TensorRT engines of `dir` for this model, opened (and the weights uploaded) once and

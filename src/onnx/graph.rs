@@ -119,16 +119,28 @@ impl<'m> GraphBuilder<'m> {
         });
     }
 
-    /// An int64 constant (an initializer, deduplicated by value and shape).
-    pub fn const_i64(&mut self, dims: &[i64], data: &[i64]) -> String {
-        let key = format!("i64{dims:?}{data:?}");
+    /// A constant initializer, deduplicated by type, shape and bytes: `t` (its name is set
+    /// here) or the equal one added before.
+    fn constant(&mut self, mut t: Tensor) -> String {
+        let key = format!("{:?}{:?}{:?}", t.elem, t.dims, t.raw);
         if let Some(n) = self.consts.get(&key) {
             return n.clone();
         }
-        let name = format!("const.i64.{}", self.consts.len());
-        self.graph.initializers.push(Tensor::i64(&name, dims, data));
+        let ty = match t.elem {
+            ElemType::Float => "f32",
+            ElemType::Float16 => "f16",
+            ElemType::Int64 => "i64",
+        };
+        t.name = format!("const.{ty}.{}", self.consts.len());
+        let name = t.name.clone();
+        self.graph.initializers.push(t);
         self.consts.insert(key, name.clone());
         name
+    }
+
+    /// An int64 constant.
+    pub fn const_i64(&mut self, dims: &[i64], data: &[i64]) -> String {
+        self.constant(Tensor::i64("", dims, data))
     }
 
     /// A 1-D int64 constant.
@@ -136,17 +148,9 @@ impl<'m> GraphBuilder<'m> {
         self.const_i64(&[data.len() as i64], data)
     }
 
-    /// An f32 constant (an initializer, deduplicated by bits and shape).
+    /// An f32 constant.
     pub fn const_f32(&mut self, dims: &[i64], data: &[f32]) -> String {
-        let bits: Vec<u32> = data.iter().map(|v| v.to_bits()).collect();
-        let key = format!("f32{dims:?}{bits:?}");
-        if let Some(n) = self.consts.get(&key) {
-            return n.clone();
-        }
-        let name = format!("const.f32.{}", self.consts.len());
-        self.graph.initializers.push(Tensor::f32(&name, dims, data));
-        self.consts.insert(key, name.clone());
-        name
+        self.constant(Tensor::f32("", dims, data))
     }
 
     /// A scalar f32 constant.
@@ -156,17 +160,10 @@ impl<'m> GraphBuilder<'m> {
 
     /// A scalar constant of the activations' type (f32, or f16 in an FP16 graph).
     pub fn act_scalar(&mut self, v: f32) -> String {
-        if self.act == ElemType::Float {
-            return self.scalar(v);
+        match self.act {
+            ElemType::Float16 => self.constant(Tensor::f16("", &[], &[v])),
+            _ => self.scalar(v),
         }
-        let key = format!("f16{:?}", half::f16::from_f32(v).to_bits());
-        if let Some(n) = self.consts.get(&key) {
-            return n.clone();
-        }
-        let name = format!("const.f16.{}", self.consts.len());
-        self.graph.initializers.push(Tensor::f16(&name, &[], &[v]));
-        self.consts.insert(key, name.clone());
-        name
     }
 
     /// `x` (an f32 value) in the activations' type: itself, or a Cast to FP16.

@@ -107,8 +107,7 @@ fn check_model_io(
             .find(|t| t.name == name)
     };
     let f32_of = |t: &manifest::IoTensor, want: u64, what: &str| {
-        let elems = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
-        if t.dtype == manifest::DType::F32 && elems == Some(want) {
+        if t.dtype == manifest::DType::F32 && t.bytes() == want.saturating_mul(4) {
             return Ok(());
         }
         Err(TrtError::Plan(format!(
@@ -129,13 +128,7 @@ fn check_model_io(
         f32_of(t, opts.input_len, "input")?;
     }
     for k in 0..paths.len() {
-        let out = paths
-            .engines(k)
-            .last()
-            .and_then(|&e| m.engines.get(e))
-            .and_then(|e| e.io.iter().find(|t| t.mode == IoMode::Output))
-            .ok_or_else(|| TrtError::Plan(format!("path {k} has no output")))?;
-        f32_of(out, opts.classes, "output")?;
+        f32_of(paths.output(m, k)?, opts.classes, "output")?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! must run. `segments` resumes from the saved hidden state (the shared segment prefix is not
 //! rerun); `per-path` reruns the whole deeper engine, and the stats charge it.
 
-use super::manifest::Manifest;
+use super::manifest::{IoMode, IoTensor, Manifest};
 use super::TrtError;
 
 /// The paths of a manifest as engine indices, ascending by depth.
@@ -71,6 +71,20 @@ impl PathTable {
     /// Engines path `path` runs, in order (empty for an out-of-range index).
     pub fn engines(&self, path: usize) -> &[usize] {
         self.engines.get(path).map_or(&[], Vec::as_slice)
+    }
+
+    /// The output of path `path` in `manifest` (the table's own): the first output of the last
+    /// engine it runs.
+    pub fn output<'m>(
+        &self,
+        manifest: &'m Manifest,
+        path: usize,
+    ) -> Result<&'m IoTensor, TrtError> {
+        self.engines(path)
+            .last()
+            .and_then(|&e| manifest.engines.get(e))
+            .and_then(|e| e.io.iter().find(|t| t.mode == IoMode::Output))
+            .ok_or_else(|| TrtError::Plan(format!("path {path} has no output")))
     }
 
     /// Engines to run when escalating from path `from` (already run) to the deeper path `to`:

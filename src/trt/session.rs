@@ -241,18 +241,8 @@ impl TrtSession {
 
     /// The output of path `path` (the first output of its last engine): address and length.
     fn output(&self, path: usize) -> Result<(DevicePtr, usize), TrtError> {
-        let m = &self.model.manifest;
-        let last = self
-            .model
-            .paths
-            .engines(path)
-            .last()
-            .and_then(|&i| m.engines.get(i));
-        let out = last.and_then(|e| e.io.iter().find(|t| t.mode == IoMode::Output));
-        let name = out
-            .map(|t| t.name.clone())
-            .ok_or_else(|| TrtError::Plan(format!("path {path} has no output")))?;
-        self.buffer(&name)
+        let name = &self.model.paths.output(&self.model.manifest, path)?.name;
+        self.buffer(name)
     }
 
     /// Launches `w` (its graph, or its calls one by one) and reads its output into `output`.

@@ -33,19 +33,29 @@ pub fn load_image(path: &Path, cfg: &Config) -> Result<Vec<f32>, String> {
     Ok(out)
 }
 
+/// A header read, the pixels not yet decoded.
+enum Header<'a> {
+    /// The reader past the header, channels and whether alpha follows ([`png_reader`]).
+    Png(Box<PngReader<'a>>, usize, bool),
+    /// `[width, height, maxval]` and where the pixels start ([`pgm_header`]).
+    Pgm([usize; 3], usize),
+}
+
 /// Decodes a PNG or PGM after checking its header against the model's input: the declared size
 /// must be the model's and the channels convertible to the model's (equal, grey, or RGB to grey).
 fn decode_checked(bytes: &[u8], cfg: &Config) -> Result<Image, String> {
-    let png = bytes.starts_with(b"\x89PNG");
-    let (w, h, channels) = if png {
-        let (reader, channels, _) = png_reader(bytes)?;
-        let info = reader.info();
-        (info.width as usize, info.height as usize, channels)
+    let header = if bytes.starts_with(b"\x89PNG") {
+        let (reader, channels, alpha) = png_reader(bytes)?;
+        Header::Png(Box::new(reader), channels, alpha)
     } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P2") {
-        let ([w, h, _], _) = pgm_header(bytes)?;
-        (w, h, 1)
+        let (dims, pos) = pgm_header(bytes)?;
+        Header::Pgm(dims, pos)
     } else {
         return Err("not a PNG or PGM image".into());
+    };
+    let (w, h, channels) = match &header {
+        Header::Png(r, c, _) => (r.info().width as usize, r.info().height as usize, *c),
+        Header::Pgm([w, h, _], _) => (*w, *h, 1),
     };
     if (w, h) != (cfg.image_w, cfg.image_h) {
         return Err(format!(
@@ -59,10 +69,9 @@ fn decode_checked(bytes: &[u8], cfg: &Config) -> Result<Image, String> {
             "cannot convert a {channels}-channel image to the model's {oc} channels"
         ));
     }
-    if png {
-        decode_png(bytes)
-    } else {
-        decode_pgm(bytes)
+    match header {
+        Header::Png(reader, channels, alpha) => png_pixels(*reader, channels, alpha),
+        Header::Pgm(dims, pos) => pgm_pixels(bytes, dims, pos),
     }
 }
 
@@ -98,8 +107,14 @@ fn png_reader(bytes: &[u8]) -> Result<(PngReader<'_>, usize, bool), String> {
 }
 
 /// PNG, any size up to 16384² (`decode_checked` bounds it by the model's first).
+#[allow(dead_code)] // the `image` fuzz target's entry point (fuzz/fuzz_targets/image.rs)
 fn decode_png(bytes: &[u8]) -> Result<Image, String> {
-    let (mut reader, channels, alpha) = png_reader(bytes)?;
+    let (reader, channels, alpha) = png_reader(bytes)?;
+    png_pixels(reader, channels, alpha)
+}
+
+/// The pixels of a PNG whose header `png_reader` read.
+fn png_pixels(mut reader: PngReader<'_>, channels: usize, alpha: bool) -> Result<Image, String> {
     let (w, h) = (reader.info().width as usize, reader.info().height as usize);
     let mut buf = vec![0u8; reader.output_buffer_size()];
     let frame = reader
@@ -152,8 +167,14 @@ fn pgm_header(bytes: &[u8]) -> Result<([usize; 3], usize), String> {
 }
 
 /// PGM, binary (P5) or plain (P2), maxval up to 65535.
+#[allow(dead_code)] // the `image` fuzz target's entry point (fuzz/fuzz_targets/image.rs)
 fn decode_pgm(bytes: &[u8]) -> Result<Image, String> {
-    let ([w, h, max], mut pos) = pgm_header(bytes)?;
+    let (dims, pos) = pgm_header(bytes)?;
+    pgm_pixels(bytes, dims, pos)
+}
+
+/// The pixels of a PGM whose header `pgm_header` read.
+fn pgm_pixels(bytes: &[u8], [w, h, max]: [usize; 3], mut pos: usize) -> Result<Image, String> {
     pos += 1; // the single whitespace after maxval
     let n = w * h;
     let data: Vec<f32> = if bytes.starts_with(b"P5") {

@@ -42,12 +42,50 @@ pub fn save(
     let buf = safetensors::serialize(views, Some(meta.clone()))
         .map(sorted_header)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let tmp = path.with_extension("tmp");
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
+    let tmp = temp_of(path);
+    create_parent(path).map_err(|(dir, e)| format!("{}: {e}", dir.display()))?;
     std::fs::write(&tmp, buf).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The file [`save`] writes first and renames onto `path`.
+fn temp_of(path: &Path) -> std::path::PathBuf {
+    path.with_extension("tmp")
+}
+
+/// Creates `path`'s directory, as [`save`] does; the error names the directory.
+fn create_parent(path: &Path) -> Result<(), (&Path, std::io::Error)> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| (dir, e)),
+        None => Ok(()),
+    }
+}
+
+/// Checks before any work that [`save`] can write `path` (creating its directory as `save`
+/// does, and writing and removing the temporary file it writes first), so a bad `--out` fails
+/// at once rather than after the first epoch.
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!(
+            "--out {}: is a directory; give a file name such as {}",
+            path.display(),
+            path.join("checkpoint.safetensors").display()
+        ));
+    }
+    create_parent(path).map_err(|(dir, e)| {
+        format!(
+            "--out {}: cannot create {}: {e}",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let tmp = temp_of(path);
+    if tmp != path {
+        std::fs::write(&tmp, b"")
+            .map_err(|e| format!("--out {}: cannot write there: {e}", path.display()))?;
+        std::fs::remove_file(&tmp).ok();
+    }
+    Ok(())
 }
 
 /// The same file with its JSON header's keys in sorted order. `safetensors::serialize` writes

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tinv_train::config::{Hyper, ModelConfig};
 use tinv_train::control::ppo::PpoOpts;
-use tinv_train::{data, report, train};
+use tinv_train::{checkpoint, data, report, train};
 
 const HELP: &str = "\
 tinv-train: train tinv's multi-exit ViT and its controller on an IDX dataset
@@ -208,7 +208,7 @@ fn fit(mut a: Args) -> Result<(), String> {
     if opts.stop_at == Some(0) {
         return Err("--stop-at must be at least 1".into());
     }
-    train::check_out(&opts.out)?;
+    checkpoint::check_writable(&opts.out)?;
     let full = data::load(&data_dir, "train")?;
     let cfg = ModelConfig {
         image_size: [full.h, full.w],
@@ -321,7 +321,7 @@ fn controller(mut a: Args) -> Result<(), String> {
             "--tol {tol}: must be an accuracy difference between 0 and 1"
         ));
     }
-    train::check_out(&out)?;
+    checkpoint::check_writable(&out)?;
     let loaded = report::load(&ckpt)?;
     let meta = train::read_meta(&loaded.meta, &ckpt)?;
     let full = data::load(&dir, "train")?;

@@ -53,6 +53,20 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     })
 }
 
+impl Loaded {
+    /// The backbone (its configuration without the controller, and the model) checked against
+    /// the images of `ds`; errors name the checkpoint.
+    fn backbone(&self, ds: &Dataset) -> Result<(ModelConfig, Vit), String> {
+        let mut cfg = self.cfg.clone();
+        cfg.controller = None;
+        let vit = Vit::from_host(&cfg, &self.tensors)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        crate::data::check(ds, &cfg)
+            .map_err(|e| format!("{e} (model of {})", self.path.display()))?;
+        Ok((cfg, vit))
+    }
+}
+
 /// The trainer's model from a checkpoint, for parity tests against the runtime: then
 /// [`Vit::logits_all_paths`] gives every exit's logits for raw CHW images in [0, 1].
 pub fn load_vit(path: &Path) -> Result<Vit, String> {
@@ -128,12 +142,7 @@ pub fn controller_stage(
     tol: f64,
     out: &Path,
 ) -> Result<String, String> {
-    let mut cfg = loaded.cfg.clone();
-    cfg.controller = None;
-    let vit = Vit::from_host(&cfg, &loaded.tensors)
-        .map_err(|e| format!("{}: {e}", loaded.path.display()))?;
-    crate::data::check(val, &cfg)
-        .map_err(|e| format!("{e} (model of {})", loaded.path.display()))?;
+    let (mut cfg, vit) = loaded.backbone(val)?;
     let t0 = std::time::Instant::now();
     let all = Outcomes::collect(&vit, val, 500)?;
     let route = match route {
@@ -222,12 +231,8 @@ pub fn controller_stage(
 
 /// Evaluates a final checkpoint on `ds` (e.g. the test split) and returns the report.
 pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
-    let mut cfg = loaded.cfg.clone();
-    let ctrl_cfg = cfg.controller.take();
-    let vit = Vit::from_host(&cfg, &loaded.tensors)
-        .map_err(|e| format!("{}: {e}", loaded.path.display()))?;
-    crate::data::check(ds, &cfg)
-        .map_err(|e| format!("{e} (model of {})", loaded.path.display()))?;
+    let (cfg, vit) = loaded.backbone(ds)?;
+    let ctrl_cfg = loaded.cfg.controller.clone();
     let o = Outcomes::collect(&vit, ds, 500)?;
     let ctrl = match ctrl_cfg {
         Some(_) => Some(

@@ -156,35 +156,6 @@ pub fn read_meta(meta: &HashMap<String, String>, path: &Path) -> Result<TrainMet
     serde_json::from_str(j).map_err(|e| format!("{}: '{TRAIN_KEY}': {e}", path.display()))
 }
 
-/// Checks before any work that `path` can take a checkpoint (creating its directory, as every
-/// save does), so a bad `--out` fails at once rather than after the first epoch.
-pub fn check_out(path: &Path) -> Result<(), String> {
-    if path.is_dir() {
-        return Err(format!(
-            "--out {}: is a directory; give a file name such as {}",
-            path.display(),
-            path.join("checkpoint.safetensors").display()
-        ));
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            format!(
-                "--out {}: cannot create {}: {e}",
-                path.display(),
-                dir.display()
-            )
-        })?;
-    }
-    // The same temporary name `checkpoint::save` writes first, so nothing else is touched.
-    let tmp = path.with_extension("tmp");
-    if tmp != path {
-        std::fs::write(&tmp, b"")
-            .map_err(|e| format!("--out {}: cannot write there: {e}", path.display()))?;
-        std::fs::remove_file(&tmp).ok();
-    }
-    Ok(())
-}
-
 fn fmt_secs(s: f64) -> String {
     let s = s.max(0.0) as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
