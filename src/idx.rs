@@ -1,9 +1,12 @@
-//! IDX files, as the MNIST family ships them (`train-images-idx3-ubyte` and friends). The parser
-//! takes already-decompressed bytes; gzip is the caller's business (the CLI and tools use flate2).
+//! IDX files, as the MNIST family ships them (`train-images-idx3-ubyte` and friends). [`parse`]
+//! takes bytes in memory; [`read`] takes a stream and reads only as many bytes as the header
+//! declares, so a gzip decoder wrapped around a hostile file stops there; [`open`] (feature
+//! `gzip`) reads a file, gunzipping it when it starts with the gzip magic.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))] // parses untrusted bytes: no panicking index
 
 use std::fmt;
+use std::io::{self, Read};
 
 /// A parsed IDX file of unsigned bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,13 +28,23 @@ pub enum IdxError {
     UnsupportedType(u8),
     /// Zero dimensions, or more than 4.
     BadRank(u8),
-    /// The element count overflows, or the data length differs from the dimensions' product.
+    /// The product of the dimensions does not fit in 64 bits.
+    Overflow,
+    /// The data length differs from the dimensions' product.
     LengthMismatch {
         /// Bytes the dimensions call for.
         expected: u64,
         /// Bytes present after the header.
         found: u64,
     },
+    /// A stream ([`read`]) goes on past the bytes the dimensions call for.
+    TrailingData {
+        /// Bytes the dimensions call for.
+        expected: u64,
+    },
+    /// The file or stream could not be read (for gzip input, this is where a corrupt archive
+    /// shows).
+    Read(String),
 }
 
 impl fmt::Display for IdxError {
@@ -50,6 +63,12 @@ impl fmt::Display for IdxError {
                 f,
                 "IDX data is {found} bytes but its dimensions need {expected}"
             ),
+            IdxError::Overflow => write!(f, "IDX dimensions multiply past 2^64 bytes"),
+            IdxError::TrailingData { expected } => write!(
+                f,
+                "IDX data goes on past the {expected} bytes its dimensions need"
+            ),
+            IdxError::Read(e) => write!(f, "{e}"),
         }
     }
 }
@@ -58,10 +77,69 @@ impl std::error::Error for IdxError {}
 
 /// Parses an uncompressed IDX file of unsigned bytes.
 pub fn parse(bytes: &[u8]) -> Result<Idx, IdxError> {
-    let [z0, z1, ty, rank]: [u8; 4] = bytes
-        .get(..4)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(IdxError::Truncated)?;
+    let mut rest = bytes;
+    let (dims, count) = header(&mut rest)?;
+    if rest.len() as u64 != count {
+        return Err(IdxError::LengthMismatch {
+            expected: count,
+            found: rest.len() as u64,
+        });
+    }
+    Ok(Idx {
+        dims,
+        data: rest.to_vec(),
+    })
+}
+
+/// Reads an IDX file of unsigned bytes from a stream: the header, then exactly the bytes its
+/// dimensions call for, then one more read to make sure nothing follows. Memory grows with the
+/// bytes actually present, not with what a header claims.
+pub fn read(mut r: impl Read) -> Result<Idx, IdxError> {
+    let (dims, count) = header(&mut r)?;
+    // Fashion-MNIST's training images are 47 MB; reserve that much at most up front.
+    let mut data = Vec::with_capacity(count.min(64 << 20) as usize);
+    r.by_ref()
+        .take(count)
+        .read_to_end(&mut data)
+        .map_err(|e| IdxError::Read(e.to_string()))?;
+    if data.len() as u64 != count {
+        return Err(IdxError::LengthMismatch {
+            expected: count,
+            found: data.len() as u64,
+        });
+    }
+    let mut one = [0u8; 1];
+    loop {
+        match r.read(&mut one) {
+            Ok(0) => return Ok(Idx { dims, data }),
+            Ok(_) => return Err(IdxError::TrailingData { expected: count }),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(IdxError::Read(e.to_string())),
+        }
+    }
+}
+
+/// Reads an IDX file, gunzipping it when it starts with the gzip magic (1f 8b). The decoder
+/// stops where the IDX header says the data ends ([`read`]).
+#[cfg(feature = "gzip")]
+pub fn open(path: &std::path::Path) -> Result<Idx, IdxError> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| IdxError::Read(e.to_string()))?;
+    let mut r = io::BufReader::new(file);
+    let magic = r.fill_buf().map_err(|e| IdxError::Read(e.to_string()))?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        read(flate2::read::GzDecoder::new(r))
+    } else {
+        read(r)
+    }
+}
+
+/// Reads and checks the magic and the dimension table; returns the dimensions and the number of
+/// data bytes they call for.
+fn header(r: &mut impl Read) -> Result<(Vec<usize>, u64), IdxError> {
+    let mut head = [0u8; 4];
+    read_header_bytes(r, &mut head)?;
+    let [z0, z1, ty, rank] = head;
     if z0 != 0 || z1 != 0 {
         return Err(IdxError::BadMagic);
     }
@@ -73,30 +151,20 @@ pub fn parse(bytes: &[u8]) -> Result<Idx, IdxError> {
     }
     let mut dims = Vec::with_capacity(rank as usize);
     let mut count: u64 = 1;
-    for i in 0..rank as usize {
-        let d = bytes
-            .get(4 + 4 * i..8 + 4 * i)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
-            .ok_or(IdxError::Truncated)?;
-        count = count
-            .checked_mul(u64::from(d))
-            .ok_or(IdxError::LengthMismatch {
-                expected: u64::MAX,
-                found: bytes.len() as u64,
-            })?;
+    for _ in 0..rank {
+        let mut d = [0u8; 4];
+        read_header_bytes(r, &mut d)?;
+        let d = u32::from_be_bytes(d);
+        count = count.checked_mul(u64::from(d)).ok_or(IdxError::Overflow)?;
         dims.push(d as usize);
     }
-    let body = bytes.get(4 + 4 * rank as usize..).unwrap_or_default();
-    if body.len() as u64 != count {
-        return Err(IdxError::LengthMismatch {
-            expected: count,
-            found: body.len() as u64,
-        });
-    }
-    Ok(Idx {
-        dims,
-        data: body.to_vec(),
+    Ok((dims, count))
+}
+
+fn read_header_bytes(r: &mut impl Read, buf: &mut [u8]) -> Result<(), IdxError> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => IdxError::Truncated,
+        _ => IdxError::Read(e.to_string()),
     })
 }
 
@@ -137,5 +205,68 @@ mod tests {
         );
         assert_eq!(parse(&[0, 0, 8, 9]), Err(IdxError::BadRank(9)));
         assert_eq!(parse(&[0, 0, 8, 2, 0, 0, 0, 5]), Err(IdxError::Truncated));
+        let huge = [
+            0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        ];
+        assert_eq!(parse(&huge), Err(IdxError::Overflow));
+    }
+
+    #[cfg(feature = "gzip")]
+    #[test]
+    fn open_reads_plain_and_gzipped_files() {
+        use std::io::Write;
+        let f = encode(&[2, 3], &[1, 2, 3, 4, 5, 6]);
+        let dir = std::env::temp_dir().join(format!("tinv-idx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("a-idx2-ubyte");
+        std::fs::write(&plain, &f).unwrap();
+        let gz = dir.join("a-idx2-ubyte.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&f).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert_eq!(open(&plain), parse(&f));
+        assert_eq!(open(&gz), parse(&f));
+        // A gzip header over garbage: the decoder's complaint comes back as a read error.
+        std::fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
+        assert!(
+            matches!(open(&gz), Err(IdxError::Read(_))),
+            "{:?}",
+            open(&gz)
+        );
+        assert!(matches!(open(&dir.join("missing")), Err(IdxError::Read(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn streams_read_exactly_what_the_header_declares() {
+        let f = encode(&[3, 2], &[9, 8, 7, 6, 5, 4]);
+        assert_eq!(read(&f[..]), parse(&f));
+        assert_eq!(read(&f[..]).unwrap().data, vec![9, 8, 7, 6, 5, 4]);
+        assert_eq!(
+            read(&f[..f.len() - 2]),
+            Err(IdxError::LengthMismatch {
+                expected: 6,
+                found: 4
+            })
+        );
+        let mut long = f.clone();
+        long.push(0);
+        assert_eq!(read(&long[..]), Err(IdxError::TrailingData { expected: 6 }));
+        assert_eq!(read(&f[..6]), Err(IdxError::Truncated));
+        // An endless stream behind a 16-byte header (a gzip bomb's shape): the reader stops one
+        // byte past what the header declares instead of reading on.
+        let bomb = std::io::Cursor::new(vec![0u8, 0, 8, 1, 0, 0, 0, 16]).chain(std::io::repeat(1));
+        assert_eq!(read(bomb), Err(IdxError::TrailingData { expected: 16 }));
+        // A failing stream is reported, not mistaken for a short file.
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("corrupt deflate stream"))
+            }
+        }
+        assert_eq!(
+            read(Broken),
+            Err(IdxError::Read("corrupt deflate stream".into()))
+        );
     }
 }

@@ -1,6 +1,5 @@
 //! Image and dataset input: PNG / PGM files for `classify`, IDX files (gzip or plain) for `eval`.
 
-use std::io::Read;
 use std::path::Path;
 use tinv::Config;
 
@@ -219,27 +218,17 @@ fn pgm_pixels(bytes: &[u8], [w, h, max]: [usize; 3], mut pos: usize) -> Result<I
     })
 }
 
-/// Reads an IDX file, gunzipping it when it starts with the gzip magic.
+/// Reads an IDX file, gzipped or not (`tinv::idx::open`); a missing Fashion-MNIST file says
+/// which package installs it.
 pub fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
-    let raw = std::fs::read(path).map_err(|e| {
-        let hint = if path.starts_with("/usr/share/datasets") {
+    tinv::idx::open(path).map_err(|e| {
+        let hint = if !path.exists() && path.starts_with("/usr/share/datasets") {
             " (install it with: apt-get install dataset-fashion-mnist)"
         } else {
             ""
         };
         format!("{}: {e}{hint}", path.display())
-    })?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .take(1 << 31)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("{}: bad gzip: {e}", path.display()))?;
-        out
-    } else {
-        raw
-    };
-    tinv::idx::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    })
 }
 
 /// Images and labels of an IDX pair, checked against each other and the model: images

@@ -183,18 +183,7 @@ fn find_ort_lib(venv: &Path) -> Option<PathBuf> {
 }
 
 fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
-    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        use std::io::Read;
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        out
-    } else {
-        raw
-    };
-    tinv::idx::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    tinv::idx::open(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Builds the cases; the parent (`prepare`) also writes the model files and ONNX exports.

@@ -3,8 +3,6 @@
 
 use crate::config::ModelConfig;
 use crate::rng::Rng;
-use flate2::read::GzDecoder;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Images and labels of one split, u8 as stored.
@@ -68,19 +66,8 @@ impl Dataset {
     }
 }
 
-/// Reads one IDX file, gunzipping when the name ends in `.gz`.
 fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
-    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bytes = if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| format!("{}: gzip: {e}", path.display()))?;
-        out
-    } else {
-        raw
-    };
-    tinv::idx::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    tinv::idx::open(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `dir/<stem>` with `.gz` if that exists, else plain; error names the file and the package.
