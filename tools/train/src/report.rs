@@ -187,7 +187,7 @@ pub fn controller_stage(
     let o = &all;
     cfg.controller = Some(ControllerJson {
         features: tinv::control::FEATURES_V1.into(),
-        default_budget: f64::from(lam),
+        default_budget: decimal(lam),
     });
     let mut tensors: Vec<HostTensor> = loaded
         .tensors
@@ -243,7 +243,8 @@ pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
     };
     let mut s = format!("{} images\n\n", o.n);
     if let Some(c) = &ctrl_cfg {
-        let _ = writeln!(s, "default budget λ = {}\n", c.default_budget);
+        // As the runtime reads it (f32); older checkpoints stored the f32 widened to f64.
+        let _ = writeln!(s, "default budget λ = {}\n", c.default_budget as f32);
     }
     let sweeps = ctrl.as_ref().map(|c| sweeps(&cfg, &o, c));
     s.push_str(&table(&cfg, &o, sweeps.as_ref()));
@@ -257,6 +258,12 @@ pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
 /// The controller's `graph` and `adaptive` points at every budget of [`budget::GRID`].
 pub fn sweeps(cfg: &ModelConfig, o: &Outcomes, c: &Controller) -> [Vec<Point>; 2] {
     [1u8, 2].map(|levels| budget::sweep(c, o, levels, budget::ctrl_flops(cfg, c, levels)))
+}
+
+/// The shortest decimal that reads back as the same f32 (0.03, not 0.029999999329447746): the
+/// runtime keeps λ as f32, and people read the checkpoint's JSON.
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 /// `graph` mode against every static exit, from its λ sweep `pts`: at each exit's FLOPs, the
@@ -337,4 +344,18 @@ pub fn graph_vs_static(cfg: &ModelConfig, o: &Outcomes, pts: &[Point]) -> String
         };
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_are_stored_as_the_decimal_people_typed() {
+        assert_eq!(decimal(0.03), 0.03);
+        assert_ne!(f64::from(0.03f32), 0.03);
+        for x in [0.0f32, 1e-7, 0.1, 0.3, 1.0 / 3.0, 0.999_999_9] {
+            assert_eq!(decimal(x) as f32, x, "{x}");
+        }
+    }
 }
