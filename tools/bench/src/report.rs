@@ -164,7 +164,7 @@ pub fn write(
          minus before the model was loaded (ONNX Runtime's library already loaded).\n",
         cpu_name(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        a.ort_lib.clone().unwrap_or_else(|| cases[0].ort_lib.clone()).file_name().map_or(String::new(), |f| f.to_string_lossy().to_string()),
+        file_name(&a.ort_lib.clone().unwrap_or_else(|| cases[0].ort_lib.clone())),
         a.warmup,
         a.runs,
         a.rounds
@@ -174,7 +174,7 @@ pub fn write(
         let _ = writeln!(
             md,
             "## OpenBLAS sgemm, one thread (`{}`)\n\n| M×K·K×N | GFLOP/s |\n|---|---|",
-            b.path.display()
+            file_name(&b.path)
         );
         let mut vit = Vec::new();
         for (m, k, n) in [
@@ -397,4 +397,11 @@ pub fn write(
         plots.display()
     );
     Ok(())
+}
+
+/// A library's file name: the report is committed, so it names no directory of the machine that
+/// wrote it.
+fn file_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map_or(String::new(), |f| f.to_string_lossy().into_owned())
 }
