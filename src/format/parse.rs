@@ -263,6 +263,16 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
             return Err(FormatError::DuplicateKey { key });
         }
     }
+    // The table starts where the metadata ends (FORMAT.md): bytes left over would be entries a
+    // smaller meta_count dropped unnoticed.
+    if c.pos != table_offset {
+        return Err(FormatError::BadSections {
+            detail: format!(
+                "{meta_count} metadata entries end at {}, the tensor table starts at {table_offset}",
+                c.pos
+            ),
+        });
+    }
 
     let data_len = (len as usize) - data_offset;
     let mut c = Cursor {
