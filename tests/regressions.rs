@@ -376,3 +376,22 @@ io path1 input f16 4,12 blk.0.qkv.weight\nio path1 output f32 1,10 logits\npath 
         refused(m, "twice");
     }
 }
+
+/// Found by the header bit-flip suite (tests/corrupt_files.rs), long listed as a known blind
+/// spot: `format::parse` read `meta_count` entries and ignored what was left before the tensor
+/// table (src/format/parse.rs), so a count one smaller dropped the last entry,
+/// `tinv.content_hash`, and the file still opened and verified. Fixed: the entries must end
+/// exactly at `table_offset` (`BadSections`).
+#[test]
+fn a_smaller_metadata_count_is_refused() {
+    let cfg = synth::config(8, 1, 4, 16, 3, 2, 5, &[1, 2, 3], false);
+    let good = synth::random_model(&cfg, 3, DType::F32);
+    let count = u32::from_le_bytes(good[24..28].try_into().unwrap());
+    let mut b = good.clone();
+    b[24..28].copy_from_slice(&(count - 1).to_le_bytes());
+    let Err(err) = Model::from_bytes(&b, &OpenOptions::default()) else {
+        panic!("a file with one metadata entry left unread was accepted");
+    };
+    assert!(err.to_string().contains("metadata entries end at"), "{err}");
+    Model::from_bytes(&good, &OpenOptions::default()).expect("the unchanged file opens");
+}
