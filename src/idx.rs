@@ -1,7 +1,7 @@
 //! IDX files, as the MNIST family ships them (`train-images-idx3-ubyte` and friends). [`parse`]
 //! takes bytes in memory; [`read`] takes a stream and reads only as many bytes as the header
-//! declares, so a gzip decoder wrapped around a hostile file stops there; [`open`] (feature
-//! `gzip`) reads a file, gunzipping it when it starts with the gzip magic.
+//! declares, at most [`MAX_DATA_BYTES`], so a gzip decoder wrapped around a hostile file stops
+//! there; [`open`] (feature `gzip`) reads a file, gunzipping it when it starts with the gzip magic.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))] // parses untrusted bytes: no panicking index
 
@@ -28,8 +28,11 @@ pub enum IdxError {
     UnsupportedType(u8),
     /// Zero dimensions, or more than 4.
     BadRank(u8),
-    /// The product of the dimensions does not fit in 64 bits.
-    Overflow,
+    /// The dimensions call for more than [`MAX_DATA_BYTES`] (or overflow 64 bits).
+    TooLarge {
+        /// Bytes the dimensions call for (`u64::MAX` when the product overflows).
+        declared: u64,
+    },
     /// The data length differs from the dimensions' product.
     LengthMismatch {
         /// Bytes the dimensions call for.
@@ -63,7 +66,10 @@ impl fmt::Display for IdxError {
                 f,
                 "IDX data is {found} bytes but its dimensions need {expected}"
             ),
-            IdxError::Overflow => write!(f, "IDX dimensions multiply past 2^64 bytes"),
+            IdxError::TooLarge { declared } => write!(
+                f,
+                "IDX dimensions call for {declared} bytes, more than the {MAX_DATA_BYTES} tinv reads"
+            ),
             IdxError::TrailingData { expected } => write!(
                 f,
                 "IDX data goes on past the {expected} bytes its dimensions need"
@@ -74,6 +80,11 @@ impl fmt::Display for IdxError {
 }
 
 impl std::error::Error for IdxError {}
+
+/// The largest data section [`parse`], [`read`] and [`open`] accept (4 GiB), checked against the
+/// header before any data is read: with it, a small gzip file cannot inflate without bound even
+/// when its header agrees with its contents.
+pub const MAX_DATA_BYTES: u64 = 1 << 32;
 
 /// Parses an uncompressed IDX file of unsigned bytes.
 pub fn parse(bytes: &[u8]) -> Result<Idx, IdxError> {
@@ -155,8 +166,11 @@ fn header(r: &mut impl Read) -> Result<(Vec<usize>, u64), IdxError> {
         let mut d = [0u8; 4];
         read_header_bytes(r, &mut d)?;
         let d = u32::from_be_bytes(d);
-        count = count.checked_mul(u64::from(d)).ok_or(IdxError::Overflow)?;
+        count = count.saturating_mul(u64::from(d));
         dims.push(d as usize);
+    }
+    if count > MAX_DATA_BYTES {
+        return Err(IdxError::TooLarge { declared: count });
     }
     Ok((dims, count))
 }
@@ -208,7 +222,15 @@ mod tests {
         let huge = [
             0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
         ];
-        assert_eq!(parse(&huge), Err(IdxError::Overflow));
+        assert_eq!(parse(&huge), Err(IdxError::TooLarge { declared: u64::MAX }));
+        // 2^32 + 65536 bytes declared: refused from the header alone.
+        let big = [0, 0, 8, 2, 0, 1, 0, 1, 0, 1, 0, 0];
+        assert_eq!(
+            read(&big[..]),
+            Err(IdxError::TooLarge {
+                declared: 65537 * 65536
+            })
+        );
     }
 
     #[cfg(feature = "gzip")]
