@@ -28,10 +28,11 @@ pub enum IdxError {
     UnsupportedType(u8),
     /// Zero dimensions, or more than 4.
     BadRank(u8),
-    /// The dimensions call for more than [`MAX_DATA_BYTES`] (or overflow 64 bits).
+    /// The dimensions, zero ones left out, multiply past [`MAX_DATA_BYTES`]. Zero ones are
+    /// left out so that no product of dimensions a caller forms (a row, an image) can overflow.
     TooLarge {
-        /// Bytes the dimensions call for (`u64::MAX` when the product overflows).
-        declared: u64,
+        /// The dimensions, outermost first.
+        dims: Vec<usize>,
     },
     /// The data length differs from the dimensions' product.
     LengthMismatch {
@@ -66,9 +67,9 @@ impl fmt::Display for IdxError {
                 f,
                 "IDX data is {found} bytes but its dimensions need {expected}"
             ),
-            IdxError::TooLarge { declared } => write!(
+            IdxError::TooLarge { dims } => write!(
                 f,
-                "IDX dimensions call for {declared} bytes, more than the {MAX_DATA_BYTES} tinv reads"
+                "IDX dimensions {dims:?} are too large (tinv reads at most {MAX_DATA_BYTES} bytes)"
             ),
             IdxError::TrailingData { expected } => write!(
                 f,
@@ -161,17 +162,21 @@ fn header(r: &mut impl Read) -> Result<(Vec<usize>, u64), IdxError> {
         return Err(IdxError::BadRank(rank));
     }
     let mut dims = Vec::with_capacity(rank as usize);
-    let mut count: u64 = 1;
+    let mut nonzero: u64 = 1;
     for _ in 0..rank {
         let mut d = [0u8; 4];
         read_header_bytes(r, &mut d)?;
         let d = u32::from_be_bytes(d);
-        count = count.saturating_mul(u64::from(d));
         dims.push(d as usize);
+        if d != 0 {
+            nonzero = nonzero.saturating_mul(u64::from(d));
+        }
     }
-    if count > MAX_DATA_BYTES {
-        return Err(IdxError::TooLarge { declared: count });
+    if nonzero > MAX_DATA_BYTES {
+        return Err(IdxError::TooLarge { dims });
     }
+    // No overflow: the nonzero dimensions multiply to at most 2^32.
+    let count = dims.iter().map(|&d| d as u64).product();
     Ok((dims, count))
 }
 
@@ -222,14 +227,32 @@ mod tests {
         let huge = [
             0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
         ];
-        assert_eq!(parse(&huge), Err(IdxError::TooLarge { declared: u64::MAX }));
+        let m = 0xFFFF_FFFF;
+        assert_eq!(parse(&huge), Err(IdxError::TooLarge { dims: vec![m; 3] }));
         // 2^32 + 65536 bytes declared: refused from the header alone.
         let big = [0, 0, 8, 2, 0, 1, 0, 1, 0, 1, 0, 0];
         assert_eq!(
             read(&big[..]),
             Err(IdxError::TooLarge {
-                declared: 65537 * 65536
+                dims: vec![65537, 65536]
             })
+        );
+        // Found by the `idx` fuzz target: a zero last dimension after three whose product
+        // overflows 64 bits. Zero bytes of data, but a caller multiplying the first three would
+        // overflow, so it is refused.
+        let zero_last = [
+            0, 0, 8, 4, 0, 0, 0x29, 0x81, 0x2d, 0, 8, 2, 0, 0x90, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            parse(&zero_last),
+            Err(IdxError::TooLarge {
+                dims: vec![10625, 754_976_770, 9_437_184, 0]
+            })
+        );
+        // An empty data set of 28×28 images is a valid file.
+        assert_eq!(
+            parse(&encode(&[0, 28, 28], &[])).map(|i| i.dims),
+            Ok(vec![0, 28, 28])
         );
     }
 
