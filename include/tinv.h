@@ -31,7 +31,9 @@
  *
  * Input: float32, CHW, raw pixel values in [0, 1] (the model's mean/std normalization is
  * applied inside). NaN/Inf policy: an input holding a NaN or an infinity is rejected with
- * TINV_ERR_INVALID_INPUT before anything runs (the logits buffer is left untouched).
+ * TINV_ERR_INVALID_INPUT before anything runs; a call whose logits come out NaN or infinite
+ * (finite inputs far outside [0, 1], or a model file with non-finite weights) fails with
+ * TINV_ERR_NUMERIC. Either way the logits buffer is left untouched.
  *
  * Status codes listed per function are the specific ones; any function may also return
  * TINV_ERR_PANIC or TINV_ERR_INTERNAL (bugs in tinv).
@@ -56,7 +58,9 @@ extern "C" {
 /* ---- Status ---------------------------------------------------------------------------- */
 
 /* One status type. Numbers come in families (argument 1xx, file/format 2xx, device 3xx,
- * internal 9xx) and are never reused. */
+ * resources 4xx, internal 9xx) and are never reused. Every enum of this header ends in a
+ * 0x7fffffff sentinel, so it is 32 bits wide under -fshort-enums too (the library passes and
+ * returns them as uint32_t). */
 typedef enum tinv_status {
     TINV_OK = 0,
     /* Argument errors. */
@@ -68,6 +72,8 @@ typedef enum tinv_status {
     TINV_ERR_INVALID_HANDLE = 105,    /* stale (freed), double-freed, forged or wrong-kind handle */
     TINV_ERR_OPTIONS_VERSION = 106,   /* options.struct_size unknown to this library */
     TINV_ERR_SESSION_BUSY = 107,      /* another thread is inside a call on this session */
+    TINV_ERR_NUMERIC = 108,           /* the logits came out NaN or infinite: an input far outside
+                                         [0, 1], or non-finite weights */
     /* File and format errors. */
     TINV_ERR_IO = 200,                /* the model file could not be opened or mapped */
     TINV_ERR_FORMAT = 201,            /* the bytes are not a valid .tinv file */
@@ -76,10 +82,13 @@ typedef enum tinv_status {
     /* Device / backend errors. */
     TINV_ERR_BACKEND_UNAVAILABLE = 300, /* backend not built into this library or not usable here */
     TINV_ERR_BACKEND = 301,           /* the backend failed while running */
+
+    TINV_ERR_OUT_OF_MEMORY = 400,     /* host memory for a session could not be allocated */
     /* Internal errors (bugs in tinv; please report them with tinv_last_error()). */
     TINV_ERR_PANIC = 900,             /* a Rust panic was caught at the boundary */
     TINV_ERR_INTERNAL = 901,          /* an internal invariant failed */
-    TINV_ERR_OUT_OF_HANDLES = 902     /* more than 2^20 live models (or sessions) */
+    TINV_ERR_OUT_OF_HANDLES = 902,    /* more than 2^20 live models (or sessions) */
+    TINV_STATUS_MAX_ = 0x7fffffff     /* not a status: keeps the enum 32 bits wide */
 } tinv_status;
 
 /* Static, NUL-terminated description of a status ("unknown status" for other values).
@@ -108,14 +117,16 @@ typedef enum tinv_backend {
     TINV_BACKEND_AUTO = 0,     /* TensorRT when built in and the model's engines open, else the
                                   CPU; decided by tinv_model_open (see tinv_model_backend) */
     TINV_BACKEND_CPU = 1,      /* the CPU reference backend (SIMD chosen at run time) */
-    TINV_BACKEND_TENSORRT = 2  /* NVIDIA TensorRT; TINV_ERR_BACKEND_UNAVAILABLE in CPU-only builds */
+    TINV_BACKEND_TENSORRT = 2, /* NVIDIA TensorRT; TINV_ERR_BACKEND_UNAVAILABLE in CPU-only builds */
+    TINV_BACKEND_MAX_ = 0x7fffffff /* not a backend: keeps the enum 32 bits wide */
 } tinv_backend;
 
 /* Stored in tinv_session_options.mode and passed to tinv_session_set_mode. */
 typedef enum tinv_mode {
     TINV_MODE_ADAPTIVE = 0,  /* controller picks a start path; the layer-wise policy may go deeper */
     TINV_MODE_GRAPH = 1,     /* controller picks one path per input before it runs (no escalation) */
-    TINV_MODE_THRESHOLD = 2  /* baseline: shallowest path first, go deeper while max softmax < tau */
+    TINV_MODE_THRESHOLD = 2, /* baseline: shallowest path first, go deeper while max softmax < tau */
+    TINV_MODE_MAX_ = 0x7fffffff /* not a mode: keeps the enum 32 bits wide */
 } tinv_mode;
 
 /* ---- Model ------------------------------------------------------------------------------ */
@@ -226,7 +237,8 @@ tinv_session_options tinv_session_options_default(void);
  * Returns TINV_OK, TINV_ERR_NULL_ARG (model, out), TINV_ERR_INVALID_HANDLE,
  * TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG (an option out of range, misaligned options
  * pointer), TINV_ERR_BACKEND (TensorRT models only: the device could not set up the session,
- * e.g. out of GPU memory), TINV_ERR_OUT_OF_HANDLES. */
+ * e.g. out of GPU memory), TINV_ERR_OUT_OF_MEMORY (the arena or a batch-sized buffer could not
+ * be allocated), TINV_ERR_OUT_OF_HANDLES. */
 tinv_status tinv_session_open(const tinv_model *model, const tinv_session_options *options,
                               tinv_session **out);
 
@@ -245,7 +257,8 @@ tinv_status tinv_session_free(tinv_session *session);
  * valid session handle included). Allocates nothing; one thread at a time per session.
  * Returns TINV_OK, TINV_ERR_NULL_ARG (session, input, logits), TINV_ERR_INVALID_HANDLE,
  * TINV_ERR_INVALID_ARG (batch, misaligned pointer), TINV_ERR_INPUT_LENGTH,
- * TINV_ERR_BUFFER_TOO_SMALL, TINV_ERR_INVALID_INPUT, TINV_ERR_SESSION_BUSY, TINV_ERR_BACKEND. */
+ * TINV_ERR_BUFFER_TOO_SMALL, TINV_ERR_INVALID_INPUT, TINV_ERR_NUMERIC (logits left untouched),
+ * TINV_ERR_SESSION_BUSY, TINV_ERR_BACKEND. */
 tinv_status tinv_session_infer(tinv_session *session, const float *input, size_t input_len,
                                size_t batch, float *logits, size_t logits_len);
 
@@ -264,7 +277,8 @@ tinv_status tinv_session_set_budget(tinv_session *session, float budget);
  * otherwise. Same status codes as tinv_session_set_budget. */
 tinv_status tinv_session_set_mode(tinv_session *session, uint32_t mode, float threshold);
 
-/* What happened to one input of the last call. */
+/* What happened to one input of the last call. Its layout is fixed for the 0.x ABI (callers
+ * pass arrays of it); fields added later will come through a new function, not a new size. */
 typedef struct tinv_stats {
     uint32_t depth;          /* blocks run: depth of the path whose exit answered */
     uint32_t path;           /* index of that path */
@@ -283,7 +297,7 @@ typedef struct tinv_stats {
  * session, one per input, into stats[0 .. *count): *count = that call's batch if it succeeded,
  * 0 if it failed for any reason (a NULL buffer and TINV_ERR_SESSION_BUSY included) and before
  * the first call. A call with an invalid session handle has no session and changes nothing.
- * stats_len is the capacity of `stats` in entries.
+ * stats_len is the capacity of `stats` in entries; tinv_session_max_batch entries always suffice.
  * Returns TINV_OK, TINV_ERR_NULL_ARG (session, stats, count), TINV_ERR_INVALID_HANDLE,
  * TINV_ERR_INVALID_ARG (misaligned stats pointer), TINV_ERR_BUFFER_TOO_SMALL
  * (stats_len < batch), TINV_ERR_SESSION_BUSY. */
@@ -296,6 +310,11 @@ tinv_status tinv_session_arena_bytes(tinv_session *session, size_t *out);
 
 /* The session's max_batch. Same status codes as tinv_session_arena_bytes. */
 tinv_status tinv_session_max_batch(tinv_session *session, size_t *out);
+
+/* The threads the session runs on, the calling thread included: options.threads, or fewer when
+ * the OS refused to start a worker (the session then works on the ones it got). Same status
+ * codes as tinv_session_arena_bytes. */
+tinv_status tinv_session_threads(tinv_session *session, size_t *out);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -104,7 +104,9 @@ step "C test cross-compiled with zig cc, run under qemu"
 LIBDIR=$TARGET_DIR/cross-aarch64-lib
 mkdir -p "$LIBDIR"
 cp "$OUT/libtinv.so" "$LIBDIR/libtinv.so"
-ln -sf libtinv.so "$LIBDIR/libtinv.so.0"
+# The SONAME build.rs sets: libtinv.so.0.MINOR before 1.0.
+SONAME=$(readelf -d "$OUT/libtinv.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+ln -sf libtinv.so "$LIBDIR/${SONAME:?no SONAME in libtinv.so}"
 python3 -m ziglang cc -target aarch64-linux-gnu.2.31 -std=c99 -Wall -Wextra -Werror -pedantic -O1 \
     -pthread -Iinclude tests/c/test_tinv.c tests/c/errors.c tests/c/threads.c \
     -L"$LIBDIR" -ltinv -lm -o "$LIBDIR/test_tinv"

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs the C library: PREFIX/lib/libtinv.so.MAJOR.MINOR.PATCH (+ the libtinv.so.MAJOR and
-# libtinv.so links), PREFIX/lib/libtinv.a, PREFIX/include/tinv.h, PREFIX/lib/pkgconfig/tinv.pc.
+# Installs the C library: PREFIX/lib/libtinv.so.X.Y.Z with links libtinv.so and its SONAME
+# (libtinv.so.0.Y before 1.0), libtinv.a, PREFIX/include/tinv.h, PREFIX/lib/pkgconfig/tinv.pc.
 #
 #   scripts/install.sh [--prefix DIR] [--from DIR]
 #
@@ -17,20 +17,24 @@ while [ $# -gt 0 ]; do
     case $1 in
         --prefix) PREFIX=$2; shift 2 ;;
         --from) FROM=$2; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 VERSION=$(sed -n 's/^#define TINV_VERSION_STRING "\(.*\)"$/\1/p' "$ROOT/include/tinv.h")
 MAJOR=${VERSION%%.*}
+MINOR=${VERSION#*.}
+MINOR=${MINOR%%.*}
+# The SONAME build.rs sets: before 1.0 every minor version is its own ABI generation.
+if [ "$MAJOR" = 0 ]; then ABI=0.$MINOR; else ABI=$MAJOR; fi
 [ -n "$VERSION" ] || { echo "error: no TINV_VERSION_STRING in include/tinv.h" >&2; exit 1; }
 [ -f "$FROM/libtinv.so" ] || { echo "error: $FROM/libtinv.so missing (cargo build --release -p tinv)" >&2; exit 1; }
 
 DEST=${DESTDIR:-}$PREFIX
 mkdir -p "$DEST/lib/pkgconfig" "$DEST/include"
 cp "$FROM/libtinv.so" "$DEST/lib/libtinv.so.$VERSION"
-ln -sf "libtinv.so.$VERSION" "$DEST/lib/libtinv.so.$MAJOR"
-ln -sf "libtinv.so.$MAJOR" "$DEST/lib/libtinv.so"
+ln -sf "libtinv.so.$VERSION" "$DEST/lib/libtinv.so.$ABI"
+ln -sf "libtinv.so.$ABI" "$DEST/lib/libtinv.so"
 [ -f "$FROM/libtinv.a" ] && cp "$FROM/libtinv.a" "$DEST/lib/libtinv.a"
 cp "$ROOT/include/tinv.h" "$DEST/include/tinv.h"
 sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@VERSION@|$VERSION|g" "$ROOT/tinv.pc.in" >"$DEST/lib/pkgconfig/tinv.pc"

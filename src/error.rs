@@ -31,6 +31,8 @@ pub enum Error {
     InvalidArgument(String),
     /// A backend is unavailable or failed (e.g. TensorRT not installed).
     Backend(String),
+    /// Host memory for a session (its arena or batch-sized buffers) could not be allocated.
+    OutOfMemory(String),
 }
 
 impl Error {
@@ -42,11 +44,15 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Io { path, source } if path.as_os_str().is_empty() => {
+                write!(f, "empty path: {source}")
+            }
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Format { path, error } => write!(f, "{}: {error}", path.display()),
             Error::Model { path, detail } => write!(f, "{}: {detail}", path.display()),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Backend(m) => write!(f, "backend: {m}"),
+            Error::OutOfMemory(m) => write!(f, "out of memory: {m}"),
         }
     }
 }

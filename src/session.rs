@@ -159,6 +159,21 @@ struct Costs {
     ctrl_bytes: [u64; 2],
 }
 
+/// `n` copies of `v`, or [`Error::OutOfMemory`] naming `what`: the session's batch-sized
+/// buffers grow with `max_batch`, and an allocation the machine refuses must come back as an
+/// error (through the C ABI too), not abort the process.
+pub(crate) fn filled<T: Clone>(n: usize, v: T, what: &str) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| {
+        Error::OutOfMemory(format!(
+            "{what}: {n} × {} bytes could not be allocated",
+            std::mem::size_of::<T>()
+        ))
+    })?;
+    out.resize(n, v);
+    Ok(out)
+}
+
 impl Session {
     /// Opens a session: compiles one plan per path and allocates the arena, sized by liveness
     /// for `opts.max_batch` inputs, and the worker pool.
@@ -193,16 +208,8 @@ impl Session {
                 opts.max_arena_bytes >> 20
             )));
         }
-        // Fallible as well: within the cap, an allocation failure is an error, not an abort.
-        let mut arena = Vec::new();
-        arena.try_reserve_exact(buf.layout.total).map_err(|_| {
-            Error::arg(format!(
-                "the arena for batch {} needs {} MB, more than this machine can allocate",
-                opts.max_batch,
-                buf.layout.total / (1 << 18)
-            ))
-        })?;
-        arena.resize(buf.layout.total, 0f32);
+        // Within the cap, an allocation failure is an error, not an abort.
+        let arena = filled(buf.layout.total, 0f32, "the arena")?;
         let b = opts.max_batch;
         let bytes = |refs: &[crate::model::WRef]| -> u64 {
             refs.iter()
@@ -243,12 +250,12 @@ impl Session {
             serial: Pool::new(1),
             mode: opts.mode,
             budget,
-            stats: vec![Stats::default(); b],
-            start: vec![0; b],
-            order: vec![0; b],
-            next: vec![0; b],
-            sel: vec![0; b],
-            rnn: vec![0.0; b * hr],
+            stats: filled(b, Stats::default(), "per-input statistics")?,
+            start: filled(b, 0, "per-input paths")?,
+            order: filled(b, 0, "per-input paths")?,
+            next: filled(b, 0, "per-input paths")?,
+            sel: filled(b, 0, "per-input paths")?,
+            rnn: filled(b.saturating_mul(hr), 0.0, "the exit policy's states")?,
             cost,
             model,
         })
@@ -281,6 +288,11 @@ impl Session {
     /// Most inputs per call.
     pub fn max_batch(&self) -> usize {
         self.buf.max_batch
+    }
+    /// Threads the session runs on, the caller included: `SessionOptions::threads`, or fewer
+    /// when the OS refused to start a worker.
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
     }
     /// Current budget λ.
     pub fn budget(&self) -> f32 {

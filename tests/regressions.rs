@@ -110,11 +110,18 @@ fn session_on_a_small_file_with_huge_attention_fails_cleanly() {
     }
     cap::limit(2 << 30);
     let r = tinv::Session::new(huge_attention_model(), tinv::SessionOptions::default());
-    let msg = r
+    let err = r.err().expect("a 17 GB arena must be refused with an error");
+    assert!(err.to_string().contains("arena"), "{err}");
+    // Above the 2 GiB cap: refused before allocating. With the cap raised, the allocator's
+    // refusal comes back as OutOfMemory (TINV_ERR_OUT_OF_MEMORY in C), not an abort.
+    let opts = tinv::SessionOptions {
+        max_arena_bytes: usize::MAX,
+        ..tinv::SessionOptions::default()
+    };
+    let err = tinv::Session::new(huge_attention_model(), opts)
         .err()
-        .expect("a 17 GB arena must be refused with an error")
-        .to_string();
-    assert!(msg.contains("arena"), "{msg}");
+        .expect("the capped allocator refuses 17 GB");
+    assert!(matches!(err, Error::OutOfMemory(_)), "{err:?}");
 }
 
 /// The fix above makes a failed allocation an error, but where the OS grants the 17 GB

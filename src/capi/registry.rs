@@ -110,8 +110,8 @@ impl<T> Registry<T> {
                 gen: g,
                 obj: Some(o),
             }) if *g == gen => Ok(Arc::clone(o)),
-            Some(_) => Err(self.stale(handle)),
-            None => Err(self.unknown(handle)),
+            Some(e) if gen != 0 && gen <= e.gen => Err(self.stale(handle)),
+            _ => Err(self.unknown(handle)),
         }
     }
 
@@ -121,8 +121,9 @@ impl<T> Registry<T> {
         let mut s = self.slots();
         let taken = match s.entries.get_mut(slot) {
             Some(e) if e.gen == gen && e.obj.is_some() => e.obj.take(),
-            Some(_) => return Err(self.stale(handle)),
-            None => return Err(self.unknown(handle)),
+            // Generations count up from 1: a lower one was issued and freed, a higher one never.
+            Some(e) if gen != 0 && gen <= e.gen => return Err(self.stale(handle)),
+            _ => return Err(self.unknown(handle)),
         };
         if gen < GEN_MAX {
             s.free.push(slot);
@@ -222,6 +223,12 @@ mod tests {
             .unwrap_err()
             .msg
             .contains("never issued"));
+        // In a slot that exists: generation 0, and one above the slot's latest, were never
+        // issued either (not "freed").
+        let low = b & ((1 << (SLOT_BITS + 1)) - 1);
+        assert!(r.get(low).unwrap_err().msg.contains("never issued"));
+        let ahead = b + (1 << (SLOT_BITS + 1));
+        assert!(r.remove(ahead).unwrap_err().msg.contains("never issued"));
         assert_eq!(r.live(), 1);
     }
 

@@ -163,7 +163,11 @@ pub unsafe extern "C" fn tinv_session_open(
         let h = SESSIONS.insert(SessionObj {
             inner: Mutex::new(SessionState {
                 session,
-                scratch: vec![0.0; opts.max_batch * classes],
+                scratch: crate::session::filled(
+                    opts.max_batch.saturating_mul(classes),
+                    0.0,
+                    "the logits buffer",
+                )?,
             }),
             last_batch: AtomicUsize::new(0),
         })?;
@@ -308,6 +312,20 @@ unsafe fn infer(
         Run::Policy => session.infer(x, batch, out)?,
         Run::Depth(d) => session.infer_depth(x, batch, d, out)?,
     };
+    // Finite inputs far outside [0, 1] (raw 0..255 pixels are fine; 1e19 is not) or
+    // non-finite weights give NaN or infinite logits: an answer a robot must not act on.
+    if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+        return Err(Fail::new(
+            Status::Numeric,
+            format!(
+                "logit {} of input {} is {}: the input is far outside [0, 1] or the weights \
+                 are not finite",
+                i % classes,
+                i / classes,
+                out.get(i).copied().unwrap_or(f32::NAN)
+            ),
+        ));
+    }
     // SAFETY: non-null, aligned, and the caller declared at least need_out writable floats;
     // the scratch buffer is ours, so the two cannot overlap.
     let dst = unsafe { std::slice::from_raw_parts_mut(logits, need_out) };
@@ -475,6 +493,23 @@ pub unsafe extern "C" fn tinv_session_max_batch(
 ) -> Status {
     ffi_boundary!("tinv_session_max_batch", [session, out], {
         let n = with_session(session, |_, st| Ok(st.session.max_batch()))?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}
+
+/// The threads the session runs on, the calling thread included.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn tinv_session_threads(
+    session: *mut TinvSession,
+    out: *mut usize,
+) -> Status {
+    ffi_boundary!("tinv_session_threads", [session, out], {
+        let n = with_session(session, |_, st| Ok(st.session.threads()))?;
         // SAFETY: checked non-null; writable by contract.
         unsafe { put(out, n) };
         Ok(())

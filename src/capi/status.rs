@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// Every status a `tinv_*` function returns (`tinv_status` in `tinv.h`).
 ///
 /// Numbers are grouped in families of 100 (argument 1xx, file/format 2xx, device/backend 3xx,
-/// internal 9xx) and are never reused: a code keeps its meaning in every later version.
+/// resources 4xx, internal 9xx) and are never reused: a code keeps its meaning in every later version.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -32,6 +32,8 @@ pub enum Status {
     OptionsVersion = 106,
     /// Another thread is inside a call on the same session.
     SessionBusy = 107,
+    /// The logits came out NaN or infinite (an input far outside [0, 1], or non-finite weights).
+    Numeric = 108,
     /// The model file could not be opened or read.
     Io = 200,
     /// The bytes are not a valid `.tinv` file.
@@ -44,6 +46,8 @@ pub enum Status {
     BackendUnavailable = 300,
     /// The backend failed while running.
     Backend = 301,
+    /// Host memory for a session (its arena or batch-sized buffers) could not be allocated.
+    OutOfMemory = 400,
     /// A Rust panic was caught at the boundary (a bug in tinv; please report it).
     Panic = 900,
     /// An internal invariant failed (a bug in tinv).
@@ -69,6 +73,7 @@ pub const ALL: &[(Status, &CStr)] = &[
         c"options struct_size not supported by this library",
     ),
     (Status::SessionBusy, c"session is in use by another thread"),
+    (Status::Numeric, c"logits are NaN or infinite"),
     (Status::Io, c"model file could not be read"),
     (Status::Format, c"not a valid .tinv file"),
     (Status::Checksum, c"tensor checksum mismatch"),
@@ -78,6 +83,7 @@ pub const ALL: &[(Status, &CStr)] = &[
         c"backend not built or not available",
     ),
     (Status::Backend, c"backend failed"),
+    (Status::OutOfMemory, c"out of memory"),
     (Status::Panic, c"internal panic caught at the C boundary"),
     (Status::Internal, c"internal error"),
     (Status::OutOfHandles, c"too many live handles"),
@@ -135,16 +141,21 @@ impl From<Error> for Fail {
             Error::Model { .. } => Status::Model,
             Error::InvalidArgument(_) => Status::InvalidArg,
             Error::Backend(_) => Status::Backend,
+            Error::OutOfMemory(_) => Status::OutOfMemory,
         };
         Fail::new(status, e.to_string())
     }
 }
 
+/// Capacity of the last-error buffer, NUL included; longer messages are cut at a character
+/// boundary and end in "...".
+const MSG_CAP: usize = 1024;
+
 thread_local! {
-    /// This thread's last error message, NUL-terminated; empty (no NUL) after a successful
-    /// call. A byte buffer reused across calls, so clearing it on success never allocates and
-    /// the inference path stays allocation-free.
-    static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// This thread's last error message, NUL-terminated; starts with NUL after a successful call.
+    /// A fixed array rather than a `Vec`: a thread-local without `Drop` registers no destructor,
+    /// so not even a thread's first call into tinv allocates on the success path.
+    static LAST_ERROR: RefCell<[u8; MSG_CAP]> = const { RefCell::new([0; MSG_CAP]) };
 }
 
 static EMPTY: &CStr = c"";
@@ -154,10 +165,22 @@ pub fn set_last_error(msg: &str) {
     // `try_with` fails only while the thread is being torn down; the message is then dropped.
     let _ = LAST_ERROR.try_with(|e| {
         if let Ok(mut e) = e.try_borrow_mut() {
-            e.clear();
-            if !msg.is_empty() {
-                e.extend(msg.bytes().map(|b| if b == 0 { b' ' } else { b }));
-                e.push(0);
+            let e = &mut *e;
+            let mut len = msg.len();
+            let cut = len > MSG_CAP - 1;
+            if cut {
+                len = MSG_CAP - 4;
+                while !msg.is_char_boundary(len) {
+                    len -= 1;
+                }
+            }
+            let (head, tail) = e.split_at_mut(len);
+            for (d, s) in head.iter_mut().zip(msg.bytes()) {
+                *d = if s == 0 { b' ' } else { s };
+            }
+            let end: &[u8] = if cut { b"...\0" } else { b"\0" };
+            if let Some(t) = tail.get_mut(..end.len()) {
+                t.copy_from_slice(end);
             }
         }
     });
@@ -167,8 +190,8 @@ pub fn set_last_error(msg: &str) {
 pub fn last_error_ptr() -> *const c_char {
     LAST_ERROR
         .try_with(|e| match e.try_borrow() {
-            // Non-empty buffers always end in the NUL pushed by `set_last_error`.
-            Ok(b) if !b.is_empty() => b.as_ptr().cast(),
+            // The buffer always holds a NUL: cleared, or ended by `set_last_error`.
+            Ok(b) => b.as_ptr().cast(),
             _ => EMPTY.as_ptr(),
         })
         .unwrap_or(EMPTY.as_ptr())

@@ -120,6 +120,8 @@ pub struct Pool {
     /// Serializes calls; a call that finds it taken (a nested or concurrent call) runs every
     /// chunk on its own thread instead of deadlocking.
     run_lock: Mutex<()>,
+    /// The process that spawned the workers: after `fork()` the child has none of them.
+    pid: u32,
 }
 
 impl Pool {
@@ -171,6 +173,7 @@ impl Pool {
             shared,
             workers,
             run_lock: Mutex::new(()),
+            pid: std::process::id(),
         }
     }
 
@@ -448,6 +451,12 @@ fn report_panic(shared: &Shared, payload: Box<dyn Any + Send>) {
 impl Drop for Pool {
     /// Tells every worker to exit and joins them.
     fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // A forked child: the workers stayed in the parent, and joining (or detaching)
+            // their thread ids here would fail. Their handles are forgotten instead.
+            std::mem::forget(std::mem::take(&mut self.workers));
+            return;
+        }
         self.shared.lock().shutdown = true;
         self.shared.work_cv.notify_all();
         for handle in self.workers.drain(..) {

@@ -216,16 +216,22 @@ impl Model {
             path: path.clone(),
             source,
         };
-        let file = std::fs::File::open(&path).map_err(io)?;
-        // Mapping a directory fails with ENODEV ("No such device"), which sends users looking
-        // for a missing device; say what it is.
-        if file.metadata().map_err(io)?.is_dir() {
-            let why = "is a directory, not a .tinv file";
+        // Checked before opening: opening a FIFO blocks until a writer comes, and mapping a
+        // directory fails with ENODEV ("No such device"), which sends users looking for a
+        // missing device. Only regular files are models.
+        let kind = std::fs::metadata(&path).map_err(io)?.file_type();
+        if !kind.is_file() {
+            let why = if kind.is_dir() {
+                "is a directory, not a .tinv file"
+            } else {
+                "is not a regular file (a device, FIFO or socket), not a .tinv file"
+            };
             return Err(io(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 why,
             )));
         }
+        let file = std::fs::File::open(&path).map_err(io)?;
         // SAFETY: sound only while nothing modifies or truncates the file during the model's
         // life, which no type here can enforce: another process writing it would change bytes
         // behind a `&[u8]`, truncating it raises SIGBUS. That is the contract documented on

@@ -12,9 +12,9 @@
 static const tinv_status statuses[] = {
     TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_ARG, TINV_ERR_BUFFER_TOO_SMALL,
     TINV_ERR_INPUT_LENGTH, TINV_ERR_INVALID_INPUT, TINV_ERR_INVALID_HANDLE,
-    TINV_ERR_OPTIONS_VERSION, TINV_ERR_SESSION_BUSY, TINV_ERR_IO, TINV_ERR_FORMAT,
+    TINV_ERR_OPTIONS_VERSION, TINV_ERR_SESSION_BUSY, TINV_ERR_NUMERIC, TINV_ERR_IO, TINV_ERR_FORMAT,
     TINV_ERR_CHECKSUM, TINV_ERR_MODEL, TINV_ERR_BACKEND_UNAVAILABLE, TINV_ERR_BACKEND,
-    TINV_ERR_PANIC, TINV_ERR_INTERNAL, TINV_ERR_OUT_OF_HANDLES,
+    TINV_ERR_OUT_OF_MEMORY, TINV_ERR_PANIC, TINV_ERR_INTERNAL, TINV_ERR_OUT_OF_HANDLES,
 };
 
 int main(void) {
@@ -22,6 +22,9 @@ int main(void) {
     SIZE(tinv_model_options);
     SIZE(tinv_session_options);
     SIZE(tinv_stats);
+    SIZE(tinv_status);
+    SIZE(tinv_backend);
+    SIZE(tinv_mode);
     OFF(tinv_model_options, struct_size);
     OFF(tinv_model_options, backend);
     OFF(tinv_model_options, verify);

@@ -68,6 +68,8 @@ static void test_null_args(const char *path, tinv_model *m, tinv_session *s, con
     CHECK_STATUS(tinv_session_arena_bytes(s, NULL), TINV_ERR_NULL_ARG);
     CHECK_STATUS(tinv_session_max_batch(NULL, &z), TINV_ERR_NULL_ARG);
     CHECK_STATUS(tinv_session_max_batch(s, NULL), TINV_ERR_NULL_ARG);
+    CHECK_STATUS(tinv_session_threads(NULL, &z), TINV_ERR_NULL_ARG);
+    CHECK_STATUS(tinv_session_threads(s, NULL), TINV_ERR_NULL_ARG);
     free(logits);
 }
 
@@ -175,6 +177,12 @@ static void test_buffers(tinv_session *s, const expectation *e) {
     CHECK_STATUS(tinv_session_infer_depth(s, bad, in_len, n, e->depth[0], logits, out_len), TINV_ERR_INVALID_INPUT);
     bad[0] = -INFINITY;
     CHECK_STATUS(tinv_session_infer(s, bad, in_len, n, logits, out_len), TINV_ERR_INVALID_INPUT);
+    /* Finite but far outside [0, 1]: the normalization's sums overflow, the logits come out NaN,
+     * and the call fails instead of answering with them. */
+    for (i = 0; i < in_len; i++) bad[i] = (i % 2) ? 3e38f : 0.0f;
+    CHECK_STATUS(tinv_session_infer(s, bad, in_len, n, logits, out_len), TINV_ERR_NUMERIC);
+    CHECK(strstr(tinv_last_error(), "far outside [0, 1]") != NULL);
+    CHECK_STATUS(tinv_session_infer_depth(s, bad, in_len, n, e->depth[0], logits, out_len), TINV_ERR_NUMERIC);
     for (i = 0; i < out_len; i++) untouched &= logits[i] == SENTINEL;
     CHECK(untouched);
 
@@ -245,6 +253,7 @@ static void test_stale_handles(const char *path, tinv_model *live, const expecta
     CHECK_STATUS(tinv_model_free((tinv_model *)s2), TINV_ERR_INVALID_HANDLE);
     CHECK_STATUS(tinv_model_num_classes((const tinv_model *)(uintptr_t)0x7fff0000u, &z), TINV_ERR_INVALID_HANDLE);
     CHECK_STATUS(tinv_session_max_batch((tinv_session *)(uintptr_t)0xdeadbeefu, &z), TINV_ERR_INVALID_HANDLE);
+    CHECK_STATUS(tinv_session_threads((tinv_session *)(uintptr_t)0xdeadbeefu, &z), TINV_ERR_INVALID_HANDLE);
     CHECK_OK(tinv_session_free(s2));
 
     /* Model freed before its session: the session keeps the weights alive and still gives the

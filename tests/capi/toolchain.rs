@@ -41,12 +41,20 @@ pub fn built_library() -> PathBuf {
     lib
 }
 
-/// A directory holding `libtinv.so` and `libtinv.so.0` (the SONAME the loader looks for), both
-/// links to the built library.
+/// The SONAME build.rs gives the library: `libtinv.so.0.<minor>` before 1.0.
+pub fn soname() -> String {
+    match env!("CARGO_PKG_VERSION_MAJOR") {
+        "0" => format!("libtinv.so.0.{}", env!("CARGO_PKG_VERSION_MINOR")),
+        major => format!("libtinv.so.{major}"),
+    }
+}
+
+/// A directory holding `libtinv.so` and its SONAME (the name the loader looks for), both links
+/// to the built library.
 pub fn lib_dir() -> PathBuf {
     let lib = built_library();
     let dir = scratch("lib");
-    for name in ["libtinv.so", "libtinv.so.0"] {
+    for name in ["libtinv.so".to_string(), soname()] {
         // Create under a unique name and rename over: tests run in parallel.
         let tmp = dir.join(format!(
             "{name}.{}.{:?}",
