@@ -194,6 +194,35 @@ fn bad_input_gives_one_line_errors() {
         "no such model",
     );
     assert_one_line_error(&["classify", i], "TINV_MODEL=/nonexistent");
+    // Devices are refused before reading (/dev/zero would never end), for images, data sets
+    // and models alike.
+    assert_one_line_error(
+        &["classify", "--model", m, "/dev/zero"],
+        "/dev/zero: not a regular file",
+    );
+    assert_one_line_error(
+        &[
+            "eval",
+            "--model",
+            m,
+            "--images",
+            "/dev/zero",
+            "--labels",
+            "/dev/zero",
+        ],
+        "/dev/zero: not a regular file",
+    );
+    assert_one_line_error(&["inspect", "/dev/zero"], "is not a regular file");
+    let big = dir.join("big.pgm");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(65 << 20)
+        .unwrap();
+    assert_one_line_error(
+        &["classify", "--model", m, big.to_str().unwrap()],
+        "larger than 64 MiB",
+    );
+    std::fs::remove_file(&big).unwrap();
     let junk = dir.join("junk.tinv");
     std::fs::write(
         &junk,
@@ -448,6 +477,46 @@ fn arguments_that_would_be_ignored_are_refused() {
             assert_one_line_error(&[&cmd[..], &extra].concat(), "cannot be combined");
         }
     }
+    // A budget in threshold mode, and a budget or controller mode on a model without a
+    // controller (it runs at full depth), would be accepted and ignored.
+    let n = 6;
+    let (ip, lp) = (dir.join("i.idx"), dir.join("l.idx"));
+    std::fs::write(&ip, tinv::idx::encode(&[n, 8, 8], &[7; 6 * 64])).unwrap();
+    std::fs::write(&lp, tinv::idx::encode(&[n], &[0, 1, 2, 0, 1, 2])).unwrap();
+    let bare = dir.join("no-controller.tinv");
+    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    std::fs::write(&bare, synth::random_model(&cfg, 9, DType::F32)).unwrap();
+    let b = bare.to_str().unwrap();
+    assert_one_line_error(
+        &with(&["--mode", "threshold:0.9", "--budget", "0.5"]),
+        "threshold mode has none",
+    );
+    for extra in [&["--budget", "0.5"][..], &["--mode", "graph"]] {
+        for cmd in [
+            vec!["classify", "--model", b, "x.pgm"],
+            vec![
+                "eval", "--model", b, "--images", "i.idx", "--labels", "l.idx",
+            ],
+        ] {
+            assert_one_line_error(&[&cmd[..], extra].concat(), "has no controller");
+        }
+    }
+    let (code, out, err) = run(&[
+        "eval",
+        "--model",
+        b,
+        "--images",
+        ip.to_str().unwrap(),
+        "--labels",
+        lp.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\"mode\":\"full depth (the model has no controller)\""),
+        "{out}"
+    );
+    assert!(out.contains("\"budget\":null"), "{out}");
     // Extra positional arguments.
     assert_one_line_error(&with(&["extra"]), "unexpected argument 'extra'");
     assert_one_line_error(&["inspect", m, "a", "b", "c"], "unexpected argument 'a'");

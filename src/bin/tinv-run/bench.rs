@@ -17,8 +17,8 @@ OPTIONS:
     --model M          .tinv file or package directory (default: engines/fmnist)
     --synthetic NAME   a model with random weights instead: vit-tiny (224², patch 16, dim 192,
                        3 heads, 12 blocks, exits 3/6/9/12)
-    --threads N        worker threads (default 1)
-    --batch B          inputs per call (default 1)
+    --threads N        worker threads, 1 to 256 (default 1)
+    --batch B          inputs per call, 1 to 4096 (default 1)
     --iters N          timed runs per path, at least 2 (default 200)
     --warmup N         untimed runs first (default 20)
     --verify           check every tensor checksum when opening the --model
@@ -158,9 +158,12 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 *f as f64 / p50 / 1e3
             );
         }
-        outln!("path switch  {switch_us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl})");
+        outln!(
+            "path switch  {switch_us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl}; \
+             within ± a few µs it is host noise)"
+        );
         for (m, n, k, g) in &gemms {
-            outln!("gemm {m:>5}x{n:<5}x{k:<5} {g:>7.1} GFLOP/s");
+            outln!("gemm m={m:<5} n={n:<5} k={k:<5} {g:>7.1} GFLOP/s");
         }
         outln!("arena {} bytes", s.arena_bytes());
     }

@@ -9,7 +9,7 @@ pub const HELP: &str = "\
 tinv-run classify — classify PNG/PGM images
 
 USAGE:
-    tinv-run classify [--model M] [--depth D | --budget λ] [--mode MODE] [--json] IMAGE...
+    tinv-run classify [--model M] [--depth D | [--budget λ] [--mode MODE]] [--json] IMAGE...
 
 OPTIONS:
     --model M      .tinv file or package directory (default: engines/fmnist)
@@ -19,7 +19,7 @@ OPTIONS:
     --mode MODE    adaptive (default): predictor+policy pick the start path, the layer-wise
                    policy may continue at each exit; graph: the up-front decision only (one
                    launch per image); threshold:τ: baseline, continue while max-softmax < τ
-    --threads N    worker threads (default 1)
+    --threads N    worker threads, 1 to 256 (default 1)
     --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
     --engines DIR  TensorRT engines folder (default: plans/ beside the model file)
     --verify       check every tensor checksum when opening the model
@@ -27,7 +27,8 @@ OPTIONS:
                    latency_us (and label, start_depth, escalations)
 
 Images must have the model's size; grey images feed every channel of a colour model and colour
-images a grey model through luma. A package may hold classes.txt (one class name per line).
+images a grey model through luma. A package may hold classes.txt (one class name per line, as
+many as the model has classes); without it, classes are shown by number.
 ";
 
 pub fn run(raw: &[String]) -> Result<(), String> {
@@ -53,10 +54,8 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             None => session.infer(&x, 1, &mut logits),
         }
         .map_err(|e| e.to_string())?[0];
-        let label = names
-            .get(st.class)
-            .cloned()
-            .unwrap_or_else(|| st.class.to_string());
+        let name = names.get(st.class);
+        let label = name.cloned().unwrap_or_else(|| st.class.to_string());
         if a.has("json") {
             let j = Json::obj()
                 .set("image", Json::Str(img.clone()))
@@ -74,8 +73,9 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 .set("escalations", Json::Int(u64::from(st.escalations)));
             outln!("{}", j.render());
         } else {
+            let named = name.map_or(String::new(), |n| format!(" ({n})"));
             outln!(
-                "{img}: class {} ({label}) confidence {:.3} depth {}/{} flops {:.2}M {:.0} µs",
+                "{img}: class {}{named} confidence {:.3} depth {}/{} flops {:.2}M {:.0} µs",
                 st.class,
                 st.confidence,
                 st.depth,
@@ -88,25 +88,28 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Class names from `classes.txt` beside the model, if present and complete.
+/// Class names from `classes.txt` beside the model, if present and complete (a file with the
+/// wrong number of names is reported on stderr and not used).
 pub fn class_names(model: Option<&str>, classes: usize) -> Vec<String> {
     let Ok(path) = model_path::resolve(model) else {
         return Vec::new();
     };
     let file = path.with_file_name("classes.txt");
-    match std::fs::read_to_string(file) {
-        Ok(t) => {
-            let v: Vec<String> = t
-                .lines()
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect();
-            if v.len() == classes {
-                v
-            } else {
-                Vec::new()
-            }
-        }
-        Err(_) => Vec::new(),
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Vec::new();
+    };
+    let v: Vec<String> = text
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if v.len() == classes {
+        return v;
     }
+    errln!(
+        "warning: {} has {} names for {classes} classes; showing class numbers",
+        file.display(),
+        v.len()
+    );
+    Vec::new()
 }

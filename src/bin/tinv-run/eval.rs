@@ -11,10 +11,11 @@ pub const HELP: &str = "\
 tinv-run eval — accuracy, FLOPs and latency on an IDX dataset
 
 USAGE:
-    tinv-run eval [--model M] --images IDX --labels IDX [--depth D | --budget λ]
-                  [--mode MODE] [--limit N] [--batch B] [--threads N] [--json]
+    tinv-run eval [--model M] --images IDX --labels IDX [--depth D | [--budget λ] [--mode MODE]]
+                  [--limit N] [--batch B] [--threads N] [--json]
 
 OPTIONS:
+    --model M      .tinv file or package directory (default: engines/fmnist; see tinv-run --help)
     --images IDX   image file ([n, H, W] or [n, H, W, C] unsigned bytes; gzip or plain),
                    e.g. /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
     --labels IDX   label file ([n] unsigned bytes)
@@ -23,8 +24,8 @@ OPTIONS:
                    controller runs, so --budget and --mode are refused with it)
     --mode MODE    adaptive (default) | graph | threshold:τ  (see classify --help)
     --limit N      first N samples only
-    --batch B      inputs per call in the timed run (default 1: per-input latency)
-    --threads N    worker threads (default 1)
+    --batch B      inputs per call in the timed run, 1 to 4096 (default 1: per-input latency)
+    --threads N    worker threads, 1 to 256 (default 1)
     --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
     --engines DIR  TensorRT engines folder (default: plans/ beside the model file)
     --verify       check every tensor checksum when opening the model
@@ -143,7 +144,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             esc += u64::from(st.escalations);
             hist[st.path] += 1;
         }
-        if progress && start % 2000 + b > 2000 {
+        if progress && (start + b) / 2000 > start / 2000 {
             errln!("eval: timed run {}/{n}", start + b);
         }
     }
@@ -158,10 +159,17 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         .map(|r| model.w_file_range(*r).len() as u64)
         .sum();
     let rss = peak_rss_bytes();
-    // A fixed depth runs no controller: no budget applies.
-    let budget = depth.is_none().then(|| session.budget());
+    // A budget applies only where a controller runs: not at a fixed depth, not in threshold
+    // mode, not on a model without one (it then runs every input at full depth).
+    let controlled = depth.is_none()
+        && cfg.controller.is_some()
+        && !matches!(session.mode(), tinv::Mode::Threshold(_));
+    let budget = controlled.then(|| session.budget());
     let mode = match depth {
         Some(d) => format!("depth:{d}"),
+        None if cfg.controller.is_none() && !matches!(session.mode(), tinv::Mode::Threshold(_)) => {
+            "full depth (the model has no controller)".to_string()
+        }
         None => format!("{:?}", session.mode())
             .to_lowercase()
             .replace('(', ":")
@@ -171,10 +179,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         let j = Json::obj()
             .set("samples", Json::Int(n as u64))
             .set("mode", Json::Str(mode))
-            .set(
-                "budget",
-                budget.map_or(Json::Null, |b| Json::Num(f64::from(b))),
-            )
+            .set("budget", budget.map_or(Json::Null, Json::f32))
             .set("accuracy", Json::Num(acc))
             .set("accuracy_full_depth", Json::Num(exit_acc[p - 1]))
             .set("mean_flops", Json::Num(mean_flops))
@@ -260,9 +265,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             full_bytes as f64 / 1e6
         );
         outln!(
-            "arena              {} bytes; peak RSS {} bytes",
+            "arena              {} bytes; peak RSS {:.1} MiB (the whole process, decoded data \
+             set included)",
             session.arena_bytes(),
-            rss
+            rss as f64 / f64::from(1u32 << 20)
         );
     }
     Ok(())

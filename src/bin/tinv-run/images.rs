@@ -16,7 +16,7 @@ struct Image {
 /// The size must equal the model's input size; it is checked from the header, before any pixel
 /// is decoded, so a small file that declares a huge image costs nothing.
 pub fn load_image(path: &Path, cfg: &Config) -> Result<Vec<f32>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = read_image_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let img = decode_checked(&bytes, cfg).map_err(|e| format!("{}: {e}", path.display()))?;
     let (hw, c) = (img.w * img.h, cfg.channels);
     let mut out = vec![0f32; c * hw];
@@ -30,6 +30,31 @@ pub fn load_image(path: &Path, cfg: &Config) -> Result<Vec<f32>, String> {
         }
     }
     Ok(out)
+}
+
+/// The largest image file `classify` reads: far beyond any model input (a 1024² RGBA16 PNG
+/// stored raw is 8 MiB), small enough that `/dev/zero` or a mistyped video file is refused.
+const MAX_IMAGE_FILE: u64 = 64 << 20;
+
+/// Reads a regular file of at most [`MAX_IMAGE_FILE`] bytes. Devices, FIFOs and directories are
+/// refused before opening (reading `/dev/zero` would never end; opening a FIFO blocks).
+fn read_image_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_IMAGE_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_IMAGE_FILE {
+        return Err(format!(
+            "larger than {} MiB, not an image tinv-run reads",
+            MAX_IMAGE_FILE >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A header read, the pixels not yet decoded.

@@ -44,8 +44,8 @@ every option of a command, and a command refuses any other):
                  tinv-run binary or one of the three above it, and engines/fmnist in the
                  source tree it was built from (nothing is embedded in the binary)
     --verify     check every tensor checksum when opening the model (every command)
-    --threads N  worker threads for matrix products and attention, default 1 (classify, eval,
-                 bench, soak)
+    --threads N  worker threads for matrix products and attention, 1 to 256, default 1
+                 (classify, eval, bench, soak)
     --backend B  auto (default: TensorRT when this build has it, a GPU is present and engines
                  built by `tinv-run build` match this model, else the CPU), cpu, or tensorrt
                  (an error if unusable) (classify, eval, soak)
@@ -145,6 +145,24 @@ pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String>
         Some(m) => tinv::Mode::parse(m).map_err(|e| e.to_string())?,
         None => tinv::Mode::Adaptive,
     };
+    // Options that would be accepted and then ignored are refused instead.
+    let threshold = matches!(mode, tinv::Mode::Threshold(_));
+    if threshold && budget.is_some() {
+        return Err(
+            "--budget steers the controller (adaptive and graph modes); threshold mode has none"
+                .into(),
+        );
+    }
+    if model.config().controller.is_none()
+        && !threshold
+        && (budget.is_some() || a.get("mode").is_some())
+    {
+        return Err(
+            "this model has no controller, so it runs every input at full depth: --budget and \
+             --mode adaptive|graph need one (use --depth D or --mode threshold:τ)"
+                .into(),
+        );
+    }
     let backend = match a.get("backend") {
         Some(b) => tinv::Backend::parse(b).map_err(|e| e.to_string())?,
         None => tinv::Backend::Auto,

@@ -21,7 +21,7 @@ OPTIONS:
     --budget λ         controller budget in [0, 1] (default: the model's)
     --report-every N   one report line per N inferences (default: count / 10)
     --inputs K         distinct random inputs, cycled, at most 65536 (default 64)
-    --threads N        worker threads (default 1)
+    --threads N        worker threads, 1 to 256 (default 1)
     --backend B        auto (default), cpu or tensorrt, as for classify
     --engines D        TensorRT engines folder (default: plans/ beside the model file)
     --verify           check every tensor checksum when opening the --model
