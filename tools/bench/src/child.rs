@@ -63,7 +63,7 @@ pub fn run(
     for (k, v) in m.extra {
         line.push_str(&format!(" {k}={v}"));
     }
-    println!("{line}");
+    outln!("{line}");
     Ok(())
 }
 

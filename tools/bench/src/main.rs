@@ -4,6 +4,8 @@
 //! (runtime, model, threads) runs in its own child process so its RSS increase is its own.
 //! Writes `results.json`-like text to `--out` and the report `docs/RESULTS.md` with SVG plots.
 
+#[macro_use]
+mod out;
 mod blas;
 mod child;
 mod profile;
@@ -132,7 +134,7 @@ fn parse_args() -> Result<Args, String> {
                 a.child = Some((rt, case, num(it.next(), f)?));
             }
             "-h" | "--help" => {
-                print!("{HELP}");
+                out!("{HELP}");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option '{other}' (see --help)")),
@@ -285,7 +287,7 @@ fn profile_child(a: &Args) -> Result<Option<String>, String> {
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
-        eprintln!(
+        errln!(
             "  profile failed: {}",
             String::from_utf8_lossy(&out.stderr)
                 .lines()
@@ -325,7 +327,7 @@ fn spawn(a: &Args, runtime: &str, case: &str, threads: usize) -> Result<Row, Str
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect();
-    eprintln!(
+    errln!(
         "  {case:8} {runtime:14} {threads} thread(s): {}",
         &line[7..]
     );
@@ -339,7 +341,7 @@ fn spawn(a: &Args, runtime: &str, case: &str, threads: usize) -> Result<Row, Str
 
 fn main() {
     if let Err(e) = real_main() {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         std::process::exit(1);
     }
 }
@@ -363,7 +365,7 @@ fn real_main() -> Result<(), String> {
         let model = Model::open(&path, &OpenOptions::default()).map_err(|e| e.to_string())?;
         let md =
             profile::Section::measure("vit-tiny", &model, &a.threads, a.runs.min(100))?.markdown();
-        print!("{md}");
+        out!("{md}");
         return Ok(());
     }
     let cases = cases(&a, true)?;
@@ -376,7 +378,7 @@ fn real_main() -> Result<(), String> {
     let mut rounds: Vec<Vec<Row>> = Vec::new();
     let mut expected = Vec::new();
     for round in 0..a.rounds {
-        eprintln!("round {}/{}", round + 1, a.rounds);
+        errln!("round {}/{}", round + 1, a.rounds);
         let mut rows = Vec::new();
         for c in &cases {
             let mut runtimes = vec!["tinv", "ort"];
@@ -392,7 +394,7 @@ fn real_main() -> Result<(), String> {
                     }
                     match spawn(&a, rt, &c.name, t) {
                         Ok(r) => rows.push(r),
-                        Err(e) => eprintln!("  {e}"),
+                        Err(e) => errln!("  {e}"),
                     }
                 }
             }

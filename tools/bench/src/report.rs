@@ -391,7 +391,7 @@ pub fn write(
         .collect();
     std::fs::write(a.out.join("results.txt"), raw.join("\n") + "\n").map_err(|e| e.to_string())?;
     std::fs::write(&a.report, md).map_err(|e| format!("{}: {e}", a.report.display()))?;
-    eprintln!(
+    errln!(
         "wrote {} and plots in {}",
         a.report.display(),
         plots.display()

@@ -1,5 +1,8 @@
 //! `tinv-fold`: the command line over the `tinv_fold` library.
 
+#[macro_use]
+mod out;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tinv::format::DType;
@@ -115,11 +118,11 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
         };
         match flag {
             "-h" | "--help" => {
-                print!("{HELP}");
+                out!("{HELP}");
                 return Ok(None);
             }
             "-V" | "--version" => {
-                println!("tinv-fold {}", env!("CARGO_PKG_VERSION"));
+                outln!("tinv-fold {}", env!("CARGO_PKG_VERSION"));
                 return Ok(None);
             }
             "-q" | "--quiet" => switch(&mut a.quiet)?,
@@ -202,7 +205,7 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
     let quiet = args.quiet;
     let mut progress = |msg: &str| {
         if !quiet {
-            eprintln!("tinv-fold: {msg}");
+            errln!("tinv-fold: {msg}");
         }
     };
     let out = args
@@ -233,7 +236,7 @@ fn main() -> ExitCode {
     match run(&argv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::FAILURE
         }
     }

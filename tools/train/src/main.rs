@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use tinv_train::config::{Hyper, ModelConfig};
 use tinv_train::control::ppo::PpoOpts;
 use tinv_train::{checkpoint, data, report, train};
+use tinv_train::{errln, out, outln};
 
 const HELP: &str = "\
 tinv-train: train tinv's multi-exit ViT and its controller on an IDX dataset
@@ -247,7 +248,7 @@ fn fit(mut a: Args) -> Result<(), String> {
     }
     let tr = full.slice(0..n - h.val_count);
     let val = full.slice(n - h.val_count..n);
-    eprintln!(
+    errln!(
         "tinv-train: {} train / {} validation images, {} classes, model {}x{} patch {} dim {} blocks {} heads {} exits {:?}",
         tr.len(),
         val.len(),
@@ -262,7 +263,7 @@ fn fit(mut a: Args) -> Result<(), String> {
     );
     let (_vit, meta) =
         train::train_backbone(&cfg, &h, &tr, &val, &opts).map_err(|e| e.to_string())?;
-    eprintln!("backbone done in {:.0} s", meta.seconds);
+    errln!("backbone done in {:.0} s", meta.seconds);
     Ok(())
 }
 
@@ -344,8 +345,8 @@ fn controller(mut a: Args) -> Result<(), String> {
     let val = full.slice(train_end..n);
     let route = (route_n > 0).then(|| full.slice(0..route_n.min(train_end)));
     let rep = report::controller_stage(&loaded, &val, route.as_ref(), &opts, tol, &out)?;
-    println!("{rep}");
-    eprintln!("wrote {}", out.display());
+    outln!("{rep}");
+    errln!("wrote {}", out.display());
     Ok(())
 }
 
@@ -356,7 +357,7 @@ fn eval(mut a: Args) -> Result<(), String> {
     no_extra(&a)?;
     let loaded = report::load(&ckpt)?;
     let ds = data::load(&dir, &split)?;
-    println!("{}", report::eval(&loaded, &ds)?);
+    outln!("{}", report::eval(&loaded, &ds)?);
     Ok(())
 }
 
@@ -367,7 +368,7 @@ fn samples(mut a: Args) -> Result<(), String> {
     no_extra(&a)?;
     let ds = data::load(&dir, "t10k")?;
     for name in tinv_train::samples::write(&ds, &out, count)? {
-        println!("{}", name.display());
+        outln!("{}", name.display());
     }
     Ok(())
 }
@@ -375,7 +376,7 @@ fn samples(mut a: Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() || args[0] == "help" || args.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
+        out!("{HELP}");
         return ExitCode::SUCCESS;
     }
     let cmd = args.remove(0);
@@ -389,7 +390,7 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::FAILURE
         }
     }
