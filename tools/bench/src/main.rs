@@ -188,6 +188,30 @@ fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
     tinv::idx::open(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Labels fit `images` images of a model with `classes` classes: a 1-D IDX file (an image file
+/// given as `--labels` was read as labels once), one label per image, each below `classes`.
+fn check_labels(labels: &tinv::idx::Idx, images: usize, classes: usize) -> Result<(), String> {
+    if labels.dims.len() != 1 {
+        return Err(format!(
+            "dimensions {:?}: not a label file (a 1-D IDX file, one label per image, expected)",
+            labels.dims
+        ));
+    }
+    if labels.dims[0] != images {
+        return Err(format!(
+            "{} labels for {images} images (one label per image expected)",
+            labels.dims[0]
+        ));
+    }
+    match labels.data.iter().position(|&y| usize::from(y) >= classes) {
+        Some(i) => Err(format!(
+            "label {} (item {i}) is out of range for the model's {classes} classes",
+            labels.data[i]
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Builds the cases; the parent (`prepare`) also writes the model files and ONNX exports.
 fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
     let ort_lib = match &a.ort_lib {
@@ -203,21 +227,23 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
         ))?,
     };
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    let export = |tinv: &Path, onnx_path: &Path| -> Result<(usize, usize, usize), String> {
-        let m = Model::open(tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
-        let c = m.config();
-        if prepare {
-            let full = *c.depths.last().ok_or("no path")?;
-            let g =
-                onnx::path_graph(&m, full, &ExportOptions::baked()).map_err(|e| e.to_string())?;
-            std::fs::write(onnx_path, g.bytes).map_err(|e| e.to_string())?;
-        }
-        Ok((c.channels, c.image_h, c.image_w))
-    };
+    // (channels, height, width) and the number of classes of the model.
+    let export =
+        |tinv: &Path, onnx_path: &Path| -> Result<((usize, usize, usize), usize), String> {
+            let m = Model::open(tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
+            let c = m.config();
+            if prepare {
+                let full = *c.depths.last().ok_or("no path")?;
+                let g = onnx::path_graph(&m, full, &ExportOptions::baked())
+                    .map_err(|e| e.to_string())?;
+                std::fs::write(onnx_path, g.bytes).map_err(|e| e.to_string())?;
+            }
+            Ok(((c.channels, c.image_h, c.image_w), c.classes))
+        };
     let mut out = Vec::new();
     if let Some(fm) = &a.fmnist {
         let onnx_path = a.out.join("fmnist.path.full.onnx");
-        let chw = export(fm, &onnx_path)?;
+        let (chw, classes) = export(fm, &onnx_path)?;
         let imgs = read_idx(&a.images)?;
         let labels = read_idx(&a.labels)?;
         let per = chw.0 * chw.1 * chw.2;
@@ -231,6 +257,8 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
                 chw.2
             ));
         }
+        check_labels(&labels, imgs.dims[0], classes)
+            .map_err(|e| format!("{} (--labels): {e}", a.labels.display()))?;
         let n = a.eval_n.min(imgs.data.len() / per).min(labels.data.len());
         if n == 0 {
             return Err(format!(
@@ -261,7 +289,7 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
                 .map_err(|e| e.to_string())?;
         }
         let onnx_path = a.out.join("vit-tiny.path.12.onnx");
-        let chw = export(&tinv_path, &onnx_path)?;
+        let (chw, _) = export(&tinv_path, &onnx_path)?;
         out.push(Case {
             name: "vit-tiny".into(),
             tinv: tinv_path,
