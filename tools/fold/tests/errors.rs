@@ -165,6 +165,18 @@ fn incomplete_controller_is_named() {
         },
     );
     assert!(one_line(&e).contains("ctrl.default_budget 1.5"), "{e}");
+    // Out of range as given, though its f32 narrowing (1.0) is not: the metadata holds the f64.
+    let e = fold_err(
+        &t,
+        ConfigSpec {
+            default_budget: Some(1.0000000001),
+            ..flags()
+        },
+    );
+    assert!(
+        one_line(&e).contains("ctrl.default_budget 1.0000000001 not in [0, 1]"),
+        "{e}"
+    );
 }
 
 #[test]
