@@ -370,8 +370,34 @@ impl ConfigSpec {
         if cfg.patches() != patches {
             return Err(FoldError::shape("pos_embed", pos, &[1, cfg.tokens(), dim]));
         }
+        check_paths(ck, &cfg.depths, blocks)?;
         Ok((cfg, exact))
     }
+}
+
+/// The paths `depths` (valid for `blocks` blocks) against the checkpoint, before any tensor is
+/// read: every depth below `blocks` needs its exit head, and a controller (`ctrl.*`) can only be
+/// folded with every path it was trained to choose among: those of the checkpoint, each exit
+/// plus full depth. (Without these checks a missing exit or a subset of the paths was reported as
+/// a controller tensor of the wrong shape.)
+fn check_paths(ck: &Checkpoint, depths: &[usize], blocks: usize) -> Result<()> {
+    let mut all = exit_depths(ck);
+    all.retain(|&d| d < blocks);
+    if let Some(d) = depths.iter().find(|&&d| d < blocks && !all.contains(&d)) {
+        return Err(FoldError::missing(
+            &format!("exits.{d}.norm.weight"),
+            &format!("exit head of the depth-{d} path; the checkpoint has exits at depths {all:?}"),
+        ));
+    }
+    all.push(blocks);
+    if depths != all && ck.tensors().keys().any(|k| k.starts_with("ctrl.")) {
+        return Err(cfg_err(format!(
+            "paths {depths:?} leave out some of {all:?}, the paths the checkpoint's controller \
+             (ctrl.*) was trained to choose among; it cannot be folded for fewer: fold every \
+             path (no --depths), or remove the ctrl.* tensors for a model without a controller"
+        )));
+    }
+    Ok(())
 }
 
 /// The first dimension of the 2-D tensor `name`, whose second must be `cols`: a width the model

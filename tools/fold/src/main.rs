@@ -38,6 +38,9 @@ OPTIONS:
     --depths D1,D2,...    Depths of the paths, ascending, the last = number of blocks. Every
                           depth but the last needs exits.{d}.* tensors; exits not listed are
                           skipped. Default: every exit in the checkpoint plus full depth.
+                          A checkpoint with a controller (ctrl.*) folds only with all of its
+                          paths (the controller chooses among exactly those): a subset is
+                          refused.
     --ln-eps EPS          LayerNorm epsilon (default 1e-6, timm's ViT).
     --gelu erf|tanh       GELU variant (default erf, PyTorch/timm).
     --mean M1,M2,...      Input normalization mean per channel, for x in [0, 1]
