@@ -108,6 +108,13 @@ fn parse_args() -> Result<Args, String> {
         v.and_then(|s| s.parse().ok())
             .ok_or(format!("{f}: expected a number"))
     };
+    // A count of at least 1, as tinv-run refuses its zero counts (0 was silently read as 1).
+    let count = |v: Option<&String>, f: &str| -> Result<usize, String> {
+        match num(v, f)? {
+            0 => Err(format!("{f} must be at least 1")),
+            n => Ok(n),
+        }
+    };
     let path = |v: Option<&String>, f: &str| -> Result<PathBuf, String> {
         v.map(PathBuf::from).ok_or(format!("{f}: expected a path"))
     };
@@ -116,12 +123,12 @@ fn parse_args() -> Result<Args, String> {
             "--fmnist" => a.fmnist = Some(path(it.next(), f)?),
             "--images" => a.images = path(it.next(), f)?,
             "--labels" => a.labels = path(it.next(), f)?,
-            "--eval-n" => a.eval_n = num(it.next(), f)?.max(1),
+            "--eval-n" => a.eval_n = count(it.next(), f)?,
             "--no-vit-tiny" => a.vit_tiny = false,
             "--profile" => a.profile_only = true,
             "--threads" => a.threads = thread_list(it.next().ok_or("--threads: expected a list")?)?,
-            "--runs" => a.runs = num(it.next(), f)?.max(1),
-            "--rounds" => a.rounds = num(it.next(), f)?.max(1),
+            "--runs" => a.runs = count(it.next(), f)?,
+            "--rounds" => a.rounds = count(it.next(), f)?,
             "--warmup" => a.warmup = num(it.next(), f)?,
             "--venv" => a.venv = path(it.next(), f)?,
             "--ort-lib" => a.ort_lib = Some(path(it.next(), f)?),

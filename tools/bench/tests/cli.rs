@@ -102,6 +102,17 @@ fn labels_that_do_not_fit_the_images_or_the_model_are_refused() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Zero counts are refused (they were silently read as 1), as tinv-run refuses them.
+#[test]
+fn zero_counts_are_refused() {
+    for flag in ["--runs", "--rounds", "--eval-n"] {
+        fails(
+            &[flag, "0"],
+            &[&format!("error: {flag} must be at least 1")],
+        );
+    }
+}
+
 /// A pipe whose reading end is already closed (`… | head -1` after `head` exits).
 fn closed_pipe() -> Stdio {
     let (reader, writer) = std::io::pipe().unwrap();
