@@ -191,6 +191,15 @@ fn find_ort_lib(venv: &Path) -> Option<PathBuf> {
     None
 }
 
+/// Creates the directory `dir` (and its parents) unless it exists; one that exists as a file is
+/// named as such ("File exists (os error 17)" said nothing about which).
+pub fn create_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("{} exists and is not a directory", dir.display()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
 fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
     tinv::idx::open(path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -233,7 +242,7 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
             a.venv.display()
         ))?,
     };
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    create_dir(&a.out)?;
     // (channels, height, width) and the number of classes of the model.
     let export =
         |tinv: &Path, onnx_path: &Path| -> Result<((usize, usize, usize), usize), String> {
@@ -393,7 +402,7 @@ fn real_main() -> Result<(), String> {
     }
     if a.profile_only {
         let cfg = tinv::synth::vit_tiny();
-        std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+        create_dir(&a.out)?;
         let path = a.out.join("vit-tiny.tinv");
         std::fs::write(&path, tinv::synth::random_model(&cfg, 1, DType::F32))
             .map_err(|e| e.to_string())?;

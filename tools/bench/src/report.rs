@@ -179,7 +179,7 @@ pub fn write(
         .parent()
         .unwrap_or(std::path::Path::new("."))
         .join("results");
-    std::fs::create_dir_all(&plots).map_err(|e| format!("{}: {e}", plots.display()))?;
+    crate::create_dir(&plots)?;
     // The timed runs of the tinv-adaptive rows (the Fashion-MNIST case's), as its child does them.
     let adaptive = cases.iter().find(|c| c.labels.is_some()).map(|c| {
         let (ch, h, w) = c.chw;

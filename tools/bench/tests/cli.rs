@@ -113,6 +113,20 @@ fn zero_counts_are_refused() {
     }
 }
 
+/// An `--out` that exists as a file is named as such (it said "File exists (os error 17)").
+#[test]
+fn out_that_is_a_file_is_named() {
+    let dir = tmp("out");
+    let args = setup(&dir);
+    let file = dir.join("images.idx");
+    let file = file.to_str().unwrap();
+    fails(
+        &with(&args, "--out", file),
+        &[&format!("error: {file} exists and is not a directory")],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A pipe whose reading end is already closed (`… | head -1` after `head` exits).
 fn closed_pipe() -> Stdio {
     let (reader, writer) = std::io::pipe().unwrap();

@@ -85,9 +85,30 @@ samples options:
 
 struct Args(Vec<String>);
 
-/// What a value of type `T` must look like, for parse errors.
-fn expected<T>() -> &'static str {
+/// Flags whose whole numbers must be at least 1: 0 is refused too (by the checks after parsing),
+/// so their parse errors name the real range.
+const AT_LEAST_ONE: [&str; 15] = [
+    "--epochs",
+    "--batch",
+    "--val",
+    "--stop-at",
+    "--episodes",
+    "--hp",
+    "--hq",
+    "--hr",
+    "--patch",
+    "--dim",
+    "--blocks",
+    "--heads",
+    "--mlp-hidden",
+    "--classes",
+    "--depths",
+];
+
+/// What a value of type `T` given to `flag` must look like, for parse errors.
+fn expected<T>(flag: &str) -> &'static str {
     match std::any::type_name::<T>() {
+        "usize" | "u64" | "u32" if AT_LEAST_ONE.contains(&flag) => "a whole number >= 1",
         "usize" | "u64" | "u32" => "a whole number >= 0",
         "f64" | "f32" => "a number",
         _ => "a valid value",
@@ -139,7 +160,7 @@ fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, Strin
             s.trim().parse().map_err(|_| {
                 format!(
                     "{flag}: cannot parse '{s}' in '{v}' (expected comma-separated values, each {})",
-                    expected::<T>()
+                    expected::<T>(flag)
                 )
             })
         })
@@ -147,8 +168,12 @@ fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, Strin
 }
 
 fn parse_value<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("{flag}: cannot parse '{v}' (expected {})", expected::<T>()))
+    v.parse().map_err(|_| {
+        format!(
+            "{flag}: cannot parse '{v}' (expected {})",
+            expected::<T>(flag)
+        )
+    })
 }
 
 fn fit(mut a: Args) -> Result<(), String> {
@@ -366,6 +391,7 @@ fn samples(mut a: Args) -> Result<(), String> {
     let out = PathBuf::from(a.take("--out")?.ok_or("samples: --out DIR is required")?);
     let count: usize = a.num("--count", 10)?;
     no_extra(&a)?;
+    tinv_train::samples::check_dir(&out)?;
     let ds = data::load(&dir, "t10k")?;
     for name in tinv_train::samples::write(&ds, &out, count)? {
         outln!("{}", name.display());

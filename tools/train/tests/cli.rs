@@ -143,6 +143,20 @@ fn argument_mistakes_are_one_line_errors() {
         &["--batch", "'-1'", "whole number"],
     );
     fails(&["fit", "--lr", "fast"], &["--lr", "'fast'"]);
+    // Parse errors state the range the flag takes: 0 epochs is refused too.
+    fails(
+        &["fit", "--epochs", "-1"],
+        &["--epochs: cannot parse '-1' (expected a whole number >= 1)"],
+    );
+    fails(&["fit", "--depths", "2,-4"], &["each a whole number >= 1"]);
+    fails(
+        &["controller", "x.safetensors", "--hq", "1.5"],
+        &["--hq: cannot parse '1.5' (expected a whole number >= 1)"],
+    );
+    fails(
+        &["fit", "--warmup", "-1"],
+        &["--warmup: cannot parse '-1' (expected a whole number >= 0)"],
+    );
     fails(&["fit", "--depths", "1,x"], &["--depths", "'x'"]);
     fails(&["frob"], &["unknown command 'frob'"]);
     fails(&["eval"], &["missing checkpoint"]);
@@ -395,6 +409,20 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
     fails(
         &["eval", &ck, "--data", &s(&big)],
         &["1x12x12 but the model expects 1x8x8"],
+    );
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// `samples --out` naming a file: said "File exists (os error 17)".
+#[test]
+fn samples_out_that_is_a_file_is_named() {
+    let root = tmp("samples-out");
+    dataset(&root, 20);
+    let file = root.join("t10k-labels-idx1-ubyte");
+    let f = file.to_str().unwrap();
+    fails(
+        &["samples", "--data", root.to_str().unwrap(), "--out", f],
+        &[&format!("error: {f} exists and is not a directory")],
     );
     std::fs::remove_dir_all(&root).ok();
 }
