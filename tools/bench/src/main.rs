@@ -43,6 +43,8 @@ OPTIONS:
     --report FILE         Markdown report (default docs/RESULTS.md; plots beside it in results/)
     --profile             Only print where one ViT-Tiny block's time goes at each thread count
                           (the report's profile section), for quick work on the kernels
+    -h, --help            This help
+    -V, --version         Print the version
 ";
 
 /// One benchmarked model and its inputs (rebuilt identically in every child).
@@ -142,6 +144,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 out!("{HELP}");
+                std::process::exit(0);
+            }
+            "-V" | "--version" => {
+                outln!("tinv-bench {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option '{other}' (see --help)")),

@@ -160,14 +160,30 @@ fn run_to(args: &[&str], stdout: Stdio) -> (Option<i32>, String) {
 /// `error:` line and exit 1. Both panicked (exit 101, backtrace).
 #[test]
 fn a_closed_or_failing_stdout_is_not_a_panic() {
-    let args = ["--help"];
-    let (code, err) = run_to(&args, closed_pipe());
-    assert_eq!(code, Some(0), "{err}");
-    assert_eq!(err, "");
-    let (code, err) = run_to(&args, dev_full());
-    assert_eq!(code, Some(1), "{err}");
-    assert_eq!(
-        err,
-        "error: writing to stdout: No space left on device (os error 28)\n"
-    );
+    for args in [["--help"], ["--version"]] {
+        let (code, err) = run_to(&args, closed_pipe());
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+        let (code, err) = run_to(&args, dev_full());
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err, "error: writing to stdout: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+}
+
+/// `--version` as in tinv-run and tinv-fold (it was an unknown option).
+#[test]
+fn version() {
+    for v in ["--version", "-V"] {
+        let o = Command::new(BIN).arg(v).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{v}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("tinv-bench {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    let o = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("-V, --version"));
 }

@@ -15,7 +15,7 @@ USAGE: tinv-train fit [OPTIONS]                  train the backbone (multi-exit 
        tinv-train eval CKPT [--data DIR] [--split t10k]   accuracy-vs-FLOPs table of a checkpoint
        tinv-train samples --out DIR [--data DIR] [--count N]
                                                  write test images as PNG (Fashion-MNIST names)
-       tinv-train --help
+       tinv-train --help | --version
 
 Values follow their flag as a separate argument (--lr 1e-3); each flag may be given once.
 Errors print one line `error: ...` and exit with status 1.
@@ -401,7 +401,13 @@ fn samples(mut a: Args) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args[0] == "help" || args.iter().any(|a| a == "--help" || a == "-h") {
+    // No command: the usage on stdout and an error, as `tinv-run` does.
+    if args.is_empty() {
+        out!("{HELP}");
+        errln!("error: no command given");
+        return ExitCode::FAILURE;
+    }
+    if args[0] == "help" || args.iter().any(|a| a == "--help" || a == "-h") {
         out!("{HELP}");
         return ExitCode::SUCCESS;
     }
@@ -411,6 +417,9 @@ fn main() -> ExitCode {
         "controller" => controller(Args(args)),
         "eval" => eval(Args(args)),
         "samples" => samples(Args(args)),
+        "--version" | "-V" => no_extra(&Args(args)).map(|()| {
+            outln!("tinv-train {}", env!("CARGO_PKG_VERSION"));
+        }),
         other => Err(format!("unknown command '{other}' (see --help)")),
     };
     match r {

@@ -413,6 +413,28 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
     std::fs::remove_dir_all(&root).ok();
 }
 
+/// `--version` as in tinv-run and tinv-fold (it was an unknown command); no arguments at all is
+/// the usage and an error, exit status 1, as in tinv-run (it exited 0).
+#[test]
+fn version_and_no_arguments() {
+    for v in ["--version", "-V"] {
+        let o = Command::new(BIN).arg(v).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{v}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("tinv-train {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    fails(&["--version", "x"], &["unknown argument 'x'"]);
+    let o = Command::new(BIN).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("tinv-train: train"));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: no command given\n"
+    );
+}
+
 /// `samples --out` naming a file: said "File exists (os error 17)".
 #[test]
 fn samples_out_that_is_a_file_is_named() {
@@ -438,6 +460,7 @@ fn a_closed_or_failing_stdout_is_not_a_panic() {
     let p = pngs.to_str().unwrap();
     for args in [
         &["--help"][..],
+        &["--version"],
         &["samples", "--data", d, "--out", p, "--count", "3"],
     ] {
         let (code, err) = run_to(args, closed_pipe());
