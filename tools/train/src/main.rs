@@ -234,6 +234,9 @@ fn fit(mut a: Args) -> Result<(), String> {
     if opts.stop_at == Some(0) {
         return Err("--stop-at must be at least 1".into());
     }
+    if let Some(r) = &opts.resume {
+        checkpoint::check_resume(r)?;
+    }
     checkpoint::check_writable(&opts.out)?;
     let full = data::load(&data_dir, "train")?;
     let cfg = ModelConfig {

@@ -179,6 +179,13 @@ fn argument_mistakes_are_one_line_errors() {
         ("--kd", "NaN", "--kd NaN"),
         ("--feat", "-1", "--feat -1"),
         ("--stop-at", "0", "--stop-at must be at least 1"),
+        // The file to resume from: it failed only once the dataset had loaded.
+        (
+            "--resume",
+            "/nonexistent/ck.safetensors",
+            "--resume /nonexistent/ck.safetensors: No such file or directory",
+        ),
+        ("--resume", "/", "--resume /: not a file"),
     ] {
         fails(&["fit", "--data", "/nonexistent", flag, v], &[want]);
     }
@@ -344,17 +351,17 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
         &fit(&d, &other, &["--resume", &ck, "--stop-at", "3"]),
         &["--stop-at 3", "already at global step 3"],
     );
-    // Without its optimizer sidecar.
+    // Without its optimizer sidecar: refused before the dataset is read.
     let lone = s(&root.join("lone.safetensors"));
     std::fs::copy(&ck, &lone).unwrap();
     fails(
-        &fit(&d, &other, &["--resume", &lone]),
+        &fit("/nonexistent", &other, &["--resume", &lone]),
         &["lone.optim.safetensors", "not found"],
     );
     // Not a checkpoint at all.
     let junk = s(&data.join("train-labels-idx1-ubyte"));
     fails(
-        &fit(&d, &other, &["--resume", &junk]),
+        &fit("/nonexistent", &other, &["--resume", &junk]),
         &["not a readable safetensors checkpoint"],
     );
     // Resumed to the end.
