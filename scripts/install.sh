@@ -13,12 +13,16 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PREFIX=/usr/local
 FROM=$ROOT/target/release
+# Option $1 needs a non-empty value $2 (an empty --prefix would install into /lib).
+needs_value() {
+    [ $# -ge 2 ] && [ -n "$2" ] || { echo "error: $1 needs a value" >&2; exit 1; }
+}
 while [ $# -gt 0 ]; do
     case $1 in
-        --prefix) PREFIX=$2; shift 2 ;;
-        --from) FROM=$2; shift 2 ;;
+        --prefix) needs_value "$@"; PREFIX=$2; shift 2 ;;
+        --from) needs_value "$@"; FROM=$2; shift 2 ;;
         -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-        *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
+        *) echo "error: unknown argument $1 (see --help)" >&2; exit 1 ;;
     esac
 done
 VERSION=$(sed -n 's/^#define TINV_VERSION_STRING "\(.*\)"$/\1/p' "$ROOT/include/tinv.h")

@@ -26,6 +26,12 @@ pub fn percentiles(v: &mut [f64]) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
+/// Timed runs of an adaptive row over `inputs` inputs: at least one per input, so that its mean
+/// latency and FLOPs are over the whole test set (`--eval-n` images), not its first `runs`.
+pub fn adaptive_runs(runs: usize, inputs: usize) -> usize {
+    runs.max(inputs)
+}
+
 /// What the child measured.
 pub struct Measured {
     pub lat_us: Vec<f64>,
@@ -63,7 +69,7 @@ pub fn run(
     for (k, v) in m.extra {
         line.push_str(&format!(" {k}={v}"));
     }
-    println!("{line}");
+    outln!("{line}");
     Ok(())
 }
 
@@ -90,8 +96,11 @@ fn tinv_run(
     let per = c.input_len();
     let n = case.inputs.len() / per;
     let full = *c.depths.last().ok_or("model has no path")?;
-    // Adaptive runs cover every input at least once: their mean is over the test set.
-    let runs = if mode.is_some() { runs.max(n) } else { runs };
+    let runs = if mode.is_some() {
+        adaptive_runs(runs, n)
+    } else {
+        runs
+    };
     let mut logits = vec![0.0; c.classes];
     let (mut flops, mut wbytes, mut hist) = (0u64, 0u64, vec![0usize; c.depths.len()]);
     let mut lat = Vec::with_capacity(runs);

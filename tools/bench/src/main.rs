@@ -4,6 +4,8 @@
 //! (runtime, model, threads) runs in its own child process so its RSS increase is its own.
 //! Writes `results.json`-like text to `--out` and the report `docs/RESULTS.md` with SVG plots.
 
+#[macro_use]
+mod out;
 mod blas;
 mod child;
 mod profile;
@@ -41,6 +43,8 @@ OPTIONS:
     --report FILE         Markdown report (default docs/RESULTS.md; plots beside it in results/)
     --profile             Only print where one ViT-Tiny block's time goes at each thread count
                           (the report's profile section), for quick work on the kernels
+    -h, --help            This help
+    -V, --version         Print the version
 ";
 
 /// One benchmarked model and its inputs (rebuilt identically in every child).
@@ -106,6 +110,13 @@ fn parse_args() -> Result<Args, String> {
         v.and_then(|s| s.parse().ok())
             .ok_or(format!("{f}: expected a number"))
     };
+    // A count of at least 1, as tinv-run refuses its zero counts (0 was silently read as 1).
+    let count = |v: Option<&String>, f: &str| -> Result<usize, String> {
+        match num(v, f)? {
+            0 => Err(format!("{f} must be at least 1")),
+            n => Ok(n),
+        }
+    };
     let path = |v: Option<&String>, f: &str| -> Result<PathBuf, String> {
         v.map(PathBuf::from).ok_or(format!("{f}: expected a path"))
     };
@@ -114,12 +125,12 @@ fn parse_args() -> Result<Args, String> {
             "--fmnist" => a.fmnist = Some(path(it.next(), f)?),
             "--images" => a.images = path(it.next(), f)?,
             "--labels" => a.labels = path(it.next(), f)?,
-            "--eval-n" => a.eval_n = num(it.next(), f)?.max(1),
+            "--eval-n" => a.eval_n = count(it.next(), f)?,
             "--no-vit-tiny" => a.vit_tiny = false,
             "--profile" => a.profile_only = true,
             "--threads" => a.threads = thread_list(it.next().ok_or("--threads: expected a list")?)?,
-            "--runs" => a.runs = num(it.next(), f)?.max(1),
-            "--rounds" => a.rounds = num(it.next(), f)?.max(1),
+            "--runs" => a.runs = count(it.next(), f)?,
+            "--rounds" => a.rounds = count(it.next(), f)?,
             "--warmup" => a.warmup = num(it.next(), f)?,
             "--venv" => a.venv = path(it.next(), f)?,
             "--ort-lib" => a.ort_lib = Some(path(it.next(), f)?),
@@ -132,7 +143,11 @@ fn parse_args() -> Result<Args, String> {
                 a.child = Some((rt, case, num(it.next(), f)?));
             }
             "-h" | "--help" => {
-                print!("{HELP}");
+                out!("{HELP}");
+                std::process::exit(0);
+            }
+            "-V" | "--version" => {
+                outln!("tinv-bench {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
             }
             other => return Err(format!("unknown option '{other}' (see --help)")),
@@ -182,8 +197,41 @@ fn find_ort_lib(venv: &Path) -> Option<PathBuf> {
     None
 }
 
+/// Creates the directory `dir` (and its parents) unless it exists; one that exists as a file is
+/// named as such ("File exists (os error 17)" said nothing about which).
+pub fn create_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("{} exists and is not a directory", dir.display()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
 fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
     tinv::idx::open(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Labels fit `images` images of a model with `classes` classes: a 1-D IDX file (an image file
+/// given as `--labels` was read as labels once), one label per image, each below `classes`.
+fn check_labels(labels: &tinv::idx::Idx, images: usize, classes: usize) -> Result<(), String> {
+    if labels.dims.len() != 1 {
+        return Err(format!(
+            "dimensions {:?}: not a label file (a 1-D IDX file, one label per image, expected)",
+            labels.dims
+        ));
+    }
+    if labels.dims[0] != images {
+        return Err(format!(
+            "{} labels for {images} images (one label per image expected)",
+            labels.dims[0]
+        ));
+    }
+    match labels.data.iter().position(|&y| usize::from(y) >= classes) {
+        Some(i) => Err(format!(
+            "label {} (item {i}) is out of range for the model's {classes} classes",
+            labels.data[i]
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Builds the cases; the parent (`prepare`) also writes the model files and ONNX exports.
@@ -200,22 +248,24 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
             a.venv.display()
         ))?,
     };
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    let export = |tinv: &Path, onnx_path: &Path| -> Result<(usize, usize, usize), String> {
-        let m = Model::open(tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
-        let c = m.config();
-        if prepare {
-            let full = *c.depths.last().ok_or("no path")?;
-            let g =
-                onnx::path_graph(&m, full, &ExportOptions::baked()).map_err(|e| e.to_string())?;
-            std::fs::write(onnx_path, g.bytes).map_err(|e| e.to_string())?;
-        }
-        Ok((c.channels, c.image_h, c.image_w))
-    };
+    create_dir(&a.out)?;
+    // (channels, height, width) and the number of classes of the model.
+    let export =
+        |tinv: &Path, onnx_path: &Path| -> Result<((usize, usize, usize), usize), String> {
+            let m = Model::open(tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
+            let c = m.config();
+            if prepare {
+                let full = *c.depths.last().ok_or("no path")?;
+                let g = onnx::path_graph(&m, full, &ExportOptions::baked())
+                    .map_err(|e| e.to_string())?;
+                std::fs::write(onnx_path, g.bytes).map_err(|e| e.to_string())?;
+            }
+            Ok(((c.channels, c.image_h, c.image_w), c.classes))
+        };
     let mut out = Vec::new();
     if let Some(fm) = &a.fmnist {
         let onnx_path = a.out.join("fmnist.path.full.onnx");
-        let chw = export(fm, &onnx_path)?;
+        let (chw, classes) = export(fm, &onnx_path)?;
         let imgs = read_idx(&a.images)?;
         let labels = read_idx(&a.labels)?;
         let per = chw.0 * chw.1 * chw.2;
@@ -229,6 +279,8 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
                 chw.2
             ));
         }
+        check_labels(&labels, imgs.dims[0], classes)
+            .map_err(|e| format!("{} (--labels): {e}", a.labels.display()))?;
         let n = a.eval_n.min(imgs.data.len() / per).min(labels.data.len());
         if n == 0 {
             return Err(format!(
@@ -259,7 +311,7 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
                 .map_err(|e| e.to_string())?;
         }
         let onnx_path = a.out.join("vit-tiny.path.12.onnx");
-        let chw = export(&tinv_path, &onnx_path)?;
+        let (chw, _) = export(&tinv_path, &onnx_path)?;
         out.push(Case {
             name: "vit-tiny".into(),
             tinv: tinv_path,
@@ -285,7 +337,7 @@ fn profile_child(a: &Args) -> Result<Option<String>, String> {
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
-        eprintln!(
+        errln!(
             "  profile failed: {}",
             String::from_utf8_lossy(&out.stderr)
                 .lines()
@@ -325,7 +377,7 @@ fn spawn(a: &Args, runtime: &str, case: &str, threads: usize) -> Result<Row, Str
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect();
-    eprintln!(
+    errln!(
         "  {case:8} {runtime:14} {threads} thread(s): {}",
         &line[7..]
     );
@@ -339,7 +391,7 @@ fn spawn(a: &Args, runtime: &str, case: &str, threads: usize) -> Result<Row, Str
 
 fn main() {
     if let Err(e) = real_main() {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         std::process::exit(1);
     }
 }
@@ -356,14 +408,14 @@ fn real_main() -> Result<(), String> {
     }
     if a.profile_only {
         let cfg = tinv::synth::vit_tiny();
-        std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+        create_dir(&a.out)?;
         let path = a.out.join("vit-tiny.tinv");
         std::fs::write(&path, tinv::synth::random_model(&cfg, 1, DType::F32))
             .map_err(|e| e.to_string())?;
         let model = Model::open(&path, &OpenOptions::default()).map_err(|e| e.to_string())?;
         let md =
             profile::Section::measure("vit-tiny", &model, &a.threads, a.runs.min(100))?.markdown();
-        print!("{md}");
+        out!("{md}");
         return Ok(());
     }
     let cases = cases(&a, true)?;
@@ -376,7 +428,7 @@ fn real_main() -> Result<(), String> {
     let mut rounds: Vec<Vec<Row>> = Vec::new();
     let mut expected = Vec::new();
     for round in 0..a.rounds {
-        eprintln!("round {}/{}", round + 1, a.rounds);
+        errln!("round {}/{}", round + 1, a.rounds);
         let mut rows = Vec::new();
         for c in &cases {
             let mut runtimes = vec!["tinv", "ort"];
@@ -392,7 +444,7 @@ fn real_main() -> Result<(), String> {
                     }
                     match spawn(&a, rt, &c.name, t) {
                         Ok(r) => rows.push(r),
-                        Err(e) => eprintln!("  {e}"),
+                        Err(e) => errln!("  {e}"),
                     }
                 }
             }

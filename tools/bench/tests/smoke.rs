@@ -72,6 +72,15 @@ fn harness_runs_and_writes_the_report() {
             );
         }
     }
+    // The adaptive rows time every one of the 20 test images, more than --runs 5.
+    assert!(
+        md.contains("5 timed runs per row (20 for the tinv-adaptive rows"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Effective GFLOP/s = mean FLOPs per inference ÷ mean latency"),
+        "{md}"
+    );
     assert!(md.contains("| oracle (shallowest correct exit) |"), "{md}");
     assert!(md.contains("| controller, λ = 1.0 |"), "{md}");
     assert!(md.contains("RSS increase tinv / ORT"), "{md}");

@@ -4,17 +4,20 @@
 use crate::error::{FoldError, Result};
 use crate::safetensors::Checkpoint;
 use serde_json::Value;
+use tinv::format::{MetaValue, TinvWriter};
 use tinv::model::{ControllerConfig, Gelu};
 use tinv::Config;
 
 /// Default LayerNorm ε: timm's ViT uses `partial(nn.LayerNorm, eps=1e-6)`.
-pub const DEFAULT_LN_EPS: f32 = 1e-6;
+pub const DEFAULT_LN_EPS: f64 = 1e-6;
 /// ImageNet mean, the default normalization for 3-channel models (timm's ViT default).
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 /// ImageNet std.
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
-/// A configuration with every field optional; later sources override earlier ones.
+/// A configuration with every field optional; later sources override earlier ones. Real values
+/// are kept as given (f64): [`Config`] narrows them to f32, the `.tinv` metadata stores them
+/// as f64 (see [`Exact`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConfigSpec {
     /// Input height, width.
@@ -34,19 +37,47 @@ pub struct ConfigSpec {
     /// Classes.
     pub classes: Option<usize>,
     /// LayerNorm ε.
-    pub ln_eps: Option<f32>,
+    pub ln_eps: Option<f64>,
     /// GELU variant.
     pub gelu: Option<Gelu>,
     /// Per-channel mean.
-    pub mean: Option<Vec<f32>>,
+    pub mean: Option<Vec<f64>>,
     /// Per-channel std.
-    pub std: Option<Vec<f32>>,
+    pub std: Option<Vec<f64>>,
     /// Path depths.
     pub depths: Option<Vec<usize>>,
     /// Controller feature set.
     pub features: Option<String>,
     /// Controller default budget λ.
-    pub default_budget: Option<f32>,
+    pub default_budget: Option<f64>,
+}
+
+/// The real-valued fields of a resolved configuration as given (f64), before [`Config`] narrows
+/// them to f32. `docs/FORMAT.md` stores them as f64: written from the f32 values, `1e-6` came
+/// out as `9.999999974752427e-7`. The runtime narrows them to the same f32 values either way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exact {
+    /// LayerNorm ε.
+    pub ln_eps: f64,
+    /// Per-channel mean.
+    pub mean: Vec<f64>,
+    /// Per-channel std.
+    pub std: Vec<f64>,
+    /// Controller default budget λ, when there is a controller.
+    pub default_budget: Option<f64>,
+}
+
+impl Exact {
+    /// Replaces the metadata entries that [`Config::to_meta`] wrote from the f32 values
+    /// (`vit.ln_eps`, `vit.mean`, `vit.std`, `ctrl.default_budget`) with these.
+    pub fn write_meta(&self, w: &mut TinvWriter) {
+        w.meta("vit.ln_eps", MetaValue::F64(self.ln_eps));
+        w.meta("vit.mean", MetaValue::F64s(self.mean.clone()));
+        w.meta("vit.std", MetaValue::F64s(self.std.clone()));
+        if let Some(b) = self.default_budget {
+            w.meta("ctrl.default_budget", MetaValue::F64(b));
+        }
+    }
 }
 
 fn cfg_err(msg: impl Into<String>) -> FoldError {
@@ -59,9 +90,9 @@ fn size(v: &Value, key: &str) -> Result<usize> {
         .ok_or_else(|| cfg_err(format!("'{key}' must be a non-negative integer, found {v}")))
 }
 
-fn floats(v: &Value, key: &str) -> Result<Vec<f32>> {
+fn floats(v: &Value, key: &str) -> Result<Vec<f64>> {
     v.as_array()
-        .and_then(|a| a.iter().map(|x| x.as_f64().map(|f| f as f32)).collect())
+        .and_then(|a| a.iter().map(Value::as_f64).collect())
         .ok_or_else(|| cfg_err(format!("'{key}' must be an array of numbers, found {v}")))
 }
 
@@ -109,7 +140,7 @@ impl ConfigSpec {
                     s.ln_eps =
                         Some(v.as_f64().ok_or_else(|| {
                             cfg_err(format!("'ln_eps' must be a number, found {v}"))
-                        })? as f32)
+                        })?)
                 }
                 "gelu" => {
                     s.gelu = Some(parse_gelu(v.as_str().ok_or_else(|| {
@@ -147,7 +178,7 @@ impl ConfigSpec {
                             "default_budget" => {
                                 s.default_budget = Some(cv.as_f64().ok_or_else(|| {
                                     cfg_err("'controller.default_budget' must be a number")
-                                })? as f32)
+                                })?)
                             }
                             _ => return Err(cfg_err(format!("unknown key 'controller.{ck}'"))),
                         }
@@ -183,6 +214,11 @@ impl ConfigSpec {
     /// Completes the configuration from the checkpoint's tensor shapes and checks that given
     /// and implied values agree. Tensor shapes in detail are checked later, tensor by tensor.
     pub fn resolve(&self, ck: &Checkpoint) -> Result<Config> {
+        self.resolve_exact(ck).map(|(cfg, _)| cfg)
+    }
+
+    /// [`resolve`](Self::resolve), plus the real values as given, for the metadata.
+    pub fn resolve_exact(&self, ck: &Checkpoint) -> Result<(Config, Exact)> {
         let pw_name = "patch_embed.proj.weight";
         let pw = ck
             .shape(pw_name)
@@ -282,7 +318,7 @@ impl ConfigSpec {
                 }
                 Some(ControllerConfig {
                     features,
-                    default_budget: b,
+                    default_budget: b as f32,
                 })
             }
         };
@@ -295,6 +331,24 @@ impl ConfigSpec {
                 )))
             }
         };
+        let exact = Exact {
+            ln_eps: self.ln_eps.unwrap_or(DEFAULT_LN_EPS),
+            mean,
+            std,
+            default_budget: controller.as_ref().and(self.default_budget),
+        };
+        // The f64 values are checked as well as their f32 narrowings: 1.0000000001 is λ = 1 in
+        // f32 but out of range in the metadata.
+        if !(exact.ln_eps > 0.0 && exact.ln_eps < 1.0) {
+            return Err(cfg_err(format!(
+                "vit.ln_eps {} out of range (0, 1)",
+                exact.ln_eps
+            )));
+        }
+        if let Some(b) = exact.default_budget.filter(|b| !(0.0..=1.0).contains(b)) {
+            return Err(cfg_err(format!("ctrl.default_budget {b} not in [0, 1]")));
+        }
+        let narrow = |v: &[f64]| v.iter().map(|x| *x as f32).collect();
         let cfg = Config {
             image_h,
             image_w,
@@ -305,10 +359,10 @@ impl ConfigSpec {
             heads,
             mlp_hidden,
             classes,
-            ln_eps: self.ln_eps.unwrap_or(DEFAULT_LN_EPS),
+            ln_eps: exact.ln_eps as f32,
             gelu: self.gelu.unwrap_or(Gelu::Erf),
-            mean,
-            std,
+            mean: narrow(&exact.mean),
+            std: narrow(&exact.std),
             depths,
             controller,
         };
@@ -316,8 +370,34 @@ impl ConfigSpec {
         if cfg.patches() != patches {
             return Err(FoldError::shape("pos_embed", pos, &[1, cfg.tokens(), dim]));
         }
-        Ok(cfg)
+        check_paths(ck, &cfg.depths, blocks)?;
+        Ok((cfg, exact))
     }
+}
+
+/// The paths `depths` (valid for `blocks` blocks) against the checkpoint, before any tensor is
+/// read: every depth below `blocks` needs its exit head, and a controller (`ctrl.*`) can only be
+/// folded with every path it was trained to choose among: those of the checkpoint, each exit
+/// plus full depth. (Without these checks a missing exit or a subset of the paths was reported as
+/// a controller tensor of the wrong shape.)
+fn check_paths(ck: &Checkpoint, depths: &[usize], blocks: usize) -> Result<()> {
+    let mut all = exit_depths(ck);
+    all.retain(|&d| d < blocks);
+    if let Some(d) = depths.iter().find(|&&d| d < blocks && !all.contains(&d)) {
+        return Err(FoldError::missing(
+            &format!("exits.{d}.norm.weight"),
+            &format!("exit head of the depth-{d} path; the checkpoint has exits at depths {all:?}"),
+        ));
+    }
+    all.push(blocks);
+    if depths != all && ck.tensors().keys().any(|k| k.starts_with("ctrl.")) {
+        return Err(cfg_err(format!(
+            "paths {depths:?} leave out some of {all:?}, the paths the checkpoint's controller \
+             (ctrl.*) was trained to choose among; it cannot be folded for fewer: fold every \
+             path (no --depths), or remove the ctrl.* tensors for a model without a controller"
+        )));
+    }
+    Ok(())
 }
 
 /// The first dimension of the 2-D tensor `name`, whose second must be `cols`: a width the model

@@ -30,7 +30,9 @@ pub const CONFIG_META_KEY: &str = "tinv.config";
 
 /// Folds a parsed checkpoint. The configuration is, from weakest to strongest: the checkpoint's
 /// `tinv.config` metadata, `config_json` (`--config FILE`), `flags`; what is still missing is
-/// inferred from the tensors. Returns the resolved configuration and the writer.
+/// inferred from the tensors. Returns the resolved configuration and the writer. The metadata
+/// holds the configuration's real values (`vit.ln_eps`, `vit.mean`, `vit.std`,
+/// `ctrl.default_budget`) as given, in f64, not widened back from the f32 of [`Config`].
 pub fn fold(
     ck: &Checkpoint,
     config_json: Option<&str>,
@@ -51,7 +53,7 @@ pub fn fold(
         spec = spec.merge(ConfigSpec::from_json(text)?);
     }
     spec = spec.merge(flags);
-    let cfg = spec.resolve(ck)?;
+    let (cfg, exact) = spec.resolve_exact(ck)?;
     progress(&format!(
         "config: {}x{}x{} patch {}, dim {}, {} blocks, {} heads, mlp {}, {} classes, paths {:?}{}",
         cfg.channels,
@@ -70,6 +72,8 @@ pub fn fold(
             ""
         }
     ));
-    let w = fold_checkpoint(ck, &cfg, opts, progress)?;
+    let mut w = fold_checkpoint(ck, &cfg, opts, progress)?;
+    // The metadata keeps the real values as given; `cfg` holds them narrowed to f32.
+    exact.write_meta(&mut w);
     Ok((cfg, w))
 }

@@ -1,5 +1,8 @@
 //! `tinv-fold`: the command line over the `tinv_fold` library.
 
+#[macro_use]
+mod out;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tinv::format::DType;
@@ -35,6 +38,9 @@ OPTIONS:
     --depths D1,D2,...    Depths of the paths, ascending, the last = number of blocks. Every
                           depth but the last needs exits.{d}.* tensors; exits not listed are
                           skipped. Default: every exit in the checkpoint plus full depth.
+                          A checkpoint with a controller (ctrl.*) folds only with all of its
+                          paths (the controller chooses among exactly those): a subset is
+                          refused.
     --ln-eps EPS          LayerNorm epsilon (default 1e-6, timm's ViT).
     --gelu erf|tanh       GELU variant (default erf, PyTorch/timm).
     --mean M1,M2,...      Input normalization mean per channel, for x in [0, 1]
@@ -115,11 +121,11 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
         };
         match flag {
             "-h" | "--help" => {
-                print!("{HELP}");
+                out!("{HELP}");
                 return Ok(None);
             }
             "-V" | "--version" => {
-                println!("tinv-fold {}", env!("CARGO_PKG_VERSION"));
+                outln!("tinv-fold {}", env!("CARGO_PKG_VERSION"));
                 return Ok(None);
             }
             "-q" | "--quiet" => switch(&mut a.quiet)?,
@@ -202,7 +208,7 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
     let quiet = args.quiet;
     let mut progress = |msg: &str| {
         if !quiet {
-            eprintln!("tinv-fold: {msg}");
+            errln!("tinv-fold: {msg}");
         }
     };
     let out = args
@@ -233,7 +239,7 @@ fn main() -> ExitCode {
     match run(&argv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -129,6 +129,47 @@ fn depth_without_exit_head_names_the_missing_tensor() {
     assert!(one_line(&e).contains("paths.depths"), "{e}");
 }
 
+/// With a controller: a missing exit is named as such (it was reported as a controller tensor of
+/// the wrong shape), and a subset of the paths the controller chooses among is refused.
+#[test]
+fn controller_checkpoints_fold_only_with_all_their_paths() {
+    let spec = Spec::small(); // exits at 1 and 3 of 4 blocks
+    let mut t = random_checkpoint(&spec, 1);
+    add_controller(&mut t, &spec, 3, 2);
+    let with = |depths: Vec<usize>| ConfigSpec {
+        depths: Some(depths),
+        default_budget: Some(0.5),
+        ..flags()
+    };
+    let e = fold_err(&t, with(vec![2, 4]));
+    let s = one_line(&e);
+    assert!(
+        s.contains("'exits.2.norm.weight'") && s.contains("exits at depths [1, 3]"),
+        "{s}"
+    );
+    for depths in [vec![1, 4], vec![3, 4], vec![4]] {
+        let e = fold_err(&t, with(depths.clone()));
+        let s = one_line(&e);
+        assert!(
+            matches!(e, FoldError::Config(_))
+                && s.contains(&format!("paths {depths:?} leave out some of [1, 3, 4]"))
+                && s.contains("ctrl.*"),
+            "{s}"
+        );
+    }
+    // All of them, given or by default, fold.
+    for flags in [
+        with(vec![1, 3, 4]),
+        ConfigSpec {
+            default_budget: Some(0.5),
+            ..flags()
+        },
+    ] {
+        let ck = Checkpoint::parse(safetensors_bytes(&t, Src::F32, &[])).expect("parses");
+        fold(&ck, None, flags, &FoldOptions::default(), &mut |_| {}).expect("folds");
+    }
+}
+
 #[test]
 fn incomplete_controller_is_named() {
     let spec = Spec::small();
@@ -165,6 +206,18 @@ fn incomplete_controller_is_named() {
         },
     );
     assert!(one_line(&e).contains("ctrl.default_budget 1.5"), "{e}");
+    // Out of range as given, though its f32 narrowing (1.0) is not: the metadata holds the f64.
+    let e = fold_err(
+        &t,
+        ConfigSpec {
+            default_budget: Some(1.0000000001),
+            ..flags()
+        },
+    );
+    assert!(
+        one_line(&e).contains("ctrl.default_budget 1.0000000001 not in [0, 1]"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -121,6 +121,58 @@ fn metadata_has_producer_source_hash_and_config() {
     assert_eq!(m.get("ctrl.default_budget"), Some(&MetaValue::F64(0.25)));
 }
 
+/// `vit.ln_eps`, `vit.mean`, `vit.std` and `ctrl.default_budget` are f64 in the format: they
+/// hold the values as given, not the f32 the runtime narrows them to widened back (1e-6 was
+/// written as 9.999999974752427e-7, 0.485 as 0.48500001430511475).
+#[test]
+fn metadata_keeps_real_values_as_given() {
+    let spec = Spec::small();
+    let mut t = random_checkpoint(&spec, 11);
+    add_controller(&mut t, &spec, 3, 12);
+    let meta_of = |json: &str, flags: ConfigSpec| {
+        let ck_bytes = safetensors_bytes(&t, Src::F32, &[("tinv.config", json)]);
+        let ck = Checkpoint::parse(ck_bytes).expect("parses");
+        let (cfg, w) = fold(&ck, None, flags, &FoldOptions::default(), &mut |_| {}).expect("folds");
+        (cfg, parse(&w.to_bytes()).expect("valid").meta)
+    };
+    // From the checkpoint's `tinv.config`, including an f32 widened to f64 earlier, which must
+    // come back unchanged (it did not without serde_json's float_roundtrip).
+    let json = spec.config_json(&[1, 3, 4]).replace(
+        '}',
+        r#", "controller": {"default_budget": 0.029999999329447746}}"#,
+    );
+    let (cfg, m) = meta_of(&json, ConfigSpec::default());
+    assert_eq!(m.get("vit.ln_eps"), Some(&MetaValue::F64(1e-6)));
+    assert_eq!(m.f64s("vit.mean"), Some(&[0.485, 0.456, 0.406][..]));
+    assert_eq!(m.f64s("vit.std"), Some(&[0.229, 0.224, 0.225][..]));
+    assert_eq!(
+        m.get("ctrl.default_budget"),
+        Some(&MetaValue::F64(0.029999999329447746))
+    );
+    // The configuration the runtime sees is the f32 narrowing of the same values.
+    assert_eq!(cfg.ln_eps, 1e-6f32);
+    assert_eq!(cfg.mean, [0.485f32, 0.456, 0.406]);
+    assert_eq!(cfg.controller.expect("controller").default_budget, 0.03f32);
+    // From flags, and the defaults (ε, ImageNet normalization for 3 channels).
+    let json = r#"{"heads": 3, "image_size": [16, 12], "controller": {"default_budget": 0.5}}"#;
+    let flags = ConfigSpec {
+        ln_eps: Some(1e-5),
+        mean: Some(vec![0.1, 0.2, 0.3]),
+        std: Some(vec![0.7, 0.8, 0.9]),
+        default_budget: Some(0.03),
+        ..ConfigSpec::default()
+    };
+    let (_, m) = meta_of(json, flags);
+    assert_eq!(m.get("vit.ln_eps"), Some(&MetaValue::F64(1e-5)));
+    assert_eq!(m.f64s("vit.mean"), Some(&[0.1, 0.2, 0.3][..]));
+    assert_eq!(m.f64s("vit.std"), Some(&[0.7, 0.8, 0.9][..]));
+    assert_eq!(m.get("ctrl.default_budget"), Some(&MetaValue::F64(0.03)));
+    let (_, m) = meta_of(json, ConfigSpec::default());
+    assert_eq!(m.get("vit.ln_eps"), Some(&MetaValue::F64(1e-6)));
+    assert_eq!(m.f64s("vit.mean"), Some(&[0.485, 0.456, 0.406][..]));
+    assert_eq!(m.f64s("vit.std"), Some(&[0.229, 0.224, 0.225][..]));
+}
+
 #[test]
 fn controller_weights_are_transposed_to_in_out() {
     let (t, _, file) = folded_with_controller();

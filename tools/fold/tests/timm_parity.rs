@@ -60,8 +60,8 @@ fn folded_timm_checkpoint_matches_timm_logits() {
     // Only what timm's constructor was told and tensors cannot show: heads and preprocessing.
     let flags = ConfigSpec {
         heads: Some(heads),
-        mean: Some(mean.iter().map(|v| *v as f32).collect()),
-        std: Some(std.iter().map(|v| *v as f32).collect()),
+        mean: Some(mean.clone()),
+        std: Some(std.clone()),
         ..ConfigSpec::default()
     };
     let (cfg, w) = fold(&ck, None, flags, &FoldOptions::default(), &mut |_| {}).expect("folds");

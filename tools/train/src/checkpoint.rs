@@ -61,6 +61,34 @@ fn create_parent(path: &Path) -> Result<(), (&Path, std::io::Error)> {
     }
 }
 
+/// Checks before any work (the dataset is loaded after) that `--resume path` can be read: a
+/// readable safetensors file, with its optimizer state beside it. Whether it fits the run is
+/// checked once the data is known.
+pub fn check_resume(path: &Path) -> Result<(), String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("--resume {}: {e}", path.display()))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("--resume {}: not a file", path.display()));
+    }
+    let buf = std::fs::read(path).map_err(|e| format!("--resume {}: {e}", path.display()))?;
+    SafeTensors::deserialize(&buf).map_err(|e| {
+        format!(
+            "--resume {}: not a readable safetensors checkpoint ({e})",
+            path.display()
+        )
+    })?;
+    let op = optim_path(path);
+    if !op.is_file() {
+        return Err(format!(
+            "--resume {}: optimizer state {} (written beside every checkpoint) not found; \
+             --resume needs both files",
+            path.display(),
+            op.display()
+        ));
+    }
+    std::fs::File::open(&op).map_err(|e| format!("--resume {}: {e}", op.display()))?;
+    Ok(())
+}
+
 /// Checks before any work that [`save`] can write `path` (creating its directory as `save`
 /// does, and writing and removing the temporary file it writes first), so a bad `--out` fails
 /// at once rather than after the first epoch.

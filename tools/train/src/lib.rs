@@ -12,6 +12,7 @@ pub mod flops;
 pub mod fused;
 pub mod loss;
 pub mod optim;
+pub mod out;
 pub mod report;
 pub mod rng;
 pub mod samples;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use tinv_train::config::{Hyper, ModelConfig};
 use tinv_train::control::ppo::PpoOpts;
 use tinv_train::{checkpoint, data, report, train};
+use tinv_train::{errln, out, outln};
 
 const HELP: &str = "\
 tinv-train: train tinv's multi-exit ViT and its controller on an IDX dataset
@@ -14,7 +15,7 @@ USAGE: tinv-train fit [OPTIONS]                  train the backbone (multi-exit 
        tinv-train eval CKPT [--data DIR] [--split t10k]   accuracy-vs-FLOPs table of a checkpoint
        tinv-train samples --out DIR [--data DIR] [--count N]
                                                  write test images as PNG (Fashion-MNIST names)
-       tinv-train --help
+       tinv-train --help | --version
 
 Values follow their flag as a separate argument (--lr 1e-3); each flag may be given once.
 Errors print one line `error: ...` and exit with status 1.
@@ -84,9 +85,30 @@ samples options:
 
 struct Args(Vec<String>);
 
-/// What a value of type `T` must look like, for parse errors.
-fn expected<T>() -> &'static str {
+/// Flags whose whole numbers must be at least 1: 0 is refused too (by the checks after parsing),
+/// so their parse errors name the real range.
+const AT_LEAST_ONE: [&str; 15] = [
+    "--epochs",
+    "--batch",
+    "--val",
+    "--stop-at",
+    "--episodes",
+    "--hp",
+    "--hq",
+    "--hr",
+    "--patch",
+    "--dim",
+    "--blocks",
+    "--heads",
+    "--mlp-hidden",
+    "--classes",
+    "--depths",
+];
+
+/// What a value of type `T` given to `flag` must look like, for parse errors.
+fn expected<T>(flag: &str) -> &'static str {
     match std::any::type_name::<T>() {
+        "usize" | "u64" | "u32" if AT_LEAST_ONE.contains(&flag) => "a whole number >= 1",
         "usize" | "u64" | "u32" => "a whole number >= 0",
         "f64" | "f32" => "a number",
         _ => "a valid value",
@@ -138,7 +160,7 @@ fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, Strin
             s.trim().parse().map_err(|_| {
                 format!(
                     "{flag}: cannot parse '{s}' in '{v}' (expected comma-separated values, each {})",
-                    expected::<T>()
+                    expected::<T>(flag)
                 )
             })
         })
@@ -146,8 +168,12 @@ fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, Strin
 }
 
 fn parse_value<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("{flag}: cannot parse '{v}' (expected {})", expected::<T>()))
+    v.parse().map_err(|_| {
+        format!(
+            "{flag}: cannot parse '{v}' (expected {})",
+            expected::<T>(flag)
+        )
+    })
 }
 
 fn fit(mut a: Args) -> Result<(), String> {
@@ -208,6 +234,9 @@ fn fit(mut a: Args) -> Result<(), String> {
     if opts.stop_at == Some(0) {
         return Err("--stop-at must be at least 1".into());
     }
+    if let Some(r) = &opts.resume {
+        checkpoint::check_resume(r)?;
+    }
     checkpoint::check_writable(&opts.out)?;
     let full = data::load(&data_dir, "train")?;
     let cfg = ModelConfig {
@@ -247,7 +276,7 @@ fn fit(mut a: Args) -> Result<(), String> {
     }
     let tr = full.slice(0..n - h.val_count);
     let val = full.slice(n - h.val_count..n);
-    eprintln!(
+    errln!(
         "tinv-train: {} train / {} validation images, {} classes, model {}x{} patch {} dim {} blocks {} heads {} exits {:?}",
         tr.len(),
         val.len(),
@@ -262,7 +291,7 @@ fn fit(mut a: Args) -> Result<(), String> {
     );
     let (_vit, meta) =
         train::train_backbone(&cfg, &h, &tr, &val, &opts).map_err(|e| e.to_string())?;
-    eprintln!("backbone done in {:.0} s", meta.seconds);
+    errln!("backbone done in {:.0} s", meta.seconds);
     Ok(())
 }
 
@@ -344,8 +373,8 @@ fn controller(mut a: Args) -> Result<(), String> {
     let val = full.slice(train_end..n);
     let route = (route_n > 0).then(|| full.slice(0..route_n.min(train_end)));
     let rep = report::controller_stage(&loaded, &val, route.as_ref(), &opts, tol, &out)?;
-    println!("{rep}");
-    eprintln!("wrote {}", out.display());
+    outln!("{rep}");
+    errln!("wrote {}", out.display());
     Ok(())
 }
 
@@ -356,7 +385,7 @@ fn eval(mut a: Args) -> Result<(), String> {
     no_extra(&a)?;
     let loaded = report::load(&ckpt)?;
     let ds = data::load(&dir, &split)?;
-    println!("{}", report::eval(&loaded, &ds)?);
+    outln!("{}", report::eval(&loaded, &ds)?);
     Ok(())
 }
 
@@ -365,17 +394,24 @@ fn samples(mut a: Args) -> Result<(), String> {
     let out = PathBuf::from(a.take("--out")?.ok_or("samples: --out DIR is required")?);
     let count: usize = a.num("--count", 10)?;
     no_extra(&a)?;
+    tinv_train::samples::check_dir(&out)?;
     let ds = data::load(&dir, "t10k")?;
     for name in tinv_train::samples::write(&ds, &out, count)? {
-        println!("{}", name.display());
+        outln!("{}", name.display());
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args[0] == "help" || args.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
+    // No command: the usage on stdout and an error, as `tinv-run` does.
+    if args.is_empty() {
+        out!("{HELP}");
+        errln!("error: no command given");
+        return ExitCode::FAILURE;
+    }
+    if args[0] == "help" || args.iter().any(|a| a == "--help" || a == "-h") {
+        out!("{HELP}");
         return ExitCode::SUCCESS;
     }
     let cmd = args.remove(0);
@@ -384,12 +420,15 @@ fn main() -> ExitCode {
         "controller" => controller(Args(args)),
         "eval" => eval(Args(args)),
         "samples" => samples(Args(args)),
+        "--version" | "-V" => no_extra(&Args(args)).map(|()| {
+            outln!("tinv-train {}", env!("CARGO_PKG_VERSION"));
+        }),
         other => Err(format!("unknown command '{other}' (see --help)")),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -147,7 +147,7 @@ pub fn controller_stage(
     let all = Outcomes::collect(&vit, val, 500)?;
     let route = match route {
         Some(ds) => {
-            eprintln!(
+            crate::errln!(
                 "caching the outcomes of {} training images for the graph policy",
                 ds.len()
             );

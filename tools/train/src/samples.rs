@@ -23,6 +23,15 @@ pub fn encode_gray(w: usize, h: usize, pixels: &[u8]) -> Result<Vec<u8>, String>
     Ok(out)
 }
 
+/// Refuses an output directory `dir` that exists as something else (a file): creating it said
+/// only "File exists (os error 17)".
+pub fn check_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("{} exists and is not a directory", dir.display()));
+    }
+    Ok(())
+}
+
 /// Writes the first test image of each class (cycling through classes until `count` images) to
 /// `dir`; returns the paths.
 pub fn write(ds: &Dataset, dir: &Path, count: usize) -> Result<Vec<PathBuf>, String> {
@@ -32,6 +41,7 @@ pub fn write(ds: &Dataset, dir: &Path, count: usize) -> Result<Vec<PathBuf>, Str
             ds.c
         ));
     }
+    check_dir(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let classes = ds.classes().max(1);
     let named = classes == 10 && ds.h == 28 && ds.w == 28;

@@ -173,7 +173,7 @@ fn kept(last_good: &Option<(PathBuf, usize)>) -> String {
 }
 
 fn stopped(out: &Path, meta: &TrainMeta) {
-    eprintln!(
+    crate::errln!(
         "tinv-train: stopped after global step {} (--stop-at) with checkpoint {}; continue with --resume {}",
         meta.global_step,
         out.display(),
@@ -230,15 +230,16 @@ pub fn train_backbone(
                 )));
             }
             if meta.hyper.epochs != h.epochs {
-                eprintln!(
+                crate::errln!(
                     "tinv-train: resuming a run planned for {} epochs with --epochs {}; the learning-rate schedule follows the new total",
                     meta.hyper.epochs, h.epochs
                 );
             }
             if meta.hyper.shift != h.shift {
-                eprintln!(
+                crate::errln!(
                     "tinv-train: resuming a run trained with --shift {} with --shift {}",
-                    meta.hyper.shift, h.shift
+                    meta.hyper.shift,
+                    h.shift
                 );
             }
             let vit = Vit::from_host(&backbone_cfg, &ts)
@@ -286,10 +287,11 @@ pub fn train_backbone(
     let mut last_good: Option<(PathBuf, usize)> =
         opts.resume.clone().map(|p| (p, meta.global_step));
     if meta.epoch >= h.epochs {
-        eprintln!(
+        crate::errln!(
             "tinv-train: the checkpoint has already completed {} of {} epochs; nothing to train \
              (raise --epochs to continue)",
-            meta.epoch, h.epochs
+            meta.epoch,
+            h.epochs
         );
     }
     let base_seconds = meta.seconds;
@@ -362,7 +364,7 @@ pub fn train_backbone(
                 let eta = rate * (total - meta.global_step) as f64;
                 // Steps in this window: fewer than --log-every right after a resume or an epoch end.
                 let n = (win.2 / h.batch).max(1) as f64;
-                eprintln!(
+                crate::errln!(
                     "epoch {}/{} step {}/{} loss {:.4} (ce {:.3} kd {:.3} feat {:.3}) acc {:.1}% lr {:.2e} |g| {:.2} {:.2} s/step ETA {}",
                     e + 1,
                     h.epochs,
@@ -406,7 +408,7 @@ pub fn train_backbone(
             .zip(&val_acc)
             .map(|(d, a)| format!("d{d} {:.2}%", 100.0 * a))
             .collect();
-        eprintln!(
+        crate::errln!(
             "epoch {}/{} done: loss {:.4} train-acc {:.2}% val {} ({:.0} s)",
             e + 1,
             h.epochs,

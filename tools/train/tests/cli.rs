@@ -3,7 +3,7 @@
 //! dataset (8×8 images, 4 classes), so each training run takes well under a second.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tinv-train");
 
@@ -57,6 +57,35 @@ fn fails(args: &[&str], want: &[&str]) {
     for w in want {
         assert!(last.contains(w), "{args:?}: wanted '{w}' in: {last}");
     }
+}
+
+/// A pipe whose reading end is already closed (`… | head -1` after `head` exits).
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+/// `/dev/full`: every write fails with "No space left on device".
+fn dev_full() -> Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+        .into()
+}
+
+/// Runs the binary with stdout on `stdout`; returns (exit code, stderr).
+fn run_to(args: &[&str], stdout: Stdio) -> (Option<i32>, String) {
+    let o = Command::new(BIN)
+        .args(args)
+        .stdout(stdout)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// Tiny `fit` arguments on `data`, writing `out`; `extra` flag/value pairs replace the defaults
@@ -114,6 +143,20 @@ fn argument_mistakes_are_one_line_errors() {
         &["--batch", "'-1'", "whole number"],
     );
     fails(&["fit", "--lr", "fast"], &["--lr", "'fast'"]);
+    // Parse errors state the range the flag takes: 0 epochs is refused too.
+    fails(
+        &["fit", "--epochs", "-1"],
+        &["--epochs: cannot parse '-1' (expected a whole number >= 1)"],
+    );
+    fails(&["fit", "--depths", "2,-4"], &["each a whole number >= 1"]);
+    fails(
+        &["controller", "x.safetensors", "--hq", "1.5"],
+        &["--hq: cannot parse '1.5' (expected a whole number >= 1)"],
+    );
+    fails(
+        &["fit", "--warmup", "-1"],
+        &["--warmup: cannot parse '-1' (expected a whole number >= 0)"],
+    );
     fails(&["fit", "--depths", "1,x"], &["--depths", "'x'"]);
     fails(&["frob"], &["unknown command 'frob'"]);
     fails(&["eval"], &["missing checkpoint"]);
@@ -136,6 +179,13 @@ fn argument_mistakes_are_one_line_errors() {
         ("--kd", "NaN", "--kd NaN"),
         ("--feat", "-1", "--feat -1"),
         ("--stop-at", "0", "--stop-at must be at least 1"),
+        // The file to resume from: it failed only once the dataset had loaded.
+        (
+            "--resume",
+            "/nonexistent/ck.safetensors",
+            "--resume /nonexistent/ck.safetensors: No such file or directory",
+        ),
+        ("--resume", "/", "--resume /: not a file"),
     ] {
         fails(&["fit", "--data", "/nonexistent", flag, v], &[want]);
     }
@@ -301,17 +351,17 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
         &fit(&d, &other, &["--resume", &ck, "--stop-at", "3"]),
         &["--stop-at 3", "already at global step 3"],
     );
-    // Without its optimizer sidecar.
+    // Without its optimizer sidecar: refused before the dataset is read.
     let lone = s(&root.join("lone.safetensors"));
     std::fs::copy(&ck, &lone).unwrap();
     fails(
-        &fit(&d, &other, &["--resume", &lone]),
+        &fit("/nonexistent", &other, &["--resume", &lone]),
         &["lone.optim.safetensors", "not found"],
     );
     // Not a checkpoint at all.
     let junk = s(&data.join("train-labels-idx1-ubyte"));
     fails(
-        &fit(&d, &other, &["--resume", &junk]),
+        &fit("/nonexistent", &other, &["--resume", &junk]),
         &["not a readable safetensors checkpoint"],
     );
     // Resumed to the end.
@@ -367,5 +417,69 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
         &["eval", &ck, "--data", &s(&big)],
         &["1x12x12 but the model expects 1x8x8"],
     );
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// `--version` as in tinv-run and tinv-fold (it was an unknown command); no arguments at all is
+/// the usage and an error, exit status 1, as in tinv-run (it exited 0).
+#[test]
+fn version_and_no_arguments() {
+    for v in ["--version", "-V"] {
+        let o = Command::new(BIN).arg(v).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{v}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("tinv-train {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    fails(&["--version", "x"], &["unknown argument 'x'"]);
+    let o = Command::new(BIN).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("tinv-train: train"));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: no command given\n"
+    );
+}
+
+/// `samples --out` naming a file: said "File exists (os error 17)".
+#[test]
+fn samples_out_that_is_a_file_is_named() {
+    let root = tmp("samples-out");
+    dataset(&root, 20);
+    let file = root.join("t10k-labels-idx1-ubyte");
+    let f = file.to_str().unwrap();
+    fails(
+        &["samples", "--data", root.to_str().unwrap(), "--out", f],
+        &[&format!("error: {f} exists and is not a directory")],
+    );
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// stdout closed (`| head -1`): a quiet exit 0; stdout failing otherwise (a full disk): one
+/// `error:` line and exit 1. Both panicked (exit 101, backtrace).
+#[test]
+fn a_closed_or_failing_stdout_is_not_a_panic() {
+    let root = tmp("stdout");
+    dataset(&root, 20);
+    let d = root.to_str().unwrap();
+    let pngs = root.join("png");
+    let p = pngs.to_str().unwrap();
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["samples", "--data", d, "--out", p, "--count", "3"],
+    ] {
+        let (code, err) = run_to(args, closed_pipe());
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+        let (code, err) = run_to(args, dev_full());
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err, "error: writing to stdout: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&pngs).unwrap().count(), 3);
     std::fs::remove_dir_all(&root).ok();
 }

@@ -55,7 +55,7 @@ pub fn train(
     let (g_rule, g_tuned) = (reward(&rule, o, rows, cost), reward(&tuned, o, rows, cost));
     let better = g_tuned > g_rule;
     if opts.verbose {
-        eprintln!(
+        crate::errln!(
             "graph policy: mean validation reward over the λ grid {g_rule:.5} (plug-in rule), \
              {g_tuned:.5} (after PPO); keeping the {}",
             if better { "PPO result" } else { "plug-in rule" }

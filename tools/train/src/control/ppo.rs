@@ -176,7 +176,7 @@ fn train_predictor(o: &Outcomes, phi: &[f32], opts: &PpoOpts, rng: &mut Rng) -> 
             .enumerate()
             .filter(|(ep, _)| (ep + 1) % 20 == 0)
         {
-            eprintln!(
+            crate::errln!(
                 "predictor epoch {}/{}: CE to the oracle path {m:.4}",
                 ep + 1,
                 opts.pred_epochs
@@ -407,7 +407,7 @@ pub(crate) fn level1_ppo(
         };
         ppo_categorical((pol, &v1), &mut adam, &r, opts, ent, rng)?;
         if opts.verbose && (it + 1) % 25 == 0 {
-            eprintln!(
+            crate::errln!(
                 "{what} PPO iteration {}/{}: mean reward {:.4}",
                 it + 1,
                 opts.iters,
@@ -549,7 +549,7 @@ fn train_exit_rnn(
             }
         }
         if opts.verbose && (it + 1) % 25 == 0 {
-            eprintln!(
+            crate::errln!(
                 "level-2 PPO iteration {}/{}: mean episode reward {:.4}",
                 it + 1,
                 opts.iters,

@@ -1,0 +1,189 @@
+//! The command line: what it refuses before measuring anything, and its own output (stdout
+//! closed or failing). Every failure is one `error:` line and exit status 1, never a panic.
+//! Needs no venv.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use tinv::format::DType;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tinv-bench");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tinv-bench-cli-{}-{name}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs and expects exactly one clean error line containing every one of `want`.
+fn fails(args: &[&str], want: &[&str]) {
+    let o = Command::new(BIN).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    for w in want {
+        assert!(err.contains(w), "{args:?}: wanted '{w}' in: {err}");
+    }
+}
+
+/// A Fashion-MNIST-shaped model (10 classes) with a controller, 20 test images and their labels
+/// in `dir`; returns the arguments that benchmark them with everything written inside `dir`.
+/// `--ort-lib` names an existing file that is no library: everything checked here is refused
+/// before it is loaded.
+fn setup(dir: &Path) -> Vec<String> {
+    let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
+    let model = dir.join("fm.tinv");
+    std::fs::write(&model, tinv::synth::random_model(&cfg, 3, DType::F32)).unwrap();
+    let n = 20;
+    let pixels: Vec<u8> = (0..n * 28 * 28).map(|i| (i * 37 % 256) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    std::fs::write(
+        dir.join("images.idx"),
+        tinv::idx::encode(&[n, 28, 28], &pixels),
+    )
+    .unwrap();
+    std::fs::write(dir.join("labels.idx"), tinv::idx::encode(&[n], &labels)).unwrap();
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    [
+        "--fmnist",
+        &p("fm.tinv"),
+        "--images",
+        &p("images.idx"),
+        "--labels",
+        &p("labels.idx"),
+        "--no-vit-tiny",
+        "--ort-lib",
+        &p("fm.tinv"),
+        "--out",
+        &p("out"),
+        "--report",
+        &p("RESULTS.md"),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `args` with the value of `flag` replaced by `value`.
+fn with<'a>(args: &'a [String], flag: &str, value: &'a str) -> Vec<&'a str> {
+    let mut v: Vec<&str> = args.iter().map(String::as_str).collect();
+    let i = v.iter().position(|a| *a == flag).unwrap();
+    v[i + 1] = value;
+    v
+}
+
+/// `--labels` must be labels for the images: an image file given as `--labels` ran and
+/// reported nonsense accuracies.
+#[test]
+fn labels_that_do_not_fit_the_images_or_the_model_are_refused() {
+    let dir = tmp("labels");
+    let args = setup(&dir);
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let images = p("images.idx");
+    fails(
+        &with(&args, "--labels", &images),
+        &["images.idx (--labels)", "[20, 28, 28]", "not a label file"],
+    );
+    let short = p("short.idx");
+    std::fs::write(&short, tinv::idx::encode(&[19], &[0; 19])).unwrap();
+    fails(
+        &with(&args, "--labels", &short),
+        &["short.idx", "19 labels for 20 images"],
+    );
+    let big = p("big.idx");
+    let mut labels = vec![1u8; 20];
+    labels[3] = 10;
+    std::fs::write(&big, tinv::idx::encode(&[20], &labels)).unwrap();
+    fails(
+        &with(&args, "--labels", &big),
+        &["big.idx", "label 10 (item 3)", "model's 10 classes"],
+    );
+    assert!(!dir.join("RESULTS.md").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Zero counts are refused (they were silently read as 1), as tinv-run refuses them.
+#[test]
+fn zero_counts_are_refused() {
+    for flag in ["--runs", "--rounds", "--eval-n"] {
+        fails(
+            &[flag, "0"],
+            &[&format!("error: {flag} must be at least 1")],
+        );
+    }
+}
+
+/// An `--out` that exists as a file is named as such (it said "File exists (os error 17)").
+#[test]
+fn out_that_is_a_file_is_named() {
+    let dir = tmp("out");
+    let args = setup(&dir);
+    let file = dir.join("images.idx");
+    let file = file.to_str().unwrap();
+    fails(
+        &with(&args, "--out", file),
+        &[&format!("error: {file} exists and is not a directory")],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A pipe whose reading end is already closed (`… | head -1` after `head` exits).
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+/// `/dev/full`: every write fails with "No space left on device".
+fn dev_full() -> Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+        .into()
+}
+
+/// Runs the binary with stdout on `stdout`; returns (exit code, stderr).
+fn run_to(args: &[&str], stdout: Stdio) -> (Option<i32>, String) {
+    let o = Command::new(BIN)
+        .args(args)
+        .stdout(stdout)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// stdout closed (`| head -1`): a quiet exit 0; stdout failing otherwise (a full disk): one
+/// `error:` line and exit 1. Both panicked (exit 101, backtrace).
+#[test]
+fn a_closed_or_failing_stdout_is_not_a_panic() {
+    for args in [["--help"], ["--version"]] {
+        let (code, err) = run_to(&args, closed_pipe());
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+        let (code, err) = run_to(&args, dev_full());
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err, "error: writing to stdout: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+}
+
+/// `--version` as in tinv-run and tinv-fold (it was an unknown option).
+#[test]
+fn version() {
+    for v in ["--version", "-V"] {
+        let o = Command::new(BIN).arg(v).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{v}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("tinv-bench {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    let o = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("-V, --version"));
+}

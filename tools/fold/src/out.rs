@@ -1,0 +1,44 @@
+//! Output that never panics, as in `tinv-run` (src/bin/tinv-run/out.rs). `println!` panics when
+//! stdout is gone (`tinv-fold --help | head -1`); here a closed stdout ends the program
+//! quietly with exit status 0, any other failure to write it (a full disk) is one `error:` line
+//! and exit status 1. Lines to stderr are best effort: when stderr itself is closed there is
+//! nobody left to tell.
+
+use std::io::{ErrorKind, Write};
+
+/// Writes `args` to stdout; see the module documentation for what happens when that fails.
+pub fn stdout(args: std::fmt::Arguments) {
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        stderr(format_args!("error: writing to stdout: {e}\n"));
+        std::process::exit(1);
+    }
+}
+
+/// Writes `args` to stderr, ignoring failure.
+pub fn stderr(args: std::fmt::Arguments) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
+/// `print!` through [`stdout`].
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::out::stdout(format_args!($($t)*))
+    };
+}
+
+/// `println!` through [`stdout`].
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::out::stdout(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `eprintln!` through [`stderr`].
+macro_rules! errln {
+    ($($t:tt)*) => {
+        $crate::out::stderr(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
