@@ -354,6 +354,49 @@ fn version_macros_match_cargo() {
     assert_eq!(mac("TINV_VERSION_STRING"), env!("CARGO_PKG_VERSION"));
 }
 
+/// scripts/install.sh on bad arguments: one `error:` line and exit status 1; `--help` prints its
+/// header comment and nothing of the script.
+#[test]
+fn install_script_refuses_bad_arguments() {
+    let script = root().join("scripts/install.sh");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new("sh")
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("sh runs");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // A missing value said "scripts/install.sh: 18: 2: parameter not set"; an empty --prefix
+    // would have installed into /lib.
+    for flag in ["--prefix", "--from"] {
+        for args in [&[flag][..], &[flag, ""], &["--from", "/nonexistent", flag]] {
+            let (code, _, err) = run(args);
+            assert_eq!(
+                (code, err),
+                (Some(1), format!("error: {flag} needs a value\n")),
+                "{args:?}"
+            );
+        }
+    }
+    let (code, _, err) = run(&["--bogus"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(1), "error: unknown argument --bogus (see --help)\n")
+    );
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("# Installs the C library")
+            && out.trim_end().ends_with("scripts/cross-aarch64.sh)."),
+        "{out}"
+    );
+}
+
 /// The documented install step (scripts/install.sh) into a scratch prefix, then a C program
 /// built only from `pkg-config --cflags --libs tinv` (shared) and `--static` (libtinv.a).
 #[test]
