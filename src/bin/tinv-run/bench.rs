@@ -160,7 +160,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         }
         outln!(
             "path switch  {switch_us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl}; \
-             within ± a few µs it is host noise)"
+             a value inside the runs' spread, negative ones included, is host noise)"
         );
         for (m, n, k, g) in &gemms {
             outln!("gemm m={m:<5} n={n:<5} k={k:<5} {g:>7.1} GFLOP/s");
