@@ -35,6 +35,7 @@ COMMANDS:
     build        build TensorRT engines for every path on this device (feature tensorrt)
     selftest     TensorRT vs CPU logits, per-path CUDA-graph latency (feature tensorrt)
     help         this text, or `tinv-run help <COMMAND>` / `tinv-run <COMMAND> --help`
+    --version    the version of tinv-run
 
 COMMON OPTIONS (in parentheses: the commands that take it; `tinv-run <COMMAND> --help` lists
 every option of a command, and a command refuses any other):

@@ -2,6 +2,10 @@
 //! here a closed stdout ends the program quietly with exit status 0, any other failure to write
 //! it (a full disk) is one `error:` line and exit status 1. Lines to stderr are best effort: when
 //! stderr itself is closed there is nobody left to tell.
+//!
+//! The one copy for every binary of the workspace: tinv-fold, tinv-bench and tinv-train include
+//! this file with `#[path]` as their own `out` module at the crate root (the macros name
+//! `$crate::out`).
 
 use std::io::{ErrorKind, Write};
 
@@ -22,6 +26,7 @@ pub fn stderr(args: std::fmt::Arguments) {
 }
 
 /// `print!` through [`stdout`].
+#[macro_export]
 macro_rules! out {
     ($($t:tt)*) => {
         $crate::out::stdout(format_args!($($t)*))
@@ -29,6 +34,7 @@ macro_rules! out {
 }
 
 /// `println!` through [`stdout`].
+#[macro_export]
 macro_rules! outln {
     ($($t:tt)*) => {
         $crate::out::stdout(format_args!("{}\n", format_args!($($t)*)))
@@ -36,6 +42,7 @@ macro_rules! outln {
 }
 
 /// `eprintln!` through [`stderr`].
+#[macro_export]
 macro_rules! errln {
     ($($t:tt)*) => {
         $crate::out::stderr(format_args!("{}\n", format_args!($($t)*)))

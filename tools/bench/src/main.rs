@@ -5,6 +5,7 @@
 //! Writes `results.json`-like text to `--out` and the report `docs/RESULTS.md` with SVG plots.
 
 #[macro_use]
+#[path = "../../../src/bin/tinv-run/out.rs"]
 mod out;
 mod blas;
 mod child;

@@ -1,6 +1,7 @@
 //! `tinv-fold`: the command line over the `tinv_fold` library.
 
 #[macro_use]
+#[path = "../../../src/bin/tinv-run/out.rs"]
 mod out;
 
 use std::path::{Path, PathBuf};

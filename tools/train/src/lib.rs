@@ -12,6 +12,7 @@ pub mod flops;
 pub mod fused;
 pub mod loss;
 pub mod optim;
+#[path = "../../../src/bin/tinv-run/out.rs"]
 pub mod out;
 pub mod report;
 pub mod rng;

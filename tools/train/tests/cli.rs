@@ -3,7 +3,10 @@
 //! dataset (8×8 images, 4 classes), so each training run takes well under a second.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+#[path = "../../../tests/common/stdout.rs"]
+mod stdout;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tinv-train");
 
@@ -57,35 +60,6 @@ fn fails(args: &[&str], want: &[&str]) {
     for w in want {
         assert!(last.contains(w), "{args:?}: wanted '{w}' in: {last}");
     }
-}
-
-/// A pipe whose reading end is already closed (`… | head -1` after `head` exits).
-fn closed_pipe() -> Stdio {
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    writer.into()
-}
-
-/// `/dev/full`: every write fails with "No space left on device".
-fn dev_full() -> Stdio {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap()
-        .into()
-}
-
-/// Runs the binary with stdout on `stdout`; returns (exit code, stderr).
-fn run_to(args: &[&str], stdout: Stdio) -> (Option<i32>, String) {
-    let o = Command::new(BIN)
-        .args(args)
-        .stdout(stdout)
-        .output()
-        .unwrap();
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// Tiny `fit` arguments on `data`, writing `out`; `extra` flag/value pairs replace the defaults
@@ -470,15 +444,7 @@ fn a_closed_or_failing_stdout_is_not_a_panic() {
         &["--version"],
         &["samples", "--data", d, "--out", p, "--count", "3"],
     ] {
-        let (code, err) = run_to(args, closed_pipe());
-        assert_eq!(code, Some(0), "{args:?}: {err}");
-        assert_eq!(err, "", "{args:?}");
-        let (code, err) = run_to(args, dev_full());
-        assert_eq!(code, Some(1), "{args:?}: {err}");
-        assert_eq!(
-            err, "error: writing to stdout: No space left on device (os error 28)\n",
-            "{args:?}"
-        );
+        stdout::assert_closed_and_failing_stdout_handled(BIN, args);
     }
     assert_eq!(std::fs::read_dir(&pngs).unwrap().count(), 3);
     std::fs::remove_dir_all(&root).ok();
