@@ -107,6 +107,21 @@ const char *tinv_last_error(void);
 const char *tinv_version_string(void);
 uint32_t tinv_version_number(void);
 
+/* ---- Logging ------------------------------------------------------------------------------ */
+
+/* Receives one log record: level 1 error, 2 warning, 3 info, 4 debug, 5 trace; a one-line,
+ * NUL-terminated message starting "tinv: ", valid only during the call; the user_data given to
+ * tinv_set_log_callback. Called from whichever thread logs (worker threads included), so it must
+ * be thread-safe; it must not call into tinv other than tinv_set_log_callback. */
+typedef void (*tinv_log_callback)(uint32_t level, const char *message, void *user_data);
+
+/* Sends the library's log records up to max_level (0 off, 1 error ... 5 trace) to `callback`:
+ * a worker thread the OS refused, why TINV_BACKEND_AUTO chose the CPU, TensorRT's messages.
+ * Without a callback the library prints nothing. NULL removes the callback. Process-wide and
+ * thread-safe; may be called at any time. Returns TINV_OK, TINV_ERR_INVALID_ARG (max_level above
+ * 5, or another logger already installed in this process by a Rust host). */
+tinv_status tinv_set_log_callback(tinv_log_callback callback, void *user_data, uint32_t max_level);
+
 /* ---- Handles and enums ------------------------------------------------------------------ */
 
 typedef struct tinv_model tinv_model;

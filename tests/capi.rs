@@ -190,10 +190,14 @@ fn header_declares_exactly_the_exported_functions() {
 fn header_prototypes_match_rust_signatures() {
     let header =
         signatures::header(&std::fs::read_to_string(root().join("include/tinv.h")).unwrap());
-    let sources: Vec<String> = ["src/capi/mod.rs", "src/capi/session.rs"]
-        .iter()
-        .map(|f| std::fs::read_to_string(root().join(f)).unwrap())
-        .collect();
+    let sources: Vec<String> = [
+        "src/capi/mod.rs",
+        "src/capi/session.rs",
+        "src/capi/logging.rs",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(root().join(f)).unwrap())
+    .collect();
     let rust = signatures::rust(&sources);
     assert_eq!(
         header.keys().collect::<Vec<_>>(),

@@ -9,10 +9,12 @@
 // Everything here handles values a C caller chose: no indexing that could panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+mod logging;
 mod registry;
 mod session;
 pub mod status;
 
+pub use logging::*;
 pub use session::*;
 pub use status::Status;
 

@@ -10,7 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// Every status a `tinv_*` function returns (`tinv_status` in `tinv.h`).
 ///
 /// Numbers are grouped in families of 100 (argument 1xx, file/format 2xx, device/backend 3xx,
-/// resources 4xx, internal 9xx) and are never reused: a code keeps its meaning in every later version.
+/// resources 4xx, internal 9xx) and are never reused: a code keeps its meaning in every later
+/// version.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {

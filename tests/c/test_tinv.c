@@ -32,6 +32,36 @@ static void test_options(void) {
     CHECK(so.mode == TINV_MODE_ADAPTIVE && so.budget < 0.0f && so.max_batch == 1 && so.threads == 1);
 }
 
+static int g_log_count = 0, g_log_level = 0, g_log_cpu = 0;
+
+static void on_log(uint32_t level, const char *message, void *user) {
+    g_log_count++;
+    g_log_level = (int)level;
+    g_log_cpu |= strstr(message, "using the CPU") != NULL && strncmp(message, "tinv: ", 6) == 0;
+    CHECK(user == &g_log_count);
+}
+
+/* The log callback receives the library's records up to its level, and nothing once removed:
+ * opening a model with TINV_BACKEND_AUTO and no engines says (at debug level) that it chose
+ * the CPU. */
+static void test_log(const char *path) {
+    tinv_model *m = NULL;
+    CHECK_STATUS(tinv_set_log_callback(on_log, &g_log_count, 6), TINV_ERR_INVALID_ARG);
+    CHECK_OK(tinv_set_log_callback(on_log, &g_log_count, 4));
+    CHECK_OK(tinv_model_open(path, NULL, &m));
+    CHECK(g_log_count >= 1 && g_log_level == 4 && g_log_cpu);
+    CHECK_OK(tinv_model_free(m));
+    g_log_count = 0;
+    CHECK_OK(tinv_set_log_callback(on_log, &g_log_count, 2)); /* warnings and errors only */
+    CHECK_OK(tinv_model_open(path, NULL, &m));
+    CHECK_OK(tinv_model_free(m));
+    CHECK(g_log_count == 0);
+    CHECK_OK(tinv_set_log_callback(NULL, NULL, 5)); /* removed: nothing more arrives */
+    CHECK_OK(tinv_model_open(path, NULL, &m));
+    CHECK_OK(tinv_model_free(m));
+    CHECK(g_log_count == 0);
+}
+
 /* Model queries agree with what the Rust API reported. */
 static void test_model_info(const tinv_model *m, const expectation *e) {
     size_t c = 0, h = 0, w = 0, len = 0, classes = 0, paths = 0, k, depth = 0;
@@ -187,6 +217,7 @@ int main(int argc, char **argv) {
     if (!expectation_load(argv[2], &e)) return 2;
     test_version();
     test_options();
+    test_log(argv[1]);
     CHECK_OK(tinv_model_open(argv[1], NULL, &m));
     if (!m) {
         expectation_free(&e);

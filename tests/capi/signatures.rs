@@ -86,6 +86,7 @@ fn c_type(rust: &str) -> String {
         "ModelOptions" => "tinv_model_options",
         "SessionOptionsC" => "tinv_session_options",
         "StatsC" => "tinv_stats",
+        "LogCallback" => "tinv_log_callback",
         other => panic!("no C spelling for Rust type {other}"),
     };
     format!("{prefix}{c}{}", "*".repeat(stars + inner_stars))
