@@ -3,7 +3,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Every error the library returns. `Display` is one line, naming the file, tensor or argument.
+/// New kinds of failure get new variants (`OutOfMemory` and `Numeric` came in 0.1): match with a
+/// wildcard arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// A file could not be read.
     Io {
@@ -14,7 +17,7 @@ pub enum Error {
     },
     /// The bytes of a `.tinv` file are invalid.
     Format {
-        /// The file (empty for in-memory models).
+        /// The file (`<memory>` for in-memory models).
         path: PathBuf,
         /// What is wrong.
         error: FormatError,
@@ -33,6 +36,9 @@ pub enum Error {
     Backend(String),
     /// Host memory for a session (its arena or batch-sized buffers) could not be allocated.
     OutOfMemory(String),
+    /// The logits came out NaN or infinite: an input far outside [0, 1] (finite, so it passed
+    /// the input check), or a model file with non-finite weights.
+    Numeric(String),
 }
 
 impl Error {
@@ -53,6 +59,7 @@ impl fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Backend(m) => write!(f, "backend: {m}"),
             Error::OutOfMemory(m) => write!(f, "out of memory: {m}"),
+            Error::Numeric(m) => write!(f, "numeric: {m}"),
         }
     }
 }

@@ -19,6 +19,7 @@ pub struct Idx {
 
 /// Why an IDX file was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IdxError {
     /// Fewer than 4 bytes, or the dimension table is cut off.
     Truncated,
@@ -192,7 +193,9 @@ fn read_header_bytes(r: &mut impl Read, buf: &mut [u8]) -> Result<(), IdxError> 
     })
 }
 
-/// Encodes unsigned bytes as an IDX file (used by tests and tools to write fixtures).
+/// Encodes unsigned bytes as an IDX file (used by tests and tools to write fixtures). The caller
+/// guarantees what the format can hold: 1 to 4 dimensions, each below 2^32, whose product is
+/// `data.len()`; larger values would be written truncated.
 pub fn encode(dims: &[usize], data: &[u8]) -> Vec<u8> {
     let mut out = vec![0, 0, 0x08, dims.len() as u8];
     for d in dims {

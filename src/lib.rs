@@ -1,8 +1,29 @@
 //! tinv: a static, embedded runtime for input-adaptive-depth Vision Transformers.
 //!
 //! A [`Model`] memory-maps one `.tinv` file of folded weights and is shared read-only; a
-//! [`Session`] belongs to one thread and owns one fixed arena in which every depth path runs.
-//! The controller picks a path per input (see [`control`]). docs/ARCHITECTURE.md has the map.
+//! [`Session`] serves one caller at a time (it may move between threads) and owns one fixed
+//! arena in which every depth path runs. The controller picks a path per input (see
+//! [`control`]). docs/ARCHITECTURE.md has the map.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tinv::{format::DType, synth, Model, OpenOptions, Session, SessionOptions};
+//!
+//! # fn main() -> tinv::Result<()> {
+//! // A random model stands in for a file: `Model::open("engines/fmnist/model.tinv", &opts)`.
+//! let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+//! let bytes = synth::random_model(&cfg, 1, DType::F32);
+//! let model = Arc::new(Model::from_bytes(&bytes, &OpenOptions::default())?);
+//! let mut session = Session::new(Arc::clone(&model), SessionOptions::default())?;
+//!
+//! let image = vec![0.5f32; model.config().input_len()]; // CHW, values in [0, 1]
+//! let mut logits = vec![0f32; model.config().classes];
+//! let stats = session.infer(&image, 1, &mut logits)?; // the controller picks the depth
+//! assert!(stats[0].class < 3 && [1, 2].contains(&stats[0].depth));
+//! assert!(logits.iter().all(|v| v.is_finite()));
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 // Library code never unwraps, expects or panics on its own: errors are values. (Tests may.)

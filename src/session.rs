@@ -33,7 +33,7 @@ impl Mode {
             _ => match s.strip_prefix("threshold:").map(str::parse::<f32>) {
                 Some(Ok(t)) if Mode::Threshold(t).check().is_ok() => Ok(Mode::Threshold(t)),
                 _ => Err(Error::arg(format!(
-                    "mode '{s}' is not one of adaptive, graph, threshold:τ (τ in [0, 1])"
+                    "mode {s:?} is not one of adaptive, graph, threshold:τ (τ in [0, 1])"
                 ))),
             },
         }
@@ -122,9 +122,14 @@ enum Policy {
     AllExits,
 }
 
-/// Per-thread runtime state over a shared model.
+/// The runtime state of one caller over a shared model: arena, worker pool, controller buffers
+/// and the stats of the last call. Calls take `&mut self`, so one caller at a time; a session
+/// may move between threads (`Send`). Logits are deterministic: the same bits on every run, at
+/// every thread count and batch size.
 pub struct Session {
     model: Arc<Model>,
+    /// Inputs of the last successful call (`last_stats`); 0 before the first and after a failure.
+    last: usize,
     plans: Vec<Plan>,
     buf: Buffers,
     arena: Vec<f32>,
@@ -202,10 +207,8 @@ impl Session {
         let need = buf.layout.total.saturating_mul(4);
         if need > opts.max_arena_bytes {
             return Err(Error::arg(format!(
-                "the arena for batch {} would need {} MB, above max_arena_bytes ({} MB)",
-                opts.max_batch,
-                need >> 20,
-                opts.max_arena_bytes >> 20
+                "the arena for batch {} would need {need} bytes, above max_arena_bytes ({})",
+                opts.max_batch, opts.max_arena_bytes
             )));
         }
         // Within the cap, an allocation failure is an error, not an abort.
@@ -241,6 +244,7 @@ impl Session {
             opts.cuda_graphs,
         )?;
         Ok(Session {
+            last: 0,
             trt,
             ctrl: CtrlScratch::new(&model),
             plans,
@@ -314,9 +318,10 @@ impl Session {
         self.mode = mode;
         Ok(())
     }
-    /// Stats of the last call, one per input.
+    /// Stats of the last call, one per input; empty before the first call and after a failed
+    /// one.
     pub fn last_stats(&self) -> &[Stats] {
-        &self.stats
+        self.stats.get(..self.last).unwrap_or_default()
     }
 
     /// Runs `batch` raw inputs (CHW, values in [0, 1], `batch × C × H × W` floats) with the
@@ -353,7 +358,40 @@ impl Session {
         self.run(input, batch, logits, Policy::AllExits)
     }
 
+    /// One call: [`Session::compute`], then the logits it wrote are checked. Finite inputs far
+    /// outside [0, 1] (or non-finite weights) give NaN or infinite logits, an answer a robot must
+    /// not act on: that is [`Error::Numeric`], not `Ok`.
     fn run(
+        &mut self,
+        input: &[f32],
+        b: usize,
+        out: &mut [f32],
+        policy: Policy,
+    ) -> Result<&[Stats]> {
+        self.last = 0;
+        self.compute(input, b, out, policy)?;
+        let c = self.model.config();
+        let per = match policy {
+            Policy::AllExits => c.depths.len() * c.classes,
+            _ => c.classes,
+        };
+        if let Some(j) = out
+            .get(..b * per)
+            .and_then(|o| o.iter().position(|v| !v.is_finite()))
+        {
+            return Err(Error::Numeric(format!(
+                "logit {} of input {} is {}: the input is far outside [0, 1] or the weights are \
+                 not finite",
+                j % per,
+                j / per,
+                out.get(j).copied().unwrap_or(f32::NAN)
+            )));
+        }
+        self.last = b;
+        Ok(self.last_stats())
+    }
+
+    fn compute(
         &mut self,
         input: &[f32],
         b: usize,

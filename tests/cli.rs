@@ -267,7 +267,7 @@ fn bad_input_gives_one_line_errors() {
     );
     assert_one_line_error(
         &["classify", "--model", m, "--mode", "fast", i],
-        "mode 'fast'",
+        "mode \"fast\"",
     );
     assert_one_line_error(
         &["classify", "--model", m, "--bogus", i],

@@ -153,6 +153,13 @@ fn mixed_batch_equals_one_by_one() {
     }
 }
 
+// A session may move to another thread (the docs say so); this fails to compile if it cannot.
+const _: fn() = || {
+    fn movable<T: Send>() {}
+    movable::<Session>();
+    movable::<Model>();
+};
+
 #[test]
 fn bad_arguments_are_errors() {
     let m = model(true);
@@ -175,6 +182,26 @@ fn bad_arguments_are_errors() {
     let mut bad = x.clone();
     bad[5] = f32::NAN;
     assert!(msg(s.infer(&bad, 2, &mut out)).contains("NaN"));
+    // Finite but far outside [0, 1]: the normalization overflows and the logits come out NaN,
+    // which is an error (Error::Numeric), not an answer; a failed call leaves no stats.
+    let huge: Vec<f32> = (0..x.len())
+        .map(|i| if i % 2 == 1 { -3e38 } else { 0.0 })
+        .collect();
+    for mode in [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.5)] {
+        s.set_mode(mode).unwrap();
+        let r = s.infer(&huge, 2, &mut out);
+        assert!(matches!(r, Err(tinv::Error::Numeric(_))), "{mode:?}: {r:?}");
+        assert!(s.last_stats().is_empty());
+    }
+    assert!(matches!(
+        s.infer_depth(&huge[..c.input_len()], 1, 1, &mut out),
+        Err(tinv::Error::Numeric(_))
+    ));
+    // last_stats holds the last call's inputs only (a batch 2 then a batch 1 call: one entry).
+    s.infer(&x, 2, &mut out).unwrap();
+    assert_eq!(s.last_stats().len(), 2);
+    s.infer(&x[..c.input_len()], 1, &mut out).unwrap();
+    assert_eq!(s.last_stats().len(), 1);
     assert!(s.set_budget(1.5).is_err());
     assert!(Mode::parse("threshold:2").is_err());
     assert_eq!(Mode::parse("threshold:0.7").unwrap(), Mode::Threshold(0.7));

@@ -22,6 +22,16 @@ fn small_enough(m: &Model) -> bool {
         && ctrl <= 64
 }
 
+/// A call that succeeded, or failed only because the file's weights make the logits non-finite
+/// (`Error::Numeric`); any other refusal of a valid call is a bug.
+fn ran<T>(r: tinv::Result<T>) -> Option<T> {
+    match r {
+        Ok(t) => Some(t),
+        Err(tinv::Error::Numeric(_)) => None,
+        Err(e) => panic!("a valid call was refused: {e}"),
+    }
+}
+
 /// Runs every mode on two random inputs, on one thread or two (the pool, the parallel GEMM
 /// chunks and attention's per-thread buffers are the code with `unsafe` in it).
 fn run(model: Arc<Model>, budget: f32, threads: usize) {
@@ -41,25 +51,25 @@ fn run(model: Arc<Model>, budget: f32, threads: usize) {
     let mut first = vec![0f32; 2 * c.classes];
     let mut again = vec![0f32; 2 * c.classes];
     s.set_budget(budget).expect("budget in [0, 1]");
-    s.infer(&x, 2, &mut first).expect("valid input");
-    s.infer(&x, 2, &mut again).expect("valid input");
-    // Bit-identical on a repeat (NaN weights give NaN logits, so compare bits, not values).
+    let once = ran(s.infer(&x, 2, &mut first)).is_some();
+    let twice = ran(s.infer(&x, 2, &mut again)).is_some();
+    // The same outcome on a repeat, and the same bits when it answered.
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&first), bits(&again), "inference is not deterministic");
-    for st in s
-        .infer(&x[..c.input_len()], 1, &mut first)
-        .expect("valid input")
-    {
+    assert_eq!(once, twice, "inference is not deterministic");
+    if once {
+        assert_eq!(bits(&first), bits(&again), "inference is not deterministic");
+    }
+    for st in ran(s.infer(&x[..c.input_len()], 1, &mut first)).unwrap_or_default() {
         assert!(st.path < p && st.depth == c.depths[st.path] && st.class < c.classes);
     }
     s.set_mode(Mode::Graph).expect("valid mode");
-    s.infer(&x, 2, &mut first).expect("valid input");
+    ran(s.infer(&x, 2, &mut first));
     s.set_mode(Mode::Threshold(0.5)).expect("valid mode");
-    s.infer(&x, 2, &mut first).expect("valid input");
+    ran(s.infer(&x, 2, &mut first));
     let mut all = vec![0f32; 2 * p * c.classes];
-    s.infer_all_exits(&x, 2, &mut all).expect("valid input");
+    ran(s.infer_all_exits(&x, 2, &mut all));
     for &d in &c.depths {
-        s.infer_depth(&x, 2, d, &mut first).expect("a path depth");
+        ran(s.infer_depth(&x, 2, d, &mut first));
     }
 }
 

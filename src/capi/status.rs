@@ -143,6 +143,7 @@ impl From<Error> for Fail {
             Error::InvalidArgument(_) => Status::InvalidArg,
             Error::Backend(_) => Status::Backend,
             Error::OutOfMemory(_) => Status::OutOfMemory,
+            Error::Numeric(_) => Status::Numeric,
         };
         Fail::new(status, e.to_string())
     }

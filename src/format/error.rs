@@ -5,6 +5,7 @@ use std::fmt;
 /// key where there is one.
 #[allow(missing_docs)] // each variant's doc sentence describes its fields
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FormatError {
     /// The file is shorter than the fixed 64-byte header.
     TooShort { len: u64 },

@@ -89,9 +89,11 @@ pub fn check_resume(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks before any work that [`save`] can write `path` (creating its directory as `save`
-/// does, and writing and removing the temporary file it writes first), so a bad `--out` fails
-/// at once rather than after the first epoch.
+/// Checks before any work that [`save`] can write `path`, so a bad `--out` fails at once rather
+/// than after the first epoch: a file is written and removed where the checkpoint's temporary
+/// file will go or, when its directory does not exist yet, in the nearest folder that does
+/// (where `save` will create it). Nothing is left behind, not even that directory, should the
+/// run fail before its first checkpoint.
 pub fn check_writable(path: &Path) -> Result<(), String> {
     if path.is_dir() {
         return Err(format!(
@@ -100,18 +102,35 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
             path.join("checkpoint.safetensors").display()
         ));
     }
-    create_parent(path).map_err(|(dir, e)| {
-        format!(
-            "--out {}: cannot create {}: {e}",
+    let here = Path::new(".");
+    let parent = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(here);
+    let mut existing = parent;
+    while !existing.exists() {
+        existing = existing
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(here);
+    }
+    if !existing.is_dir() {
+        return Err(format!(
+            "--out {}: cannot create {}: {} is not a directory",
             path.display(),
-            dir.display()
-        )
-    })?;
-    let tmp = temp_of(path);
-    if tmp != path {
-        std::fs::write(&tmp, b"")
+            parent.display(),
+            existing.display()
+        ));
+    }
+    let probe = if existing == parent {
+        temp_of(path)
+    } else {
+        existing.join(format!(".tinv-train-probe-{}", std::process::id()))
+    };
+    if probe != path {
+        std::fs::write(&probe, b"")
             .map_err(|e| format!("--out {}: cannot write there: {e}", path.display()))?;
-        std::fs::remove_file(&tmp).ok();
+        std::fs::remove_file(&probe).ok();
     }
     Ok(())
 }

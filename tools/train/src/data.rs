@@ -115,6 +115,9 @@ pub fn load(dir: &Path, prefix: &str) -> Result<Dataset, String> {
             ip.display()
         ));
     }
+    if n == 0 {
+        return Err(format!("{}: no images", ip.display()));
+    }
     let images = if c == 1 {
         images.data
     } else {

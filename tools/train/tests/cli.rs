@@ -217,6 +217,24 @@ fn bad_datasets_are_named() {
             "/usr/share/datasets/fashion-mnist",
         ],
     );
+    // A failed run leaves no directory behind for its --out (it used to create it up front).
+    let nested = root.join("new").join("dir").join("c.safetensors");
+    fails(
+        &fit(&s(&none), &s(&nested), &[]),
+        &["train-images-idx3-ubyte"],
+    );
+    assert!(
+        !root.join("new").exists(),
+        "--out's directory was created by a failed run"
+    );
+    // An empty data set is named as such (it said "vit.classes must be > 0").
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    dataset(&empty, 0);
+    fails(
+        &fit(&s(&empty), &out, &[]),
+        &["train-images-idx3-ubyte: no images"],
+    );
     let good = root.join("good");
     std::fs::create_dir_all(&good).unwrap();
     dataset(&good, 200);
