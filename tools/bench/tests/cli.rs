@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tinv::format::DType;
 
+mod common;
 #[path = "../../../tests/common/stdout.rs"]
 mod stdout;
 
@@ -35,18 +35,7 @@ fn fails(args: &[&str], want: &[&str]) {
 /// `--ort-lib` names an existing file that is no library: everything checked here is refused
 /// before it is loaded.
 fn setup(dir: &Path) -> Vec<String> {
-    let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
-    let model = dir.join("fm.tinv");
-    std::fs::write(&model, tinv::synth::random_model(&cfg, 3, DType::F32)).unwrap();
-    let n = 20;
-    let pixels: Vec<u8> = (0..n * 28 * 28).map(|i| (i * 37 % 256) as u8).collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    std::fs::write(
-        dir.join("images.idx"),
-        tinv::idx::encode(&[n, 28, 28], &pixels),
-    )
-    .unwrap();
-    std::fs::write(dir.join("labels.idx"), tinv::idx::encode(&[n], &labels)).unwrap();
+    common::fmnist_case(dir);
     let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
     [
         "--fmnist",

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tinv::format::DType;
 
+mod common;
+
 fn venv() -> Option<PathBuf> {
     let p = std::env::var_os("TINV_VENV")
         .map(PathBuf::from)
@@ -24,26 +26,15 @@ fn harness_runs_and_writes_the_report() {
     };
     let dir = std::env::temp_dir().join(format!("tinv-bench-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
-    let model = dir.join("fm.tinv");
-    std::fs::write(&model, tinv::synth::random_model(&cfg, 3, DType::F32)).unwrap();
-    let n = 20;
-    let pixels: Vec<u8> = (0..n * 28 * 28).map(|i| (i * 37 % 256) as u8).collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    std::fs::write(
-        dir.join("images.idx"),
-        tinv::idx::encode(&[n, 28, 28], &pixels),
-    )
-    .unwrap();
-    std::fs::write(dir.join("labels.idx"), tinv::idx::encode(&[n], &labels)).unwrap();
+    let [model, images, labels] = common::fmnist_case(&dir);
     let report = dir.join("RESULTS.md");
     let out = Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
         .arg("--fmnist")
         .arg(&model)
         .arg("--images")
-        .arg(dir.join("images.idx"))
+        .arg(&images)
         .arg("--labels")
-        .arg(dir.join("labels.idx"))
+        .arg(&labels)
         .args([
             "--no-vit-tiny",
             "--runs",
