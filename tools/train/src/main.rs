@@ -239,6 +239,22 @@ fn fit(mut a: Args) -> Result<(), String> {
     }
     checkpoint::check_writable(&opts.out)?;
     let full = data::load(&data_dir, "train")?;
+    if classes.is_none() {
+        // The class count comes from the largest label: a single corrupt label (255) would make
+        // a 256-class model without a word.
+        let mut seen = [false; 256];
+        full.labels
+            .iter()
+            .for_each(|&y| seen[usize::from(y)] = true);
+        let distinct = seen.iter().filter(|&&s| s).count();
+        if full.classes() > 2 * distinct {
+            errln!(
+                "tinv-train: warning: the largest label makes {} classes, but only {distinct} \
+                 labels occur; pass --classes K if that is not intended",
+                full.classes()
+            );
+        }
+    }
     let cfg = ModelConfig {
         image_size: [full.h, full.w],
         channels: full.c,

@@ -48,6 +48,31 @@ pub struct TrainMeta {
     pub seconds: f64,
     /// Per-epoch metrics so far.
     pub history: Vec<EpochMetrics>,
+    /// The training split it was trained on; `--resume` refuses another. Absent in checkpoints
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataStamp>,
+}
+
+/// What identifies a training split: its size and a hash of its images and labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataStamp {
+    /// Training images.
+    pub train_images: usize,
+    /// `fnv1a64:` of the images' bytes, then the labels'.
+    pub fingerprint: String,
+}
+
+impl DataStamp {
+    /// The stamp of `train`.
+    pub fn of(train: &Dataset) -> DataStamp {
+        let h = tinv::format::fnv1a64(&train.images);
+        let h = tinv::format::fnv1a64_continue(h, &train.labels);
+        DataStamp {
+            train_images: train.len(),
+            fingerprint: format!("fnv1a64:{h:016x}"),
+        }
+    }
 }
 
 /// Run options that do not change the result.
@@ -222,6 +247,28 @@ pub fn train_backbone(
                     path.display()
                 )));
             }
+            let here = DataStamp::of(train);
+            match &meta.data {
+                Some(d) if d.train_images != here.train_images => {
+                    return Err(TrainError::Input(format!(
+                        "{} was trained on another training split (data.train_images: checkpoint \
+                         {}, requested {}); refusing to resume",
+                        path.display(),
+                        d.train_images,
+                        here.train_images
+                    )))
+                }
+                Some(d) if *d != here => {
+                    return Err(TrainError::Input(format!(
+                        "{} was trained on other images of the same count (data.fingerprint: \
+                         checkpoint {}, requested {}); refusing to resume",
+                        path.display(),
+                        d.fingerprint,
+                        here.fingerprint
+                    )))
+                }
+                _ => {}
+            }
             if let Some(stop) = opts.stop_at.filter(|&s| s <= meta.global_step) {
                 return Err(TrainError::Input(format!(
                     "--stop-at {stop}: {} is already at global step {}",
@@ -259,6 +306,7 @@ pub fn train_backbone(
                 .map_err(|e| format!("{}: {e}", op.display()))?;
             let meta = TrainMeta {
                 hyper: h.clone(),
+                data: Some(here),
                 ..meta
             };
             (vit, opt, meta)
@@ -275,6 +323,7 @@ pub fn train_backbone(
                 global_step: 0,
                 seconds: 0.0,
                 history: Vec::new(),
+                data: Some(DataStamp::of(train)),
             };
             (vit, opt, meta)
         }

@@ -238,6 +238,21 @@ fn bad_datasets_are_named() {
     let good = root.join("good");
     std::fs::create_dir_all(&good).unwrap();
     dataset(&good, 200);
+    // One corrupt label (255) would make a 256-class model: allowed (the documented default is
+    // the largest label + 1), but said.
+    let odd = root.join("odd");
+    std::fs::create_dir_all(&odd).unwrap();
+    dataset(&odd, 200);
+    let f = odd.join("train-labels-idx1-ubyte");
+    let mut labels = std::fs::read(&f).unwrap();
+    labels[8] = 255;
+    std::fs::write(&f, labels).unwrap();
+    let (ok, err) = run(&fit(&s(&odd), &out, &["--stop-at", "1"]));
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: the largest label makes 256 classes, but only 5 labels occur"),
+        "{err}"
+    );
     // Only the labels missing.
     let half = root.join("half");
     std::fs::create_dir_all(&half).unwrap();
@@ -342,6 +357,26 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
     fails(
         &fit(&d, &other, &["--resume", &ck, "--stop-at", "3"]),
         &["--stop-at 3", "already at global step 3"],
+    );
+    // Another training split: more images, or as many other ones (it trained on silently; the
+    // old validation images became training images).
+    let more = root.join("more");
+    std::fs::create_dir_all(&more).unwrap();
+    dataset(&more, 240);
+    fails(
+        &fit(&s(&more), &other, &["--resume", &ck]),
+        &["data.train_images: checkpoint 160, requested 200"],
+    );
+    let swapped = root.join("swapped");
+    std::fs::create_dir_all(&swapped).unwrap();
+    dataset(&swapped, 200);
+    let f = swapped.join("train-labels-idx1-ubyte");
+    let mut labels = std::fs::read(&f).unwrap();
+    labels[8] = (labels[8] + 1) % 4; // the first label of the IDX file (after its header)
+    std::fs::write(&f, labels).unwrap();
+    fails(
+        &fit(&s(&swapped), &other, &["--resume", &ck]),
+        &["data.fingerprint: checkpoint fnv1a64:"],
     );
     // Without its optimizer sidecar: refused before the dataset is read.
     let lone = s(&root.join("lone.safetensors"));
