@@ -186,9 +186,16 @@ fn fmt_secs(s: f64) -> String {
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// What a stop on a non-finite value leaves behind.
-fn kept(last_good: &Option<(PathBuf, usize)>) -> String {
+/// What a stop on a non-finite value at the step that started from the weights of global step
+/// `from` leaves behind. A checkpoint is good only if a later step's loss was finite with its
+/// weights; one written at `from` holds the very weights that just failed.
+fn kept(last_good: &Option<(PathBuf, usize)>, from: usize) -> String {
     match last_good {
+        Some((p, st)) if *st >= from => format!(
+            "the last checkpoint {} (step {st}) is kept, but it holds the weights this step \
+             started from: restart with a lower --lr, or resume from an earlier copy",
+            p.display()
+        ),
         Some((p, st)) => format!(
             "the last good checkpoint {} (step {st}) is kept",
             p.display()
@@ -361,7 +368,7 @@ pub fn train_backbone(
             let loss = crate::loss::multi_exit(&outs, &y, h, factor)?;
             let lv = loss.total.to_scalar::<f32>()?;
             if !lv.is_finite() {
-                let keep = kept(&last_good);
+                let keep = kept(&last_good, meta.global_step);
                 return Err(TrainError::NonFinite(format!(
                     "loss became {lv} at epoch {} step {} (global step {}); training stopped, {keep}",
                     e + 1,
@@ -374,7 +381,7 @@ pub fn train_backbone(
             if norm.is_nan() {
                 // A NaN gradient would make every weight NaN; stop before the update so no
                 // checkpoint is written from it.
-                let keep = kept(&last_good);
+                let keep = kept(&last_good, meta.global_step);
                 return Err(TrainError::NonFinite(format!(
                     "gradient became NaN (loss {lv}) at epoch {} step {} (global step {}); \
                      training stopped, {keep}",
@@ -484,4 +491,18 @@ pub fn train_backbone(
         save(&opts.out, &vit, Some(&opt), &meta)?;
     }
     Ok((vit, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_checkpoint_is_good_only_once_a_later_step_ran_finite_from_it() {
+        let ck = Some((PathBuf::from("c.safetensors"), 5));
+        assert!(kept(&ck, 6).contains("the last good checkpoint c.safetensors (step 5)"));
+        assert!(kept(&ck, 5).contains("holds the weights this step started from"));
+        assert_eq!(kept(&None, 3), "no checkpoint had been written yet");
+    }
 }
