@@ -161,13 +161,12 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     let rss = peak_rss_bytes();
     // A budget applies only where a controller runs: not at a fixed depth, not in threshold
     // mode, not on a model without one (it then runs every input at full depth).
-    let controlled = depth.is_none()
-        && cfg.controller.is_some()
-        && !matches!(session.mode(), tinv::Mode::Threshold(_));
+    let threshold = matches!(session.mode(), tinv::Mode::Threshold(_));
+    let controlled = depth.is_none() && cfg.controller.is_some() && !threshold;
     let budget = controlled.then(|| session.budget());
     let mode = match depth {
         Some(d) => format!("depth:{d}"),
-        None if cfg.controller.is_none() && !matches!(session.mode(), tinv::Mode::Threshold(_)) => {
+        None if cfg.controller.is_none() && !threshold => {
             "full depth (the model has no controller)".to_string()
         }
         None => format!("{:?}", session.mode())

@@ -135,22 +135,24 @@ impl Args {
             _ => Err(format!("{flag} needs a value (see --help)")),
         }
     }
+    /// The value of `flag` parsed as a `T`; `None` when it is absent.
+    fn opt_num<T: std::str::FromStr>(&mut self, flag: &str) -> Result<Option<T>, String> {
+        self.take(flag)?.map(|v| parse_value(flag, &v)).transpose()
+    }
+    /// The comma-separated values of `flag`; `None` when it is absent.
+    fn opt_list<T: std::str::FromStr>(&mut self, flag: &str) -> Result<Option<Vec<T>>, String> {
+        self.take(flag)?.map(|v| parse_list(flag, &v)).transpose()
+    }
     /// The value of `flag` parsed as a `T`, `default` when it is absent.
     fn num<T: std::str::FromStr>(&mut self, flag: &str, default: T) -> Result<T, String> {
-        match self.take(flag)? {
-            None => Ok(default),
-            Some(v) => parse_value(flag, &v),
-        }
+        Ok(self.opt_num(flag)?.unwrap_or(default))
     }
     fn list<T: std::str::FromStr>(
         &mut self,
         flag: &str,
         default: Vec<T>,
     ) -> Result<Vec<T>, String> {
-        match self.take(flag)? {
-            None => Ok(default),
-            Some(v) => parse_list(flag, &v),
-        }
+        Ok(self.opt_list(flag)?.unwrap_or(default))
     }
 }
 
@@ -202,19 +204,10 @@ fn fit(mut a: Args) -> Result<(), String> {
     let blocks: usize = a.num("--blocks", 8)?;
     let heads: usize = a.num("--heads", 4)?;
     let mlp_hidden: usize = a.num("--mlp-hidden", 4 * dim)?;
-    let classes: Option<usize> = a
-        .take("--classes")?
-        .map(|v| parse_value("--classes", &v))
-        .transpose()?;
+    let classes: Option<usize> = a.opt_num("--classes")?;
     let ln_eps: f64 = a.num("--ln-eps", 1e-6)?;
-    let mean: Option<Vec<f64>> = a
-        .take("--mean")?
-        .map(|v| parse_list("--mean", &v))
-        .transpose()?;
-    let std: Option<Vec<f64>> = a
-        .take("--std")?
-        .map(|v| parse_list("--std", &v))
-        .transpose()?;
+    let mean: Option<Vec<f64>> = a.opt_list("--mean")?;
+    let std: Option<Vec<f64>> = a.opt_list("--std")?;
     let depths: Vec<usize> = a.list("--depths", vec![2, 4, 6, 8])?;
     let opts = train::RunOpts {
         out: PathBuf::from(
@@ -224,10 +217,7 @@ fn fit(mut a: Args) -> Result<(), String> {
         resume: a.take("--resume")?.map(PathBuf::from),
         log_every: a.num("--log-every", 50)?,
         ckpt_every: a.num("--ckpt-every", 500)?,
-        stop_at: a
-            .take("--stop-at")?
-            .map(|v| parse_value("--stop-at", &v))
-            .transpose()?,
+        stop_at: a.opt_num("--stop-at")?,
     };
     no_extra(&a)?;
     h.validate()?;
