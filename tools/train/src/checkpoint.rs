@@ -65,28 +65,38 @@ fn create_parent(path: &Path) -> Result<(), (&Path, std::io::Error)> {
 /// readable safetensors file, with its optimizer state beside it. Whether it fits the run is
 /// checked once the data is known.
 pub fn check_resume(path: &Path) -> Result<(), String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("--resume {}: {e}", path.display()))?;
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| format!("--resume {}: {e}", path.display()))?;
     if !f.metadata().is_ok_and(|m| m.is_file()) {
         return Err(format!("--resume {}: not a file", path.display()));
     }
-    let buf = std::fs::read(path).map_err(|e| format!("--resume {}: {e}", path.display()))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .map_err(|e| format!("--resume {}: {e}", path.display()))?;
     SafeTensors::deserialize(&buf).map_err(|e| {
         format!(
             "--resume {}: not a readable safetensors checkpoint ({e})",
             path.display()
         )
     })?;
+    let op = resume_optim(path).map_err(|e| format!("--resume {e}"))?;
+    std::fs::File::open(&op).map_err(|e| format!("--resume {}: {e}", op.display()))?;
+    Ok(())
+}
+
+/// The optimizer state a resume of `path` needs, or why it is missing.
+pub fn resume_optim(path: &Path) -> Result<std::path::PathBuf, String> {
     let op = optim_path(path);
     if !op.is_file() {
         return Err(format!(
-            "--resume {}: optimizer state {} (written beside every checkpoint) not found; \
+            "{}: optimizer state {} (written beside every checkpoint) not found; \
              --resume needs both files",
             path.display(),
             op.display()
         ));
     }
-    std::fs::File::open(&op).map_err(|e| format!("--resume {}: {e}", op.display()))?;
-    Ok(())
+    Ok(op)
 }
 
 /// Checks before any work that [`save`] can write `path`, so a bad `--out` fails at once rather

@@ -299,15 +299,7 @@ pub fn train_backbone(
             let vit = Vit::from_host(&backbone_cfg, &ts)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let mut opt = AdamW::new(vit.vars())?;
-            let op = checkpoint::optim_path(path);
-            if !op.is_file() {
-                return Err(TrainError::Input(format!(
-                    "{}: optimizer state {} (written beside every checkpoint) not found; \
-                     --resume needs both files",
-                    path.display(),
-                    op.display()
-                )));
-            }
+            let op = checkpoint::resume_optim(path).map_err(TrainError::Input)?;
             let (ots, _) = checkpoint::load(&op)?;
             opt.load_host(vit.vars(), &ots, meta.global_step)
                 .map_err(|e| format!("{}: {e}", op.display()))?;
