@@ -376,6 +376,13 @@ fn controller(mut a: Args) -> Result<(), String> {
         ));
     }
     let train_end = n - h.val_count;
+    // The validation split is the last --val images of the training split the backbone saw:
+    // other data would train the controller on images the backbone learned from.
+    train::DataStamp::of(&full.slice(0..train_end)).check(
+        meta.data.as_ref(),
+        &ckpt,
+        "pass the --data it was trained on",
+    )?;
     let val = full.slice(train_end..n);
     let route = (route_n > 0).then(|| full.slice(0..route_n.min(train_end)));
     let rep = report::controller_stage(&loaded, &val, route.as_ref(), &opts, tol, &out)?;

@@ -73,6 +73,34 @@ impl DataStamp {
             fingerprint: format!("fnv1a64:{h:016x}"),
         }
     }
+
+    /// Whether `saved`, the stamp in the checkpoint at `path`, is this one; otherwise an error
+    /// naming the difference and ending in `refusal`. A checkpoint without a stamp (written
+    /// before it was recorded) passes.
+    pub fn check(
+        &self,
+        saved: Option<&DataStamp>,
+        path: &Path,
+        refusal: &str,
+    ) -> Result<(), String> {
+        match saved {
+            Some(d) if d.train_images != self.train_images => Err(format!(
+                "{} was trained on another training split (data.train_images: checkpoint {}, \
+                 requested {}); {refusal}",
+                path.display(),
+                d.train_images,
+                self.train_images
+            )),
+            Some(d) if d != self => Err(format!(
+                "{} was trained on other images of the same count (data.fingerprint: checkpoint \
+                 {}, requested {}); {refusal}",
+                path.display(),
+                d.fingerprint,
+                self.fingerprint
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Run options that do not change the result.
@@ -255,27 +283,8 @@ pub fn train_backbone(
                 )));
             }
             let here = DataStamp::of(train);
-            match &meta.data {
-                Some(d) if d.train_images != here.train_images => {
-                    return Err(TrainError::Input(format!(
-                        "{} was trained on another training split (data.train_images: checkpoint \
-                         {}, requested {}); refusing to resume",
-                        path.display(),
-                        d.train_images,
-                        here.train_images
-                    )))
-                }
-                Some(d) if *d != here => {
-                    return Err(TrainError::Input(format!(
-                        "{} was trained on other images of the same count (data.fingerprint: \
-                         checkpoint {}, requested {}); refusing to resume",
-                        path.display(),
-                        d.fingerprint,
-                        here.fingerprint
-                    )))
-                }
-                _ => {}
-            }
+            here.check(meta.data.as_ref(), path, "refusing to resume")
+                .map_err(TrainError::Input)?;
             if let Some(stop) = opts.stop_at.filter(|&s| s <= meta.global_step) {
                 return Err(TrainError::Input(format!(
                     "--stop-at {stop}: {} is already at global step {}",

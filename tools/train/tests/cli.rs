@@ -427,6 +427,18 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
             "--val",
         ],
     );
+    // Another training split than the backbone's: its validation images would be others.
+    fails(
+        &["controller", &ck, "--data", &s(&more), "--out", &other],
+        &[
+            "data.train_images: checkpoint 160, requested 200",
+            "pass the --data it was trained on",
+        ],
+    );
+    fails(
+        &["controller", &ck, "--data", &s(&swapped), "--out", &other],
+        &["data.fingerprint: checkpoint fnv1a64:", "--data"],
+    );
     // Images of another size than the model's.
     let big = root.join("big");
     std::fs::create_dir_all(&big).unwrap();
