@@ -193,16 +193,32 @@ fn read_header_bytes(r: &mut impl Read, buf: &mut [u8]) -> Result<(), IdxError> 
     })
 }
 
-/// Encodes unsigned bytes as an IDX file (used by tests and tools to write fixtures). The caller
-/// guarantees what the format can hold: 1 to 4 dimensions, each below 2^32, whose product is
-/// `data.len()`; larger values would be written truncated.
-pub fn encode(dims: &[usize], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&(*d as u32).to_be_bytes());
+/// Encodes unsigned bytes as an IDX file (used by tests and tools to write fixtures), refusing
+/// what the format cannot hold or [`parse`] would refuse: not 1 to 4 dimensions, a dimension of
+/// 2^32 or more, more than [`MAX_DATA_BYTES`] of data, or data whose length is not the
+/// dimensions' product.
+pub fn encode(dims: &[usize], data: &[u8]) -> Result<Vec<u8>, IdxError> {
+    let rank = u8::try_from(dims.len())
+        .ok()
+        .filter(|r| (1..=4).contains(r))
+        .ok_or(IdxError::BadRank(dims.len().min(255) as u8))?;
+    let mut out = vec![0, 0, 0x08, rank];
+    for &d in dims {
+        let d = u32::try_from(d).map_err(|_| IdxError::TooLarge {
+            dims: dims.to_vec(),
+        })?;
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    // The reader's own checks of the header (the size limit).
+    let (_, expected) = header(&mut out.as_slice())?;
+    if expected != data.len() as u64 {
+        return Err(IdxError::LengthMismatch {
+            expected,
+            found: data.len() as u64,
+        });
     }
     out.extend_from_slice(data);
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -210,8 +226,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn encode_refuses_what_the_format_cannot_hold() {
+        assert_eq!(encode(&[], &[]), Err(IdxError::BadRank(0)));
+        assert_eq!(encode(&[1; 5], &[0]), Err(IdxError::BadRank(5)));
+        assert_eq!(
+            encode(&[2, 3], &[0; 5]),
+            Err(IdxError::LengthMismatch {
+                expected: 6,
+                found: 5
+            })
+        );
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(
+            encode(&[1 << 32], &[]),
+            Err(IdxError::TooLarge {
+                dims: vec![1 << 32]
+            })
+        );
+        // Each dimension fits, the product does not (the reader's limit).
+        let m = 1usize << 20;
+        assert_eq!(
+            encode(&[m, m], &[]),
+            Err(IdxError::TooLarge { dims: vec![m, m] })
+        );
+    }
+
+    #[test]
     fn round_trip_and_errors() {
-        let f = encode(&[2, 2, 3], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        let f = encode(&[2, 2, 3], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]).unwrap();
         // Hand-checked header: magic 0 0 8 3, then big-endian 2, 2, 3.
         assert_eq!(&f[..16], &[0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3]);
         let idx = parse(&f).unwrap();
@@ -259,7 +301,7 @@ mod tests {
         );
         // An empty data set of 28×28 images is a valid file.
         assert_eq!(
-            parse(&encode(&[0, 28, 28], &[])).map(|i| i.dims),
+            parse(&encode(&[0, 28, 28], &[]).unwrap()).map(|i| i.dims),
             Ok(vec![0, 28, 28])
         );
     }
@@ -268,7 +310,7 @@ mod tests {
     #[test]
     fn open_reads_plain_and_gzipped_files() {
         use std::io::Write;
-        let f = encode(&[2, 3], &[1, 2, 3, 4, 5, 6]);
+        let f = encode(&[2, 3], &[1, 2, 3, 4, 5, 6]).unwrap();
         let dir = std::env::temp_dir().join(format!("tinv-idx-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let plain = dir.join("a-idx2-ubyte");
@@ -292,7 +334,7 @@ mod tests {
 
     #[test]
     fn streams_read_exactly_what_the_header_declares() {
-        let f = encode(&[3, 2], &[9, 8, 7, 6, 5, 4]);
+        let f = encode(&[3, 2], &[9, 8, 7, 6, 5, 4]).unwrap();
         assert_eq!(read(&f[..]), parse(&f));
         assert_eq!(read(&f[..]).unwrap().data, vec![9, 8, 7, 6, 5, 4]);
         assert_eq!(

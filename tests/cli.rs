@@ -111,10 +111,10 @@ fn eval_reports_required_fields_on_gzip_and_plain_idx() {
     let imgs: Vec<u8> = (0..n * 64).map(|i| (i * 13 % 256) as u8).collect();
     let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
     let ip = dir.join("imgs.idx");
-    std::fs::write(&ip, tinv::idx::encode(&[n, 8, 8], &imgs)).unwrap();
+    std::fs::write(&ip, tinv::idx::encode(&[n, 8, 8], &imgs).unwrap()).unwrap();
     let lp = dir.join("labels.idx.gz");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gz, &tinv::idx::encode(&[n], &labels)).unwrap();
+    std::io::Write::write_all(&mut gz, &tinv::idx::encode(&[n], &labels).unwrap()).unwrap();
     std::fs::write(&lp, gz.finish().unwrap()).unwrap();
     let (code, out, err) = run(&[
         "eval",
@@ -151,7 +151,7 @@ fn eval_reports_required_fields_on_gzip_and_plain_idx() {
     assert!(out.contains("\"samples\":20"));
     // Mismatched counts: 19 labels for 20 images.
     let lp2 = dir.join("short.idx");
-    std::fs::write(&lp2, tinv::idx::encode(&[n - 1], &labels[..n - 1])).unwrap();
+    std::fs::write(&lp2, tinv::idx::encode(&[n - 1], &labels[..n - 1]).unwrap()).unwrap();
     assert_one_line_error(
         &[
             "eval",
@@ -166,7 +166,11 @@ fn eval_reports_required_fields_on_gzip_and_plain_idx() {
     );
     // Wrong image size for the model.
     let ip3 = dir.join("big.idx");
-    std::fs::write(&ip3, tinv::idx::encode(&[n, 9, 9], &vec![0; n * 81])).unwrap();
+    std::fs::write(
+        &ip3,
+        tinv::idx::encode(&[n, 9, 9], &vec![0; n * 81]).unwrap(),
+    )
+    .unwrap();
     assert_one_line_error(
         &[
             "eval",
@@ -481,8 +485,8 @@ fn arguments_that_would_be_ignored_are_refused() {
     // controller (it runs at full depth), would be accepted and ignored.
     let n = 6;
     let (ip, lp) = (dir.join("i.idx"), dir.join("l.idx"));
-    std::fs::write(&ip, tinv::idx::encode(&[n, 8, 8], &[7; 6 * 64])).unwrap();
-    std::fs::write(&lp, tinv::idx::encode(&[n], &[0, 1, 2, 0, 1, 2])).unwrap();
+    std::fs::write(&ip, tinv::idx::encode(&[n, 8, 8], &[7; 6 * 64]).unwrap()).unwrap();
+    std::fs::write(&lp, tinv::idx::encode(&[n], &[0, 1, 2, 0, 1, 2]).unwrap()).unwrap();
     let bare = dir.join("no-controller.tinv");
     let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
     std::fs::write(&bare, synth::random_model(&cfg, 9, DType::F32)).unwrap();

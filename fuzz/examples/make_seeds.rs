@@ -73,12 +73,12 @@ fn main() {
 
     // IDX: images [3, 4, 4], labels [3], a rank-4 colour set.
     let img: Vec<u8> = (0..48).map(|i| (i * 5) as u8).collect();
-    put("idx", "images.idx", &tinv::idx::encode(&[3, 4, 4], &img));
-    put("idx", "labels.idx", &tinv::idx::encode(&[3], &[0, 1, 2]));
+    put("idx", "images.idx", &tinv::idx::encode(&[3, 4, 4], &img).unwrap());
+    put("idx", "labels.idx", &tinv::idx::encode(&[3], &[0, 1, 2]).unwrap());
     put(
         "idx",
         "rgb.idx",
-        &tinv::idx::encode(&[1, 2, 2, 3], &img[..12]),
+        &tinv::idx::encode(&[1, 2, 2, 3], &img[..12]).unwrap(),
     );
 
     // Engine manifests (docs: src/trt/manifest.rs).

@@ -77,7 +77,7 @@ fn labels_that_do_not_fit_the_images_or_the_model_are_refused() {
         &["images.idx (--labels)", "[20, 28, 28]", "not a label file"],
     );
     let short = p("short.idx");
-    std::fs::write(&short, tinv::idx::encode(&[19], &[0; 19])).unwrap();
+    std::fs::write(&short, tinv::idx::encode(&[19], &[0; 19]).unwrap()).unwrap();
     fails(
         &with(&args, "--labels", &short),
         &["short.idx", "19 labels for 20 images"],
@@ -85,7 +85,7 @@ fn labels_that_do_not_fit_the_images_or_the_model_are_refused() {
     let big = p("big.idx");
     let mut labels = vec![1u8; 20];
     labels[3] = 10;
-    std::fs::write(&big, tinv::idx::encode(&[20], &labels)).unwrap();
+    std::fs::write(&big, tinv::idx::encode(&[20], &labels).unwrap()).unwrap();
     fails(
         &with(&args, "--labels", &big),
         &["big.idx", "label 10 (item 3)", "model's 10 classes"],

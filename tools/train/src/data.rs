@@ -310,13 +310,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tinv-train-idx-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         // One 1x2 image with 3 channels, HWC: pixel 0 = (1, 2, 3), pixel 1 = (4, 5, 6).
-        let img = tinv::idx::encode(&[1, 1, 2, 3], &[1, 2, 3, 4, 5, 6]);
+        let img = tinv::idx::encode(&[1, 1, 2, 3], &[1, 2, 3, 4, 5, 6]).unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&img).unwrap();
         std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz.finish().unwrap()).unwrap();
         std::fs::write(
             dir.join("t10k-labels-idx1-ubyte"),
-            tinv::idx::encode(&[1], &[7]),
+            tinv::idx::encode(&[1], &[7]).unwrap(),
         )
         .unwrap();
         let ds = load(&dir, "t10k").unwrap();
@@ -326,7 +326,7 @@ mod tests {
         // A label count that does not match is refused, naming the file.
         std::fs::write(
             dir.join("t10k-labels-idx1-ubyte"),
-            tinv::idx::encode(&[2], &[7, 1]),
+            tinv::idx::encode(&[2], &[7, 1]).unwrap(),
         )
         .unwrap();
         assert!(load(&dir, "t10k")

@@ -24,12 +24,12 @@ fn dataset(dir: &Path, n: usize) {
     for p in ["train", "t10k"] {
         std::fs::write(
             dir.join(format!("{p}-images-idx3-ubyte")),
-            tinv::idx::encode(&[n, 8, 8], &images),
+            tinv::idx::encode(&[n, 8, 8], &images).unwrap(),
         )
         .unwrap();
         std::fs::write(
             dir.join(format!("{p}-labels-idx1-ubyte")),
-            tinv::idx::encode(&[n], &labels),
+            tinv::idx::encode(&[n], &labels).unwrap(),
         )
         .unwrap();
     }
@@ -291,7 +291,7 @@ fn bad_datasets_are_named() {
     std::fs::write(half.join("train-images-idx3-ubyte"), &bytes).unwrap();
     std::fs::write(
         half.join("train-labels-idx1-ubyte"),
-        tinv::idx::encode(&[199], &[0; 199]),
+        tinv::idx::encode(&[199], &[0; 199]).unwrap(),
     )
     .unwrap();
     fails(&fit(&s(&half), &out, &[]), &["199 labels for 200 images"]);
@@ -444,12 +444,12 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
     std::fs::create_dir_all(&big).unwrap();
     std::fs::write(
         big.join("t10k-images-idx3-ubyte"),
-        tinv::idx::encode(&[1, 12, 12], &[0; 144]),
+        tinv::idx::encode(&[1, 12, 12], &[0; 144]).unwrap(),
     )
     .unwrap();
     std::fs::write(
         big.join("t10k-labels-idx1-ubyte"),
-        tinv::idx::encode(&[1], &[0]),
+        tinv::idx::encode(&[1], &[0]).unwrap(),
     )
     .unwrap();
     fails(

@@ -12,7 +12,7 @@ pub fn fmnist_case(dir: &Path) -> [PathBuf; 3] {
     let n = 20;
     let pixels: Vec<u8> = (0..n * 28 * 28).map(|i| (i * 37 % 256) as u8).collect();
     let classes: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    std::fs::write(&images, tinv::idx::encode(&[n, 28, 28], &pixels)).unwrap();
-    std::fs::write(&labels, tinv::idx::encode(&[n], &classes)).unwrap();
+    std::fs::write(&images, tinv::idx::encode(&[n, 28, 28], &pixels).unwrap()).unwrap();
+    std::fs::write(&labels, tinv::idx::encode(&[n], &classes).unwrap()).unwrap();
     [model, images, labels]
 }
