@@ -10,7 +10,7 @@ use crate::folding::{
 };
 use crate::safetensors::Checkpoint;
 use std::collections::BTreeSet;
-use tinv::format::{fnv1a64, DType, MetaValue, Metadata, TinvWriter, FLAG_DEVICE};
+use tinv::format::{DType, MetaValue, Metadata, TinvWriter, FLAG_DEVICE};
 use tinv::Config;
 
 /// How to write the folded file.
@@ -171,7 +171,10 @@ pub fn fold_checkpoint(
     );
     meta.set(
         "tinv.source_hash",
-        MetaValue::Str(format!("fnv1a64:{:016x}", fnv1a64(ck.bytes()))),
+        MetaValue::Str(format!(
+            "fnv1a64:{:016x}",
+            ck.content_hash(crate::CONFIG_META_KEY)
+        )),
     );
     cfg.to_meta(&mut meta);
     for (k, v) in meta.entries() {

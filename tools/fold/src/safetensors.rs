@@ -33,6 +33,15 @@ impl SrcDType {
         }
     }
 
+    /// The safetensors name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            SrcDType::F32 => "F32",
+            SrcDType::F16 => "F16",
+            SrcDType::BF16 => "BF16",
+        }
+    }
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
@@ -168,9 +177,31 @@ impl Checkpoint {
         })
     }
 
-    /// The whole file.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// FNV-1a 64 of what folding reads: the metadata value under `config_key` when present,
+    /// then every tensor in name order (name, dtype, shape, data). Neither the order of the
+    /// tensors in the file nor any other metadata counts, so checkpoints that fold to the same
+    /// model hash the same: a re-run of a training with the same seed does, although the trainer
+    /// records its wall-clock times in the metadata. Strings end in a 0 byte and numbers are
+    /// u64 little-endian, so no two inputs run together.
+    pub fn content_hash(&self, config_key: &str) -> u64 {
+        use tinv::format::fnv1a64_continue as more;
+        let num = |h: u64, v: usize| more(h, &(v as u64).to_le_bytes());
+        let text = |h: u64, s: &str| more(more(h, s.as_bytes()), &[0]);
+        let mut h = text(tinv::format::fnv1a64(&[]), "safetensors-content.v1");
+        if let Some(c) = self.metadata.get(config_key) {
+            h = text(text(h, config_key), c);
+        }
+        for (name, t) in &self.tensors {
+            h = text(h, name);
+            h = text(h, t.dtype.name());
+            h = num(h, t.shape.len());
+            for &d in &t.shape {
+                h = num(h, d);
+            }
+            h = num(h, t.range.len());
+            h = more(h, &self.bytes[t.range.clone()]);
+        }
+        h
     }
 
     /// The `__metadata__` string map.

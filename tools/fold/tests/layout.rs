@@ -18,16 +18,49 @@ fn fnv(bytes: &[u8]) -> u64 {
     h
 }
 
-fn folded_with_controller() -> (Tensors, Vec<u8>, Vec<u8>) {
+/// `tinv.source_hash` as tools/fold/README.md defines it, for an F32 checkpoint: FNV-1a 64 of
+/// "safetensors-content.v1", "tinv.config" and its value, then each tensor in name order (name,
+/// "F32", rank, dims, byte count, bytes); strings end in a 0 byte, numbers are u64 LE.
+fn source_hash(t: &Tensors, config: &str) -> u64 {
+    let mut b: Vec<u8> = Vec::new();
+    let text = |b: &mut Vec<u8>, s: &str| {
+        b.extend_from_slice(s.as_bytes());
+        b.push(0);
+    };
+    text(&mut b, "safetensors-content.v1");
+    text(&mut b, "tinv.config");
+    text(&mut b, config);
+    for (name, (shape, vals)) in t {
+        text(&mut b, name);
+        text(&mut b, "F32");
+        b.extend_from_slice(&(shape.len() as u64).to_le_bytes());
+        for &d in shape {
+            b.extend_from_slice(&(d as u64).to_le_bytes());
+        }
+        b.extend_from_slice(&(4 * vals.len() as u64).to_le_bytes());
+        for v in vals {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    fnv(&b)
+}
+
+fn config_json() -> String {
+    Spec::small().config_json(&[1, 3, 4]).replace(
+        '}',
+        r#", "controller": {"features": "tinv.features.v1", "default_budget": 0.25}}"#,
+    )
+}
+
+fn small_with_controller() -> Tensors {
     let spec = Spec::small();
     let mut t = random_checkpoint(&spec, 11);
     add_controller(&mut t, &spec, 3, 12);
-    let json = spec.config_json(&[1, 3, 4]).replace(
-        '}',
-        r#", "controller": {"features": "tinv.features.v1", "default_budget": 0.25}}"#,
-    );
-    let ck_bytes = safetensors_bytes(&t, Src::F32, &[("tinv.config", &json)]);
-    let ck = Checkpoint::parse(ck_bytes.clone()).expect("parses");
+    t
+}
+
+fn fold_bytes(ck_bytes: Vec<u8>) -> Vec<u8> {
+    let ck = Checkpoint::parse(ck_bytes).expect("parses");
     let (_, w) = fold(
         &ck,
         None,
@@ -36,12 +69,22 @@ fn folded_with_controller() -> (Tensors, Vec<u8>, Vec<u8>) {
         &mut |_| {},
     )
     .expect("folds");
-    (t, ck_bytes, w.to_bytes())
+    w.to_bytes()
+}
+
+fn folded_with_controller() -> (Tensors, Vec<u8>) {
+    let t = small_with_controller();
+    let file = fold_bytes(safetensors_bytes(
+        &t,
+        Src::F32,
+        &[("tinv.config", &config_json())],
+    ));
+    (t, file)
 }
 
 #[test]
 fn order_alignment_and_pages_follow_the_format() {
-    let (_, _, file) = folded_with_controller();
+    let (_, file) = folded_with_controller();
     let index = parse(&file).expect("valid");
     let mut want: Vec<String> = Vec::new();
     for net in ["pred", "policy"] {
@@ -92,7 +135,7 @@ fn order_alignment_and_pages_follow_the_format() {
 
 #[test]
 fn metadata_has_producer_source_hash_and_config() {
-    let (_, ck_bytes, file) = folded_with_controller();
+    let (t, file) = folded_with_controller();
     let m = parse(&file).expect("valid").meta;
     assert_eq!(
         m.str("tinv.producer"),
@@ -100,7 +143,7 @@ fn metadata_has_producer_source_hash_and_config() {
     );
     assert_eq!(
         m.str("tinv.source_hash"),
-        Some(format!("fnv1a64:{:016x}", fnv(&ck_bytes)).as_str())
+        Some(format!("fnv1a64:{:016x}", source_hash(&t, &config_json())).as_str())
     );
     assert!(m.u64("tinv.content_hash").is_some());
     let spec = Spec::small();
@@ -119,6 +162,40 @@ fn metadata_has_producer_source_hash_and_config() {
         .all(|(a, b)| (a - b).abs() < 1e-6));
     assert_eq!(m.str("ctrl.features"), Some("tinv.features.v1"));
     assert_eq!(m.get("ctrl.default_budget"), Some(&MetaValue::F64(0.25)));
+}
+
+/// A re-run of the same training folds to the same bytes although the trainer's run log (wall
+/// clock times) differs; a changed weight or configuration changes the source hash.
+#[test]
+fn the_source_hash_covers_what_folding_reads_and_nothing_else() {
+    let t = small_with_controller();
+    let json = config_json();
+    let with_log =
+        |log: &str| safetensors_bytes(&t, Src::F32, &[("tinv.config", &json), ("tinv.train", log)]);
+    let a = with_log(r#"{"seconds": 6298.1}"#);
+    let b = with_log(r#"{"seconds": 6301.7}"#);
+    assert_ne!(a, b);
+    let folded = fold_bytes(a);
+    assert_eq!(folded, fold_bytes(b));
+    let hash = |file: &[u8]| {
+        parse(file)
+            .expect("valid")
+            .meta
+            .str("tinv.source_hash")
+            .expect("hash")
+            .to_string()
+    };
+    let mut t2 = t.clone();
+    t2.get_mut("head.bias").expect("head").1[0] += 1.0;
+    let changed = fold_bytes(safetensors_bytes(&t2, Src::F32, &[("tinv.config", &json)]));
+    assert_ne!(hash(&changed), hash(&folded));
+    let other_budget = json.replace("0.25", "0.5");
+    let rebudgeted = fold_bytes(safetensors_bytes(
+        &t,
+        Src::F32,
+        &[("tinv.config", &other_budget)],
+    ));
+    assert_ne!(hash(&rebudgeted), hash(&folded));
 }
 
 /// `vit.ln_eps`, `vit.mean`, `vit.std` and `ctrl.default_budget` are f64 in the format: they
@@ -175,7 +252,7 @@ fn metadata_keeps_real_values_as_given() {
 
 #[test]
 fn controller_weights_are_transposed_to_in_out() {
-    let (t, _, file) = folded_with_controller();
+    let (t, file) = folded_with_controller();
     let index = parse(&file).expect("valid");
     let read = |name: &str| -> (Vec<usize>, Vec<f32>) {
         let ti = index.tensor(name).expect(name);

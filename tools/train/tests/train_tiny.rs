@@ -100,6 +100,22 @@ fn learns_reproducibly_and_resume_checks_config() {
     let (a, _) = tinv_train::checkpoint::load(&out).unwrap();
     let (b, _) = tinv_train::checkpoint::load(&out2).unwrap();
     assert_eq!(a, b, "two runs with the same seed differ");
+    // ... and folds to the same file, although the checkpoints record different wall-clock
+    // times (the source hash covers what folding reads).
+    let fold = |p: &std::path::Path| {
+        let ck = tinv_fold::Checkpoint::open(p).unwrap();
+        let opts = tinv_fold::FoldOptions::default();
+        let spec = tinv_fold::ConfigSpec::default();
+        tinv_fold::fold(&ck, None, spec, &opts, &mut |_| {})
+            .unwrap()
+            .1
+            .to_bytes()
+    };
+    assert_eq!(
+        fold(&out),
+        fold(&out2),
+        "the same training folds differently"
+    );
 
     // Resuming with another configuration is refused, naming the field.
     let mut other = cfg();
