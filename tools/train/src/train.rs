@@ -52,6 +52,25 @@ pub struct TrainMeta {
     /// written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataStamp>,
+    /// The running sums of the epoch in progress, in a checkpoint written inside an epoch, so
+    /// that a resumed epoch's metrics cover all its steps. Absent at epoch ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<EpochSums>,
+}
+
+/// Running sums of an epoch in progress.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochSums {
+    /// Sum of the steps' losses.
+    pub loss_sum: f64,
+    /// Training images the deepest exit classified right.
+    pub right: usize,
+    /// Training images seen.
+    pub seen: usize,
+    /// Steps taken.
+    pub steps: usize,
+    /// Wall-clock seconds spent.
+    pub seconds: f64,
 }
 
 /// What identifies a training split: its size and a hash of its images and labels.
@@ -332,6 +351,7 @@ pub fn train_backbone(
                 seconds: 0.0,
                 history: Vec::new(),
                 data: Some(DataStamp::of(train)),
+                partial: None,
             };
             (vit, opt, meta)
         }
@@ -356,7 +376,9 @@ pub fn train_backbone(
         let e = meta.epoch;
         let perm = Rng::new(h.seed, 1_000 + e as u64).permutation(train.len());
         let ep_start = Instant::now();
-        let (mut loss_sum, mut right, mut seen, mut n_steps) = (0f64, 0usize, 0usize, 0usize);
+        // A resumed epoch goes on from the sums its checkpoint recorded.
+        let mut sums = meta.partial.take().unwrap_or_default();
+        let ep_seconds = sums.seconds;
         let mut win = (0f64, 0usize, 0usize, Instant::now());
         while meta.step_in_epoch < steps {
             let s = meta.step_in_epoch;
@@ -406,10 +428,10 @@ pub fn train_backbone(
                 .eq(&y)?
                 .to_dtype(candle_core::DType::F32)?;
             let ok = ok.sum_all()?.to_scalar::<f32>()? as usize;
-            loss_sum += f64::from(lv);
-            right += ok;
-            seen += b.len;
-            n_steps += 1;
+            sums.loss_sum += f64::from(lv);
+            sums.right += ok;
+            sums.seen += b.len;
+            sums.steps += 1;
             win.0 += f64::from(lv);
             win.1 += ok;
             win.2 += b.len;
@@ -443,7 +465,10 @@ pub fn train_backbone(
             let stop = opts.stop_at.is_some_and(|s| meta.global_step >= s);
             let periodic = opts.ckpt_every > 0 && meta.global_step % opts.ckpt_every == 0;
             if (stop || periodic) && meta.step_in_epoch < steps {
+                sums.seconds = ep_seconds + ep_start.elapsed().as_secs_f64();
+                meta.partial = Some(sums.clone());
                 save(&opts.out, &vit, Some(&opt), &meta)?;
+                meta.partial = None;
                 last_good = Some((opts.out.clone(), meta.global_step));
                 if stop {
                     stopped(&opts.out, &meta);
@@ -454,10 +479,10 @@ pub fn train_backbone(
         let val_acc = evaluate(&vit, val, 500)?;
         let m = EpochMetrics {
             epoch: e + 1,
-            loss: loss_sum / n_steps.max(1) as f64,
-            train_acc: right as f64 / seen.max(1) as f64,
+            loss: sums.loss_sum / sums.steps.max(1) as f64,
+            train_acc: sums.right as f64 / sums.seen.max(1) as f64,
             val_acc: val_acc.clone(),
-            seconds: ep_start.elapsed().as_secs_f64(),
+            seconds: ep_seconds + ep_start.elapsed().as_secs_f64(),
         };
         let accs: Vec<String> = cfg
             .depths

@@ -177,9 +177,19 @@ fn resume_continues_where_it_stopped() {
     };
     let (_, meta) = train::train_backbone(&cfg(), &h, &tr, &val, &o).unwrap();
     assert_eq!(meta.global_step, 10);
-    let (a, _) = tinv_train::checkpoint::load(&straight).unwrap();
+    let (a, ma) = tinv_train::checkpoint::load(&straight).unwrap();
     let (b, _) = tinv_train::checkpoint::load(&done).unwrap();
     assert_eq!(a, b, "stopping and resuming changed the result");
+    // The interrupted epoch's metrics cover all its steps, not only those after the resume.
+    let metrics = |m: &train::TrainMeta| -> Vec<(f64, f64, Vec<f64>)> {
+        m.history
+            .iter()
+            .map(|e| (e.loss, e.train_acc, e.val_acc.clone()))
+            .collect()
+    };
+    let whole = train::read_meta(&ma, &straight).unwrap();
+    assert_eq!(metrics(&meta), metrics(&whole));
+    assert!(meta.partial.is_none() && whole.partial.is_none());
 
     // The epoch count and the shift augmentation may change on resume: a third epoch runs 5
     // more steps, and the new shift is what the checkpoint then records.
