@@ -207,15 +207,21 @@ pub fn save(
         serde_json::to_string(meta).map_err(|e| e.to_string())?,
     );
     if let Some(opt) = opt {
+        // The two files are renamed into place one after the other; the step tells a resume
+        // whether a run killed in between left them from different steps.
+        let step = HashMap::from([(OPTIM_STEP_KEY.to_string(), meta.global_step.to_string())]);
         checkpoint::save(
             &checkpoint::optim_path(path),
             &opt.to_host(vit.vars())?,
-            &HashMap::new(),
+            &step,
         )?;
     }
     checkpoint::save(path, &vit.to_host()?, &m)?;
     Ok(())
 }
+
+/// Metadata key of the optimizer sidecar: the global step it was written at.
+const OPTIM_STEP_KEY: &str = "tinv.optim.step";
 
 /// Reads a checkpoint's training state.
 pub fn read_meta(meta: &HashMap<String, String>, path: &Path) -> Result<TrainMeta, String> {
@@ -328,7 +334,20 @@ pub fn train_backbone(
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let mut opt = AdamW::new(vit.vars())?;
             let op = checkpoint::resume_optim(path).map_err(TrainError::Input)?;
-            let (ots, _) = checkpoint::load(&op)?;
+            let (ots, om) = checkpoint::load(&op)?;
+            // Sidecars written before the step was recorded pass.
+            if let Some(st) = om.get(OPTIM_STEP_KEY) {
+                if *st != meta.global_step.to_string() {
+                    return Err(TrainError::Input(format!(
+                        "{}: the optimizer state is from global step {st}, the checkpoint {} \
+                         from step {} (a run stopped between writing the two); resume from a \
+                         pair written together",
+                        op.display(),
+                        path.display(),
+                        meta.global_step
+                    )));
+                }
+            }
             opt.load_host(vit.vars(), &ots, meta.global_step)
                 .map_err(|e| format!("{}: {e}", op.display()))?;
             let meta = TrainMeta {

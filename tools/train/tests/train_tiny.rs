@@ -191,6 +191,28 @@ fn resume_continues_where_it_stopped() {
     assert_eq!(metrics(&meta), metrics(&whole));
     assert!(meta.partial.is_none() && whole.partial.is_none());
 
+    // An optimizer sidecar of another step (a run killed between writing the two files) is
+    // refused, naming both steps.
+    let mixed = tmp("mixed");
+    std::fs::copy(&part, &mixed).unwrap();
+    std::fs::copy(
+        tinv_train::checkpoint::optim_path(&straight),
+        tinv_train::checkpoint::optim_path(&mixed),
+    )
+    .unwrap();
+    let o = RunOpts {
+        resume: Some(mixed.clone()),
+        ..opts(&tmp("mixed-out"))
+    };
+    match train::train_backbone(&cfg(), &h, &tr, &val, &o) {
+        Err(TrainError::Input(m)) => assert!(
+            m.contains("optimizer state is from global step 10") && m.contains("from step 7"),
+            "{m}"
+        ),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a mismatched optimizer state was accepted"),
+    }
+
     // The epoch count and the shift augmentation may change on resume: a third epoch runs 5
     // more steps, and the new shift is what the checkpoint then records.
     let longer = tmp("longer");
