@@ -8,6 +8,7 @@ use crate::control::budget::{self, Point};
 use crate::control::nets::Controller;
 use crate::control::outcomes::Outcomes;
 use crate::control::ppo::{self, PpoOpts};
+use crate::control::threshold_curve;
 use crate::data::Dataset;
 use crate::tensors::HostTensor;
 use crate::vit::Vit;
@@ -110,8 +111,8 @@ pub fn table(cfg: &ModelConfig, o: &Outcomes, sweeps: Option<&[Vec<Point>; 2]>) 
     }
     let (oa, of) = o.oracle_point();
     row(&mut s, "oracle", "shallowest right path", oa, of, "");
-    for tau in [0.5f32, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99] {
-        let (a, f) = o.threshold_point(tau);
+    let taus = threshold_curve::TAUS;
+    for (tau, (a, f)) in taus.iter().zip(threshold_curve::points(o, &taus)) {
         row(&mut s, "threshold", &format!("τ = {tau}"), a, f, "");
     }
     if let Some(sweeps) = sweeps {
@@ -248,9 +249,14 @@ pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
     }
     let sweeps = ctrl.as_ref().map(|c| sweeps(&cfg, &o, c));
     s.push_str(&table(&cfg, &o, sweeps.as_ref()));
-    if let Some([graph, _]) = &sweeps {
+    if let Some([graph, adaptive]) = &sweeps {
         s.push('\n');
         s.push_str(&graph_vs_static(&cfg, &o, graph));
+        let default = ctrl_cfg
+            .as_ref()
+            .map_or(f32::NAN, |c| c.default_budget as f32);
+        s.push('\n');
+        s.push_str(&threshold_curve::versus(&o, adaptive, default));
     }
     Ok(s)
 }

@@ -6,4 +6,5 @@ pub mod nets;
 pub mod netvars;
 pub mod outcomes;
 pub mod ppo;
+pub mod threshold_curve;
 pub mod warm;
