@@ -256,7 +256,8 @@ pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
             .as_ref()
             .map_or(f32::NAN, |c| c.default_budget as f32);
         s.push('\n');
-        s.push_str(&threshold_curve::versus(&o, adaptive, default));
+        let curve = threshold_curve::points(&o, &threshold_curve::TAUS);
+        s.push_str(&threshold_curve::versus(&curve, adaptive, default));
     }
     Ok(s)
 }

@@ -27,11 +27,10 @@ pub fn flops_at(pts: &[(f64, f64)], accuracy: f64) -> Option<f64> {
     reached.chain(crossed).reduce(f64::min)
 }
 
-/// Each `adaptive` point of `pts` against the threshold curve of `o`, one line each, the
-/// default budget `default` marked: what the curve spends at that accuracy and by how much the
-/// adaptive point is above (spends more) or below it.
-pub fn versus(o: &Outcomes, pts: &[Point], default: f32) -> String {
-    let curve = points(o, &TAUS);
+/// Each `adaptive` point of `pts` against the threshold `curve` ([`points`] at [`TAUS`]), one
+/// line each, the default budget `default` marked: what the curve spends at that accuracy and by
+/// how much the adaptive point is above (spends more) or below it.
+pub fn versus(curve: &[(f64, f64)], pts: &[Point], default: f32) -> String {
     let mut s = String::from(
         "adaptive vs the threshold curve (its FLOPs at adaptive's accuracy, interpolated \
          between τ = 0.5 … 0.99):\n",
@@ -59,7 +58,7 @@ pub fn versus(o: &Outcomes, pts: &[Point], default: f32) -> String {
             );
             continue;
         }
-        let _ = match flops_at(&curve, p.accuracy) {
+        let _ = match flops_at(curve, p.accuracy) {
             Some(f) => writeln!(
                 s,
                 "{at}; threshold {:.3}: adaptive {} ({:+.1} %)",
@@ -79,7 +78,38 @@ pub fn versus(o: &Outcomes, pts: &[Point], default: f32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::flops_at;
+    use super::{flops_at, versus, Point};
+
+    #[test]
+    fn each_budget_is_placed_against_the_curve() {
+        let curve = [(0.80, 10e6), (0.90, 20e6)];
+        let pt = |lambda, accuracy, mean_flops| Point {
+            lambda,
+            accuracy,
+            mean_flops,
+            histogram: vec![],
+        };
+        let s = versus(
+            &curve,
+            &[
+                pt(0.0, 0.85, 16e6),
+                pt(0.1, 0.85, 14e6),
+                pt(0.2, 0.95, 30e6),
+                pt(0.3, 0.70, 5e6),
+            ],
+            0.1,
+        );
+        let lines: Vec<&str> = s.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                "- λ = 0: 85.00 % at 16.000 MFLOPs; threshold 15.000: adaptive above the curve (+6.7 %)",
+                "- λ = 0.1 (default): 85.00 % at 14.000 MFLOPs; threshold 15.000: adaptive below the curve (-6.7 %)",
+                "- λ = 0.2: 95.00 % at 30.000 MFLOPs; the threshold curve never reaches that accuracy",
+                "- λ = 0.3: 70.00 % at 5.000 MFLOPs; below the curve's least accurate point (τ = 0.5: 80.00 %)",
+            ]
+        );
+    }
 
     #[test]
     fn interpolates_between_neighbouring_taus_and_takes_the_cheapest() {
