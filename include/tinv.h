@@ -300,7 +300,7 @@ typedef struct tinv_stats {
     uint32_t start_depth;    /* depth of the path the controller started with */
     uint32_t escalations;    /* times the policy (or threshold) continued to a deeper path */
     uint64_t flops;          /* every FLOP run for this input: controller, stem, blocks, exits */
-    uint64_t weight_bytes;   /* bytes of weights read for this input */
+    uint64_t weight_bytes;   /* bytes of weights read for this input, each tensor once, as stored */
     uint32_t class_id;       /* predicted class: argmax of the logits */
     float confidence;        /* softmax probability of that class */
     int32_t predicted_path;  /* path the complexity predictor rated best; -1 if it did not run */

@@ -21,6 +21,8 @@ pub enum Mode {
     /// Level 1 only: one path per input, decided before it runs (what a GPU graph launch wants).
     Graph,
     /// Baseline: start at the shallowest path, continue while the exit's max softmax < τ.
+    /// τ = 1 still stops at an exit that is certain in f32 (max softmax exactly 1: one class,
+    /// or a top logit about 17 above the rest).
     Threshold(f32),
 }
 
@@ -101,7 +103,8 @@ pub struct Stats {
     pub escalations: u32,
     /// Every FLOP run for this input: controller, stem, blocks, every exit head computed.
     pub flops: u64,
-    /// Bytes of weights read for this input.
+    /// Bytes of weights read for this input, each tensor once, as stored in the file (an f16
+    /// matrix counts 2 bytes an element, although the CPU backend reads its f32 copy).
     pub weight_bytes: u64,
     /// Predicted class (argmax of the logits).
     pub class: usize,
@@ -162,6 +165,7 @@ struct Costs {
     exit_bytes: Vec<u64>,
     /// Controller weight bytes read per input in `adaptive` / `graph` mode.
     ctrl_bytes: [u64; 2],
+    ctrl_rnn_bytes: u64,
 }
 
 /// `n` copies of `v`, or [`Error::OutOfMemory`] naming `what`: the session's batch-sized
@@ -234,7 +238,14 @@ impl Session {
             stem_bytes: bytes(&model.stem().tensors()),
             block_bytes: model.blocks().iter().map(|w| bytes(&w.tensors())).collect(),
             exit_bytes: model.exits().iter().map(|e| bytes(&e.tensors())).collect(),
-            ctrl_bytes: [false, true].map(|g| model.ctrl().map_or(0, |w| bytes(&w.tensors(g)))),
+            // Up front: the predictor and the mode's up-front policy; the exit RNN is charged
+            // at its first decision (an input may never reach one).
+            ctrl_bytes: [false, true].map(|g| {
+                model
+                    .ctrl()
+                    .map_or(0, |w| bytes(&w.pred) + bytes(&w.up_front(g).0))
+            }),
+            ctrl_rnn_bytes: model.ctrl().map_or(0, |w| bytes(&w.exit_rnn())),
         };
         let hr = model.ctrl().map_or(0, |w| w.hr);
         let trt = backend::open(
@@ -638,6 +649,7 @@ impl Session {
             ctrl: model.ctrl().copied(),
             budget: self.budget,
             ctrl_exit_flops: self.cost.ctrl_exit,
+            ctrl_rnn_bytes: self.cost.ctrl_rnn_bytes,
         }
     }
 }
@@ -649,6 +661,7 @@ struct ExitCtx<'a> {
     ctrl: Option<crate::model::CtrlW>,
     budget: f32,
     ctrl_exit_flops: u64,
+    ctrl_rnn_bytes: u64,
 }
 
 impl ExitCtx<'_> {
@@ -674,9 +687,13 @@ impl ExitCtx<'_> {
                 let h = &mut rnn[s * w.hr..(s + 1) * w.hr];
                 let decision =
                     control::exit_continue(self.model, &w, row, k, self.budget, h, scratch);
-                // Charged only when the RNN ran (not at the deepest exit).
+                // Charged only when the RNN ran (not at the deepest exit); its weights once, at
+                // its first decision, which is at the path the input started on.
                 if decision.is_some() {
                     st.flops += self.ctrl_exit_flops;
+                    if self.model.config().depths[k] == st.start_depth {
+                        st.weight_bytes += self.ctrl_rnn_bytes;
+                    }
                 }
                 decision.unwrap_or(false)
             }

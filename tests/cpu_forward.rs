@@ -92,7 +92,8 @@ fn threshold_mode_escalates_and_resumes_without_recompute() {
         },
     )
     .unwrap();
-    // τ = 1: nothing is ever confident enough, every input walks all exits to the deepest.
+    // τ = 1: no exit of this random model is certain (max softmax < 1 in f32), so every input
+    // walks all exits to the deepest.
     let mut out = vec![0f32; 4 * c.classes];
     let stats = s.infer(&x, 4, &mut out).unwrap().to_vec();
     let full = m.costs().last().unwrap().backbone_flops;
@@ -183,16 +184,26 @@ fn bad_arguments_are_errors() {
     bad[5] = f32::NAN;
     assert!(msg(s.infer(&bad, 2, &mut out)).contains("NaN"));
     // Finite but far outside [0, 1]: the normalization overflows and the logits come out NaN,
-    // which is an error (Error::Numeric), not an answer; a failed call leaves no stats.
+    // which is an error (Error::Numeric), not an answer; a failed call leaves no stats. From
+    // about 1e19 a LayerNorm's variance overflows: that too must be NaN, not a row of zeros
+    // (which gave the same finite logits for every such input).
+    for big in [-3e38f32, 1e19, -1e30] {
+        let huge: Vec<f32> = (0..x.len())
+            .map(|i| if i % 2 == 1 { big } else { 0.0 })
+            .collect();
+        for mode in [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.5)] {
+            s.set_mode(mode).unwrap();
+            let r = s.infer(&huge, 2, &mut out);
+            assert!(
+                matches!(r, Err(tinv::Error::Numeric(_))),
+                "{big} {mode:?}: {r:?}"
+            );
+            assert!(s.last_stats().is_empty());
+        }
+    }
     let huge: Vec<f32> = (0..x.len())
         .map(|i| if i % 2 == 1 { -3e38 } else { 0.0 })
         .collect();
-    for mode in [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.5)] {
-        s.set_mode(mode).unwrap();
-        let r = s.infer(&huge, 2, &mut out);
-        assert!(matches!(r, Err(tinv::Error::Numeric(_))), "{mode:?}: {r:?}");
-        assert!(s.last_stats().is_empty());
-    }
     assert!(matches!(
         s.infer_depth(&huge[..c.input_len()], 1, 1, &mut out),
         Err(tinv::Error::Numeric(_))
@@ -296,4 +307,61 @@ fn adaptive_charges_each_decision_that_runs_and_none_at_the_deepest_exit() {
         }
     }
     assert!(deepest > 0, "some inputs must reach the deepest exit");
+}
+
+/// `Stats::weight_bytes` against the file's own table: the bytes of every tensor an input's run
+/// reads, each once (stem, blocks to its depth, every exit head from its start path on, the
+/// predictor and its mode's up-front policy, and the exit RNN only when it made a decision).
+#[test]
+fn weight_bytes_are_the_bytes_of_the_tensors_read() {
+    let m = model(true);
+    let c = m.config().clone();
+    let p = c.depths.len();
+    let bytes = |prefix: &str| -> u64 {
+        m.index()
+            .tensors
+            .iter()
+            .filter(|t| t.name.starts_with(prefix))
+            .map(|t| t.nbytes as u64)
+            .sum()
+    };
+    assert!(bytes("ctrl.exit.") > 0 && bytes("ctrl.pred.") > 0);
+    let n = 32;
+    let x = synth::random_inputs(&c, n, 34);
+    let mut out = vec![0f32; n * c.classes];
+    let mut no_decision = 0;
+    for mode in [Mode::Adaptive, Mode::Graph] {
+        for budget in [0.0, 0.3, 1.0] {
+            let opts = SessionOptions {
+                max_batch: n,
+                mode,
+                budget: Some(budget),
+                ..Default::default()
+            };
+            let mut s = Session::new(m.clone(), opts).unwrap();
+            for st in s.infer(&x, n, &mut out).unwrap() {
+                let start = c.depths.iter().position(|&d| d == st.start_depth).unwrap();
+                let policy = match mode {
+                    Mode::Graph if bytes("ctrl.graph.") > 0 => bytes("ctrl.graph."),
+                    _ => bytes("ctrl.policy."),
+                };
+                let mut want = bytes("ctrl.pred.") + policy + bytes("stem.");
+                want += (0..st.depth)
+                    .map(|b| bytes(&format!("blk.{b}.")))
+                    .sum::<u64>();
+                want += (start..=st.path)
+                    .map(|j| bytes(&format!("exit.{}.", c.depths[j])))
+                    .sum::<u64>();
+                if mode == Mode::Adaptive && start + 1 < p {
+                    want += bytes("ctrl.exit.");
+                }
+                no_decision += usize::from(mode == Mode::Adaptive && start + 1 == p);
+                assert_eq!(st.weight_bytes, want, "{mode:?} λ={budget}: {st:?}");
+            }
+        }
+    }
+    assert!(
+        no_decision > 0,
+        "some adaptive inputs must start at the deepest path"
+    );
 }

@@ -2,6 +2,10 @@
 
 use crate::format::{MetaValue, Metadata};
 
+/// The largest magnitude `(pixel − mean) / std` may reach for a pixel in [0, 1]. Image
+/// normalizations give a few units; a LayerNorm's variance overflows f32 from about 1e19.
+pub const MAX_NORMALIZED: f32 = 1e6;
+
 /// The GELU variant the model was trained with. Mixing them changes logits by ~1e-3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gelu {
@@ -152,6 +156,17 @@ impl Config {
         {
             return Err("vit.std must be finite and > 0, vit.mean finite".into());
         }
+        // A pixel in [0, 1] must normalize to a sane number: a subnormal std (1/std = ∞) or a
+        // huge mean opens a model on which every call fails as if the input were at fault.
+        for (m, s) in self.mean.iter().zip(&self.std) {
+            let worst = m.abs().max((1.0 - m).abs()) / s;
+            if worst.is_nan() || worst > MAX_NORMALIZED {
+                return Err(format!(
+                    "vit.mean {m} / vit.std {s} take a pixel in [0, 1] to {worst:e}, beyond \
+                     ±{MAX_NORMALIZED:e}"
+                ));
+            }
+        }
         if self.depths.is_empty()
             || self.depths.windows(2).any(|w| w[0] >= w[1])
             || self.depths[0] == 0
@@ -207,15 +222,18 @@ impl Config {
             .iter()
             .map(|&d| usize::try_from(d).map_err(|_| "paths.depths value too large".to_string()))
             .collect::<Result<Vec<_>, _>>()?;
-        let controller = match m.str("ctrl.features") {
+        // Absent: no controller. Present with another type: an error, not a model that
+        // silently ignores its ctrl.* tensors and runs every input at full depth.
+        let controller = match m.get("ctrl.features") {
             None => None,
-            Some(f) => Some(ControllerConfig {
-                features: f.to_string(),
+            Some(MetaValue::Str(f)) => Some(ControllerConfig {
+                features: f.clone(),
                 default_budget: m
                     .f64("ctrl.default_budget")
-                    .ok_or("metadata key 'ctrl.default_budget' missing")?
+                    .ok_or("metadata key 'ctrl.default_budget' missing or not a float")?
                     as f32,
             }),
+            Some(_) => return Err("metadata key 'ctrl.features' is not a string".into()),
         };
         let cfg = Config {
             image_h: usize::try_from(size[0]).map_err(|_| "image height too large")?,
@@ -229,7 +247,8 @@ impl Config {
             classes: int("vit.classes")?,
             ln_eps: m
                 .f64("vit.ln_eps")
-                .ok_or("metadata key 'vit.ln_eps' missing")? as f32,
+                .ok_or("metadata key 'vit.ln_eps' missing or not a float")?
+                as f32,
             gelu,
             mean: floats("vit.mean")?,
             std: floats("vit.std")?,
@@ -275,5 +294,51 @@ impl Config {
                 MetaValue::F64(f64::from(c.default_budget)),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta_with(key: &str, v: MetaValue) -> Result<Config, String> {
+        let mut m = Metadata::new();
+        crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true).to_meta(&mut m);
+        m.set(key, v);
+        Config::from_meta(&m)
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused_not_dropped() {
+        assert!(meta_with("vit.dim", MetaValue::U64(16)).is_ok());
+        // Present but not a string: an error, not a model without its controller.
+        let e = meta_with("ctrl.features", MetaValue::U64(1)).unwrap_err();
+        assert_eq!(e, "metadata key 'ctrl.features' is not a string");
+        let e = meta_with("ctrl.default_budget", MetaValue::U64(0)).unwrap_err();
+        assert!(
+            e.contains("'ctrl.default_budget' missing or not a float"),
+            "{e}"
+        );
+        let e = meta_with("vit.ln_eps", MetaValue::Str("1e-6".into())).unwrap_err();
+        assert!(e.contains("'vit.ln_eps' missing or not a float"), "{e}");
+    }
+
+    #[test]
+    fn a_normalization_that_no_pixel_survives_is_refused() {
+        // A subnormal std (1/std = ∞ in f32) and a finite but huge mean.
+        for (mean, std) in [(0.5, 1e-39), (3.4e38, 1.0), (0.5, 1e-7)] {
+            let mut m = Metadata::new();
+            let mut c = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+            (c.mean, c.std) = (vec![mean as f32], vec![std as f32]);
+            c.to_meta(&mut m);
+            let e = Config::from_meta(&m).unwrap_err();
+            assert!(e.contains("take a pixel in [0, 1] to"), "{mean} {std}: {e}");
+        }
+        // ImageNet's red channel: (1 − 0.485) / 0.229 ≈ 2.2.
+        let mut m = Metadata::new();
+        let mut c = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        (c.mean, c.std) = (vec![0.485], vec![0.229]);
+        c.to_meta(&mut m);
+        assert!(Config::from_meta(&m).is_ok());
     }
 }

@@ -3,11 +3,19 @@ use super::{multiversion, LANES};
 multiversion! {
     /// Parameter-free LayerNorm of `rows` rows of `dim` floats: `(x − mean) / sqrt(var + eps)`
     /// (population variance, two passes). γ/β are folded into the next linear layer.
+    ///
+    /// A row whose variance overflows f32 (deviations above about 1.8e19) comes out NaN: `1/∞`
+    /// would make it all zeros, a constant the rest of the network turns into finite logits
+    /// that no longer depend on the input, where NaN surfaces as `Error::Numeric`.
     pub fn layernorm_rows(x: &[f32], out: &mut [f32], dim: usize, eps: f32) {
         for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
             let mean = lane_sum(xr, |v| v) / dim as f32;
             let var = lane_sum(xr, |v| (v - mean) * (v - mean)) / dim as f32;
-            let inv = 1.0 / (var + eps).sqrt();
+            let inv = if var.is_finite() {
+                1.0 / (var + eps).sqrt()
+            } else {
+                f32::NAN
+            };
             for (o, v) in or.iter_mut().zip(xr) {
                 *o = (v - mean) * inv;
             }
@@ -46,6 +54,16 @@ mod tests {
         for (o, e) in out.iter().zip([-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s]) {
             assert!((o - e).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn an_overflowing_variance_gives_nan_not_zeros() {
+        let mut out = [0f32; 4];
+        layernorm_rows(&[3e19, -3e19, 0.0, 0.0], &mut out, 4, 1e-6);
+        assert!(out.iter().all(|v| v.is_nan()), "{out:?}");
+        // Just below the overflow the row normalizes: 2e18 / sqrt(2e36) = sqrt(2).
+        layernorm_rows(&[1e18, -1e18, 0.0, 0.0], &mut out, 4, 1e-6);
+        assert!((out[0] - 2f32.sqrt()).abs() < 1e-5, "{out:?}");
     }
 
     #[test]
