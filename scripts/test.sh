@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export TINV_PYTHON="$PWD/.venv/bin/python"
 cargo test --release --workspace
 # The TensorRT backend's orchestration, against the recording doubles (no GPU, no TensorRT).
-cargo test --release -p tinv --features tensorrt --lib --test backend --test regressions
+cargo test --release -p tinv --features tensorrt --lib --test backend --test regressions --test cli
 if [ -x scripts/cross-aarch64.sh ]; then
   ./scripts/cross-aarch64.sh test
 fi

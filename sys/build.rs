@@ -40,7 +40,23 @@ fn main() {
         println!("cargo:warning=tinv-sys: no TensorRT headers found (set TENSORRT_ROOT or TENSORRT_INCLUDE_DIR); the TensorRT shim is not built");
         return;
     };
+    // Headers replaced in place (an apt upgrade, another JetPack) must rebuild the shim: its API
+    // calls are chosen by the header version.
+    for f in [
+        "NvInferVersion.h",
+        "NvInfer.h",
+        "NvInferRuntime.h",
+        "NvOnnxParser.h",
+    ] {
+        println!("cargo:rerun-if-changed={}", trt.join(f).display());
+    }
     let cuda = find_cuda_includes();
+    for d in &cuda {
+        println!(
+            "cargo:rerun-if-changed={}",
+            d.join("cuda_runtime_api.h").display()
+        );
+    }
     if cuda.is_empty() {
         println!("cargo:warning=tinv-sys: TensorRT headers in {} but no CUDA runtime headers (set CUDA_INCLUDE_DIR or CUDA_ROOT); the TensorRT shim is not built", trt.display());
         return;
@@ -73,6 +89,10 @@ fn main() {
         out_dir.display()
     );
     println!("cargo:rustc-env=TINV_TRT_SHIM_BUILT_MAJOR={major}");
+    // For the tests of the version check (tests/shim_load.rs).
+    if let Ok(minor) = trt_define(&trt.join("NvInferVersion.h"), "NV_TENSORRT_MINOR") {
+        println!("cargo:rustc-env=TINV_TRT_SHIM_BUILT_MINOR={minor}");
+    }
 }
 
 fn has_trt_headers(dir: &Path) -> bool {
@@ -121,6 +141,12 @@ fn find_cuda_includes() -> Vec<PathBuf> {
 /// Reads `NV_TENSORRT_MAJOR`, following one level of indirection as 10.8+ headers do
 /// (`#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE`).
 fn trt_major(version_h: &Path) -> Result<u32, String> {
+    trt_define(version_h, "NV_TENSORRT_MAJOR")
+}
+
+/// Reads the number `#define`d as `key` in `version_h`, following up to four levels of
+/// indirection.
+fn trt_define(version_h: &Path, key: &str) -> Result<u32, String> {
     let text =
         fs::read_to_string(version_h).map_err(|e| format!("{}: {e}", version_h.display()))?;
     let mut defines = HashMap::new();
@@ -132,7 +158,7 @@ fn trt_major(version_h: &Path) -> Result<u32, String> {
             }
         }
     }
-    let mut value = defines.get("NV_TENSORRT_MAJOR").cloned();
+    let mut value = defines.get(key).cloned();
     for _ in 0..4 {
         match value {
             Some(ref v) if v.parse::<u32>().is_ok() => break,
@@ -142,7 +168,7 @@ fn trt_major(version_h: &Path) -> Result<u32, String> {
     }
     value
         .and_then(|v| v.parse::<u32>().ok())
-        .ok_or_else(|| format!("{}: cannot read NV_TENSORRT_MAJOR", version_h.display()))
+        .ok_or_else(|| format!("{}: cannot read {key}", version_h.display()))
 }
 
 /// Compiles and links the shim as a shared library with the target's C++ compiler (so a

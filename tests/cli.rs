@@ -369,7 +369,19 @@ fn tensorrt_commands_explain_what_is_missing() {
         err.contains("TensorRT") || err.contains("tinv-run build"),
         "{err}"
     );
-    assert_one_line_error(&["build", "--model", m, "--layout", "diagonal"], "TensorRT");
+    // With TensorRT support the bad layout is named before anything is loaded.
+    let want = if cfg!(feature = "tensorrt") {
+        "--layout diagonal: expected per-path or segments"
+    } else {
+        "TensorRT"
+    };
+    assert_one_line_error(&["build", "--model", m, "--layout", "diagonal"], want);
+    if cfg!(feature = "tensorrt") {
+        assert_one_line_error(
+            &["build", "--model", m, "--fp16", "--fp32"],
+            "--fp16 and --fp32 exclude each other",
+        );
+    }
     for cmd in ["build", "selftest"] {
         let (code, out, _) = run(&[cmd, "--help"]);
         assert_eq!(code, 0);

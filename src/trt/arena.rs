@@ -3,7 +3,7 @@
 //! that compares this layout against N engines each owning their weights and activations.
 
 use super::binding::engine_weight_bytes;
-use super::manifest::{IoMode, Manifest};
+use super::manifest::{DType, IoMode, Manifest};
 use super::{align_up, TrtError};
 
 /// Size of the one arena: the largest `device_memory` of any engine, rounded up to 256 bytes
@@ -29,6 +29,10 @@ pub struct IoBuffer {
     pub offset: u64,
     /// Bytes.
     pub bytes: u64,
+    /// Element type and shape, the same in every engine that uses the name.
+    pub dtype: DType,
+    /// Dimensions.
+    pub shape: Vec<u64>,
     /// Whether some engine reads it (an input of at least one engine).
     pub read: bool,
     /// Whether some engine writes it (an output of at least one engine).
@@ -46,7 +50,8 @@ pub struct IoPlan {
 
 impl IoPlan {
     /// Plans one buffer per distinct non-weight I/O name. Two engines that use the same name
-    /// must agree on its size.
+    /// must agree on its type and shape (equal sizes are not enough: an f16 hidden state read
+    /// as f32 would be garbage).
     pub fn new(manifest: &Manifest) -> Result<IoPlan, TrtError> {
         let mut buffers: Vec<IoBuffer> = Vec::new();
         let mut end = 0u64;
@@ -63,10 +68,15 @@ impl IoPlan {
                     .ok_or_else(overflow)?;
                 let (read, written) = (t.mode == IoMode::Input, t.mode == IoMode::Output);
                 if let Some(b) = buffers.iter_mut().find(|b| b.name == t.name) {
-                    if b.bytes != bytes {
+                    if b.dtype != t.dtype || b.shape != t.shape {
                         return Err(TrtError::Plan(format!(
-                            "tensor {} is {} bytes in engine {} but {} bytes elsewhere",
-                            t.name, bytes, e.name, b.bytes
+                            "tensor {} is {} {:?} in engine {} but {} {:?} elsewhere",
+                            t.name,
+                            t.dtype.name(),
+                            t.shape,
+                            e.name,
+                            b.dtype.name(),
+                            b.shape
                         )));
                     }
                     b.read |= read;
@@ -79,6 +89,8 @@ impl IoPlan {
                     name: t.name.clone(),
                     offset,
                     bytes,
+                    dtype: t.dtype,
+                    shape: t.shape.clone(),
                     read,
                     written,
                 });
@@ -234,6 +246,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("tensor h1"));
+        // As many bytes, another type: f32 [1, 50, 32] is not f16 [1, 50, 64].
+        let mut bad = m.clone();
+        let h = &mut bad.engines[2].io[0];
+        assert_eq!((h.name.as_str(), h.dtype), ("h1", DType::F16));
+        (h.dtype, h.shape) = (DType::F32, vec![1, 50, 32]);
+        let e = IoPlan::new(&bad).unwrap_err().to_string();
+        assert!(e.contains("tensor h1 is f32 [1, 50, 32]"), "{e}");
     }
 
     #[test]

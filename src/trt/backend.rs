@@ -55,13 +55,15 @@ impl Drop for Engines {
 
 /// The shared half: engines and the one device copy of the weights.
 pub struct TrtModel {
+    /// Declared first so that it drops first: the engines are freed while `device` (and with it
+    /// the CUDA context, when this is its last holder) is still alive.
+    pub(super) engines: Engines,
     pub(super) device: Arc<dyn Device>,
     pub(super) manifest: Manifest,
     pub(super) paths: PathTable,
     pub(super) io: IoPlan,
     pub(super) arena_bytes: u64,
     pub(super) weights: Option<DevicePtr>,
-    pub(super) engines: Engines,
 }
 
 fn refused(file: &str, why: impl std::fmt::Display) -> TrtError {
@@ -269,10 +271,13 @@ fn upload_weights(
 
 impl Drop for TrtModel {
     fn drop(&mut self) {
+        // The engines' destructors (field drop, right after this) need the context current on
+        // this thread, which may never have touched CUDA.
+        self.device.make_current();
         if let Some(p) = self.weights {
             self.device.free(p);
         }
-        // `engines` frees the engines after this (field drop), once every session is gone:
-        // sessions hold an Arc<TrtModel>.
+        // `engines` frees the engines after this (field drop, before `device`), once every
+        // session is gone: sessions hold an Arc<TrtModel>.
     }
 }

@@ -362,6 +362,29 @@ fn per_path_weights_once_one_arena_one_graph_per_path() {
     drop(model);
     assert_eq!(r.device.live(), (0, 0, 0));
     assert_eq!((r.shim.live_engines(), r.shim.live_contexts()), (0, 0));
+    // The context was made current before the shim freed contexts (session drop) and engines
+    // (model drop): the thread dropping them may never have touched CUDA.
+    let shim_calls = r.shim.calls();
+    let first = |f: &dyn Fn(&Call) -> bool| shim_calls.iter().position(f).unwrap();
+    let ctx_free = first(&|c| matches!(c, Call::ContextFree(_)));
+    let engine_free = first(&|c| matches!(c, Call::EngineFree(_)));
+    let current: Vec<usize> = r
+        .device
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            DevCall::MakeCurrent(mark) => Some(*mark),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        current.iter().any(|&m| m <= ctx_free),
+        "{current:?} {ctx_free}"
+    );
+    assert!(
+        current.iter().any(|&m| ctx_free < m && m <= engine_free),
+        "{current:?} {ctx_free} {engine_free}"
+    );
 }
 
 #[test]

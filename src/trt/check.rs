@@ -41,6 +41,13 @@ impl Manifest {
             if e.io.is_empty() {
                 return Err(invalid(format!("engine {} has no I/O tensors", e.name)));
             }
+            // Plans are read from the manifest's own folder: a path would reach outside it.
+            if e.plan.contains(['/', '\\']) || e.plan == "." || e.plan == ".." {
+                return Err(invalid(format!(
+                    "engine {}'s plan {:?} must be a file name in the manifest's folder",
+                    e.name, e.plan
+                )));
+            }
             let mut io_names = HashSet::new();
             for t in &e.io {
                 if !io_names.insert(t.name.as_str()) {

@@ -290,6 +290,10 @@ impl Device for CudaDevice {
         unsafe { result::graph::launch(exec, raw(stream)) }.map_err(|e| err("launch", e))
     }
 
+    fn make_current(&self) {
+        let _ = self.bind("make_current");
+    }
+
     fn graph_destroy(&self, graph: Graph) {
         let Some(g) = self.graphs().remove(&graph.0) else {
             return;

@@ -109,4 +109,8 @@ pub trait Device: Send + Sync {
     fn graph_destroy(&self, graph: Graph);
     /// Waits for all work on `stream`.
     fn sync(&self, stream: Stream) -> Result<(), DeviceError>;
+    /// Makes the device's context current on the calling thread, best effort: before the shim
+    /// frees engines and contexts, whose TensorRT destructors release device memory through
+    /// the runtime API on whatever thread drops the last handle.
+    fn make_current(&self);
 }

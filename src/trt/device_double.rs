@@ -55,6 +55,8 @@ pub enum DevCall {
     GraphDestroy(Graph),
     /// `sync`.
     Sync,
+    /// `make_current`, with the mark (e.g. the shim double's call count) at that moment.
+    MakeCurrent(usize),
 }
 
 /// A copy a graph replays when launched (the double does not run engines, only copies).
@@ -409,6 +411,11 @@ impl Device for RecordingDevice {
         st.calls.push(DevCall::GraphDestroy(graph));
         st.graphs.remove(&graph.0);
         st.graph_copies.remove(&graph.0);
+    }
+
+    fn make_current(&self) {
+        let mark = (self.mark)();
+        self.st().calls.push(DevCall::MakeCurrent(mark));
     }
 
     fn sync(&self, _stream: Stream) -> Result<(), DeviceError> {

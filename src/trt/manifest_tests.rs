@@ -54,6 +54,25 @@ fn malformed_text_is_rejected_with_the_line() {
 }
 
 #[test]
+fn plan_files_outside_the_manifest_folder_are_refused() {
+    let m = sample();
+    let good = m.to_text().unwrap();
+    let plan = &m.engines[0].plan;
+    for bad in ["/etc/passwd", "../x.plan", "..", "sub/x.plan", "a\\b.plan"] {
+        let text = good.replace(&format!(" {plan} "), &format!(" {bad} "));
+        assert_ne!(text, good);
+        let e = Manifest::parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("must be a file name in the manifest's folder"),
+            "{bad}: {e}"
+        );
+        let mut w = m.clone();
+        w.engines[0].plan = bad.into();
+        assert!(w.to_text().is_err(), "{bad} written");
+    }
+}
+
+#[test]
 fn names_the_format_cannot_hold_are_refused_on_write() {
     let mut m = sample();
     m.engines[0].io[0].name = "an image".into();

@@ -36,6 +36,16 @@ pub fn build_options(trt: (i32, i32), precision: Precision, workspace_bytes: u64
     }
 }
 
+/// The precision a build of `layout` gets when none is asked for: FP16, except `segments` on
+/// TensorRT ≥ 11, whose baked f32 weights make strongly typed FP32 networks.
+pub fn default_precision(trt: (i32, i32), layout: Layout) -> Precision {
+    if layout == Layout::Segments && trt.0 >= 11 {
+        Precision::Fp32
+    } else {
+        Precision::Fp16
+    }
+}
+
 /// Exports `model`'s graphs for `layout` in the flavour TensorRT `trt` (major, minor) parses,
 /// writes them to `out/onnx/`, and returns the request `builder::build_engines` takes.
 /// `per-path` engines take FP16 weight inputs (so `precision` must be FP16); `segments` bake
@@ -52,6 +62,16 @@ pub fn prepare(
         return Err(TrtError::Plan(
             "--fp32 needs --layout segments: per-path engines take FP16 weight inputs".into(),
         ));
+    }
+    // Before 11 the FP16 builder flag lowers the baked f32 graphs; 11 has no such flag and
+    // would build FP32 engines under an "fp16" manifest.
+    if layout == Layout::Segments && precision == Precision::Fp16 && trt.0 >= 11 {
+        return Err(TrtError::Plan(format!(
+            "--layout segments bakes f32 weights, and TensorRT {}'s strongly typed networks have \
+             no FP16 flag, so its engines would run in FP32: build them with --fp32, or FP16 \
+             engines with --layout per-path",
+            trt.0
+        )));
     }
     let (onnx_layout, weights) = match layout {
         Layout::PerPath => (onnx::Layout::PerPath, WeightMode::Fp16Inputs),
@@ -229,6 +249,30 @@ mod tests {
         assert!(req.weights.0.is_empty());
         assert_eq!(req.options.fp32_layer_substring, None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn segments_fp16_is_refused_on_tensorrt_11_and_fp32_is_its_default() {
+        let e = prepare(
+            &model(),
+            (11, 0),
+            Layout::Segments,
+            Precision::Fp16,
+            0,
+            &tmp("seg11"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("build them with --fp32"), "{e}");
+        assert_eq!(
+            default_precision((11, 0), Layout::Segments),
+            Precision::Fp32
+        );
+        for v in [(8, 5), (10, 3)] {
+            assert_eq!(default_precision(v, Layout::Segments), Precision::Fp16);
+        }
+        for v in [(8, 5), (10, 3), (11, 1)] {
+            assert_eq!(default_precision(v, Layout::PerPath), Precision::Fp16);
+        }
     }
 
     #[test]

@@ -326,6 +326,7 @@ impl TrtSession {
 impl Drop for TrtSession {
     fn drop(&mut self) {
         let device = self.model.device.clone();
+        device.make_current(); // for the shim's context frees below
         let _ = device.sync(self.stream); // nothing may still run on the arena
         for &g in &self.owned_graphs {
             device.graph_destroy(g);

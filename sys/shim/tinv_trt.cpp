@@ -265,6 +265,16 @@ extern "C" int32_t tinv_trt_lib_open(char const* nvinfer_path, char const* onnxp
                       std::to_string(lib->version.minor) + " but this shim was built for TensorRT " +
                       std::to_string(NV_TENSORRT_MAJOR) + ".x headers");
     }
+    // The calls were chosen by the headers' minor (setMaxAuxStreams from 8.6, the V2 device
+    // memory calls from 10.1): an older library lacks them.
+    if (lib->version.minor < NV_TENSORRT_MINOR) {
+      return fail(err, TINV_TRT_ERR_VERSION,
+                  path + " is TensorRT " + std::to_string(lib->version.major) + "." +
+                      std::to_string(lib->version.minor) + " but this shim was built with " +
+                      std::to_string(NV_TENSORRT_MAJOR) + "." + std::to_string(NV_TENSORRT_MINOR) +
+                      " headers and needs that version or newer; build it against this "
+                      "device's headers");
+    }
     lib->runtime = static_cast<nvinfer1::IRuntime*>(create_runtime(&lib->logger, NV_TENSORRT_VERSION));
     if (lib->runtime == nullptr) {
       return fail(err, TINV_TRT_ERR_TENSORRT, "createInferRuntime failed (no usable CUDA device?)");

@@ -64,7 +64,8 @@ typedef enum tinv_trt_status {
   TINV_TRT_ERR_ARGUMENT = 1,
   /** libnvinfer or libnvonnxparser could not be dlopen'ed, or a symbol is missing. */
   TINV_TRT_ERR_LOAD = 2,
-  /** The library's TensorRT major differs from the headers the shim was built against. */
+  /** The library's TensorRT major differs from the headers the shim was built against, or its
+   *  minor is older than theirs. */
   TINV_TRT_ERR_VERSION = 3,
   /** A TensorRT call failed (returned NULL/false); the message carries TensorRT's log. */
   TINV_TRT_ERR_TENSORRT = 4,
@@ -155,10 +156,11 @@ typedef struct tinv_trt_version {
  *  Must be thread-safe; must not call back into the shim. */
 typedef void (*tinv_trt_log_fn)(void *user, int32_t severity, const char *msg);
 
-/** Build progress callback: `phase` names the builder phase (TensorRT >= 10 reports its own
- *  phases; on 8.x the shim reports "parse", "build", "serialize"). `step` of `nb_steps`;
- *  step == -1 means the phase started, step == nb_steps that it finished. Returning 0 asks the
- *  builder to cancel (honoured on TensorRT >= 10 only). */
+/** Build progress callback: `phase` names the builder phase (the shim reports "parse" and
+ *  "build"; TensorRT >= 10 adds its own phases inside "build"). `step` of `nb_steps`;
+ *  step == -1 means the phase started, step == nb_steps that it finished. Returning 0 from one
+ *  of TensorRT's own phases asks the builder to cancel (TensorRT >= 10 only); the shim's
+ *  "parse" and "build" ignore it. */
 typedef int32_t (*tinv_trt_progress_fn)(void *user, const char *phase, int32_t step, int32_t nb_steps);
 
 /** Builder options. Fill with tinv_trt_build_options_default() first. */

@@ -11,7 +11,7 @@ pub const tinv_trt_status_TINV_TRT_OK: tinv_trt_status = 0;
 pub const tinv_trt_status_TINV_TRT_ERR_ARGUMENT: tinv_trt_status = 1;
 #[doc = " libnvinfer or libnvonnxparser could not be dlopen'ed, or a symbol is missing."]
 pub const tinv_trt_status_TINV_TRT_ERR_LOAD: tinv_trt_status = 2;
-#[doc = " The library's TensorRT major differs from the headers the shim was built against."]
+#[doc = " The library's TensorRT major differs from the headers the shim was built against, or its\n  minor is older than theirs."]
 pub const tinv_trt_status_TINV_TRT_ERR_VERSION: tinv_trt_status = 3;
 #[doc = " A TensorRT call failed (returned NULL/false); the message carries TensorRT's log."]
 pub const tinv_trt_status_TINV_TRT_ERR_TENSORRT: tinv_trt_status = 4;
@@ -141,7 +141,7 @@ pub type tinv_trt_log_fn = ::std::option::Option<
         msg: *const ::std::os::raw::c_char,
     ),
 >;
-#[doc = " Build progress callback: `phase` names the builder phase (TensorRT >= 10 reports its own\n  phases; on 8.x the shim reports \"parse\", \"build\", \"serialize\"). `step` of `nb_steps`;\n  step == -1 means the phase started, step == nb_steps that it finished. Returning 0 asks the\n  builder to cancel (honoured on TensorRT >= 10 only)."]
+#[doc = " Build progress callback: `phase` names the builder phase (the shim reports \"parse\" and\n  \"build\"; TensorRT >= 10 adds its own phases inside \"build\"). `step` of `nb_steps`;\n  step == -1 means the phase started, step == nb_steps that it finished. Returning 0 from one\n  of TensorRT's own phases asks the builder to cancel (TensorRT >= 10 only); the shim's\n  \"parse\" and \"build\" ignore it."]
 pub type tinv_trt_progress_fn = ::std::option::Option<
     unsafe extern "C" fn(
         user: *mut ::std::os::raw::c_void,

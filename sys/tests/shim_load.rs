@@ -78,14 +78,68 @@ fn wrong_library_major_is_a_version_error() {
     }
 }
 
+/// `getInferLibVersion()`'s encoding of `major.minor.0`: 8503 for 8.5.3, 100300 for 10.3.0.
+fn raw_version(major: u32, minor: u32) -> u32 {
+    if major < 10 {
+        major * 1000 + minor * 100
+    } else {
+        major * 10000 + minor * 100
+    }
+}
+
+/// The minor of the headers the shim was built with.
+fn built_minor() -> u32 {
+    option_env!("TINV_TRT_SHIM_BUILT_MINOR")
+        .and_then(|m| m.parse().ok())
+        .expect("build.rs records the minor whenever it builds the shim")
+}
+
+#[test]
+fn older_library_minor_is_a_version_error() {
+    let Some((major, shim)) = built() else { return };
+    let minor = built_minor();
+    if minor == 0 {
+        return eprintln!("SKIPPED: the shim's headers are {major}.0, no older minor exists");
+    }
+    // A library one minor older than the headers: it lacks what the shim calls (8.5 under an
+    // 8.6 shim has no setMaxAuxStreams, 10.0 under a 10.3 shim no V2 device-memory calls).
+    let src = format!(
+        "int getInferLibVersion(void) {{ return {}; }}\n\
+         void* createInferRuntime_INTERNAL(void* l, int v) {{ (void)l; (void)v; return 0; }}\n\
+         void* createInferBuilder_INTERNAL(void* l, int v) {{ (void)l; (void)v; return 0; }}\n",
+        raw_version(major, minor - 1)
+    );
+    let Some(lib) = fake_lib("libnvinfer_older.so", &src) else {
+        return eprintln!("SKIPPED: no C compiler");
+    };
+    match open(&shim, major, &lib) {
+        ShimError::Call {
+            status, message, ..
+        } => {
+            assert_eq!(status, 3, "TINV_TRT_ERR_VERSION; message: {message}");
+            let want = format!(
+                "is TensorRT {major}.{} but this shim was built with {major}.{minor} headers",
+                minor - 1
+            );
+            assert!(message.contains(&want), "{message}");
+        }
+        e => panic!("expected a call error, got {e}"),
+    }
+}
+
 #[test]
 fn runtime_creation_failure_is_a_tensorrt_error() {
     let Some((major, shim)) = built() else { return };
-    let same = if major == 8 {
-        8503
-    } else {
-        major as i32 * 10000 + 300
-    };
+    // The headers' own version, and a newer minor: both pass the version check.
+    for same in [
+        raw_version(major, built_minor()),
+        raw_version(major, built_minor() + 1),
+    ] {
+        check_runtime_failure(major, &shim, same);
+    }
+}
+
+fn check_runtime_failure(major: u32, shim: &Path, same: u32) {
     let src = format!(
         "int getInferLibVersion(void) {{ return {same}; }}\n\
          void* createInferRuntime_INTERNAL(void* l, int v) {{ (void)l; (void)v; return 0; }}\n\
@@ -94,7 +148,7 @@ fn runtime_creation_failure_is_a_tensorrt_error() {
     let Some(lib) = fake_lib("libnvinfer_null.so", &src) else {
         return eprintln!("SKIPPED: no C compiler");
     };
-    let e = open(&shim, major, &lib);
+    let e = open(shim, major, &lib);
     assert!(matches!(e, ShimError::Call { status: 4, .. }), "{e}");
     assert!(e.to_string().contains("createInferRuntime failed"), "{e}");
 }

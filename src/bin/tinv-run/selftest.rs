@@ -61,7 +61,7 @@ pub fn selftest(raw: &[String]) -> Result<(), String> {
                 layout.name(),
                 dir.display()
             );
-            build_layout(&model, layout, Precision::Fp16, workspace, &dir)?;
+            build_layout(&model, layout, None, workspace, &dir)?;
         }
         let m = measure(&model, layout, &dir, &inputs, iters)?;
         print(&m);

@@ -14,7 +14,9 @@ OPTIONS:
                      to one shared device buffer (weights on the device once);
                      segments: one engine per segment between exits + one per exit head, each
                      weight a constant of exactly one engine
-    --fp16 / --fp32  precision (per-path is FP16 by construction; --fp32 applies to segments)
+    --fp16 / --fp32  precision (default: FP16, and FP32 for segments on TensorRT 11). per-path
+                     is FP16 by construction; segments bake f32 weights, which TensorRT 11's
+                     strongly typed networks run in FP32 only, so --fp16 is refused there
     --out DIR        output folder (default: plans/ beside the model file)
     --workspace MB   builder workspace limit (default 1024)
     --verify         check every tensor checksum when opening the model
@@ -100,10 +102,14 @@ pub(crate) mod with_trt {
         .max_positional(0)?;
         let model = model_path::open(a.get("model"), a.has("verify"))?;
         let layout = parse_layout(a.get("layout").unwrap_or("per-path"))?;
-        let precision = if a.has("fp32") {
-            Precision::Fp32
-        } else {
-            Precision::Fp16
+        if a.has("fp16") && a.has("fp32") {
+            return Err("--fp16 and --fp32 exclude each other".into());
+        }
+        // None: the default for the TensorRT version and layout (prepare::default_precision).
+        let precision = match (a.has("fp16"), a.has("fp32")) {
+            (true, _) => Some(Precision::Fp16),
+            (_, true) => Some(Precision::Fp32),
+            _ => None,
         };
         let workspace = a
             .parse_opt::<u64>("workspace", "megabytes")?
@@ -125,13 +131,15 @@ pub(crate) mod with_trt {
     pub fn build_layout(
         model: &tinv::Model,
         layout: Layout,
-        precision: Precision,
+        precision: Option<Precision>,
         workspace_mb: u64,
         out: &Path,
     ) -> Result<Manifest, String> {
         let shim = Shim::shared().map_err(|e| e.to_string())?;
         let device = CudaDevice::open(0).map_err(|e| e.to_string())?;
         let v = shim.version();
+        let precision = precision
+            .unwrap_or_else(|| tinv::trt::prepare::default_precision((v.major, v.minor), layout));
         let req = tinv::trt::prepare::prepare(
             model,
             (v.major, v.minor),
