@@ -14,7 +14,7 @@ if [ ! -f engines/fmnist/model.tinv ]; then
   exit 1
 fi
 cargo build --release --bin tinv-run
-run=target/release/tinv-run
+run=${CARGO_TARGET_DIR:-target}/release/tinv-run
 $run inspect engines/fmnist
 echo
 $run classify engines/fmnist/samples/*.png

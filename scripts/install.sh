@@ -5,14 +5,14 @@
 #   scripts/install.sh [--prefix DIR] [--from DIR]
 #
 #   --prefix DIR  install root (default /usr/local); DESTDIR is prepended when set (packaging)
-#   --from DIR    where the built libraries are (default target/release; for a Jetson build:
+#   --from DIR    where the built libraries are (default $CARGO_TARGET_DIR/release, else target/release; for a Jetson build:
 #                 target/aarch64-unknown-linux-gnu/release)
 #
 # Build first: `cargo build --release -p tinv` (or scripts/cross-aarch64.sh).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PREFIX=/usr/local
-FROM=$ROOT/target/release
+FROM=${CARGO_TARGET_DIR:-$ROOT/target}/release
 # Option $1 needs a non-empty value $2 (an empty --prefix would install into /lib).
 needs_value() {
     [ $# -ge 2 ] && [ -n "$2" ] || { echo "error: $1 needs a value" >&2; exit 1; }

@@ -15,7 +15,7 @@ USAGE:
 OPTIONS:
     M, --model M   .tinv file or package directory (default: engines/fmnist)
     --verify       recompute every tensor checksum (reads the whole file)
-    --tensors      list every tensor (name, dtype, shape, offset, bytes)
+    --tensors      list every tensor (name, dtype, shape, file offset, bytes)
     --json         one JSON object: file, file_bytes, input_shape [C, H, W], classes,
                    config {image_size [H, W], channels, patch, dim, heads, blocks, mlp_hidden,
                    classes, tokens, depths, mean, std, ln_eps, gelu, controller
@@ -23,7 +23,8 @@ OPTIONS:
                    controller_flops, controller_flops_graph, controller_weight_bytes,
                    controller_weight_bytes_graph (0 without a controller),
                    arena_bytes, arena_lower_bound_bytes, kernel, metadata {key: value},
-                   tensors [{name, dtype, shape, offset, bytes}] (always, --tensors or not)
+                   tensors [{name, dtype, shape, offset (from the file's start), bytes}]
+                   (always, --tensors or not)
 
 Weight bytes of a path are the bytes of every backbone tensor it reads (stem, its blocks, its
 exit head); because blocks start on fresh pages, a path never touches deeper pages. The

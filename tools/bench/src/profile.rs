@@ -299,11 +299,43 @@ impl Section {
                 let _ = write!(row, " {:.1} | {gfs} |", q.us);
             }
             if let Some((_, last)) = profiles.last().filter(|_| profiles.len() > 1) {
-                let _ = write!(row, " {:.2}× |", part.us / last[i].us.max(1e-9));
+                // "rest" (whole − parts) can come out ≤ 0 in noise: no ratio then.
+                let _ = match (part.us, last[i].us) {
+                    (a, b) if a > 0.0 && b > 0.0 => write!(row, " {:.2}× |", a / b),
+                    _ => write!(row, " – |"),
+                };
             }
             let _ = writeln!(md, "{row}");
         }
         let _ = writeln!(md);
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Part, Section};
+
+    #[test]
+    fn speed_up_is_a_ratio_of_positive_times_only() {
+        let part = |name: &str, us: f64| Part {
+            name: name.into(),
+            us,
+            flops: 0.0,
+        };
+        let s = Section {
+            name: "t".into(),
+            runs: 1,
+            profiles: vec![
+                (1, vec![part("gemm", 300.0), part("rest", 722.1)]),
+                (2, vec![part("gemm", 150.0), part("rest", -122.1)]),
+            ],
+        };
+        let md = s.markdown();
+        assert!(
+            md.contains("| gemm | 300.0 | – | 150.0 | – | 2.00× |"),
+            "{md}"
+        );
+        assert!(md.contains("| rest | 722.1 | – | -122.1 | – | – |"), "{md}");
     }
 }

@@ -21,10 +21,9 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
+/// FLOPs of the full-depth path (`backbone_flops` already includes its exit head).
 fn full_flops(m: &Model) -> u64 {
-    m.costs()
-        .last()
-        .map_or(0, |c| c.backbone_flops + c.exit_flops)
+    m.costs().last().map_or(0, |c| c.backbone_flops)
 }
 
 /// p50 latency (µs) of each path, tinv, one thread, in this process.
