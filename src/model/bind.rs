@@ -51,6 +51,8 @@ pub(super) struct Binder<'a> {
     pub(super) index: &'a Index,
     pub(super) bytes: &'a [u8],
     pub(super) slots: Vec<Slot>,
+    /// The model's id, carried by every handle.
+    pub(super) model: u32,
 }
 
 impl Binder<'_> {
@@ -91,7 +93,10 @@ impl Binder<'_> {
             len,
             widened,
         });
-        Ok(WRef((self.slots.len() - 1) as u32))
+        Ok(WRef {
+            slot: (self.slots.len() - 1) as u32,
+            model: self.model,
+        })
     }
 
     /// Binds the controller; hidden sizes come from the tensors and are cross-checked.

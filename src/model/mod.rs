@@ -14,9 +14,16 @@ use crate::format::{self, Index};
 use bind::{check_pages, Binder};
 use std::path::{Path, PathBuf};
 
-/// Handle to one weight tensor of a [`Model`]: an index, resolved to a slice by [`Model::w`].
+/// Handle to one weight tensor of a [`Model`], resolved to a slice by [`Model::w`]. It names its
+/// model: another model resolves it to nothing (an empty slice), never to one of its own tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct WRef(pub(crate) u32);
+pub struct WRef {
+    pub(crate) slot: u32,
+    pub(crate) model: u32,
+}
+
+/// Identifies each model of this process, for [`WRef`]s.
+static NEXT_MODEL_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// The stem's weights.
 #[derive(Clone, Copy, Debug)]
@@ -188,6 +195,7 @@ pub struct OpenOptions {
 
 /// A validated model, shared read-only by every session.
 pub struct Model {
+    id: u32,
     path: PathBuf,
     bytes: Bytes,
     index: Index,
@@ -279,11 +287,13 @@ impl Model {
             ));
         }
         let config = Config::from_meta(&index.meta).map_err(merr)?;
+        let id = NEXT_MODEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut b = Binder {
             path: &path,
             index: &index,
             bytes: &bytes,
             slots: Vec::new(),
+            model: id,
         };
         let c = &config;
         let (d, k, p) = (c.dim, c.classes, c.patch);
@@ -329,6 +339,7 @@ impl Model {
         let slots = b.slots;
         let costs = flops::path_costs(&config);
         let model = Model {
+            id,
             path,
             bytes,
             index,
@@ -407,14 +418,26 @@ impl Model {
         &self.costs
     }
 
-    /// The f32 values of a tensor.
+    /// The slot of `r`, if `r` is one of this model's handles.
+    #[inline]
+    fn slot(&self, r: WRef) -> Option<&Slot> {
+        if r.model == self.id {
+            self.slots.get(r.slot as usize)
+        } else {
+            None
+        }
+    }
+
+    /// The f32 values of a tensor (empty for a handle of another model).
     #[inline]
     pub fn w(&self, r: WRef) -> &[f32] {
-        let s = &self.slots[r.0 as usize];
-        match &s.widened {
-            Some(v) => v,
+        match self.slot(r) {
+            Some(Slot {
+                widened: Some(v), ..
+            }) => v,
             // Offsets and lengths were validated at open; the base is 256-byte aligned.
-            None => bytemuck::cast_slice(&self.bytes[s.offset..s.offset + s.file_bytes]),
+            Some(s) => bytemuck::cast_slice(&self.bytes[s.offset..s.offset + s.file_bytes]),
+            None => &[],
         }
     }
 
@@ -467,20 +490,20 @@ impl Model {
         }
     }
 
-    /// Name of a tensor.
+    /// Name of a tensor (empty for a handle of another model).
     pub fn w_name(&self, r: WRef) -> &str {
-        &self.slots[r.0 as usize].name
+        self.slot(r).map_or("", |s| &s.name)
     }
 
-    /// Byte range of a tensor in the file.
+    /// Byte range of a tensor in the file (empty for a handle of another model).
     pub fn w_file_range(&self, r: WRef) -> std::ops::Range<usize> {
-        let s = &self.slots[r.0 as usize];
-        s.offset..s.offset + s.file_bytes
+        self.slot(r)
+            .map_or(0..0, |s| s.offset..s.offset + s.file_bytes)
     }
 
-    /// Number of elements of a tensor.
+    /// Number of elements of a tensor (0 for a handle of another model).
     pub fn w_len(&self, r: WRef) -> usize {
-        self.slots[r.0 as usize].len
+        self.slot(r).map_or(0, |s| s.len)
     }
 
     /// Every backbone tensor path `k` (index into `depths`) reads, in execution order: stem,
@@ -496,5 +519,31 @@ impl Model {
         }
         v.extend(exit.tensors());
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{format::DType, synth};
+
+    #[test]
+    fn a_handle_resolves_only_in_its_own_model() {
+        let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let open = |seed| {
+            Model::from_bytes(
+                &synth::random_model(&cfg, seed, DType::F32),
+                &OpenOptions::default(),
+            )
+            .unwrap()
+        };
+        let (a, b) = (open(1), open(2));
+        let r = a.stem().patch_w;
+        assert_eq!(a.w(r).len(), 16 * 16);
+        assert_eq!(a.w_name(r), "stem.patch.weight");
+        // The same slot in `b` exists and is the same kind of tensor, but `r` is `a`'s.
+        assert_eq!(b.w(b.stem().patch_w).len(), 16 * 16);
+        assert!(b.w(r).is_empty());
+        assert_eq!((b.w_name(r), b.w_len(r), b.w_file_range(r)), ("", 0, 0..0));
     }
 }
