@@ -17,6 +17,7 @@ pub mod out;
 pub mod report;
 pub mod rng;
 pub mod samples;
+pub mod snapshot;
 pub mod tensors;
 pub mod train;
 pub mod vit;

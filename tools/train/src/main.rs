@@ -48,15 +48,16 @@ Training
   --shift PX          random shift augmentation, pixels, below the image size [2]
   --seed N            seed of every random choice [1]
 Run
-  --out PATH          checkpoint, written each epoch, every --ckpt-every steps and at the end,
-                      with the optimizer state beside it (PATH's stem + .optim.safetensors);
+  --out PATH          checkpoint, written each epoch and every --ckpt-every steps (once the
+                      next step has run finite) and at the end, with the optimizer state beside it (PATH's stem + .optim.safetensors);
                       missing directories are created [checkpoint.safetensors]
   --resume PATH       continue from a checkpoint of the same configuration (only --epochs and
                       --shift may differ; the learning-rate schedule follows the new total)
   --log-every N       progress line every N steps (0 = none) [50]
   --ckpt-every N      extra checkpoint every N steps (0 = at epoch ends only) [500]
   --stop-at N         stop with a checkpoint after global step N >= 1 (continue with --resume)
-A NaN or infinite loss stops training with an error; the last checkpoint written stays.
+A NaN or infinite loss stops training with an error and keeps the last good checkpoint: a
+checkpoint is written only once a step from its weights has run finite.
 
 controller options:
   --data DIR          dataset (the validation split is the checkpoint's own, so give the data

@@ -3,11 +3,12 @@
 //! checkpoints, `--resume` (refusing a checkpoint made with another configuration), and a hard
 //! stop on a non-finite loss that leaves the last good checkpoint untouched.
 
-use crate::checkpoint::{self, CONFIG_KEY, TRAIN_KEY};
+use crate::checkpoint::{self, TRAIN_KEY};
 use crate::config::{first_difference, Hyper, ModelConfig};
 use crate::data::{self, Dataset};
 use crate::optim::{lr_at, AdamW};
 use crate::rng::Rng;
+use crate::snapshot::{save, Pending, Snapshot, OPTIM_STEP_KEY};
 use crate::tensors::init_backbone;
 use crate::vit::{batch_tensor, Vit};
 use candle_core::D;
@@ -190,39 +191,6 @@ pub fn evaluate(vit: &Vit, ds: &Dataset, chunk: usize) -> Result<Vec<f64>, Train
         .collect())
 }
 
-/// Writes the model and optimizer state.
-pub fn save(
-    path: &Path,
-    vit: &Vit,
-    opt: Option<&AdamW>,
-    meta: &TrainMeta,
-) -> Result<(), TrainError> {
-    let mut m = HashMap::new();
-    m.insert(
-        CONFIG_KEY.to_string(),
-        serde_json::to_string(&vit.cfg).map_err(|e| e.to_string())?,
-    );
-    m.insert(
-        TRAIN_KEY.to_string(),
-        serde_json::to_string(meta).map_err(|e| e.to_string())?,
-    );
-    if let Some(opt) = opt {
-        // The two files are renamed into place one after the other; the step tells a resume
-        // whether a run killed in between left them from different steps.
-        let step = HashMap::from([(OPTIM_STEP_KEY.to_string(), meta.global_step.to_string())]);
-        checkpoint::save(
-            &checkpoint::optim_path(path),
-            &opt.to_host(vit.vars())?,
-            &step,
-        )?;
-    }
-    checkpoint::save(path, &vit.to_host()?, &m)?;
-    Ok(())
-}
-
-/// Metadata key of the optimizer sidecar: the global step it was written at.
-const OPTIM_STEP_KEY: &str = "tinv.optim.step";
-
 /// Reads a checkpoint's training state.
 pub fn read_meta(meta: &HashMap<String, String>, path: &Path) -> Result<TrainMeta, String> {
     let j = meta.get(TRAIN_KEY).ok_or_else(|| {
@@ -237,24 +205,6 @@ pub fn read_meta(meta: &HashMap<String, String>, path: &Path) -> Result<TrainMet
 fn fmt_secs(s: f64) -> String {
     let s = s.max(0.0) as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-/// What a stop on a non-finite value at the step that started from the weights of global step
-/// `from` leaves behind. A checkpoint is good only if a later step's loss was finite with its
-/// weights; one written at `from` holds the very weights that just failed.
-fn kept(last_good: &Option<(PathBuf, usize)>, from: usize) -> String {
-    match last_good {
-        Some((p, st)) if *st >= from => format!(
-            "the last checkpoint {} (step {st}) is kept, but it holds the weights this step \
-             started from: restart with a lower --lr, or resume from an earlier copy",
-            p.display()
-        ),
-        Some((p, st)) => format!(
-            "the last good checkpoint {} (step {st}) is kept",
-            p.display()
-        ),
-        None => "no checkpoint had been written yet".to_string(),
-    }
 }
 
 fn stopped(out: &Path, meta: &TrainMeta) {
@@ -379,9 +329,11 @@ pub fn train_backbone(
     let total = steps * h.epochs;
     let run_start = Instant::now();
     let start_step = meta.global_step;
-    // The last checkpoint known good: where it is and its global step.
-    let mut last_good: Option<(PathBuf, usize)> =
-        opts.resume.clone().map(|p| (p, meta.global_step));
+    // Checkpoints are held until a step from their weights runs finite (snapshot.rs).
+    let mut ckpts = Pending::new(
+        opts.out.clone(),
+        opts.resume.clone().map(|p| (p, meta.global_step)),
+    );
     if meta.epoch >= h.epochs {
         crate::errln!(
             "tinv-train: the checkpoint has already completed {} of {} epochs; nothing to train \
@@ -410,7 +362,7 @@ pub fn train_backbone(
             let loss = crate::loss::multi_exit(&outs, &y, h, factor)?;
             let lv = loss.total.to_scalar::<f32>()?;
             if !lv.is_finite() {
-                let keep = kept(&last_good, meta.global_step);
+                let keep = ckpts.kept();
                 return Err(TrainError::NonFinite(format!(
                     "loss became {lv} at epoch {} step {} (global step {}); training stopped, {keep}",
                     e + 1,
@@ -423,7 +375,7 @@ pub fn train_backbone(
             if norm.is_nan() {
                 // A NaN gradient would make every weight NaN; stop before the update so no
                 // checkpoint is written from it.
-                let keep = kept(&last_good, meta.global_step);
+                let keep = ckpts.kept();
                 return Err(TrainError::NonFinite(format!(
                     "gradient became NaN (loss {lv}) at epoch {} step {} (global step {}); \
                      training stopped, {keep}",
@@ -432,6 +384,8 @@ pub fn train_backbone(
                     meta.global_step + 1
                 )));
             }
+            // This step's loss and gradient are finite: the weights it started from are good.
+            ckpts.step_ran_finite()?;
             let scale = if norm > h.clip && norm.is_finite() {
                 h.clip / norm
             } else {
@@ -486,13 +440,14 @@ pub fn train_backbone(
             if (stop || periodic) && meta.step_in_epoch < steps {
                 sums.seconds = ep_seconds + ep_start.elapsed().as_secs_f64();
                 meta.partial = Some(sums.clone());
-                save(&opts.out, &vit, Some(&opt), &meta)?;
+                let snap = Snapshot::take(&vit, Some(&opt), &meta)?;
                 meta.partial = None;
-                last_good = Some((opts.out.clone(), meta.global_step));
                 if stop {
+                    ckpts.write_now(snap)?;
                     stopped(&opts.out, &meta);
                     return Ok((vit, meta));
                 }
+                ckpts.hold(snap);
             }
         }
         let val_acc = evaluate(&vit, val, 500)?;
@@ -522,32 +477,24 @@ pub fn train_backbone(
         meta.epoch += 1;
         meta.step_in_epoch = 0;
         meta.seconds = base_seconds + run_start.elapsed().as_secs_f64();
-        save(&opts.out, &vit, Some(&opt), &meta)?;
-        last_good = Some((opts.out.clone(), meta.global_step));
-        if opts.stop_at.is_some_and(|s| meta.global_step >= s) {
+        let snap = Snapshot::take(&vit, Some(&opt), &meta)?;
+        let stop = opts.stop_at.is_some_and(|s| meta.global_step >= s);
+        if stop || meta.epoch >= h.epochs {
+            // Nothing follows to test it: the last epoch's result, or an explicit stop.
+            ckpts.write_now(snap)?;
+        } else {
+            ckpts.hold(snap);
+        }
+        if stop {
             if meta.epoch < h.epochs {
                 stopped(&opts.out, &meta);
             }
             return Ok((vit, meta));
         }
     }
-    if last_good.is_none() || opts.resume.as_ref().is_some_and(|r| r != &opts.out) {
+    if !ckpts.any_written() || opts.resume.as_ref().is_some_and(|r| r != &opts.out) {
         // Nothing was trained in this run (a finished run resumed): still leave the result at `out`.
         save(&opts.out, &vit, Some(&opt), &meta)?;
     }
     Ok((vit, meta))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::kept;
-    use std::path::PathBuf;
-
-    #[test]
-    fn a_checkpoint_is_good_only_once_a_later_step_ran_finite_from_it() {
-        let ck = Some((PathBuf::from("c.safetensors"), 5));
-        assert!(kept(&ck, 6).contains("the last good checkpoint c.safetensors (step 5)"));
-        assert!(kept(&ck, 5).contains("holds the weights this step started from"));
-        assert_eq!(kept(&None, 3), "no checkpoint had been written yet");
-    }
 }
