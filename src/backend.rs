@@ -168,7 +168,7 @@ fn load_engines(
     use crate::trt;
     model.trt_model(dir, || {
         let opts = trt::backend::OpenOptions {
-            model_hash: model.content_hash(),
+            model_hash: model.model_hash(),
             depths: model.config().depths.iter().map(|&d| d as u32).collect(),
             layout: None,
             precision: None,

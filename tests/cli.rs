@@ -338,6 +338,14 @@ fn export_onnx_writes_every_path_and_the_weight_blob() {
     }
     assert!(out.join("weights.f16.bin").is_file() && out.join("weights.tsv").is_file());
     assert!(out.join("controller.onnx").is_file());
+    // An empty value is refused (`--out ""` wrote into the current folder), in either form.
+    let m = model_path.to_str().unwrap();
+    for args in [
+        &["export-onnx", "--model", m, "--out", ""][..],
+        &["export-onnx", "--model", m, "--out="],
+    ] {
+        assert_one_line_error(args, "--out needs a value, not an empty string");
+    }
     assert_one_line_error(
         &[
             "export-onnx",

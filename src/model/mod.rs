@@ -393,9 +393,42 @@ impl Model {
     pub fn index(&self) -> &Index {
         &self.index
     }
-    /// Content hash written at fold time.
+    /// Content hash written at fold time (the tensors only, docs/FORMAT.md).
     pub fn content_hash(&self) -> u64 {
         self.index.meta.u64("tinv.content_hash").unwrap_or(0)
+    }
+
+    /// What TensorRT engines and exported ONNX graphs are matched on: the content hash and the
+    /// configuration the graphs bake in (normalization, ε, GELU, heads, image size, paths), so a
+    /// file re-folded with another `--std` or `--gelu` over the same tensors does not reuse
+    /// engines built for the old one. FNV-1a over `tinv-model-v1`, the content hash (8 bytes
+    /// LE), then the configuration's metadata entries in key order: key, 0 byte, value (numbers
+    /// as 8 bytes LE, f64 bit patterns for reals, arrays prefixed by their length, strings
+    /// followed by a 0 byte).
+    pub fn model_hash(&self) -> u64 {
+        use format::{fnv1a64, fnv1a64_continue as more, MetaValue};
+        let mut m = format::Metadata::new();
+        self.config.to_meta(&mut m);
+        let mut entries: Vec<&(String, MetaValue)> = m.entries().iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut h = more(
+            fnv1a64(b"tinv-model-v1"),
+            &self.content_hash().to_le_bytes(),
+        );
+        let num = |h: u64, v: u64| more(h, &v.to_le_bytes());
+        for (key, value) in entries {
+            h = more(more(h, key.as_bytes()), &[0]);
+            h = match value {
+                MetaValue::U64(v) => num(h, *v),
+                MetaValue::F64(v) => num(h, v.to_bits()),
+                MetaValue::Str(s) => more(more(h, s.as_bytes()), &[0]),
+                MetaValue::U64s(v) => v.iter().fold(num(h, v.len() as u64), |h, x| num(h, *x)),
+                MetaValue::F64s(v) => v
+                    .iter()
+                    .fold(num(h, v.len() as u64), |h, x| num(h, x.to_bits())),
+            };
+        }
+        h
     }
     /// The stem's weights.
     pub fn stem(&self) -> &StemW {
@@ -545,5 +578,36 @@ mod tests {
         assert_eq!(b.w(b.stem().patch_w).len(), 16 * 16);
         assert!(b.w(r).is_empty());
         assert_eq!((b.w_name(r), b.w_len(r), b.w_file_range(r)), ("", 0, 0..0));
+    }
+
+    /// The same tensors under another normalization, GELU or ε: the content hash cannot tell
+    /// them apart, the model hash (what engines are matched on) must.
+    #[test]
+    fn the_model_hash_covers_the_configuration_the_content_hash_does_not() {
+        let base = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let open = |cfg: &Config| {
+            Model::from_bytes(
+                &synth::random_model(cfg, 5, DType::F32),
+                &OpenOptions::default(),
+            )
+            .unwrap()
+        };
+        let a = open(&base);
+        assert_eq!(a.model_hash(), open(&base).model_hash());
+        let mut variants = Vec::new();
+        let mut c = base.clone();
+        c.std = vec![0.5];
+        variants.push(c);
+        let mut c = base.clone();
+        c.gelu = Gelu::Tanh;
+        variants.push(c);
+        let mut c = base.clone();
+        c.ln_eps = 1e-5;
+        variants.push(c);
+        for c in &variants {
+            let b = open(c);
+            assert_eq!(b.content_hash(), a.content_hash(), "{c:?}");
+            assert_ne!(b.model_hash(), a.model_hash(), "{c:?}");
+        }
     }
 }

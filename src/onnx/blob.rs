@@ -43,7 +43,8 @@ impl WeightBlob {
     }
 
     /// The binding table as text, one tensor per line:
-    /// `name<TAB>dtype<TAB>dim×dim…<TAB>offset<TAB>nbytes`, preceded by a `#` header line.
+    /// `name<TAB>dtype<TAB>dimxdim…<TAB>offset<TAB>nbytes` (dimensions joined by an ASCII `x`, e.g.
+    /// `96x288`), preceded by a `#` header line.
     pub fn table_text(&self) -> String {
         let mut s = String::from("# name\tdtype\tshape\toffset\tnbytes\n");
         for b in &self.bindings {

@@ -126,8 +126,8 @@ fn finish(
         doc: format!("{kind:?} of a tinv model"),
         metadata: vec![
             (
-                "tinv.content_hash".into(),
-                format!("{:016x}", model.content_hash()),
+                "tinv.model_hash".into(),
+                format!("{:016x}", model.model_hash()),
             ),
             ("tinv.ln".into(), flavour.into()),
             ("tinv.weights".into(), weights.into()),
@@ -260,17 +260,55 @@ pub fn controller_graph(model: &Model, opts: &ExportOptions) -> Result<Option<On
 /// if the model has one.
 pub fn export_graphs(model: &Model, opts: &ExportOptions) -> Result<Vec<OnnxGraph>> {
     let mut out = Vec::new();
+    each_graph(model, opts, |g| {
+        out.push(g);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Builds the graphs of [`export_graphs`] one at a time, handing each to `f` before building
+/// the next (so a writer holds one graph in memory, not all of them).
+fn each_graph(
+    model: &Model,
+    opts: &ExportOptions,
+    mut f: impl FnMut(OnnxGraph) -> Result<()>,
+) -> Result<()> {
+    if opts.weights == WeightMode::Fp16Inputs {
+        check_fp16_range(model.config())?;
+    }
     for &depth in &model.config().depths {
         match opts.layout {
-            Layout::PerPath => out.push(path_graph(model, depth, opts)?),
+            Layout::PerPath => f(path_graph(model, depth, opts)?)?,
             Layout::Segments => {
-                out.push(segment_graph(model, depth, opts)?);
-                out.push(exit_head_graph(model, depth, opts)?);
+                f(segment_graph(model, depth, opts)?)?;
+                f(exit_head_graph(model, depth, opts)?)?;
             }
         }
     }
-    out.extend(controller_graph(model, opts)?);
-    Ok(out)
+    if let Some(g) = controller_graph(model, opts)? {
+        f(g)?;
+    }
+    Ok(())
+}
+
+/// The largest normalized pixel the FP16 graphs take: they cast `(x − mean) / std` to FP16,
+/// whose largest finite value is 65504.
+pub const MAX_FP16_NORMALIZED: f32 = 6.0e4;
+
+/// Refuses a model whose normalization takes a pixel in [0, 1] beyond FP16's range: its FP16
+/// graphs would compute inf, then NaN logits (the runtime and the f32 graphs are fine).
+fn check_fp16_range(c: &crate::Config) -> Result<()> {
+    for (m, s) in c.mean.iter().zip(&c.std) {
+        let worst = m.abs().max((1.0 - m).abs()) / s;
+        if worst > MAX_FP16_NORMALIZED {
+            return Err(Error::arg(format!(
+                "vit.mean {m} / vit.std {s} take a pixel in [0, 1] to {worst:e}, beyond what the \
+                 FP16 graphs hold (±{MAX_FP16_NORMALIZED:e}); export f32 graphs (--baked) instead"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// File name of the FP16 weight blob written next to the graphs.
@@ -301,9 +339,7 @@ pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<V
         written.push(path);
         Ok(())
     };
-    for g in export_graphs(model, opts)? {
-        put(&g.file_name, &g.bytes)?;
-    }
+    each_graph(model, opts, |g| put(&g.file_name, &g.bytes))?;
     if opts.weights == WeightMode::Fp16Inputs {
         let blob = weight_blob(model);
         put(WEIGHTS_FILE, &blob.bytes)?;
@@ -326,5 +362,28 @@ mod tests {
             }
             other => panic!("expected InvalidArgument, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn fp16_graphs_refuse_a_normalization_beyond_fp16() {
+        let mut cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        // (1 − 0.5) / 5e-6 = 1e5 > 65504: FP16 would turn the pixels into inf.
+        cfg.std = vec![5e-6];
+        let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
+        let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+        match export_graphs(&m, &ExportOptions::default()) {
+            Err(Error::InvalidArgument(e)) => assert!(e.contains("--baked"), "{e}"),
+            other => panic!("expected InvalidArgument, got {:?}", other.map(|g| g.len())),
+        }
+        let baked = ExportOptions {
+            weights: WeightMode::Baked,
+            ..ExportOptions::default()
+        };
+        assert!(export_graphs(&m, &baked).is_ok());
+        // 2e-5: 2.5e4, inside FP16.
+        cfg.std = vec![2e-5];
+        let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
+        let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+        assert!(export_graphs(&m, &ExportOptions::default()).is_ok());
     }
 }

@@ -26,8 +26,8 @@
 //! | `controller.onnx` | [`GraphKind::Controller`]: `features`, `budget` → `pred`, `scores` |
 //! | `weights.f16.bin`, `weights.tsv` | FP16 weight blob and binding table (FP16-input graphs only) |
 //!
-//! Every graph carries `metadata_props` `tinv.content_hash` (hex, to match engines to their
-//! model), `tinv.ln` and `tinv.weights`.
+//! Every graph carries `metadata_props` `tinv.model_hash` (hex, [`crate::Model::model_hash`]: tensors
+//! and configuration, to match engines to their model), `tinv.ln` and `tinv.weights`.
 
 mod blob;
 mod export;

@@ -136,7 +136,7 @@ pub fn prepare(
         Layout::Segments => (Vec::new(), 0),
     };
     Ok(BuildRequest {
-        model_hash: model.content_hash(),
+        model_hash: model.model_hash(),
         layout,
         precision,
         engines,
@@ -218,7 +218,7 @@ mod tests {
             req.options.fp32_layer_substring.as_deref(),
             Some(LAYER_NORM_SCOPE)
         );
-        assert_eq!(req.model_hash, m.content_hash());
+        assert_eq!(req.model_hash, m.model_hash());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -54,12 +54,20 @@ fn label(o: &ExportOptions) -> String {
     )
 }
 
+/// The largest |a − b|, NaN when any value is NaN (`f64::max` would drop it, and a graph
+/// answering NaN would pass every tolerance).
 fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
         .map(|(x, y)| (f64::from(*x) - y).abs())
-        .fold(0.0, f64::max)
+        .fold(0.0, |m, d| {
+            if m.is_nan() || d.is_nan() {
+                f64::NAN
+            } else {
+                m.max(d)
+            }
+        })
 }
 
 fn to_f64(v: &[f32]) -> Vec<f64> {

@@ -18,6 +18,7 @@ inference); set TINV_REQUIRE_ONNX_CHECKER=1 to make its absence an error.
 """
 import os
 import json
+import re
 import sys
 
 import numpy as np
@@ -53,6 +54,12 @@ def checker():
         model = onnx.load(path)
         assert model.ir_version == 8 and model.opset_import[0].version == 17, path
         onnx.checker.check_model(model, full_check=True)
+        # tinv's exports carry the three documented metadata_props (src/onnx/mod.rs); the model
+        # hash is 16 hex digits. (Hand-built test protos have another producer.)
+        if model.producer_name == "tinv":
+            meta = {p.key: p.value for p in model.metadata_props}
+            assert set(meta) == {"tinv.model_hash", "tinv.ln", "tinv.weights"}, (path, meta)
+            assert re.fullmatch(r"[0-9a-f]{16}", meta["tinv.model_hash"]), (path, meta)
 
     return check
 

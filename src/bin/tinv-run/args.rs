@@ -11,8 +11,8 @@ pub struct Args {
 }
 
 impl Args {
-    /// Parses `raw`: flags listed in `takes_value` consume the next argument; other `--x` are
-    /// switches; anything not listed in either is an error naming the flag.
+    /// Parses `raw`: flags listed in `takes_value` consume the next argument (never empty);
+    /// other `--x` are switches; anything not listed in either is an error naming the flag.
     pub fn parse(raw: &[String], takes_value: &[&str], switches: &[&str]) -> Result<Args, String> {
         let mut a = Args {
             values: HashMap::new(),
@@ -34,6 +34,10 @@ impl Args {
                             .cloned()
                             .ok_or_else(|| format!("--{name} needs a value"))?,
                     };
+                    // An empty value is never meant: `--out ""` wrote into the current folder.
+                    if v.is_empty() {
+                        return Err(format!("--{name} needs a value, not an empty string"));
+                    }
                     a.values.insert(name.to_string(), v);
                 } else if switches.contains(&name) {
                     if inline.is_some() {
