@@ -440,7 +440,7 @@ fn png_declaring_a_huge_image_is_refused_before_decoding() {
     assert_failed_with(
         o.status.code().unwrap_or(-1),
         &err,
-        "huge.png: image is 16384x16384, the model takes 8x8",
+        "huge.png: image is 16384x16384 (height x width), the model takes 8x8",
         &"classify huge.png",
     );
 }

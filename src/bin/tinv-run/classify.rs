@@ -27,7 +27,8 @@ OPTIONS:
                    latency_us (and label, start_depth, escalations)
 
 Images must have the model's size; grey images feed every channel of a colour model and colour
-images a grey model through luma. A package may hold classes.txt (one class name per line, as
+images a grey model through luma (alpha is dropped). A model with other than 1 or 3 channels
+takes grey images only. A package may hold classes.txt (one class name per line, as
 many as the model has classes); without it, classes are shown by number.
 ";
 

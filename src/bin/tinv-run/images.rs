@@ -83,14 +83,21 @@ fn decode_checked(bytes: &[u8], cfg: &Config) -> Result<Image, String> {
     };
     if (w, h) != (cfg.image_w, cfg.image_h) {
         return Err(format!(
-            "image is {w}x{h}, the model takes {}x{}",
-            cfg.image_w, cfg.image_h
+            "image is {h}x{w} (height x width), the model takes {}x{}",
+            cfg.image_h, cfg.image_w
         ));
     }
     let oc = cfg.channels;
     if !(channels == oc || channels == 1 || (channels, oc) == (3, 1)) {
+        // Name the file's own colour type: alpha is dropped before this count.
+        let kind = match &header {
+            Header::Png(_, _, true) => "an RGBA (alpha dropped: RGB)",
+            Header::Png(..) => "an RGB",
+            Header::Pgm(..) => "a grey",
+        };
         return Err(format!(
-            "cannot convert a {channels}-channel image to the model's {oc} channels"
+            "cannot convert {kind} image to the model's {oc} channels (a model with other than \
+             1 or 3 channels takes grey images only)"
         ));
     }
     match header {

@@ -107,13 +107,32 @@ pub fn load(dir: &Path, prefix: &str) -> Result<Dataset, String> {
             ))
         }
     };
+    if labels.dims.len() != 1 {
+        return Err(format!(
+            "{}: labels must be a rank-1 file (one per image), found dimensions {:?}",
+            lp.display(),
+            labels.dims
+        ));
+    }
     if labels.dims != [n] {
         return Err(format!(
             "{}: {} labels for {n} images in {}",
             lp.display(),
-            labels.dims.first().copied().unwrap_or(0),
+            labels.dims[0],
             ip.display()
         ));
+    }
+    if let [_, h, _, c] = images.dims[..] {
+        if h <= 4 && c > 4 {
+            crate::errln!(
+                "tinv-train: warning: {} is [n, {}, {}, {}]: that looks channels-first, but a \
+                 rank-4 IDX file is read as [n, height, width, channels]",
+                ip.display(),
+                images.dims[1],
+                images.dims[2],
+                images.dims[3]
+            );
+        }
     }
     if n == 0 {
         return Err(format!("{}: no images", ip.display()));

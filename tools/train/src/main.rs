@@ -25,8 +25,11 @@ fit options:
 Data
   --data DIR          IDX files train-images-idx3-ubyte and train-labels-idx1-ubyte, gzipped
                       (.gz) or not [/usr/share/datasets/fashion-mnist: Debian package
-                      dataset-fashion-mnist]
-  --val N             last N training images held out for validation, >= 1 [5000]
+                      dataset-fashion-mnist]. Images [n, height, width] (one channel) or
+                      [n, height, width, channels] (channels last, as tinv-run reads them);
+                      labels [n], 0 .. classes-1
+  --val N             last N training images held out for validation, >= 1; the controller
+                      stage needs at least 5 (its 5-fold choice of the default budget) [5000]
   --train-limit N     use only the first N training images (0 = all) [0]
 Model
   --patch P --dim D --blocks L --heads H --mlp-hidden M   [4, 64, 8, 4, 4*dim]
@@ -230,14 +233,29 @@ fn fit(mut a: Args) -> Result<(), String> {
     }
     checkpoint::check_writable(&opts.out)?;
     let full = data::load(&data_dir, "train")?;
+    let mut seen = [false; 256];
+    full.labels
+        .iter()
+        .for_each(|&y| seen[usize::from(y)] = true);
+    let distinct = seen.iter().filter(|&&s| s).count();
+    if distinct == 1 {
+        errln!(
+            "tinv-train: warning: every label is {}: there is nothing to learn",
+            full.labels.first().copied().unwrap_or(0)
+        );
+    }
+    for (flag, v) in [("--mean", &mean), ("--std", &std)] {
+        if let Some(v) = v.as_ref().filter(|v| v.len() != full.c) {
+            return Err(format!(
+                "{flag} has {} value(s), the images have {} channel(s): give one per channel",
+                v.len(),
+                full.c
+            ));
+        }
+    }
     if classes.is_none() {
         // The class count comes from the largest label: a single corrupt label (255) would make
         // a 256-class model without a word.
-        let mut seen = [false; 256];
-        full.labels
-            .iter()
-            .for_each(|&y| seen[usize::from(y)] = true);
-        let distinct = seen.iter().filter(|&&s| s).count();
         if full.classes() > 2 * distinct {
             errln!(
                 "tinv-train: warning: the largest label makes {} classes, but only {distinct} \
@@ -281,6 +299,9 @@ fn fit(mut a: Args) -> Result<(), String> {
             h.val_count
         ));
     }
+    // Checked before the split, so an image is named by its place in the files.
+    data::check(&full.slice(0..n), &cfg)
+        .map_err(|e| format!("{} (training files): {e}", data_dir.display()))?;
     let tr = full.slice(0..n - h.val_count);
     let val = full.slice(n - h.val_count..n);
     errln!(
@@ -367,6 +388,15 @@ fn controller(mut a: Args) -> Result<(), String> {
     } else {
         full.len()
     };
+    if h.val_count < report::FOLDS {
+        return Err(format!(
+            "{}'s validation split has {} image(s); the controller needs at least {} (one per \
+             fold of its choice of the default budget): train with a larger --val",
+            ckpt.display(),
+            h.val_count,
+            report::FOLDS
+        ));
+    }
     if h.val_count == 0 || h.val_count >= n {
         return Err(format!(
             "{} has {n} training images, too few for the validation split of {} (the last {} \

@@ -132,6 +132,10 @@ pub fn table(cfg: &ModelConfig, o: &Outcomes, sweeps: Option<&[Vec<Point>; 2]>) 
     s
 }
 
+/// Folds of the cross-validation that chooses the default budget: the validation split needs at
+/// least this many images.
+pub const FOLDS: usize = 5;
+
 /// Trains the controller on `val` for the backbone in `loaded` (the `graph` policy's routing on
 /// `route` when given), sets the default budget (largest λ whose adaptive accuracy is within
 /// `tol` of full depth on `val`) and writes the final checkpoint to `out`. Returns the report.
@@ -162,7 +166,6 @@ pub fn controller_stage(
     // accuracy of every λ is compared with full depth (a controller scored on its own training
     // samples looks better than it is, and a single 20% hold-out was too noisy to choose from).
     // The controller that ships is then trained on the whole split.
-    const FOLDS: usize = 5;
     let (mut parts, mut sizes) = (Vec::new(), Vec::new());
     for f in 0..FOLDS {
         let fold = all.n * f / FOLDS..all.n * (f + 1) / FOLDS;

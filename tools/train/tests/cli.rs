@@ -318,6 +318,28 @@ fn bad_datasets_are_named() {
         &fit(&g, &out, &["--shift", "8"]),
         &["--shift 8 must be smaller than the 8x8 images"],
     );
+    // A bad label in the validation part (the last --val 40 images) is named by its place in
+    // the files, not in the split; labels must be rank 1; --mean needs one value per channel.
+    let late = root.join("late");
+    std::fs::create_dir_all(&late).unwrap();
+    dataset(&late, 200);
+    let lf = late.join("train-labels-idx1-ubyte");
+    let mut labels = std::fs::read(&lf).unwrap();
+    labels[8 + 197] = 9;
+    std::fs::write(&lf, &labels).unwrap();
+    fails(
+        &fit(&s(&late), &out, &["--classes", "4"]),
+        &["late (training files): label 9 (image 197) out of range for 4 classes"],
+    );
+    std::fs::write(&lf, tinv::idx::encode(&[200, 1], &[0; 200]).unwrap()).unwrap();
+    fails(
+        &fit(&s(&late), &out, &[]),
+        &["labels must be a rank-1 file", "[200, 1]"],
+    );
+    fails(
+        &fit(&g, &out, &["--mean", "0.5,0.5"]),
+        &["--mean has 2 value(s), the images have 1 channel(s)"],
+    );
     // --out a directory, or somewhere that cannot be written: refused before training.
     fails(&fit(&g, &s(&root), &[]), &["is a directory"]);
     fails(
@@ -426,6 +448,24 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
             "30 training images, too few for the validation split",
             "--val",
         ],
+    );
+    // Non-finite logits (a poisoned exit bias) are an error, not NaN counted as a class.
+    let (mut ts, meta) = tinv_train::checkpoint::load(Path::new(&ck)).unwrap();
+    let bias = ts.iter_mut().find(|t| t.name == "head.bias").unwrap();
+    bias.data[0] = f32::NAN;
+    let poisoned = s(&root.join("poisoned.safetensors"));
+    tinv_train::checkpoint::save(Path::new(&poisoned), &ts, &meta).unwrap();
+    fails(
+        &["eval", &poisoned, "--data", &d],
+        &["image 0: exit at depth 2 gives a non-finite logit (NaN)"],
+    );
+    // A validation split too small for the 5-fold budget choice.
+    let tiny_val = s(&root.join("tinyval.safetensors"));
+    let (ok, err) = run(&fit(&d, &tiny_val, &["--val", "3", "--epochs", "1"]));
+    assert!(ok, "{err}");
+    fails(
+        &["controller", &tiny_val, "--data", &d, "--out", &other],
+        &["validation split has 3 image(s)", "at least 5", "--val"],
     );
     // Another training split than the backbone's: its validation images would be others.
     fails(

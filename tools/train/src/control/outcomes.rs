@@ -63,6 +63,16 @@ impl Outcomes {
                 .logits_all_paths(&raw, part.len())
                 .map_err(|e| e.to_string())?;
             for (j, lp) in per_path.iter().enumerate() {
+                // NaN logits would count as a class (argmax) and give a table that looks fine.
+                if let Some(at) = lp.iter().position(|v| !v.is_finite()) {
+                    return Err(format!(
+                        "image {}: exit at depth {} gives a non-finite logit ({}): the weights \
+                         do not compute on this input",
+                        part[at / k],
+                        c.depths[j],
+                        lp[at]
+                    ));
+                }
                 for (r, &i) in part.iter().enumerate() {
                     let dst = (i * p + j) * k;
                     logits[dst..dst + k].copy_from_slice(&lp[r * k..(r + 1) * k]);
