@@ -372,13 +372,13 @@ pub fn train_backbone(
             }
             let grads = loss.total.backward()?;
             let norm = AdamW::grad_norm(vit.vars(), &grads)?;
-            if norm.is_nan() {
-                // A NaN gradient would make every weight NaN; stop before the update so no
-                // checkpoint is written from it.
+            if !norm.is_finite() {
+                // A NaN or infinite gradient would make the weights (and Adam's moments) NaN;
+                // stop before the update so no checkpoint is written from it.
                 let keep = ckpts.kept();
                 return Err(TrainError::NonFinite(format!(
-                    "gradient became NaN (loss {lv}) at epoch {} step {} (global step {}); \
-                     training stopped, {keep}",
+                    "gradient norm became {norm} (loss {lv}) at epoch {} step {} (global step \
+                     {}); training stopped, {keep}",
                     e + 1,
                     s + 1,
                     meta.global_step + 1
@@ -386,11 +386,7 @@ pub fn train_backbone(
             }
             // This step's loss and gradient are finite: the weights it started from are good.
             ckpts.step_ran_finite()?;
-            let scale = if norm > h.clip && norm.is_finite() {
-                h.clip / norm
-            } else {
-                1.0
-            };
+            let scale = if norm > h.clip { h.clip / norm } else { 1.0 };
             let lr = lr_at(meta.global_step, total, h.warmup_steps, h.lr, h.min_lr);
             opt.update(vit.vars(), &grads, lr, h.weight_decay, scale)?;
             let Some(deepest) = outs.last() else { break };
