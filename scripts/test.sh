@@ -9,6 +9,9 @@ export TINV_PYTHON="$PWD/.venv/bin/python"
 cargo test --release --workspace
 # The TensorRT backend's orchestration, against the recording doubles (no GPU, no TensorRT).
 cargo test --release -p tinv --features tensorrt --lib --test backend --test regressions --test cli
+# The fuzz targets are outside the workspace: compile them, so an API change cannot break them
+# unnoticed (running them is scripts/fuzz.sh).
+(cd fuzz && cargo check --bins --examples)
 if [ -x scripts/cross-aarch64.sh ]; then
   ./scripts/cross-aarch64.sh test
 fi

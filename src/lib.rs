@@ -35,6 +35,9 @@
 )]
 
 pub mod backend;
+// The C ABI's implementation: C programs use it through include/tinv.h, Rust programs the API
+// here. Public for the crate's own C-ABI tests, hidden from the Rust docs.
+#[doc(hidden)]
 pub mod capi;
 pub mod control;
 pub mod cpu;

@@ -16,6 +16,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(idx) = parsed {
         let n: usize = idx.dims.iter().product();
         assert_eq!(idx.data.len(), n);
-        assert_eq!(tinv::idx::encode(&idx.dims, &idx.data), data);
+        let again =
+            tinv::idx::encode(&idx.dims, &idx.data).expect("encode refuses what parse read");
+        assert_eq!(again, data);
     }
 });

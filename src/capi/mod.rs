@@ -3,8 +3,8 @@
 //!
 //! Shape of every export: `tinv_<object>_<verb>`, arguments in the order object, inputs,
 //! outputs, each buffer followed by its length, a [`Status`] returned, outputs written only on
-//! success. Each body runs inside [`status::ffi_boundary!`], which checks the pointer arguments
-//! for NULL and catches panics. Handles are registry ids, never pointers (see [`registry`]).
+//! success. Each body runs inside `status::ffi_boundary!`, which checks the pointer arguments
+//! for NULL and catches panics. Handles are registry ids, never pointers (see `registry.rs`).
 
 // Everything here handles values a C caller chose: no indexing that could panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]

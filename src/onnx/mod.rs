@@ -32,6 +32,9 @@
 mod blob;
 mod export;
 mod graph;
+// The protobuf encoder behind the exporter: public for the ONNX tests that build protos by hand,
+// not part of the API.
+#[doc(hidden)]
 pub mod proto;
 mod vit;
 

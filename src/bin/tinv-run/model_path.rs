@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_PACKAGE: &str = "fmnist";
 
 /// Candidate locations of the default package (when `$TINV_MODEL` is unset): `./engines/fmnist`, and
-/// `engines/fmnist` beside the repository the binary was built in (target/<profile>/tinv-run).
+/// `engines/fmnist` beside the repository the binary was built in (`target/<profile>/tinv-run`).
 fn default_candidates() -> Vec<PathBuf> {
     let mut v = Vec::new();
     v.push(Path::new("engines").join(DEFAULT_PACKAGE));

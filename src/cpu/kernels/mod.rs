@@ -1,6 +1,6 @@
 //! Elementwise and row kernels (LayerNorm, softmax, GELU, patch extraction). Each is written once
 //! as plain, branch-free Rust that LLVM auto-vectorizes, and compiled several times by
-//! [`multiversion!`]: for AVX-512 and AVX2+FMA on x86_64 (picked at run time, never
+//! `multiversion!`: for AVX-512 and AVX2+FMA on x86_64 (picked at run time, never
 //! `target-cpu=native`), and as is everywhere else (NEON is baseline on aarch64).
 
 mod gelu;
