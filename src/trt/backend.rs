@@ -24,7 +24,7 @@ pub trait Sources {
 /// What the caller knows about the model and insists on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenOptions {
-    /// `tinv.content_hash` of the `.tinv`.
+    /// [`crate::Model::model_hash`] of the `.tinv` (tensors and configuration).
     pub model_hash: u64,
     /// The model's `paths.depths`.
     pub depths: Vec<u32>,

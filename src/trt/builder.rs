@@ -26,7 +26,7 @@ pub struct EngineSource {
 /// Everything a build needs besides the shim and the device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildRequest {
-    /// `tinv.content_hash` of the model.
+    /// [`crate::Model::model_hash`] of the model (tensors and configuration).
     pub model_hash: u64,
     /// Layout of the exported ONNX graphs.
     pub layout: Layout,

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 /// use, and (optionally) what the caller asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
-    /// `tinv.content_hash` of the `.tinv` being opened.
+    /// [`crate::Model::model_hash`] of the `.tinv` being opened.
     pub model_hash: u64,
     /// The TensorRT library loaded now.
     pub tensorrt: TrtVersion,

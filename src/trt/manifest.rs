@@ -207,7 +207,8 @@ pub struct PathEngines {
 /// Everything `tinv-run build` records about a set of plans.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
-    /// `tinv.content_hash` of the model the plans were built from.
+    /// [`crate::Model::model_hash`] of the model the plans were built from (tensors and
+    /// configuration).
     pub model_hash: u64,
     /// TensorRT version used to build.
     pub tensorrt: TrtVersion,

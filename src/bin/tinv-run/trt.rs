@@ -22,9 +22,9 @@ OPTIONS:
     --verify         check every tensor checksum when opening the model
 
 Exports the ONNX graphs (opset 17; decomposed LayerNorm for TensorRT 8.5, the native op for
-≥ 8.6), builds each engine with progress output, and writes DIR/manifest: model content hash,
-TensorRT version, GPU, precision, layout, per-engine device memory, I/O tensors and the weight
-bindings. Sessions use the engines only when all of these match (`--backend auto|tensorrt`).
+≥ 8.6), builds each engine with progress output, and writes DIR/manifest: model hash (tensors
+and configuration), TensorRT version, GPU, precision, layout, per-engine device memory, I/O
+tensors and the weight bindings. Sessions use the engines only when all of these match (`--backend auto|tensorrt`).
 ";
 
 pub const SELFTEST_HELP: &str = "\
