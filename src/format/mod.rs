@@ -16,6 +16,7 @@ mod write;
 pub use error::FormatError;
 pub use meta::{MetaValue, Metadata};
 pub use parse::{parse, Index, TensorInfo};
+pub(crate) use write::encode_meta;
 pub use write::TinvWriter;
 
 /// File magic: a non-ASCII first byte and CR/LF/EOF bytes catch text-mode transfers, as PNG does.

@@ -85,18 +85,7 @@ impl TinvWriter {
         let mut meta = self.meta.clone();
         meta.set("tinv.content_hash", MetaValue::U64(hash));
 
-        let mut m = Vec::new();
-        for (k, v) in meta.entries() {
-            put_str(&mut m, k);
-            m.extend_from_slice(&v.type_id().to_le_bytes());
-            match v {
-                MetaValue::U64(x) => m.extend_from_slice(&x.to_le_bytes()),
-                MetaValue::F64(x) => m.extend_from_slice(&x.to_le_bytes()),
-                MetaValue::Str(s) => put_str(&mut m, s),
-                MetaValue::U64s(a) => put_array(&mut m, a.iter().map(|x| x.to_le_bytes())),
-                MetaValue::F64s(a) => put_array(&mut m, a.iter().map(|x| x.to_le_bytes())),
-            }
-        }
+        let m = encode_meta(&meta);
 
         // Lay out the data section.
         let mut offsets = Vec::with_capacity(self.tensors.len());
@@ -168,6 +157,23 @@ impl TinvWriter {
         }
         written
     }
+}
+
+/// The metadata entries as the file stores them (docs/FORMAT.md): key, type, value, each.
+pub(crate) fn encode_meta(meta: &Metadata) -> Vec<u8> {
+    let mut m = Vec::new();
+    for (k, v) in meta.entries() {
+        put_str(&mut m, k);
+        m.extend_from_slice(&v.type_id().to_le_bytes());
+        match v {
+            MetaValue::U64(x) => m.extend_from_slice(&x.to_le_bytes()),
+            MetaValue::F64(x) => m.extend_from_slice(&x.to_le_bytes()),
+            MetaValue::Str(s) => put_str(&mut m, s),
+            MetaValue::U64s(a) => put_array(&mut m, a.iter().map(|x| x.to_le_bytes())),
+            MetaValue::F64s(a) => put_array(&mut m, a.iter().map(|x| x.to_le_bytes())),
+        }
+    }
+    m
 }
 
 /// A metadata array: `u32 count`, then the values' little-endian bytes.

@@ -402,33 +402,16 @@ impl Model {
     /// configuration the graphs bake in (normalization, ε, GELU, heads, image size, paths), so a
     /// file re-folded with another `--std` or `--gelu` over the same tensors does not reuse
     /// engines built for the old one. FNV-1a over `tinv-model-v1`, the content hash (8 bytes
-    /// LE), then the configuration's metadata entries in key order: key, 0 byte, value (numbers
-    /// as 8 bytes LE, f64 bit patterns for reals, arrays prefixed by their length, strings
-    /// followed by a 0 byte).
+    /// LE), then the configuration's metadata entries (`Config::to_meta`) encoded as the file
+    /// stores metadata.
     pub fn model_hash(&self) -> u64 {
-        use format::{fnv1a64, fnv1a64_continue as more, MetaValue};
         let mut m = format::Metadata::new();
         self.config.to_meta(&mut m);
-        let mut entries: Vec<&(String, MetaValue)> = m.entries().iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut h = more(
-            fnv1a64(b"tinv-model-v1"),
+        let h = format::fnv1a64_continue(
+            format::fnv1a64(b"tinv-model-v1"),
             &self.content_hash().to_le_bytes(),
         );
-        let num = |h: u64, v: u64| more(h, &v.to_le_bytes());
-        for (key, value) in entries {
-            h = more(more(h, key.as_bytes()), &[0]);
-            h = match value {
-                MetaValue::U64(v) => num(h, *v),
-                MetaValue::F64(v) => num(h, v.to_bits()),
-                MetaValue::Str(s) => more(more(h, s.as_bytes()), &[0]),
-                MetaValue::U64s(v) => v.iter().fold(num(h, v.len() as u64), |h, x| num(h, *x)),
-                MetaValue::F64s(v) => v
-                    .iter()
-                    .fold(num(h, v.len() as u64), |h, x| num(h, x.to_bits())),
-            };
-        }
-        h
+        format::fnv1a64_continue(h, &format::encode_meta(&m))
     }
     /// The stem's weights.
     pub fn stem(&self) -> &StemW {
