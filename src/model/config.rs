@@ -79,6 +79,15 @@ impl Config {
     pub fn tokens(&self) -> usize {
         self.patches() + 1
     }
+    /// The channel whose normalization takes a pixel in [0, 1] farthest from 0, as
+    /// `(mean, std, largest |(pixel − mean) / std|)`; `None` without channels.
+    pub fn widest_normalization(&self) -> Option<(f32, f32, f32)> {
+        self.mean
+            .iter()
+            .zip(&self.std)
+            .map(|(&m, &s)| (m, s, m.abs().max((1.0 - m).abs()) / s))
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+    }
     /// Floats per input image.
     pub fn input_len(&self) -> usize {
         self.channels * self.image_h * self.image_w
@@ -158,8 +167,7 @@ impl Config {
         }
         // A pixel in [0, 1] must normalize to a sane number: a subnormal std (1/std = ∞) or a
         // huge mean opens a model on which every call fails as if the input were at fault.
-        for (m, s) in self.mean.iter().zip(&self.std) {
-            let worst = m.abs().max((1.0 - m).abs()) / s;
+        if let Some((m, s, worst)) = self.widest_normalization() {
             if worst.is_nan() || worst > MAX_NORMALIZED {
                 return Err(format!(
                     "vit.mean {m} / vit.std {s} take a pixel in [0, 1] to {worst:e}, beyond \

@@ -299,16 +299,13 @@ pub const MAX_FP16_NORMALIZED: f32 = 6.0e4;
 /// Refuses a model whose normalization takes a pixel in [0, 1] beyond FP16's range: its FP16
 /// graphs would compute inf, then NaN logits (the runtime and the f32 graphs are fine).
 fn check_fp16_range(c: &crate::Config) -> Result<()> {
-    for (m, s) in c.mean.iter().zip(&c.std) {
-        let worst = m.abs().max((1.0 - m).abs()) / s;
-        if worst > MAX_FP16_NORMALIZED {
-            return Err(Error::arg(format!(
-                "vit.mean {m} / vit.std {s} take a pixel in [0, 1] to {worst:e}, beyond what the \
-                 FP16 graphs hold (±{MAX_FP16_NORMALIZED:e}); export f32 graphs (--baked) instead"
-            )));
-        }
+    match c.widest_normalization() {
+        Some((m, s, worst)) if worst > MAX_FP16_NORMALIZED => Err(Error::arg(format!(
+            "vit.mean {m} / vit.std {s} take a pixel in [0, 1] to {worst:e}, beyond what the FP16 \
+             graphs hold (±{MAX_FP16_NORMALIZED:e}); export f32 graphs (--baked) instead"
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// File name of the FP16 weight blob written next to the graphs.
