@@ -40,13 +40,8 @@ impl log::Log for CLogger {
         // Copied out so that the lock is not held while the callback runs (it may set a new one).
         let sink = *SINK.read().unwrap_or_else(PoisonError::into_inner);
         let Some(sink) = sink else { return };
-        let level = match record.level() {
-            log::Level::Error => 1,
-            log::Level::Warn => 2,
-            log::Level::Info => 3,
-            log::Level::Debug => 4,
-            log::Level::Trace => 5,
-        };
+        // log's levels are numbered as the header's: Error 1 … Trace 5.
+        let level = record.level() as u32;
         let mut msg: Vec<u8> = format!("tinv: {}", record.args())
             .bytes()
             .map(|b| if b == 0 || b == b'\n' { b' ' } else { b })
@@ -76,19 +71,15 @@ pub unsafe extern "C" fn tinv_set_log_callback(
     max_level: u32,
 ) -> Status {
     ffi_boundary!("tinv_set_log_callback", [], {
-        let filter = match max_level {
-            0 => log::LevelFilter::Off,
-            1 => log::LevelFilter::Error,
-            2 => log::LevelFilter::Warn,
-            3 => log::LevelFilter::Info,
-            4 => log::LevelFilter::Debug,
-            5 => log::LevelFilter::Trace,
-            _ => {
-                return Err(Fail::new(
-                    Status::InvalidArg,
-                    format!("max_level {max_level} not in 0 (off) ..= 5 (trace)"),
-                ))
-            }
+        // LevelFilter counts the same way, from Off (0) to Trace (5).
+        let Some(filter) = usize::try_from(max_level)
+            .ok()
+            .and_then(|n| log::LevelFilter::iter().nth(n))
+        else {
+            return Err(Fail::new(
+                Status::InvalidArg,
+                format!("max_level {max_level} not in 0 (off) ..= 5 (trace)"),
+            ));
         };
         if !*INSTALLED.get_or_init(|| log::set_logger(&LOGGER).is_ok()) {
             return Err(Fail::new(
@@ -109,4 +100,26 @@ pub unsafe extern "C" fn tinv_set_log_callback(
         });
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The header's numbering (1 error … 5 trace, 0 off) is log's own, which the code relies on.
+    #[test]
+    fn levels_are_numbered_as_the_header_says() {
+        assert_eq!(
+            [log::Level::Error, log::Level::Trace].map(|l| l as u32),
+            [1, 5]
+        );
+        let f: Vec<_> = log::LevelFilter::iter().collect();
+        assert_eq!(
+            (f.len(), f[0], f[2], f[5]),
+            (
+                6,
+                log::LevelFilter::Off,
+                log::LevelFilter::Warn,
+                log::LevelFilter::Trace
+            )
+        );
+    }
 }
