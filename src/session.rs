@@ -688,10 +688,10 @@ impl ExitCtx<'_> {
                 let decision =
                     control::exit_continue(self.model, &w, row, k, self.budget, h, scratch);
                 // Charged only when the RNN ran (not at the deepest exit); its weights once, at
-                // its first decision, which is at the path the input started on.
+                // its first decision (no escalation yet).
                 if decision.is_some() {
                     st.flops += self.ctrl_exit_flops;
-                    if self.model.config().depths[k] == st.start_depth {
+                    if st.escalations == 0 {
                         st.weight_bytes += self.ctrl_rnn_bytes;
                     }
                 }

@@ -39,11 +39,17 @@ pub fn build_options(trt: (i32, i32), precision: Precision, workspace_bytes: u64
 /// The precision a build of `layout` gets when none is asked for: FP16, except `segments` on
 /// TensorRT ≥ 11, whose baked f32 weights make strongly typed FP32 networks.
 pub fn default_precision(trt: (i32, i32), layout: Layout) -> Precision {
-    if layout == Layout::Segments && trt.0 >= 11 {
+    if fp32_only(trt, layout) {
         Precision::Fp32
     } else {
         Precision::Fp16
     }
+}
+
+/// Whether `layout` builds only FP32 engines on TensorRT `trt`: `segments` bakes f32 weights,
+/// which the FP16 builder flag lowers before 11; 11's strongly typed networks have no such flag.
+fn fp32_only(trt: (i32, i32), layout: Layout) -> bool {
+    layout == Layout::Segments && trt.0 >= 11
 }
 
 /// Exports `model`'s graphs for `layout` in the flavour TensorRT `trt` (major, minor) parses,
@@ -63,9 +69,8 @@ pub fn prepare(
             "--fp32 needs --layout segments: per-path engines take FP16 weight inputs".into(),
         ));
     }
-    // Before 11 the FP16 builder flag lowers the baked f32 graphs; 11 has no such flag and
-    // would build FP32 engines under an "fp16" manifest.
-    if layout == Layout::Segments && precision == Precision::Fp16 && trt.0 >= 11 {
+    // Otherwise FP32 engines would be built under an "fp16" manifest.
+    if precision == Precision::Fp16 && fp32_only(trt, layout) {
         return Err(TrtError::Plan(format!(
             "--layout segments bakes f32 weights, and TensorRT {}'s strongly typed networks have \
              no FP16 flag, so its engines would run in FP32: build them with --fp32, or FP16 \

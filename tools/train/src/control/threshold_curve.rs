@@ -35,6 +35,7 @@ pub fn versus(curve: &[(f64, f64)], pts: &[Point], default: f32) -> String {
         "adaptive vs the threshold curve (its FLOPs at adaptive's accuracy, interpolated \
          between τ = 0.5 … 0.99):\n",
     );
+    let least = curve.iter().map(|&(a, _)| a).fold(f64::INFINITY, f64::min);
     for p in pts {
         let mark = if p.lambda == default {
             " (default)"
@@ -47,7 +48,6 @@ pub fn versus(curve: &[(f64, f64)], pts: &[Point], default: f32) -> String {
             100.0 * p.accuracy,
             p.mean_flops / 1e6
         );
-        let least = curve.iter().map(|&(a, _)| a).fold(f64::INFINITY, f64::min);
         if p.accuracy < least {
             // τ below 0.5 would reach it cheaper than the curve's first point: no comparison.
             let _ = writeln!(
