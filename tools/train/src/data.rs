@@ -166,6 +166,11 @@ pub fn load(dir: &Path, prefix: &str) -> Result<Dataset, String> {
 
 /// Checks a dataset against a model configuration.
 pub fn check(ds: &Dataset, m: &ModelConfig) -> Result<(), String> {
+    check_first(ds, ds.len(), m)
+}
+
+/// [`check`] of the first `n` images only (without copying them out).
+pub fn check_first(ds: &Dataset, n: usize, m: &ModelConfig) -> Result<(), String> {
     if (ds.c, ds.h, ds.w) != (m.channels, m.image_size[0], m.image_size[1]) {
         return Err(format!(
             "dataset images are {}x{}x{} but the model expects {}x{}x{}",
@@ -175,6 +180,7 @@ pub fn check(ds: &Dataset, m: &ModelConfig) -> Result<(), String> {
     if let Some((i, &bad)) = ds
         .labels
         .iter()
+        .take(n)
         .enumerate()
         .find(|(_, &l)| l as usize >= m.classes)
     {

@@ -300,7 +300,7 @@ fn fit(mut a: Args) -> Result<(), String> {
         ));
     }
     // Checked before the split, so an image is named by its place in the files.
-    data::check(&full.slice(0..n), &cfg)
+    data::check_first(&full, n, &cfg)
         .map_err(|e| format!("{} (training files): {e}", data_dir.display()))?;
     let tr = full.slice(0..n - h.val_count);
     let val = full.slice(n - h.val_count..n);
@@ -409,13 +409,19 @@ fn controller(mut a: Args) -> Result<(), String> {
     let train_end = n - h.val_count;
     // The validation split is the last --val images of the training split the backbone saw:
     // other data would train the controller on images the backbone learned from.
-    train::DataStamp::of(&full.slice(0..train_end)).check(
+    let train_split = full.slice(0..train_end);
+    train::DataStamp::of(&train_split).check(
         meta.data.as_ref(),
         &ckpt,
         "pass the --data it was trained on",
     )?;
     let val = full.slice(train_end..n);
-    let route = (route_n > 0).then(|| full.slice(0..route_n.min(train_end)));
+    // By default the whole training split routes: the copy made for its stamp serves.
+    let route = match route_n {
+        0 => None,
+        r if r >= train_end => Some(train_split),
+        r => Some(full.slice(0..r)),
+    };
     let rep = report::controller_stage(&loaded, &val, route.as_ref(), &opts, tol, &out)?;
     outln!("{rep}");
     errln!("wrote {}", out.display());
