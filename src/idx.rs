@@ -137,12 +137,7 @@ pub fn read(mut r: impl Read) -> Result<Idx, IdxError> {
 #[cfg(feature = "gzip")]
 pub fn open(path: &std::path::Path) -> Result<Idx, IdxError> {
     use std::io::BufRead;
-    // A FIFO would block in open(2), a device like /dev/zero never end: regular files only.
-    let meta = std::fs::metadata(path).map_err(|e| IdxError::Read(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(IdxError::Read("not a regular file".into()));
-    }
-    let file = std::fs::File::open(path).map_err(|e| IdxError::Read(e.to_string()))?;
+    let file = crate::files::open_regular(path).map_err(|e| IdxError::Read(e.to_string()))?;
     let mut r = io::BufReader::new(file);
     let magic = r.fill_buf().map_err(|e| IdxError::Read(e.to_string()))?;
     if magic.starts_with(&[0x1f, 0x8b]) {

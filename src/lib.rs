@@ -43,6 +43,7 @@ pub mod control;
 pub mod cpu;
 /// The library's error type.
 pub mod error;
+pub mod files;
 pub mod format;
 pub mod idx;
 pub mod model;

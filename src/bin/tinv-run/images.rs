@@ -40,12 +40,8 @@ const MAX_IMAGE_FILE: u64 = 64 << 20;
 /// refused before opening (reading `/dev/zero` would never end; opening a FIFO blocks).
 fn read_image_file(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
+    tinv::files::open_regular(path)
         .and_then(|f| f.take(MAX_IMAGE_FILE + 1).read_to_end(&mut bytes))
         .map_err(|e| e.to_string())?;
     if bytes.len() as u64 > MAX_IMAGE_FILE {
