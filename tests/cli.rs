@@ -13,6 +13,15 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// `tinv-run eval --json` of `model` on the IDX files `images` and `labels`.
+fn eval_json(model: &Path, images: &Path, labels: &Path) -> (i32, String, String) {
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (m, i, l) = (s(model), s(images), s(labels));
+    run(&[
+        "eval", "--model", &m, "--images", &i, "--labels", &l, "--json",
+    ])
+}
+
 fn run(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
         .args(args)
@@ -116,16 +125,7 @@ fn eval_reports_required_fields_on_gzip_and_plain_idx() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &tinv::idx::encode(&[n], &labels).unwrap()).unwrap();
     std::fs::write(&lp, gz.finish().unwrap()).unwrap();
-    let (code, out, err) = run(&[
-        "eval",
-        "--model",
-        model_path.to_str().unwrap(),
-        "--images",
-        ip.to_str().unwrap(),
-        "--labels",
-        lp.to_str().unwrap(),
-        "--json",
-    ]);
+    let (code, out, err) = eval_json(&model_path, &ip, &lp);
     assert_eq!(code, 0, "{err}");
     for key in [
         "samples",
@@ -525,16 +525,7 @@ fn arguments_that_would_be_ignored_are_refused() {
             assert_one_line_error(&[&cmd[..], extra].concat(), "has no controller");
         }
     }
-    let (code, out, err) = run(&[
-        "eval",
-        "--model",
-        b,
-        "--images",
-        ip.to_str().unwrap(),
-        "--labels",
-        lp.to_str().unwrap(),
-        "--json",
-    ]);
+    let (code, out, err) = eval_json(&bare, &ip, &lp);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("\"mode\":\"full depth (the model has no controller)\""),
