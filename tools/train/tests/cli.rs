@@ -17,8 +17,9 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// `n` 8×8 images with labels 0..4 (`train` and `t10k`) in `dir`.
+/// `n` 8×8 images with labels 0..4 (`train` and `t10k`) in `dir` (created).
 fn dataset(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
     let images: Vec<u8> = (0..n * 64).map(|i| (i * 37 % 251) as u8).collect();
     let labels: Vec<u8> = (0..n).map(|i| (i % 4) as u8).collect();
     for p in ["train", "t10k"] {
@@ -33,6 +34,14 @@ fn dataset(dir: &Path, n: usize) {
         )
         .unwrap();
     }
+}
+
+/// Applies `edit` to the training labels in `dir` (the IDX file's values, after its header).
+fn edit_train_labels(dir: &Path, edit: impl FnOnce(&mut [u8])) {
+    let f = dir.join("train-labels-idx1-ubyte");
+    let mut bytes = std::fs::read(&f).unwrap();
+    edit(&mut bytes[8..]);
+    std::fs::write(&f, bytes).unwrap();
 }
 
 /// Runs the binary; returns (success, stderr).
@@ -229,19 +238,16 @@ fn bad_datasets_are_named() {
     );
     // An empty data set is named as such (it said "vit.classes must be > 0").
     let empty = root.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
     dataset(&empty, 0);
     fails(
         &fit(&s(&empty), &out, &[]),
         &["train-images-idx3-ubyte: no images"],
     );
     let good = root.join("good");
-    std::fs::create_dir_all(&good).unwrap();
     dataset(&good, 200);
     // One corrupt label (255) would make a 256-class model: allowed (the documented default is
     // the largest label + 1), but said.
     let odd = root.join("odd");
-    std::fs::create_dir_all(&odd).unwrap();
     dataset(&odd, 200);
     let f = odd.join("train-labels-idx1-ubyte");
     let mut labels = std::fs::read(&f).unwrap();
@@ -321,17 +327,17 @@ fn bad_datasets_are_named() {
     // A bad label in the validation part (the last --val 40 images) is named by its place in
     // the files, not in the split; labels must be rank 1; --mean needs one value per channel.
     let late = root.join("late");
-    std::fs::create_dir_all(&late).unwrap();
     dataset(&late, 200);
-    let lf = late.join("train-labels-idx1-ubyte");
-    let mut labels = std::fs::read(&lf).unwrap();
-    labels[8 + 197] = 9;
-    std::fs::write(&lf, &labels).unwrap();
+    edit_train_labels(&late, |l| l[197] = 9);
     fails(
         &fit(&s(&late), &out, &["--classes", "4"]),
         &["late (training files): label 9 (image 197) out of range for 4 classes"],
     );
-    std::fs::write(&lf, tinv::idx::encode(&[200, 1], &[0; 200]).unwrap()).unwrap();
+    std::fs::write(
+        late.join("train-labels-idx1-ubyte"),
+        tinv::idx::encode(&[200, 1], &[0; 200]).unwrap(),
+    )
+    .unwrap();
     fails(
         &fit(&s(&late), &out, &[]),
         &["labels must be a rank-1 file", "[200, 1]"],
@@ -354,7 +360,6 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
     let root = tmp("resume");
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let data = root.join("data");
-    std::fs::create_dir_all(&data).unwrap();
     dataset(&data, 200);
     let d = s(&data);
     let ck = s(&root.join("sub/ck.safetensors")); // the missing directory is created
@@ -383,19 +388,14 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
     // Another training split: more images, or as many other ones (it trained on silently; the
     // old validation images became training images).
     let more = root.join("more");
-    std::fs::create_dir_all(&more).unwrap();
     dataset(&more, 240);
     fails(
         &fit(&s(&more), &other, &["--resume", &ck]),
         &["data.train_images: checkpoint 160, requested 200"],
     );
     let swapped = root.join("swapped");
-    std::fs::create_dir_all(&swapped).unwrap();
     dataset(&swapped, 200);
-    let f = swapped.join("train-labels-idx1-ubyte");
-    let mut labels = std::fs::read(&f).unwrap();
-    labels[8] = (labels[8] + 1) % 4; // the first label of the IDX file (after its header)
-    std::fs::write(&f, labels).unwrap();
+    edit_train_labels(&swapped, |l| l[0] = (l[0] + 1) % 4);
     fails(
         &fit(&s(&swapped), &other, &["--resume", &ck]),
         &["data.fingerprint: checkpoint fnv1a64:"],
@@ -440,7 +440,6 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
     );
     // A dataset too small for the checkpoint's validation split (this panicked).
     let small = root.join("small");
-    std::fs::create_dir_all(&small).unwrap();
     dataset(&small, 30);
     fails(
         &["controller", &ck, "--data", &s(&small), "--out", &other],
