@@ -451,6 +451,24 @@ pub unsafe extern "C" fn tinv_session_last_stats(
     })
 }
 
+/// The body of a session's `usize` getter `function`: `get` of the session, written to `out`.
+///
+/// # Safety
+/// `out` is writable.
+unsafe fn get_usize(
+    function: &'static str,
+    session: *mut TinvSession,
+    out: *mut usize,
+    get: fn(&Session) -> usize,
+) -> Status {
+    ffi_boundary!(function, [session, out], {
+        let n = with_session(session, |_, st| Ok(get(&st.session)))?;
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}
+
 /// Bytes of the session's arena.
 ///
 /// # Safety
@@ -460,12 +478,15 @@ pub unsafe extern "C" fn tinv_session_arena_bytes(
     session: *mut TinvSession,
     out: *mut usize,
 ) -> Status {
-    ffi_boundary!("tinv_session_arena_bytes", [session, out], {
-        let n = with_session(session, |_, st| Ok(st.session.arena_bytes()))?;
-        // SAFETY: checked non-null; writable by contract.
-        unsafe { put(out, n) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        get_usize(
+            "tinv_session_arena_bytes",
+            session,
+            out,
+            Session::arena_bytes,
+        )
+    }
 }
 
 /// Most inputs per call of this session.
@@ -477,12 +498,8 @@ pub unsafe extern "C" fn tinv_session_max_batch(
     session: *mut TinvSession,
     out: *mut usize,
 ) -> Status {
-    ffi_boundary!("tinv_session_max_batch", [session, out], {
-        let n = with_session(session, |_, st| Ok(st.session.max_batch()))?;
-        // SAFETY: checked non-null; writable by contract.
-        unsafe { put(out, n) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract, passed on.
+    unsafe { get_usize("tinv_session_max_batch", session, out, Session::max_batch) }
 }
 
 /// The threads the session runs on, the calling thread included.
@@ -494,12 +511,8 @@ pub unsafe extern "C" fn tinv_session_threads(
     session: *mut TinvSession,
     out: *mut usize,
 ) -> Status {
-    ffi_boundary!("tinv_session_threads", [session, out], {
-        let n = with_session(session, |_, st| Ok(st.session.threads()))?;
-        // SAFETY: checked non-null; writable by contract.
-        unsafe { put(out, n) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract, passed on.
+    unsafe { get_usize("tinv_session_threads", session, out, Session::threads) }
 }
 
 #[cfg(test)]

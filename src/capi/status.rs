@@ -226,7 +226,7 @@ pub fn boundary(function: &str, body: impl FnOnce() -> Result<(), Fail>) -> Stat
 /// Every export's body goes through this macro: NULL checks of the named pointer arguments
 /// (→ `TINV_ERR_NULL_ARG` naming the argument), then the body inside [`boundary`].
 macro_rules! ffi_boundary {
-    ($function:literal, [$($ptr:ident),*], $body:block) => {
+    ($function:expr, [$($ptr:ident),*], $body:block) => {
         $crate::capi::status::boundary($function, move || {
             $(
                 if $ptr.is_null() {
