@@ -58,16 +58,6 @@ impl Snapshot {
     }
 }
 
-/// Writes the model and optimizer state now.
-pub fn save(
-    path: &Path,
-    vit: &Vit,
-    opt: Option<&AdamW>,
-    meta: &TrainMeta,
-) -> Result<(), TrainError> {
-    Snapshot::take(vit, opt, meta)?.write(path)
-}
-
 /// The checkpoints of one run: the last one written (known good) and one taken but held back
 /// until a step from its weights has run finite.
 pub struct Pending {

@@ -8,7 +8,7 @@ use crate::config::{first_difference, Hyper, ModelConfig};
 use crate::data::{self, Dataset};
 use crate::optim::{lr_at, AdamW};
 use crate::rng::Rng;
-use crate::snapshot::{save, Pending, Snapshot, OPTIM_STEP_KEY};
+use crate::snapshot::{Pending, Snapshot, OPTIM_STEP_KEY};
 use crate::tensors::init_backbone;
 use crate::vit::{batch_tensor, Vit};
 use candle_core::D;
@@ -490,7 +490,7 @@ pub fn train_backbone(
     }
     if !ckpts.any_written() || opts.resume.as_ref().is_some_and(|r| r != &opts.out) {
         // Nothing was trained in this run (a finished run resumed): still leave the result at `out`.
-        save(&opts.out, &vit, Some(&opt), &meta)?;
+        ckpts.write_now(Snapshot::take(&vit, Some(&opt), &meta)?)?;
     }
     Ok((vit, meta))
 }
