@@ -13,8 +13,9 @@
  *                 call on a busy session gets TINV_ERR_SESSION_BUSY (never a data race).
  *
  * Handles are opaque and never dereferenced by the library: each is an id checked against a
- * registry with a generation counter, so passing a freed (stale), twice-freed, forged or
- * wrong-kind handle returns TINV_ERR_INVALID_HANDLE and touches no freed memory.
+ * registry with a generation counter, so passing a freed (stale), twice-freed or wrong-kind
+ * handle returns TINV_ERR_INVALID_HANDLE and touches no freed memory. A forged value is refused
+ * on a best-effort basis: ids are small integers, so a made-up one may name a live object.
  *
  * Conventions
  *   - Every fallible function returns a tinv_status; TINV_OK is 0. On failure a one-line
@@ -31,9 +32,10 @@
  *
  * Input: float32, CHW, raw pixel values in [0, 1] (the model's mean/std normalization is
  * applied inside). NaN/Inf policy: an input holding a NaN or an infinity is rejected with
- * TINV_ERR_INVALID_INPUT before anything runs; a call whose logits come out NaN or infinite
- * (finite inputs far outside [0, 1], or a model file with non-finite weights) fails with
- * TINV_ERR_NUMERIC. Either way the logits buffer is left untouched.
+ * TINV_ERR_INVALID_INPUT before anything runs; a call whose logits, or whose controller's
+ * outputs, come out NaN or infinite (finite inputs far outside [0, 1], or a model file with
+ * non-finite weights) fails with TINV_ERR_NUMERIC. Either way the logits buffer is left
+ * untouched.
  *
  * Status codes listed per function are the specific ones; any function may also return
  * TINV_ERR_PANIC or TINV_ERR_INTERNAL (bugs in tinv).
@@ -69,11 +71,13 @@ typedef enum tinv_status {
     TINV_ERR_BUFFER_TOO_SMALL = 102,  /* an output buffer's length is smaller than the result */
     TINV_ERR_INPUT_LENGTH = 103,      /* input element count is not batch * C * H * W */
     TINV_ERR_INVALID_INPUT = 104,     /* input holds NaN or +-Inf */
-    TINV_ERR_INVALID_HANDLE = 105,    /* stale (freed), double-freed, forged or wrong-kind handle */
+    TINV_ERR_INVALID_HANDLE = 105,    /* stale (freed), double-freed or wrong-kind handle (forged:
+                                         best effort) */
     TINV_ERR_OPTIONS_VERSION = 106,   /* options.struct_size unknown to this library */
     TINV_ERR_SESSION_BUSY = 107,      /* another thread is inside a call on this session */
-    TINV_ERR_NUMERIC = 108,           /* the logits came out NaN or infinite: an input far outside
-                                         [0, 1], or non-finite weights */
+    TINV_ERR_NUMERIC = 108,           /* the logits or the controller's outputs came out NaN or
+                                         infinite: an input far outside [0, 1], or non-finite
+                                         weights */
     /* File and format errors. */
     TINV_ERR_IO = 200,                /* the model file could not be opened or mapped */
     TINV_ERR_FORMAT = 201,            /* the bytes are not a valid .tinv file */
@@ -118,8 +122,11 @@ typedef void (*tinv_log_callback)(uint32_t level, const char *message, void *use
 /* Sends the library's log records up to max_level (0 off, 1 error ... 5 trace) to `callback`:
  * a worker thread the OS refused, why TINV_BACKEND_AUTO chose the CPU, TensorRT's messages.
  * Without a callback the library prints nothing. NULL removes the callback. Process-wide and
- * thread-safe; may be called at any time. Returns TINV_OK, TINV_ERR_INVALID_ARG (max_level above
- * 5, or another logger already installed in this process by a Rust host). */
+ * thread-safe; may be called at any time. When it returns, the callback it replaced is no longer
+ * running on any other thread and will not be called again: its user_data may be freed (so that
+ * callback must not wait for a thread that is calling tinv_set_log_callback). Returns TINV_OK,
+ * TINV_ERR_INVALID_ARG (max_level above 5, or another logger already installed in this process
+ * by a Rust host). */
 tinv_status tinv_set_log_callback(tinv_log_callback callback, void *user_data, uint32_t max_level);
 
 /* ---- Handles and enums ------------------------------------------------------------------ */
@@ -251,7 +258,7 @@ tinv_session_options tinv_session_options_default(void);
  * the model handle may be freed first. Thread-safe (many threads may open sessions on one model).
  * Returns TINV_OK, TINV_ERR_NULL_ARG (model, out), TINV_ERR_INVALID_HANDLE,
  * TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG (an option out of range, misaligned options
- * pointer), TINV_ERR_BACKEND (TensorRT models only: the device could not set up the session,
+ * pointer, or a max_batch whose arena would exceed 2 GiB for this model), TINV_ERR_BACKEND (TensorRT models only: the device could not set up the session,
  * e.g. out of GPU memory), TINV_ERR_OUT_OF_MEMORY (the arena or a batch-sized buffer could not
  * be allocated), TINV_ERR_OUT_OF_HANDLES. */
 tinv_status tinv_session_open(const tinv_model *model, const tinv_session_options *options,

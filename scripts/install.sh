@@ -4,7 +4,8 @@
 #
 #   scripts/install.sh [--prefix DIR] [--from DIR]
 #
-#   --prefix DIR  install root (default /usr/local); DESTDIR is prepended when set (packaging)
+#   --prefix DIR  install root, an absolute path (default /usr/local); DESTDIR is prepended
+#                 when set (packaging)
 #   --from DIR    where the built libraries are (default $CARGO_TARGET_DIR/release, else target/release; for a Jetson build:
 #                 target/aarch64-unknown-linux-gnu/release)
 #
@@ -21,10 +22,16 @@ while [ $# -gt 0 ]; do
     case $1 in
         --prefix) needs_value "$@"; PREFIX=$2; shift 2 ;;
         --from) needs_value "$@"; FROM=$2; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 1 ;;
     esac
 done
+# tinv.pc names the prefix: a relative one would resolve against whichever directory the
+# compiler runs in.
+case $PREFIX in
+    /*) ;;
+    *) echo "error: --prefix must be an absolute path, not $PREFIX" >&2; exit 1 ;;
+esac
 VERSION=$(sed -n 's/^#define TINV_VERSION_STRING "\(.*\)"$/\1/p' "$ROOT/include/tinv.h")
 MAJOR=${VERSION%%.*}
 MINOR=${VERSION#*.}

@@ -36,8 +36,8 @@ pub enum Error {
     Backend(String),
     /// Host memory for a session (its arena or batch-sized buffers) could not be allocated.
     OutOfMemory(String),
-    /// The logits came out NaN or infinite: an input far outside [0, 1] (finite, so it passed
-    /// the input check), or a model file with non-finite weights.
+    /// The logits, or the controller's outputs, came out NaN or infinite: an input far outside
+    /// [0, 1] (finite, so it passed the input check), or a model file with non-finite weights.
     Numeric(String),
 }
 

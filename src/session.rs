@@ -459,7 +459,7 @@ impl Session {
                 (Policy::Mode(m), Some(w)) => {
                     let graph = m == Mode::Graph;
                     let k =
-                        control::decide_start(&model, &w, img, self.budget, graph, &mut self.ctrl);
+                        control::decide_start(&model, &w, img, self.budget, graph, &mut self.ctrl)?;
                     st.predicted_path = control::argmax(&self.ctrl.pred);
                     st.flops += self.cost.ctrl_up[usize::from(graph)];
                     st.weight_bytes += self.cost.ctrl_bytes[usize::from(graph)];
@@ -544,7 +544,7 @@ impl Session {
                 if matches!(policy, Policy::AllExits) {
                     out[(s * p + k) * k_cls..(s * p + k + 1) * k_cls].copy_from_slice(row);
                 }
-                if exit.continues(k, row, s, &mut self.rnn, &mut self.ctrl, st) {
+                if exit.continues(k, row, s, &mut self.rnn, &mut self.ctrl, st)? {
                     st.escalations += 1;
                     self.next[keep] = j;
                     keep += 1;
@@ -616,7 +616,7 @@ impl Session {
                     *o = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
                 }
                 let logits: &[f32] = dst;
-                if !exit.continues(k, logits, i, &mut self.rnn, &mut self.ctrl, st) {
+                if !exit.continues(k, logits, i, &mut self.rnn, &mut self.ctrl, st)? {
                     exit.finish(k, logits, st);
                     break;
                 }
@@ -667,6 +667,7 @@ struct ExitCtx<'a> {
 impl ExitCtx<'_> {
     /// Whether input `s` continues to the next path after exit `k` produced `row` (level 2,
     /// the threshold rule, or the all-exits pass); charges the level-2 step to `st`.
+    /// [`Error::Numeric`] when the exit RNN's output is not finite.
     fn continues(
         &self,
         k: usize,
@@ -675,18 +676,20 @@ impl ExitCtx<'_> {
         rnn: &mut [f32],
         scratch: &mut CtrlScratch,
         st: &mut Stats,
-    ) -> bool {
+    ) -> Result<bool> {
         let p = self.model.config().depths.len();
         match (self.policy, self.ctrl) {
-            (Policy::AllExits, _) => k + 1 < p,
+            (Policy::AllExits, _) => Ok(k + 1 < p),
             (Policy::Forced(_), _)
             | (Policy::Mode(Mode::Graph), _)
-            | (Policy::Mode(Mode::Adaptive), None) => false,
-            (Policy::Mode(Mode::Threshold(t)), _) => k + 1 < p && control::exit_stats(row).0 < t,
+            | (Policy::Mode(Mode::Adaptive), None) => Ok(false),
+            (Policy::Mode(Mode::Threshold(t)), _) => {
+                Ok(k + 1 < p && control::exit_stats(row).0 < t)
+            }
             (Policy::Mode(Mode::Adaptive), Some(w)) => {
                 let h = &mut rnn[s * w.hr..(s + 1) * w.hr];
                 let decision =
-                    control::exit_continue(self.model, &w, row, k, self.budget, h, scratch);
+                    control::exit_continue(self.model, &w, row, k, self.budget, h, scratch)?;
                 // Charged only when the RNN ran (not at the deepest exit); its weights once, at
                 // its first decision (no escalation yet).
                 if decision.is_some() {
@@ -695,7 +698,7 @@ impl ExitCtx<'_> {
                         st.weight_bytes += self.ctrl_rnn_bytes;
                     }
                 }
-                decision.unwrap_or(false)
+                Ok(decision.unwrap_or(false))
             }
         }
     }

@@ -387,6 +387,16 @@ fn install_script_refuses_bad_arguments() {
             );
         }
     }
+    // A relative prefix went into tinv.pc as is: -I and -L flags that broke from any other
+    // directory.
+    let (code, _, err) = run(&["--prefix", "rel/prefix"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(1),
+            "error: --prefix must be an absolute path, not rel/prefix\n"
+        )
+    );
     let (code, _, err) = run(&["--bogus"]);
     assert_eq!(
         (code, err.as_str()),

@@ -365,3 +365,59 @@ fn weight_bytes_are_the_bytes_of_the_tensors_read() {
         "some adaptive inputs must start at the deepest path"
     );
 }
+
+/// A controller whose weights are not finite decides nothing: NaN never wins an argmax, so its
+/// routes would be arbitrary (always the first path, never an escalation) behind an `Ok`. Each
+/// of its nets poisoned in turn makes the modes that consult it fail with `Error::Numeric`,
+/// leaving no stats; a forced depth and the threshold rule, which do not consult it, still
+/// answer. (Found by a review of the C ABI: `TINV_OK` with degenerate routing.)
+#[test]
+fn non_finite_controller_weights_are_an_error_not_a_route() {
+    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+    let clean = synth::random_model(&cfg, 5, DType::F32);
+    let tensors = Model::from_bytes(&clean, &OpenOptions::default())
+        .unwrap()
+        .index()
+        .tensors
+        .clone();
+    let x = synth::random_inputs(&cfg, 2, 3);
+    let mut out = vec![0f32; 2 * cfg.classes];
+    // (tensor, the modes that consult it)
+    let cases = [
+        ("ctrl.pred.fc2.bias", &[Mode::Adaptive, Mode::Graph][..]),
+        ("ctrl.policy.fc2.bias", &[Mode::Adaptive][..]),
+        ("ctrl.exit.b", &[Mode::Adaptive][..]),
+        ("ctrl.exit.out.bias", &[Mode::Adaptive][..]),
+    ];
+    for (name, failing) in cases {
+        let t = tensors.iter().find(|t| t.name == name).unwrap();
+        let mut bytes = clean.clone();
+        bytes[t.offset..t.offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        // Unverified open: the checksum would refuse the edit before anything runs.
+        let m = Arc::new(Model::from_bytes(&bytes, &OpenOptions { verify: false }).unwrap());
+        let mut s = Session::new(
+            m,
+            SessionOptions {
+                max_batch: 2,
+                // λ = 0: the exit RNN would escalate at least sometimes; it must be asked.
+                budget: Some(0.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for mode in [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.9)] {
+            s.set_mode(mode).unwrap();
+            let r = s.infer(&x, 2, &mut out);
+            if failing.contains(&mode) {
+                match r {
+                    Err(tinv::Error::Numeric(m)) => assert!(m.contains("controller"), "{m}"),
+                    other => panic!("{name} NaN, {mode:?}: {other:?}"),
+                }
+                assert!(s.last_stats().is_empty());
+            } else {
+                assert!(r.is_ok(), "{name} NaN, {mode:?}: {r:?}");
+            }
+        }
+        assert!(s.infer_depth(&x, 2, 2, &mut out).is_ok(), "{name}");
+    }
+}

@@ -4,15 +4,17 @@
 //! not write to a host's stderr on its own.
 
 use super::status::{ffi_boundary, Fail, Status};
+use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
 
 /// `tinv_log_callback`: level (1 error … 5 trace), a NUL-terminated one-line message valid for
 /// the call only, and the caller's `user_data`.
 pub type LogCallback =
     Option<unsafe extern "C" fn(level: u32, message: *const c_char, user_data: *mut c_void)>;
 
-#[derive(Clone, Copy)]
 struct Sink {
     callback: unsafe extern "C" fn(u32, *const c_char, *mut c_void),
     user_data: *mut c_void,
@@ -24,7 +26,32 @@ unsafe impl Send for Sink {}
 // SAFETY: as for `Send`: nothing here dereferences `user_data`.
 unsafe impl Sync for Sink {}
 
-static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+/// The registered sink. Each call holds a clone of its `Arc` while the callback runs, so the
+/// strong count tells `tinv_set_log_callback` when the calls to a replaced sink have returned.
+static SINK: RwLock<Option<Arc<Sink>>> = RwLock::new(None);
+
+thread_local! {
+    /// The sinks this thread is inside a call to (the callback may replace the sink, and must
+    /// not wait for its own call to return).
+    static CALLING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Waits until no thread but this one is inside a call to `old` (no new call can start: it is
+/// no longer in `SINK`). Logging is rare and callbacks short, so a sleeping poll suffices.
+fn wait_for_calls(old: Arc<Sink>) {
+    let own = CALLING
+        .try_with(|c| {
+            let key = Arc::as_ptr(&old) as usize;
+            c.borrow().iter().filter(|&&k| k == key).count()
+        })
+        .unwrap_or(0);
+    while Arc::strong_count(&old) > 1 + own {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    // Pairs with the Release decrement of each call's clone: the callbacks' effects are visible
+    // to the caller, who may now free `user_data`.
+    fence(Ordering::Acquire);
+}
 
 struct CLogger;
 
@@ -37,19 +64,29 @@ impl log::Log for CLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        // Copied out so that the lock is not held while the callback runs (it may set a new one).
-        let sink = *SINK.read().unwrap_or_else(PoisonError::into_inner);
+        // Cloned out so that the lock is not held while the callback runs (it may set a new
+        // one); the clone marks the call as in flight for `wait_for_calls`.
+        let sink = SINK.read().unwrap_or_else(PoisonError::into_inner).clone();
         let Some(sink) = sink else { return };
         // log's levels are numbered as the header's: Error 1 … Trace 5.
         let level = record.level() as u32;
         let mut msg: Vec<u8> = format!("tinv: {}", record.args())
             .bytes()
-            .map(|b| if b == 0 || b == b'\n' { b' ' } else { b })
+            .map(|b| {
+                if matches!(b, 0 | b'\n' | b'\r') {
+                    b' '
+                } else {
+                    b
+                }
+            })
             .collect();
         msg.push(0);
+        let key = Arc::as_ptr(&sink) as usize;
+        let _ = CALLING.try_with(|c| c.borrow_mut().push(key));
         // SAFETY: a function the caller registered with this signature; the message is
         // NUL-terminated and lives until the call returns, as the header promises.
         unsafe { (sink.callback)(level, msg.as_ptr().cast(), sink.user_data) };
+        let _ = CALLING.try_with(|c| c.borrow_mut().pop());
     }
 
     fn flush(&self) {}
@@ -60,6 +97,7 @@ static LOGGER: CLogger = CLogger;
 static INSTALLED: OnceLock<bool> = OnceLock::new();
 
 /// Routes log records up to `max_level` (0 off … 5 trace) to `callback`; NULL stops it.
+/// Returns once no other thread is inside a call to the callback it replaced.
 ///
 /// # Safety
 /// `callback`, if not NULL, must be callable from any thread with `user_data` until it is
@@ -88,16 +126,21 @@ pub unsafe extern "C" fn tinv_set_log_callback(
                  records go to it",
             ));
         }
-        let sink = callback.map(|callback| Sink {
-            callback,
-            user_data,
+        let sink = callback.map(|callback| {
+            Arc::new(Sink {
+                callback,
+                user_data,
+            })
         });
-        *SINK.write().unwrap_or_else(PoisonError::into_inner) = sink;
-        log::set_max_level(if sink.is_some() {
-            filter
-        } else {
-            log::LevelFilter::Off
-        });
+        let on = sink.is_some();
+        let old = std::mem::replace(
+            &mut *SINK.write().unwrap_or_else(PoisonError::into_inner),
+            sink,
+        );
+        if let Some(old) = old {
+            wait_for_calls(old);
+        }
+        log::set_max_level(if on { filter } else { log::LevelFilter::Off });
         Ok(())
     })
 }

@@ -150,10 +150,12 @@ impl<T> Registry<T> {
         if kind != self.kind {
             return Err(Fail::new(
                 Status::InvalidHandle,
+                // The low bit tells a model's id from a session's; a forged value has one too,
+                // so the message does not claim to know which object it is.
                 format!(
-                    "handle {handle:#x} is a {}, not a {}",
-                    kind.name(),
-                    self.kind.name()
+                    "handle {handle:#x} is not a {} (a {} handle, or no handle at all)",
+                    self.kind.name(),
+                    kind.name()
                 ),
             ));
         }
@@ -217,7 +219,7 @@ mod tests {
         assert_eq!(r.get(a).unwrap_err().status, Status::InvalidHandle);
         assert_eq!(*r.get(b).unwrap(), 8);
         // Wrong kind (low bit clear) and a slot never allocated.
-        assert!(r.get(b & !1).unwrap_err().msg.contains("is a model"));
+        assert!(r.get(b & !1).unwrap_err().msg.contains("is not a session (a model handle"));
         assert!(r
             .get(b + (5 << 1))
             .unwrap_err()

@@ -137,6 +137,8 @@ pub unsafe extern "C" fn tinv_session_open(
     out: *mut *mut TinvSession,
 ) -> Status {
     ffi_boundary!("tinv_session_open", [model, out], {
+        // The handle first: a stale one is INVALID_HANDLE whatever the options say.
+        let m = model_of(model)?;
         // SAFETY: caller contract.
         let o = unsafe {
             read_options(
@@ -145,7 +147,6 @@ pub unsafe extern "C" fn tinv_session_open(
                 "tinv_session_options",
             )
         }?;
-        let m = model_of(model)?;
         if o.budget.is_nan() {
             return Err(Fail::new(Status::InvalidArg, "budget is NaN"));
         }
@@ -405,8 +406,10 @@ pub unsafe extern "C" fn tinv_session_set_mode(
     threshold: f32,
 ) -> Status {
     ffi_boundary!("tinv_session_set_mode", [session], {
-        let m = mode_of(mode, threshold)?;
-        with_session(session, |_, st| Ok(st.session.set_mode(m)?))
+        // The handle before the arguments, as everywhere: a stale handle is INVALID_HANDLE.
+        with_session(session, |_, st| {
+            Ok(st.session.set_mode(mode_of(mode, threshold)?)?)
+        })
     })
 }
 

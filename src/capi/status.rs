@@ -128,6 +128,13 @@ impl Fail {
             format!("{function}: argument '{arg}' is NULL"),
         )
     }
+    /// `TINV_ERR_INVALID_ARG`: a pointer not aligned for its type, naming the argument.
+    pub fn misaligned(function: &str, arg: &str) -> Fail {
+        Fail::new(
+            Status::InvalidArg,
+            format!("{function}: argument '{arg}' is misaligned for its type"),
+        )
+    }
 }
 
 impl From<Error> for Fail {
@@ -162,7 +169,8 @@ thread_local! {
 
 static EMPTY: &CStr = c"";
 
-/// Stores `msg` as this thread's last error (interior NULs become spaces); `""` clears it.
+/// Stores `msg` as this thread's last error (NULs and line breaks, from a path perhaps, become
+/// spaces: the message is one C string of one line); `""` clears it.
 pub fn set_last_error(msg: &str) {
     // `try_with` fails only while the thread is being torn down; the message is then dropped.
     let _ = LAST_ERROR.try_with(|e| {
@@ -178,7 +186,11 @@ pub fn set_last_error(msg: &str) {
             }
             let (head, tail) = e.split_at_mut(len);
             for (d, s) in head.iter_mut().zip(msg.bytes()) {
-                *d = if s == 0 { b' ' } else { s };
+                *d = if matches!(s, 0 | b'\n' | b'\r') {
+                    b' '
+                } else {
+                    s
+                };
             }
             let end: &[u8] = if cut { b"...\0" } else { b"\0" };
             if let Some(t) = tail.get_mut(..end.len()) {
@@ -223,14 +235,19 @@ pub fn boundary(function: &str, body: impl FnOnce() -> Result<(), Fail>) -> Stat
     }
 }
 
-/// Every export's body goes through this macro: NULL checks of the named pointer arguments
-/// (→ `TINV_ERR_NULL_ARG` naming the argument), then the body inside [`boundary`].
+/// Every export's body goes through this macro: NULL and alignment checks of the named pointer
+/// arguments (→ `TINV_ERR_NULL_ARG` / `TINV_ERR_INVALID_ARG` naming the argument; writing
+/// through a misaligned pointer would be undefined behaviour in Rust), then the body inside
+/// [`boundary`]. Handles are opaque types of alignment 1: never misaligned.
 macro_rules! ffi_boundary {
     ($function:expr, [$($ptr:ident),*], $body:block) => {
         $crate::capi::status::boundary($function, move || {
             $(
                 if $ptr.is_null() {
                     return Err($crate::capi::status::Fail::null($function, stringify!($ptr)));
+                }
+                if !$ptr.is_aligned() {
+                    return Err($crate::capi::status::Fail::misaligned($function, stringify!($ptr)));
                 }
             )*
             $body
@@ -269,6 +286,18 @@ mod tests {
         let s = ffi_boundary!("tinv_f", [q, p], { Ok(()) });
         assert_eq!(s, Status::NullArg);
         assert_eq!(last(), "tinv_f: argument 'p' is NULL");
+    }
+
+    #[test]
+    fn alignment_check_names_the_argument() {
+        let words = [0usize; 2];
+        // One byte into a usize: a pointer no `usize` may be written through.
+        let odd = words.as_ptr().cast::<u8>().wrapping_add(1).cast::<usize>();
+        let s = ffi_boundary!("tinv_f", [odd], { Ok(()) });
+        assert_eq!(s, Status::InvalidArg);
+        assert_eq!(last(), "tinv_f: argument 'odd' is misaligned for its type");
+        let fine = words.as_ptr();
+        assert_eq!(ffi_boundary!("tinv_f", [fine], { Ok(()) }), Status::Ok);
     }
 
     #[test]

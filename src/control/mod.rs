@@ -7,6 +7,7 @@ mod features;
 
 pub use features::{feature_flops, feature_len, features_v1, FEATURES_V1};
 
+use crate::error::{Error, Result};
 use crate::model::{CtrlW, Model};
 
 /// Number of level-2 exit features: `[p_max, entropy/ln K, margin, λ, k/(P−1)]`.
@@ -74,9 +75,19 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
+/// The controller's numbers came out NaN or infinite: a decision taken from them would be
+/// arbitrary (NaN never wins an argmax), so the call fails instead of routing by accident.
+fn not_finite(what: &str) -> Error {
+    Error::Numeric(format!(
+        "the controller's {what} is not finite: the input is far outside [0, 1] or the \
+         controller's weights are not finite"
+    ))
+}
+
 /// Level 1: the path index to start with for one raw input (CHW in [0, 1]) — in `graph` mode
 /// (`graph = true`) the one path that runs, decided by its own up-front policy when the file has
-/// one. Leaves the predictor's output in `s.pred`.
+/// one. Leaves the predictor's output in `s.pred`. [`Error::Numeric`] when the predictor's or
+/// the policy's output is not finite.
 pub fn decide_start(
     model: &Model,
     w: &CtrlW,
@@ -84,7 +95,7 @@ pub fn decide_start(
     budget: f32,
     graph: bool,
     s: &mut CtrlScratch,
-) -> usize {
+) -> Result<usize> {
     let c = model.config();
     let p = c.depths.len();
     let f = s.feat.len();
@@ -94,6 +105,9 @@ pub fn decide_start(
     hp.iter_mut().for_each(|v| *v = v.max(0.0));
     affine(hp, model.w(w.pred[2]), model.w(w.pred[3]), &mut s.pred);
     softmax_in_place(&mut s.pred);
+    if !s.pred.iter().all(|v| v.is_finite()) {
+        return Err(not_finite("complexity predictor's output"));
+    }
     s.z[..f].copy_from_slice(&s.feat);
     s.z[f..f + p].copy_from_slice(&s.pred);
     s.z[f + p] = budget;
@@ -102,7 +116,10 @@ pub fn decide_start(
     affine(&s.z, model.w(pol[0]), model.w(pol[1]), hq);
     hq.iter_mut().for_each(|v| *v = v.max(0.0));
     affine(hq, model.w(pol[2]), model.w(pol[3]), &mut s.scores);
-    argmax(&s.scores)
+    if !s.scores.iter().all(|v| v.is_finite()) {
+        return Err(not_finite("up-front policy's score"));
+    }
+    Ok(argmax(&s.scores))
 }
 
 /// Statistics of one exit's logits: `(p_max, entropy / ln K, p_max − p_second)`.
@@ -130,6 +147,7 @@ pub fn exit_stats(logits: &[f32]) -> (f32, f32, f32) {
 /// Level 2: after path `k`'s exit produced `logits`, whether to continue to path `k + 1`;
 /// `None` at the deepest exit, where there is nothing to continue to and the RNN does not run.
 /// `h` is this input's RNN state (`Hr` floats, zero before its first exit), updated in place.
+/// [`Error::Numeric`] when the RNN's output is not finite.
 #[allow(clippy::too_many_arguments)] // weights, inputs, state and scratch are all distinct
 pub fn exit_continue(
     model: &Model,
@@ -139,10 +157,10 @@ pub fn exit_continue(
     budget: f32,
     h: &mut [f32],
     s: &mut CtrlScratch,
-) -> Option<bool> {
+) -> Result<Option<bool>> {
     let p = model.config().depths.len();
     if k + 1 >= p {
-        return None;
+        return Ok(None);
     }
     let (pmax, ent, margin) = exit_stats(logits);
     let e = [pmax, ent, margin, budget, k as f32 / (p - 1) as f32];
@@ -158,7 +176,10 @@ pub fn exit_continue(
     }
     let mut out = [0f32];
     affine(h, model.w(w.out_w), model.w(w.out_b), &mut out);
-    Some(out[0] > 0.0)
+    if !out[0].is_finite() {
+        return Err(not_finite("exit RNN's output"));
+    }
+    Ok(Some(out[0] > 0.0))
 }
 
 #[cfg(test)]

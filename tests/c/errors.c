@@ -33,6 +33,15 @@ static void test_null_args(const char *path, tinv_model *m, tinv_session *s, con
     CHECK(strstr(tinv_last_error(), "'width'") != NULL);
     CHECK_STATUS(tinv_model_input_len(NULL, &z), TINV_ERR_NULL_ARG);
     CHECK_STATUS(tinv_model_input_len(m, NULL), TINV_ERR_NULL_ARG);
+    {
+        /* Every out pointer is checked for alignment, not only the float and stats buffers. */
+        size_t words[2] = {7, 7};
+        size_t *odd = (size_t *)(void *)((char *)words + 1);
+        CHECK_STATUS(tinv_model_input_len(m, odd), TINV_ERR_INVALID_ARG);
+        CHECK(strstr(tinv_last_error(), "'out' is misaligned") != NULL);
+        CHECK_STATUS(tinv_session_last_stats(s, st, 1, odd), TINV_ERR_INVALID_ARG);
+        CHECK(words[0] == 7 && words[1] == 7);
+    }
     CHECK_STATUS(tinv_model_num_classes(NULL, &z), TINV_ERR_NULL_ARG);
     CHECK_STATUS(tinv_model_num_classes(m, NULL), TINV_ERR_NULL_ARG);
     CHECK_STATUS(tinv_model_num_paths(NULL, &z), TINV_ERR_NULL_ARG);
@@ -86,6 +95,10 @@ static void test_bad_files_and_options(const char *path, tinv_model *m) {
     CHECK(strstr(tinv_last_error(), "/nonexistent/dir/model.tinv") != NULL);
     CHECK_STATUS(tinv_model_open("/", NULL, &mo), TINV_ERR_IO);
     CHECK(strstr(tinv_last_error(), "/: is a directory") != NULL);
+    /* The message stays one line when the path does not. */
+    CHECK_STATUS(tinv_model_open("/nonexistent/new\nline\r.tinv", NULL, &mo), TINV_ERR_IO);
+    CHECK(strstr(tinv_last_error(), "/nonexistent/new line .tinv") != NULL);
+    CHECK(strchr(tinv_last_error(), '\n') == NULL && strchr(tinv_last_error(), '\r') == NULL);
     CHECK_STATUS(tinv_model_open_bytes(garbage, sizeof garbage, NULL, &mo), TINV_ERR_FORMAT);
     CHECK_STATUS(tinv_model_open_bytes(garbage, 3, NULL, &mo), TINV_ERR_FORMAT);
     CHECK_STATUS(tinv_model_open_bytes(garbage, 0, NULL, &mo), TINV_ERR_FORMAT);
@@ -246,6 +259,10 @@ static void test_stale_handles(const char *path, tinv_model *live, const expecta
     CHECK(s2 != s);
     CHECK_STATUS(tinv_session_set_budget(s, 0.5f), TINV_ERR_INVALID_HANDLE);
     CHECK_OK(tinv_session_set_budget(s2, 0.5f));
+    /* The handle is checked before the arguments: a stale handle with a bad mode, or a bad
+     * options struct, is still a stale handle. */
+    CHECK_STATUS(tinv_session_set_mode(s, 7, 0.0f), TINV_ERR_INVALID_HANDLE);
+    CHECK_STATUS(tinv_session_set_mode(s2, 7, 0.0f), TINV_ERR_INVALID_ARG);
 
     CHECK_STATUS(tinv_session_open((const tinv_model *)s2, NULL, &s), TINV_ERR_INVALID_HANDLE);
     CHECK(strstr(tinv_last_error(), "not a model") != NULL);
@@ -263,6 +280,11 @@ static void test_stale_handles(const char *path, tinv_model *live, const expecta
     CHECK_OK(tinv_model_free(m));
     CHECK_STATUS(tinv_model_num_classes(m, &z), TINV_ERR_INVALID_HANDLE);
     CHECK_STATUS(tinv_session_open(m, NULL, &s2), TINV_ERR_INVALID_HANDLE);
+    {
+        tinv_session_options so = tinv_session_options_default();
+        so.struct_size = 0;
+        CHECK_STATUS(tinv_session_open(m, &so, &s2), TINV_ERR_INVALID_HANDLE);
+    }
     CHECK_STATUS(tinv_model_free(m), TINV_ERR_INVALID_HANDLE);
     /* Batch 1 here, batch n in the expectation: the row must not depend on the batch. */
     CHECK_OK(tinv_session_infer_depth(s, e->input, e->input_len, 1, e->depth[0], logits, out_len));

@@ -1,9 +1,11 @@
 /* Concurrency tests (pthreads): the model is shared read-only, sessions are per thread, handles
  * are opened and freed from many threads at once, and misuse (two threads on one session,
  * freeing a handle another thread uses) is reported, never a crash. Also fork(): a child may use
- * and free a session its parent opened with worker threads. */
+ * and free a session its parent opened with worker threads; and removing the log callback
+ * while other threads log. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -130,6 +132,63 @@ static void *run_until_freed(void *arg) {
     return NULL;
 }
 
+/* Removing the log callback while other threads log: once tinv_set_log_callback(NULL) returns,
+ * the callback is neither running nor called again, so its user_data may be freed. Each round
+ * registers a fresh context and marks it dead right after the removal; the callback looks at
+ * its context before and after a pause, so a call that started before the removal and ran past
+ * it counts as late too. */
+typedef struct log_ctx {
+    int dead;
+} log_ctx;
+
+static int g_stop_logging = 0, g_late_logs = 0, g_logs = 0;
+
+static void on_log_checked(uint32_t level, const char *message, void *user_data) {
+    log_ctx *c = (log_ctx *)user_data;
+    int late = __atomic_load_n(&c->dead, __ATOMIC_SEQ_CST);
+    (void)level;
+    (void)message;
+    sched_yield();
+    late |= __atomic_load_n(&c->dead, __ATOMIC_SEQ_CST);
+    if (late) __atomic_add_fetch(&g_late_logs, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&g_logs, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Opens and frees the model until told to stop: every open logs (debug) why it runs on the CPU. */
+static void *open_free_logging(void *arg) {
+    worker *w = (worker *)arg;
+    while (!__atomic_load_n(&g_stop_logging, __ATOMIC_SEQ_CST)) {
+        tinv_model *m = NULL;
+        if (tinv_model_open(w->path, NULL, &m) != TINV_OK) w->failures++;
+        if (tinv_model_free(m) != TINV_OK) w->failures++;
+    }
+    return NULL;
+}
+
+static void log_callback_removal_waits(worker *w, int rounds) {
+    pthread_t t[2];
+    log_ctx *ctx = (log_ctx *)calloc((size_t)rounds, sizeof *ctx);
+    int i, started = 0;
+    __atomic_store_n(&g_stop_logging, 0, __ATOMIC_SEQ_CST);
+    for (i = 0; i < 2; i++)
+        if (pthread_create(&t[i], NULL, open_free_logging, &w[i]) == 0) started++;
+    CHECK(started == 2 && ctx != NULL);
+    for (i = 0; ctx && i < rounds; i++) {
+        CHECK_OK(tinv_set_log_callback(on_log_checked, &ctx[i], 5));
+        sched_yield();
+        CHECK_OK(tinv_set_log_callback(NULL, NULL, 0));
+        __atomic_store_n(&ctx[i].dead, 1, __ATOMIC_SEQ_CST);
+    }
+    __atomic_store_n(&g_stop_logging, 1, __ATOMIC_SEQ_CST);
+    for (i = 0; i < started; i++) pthread_join(t[i], NULL);
+    for (i = 0; i < started; i++) g_failures += w[i].failures;
+    CHECK(g_logs > 0);
+    CHECK(g_late_logs == 0);
+    printf("log_callback_removal_waits: %d records in %d rounds, %d after removal\n", g_logs, rounds,
+           g_late_logs);
+    free(ctx);
+}
+
 static void run_all(void *(*fn)(void *), worker *w, int n, const char *what) {
     pthread_t t[THREADS];
     int i, started = 0;
@@ -200,6 +259,7 @@ void test_threads(const char *path, tinv_model *m, const expectation *e, int qui
 
     for (i = 0; i < THREADS; i++) w[i].rounds = quick ? 2 : 10;
     run_all(open_close, w, THREADS, "open_close");
+    log_callback_removal_waits(w, quick ? 20 : 300);
 
     so.max_batch = e->n;
     CHECK_OK(tinv_session_open(m, &so, &s));

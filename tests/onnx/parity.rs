@@ -312,7 +312,8 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                         // The runtime's own controller picks the same start path (unless the
                         // top two scores are too close to call at f32 precision).
                         let img = &images[i * per..(i + 1) * per];
-                        let start = decide_start(&model, cw, img, budgets[i], false, &mut scratch);
+                        let start =
+                            decide_start(&model, cw, img, budgets[i], false, &mut scratch).unwrap();
                         let mut sorted = rs.clone();
                         sorted.sort_by(|a, b| b.total_cmp(a));
                         if sorted.len() < 2 || sorted[0] - sorted[1] > 1e-4 {
