@@ -132,7 +132,8 @@ pub fn read(mut r: impl Read) -> Result<Idx, IdxError> {
     }
 }
 
-/// Reads an IDX file, gunzipping it when it starts with the gzip magic (1f 8b). The decoder
+/// Reads an IDX file, gunzipping it when it starts with the gzip magic (1f 8b); a file of
+/// several gzip members (`cat a.gz b.gz`) is read across them, as `zcat` does. The decoder
 /// stops where the IDX header says the data ends ([`read`]).
 #[cfg(feature = "gzip")]
 pub fn open(path: &std::path::Path) -> Result<Idx, IdxError> {
@@ -141,7 +142,7 @@ pub fn open(path: &std::path::Path) -> Result<Idx, IdxError> {
     let mut r = io::BufReader::new(file);
     let magic = r.fill_buf().map_err(|e| IdxError::Read(e.to_string()))?;
     if magic.starts_with(&[0x1f, 0x8b]) {
-        read(flate2::read::GzDecoder::new(r))
+        read(flate2::read::MultiGzDecoder::new(r))
     } else {
         read(r)
     }
@@ -315,6 +316,15 @@ mod tests {
         enc.write_all(&f).unwrap();
         std::fs::write(&gz, enc.finish().unwrap()).unwrap();
         assert_eq!(open(&plain), parse(&f));
+        assert_eq!(open(&gz), parse(&f));
+        // Two gzip members, split inside the data (`cat a.gz b.gz`): read as one stream.
+        let mut two = Vec::new();
+        for part in [&f[..f.len() - 2], &f[f.len() - 2..]] {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(part).unwrap();
+            two.extend(enc.finish().unwrap());
+        }
+        std::fs::write(&gz, &two).unwrap();
         assert_eq!(open(&gz), parse(&f));
         // A gzip header over garbage: the decoder's complaint comes back as a read error.
         std::fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();

@@ -320,6 +320,28 @@ fn inspect_json_lists_paths_and_verify_passes() {
     );
 }
 
+/// A one-path model (a plain timm ViT folds to one) has no path switch to time: `bench` says so
+/// (JSON `switch_us` null) instead of indexing an empty list, which panicked.
+#[test]
+fn bench_on_a_one_path_model_reports_no_switch_cost() {
+    let dir = tmp("bench-one-path");
+    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[2], false);
+    let path = dir.join("one.tinv");
+    std::fs::write(&path, synth::random_model(&cfg, 4, DType::F32)).unwrap();
+    let m = path.to_str().unwrap();
+    let (code, out, err) = run(&["bench", "--model", m, "--iters", "2", "--warmup", "0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("path switch  none (the model has one path)"),
+        "{out}"
+    );
+    let (code, out, err) = run(&[
+        "bench", "--model", m, "--iters", "2", "--warmup", "0", "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"switch_us\":null"), "{out}");
+}
+
 #[test]
 fn export_onnx_writes_every_path_and_the_weight_blob() {
     let dir = tmp("export");
@@ -338,6 +360,26 @@ fn export_onnx_writes_every_path_and_the_weight_blob() {
     }
     assert!(out.join("weights.f16.bin").is_file() && out.join("weights.tsv").is_file());
     assert!(out.join("controller.onnx").is_file());
+    assert!(!err.contains("warning"), "{err}");
+    // Exporting a one-path model into the same folder: the other paths' graphs and the
+    // controller stay, and are named as not part of this export.
+    let one = dir.join("one.tinv");
+    let one_cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[2], false);
+    std::fs::write(&one, synth::random_model(&one_cfg, 2, DType::F32)).unwrap();
+    let (code, _, err) = run(&[
+        "export-onnx",
+        "--model",
+        one.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let warned: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warned.len(), 2, "{err}");
+    assert!(
+        warned[0].contains("controller.onnx") && warned[1].contains("path.1.onnx"),
+        "{err}"
+    );
     // An empty value is refused (`--out ""` wrote into the current folder), in either form.
     let m = model_path.to_str().unwrap();
     for args in [
@@ -564,13 +606,160 @@ fn arguments_that_would_be_ignored_are_refused() {
         "--json is a switch and takes no value",
     );
     assert_one_line_error(&["help", "bogus"], "unknown command 'bogus'");
-    // Two models named at once.
+    // Two models named at once, and a checksum check of a model with no file.
     for (cmd, shape) in [("bench", "vit-tiny"), ("soak", "fmnist")] {
         assert_one_line_error(
             &[cmd, "--model", m, "--synthetic", shape],
             "--model and --synthetic both name the model",
         );
+        assert_one_line_error(
+            &[cmd, "--synthetic", shape, "--verify"],
+            "--synthetic has none",
+        );
     }
+    // An option given twice: the last one won (`--depth 8 --depth 2` ran depth 2).
+    assert_one_line_error(
+        &[
+            "classify", "--model", m, "--depth", "1", "--depth", "2", "x.pgm",
+        ],
+        "--depth is given twice",
+    );
+    assert_one_line_error(
+        &with(&["--limit", "3", "--limit=2"]),
+        "--limit is given twice",
+    );
+    // A single-dash typo was taken for a file name ("-j: No such file or directory").
+    assert_one_line_error(
+        &["classify", "--model", m, "-j", "x.pgm"],
+        "unknown option -j (options start with --",
+    );
+    // The library's bounds, said in the options' own names (not "max_batch 4097 not in …").
+    assert_one_line_error(&with(&["--batch", "4097"]), "--batch must be at most 4096");
+    assert_one_line_error(
+        &["bench", "--model", m, "--threads", "257"],
+        "--threads must be at most 256",
+    );
+    // A budget on a model without a controller ran at full depth under a "budget" banner.
+    assert_one_line_error(
+        &["soak", "--model", b, "--budget", "0.5"],
+        "has no controller",
+    );
+    // TensorRT engines named for a run that is told to use the CPU.
+    for cmd in [
+        vec!["classify", "--model", m, "x.pgm"],
+        vec!["soak", "--model", m],
+    ] {
+        assert_one_line_error(
+            &[&cmd[..], &["--backend", "cpu", "--engines", "/tmp"]].concat(),
+            "which --backend cpu does not use",
+        );
+    }
+}
+
+/// Paths are bytes on Linux: a file name that is not UTF-8 is an image or a model like any
+/// other (`std::env::args` panicked on it), and after `--` an argument starting with `-` is a
+/// file.
+#[test]
+fn non_utf8_and_dash_file_names_are_paths() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tmp("non-utf8");
+    let (model_path, _) = fixture(&dir);
+    let odd_model = dir.join(OsStr::from_bytes(b"m\xff.tinv"));
+    std::fs::copy(&model_path, &odd_model).unwrap();
+    let odd_image = dir.join(OsStr::from_bytes(b"\xff\xfe.pgm"));
+    write_pgm(&odd_image, 8, 8, &[9; 64]);
+    let dash_image = dir.join("-x.pgm");
+    write_pgm(&dash_image, 8, 8, &[9; 64]);
+    let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+        .arg("classify")
+        .arg("--model")
+        .arg(&odd_model)
+        .arg("--depth")
+        .arg("2")
+        .arg(&odd_image)
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.contains("\u{FFFD}\u{FFFD}.pgm: class "), "{out}");
+    let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+        .current_dir(&dir)
+        .args(["classify", "--depth", "2", "--model"])
+        .arg(&model_path)
+        .args(["--", "-x.pgm"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("-x.pgm: class "));
+    // A non-UTF-8 value where a number is expected is an error naming the option.
+    let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+        .args(["classify", "--model"])
+        .arg(&model_path)
+        .arg("--budget")
+        .arg(OsStr::from_bytes(b"0.\xff"))
+        .arg(&odd_image)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_failed_with(o.status.code().unwrap_or(-1), &err, "--budget", &"budget");
+}
+
+/// classes.txt is read only as a small regular file: a FIFO blocked `classify` forever and a
+/// link to /dev/zero grew without end; a directory was skipped without a word. Each is now a
+/// warning, and the classes are shown by number.
+#[test]
+fn a_classes_file_that_is_not_a_regular_file_is_a_warning() {
+    let dir = tmp("classes");
+    let (model_path, _) = fixture(&dir);
+    let pkg = dir.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::copy(&model_path, pkg.join("model.tinv")).unwrap();
+    let img = dir.join("a.pgm");
+    write_pgm(&img, 8, 8, &[3; 64]);
+    let classes = pkg.join("classes.txt");
+    let fifo = Command::new("mkfifo").arg(&classes).status();
+    if !fifo.is_ok_and(|s| s.success()) {
+        eprintln!("skipped the FIFO case: mkfifo failed");
+    } else {
+        let (code, out, err) = run(&[
+            "classify",
+            "--model",
+            pkg.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("classes.txt: not a regular file"), "{err}");
+        assert!(out.contains(": class "), "{out}");
+    }
+    let _ = std::fs::remove_file(&classes);
+    std::os::unix::fs::symlink("/dev/zero", &classes).unwrap();
+    let (code, _, err) = run(&[
+        "classify",
+        "--model",
+        pkg.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    std::fs::remove_file(&classes).unwrap();
+    std::fs::create_dir(&classes).unwrap();
+    let (code, _, err) = run(&[
+        "classify",
+        "--model",
+        pkg.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
 }
 
 /// Every key of `inspect --json` is named in `inspect --help`, and `config` holds the model's

@@ -219,7 +219,11 @@ mod tests {
         assert_eq!(r.get(a).unwrap_err().status, Status::InvalidHandle);
         assert_eq!(*r.get(b).unwrap(), 8);
         // Wrong kind (low bit clear) and a slot never allocated.
-        assert!(r.get(b & !1).unwrap_err().msg.contains("is not a session (a model handle"));
+        assert!(r
+            .get(b & !1)
+            .unwrap_err()
+            .msg
+            .contains("is not a session (a model handle"));
         assert!(r
             .get(b + (5 << 1))
             .unwrap_err()

@@ -23,29 +23,29 @@ OPTIONS:
     --warmup N         untimed runs first (default 20)
     --verify           check every tensor checksum when opening the --model
     --json             one JSON object: kernel, threads, batch,
-                       paths [{depth, flops, p50_us, p99_us, gflops}], switch_us,
+                       paths [{depth, flops, p50_us, p99_us, gflops}], switch_us
+                       (null for a one-path model),
                        gemm [{m, n, k, gflops}], arena_bytes, peak_rss_bytes
 
 Latency is wall time per call, median and 99th percentile. The switch cost is the median
 extra time of a call on one path right after a call on another, against the same path twice.
 ";
 
+/// The `q` quantile of `v`, which is not empty.
 fn percentile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-pub fn run(raw: &[String]) -> Result<(), String> {
+pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(
         raw,
         &["model", "synthetic", "threads", "batch", "iters", "warmup"],
         &["json", "verify"],
     )?
     .max_positional(0)?;
-    let threads = a
-        .parse_opt::<usize>("threads", "a thread count")?
-        .unwrap_or(1);
-    let batch = a.count("batch", "a batch size", 1)?.unwrap_or(1);
+    let threads = a.threads()?;
+    let batch = a.batch()?;
     let iters = a.count("iters", "a run count", 2)?.unwrap_or(200);
     let warmup = a.parse_opt::<usize>("warmup", "a run count")?.unwrap_or(20);
     a.one_model()?;
@@ -57,7 +57,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
         }
         Some(other) => return Err(format!("--synthetic {other}: known shapes are: vit-tiny")),
-        None => crate::model_path::open(a.get("model"), a.has("verify"))?,
+        None => crate::model_path::open(a.path("model"), a.has("verify"))?,
     };
     let model = Arc::new(model);
     let c = model.config().clone();
@@ -87,10 +87,11 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         paths.push((d, flops, p50, p99));
         errln!("bench: depth {d} p50 {p50:.1} µs");
     }
-    // Switch cost: alternate the shallowest and deepest path vs repeat the deepest.
+    // Switch cost: alternate the shallowest and deepest path vs repeat the deepest (none for a
+    // one-path model: there is nothing to switch to).
     let (d0, dl) = (c.depths[0], c.depths[c.depths.len() - 1]);
     let (mut same, mut switched) = (Vec::new(), Vec::new());
-    for i in 0..iters {
+    for i in (0..iters).filter(|_| d0 != dl) {
         let first = if i % 2 == 0 { d0 } else { dl };
         s.infer_depth(&x, batch, first, &mut out)
             .map_err(|e| e.to_string())?;
@@ -104,7 +105,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             switched.push(t)
         }
     }
-    let switch_us = percentile(&mut switched, 0.5) - percentile(&mut same, 0.5);
+    let switch_us = (d0 != dl).then(|| percentile(&mut switched, 0.5) - percentile(&mut same, 0.5));
     let gemms = gemm_throughput(&c, batch, threads, iters.min(100));
     if a.has("json") {
         let j = Json::obj()
@@ -127,7 +128,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                         .collect(),
                 ),
             )
-            .set("switch_us", Json::Num(switch_us))
+            .set("switch_us", switch_us.map_or(Json::Null, Json::Num))
             .set(
                 "gemm",
                 Json::Arr(
@@ -158,10 +159,13 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 *f as f64 / p50 / 1e3
             );
         }
-        outln!(
-            "path switch  {switch_us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl}; \
-             a value inside the runs' spread, negative ones included, is host noise)"
-        );
+        match switch_us {
+            Some(us) => outln!(
+                "path switch  {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl}; \
+                 a value inside the runs' spread, negative ones included, is host noise)"
+            ),
+            None => outln!("path switch  none (the model has one path)"),
+        }
         for (m, n, k, g) in &gemms {
             outln!("gemm m={m:<5} n={n:<5} k={k:<5} {g:>7.1} GFLOP/s");
         }

@@ -32,7 +32,7 @@ takes grey images only. A package may hold classes.txt (one class name per line,
 many as the model has classes); without it, classes are shown by number.
 ";
 
-pub fn run(raw: &[String]) -> Result<(), String> {
+pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(
         raw,
         &[
@@ -46,10 +46,11 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     let depth = crate::fixed_depth(&a)?;
     let mut session = crate::open_session(&a, 1)?;
     let cfg = session.model().config().clone();
-    let names = class_names(a.get("model"), cfg.classes);
+    let names = class_names(a.path("model"), cfg.classes);
     let mut logits = vec![0f32; cfg.classes];
     for img in &a.positional {
         let x = images::load_image(Path::new(img), &cfg)?;
+        let img = img.to_string_lossy();
         let st = match depth {
             Some(d) => session.infer_depth(&x, 1, d, &mut logits),
             None => session.infer(&x, 1, &mut logits),
@@ -59,7 +60,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         let label = name.cloned().unwrap_or_else(|| st.class.to_string());
         if a.has("json") {
             let j = Json::obj()
-                .set("image", Json::Str(img.clone()))
+                .set("image", Json::Str(img.to_string()))
                 .set("depth", Json::Int(st.depth as u64))
                 .set("class", Json::Int(st.class as u64))
                 .set("label", Json::Str(label))
@@ -90,14 +91,31 @@ pub fn run(raw: &[String]) -> Result<(), String> {
 }
 
 /// Class names from `classes.txt` beside the model, if present and complete (a file with the
-/// wrong number of names is reported on stderr and not used).
-pub fn class_names(model: Option<&str>, classes: usize) -> Vec<String> {
+/// wrong number of names, or one that cannot be read, is reported on stderr and not used).
+pub fn class_names(model: Option<&Path>, classes: usize) -> Vec<String> {
     let Ok(path) = model_path::resolve(model) else {
         return Vec::new();
     };
     let file = path.with_file_name("classes.txt");
-    let Ok(text) = std::fs::read_to_string(&file) else {
+    if !file.exists() {
         return Vec::new();
+    }
+    // A regular file of bounded size only: a FIFO blocked forever and /dev/zero grew without end.
+    const MAX_BYTES: u64 = 1 << 20;
+    let text = tinv::files::open_regular(&file).and_then(|f| {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_BYTES + 1), &mut s)?;
+        if s.len() as u64 > MAX_BYTES {
+            return Err(std::io::Error::other("larger than 1 MiB"));
+        }
+        Ok(s)
+    });
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            errln!("warning: {}: {e}; showing class numbers", file.display());
+            return Vec::new();
+        }
     };
     let v: Vec<String> = text
         .lines()

@@ -42,7 +42,7 @@ shallowest exit when none is right); then the real run in the chosen mode gives 
 FLOPs actually spent (controller, escalations and every exit head included) and latency.
 ";
 
-pub fn run(raw: &[String]) -> Result<(), String> {
+pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(
         raw,
         &[
@@ -53,14 +53,14 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     )?
     .max_positional(0)?;
     let images_path = a
-        .get("images")
+        .path("images")
         .ok_or("eval needs --images IDX (see tinv-run eval --help)")?;
     let labels_path = a
-        .get("labels")
+        .path("labels")
         .ok_or("eval needs --labels IDX (see tinv-run eval --help)")?;
     let depth = crate::fixed_depth(&a)?;
     let limit = a.count("limit", "a sample count", 1)?;
-    let batch = a.count("batch", "a batch size", 1)?.unwrap_or(1);
+    let batch = a.batch()?;
     let mut session = crate::open_session(&a, batch)?;
     let model = session.model().clone();
     let cfg = model.config().clone();
@@ -82,10 +82,15 @@ pub fn run(raw: &[String]) -> Result<(), String> {
 
     // Pass 1: every exit of every sample, in one full-depth pass per chunk.
     let chunk = 64.min(n);
+    // On the timed session's backend and threads: `--backend cpu` must not compute these
+    // numbers with TensorRT engines, and `--threads` speeds this pass up too.
     let mut all = tinv::Session::new(
         model.clone(),
         tinv::SessionOptions {
             max_batch: chunk,
+            threads: session.threads(),
+            backend: session.backend(),
+            engines: a.path("engines").map(std::path::PathBuf::from),
             ..Default::default()
         },
     )

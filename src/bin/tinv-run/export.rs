@@ -32,11 +32,11 @@ Inputs are raw pixels in [0, 1] (`pixels`, [batch, C, H, W]); the graphs normali
 model with a controller also gets controller.onnx (features, budget → predictor, scores).
 ";
 
-pub fn run(raw: &[String]) -> Result<(), String> {
+pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(raw, &["model", "out", "layout", "ln"], &["baked", "verify"])?
         .max_positional(0)?;
     let out = a
-        .get("out")
+        .path("out")
         .ok_or("export-onnx needs --out DIR (see tinv-run export-onnx --help)")?;
     let layout = match a.get("layout").unwrap_or("per-path") {
         "per-path" => Layout::PerPath,
@@ -53,17 +53,39 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     } else {
         WeightMode::Fp16Inputs
     };
-    let model = model_path::open(a.get("model"), a.has("verify"))?;
+    let model = model_path::open(a.path("model"), a.has("verify"))?;
     let opts = ExportOptions {
         ln,
         layout,
         weights,
     };
-    let files =
-        tinv::onnx::write_export(&model, &opts, Path::new(out)).map_err(|e| e.to_string())?;
+    let files = tinv::onnx::write_export(&model, &opts, out).map_err(|e| e.to_string())?;
     for f in &files {
         let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
         outln!("wrote {} ({size} bytes)", f.display());
     }
+    // Graphs of an earlier export (another model, another layout) stay beside the new ones and
+    // would be loaded with them: say so rather than delete files this run did not write.
+    for stale in stale_files(out, &files) {
+        errln!(
+            "warning: {} is not part of this export (left from an earlier one?)",
+            stale.display()
+        );
+    }
     Ok(())
+}
+
+/// `.onnx` and `.bin` files in `dir` that are not among `written`.
+fn stale_files(dir: &Path, written: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(p.extension().and_then(|e| e.to_str()), Some("onnx" | "bin"))
+                && !written.iter().any(|w| w.file_name() == p.file_name())
+        })
+        .collect();
+    v.sort();
+    v
 }

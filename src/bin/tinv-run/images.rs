@@ -299,7 +299,17 @@ pub fn load_dataset(
     }
     let n = limit.map_or(n, |l| l.min(n));
     let hw = h * w;
-    let mut x = vec![0f32; n * c * hw];
+    // The IDX bytes may be up to 4 GiB, four times that as f32: fail with a message, not an
+    // abort, when the machine (a Jetson's shared memory) cannot hold them.
+    let mut x = Vec::new();
+    x.try_reserve_exact(n * c * hw).map_err(|_| {
+        format!(
+            "{}: out of memory for {n} images as f32 ({} MiB); use --limit",
+            images.display(),
+            (n * c * hw * 4) >> 20
+        )
+    })?;
+    x.resize(n * c * hw, 0f32);
     for i in 0..n {
         for p in 0..hw {
             for ch in 0..c {

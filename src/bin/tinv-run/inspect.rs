@@ -3,6 +3,7 @@
 use crate::args::Args;
 use crate::json::Json;
 use crate::model_path;
+use std::path::Path;
 use std::sync::Arc;
 use tinv::format::MetaValue;
 
@@ -32,12 +33,12 @@ controller's tensors come on top: predictor, level-1 policy and exit RNN in `ada
 predictor and graph policy in `graph` mode.
 ";
 
-pub fn run(raw: &[String]) -> Result<(), String> {
+pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(raw, &["model"], &["json", "verify", "tensors"])?;
     // The model is named once: by --model or by one positional argument.
-    let named = a.get("model").is_some();
+    let named = a.path("model").is_some();
     let a = a.max_positional(usize::from(!named))?;
-    let arg = a.get("model").or(a.positional.first().map(String::as_str));
+    let arg = a.path("model").or(a.positional.first().map(Path::new));
     let path = model_path::resolve(arg)?;
     let model = Arc::new(model_path::open(arg, a.has("verify"))?);
     let c = model.config().clone();

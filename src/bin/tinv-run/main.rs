@@ -60,7 +60,8 @@ Logging: RUST_LOG=info (or debug) prints what the runtime does to stderr.
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // OsString: a path argument need not be UTF-8 (`std::env::args` panicked on one).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let code = match run(&argv) {
         Ok(()) => 0,
         Err(e) => {
@@ -86,26 +87,31 @@ fn help_of(cmd: &str) -> Option<&'static str> {
     })
 }
 
-fn run(argv: &[String]) -> Result<(), String> {
+fn run(argv: &[std::ffi::OsString]) -> Result<(), String> {
     let Some((cmd, rest)) = argv.split_first() else {
         out!("{USAGE}");
         return Err("no command given".into());
     };
+    let cmd = cmd.to_string_lossy();
     let unknown = |c: &str| format!("unknown command '{c}' (try: tinv-run --help)");
-    if matches!(cmd.as_str(), "help" | "--help" | "-h") {
+    if matches!(&*cmd, "help" | "--help" | "-h") {
         let text = match rest {
             [] => USAGE,
-            [c] => help_of(c).ok_or_else(|| unknown(c))?,
-            [_, extra, ..] => return Err(args::unexpected(extra)),
+            [c] => help_of(&c.to_string_lossy()).ok_or_else(|| unknown(&c.to_string_lossy()))?,
+            [_, extra, ..] => return Err(args::unexpected(&extra.to_string_lossy())),
         };
         out!("{text}");
         return Ok(());
     }
-    if let Some(text) = help_of(cmd).filter(|_| rest.iter().any(|a| a == "--help" || a == "-h")) {
+    // Help wins wherever it stands, except after `--` (where it is a file name).
+    let before_files = rest.iter().take_while(|a| *a != "--");
+    if let Some(text) =
+        help_of(&cmd).filter(|_| before_files.clone().any(|a| a == "--help" || a == "-h"))
+    {
         out!("{text}");
         return Ok(());
     }
-    match cmd.as_str() {
+    match &*cmd {
         "classify" => classify::run(rest),
         "eval" => eval::run(rest),
         "inspect" => inspect::run(rest),
@@ -115,7 +121,7 @@ fn run(argv: &[String]) -> Result<(), String> {
         "soak" => soak::run(rest),
         "selftest" => trt::selftest(rest),
         "--version" | "-V" => match rest.first() {
-            Some(extra) => Err(args::unexpected(extra)),
+            Some(extra) => Err(args::unexpected(&extra.to_string_lossy())),
             None => {
                 outln!("tinv-run {}", env!("CARGO_PKG_VERSION"));
                 Ok(())
@@ -137,10 +143,8 @@ pub fn fixed_depth(a: &Args) -> Result<Option<usize>, String> {
 
 /// Parses `--threads`, `--budget`, `--mode` and opens a session on the `--model`.
 pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String> {
-    let model = model_path::open(a.get("model"), a.has("verify"))?;
-    let threads = a
-        .parse_opt::<usize>("threads", "a thread count")?
-        .unwrap_or(1);
+    let model = model_path::open(a.path("model"), a.has("verify"))?;
+    let threads = a.threads()?;
     let budget = a.parse_opt::<f32>("budget", "a budget λ in [0, 1]")?;
     let mode = match a.get("mode") {
         Some(m) => tinv::Mode::parse(m).map_err(|e| e.to_string())?,
@@ -158,24 +162,37 @@ pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String>
         && !threshold
         && (budget.is_some() || a.get("mode").is_some())
     {
-        return Err(
-            "this model has no controller, so it runs every input at full depth: --budget and \
-             --mode adaptive|graph need one (use --depth D or --mode threshold:τ)"
-                .into(),
-        );
+        return Err(no_controller("--budget and --mode adaptive|graph"));
     }
-    let backend = match a.get("backend") {
-        Some(b) => tinv::Backend::parse(b).map_err(|e| e.to_string())?,
-        None => tinv::Backend::Auto,
-    };
+    let backend = backend(a)?;
     let opts = tinv::SessionOptions {
         max_batch,
         threads,
         mode,
         budget,
         backend,
-        engines: a.get("engines").map(std::path::PathBuf::from),
+        engines: a.path("engines").map(std::path::PathBuf::from),
         ..tinv::SessionOptions::default()
     };
     tinv::Session::new(std::sync::Arc::new(model), opts).map_err(|e| e.to_string())
+}
+
+/// The error for controller options on a model without a controller.
+pub fn no_controller(options: &str) -> String {
+    format!(
+        "this model has no controller, so it runs every input at full depth: {options} need one \
+         (use --depth D or --mode threshold:τ)"
+    )
+}
+
+/// `--backend` (default auto), refusing `--engines` beside `--backend cpu`, which would ignore it.
+pub fn backend(a: &Args) -> Result<tinv::Backend, String> {
+    let b = match a.get("backend") {
+        Some(b) => tinv::Backend::parse(b).map_err(|e| e.to_string())?,
+        None => tinv::Backend::Auto,
+    };
+    if b == tinv::Backend::Cpu && a.path("engines").is_some() {
+        return Err("--engines names TensorRT engines, which --backend cpu does not use".into());
+    }
+    Ok(b)
 }

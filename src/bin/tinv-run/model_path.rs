@@ -24,7 +24,7 @@ fn default_candidates() -> Vec<PathBuf> {
 }
 
 /// The `.tinv` file `arg` names (or the default package's).
-pub fn resolve(arg: Option<&str>) -> Result<PathBuf, String> {
+pub fn resolve(arg: Option<&Path>) -> Result<PathBuf, String> {
     let file_of = |p: &Path| {
         if p.is_dir() {
             p.join("model.tinv")
@@ -34,7 +34,7 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, String> {
     };
     match arg {
         Some(m) => {
-            let p = file_of(Path::new(m));
+            let p = file_of(m);
             if p.exists() {
                 Ok(p)
             } else {
@@ -45,7 +45,9 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, String> {
         None if std::env::var_os("TINV_MODEL").is_some() => {
             let p = PathBuf::from(std::env::var_os("TINV_MODEL").unwrap_or_default());
             let f = file_of(&p);
-            if f.is_file() {
+            // Anything that exists goes on to the open, which says what is wrong with it (a
+            // FIFO, a directory named model.tinv) as it does for --model.
+            if f.exists() {
                 Ok(f)
             } else {
                 Err(format!("TINV_MODEL={}: no such model file or package", p.display()))
@@ -65,7 +67,7 @@ pub fn resolve(arg: Option<&str>) -> Result<PathBuf, String> {
 }
 
 /// Opens the model `arg` names.
-pub fn open(arg: Option<&str>, verify: bool) -> Result<tinv::Model, String> {
+pub fn open(arg: Option<&Path>, verify: bool) -> Result<tinv::Model, String> {
     let path = resolve(arg)?;
     log::info!("opening {}", path.display());
     tinv::Model::open(&path, &tinv::OpenOptions { verify }).map_err(|e| e.to_string())

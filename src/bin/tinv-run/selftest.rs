@@ -29,7 +29,7 @@ struct Measured {
     memory: MemoryReport,
 }
 
-pub fn selftest(raw: &[String]) -> Result<(), String> {
+pub fn selftest(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(
         raw,
         &["model", "engines", "iters", "layouts", "workspace"],
@@ -37,21 +37,19 @@ pub fn selftest(raw: &[String]) -> Result<(), String> {
     )?
     .max_positional(0)?;
     let iters = a.count("iters", "a run count", 2)?.unwrap_or(200);
-    let workspace = a
-        .parse_opt::<u64>("workspace", "megabytes")?
-        .unwrap_or(1024);
+    let workspace = crate::trt::workspace_mb(&a)?;
     let layouts = a
         .get("layouts")
         .unwrap_or("per-path,segments")
         .split(',')
         .map(parse_layout)
         .collect::<Result<Vec<_>, _>>()?;
-    let model = Arc::new(model_path::open(a.get("model"), a.has("verify"))?);
+    let model = Arc::new(model_path::open(a.path("model"), a.has("verify"))?);
     let base = a
-        .get("engines")
+        .path("engines")
         .map_or_else(|| tinv::backend::default_engines_dir(&model), PathBuf::from);
     let base_layout = read_manifest(&base).ok().map(|m| m.layout);
-    let inputs = sample_inputs(a.get("model"), model.config());
+    let inputs = sample_inputs(a.path("model"), model.config());
     let mut all = Vec::new();
     for layout in layouts {
         let dir = layout_dir(&base, base_layout, layout);
@@ -274,7 +272,7 @@ fn print(m: &Measured) {
 }
 
 /// The package's sample images, or random inputs when it has none.
-fn sample_inputs(model: Option<&str>, c: &tinv::Config) -> Vec<Vec<f32>> {
+fn sample_inputs(model: Option<&std::path::Path>, c: &tinv::Config) -> Vec<Vec<f32>> {
     let dir = model_path::resolve(model)
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("samples")));

@@ -155,7 +155,7 @@ fn opt_num(v: Option<u64>) -> Json {
     v.map_or(Json::Str("n/a".into()), Json::Int)
 }
 
-pub fn run(raw: &[String]) -> Result<(), String> {
+pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(
         raw,
         &[
@@ -182,9 +182,7 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     if n_in > MAX_INPUTS {
         return Err(format!("--inputs must be at most {MAX_INPUTS}"));
     }
-    let threads = a
-        .parse_opt::<usize>("threads", "a thread count")?
-        .unwrap_or(1);
+    let threads = a.threads()?;
     let budget = a.parse_opt::<f32>("budget", "a budget λ in [0, 1]")?;
     a.one_model()?;
     let model = match a.get("synthetic") {
@@ -197,18 +195,19 @@ pub fn run(raw: &[String]) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
         }
         Some(other) => return Err(format!("--synthetic {other}: known shapes are: fmnist")),
-        None => crate::model_path::open(a.get("model"), a.has("verify"))?,
+        None => crate::model_path::open(a.path("model"), a.has("verify"))?,
     };
-    let backend = match a.get("backend") {
-        Some(b) => tinv::Backend::parse(b).map_err(|e| e.to_string())?,
-        None => tinv::Backend::Auto,
-    };
+    // Accepted and ignored before: the run went at full depth under a "budget 0.5" banner.
+    if budget.is_some() && model.config().controller.is_none() {
+        return Err(crate::no_controller("--budget"));
+    }
+    let backend = crate::backend(&a)?;
     let opts = tinv::SessionOptions {
         max_batch: 1,
         threads,
         budget,
         backend,
-        engines: a.get("engines").map(std::path::PathBuf::from),
+        engines: a.path("engines").map(std::path::PathBuf::from),
         ..Default::default()
     };
     let mut s = tinv::Session::new(Arc::new(model), opts).map_err(|e| e.to_string())?;

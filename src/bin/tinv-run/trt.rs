@@ -18,7 +18,7 @@ OPTIONS:
                      is FP16 by construction; segments bake f32 weights, which TensorRT 11's
                      strongly typed networks run in FP32 only, so --fp16 is refused there
     --out DIR        output folder (default: plans/ beside the model file)
-    --workspace MB   builder workspace limit (default 1024)
+    --workspace MB   builder workspace limit, 1 to 1048576 (default 1024)
     --verify         check every tensor checksum when opening the model
 
 Exports the ONNX graphs (opset 17; decomposed LayerNorm for TensorRT 8.5, the native op for
@@ -41,7 +41,7 @@ OPTIONS:
                      DIR.<layout> (e.g. plans.segments/); a layout with no engines is built first
     --layouts L,...  layouts to check and compare (default: per-path,segments)
     --iters N        timed runs per measurement, at least 2 (default 200)
-    --workspace MB   builder workspace limit when building (default 1024)
+    --workspace MB   builder workspace limit when building, 1 to 1048576 (default 1024)
     --verify         check every tensor checksum when opening the model
 
 For each layout: runs the package's sample images (or random inputs) through TensorRT and the
@@ -53,12 +53,12 @@ recommends and why. Exits non-zero when any logits are out of tolerance.
 ";
 
 #[cfg(not(feature = "tensorrt"))]
-pub fn build(_: &[String]) -> Result<(), String> {
+pub fn build(_: &[std::ffi::OsString]) -> Result<(), String> {
     Err(no_trt())
 }
 
 #[cfg(not(feature = "tensorrt"))]
-pub fn selftest(_: &[String]) -> Result<(), String> {
+pub fn selftest(_: &[std::ffi::OsString]) -> Result<(), String> {
     Err(no_trt())
 }
 
@@ -72,7 +72,7 @@ fn no_trt() -> String {
 #[cfg(feature = "tensorrt")]
 pub use crate::selftest::selftest;
 #[cfg(feature = "tensorrt")]
-pub use with_trt::build;
+pub use with_trt::{build, workspace_mb};
 
 #[cfg(feature = "tensorrt")]
 pub(crate) mod with_trt {
@@ -93,15 +93,25 @@ pub(crate) mod with_trt {
         }
     }
 
-    pub fn build(raw: &[String]) -> Result<(), String> {
+    /// `--workspace` in MB: 1 MB to 1 TiB (2^20 MB), default 1024; in bytes it fits a u64.
+    pub fn workspace_mb(a: &Args) -> Result<u64, String> {
+        match a.count::<u64>("workspace", "megabytes", 1)? {
+            Some(mb) if mb > 1 << 20 => Err(format!("--workspace {mb}: at most 1048576 MB")),
+            mb => Ok(mb.unwrap_or(1024)),
+        }
+    }
+
+    pub fn build(raw: &[std::ffi::OsString]) -> Result<(), String> {
         let a = Args::parse(
             raw,
             &["model", "layout", "out", "workspace"],
             &["fp16", "fp32", "verify"],
         )?
         .max_positional(0)?;
-        let model = model_path::open(a.get("model"), a.has("verify"))?;
+        // The arguments before the model: a bad flag costs no model load.
         let layout = parse_layout(a.get("layout").unwrap_or("per-path"))?;
+        let workspace = workspace_mb(&a)?;
+        let model = model_path::open(a.path("model"), a.has("verify"))?;
         if a.has("fp16") && a.has("fp32") {
             return Err("--fp16 and --fp32 exclude each other".into());
         }
@@ -111,11 +121,8 @@ pub(crate) mod with_trt {
             (_, true) => Some(Precision::Fp32),
             _ => None,
         };
-        let workspace = a
-            .parse_opt::<u64>("workspace", "megabytes")?
-            .unwrap_or(1024);
         let out = a
-            .get("out")
+            .path("out")
             .map_or_else(|| tinv::backend::default_engines_dir(&model), PathBuf::from);
         let m = build_layout(&model, layout, precision, workspace, &out)?;
         let report = tinv::trt::arena::MemoryReport::new(&m).map_err(|e| e.to_string())?;
