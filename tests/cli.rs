@@ -844,3 +844,52 @@ fn help_documents_verify_and_the_default_model() {
         "{out}"
     );
 }
+
+/// `eval` copies the whole data set to f32 before it runs. A small gzip declaring 600,000 8×8
+/// images (38 MB of bytes, 154 MB as f32) under a 120 MB address-space limit: the copy fails
+/// with a one-line error naming `--limit`; it aborted the process ("memory allocation of … bytes
+/// failed") before.
+#[test]
+fn eval_out_of_memory_for_the_data_set_is_an_error_not_an_abort() {
+    use std::io::Write;
+    let dir = tmp("eval-oom");
+    let (model_path, _) = fixture(&dir);
+    let n = 600_000usize;
+    let gz = |dims: &[usize], fill: usize| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut head = vec![0u8, 0, 8, dims.len() as u8];
+        for d in dims {
+            head.extend_from_slice(&(*d as u32).to_be_bytes());
+        }
+        e.write_all(&head).unwrap();
+        let zeros = vec![0u8; 1 << 16];
+        let mut left = fill;
+        while left > 0 {
+            let k = left.min(zeros.len());
+            e.write_all(&zeros[..k]).unwrap();
+            left -= k;
+        }
+        e.finish().unwrap()
+    };
+    let (ip, lp) = (dir.join("i.gz"), dir.join("l.gz"));
+    std::fs::write(&ip, gz(&[n, 8, 8], n * 64)).unwrap();
+    std::fs::write(&lp, gz(&[n], n)).unwrap();
+    let script = format!(
+        "ulimit -v 120000 && exec \"$0\" eval --model '{}' --images '{}' --labels '{}'",
+        model_path.display(),
+        ip.display(),
+        lp.display()
+    );
+    let o = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_tinv-run")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_failed_with(
+        o.status.code().unwrap_or(-1),
+        &err,
+        "out of memory for 600000 images as f32",
+        &"eval under ulimit -v",
+    );
+    assert!(err.contains("use --limit"), "{err}");
+}
