@@ -51,6 +51,14 @@ fn assert_failed_with(code: i32, err: &str, needle: &str, what: &dyn std::fmt::D
     );
 }
 
+/// A model of one path (depth 2) and no controller, as a plain timm ViT folds to.
+fn one_path_model(dir: &Path) -> PathBuf {
+    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[2], false);
+    let path = dir.join("one.tinv");
+    std::fs::write(&path, synth::random_model(&cfg, 4, DType::F32)).unwrap();
+    path
+}
+
 /// A 1-channel 8×8 model with a controller, and a PGM image of it.
 fn fixture(dir: &Path) -> (PathBuf, tinv::Config) {
     let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
@@ -325,9 +333,7 @@ fn inspect_json_lists_paths_and_verify_passes() {
 #[test]
 fn bench_on_a_one_path_model_reports_no_switch_cost() {
     let dir = tmp("bench-one-path");
-    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[2], false);
-    let path = dir.join("one.tinv");
-    std::fs::write(&path, synth::random_model(&cfg, 4, DType::F32)).unwrap();
+    let path = one_path_model(&dir);
     let m = path.to_str().unwrap();
     let (code, out, err) = run(&["bench", "--model", m, "--iters", "2", "--warmup", "0"]);
     assert_eq!(code, 0, "{err}");
@@ -347,13 +353,16 @@ fn export_onnx_writes_every_path_and_the_weight_blob() {
     let dir = tmp("export");
     let (model_path, cfg) = fixture(&dir);
     let out = dir.join("onnx");
-    let (code, stdout, err) = run(&[
-        "export-onnx",
-        "--model",
-        model_path.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let export = |model: &Path| {
+        run(&[
+            "export-onnx",
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (code, stdout, err) = export(&model_path);
     assert_eq!(code, 0, "{err}");
     for d in &cfg.depths {
         assert!(out.join(format!("path.{d}.onnx")).is_file(), "{stdout}");
@@ -363,16 +372,7 @@ fn export_onnx_writes_every_path_and_the_weight_blob() {
     assert!(!err.contains("warning"), "{err}");
     // Exporting a one-path model into the same folder: the other paths' graphs and the
     // controller stay, and are named as not part of this export.
-    let one = dir.join("one.tinv");
-    let one_cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[2], false);
-    std::fs::write(&one, synth::random_model(&one_cfg, 2, DType::F32)).unwrap();
-    let (code, _, err) = run(&[
-        "export-onnx",
-        "--model",
-        one.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (code, _, err) = export(&one_path_model(&dir));
     assert_eq!(code, 0, "{err}");
     let warned: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
     assert_eq!(warned.len(), 2, "{err}");
@@ -469,22 +469,35 @@ fn png_declaring_a_huge_image_is_refused_before_decoding() {
     png_chunk(&mut png, b"IEND", &[]);
     let img = dir.join("huge.png");
     std::fs::write(&img, &png).unwrap();
-    let o = Command::new("sh")
-        .args(["-c", "ulimit -v 524288 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_tinv-run"))
-        .arg("classify")
-        .arg("--model")
-        .arg(&model_path)
-        .arg(&img)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (code, err) = run_limited(
+        524_288,
+        &[
+            "classify".as_ref(),
+            "--model".as_ref(),
+            model_path.as_os_str(),
+            img.as_os_str(),
+        ],
+    );
     assert_failed_with(
-        o.status.code().unwrap_or(-1),
+        code,
         &err,
         "huge.png: image is 16384x16384 (height x width), the model takes 8x8",
         &"classify huge.png",
     );
+}
+
+/// `tinv-run args` under `ulimit -v kib` (the memory of a small device): exit code and stderr.
+fn run_limited(kib: u64, args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let o = Command::new("sh")
+        .args(["-c", &format!("ulimit -v {kib} && exec \"$0\" \"$@\"")])
+        .arg(env!("CARGO_BIN_EXE_tinv-run"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// A closed stdout (`tinv-run … | head -1`) ends the program quietly with exit status 0; it used
@@ -726,10 +739,8 @@ fn a_classes_file_that_is_not_a_regular_file_is_a_warning() {
     let img = dir.join("a.pgm");
     write_pgm(&img, 8, 8, &[3; 64]);
     let classes = pkg.join("classes.txt");
-    let fifo = Command::new("mkfifo").arg(&classes).status();
-    if !fifo.is_ok_and(|s| s.success()) {
-        eprintln!("skipped the FIFO case: mkfifo failed");
-    } else {
+    // classify must finish (not block on the FIFO), answer by number and warn.
+    let classify = || {
         let (code, out, err) = run(&[
             "classify",
             "--model",
@@ -739,27 +750,22 @@ fn a_classes_file_that_is_not_a_regular_file_is_a_warning() {
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("classes.txt: not a regular file"), "{err}");
         assert!(out.contains(": class "), "{out}");
+    };
+    if Command::new("mkfifo")
+        .arg(&classes)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        classify();
+        std::fs::remove_file(&classes).unwrap();
+    } else {
+        eprintln!("skipped the FIFO case: mkfifo failed");
     }
-    let _ = std::fs::remove_file(&classes);
     std::os::unix::fs::symlink("/dev/zero", &classes).unwrap();
-    let (code, _, err) = run(&[
-        "classify",
-        "--model",
-        pkg.to_str().unwrap(),
-        img.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("not a regular file"), "{err}");
+    classify();
     std::fs::remove_file(&classes).unwrap();
     std::fs::create_dir(&classes).unwrap();
-    let (code, _, err) = run(&[
-        "classify",
-        "--model",
-        pkg.to_str().unwrap(),
-        img.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("not a regular file"), "{err}");
+    classify();
 }
 
 /// Every key of `inspect --json` is named in `inspect --help`, and `config` holds the model's
@@ -874,19 +880,20 @@ fn eval_out_of_memory_for_the_data_set_is_an_error_not_an_abort() {
     let (ip, lp) = (dir.join("i.gz"), dir.join("l.gz"));
     std::fs::write(&ip, gz(&[n, 8, 8], n * 64)).unwrap();
     std::fs::write(&lp, gz(&[n], n)).unwrap();
-    let script = format!(
-        "ulimit -v 120000 && exec \"$0\" eval --model '{}' --images '{}' --labels '{}'",
-        model_path.display(),
-        ip.display(),
-        lp.display()
+    let (code, err) = run_limited(
+        120_000,
+        &[
+            "eval".as_ref(),
+            "--model".as_ref(),
+            model_path.as_os_str(),
+            "--images".as_ref(),
+            ip.as_os_str(),
+            "--labels".as_ref(),
+            lp.as_os_str(),
+        ],
     );
-    let o = Command::new("sh")
-        .args(["-c", &script, env!("CARGO_BIN_EXE_tinv-run")])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
     assert_failed_with(
-        o.status.code().unwrap_or(-1),
+        code,
         &err,
         "out of memory for 600000 images as f32",
         &"eval under ulimit -v",
