@@ -211,7 +211,8 @@ impl Session {
         let need = buf.layout.total.saturating_mul(4);
         if need > opts.max_arena_bytes {
             return Err(Error::arg(format!(
-                "the arena for batch {} would need {need} bytes, above max_arena_bytes ({})",
+                "the arena for batch {} would need {need} bytes, more than the limit of {} bytes \
+                 (SessionOptions::max_arena_bytes): use a smaller batch",
                 opts.max_batch, opts.max_arena_bytes
             )));
         }
