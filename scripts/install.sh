@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the C library: PREFIX/lib/libtinv.so.X.Y.Z with links libtinv.so and its SONAME
-# (libtinv.so.0.Y before 1.0), libtinv.a, PREFIX/include/tinv.h, PREFIX/lib/pkgconfig/tinv.pc.
+# (libtinv.so.0.Y before 1.0), libtinv.a, PREFIX/include/tinv.h, PREFIX/lib/pkgconfig/tinv.pc,
+# and the TensorRT shims (libtinv_trt8.so, ...) of a `--features tensorrt` build when present
+# (found by their bare name through ldconfig, so run `ldconfig` after installing).
 #
 #   scripts/install.sh [--prefix DIR] [--from DIR]
 #
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --prefix) needs_value "$@"; PREFIX=$2; shift 2 ;;
         --from) needs_value "$@"; FROM=$2; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 1 ;;
     esac
 done
@@ -47,6 +49,9 @@ cp "$FROM/libtinv.so" "$DEST/lib/libtinv.so.$VERSION"
 ln -sf "libtinv.so.$VERSION" "$DEST/lib/libtinv.so.$ABI"
 ln -sf "libtinv.so.$ABI" "$DEST/lib/libtinv.so"
 [ -f "$FROM/libtinv.a" ] && cp "$FROM/libtinv.a" "$DEST/lib/libtinv.a"
+for shim in "$FROM"/libtinv_trt*.so; do
+    [ -f "$shim" ] && cp "$shim" "$DEST/lib/"
+done
 cp "$ROOT/include/tinv.h" "$DEST/include/tinv.h"
 sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@VERSION@|$VERSION|g" "$ROOT/tinv.pc.in" >"$DEST/lib/pkgconfig/tinv.pc"
 echo "installed tinv $VERSION into $DEST (pkg-config: $DEST/lib/pkgconfig/tinv.pc)"

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn main() {
     for var in [
@@ -176,7 +175,9 @@ fn trt_define(version_h: &Path, key: &str) -> Result<u32, String> {
 /// TensorRT symbol at link time.
 fn compile_shim(trt: &Path, cuda: &[PathBuf], out: &Path) -> Result<(), String> {
     let compiler = cc::Build::new().cpp(true).get_compiler();
-    let mut cmd = Command::new(compiler.path());
+    // `to_command` keeps the compiler's own arguments: a `CXX_<target>=clang++` gets its
+    // `--target=` there, and without it would build the shim for the host.
+    let mut cmd = compiler.to_command();
     cmd.args(["-std=c++17", "-O2", "-fPIC", "-shared"])
         .args(["-Wall", "-Wextra", "-Werror", "-Wl,--no-undefined"])
         .arg("-Ishim")

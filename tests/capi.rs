@@ -411,6 +411,31 @@ fn install_script_refuses_bad_arguments() {
     );
 }
 
+/// The TensorRT shims of a `--features tensorrt` build go beside libtinv.so: a deployed program
+/// finds them by bare name (ldconfig), not in a build tree the install left behind.
+#[test]
+fn install_copies_the_tensorrt_shims() {
+    let from = toolchain::scratch("shim-from");
+    let prefix = toolchain::scratch("shim-prefix");
+    for f in ["libtinv.so", "libtinv_trt8.so", "libtinv_trt10.so"] {
+        std::fs::write(from.join(f), f).unwrap();
+    }
+    run(
+        &[
+            "sh",
+            root().join("scripts/install.sh").to_str().unwrap(),
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--from",
+            from.to_str().unwrap(),
+        ],
+        &[],
+    );
+    for f in ["libtinv_trt8.so", "libtinv_trt10.so"] {
+        assert_eq!(std::fs::read(prefix.join("lib").join(f)).unwrap(), f.as_bytes());
+    }
+}
+
 /// The documented install step (scripts/install.sh) into a scratch prefix, then a C program
 /// built only from `pkg-config --cflags --libs tinv` (shared) and `--static` (libtinv.a).
 #[test]

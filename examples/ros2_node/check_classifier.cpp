@@ -4,6 +4,7 @@
 //
 //   check_classifier MODEL.tinv INPUT.f32
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "tinv_classifier.hpp"
@@ -30,6 +31,8 @@ int main(int argc, char **argv) {
             return 1;
         }
         std::printf("%u %u\n", r.class_id, r.depth);
+        // A CPU-only build (and any model without engines) runs on the CPU.
+        if (std::string(c.backend_name()) != "cpu") return 1;
         // Setup errors surface as exceptions with the library's message.
         try {
             tinv_example::Classifier bad("/nonexistent.tinv");

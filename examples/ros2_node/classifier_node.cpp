@@ -2,7 +2,10 @@
 // resizes each frame to the model's input (nearest neighbour), classifies it with tinv's
 // adaptive controller and publishes "class confidence depth flops latency_us" on ~/class.
 //
-//   ros2 run tinv_example classifier_node --ros-args -p model:=/opt/tinv/model.tinv -p budget:=0.3
+//   ros2 run tinv_example classifier_node --ros-args -p model:=/opt/tinv/fmnist/model.tinv -p budget:=0.3
+//
+// tinv's own log records (why TINV_BACKEND_AUTO chose the CPU, a refused worker thread) go to
+// the node's logger; a model that cannot be opened ends the node with one fatal log line.
 #include <rclcpp/rclcpp.hpp>
 #include <sensor_msgs/msg/image.hpp>
 #include <std_msgs/msg/string.hpp>
@@ -24,8 +27,9 @@ class ClassifierNode : public rclcpp::Node {
         sub_ = create_subscription<sensor_msgs::msg::Image>(
             "image", rclcpp::SensorDataQoS(),
             [this](sensor_msgs::msg::Image::ConstSharedPtr msg) { on_image(*msg); });
-        RCLCPP_INFO(get_logger(), "tinv %s: input %zux%zux%zu", tinv_version_string(),
-                    classifier_.channels(), classifier_.height(), classifier_.width());
+        RCLCPP_INFO(get_logger(), "tinv %s: input %zux%zux%zu on %s", tinv_version_string(),
+                    classifier_.channels(), classifier_.height(), classifier_.width(),
+                    classifier_.backend_name());
     }
 
   private:
@@ -83,9 +87,28 @@ class ClassifierNode : public rclcpp::Node {
     rclcpp::Subscription<sensor_msgs::msg::Image>::SharedPtr sub_;
 };
 
+// tinv's log records, from whichever thread logs (rclcpp's loggers are thread-safe).
+static void on_tinv_log(uint32_t level, const char *message, void *) {
+    const auto logger = rclcpp::get_logger("tinv");
+    if (level <= 1) RCLCPP_ERROR(logger, "%s", message);
+    else if (level == 2) RCLCPP_WARN(logger, "%s", message);
+    else if (level == 3) RCLCPP_INFO(logger, "%s", message);
+    else RCLCPP_DEBUG(logger, "%s", message);
+}
+
 int main(int argc, char **argv) {
     rclcpp::init(argc, argv);
-    rclcpp::spin(std::make_shared<ClassifierNode>());
+    tinv_set_log_callback(on_tinv_log, nullptr, 4);
+    int rc = 0;
+    try {
+        rclcpp::spin(std::make_shared<ClassifierNode>());
+    } catch (const tinv_example::Error &e) {
+        // A missing or bad model: say so once instead of std::terminate.
+        RCLCPP_FATAL(rclcpp::get_logger("tinv_classifier"), "%s", e.what());
+        rc = 1;
+    }
+    // Returns once no thread is inside on_tinv_log.
+    tinv_set_log_callback(nullptr, nullptr, 0);
     rclcpp::shutdown();
-    return 0;
+    return rc;
 }

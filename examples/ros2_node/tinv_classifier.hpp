@@ -81,6 +81,14 @@ class Classifier {
     }
 
     void set_budget(float budget) { check(tinv_session_set_budget(session_.get(), budget), "tinv_session_set_budget"); }
+
+    // "tensorrt" or "cpu": what TINV_BACKEND_AUTO chose when the model was opened (on a Jetson,
+    // "cpu" means the engines were missing or unusable; the log callback says why).
+    const char *backend_name() const {
+        uint32_t b = 0;
+        check(tinv_model_backend(model_.get(), &b), "tinv_model_backend");
+        return b == TINV_BACKEND_TENSORRT ? "tensorrt" : "cpu";
+    }
     const std::vector<float> &logits() const noexcept { return logits_; }
 
   private:

@@ -159,14 +159,32 @@ pub fn build_engines(
 
 /// Reads `dir/manifest`; a missing file says to run `tinv-run build`.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, TrtError> {
+    // A manifest is a few KB of text: a regular file under 16 MiB (a FIFO would block, a link to
+    // /dev/zero would grow without end).
+    const MAX_BYTES: u64 = 16 << 20;
     let path = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = crate::files::open_regular(&path).and_then(|f| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_BYTES + 1), &mut text)?;
+        if text.len() as u64 > MAX_BYTES {
+            return Err(std::io::Error::other("larger than 16 MiB"));
+        }
+        Ok(text)
+    });
+    let text = text.map_err(|e| {
         TrtError::Manifest(format!(
             "{}: {e}; run `tinv-run build` to build the engines",
             path.display()
         ))
     })?;
-    Manifest::parse(&text)
+    // A damaged manifest gets the same fix as a stale one: rebuild.
+    Manifest::parse(&text).map_err(|e| match e {
+        TrtError::Manifest(m) => TrtError::Manifest(format!(
+            "{}: {m}; run `tinv-run build` to rebuild the engines",
+            path.display()
+        )),
+        other => other,
+    })
 }
 
 #[cfg(test)]
@@ -282,6 +300,27 @@ mod tests {
         );
         let missing = read_manifest(&dir).unwrap_err().to_string();
         assert!(missing.contains("`tinv-run build`"), "{missing}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A damaged manifest names its file and the fix, as a stale one does; a manifest that is
+    /// not a regular file is refused without reading it (a FIFO blocked the open forever).
+    #[test]
+    fn a_damaged_or_irregular_manifest_names_the_fix() {
+        let dir = tmp("damaged");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(MANIFEST_FILE), "hello\n").unwrap();
+        let e = read_manifest(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains(MANIFEST_FILE)
+                && e.contains("not an engine manifest")
+                && e.ends_with("run `tinv-run build` to rebuild the engines"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join(MANIFEST_FILE)).unwrap();
+        let e = read_manifest(&dir).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

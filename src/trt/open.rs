@@ -32,7 +32,13 @@ impl<'a> DirSources<'a> {
 impl Sources for DirSources<'_> {
     fn plan(&self, file: &str) -> Result<Vec<u8>, String> {
         let path = self.dir.join(file);
-        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+        // A regular file only (a FIFO named in a manifest would block the open forever).
+        crate::files::open_regular(&path)
+            .and_then(|mut f| {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut v).map(|_| v)
+            })
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     fn weight(&self, name: &str) -> Option<&[u8]> {
@@ -86,6 +92,8 @@ mod tests {
         let s = DirSources::new(&dir, &lookup);
         assert_eq!(s.plan("path1.plan").unwrap(), b"PLAN");
         assert!(s.plan("path9.plan").unwrap_err().contains("path9.plan"));
+        std::os::unix::fs::symlink("/dev/zero", dir.join("zero.plan")).unwrap();
+        assert!(s.plan("zero.plan").unwrap_err().contains("not a regular file"));
         assert_eq!(s.weight("blk.0.fc.bias"), Some(&bias[..]));
         assert_eq!(s.weight("nope"), None);
         let _ = std::fs::remove_dir_all(&dir);

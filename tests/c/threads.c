@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -168,7 +169,8 @@ static void *open_free_logging(void *arg) {
 static void log_callback_removal_waits(worker *w, int rounds) {
     pthread_t t[2];
     log_ctx *ctx = (log_ctx *)calloc((size_t)rounds, sizeof *ctx);
-    int i, started = 0;
+    int i, started = 0, spins;
+    const struct timespec pause = {0, 100000}; /* 0.1 ms */
     __atomic_store_n(&g_stop_logging, 0, __ATOMIC_SEQ_CST);
     for (i = 0; i < 2; i++)
         if (pthread_create(&t[i], NULL, open_free_logging, &w[i]) == 0) started++;
@@ -176,6 +178,10 @@ static void log_callback_removal_waits(worker *w, int rounds) {
     for (i = 0; ctx && i < rounds; i++) {
         CHECK_OK(tinv_set_log_callback(on_log_checked, &ctx[i], 5));
         sched_yield();
+        /* The first round waits (up to 10 s) for a record, so that the test always sees some:
+         * under qemu on a loaded host the logging threads may not have run yet. */
+        for (spins = 0; i == 0 && spins < 100000 && !__atomic_load_n(&g_logs, __ATOMIC_SEQ_CST); spins++)
+            nanosleep(&pause, NULL);
         CHECK_OK(tinv_set_log_callback(NULL, NULL, 0));
         __atomic_store_n(&ctx[i].dead, 1, __ATOMIC_SEQ_CST);
     }
