@@ -44,6 +44,8 @@ install_tools() {
         "$ZIG_VENV/bin/pip" install --quiet "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$ZIGBUILD_VERSION"
     fi
     if ! command -v qemu-aarch64 >/dev/null || [ ! -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ]; then
+        # A fresh image has no package lists yet.
+        apt-get update -qq
         apt-get install -y qemu-user libc6-arm64-cross libgcc-s1-arm64-cross
     fi
 }
