@@ -432,7 +432,10 @@ fn install_copies_the_tensorrt_shims() {
         &[],
     );
     for f in ["libtinv_trt8.so", "libtinv_trt10.so"] {
-        assert_eq!(std::fs::read(prefix.join("lib").join(f)).unwrap(), f.as_bytes());
+        assert_eq!(
+            std::fs::read(prefix.join("lib").join(f)).unwrap(),
+            f.as_bytes()
+        );
     }
 }
 

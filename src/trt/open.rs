@@ -93,7 +93,10 @@ mod tests {
         assert_eq!(s.plan("path1.plan").unwrap(), b"PLAN");
         assert!(s.plan("path9.plan").unwrap_err().contains("path9.plan"));
         std::os::unix::fs::symlink("/dev/zero", dir.join("zero.plan")).unwrap();
-        assert!(s.plan("zero.plan").unwrap_err().contains("not a regular file"));
+        assert!(s
+            .plan("zero.plan")
+            .unwrap_err()
+            .contains("not a regular file"));
         assert_eq!(s.weight("blk.0.fc.bias"), Some(&bias[..]));
         assert_eq!(s.weight("nope"), None);
         let _ = std::fs::remove_dir_all(&dir);
