@@ -161,16 +161,8 @@ pub fn build_engines(
 pub fn read_manifest(dir: &Path) -> Result<Manifest, TrtError> {
     // A manifest is a few KB of text: a regular file under 16 MiB (a FIFO would block, a link to
     // /dev/zero would grow without end).
-    const MAX_BYTES: u64 = 16 << 20;
     let path = dir.join(MANIFEST_FILE);
-    let text = crate::files::open_regular(&path).and_then(|f| {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_BYTES + 1), &mut text)?;
-        if text.len() as u64 > MAX_BYTES {
-            return Err(std::io::Error::other("larger than 16 MiB"));
-        }
-        Ok(text)
-    });
+    let text = crate::files::read_regular_text(&path, 16 << 20);
     let text = text.map_err(|e| {
         TrtError::Manifest(format!(
             "{}: {e}; run `tinv-run build` to build the engines",

@@ -33,11 +33,7 @@ impl Sources for DirSources<'_> {
     fn plan(&self, file: &str) -> Result<Vec<u8>, String> {
         let path = self.dir.join(file);
         // A regular file only (a FIFO named in a manifest would block the open forever).
-        crate::files::open_regular(&path)
-            .and_then(|mut f| {
-                let mut v = Vec::new();
-                std::io::Read::read_to_end(&mut f, &mut v).map(|_| v)
-            })
+        crate::files::read_regular(&path, u64::MAX - 1)
             .map_err(|e| format!("{}: {e}", path.display()))
     }
 

@@ -101,15 +101,7 @@ pub fn class_names(model: Option<&Path>, classes: usize) -> Vec<String> {
         return Vec::new();
     }
     // A regular file of bounded size only: a FIFO blocked forever and /dev/zero grew without end.
-    const MAX_BYTES: u64 = 1 << 20;
-    let text = tinv::files::open_regular(&file).and_then(|f| {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_BYTES + 1), &mut s)?;
-        if s.len() as u64 > MAX_BYTES {
-            return Err(std::io::Error::other("larger than 1 MiB"));
-        }
-        Ok(s)
-    });
+    let text = tinv::files::read_regular_text(&file, 1 << 20);
     let text = match text {
         Ok(t) => t,
         Err(e) => {

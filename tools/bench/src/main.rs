@@ -84,7 +84,7 @@ pub struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let raw = tinv::files::utf8_args()?;
     let ds = Path::new("/usr/share/datasets/fashion-mnist");
     let default_fm = Path::new("engines/fmnist/model.tinv");
     let mut a = Args {
@@ -121,7 +121,12 @@ fn parse_args() -> Result<Args, String> {
     let path = |v: Option<&String>, f: &str| -> Result<PathBuf, String> {
         v.map(PathBuf::from).ok_or(format!("{f}: expected a path"))
     };
+    let mut seen = std::collections::HashSet::new();
     while let Some(f) = it.next() {
+        // The last of two values won silently.
+        if f.starts_with("--") && !seen.insert(f.as_str()) {
+            return Err(format!("{f} is given twice; give it once"));
+        }
         match f.as_str() {
             "--fmnist" => a.fmnist = Some(path(it.next(), f)?),
             "--images" => a.images = path(it.next(), f)?,

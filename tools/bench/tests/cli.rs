@@ -142,3 +142,24 @@ fn version() {
     let o = Command::new(BIN).arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("-V, --version"));
 }
+
+/// An option given twice (the last value won silently) and an argument that is not UTF-8 (a
+/// panic in `std::env::args`) are one-line errors.
+#[test]
+fn repeated_options_and_non_utf8_arguments_are_refused() {
+    fails(
+        &["--runs", "5", "--runs", "6"],
+        &["error: --runs is given twice"],
+    );
+    use std::os::unix::ffi::OsStrExt;
+    let o = std::process::Command::new(BIN)
+        .arg(std::ffi::OsStr::from_bytes(b"\xff"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: argument '\u{FFFD}' is not valid UTF-8"),
+        "{err}"
+    );
+}

@@ -32,7 +32,8 @@ and any tensor the tool does not know.
 OPTIONS:
     -o, --output FILE     Output .tinv file (default: the checkpoint path with extension .tinv).
                           Written atomically (temporary file, then rename). Must not be
-                          the checkpoint itself or a directory.
+                          the checkpoint, the --config file or a directory, and its folder
+                          must exist (all checked before folding).
     --config FILE         JSON configuration, the same object as `tinv.config` (see FORMAT.md).
     --heads N             Attention heads; must divide the embedding width.
     --image-size HxW|N    Input height and width in pixels (N means NxN). Must match pos_embed.
@@ -97,12 +98,22 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
         quiet: false,
     };
     let mut input = None;
+    let mut seen = std::collections::HashSet::new();
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
             _ => (arg.as_str(), None),
         };
+        // The last of two values won silently (`-o x.tinv -o y.tinv` wrote only y.tinv).
+        let canonical = match flag {
+            "-o" => "--output",
+            "-q" => "--quiet",
+            f => f,
+        };
+        if canonical.starts_with("--") && !seen.insert(canonical) {
+            return Err(usage(format!("{canonical} is given twice; give it once")));
+        }
         // A switch takes no value: `--device=0` must not silently mean "on".
         let switch = |on: &mut bool| match &inline {
             Some(_) => Err(usage(format!("{flag} takes no value"))),
@@ -174,29 +185,45 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
 }
 
 fn read_text(path: &Path) -> Result<String, FoldError> {
-    std::fs::read_to_string(path).map_err(|source| FoldError::Io {
+    // A config is small JSON: a regular file under 16 MiB (a FIFO blocked forever).
+    tinv::files::read_regular_text(path, 16 << 20).map_err(|source| FoldError::Io {
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// Refuses an output that would destroy the checkpoint (the rename replaces it) or that cannot
-/// be a file, before any work is done.
-fn check_output(input: &Path, out: &Path) -> Result<(), FoldError> {
-    if out.is_dir() {
+/// Refuses an output that would destroy the checkpoint or the config (the rename replaces it) or
+/// that cannot be written, before the folding.
+fn check_output(input: &Path, config: Option<&Path>, out: &Path) -> Result<(), FoldError> {
+    if out.is_dir() || out.to_string_lossy().ends_with('/') {
         return Err(usage(format!(
             "output '{}' is a directory; give a file name",
             out.display()
         )));
     }
-    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(out)) {
+    let same = |other: &Path| match (std::fs::canonicalize(other), std::fs::canonicalize(out)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
-    if same {
+    if same(input) {
         return Err(usage(format!(
             "output '{}' is the checkpoint itself; choose another -o",
             out.display()
+        )));
+    }
+    if config.is_some_and(same) {
+        return Err(usage(format!(
+            "output '{}' is the --config file; choose another -o",
+            out.display()
+        )));
+    }
+    // The folder must exist (the write does not create it): found before folding, not after.
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = parent.filter(|d| !d.is_dir()) {
+        return Err(usage(format!(
+            "output '{}': folder {} does not exist",
+            out.display(),
+            dir.display()
         )));
     }
     Ok(())
@@ -216,9 +243,10 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
         .output
         .clone()
         .unwrap_or_else(|| args.input.with_extension("tinv"));
-    check_output(&args.input, &out)?;
     progress(&format!("reading {}", args.input.display()));
     let ck = Checkpoint::open(&args.input)?;
+    // After the input (its errors come first), before the folding.
+    check_output(&args.input, args.config.as_deref(), &out)?;
     let config_json = args.config.as_deref().map(read_text).transpose()?;
     let opts = FoldOptions {
         matrix_dtype: args.dtype,
@@ -236,7 +264,13 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let argv = match tinv::files::utf8_args() {
+        Ok(a) => a,
+        Err(e) => {
+            errln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(&argv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

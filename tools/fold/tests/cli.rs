@@ -53,3 +53,72 @@ fn depths_on_a_controller_checkpoint() {
     }
     assert!(!out.exists());
 }
+
+/// Inputs that are not regular files (a FIFO blocked the read forever), an option given twice
+/// (`-o x -o y` wrote only y) and an argument that is not UTF-8 (a panic) are one-line errors.
+#[test]
+fn irregular_inputs_repeats_and_non_utf8_are_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("tinv-fold-cli-irregular-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let fifo = dir.join("ck.safetensors");
+    let _ = std::fs::remove_file(&fifo);
+    let f = if Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        fifo.to_str().expect("utf-8").to_string()
+    } else {
+        "/dev/zero".to_string()
+    };
+    let ck = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../engines/fmnist/checkpoint.safetensors");
+    let ck = ck.to_str().expect("utf-8 path");
+    let out = dir.join("o.tinv");
+    let o = out.to_str().expect("utf-8");
+    // An existing file named by both --config and -o (it was replaced by the .tinv bytes).
+    std::fs::write(&out, "{}").expect("config");
+    for (args, want) in [
+        (vec![f.as_str(), "-o", o], "not a regular file"),
+        (
+            vec![ck, "--config", f.as_str(), "-o", o],
+            "not a regular file",
+        ),
+        (vec![ck, "-o", o, "--output", o], "--output is given twice"),
+        (
+            vec![ck, "--heads", "4", "--heads=4", "-o", o],
+            "--heads is given twice",
+        ),
+        (vec![ck, "--config", o, "-o", o], "is the --config file"),
+        (
+            vec![ck, "-o", "/nonexistent/dir/z.tinv"],
+            "folder /nonexistent/dir does not exist",
+        ),
+        (
+            vec![ck, "-o", "newdir/"],
+            "is a directory; give a file name",
+        ),
+    ] {
+        let r = Command::new(BIN)
+            .arg("-q")
+            .args(&args)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.lines().count() == 1 && err.starts_with("error: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+    let r = Command::new(BIN)
+        .arg(std::ffi::OsStr::from_bytes(b"m\xff.safetensors"))
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not valid UTF-8"), "{err}");
+    assert_eq!(std::fs::read_to_string(&out).expect("config"), "{}");
+    std::fs::remove_dir_all(&dir).ok();
+}

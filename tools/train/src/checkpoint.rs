@@ -65,14 +65,8 @@ fn create_parent(path: &Path) -> Result<(), (&Path, std::io::Error)> {
 /// readable safetensors file, with its optimizer state beside it. Whether it fits the run is
 /// checked once the data is known.
 pub fn check_resume(path: &Path) -> Result<(), String> {
-    use std::io::Read;
-    let mut f =
-        std::fs::File::open(path).map_err(|e| format!("--resume {}: {e}", path.display()))?;
-    if !f.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(format!("--resume {}: not a file", path.display()));
-    }
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)
+    // Checked before opening: opening a FIFO blocked until a writer came.
+    let buf = tinv::files::read_regular(path, u64::MAX - 1)
         .map_err(|e| format!("--resume {}: {e}", path.display()))?;
     SafeTensors::deserialize(&buf).map_err(|e| {
         format!(
@@ -81,7 +75,7 @@ pub fn check_resume(path: &Path) -> Result<(), String> {
         )
     })?;
     let op = resume_optim(path).map_err(|e| format!("--resume {e}"))?;
-    std::fs::File::open(&op).map_err(|e| format!("--resume {}: {e}", op.display()))?;
+    tinv::files::open_regular(&op).map_err(|e| format!("--resume {}: {e}", op.display()))?;
     Ok(())
 }
 
@@ -105,6 +99,24 @@ pub fn resume_optim(path: &Path) -> Result<std::path::PathBuf, String> {
 /// (where `save` will create it). Nothing is left behind, not even that directory, should the
 /// run fail before its first checkpoint.
 pub fn check_writable(path: &Path) -> Result<(), String> {
+    // Checked before the training they would otherwise end: `--out ""` and `--out dir/` failed
+    // only when the first checkpoint was written, leaving stray files behind.
+    let text = path.to_string_lossy();
+    if text.is_empty() || text.ends_with('/') || path.file_name().is_none() {
+        return Err(format!(
+            "--out '{}': give a file name such as checkpoint.safetensors",
+            path.display()
+        ));
+    }
+    // `x.tmp` is its own temporary file (no atomic write), and `x.optim.safetensors` is the
+    // optimizer state another checkpoint's --resume needs.
+    if path.extension().is_some_and(|e| e == "tmp") || text.ends_with(".optim.safetensors") {
+        return Err(format!(
+            "--out {}: that name is reserved (.tmp files are written before the rename, \
+             .optim.safetensors files hold a checkpoint's optimizer state)",
+            path.display()
+        ));
+    }
     if path.is_dir() {
         return Err(format!(
             "--out {}: is a directory; give a file name such as {}",
@@ -175,7 +187,9 @@ fn sorted_header(buf: Vec<u8>) -> Vec<u8> {
 
 /// Reads every tensor of `path` (f32 only) and its metadata.
 pub fn load(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>), String> {
-    let buf = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // A regular file only: a FIFO blocked forever, /dev/zero read until memory ran out.
+    let buf = tinv::files::read_regular(path, u64::MAX - 1)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let st = SafeTensors::deserialize(&buf).map_err(|e| {
         format!(
             "{}: not a readable safetensors checkpoint ({e})",

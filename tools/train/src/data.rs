@@ -78,6 +78,9 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf, String> {
         Ok(gz)
     } else if plain.is_file() {
         Ok(plain)
+    } else if gz.exists() || plain.exists() {
+        // A FIFO, a device or a folder of that name: the reader says what it is.
+        Ok(if gz.exists() { gz } else { plain })
     } else {
         Err(format!(
             "dataset file {} (or {}) not found; for Fashion-MNIST run `apt-get install dataset-fashion-mnist` \
@@ -107,6 +110,12 @@ pub fn load(dir: &Path, prefix: &str) -> Result<Dataset, String> {
             ))
         }
     };
+    if c == 0 || h == 0 || w == 0 {
+        return Err(format!(
+            "{}: images of {h}x{w}x{c} (height x width x channels): a zero dimension",
+            ip.display()
+        ));
+    }
     if labels.dims.len() != 1 {
         return Err(format!(
             "{}: labels must be a rank-1 file (one per image), found dimensions {:?}",
@@ -357,6 +366,26 @@ mod tests {
         assert!(load(&dir, "t10k")
             .unwrap_err()
             .contains("t10k-labels-idx1-ubyte"));
+        // A zero height, width or channel count (20 bytes of header) panicked splitting pixels.
+        std::fs::write(
+            dir.join("t10k-labels-idx1-ubyte"),
+            tinv::idx::encode(&[1], &[7]).unwrap(),
+        )
+        .unwrap();
+        for dims in [[1, 1, 2, 0], [1, 0, 2, 3]] {
+            std::fs::write(
+                dir.join("t10k-images-idx3-ubyte.gz"),
+                tinv::idx::encode(&dims, &[]).unwrap(),
+            )
+            .unwrap();
+            let e = load(&dir, "t10k").unwrap_err();
+            assert!(e.contains("a zero dimension"), "{dims:?}: {e}");
+        }
+        // A dataset file that is not a regular file is named as such, not as missing.
+        std::fs::remove_file(dir.join("t10k-images-idx3-ubyte.gz")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("t10k-images-idx3-ubyte")).unwrap();
+        let e = load(&dir, "t10k").unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

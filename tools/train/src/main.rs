@@ -453,7 +453,13 @@ fn samples(mut a: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = match tinv::files::utf8_args() {
+        Ok(a) => a,
+        Err(e) => {
+            errln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // No command: the usage on stdout and an error, as `tinv-run` does.
     if args.is_empty() {
         out!("{HELP}");

@@ -40,46 +40,79 @@ pub fn find<'a>(ts: &'a [HostTensor], name: &str) -> Option<&'a HostTensor> {
     ts.iter().find(|t| t.name == name)
 }
 
-/// The backbone's tensors (timm names + `exits.{d}.*`), freshly initialized as timm does:
-/// truncated normal (std 0.02) for matrices, the class token and the position embedding; zero
-/// biases; LayerNorm weight 1, bias 0. The order is the order of the forward.
-pub fn init_backbone(m: &ModelConfig, rng: &mut Rng) -> Vec<HostTensor> {
+/// How one backbone tensor starts: timm's truncated normal (std 0.02) or a constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// Truncated normal, std 0.02.
+    Normal,
+    /// Every element this value.
+    Full(f32),
+}
+
+/// One backbone tensor's name, shape and initialization, without its values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// Checkpoint name.
+    pub name: String,
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Initialization.
+    pub init: Init,
+}
+
+/// The backbone's tensors (timm names + `exits.{d}.*`) as specs, in the order of the forward:
+/// what a checkpoint must hold for `m`, known without allocating any of it (a checkpoint's
+/// config may declare a model far larger than its tensors).
+pub fn backbone_specs(m: &ModelConfig) -> Vec<Spec> {
     let (d, h, k, p, c) = (m.dim, m.mlp_hidden, m.classes, m.patch, m.channels);
-    let mut v = vec![
-        HostTensor::trunc_normal("patch_embed.proj.weight", &[d, c, p, p], 0.02, rng),
-        HostTensor::full("patch_embed.proj.bias", &[d], 0.0),
-        HostTensor::trunc_normal("cls_token", &[1, 1, d], 0.02, rng),
-        HostTensor::trunc_normal("pos_embed", &[1, m.tokens(), d], 0.02, rng),
-    ];
-    let norm = |v: &mut Vec<HostTensor>, name: &str| {
-        v.push(HostTensor::full(&format!("{name}.weight"), &[d], 1.0));
-        v.push(HostTensor::full(&format!("{name}.bias"), &[d], 0.0));
+    let spec = |name: &str, shape: &[usize], init| Spec {
+        name: name.into(),
+        shape: shape.to_vec(),
+        init,
     };
-    let linear = |v: &mut Vec<HostTensor>, rng: &mut Rng, name: &str, out: usize, inp: usize| {
-        v.push(HostTensor::trunc_normal(
-            &format!("{name}.weight"),
-            &[out, inp],
-            0.02,
-            rng,
-        ));
-        v.push(HostTensor::full(&format!("{name}.bias"), &[out], 0.0));
+    let mut v = vec![
+        spec("patch_embed.proj.weight", &[d, c, p, p], Init::Normal),
+        spec("patch_embed.proj.bias", &[d], Init::Full(0.0)),
+        spec("cls_token", &[1, 1, d], Init::Normal),
+        spec("pos_embed", &[1, m.tokens(), d], Init::Normal),
+    ];
+    let norm = |v: &mut Vec<Spec>, name: &str| {
+        v.push(spec(&format!("{name}.weight"), &[d], Init::Full(1.0)));
+        v.push(spec(&format!("{name}.bias"), &[d], Init::Full(0.0)));
+    };
+    let linear = |v: &mut Vec<Spec>, name: &str, out: usize, inp: usize| {
+        v.push(spec(&format!("{name}.weight"), &[out, inp], Init::Normal));
+        v.push(spec(&format!("{name}.bias"), &[out], Init::Full(0.0)));
     };
     for i in 0..m.blocks {
         let b = format!("blocks.{i}");
         norm(&mut v, &format!("{b}.norm1"));
-        linear(&mut v, rng, &format!("{b}.attn.qkv"), 3 * d, d);
-        linear(&mut v, rng, &format!("{b}.attn.proj"), d, d);
+        linear(&mut v, &format!("{b}.attn.qkv"), 3 * d, d);
+        linear(&mut v, &format!("{b}.attn.proj"), d, d);
         norm(&mut v, &format!("{b}.norm2"));
-        linear(&mut v, rng, &format!("{b}.mlp.fc1"), h, d);
-        linear(&mut v, rng, &format!("{b}.mlp.fc2"), d, h);
+        linear(&mut v, &format!("{b}.mlp.fc1"), h, d);
+        linear(&mut v, &format!("{b}.mlp.fc2"), d, h);
     }
     for &dep in &m.depths[..m.depths.len().saturating_sub(1)] {
         norm(&mut v, &format!("exits.{dep}.norm"));
-        linear(&mut v, rng, &format!("exits.{dep}.head"), k, d);
+        linear(&mut v, &format!("exits.{dep}.head"), k, d);
     }
     norm(&mut v, "norm");
-    linear(&mut v, rng, "head", k, d);
+    linear(&mut v, "head", k, d);
     v
+}
+
+/// The backbone's tensors, freshly initialized as timm does: truncated normal (std 0.02) for
+/// matrices, the class token and the position embedding; zero biases; LayerNorm weight 1, bias
+/// 0 ([`backbone_specs`], drawn in that order).
+pub fn init_backbone(m: &ModelConfig, rng: &mut Rng) -> Vec<HostTensor> {
+    backbone_specs(m)
+        .iter()
+        .map(|s| match s.init {
+            Init::Normal => HostTensor::trunc_normal(&s.name, &s.shape, 0.02, rng),
+            Init::Full(v) => HostTensor::full(&s.name, &s.shape, v),
+        })
+        .collect()
 }
 
 /// Names of the norm and head of path `k` (`exits.{d}.*`, or `norm`/`head` for the deepest).

@@ -216,6 +216,9 @@ fn stopped(out: &Path, meta: &TrainMeta) {
     );
 }
 
+/// Most backbone parameters `fit` takes (2^30 f32: 4 GiB of weights).
+const MAX_PARAMS: usize = 1 << 30;
+
 /// Trains the backbone for `h.epochs` epochs (or the rest of them, when resuming).
 pub fn train_backbone(
     cfg: &ModelConfig,
@@ -237,6 +240,18 @@ pub fn train_backbone(
     }
     let mut backbone_cfg = cfg.clone();
     backbone_cfg.controller = None;
+    // Weights, gradients and Adam's two moments are all held: a model beyond this bound (4 GiB
+    // of weights, 16 GiB in all, before activations) aborted allocating instead of saying so.
+    let params: usize = crate::tensors::backbone_specs(&backbone_cfg)
+        .iter()
+        .map(|s| s.shape.iter().product::<usize>())
+        .fold(0usize, usize::saturating_add);
+    if params > MAX_PARAMS {
+        return Err(TrainError::Input(format!(
+            "the model has {params} parameters; this CPU trainer takes at most {MAX_PARAMS} \
+             (--dim, --mlp-hidden, --blocks)"
+        )));
+    }
     let (vit, mut opt, mut meta) = match &opts.resume {
         Some(path) => {
             let (ts, m) = checkpoint::load(path)?;

@@ -168,7 +168,7 @@ fn argument_mistakes_are_one_line_errors() {
             "/nonexistent/ck.safetensors",
             "--resume /nonexistent/ck.safetensors: No such file or directory",
         ),
-        ("--resume", "/", "--resume /: not a file"),
+        ("--resume", "/", "--resume /: not a regular file"),
     ] {
         fails(&["fit", "--data", "/nonexistent", flag, v], &[want]);
     }
@@ -552,4 +552,50 @@ fn a_closed_or_failing_stdout_is_not_a_panic() {
     }
     assert_eq!(std::fs::read_dir(&pngs).unwrap().count(), 3);
     std::fs::remove_dir_all(&root).ok();
+}
+
+/// A checkpoint or resume file that is a FIFO blocked forever (and /dev/zero read until memory
+/// ran out); an argument that is not UTF-8 panicked. Each is now a one-line error.
+#[test]
+fn irregular_files_and_non_utf8_arguments_are_refused() {
+    let dir = tmp("irregular");
+    let fifo = dir.join("ck.safetensors");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    let f = if made.is_ok_and(|s| s.success()) {
+        fifo.to_str().unwrap().to_string()
+    } else {
+        "/dev/zero".to_string()
+    };
+    fails(&["eval", &f], &["not a regular file"]);
+    fails(&["controller", &f], &["not a regular file"]);
+    fails(
+        &["fit", "--data", "/nonexistent", "--resume", &f],
+        &["--resume", "not a regular file"],
+    );
+    use std::os::unix::ffi::OsStrExt;
+    let o = Command::new(BIN)
+        .args(["eval"])
+        .arg(std::ffi::OsStr::from_bytes(b"ck\xff.safetensors"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not valid UTF-8"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// An `--out` that cannot be a checkpoint's name is refused before any training: it failed only
+/// when the first checkpoint was written (`""`, `dir/`), wrote in place (`x.tmp`), or replaced
+/// another checkpoint's optimizer state (`x.optim.safetensors`).
+#[test]
+fn an_out_that_cannot_name_a_checkpoint_is_refused_up_front() {
+    for (out, want) in [
+        ("", "give a file name"),
+        ("newdir/", "give a file name"),
+        ("ck.tmp", "that name is reserved"),
+        ("ck.optim.safetensors", "that name is reserved"),
+    ] {
+        fails(&["fit", "--data", "/nonexistent", "--out", out], &[want]);
+        fails(&["controller", "ck.safetensors", "--out", out], &[want]);
+    }
 }
