@@ -443,6 +443,9 @@ fn samples(mut a: Args) -> Result<(), String> {
     let dir = data_dir(&mut a)?;
     let out = PathBuf::from(a.take("--out")?.ok_or("samples: --out DIR is required")?);
     let count: usize = a.num("--count", 10)?;
+    if count == 0 {
+        return Err("--count must be at least 1 (0 wrote nothing and said nothing)".into());
+    }
     no_extra(&a)?;
     tinv_train::samples::check_dir(&out)?;
     let ds = data::load(&dir, "t10k")?;

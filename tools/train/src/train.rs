@@ -256,6 +256,14 @@ pub fn train_backbone(
         Some(path) => {
             let (ts, m) = checkpoint::load(path)?;
             let meta = read_meta(&m, path)?;
+            // Training changes the backbone the controller was fitted to: it is not carried on.
+            if ts.iter().any(|t| t.name.starts_with("ctrl.")) {
+                crate::errln!(
+                    "tinv-train: warning: {} has a controller; the checkpoints of this run will \
+                     not (run `tinv-train controller` on the result)",
+                    path.display()
+                );
+            }
             // The epoch count and the shift augmentation may change on resume (lengthen a run,
             // or add augmentation once the model starts to overfit): the learning-rate schedule
             // then follows the new total from the current step on. Everything else must match.

@@ -598,4 +598,8 @@ fn an_out_that_cannot_name_a_checkpoint_is_refused_up_front() {
         fails(&["fit", "--data", "/nonexistent", "--out", out], &[want]);
         fails(&["controller", "ck.safetensors", "--out", out], &[want]);
     }
+    fails(
+        &["samples", "--out", "/tmp/x", "--count", "0"],
+        &["--count must be at least 1"],
+    );
 }
