@@ -126,3 +126,61 @@ pub fn exit_names(m: &ModelConfig, k: usize) -> (String, String) {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dim: usize, hidden: usize, blocks: usize) -> ModelConfig {
+        ModelConfig {
+            image_size: [4, 4],
+            channels: 1,
+            patch: 2,
+            dim,
+            blocks,
+            heads: 1,
+            mlp_hidden: hidden,
+            classes: 3,
+            ln_eps: 1e-6,
+            gelu: "erf".into(),
+            mean: vec![0.0],
+            std: vec![1.0],
+            depths: vec![1, blocks],
+            controller: None,
+        }
+    }
+
+    /// The specs are the tensors `init_backbone` makes, name for name and shape for shape.
+    #[test]
+    fn specs_describe_the_initialized_backbone() {
+        let m = cfg(4, 8, 2);
+        let ts = init_backbone(&m, &mut Rng::new(1, 0));
+        let specs = backbone_specs(&m);
+        assert_eq!(ts.len(), specs.len());
+        for (t, s) in ts.iter().zip(&specs) {
+            assert_eq!((&t.name, &t.shape), (&s.name, &s.shape));
+            if let Init::Full(v) = s.init {
+                assert!(t.data.iter().all(|&x| x == v), "{}", t.name);
+            }
+        }
+        assert_eq!(specs[0].shape, [4, 1, 2, 2]);
+        assert!(specs
+            .iter()
+            .any(|s| s.name == "exits.1.head.weight" && s.shape == [3, 4]));
+    }
+
+    /// A small checkpoint whose config declares a huge model (bug 33): the shape check names the
+    /// first mismatch from the specs alone. Allocating a random model of that size first (8 G
+    /// floats here) aborted the process.
+    #[test]
+    fn a_huge_declared_config_is_checked_without_allocating_it() {
+        let small = init_backbone(&cfg(4, 8, 2), &mut Rng::new(1, 0));
+        let huge = cfg(16384, 65536, 1024);
+        let e = crate::vit::Vit::from_host(&huge, &small).err().unwrap();
+        assert_eq!(
+            e,
+            "tensor 'patch_embed.proj.weight' has shape [4, 1, 2, 2], the config needs \
+             [16384, 1, 2, 2]"
+        );
+    }
+}
