@@ -411,15 +411,8 @@ fn install_script_refuses_bad_arguments() {
     );
 }
 
-/// The TensorRT shims of a `--features tensorrt` build go beside libtinv.so: a deployed program
-/// finds them by bare name (ldconfig), not in a build tree the install left behind.
-#[test]
-fn install_copies_the_tensorrt_shims() {
-    let from = toolchain::scratch("shim-from");
-    let prefix = toolchain::scratch("shim-prefix");
-    for f in ["libtinv.so", "libtinv_trt8.so", "libtinv_trt10.so"] {
-        std::fs::write(from.join(f), f).unwrap();
-    }
+/// scripts/install.sh --prefix `prefix` --from `from`, which must succeed.
+fn install(from: &std::path::Path, prefix: &std::path::Path) {
     run(
         &[
             "sh",
@@ -431,6 +424,18 @@ fn install_copies_the_tensorrt_shims() {
         ],
         &[],
     );
+}
+
+/// The TensorRT shims of a `--features tensorrt` build go beside libtinv.so: a deployed program
+/// finds them by bare name (ldconfig), not in a build tree the install left behind.
+#[test]
+fn install_copies_the_tensorrt_shims() {
+    let from = toolchain::scratch("shim-from");
+    let prefix = toolchain::scratch("shim-prefix");
+    for f in ["libtinv.so", "libtinv_trt8.so", "libtinv_trt10.so"] {
+        std::fs::write(from.join(f), f).unwrap();
+    }
+    install(&from, &prefix);
     for f in ["libtinv_trt8.so", "libtinv_trt10.so"] {
         assert_eq!(
             std::fs::read(prefix.join("lib").join(f)).unwrap(),
@@ -450,17 +455,7 @@ fn installed_package_links_through_pkg_config() {
     let prefix = toolchain::scratch("prefix");
     let lib = toolchain::built_library();
     let from = lib.parent().unwrap();
-    run(
-        &[
-            "sh",
-            root().join("scripts/install.sh").to_str().unwrap(),
-            "--prefix",
-            prefix.to_str().unwrap(),
-            "--from",
-            from.to_str().unwrap(),
-        ],
-        &[],
-    );
+    install(&from, &prefix);
     let pc_path = prefix.join("lib/pkgconfig");
     let pc = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["pkg-config"];
