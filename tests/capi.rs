@@ -455,7 +455,7 @@ fn installed_package_links_through_pkg_config() {
     let prefix = toolchain::scratch("prefix");
     let lib = toolchain::built_library();
     let from = lib.parent().unwrap();
-    install(&from, &prefix);
+    install(from, &prefix);
     let pc_path = prefix.join("lib/pkgconfig");
     let pc = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["pkg-config"];

@@ -3,7 +3,7 @@
 //! own logging (ROS 2's, syslog) sees them. Without a callback nothing is printed: a library does
 //! not write to a host's stderr on its own.
 
-use super::status::{ffi_boundary, Fail, Status};
+use super::status::{ffi_boundary, one_line, Fail, Status};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{fence, Ordering};
@@ -72,13 +72,7 @@ impl log::Log for CLogger {
         let level = record.level() as u32;
         let mut msg: Vec<u8> = format!("tinv: {}", record.args())
             .bytes()
-            .map(|b| {
-                if matches!(b, 0 | b'\n' | b'\r') {
-                    b' '
-                } else {
-                    b
-                }
-            })
+            .map(one_line)
             .collect();
         msg.push(0);
         let key = Arc::as_ptr(&sink) as usize;

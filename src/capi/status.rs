@@ -169,6 +169,15 @@ thread_local! {
 
 static EMPTY: &CStr = c"";
 
+/// A message byte as it may appear in a one-line C string: NUL and line breaks become spaces.
+pub fn one_line(b: u8) -> u8 {
+    if matches!(b, 0 | b'\n' | b'\r') {
+        b' '
+    } else {
+        b
+    }
+}
+
 /// Stores `msg` as this thread's last error (NULs and line breaks, from a path perhaps, become
 /// spaces: the message is one C string of one line); `""` clears it.
 pub fn set_last_error(msg: &str) {
@@ -186,11 +195,7 @@ pub fn set_last_error(msg: &str) {
             }
             let (head, tail) = e.split_at_mut(len);
             for (d, s) in head.iter_mut().zip(msg.bytes()) {
-                *d = if matches!(s, 0 | b'\n' | b'\r') {
-                    b' '
-                } else {
-                    s
-                };
+                *d = one_line(s);
             }
             let end: &[u8] = if cut { b"...\0" } else { b"\0" };
             if let Some(t) = tail.get_mut(..end.len()) {
