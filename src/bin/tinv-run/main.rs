@@ -162,7 +162,7 @@ pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String>
         && !threshold
         && (budget.is_some() || a.get("mode").is_some())
     {
-        return Err(no_controller("--budget and --mode adaptive|graph"));
+        return Err(no_controller("--budget or --mode adaptive|graph"));
     }
     let backend = backend(a)?;
     let opts = tinv::SessionOptions {
@@ -180,8 +180,8 @@ pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String>
 /// The error for controller options on a model without a controller.
 pub fn no_controller(options: &str) -> String {
     format!(
-        "this model has no controller, so it runs every input at full depth: {options} need one \
-         (use --depth D or --mode threshold:τ)"
+        "this model has no controller, so it runs every input at full depth and takes no \
+         {options} (use --depth D or --mode threshold:τ)"
     )
 }
 
