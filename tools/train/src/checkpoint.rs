@@ -23,12 +23,48 @@ pub fn optim_path(path: &Path) -> PathBuf {
     path.with_file_name(format!("{stem}.optim.safetensors"))
 }
 
+/// Where a checkpoint's previous optimizer state is kept while the next pair is written
+/// (`a/b.safetensors` → `a/b.optim.prev.safetensors`).
+pub fn optim_prev_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.optim.prev.safetensors"))
+}
+
 /// Writes `tensors` with `meta` to `path` atomically.
 pub fn save(
     path: &Path,
     tensors: &[HostTensor],
     meta: &HashMap<String, String>,
 ) -> Result<(), String> {
+    let tmp = write_temp(path, tensors, meta)?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// [`save`], first moving the file `path` held to `prev`: a run stopped between this and the
+/// next write still has a file of the previous step (the optimizer state that pairs with the
+/// checkpoint not yet replaced).
+pub fn save_keeping_previous(
+    path: &Path,
+    prev: &Path,
+    tensors: &[HostTensor],
+    meta: &HashMap<String, String>,
+) -> Result<(), String> {
+    let tmp = write_temp(path, tensors, meta)?;
+    if path.is_file() {
+        std::fs::rename(path, prev).map_err(|e| format!("{}: {e}", prev.display()))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Serializes `tensors` with `meta` into `path`'s temporary file; returns its path.
+fn write_temp(
+    path: &Path,
+    tensors: &[HostTensor],
+    meta: &HashMap<String, String>,
+) -> Result<PathBuf, String> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -45,7 +81,7 @@ pub fn save(
     let tmp = temp_of(path);
     create_parent(path).map_err(|(dir, e)| format!("{}: {e}", dir.display()))?;
     std::fs::write(&tmp, buf).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    Ok(tmp)
 }
 
 /// The file [`save`] writes first and renames onto `path`.
@@ -74,15 +110,22 @@ pub fn check_resume(path: &Path) -> Result<(), String> {
             path.display()
         )
     })?;
-    let op = resume_optim(path).map_err(|e| format!("--resume {e}"))?;
-    tinv::files::open_regular(&op).map_err(|e| format!("--resume {}: {e}", op.display()))?;
+    for op in resume_optim(path).map_err(|e| format!("--resume {e}"))? {
+        tinv::files::open_regular(&op).map_err(|e| format!("--resume {}: {e}", op.display()))?;
+    }
     Ok(())
 }
 
 /// The optimizer state a resume of `path` needs, or why it is missing.
-pub fn resume_optim(path: &Path) -> Result<std::path::PathBuf, String> {
+pub fn resume_optim(path: &Path) -> Result<Vec<PathBuf>, String> {
     let op = optim_path(path);
-    if !op.is_file() {
+    // The previous state too: a run stopped between the sidecar's write and the checkpoint's
+    // left the checkpoint's own state there.
+    let found: Vec<PathBuf> = [op.clone(), optim_prev_path(path)]
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    if found.is_empty() {
         return Err(format!(
             "{}: optimizer state {} (written beside every checkpoint) not found; \
              --resume needs both files",
@@ -90,7 +133,7 @@ pub fn resume_optim(path: &Path) -> Result<std::path::PathBuf, String> {
             op.display()
         ));
     }
-    Ok(op)
+    Ok(found)
 }
 
 /// Checks before any work that [`save`] can write `path`, so a bad `--out` fails at once rather
@@ -110,7 +153,10 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
     }
     // `x.tmp` is its own temporary file (no atomic write), and `x.optim.safetensors` is the
     // optimizer state another checkpoint's --resume needs.
-    if path.extension().is_some_and(|e| e == "tmp") || text.ends_with(".optim.safetensors") {
+    if path.extension().is_some_and(|e| e == "tmp")
+        || text.ends_with(".optim.safetensors")
+        || text.ends_with(".optim.prev.safetensors")
+    {
         return Err(format!(
             "--out {}: that name is reserved (.tmp files are written before the rename, \
              .optim.safetensors files hold a checkpoint's optimizer state)",

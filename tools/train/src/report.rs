@@ -35,7 +35,9 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         format!(
             "{}: no '{CONFIG_KEY}' metadata (not a model checkpoint written by tinv-train{})",
             path.display(),
-            if path.to_string_lossy().ends_with(".optim.safetensors") {
+            if meta.contains_key(crate::snapshot::OPTIM_STEP_KEY)
+                || path.to_string_lossy().ends_with(".optim.safetensors")
+            {
                 "; this is the optimizer state beside one"
             } else {
                 ""

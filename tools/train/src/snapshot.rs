@@ -41,12 +41,18 @@ impl Snapshot {
     }
 
     /// Writes the optimizer sidecar, then the checkpoint, each atomically (temporary file and
-    /// rename). The sidecar records its step, so a resume can tell a pair that a run killed
-    /// between the two renames left from different steps.
+    /// rename). The sidecar records its step, and the one it replaces is kept as
+    /// `*.optim.prev.safetensors`: a run killed between the two renames leaves the old
+    /// checkpoint with its own state there, which a resume picks by step.
     pub fn write(&self, path: &Path) -> Result<(), TrainError> {
         if let Some(optim) = &self.optim {
             let step = HashMap::from([(OPTIM_STEP_KEY.to_string(), self.step.to_string())]);
-            checkpoint::save(&checkpoint::optim_path(path), optim, &step)?;
+            checkpoint::save_keeping_previous(
+                &checkpoint::optim_path(path),
+                &checkpoint::optim_prev_path(path),
+                optim,
+                &step,
+            )?;
         }
         checkpoint::save(path, &self.model, &self.meta)?;
         Ok(())

@@ -306,21 +306,32 @@ pub fn train_backbone(
             let vit = Vit::from_host(&backbone_cfg, &ts)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let mut opt = AdamW::new(vit.vars())?;
-            let op = checkpoint::resume_optim(path).map_err(TrainError::Input)?;
-            let (ots, om) = checkpoint::load(&op)?;
-            // Sidecars written before the step was recorded pass.
-            if let Some(st) = om.get(OPTIM_STEP_KEY) {
-                if *st != meta.global_step.to_string() {
-                    return Err(TrainError::Input(format!(
-                        "{}: the optimizer state is from global step {st}, the checkpoint {} \
-                         from step {} (a run stopped between writing the two); resume from a \
-                         pair written together",
-                        op.display(),
-                        path.display(),
-                        meta.global_step
-                    )));
+            // The sidecar, else the one it replaced (a run stopped between writing the two):
+            // the first whose step is the checkpoint's. Sidecars written before the step was
+            // recorded pass.
+            let mut found = None;
+            let mut steps = Vec::new();
+            for op in checkpoint::resume_optim(path).map_err(TrainError::Input)? {
+                let (ots, om) = checkpoint::load(&op)?;
+                match om.get(OPTIM_STEP_KEY) {
+                    Some(st) if *st != meta.global_step.to_string() => {
+                        steps.push(format!("{} is from global step {st}", op.display()))
+                    }
+                    _ => {
+                        found = Some((op, ots));
+                        break;
+                    }
                 }
             }
+            let Some((op, ots)) = found else {
+                return Err(TrainError::Input(format!(
+                    "{}: no optimizer state of its global step {} ({}); resume from a pair \
+                     written together",
+                    path.display(),
+                    meta.global_step,
+                    steps.join(", ")
+                )));
+            };
             opt.load_host(vit.vars(), &ots, meta.global_step)
                 .map_err(|e| format!("{}: {e}", op.display()))?;
             let meta = TrainMeta {

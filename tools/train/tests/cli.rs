@@ -603,3 +603,24 @@ fn an_out_that_cannot_name_a_checkpoint_is_refused_up_front() {
         &["--count must be at least 1"],
     );
 }
+
+/// `eval` on an optimizer state (the sidecar, or the previous one kept beside it) says what the
+/// file is.
+#[test]
+fn eval_on_an_optimizer_state_names_it() {
+    let dir = tmp("optim-eval");
+    let meta = std::collections::HashMap::from([(
+        tinv_train::snapshot::OPTIM_STEP_KEY.to_string(),
+        "3".to_string(),
+    )]);
+    let t = tinv_train::tensors::HostTensor::full("m.blocks.0.norm1.weight", &[2], 0.0);
+    for name in ["ck.optim.safetensors", "ck.optim.prev.safetensors"] {
+        let p = dir.join(name);
+        tinv_train::checkpoint::save(&p, std::slice::from_ref(&t), &meta).unwrap();
+        fails(
+            &["eval", p.to_str().unwrap()],
+            &["this is the optimizer state beside one"],
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

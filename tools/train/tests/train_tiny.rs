@@ -191,8 +191,8 @@ fn resume_continues_where_it_stopped() {
     assert_eq!(metrics(&meta), metrics(&whole));
     assert!(meta.partial.is_none() && whole.partial.is_none());
 
-    // An optimizer sidecar of another step (a run killed between writing the two files) is
-    // refused, naming both steps.
+    // An optimizer sidecar of another step (a run killed between writing the two files), with
+    // no previous state to fall back on, is refused, naming both steps.
     let mixed = tmp("mixed");
     std::fs::copy(&part, &mixed).unwrap();
     std::fs::copy(
@@ -206,12 +206,29 @@ fn resume_continues_where_it_stopped() {
     };
     match train::train_backbone(&cfg(), &h, &tr, &val, &o) {
         Err(TrainError::Input(m)) => assert!(
-            m.contains("optimizer state is from global step 10") && m.contains("from step 7"),
+            m.contains("no optimizer state of its global step 7")
+                && m.contains("is from global step 10"),
             "{m}"
         ),
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a mismatched optimizer state was accepted"),
     }
+    // A run of several checkpoints keeps the state each sidecar replaced.
+    assert!(tinv_train::checkpoint::optim_prev_path(&straight).is_file());
+    // What such a run really leaves: the state the sidecar replaced, kept as
+    // *.optim.prev.safetensors. The resume picks it by step and ends where the straight run did.
+    std::fs::copy(
+        tinv_train::checkpoint::optim_path(&part),
+        tinv_train::checkpoint::optim_prev_path(&mixed),
+    )
+    .unwrap();
+    let healed = tmp("healed");
+    let o = RunOpts {
+        resume: Some(mixed.clone()),
+        ..opts(&healed)
+    };
+    train::train_backbone(&cfg(), &h, &tr, &val, &o).unwrap();
+    assert_eq!(tinv_train::checkpoint::load(&healed).unwrap().0, a);
 
     // The epoch count and the shift augmentation may change on resume: a third epoch runs 5
     // more steps, and the new shift is what the checkpoint then records.
