@@ -16,21 +16,22 @@ pub const TRAIN_KEY: &str = "tinv.train";
 
 /// The optimizer sidecar of a checkpoint path (`a/b.safetensors` → `a/b.optim.safetensors`).
 pub fn optim_path(path: &Path) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!("{stem}.optim.safetensors"))
+    beside(path, "optim.safetensors")
 }
 
 /// Where a checkpoint's previous optimizer state is kept while the next pair is written
 /// (`a/b.safetensors` → `a/b.optim.prev.safetensors`).
 pub fn optim_prev_path(path: &Path) -> PathBuf {
+    beside(path, "optim.prev.safetensors")
+}
+
+/// `path`'s stem with `suffix` after a dot, in `path`'s folder.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!("{stem}.optim.prev.safetensors"))
+    path.with_file_name(format!("{stem}.{suffix}"))
 }
 
 /// Writes `tensors` with `meta` to `path` atomically.
