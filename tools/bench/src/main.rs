@@ -241,6 +241,18 @@ fn check_labels(labels: &tinv::idx::Idx, images: usize, classes: usize) -> Resul
 }
 
 /// Builds the cases; the parent (`prepare`) also writes the model files and ONNX exports.
+/// Opens ONNX Runtime's library once and finds its entry point, so that a wrong file (another
+/// library, a text file) fails here rather than in every ORT row after the tinv rows have run.
+fn check_ort_lib(lib: &Path) -> Result<(), String> {
+    let bad =
+        |e: libloading::Error| format!("{}: not an ONNX Runtime library ({e})", lib.display());
+    // SAFETY: loading runs the library's initializers; it is the library the ORT children load.
+    let l = unsafe { libloading::Library::new(lib) }.map_err(bad)?;
+    // SAFETY: only looked up, never called.
+    unsafe { l.get::<unsafe extern "C" fn()>(b"OrtGetApiBase\0") }.map_err(bad)?;
+    Ok(())
+}
+
 fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
     let ort_lib = match &a.ort_lib {
         Some(lib) if !lib.is_file() => {
@@ -329,6 +341,8 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
             ort_lib: ort_lib.clone(),
         });
     }
+    // Last of the checks, before any measuring: the inputs are named first.
+    check_ort_lib(&ort_lib)?;
     Ok(out)
 }
 

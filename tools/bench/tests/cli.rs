@@ -163,3 +163,22 @@ fn repeated_options_and_non_utf8_arguments_are_refused() {
         "{err}"
     );
 }
+
+/// A file that is not ONNX Runtime's library as `--ort-lib` fails before anything is measured:
+/// it failed only after every tinv row of every round had run ("no measurement in any round").
+#[test]
+fn an_ort_lib_that_is_not_onnx_runtime_fails_before_measuring() {
+    let dir = tmp("ortlib");
+    let args = setup(&dir);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let lib = dir.join("fm.tinv");
+    fails(
+        &a,
+        &[&format!(
+            "error: {}: not an ONNX Runtime library",
+            lib.display()
+        )],
+    );
+    assert!(!dir.join("RESULTS.md").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
