@@ -190,6 +190,28 @@ impl ConfigSpec {
         Ok(s)
     }
 
+    /// The model-defining fields that `over` sets to another value than `self` does, as
+    /// `name old → new`: what [`merge`](Self::merge) would change in a trained configuration.
+    /// `depths` and `default_budget` are left out: choosing paths and a budget at fold time is
+    /// what those flags are for.
+    pub fn changed_by(&self, over: &ConfigSpec) -> Vec<String> {
+        let mut v = Vec::new();
+        macro_rules! compare {
+            ($($f:ident),*) => {$(
+                if let (Some(a), Some(b)) = (&self.$f, &over.$f) {
+                    if a != b {
+                        v.push(format!("{} {:?} → {:?}", stringify!($f), a, b));
+                    }
+                }
+            )*};
+        }
+        compare!(
+            image_size, channels, patch, dim, blocks, heads, mlp_hidden, classes, ln_eps, gelu,
+            mean, std, features
+        );
+        v
+    }
+
     /// Fields set in `over` replace those in `self`.
     pub fn merge(self, over: ConfigSpec) -> ConfigSpec {
         ConfigSpec {

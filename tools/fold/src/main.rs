@@ -21,7 +21,9 @@ norm.*, head.*), optionally exit heads (exits.{d}.norm.*, exits.{d}.head.*) and 
 (ctrl.*), in F32, F16 or BF16. The configuration comes from, weakest first: the safetensors
 metadata key `tinv.config`, --config FILE, then the flags below; what is still missing is
 inferred from the tensor shapes (patch, dim, blocks, channels, mlp_hidden, classes; the image
-size from pos_embed when its grid is square). `heads` cannot be inferred.
+size from pos_embed when its grid is square). `heads` cannot be inferred. A --config or flag
+value that changes one the checkpoint was trained with (its `tinv.config`) is used, with a
+warning (even with -q); --depths and --budget choose among the trained paths and budgets.
 
 Folding: LayerNorm γ/β into the next linear layer, 1/sqrt(head_dim) into the Q columns, fused
 QKV, class token + its position embedding pre-added, patch convolution as a GEMM weight, exit-head
@@ -248,6 +250,7 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
     // After the input (its errors come first), before the folding.
     check_output(&args.input, args.config.as_deref(), &out)?;
     let config_json = args.config.as_deref().map(read_text).transpose()?;
+    warn_overrides(&ck, config_json.as_deref(), &args.spec);
     let opts = FoldOptions {
         matrix_dtype: args.dtype,
         device: args.device,
@@ -261,6 +264,28 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
     let len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     progress(&format!("wrote {} ({len} bytes)", out.display()));
     Ok(())
+}
+
+/// Warns (even with -q) when `--config` or a flag changes a value the checkpoint was trained
+/// with: the documented precedence, but a model folded with another head count or
+/// normalization than it was trained with computes something else.
+fn warn_overrides(ck: &Checkpoint, config_json: Option<&str>, flags: &ConfigSpec) {
+    let parse = |text: &str| ConfigSpec::from_json(text).ok();
+    let trained = ck
+        .metadata()
+        .get(tinv_fold::CONFIG_META_KEY)
+        .and_then(|t| parse(t));
+    let Some(trained) = trained else { return };
+    let mut changes = config_json
+        .and_then(parse)
+        .map_or_else(Vec::new, |c| trained.changed_by(&c));
+    changes.extend(trained.changed_by(flags));
+    if !changes.is_empty() {
+        errln!(
+            "tinv-fold: warning: the checkpoint was trained with another configuration: {}",
+            changes.join(", ")
+        );
+    }
 }
 
 fn main() -> ExitCode {

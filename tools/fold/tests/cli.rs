@@ -122,3 +122,32 @@ fn irregular_inputs_repeats_and_non_utf8_are_refused() {
     assert_eq!(std::fs::read_to_string(&out).expect("config"), "{}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A flag that changes a value the checkpoint was trained with folds (flags win, as documented)
+/// but warns, even under -q: `--heads 3` on the 4-head default model gave a model computing
+/// something else without a word. The same value, or a path subset, does not warn.
+#[test]
+fn overriding_a_trained_value_warns() {
+    let ck = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../engines/fmnist/checkpoint.safetensors");
+    let ck = ck.to_str().expect("utf-8 path");
+    let out = std::env::temp_dir().join(format!("tinv-fold-cli-warn-{}.tinv", std::process::id()));
+    let o = out.to_str().expect("utf-8 path");
+    let run = |extra: &[&str]| {
+        let r = Command::new(BIN)
+            .args([ck, "-q", "-o", o])
+            .args(extra)
+            .output()
+            .expect("runs");
+        assert_eq!(r.status.code(), Some(0), "{extra:?}");
+        String::from_utf8_lossy(&r.stderr).into_owned()
+    };
+    let err = run(&["--heads", "3", "--gelu", "tanh"]);
+    assert_eq!(
+        err,
+        "tinv-fold: warning: the checkpoint was trained with another configuration: heads 4 → \
+         3, gelu Erf → Tanh\n"
+    );
+    assert_eq!(run(&["--heads", "4", "--budget", "0.1"]), "");
+    std::fs::remove_file(&out).ok();
+}
