@@ -18,20 +18,34 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     File::open(path)
 }
 
-/// Reads all of the regular file `path` ([`open_regular`]), at most `limit` bytes: a larger
-/// file is an error ("larger than … bytes") rather than a read without end.
-pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+/// Reads all of the regular file `path` ([`open_regular`]); its size bounds the read.
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    io::Read::read_to_end(&mut open_regular(path)?, &mut v)?;
+    Ok(v)
+}
+
+/// [`read_regular`], refusing a file of more than `limit` bytes ("larger than …") instead of
+/// holding it: for files that are small when they are what they claim (text, images).
+pub fn read_regular_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let mut v = Vec::new();
     io::Read::read_to_end(&mut io::Read::take(open_regular(path)?, limit + 1), &mut v)?;
     if v.len() as u64 > limit {
-        return Err(io::Error::other(format!("larger than {limit} bytes")));
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            if limit % (1 << 20) == 0 {
+                format!("larger than {} MiB", limit >> 20)
+            } else {
+                format!("larger than {limit} bytes")
+            },
+        ));
     }
     Ok(v)
 }
 
-/// [`read_regular`] as UTF-8 text.
+/// [`read_regular_capped`] as UTF-8 text.
 pub fn read_regular_text(path: &Path, limit: u64) -> io::Result<String> {
-    String::from_utf8(read_regular(path, limit)?)
+    String::from_utf8(read_regular_capped(path, limit)?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
@@ -63,14 +77,15 @@ mod tests {
         let f = dir.join("a.txt");
         std::fs::write(&f, "hello").unwrap();
         assert_eq!(read_regular_text(&f, 5).unwrap(), "hello");
-        assert!(read_regular(&f, 4)
+        assert!(read_regular_capped(&f, 4)
             .unwrap_err()
             .to_string()
             .contains("larger than 4 bytes"));
+        assert_eq!(read_regular(&f).unwrap(), b"hello");
         std::fs::write(&f, [0xff, 0xfe]).unwrap();
         assert!(read_regular_text(&f, 10).is_err());
         for irregular in [Path::new("/dev/zero"), dir.as_path()] {
-            let e = read_regular(irregular, 10).unwrap_err();
+            let e = read_regular(irregular).unwrap_err();
             assert_eq!(e.to_string(), "not a regular file", "{irregular:?}");
         }
         std::fs::remove_dir_all(&dir).unwrap();

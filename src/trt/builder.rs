@@ -162,8 +162,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, TrtError> {
     // A manifest is a few KB of text: a regular file under 16 MiB (a FIFO would block, a link to
     // /dev/zero would grow without end).
     let path = dir.join(MANIFEST_FILE);
-    let text = crate::files::read_regular_text(&path, 16 << 20);
-    let text = text.map_err(|e| {
+    let text = crate::files::read_regular_text(&path, 16 << 20).map_err(|e| {
         TrtError::Manifest(format!(
             "{}: {e}; run `tinv-run build` to build the engines",
             path.display()

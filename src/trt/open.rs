@@ -33,8 +33,7 @@ impl Sources for DirSources<'_> {
     fn plan(&self, file: &str) -> Result<Vec<u8>, String> {
         let path = self.dir.join(file);
         // A regular file only (a FIFO named in a manifest would block the open forever).
-        crate::files::read_regular(&path, u64::MAX - 1)
-            .map_err(|e| format!("{}: {e}", path.display()))
+        crate::files::read_regular(&path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     fn weight(&self, name: &str) -> Option<&[u8]> {

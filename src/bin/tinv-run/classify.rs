@@ -101,8 +101,7 @@ pub fn class_names(model: Option<&Path>, classes: usize) -> Vec<String> {
         return Vec::new();
     }
     // A regular file of bounded size only: a FIFO blocked forever and /dev/zero grew without end.
-    let text = tinv::files::read_regular_text(&file, 1 << 20);
-    let text = match text {
+    let text = match tinv::files::read_regular_text(&file, 1 << 20) {
         Ok(t) => t,
         Err(e) => {
             errln!("warning: {}: {e}; showing class numbers", file.display());

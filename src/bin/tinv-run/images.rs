@@ -39,18 +39,10 @@ const MAX_IMAGE_FILE: u64 = 64 << 20;
 /// Reads a regular file of at most [`MAX_IMAGE_FILE`] bytes. Devices, FIFOs and directories are
 /// refused before opening (reading `/dev/zero` would never end; opening a FIFO blocks).
 fn read_image_file(path: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    tinv::files::open_regular(path)
-        .and_then(|f| f.take(MAX_IMAGE_FILE + 1).read_to_end(&mut bytes))
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_IMAGE_FILE {
-        return Err(format!(
-            "larger than {} MiB, not an image tinv-run reads",
-            MAX_IMAGE_FILE >> 20
-        ));
-    }
-    Ok(bytes)
+    tinv::files::read_regular_capped(path, MAX_IMAGE_FILE).map_err(|e| match e.kind() {
+        std::io::ErrorKind::FileTooLarge => format!("{e}, not an image tinv-run reads"),
+        _ => e.to_string(),
+    })
 }
 
 /// A header read, the pixels not yet decoded.

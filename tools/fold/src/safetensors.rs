@@ -168,11 +168,10 @@ impl Checkpoint {
     /// Reads and parses a file.
     pub fn open(path: &std::path::Path) -> Result<Checkpoint> {
         // A regular file only: a FIFO blocked forever, /dev/zero read until memory ran out.
-        let bytes =
-            tinv::files::read_regular(path, u64::MAX - 1).map_err(|source| FoldError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let bytes = tinv::files::read_regular(path).map_err(|source| FoldError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Checkpoint::parse(bytes).map_err(|e| match e {
             FoldError::Safetensors(m) => FoldError::Safetensors(format!("{}: {m}", path.display())),
             other => other,

@@ -103,8 +103,8 @@ fn create_parent(path: &Path) -> Result<(), (&Path, std::io::Error)> {
 /// checked once the data is known.
 pub fn check_resume(path: &Path) -> Result<(), String> {
     // Checked before opening: opening a FIFO blocked until a writer came.
-    let buf = tinv::files::read_regular(path, u64::MAX - 1)
-        .map_err(|e| format!("--resume {}: {e}", path.display()))?;
+    let buf =
+        tinv::files::read_regular(path).map_err(|e| format!("--resume {}: {e}", path.display()))?;
     SafeTensors::deserialize(&buf).map_err(|e| {
         format!(
             "--resume {}: not a readable safetensors checkpoint ({e})",
@@ -235,8 +235,7 @@ fn sorted_header(buf: Vec<u8>) -> Vec<u8> {
 /// Reads every tensor of `path` (f32 only) and its metadata.
 pub fn load(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>), String> {
     // A regular file only: a FIFO blocked forever, /dev/zero read until memory ran out.
-    let buf = tinv::files::read_regular(path, u64::MAX - 1)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let buf = tinv::files::read_regular(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let st = SafeTensors::deserialize(&buf).map_err(|e| {
         format!(
             "{}: not a readable safetensors checkpoint ({e})",
