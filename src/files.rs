@@ -33,7 +33,7 @@ pub fn read_regular_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     if v.len() as u64 > limit {
         return Err(io::Error::new(
             io::ErrorKind::FileTooLarge,
-            if limit % (1 << 20) == 0 {
+            if limit.is_multiple_of(1 << 20) {
                 format!("larger than {} MiB", limit >> 20)
             } else {
                 format!("larger than {limit} bytes")
