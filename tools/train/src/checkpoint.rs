@@ -16,13 +16,26 @@ pub const TRAIN_KEY: &str = "tinv.train";
 
 /// The optimizer sidecar of a checkpoint path (`a/b.safetensors` → `a/b.optim.safetensors`).
 pub fn optim_path(path: &Path) -> PathBuf {
-    beside(path, "optim.safetensors")
+    beside(path, OPTIM_SUFFIX)
+}
+
+/// What [`optim_path`] and [`optim_prev_path`] put after a checkpoint's stem.
+const OPTIM_SUFFIX: &str = "optim.safetensors";
+const OPTIM_PREV_SUFFIX: &str = "optim.prev.safetensors";
+
+/// Whether `path` is named as an optimizer state (the sidecar or the previous one), by
+/// [`optim_path`] or [`optim_prev_path`].
+pub fn is_optim_name(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    [OPTIM_SUFFIX, OPTIM_PREV_SUFFIX]
+        .iter()
+        .any(|s| name.ends_with(&format!(".{s}")))
 }
 
 /// Where a checkpoint's previous optimizer state is kept while the next pair is written
 /// (`a/b.safetensors` → `a/b.optim.prev.safetensors`).
 pub fn optim_prev_path(path: &Path) -> PathBuf {
-    beside(path, "optim.prev.safetensors")
+    beside(path, OPTIM_PREV_SUFFIX)
 }
 
 /// `path`'s stem with `suffix` after a dot, in `path`'s folder.
@@ -154,10 +167,7 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
     }
     // `x.tmp` is its own temporary file (no atomic write), and `x.optim.safetensors` is the
     // optimizer state another checkpoint's --resume needs.
-    if path.extension().is_some_and(|e| e == "tmp")
-        || text.ends_with(".optim.safetensors")
-        || text.ends_with(".optim.prev.safetensors")
-    {
+    if path.extension().is_some_and(|e| e == "tmp") || is_optim_name(path) {
         return Err(format!(
             "--out {}: that name is reserved (.tmp files are written before the rename, \
              .optim.safetensors files hold a checkpoint's optimizer state)",

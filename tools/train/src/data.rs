@@ -74,13 +74,13 @@ fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
 fn find(dir: &Path, stem: &str) -> Result<PathBuf, String> {
     let gz = dir.join(format!("{stem}.gz"));
     let plain = dir.join(stem);
-    if gz.is_file() {
-        Ok(gz)
-    } else if plain.is_file() {
-        Ok(plain)
-    } else if gz.exists() || plain.exists() {
-        // A FIFO, a device or a folder of that name: the reader says what it is.
-        Ok(if gz.exists() { gz } else { plain })
+    // A regular file first; else anything of that name (a FIFO, a device, a folder), which the
+    // reader then refuses for what it is.
+    let candidates = [&gz, &plain];
+    if let Some(p) =
+        (candidates.iter().find(|p| p.is_file())).or_else(|| candidates.iter().find(|p| p.exists()))
+    {
+        Ok(p.to_path_buf())
     } else {
         Err(format!(
             "dataset file {} (or {}) not found; for Fashion-MNIST run `apt-get install dataset-fashion-mnist` \

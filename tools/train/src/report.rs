@@ -35,8 +35,7 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         format!(
             "{}: no '{CONFIG_KEY}' metadata (not a model checkpoint written by tinv-train{})",
             path.display(),
-            if meta.contains_key(crate::snapshot::OPTIM_STEP_KEY)
-                || path.to_string_lossy().ends_with(".optim.safetensors")
+            if meta.contains_key(crate::snapshot::OPTIM_STEP_KEY) || checkpoint::is_optim_name(path)
             {
                 "; this is the optimizer state beside one"
             } else {
