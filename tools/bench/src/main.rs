@@ -58,6 +58,9 @@ pub struct Case {
     pub labels: Option<Vec<u8>>,
     pub budget: Option<f32>,
     pub ort_lib: PathBuf,
+    /// The model has a controller: the case gets a `tinv-adaptive` row (without one, adaptive
+    /// mode runs every input at full depth, the `tinv` row again under another name).
+    pub adaptive: bool,
 }
 
 /// Parsed command line.
@@ -267,23 +270,42 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
         ))?,
     };
     create_dir(&a.out)?;
-    // (channels, height, width) and the number of classes of the model.
-    let export =
-        |tinv: &Path, onnx_path: &Path| -> Result<((usize, usize, usize), usize), String> {
-            let m = Model::open(tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
-            let c = m.config();
-            if prepare {
-                let full = *c.depths.last().ok_or("no path")?;
-                let g = onnx::path_graph(&m, full, &ExportOptions::baked())
-                    .map_err(|e| e.to_string())?;
-                std::fs::write(onnx_path, g.bytes).map_err(|e| e.to_string())?;
-            }
-            Ok(((c.channels, c.image_h, c.image_w), c.classes))
-        };
+    // What a case needs to know of its model.
+    struct Shape {
+        chw: (usize, usize, usize),
+        classes: usize,
+        controller: bool,
+    }
+    let export = |tinv: &Path, onnx_path: &Path| -> Result<Shape, String> {
+        let m = Model::open(tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
+        let c = m.config();
+        if prepare {
+            let full = *c.depths.last().ok_or("no path")?;
+            let g =
+                onnx::path_graph(&m, full, &ExportOptions::baked()).map_err(|e| e.to_string())?;
+            std::fs::write(onnx_path, g.bytes).map_err(|e| e.to_string())?;
+        }
+        Ok(Shape {
+            chw: (c.channels, c.image_h, c.image_w),
+            classes: c.classes,
+            controller: m.ctrl().is_some(),
+        })
+    };
     let mut out = Vec::new();
     if let Some(fm) = &a.fmnist {
         let onnx_path = a.out.join("fmnist.path.full.onnx");
-        let (chw, classes) = export(fm, &onnx_path)?;
+        let Shape {
+            chw,
+            classes,
+            controller: adaptive,
+        } = export(fm, &onnx_path)?;
+        if !adaptive && prepare {
+            errln!(
+                "{}: no controller, so no tinv-adaptive rows (adaptive mode would run every \
+                 input at full depth)",
+                fm.display()
+            );
+        }
         let imgs = read_idx(&a.images)?;
         let labels = read_idx(&a.labels)?;
         let per = chw.0 * chw.1 * chw.2;
@@ -319,6 +341,7 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
             labels: Some(labels.data[..n].to_vec()),
             budget: None,
             ort_lib: ort_lib.clone(),
+            adaptive,
         });
     }
     if a.vit_tiny {
@@ -329,7 +352,7 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
                 .map_err(|e| e.to_string())?;
         }
         let onnx_path = a.out.join("vit-tiny.path.12.onnx");
-        let (chw, _) = export(&tinv_path, &onnx_path)?;
+        let chw = export(&tinv_path, &onnx_path)?.chw;
         out.push(Case {
             name: "vit-tiny".into(),
             tinv: tinv_path,
@@ -339,6 +362,8 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
             labels: None,
             budget: None,
             ort_lib: ort_lib.clone(),
+            // The synthetic model's controller is random: its adaptive row would time noise.
+            adaptive: false,
         });
     }
     // Last of the checks, before any measuring: the inputs are named first.
@@ -452,7 +477,7 @@ fn real_main() -> Result<(), String> {
         let mut rows = Vec::new();
         for c in &cases {
             let mut runtimes = vec!["tinv", "ort"];
-            if c.name == "fmnist" {
+            if c.adaptive {
                 runtimes.insert(1, "tinv-adaptive");
             }
             for &t in &a.threads {

@@ -180,7 +180,7 @@ pub fn write(
         .join("results");
     crate::create_dir(&plots)?;
     // The timed runs of the tinv-adaptive rows (the Fashion-MNIST case's), as its child does them.
-    let adaptive = cases.iter().find(|c| c.labels.is_some()).map(|c| {
+    let adaptive = cases.iter().find(|c| c.adaptive).map(|c| {
         let (ch, h, w) = c.chw;
         child::adaptive_runs(a.runs, c.inputs.len() / (ch * h * w).max(1))
     });

@@ -35,7 +35,7 @@ fn fails(args: &[&str], want: &[&str]) {
 /// `--ort-lib` names an existing file that is no library: everything checked here is refused
 /// before it is loaded.
 fn setup(dir: &Path) -> Vec<String> {
-    common::fmnist_case(dir);
+    common::fmnist_case(dir, true);
     let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
     [
         "--fmnist",

@@ -16,6 +16,41 @@ fn venv() -> Option<PathBuf> {
     p.join("bin/python").exists().then_some(p)
 }
 
+/// Runs the harness on `case` (model, images, labels) with everything written inside `dir`.
+fn bench(
+    venv: &Path,
+    dir: &Path,
+    case: &[PathBuf; 3],
+    report: &Path,
+    threads: &str,
+) -> std::process::Output {
+    let [model, images, labels] = case;
+    Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
+        .arg("--fmnist")
+        .arg(model)
+        .arg("--images")
+        .arg(images)
+        .arg("--labels")
+        .arg(labels)
+        .args([
+            "--no-vit-tiny",
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--threads",
+            threads,
+        ])
+        .arg("--venv")
+        .arg(venv)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--report")
+        .arg(report)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn harness_runs_and_writes_the_report() {
     let Some(venv) = venv() else {
@@ -26,32 +61,9 @@ fn harness_runs_and_writes_the_report() {
     };
     let dir = std::env::temp_dir().join(format!("tinv-bench-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let [model, images, labels] = common::fmnist_case(&dir);
+    let [model, images, labels] = common::fmnist_case(&dir, true);
     let report = dir.join("RESULTS.md");
-    let out = Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
-        .arg("--fmnist")
-        .arg(&model)
-        .arg("--images")
-        .arg(&images)
-        .arg("--labels")
-        .arg(&labels)
-        .args([
-            "--no-vit-tiny",
-            "--runs",
-            "5",
-            "--warmup",
-            "1",
-            "--threads",
-            "1,2",
-        ])
-        .arg("--venv")
-        .arg(&venv)
-        .arg("--out")
-        .arg(dir.join("out"))
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .unwrap();
+    let out = bench(&venv, &dir, &[model, images, labels], &report, "1,2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let md = std::fs::read_to_string(&report).unwrap();
@@ -140,5 +152,35 @@ fn missing_venv_is_a_clear_error_and_writes_no_report() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--threads: bad value '0'"), "{stderr}");
     assert!(!report.exists(), "a report was written");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A model without a controller gets no `tinv-adaptive` rows: adaptive mode would run it at full
+/// depth, the `tinv` row again under another name. One stderr line says so.
+#[test]
+fn a_model_without_controller_has_no_adaptive_rows() {
+    let Some(venv) = venv() else {
+        eprintln!("SKIP a_model_without_controller_has_no_adaptive_rows: no venv (set TINV_VENV)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("tinv-bench-noctrl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let case = common::fmnist_case(&dir, false);
+    let report = dir.join("RESULTS.md");
+    let out = bench(&venv, &dir, &case, &report, "1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no controller, so no tinv-adaptive rows"),
+        "{stderr}"
+    );
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        md.contains("| tinv | 1 | ") && md.contains("| ort | 1 | "),
+        "{md}"
+    );
+    assert!(!md.contains("| tinv-adaptive |"), "{md}");
+    // The header counts the full-depth rows' runs only.
+    assert!(md.contains("then 5 timed runs per row, each"), "{md}");
     std::fs::remove_dir_all(&dir).ok();
 }
