@@ -74,8 +74,9 @@ controller options:
                       outcome table the graph policy learns its routing from: the validation
                       split alone has too few inputs that a deeper path fixes (0 = validation
                       only) [all]
-  --tol X             default budget: largest λ whose validation accuracy is within X of full
-                      depth, 0 <= X <= 1 [0.002]
+  --tol X             default budget: the largest λ up to which every budget's (cross-
+                      validated) validation accuracy is within X of full depth, 0 <= X <= 1
+                      [0.002]
   --seed N            [1]
 
 eval options:

@@ -138,8 +138,8 @@ pub fn table(cfg: &ModelConfig, o: &Outcomes, sweeps: Option<&[Vec<Point>; 2]>) 
 pub const FOLDS: usize = 5;
 
 /// Trains the controller on `val` for the backbone in `loaded` (the `graph` policy's routing on
-/// `route` when given), sets the default budget (largest λ whose adaptive accuracy is within
-/// `tol` of full depth on `val`) and writes the final checkpoint to `out`. Returns the report.
+/// `route` when given), sets the default budget (the largest λ up to which every budget's
+/// cross-validated adaptive accuracy is within `tol` of full depth on `val`) and writes the final checkpoint to `out`. Returns the report.
 pub fn controller_stage(
     loaded: &Loaded,
     val: &Dataset,
@@ -209,8 +209,8 @@ pub fn controller_stage(
     checkpoint::save(out, &tensors, &meta)?;
     let mut s = format!(
         "controller trained on {} validation images{} in {:.0} s (outcomes {:.0} s); default budget λ = {lam}: \
-         the largest λ whose {FOLDS}-fold cross-validated adaptive accuracy on the validation split is \
-         within {:.1} points of full depth ({:.2} %)\n\n| λ | cross-validated accuracy % | % of full FLOPs | paths |\n|---|---|---|---|\n",
+         the largest λ up to which every budget's {FOLDS}-fold cross-validated adaptive accuracy on \
+         the validation split is within {:.1} points of full depth ({:.2} %)\n\n| λ | cross-validated accuracy % | % of full FLOPs | paths |\n|---|---|---|---|\n",
         o.n,
         route.as_ref().map_or(String::new(), |r| format!(
             " (graph policy: routing from the outcomes of {} training images)",
