@@ -238,7 +238,17 @@ pub fn controller_stage(
 pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
     let (cfg, vit) = loaded.backbone(ds)?;
     let ctrl_cfg = loaded.cfg.controller.clone();
+    let t = std::time::Instant::now();
+    crate::errln!(
+        "running {} images through every exit of {}",
+        ds.len(),
+        loaded.path.display()
+    );
     let o = Outcomes::collect(&vit, ds, 500)?;
+    crate::errln!(
+        "done in {:.0} s; evaluating the controller",
+        t.elapsed().as_secs_f64()
+    );
     let ctrl = match ctrl_cfg {
         Some(_) => Some(
             Controller::from_tensors(&loaded.tensors, cfg.paths())
