@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Which backend a session runs on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Backend {
     /// TensorRT when engines for this model, this TensorRT and this GPU exist; else the CPU.
     #[default]
@@ -30,6 +31,25 @@ impl Backend {
                 "backend '{s}' is not one of auto, cpu, tensorrt"
             ))),
         }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+    /// [`Backend::parse`].
+    fn from_str(s: &str) -> Result<Backend> {
+        Backend::parse(s)
+    }
+}
+
+/// The name [`Backend::parse`] reads back.
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Auto => "auto",
+            Backend::Cpu => "cpu",
+            Backend::TensorRt => "tensorrt",
+        })
     }
 }
 

@@ -64,15 +64,10 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Format { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-}
+/// `Display` already ends with the cause (the OS error, the format error), so `source()` is
+/// `None`: a reporter that walks the chain (anyhow, eyre) would print it twice. The cause stays
+/// reachable as the variant's field (`Error::Io { source, .. }` for its `io::ErrorKind`).
+impl std::error::Error for Error {}
 
 /// Shorthand for this crate's results.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -1,7 +1,7 @@
 //! IDX files, as the MNIST family ships them (`train-images-idx3-ubyte` and friends). [`parse`]
 //! takes bytes in memory; [`read`] takes a stream and reads only as many bytes as the header
 //! declares, at most [`MAX_DATA_BYTES`], so a gzip decoder wrapped around a hostile file stops
-//! there; [`open`] (feature `gzip`) reads a file, gunzipping it when it starts with the gzip magic.
+//! there; `open` (feature `gzip`) reads a file, gunzipping it when it starts with the gzip magic.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))] // parses untrusted bytes: no panicking index
 
@@ -83,7 +83,7 @@ impl fmt::Display for IdxError {
 
 impl std::error::Error for IdxError {}
 
-/// The largest data section [`parse`], [`read`] and [`open`] accept (4 GiB), checked against the
+/// The largest data section [`parse`], [`read`] and `open` (feature `gzip`) accept (4 GiB), checked against the
 /// header before any data is read: with it, a small gzip file cannot inflate without bound even
 /// when its header agrees with its contents.
 pub const MAX_DATA_BYTES: u64 = 1 << 32;
@@ -134,7 +134,9 @@ pub fn read(mut r: impl Read) -> Result<Idx, IdxError> {
 
 /// Reads an IDX file, gunzipping it when it starts with the gzip magic (1f 8b); a file of
 /// several gzip members (`cat a.gz b.gz`) is read across them, as `zcat` does. The decoder
-/// stops where the IDX header says the data ends ([`read`]).
+/// stops where the IDX header says the data ends ([`read`]). Like [`read`]'s, the errors say
+/// what is wrong, not which file: the caller, which knows what the file is for (images, labels),
+/// names it.
 #[cfg(feature = "gzip")]
 pub fn open(path: &std::path::Path) -> Result<Idx, IdxError> {
     use std::io::BufRead;

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 /// How a session picks each input's path.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Mode {
     /// Level 1 picks the start path, then the layer-wise policy may continue at each exit.
     Adaptive,
@@ -48,6 +49,25 @@ impl Mode {
                 Err(Error::arg(format!("threshold {t} not in [0, 1]")))
             }
             _ => Ok(()),
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+    /// [`Mode::parse`].
+    fn from_str(s: &str) -> Result<Mode> {
+        Mode::parse(s)
+    }
+}
+
+/// The name [`Mode::parse`] reads back (`threshold:τ` with τ's shortest round-trip decimal).
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mode::Adaptive => f.write_str("adaptive"),
+            Mode::Graph => f.write_str("graph"),
+            Mode::Threshold(t) => write!(f, "threshold:{t}"),
         }
     }
 }
@@ -150,6 +170,21 @@ pub struct Session {
     cost: Costs,
     /// The TensorRT side when the session runs on TensorRT.
     trt: Option<backend::Trt>,
+}
+
+/// What a log line or a `{:?}` of a struct holding a session wants: the model, the backend and
+/// the settings, not the buffers.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("model", &self.model.path())
+            .field("backend", &self.backend())
+            .field("mode", &self.mode)
+            .field("budget", &self.budget)
+            .field("max_batch", &self.max_batch())
+            .field("arena_bytes", &self.arena_bytes())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-input costs, precomputed at open.

@@ -27,6 +27,56 @@ fn parse_names() {
         .contains("auto, cpu, tensorrt"));
 }
 
+/// `Display` writes the name `FromStr` reads back; `Debug` of a model and a session names the
+/// file, the shape and the settings without dumping buffers.
+#[test]
+fn names_round_trip_and_debug_is_short() {
+    use tinv::Mode;
+    for b in [Backend::Auto, Backend::Cpu, Backend::TensorRt] {
+        assert_eq!(b.to_string().parse::<Backend>().unwrap(), b);
+    }
+    assert_eq!("trt".parse::<Backend>().unwrap(), Backend::TensorRt);
+    for m in [
+        Mode::Adaptive,
+        Mode::Graph,
+        Mode::Threshold(0.7),
+        Mode::Threshold(1.0),
+    ] {
+        assert_eq!(m.to_string().parse::<Mode>().unwrap(), m);
+    }
+    assert_eq!(Mode::Threshold(0.7).to_string(), "threshold:0.7");
+    assert!("fast".parse::<Mode>().is_err());
+    let m = model();
+    let d = format!("{m:?}");
+    assert!(
+        d.starts_with("Model {") && d.contains("depths: [1, 2]"),
+        "{d}"
+    );
+    assert!(d.contains("controller: false") && d.len() < 200, "{d}");
+    let s = Session::new(m, SessionOptions::default()).unwrap();
+    let d = format!("{s:?}");
+    assert!(
+        d.contains("backend: Cpu") && d.contains("max_batch: 1") && d.len() < 200,
+        "{d}"
+    );
+}
+
+/// An error's one line already ends with its cause: `source()` is `None`, so a reporter that
+/// walks the chain does not print the OS error twice. The cause stays in the variant.
+#[test]
+fn errors_do_not_repeat_their_cause() {
+    use std::error::Error as _;
+    let e = Model::open("/nonexistent/x.tinv", &OpenOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("No such file"), "{e}");
+    assert!(e.source().is_none());
+    match e {
+        tinv::Error::Io { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
+        }
+        other => panic!("{other}"),
+    }
+}
+
 #[test]
 fn auto_and_cpu_run_on_the_cpu() {
     for backend in [Backend::Auto, Backend::Cpu] {

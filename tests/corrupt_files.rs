@@ -488,6 +488,7 @@ fn nan_and_inf_weights_are_accepted_and_run_deterministically() {
                     .any(|n| tensor.starts_with(n)),
                 Mode::Graph => tensor.starts_with("ctrl.graph"),
                 Mode::Threshold(_) => false,
+                other => unreachable!("{other:?} is not in the list above"),
             };
             let r1 = s.infer(&x, 3, &mut first).map(<[Stats]>::to_vec);
             let r2 = s.infer(&x, 3, &mut again).map(<[Stats]>::to_vec);

@@ -110,9 +110,7 @@ fn session_on_a_small_file_with_huge_attention_fails_cleanly() {
     }
     cap::limit(2 << 30);
     let r = tinv::Session::new(huge_attention_model(), tinv::SessionOptions::default());
-    let err = r
-        .err()
-        .expect("a 17 GB arena must be refused with an error");
+    let err = r.expect_err("a 17 GB arena must be refused with an error");
     assert!(err.to_string().contains("arena"), "{err}");
     // Above the 2 GiB cap: refused before allocating. With the cap raised, the allocator's
     // refusal comes back as OutOfMemory (TINV_ERR_OUT_OF_MEMORY in C), not an abort.
@@ -121,8 +119,7 @@ fn session_on_a_small_file_with_huge_attention_fails_cleanly() {
         ..tinv::SessionOptions::default()
     };
     let err = tinv::Session::new(huge_attention_model(), opts)
-        .err()
-        .expect("the capped allocator refuses 17 GB");
+        .expect_err("the capped allocator refuses 17 GB");
     assert!(matches!(err, Error::OutOfMemory(_)), "{err:?}");
 }
 

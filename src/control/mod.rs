@@ -86,8 +86,9 @@ fn not_finite(what: &str) -> Error {
 
 /// Level 1: the path index to start with for one raw input (CHW in [0, 1]) — in `graph` mode
 /// (`graph = true`) the one path that runs, decided by its own up-front policy when the file has
-/// one. Leaves the predictor's output in `s.pred`. [`Error::Numeric`] when the predictor's or
-/// the policy's output is not finite.
+/// one. Leaves the predictor's output in `s.pred`. [`Error::InvalidArgument`] when `input` is
+/// not one input of `model`'s size; [`Error::Numeric`] when the predictor's or the policy's
+/// output is not finite.
 pub fn decide_start(
     model: &Model,
     w: &CtrlW,
@@ -99,7 +100,14 @@ pub fn decide_start(
     let c = model.config();
     let p = c.depths.len();
     let f = s.feat.len();
-    features_v1(input, c.channels, c.image_h, c.image_w, &mut s.feat);
+    if !features_v1(input, c.channels, c.image_h, c.image_w, &mut s.feat) {
+        // Routing on the previous input's features would be a wrong answer that looks right.
+        return Err(Error::arg(format!(
+            "controller input has {} floats, the model takes {}",
+            input.len(),
+            c.input_len()
+        )));
+    }
     let hp = &mut s.hidden[..w.hp];
     affine(&s.feat, model.w(w.pred[0]), model.w(w.pred[1]), hp);
     hp.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -195,6 +203,22 @@ mod tests {
         let (p, e, m) = exit_stats(&[3f32.ln(), 0.0, 0.0]);
         let ent = -(0.6f32 * 0.6f32.ln() + 0.4 * 0.2f32.ln()) / 3f32.ln();
         assert!((p - 0.6).abs() < 1e-6 && (e - ent).abs() < 1e-6 && (m - 0.4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn decide_start_refuses_an_input_of_the_wrong_size() {
+        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
+        let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+        let w = *m.ctrl().unwrap();
+        let mut s = CtrlScratch::new(&m);
+        let e = decide_start(&m, &w, &[0.5; 3], 0.3, false, &mut s).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidArgument(msg) if msg.contains("3 floats") && msg.contains("64")),
+            "{e}"
+        );
+        let ok = decide_start(&m, &w, &[0.5; 64], 0.3, false, &mut s).unwrap();
+        assert!(ok < 2);
     }
 
     #[test]

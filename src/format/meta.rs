@@ -1,4 +1,5 @@
-/// A typed metadata value. Type numbers are part of the format (see `docs/FORMAT.md`).
+/// A typed metadata value. Type numbers are part of the format (see `docs/FORMAT.md`): a new one
+/// is a new format version, so the enum is exhaustive.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetaValue {
     /// Type 0: unsigned 64-bit integer.

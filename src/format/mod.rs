@@ -47,6 +47,7 @@ pub const MAX_ARRAY: u32 = 1 << 20;
 /// Element type of a tensor. The numbers are part of the format and never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
+#[non_exhaustive]
 pub enum DType {
     /// IEEE-754 binary32.
     F32 = 0,

@@ -8,6 +8,7 @@ pub const MAX_NORMALIZED: f32 = 1e6;
 
 /// The GELU variant the model was trained with. Mixing them changes logits by ~1e-3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Gelu {
     /// `0.5·x·(1 + erf(x/√2))`: PyTorch's default, timm, ONNX's Erf form.
     Erf,

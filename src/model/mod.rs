@@ -211,6 +211,21 @@ pub struct Model {
     trt: std::sync::Mutex<Option<(PathBuf, std::sync::Arc<crate::trt::backend::TrtModel>)>>,
 }
 
+/// The file and its shape, not the bytes.
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.config;
+        f.debug_struct("Model")
+            .field("path", &self.path)
+            .field("dim", &c.dim)
+            .field("blocks", &c.blocks)
+            .field("depths", &c.depths)
+            .field("classes", &c.classes)
+            .field("controller", &self.ctrl.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Model {
     /// Memory-maps and validates `path`.
     ///

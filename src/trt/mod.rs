@@ -30,6 +30,7 @@ use std::fmt;
 
 /// Errors of the TensorRT backend's planning code. `Display` is one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TrtError {
     /// The manifest text or its structure is invalid (names the line or the record).
     Manifest(String),

@@ -113,6 +113,7 @@ pub fn forward_all_exits(model: &Model, input: &[f32]) -> Vec<Vec<f64>> {
                             + ((2.0 / std::f64::consts::PI).sqrt() * (*v + 0.044715 * v.powi(3)))
                                 .tanh())
                 }
+                other => panic!("the reference has no {other:?} GELU"),
             };
         }
         let f2 = linear(&hdn, n, model.w(b.fc2_w), model.w(b.fc2_b), c.mlp_hidden, d);

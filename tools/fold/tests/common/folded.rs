@@ -23,6 +23,7 @@ pub fn folded_forward(file: &[u8], x: &[f32], depth: usize) -> Vec<f64> {
                 .chunks_exact(2)
                 .map(|b| f64::from(half::f16::from_le_bytes([b[0], b[1]]).to_f32()))
                 .collect(),
+            other => panic!("{name}: dtype {other:?} not read by this test"),
         }
     };
     let lin = |x: &[f64], wt: &[f64], b: &[f64]| -> Vec<f64> {
