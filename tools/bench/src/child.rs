@@ -19,17 +19,23 @@ pub fn rss() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Median and 99th percentile of `v` (sorted in place), in the unit of `v`.
+/// Median (the mean of the middle two for an even count, as everywhere in the report) and 99th
+/// percentile (nearest rank) of `v`, sorted in place, in the unit of `v`; 0 for no values.
 pub fn percentiles(v: &mut [f64]) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
+    let p99 = v
+        .get(((v.len().max(1) - 1) as f64 * 0.99).round() as usize)
+        .copied()
+        .unwrap_or(0.0);
+    (crate::median(v.to_vec()).unwrap_or(0.0), p99)
 }
 
-/// Timed runs of an adaptive row over `inputs` inputs: at least one per input, so that its mean
-/// latency and FLOPs are over the whole test set (`--eval-n` images), not its first `runs`.
+/// Timed runs of an adaptive row over `inputs` inputs: the smallest multiple of `inputs` that is
+/// at least `runs`, so that its mean latency and FLOPs weigh every test image (`--eval-n`) alike
+/// (`runs.max(inputs)` counted the first `runs − inputs` images twice).
 pub fn adaptive_runs(runs: usize, inputs: usize) -> usize {
-    runs.max(inputs)
+    let n = inputs.max(1);
+    runs.max(1).div_ceil(n) * n
 }
 
 /// What the child measured.
@@ -192,7 +198,7 @@ fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String
     let (rss_before, _) = rss();
     let (ch, h, w) = case.chw;
     let model = tract_onnx::onnx()
-        .model_for_path(&case.onnx)
+        .model_for_path(&case.onnx_tract)
         .map_err(e)?
         .with_input_fact(0, f32::fact([1, ch, h, w]).into())
         .map_err(e)?
@@ -219,4 +225,25 @@ fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String
         rss_before,
         extra: vec![],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{adaptive_runs, percentiles};
+
+    #[test]
+    fn adaptive_rows_time_every_input_equally_often() {
+        assert_eq!(adaptive_runs(200, 2000), 2000);
+        assert_eq!(adaptive_runs(30, 30), 30);
+        // 50 runs over 30 images: 60, each image twice (not 20 of them twice).
+        assert_eq!(adaptive_runs(50, 30), 60);
+        assert_eq!(adaptive_runs(0, 7), 7);
+    }
+
+    #[test]
+    fn p50_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(percentiles(&mut [3.0, 1.0]), (2.0, 3.0));
+        assert_eq!(percentiles(&mut [5.0, 1.0, 3.0]), (3.0, 5.0));
+        assert_eq!(percentiles(&mut []), (0.0, 0.0));
+    }
 }

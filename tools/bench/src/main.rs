@@ -1,6 +1,7 @@
 //! `tinv-bench`: tinv's CPU backend against ONNX Runtime (its C API, dynamically loaded from the
 //! library the onnxruntime PyPI wheel ships) and tract, in one harness and one run: same model
-//! (tinv's own `--baked` ONNX export), same inputs, same thread counts, batch 1. Each
+//! (tinv's own `--baked` ONNX export, native LayerNormalization for ONNX Runtime, which fuses
+//! it; decomposed for tract), same inputs, same thread counts, batch 1. Each
 //! (runtime, model, threads) runs in its own child process so its RSS increase is its own.
 //! Writes `results.json`-like text to `--out` and the report `docs/RESULTS.md` with SVG plots.
 
@@ -19,7 +20,7 @@ use rounds::{median_rows, missing_rows, paired_ratios};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tinv::format::DType;
-use tinv::onnx::{self, ExportOptions};
+use tinv::onnx::{self, ExportOptions, LnFlavour};
 use tinv::{Model, OpenOptions};
 
 const HELP: &str = "\
@@ -52,7 +53,11 @@ OPTIONS:
 pub struct Case {
     pub name: String,
     pub tinv: PathBuf,
+    /// The full-depth path for ONNX Runtime: baked f32, native LayerNormalization (which ORT
+    /// fuses; the decomposed form it cannot fuse cost it ~14 % on Fashion-MNIST).
     pub onnx: PathBuf,
+    /// The same path with decomposed LayerNorm, for tract 0.21.
+    pub onnx_tract: PathBuf,
     pub chw: (usize, usize, usize),
     pub inputs: Vec<f32>,
     pub labels: Option<Vec<u8>>,
@@ -91,7 +96,7 @@ fn parse_args() -> Result<Args, String> {
     let ds = Path::new("/usr/share/datasets/fashion-mnist");
     let default_fm = Path::new("engines/fmnist/model.tinv");
     let mut a = Args {
-        fmnist: default_fm.exists().then(|| default_fm.to_path_buf()),
+        fmnist: None,
         images: ds.join("t10k-images-idx3-ubyte.gz"),
         labels: ds.join("t10k-labels-idx1-ubyte.gz"),
         eval_n: 2000,
@@ -162,6 +167,19 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown option '{other}' (see --help)")),
         }
     }
+    if a.fmnist.is_none() {
+        if default_fm.is_file() {
+            a.fmnist = Some(default_fm.to_path_buf());
+        } else if a.child.is_none() && !a.profile_only {
+            // Relative to the working directory: run elsewhere, the report silently lost its
+            // Fashion-MNIST rows and targets.
+            errln!(
+                "warning: no {} here (run from the repository root, or pass --fmnist): no \
+                 Fashion-MNIST rows",
+                default_fm.display()
+            );
+        }
+    }
     a.raw = raw;
     Ok(a)
 }
@@ -215,6 +233,24 @@ pub fn create_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
+/// Before any measuring: the report's folder and its `results/` folder for the plots exist (made
+/// if missing) and take files. (Found at the end, a bad `--report` threw the measurements away.)
+fn check_report_dir(report: &Path) -> Result<(), String> {
+    if report.is_dir() {
+        return Err(format!("--report {} is a directory", report.display()));
+    }
+    let dir = match report.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let bad = |e: String| format!("--report {}: {e}", report.display());
+    create_dir(&dir.join("results")).map_err(bad)?;
+    let probe = dir.join(format!(".tinv-bench-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| bad(format!("cannot write in {}: {e}", dir.display())))
+}
+
 fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
     tinv::idx::open(path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -256,6 +292,17 @@ fn check_ort_lib(lib: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The peers' graph file for `stem`: decomposed LayerNorm (tract) or native (ONNX Runtime).
+fn peer_graph(stem: &Path, decomposed: bool) -> PathBuf {
+    let mut name = stem.as_os_str().to_owned();
+    name.push(if decomposed {
+        ".decomposed.onnx"
+    } else {
+        ".onnx"
+    });
+    PathBuf::from(name)
+}
+
 fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
     let ort_lib = match &a.ort_lib {
         Some(lib) if !lib.is_file() => {
@@ -276,14 +323,23 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
         classes: usize,
         controller: bool,
     }
-    let export = |tinv: &Path, onnx_path: &Path| -> Result<Shape, String> {
+    // The peers' graphs: `<stem>.onnx` (native LayerNorm, ONNX Runtime) and
+    // `<stem>.decomposed.onnx` (tract).
+    let export = |tinv: &Path, stem: &Path| -> Result<Shape, String> {
         let m = Model::open(tinv, &OpenOptions::default()).map_err(|e| e.to_string())?;
         let c = m.config();
         if prepare {
             let full = *c.depths.last().ok_or("no path")?;
-            let g =
-                onnx::path_graph(&m, full, &ExportOptions::baked()).map_err(|e| e.to_string())?;
-            std::fs::write(onnx_path, g.bytes).map_err(|e| e.to_string())?;
+            let tract = cfg!(feature = "tract").then(|| (LnFlavour::Decomposed, true));
+            for (ln, decomposed) in [(LnFlavour::Native, false)].into_iter().chain(tract) {
+                let path = peer_graph(stem, decomposed);
+                let opts = ExportOptions {
+                    ln,
+                    ..ExportOptions::baked()
+                };
+                let g = onnx::path_graph(&m, full, &opts).map_err(|e| e.to_string())?;
+                std::fs::write(&path, g.bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
         }
         Ok(Shape {
             chw: (c.channels, c.image_h, c.image_w),
@@ -293,7 +349,7 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
     };
     let mut out = Vec::new();
     if let Some(fm) = &a.fmnist {
-        let onnx_path = a.out.join("fmnist.path.full.onnx");
+        let onnx_path = a.out.join("fmnist.path.full");
         let Shape {
             chw,
             classes,
@@ -332,7 +388,8 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
         out.push(Case {
             name: "fmnist".into(),
             tinv: fm.clone(),
-            onnx: onnx_path,
+            onnx: peer_graph(&onnx_path, false),
+            onnx_tract: peer_graph(&onnx_path, true),
             chw,
             inputs: imgs.data[..n * per]
                 .iter()
@@ -351,12 +408,13 @@ fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
             std::fs::write(&tinv_path, tinv::synth::random_model(&cfg, 1, DType::F32))
                 .map_err(|e| e.to_string())?;
         }
-        let onnx_path = a.out.join("vit-tiny.path.12.onnx");
+        let onnx_path = a.out.join("vit-tiny.path.12");
         let chw = export(&tinv_path, &onnx_path)?.chw;
         out.push(Case {
             name: "vit-tiny".into(),
             tinv: tinv_path,
-            onnx: onnx_path,
+            onnx: peer_graph(&onnx_path, false),
+            onnx_tract: peer_graph(&onnx_path, true),
             chw,
             inputs: tinv::synth::random_inputs(&cfg, 4, 2),
             labels: None,
@@ -463,6 +521,7 @@ fn real_main() -> Result<(), String> {
         out!("{md}");
         return Ok(());
     }
+    check_report_dir(&a.report)?;
     let cases = cases(&a, true)?;
     if cases.is_empty() {
         return Err("nothing to benchmark (no --fmnist model and --no-vit-tiny)".into());

@@ -71,7 +71,7 @@ fn sweep(case: &Case) -> Result<Option<Sweep>, String> {
     let costs: Vec<f64> = model
         .costs()
         .iter()
-        .map(|k| (k.backbone_flops + k.exit_flops) as f64)
+        .map(|k| k.backbone_flops as f64)
         .collect();
     let mut s =
         Session::new(model.clone(), SessionOptions::default()).map_err(|e| e.to_string())?;
@@ -140,8 +140,8 @@ fn runs_sentence(warmup: usize, runs: usize, adaptive: Option<usize>) -> String 
     if let Some(n) = adaptive.filter(|&n| n != runs) {
         let _ = write!(
             s,
-            " ({n} for the tinv-adaptive rows: the larger of --runs and the --eval-n test images \
-             used, so that their mean covers every test input)"
+            " ({n} for the tinv-adaptive rows: the smallest multiple of the --eval-n test images \
+             used that is at least --runs, so that their mean weighs every test input alike)"
         );
     }
     s
@@ -189,7 +189,8 @@ pub fn write(
     let _ = writeln!(
         md,
         "Machine: {} ({} logical CPUs). ONNX Runtime: `{}` through its C API (the `ort` crate, dynamically loaded), \
-         graph optimisation level ALL, on tinv's own `--baked` f32 ONNX export. Batch 1, {}, \
+         graph optimisation level ALL, on tinv's own `--baked` f32 ONNX export with native \
+         LayerNormalization (`--ln native`, which ONNX Runtime fuses). Batch 1, {}, \
          each (runtime, model, threads) in its own process; every row ran {} times in rotation with the others and \
          reports the median of its rounds. RSS increase = resident set at the end of the run \
          minus before the model was loaded (ONNX Runtime's library already loaded). {EFF_GFLOPS}\n",

@@ -119,6 +119,27 @@ fn out_that_is_a_file_is_named() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A `--report` whose folder cannot take it is refused before anything is measured (it was found
+/// after every row had run, and named the plots folder), and so is a `--report` that is a folder.
+#[test]
+fn a_bad_report_path_is_refused_before_measuring() {
+    let dir = tmp("report");
+    let args = setup(&dir);
+    let file = dir.join("images.idx");
+    let under_file = file.join("R.md");
+    let under_file = under_file.to_str().unwrap();
+    fails(
+        &with(&args, "--report", under_file),
+        &[&format!("--report {under_file}: "), "Not a directory"],
+    );
+    let d = dir.to_str().unwrap();
+    fails(
+        &with(&args, "--report", d),
+        &[&format!("--report {d} is a directory")],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// stdout closed (`| head -1`): a quiet exit 0; stdout failing otherwise (a full disk): one
 /// `error:` line and exit 1. Both panicked (exit 101, backtrace).
 #[test]

@@ -84,6 +84,19 @@ fn harness_runs_and_writes_the_report() {
         md.contains("Effective GFLOP/s = mean FLOPs per inference ÷ mean latency"),
         "{md}"
     );
+    // ONNX Runtime gets native LayerNormalization, which it fuses (the decomposed form it cannot
+    // fuse made it ~14 % slower); the decomposed graph is written only for tract.
+    let graph = std::fs::read(dir.join("out/fmnist.path.full.onnx")).unwrap();
+    assert!(
+        graph
+            .windows(b"LayerNormalization".len())
+            .any(|w| w == b"LayerNormalization"),
+        "the ORT graph has no LayerNormalization node"
+    );
+    assert!(
+        md.contains("native LayerNormalization (`--ln native`, which ONNX Runtime fuses)"),
+        "{md}"
+    );
     assert!(md.contains("| oracle (shallowest correct exit) |"), "{md}");
     assert!(md.contains("| controller, λ = 1.0 |"), "{md}");
     assert!(md.contains("RSS increase tinv / ORT"), "{md}");
