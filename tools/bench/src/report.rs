@@ -487,4 +487,48 @@ mod tests {
         assert_eq!(child::adaptive_runs(200, 2000), 2000);
         assert_eq!(child::adaptive_runs(200, 20), 200);
     }
+
+    /// The sweep's fixed-exit points cost what the session counts for that depth (the exit head
+    /// is in `backbone_flops` once; it was added a second time), and the oracle's FLOPs are
+    /// those of the exits it picks.
+    #[test]
+    fn sweep_flops_are_the_sessions_own() {
+        let dir = std::env::temp_dir().join(format!("tinv-bench-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
+        let path = dir.join("fm.tinv");
+        let bytes = tinv::synth::random_model(&cfg, 3, tinv::format::DType::F32);
+        std::fs::write(&path, &bytes).unwrap();
+        let inputs = tinv::synth::random_inputs(&cfg, 6, 1);
+        let case = Case {
+            name: "fmnist".into(),
+            tinv: path.clone(),
+            onnx: dir.join("unused.onnx"),
+            onnx_tract: dir.join("unused.decomposed.onnx"),
+            chw: (1, 28, 28),
+            inputs: inputs.clone(),
+            labels: Some(vec![0, 1, 2, 3, 4, 5]),
+            budget: None,
+            ort_lib: dir.join("unused.so"),
+            adaptive: true,
+        };
+        let sw = sweep(&case).unwrap().unwrap();
+        let model = Arc::new(Model::open(&path, &OpenOptions::default()).unwrap());
+        let mut s = Session::new(model, SessionOptions::default()).unwrap();
+        let mut logits = vec![0f32; 10];
+        let mut per_depth = Vec::new();
+        for (k, &(depth, flops, _)) in sw.exits.iter().enumerate() {
+            let st = s
+                .infer_depth(&inputs[..784], 1, depth, &mut logits)
+                .unwrap();
+            assert_eq!(flops, st[0].flops as f64, "exit {k} at depth {depth}");
+            per_depth.push(flops);
+        }
+        let (oracle_flops, _) = sw.oracle;
+        assert!(
+            oracle_flops >= per_depth[0] && oracle_flops <= per_depth[1],
+            "{oracle_flops} outside the exits' {per_depth:?}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
