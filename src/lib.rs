@@ -40,9 +40,15 @@ pub mod backend;
 #[doc(hidden)]
 pub mod capi;
 pub mod control;
+// Public for the workspace's tools (the trainer computes with the runtime's kernels, the bench
+// profiles a block through them), not a stable API: hidden from the docs.
+#[doc(hidden)]
 pub mod cpu;
 /// The library's error type.
 pub mod error;
+// The command-line programs' file helpers (regular files only, UTF-8 arguments): not a stable
+// API, hidden from the docs.
+#[doc(hidden)]
 pub mod files;
 pub mod format;
 pub mod idx;

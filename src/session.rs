@@ -316,7 +316,9 @@ impl Session {
     pub fn model(&self) -> &Arc<Model> {
         &self.model
     }
-    /// The compiled plans, one per path.
+    /// The compiled plans, one per path (`cpu` internals, for the workspace's tools and tests;
+    /// not a stable API).
+    #[doc(hidden)]
     pub fn plans(&self) -> &[Plan] {
         &self.plans
     }
