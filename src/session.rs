@@ -72,8 +72,11 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// Session settings.
+/// Session settings: `SessionOptions::default()` and the setters below
+/// (`SessionOptions::default().max_batch(8).threads(4)`), so that a new setting is not a breaking
+/// change; the fields stay readable and assignable.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SessionOptions {
     /// Most inputs per call (the arena is sized for it). ≥ 1.
     pub max_batch: usize,
@@ -93,6 +96,49 @@ pub struct SessionOptions {
     /// Largest arena the session may allocate, in bytes (default 2 GiB): a small but absurd
     /// file (a huge token count) is refused instead of taking the machine's memory.
     pub max_arena_bytes: usize,
+}
+
+impl SessionOptions {
+    /// Sets [`SessionOptions::max_batch`].
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n;
+        self
+    }
+    /// Sets [`SessionOptions::threads`].
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+    /// Sets [`SessionOptions::mode`].
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Sets [`SessionOptions::budget`]: a λ, or `None` for the model's default.
+    pub fn budget(mut self, budget: impl Into<Option<f32>>) -> Self {
+        self.budget = budget.into();
+        self
+    }
+    /// Sets [`SessionOptions::backend`].
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+    /// Sets [`SessionOptions::engines`]: a folder, or `None` for `plans/` beside the model.
+    pub fn engines(mut self, dir: impl Into<Option<PathBuf>>) -> Self {
+        self.engines = dir.into();
+        self
+    }
+    /// Sets [`SessionOptions::cuda_graphs`].
+    pub fn cuda_graphs(mut self, on: bool) -> Self {
+        self.cuda_graphs = on;
+        self
+    }
+    /// Sets [`SessionOptions::max_arena_bytes`].
+    pub fn max_arena_bytes(mut self, bytes: usize) -> Self {
+        self.max_arena_bytes = bytes;
+        self
+    }
 }
 
 impl Default for SessionOptions {

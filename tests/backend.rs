@@ -61,6 +61,34 @@ fn names_round_trip_and_debug_is_short() {
     );
 }
 
+/// The options are built with setters (the structs are `non_exhaustive`, so a new setting is
+/// not a breaking change); each sets its own field and nothing else.
+#[test]
+fn option_setters_set_their_field() {
+    use tinv::Mode;
+    let d = SessionOptions::default();
+    let o = SessionOptions::default()
+        .max_batch(3)
+        .threads(2)
+        .mode(Mode::Graph)
+        .budget(0.5)
+        .backend(Backend::Cpu)
+        .engines(std::path::PathBuf::from("e"))
+        .cuda_graphs(false)
+        .max_arena_bytes(1 << 20);
+    assert_eq!((o.max_batch, o.threads, o.mode), (3, 2, Mode::Graph));
+    assert_eq!((o.budget, o.backend), (Some(0.5), Backend::Cpu));
+    assert_eq!(o.engines.as_deref(), Some(std::path::Path::new("e")));
+    assert_eq!((o.cuda_graphs, o.max_arena_bytes), (false, 1 << 20));
+    assert_eq!(o.clone().budget(None).budget, None);
+    assert_eq!(o.engines(None).engines, None);
+    assert_eq!(
+        (d.max_batch, d.threads, d.budget, d.cuda_graphs),
+        (1, 1, None, true)
+    );
+    assert!(OpenOptions::default().verify(true).verify && !OpenOptions::default().verify);
+}
+
 /// An error's one line already ends with its cause: `source()` is `None`, so a reporter that
 /// walks the chain does not print the OS error twice. The cause stays in the variant.
 #[test]
@@ -80,14 +108,7 @@ fn errors_do_not_repeat_their_cause() {
 #[test]
 fn auto_and_cpu_run_on_the_cpu() {
     for backend in [Backend::Auto, Backend::Cpu] {
-        let s = Session::new(
-            model(),
-            SessionOptions {
-                backend,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let s = Session::new(model(), SessionOptions::default().backend(backend)).unwrap();
         assert_eq!(s.backend(), Backend::Cpu);
     }
 }
@@ -95,11 +116,9 @@ fn auto_and_cpu_run_on_the_cpu() {
 #[test]
 fn tensorrt_without_engines_is_a_clear_error() {
     let dir = std::env::temp_dir().join(format!("tinv-backend-{}", std::process::id()));
-    let opts = SessionOptions {
-        backend: Backend::TensorRt,
-        engines: Some(dir.clone()),
-        ..Default::default()
-    };
+    let opts = SessionOptions::default()
+        .backend(Backend::TensorRt)
+        .engines(Some(dir.clone()));
     let err = match Session::new(model(), opts) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("no engines exist: tensorrt must be refused"),
@@ -111,10 +130,8 @@ fn tensorrt_without_engines_is_a_clear_error() {
         assert!(err.contains("without the `tensorrt` feature"), "{err}");
     }
     // `auto` with the same missing engines quietly uses the CPU.
-    let opts = SessionOptions {
-        backend: Backend::Auto,
-        engines: Some(dir),
-        ..Default::default()
-    };
+    let opts = SessionOptions::default()
+        .backend(Backend::Auto)
+        .engines(Some(dir));
     assert_eq!(Session::new(model(), opts).unwrap().backend(), Backend::Cpu);
 }

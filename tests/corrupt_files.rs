@@ -78,7 +78,10 @@ fn truncation_behind_a_consistent_header_names_the_section_or_tensor() {
             ),
             // Only zero padding after the last tensor was cut: the tensors are intact.
             None => {
-                assert!(got.is_ok() && Model::from_bytes(&b, &OpenOptions { verify: true }).is_ok())
+                assert!(
+                    got.is_ok()
+                        && Model::from_bytes(&b, &OpenOptions::default().verify(true)).is_ok()
+                )
             }
         }
     }
@@ -344,7 +347,7 @@ fn data_flips_are_caught_by_verify_and_only_by_verify() {
                     matches!(idx.verify(&b), Err(FormatError::ChecksumMismatch { tensor, .. }) if tensor == r.name)
                 );
                 assert!(matches!(
-                    Model::from_bytes(&b, &OpenOptions { verify: true }),
+                    Model::from_bytes(&b, &OpenOptions::default().verify(true)),
                     Err(Error::Format { error: FormatError::ChecksumMismatch { tensor, .. }, .. }) if tensor == r.name
                 ));
             }
@@ -353,7 +356,7 @@ fn data_flips_are_caught_by_verify_and_only_by_verify() {
         let gap = l.padding().next().expect("page breaks leave padding");
         let mut b = good.clone();
         b[gap] = 0xAB;
-        assert!(Model::from_bytes(&b, &OpenOptions { verify: true }).is_ok());
+        assert!(Model::from_bytes(&b, &OpenOptions::default().verify(true)).is_ok());
     }
 }
 
@@ -466,16 +469,9 @@ fn nan_and_inf_weights_are_accepted_and_run_deterministically() {
     ] {
         let b = l.with_tensor_values(&good, tensor, value);
         let model = Arc::new(
-            Model::from_bytes(&b, &OpenOptions { verify: true }).expect("accepted at open"),
+            Model::from_bytes(&b, &OpenOptions::default().verify(true)).expect("accepted at open"),
         );
-        let mut s = Session::new(
-            model,
-            SessionOptions {
-                max_batch: 3,
-                ..SessionOptions::default()
-            },
-        )
-        .expect("session");
+        let mut s = Session::new(model, SessionOptions::default().max_batch(3)).expect("session");
         let mut first = vec![0f32; 3 * cfg.classes];
         let mut again = vec![0f32; 3 * cfg.classes];
         for mode in [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.6)] {

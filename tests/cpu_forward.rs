@@ -13,7 +13,7 @@ fn model(controller: bool) -> Arc<Model> {
     Arc::new(
         Model::from_bytes(
             &synth::random_model(&cfg, 7, DType::F32),
-            &OpenOptions { verify: true },
+            &OpenOptions::default().verify(true),
         )
         .unwrap(),
     )
@@ -31,14 +31,7 @@ fn every_path_matches_reference() {
     let m = model(false);
     let c = m.config().clone();
     let x = synth::random_inputs(&c, 3, 11);
-    let mut s = Session::new(
-        m.clone(),
-        SessionOptions {
-            max_batch: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut s = Session::new(m.clone(), SessionOptions::default().max_batch(3)).unwrap();
     for (k, &depth) in c.depths.iter().enumerate() {
         let mut out = vec![0f32; 3 * c.classes];
         let stats = s.infer_depth(&x, 3, depth, &mut out).unwrap().to_vec();
@@ -58,14 +51,7 @@ fn all_exits_pass_matches_reference_and_single_paths() {
     let m = model(false);
     let c = m.config().clone();
     let x = synth::random_inputs(&c, 2, 5);
-    let mut s = Session::new(
-        m.clone(),
-        SessionOptions {
-            max_batch: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut s = Session::new(m.clone(), SessionOptions::default().max_batch(2)).unwrap();
     let p = c.depths.len();
     let mut all = vec![0f32; 2 * p * c.classes];
     s.infer_all_exits(&x, 2, &mut all).unwrap();
@@ -85,11 +71,9 @@ fn threshold_mode_escalates_and_resumes_without_recompute() {
     let x = synth::random_inputs(&c, 4, 9);
     let mut s = Session::new(
         m.clone(),
-        SessionOptions {
-            max_batch: 4,
-            mode: Mode::Threshold(1.0),
-            ..Default::default()
-        },
+        SessionOptions::default()
+            .max_batch(4)
+            .mode(Mode::Threshold(1.0)),
     )
     .unwrap();
     // τ = 1: no exit of this random model is certain (max softmax < 1 in f32), so every input
@@ -120,21 +104,12 @@ fn mixed_batch_equals_one_by_one() {
     let x = synth::random_inputs(&c, n, 21);
     for mode in [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.5)] {
         for budget in [0.0, 0.5, 1.0] {
-            let opts = SessionOptions {
-                max_batch: n,
-                mode,
-                budget: Some(budget),
-                ..Default::default()
-            };
+            let opts = SessionOptions::default()
+                .max_batch(n)
+                .mode(mode)
+                .budget(budget);
             let mut batched = Session::new(m.clone(), opts.clone()).unwrap();
-            let mut single = Session::new(
-                m.clone(),
-                SessionOptions {
-                    max_batch: 1,
-                    ..opts
-                },
-            )
-            .unwrap();
+            let mut single = Session::new(m.clone(), opts.clone().max_batch(1)).unwrap();
             let mut out = vec![0f32; n * c.classes];
             let stats = batched.infer(&x, n, &mut out).unwrap().to_vec();
             for i in 0..n {
@@ -165,14 +140,7 @@ const _: fn() = || {
 fn bad_arguments_are_errors() {
     let m = model(true);
     let c = m.config().clone();
-    let mut s = Session::new(
-        m.clone(),
-        SessionOptions {
-            max_batch: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut s = Session::new(m.clone(), SessionOptions::default().max_batch(2)).unwrap();
     let x = synth::random_inputs(&c, 2, 1);
     let mut out = vec![0f32; 2 * c.classes];
     let msg = |r: tinv::Result<&[tinv::Stats]>| r.err().map(|e| e.to_string()).unwrap_or_default();
@@ -216,14 +184,7 @@ fn bad_arguments_are_errors() {
     assert!(s.set_budget(1.5).is_err());
     assert!(Mode::parse("threshold:2").is_err());
     assert_eq!(Mode::parse("threshold:0.7").unwrap(), Mode::Threshold(0.7));
-    assert!(Session::new(
-        m,
-        SessionOptions {
-            max_batch: 0,
-            ..Default::default()
-        }
-    )
-    .is_err());
+    assert!(Session::new(m, SessionOptions::default().max_batch(0)).is_err());
 }
 
 /// Two and three threads split GEMMs, attention (3 heads: query rows are cut into blocks),
@@ -245,11 +206,7 @@ fn threads_give_the_one_thread_logits() {
     let run = |threads: usize| -> Vec<Vec<f32>> {
         let mut s = Session::new(
             m.clone(),
-            SessionOptions {
-                max_batch: 3,
-                threads,
-                ..Default::default()
-            },
+            SessionOptions::default().max_batch(3).threads(threads),
         )
         .unwrap();
         c.depths
@@ -289,11 +246,7 @@ fn adaptive_charges_each_decision_that_runs_and_none_at_the_deepest_exit() {
     let mut out = vec![0f32; n * c.classes];
     let mut deepest = 0;
     for budget in [0.0, 0.3, 1.0] {
-        let opts = SessionOptions {
-            max_batch: n,
-            budget: Some(budget),
-            ..Default::default()
-        };
+        let opts = SessionOptions::default().max_batch(n).budget(budget);
         let mut s = Session::new(m.clone(), opts).unwrap();
         for st in s.infer(&x, n, &mut out).unwrap() {
             // A decision at every exit reached except the deepest, which has nothing after it.
@@ -332,12 +285,10 @@ fn weight_bytes_are_the_bytes_of_the_tensors_read() {
     let mut no_decision = 0;
     for mode in [Mode::Adaptive, Mode::Graph] {
         for budget in [0.0, 0.3, 1.0] {
-            let opts = SessionOptions {
-                max_batch: n,
-                mode,
-                budget: Some(budget),
-                ..Default::default()
-            };
+            let opts = SessionOptions::default()
+                .max_batch(n)
+                .mode(mode)
+                .budget(budget);
             let mut s = Session::new(m.clone(), opts).unwrap();
             for st in s.infer(&x, n, &mut out).unwrap() {
                 let start = c.depths.iter().position(|&d| d == st.start_depth).unwrap();
@@ -394,15 +345,11 @@ fn non_finite_controller_weights_are_an_error_not_a_route() {
         let mut bytes = clean.clone();
         bytes[t.offset..t.offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
         // Unverified open: the checksum would refuse the edit before anything runs.
-        let m = Arc::new(Model::from_bytes(&bytes, &OpenOptions { verify: false }).unwrap());
+        let m = Arc::new(Model::from_bytes(&bytes, &OpenOptions::default().verify(false)).unwrap());
         let mut s = Session::new(
             m,
-            SessionOptions {
-                max_batch: 2,
-                // λ = 0: the exit RNN would escalate at least sometimes; it must be asked.
-                budget: Some(0.0),
-                ..Default::default()
-            },
+            // λ = 0: the exit RNN would escalate at least sometimes; it must be asked.
+            SessionOptions::default().max_batch(2).budget(0.0),
         )
         .unwrap();
         for mode in [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.9)] {

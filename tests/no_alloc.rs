@@ -59,11 +59,7 @@ fn inference_never_allocates() {
             let modes = [Mode::Adaptive, Mode::Graph, Mode::Threshold(0.9)];
             let mut s = Session::new(
                 model.clone(),
-                SessionOptions {
-                    max_batch: n,
-                    threads,
-                    ..Default::default()
-                },
+                SessionOptions::default().max_batch(n).threads(threads),
             )
             .unwrap();
             // One warm-up call (thread start-up of the pool happens at open, not here).

@@ -138,7 +138,7 @@ fn device_section_pages_are_released_and_refill_from_the_file() {
     let path = std::env::temp_dir().join(format!("tinv-devsec-{}.tinv", std::process::id()));
     std::fs::write(&path, &bytes).unwrap();
 
-    let mapped = Model::open(&path, &OpenOptions { verify: true }).unwrap();
+    let mapped = Model::open(&path, &OpenOptions::default().verify(true)).unwrap();
     assert_eq!(mapped.raw_tensor("dev.x").unwrap(), &dev[..]);
     assert_eq!(mapped.release_device_section(), dev.len());
     // Read again after the release: the kernel refills the pages from the file.

@@ -114,10 +114,7 @@ fn session_on_a_small_file_with_huge_attention_fails_cleanly() {
     assert!(err.to_string().contains("arena"), "{err}");
     // Above the 2 GiB cap: refused before allocating. With the cap raised, the allocator's
     // refusal comes back as OutOfMemory (TINV_ERR_OUT_OF_MEMORY in C), not an abort.
-    let opts = tinv::SessionOptions {
-        max_arena_bytes: usize::MAX,
-        ..tinv::SessionOptions::default()
-    };
+    let opts = tinv::SessionOptions::default().max_arena_bytes(usize::MAX);
     let err = tinv::Session::new(huge_attention_model(), opts)
         .expect_err("the capped allocator refuses 17 GB");
     assert!(matches!(err, Error::OutOfMemory(_)), "{err:?}");

@@ -36,11 +36,7 @@ fn ran<T>(r: tinv::Result<T>) -> Option<T> {
 /// chunks and attention's per-thread buffers are the code with `unsafe` in it).
 fn run(model: Arc<Model>, budget: f32, threads: usize) {
     let c = model.config().clone();
-    let opts = SessionOptions {
-        max_batch: 2,
-        threads,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default().max_batch(2).threads(threads);
     let mut s = match Session::new(model, opts) {
         Ok(s) => s,
         // The model's default budget was validated at open; nothing else can fail here.
@@ -95,10 +91,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let last = data.last().copied().unwrap_or(0);
     let budget = f32::from(last) / 255.0;
-    match Model::from_bytes(data, &OpenOptions { verify: false }) {
+    match Model::from_bytes(data, &OpenOptions::default().verify(false)) {
         Ok(m) => {
             if !verified {
-                let v = Model::from_bytes(data, &OpenOptions { verify: true });
+                let v = Model::from_bytes(data, &OpenOptions::default().verify(true));
                 assert!(matches!(
                     v,
                     Err(Error::Format {

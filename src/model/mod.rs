@@ -188,9 +188,18 @@ impl std::ops::Deref for Bytes {
 
 /// Options for opening a model.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// Recompute every tensor checksum (reads every page once).
     pub verify: bool,
+}
+
+impl OpenOptions {
+    /// Sets [`OpenOptions::verify`]: `OpenOptions::default().verify(true)`.
+    pub fn verify(mut self, on: bool) -> Self {
+        self.verify = on;
+        self
+    }
 }
 
 /// A validated model, shared read-only by every session.

@@ -27,10 +27,7 @@ pub fn write_case(dir: &str, bytes: &[u8], n: usize, seed: u64) -> Case {
     let model = Arc::new(Model::open(&model_path, &OpenOptions::default()).unwrap());
     let c = model.config().clone();
     let input = tinv::synth::random_inputs(&c, n, seed);
-    let opts = SessionOptions {
-        max_batch: n,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default().max_batch(n);
     let mut s = Session::new(Arc::clone(&model), opts).unwrap();
     let mut out = b"TINVEXP1".to_vec();
     for v in [n, c.input_len(), c.classes, c.depths.len()] {

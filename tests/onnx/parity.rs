@@ -214,14 +214,8 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
         model: &model,
         round_f16: true,
     };
-    let mut session = Session::new(
-        model.clone(),
-        SessionOptions {
-            max_batch: batch,
-            ..SessionOptions::default()
-        },
-    )
-    .unwrap();
+    let mut session =
+        Session::new(model.clone(), SessionOptions::default().max_batch(batch)).unwrap();
     let refs = |w: &Weights, depth: usize| -> Vec<f64> {
         images
             .chunks_exact(per)

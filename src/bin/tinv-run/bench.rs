@@ -61,11 +61,9 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     };
     let model = Arc::new(model);
     let c = model.config().clone();
-    let opts = tinv::SessionOptions {
-        max_batch: batch,
-        threads,
-        ..Default::default()
-    };
+    let opts = tinv::SessionOptions::default()
+        .max_batch(batch)
+        .threads(threads);
     let mut s = tinv::Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
     let x = tinv::synth::random_inputs(&c, batch, 3);
     let mut out = vec![0f32; batch * c.classes];

@@ -86,13 +86,11 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     // numbers with TensorRT engines, and `--threads` speeds this pass up too.
     let mut all = tinv::Session::new(
         model.clone(),
-        tinv::SessionOptions {
-            max_batch: chunk,
-            threads: session.threads(),
-            backend: session.backend(),
-            engines: a.path("engines").map(std::path::PathBuf::from),
-            ..Default::default()
-        },
+        tinv::SessionOptions::default()
+            .max_batch(chunk)
+            .threads(session.threads())
+            .backend(session.backend())
+            .engines(a.path("engines").map(std::path::PathBuf::from)),
     )
     .map_err(|e| e.to_string())?;
     let mut logits = vec![0f32; chunk * p * k];

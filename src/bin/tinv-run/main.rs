@@ -165,15 +165,13 @@ pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String>
         return Err(no_controller("--budget or --mode adaptive|graph"));
     }
     let backend = backend(a)?;
-    let opts = tinv::SessionOptions {
-        max_batch,
-        threads,
-        mode,
-        budget,
-        backend,
-        engines: a.path("engines").map(std::path::PathBuf::from),
-        ..tinv::SessionOptions::default()
-    };
+    let opts = tinv::SessionOptions::default()
+        .max_batch(max_batch)
+        .threads(threads)
+        .mode(mode)
+        .budget(budget)
+        .backend(backend)
+        .engines(a.path("engines").map(std::path::PathBuf::from));
     tinv::Session::new(std::sync::Arc::new(model), opts).map_err(|e| e.to_string())
 }
 

@@ -70,5 +70,6 @@ pub fn resolve(arg: Option<&Path>) -> Result<PathBuf, String> {
 pub fn open(arg: Option<&Path>, verify: bool) -> Result<tinv::Model, String> {
     let path = resolve(arg)?;
     log::info!("opening {}", path.display());
-    tinv::Model::open(&path, &tinv::OpenOptions { verify }).map_err(|e| e.to_string())
+    tinv::Model::open(&path, &tinv::OpenOptions::default().verify(verify))
+        .map_err(|e| e.to_string())
 }

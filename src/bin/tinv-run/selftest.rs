@@ -122,12 +122,10 @@ fn session(
 ) -> Result<Session, String> {
     Session::new(
         model.clone(),
-        SessionOptions {
-            backend,
-            engines: Some(dir.to_path_buf()),
-            cuda_graphs: graphs,
-            ..SessionOptions::default()
-        },
+        SessionOptions::default()
+            .backend(backend)
+            .engines(Some(dir.to_path_buf()))
+            .cuda_graphs(graphs),
     )
     .map_err(|e| e.to_string())
 }

@@ -202,14 +202,12 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         return Err(crate::no_controller("--budget"));
     }
     let backend = crate::backend(&a)?;
-    let opts = tinv::SessionOptions {
-        max_batch: 1,
-        threads,
-        budget,
-        backend,
-        engines: a.path("engines").map(std::path::PathBuf::from),
-        ..Default::default()
-    };
+    let opts = tinv::SessionOptions::default()
+        .max_batch(1)
+        .threads(threads)
+        .budget(budget)
+        .backend(backend)
+        .engines(a.path("engines").map(std::path::PathBuf::from));
     let mut s = tinv::Session::new(Arc::new(model), opts).map_err(|e| e.to_string())?;
     let cfg = s.model().config().clone();
     let inputs = tinv::synth::random_inputs(&cfg, n_in, 42);

@@ -90,14 +90,12 @@ fn tinv_run(
     let model =
         Arc::new(Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?);
     let c = model.config().clone();
-    let opts = SessionOptions {
-        max_batch: 1,
-        threads,
-        mode: mode.unwrap_or(Mode::Adaptive),
-        budget: case.budget,
-        backend: tinv::Backend::Cpu,
-        ..SessionOptions::default()
-    };
+    let opts = SessionOptions::default()
+        .max_batch(1)
+        .threads(threads)
+        .mode(mode.unwrap_or(Mode::Adaptive))
+        .budget(case.budget)
+        .backend(tinv::Backend::Cpu);
     let mut s = Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
     let per = c.input_len();
     let n = case.inputs.len() / per;

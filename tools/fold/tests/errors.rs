@@ -384,7 +384,7 @@ fn cli_folds_and_help_lists_every_flag() {
         err.contains("tinv-fold: block 3") && err.contains("wrote"),
         "{err}"
     );
-    let m = tinv::Model::open(&out, &tinv::OpenOptions { verify: true }).expect("opens");
+    let m = tinv::Model::open(&out, &tinv::OpenOptions::default().verify(true)).expect("opens");
     assert_eq!(m.config().depths, vec![3, 4]);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -130,7 +130,8 @@ fn order_alignment_and_pages_follow_the_format() {
     let exit1 = index.tensor("exit.1.head.bias").expect("exit.1");
     assert!(exit1.offset + exit1.nbytes <= blk1);
     // The runtime accepts it and checksums verify.
-    tinv::Model::from_bytes(&file, &tinv::OpenOptions { verify: true }).expect("opens + verifies");
+    tinv::Model::from_bytes(&file, &tinv::OpenOptions::default().verify(true))
+        .expect("opens + verifies");
 }
 
 #[test]

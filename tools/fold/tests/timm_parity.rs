@@ -165,7 +165,7 @@ fn cli_folded_file_matches_timm_logits() {
         .status()
         .expect("runs");
     assert!(status.success());
-    let model = tinv::Model::open(&out, &tinv::OpenOptions { verify: true }).expect("opens");
+    let model = tinv::Model::open(&out, &tinv::OpenOptions::default().verify(true)).expect("opens");
     let mut sess =
         tinv::Session::new(std::sync::Arc::new(model), Default::default()).expect("session");
     let expected: serde_json::Value =

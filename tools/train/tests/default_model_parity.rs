@@ -20,16 +20,17 @@ fn default_model_trainer_and_runtime_agree_on_the_test_set() {
     };
     let vit = tinv_train::report::load_vit(&root.join("checkpoint.safetensors")).unwrap();
     let model = Arc::new(
-        tinv::Model::open(root.join("model.tinv"), &tinv::OpenOptions { verify: true }).unwrap(),
+        tinv::Model::open(
+            root.join("model.tinv"),
+            &tinv::OpenOptions::default().verify(true),
+        )
+        .unwrap(),
     );
     let (p, k) = (model.config().depths.len(), model.config().classes);
     let chunk = 500;
     let mut s = tinv::Session::new(
         Arc::clone(&model),
-        tinv::SessionOptions {
-            max_batch: chunk,
-            ..Default::default()
-        },
+        tinv::SessionOptions::default().max_batch(chunk),
     )
     .unwrap();
     let (mut worst, mut ties, mut differ) = (0f32, 0usize, Vec::new());

@@ -95,10 +95,7 @@ fn folded_runtime_matches_the_trainer() {
     let n = val.len();
     let mut s = tinv::Session::new(
         Arc::clone(&model),
-        tinv::SessionOptions {
-            max_batch: n,
-            ..Default::default()
-        },
+        tinv::SessionOptions::default().max_batch(n),
     )
     .unwrap();
 
