@@ -18,12 +18,14 @@ const DIRECT_B_MAX_TILES: usize = 4;
 /// Largest `MR × NR` of any kernel, for the stack tile that takes partial column panels.
 const EDGE_TILE: usize = 14 * 32;
 
-/// Below this many multiply-adds (~5 µs on one core) a second thread costs more than it saves.
-/// Measured on the 2-vCPU Xeon of docs/RESULTS.md with `tinv-run bench --threads 1|2` on the
-/// Fashion-MNIST model (batch 1: 17×192×64, 17×256×64 and 17×64×256 GEMMs): at 2^17 those ran
-/// on the pool and a full-depth call took 286 µs on two threads against 205 µs on one; at 2^19
-/// both take ~200 µs. ViT-Tiny's smallest GEMM (197×192×192) is 14× this threshold.
-pub(crate) const MIN_PARALLEL_MACS: usize = 1 << 19;
+/// Below this many multiply-adds (~10 µs on one core) a second thread costs more than it saves.
+/// Measured with `tinv-run bench --threads 1|2` on the Fashion-MNIST model at batch 1. On a
+/// 2-vCPU Xeon, an earlier 64-wide model's GEMMs ran on the pool at 2^17, and a full-depth call
+/// took 286 µs on two threads against 205 µs on one. At 2^19 both took ~200 µs. On a 2-vCPU AMD
+/// EPYC (AVX2) with today's 96-wide model, 2^19 still put its 17×96×384 and 17×384×96 MLP GEMMs
+/// on the pool: depth 8 took 820–1050 µs on two threads against 650–780 on one. At 2^20 the two
+/// are equal. ViT-Tiny's smallest GEMM (197×192×192) is 7× this threshold.
+pub(crate) const MIN_PARALLEL_MACS: usize = 1 << 20;
 
 /// Floats of one thread's packed-B slot, rounded to whole cache lines.
 pub(super) fn slot_len(nr: usize, k: usize) -> usize {

@@ -296,7 +296,7 @@ fn attention_layouts_and_k_blocking() {
 fn two_threads_match_one_thread_bitwise() {
     let (one, two) = (Pool::new(1), Pool::new(2));
     for isa in Isa::available() {
-        for (m, n, k) in [(197, 96, 64), (40, 200, 70), (300, 40, 64)] {
+        for (m, n, k) in [(197, 96, 64), (40, 200, 140), (300, 40, 96)] {
             assert!(m * n * k >= super::driver::MIN_PARALLEL_MACS);
             let a = random(m * k, 1);
             let b = random(k * n, 2);
