@@ -348,6 +348,30 @@ fn bench_on_a_one_path_model_reports_no_switch_cost() {
     assert!(out.contains("\"switch_us\":null"), "{out}");
 }
 
+/// An export that fails half-way (here a folder stands where the last graph goes) leaves none of
+/// its files behind: the graphs written before the failure loaded as a whole export.
+#[test]
+fn a_failed_export_removes_what_it_wrote() {
+    let dir = tmp("export-fail");
+    let (model_path, cfg) = fixture(&dir);
+    let out = dir.join("onnx");
+    let last = cfg.depths.last().unwrap();
+    std::fs::create_dir_all(out.join(format!("path.{last}.onnx"))).unwrap();
+    let (code, stdout, err) = run(&[
+        "export-onnx",
+        "--model",
+        model_path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_failed_with(code, &err, &format!("path.{last}.onnx"), &stdout);
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, [format!("path.{last}.onnx")], "{err}");
+}
+
 #[test]
 fn export_onnx_writes_every_path_and_the_weight_blob() {
     let dir = tmp("export");

@@ -316,7 +316,8 @@ pub const BINDINGS_FILE: &str = "weights.tsv";
 /// Writes every graph of `opts` into `dir` (created if missing) and, for FP16 weight inputs,
 /// the weight blob and its binding table. Returns the files written. A graph over protobuf's
 /// 2 GiB limit ([`MAX_ONNX_BYTES`], only baked graphs of very large models) is an
-/// `InvalidArgument` error; `dir` existing as a file, or not creatable, an `Io` error.
+/// `InvalidArgument` error; `dir` existing as a file, or not creatable, an `Io` error. On an
+/// error the files this call wrote are removed again: half an export would load as a whole one.
 pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -336,13 +337,24 @@ pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<V
         written.push(path);
         Ok(())
     };
-    each_graph(model, opts, |g| put(&g.file_name, &g.bytes))?;
-    if opts.weights == WeightMode::Fp16Inputs {
-        let blob = weight_blob(model);
-        put(WEIGHTS_FILE, &blob.bytes)?;
-        put(BINDINGS_FILE, blob.table_text().as_bytes())?;
+    let mut all = || -> Result<()> {
+        each_graph(model, opts, |g| put(&g.file_name, &g.bytes))?;
+        if opts.weights == WeightMode::Fp16Inputs {
+            let blob = weight_blob(model);
+            put(WEIGHTS_FILE, &blob.bytes)?;
+            put(BINDINGS_FILE, blob.table_text().as_bytes())?;
+        }
+        Ok(())
+    };
+    match all() {
+        Ok(()) => Ok(written),
+        Err(e) => {
+            for f in &written {
+                let _ = std::fs::remove_file(f);
+            }
+            Err(e)
+        }
     }
-    Ok(written)
 }
 
 #[cfg(test)]
