@@ -217,6 +217,24 @@ fn non_square_single_channel_tanh_model_matches() {
     parity::check_model("tanh", &bytes, &images, 2);
 }
 
+/// The shipped default model (8 blocks, width 96, controller) on its ten sample images, in every
+/// flavour: the FP16 graphs' tolerance is checked at the depth and width a user runs, not only on
+/// the small random models above.
+#[test]
+fn default_model_every_path_and_flavour_matches() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("engines/fmnist");
+    let bytes = std::fs::read(root.join("model.tinv")).unwrap();
+    let mut pngs: Vec<PathBuf> = std::fs::read_dir(root.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    pngs.sort();
+    assert_eq!(pngs.len(), 10);
+    let images: Vec<f32> = pngs.iter().flat_map(|p| parity::read_png_chw(p)).collect();
+    parity::check_model("fmnist", &bytes, &images, pngs.len());
+}
+
 /// The timm fixture (tests/fixtures/timm-vit): `$TINV_TIMM_TINV`, else `model.tinv` there, else
 /// folded here by the `tinv-fold` binary of this build (`cargo build -p tinv-fold` puts it beside
 /// this test's deps folder): every flavour on its four sample images plus a random one, and
