@@ -83,9 +83,9 @@ impl fmt::Display for IdxError {
 
 impl std::error::Error for IdxError {}
 
-/// The largest data section [`parse`], [`read`] and `open` (feature `gzip`) accept (4 GiB), checked against the
-/// header before any data is read: with it, a small gzip file cannot inflate without bound even
-/// when its header agrees with its contents.
+/// The largest data section [`parse`], [`read`] and `open` (feature `gzip`) accept (4 GiB),
+/// checked against the header before any data is read: with it, a small gzip file cannot inflate
+/// without bound even when its header agrees with its contents.
 pub const MAX_DATA_BYTES: u64 = 1 << 32;
 
 /// Parses an uncompressed IDX file of unsigned bytes.
