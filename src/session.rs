@@ -156,8 +156,10 @@ impl Default for SessionOptions {
     }
 }
 
-/// What happened to one input in the last call.
+/// What happened to one input in the last call. Read-only for callers (`non_exhaustive`: a new
+/// statistic is not a breaking change).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Blocks run (depth of the path whose exit answered).
     pub depth: usize,

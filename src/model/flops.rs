@@ -5,8 +5,10 @@
 use super::{Config, CtrlW};
 use crate::control;
 
-/// What one path costs per input.
+/// What one path costs per input (computed at open; `non_exhaustive`: a new cost is not a
+/// breaking change).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct PathCost {
     /// Depth of the path (blocks run).
     pub depth: usize,
