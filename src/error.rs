@@ -39,6 +39,8 @@ pub enum Error {
     /// The logits, or the controller's outputs, came out NaN or infinite: an input far outside
     /// [0, 1] (finite, so it passed the input check), or a model file with non-finite weights.
     Numeric(String),
+    /// An internal invariant failed: a bug in tinv, not bad input (`TINV_ERR_INTERNAL` in C).
+    Internal(String),
 }
 
 impl Error {
@@ -60,6 +62,9 @@ impl fmt::Display for Error {
             Error::Backend(m) => write!(f, "backend: {m}"),
             Error::OutOfMemory(m) => write!(f, "out of memory: {m}"),
             Error::Numeric(m) => write!(f, "numeric: {m}"),
+            Error::Internal(m) => {
+                write!(f, "internal error (a bug in tinv; please report it): {m}")
+            }
         }
     }
 }

@@ -605,9 +605,7 @@ impl Session {
             }
             if m > 0 {
                 let Some(Op::Exit(_, ew)) = plan.ops.last() else {
-                    return Err(Error::Backend(
-                        "internal: plan does not end in an exit".into(),
-                    ));
+                    return Err(Error::Internal("plan does not end in an exit".into()));
                 };
                 exec::exit(&ctx, &mut self.arena, ew, &self.sel[..m])?;
             }
@@ -680,7 +678,7 @@ impl Session {
         let (len, k_cls, p) = (c.input_len(), c.classes, c.depths.len());
         let exit = self.exit_ctx(&model, policy);
         let Some(trt) = self.trt.as_mut() else {
-            return Err(Error::Backend("internal: no TensorRT session".into()));
+            return Err(Error::Internal("no TensorRT session".into()));
         };
         for i in 0..b {
             let img = &input[i * len..(i + 1) * len];

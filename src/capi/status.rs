@@ -151,6 +151,7 @@ impl From<Error> for Fail {
             Error::Backend(_) => Status::Backend,
             Error::OutOfMemory(_) => Status::OutOfMemory,
             Error::Numeric(_) => Status::Numeric,
+            Error::Internal(_) => Status::Internal,
         };
         Fail::new(status, e.to_string())
     }
@@ -331,6 +332,11 @@ mod tests {
         assert_eq!(
             Fail::from(Error::Backend("x".into())).status,
             Status::Backend
+        );
+        // An invariant that failed is a bug, reported as one (it came back as BACKEND).
+        assert_eq!(
+            Fail::from(Error::Internal("x".into())).status,
+            Status::Internal
         );
     }
 }

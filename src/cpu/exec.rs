@@ -26,7 +26,7 @@ pub struct Ctx<'a> {
 fn views<const N: usize>(arena: &mut [f32], r: [Range<usize>; N]) -> Result<[&mut [f32]; N]> {
     arena
         .get_disjoint_mut(r)
-        .map_err(|e| Error::Backend(format!("internal: arena views overlap or overflow ({e})")))
+        .map_err(|e| Error::Internal(format!("arena views overlap or overflow ({e})")))
 }
 
 /// Stem: for each slot j, raw input `order[j]` is normalized, cut into patches and embedded
@@ -52,7 +52,7 @@ pub fn stem(ctx: &Ctx, arena: &mut [f32], input: &[f32], order: &[usize]) -> Res
     for (i, &sample) in order.iter().enumerate() {
         let img = input
             .get(sample * len..(sample + 1) * len)
-            .ok_or_else(|| Error::Backend("internal: input slot out of range".into()))?;
+            .ok_or_else(|| Error::Internal("input slot out of range".into()))?;
         let pt = &mut patches[i * np * cpp..(i + 1) * np * cpp];
         patchify(
             img, c.channels, c.image_h, c.image_w, c.patch, &c.mean, &c.std, pt,
@@ -326,7 +326,7 @@ pub fn exit(ctx: &Ctx, arena: &mut [f32], w: &ExitW, slots: &[usize]) -> Result<
     for (j, &s) in slots.iter().enumerate() {
         let row = x
             .get(s * n * d..s * n * d + d)
-            .ok_or_else(|| Error::Backend("internal: exit slot out of range".into()))?;
+            .ok_or_else(|| Error::Internal("exit slot out of range".into()))?;
         layernorm_rows(row, &mut cls[j * d..(j + 1) * d], d, c.ln_eps);
     }
     sgemm(
