@@ -139,7 +139,8 @@ pub const FOLDS: usize = 5;
 
 /// Trains the controller on `val` for the backbone in `loaded` (the `graph` policy's routing on
 /// `route` when given), sets the default budget (the largest λ up to which every budget's
-/// cross-validated adaptive accuracy is within `tol` of full depth on `val`) and writes the final checkpoint to `out`. Returns the report.
+/// cross-validated adaptive accuracy is within `tol` of full depth on `val`) and writes the
+/// final checkpoint to `out`. Returns the report.
 pub fn controller_stage(
     loaded: &Loaded,
     val: &Dataset,
