@@ -27,7 +27,7 @@ pub fn percentiles(v: &mut [f64]) -> (f64, f64) {
         .get(((v.len().max(1) - 1) as f64 * 0.99).round() as usize)
         .copied()
         .unwrap_or(0.0);
-    (crate::median(v.to_vec()).unwrap_or(0.0), p99)
+    (crate::median_sorted(v).unwrap_or(0.0), p99)
 }
 
 /// Timed runs of an adaptive row over `inputs` inputs: the smallest multiple of `inputs` that is

@@ -15,7 +15,7 @@ mod report;
 mod rounds;
 mod svg;
 
-pub use rounds::{median, Row};
+pub use rounds::{median, median_sorted, Row};
 use rounds::{median_rows, missing_rows, paired_ratios};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -233,18 +233,27 @@ pub fn create_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
+/// The folder of the report's plots: `results/` beside `report`.
+pub fn plots_dir(report: &Path) -> PathBuf {
+    match report.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.join("results"),
+        _ => PathBuf::from("results"),
+    }
+}
+
 /// Before any measuring: the report's folder and its `results/` folder for the plots exist (made
 /// if missing) and take files. (Found at the end, a bad `--report` threw the measurements away.)
 fn check_report_dir(report: &Path) -> Result<(), String> {
     if report.is_dir() {
         return Err(format!("--report {} is a directory", report.display()));
     }
-    let dir = match report.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let plots = plots_dir(report);
+    let dir = plots
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let bad = |e: String| format!("--report {}: {e}", report.display());
-    create_dir(&dir.join("results")).map_err(bad)?;
+    create_dir(&plots).map_err(bad)?;
     let probe = dir.join(format!(".tinv-bench-probe-{}", std::process::id()));
     std::fs::write(&probe, b"")
         .and_then(|()| std::fs::remove_file(&probe))
@@ -279,7 +288,6 @@ fn check_labels(labels: &tinv::idx::Idx, images: usize, classes: usize) -> Resul
     }
 }
 
-/// Builds the cases; the parent (`prepare`) also writes the model files and ONNX exports.
 /// Opens ONNX Runtime's library once and finds its entry point, so that a wrong file (another
 /// library, a text file) fails here rather than in every ORT row after the tinv rows have run.
 fn check_ort_lib(lib: &Path) -> Result<(), String> {
@@ -303,6 +311,7 @@ fn peer_graph(stem: &Path, decomposed: bool) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Builds the cases; the parent (`prepare`) also writes the model files and ONNX exports.
 fn cases(a: &Args, prepare: bool) -> Result<Vec<Case>, String> {
     let ort_lib = match &a.ort_lib {
         Some(lib) if !lib.is_file() => {

@@ -173,11 +173,7 @@ pub fn write(
     blas: Option<&Blas>,
     profile: Option<&str>,
 ) -> Result<(), String> {
-    let plots = a
-        .report
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .join("results");
+    let plots = crate::plots_dir(&a.report);
     crate::create_dir(&plots)?;
     // The timed runs of the tinv-adaptive rows (the Fashion-MNIST case's), as its child does them.
     let adaptive = cases.iter().find(|c| c.adaptive).map(|c| {

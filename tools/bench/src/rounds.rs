@@ -44,6 +44,11 @@ pub fn median_rows(rounds: Vec<Vec<Row>>) -> Vec<Row> {
 /// The median of `v` (the mean of the two middle values of an even count), `None` when empty.
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
+    median_sorted(&v)
+}
+
+/// [`median`] of values already sorted ascending.
+pub fn median_sorted(v: &[f64]) -> Option<f64> {
     let n = v.len();
     match n {
         0 => None,
