@@ -118,7 +118,7 @@ fn tensorrt_without_engines_is_a_clear_error() {
     let dir = std::env::temp_dir().join(format!("tinv-backend-{}", std::process::id()));
     let opts = SessionOptions::default()
         .backend(Backend::TensorRt)
-        .engines(Some(dir.clone()));
+        .engines(dir.clone());
     let err = match Session::new(model(), opts) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("no engines exist: tensorrt must be refused"),
@@ -132,6 +132,6 @@ fn tensorrt_without_engines_is_a_clear_error() {
     // `auto` with the same missing engines quietly uses the CPU.
     let opts = SessionOptions::default()
         .backend(Backend::Auto)
-        .engines(Some(dir));
+        .engines(dir);
     assert_eq!(Session::new(model(), opts).unwrap().backend(), Backend::Cpu);
 }

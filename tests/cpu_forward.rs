@@ -345,7 +345,7 @@ fn non_finite_controller_weights_are_an_error_not_a_route() {
         let mut bytes = clean.clone();
         bytes[t.offset..t.offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
         // Unverified open: the checksum would refuse the edit before anything runs.
-        let m = Arc::new(Model::from_bytes(&bytes, &OpenOptions::default().verify(false)).unwrap());
+        let m = Arc::new(Model::from_bytes(&bytes, &OpenOptions::default()).unwrap());
         let mut s = Session::new(
             m,
             // λ = 0: the exit RNN would escalate at least sometimes; it must be asked.

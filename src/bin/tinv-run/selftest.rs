@@ -124,7 +124,7 @@ fn session(
         model.clone(),
         SessionOptions::default()
             .backend(backend)
-            .engines(Some(dir.to_path_buf()))
+            .engines(dir.to_path_buf())
             .cuda_graphs(graphs),
     )
     .map_err(|e| e.to_string())
