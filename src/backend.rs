@@ -21,15 +21,24 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Parses `auto`, `cpu` or `tensorrt`.
+    /// Parses `auto`, `cpu` or `tensorrt` (the names [`Display`](std::fmt::Display) writes), or
+    /// `trt`.
     pub fn parse(s: &str) -> Result<Backend> {
-        match s {
-            "auto" => Ok(Backend::Auto),
-            "cpu" => Ok(Backend::Cpu),
-            "tensorrt" | "trt" => Ok(Backend::TensorRt),
-            _ => Err(Error::arg(format!(
-                "backend '{s}' is not one of auto, cpu, tensorrt"
-            ))),
+        const ALL: [Backend; 3] = [Backend::Auto, Backend::Cpu, Backend::TensorRt];
+        if s == "trt" {
+            return Ok(Backend::TensorRt);
+        }
+        ALL.into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| Error::arg(format!("backend '{s}' is not one of auto, cpu, tensorrt")))
+    }
+
+    /// The name [`Backend::parse`] reads back.
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Cpu => "cpu",
+            Backend::TensorRt => "tensorrt",
         }
     }
 }
@@ -45,11 +54,7 @@ impl std::str::FromStr for Backend {
 /// The name [`Backend::parse`] reads back.
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Backend::Auto => "auto",
-            Backend::Cpu => "cpu",
-            Backend::TensorRt => "tensorrt",
-        })
+        f.write_str(self.name())
     }
 }
 
