@@ -179,8 +179,8 @@ pub struct Stats {
     /// Softmax probability of that class.
     pub confidence: f32,
     /// Path the complexity predictor rated most likely to be the shallowest correct one
-    /// (`usize::MAX` when the controller did not run).
-    pub predicted_path: usize,
+    /// (`None` when the controller did not run: fixed depth, threshold mode, no controller).
+    pub predicted_path: Option<usize>,
     /// Wall time of the whole call in µs (shared by the inputs of a batch).
     pub latency_us: f64,
 }
@@ -534,10 +534,7 @@ impl Session {
         // 1. Level 1: the start path of every input.
         for i in 0..b {
             let img = &input[i * c.input_len()..(i + 1) * c.input_len()];
-            let mut st = Stats {
-                predicted_path: usize::MAX,
-                ..Stats::default()
-            };
+            let mut st = Stats::default();
             self.start[i] = match (policy, exit.ctrl) {
                 (Policy::Forced(k), _) => k,
                 (Policy::AllExits, _) | (Policy::Mode(Mode::Threshold(_)), _) => 0,
@@ -546,7 +543,7 @@ impl Session {
                     let graph = m == Mode::Graph;
                     let k =
                         control::decide_start(&model, &w, img, self.budget, graph, &mut self.ctrl)?;
-                    st.predicted_path = control::argmax(&self.ctrl.pred);
+                    st.predicted_path = Some(control::argmax(&self.ctrl.pred));
                     st.flops += self.cost.ctrl_up[usize::from(graph)];
                     st.weight_bytes += self.cost.ctrl_bytes[usize::from(graph)];
                     k

@@ -80,7 +80,14 @@ pub fn vit_tiny() -> Config {
 
 /// Serializes a model with random folded weights (scaled like trained ones: matrices
 /// ±√(3/fan_in)) laid out exactly as `tinv-fold` lays out a real one.
+///
+/// # Panics
+/// When [`Config::validate`] refuses `cfg` (a zero patch, a width the heads do not divide, …):
+/// this is a test and benchmark helper, and a wrong shape there is the caller's bug.
 pub fn random_model(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
+    if let Err(e) = cfg.validate() {
+        panic!("synth::random_model: invalid config: {e}");
+    }
     let mut r = Rng::new(seed);
     let mut w = TinvWriter::new();
     let mut meta = crate::format::Metadata::new();
@@ -154,7 +161,27 @@ pub fn random_model(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
 }
 
 /// `n` random raw inputs in [0, 1) for `cfg`.
+///
+/// # Panics
+/// When `n` inputs of `cfg` overflow `usize`.
 pub fn random_inputs(cfg: &Config, n: usize, seed: u64) -> Vec<f32> {
+    let len = n
+        .checked_mul(cfg.input_len())
+        .expect("synth::random_inputs: n inputs overflow usize");
     let mut r = Rng::new(seed);
-    (0..n * cfg.input_len()).map(|_| r.uniform()).collect()
+    (0..len).map(|_| r.uniform()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zero patch would divide by zero deep inside the writer; the helper names the problem.
+    #[test]
+    #[should_panic(expected = "invalid config: vit.patch must be > 0")]
+    fn random_model_refuses_an_invalid_config_by_name() {
+        let mut cfg = config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        cfg.patch = 0;
+        random_model(&cfg, 1, DType::F32);
+    }
 }

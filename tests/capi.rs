@@ -92,7 +92,7 @@ fn c_program_on_a_model_without_controller() {
     assert!(case
         .adaptive
         .iter()
-        .all(|s| s.depth == 3 && s.predicted_path == usize::MAX));
+        .all(|s| s.depth == 3 && s.predicted_path.is_none()));
     let bin = compile(Lang::C, &[], "noctrl");
     let out = run(&[bin.as_str(), &case.model, &case.expect, "--quick"], &[]);
     assert_eq!(predictions(&out), case.predictions);

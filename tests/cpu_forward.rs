@@ -292,6 +292,10 @@ fn weight_bytes_are_the_bytes_of_the_tensors_read() {
             let mut s = Session::new(m.clone(), opts).unwrap();
             for st in s.infer(&x, n, &mut out).unwrap() {
                 let start = c.depths.iter().position(|&d| d == st.start_depth).unwrap();
+                assert!(
+                    matches!(st.predicted_path, Some(k) if k < p),
+                    "the predictor ran: {st:?}"
+                );
                 let policy = match mode {
                     Mode::Graph if bytes("ctrl.graph.") > 0 => bytes("ctrl.graph."),
                     _ => bytes("ctrl.policy."),

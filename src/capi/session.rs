@@ -72,7 +72,10 @@ impl From<&Stats> for StatsC {
             weight_bytes: s.weight_bytes,
             class_id: u(s.class),
             confidence: s.confidence,
-            predicted_path: i32::try_from(s.predicted_path).unwrap_or(-1),
+            predicted_path: s
+                .predicted_path
+                .and_then(|k| i32::try_from(k).ok())
+                .unwrap_or(-1),
             reserved: 0,
             latency_us: s.latency_us,
         }

@@ -69,7 +69,7 @@ pub fn write_case(dir: &str, bytes: &[u8], n: usize, seed: u64) -> Case {
         ] {
             u32le(&mut out, v);
         }
-        let pred = i32::try_from(st.predicted_path).unwrap_or(-1);
+        let pred = st.predicted_path.map_or(-1, |k| i32::try_from(k).unwrap());
         out.extend_from_slice(&pred.to_le_bytes());
         out.extend_from_slice(&st.flops.to_le_bytes());
         out.extend_from_slice(&st.weight_bytes.to_le_bytes());
