@@ -86,7 +86,12 @@ pub fn vit_tiny() -> Config {
 /// this is a test and benchmark helper, and a wrong shape there is the caller's bug.
 pub fn random_model(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
     if let Err(e) = cfg.validate() {
-        panic!("synth::random_model: invalid config: {e}");
+        // A test and benchmark helper: a wrong shape is the caller's bug, named here rather
+        // than found as a division by zero in the writer.
+        #[allow(clippy::panic)]
+        {
+            panic!("synth::random_model: invalid config: {e}");
+        }
     }
     let mut r = Rng::new(seed);
     let mut w = TinvWriter::new();
@@ -165,9 +170,13 @@ pub fn random_model(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
 /// # Panics
 /// When `n` inputs of `cfg` overflow `usize`.
 pub fn random_inputs(cfg: &Config, n: usize, seed: u64) -> Vec<f32> {
-    let len = n
-        .checked_mul(cfg.input_len())
-        .expect("synth::random_inputs: n inputs overflow usize");
+    let Some(len) = n.checked_mul(cfg.input_len()) else {
+        // As in `random_model`: the caller's bug, named.
+        #[allow(clippy::panic)]
+        {
+            panic!("synth::random_inputs: {n} inputs overflow usize");
+        }
+    };
     let mut r = Rng::new(seed);
     (0..len).map(|_| r.uniform()).collect()
 }

@@ -372,6 +372,44 @@ fn a_failed_export_removes_what_it_wrote() {
     assert_eq!(left, [format!("path.{last}.onnx")], "{err}");
 }
 
+/// `--batch N` fixes the graphs' batch dimension: the files are the library's export with
+/// `ExportOptions::batch` = N, where the default export's dimension is symbolic; 0 is refused.
+#[test]
+fn export_onnx_batch_fixes_the_batch_dimension() {
+    let dir = tmp("export-batch");
+    let (model_path, _) = fixture(&dir);
+    let m = model_path.to_str().unwrap();
+    let model = tinv::Model::open(&model_path, &tinv::OpenOptions::default()).unwrap();
+    for (batch, args) in [(Some(1), &["--batch", "1"][..]), (None, &[][..])] {
+        let out = dir.join(format!("onnx-{batch:?}"));
+        let mut cmd = vec!["export-onnx", "--model", m, "--out", out.to_str().unwrap()];
+        cmd.extend(args);
+        let (code, _, err) = run(&cmd);
+        assert_eq!(code, 0, "{err}");
+        let opts = tinv::onnx::ExportOptions {
+            batch,
+            ..Default::default()
+        };
+        for g in tinv::onnx::export_graphs(&model, &opts).unwrap() {
+            assert_eq!(std::fs::read(out.join(&g.file_name)).unwrap(), g.bytes);
+            assert_eq!(g.inputs[0].dims[0], batch, "{}", g.file_name);
+        }
+    }
+    let out = dir.join("onnx-0");
+    assert_one_line_error(
+        &[
+            "export-onnx",
+            "--model",
+            m,
+            "--out",
+            out.to_str().unwrap(),
+            "--batch",
+            "0",
+        ],
+        "--batch must be at least 1",
+    );
+}
+
 #[test]
 fn export_onnx_writes_every_path_and_the_weight_blob() {
     let dir = tmp("export");

@@ -1,7 +1,7 @@
 //! The export entry points: which graphs a layout needs, their file names, and writing them.
 
 use super::blob::weight_blob;
-use super::graph::{GraphBuilder, WeightMode};
+use super::graph::{DataTensor, GraphBuilder, WeightMode};
 use super::proto::ModelProto;
 use super::vit::{self, LnFlavour};
 use crate::control::feature_len;
@@ -25,7 +25,7 @@ pub enum Layout {
     Segments,
 }
 
-/// Export options; the default is what the TensorRT backend builds from on TensorRT 8.5:
+/// Export options; the default is the TensorRT 8.5 flavour with a symbolic batch:
 /// decomposed LayerNorm, one graph per path, FP16 weight inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExportOptions {
@@ -35,6 +35,11 @@ pub struct ExportOptions {
     pub layout: Layout,
     /// Weights as FP16 inputs (default) or baked f32 initializers.
     pub weights: WeightMode,
+    /// First dimension of every data input and output: `None` (default) writes the symbolic
+    /// dimension `batch`, which ONNX Runtime sizes per call; `Some(n)` fixes it. The TensorRT
+    /// backend exports `Some(1)`: a symbolic dimension would need an optimization profile,
+    /// and its engines run one image per call.
+    pub batch: Option<usize>,
 }
 
 impl Default for ExportOptions {
@@ -43,6 +48,7 @@ impl Default for ExportOptions {
             ln: LnFlavour::Decomposed,
             layout: Layout::PerPath,
             weights: WeightMode::Fp16Inputs,
+            batch: None,
         }
     }
 }
@@ -55,15 +61,18 @@ pub enum GraphKind {
         /// Depth of the path.
         depth: usize,
     },
-    /// Blocks `start..end`: `pixels` (when `start == 0`, stem included) or `hidden_in [B, N, D]`
-    /// → `hidden_out [B, N, D]`.
+    /// Blocks `start..end`: `pixels` (when `start == 0`, stem included) or `hidden.{start}
+    /// [B, N, D]` → `hidden.{end} [B, N, D]`. The hidden state is named by the depth it
+    /// stands after, so that one segment's output is the next one's input and the exit head's
+    /// by name (the TensorRT backend shares buffers by name), and no graph reads and writes
+    /// the same name.
     Segment {
         /// First block (0-based).
         start: usize,
         /// One past the last block (a path depth).
         end: usize,
     },
-    /// `hidden [B, N, D]` → `logits [B, K]`: the exit head of path `depth`.
+    /// `hidden.{depth} [B, N, D]` → `logits [B, K]`: the exit head of path `depth`.
     ExitHead {
         /// Depth of the path.
         depth: usize,
@@ -92,6 +101,11 @@ pub struct OnnxGraph {
     pub file_name: String,
     /// The serialized `ModelProto`.
     pub bytes: Vec<u8>,
+    /// Its data inputs, in order (the weight inputs of FP16-input graphs are in the binding
+    /// table instead).
+    pub inputs: Vec<DataTensor>,
+    /// Its outputs, in order.
+    pub outputs: Vec<DataTensor>,
 }
 
 fn path_index(model: &Model, depth: usize) -> Result<usize> {
@@ -118,6 +132,7 @@ fn finish(
         WeightMode::Fp16Inputs => "fp16-inputs",
         WeightMode::Baked => "baked-f32",
     };
+    let (inputs, outputs) = b.data_io();
     let proto = ModelProto {
         ir_version: IR_VERSION,
         opset: OPSET,
@@ -140,6 +155,8 @@ fn finish(
         kind,
         file_name,
         bytes,
+        inputs,
+        outputs,
     })
 }
 
@@ -159,11 +176,21 @@ fn check_size(file_name: &str, len: usize) -> Result<()> {
     Ok(())
 }
 
+/// Name of the hidden state after `depth` blocks in the `segments` layout.
+pub fn hidden_name(depth: usize) -> String {
+    format!("hidden.{depth}")
+}
+
 /// The graph of one depth path: `pixels` → `logits`.
 pub fn path_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<OnnxGraph> {
     let k = path_index(model, depth)?;
     let c = model.config();
-    let mut b = GraphBuilder::new(model, opts.weights, &format!("tinv_path_{depth}"));
+    let mut b = GraphBuilder::new(
+        model,
+        opts.weights,
+        opts.batch,
+        &format!("tinv_path_{depth}"),
+    );
     let pixels = b.batched_input("pixels", &[c.channels, c.image_h, c.image_w]);
     b.batched_output("logits", &[c.classes]);
     let mut x = vit::stem(&mut b, &pixels);
@@ -190,21 +217,23 @@ pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Resul
     let mut b = GraphBuilder::new(
         model,
         opts.weights,
+        opts.batch,
         &format!("tinv_segment_{start}_{depth}"),
     );
     let mut x = if start == 0 {
         let pixels = b.batched_input("pixels", &[c.channels, c.image_h, c.image_w]);
         vit::stem(&mut b, &pixels)
     } else {
-        let hidden = b.batched_input("hidden_in", &[c.tokens(), c.dim]);
+        let hidden = b.batched_input(&hidden_name(start), &[c.tokens(), c.dim]);
         b.cast_act(&hidden)
     };
-    b.batched_output("hidden_out", &[c.tokens(), c.dim]);
+    let out = hidden_name(depth);
+    b.batched_output(&out, &[c.tokens(), c.dim]);
     for i in start..depth {
         x = vit::block(&mut b, i, &x, opts.ln);
     }
     b.scope("");
-    b.op_out("Identity", &[&x], vec![], "hidden_out");
+    b.op_out("Identity", &[&x], vec![], &out);
     let kind = GraphKind::Segment { start, end: depth };
     finish(
         model,
@@ -219,8 +248,13 @@ pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Resul
 pub fn exit_head_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<OnnxGraph> {
     let k = path_index(model, depth)?;
     let c = model.config();
-    let mut b = GraphBuilder::new(model, opts.weights, &format!("tinv_exit_{depth}"));
-    let hidden = b.batched_input("hidden", &[c.tokens(), c.dim]);
+    let mut b = GraphBuilder::new(
+        model,
+        opts.weights,
+        opts.batch,
+        &format!("tinv_exit_{depth}"),
+    );
+    let hidden = b.batched_input(&hidden_name(depth), &[c.tokens(), c.dim]);
     b.batched_output("logits", &[c.classes]);
     let hidden = b.cast_act(&hidden);
     vit::exit_head(&mut b, k, &hidden, opts.ln, "logits");
@@ -238,7 +272,7 @@ pub fn exit_head_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Res
 pub fn controller_graph(model: &Model, opts: &ExportOptions) -> Result<Option<OnnxGraph>> {
     let c = model.config();
     let p = c.depths.len();
-    let mut b = GraphBuilder::new(model, opts.weights, "tinv_controller");
+    let mut b = GraphBuilder::new(model, opts.weights, opts.batch, "tinv_controller");
     let feats = b.batched_input("features", &[feature_len(c.channels)]);
     let budget = b.batched_input("budget", &[1]);
     b.batched_output("pred", &[p]);

@@ -21,6 +21,15 @@ pub enum WeightMode {
     Baked,
 }
 
+/// A data input or output of an exported graph (weight inputs are not data): f32.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataTensor {
+    /// Tensor name.
+    pub name: String,
+    /// Dimensions, batch first; `None` for the symbolic dimension `batch`.
+    pub dims: Vec<Option<usize>>,
+}
+
 /// Builds one ONNX graph.
 pub(crate) struct GraphBuilder<'m> {
     model: &'m Model,
@@ -37,11 +46,14 @@ pub(crate) struct GraphBuilder<'m> {
     consts: HashMap<String, String>,
     /// Weight graph inputs, added after the data inputs so those come first.
     weight_inputs: Vec<ValueInfo>,
+    /// First dimension of data inputs and outputs: `None` for the symbolic `batch`.
+    batch: Option<usize>,
 }
 
 impl<'m> GraphBuilder<'m> {
-    /// An empty graph named `name`.
-    pub fn new(model: &'m Model, mode: WeightMode, name: &str) -> Self {
+    /// An empty graph named `name`; data inputs and outputs get `batch` as their first
+    /// dimension (`None`: the symbolic dimension `batch`).
+    pub fn new(model: &'m Model, mode: WeightMode, batch: Option<usize>, name: &str) -> Self {
         let act = match mode {
             WeightMode::Baked => ElemType::Float,
             WeightMode::Fp16Inputs => ElemType::Float16,
@@ -59,6 +71,7 @@ impl<'m> GraphBuilder<'m> {
             weights: HashMap::new(),
             consts: HashMap::new(),
             weight_inputs: Vec::new(),
+            batch,
         }
     }
 
@@ -84,16 +97,20 @@ impl<'m> GraphBuilder<'m> {
         prev
     }
 
-    /// Declares a float data input with a symbolic batch dimension first.
+    /// Declares a float data input with the batch dimension first.
     pub fn batched_input(&mut self, name: &str, rest: &[usize]) -> String {
-        self.graph.inputs.push(batched_value(name, rest));
+        self.graph
+            .inputs
+            .push(batched_value(name, self.batch, rest));
         name.to_string()
     }
 
-    /// Declares a float output with a symbolic batch dimension first (write it with
+    /// Declares a float output with the batch dimension first (write it with
     /// [`GraphBuilder::op_to`]).
     pub fn batched_output(&mut self, name: &str, rest: &[usize]) {
-        self.graph.outputs.push(batched_value(name, rest));
+        self.graph
+            .outputs
+            .push(batched_value(name, self.batch, rest));
     }
 
     /// Appends a node with one output and returns that output's name.
@@ -232,6 +249,27 @@ impl<'m> GraphBuilder<'m> {
         value
     }
 
+    /// The data inputs and outputs declared so far (weight inputs are kept apart until
+    /// [`GraphBuilder::finish`]).
+    pub fn data_io(&self) -> (Vec<DataTensor>, Vec<DataTensor>) {
+        let conv = |v: &[ValueInfo]| -> Vec<DataTensor> {
+            v.iter()
+                .map(|t| DataTensor {
+                    name: t.name.clone(),
+                    dims: t
+                        .dims
+                        .iter()
+                        .map(|d| match d {
+                            Dim::Value(n) => usize::try_from(*n).ok(),
+                            Dim::Param(_) => None,
+                        })
+                        .collect(),
+                })
+                .collect()
+        };
+        (conv(&self.graph.inputs), conv(&self.graph.outputs))
+    }
+
     /// The finished graph: data inputs first, then weight inputs in the order first used.
     pub fn finish(mut self) -> Graph {
         self.graph.inputs.append(&mut self.weight_inputs);
@@ -239,8 +277,8 @@ impl<'m> GraphBuilder<'m> {
     }
 }
 
-fn batched_value(name: &str, rest: &[usize]) -> ValueInfo {
-    let mut dims = vec![Dim::Param("batch".into())];
+fn batched_value(name: &str, batch: Option<usize>, rest: &[usize]) -> ValueInfo {
+    let mut dims = vec![batch.map_or(Dim::Param("batch".into()), |n| Dim::Value(n as i64))];
     dims.extend(rest.iter().map(|d| Dim::Value(*d as i64)));
     ValueInfo {
         name: name.to_string(),

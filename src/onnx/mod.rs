@@ -14,15 +14,17 @@
 //! weight), Relu (controller), Identity (segment output). Integer constants are initializers.
 //!
 //! Data contract: `pixels [batch, C, H, W]` holds raw pixels in [0, 1]; the graph normalizes
-//! with the model's mean/std itself, exactly like the runtime's input contract.
+//! with the model's mean/std itself, exactly like the runtime's input contract. `batch` is a
+//! symbolic dimension, or a fixed one with [`ExportOptions::batch`] (the TensorRT backend
+//! exports batch 1).
 //!
 //! Files written by [`write_export`]:
 //!
 //! | file | graph |
 //! |---|---|
 //! | `path.{d}.onnx` | [`GraphKind::Path`]: `pixels` → `logits` (layout `per-path`) |
-//! | `segment.{a}-{b}.onnx` | [`GraphKind::Segment`]: blocks `a..b`, `pixels`/`hidden_in` → `hidden_out` |
-//! | `exit.{d}.onnx` | [`GraphKind::ExitHead`]: `hidden` → `logits` |
+//! | `segment.{a}-{b}.onnx` | [`GraphKind::Segment`]: blocks `a..b`, `pixels` (a = 0) or `hidden.{a}` → `hidden.{b}` |
+//! | `exit.{d}.onnx` | [`GraphKind::ExitHead`]: `hidden.{d}` → `logits` |
 //! | `controller.onnx` | [`GraphKind::Controller`]: `features`, `budget` → `pred`, `scores` |
 //! | `weights.f16.bin`, `weights.tsv` | FP16 weight blob and binding table (FP16-input graphs only) |
 //!
@@ -40,9 +42,9 @@ mod vit;
 
 pub use blob::{weight_blob, WeightBinding, WeightBlob};
 pub use export::{
-    controller_graph, exit_head_graph, export_graphs, path_graph, segment_graph, write_export,
-    ExportOptions, GraphKind, Layout, OnnxGraph, BINDINGS_FILE, IR_VERSION, MAX_ONNX_BYTES, OPSET,
-    WEIGHTS_FILE,
+    controller_graph, exit_head_graph, export_graphs, hidden_name, path_graph, segment_graph,
+    write_export, ExportOptions, GraphKind, Layout, OnnxGraph, BINDINGS_FILE, IR_VERSION,
+    MAX_ONNX_BYTES, OPSET, WEIGHTS_FILE,
 };
-pub use graph::WeightMode;
+pub use graph::{DataTensor, WeightMode};
 pub use vit::{LnFlavour, LAYER_NORM_SCOPE};

@@ -702,3 +702,52 @@ fn context_setup_failures_release_the_session() {
         );
     }
 }
+
+/// The `segments` fixture with the tensor names the ONNX exporter writes (taken from the
+/// exported graphs, not typed here): the engines open, the hidden state after depth 1 is one
+/// buffer from segment 1's output to segment 2's and exit head 1's input, and an escalation
+/// resumes from it. (A review found the exporter writing `hidden_out` → `hidden_in`, which left
+/// two external inputs: every `segments` build failed to open.)
+#[test]
+fn segments_with_the_exported_tensor_names_open_and_resume() {
+    use crate::onnx::{self, ExportOptions, GraphKind};
+    let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let model = crate::Model::from_bytes(
+        &crate::synth::random_model(&cfg, 3, crate::format::DType::F32),
+        &crate::OpenOptions::default(),
+    )
+    .unwrap();
+    let opts = ExportOptions {
+        layout: onnx::Layout::Segments,
+        ..ExportOptions::default()
+    };
+    let graphs = onnx::export_graphs(&model, &opts).unwrap();
+    let graph = |kind: GraphKind| graphs.iter().find(|g| g.kind == kind).unwrap();
+    let mut m = segments();
+    let kinds = [
+        GraphKind::Segment { start: 0, end: 1 },
+        GraphKind::ExitHead { depth: 1 },
+        GraphKind::Segment { start: 1, end: 2 },
+        GraphKind::ExitHead { depth: 2 },
+    ];
+    for (e, kind) in m.engines.iter_mut().zip(kinds) {
+        let g = graph(kind);
+        let names: Vec<&String> = g.inputs.iter().chain(&g.outputs).map(|t| &t.name).collect();
+        assert_eq!(names.len(), e.io.len(), "{kind:?}");
+        for (t, name) in e.io.iter_mut().zip(names) {
+            t.name = name.clone();
+        }
+    }
+    let r = rig(m);
+    let model = r.open().unwrap();
+    let mut s = TrtSession::new(model).unwrap();
+    let ctxs = r.contexts(); // seg1, head1, seg2, head2
+    let h1 = r.address(ctxs[0], "hidden.1").unwrap();
+    assert_eq!(r.address(ctxs[1], "hidden.1"), Some(h1));
+    assert_eq!(r.address(ctxs[2], "hidden.1"), Some(h1));
+    assert_ne!(r.address(ctxs[2], "hidden.2"), Some(h1));
+    let mut out = vec![0u8; 40];
+    s.run(0, &[0u8; 3136], &mut out).unwrap();
+    let esc = s.escalate(0, &mut out).unwrap();
+    assert_eq!((esc.engines.to_vec(), esc.rerun), (vec![2, 3], false));
+}

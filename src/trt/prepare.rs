@@ -52,6 +52,23 @@ fn fp32_only(trt: (i32, i32), layout: Layout) -> bool {
     layout == Layout::Segments && trt.0 >= 11
 }
 
+/// The ONNX flavour TensorRT `trt` (major, minor) builds `layout` from: its LayerNorm flavour,
+/// FP16 weight inputs for `per-path` and baked weights for `segments`, and batch 1, fixed: the
+/// engines run one image per call, and a symbolic batch would need an optimization profile,
+/// without which the builder refuses the network.
+pub fn export_options(trt: (i32, i32), layout: Layout) -> ExportOptions {
+    let (layout, weights) = match layout {
+        Layout::PerPath => (onnx::Layout::PerPath, WeightMode::Fp16Inputs),
+        Layout::Segments => (onnx::Layout::Segments, WeightMode::Baked),
+    };
+    ExportOptions {
+        ln: ln_flavour(trt.0, trt.1),
+        layout,
+        weights,
+        batch: Some(1),
+    }
+}
+
 /// Exports `model`'s graphs for `layout` in the flavour TensorRT `trt` (major, minor) parses,
 /// writes them to `out/onnx/`, and returns the request `builder::build_engines` takes.
 /// `per-path` engines take FP16 weight inputs (so `precision` must be FP16); `segments` bake
@@ -78,15 +95,7 @@ pub fn prepare(
             trt.0
         )));
     }
-    let (onnx_layout, weights) = match layout {
-        Layout::PerPath => (onnx::Layout::PerPath, WeightMode::Fp16Inputs),
-        Layout::Segments => (onnx::Layout::Segments, WeightMode::Baked),
-    };
-    let opts = ExportOptions {
-        ln: ln_flavour(trt.0, trt.1),
-        layout: onnx_layout,
-        weights,
-    };
+    let opts = export_options(trt, layout);
     let graphs = onnx::export_graphs(model, &opts).map_err(|e| TrtError::Plan(e.to_string()))?;
     let onnx_dir = out.join("onnx");
     std::fs::create_dir_all(&onnx_dir)
@@ -277,6 +286,36 @@ mod tests {
         }
         for v in [(8, 5), (10, 3), (11, 1)] {
             assert_eq!(default_precision(v, Layout::PerPath), Precision::Fp16);
+        }
+    }
+
+    /// Every data input and output of every graph a build writes has fixed dimensions, batch 1
+    /// (a symbolic one makes TensorRT's builder ask for an optimization profile; a review
+    /// found none was ever added), and the files written are those graphs.
+    #[test]
+    fn engines_are_built_from_graphs_of_batch_1_without_symbolic_dimensions() {
+        let m = model();
+        for (trt, layout, precision) in [
+            ((8, 5), Layout::PerPath, Precision::Fp16),
+            ((10, 3), Layout::Segments, Precision::Fp16),
+            ((11, 0), Layout::Segments, Precision::Fp32),
+        ] {
+            let dir = tmp(&format!("batch-{}-{layout:?}", trt.0));
+            let req = prepare(&m, trt, layout, precision, 0, &dir).unwrap();
+            let graphs = onnx::export_graphs(&m, &export_options(trt, layout)).unwrap();
+            let built: Vec<_> = graphs
+                .iter()
+                .filter(|g| g.kind != GraphKind::Controller)
+                .collect();
+            assert_eq!(built.len(), req.engines.len());
+            for (g, e) in built.iter().zip(&req.engines) {
+                assert_eq!(std::fs::read(&e.onnx).unwrap(), g.bytes, "{}", e.name);
+                for t in g.inputs.iter().chain(&g.outputs) {
+                    assert_eq!(t.dims.first(), Some(&Some(1)), "{}: {t:?}", g.file_name);
+                    assert!(t.dims.iter().all(Option::is_some), "{}: {t:?}", g.file_name);
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 

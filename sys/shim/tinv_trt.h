@@ -257,7 +257,8 @@ int32_t tinv_trt_context_create(tinv_trt_engine *engine, tinv_trt_context **out,
 void tinv_trt_context_free(tinv_trt_context *ctx) TINV_TRT_NOEXCEPT;
 /** Attach `size` bytes of device memory at `mem` (256-byte aligned, size >= the engine's device
  *  memory size). The memory must stay valid and unused by any other running context while this
- *  context's enqueued work runs. Returns OK, ARGUMENT (NULL, misaligned or too small). */
+ *  context's enqueued work runs. Returns OK, ARGUMENT (NULL, misaligned or too small), and
+ *  TENSORRT or EXCEPTION when the engine's device memory size cannot be read. */
 int32_t tinv_trt_context_set_device_memory(tinv_trt_context *ctx, void *mem, uint64_t size,
                                            tinv_trt_error *err) TINV_TRT_NOEXCEPT;
 /** Bind I/O tensor `name` to device address `addr` (256-byte aligned). Returns OK, ARGUMENT,

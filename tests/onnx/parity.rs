@@ -19,8 +19,10 @@ const TOL_F16_REL: f64 = 1e-2;
 /// |logit|. The f32 graphs meet `TOL_F32` on this comparison; these are 10–50× looser.
 const TOL_F16_ARITH_REL: f64 = 5e-3;
 
-/// All eight flavours: LayerNorm × layout × weights.
-fn flavours() -> Vec<ExportOptions> {
+/// All eight flavours: LayerNorm × layout × weights. The decomposed-LayerNorm ones fix the
+/// batch dimension at the images' count (as the TensorRT backend fixes it at 1), the native
+/// ones keep it symbolic: both kinds of graph run.
+fn flavours(batch: usize) -> Vec<ExportOptions> {
     let mut v = Vec::new();
     for weights in [WeightMode::Baked, WeightMode::Fp16Inputs] {
         for layout in [Layout::PerPath, Layout::Segments] {
@@ -29,6 +31,7 @@ fn flavours() -> Vec<ExportOptions> {
                     ln,
                     layout,
                     weights,
+                    batch: (ln == LnFlavour::Decomposed).then_some(batch),
                 });
             }
         }
@@ -139,7 +142,7 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
     let mut jobs = Vec::new();
     let mut checks = Vec::new();
     let mut sizes = Vec::new();
-    for opts in flavours() {
+    for opts in flavours(batch) {
         let sub = dir.join(label(&opts));
         let written = onnx::write_export(&model, &opts, &sub).unwrap();
         let blob = (opts.weights == WeightMode::Fp16Inputs)
@@ -166,18 +169,22 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                     });
                 }
                 GraphKind::Segment { start, end } => {
+                    // The chain runs by the graphs' own names: a segment's output is the next
+                    // segment's and the exit head's input.
+                    let hidden =
+                        |d: usize| (onnx::hidden_name(d), sub.join(format!("hidden.{d}.npy")));
                     if start == 0 {
                         job.inputs.push(("pixels".into(), pixels.clone()));
                     } else {
-                        job.inputs
-                            .push(("hidden_in".into(), sub.join(format!("hidden.{start}.npy"))));
+                        job.inputs.push(hidden(start));
                     }
-                    job.outputs
-                        .push(("hidden_out".into(), sub.join(format!("hidden.{end}.npy"))));
+                    job.outputs.push(hidden(end));
                 }
                 GraphKind::ExitHead { depth } => {
-                    job.inputs
-                        .push(("hidden".into(), sub.join(format!("hidden.{depth}.npy"))));
+                    job.inputs.push((
+                        onnx::hidden_name(depth),
+                        sub.join(format!("hidden.{depth}.npy")),
+                    ));
                     let out = sub.join(format!("logits.{depth}.npy"));
                     job.outputs.push(("logits".into(), out.clone()));
                     checks.push(Check::Logits {

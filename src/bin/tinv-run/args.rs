@@ -148,8 +148,12 @@ impl Args {
 
     /// `--batch`: 1 to 4096, default 1.
     pub fn batch(&self) -> Result<usize, String> {
+        self.batch_opt().map(|b| b.unwrap_or(1))
+    }
+
+    /// `--batch` when given: 1 to 4096.
+    pub fn batch_opt(&self) -> Result<Option<usize>, String> {
         self.bounded("batch", "a batch size", 1, 4096)
-            .map(|b| b.unwrap_or(1))
     }
 
     /// `--name` as a count in `min..=max`.

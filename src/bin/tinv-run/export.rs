@@ -10,14 +10,14 @@ tinv-run export-onnx — one ONNX model per depth path (opset 17, IR version 8)
 
 USAGE:
     tinv-run export-onnx [--model M] --out DIR [--layout per-path|segments]
-                         [--ln decomposed|native] [--baked] [--verify]
+                         [--ln decomposed|native] [--baked] [--batch N] [--verify]
 
 OPTIONS:
     --model M        .tinv file or package directory (default: engines/fmnist)
     --out DIR        output directory (created if missing)
     --layout L       per-path (default): path.<depth>.onnx, pixels → logits;
-                     segments: one graph per segment between exits (hidden state in/out) plus
-                     one exit-head graph per path
+                     segments: segment.<a>-<b>.onnx, blocks a..b, pixels (a = 0) or hidden.<a>
+                     → hidden.<b>, plus exit.<d>.onnx, hidden.<d> → logits, per path
     --ln F           decomposed (default; TensorRT 8.5 parses it) or native
                      LayerNormalization (TensorRT ≥ 8.6, ONNX Runtime)
     --baked          self-contained f32 graphs with the weights as initializers (for ONNX
@@ -26,6 +26,9 @@ OPTIONS:
                      dtype, shape, byte offset, 256-aligned) hold the values to bind, so one
                      device buffer serves every engine; such graphs compute in FP16 (LayerNorm
                      in f32) and take and return f32
+    --batch N        fix the batch dimension at N (1 to 4096), as TensorRT engines built
+                     without an optimization profile need; by default it is the symbolic
+                     dimension `batch`, sized per call (ONNX Runtime)
     --verify         check every tensor checksum when opening the model
 
 Inputs are raw pixels in [0, 1] (`pixels`, [batch, C, H, W]); the graphs normalize them. A
@@ -33,8 +36,12 @@ model with a controller also gets controller.onnx (features, budget → predicto
 ";
 
 pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
-    let a = Args::parse(raw, &["model", "out", "layout", "ln"], &["baked", "verify"])?
-        .max_positional(0)?;
+    let a = Args::parse(
+        raw,
+        &["model", "out", "layout", "ln", "batch"],
+        &["baked", "verify"],
+    )?
+    .max_positional(0)?;
     let out = a
         .path("out")
         .ok_or("export-onnx needs --out DIR (see tinv-run export-onnx --help)")?;
@@ -58,6 +65,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         ln,
         layout,
         weights,
+        batch: a.batch_opt()?,
     };
     let files = tinv::onnx::write_export(&model, &opts, out).map_err(|e| e.to_string())?;
     for f in &files {
