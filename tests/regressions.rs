@@ -320,7 +320,8 @@ fn png_palette_of_a_partial_entry_is_refused() {
 mod manifest {
     use tinv::trt::manifest::Manifest;
 
-    const GOOD: &str = "tinv-trt-manifest 1\nmodel_hash 0xff\ntensorrt 10.3.0\ngpu 8.7 Orin\n\
+    const GOOD: &str =
+        "tinv-trt-manifest 2\nmodel_hash 0xff\nexport 2\ntensorrt 10.3.0\ngpu 8.7 16 Orin\n\
 precision fp16\nlayout per-path\nweights_bytes 1024\nweight blk.0.qkv.weight f16 0 96 4,12\n\
 engine path1 path1.plan 4194304\nio path1 input f32 1,1,28,28 image\n\
 io path1 input f16 4,12 blk.0.qkv.weight\nio path1 output f32 1,10 logits\npath 1 path1\n";
@@ -351,7 +352,7 @@ io path1 input f16 4,12 blk.0.qkv.weight\nio path1 output f32 1,10 logits\npath 
     /// kept by the parser, printed as "…\r\n" by `to_text`, and read back without it.
     #[test]
     fn gpu_name_with_carriage_return_round_trips() {
-        refused_or_round_trips(&GOOD.replace("gpu 8.7 Orin\n", "gpu 8.7 Orin\r\r\n"));
+        refused_or_round_trips(&GOOD.replace("gpu 8.7 16 Orin\n", "gpu 8.7 16 Orin\r\r\n"));
     }
 
     /// The writer's side (bugs 9 and 10): `to_text` printed what `parse` refuses or reads back

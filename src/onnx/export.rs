@@ -15,6 +15,13 @@ pub const IR_VERSION: i64 = 8;
 /// 8.5 cannot parse).
 pub const OPSET: i64 = 17;
 
+/// Version of what the exporter writes for a given model and [`ExportOptions`]. It is raised
+/// whenever the graphs change (operators, names, shapes, numerics), and TensorRT engine
+/// manifests record it, so that plans built from an older tinv's graphs are refused rather
+/// than run (the model hash alone does not change with the exporter). 2: fixed batch for
+/// TensorRT and hidden states named `hidden.{d}`.
+pub const EXPORT_VERSION: u32 = 2;
+
 /// How the depth paths are cut into graphs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -394,6 +401,46 @@ pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tripwire for [`EXPORT_VERSION`]: the bytes of every graph TensorRT builds from (both
+    /// layouts, both LayerNorm flavours, batch 1) of a fixed small model. When this fails, the
+    /// exported graphs changed: if what they compute, their names or shapes changed, raise
+    /// `EXPORT_VERSION` (engines built from the old graphs must be refused); then, either
+    /// way, put the new value here. (The crate version is in the bytes too.)
+    #[test]
+    fn exported_graphs_change_only_with_the_export_version() {
+        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let model = Model::from_bytes(
+            &crate::synth::random_model(&cfg, 7, crate::format::DType::F32),
+            &crate::OpenOptions::default(),
+        )
+        .unwrap();
+        // FNV-1a over (file name, bytes) of every graph, in export order.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for layout in [Layout::PerPath, Layout::Segments] {
+            for ln in [LnFlavour::Decomposed, LnFlavour::Native] {
+                let opts = ExportOptions {
+                    ln,
+                    layout,
+                    weights: match layout {
+                        Layout::PerPath => WeightMode::Fp16Inputs,
+                        Layout::Segments => WeightMode::Baked,
+                    },
+                    batch: Some(1),
+                };
+                for g in export_graphs(&model, &opts).unwrap() {
+                    for b in g.file_name.bytes().chain(g.bytes.iter().copied()) {
+                        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            (EXPORT_VERSION, format!("{h:#018x}")),
+            (2, "0xf4c4b75c782819a7".to_string()),
+            "the exported graphs changed: see this test's comment"
+        );
+    }
 
     #[test]
     fn graphs_over_the_protobuf_limit_are_refused() {

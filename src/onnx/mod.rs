@@ -43,8 +43,8 @@ mod vit;
 pub use blob::{weight_blob, WeightBinding, WeightBlob};
 pub use export::{
     controller_graph, exit_head_graph, export_graphs, hidden_name, path_graph, segment_graph,
-    write_export, ExportOptions, GraphKind, Layout, OnnxGraph, BINDINGS_FILE, IR_VERSION,
-    MAX_ONNX_BYTES, OPSET, WEIGHTS_FILE,
+    write_export, ExportOptions, GraphKind, Layout, OnnxGraph, BINDINGS_FILE, EXPORT_VERSION,
+    IR_VERSION, MAX_ONNX_BYTES, OPSET, WEIGHTS_FILE,
 };
 pub use graph::{DataTensor, WeightMode};
 pub use vit::{LnFlavour, LAYER_NORM_SCOPE};

@@ -151,6 +151,7 @@ impl TrtModel {
         let gpu = device.info()?;
         let expected = Expected {
             model_hash: opts.model_hash,
+            export: crate::onnx::EXPORT_VERSION,
             tensorrt: TrtVersion {
                 major: part(v.major),
                 minor: part(v.minor),
@@ -159,6 +160,7 @@ impl TrtModel {
             gpu: manifest::Gpu {
                 name: gpu.name,
                 compute_capability: gpu.compute_capability,
+                sms: gpu.sms,
             },
             depths: opts.depths.clone(),
             layout: opts.layout,

@@ -136,6 +136,7 @@ pub fn build_engines(
     let gpu = device.info()?;
     let m = Manifest {
         model_hash: req.model_hash,
+        export: crate::onnx::EXPORT_VERSION,
         tensorrt: TrtVersion {
             major: part(v.major),
             minor: part(v.minor),
@@ -144,6 +145,7 @@ pub fn build_engines(
         gpu: Gpu {
             name: gpu.name,
             compute_capability: gpu.compute_capability,
+            sms: gpu.sms,
         },
         precision: req.precision,
         layout: req.layout,

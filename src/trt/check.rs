@@ -12,6 +12,8 @@ use std::collections::{HashMap, HashSet};
 pub struct Expected {
     /// [`crate::Model::model_hash`] of the `.tinv` being opened.
     pub model_hash: u64,
+    /// [`crate::onnx::EXPORT_VERSION`] of this tinv.
+    pub export: u32,
     /// The TensorRT library loaded now.
     pub tensorrt: TrtVersion,
     /// The GPU in use.
@@ -176,6 +178,13 @@ impl Manifest {
                 format!("{:#018x}", here.model_hash),
             );
         }
+        if self.export != here.export {
+            return mismatch(
+                "export",
+                format!("graphs of export version {}", self.export),
+                format!("export version {}", here.export),
+            );
+        }
         if self.tensorrt != here.tensorrt {
             return mismatch(
                 "tensorrt",
@@ -197,6 +206,13 @@ impl Manifest {
                 "gpu",
                 format!("{:?}", self.gpu.name),
                 format!("{:?}", here.gpu.name),
+            );
+        }
+        if self.gpu.sms != here.gpu.sms {
+            return mismatch(
+                "gpu",
+                format!("{} SMs", self.gpu.sms),
+                format!("{} SMs", here.gpu.sms),
             );
         }
         let depths: Vec<u32> = self.paths.iter().map(|p| p.depth).collect();
@@ -227,6 +243,7 @@ mod tests {
         let m = sample();
         Expected {
             model_hash: m.model_hash,
+            export: m.export,
             tensorrt: m.tensorrt,
             gpu: m.gpu,
             depths: vec![1, 2],
@@ -276,6 +293,7 @@ mod tests {
                     gpu: Gpu {
                         name: "Xavier".into(),
                         compute_capability: (8, 7),
+                        sms: 8,
                     },
                     ..here()
                 },
@@ -286,7 +304,25 @@ mod tests {
                     gpu: Gpu {
                         name: "Orin".into(),
                         compute_capability: (7, 2),
+                        sms: 8,
                     },
+                    ..here()
+                },
+            ),
+            (
+                "gpu",
+                Expected {
+                    gpu: Gpu {
+                        sms: 4,
+                        ..sample().gpu
+                    },
+                    ..here()
+                },
+            ),
+            (
+                "export",
+                Expected {
+                    export: 1,
                     ..here()
                 },
             ),

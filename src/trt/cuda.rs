@@ -102,6 +102,10 @@ impl Device for CudaDevice {
         let name = self.ctx.name().map_err(|e| err("info", e))?;
         let (major, minor) = self.ctx.compute_capability().map_err(|e| err("info", e))?;
         let total = self.ctx.total_mem().map_err(|e| err("info", e))?;
+        let sms = self
+            .ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| err("info", e))?;
         let cc = (
             u32::try_from(major).unwrap_or(0),
             u32::try_from(minor).unwrap_or(0),
@@ -110,6 +114,7 @@ impl Device for CudaDevice {
             name,
             compute_capability: cc,
             total_memory: total as u64,
+            sms: u32::try_from(sms).unwrap_or(0),
         })
     }
 

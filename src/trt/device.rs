@@ -30,6 +30,8 @@ pub struct GpuInfo {
     pub compute_capability: (u32, u32),
     /// Total device memory in bytes.
     pub total_memory: u64,
+    /// Streaming multiprocessors.
+    pub sms: u32,
 }
 
 /// A failed device call: the operation and the driver's message.

@@ -210,6 +210,7 @@ impl Device for RecordingDevice {
             name: "Xavier".into(),
             compute_capability: (7, 2),
             total_memory: 32 << 30,
+            sms: 8,
         })
     }
 

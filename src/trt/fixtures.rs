@@ -46,6 +46,7 @@ pub fn sample() -> Manifest {
     };
     Manifest {
         model_hash: 0x0123_4567_89ab_cdef,
+        export: crate::onnx::EXPORT_VERSION,
         tensorrt: TrtVersion {
             major: 8,
             minor: 5,
@@ -54,6 +55,7 @@ pub fn sample() -> Manifest {
         gpu: Gpu {
             name: "Xavier".into(),
             compute_capability: (7, 2),
+            sms: 8,
         },
         precision: Precision::Fp16,
         layout: Layout::PerPath,

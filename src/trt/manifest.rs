@@ -2,10 +2,11 @@
 //! parsed by hand (the runtime crate has no serde).
 //!
 //! ```text
-//! tinv-trt-manifest 1
+//! tinv-trt-manifest 2
 //! model_hash 0x00112233445566ff
+//! export 2
 //! tensorrt 10.3.0
-//! gpu 8.7 Orin (nvgpu)
+//! gpu 8.7 16 Orin (nvgpu)
 //! precision fp16
 //! layout per-path
 //! weights_bytes 1048576
@@ -17,15 +18,15 @@
 //! ```
 //!
 //! One record per line, fields separated by single spaces, `#` starts a comment line. Names
-//! (engines, tensors, plan files) may not contain whitespace; the GPU name is the rest of its
-//! line. Line order is free except that `tinv-trt-manifest` comes first and `io` lines follow
+//! (engines, tensors, plan files) may not contain whitespace; `gpu` holds the compute
+//! capability, the number of SMs and the name, which is the rest of its line. Line order is free except that `tinv-trt-manifest` comes first and `io` lines follow
 //! their `engine`. [`Manifest::to_text`] and [`Manifest::parse`] round-trip exactly.
 
 use super::TrtError;
 use std::fmt::Write as _;
 
-/// Version of the manifest text format.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the manifest text format (2: the `export` record and the GPU's SM count).
+pub const SCHEMA_VERSION: u32 = 2;
 const MAGIC: &str = "tinv-trt-manifest";
 
 /// Element types that appear in engines' I/O and the weight table.
@@ -134,6 +135,9 @@ pub struct Gpu {
     pub name: String,
     /// Compute capability (major, minor), e.g. (7, 2) for Xavier, (8, 7) for Orin.
     pub compute_capability: (u32, u32),
+    /// Streaming multiprocessors: every Orin module is sm_87 named "Orin", and a plan built on
+    /// one (AGX, 16 SMs) is not meant for another (Orin Nano, 4 or 8).
+    pub sms: u32,
 }
 
 /// Direction of an engine I/O tensor.
@@ -210,6 +214,8 @@ pub struct Manifest {
     /// [`crate::Model::model_hash`] of the model the plans were built from (tensors and
     /// configuration).
     pub model_hash: u64,
+    /// [`crate::onnx::EXPORT_VERSION`] of the tinv that exported the graphs.
+    pub export: u32,
     /// TensorRT version used to build.
     pub tensorrt: TrtVersion,
     /// GPU built for.
@@ -260,6 +266,7 @@ impl Manifest {
         // `write!` to a String cannot fail; the results are ignored for that reason.
         let _ = writeln!(s, "{MAGIC} {SCHEMA_VERSION}");
         let _ = writeln!(s, "model_hash {:#018x}", self.model_hash);
+        let _ = writeln!(s, "export {}", self.export);
         let _ = writeln!(s, "tensorrt {}", self.tensorrt);
         let (ccmaj, ccmin) = self.gpu.compute_capability;
         if self.gpu.name.is_empty() || self.gpu.name.chars().any(char::is_control) {
@@ -268,7 +275,7 @@ impl Manifest {
                 self.gpu.name
             )));
         }
-        let _ = writeln!(s, "gpu {ccmaj}.{ccmin} {}", self.gpu.name);
+        let _ = writeln!(s, "gpu {ccmaj}.{ccmin} {} {}", self.gpu.sms, self.gpu.name);
         let _ = writeln!(s, "precision {}", self.precision.name());
         let _ = writeln!(s, "layout {}", self.layout.name());
         let _ = writeln!(s, "weights_bytes {}", self.weights_bytes);

@@ -11,6 +11,7 @@ use super::{
 #[derive(Default)]
 pub(super) struct Builder {
     model_hash: Option<u64>,
+    export: Option<u32>,
     tensorrt: Option<TrtVersion>,
     gpu: Option<Gpu>,
     precision: Option<Precision>,
@@ -69,6 +70,11 @@ impl Builder {
         let mut f = rest.split(' ');
         match key {
             "model_hash" => set(&mut self.model_hash, num(f.next(), "model_hash")?, key)?,
+            "export" => {
+                let v = num(f.next(), "export version")?;
+                let v = u32::try_from(v).map_err(|_| format!("export version {v} too large"))?;
+                set(&mut self.export, v, key)?
+            }
             "tensorrt" => {
                 let v: Vec<u64> = rest
                     .split('.')
@@ -87,7 +93,10 @@ impl Builder {
                 return set(&mut self.tensorrt, v, key);
             }
             "gpu" => {
-                let (cc, name) = rest.split_once(' ').ok_or("gpu needs `M.m NAME`")?;
+                let (cc, rest) = rest.split_once(' ').ok_or("gpu needs `M.m SMS NAME`")?;
+                let (sms, name) = rest.split_once(' ').ok_or("gpu needs `M.m SMS NAME`")?;
+                let sms = u32::try_from(num(Some(sms), "SM count")?)
+                    .map_err(|_| format!("SM count {sms} too large"))?;
                 if name.is_empty() || name.chars().any(char::is_control) {
                     return Err(format!(
                         "gpu name {name:?} is empty or has control characters"
@@ -101,6 +110,7 @@ impl Builder {
                 let gpu = Gpu {
                     name: name.to_string(),
                     compute_capability: (part(a)?, part(b)?),
+                    sms,
                 };
                 return set(&mut self.gpu, gpu, key);
             }
@@ -192,6 +202,7 @@ impl Builder {
         let missing = |k: &str| TrtError::Manifest(format!("missing `{k}` record"));
         Ok(Manifest {
             model_hash: self.model_hash.ok_or_else(|| missing("model_hash"))?,
+            export: self.export.ok_or_else(|| missing("export"))?,
             tensorrt: self.tensorrt.ok_or_else(|| missing("tensorrt"))?,
             gpu: self.gpu.ok_or_else(|| missing("gpu"))?,
             precision: self.precision.ok_or_else(|| missing("precision"))?,

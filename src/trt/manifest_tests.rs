@@ -9,7 +9,7 @@ fn text_round_trips_exactly() {
     assert_eq!(Manifest::parse(&text).unwrap(), m);
     // Hand-written lines pin the format (an independent expectation, not just a round trip).
     assert!(text.starts_with(
-        "tinv-trt-manifest 1\nmodel_hash 0x0123456789abcdef\ntensorrt 8.5.2\ngpu 7.2 Xavier\n"
+        "tinv-trt-manifest 2\nmodel_hash 0x0123456789abcdef\nexport 2\ntensorrt 8.5.2\ngpu 7.2 8 Xavier\n"
     ));
     assert!(text.contains("\nweight blk.0.fc.bias f16 8192 128 64\n"));
     assert!(text.contains("\nio path2 output f32 1,10 logits\n"));
@@ -33,14 +33,20 @@ fn malformed_text_is_rejected_with_the_line() {
     let err = |text: &str| Manifest::parse(text).unwrap_err().to_string();
     assert!(err("hello\n").contains("not an engine manifest"));
     assert!(matches!(
-        Manifest::parse(&good.replace("tinv-trt-manifest 1", "tinv-trt-manifest 2")),
+        Manifest::parse(&good.replace("tinv-trt-manifest 2", "tinv-trt-manifest 1")),
         Err(TrtError::Mismatch {
             field: "schema",
             ..
         })
     ));
     assert!(err(&good.replace("precision fp16", "precision int4"))
-        .contains("line 5: unknown precision"));
+        .contains("line 6: unknown precision"));
+    assert!(err(&good.replace("export 2\n", "")).contains("missing `export`"));
+    for old_style in ["gpu 7.2 Xavier", "gpu 7.2 8"] {
+        let e = err(&good.replace("gpu 7.2 8 Xavier", old_style));
+        assert!(e.contains("gpu needs `M.m SMS NAME`"), "{e}");
+    }
+    assert!(err(&good.replace("gpu 7.2 8 Xavier", "gpu 7.2 x8 Xavier")).contains("SM count"));
     assert!(err(&good.replace("tensorrt 8.5.2", "tensorrt 8.5")).contains("not M.m.p"));
     assert!(err(&good.replace("layout per-path\n", "")).contains("missing `layout`"));
     assert!(err(&format!("{good}precision fp32\n")).contains("duplicate `precision`"));
