@@ -1,11 +1,11 @@
-use super::math::{erf, exp};
+use super::math::{erf_impl, exp_impl};
 use super::multiversion;
 
 multiversion! {
     /// GELU, exact form `0.5·x·(1 + erf(x/√2))`, in place.
     pub fn gelu_erf(x: &mut [f32]) {
         for v in x.iter_mut() {
-            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+            *v = 0.5 * *v * (1.0 + erf_impl::<FMA>(*v * std::f32::consts::FRAC_1_SQRT_2));
         }
     }
 }
@@ -16,7 +16,7 @@ multiversion! {
         for v in x.iter_mut() {
             let z = 0.797_884_6 * (*v + 0.044_715 * *v * *v * *v);
             // tanh z = 1 − 2/(e^{2z} + 1), exact at both tails.
-            let t = 1.0 - 2.0 / (exp(2.0 * z) + 1.0);
+            let t = 1.0 - 2.0 / (exp_impl::<FMA>(2.0 * z) + 1.0);
             *v = 0.5 * *v * (1.0 + t);
         }
     }

@@ -16,20 +16,21 @@ pub use patch::patchify;
 pub use softmax::softmax_rows;
 
 /// Defines `pub fn $name(args)` that dispatches at run time to copies of `$body` compiled with
-/// AVX-512F or AVX2+FMA enabled on x86_64, and to the plain copy elsewhere.
+/// AVX-512F or AVX2+FMA enabled on x86_64, and to the plain copy elsewhere. `$body` sees the
+/// const `FMA`: whether its copy has fused multiply-add (`math::exp_impl::<FMA>`).
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$m])*
         $vis fn $name($($arg: $ty),*) {
             #[inline(always)]
-            fn generic($($arg: $ty),*) $body
+            fn generic<const FMA: bool>($($arg: $ty),*) $body
 
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn v512($($arg: $ty),*) { generic($($arg),*) }
+                unsafe fn v512($($arg: $ty),*) { generic::<true>($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn v256($($arg: $ty),*) { generic($($arg),*) }
+                unsafe fn v256($($arg: $ty),*) { generic::<true>($($arg),*) }
                 let avx2_fma = std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma");
                 if avx2_fma && std::arch::is_x86_feature_detected!("avx512f") {
@@ -42,7 +43,7 @@ macro_rules! multiversion {
                     return unsafe { v256($($arg),*) };
                 }
             }
-            generic($($arg),*)
+            generic::<{ $crate::cpu::kernels::math::PLAIN_FMA }>($($arg),*)
         }
     };
 }

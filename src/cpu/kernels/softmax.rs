@@ -1,4 +1,4 @@
-use super::math::exp;
+use super::math::exp_impl;
 use super::{multiversion, LANES};
 
 multiversion! {
@@ -14,7 +14,7 @@ multiversion! {
             let mut chunks = row.chunks_exact_mut(LANES);
             for c in &mut chunks {
                 for i in 0..LANES {
-                    let e = exp(c[i] - m);
+                    let e = exp_impl::<FMA>(c[i] - m);
                     c[i] = e;
                     acc[i] += e;
                 }
@@ -25,7 +25,7 @@ multiversion! {
                 let mut pad = [m; LANES];
                 pad[..len].copy_from_slice(tail);
                 for i in 0..LANES {
-                    let e = exp(pad[i] - m);
+                    let e = exp_impl::<FMA>(pad[i] - m);
                     pad[i] = e;
                     acc[i] += if i < len { e } else { 0.0 };
                 }
