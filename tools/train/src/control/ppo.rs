@@ -2,8 +2,9 @@
 //! 1. the complexity predictor (cross-entropy to the oracle path);
 //! 2. the level-1 policy over `[φ, p, λ]` (where an `adaptive` run starts), trained with PPO on
 //!    one-decision episodes (reward = correct − λ·FLOPs(path)/FLOPs(full));
-//! 3. the level-2 exit RNN: a supervised warm start (its output regressed on the one-step
-//!    advantage of continuing, see `warm_start_exit`), then PPO on hierarchical episodes that
+//! 3. the level-2 exit RNN: a supervised warm start (its output regressed on the decision of the
+//!    best confidence-threshold rule for the budget, see `warm_start_exit`), then PPO on
+//!    hierarchical episodes that
 //!    start where level 1 sends them or anywhere (exploration): a dense reward −λ·ΔFLOPs/FLOPs(full)
 //!    for every segment run and +1 at the end for a correct final prediction;
 //! 4. the up-front policy of `graph` mode (the one path that runs), same inputs: the plug-in rule
@@ -12,8 +13,9 @@
 //!    split (`graph_policy`).
 //!
 //! PPO: clipped surrogate, a value network as baseline (advantage = return − value, normalized),
-//! entropy bonus. λ is drawn per episode from [0, 1] (half uniform, half u³ so that the small
-//! budgets where accuracy is decided get as much practice as the large ones).
+//! entropy bonus. λ is drawn per episode from [0, 1]: for level 1 half uniform, half u³, so that
+//! the small budgets where accuracy is decided get as much practice as the large ones; for the
+//! exit RNN a quarter uniform, three quarters u³ (`sample_lambda_exit`).
 
 use super::nets::{exit_input, level1_input, Controller, Mlp, EXIT_IN};
 use super::netvars::{fit, Adam, MlpVars, RnnVars};
