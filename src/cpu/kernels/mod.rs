@@ -9,6 +9,8 @@ mod math;
 mod patch;
 mod softmax;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 pub use gelu::{gelu_erf, gelu_tanh};
 pub use layernorm::layernorm_rows;
 pub use math::{erf, exp};
@@ -17,7 +19,8 @@ pub use softmax::softmax_rows;
 
 /// Defines `pub fn $name(args)` that dispatches at run time to copies of `$body` compiled with
 /// AVX-512F or AVX2+FMA enabled on x86_64, and to the plain copy elsewhere. `$body` sees the
-/// const `FMA`: whether its copy has fused multiply-add (`math::exp_impl::<FMA>`).
+/// const `FMA`: whether its copy fuses multiply-adds (`math::exp_impl::<FMA>`); it does where
+/// the CPU has FMA, unless [`set_fused`] turned that off.
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$m])*
@@ -25,29 +28,54 @@ macro_rules! multiversion {
             #[inline(always)]
             fn generic<const FMA: bool>($($arg: $ty),*) $body
 
+            let fused = $crate::cpu::kernels::fused();
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn v512($($arg: $ty),*) { generic::<true>($($arg),*) }
+                unsafe fn v512<const F: bool>($($arg: $ty),*) { generic::<F>($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn v256($($arg: $ty),*) { generic::<true>($($arg),*) }
+                unsafe fn v256<const F: bool>($($arg: $ty),*) { generic::<F>($($arg),*) }
                 let avx2_fma = std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma");
                 if avx2_fma && std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked above), every
                     // feature `v512` enables; `generic` is safe code.
-                    return unsafe { v512($($arg),*) };
+                    return unsafe {
+                        if fused { v512::<true>($($arg),*) } else { v512::<false>($($arg),*) }
+                    };
                 }
                 if avx2_fma {
                     // SAFETY: the CPU supports AVX2 and FMA (checked above).
-                    return unsafe { v256($($arg),*) };
+                    return unsafe {
+                        if fused { v256::<true>($($arg),*) } else { v256::<false>($($arg),*) }
+                    };
                 }
             }
-            generic::<{ $crate::cpu::kernels::math::PLAIN_FMA }>($($arg),*)
+            if fused {
+                generic::<{ $crate::cpu::kernels::math::PLAIN_FMA }>($($arg),*)
+            } else {
+                generic::<false>($($arg),*)
+            }
         }
     };
 }
 pub(crate) use multiversion;
+
+static FUSED: AtomicBool = AtomicBool::new(true);
+
+/// Whether the kernels fuse multiply-adds where the CPU can (the default; see `math`). `false`
+/// gives every host the rounding of the unfused kernels, bit for bit: tinv-train turns it off,
+/// because its default model was trained with them and its controller stage turns a last-bit
+/// difference in the backbone's outputs into a different policy (engines/fmnist/README.md).
+/// Process-wide; meant to be set once at start-up.
+pub fn set_fused(on: bool) {
+    FUSED.store(on, Ordering::Relaxed);
+}
+
+/// The setting of [`set_fused`].
+pub fn fused() -> bool {
+    FUSED.load(Ordering::Relaxed)
+}
 
 /// Lanes used to split reductions into independent accumulators that vectorize without
 /// reassociating floating-point sums.

@@ -458,6 +458,9 @@ fn samples(mut a: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // The unfused kernels' rounding on every host: the default model was trained with it, and
+    // the controller stage turns a last-bit difference into another policy (see `set_fused`).
+    tinv::cpu::kernels::set_fused(false);
     let mut args = match tinv::files::utf8_args() {
         Ok(a) => a,
         Err(e) => {
