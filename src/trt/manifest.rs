@@ -19,8 +19,9 @@
 //!
 //! One record per line, fields separated by single spaces, `#` starts a comment line. Names
 //! (engines, tensors, plan files) may not contain whitespace; `gpu` holds the compute
-//! capability, the number of SMs and the name, which is the rest of its line. Line order is free except that `tinv-trt-manifest` comes first and `io` lines follow
-//! their `engine`. [`Manifest::to_text`] and [`Manifest::parse`] round-trip exactly.
+//! capability, the number of SMs and the name, which is the rest of its line. Line order is
+//! free except that `tinv-trt-manifest` comes first and `io` lines follow their `engine`.
+//! [`Manifest::to_text`] and [`Manifest::parse`] round-trip exactly.
 
 use super::TrtError;
 use std::fmt::Write as _;
