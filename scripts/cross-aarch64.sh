@@ -80,13 +80,16 @@ scripts/check-glibc.sh "$OUT/libtinv.so" "$OUT/tinv-run"
 
 step "build the runtime crate's tests for $ZIG_TARGET"
 LIST=$TARGET_DIR/cross-aarch64-tests.txt
-cargo zigbuild --release --target $ZIG_TARGET -p tinv --tests --message-format=json-render-diagnostics |
-    python3 -c '
+# Through a file, not a pipe: sh has no pipefail, and a test that fails to compile for aarch64
+# must fail this step (it once went unnoticed, the other binaries running as usual).
+cargo zigbuild --release --target $ZIG_TARGET -p tinv --tests --message-format=json-render-diagnostics \
+    >"$LIST.json"
+python3 -c '
 import json, sys
-for line in sys.stdin:
+for line in open(sys.argv[1]):
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["target"]["name"], m["executable"])' >"$LIST"
+        print(m["target"]["name"], m["executable"])' "$LIST.json" >"$LIST"
 
 step "run the test binaries under qemu-aarch64"
 while read -r name exe; do
