@@ -86,11 +86,10 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     // numbers with TensorRT engines, and `--threads` speeds this pass up too.
     let mut all = tinv::Session::new(
         model.clone(),
-        tinv::SessionOptions::default()
-            .max_batch(chunk)
-            .threads(session.threads())
+        crate::backend_options(&a)?
             .backend(session.backend())
-            .engines(a.path("engines").map(std::path::PathBuf::from)),
+            .max_batch(chunk)
+            .threads(session.threads()),
     )
     .map_err(|e| e.to_string())?;
     let mut logits = vec![0f32; chunk * p * k];

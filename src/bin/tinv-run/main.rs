@@ -164,14 +164,11 @@ pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String>
     {
         return Err(no_controller("--budget or --mode adaptive|graph"));
     }
-    let backend = backend(a)?;
-    let opts = tinv::SessionOptions::default()
+    let opts = backend_options(a)?
         .max_batch(max_batch)
         .threads(threads)
         .mode(mode)
-        .budget(budget)
-        .backend(backend)
-        .engines(a.path("engines").map(std::path::PathBuf::from));
+        .budget(budget);
     tinv::Session::new(std::sync::Arc::new(model), opts).map_err(|e| e.to_string())
 }
 
@@ -183,14 +180,16 @@ pub fn no_controller(options: &str) -> String {
     )
 }
 
-/// `--backend` (default auto), refusing `--engines` beside `--backend cpu`, which would ignore it.
-pub fn backend(a: &Args) -> Result<tinv::Backend, String> {
+/// Session options with `--backend` (default auto) and `--engines`, refusing `--engines` beside
+/// `--backend cpu`, which would ignore it.
+pub fn backend_options(a: &Args) -> Result<tinv::SessionOptions, String> {
     let b = match a.get("backend") {
         Some(b) => tinv::Backend::parse(b).map_err(|e| e.to_string())?,
         None => tinv::Backend::Auto,
     };
-    if b == tinv::Backend::Cpu && a.path("engines").is_some() {
+    let engines = a.path("engines").map(std::path::PathBuf::from);
+    if b == tinv::Backend::Cpu && engines.is_some() {
         return Err("--engines names TensorRT engines, which --backend cpu does not use".into());
     }
-    Ok(b)
+    Ok(tinv::SessionOptions::default().backend(b).engines(engines))
 }

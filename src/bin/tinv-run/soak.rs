@@ -201,13 +201,10 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     if budget.is_some() && model.config().controller.is_none() {
         return Err(crate::no_controller("--budget"));
     }
-    let backend = crate::backend(&a)?;
-    let opts = tinv::SessionOptions::default()
+    let opts = crate::backend_options(&a)?
         .max_batch(1)
         .threads(threads)
-        .budget(budget)
-        .backend(backend)
-        .engines(a.path("engines").map(std::path::PathBuf::from));
+        .budget(budget);
     let mut s = tinv::Session::new(Arc::new(model), opts).map_err(|e| e.to_string())?;
     let cfg = s.model().config().clone();
     let inputs = tinv::synth::random_inputs(&cfg, n_in, 42);
