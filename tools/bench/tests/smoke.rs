@@ -61,9 +61,9 @@ fn harness_runs_and_writes_the_report() {
     };
     let dir = std::env::temp_dir().join(format!("tinv-bench-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let [model, images, labels] = common::fmnist_case(&dir, true);
+    let case = common::fmnist_case(&dir, true);
     let report = dir.join("RESULTS.md");
-    let out = bench(&venv, &dir, &[model, images, labels], &report, "1,2");
+    let out = bench(&venv, &dir, &case, &report, "1,2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let md = std::fs::read_to_string(&report).unwrap();
