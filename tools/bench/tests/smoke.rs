@@ -16,16 +16,15 @@ fn venv() -> Option<PathBuf> {
     p.join("bin/python").exists().then_some(p)
 }
 
-/// Runs the harness on `case` (model, images, labels) with everything written inside `dir`.
-fn bench(
-    venv: &Path,
-    dir: &Path,
-    case: &[PathBuf; 3],
-    report: &Path,
-    threads: &str,
-) -> std::process::Output {
-    let [model, images, labels] = case;
-    Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
+/// Runs the harness on a Fashion-MNIST-shaped case (with a controller or not) in a fresh folder
+/// `tinv-bench-<name>-<pid>`, `--threads threads`, and checks that it succeeded. Returns the
+/// folder, the report and stderr.
+fn bench(venv: &Path, name: &str, controller: bool, threads: &str) -> (PathBuf, String, String) {
+    let dir = std::env::temp_dir().join(format!("tinv-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let [model, images, labels] = common::fmnist_case(&dir, controller);
+    let report = dir.join("RESULTS.md");
+    let out = Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
         .arg("--fmnist")
         .arg(model)
         .arg("--images")
@@ -46,9 +45,13 @@ fn bench(
         .arg("--out")
         .arg(dir.join("out"))
         .arg("--report")
-        .arg(report)
+        .arg(&report)
         .output()
-        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let md = std::fs::read_to_string(&report).unwrap();
+    (dir, md, stderr)
 }
 
 #[test]
@@ -59,14 +62,7 @@ fn harness_runs_and_writes_the_report() {
         );
         return;
     };
-    let dir = std::env::temp_dir().join(format!("tinv-bench-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let case = common::fmnist_case(&dir, true);
-    let report = dir.join("RESULTS.md");
-    let out = bench(&venv, &dir, &case, &report, "1,2");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let md = std::fs::read_to_string(&report).unwrap();
+    let (dir, md, _) = bench(&venv, "smoke", true, "1,2");
     for t in [1, 2] {
         for rt in ["tinv", "tinv-adaptive", "ort"] {
             assert!(
@@ -176,18 +172,11 @@ fn a_model_without_controller_has_no_adaptive_rows() {
         eprintln!("SKIP a_model_without_controller_has_no_adaptive_rows: no venv (set TINV_VENV)");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("tinv-bench-noctrl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let case = common::fmnist_case(&dir, false);
-    let report = dir.join("RESULTS.md");
-    let out = bench(&venv, &dir, &case, &report, "1");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (dir, md, stderr) = bench(&venv, "noctrl", false, "1");
     assert!(
         stderr.contains("no controller, so no tinv-adaptive rows"),
         "{stderr}"
     );
-    let md = std::fs::read_to_string(&report).unwrap();
     assert!(
         md.contains("| tinv | 1 | ") && md.contains("| ort | 1 | "),
         "{md}"
