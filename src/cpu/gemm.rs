@@ -5,15 +5,18 @@
 //! picked at run time ([`kernel_name`]): AVX-512F, AVX2+FMA, NEON on aarch64, or plain Rust.
 //!
 //! Blocking (why it looks like this): the ViT shapes are small (M ≈ 200, K and N ≤ 768), so
-//! everything fits in L2 and the cost that matters is keeping the FMA ports busy. B is copied,
-//! one `kc × NR` column panel at a time, into `scratch` (a contiguous L1-resident stream, and a
-//! cheap copy since B rows are contiguous); that panel then serves every row tile. A is *not*
-//! packed: the kernel broadcasts each A element straight from its row, which costs nothing extra
-//! and saves a transposing copy that would eat 10–25 % of the time when N is small. Threads get
-//! disjoint rectangles of C (column panels, or row ranges when that balances better). No call
-//! allocates: packing space is `scratch`, sized by [`scratch_len`]. With only a few row tiles
-//! (M ≤ 56) the copy of B is not repaid and full-width panels are read in place; `[N, K]` panels
-//! are transposed with AVX-512 gathers where available.
+//! the cost that matters is keeping the FMA ports busy. B is copied into `scratch` as `kc × NR`
+//! column panels, each a contiguous L1-resident stream that then serves every row tile. All
+//! panels of a `kc`-deep block are copied in one sweep over B's rows: the weights (22 MB for
+//! ViT-Tiny) come from L3 or memory on every call, and whole rows stream, where copying one
+//! panel at a time reads one line per row, rows 2–3 KiB apart. A is *not* packed: the kernel
+//! broadcasts each A element straight from its row, which costs nothing extra and saves a
+//! transposing copy that would eat 10–25 % of the time when N is small. Threads get disjoint
+//! rectangles of C (column panels, or row ranges when that balances better). No call allocates:
+//! packing space is `scratch` (one `kc`-deep block of all of B per thread), sized by
+//! [`scratch_len`]. With at most four row tiles (M ≤ 24 with AVX2, 56 with AVX-512) the copy of
+//! B is not repaid and full-width panels are read in place; `[N, K]` panels are transposed with
+//! AVX-512 gathers where available.
 //!
 //! Measured (2-vCPU AVX-512 Xeon, one thread, FMA peak 166–179 GFLOP/s, calls interleaved with
 //! numpy's OpenBLAS in one process so both see the same load): the ViT-Tiny shapes (M = 197; K×N = 192×576,
@@ -191,6 +194,19 @@ impl Isa {
             Isa::Scalar => scalar::Scalar::NR,
         }
     }
+
+    /// Most rows per tile of this kernel.
+    fn mr(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => avx512::Avx512::MR,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => avx2::Avx2Fma::MR,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => neon::Neon::MR,
+            Isa::Scalar => scalar::Scalar::MR,
+        }
+    }
 }
 
 /// Name of the kernel chosen at run time ("avx512f", "avx2+fma", "neon" or "scalar").
@@ -199,14 +215,13 @@ pub fn kernel_name() -> &'static str {
 }
 
 /// Floats of `scratch` that [`sgemm`] / [`sgemm_bt`] need for these sizes on a pool of
-/// `threads` threads (reserve it once, in the session arena). `m` does not matter today; it is
-/// in the signature so the blocking can change without changing callers.
+/// `threads` threads (reserve it once, in the session arena).
 pub fn scratch_len(m: usize, n: usize, k: usize, threads: usize) -> usize {
     scratch_len_for(Isa::detect(), m, n, k, threads)
 }
 
-fn scratch_len_for(isa: Isa, _m: usize, _n: usize, k: usize, threads: usize) -> usize {
-    threads.max(1) * driver::slot_len(isa.nr(), k) + 16
+fn scratch_len_for(isa: Isa, m: usize, n: usize, k: usize, threads: usize) -> usize {
+    threads.max(1) * driver::slot_len(isa, m, n, k) + 16
 }
 /// `C = A·B (+ bias broadcast over rows) (+ C if accumulate)`, all row-major with row strides:
 /// `a` is `m×k` (stride `lda`), `b` is `k×n` (stride `ldb`, `[K, N]` exactly as the `.tinv` file

@@ -27,9 +27,24 @@ const EDGE_TILE: usize = 14 * 32;
 /// are equal. ViT-Tiny's smallest GEMM (197×192×192) is 7× this threshold.
 pub(crate) const MIN_PARALLEL_MACS: usize = 1 << 20;
 
-/// Floats of one thread's packed-B slot, rounded to whole cache lines.
-pub(super) fn slot_len(nr: usize, k: usize) -> usize {
-    (k.clamp(1, KC) * nr).div_ceil(16) * 16
+/// Whether a pass over `rows` rows reads full-width panels of `[K, N]` B in place (see
+/// [`DIRECT_B_MAX_TILES`]).
+fn b_in_place(mr: usize, rows: usize) -> bool {
+    rows.div_ceil(rows.div_ceil(MC).max(1)).div_ceil(mr) <= DIRECT_B_MAX_TILES
+}
+
+/// Floats of one thread's packed-B slot, rounded to whole cache lines: one `KC`-deep block of
+/// every column panel of B (a chunk may own all of them), or a single panel when `m` rows are
+/// few enough that `[K, N]` B is read in place (only partial panels and `[N, K]` B are then
+/// packed, one panel at a time).
+pub(super) fn slot_len(isa: Isa, m: usize, n: usize, k: usize) -> usize {
+    let nr = isa.nr();
+    let panels = if b_in_place(isa.mr(), m) {
+        1
+    } else {
+        n.div_ceil(nr).max(1)
+    };
+    (k.clamp(1, KC) * nr * panels).div_ceil(16) * 16
 }
 
 /// Where B comes from.
@@ -118,7 +133,7 @@ pub(super) fn run(
         accumulate,
         // SAFETY: `align <= 15 < scratch.len()` (checked above: `need >= 16 + slot`).
         scratch: unsafe { scratch.as_mut_ptr().add(align) },
-        slot: slot_len(isa.nr(), k),
+        slot: slot_len(isa, m, n, k),
     };
     let chunks = if threads == 1 || m.saturating_mul(n).saturating_mul(k) < MIN_PARALLEL_MACS {
         1
@@ -220,27 +235,39 @@ unsafe fn compute<K: Kernel>(
     // used by this thread only.
     let pack = unsafe { std::slice::from_raw_parts_mut(job.scratch.add(t * job.slot), job.slot) };
     let blocks = rows.len().div_ceil(MC);
+    // `[K, N]` B is either read in place (full panels, few row tiles: `m` was that small too, and
+    // the slot holds one panel) or packed all at once per `kc` block (the slot holds every panel);
+    // `[N, K]` B one panel at a time.
+    let in_place = b_in_place(K::MR, rows.len());
+    let all_at_once = matches!(job.b, BSrc::Rows { .. }) && !in_place;
+    let panel_len = |kc: usize| kc * K::NR;
     let mut k0 = 0;
     while k0 < job.k {
         let kc = KC.min(job.k - k0);
         let first = k0 == 0;
         let load_c = !first || job.accumulate;
+        if let (true, BSrc::Rows { ptr, ld }) = (all_at_once, job.b) {
+            // SAFETY: forwarded; `pack` holds `kc * NR` floats per panel of B (`slot_len`).
+            unsafe { pack_panels::<K>(ptr, ld, job.n, k0, kc, panels.clone(), pack) };
+        }
         for blk in 0..blocks {
             let r0 = rows.start + rows.len() * blk / blocks;
             let r1 = rows.start + rows.len() * (blk + 1) / blocks;
             let tiles = (r1 - r0).div_ceil(K::MR);
-            for panel in panels.clone() {
+            for (i, panel) in panels.clone().enumerate() {
                 let j0 = panel * K::NR;
                 let nv = K::NR.min(job.n - j0);
                 let (b, ldb) = match job.b {
                     // SAFETY: row `k0 < k`, column `j0 < n` is inside B.
-                    BSrc::Rows { ptr, ld } if nv == K::NR && tiles <= DIRECT_B_MAX_TILES => {
+                    BSrc::Rows { ptr, ld } if in_place && nv == K::NR => {
                         (unsafe { ptr.add(k0 * ld + j0) }, ld)
                     }
+                    _ if all_at_once => (pack[i * panel_len(kc)..].as_ptr(), K::NR),
                     _ => {
-                        // SAFETY: forwarded; `pack` holds `kc * NR` floats (`slot_len`).
-                        unsafe { pack_b::<K>(job.b, k0, kc, j0, nv, K::NR, pack) };
-                        (pack.as_ptr(), K::NR)
+                        let dst = &mut pack[..panel_len(kc)];
+                        // SAFETY: forwarded; `dst` holds `kc * NR` floats.
+                        unsafe { pack_b::<K>(job.b, k0, kc, j0, nv, K::NR, dst) };
+                        (dst.as_ptr(), K::NR)
                     }
                 };
                 let bias = if first && !job.bias.is_null() {
@@ -350,6 +377,62 @@ unsafe fn tile<K: Kernel>(
     }
 }
 
+/// Packs rows `k0..k0+kc` of every column panel in `panels` of `[K, N]` B into `pack`, panel
+/// after panel (`kc × NR` floats each). The full panels are read row by row, each row's columns
+/// in one sweep: a row of ViT-Tiny's weights is 36 or 48 cache lines in a row, which the
+/// hardware prefetcher streams, where one panel at a time reads one line per row, rows 2–3 KiB
+/// apart. A partial last panel is then copied on its own.
+///
+/// # Safety
+/// `ptr` (row stride `ld`) must cover rows `k0..k0+kc` and the panels' columns (B has `n`
+/// columns); `pack` holds `kc * NR` floats per panel.
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_panels<K: Kernel>(
+    ptr: *const f32,
+    ld: usize,
+    n: usize,
+    k0: usize,
+    kc: usize,
+    panels: std::ops::Range<usize>,
+    pack: &mut [f32],
+) {
+    let len = kc * K::NR;
+    let pack = &mut pack[..panels.len() * len];
+    let full = panels.start..panels.end.min(n / K::NR).max(panels.start);
+    let j0 = full.start * K::NR;
+    for p in 0..kc {
+        // SAFETY: row `k0 + p < k`, columns `j0..full.end * NR <= n` are inside B.
+        let row = unsafe { ptr.add((k0 + p) * ld + j0) };
+        for i in 0..full.len() {
+            // SAFETY: `row + i * NR` holds NR floats (above); `pack` holds `len` floats for each
+            // of the panels (sliced above), `p * NR..(p + 1) * NR` of panel `i` written here.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    row.add(i * K::NR),
+                    pack.as_mut_ptr().add(i * len + p * K::NR),
+                    K::NR,
+                )
+            };
+        }
+    }
+    for panel in full.end..panels.end {
+        let i = panel - panels.start;
+        let j0 = panel * K::NR;
+        // SAFETY: forwarded; the slice holds `kc * NR` floats.
+        unsafe {
+            pack_b::<K>(
+                BSrc::Rows { ptr, ld },
+                k0,
+                kc,
+                j0,
+                K::NR.min(n - j0),
+                K::NR,
+                &mut pack[i * len..(i + 1) * len],
+            )
+        };
+    }
+}
+
 /// Copies rows `k0..k0+kc`, columns `j0..j0+nv` of B into `dst` as a `kc × nr` panel, zero-padded
 /// to `nr` columns.
 ///
@@ -366,6 +449,22 @@ unsafe fn pack_b<K: Kernel>(
 ) {
     let dst = &mut dst[..kc * nr];
     match b {
+        // A full panel copies `K::NR` floats per row, a length known at compile time, so the
+        // copy is a few vector moves rather than a `memcpy` call per row (`memcpy` took 9 % of a
+        // one-thread ViT-Tiny inference).
+        BSrc::Rows { ptr, ld } if nv == K::NR => {
+            for (p, out) in dst.chunks_exact_mut(K::NR).enumerate() {
+                // SAFETY: row `k0 + p < k`, columns `j0..j0 + NR <= n` are inside B; `out` holds
+                // `NR` floats.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        ptr.add((k0 + p) * ld + j0),
+                        out.as_mut_ptr(),
+                        K::NR,
+                    )
+                };
+            }
+        }
         BSrc::Rows { ptr, ld } => {
             for (p, out) in dst.chunks_exact_mut(nr).enumerate() {
                 // SAFETY: row `k0 + p < k`, columns `j0..j0 + nv <= n` are inside B.

@@ -106,6 +106,9 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (50, 19, 16),
     (64, 8, 300),
     (197, 40, 9),
+    // More rows than one pass streams (`MC`): later passes reuse the panels the first packed.
+    (300, 40, 260),
+    (530, 33, 20),
 ];
 
 #[test]
