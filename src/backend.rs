@@ -114,11 +114,19 @@ fn plan(model: &Model, backend: Backend, engines: Option<&Path>) -> Result<Plan>
     };
     if backend == Backend::Auto && (!cfg!(feature = "tensorrt") || !dir.join("manifest").is_file())
     {
-        // No engines were built (or no TensorRT support compiled in): the CPU is the plan.
-        log::debug!(
-            "no TensorRT engines in {}; using the CPU backend",
-            dir.display()
-        );
+        // No engines were built (or no TensorRT support compiled in): the CPU is the plan. Only
+        // news when the caller named the folder: the default folder is usually absent on a CPU
+        // machine.
+        let why = if cfg!(feature = "tensorrt") {
+            "no TensorRT engines (no manifest; `tinv-run build` makes them)"
+        } else {
+            "engines unused: this tinv was built without the `tensorrt` feature"
+        };
+        if engines.is_some() {
+            log::warn!("{}: {why}; using the CPU backend", dir.display());
+        } else {
+            log::debug!("{}: {why}; using the CPU backend", dir.display());
+        }
         return Ok(Plan::Cpu);
     }
     Ok(Plan::Engines(dir))
@@ -174,7 +182,9 @@ pub(crate) enum Trt {}
 #[cfg(not(feature = "tensorrt"))]
 fn load_engines(_: &Model, _: &Path) -> Result<Trt> {
     Err(Error::Backend(
-        "TensorRT backend not built: this tinv was compiled without the `tensorrt` feature".into(),
+        "TensorRT backend not built: this tinv was compiled without the `tensorrt` feature (on \
+         the device: `cargo build --release --features tensorrt`, see docs/JETSON.md)"
+            .into(),
     ))
 }
 

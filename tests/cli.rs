@@ -206,6 +206,20 @@ fn bad_input_gives_one_line_errors() {
         "no such model",
     );
     assert_one_line_error(&["classify", i], "TINV_MODEL=/nonexistent");
+    // An empty TINV_MODEL counts as unset (the default package, from the crate's root here),
+    // as `TINV_MODEL= cmd` means in a shell; it said "TINV_MODEL=: no such model file".
+    let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+        .args(["inspect"])
+        .env("TINV_MODEL", "")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("engines/fmnist/model.tinv"),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Devices are refused before reading (/dev/zero would never end), for images, data sets
     // and models alike.
     assert_one_line_error(
@@ -644,11 +658,17 @@ fn arguments_that_would_be_ignored_are_refused() {
     }
     let (code, out, err) = eval_json(&bare, &ip, &lp);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("\"mode\":\"full depth (the model has no controller)\""),
-        "{out}"
-    );
+    // `mode` stays a value a program can match (it was the text's sentence): the deepest path.
+    assert!(out.contains("\"mode\":\"depth:2\""), "{out}");
     assert!(out.contains("\"budget\":null"), "{out}");
+    assert!(out.contains("\"backend\":\"cpu\""), "{out}");
+    // soak's banner said "adaptive inferences …, budget 0" for a run at full depth.
+    let (code, _, err) = run(&["soak", "--model", b, "--count", "4", "--report-every", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("at full depth (the model has no controller)") && !err.contains("budget"),
+        "{err}"
+    );
     // Extra positional arguments.
     assert_one_line_error(&with(&["extra"]), "unexpected argument 'extra'");
     assert_one_line_error(&["inspect", m, "a", "b", "c"], "unexpected argument 'a'");
@@ -703,6 +723,16 @@ fn arguments_that_would_be_ignored_are_refused() {
         &with(&["--limit", "3", "--limit=2"]),
         "--limit is given twice",
     );
+    // A switch given twice was accepted where an option given twice was refused.
+    assert_one_line_error(&with(&["--json", "--json"]), "--json is given twice");
+    // An empty file name said only ": No such file or directory".
+    for args in [
+        &["classify", "--model", m, ""][..],
+        &["classify", "--model", m, "--", ""],
+        &["inspect", ""],
+    ] {
+        assert_one_line_error(args, "an empty argument is not a file name");
+    }
     // A single-dash typo was taken for a file name ("-j: No such file or directory").
     assert_one_line_error(
         &["classify", "--model", m, "-j", "x.pgm"],
@@ -719,6 +749,25 @@ fn arguments_that_would_be_ignored_are_refused() {
         &["soak", "--model", b, "--budget", "0.5"],
         "has no controller",
     );
+    // An engines folder that `auto` cannot use was skipped silently (only RUST_LOG=debug said
+    // so): now a warning names it, and the run says which backend it used.
+    let (code, out, err) = run(&[
+        "eval",
+        "--model",
+        m,
+        "--images",
+        ip.to_str().unwrap(),
+        "--labels",
+        lp.to_str().unwrap(),
+        "--engines",
+        "/nonexistent-engines",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("/nonexistent-engines: ") && err.contains("using the CPU backend"),
+        "{err}"
+    );
+    assert!(out.contains("backend            cpu"), "{out}");
     // TensorRT engines named for a run that is told to use the CPU.
     for cmd in [
         vec!["classify", "--model", m, "x.pgm"],
@@ -885,6 +934,20 @@ fn inspect_json_has_the_config_its_help_promises() {
         );
         assert!(help.contains(key), "{key} undocumented in {help}");
     }
+    // The content hash is above 2^53, where a reader that parses JSON numbers as doubles
+    // rounds it: a decimal string, the same value the text shows in hex.
+    let at = out
+        .find("\"tinv.content_hash\":\"")
+        .expect("hash as a string")
+        + 21;
+    let digits: String = out[at..].chars().take_while(char::is_ascii_digit).collect();
+    let hash: u64 = digits.parse().unwrap();
+    assert!(hash > 1 << 53, "{hash}");
+    let (_, text, _) = run(&["inspect", model_path.to_str().unwrap()]);
+    assert!(
+        text.contains(&format!("content hash  {hash:#018x}")),
+        "{text}"
+    );
 }
 
 /// Every command that accepts `--verify` documents it, and the top-level help says where the

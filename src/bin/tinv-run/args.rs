@@ -19,7 +19,7 @@ pub struct Args {
 impl Args {
     /// Parses `raw`: flags listed in `takes_value` consume the next argument (never empty);
     /// other `--x` are switches; anything not listed in either is an error naming the flag, as
-    /// is a flag given twice. After `--` every argument is positional (a file named `-x.png`).
+    /// is a flag or switch given twice, and an empty positional argument. After `--` every argument is positional (a file named `-x.png`).
     pub fn parse(
         raw: &[OsString],
         takes_value: &[&str],
@@ -65,6 +65,9 @@ impl Args {
                     if inline.is_some() {
                         return Err(format!("--{name} is a switch and takes no value"));
                     }
+                    if a.has(name) {
+                        return Err(format!("--{name} is given twice; give it once"));
+                    }
                     a.switches.push(name.to_string());
                 } else {
                     return Err(format!("unknown option --{name} (see --help)"));
@@ -78,6 +81,10 @@ impl Args {
             } else {
                 a.positional.push(arg.clone());
             }
+        }
+        // `tinv-run classify ""` said only ": No such file or directory".
+        if a.positional.iter().any(|p| p.is_empty()) {
+            return Err("an empty argument is not a file name".into());
         }
         Ok(a)
     }

@@ -23,8 +23,9 @@ OPTIONS:
     --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
     --engines DIR  TensorRT engines folder (default: plans/ beside the model file)
     --verify       check every tensor checksum when opening the model
-    --json         one JSON object per image: image, depth, class, confidence, logits, flops,
-                   latency_us (and label, start_depth, escalations)
+    --json         one JSON object per image: image, backend (cpu | tensorrt), depth, class,
+                   label (the predicted class's name from classes.txt beside the model, else
+                   its number), confidence, logits, flops, latency_us, start_depth, escalations
 
 Images must have the model's size; grey images feed every channel of a colour model and colour
 images a grey model through luma (alpha is dropped). A model with other than 1 or 3 channels
@@ -61,6 +62,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         if a.has("json") {
             let j = Json::obj()
                 .set("image", Json::Str(img.to_string()))
+                .set("backend", Json::Str(session.backend().to_string()))
                 .set("depth", Json::Int(st.depth as u64))
                 .set("class", Json::Int(st.class as u64))
                 .set("label", Json::Str(label))

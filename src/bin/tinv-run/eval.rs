@@ -29,7 +29,9 @@ OPTIONS:
     --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
     --engines DIR  TensorRT engines folder (default: plans/ beside the model file)
     --verify       check every tensor checksum when opening the model
-    --json         one JSON object: samples, mode, budget (null with --depth), accuracy,
+    --json         one JSON object: samples, backend (cpu | tensorrt), mode (adaptive |
+                   graph | threshold:τ | depth:D, and depth:<deepest> for a model without a
+                   controller), budget (null where no controller runs), accuracy,
                    accuracy_full_depth, mean_flops, full_flops, flops_reduction,
                    oracle_flops, oracle_accuracy, exit_accuracy{<depth>: accuracy},
                    depth_histogram{<depth>: inputs}, mean_escalations,
@@ -166,8 +168,13 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let threshold = matches!(session.mode(), tinv::Mode::Threshold(_));
     let controlled = depth.is_none() && cfg.controller.is_some() && !threshold;
     let budget = controlled.then(|| session.budget());
+    let full_depth = cfg.depths[p - 1];
     let mode = match depth {
         Some(d) => format!("depth:{d}"),
+        // The text says why; `--json` keeps `mode` a value a program can match.
+        None if cfg.controller.is_none() && !threshold && a.has("json") => {
+            format!("depth:{full_depth}")
+        }
         None if cfg.controller.is_none() && !threshold => {
             "full depth (the model has no controller)".to_string()
         }
@@ -179,6 +186,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     if a.has("json") {
         let j = Json::obj()
             .set("samples", Json::Int(n as u64))
+            .set("backend", Json::Str(session.backend().to_string()))
             .set("mode", Json::Str(mode))
             .set("budget", budget.map_or(Json::Null, Json::f32))
             .set("accuracy", Json::Num(acc))
@@ -227,6 +235,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         outln!("{}", j.render());
     } else {
         outln!("samples            {n}");
+        outln!("backend            {}", session.backend());
         match budget {
             Some(b) => outln!("mode               {mode}, budget λ = {b}"),
             None => outln!("mode               {mode}"),

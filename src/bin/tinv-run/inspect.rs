@@ -23,7 +23,8 @@ OPTIONS:
                    {features, default_budget} or null}, paths [{depth, flops, weight_bytes}],
                    controller_flops, controller_flops_graph, controller_weight_bytes,
                    controller_weight_bytes_graph (0 without a controller),
-                   arena_bytes, arena_lower_bound_bytes, kernel, metadata {key: value},
+                   arena_bytes, arena_lower_bound_bytes, kernel, metadata {key: value} (an
+                   integer above 2^53, such as tinv.content_hash, as a decimal string),
                    tensors [{name, dtype, shape, offset (from the file's start), bytes}]
                    (always, --tensors or not)
 
@@ -66,6 +67,9 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
                 .iter()
                 .map(|(k, v)| {
                     let j = match v {
+                        // Above 2^53 a JSON reader that parses numbers as doubles rounds it
+                        // (the content hash): a decimal string keeps every digit.
+                        MetaValue::U64(x) if *x > 1 << 53 => Json::Str(x.to_string()),
                         MetaValue::U64(x) => Json::Int(*x),
                         MetaValue::F64(x) => Json::Num(*x),
                         MetaValue::Str(s) => Json::Str(s.clone()),

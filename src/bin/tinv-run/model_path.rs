@@ -42,7 +42,8 @@ pub fn resolve(arg: Option<&Path>) -> Result<PathBuf, String> {
             }
         }
         // An explicit TINV_MODEL is the only candidate: a typo must not silently pick another model.
-        None if std::env::var_os("TINV_MODEL").is_some() => {
+        // Empty counts as unset, as shells treat `TINV_MODEL=`.
+        None if std::env::var_os("TINV_MODEL").is_some_and(|v| !v.is_empty()) => {
             let p = PathBuf::from(std::env::var_os("TINV_MODEL").unwrap_or_default());
             let f = file_of(&p);
             // Anything that exists goes on to the open, which says what is wrong with it (a

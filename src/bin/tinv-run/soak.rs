@@ -209,11 +209,19 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let cfg = s.model().config().clone();
     let inputs = tinv::synth::random_inputs(&cfg, n_in, 42);
     let json = a.has("json");
-    errln!(
-        "soak: {count} adaptive inferences over {n_in} inputs, budget {}, paths {:?}",
-        s.budget(),
-        cfg.depths
-    );
+    if cfg.controller.is_some() {
+        errln!(
+            "soak: {count} adaptive inferences over {n_in} inputs, budget {}, paths {:?}",
+            s.budget(),
+            cfg.depths
+        );
+    } else {
+        errln!(
+            "soak: {count} inferences over {n_in} inputs at full depth (the model has no \
+             controller), paths {:?}",
+            cfg.depths
+        );
+    }
     let sum = soak(&mut s, &inputs, count, every, |w| {
         if json {
             let paths = Json::Arr(w.paths.iter().map(|&v| Json::Int(v)).collect());

@@ -22,8 +22,9 @@ norm.*, head.*), optionally exit heads (exits.{d}.norm.*, exits.{d}.head.*) and 
 metadata key `tinv.config`, --config FILE, then the flags below; what is still missing is
 inferred from the tensor shapes (patch, dim, blocks, channels, mlp_hidden, classes; the image
 size from pos_embed when its grid is square). `heads` cannot be inferred. A --config or flag
-value that changes one the checkpoint was trained with (its `tinv.config`) is used, with a
-warning (even with -q); --depths and --budget choose among the trained paths and budgets.
+value that changes one the checkpoint was trained with (its `tinv.config`) is refused: the
+folded model would compute something else. --depths and --budget choose among the trained
+paths and budgets.
 
 Folding: LayerNorm γ/β into the next linear layer, 1/sqrt(head_dim) into the Q columns, fused
 QKV, class token + its position embedding pre-added, patch convolution as a GEMM weight, exit-head
@@ -125,18 +126,27 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
             }
         };
         let mut value = || -> Result<String, FoldError> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
+            let v = match &inline {
+                Some(v) => v.clone(),
                 None => it
                     .next()
                     .cloned()
-                    .ok_or_else(|| usage(format!("{flag} needs a value"))),
+                    .ok_or_else(|| usage(format!("{flag} needs a value")))?,
+            };
+            // `-o ""` folded everything, then failed with ": No such file or directory".
+            if v.is_empty() {
+                return Err(usage(format!("{flag} needs a value, not an empty string")));
             }
+            Ok(v)
         };
         match flag {
             "-h" | "--help" => {
                 out!("{HELP}");
                 return Ok(None);
+            }
+            // As tinv-run and tinv-train: `-V x.safetensors` printed the version and folded nothing.
+            "-V" | "--version" if argv.len() > 1 => {
+                return Err(usage(format!("{flag} takes no other arguments")))
             }
             "-V" | "--version" => {
                 outln!("tinv-fold {}", env!("CARGO_PKG_VERSION"));
@@ -175,6 +185,7 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
             f if f.starts_with('-') && f.len() > 1 => {
                 return Err(usage(format!("unknown option '{f}'")))
             }
+            "" => return Err(usage("an empty argument is not a file name")),
             _ => {
                 if input.replace(PathBuf::from(arg)).is_some() {
                     return Err(usage(format!("more than one checkpoint given ('{arg}')")));
@@ -222,11 +233,12 @@ fn check_output(input: &Path, config: Option<&Path>, out: &Path) -> Result<(), F
     // The folder must exist (the write does not create it): found before folding, not after.
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(dir) = parent.filter(|d| !d.is_dir()) {
-        return Err(usage(format!(
-            "output '{}': folder {} does not exist",
-            out.display(),
-            dir.display()
-        )));
+        let what = if dir.exists() {
+            format!("{} is not a folder", dir.display())
+        } else {
+            format!("folder {} does not exist", dir.display())
+        };
+        return Err(usage(format!("output '{}': {what}", out.display())));
     }
     Ok(())
 }
@@ -250,7 +262,7 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
     // After the input (its errors come first), before the folding.
     check_output(&args.input, args.config.as_deref(), &out)?;
     let config_json = args.config.as_deref().map(read_text).transpose()?;
-    warn_overrides(&ck, config_json.as_deref(), &args.spec);
+    refuse_overrides(&ck, config_json.as_deref(), &args.spec)?;
     let opts = FoldOptions {
         matrix_dtype: args.dtype,
         device: args.device,
@@ -266,26 +278,34 @@ fn run(argv: &[String]) -> Result<(), FoldError> {
     Ok(())
 }
 
-/// Warns (even with -q) when `--config` or a flag changes a value the checkpoint was trained
-/// with: the documented precedence, but a model folded with another head count or
-/// normalization than it was trained with computes something else.
-fn warn_overrides(ck: &Checkpoint, config_json: Option<&str>, flags: &ConfigSpec) {
+/// Refuses `--config` or a flag that changes a value the checkpoint was trained with: a model
+/// folded with another head count or normalization than it was trained with computes something
+/// else (it was a warning, and `--heads 3` on the 4-head default model wrote such a model).
+fn refuse_overrides(
+    ck: &Checkpoint,
+    config_json: Option<&str>,
+    flags: &ConfigSpec,
+) -> Result<(), FoldError> {
     let parse = |text: &str| ConfigSpec::from_json(text).ok();
     let trained = ck
         .metadata()
         .get(tinv_fold::CONFIG_META_KEY)
         .and_then(|t| parse(t));
-    let Some(trained) = trained else { return };
+    let Some(trained) = trained else {
+        return Ok(());
+    };
     let mut changes = config_json
         .and_then(parse)
         .map_or_else(Vec::new, |c| trained.changed_by(&c));
     changes.extend(trained.changed_by(flags));
-    if !changes.is_empty() {
-        errln!(
-            "tinv-fold: warning: the checkpoint was trained with another configuration: {}",
-            changes.join(", ")
-        );
+    if changes.is_empty() {
+        return Ok(());
     }
+    Err(usage(format!(
+        "the checkpoint was trained with another configuration ({}): the folded model would \
+         compute something else; drop the option (its tinv.config is what it was trained with)",
+        changes.join(", ")
+    )))
 }
 
 fn main() -> ExitCode {

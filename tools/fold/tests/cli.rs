@@ -99,6 +99,19 @@ fn irregular_inputs_repeats_and_non_utf8_are_refused() {
             vec![ck, "-o", "newdir/"],
             "is a directory; give a file name",
         ),
+        // An empty output folded everything, then said ": No such file or directory".
+        (vec![ck, "-o", ""], "-o needs a value, not an empty string"),
+        (
+            vec![ck, "--output="],
+            "--output needs a value, not an empty string",
+        ),
+        (vec![""], "an empty argument is not a file name"),
+        // A regular file where the output's folder should be was "a folder that does not exist".
+        (
+            vec![ck, "-o", &format!("{o}/z.tinv")],
+            "o.tinv is not a folder",
+        ),
+        (vec!["-V", ck], "-V takes no other arguments"),
     ] {
         let r = Command::new(BIN)
             .arg("-q")
@@ -123,11 +136,11 @@ fn irregular_inputs_repeats_and_non_utf8_are_refused() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// A flag that changes a value the checkpoint was trained with folds (flags win, as documented)
-/// but warns, even under -q: `--heads 3` on the 4-head default model gave a model computing
-/// something else without a word. The same value, or a path subset, does not warn.
+/// A flag that changes a value the checkpoint was trained with is refused, naming the values
+/// (it was a warning, and `--heads 3` on the 4-head default model wrote a model computing
+/// something else); the same value, or a path subset, folds.
 #[test]
-fn overriding_a_trained_value_warns() {
+fn overriding_a_trained_value_is_refused() {
     let ck = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../engines/fmnist/checkpoint.safetensors");
     let ck = ck.to_str().expect("utf-8 path");
@@ -139,15 +152,24 @@ fn overriding_a_trained_value_warns() {
             .args(extra)
             .output()
             .expect("runs");
-        assert_eq!(r.status.code(), Some(0), "{extra:?}");
-        String::from_utf8_lossy(&r.stderr).into_owned()
+        (
+            r.status.code(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        )
     };
-    let err = run(&["--heads", "3", "--gelu", "tanh"]);
-    assert_eq!(
-        err,
-        "tinv-fold: warning: the checkpoint was trained with another configuration: heads 4 → \
-         3, gelu Erf → Tanh\n"
+    let (code, err) = run(&["--heads", "3", "--gelu", "tanh"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with(
+            "error: the checkpoint was trained with another configuration (heads 4 → 3, gelu Erf \
+             → Tanh)"
+        ) && err.lines().count() == 1,
+        "{err}"
     );
-    assert_eq!(run(&["--heads", "4", "--budget", "0.1"]), "");
+    assert!(!out.exists(), "nothing is written");
+    assert_eq!(
+        run(&["--heads", "4", "--budget", "0.1"]),
+        (Some(0), String::new())
+    );
     std::fs::remove_file(&out).ok();
 }

@@ -17,7 +17,7 @@ USAGE: tinv-train fit [OPTIONS]                  train the backbone (multi-exit 
                                                  write test images as PNG (Fashion-MNIST names)
        tinv-train --help | --version
 
-Values follow their flag as a separate argument (--lr 1e-3); each flag may be given once.
+Values follow their flag (--lr 1e-3 or --lr=1e-3); each flag may be given once.
 Errors print one line `error: ...` and exit with status 1.
 
 fit options:
@@ -91,6 +91,21 @@ samples options:
 
 struct Args(Vec<String>);
 
+impl Args {
+    /// The arguments after the command, `--flag=value` split into `--flag value` (as tinv-run
+    /// and tinv-fold take it: `--out=DIR` said "--out DIR is required").
+    fn new(raw: Vec<String>) -> Args {
+        Args(
+            raw.into_iter()
+                .flat_map(|a| match a.split_once('=') {
+                    Some((f, v)) if f.starts_with("--") => vec![f.to_string(), v.to_string()],
+                    _ => vec![a],
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Flags whose whole numbers must be at least 1: 0 is refused too (by the checks after parsing),
 /// so their parse errors name the real range.
 const AT_LEAST_ONE: [&str; 15] = [
@@ -133,6 +148,7 @@ impl Args {
             return Err(format!("{flag} given more than once"));
         }
         match self.0.get(i + 1) {
+            Some(v) if v.is_empty() => Err(format!("{flag} needs a value, not an empty string")),
             Some(v) if !v.starts_with("--") => {
                 let v = self.0.remove(i + 1);
                 self.0.remove(i);
@@ -344,6 +360,10 @@ fn positional(a: &mut Args, what: &str) -> Result<PathBuf, String> {
             "missing {what}: it comes right after the command (see --help)"
         ));
     }
+    // `tinv-train eval ""` said only ": No such file or directory".
+    if a.0[0].is_empty() {
+        return Err(format!("the {what} is an empty argument, not a file name"));
+    }
     Ok(PathBuf::from(a.0.remove(0)))
 }
 
@@ -451,6 +471,13 @@ fn samples(mut a: Args) -> Result<(), String> {
     no_extra(&a)?;
     tinv_train::samples::check_dir(&out)?;
     let ds = data::load(&dir, "t10k")?;
+    // It wrote every image and said nothing of the rest.
+    if count > ds.len() {
+        return Err(format!(
+            "--count {count}: the test set has only {} images",
+            ds.len()
+        ));
+    }
     for name in tinv_train::samples::write(&ds, &out, count)? {
         outln!("{}", name.display());
     }
@@ -480,11 +507,11 @@ fn main() -> ExitCode {
     }
     let cmd = args.remove(0);
     let r = match cmd.as_str() {
-        "fit" => fit(Args(args)),
-        "controller" => controller(Args(args)),
-        "eval" => eval(Args(args)),
-        "samples" => samples(Args(args)),
-        "--version" | "-V" => no_extra(&Args(args)).map(|()| {
+        "fit" => fit(Args::new(args)),
+        "controller" => controller(Args::new(args)),
+        "eval" => eval(Args::new(args)),
+        "samples" => samples(Args::new(args)),
+        "--version" | "-V" => no_extra(&Args::new(args)).map(|()| {
             outln!("tinv-train {}", env!("CARGO_PKG_VERSION"));
         }),
         other => Err(format!("unknown command '{other}' (see --help)")),

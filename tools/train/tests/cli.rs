@@ -121,6 +121,18 @@ fn argument_mistakes_are_one_line_errors() {
         &["--lr given more than once"],
     );
     fails(&["fit", "--bogus", "1"], &["unknown argument '--bogus'"]);
+    // `--flag=value` as in tinv-run and tinv-fold (`--lr=1e-3` was an unknown argument), and
+    // parsed the same as `--flag value`; an empty value is refused.
+    fails(&["fit", "--lr=fast"], &["--lr", "'fast'"]);
+    fails(
+        &["fit", "--lr=1", "--lr", "2"],
+        &["--lr given more than once"],
+    );
+    fails(
+        &["fit", "--lr="],
+        &["--lr needs a value, not an empty string"],
+    );
+    fails(&["eval", ""], &["the checkpoint is an empty argument"]);
     fails(
         &["fit", "--batch", "-1"],
         &["--batch", "'-1'", "whole number"],
@@ -531,6 +543,19 @@ fn samples_out_that_is_a_file_is_named() {
         &["samples", "--data", root.to_str().unwrap(), "--out", f],
         &[&format!("error: {f} exists and is not a directory")],
     );
+    // More samples than test images: it wrote them all and said nothing of the rest.
+    let out = root.join("out");
+    fails(
+        &[
+            "samples",
+            "--data",
+            root.to_str().unwrap(),
+            &format!("--out={}", out.display()),
+            "--count",
+            "21",
+        ],
+        &["--count 21: the test set has only 20 images"],
+    );
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -590,7 +615,7 @@ fn irregular_files_and_non_utf8_arguments_are_refused() {
 #[test]
 fn an_out_that_cannot_name_a_checkpoint_is_refused_up_front() {
     for (out, want) in [
-        ("", "give a file name"),
+        ("", "--out needs a value, not an empty string"),
         ("newdir/", "give a file name"),
         ("ck.tmp", "that name is reserved"),
         ("ck.optim.safetensors", "that name is reserved"),
