@@ -19,7 +19,8 @@ pub struct Args {
 impl Args {
     /// Parses `raw`: flags listed in `takes_value` consume the next argument (never empty);
     /// other `--x` are switches; anything not listed in either is an error naming the flag, as
-    /// is a flag or switch given twice, and an empty positional argument. After `--` every argument is positional (a file named `-x.png`).
+    /// is a flag or switch given twice, and an empty positional argument. After `--` every
+    /// argument is positional (a file named `-x.png`).
     pub fn parse(
         raw: &[OsString],
         takes_value: &[&str],

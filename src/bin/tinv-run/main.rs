@@ -40,10 +40,11 @@ COMMANDS:
 COMMON OPTIONS (in parentheses: the commands that take it; `tinv-run <COMMAND> --help` lists
 every option of a command, and a command refuses any other):
     --model M    a .tinv file or a package directory holding model.tinv (every command).
-                 Without it: $TINV_MODEL when set and not empty, else the package engines/fmnist read from
-                 disk, the first found of ./engines/fmnist, engines/fmnist in the folder of the
-                 tinv-run binary or one of the three above it, and engines/fmnist in the
-                 source tree it was built from (nothing is embedded in the binary)
+                 Without it: $TINV_MODEL when set and not empty, else the package
+                 engines/fmnist read from disk, the first found of ./engines/fmnist,
+                 engines/fmnist in the folder of the tinv-run binary or one of the three above
+                 it, and engines/fmnist in the source tree it was built from (nothing is
+                 embedded in the binary)
     --verify     check every tensor checksum when opening the model (every command)
     --threads N  worker threads for matrix products and attention, 1 to 256, default 1
                  (classify, eval, bench, soak)
