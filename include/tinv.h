@@ -86,6 +86,9 @@ typedef enum tinv_status {
     /* Device / backend errors. */
     TINV_ERR_BACKEND_UNAVAILABLE = 300, /* backend not built into this library or not usable here */
     TINV_ERR_BACKEND = 301,           /* the backend failed while running */
+    TINV_ERR_ENGINES_STALE = 302,     /* the TensorRT engines were built for another model,
+                                         TensorRT version, GPU or exporter version: rebuild them
+                                         (`tinv-run build`); tinv_last_error() names the field */
 
     TINV_ERR_OUT_OF_MEMORY = 400,     /* host memory for a session could not be allocated */
     /* Internal errors (bugs in tinv; please report them with tinv_last_error()). */

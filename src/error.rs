@@ -3,8 +3,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Every error the library returns. `Display` is one line, naming the file, tensor or argument.
-/// New kinds of failure get new variants (`OutOfMemory` and `Numeric` came in 0.1): match with a
-/// wildcard arm.
+/// New kinds of failure get new variants (`OutOfMemory`, `Numeric` and `EnginesStale` came in
+/// 0.1): match with a wildcard arm.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -34,6 +34,10 @@ pub enum Error {
     InvalidArgument(String),
     /// A backend is unavailable or failed (e.g. TensorRT not installed).
     Backend(String),
+    /// The TensorRT engines were built for something other than what is here: another model,
+    /// TensorRT version, GPU or exporter version (the message names the field, both values and
+    /// the fix). Rebuilding them (`tinv-run build`) fixes it; a program can do that on its own.
+    EnginesStale(String),
     /// Host memory for a session (its arena or batch-sized buffers) could not be allocated.
     OutOfMemory(String),
     /// The logits, or the controller's outputs, came out NaN or infinite: an input far outside
@@ -60,6 +64,7 @@ impl fmt::Display for Error {
             Error::Model { path, detail } => write!(f, "{}: {detail}", path.display()),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Backend(m) => write!(f, "backend: {m}"),
+            Error::EnginesStale(m) => write!(f, "stale engines: {m}"),
             Error::OutOfMemory(m) => write!(f, "out of memory: {m}"),
             Error::Numeric(m) => write!(f, "numeric: {m}"),
             Error::Internal(m) => {

@@ -221,8 +221,12 @@ fn register_model(model: Model, o: &ModelOptions, out: *mut *mut TinvModel) -> R
     } else {
         engines_folder(o, &model)?
     };
-    let backend = crate::backend::resolve(&model, requested, engines.as_deref())
-        .map_err(|e| Fail::new(Status::BackendUnavailable, e.to_string()))?;
+    let backend =
+        crate::backend::resolve(&model, requested, engines.as_deref()).map_err(|e| match e {
+            // Its own status: the fix (rebuild) is one a program can apply.
+            crate::Error::EnginesStale(_) => Fail::from(e),
+            e => Fail::new(Status::BackendUnavailable, e.to_string()),
+        })?;
     let h = MODELS.insert(ModelObj {
         model: Arc::new(model),
         backend,

@@ -47,6 +47,8 @@ pub enum Status {
     BackendUnavailable = 300,
     /// The backend failed while running.
     Backend = 301,
+    /// The TensorRT engines were built for another model, TensorRT, GPU or exporter: rebuild.
+    EnginesStale = 302,
     /// Host memory for a session (its arena or batch-sized buffers) could not be allocated.
     OutOfMemory = 400,
     /// A Rust panic was caught at the boundary (a bug in tinv; please report it).
@@ -84,6 +86,10 @@ pub const ALL: &[(Status, &CStr)] = &[
         c"backend not built or not available",
     ),
     (Status::Backend, c"backend failed"),
+    (
+        Status::EnginesStale,
+        c"engines built for another model, TensorRT or GPU",
+    ),
     (Status::OutOfMemory, c"out of memory"),
     (Status::Panic, c"internal panic caught at the C boundary"),
     (Status::Internal, c"internal error"),
@@ -149,6 +155,7 @@ impl From<Error> for Fail {
             Error::Model { .. } => Status::Model,
             Error::InvalidArgument(_) => Status::InvalidArg,
             Error::Backend(_) => Status::Backend,
+            Error::EnginesStale(_) => Status::EnginesStale,
             Error::OutOfMemory(_) => Status::OutOfMemory,
             Error::Numeric(_) => Status::Numeric,
             Error::Internal(_) => Status::Internal,
@@ -332,6 +339,12 @@ mod tests {
         assert_eq!(
             Fail::from(Error::Backend("x".into())).status,
             Status::Backend
+        );
+        // Engines built for something else: the one backend failure a program can fix itself.
+        let stale = Fail::from(Error::EnginesStale("field `tensorrt`".into()));
+        assert_eq!(
+            (stale.status, stale.status as u32),
+            (Status::EnginesStale, 302)
         );
         // An invariant that failed is a bug, reported as one (it came back as BACKEND).
         assert_eq!(

@@ -520,6 +520,15 @@ fn a_manifest_for_another_model_fails_before_touching_the_device() {
         "{e}"
     );
     assert!(r.allocs().is_empty() && r.shim.calls().is_empty());
+    // Its own kind in the public error (`TINV_ERR_ENGINES_STALE` in C): rebuilding fixes it.
+    match crate::Error::from(e) {
+        crate::Error::EnginesStale(m) => assert!(m.contains("tinv-run build"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        crate::Error::from(TrtError::Plan("x".into())),
+        crate::Error::Backend(_)
+    ));
 }
 
 #[test]

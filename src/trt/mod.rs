@@ -82,9 +82,14 @@ impl From<device::DeviceError> for TrtError {
     }
 }
 
+/// A [`TrtError::Mismatch`] is [`crate::Error::EnginesStale`] (rebuilding fixes it, and a
+/// program may want to do that itself); every other TensorRT failure is `Backend`.
 impl From<TrtError> for crate::Error {
     fn from(e: TrtError) -> crate::Error {
-        crate::Error::Backend(e.to_string())
+        match e {
+            TrtError::Mismatch { .. } => crate::Error::EnginesStale(e.to_string()),
+            e => crate::Error::Backend(e.to_string()),
+        }
     }
 }
 
