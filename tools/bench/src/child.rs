@@ -38,6 +38,9 @@ pub fn adaptive_runs(runs: usize, inputs: usize) -> usize {
     runs.max(1).div_ceil(n) * n
 }
 
+/// The runtime name of the interleaved tinv / ONNX Runtime measurement ([`pair_run`]).
+pub const PAIR: &str = "tinv/ort";
+
 /// What the child measured.
 pub struct Measured {
     pub lat_us: Vec<f64>,
@@ -56,6 +59,7 @@ pub fn run(
     runs: usize,
 ) -> Result<(), String> {
     let m = match runtime {
+        PAIR => return pair_run(case, threads, warmup, runs),
         "tinv" => tinv_run(case, threads, warmup, runs, None)?,
         "tinv-adaptive" => tinv_run(case, threads, warmup, runs, Some(Mode::Adaptive))?,
         "ort" => ort_run(case, threads, warmup, runs)?,
@@ -142,20 +146,20 @@ fn tinv_run(
     })
 }
 
-fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Measured, String> {
+/// ONNX Runtime's environment (its library loaded) and a session on `case`'s graph, with the RSS
+/// sampled between the two: the library's code pages are the runtime itself, like tinv's code
+/// linked into this binary, and do not count as the model's.
+fn ort_session(case: &Case, threads: usize) -> Result<(ort::session::Session, u64), String> {
     use ort::session::builder::GraphOptimizationLevel;
     use ort::session::Session as OrtSession;
-    use ort::value::TensorRef;
     let e = |e: ort::Error| e.to_string();
-    // The library is loaded before the "before model load" RSS sample: its code pages are the
-    // runtime itself, like tinv's code linked into this binary.
     let env = ort::init_from(&case.ort_lib)
         .map_err(|e| format!("{}: {e}", case.ort_lib.display()))?
         .with_name("tinv-bench")
         .build()
         .map_err(e)?;
     let (rss_before, _) = rss();
-    let mut sess = OrtSession::builder(&env)
+    let sess = OrtSession::builder(&env)
         .map_err(e)?
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|x| x.to_string())?
@@ -165,18 +169,30 @@ fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Me
         .map_err(|x| x.to_string())?
         .commit_from_file(&case.onnx)
         .map_err(e)?;
+    Ok((sess, rss_before))
+}
+
+/// One ONNX Runtime inference of image `i` (modulo the inputs) of `case`.
+fn ort_infer(sess: &mut ort::session::Session, case: &Case, i: usize) -> Result<(), String> {
+    use ort::value::TensorRef;
+    let e = |e: ort::Error| e.to_string();
     let (ch, h, w) = case.chw;
     let per = ch * h * w;
     let n = case.inputs.len() / per;
+    let x = &case.inputs[(i % n) * per..(i % n + 1) * per];
+    let input = TensorRef::from_array_view(([1usize, ch, h, w], x)).map_err(e)?;
+    let out = sess.run(ort::inputs!["pixels" => input]).map_err(e)?;
+    let (_, logits) = out["logits"].try_extract_tensor::<f32>().map_err(e)?;
+    std::hint::black_box(logits);
+    Ok(())
+}
+
+fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Measured, String> {
+    let (mut sess, rss_before) = ort_session(case, threads)?;
     let mut lat = Vec::with_capacity(runs);
     for i in 0..warmup + runs {
-        let x = &case.inputs[(i % n) * per..(i % n + 1) * per];
         let t = Instant::now();
-        let input = TensorRef::from_array_view(([1usize, ch, h, w], x)).map_err(e)?;
-        let out = sess.run(ort::inputs!["pixels" => input]).map_err(e)?;
-        let (_, logits) = out["logits"].try_extract_tensor::<f32>().map_err(e)?;
-        std::hint::black_box(logits);
-        drop(out);
+        ort_infer(&mut sess, case, i)?;
         if i >= warmup {
             lat.push(t.elapsed().as_secs_f64() * 1e6);
         }
@@ -187,6 +203,65 @@ fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Me
         rss_before,
         extra: vec![],
     })
+}
+
+/// Inferences per block of the interleaved measurement: ViT-Tiny's 10 take about 0.4 s, short
+/// against the host's bursts of noise, long against either runtime's spin-then-park workers.
+pub const PAIR_BLOCK: usize = 10;
+
+/// tinv at full depth and ONNX Runtime in this one process, in alternating blocks of
+/// [`PAIR_BLOCK`] inferences (`runs` each, after `warmup` each): each block's p50 over the p50
+/// of the other runtime's block right after it gives one ratio, and the line carries their
+/// median. Back-to-back processes put seconds between the two sides of a ratio, and this host's
+/// noise comes in bursts of seconds.
+fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(), String> {
+    let model =
+        Arc::new(Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?);
+    let c = model.config().clone();
+    let full = *c.depths.last().ok_or("model has no path")?;
+    let opts = SessionOptions::default()
+        .max_batch(1)
+        .threads(threads)
+        .backend(tinv::Backend::Cpu);
+    let mut s = Session::new(model, opts).map_err(|e| e.to_string())?;
+    let (mut ort, _) = ort_session(case, threads)?;
+    let per = c.input_len();
+    let n = case.inputs.len() / per;
+    let mut logits = vec![0.0; c.classes];
+    let mut tinv_one = |i: usize| -> Result<f64, String> {
+        let x = &case.inputs[(i % n) * per..(i % n + 1) * per];
+        let t = Instant::now();
+        s.infer_depth(x, 1, full, &mut logits)
+            .map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64() * 1e6)
+    };
+    let mut ort_one = |i: usize| -> Result<f64, String> {
+        let t = Instant::now();
+        ort_infer(&mut ort, case, i)?;
+        Ok(t.elapsed().as_secs_f64() * 1e6)
+    };
+    for i in 0..warmup {
+        tinv_one(i)?;
+        ort_one(i)?;
+    }
+    let blocks = runs.div_ceil(PAIR_BLOCK).max(1);
+    let (mut all_t, mut all_o, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for b in 0..blocks {
+        let idx = b * PAIR_BLOCK..(b + 1) * PAIR_BLOCK;
+        let mut t: Vec<f64> = idx.clone().map(&mut tinv_one).collect::<Result<_, _>>()?;
+        let mut o: Vec<f64> = idx.map(&mut ort_one).collect::<Result<_, _>>()?;
+        all_t.extend_from_slice(&t);
+        all_o.extend_from_slice(&o);
+        ratios.push(percentiles(&mut t).0 / percentiles(&mut o).0);
+    }
+    let ratio = crate::median(ratios).unwrap_or(0.0);
+    outln!(
+        "RESULT ratio={ratio:.4} blocks={blocks} block={PAIR_BLOCK} tinv_p50_us={:.1} \
+         ort_p50_us={:.1}",
+        percentiles(&mut all_t).0,
+        percentiles(&mut all_o).0
+    );
+    Ok(())
 }
 
 #[cfg(feature = "tract")]

@@ -352,11 +352,16 @@ pub fn write(
     }
     let _ = writeln!(
         md,
-        "## Targets\n\nThe ViT-Tiny latency ratios are taken per round (tinv and ONNX Runtime run back \
-         to back) and the median over the rounds is compared with the limit, the range over the \
-         rounds beside it: on a host whose noise comes in bursts of seconds, the ratio of the \
-         table's medians above can pair a slow round of one runtime with a fast round of the \
-         other.\n\n| target | measured | limit | status |\n|---|---|---|---|"
+        "## Targets\n\nThe ViT-Tiny latency ratios come from one process per round that loads both \
+         runtimes and alternates them in blocks of {} inferences at full depth (tinv, then ONNX \
+         Runtime, {} of each per round after the warm-up): each pair of neighbouring blocks gives \
+         the ratio of their p50s, the round the median of those, and the median over the rounds \
+         is compared with the limit, the range over the rounds beside it. On a host whose noise \
+         comes in bursts of seconds, a ratio of the medians in the table above (separate \
+         processes, seconds apart) can pair a slow stretch of one runtime with a fast one of the \
+         other.\n\n| target | measured | limit | status |\n|---|---|---|---|",
+        child::PAIR_BLOCK,
+        a.runs.div_ceil(child::PAIR_BLOCK).max(1) * child::PAIR_BLOCK
     );
     for t in &a.threads {
         let ratios = paired

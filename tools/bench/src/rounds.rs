@@ -94,27 +94,26 @@ impl Row {
     }
 }
 
-/// Per thread count, the ratio `num / den` of p50 latencies on `case` in every round that has
-/// both (the two measured back to back): a burst of host noise lasting seconds then slows both
-/// sides of one ratio, where a ratio of the rounds' medians can pair a slow round of one
-/// runtime with a fast round of the other.
-pub fn paired_ratios(
-    rounds: &[Vec<Row>],
-    case: &str,
-    num: &str,
-    den: &str,
-    threads: &[usize],
-) -> Vec<(usize, Vec<f64>)> {
-    let p50 = |rows: &[Row], rt: &str, t: usize| {
-        report::find(rows, case, rt, t).and_then(|r| r.get("p50_us"))
+/// Per thread count, the tinv / ONNX Runtime ratio of every round on `case`: the `ratio` of its
+/// interleaved row ([`crate::child::PAIR`], both runtimes in one process, alternating blocks),
+/// or where a round has none, the ratio of the p50s of its `tinv` and `ort` rows (measured back
+/// to back: a burst of noise lasting seconds slows one side only).
+pub fn paired_ratios(rounds: &[Vec<Row>], case: &str, threads: &[usize]) -> Vec<(usize, Vec<f64>)> {
+    let get = |rows: &[Row], rt: &str, t: usize, k: &str| {
+        report::find(rows, case, rt, t).and_then(|r| r.get(k))
     };
     threads
         .iter()
         .map(|&t| {
             let ratios = rounds
                 .iter()
-                .filter_map(|rows| p50(rows, num, t).zip(p50(rows, den, t)))
-                .map(|(a, b)| a / b)
+                .filter_map(|rows| {
+                    get(rows, crate::child::PAIR, t, "ratio").or_else(|| {
+                        get(rows, "tinv", t, "p50_us")
+                            .zip(get(rows, "ort", t, "p50_us"))
+                            .map(|(a, b)| a / b)
+                    })
+                })
                 .collect();
             (t, ratios)
         })
@@ -151,8 +150,22 @@ mod tests {
                 row("ort", 2, 40.0),
             ],
         ];
-        let got = paired_ratios(&rounds, "vit-tiny", "tinv", "ort", &[1, 2]);
+        let got = paired_ratios(&rounds, "vit-tiny", &[1, 2]);
         assert_eq!(got, vec![(1, vec![0.9, 0.9]), (2, vec![1.5])]);
+    }
+
+    #[test]
+    fn an_interleaved_row_gives_its_round_ratio() {
+        // Round 1 has the interleaved measurement at 1 thread: its ratio wins over the p50s of
+        // the processes measured back to back (80 / 100); round 2 has none and falls back.
+        let mut pair = row(crate::child::PAIR, 1, 0.0);
+        pair.kv = vec![("ratio".into(), "0.95".into())];
+        let rounds = vec![
+            vec![row("tinv", 1, 80.0), row("ort", 1, 100.0), pair],
+            vec![row("tinv", 1, 110.0), row("ort", 1, 100.0)],
+        ];
+        let got = paired_ratios(&rounds, "vit-tiny", &[1]);
+        assert_eq!(got, vec![(1, vec![0.95, 1.1])]);
     }
 
     #[test]

@@ -96,6 +96,43 @@ fn harness_runs_and_writes_the_report() {
     assert!(md.contains("| oracle (shallowest correct exit) |"), "{md}");
     assert!(md.contains("| controller, λ = 1.0 |"), "{md}");
     assert!(md.contains("RSS increase tinv / ORT"), "{md}");
+    // The interleaved measurement (both runtimes in one process, alternating blocks of 10) that
+    // the ViT-Tiny latency target uses, here on the same case: 25 runs of each are 3 blocks.
+    let [model, images, labels] = ["fm.tinv", "images.idx", "labels.idx"].map(|f| dir.join(f));
+    let child = Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
+        .arg("--fmnist")
+        .arg(model)
+        .arg("--images")
+        .arg(images)
+        .arg("--labels")
+        .arg(labels)
+        .args(["--no-vit-tiny", "--runs", "25", "--warmup", "1", "--venv"])
+        .arg(&venv)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .args(["--child", "tinv/ort", "fmnist", "1"])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&child.stdout).into_owned();
+    assert!(
+        child.status.success(),
+        "{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let kv = |k: &str| -> f64 {
+        let at = line
+            .find(&format!(" {k}="))
+            .unwrap_or_else(|| panic!("{k} in {line}"));
+        line[at + k.len() + 2..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {line}"))
+    };
+    assert!(line.starts_with("RESULT ratio="), "{line}");
+    assert_eq!((kv("blocks"), kv("block")), (3.0, 10.0), "{line}");
+    assert!(kv("tinv_p50_us") > 0.0 && kv("ort_p50_us") > 0.0, "{line}");
+    assert!(kv("ratio").is_finite() && kv("ratio") > 0.0, "{line}");
     for svg in [
         "fmnist-latency-per-path.svg",
         "fmnist-accuracy-vs-flops.svg",
