@@ -16,34 +16,35 @@ fn venv() -> Option<PathBuf> {
     p.join("bin/python").exists().then_some(p)
 }
 
+/// The harness on the Fashion-MNIST-shaped case in `dir` (written by `common::fmnist_case`),
+/// without ViT-Tiny, with the venv and `dir/out` for its scratch.
+fn harness(dir: &Path, venv: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tinv-bench"));
+    for (flag, file) in [
+        ("--fmnist", "fm.tinv"),
+        ("--images", "images.idx"),
+        ("--labels", "labels.idx"),
+    ] {
+        c.arg(flag).arg(dir.join(file));
+    }
+    c.arg("--no-vit-tiny")
+        .arg("--venv")
+        .arg(venv)
+        .arg("--out")
+        .arg(dir.join("out"));
+    c
+}
+
 /// Runs the harness on a Fashion-MNIST-shaped case (with a controller or not) in a fresh folder
 /// `tinv-bench-<name>-<pid>`, `--threads threads`, and checks that it succeeded. Returns the
 /// folder, the report and stderr.
 fn bench(venv: &Path, name: &str, controller: bool, threads: &str) -> (PathBuf, String, String) {
     let dir = std::env::temp_dir().join(format!("tinv-bench-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let [model, images, labels] = common::fmnist_case(&dir, controller);
+    common::fmnist_case(&dir, controller);
     let report = dir.join("RESULTS.md");
-    let out = Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
-        .arg("--fmnist")
-        .arg(model)
-        .arg("--images")
-        .arg(images)
-        .arg("--labels")
-        .arg(labels)
-        .args([
-            "--no-vit-tiny",
-            "--runs",
-            "5",
-            "--warmup",
-            "1",
-            "--threads",
-            threads,
-        ])
-        .arg("--venv")
-        .arg(venv)
-        .arg("--out")
-        .arg(dir.join("out"))
+    let out = harness(&dir, venv)
+        .args(["--runs", "5", "--warmup", "1", "--threads", threads])
         .arg("--report")
         .arg(&report)
         .output()
@@ -98,18 +99,8 @@ fn harness_runs_and_writes_the_report() {
     assert!(md.contains("RSS increase tinv / ORT"), "{md}");
     // The interleaved measurement (both runtimes in one process, alternating blocks of 10) that
     // the ViT-Tiny latency target uses, here on the same case: 25 runs of each are 3 blocks.
-    let [model, images, labels] = ["fm.tinv", "images.idx", "labels.idx"].map(|f| dir.join(f));
-    let child = Command::new(env!("CARGO_BIN_EXE_tinv-bench"))
-        .arg("--fmnist")
-        .arg(model)
-        .arg("--images")
-        .arg(images)
-        .arg("--labels")
-        .arg(labels)
-        .args(["--no-vit-tiny", "--runs", "25", "--warmup", "1", "--venv"])
-        .arg(&venv)
-        .arg("--out")
-        .arg(dir.join("out"))
+    let child = harness(&dir, &venv)
+        .args(["--runs", "25", "--warmup", "1"])
         .args(["--child", "tinv/ort", "fmnist", "1"])
         .output()
         .unwrap();
