@@ -135,3 +135,34 @@ fn tensorrt_without_engines_is_a_clear_error() {
         .engines(dir);
     assert_eq!(Session::new(model(), opts).unwrap().backend(), Backend::Cpu);
 }
+
+/// Engines built for something else (here a manifest of another schema, which is found before
+/// TensorRT is even loaded) are `Error::EnginesStale`, the one backend failure a program can fix
+/// by rebuilding; it came back as `Backend` like a missing GPU. `auto` uses the CPU instead.
+#[test]
+fn engines_built_for_something_else_are_stale() {
+    let dir = std::env::temp_dir().join(format!("tinv-backend-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("manifest"), "tinv-trt-manifest 1\n").unwrap();
+    let opts = SessionOptions::default()
+        .backend(Backend::TensorRt)
+        .engines(dir.clone());
+    match Session::new(model(), opts) {
+        Err(tinv::Error::EnginesStale(m)) if cfg!(feature = "tensorrt") => {
+            assert!(
+                m.contains("`schema` is 1") && m.contains("tinv-run build"),
+                "{m}"
+            )
+        }
+        Err(tinv::Error::Backend(m)) if !cfg!(feature = "tensorrt") => {
+            assert!(m.contains("without the `tensorrt` feature"), "{m}")
+        }
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("stale engines must be refused"),
+    }
+    let opts = SessionOptions::default()
+        .backend(Backend::Auto)
+        .engines(dir.clone());
+    assert_eq!(Session::new(model(), opts).unwrap().backend(), Backend::Cpu);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -770,6 +770,18 @@ fn c_abi_backend_is_decided_at_model_open() {
             from_bytes(&opts(BACKEND_TENSORRT, Some(&explicit))),
             &format!("TensorRT engines in {}: engine manifest", plans.display()),
         );
+        // Engines built for something else (another manifest schema, found before TensorRT is
+        // loaded): their own status, TINV_ERR_ENGINES_STALE, so a program can rebuild them.
+        std::fs::write(plans.join("manifest"), "tinv-trt-manifest 1\n").unwrap();
+        assert_eq!(from_file(&opts(BACKEND_AUTO, None)), Ok(BACKEND_CPU));
+        if trt {
+            let (st, msg) = from_file(&opts(BACKEND_TENSORRT, None)).unwrap_err();
+            assert_eq!((st, st as u32), (Status::EnginesStale, 302), "{msg}");
+            assert!(msg.contains("`schema` is 1"), "{msg}");
+        } else {
+            unavailable(from_file(&opts(BACKEND_TENSORRT, None)), "");
+        }
+        std::fs::write(plans.join("manifest"), "not a manifest\n").unwrap();
         // An explicit folder wins over the one beside the model.
         let empty = dir.join("no-engines");
         std::fs::create_dir_all(&empty).unwrap();

@@ -88,7 +88,7 @@ pub const ALL: &[(Status, &CStr)] = &[
     (Status::Backend, c"backend failed"),
     (
         Status::EnginesStale,
-        c"engines built for another model, TensorRT or GPU",
+        c"engines built for another model, TensorRT, GPU or exporter",
     ),
     (Status::OutOfMemory, c"out of memory"),
     (Status::Panic, c"internal panic caught at the C boundary"),

@@ -235,9 +235,10 @@ unsafe fn compute<K: Kernel>(
     // used by this thread only.
     let pack = unsafe { std::slice::from_raw_parts_mut(job.scratch.add(t * job.slot), job.slot) };
     let blocks = rows.len().div_ceil(MC);
-    // `[K, N]` B is either read in place (full panels, few row tiles: `m` was that small too, and
-    // the slot holds one panel) or packed all at once per `kc` block (the slot holds every panel);
-    // `[N, K]` B one panel at a time.
+    // `[K, N]` B is either read in place (full panels, few row tiles) or packed all at once per
+    // `kc` block; `[N, K]` B one panel at a time. A chunk has at most `m` rows and `b_in_place`
+    // only turns false as rows grow, so a chunk that packs all at once belongs to a call whose
+    // slot `slot_len` sized for every panel (`pack_panels` slices it, so a short one panics).
     let in_place = b_in_place(K::MR, rows.len());
     let all_at_once = matches!(job.b, BSrc::Rows { .. }) && !in_place;
     let panel_len = |kc: usize| kc * K::NR;

@@ -94,25 +94,18 @@ impl Row {
     }
 }
 
-/// Per thread count, the tinv / ONNX Runtime ratio of every round on `case`: the `ratio` of its
-/// interleaved row ([`crate::child::PAIR`], both runtimes in one process, alternating blocks),
-/// or where a round has none, the ratio of the p50s of its `tinv` and `ort` rows (measured back
-/// to back: a burst of noise lasting seconds slows one side only).
+/// Per thread count, the tinv / ONNX Runtime ratio of every round on `case` that has its
+/// interleaved row ([`crate::child::PAIR`]: both runtimes in one process, alternating blocks).
+/// A round whose interleaved child failed gives none: the p50s of the separately measured rows
+/// are seconds apart, another method, and would be mixed in unannounced.
 pub fn paired_ratios(rounds: &[Vec<Row>], case: &str, threads: &[usize]) -> Vec<(usize, Vec<f64>)> {
-    let get = |rows: &[Row], rt: &str, t: usize, k: &str| {
-        report::find(rows, case, rt, t).and_then(|r| r.get(k))
-    };
     threads
         .iter()
         .map(|&t| {
             let ratios = rounds
                 .iter()
                 .filter_map(|rows| {
-                    get(rows, crate::child::PAIR, t, "ratio").or_else(|| {
-                        get(rows, "tinv", t, "p50_us")
-                            .zip(get(rows, "ort", t, "p50_us"))
-                            .map(|(a, b)| a / b)
-                    })
+                    report::find(rows, case, crate::child::PAIR, t).and_then(|r| r.get("ratio"))
                 })
                 .collect();
             (t, ratios)
@@ -134,38 +127,26 @@ mod tests {
     }
 
     #[test]
-    fn ratios_pair_the_runtimes_within_each_round() {
-        // Round 2 is slow for both runtimes: its ratio is still 0.9; a round missing ORT at 2
-        // threads gives no ratio there.
+    fn the_ratios_are_the_interleaved_rows() {
+        // Round 1 has the interleaved measurement at 1 thread: its ratio, not the p50s of the
+        // processes measured apart (80 / 100); round 2's interleaved child failed: no ratio
+        // from it, rather than one by the other method.
+        let pair = |t: usize, ratio: &str| {
+            let mut r = row(crate::child::PAIR, t, 0.0);
+            r.kv = vec![("ratio".into(), ratio.into())];
+            r
+        };
         let rounds = vec![
             vec![
-                row("tinv", 1, 90.0),
+                row("tinv", 1, 80.0),
                 row("ort", 1, 100.0),
-                row("tinv", 2, 50.0),
+                pair(1, "0.95"),
+                pair(2, "1.1"),
             ],
-            vec![
-                row("tinv", 1, 180.0),
-                row("ort", 1, 200.0),
-                row("tinv", 2, 60.0),
-                row("ort", 2, 40.0),
-            ],
+            vec![row("tinv", 1, 110.0), row("ort", 1, 100.0), pair(2, "1.2")],
         ];
         let got = paired_ratios(&rounds, "vit-tiny", &[1, 2]);
-        assert_eq!(got, vec![(1, vec![0.9, 0.9]), (2, vec![1.5])]);
-    }
-
-    #[test]
-    fn an_interleaved_row_gives_its_round_ratio() {
-        // Round 1 has the interleaved measurement at 1 thread: its ratio wins over the p50s of
-        // the processes measured back to back (80 / 100); round 2 has none and falls back.
-        let mut pair = row(crate::child::PAIR, 1, 0.0);
-        pair.kv = vec![("ratio".into(), "0.95".into())];
-        let rounds = vec![
-            vec![row("tinv", 1, 80.0), row("ort", 1, 100.0), pair],
-            vec![row("tinv", 1, 110.0), row("ort", 1, 100.0)],
-        ];
-        let got = paired_ratios(&rounds, "vit-tiny", &[1]);
-        assert_eq!(got, vec![(1, vec![0.95, 1.1])]);
+        assert_eq!(got, vec![(1, vec![0.95]), (2, vec![1.1, 1.2])]);
     }
 
     #[test]

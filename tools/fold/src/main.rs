@@ -145,7 +145,7 @@ fn parse_args(argv: &[String]) -> Result<Option<Args>, FoldError> {
                 return Ok(None);
             }
             // As tinv-run and tinv-train: `-V x.safetensors` printed the version and folded nothing.
-            "-V" | "--version" if argv.len() > 1 => {
+            "-V" | "--version" if argv.len() > 1 || inline.is_some() => {
                 return Err(usage(format!("{flag} takes no other arguments")))
             }
             "-V" | "--version" => {
