@@ -83,6 +83,27 @@ pub fn run(
     Ok(())
 }
 
+/// Input `i` of `case`, cycling over its images (C×H×W floats each).
+fn input(case: &Case, i: usize) -> &[f32] {
+    let (ch, h, w) = case.chw;
+    let per = ch * h * w;
+    let n = case.inputs.len() / per;
+    &case.inputs[(i % n) * per..(i % n + 1) * per]
+}
+
+/// A CPU session of batch 1 on `case`'s model, in `mode` at the case's budget.
+fn tinv_session(case: &Case, threads: usize, mode: Mode) -> Result<Session, String> {
+    let model =
+        Arc::new(Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?);
+    let opts = SessionOptions::default()
+        .max_batch(1)
+        .threads(threads)
+        .mode(mode)
+        .budget(case.budget)
+        .backend(tinv::Backend::Cpu);
+    Session::new(model, opts).map_err(|e| e.to_string())
+}
+
 fn tinv_run(
     case: &Case,
     threads: usize,
@@ -91,18 +112,9 @@ fn tinv_run(
     mode: Option<Mode>,
 ) -> Result<Measured, String> {
     let (rss_before, _) = rss();
-    let model =
-        Arc::new(Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?);
-    let c = model.config().clone();
-    let opts = SessionOptions::default()
-        .max_batch(1)
-        .threads(threads)
-        .mode(mode.unwrap_or(Mode::Adaptive))
-        .budget(case.budget)
-        .backend(tinv::Backend::Cpu);
-    let mut s = Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
-    let per = c.input_len();
-    let n = case.inputs.len() / per;
+    let mut s = tinv_session(case, threads, mode.unwrap_or(Mode::Adaptive))?;
+    let c = s.model().config().clone();
+    let n = case.inputs.len() / c.input_len();
     let full = *c.depths.last().ok_or("model has no path")?;
     let runs = if mode.is_some() {
         adaptive_runs(runs, n)
@@ -113,7 +125,7 @@ fn tinv_run(
     let (mut flops, mut wbytes, mut hist) = (0u64, 0u64, vec![0usize; c.depths.len()]);
     let mut lat = Vec::with_capacity(runs);
     for i in 0..warmup + runs {
-        let x = &case.inputs[(i % n) * per..(i % n + 1) * per];
+        let x = input(case, i);
         let t = Instant::now();
         let st = match mode {
             None => s.infer_depth(x, 1, full, &mut logits),
@@ -177,11 +189,8 @@ fn ort_infer(sess: &mut ort::session::Session, case: &Case, i: usize) -> Result<
     use ort::value::TensorRef;
     let e = |e: ort::Error| e.to_string();
     let (ch, h, w) = case.chw;
-    let per = ch * h * w;
-    let n = case.inputs.len() / per;
-    let x = &case.inputs[(i % n) * per..(i % n + 1) * per];
-    let input = TensorRef::from_array_view(([1usize, ch, h, w], x)).map_err(e)?;
-    let out = sess.run(ort::inputs!["pixels" => input]).map_err(e)?;
+    let x = TensorRef::from_array_view(([1usize, ch, h, w], input(case, i))).map_err(e)?;
+    let out = sess.run(ort::inputs!["pixels" => x]).map_err(e)?;
     let (_, logits) = out["logits"].try_extract_tensor::<f32>().map_err(e)?;
     std::hint::black_box(logits);
     Ok(())
@@ -215,21 +224,14 @@ pub const PAIR_BLOCK: usize = 10;
 /// median. Back-to-back processes put seconds between the two sides of a ratio, and this host's
 /// noise comes in bursts of seconds.
 fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(), String> {
-    let model =
-        Arc::new(Model::open(&case.tinv, &OpenOptions::default()).map_err(|e| e.to_string())?);
-    let c = model.config().clone();
+    // Full depth through `infer_depth`: the session's mode does not apply.
+    let mut s = tinv_session(case, threads, Mode::Adaptive)?;
+    let c = s.model().config().clone();
     let full = *c.depths.last().ok_or("model has no path")?;
-    let opts = SessionOptions::default()
-        .max_batch(1)
-        .threads(threads)
-        .backend(tinv::Backend::Cpu);
-    let mut s = Session::new(model, opts).map_err(|e| e.to_string())?;
     let (mut ort, _) = ort_session(case, threads)?;
-    let per = c.input_len();
-    let n = case.inputs.len() / per;
     let mut logits = vec![0.0; c.classes];
     let mut tinv_one = |i: usize| -> Result<f64, String> {
-        let x = &case.inputs[(i % n) * per..(i % n + 1) * per];
+        let x = input(case, i);
         let t = Instant::now();
         s.infer_depth(x, 1, full, &mut logits)
             .map_err(|e| e.to_string())?;
@@ -279,11 +281,9 @@ fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String
         .map_err(e)?
         .into_runnable()
         .map_err(e)?;
-    let per = ch * h * w;
-    let n = case.inputs.len() / per;
     let mut lat = Vec::with_capacity(runs);
     for i in 0..warmup + runs {
-        let x = case.inputs[(i % n) * per..(i % n + 1) * per].to_vec();
+        let x = input(case, i).to_vec();
         let t = Instant::now();
         let input = Tensor::from_shape(&[1, ch, h, w], &x).map_err(e)?;
         let out = model.run(tvec!(input.into())).map_err(e)?;
