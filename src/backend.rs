@@ -122,11 +122,12 @@ fn plan(model: &Model, backend: Backend, engines: Option<&Path>) -> Result<Plan>
         } else {
             "engines unused: this tinv was built without the `tensorrt` feature"
         };
-        if engines.is_some() {
-            log::warn!("{}: {why}; using the CPU backend", dir.display());
+        let level = if engines.is_some() {
+            log::Level::Warn
         } else {
-            log::debug!("{}: {why}; using the CPU backend", dir.display());
-        }
+            log::Level::Debug
+        };
+        log::log!(level, "{}: {why}; using the CPU backend", dir.display());
         return Ok(Plan::Cpu);
     }
     Ok(Plan::Engines(dir))

@@ -86,8 +86,6 @@ pub fn vit_tiny() -> Config {
 /// this is a test and benchmark helper, and a wrong shape there is the caller's bug.
 pub fn random_model(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
     if let Err(e) = cfg.validate() {
-        // A test and benchmark helper: a wrong shape is the caller's bug, named here rather
-        // than found as a division by zero in the writer.
         #[allow(clippy::panic)]
         {
             panic!("synth::random_model: invalid config: {e}");
@@ -171,7 +169,6 @@ pub fn random_model(cfg: &Config, seed: u64, dtype: DType) -> Vec<u8> {
 /// When `n` inputs of `cfg` overflow `usize`.
 pub fn random_inputs(cfg: &Config, n: usize, seed: u64) -> Vec<f32> {
     let Some(len) = n.checked_mul(cfg.input_len()) else {
-        // As in `random_model`: the caller's bug, named.
         #[allow(clippy::panic)]
         {
             panic!("synth::random_inputs: {n} inputs overflow usize");

@@ -147,6 +147,9 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
         let written = onnx::write_export(&model, &opts, &sub).unwrap();
         let blob = (opts.weights == WeightMode::Fp16Inputs)
             .then(|| (sub.join(onnx::WEIGHTS_FILE), sub.join(onnx::BINDINGS_FILE)));
+        // The chain runs by the graphs' own names: a segment's output is the next segment's
+        // and the exit head's input.
+        let hidden = |d: usize| (onnx::hidden_name(d), sub.join(format!("hidden.{d}.npy")));
         for g in onnx::export_graphs(&model, &opts).unwrap() {
             let file = sub.join(&g.file_name);
             assert!(written.contains(&file), "{} not written", file.display());
@@ -169,10 +172,6 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                     });
                 }
                 GraphKind::Segment { start, end } => {
-                    // The chain runs by the graphs' own names: a segment's output is the next
-                    // segment's and the exit head's input.
-                    let hidden =
-                        |d: usize| (onnx::hidden_name(d), sub.join(format!("hidden.{d}.npy")));
                     if start == 0 {
                         job.inputs.push(("pixels".into(), pixels.clone()));
                     } else {
@@ -181,10 +180,7 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                     job.outputs.push(hidden(end));
                 }
                 GraphKind::ExitHead { depth } => {
-                    job.inputs.push((
-                        onnx::hidden_name(depth),
-                        sub.join(format!("hidden.{depth}.npy")),
-                    ));
+                    job.inputs.push(hidden(depth));
                     let out = sub.join(format!("logits.{depth}.npy"));
                     job.outputs.push(("logits".into(), out.clone()));
                     checks.push(Check::Logits {

@@ -4,9 +4,9 @@
 //!    one-decision episodes (reward = correct − λ·FLOPs(path)/FLOPs(full));
 //! 3. the level-2 exit RNN: a supervised warm start (its output regressed on the decision of the
 //!    best confidence-threshold rule for the budget, see `warm_start_exit`), then PPO on
-//!    hierarchical episodes that
-//!    start where level 1 sends them or anywhere (exploration): a dense reward −λ·ΔFLOPs/FLOPs(full)
-//!    for every segment run and +1 at the end for a correct final prediction;
+//!    hierarchical episodes that start where level 1 sends them or anywhere (exploration): a
+//!    dense reward −λ·ΔFLOPs/FLOPs(full) for every segment run and +1 at the end for a correct
+//!    final prediction;
 //! 4. the up-front policy of `graph` mode (the one path that runs), same inputs: the plug-in rule
 //!    `argmax_j q_j − λ·cost_j` written as a policy network, learned from a larger routing table
 //!    when one is given, then PPO fine-tuning, kept only if it earns more on the validation
