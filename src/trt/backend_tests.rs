@@ -14,9 +14,9 @@ use std::sync::Arc;
 use tinv_sys::double::{Call, CallKind, EngineSpec, RecordingShim};
 use tinv_sys::{ContextHandle, ShimApi, TrtVersion};
 
-struct Files {
+pub(super) struct Files {
     plans: HashMap<String, Vec<u8>>,
-    weights: HashMap<String, Vec<u8>>,
+    pub(super) weights: HashMap<String, Vec<u8>>,
 }
 
 impl Sources for Files {
@@ -55,15 +55,15 @@ fn spec(e: &manifest::Engine) -> EngineSpec {
     }
 }
 
-struct Rig {
-    shim: Arc<RecordingShim>,
+pub(super) struct Rig {
+    pub(super) shim: Arc<RecordingShim>,
     device: Arc<RecordingDevice>,
-    files: Files,
-    manifest: Manifest,
+    pub(super) files: Files,
+    pub(super) manifest: Manifest,
 }
 
 /// Doubles that know every plan of `m` (plan bytes = "plan:" + file) and its weights' bytes.
-fn rig(m: Manifest) -> Rig {
+pub(super) fn rig(m: Manifest) -> Rig {
     let shim = Arc::new(RecordingShim::new(TrtVersion {
         major: 8,
         minor: 5,
@@ -96,7 +96,7 @@ fn rig(m: Manifest) -> Rig {
     }
 }
 
-fn opts(m: &Manifest) -> OpenOptions {
+pub(super) fn opts(m: &Manifest) -> OpenOptions {
     OpenOptions {
         model_hash: m.model_hash,
         depths: m.paths.iter().map(|p| p.depth).collect(),
@@ -132,7 +132,7 @@ impl Rig {
             })
             .collect()
     }
-    fn contexts(&self) -> Vec<ContextHandle> {
+    pub(super) fn contexts(&self) -> Vec<ContextHandle> {
         self.shim
             .calls()
             .iter()
@@ -145,7 +145,7 @@ impl Rig {
             })
             .collect()
     }
-    fn address(&self, ctx: ContextHandle, name: &str) -> Option<u64> {
+    pub(super) fn address(&self, ctx: ContextHandle, name: &str) -> Option<u64> {
         self.shim.calls().iter().rev().find_map(|c| match c {
             Call::SetTensorAddress(h, n, a) if *h == ctx && n == name => Some(*a),
             _ => None,

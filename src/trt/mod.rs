@@ -19,6 +19,8 @@ pub mod device;
 pub mod device_double;
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod gpu_tests;
 pub mod layout;
 pub mod manifest;
 pub mod open;

@@ -42,20 +42,35 @@ impl Shim {
             return Err(ShimError::NotBuilt);
         }
         let mut attempts = Vec::new();
+        let mut found = false;
         for major in MAJORS {
             let nvinfer = format!("libnvinfer.so.{major}");
             // SAFETY: loading libnvinfer runs its initializers, which is what using TensorRT means;
             // the handle is dropped at once (the shim opens it again itself).
             if let Err(e) = unsafe { libloading::Library::new(&nvinfer) } {
-                attempts.push(format!("{nvinfer}: {e}"));
+                // dlerror's text already starts with the library's name.
+                attempts.push(e.to_string());
                 continue;
             }
+            found = true;
             for candidate in shim_candidates(major) {
                 match Shim::load_from(&candidate, major, None) {
                     Ok(shim) => return Ok(shim),
                     Err(e) => attempts.push(format!("{}: {e}", candidate.display())),
                 }
             }
+        }
+        if !found {
+            let names: Vec<String> = MAJORS
+                .iter()
+                .map(|m| format!("libnvinfer.so.{m}"))
+                .collect();
+            return Err(ShimError::Load(format!(
+                "not installed, or not on the loader's path (none of {} loads; \
+                 JetPack installs it, elsewhere add its lib folder to LD_LIBRARY_PATH): {}",
+                names.join(", "),
+                attempts.first().map_or("", String::as_str)
+            )));
         }
         Err(ShimError::Load(attempts.join("; ")))
     }

@@ -200,6 +200,14 @@ fn load_without_tensorrt_names_every_attempt() {
             for major in [10, 11, 8] {
                 assert!(m.contains(&format!("libnvinfer.so.{major}")), "{m}");
             }
+            assert!(
+                m.contains("not installed, or not on the loader's path"),
+                "{m}"
+            );
+            assert!(
+                !m.contains("libnvinfer.so.10: libnvinfer.so.10"),
+                "dlerror names the library once: {m}"
+            );
         }
         Err(e) => panic!("unexpected error {e}"),
     }

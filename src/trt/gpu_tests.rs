@@ -1,0 +1,190 @@
+//! The backend's orchestration on a real GPU: the CUDA device of [`super::cuda`] under the
+//! TensorRT shim's recording double (no TensorRT library is needed; its engines compute
+//! nothing). What the doubles of `backend_tests` cannot show is checked here against the
+//! driver itself: the weights land on the GPU byte for byte at the addresses the engines are
+//! given, the captured graphs copy the input to the engines' input buffer and their output back
+//! through pinned memory on every replay, `segments` escalation delivers the deeper head's
+//! output, and opening and dropping models and sessions does not leak device memory.
+//!
+//! `#[ignore]`d: they need an NVIDIA driver and GPU (`cargo test --features tensorrt --lib --
+//! --ignored cuda_`).
+
+use super::backend::TrtModel;
+use super::backend_tests::{opts, rig, Rig};
+use super::cuda::CudaDevice;
+use super::device::{Device, Stream};
+use super::fixtures::{sample, segments};
+use super::manifest::{Gpu, Manifest};
+use super::session::TrtSession;
+use super::TrtError;
+use cudarc::driver::result;
+use std::sync::Arc;
+use tinv_sys::ShimApi;
+
+/// Device memory in use, from the driver (`total − free`).
+fn used() -> u64 {
+    let (free, total) = result::mem_get_info().expect("cuMemGetInfo");
+    (total - free) as u64
+}
+
+/// The GPU and a rig whose manifest was built for it.
+fn on_this_gpu(mut m: Manifest) -> (Arc<CudaDevice>, Rig) {
+    let dev = Arc::new(CudaDevice::open(0).expect("an NVIDIA GPU and driver"));
+    let info = dev.info().unwrap();
+    eprintln!(
+        "GPU {:?}, compute capability {:?}, {} SMs, {} MiB",
+        info.name,
+        info.compute_capability,
+        info.sms,
+        info.total_memory >> 20
+    );
+    m.gpu = Gpu {
+        name: info.name,
+        compute_capability: info.compute_capability,
+        sms: info.sms,
+    };
+    (dev, rig(m))
+}
+
+fn open(dev: &Arc<CudaDevice>, r: &Rig) -> Result<Arc<TrtModel>, TrtError> {
+    let shim: Arc<dyn ShimApi> = r.shim.clone();
+    TrtModel::open(
+        shim,
+        dev.clone(),
+        r.manifest.clone(),
+        &opts(&r.manifest),
+        &r.files,
+    )
+    .map(Arc::new)
+}
+
+fn read(dev: &CudaDevice, ptr: u64, len: usize, s: Stream) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    dev.memcpy_dtoh(&mut v, ptr, s).unwrap();
+    v
+}
+
+fn bytes(len: usize, seed: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 7 + seed * 31) % 251) as u8)
+        .collect()
+}
+
+/// One model + session life on the GPU with `sample()`'s per-path engines, checking what the
+/// device holds at each step.
+fn per_path_life(dev: &Arc<CudaDevice>, r: &Rig, s0: Stream) {
+    let before = used();
+    let model = open(dev, r).unwrap();
+    let mut s = TrtSession::new(model.clone()).unwrap();
+    let during = used();
+    assert!(
+        during - before >= 3_000_064,
+        "the arena is on the device: {} bytes more in use",
+        during - before
+    );
+    // This session's two contexts are the latest the shim made.
+    let all = r.contexts();
+    let ctxs = &all[all.len() - 2..];
+    for name in ["blk.0.fc.weight", "blk.0.fc.bias"] {
+        let at = r.address(ctxs[1], name).unwrap();
+        let want = &r.files.weights[name];
+        assert_eq!(&read(dev, at, want.len(), s0), want, "{name} on the GPU");
+    }
+    let image_at = r.address(ctxs[0], "image").unwrap();
+    let logits_at = r.address(ctxs[1], "logits").unwrap();
+    let mut out = vec![0u8; s.output_len(1).unwrap()];
+    // Each replay of path 2's graph copies this input in and the engine's output buffer out.
+    for round in 0..3 {
+        let (image, logits) = (bytes(3136, round), bytes(40, round + 100));
+        dev.memcpy_htod(logits_at, &logits, s0).unwrap();
+        dev.sync(s0).unwrap();
+        let launched = s.run(1, &image, &mut out).unwrap();
+        assert_eq!(launched.engines.to_vec(), [1]);
+        assert_eq!(
+            out, logits,
+            "round {round}: the output buffer, through pinned memory"
+        );
+        assert_eq!(read(dev, image_at, 3136, s0), image, "round {round}: input");
+    }
+    // per-path escalation reruns path 2 (its graph) and returns its output.
+    let short_at = r.address(ctxs[0], "logits").unwrap();
+    s.run(0, &bytes(3136, 7), &mut out).unwrap();
+    assert_eq!(out, read(dev, short_at, 40, s0));
+    let deep = bytes(40, 9);
+    dev.memcpy_htod(logits_at, &deep, s0).unwrap();
+    dev.sync(s0).unwrap();
+    let esc = s.escalate(0, &mut out).unwrap();
+    assert_eq!((esc.engines.to_vec(), esc.rerun), (vec![1], true));
+    assert_eq!(out, deep);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver"]
+fn cuda_per_path_weights_graphs_and_release_on_a_real_gpu() {
+    let (dev, r) = on_this_gpu(sample());
+    let s0 = dev.stream_create().unwrap();
+    // The first life leaves the driver's small-allocation pool behind (2 MiB on an H200 with
+    // driver 580), so a leak shows as growth over the lives after it.
+    per_path_life(&dev, &r, s0);
+    let settled = used();
+    for _ in 0..4 {
+        per_path_life(&dev, &r, s0);
+    }
+    let after = used();
+    assert!(
+        after <= settled,
+        "device memory grows with each model and session: {settled} bytes in use after the \
+         first, {after} after four more"
+    );
+    dev.stream_destroy(s0);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver"]
+fn cuda_segments_resume_with_and_without_graphs_on_a_real_gpu() {
+    let (dev, r) = on_this_gpu(segments());
+    let s0 = dev.stream_create().unwrap();
+    let model = open(&dev, &r).unwrap();
+    for graphs in [true, false] {
+        let mut s = TrtSession::with_graphs(model.clone(), graphs).unwrap();
+        // The latest contexts are this session's: seg1, head1, seg2, head2.
+        let all = r.contexts();
+        let ctxs = &all[all.len() - 4..];
+        let (h1_seg1, h1_seg2) = (r.address(ctxs[0], "h1"), r.address(ctxs[2], "h1"));
+        assert_eq!(h1_seg1, h1_seg2, "one buffer is the resume point");
+        let (l1, l2) = (
+            r.address(ctxs[1], "logits1").unwrap(),
+            r.address(ctxs[3], "logits2").unwrap(),
+        );
+        let (first, second) = (bytes(40, 1), bytes(40, 2));
+        dev.memcpy_htod(l1, &first, s0).unwrap();
+        dev.memcpy_htod(l2, &second, s0).unwrap();
+        dev.sync(s0).unwrap();
+        let mut out = vec![0u8; 40];
+        s.run(0, &bytes(3136, 3), &mut out).unwrap();
+        assert_eq!(out, first, "graphs {graphs}: head 1's output");
+        let esc = s.escalate(0, &mut out).unwrap();
+        assert_eq!((esc.engines.to_vec(), esc.rerun), (vec![2, 3], false));
+        assert_eq!(
+            out, second,
+            "graphs {graphs}: head 2's output after resuming"
+        );
+    }
+    dev.stream_destroy(s0);
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver"]
+fn cuda_engines_for_another_gpu_are_refused_naming_this_one() {
+    let dev = Arc::new(CudaDevice::open(0).expect("an NVIDIA GPU and driver"));
+    let (major, minor) = dev.info().unwrap().compute_capability;
+    let r = rig(sample()); // built for a Xavier, compute capability 7.2
+    match open(&dev, &r).map(|_| ()) {
+        Err(TrtError::Mismatch { field, built, here }) => {
+            assert_eq!(field, "gpu");
+            assert_eq!(built, "compute capability 7.2");
+            assert_eq!(here, format!("compute capability {major}.{minor}"));
+        }
+        other => panic!("expected a gpu mismatch, got {other:?}"),
+    }
+}
