@@ -133,6 +133,11 @@ pub struct Hyper {
     /// constant (every CLS alike makes 1 − cos zero), so the teacher gets a head start.
     #[serde(default)]
     pub distill_ramp: usize,
+    /// Weight of each exit's cross-entropy, shallowest first (empty = all equal). The loss's
+    /// cross-entropy term is their weighted mean. Weighting the deep exits more keeps the
+    /// shallow ones from matching them, which is what gives a controller something to choose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit_weights: Vec<f64>,
     /// Maximum random shift in pixels (augmentation).
     pub shift: usize,
     /// Training images held out (the last ones) as the validation split.
@@ -156,6 +161,7 @@ impl Default for Hyper {
             kd_weight: 1.0,
             feat_weight: 0.25,
             distill_ramp: 1000,
+            exit_weights: Vec::new(),
             shift: 2,
             val_count: 5000,
             train_limit: 0,
@@ -222,6 +228,12 @@ impl Hyper {
             self.feat_weight >= 0.0,
             "a finite number >= 0",
         )?;
+        for &w in &self.exit_weights {
+            num(w, "--exit-weights", w >= 0.0, "finite numbers >= 0")?;
+        }
+        if !self.exit_weights.is_empty() && self.exit_weights.iter().sum::<f64>() <= 0.0 {
+            return Err("--exit-weights: at least one weight must be above 0".into());
+        }
         Ok(())
     }
 }

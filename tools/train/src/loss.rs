@@ -12,7 +12,7 @@ use candle_nn::ops::{log_softmax, softmax};
 pub struct Loss {
     /// What the optimizer minimizes.
     pub total: Tensor,
-    /// Mean cross-entropy over all exits.
+    /// Cross-entropy over the exits: their mean, or weighted mean with `Hyper::exit_weights`.
     pub ce: f32,
     /// Mean T²·KL(teacher ‖ student) over the shallow exits.
     pub kd: f32,
@@ -60,10 +60,20 @@ pub fn multi_exit(outs: &[PathOut], labels: &Tensor, h: &Hyper, factor: f64) -> 
     let t_logits = teacher.logits.detach();
     let t_cls = teacher.cls.detach();
     let mut ce = Tensor::zeros((), candle_core::DType::F32, labels.device())?;
-    for o in outs {
-        ce = (ce + candle_nn::loss::cross_entropy(&o.logits, labels)?)?;
-    }
-    let ce = (ce / p as f64)?;
+    let ce = if h.exit_weights.is_empty() {
+        for o in outs {
+            ce = (ce + candle_nn::loss::cross_entropy(&o.logits, labels)?)?;
+        }
+        (ce / p as f64)?
+    } else {
+        if h.exit_weights.len() != p {
+            candle_core::bail!("{} exit weights for {p} exits", h.exit_weights.len());
+        }
+        for (o, &w) in outs.iter().zip(&h.exit_weights) {
+            ce = (ce + (candle_nn::loss::cross_entropy(&o.logits, labels)? * w)?)?;
+        }
+        (ce / h.exit_weights.iter().sum::<f64>())?
+    };
     let mut total = ce.clone();
     let (mut kd_v, mut feat_v) = (0f32, 0f32);
     if p > 1 {
@@ -116,6 +126,29 @@ mod tests {
         let r = Tensor::new(&[[4f32, 3.0, 2.0, 1.0]], &Device::Cpu).unwrap();
         let f = feature_match(&s, &r).unwrap().to_scalar::<f32>().unwrap();
         assert!((f - 2.0).abs() < 1e-5, "reversed ramp has cos -1: {f}");
+    }
+
+    #[test]
+    fn exit_weights_give_the_weighted_mean_of_the_cross_entropies() {
+        // Two exits over 2 classes, label 0: uniform logits (CE ln 2) and [ln 3, 0] (CE ln 4/3).
+        let dev = Device::Cpu;
+        let out = |l: [f32; 2]| PathOut {
+            logits: Tensor::new(&[l], &dev).unwrap(),
+            cls: Tensor::new(&[[1f32, 2.0]], &dev).unwrap(),
+        };
+        let outs = [out([0.0, 0.0]), out([3f32.ln(), 0.0])];
+        let labels = Tensor::new(&[0u32], &dev).unwrap();
+        let (a, b) = (2f32.ln(), (4f32 / 3.0).ln());
+        let mut h = Hyper::default();
+        let ce = |h: &Hyper| multi_exit(&outs, &labels, h, 0.0).unwrap().ce;
+        assert!((ce(&h) - (a + b) / 2.0).abs() < 1e-6);
+        h.exit_weights = vec![1.0, 3.0];
+        assert!((ce(&h) - (a + 3.0 * b) / 4.0).abs() < 1e-6, "{}", ce(&h));
+        h.exit_weights = vec![1.0];
+        assert!(
+            multi_exit(&outs, &labels, &h, 0.0).is_err(),
+            "one weight per exit"
+        );
     }
 
     #[test]

@@ -48,6 +48,8 @@ Training
   --clip X            global gradient-norm clip, > 0 [1.0]
   --temperature T --kd W --feat W   distillation temperature (> 0) and weights (>= 0) [2, 1, 0.25]
   --distill-ramp N    ramp the distillation weights up over the first N steps (0 = none) [1000]
+  --exit-weights w,...   weight of each exit's cross-entropy, shallowest first, >= 0; the
+                      cross-entropy term is their weighted mean [all equal]
   --shift PX          random shift augmentation, pixels, below the image size [2]
   --seed N            seed of every random choice [1]
 Run
@@ -216,6 +218,7 @@ fn fit(mut a: Args) -> Result<(), String> {
         kd_weight: a.num("--kd", d.kd_weight)?,
         feat_weight: a.num("--feat", d.feat_weight)?,
         distill_ramp: a.num("--distill-ramp", d.distill_ramp)?,
+        exit_weights: a.list("--exit-weights", d.exit_weights.clone())?,
         shift: a.num("--shift", d.shift)?,
         val_count: a.num("--val", d.val_count)?,
         train_limit: a.num("--train-limit", d.train_limit)?,
@@ -243,6 +246,13 @@ fn fit(mut a: Args) -> Result<(), String> {
     };
     no_extra(&a)?;
     h.validate()?;
+    if !h.exit_weights.is_empty() && h.exit_weights.len() != depths.len() {
+        return Err(format!(
+            "--exit-weights has {} value(s), --depths {} exit(s): give one weight per exit",
+            h.exit_weights.len(),
+            depths.len()
+        ));
+    }
     if opts.stop_at == Some(0) {
         return Err("--stop-at must be at least 1".into());
     }

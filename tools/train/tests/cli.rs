@@ -173,6 +173,21 @@ fn argument_mistakes_are_one_line_errors() {
         ("--temperature", "0", "--temperature 0"),
         ("--kd", "NaN", "--kd NaN"),
         ("--feat", "-1", "--feat -1"),
+        (
+            "--exit-weights",
+            "1,-1,1,1",
+            "--exit-weights -1: must be finite numbers >= 0",
+        ),
+        (
+            "--exit-weights",
+            "0,0,0,0",
+            "--exit-weights: at least one weight must be above 0",
+        ),
+        (
+            "--exit-weights",
+            "1,2",
+            "--exit-weights has 2 value(s), --depths 4 exit(s)",
+        ),
         ("--stop-at", "0", "--stop-at must be at least 1"),
         // The file to resume from: it failed only once the dataset had loaded.
         (
