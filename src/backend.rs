@@ -219,14 +219,8 @@ fn load_engines(
                 .raw_tensor(&format!("dev.{name}"))
                 .or_else(|| blob.bytes_of(name))
         };
-        let opened = trt::open::open_engines(dir, &opts, &lookup).map_err(|e| {
-            let msg = format!("TensorRT engines in {}: {e}", dir.display());
-            // Built for something else: rebuilding fixes it, which a program may do itself.
-            match e {
-                trt::TrtError::Mismatch { .. } => Error::EnginesStale(msg),
-                _ => Error::Backend(msg),
-            }
-        })?;
+        let opened = trt::open::open_engines(dir, &opts, &lookup)
+            .map_err(|e| e.in_context(format_args!("TensorRT engines in {}", dir.display())))?;
         // The device holds the weights now; on a Jetson the host copy would be a second one.
         let released = model.release_device_section();
         if released > 0 {

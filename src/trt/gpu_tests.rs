@@ -27,9 +27,13 @@ fn used() -> u64 {
     (total - free) as u64
 }
 
+fn gpu() -> Arc<CudaDevice> {
+    Arc::new(CudaDevice::open(0).expect("an NVIDIA GPU and driver"))
+}
+
 /// The GPU and a rig whose manifest was built for it.
 fn on_this_gpu(mut m: Manifest) -> (Arc<CudaDevice>, Rig) {
-    let dev = Arc::new(CudaDevice::open(0).expect("an NVIDIA GPU and driver"));
+    let dev = gpu();
     let info = dev.info().unwrap();
     eprintln!(
         "GPU {:?}, compute capability {:?}, {} SMs, {} MiB",
@@ -175,7 +179,7 @@ fn cuda_segments_resume_with_and_without_graphs_on_a_real_gpu() {
 #[test]
 #[ignore = "needs an NVIDIA GPU and driver"]
 fn cuda_engines_for_another_gpu_are_refused_naming_this_one() {
-    let dev = Arc::new(CudaDevice::open(0).expect("an NVIDIA GPU and driver"));
+    let dev = gpu();
     let (major, minor) = dev.info().unwrap().compute_capability;
     let r = rig(sample()); // built for a Xavier, compute capability 7.2
     match open(&dev, &r).map(|_| ()) {

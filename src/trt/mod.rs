@@ -84,14 +84,26 @@ impl From<device::DeviceError> for TrtError {
     }
 }
 
-/// A [`TrtError::Mismatch`] is [`crate::Error::EnginesStale`] (rebuilding fixes it, and a
-/// program may want to do that itself); every other TensorRT failure is `Backend`.
+impl TrtError {
+    /// The [`crate::Error`] kind of this failure: a [`TrtError::Mismatch`] is
+    /// [`crate::Error::EnginesStale`] (rebuilding fixes it, and a program may want to do that
+    /// itself); every other TensorRT failure is `Backend`.
+    fn kind(&self) -> fn(String) -> crate::Error {
+        match self {
+            TrtError::Mismatch { .. } => crate::Error::EnginesStale,
+            _ => crate::Error::Backend,
+        }
+    }
+
+    /// As a [`crate::Error`] of its kind, the message `context: self`.
+    pub fn in_context(self, context: impl fmt::Display) -> crate::Error {
+        self.kind()(format!("{context}: {self}"))
+    }
+}
+
 impl From<TrtError> for crate::Error {
     fn from(e: TrtError) -> crate::Error {
-        match e {
-            TrtError::Mismatch { .. } => crate::Error::EnginesStale(e.to_string()),
-            e => crate::Error::Backend(e.to_string()),
-        }
+        e.kind()(e.to_string())
     }
 }
 

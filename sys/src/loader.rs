@@ -43,11 +43,11 @@ impl Shim {
         }
         let mut attempts = Vec::new();
         let mut found = false;
-        for major in MAJORS {
-            let nvinfer = format!("libnvinfer.so.{major}");
+        let libs = MAJORS.map(|major| (major, format!("libnvinfer.so.{major}")));
+        for &(major, ref nvinfer) in &libs {
             // SAFETY: loading libnvinfer runs its initializers, which is what using TensorRT means;
             // the handle is dropped at once (the shim opens it again itself).
-            if let Err(e) = unsafe { libloading::Library::new(&nvinfer) } {
+            if let Err(e) = unsafe { libloading::Library::new(nvinfer) } {
                 // dlerror's text already starts with the library's name.
                 attempts.push(e.to_string());
                 continue;
@@ -61,10 +61,7 @@ impl Shim {
             }
         }
         if !found {
-            let names: Vec<String> = MAJORS
-                .iter()
-                .map(|m| format!("libnvinfer.so.{m}"))
-                .collect();
+            let names: Vec<&str> = libs.iter().map(|(_, n)| n.as_str()).collect();
             return Err(ShimError::Load(format!(
                 "not installed, or not on the loader's path (none of {} loads; \
                  JetPack installs it, elsewhere add its lib folder to LD_LIBRARY_PATH): {}",

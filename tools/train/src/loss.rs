@@ -59,21 +59,21 @@ pub fn multi_exit(outs: &[PathOut], labels: &Tensor, h: &Hyper, factor: f64) -> 
     };
     let t_logits = teacher.logits.detach();
     let t_cls = teacher.cls.detach();
-    let mut ce = Tensor::zeros((), candle_core::DType::F32, labels.device())?;
-    let ce = if h.exit_weights.is_empty() {
-        for o in outs {
-            ce = (ce + candle_nn::loss::cross_entropy(&o.logits, labels)?)?;
-        }
-        (ce / p as f64)?
+    let equal = vec![1.0; p];
+    let weights = if h.exit_weights.is_empty() {
+        &equal
     } else {
-        if h.exit_weights.len() != p {
-            candle_core::bail!("{} exit weights for {p} exits", h.exit_weights.len());
-        }
-        for (o, &w) in outs.iter().zip(&h.exit_weights) {
-            ce = (ce + (candle_nn::loss::cross_entropy(&o.logits, labels)? * w)?)?;
-        }
-        (ce / h.exit_weights.iter().sum::<f64>())?
+        &h.exit_weights
     };
+    if weights.len() != p {
+        candle_core::bail!("{} exit weights for {p} exits", weights.len());
+    }
+    // A weight of 1 multiplies exactly, so equal weights give the plain mean bit for bit.
+    let mut ce = Tensor::zeros((), candle_core::DType::F32, labels.device())?;
+    for (o, &w) in outs.iter().zip(weights) {
+        ce = (ce + (candle_nn::loss::cross_entropy(&o.logits, labels)? * w)?)?;
+    }
+    let ce = (ce / weights.iter().sum::<f64>())?;
     let mut total = ce.clone();
     let (mut kd_v, mut feat_v) = (0f32, 0f32);
     if p > 1 {
