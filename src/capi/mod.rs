@@ -221,12 +221,18 @@ fn register_model(model: Model, o: &ModelOptions, out: *mut *mut TinvModel) -> R
     } else {
         engines_folder(o, &model)?
     };
-    let backend =
-        crate::backend::resolve(&model, requested, engines.as_deref()).map_err(|e| match e {
-            // Its own status: the fix (rebuild) is one a program can apply.
-            crate::Error::EnginesStale(_) => Fail::from(e),
-            e => Fail::new(Status::BackendUnavailable, e.to_string()),
-        })?;
+    // The default folder goes to `resolve` as not named, so that its absence stays a debug
+    // record, as for the Rust API: most CPU machines have no engines beside the model.
+    let named = if o.engines_dir.is_null() {
+        None
+    } else {
+        engines.as_deref()
+    };
+    let backend = crate::backend::resolve(&model, requested, named).map_err(|e| match e {
+        // Its own status: the fix (rebuild) is one a program can apply.
+        crate::Error::EnginesStale(_) => Fail::from(e),
+        e => Fail::new(Status::BackendUnavailable, e.to_string()),
+    })?;
     let h = MODELS.insert(ModelObj {
         model: Arc::new(model),
         backend,
