@@ -1,9 +1,9 @@
-//! Opening and reading files a user names (data sets, images, checkpoints, manifests): regular
-//! files only.
+//! Opening and reading files a user names (data sets, images, checkpoints, manifests), and
+//! where to write one atomically: regular files only.
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Opens `path` for reading if it is a regular file, else fails with "not a regular file".
 /// Checked before opening: opening a FIFO blocks until a writer comes, and a device such as
@@ -49,6 +49,47 @@ pub fn read_regular_text(path: &Path, limit: u64) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// Where an atomic write of `path` (a temporary file beside it, then a rename onto it) must go:
+/// `path` itself, or the file a symbolic link there ends at, so that the link stays a link and
+/// the file it names is the one written. Fails when that exists and is not a regular file: the
+/// rename would replace a device node (`/dev/null`), a FIFO or a socket with a plain file, and
+/// fail on a directory only after all the work.
+pub fn write_destination(path: &Path) -> io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    // Linux's own limit on links followed in one lookup.
+    for _ in 0..40 {
+        let meta = match std::fs::symlink_metadata(&p) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(p),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", p.display()))),
+            Ok(m) => m,
+        };
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&p)?;
+            // A relative target is relative to the link's folder; `join` keeps an absolute one.
+            p = p
+                .parent()
+                .map_or_else(|| target.clone(), |d| d.join(&target));
+        } else if kind.is_file() {
+            return Ok(p);
+        } else {
+            let what = if kind.is_dir() {
+                "is a directory"
+            } else {
+                "is not a regular file (a device, FIFO or socket), which the write would replace"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} {what}", p.display()),
+            ));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{}: too many levels of symbolic links", path.display()),
+    ))
+}
+
 /// The command-line arguments after the program name, for tools whose paths are UTF-8: an
 /// argument that is not (a file name in another encoding) is an error naming it, where
 /// `std::env::args` panics.
@@ -88,6 +129,48 @@ mod tests {
             let e = read_regular(irregular).unwrap_err();
             assert_eq!(e.to_string(), "not a regular file", "{irregular:?}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writes_go_to_regular_files_and_through_links() {
+        let dir = std::env::temp_dir().join(format!("tinv-dest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, new) = (dir.join("a.tinv"), dir.join("new.tinv"));
+        std::fs::write(&file, "x").unwrap();
+        assert_eq!(write_destination(&file).unwrap(), file);
+        assert_eq!(write_destination(&new).unwrap(), new);
+        // Links are followed, relative ones from the link's folder, dangling ones too.
+        let (rel, dangling, to_dev) = (dir.join("rel"), dir.join("dangling"), dir.join("dev"));
+        std::os::unix::fs::symlink("a.tinv", &rel).unwrap();
+        std::os::unix::fs::symlink(&new, &dangling).unwrap();
+        std::os::unix::fs::symlink("/dev/null", &to_dev).unwrap();
+        assert_eq!(write_destination(&rel).unwrap(), file);
+        assert_eq!(write_destination(&dangling).unwrap(), new);
+        // Devices (also behind a link) and folders are refused, naming what was found.
+        for (p, shown) in [
+            (Path::new("/dev/null"), "/dev/null"),
+            (to_dev.as_path(), "/dev/null"),
+        ] {
+            let e = write_destination(p).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "{shown} is not a regular file (a device, FIFO or socket), which the \
+                     write would replace"
+                )
+            );
+        }
+        let e = write_destination(&dir).unwrap_err().to_string();
+        assert_eq!(e, format!("{} is a directory", dir.display()));
+        // A loop ends with an error, not a hang.
+        let (l1, l2) = (dir.join("l1"), dir.join("l2"));
+        std::os::unix::fs::symlink(&l2, &l1).unwrap();
+        std::os::unix::fs::symlink(&l1, &l2).unwrap();
+        assert!(write_destination(&l1)
+            .unwrap_err()
+            .to_string()
+            .ends_with("too many levels of symbolic links"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

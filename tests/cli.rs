@@ -368,22 +368,34 @@ fn bench_on_a_one_path_model_reports_no_switch_cost() {
 fn a_failed_export_removes_what_it_wrote() {
     let dir = tmp("export-fail");
     let (model_path, cfg) = fixture(&dir);
-    let out = dir.join("onnx");
     let last = cfg.depths.last().unwrap();
-    std::fs::create_dir_all(out.join(format!("path.{last}.onnx"))).unwrap();
-    let (code, stdout, err) = run(&[
-        "export-onnx",
-        "--model",
-        model_path.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_failed_with(code, &err, &format!("path.{last}.onnx"), &stdout);
-    let left: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(left, [format!("path.{last}.onnx")], "{err}");
+    // A folder where the last graph goes, and a FIFO there (the write blocked forever on it).
+    for fifo in [false, true] {
+        let out = dir.join(format!("onnx-{fifo}"));
+        let taken = out.join(format!("path.{last}.onnx"));
+        if fifo {
+            std::fs::create_dir_all(&out).unwrap();
+            let made = std::process::Command::new("mkfifo").arg(&taken).status();
+            if !made.is_ok_and(|s| s.success()) {
+                continue;
+            }
+        } else {
+            std::fs::create_dir_all(&taken).unwrap();
+        }
+        let (code, stdout, err) = run(&[
+            "export-onnx",
+            "--model",
+            model_path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_failed_with(code, &err, &format!("path.{last}.onnx"), &stdout);
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, [format!("path.{last}.onnx")], "{err}");
+    }
 }
 
 /// `--batch N` fixes the graphs' batch dimension: the files are the library's export with

@@ -139,8 +139,11 @@ impl TinvWriter {
         out
     }
 
-    /// Writes the file atomically (temporary file + rename).
+    /// Writes the file atomically (temporary file + rename), through a symbolic link at `path`
+    /// ([`crate::files::write_destination`]; a device or FIFO there is refused, not replaced).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let dest = crate::files::write_destination(path)?;
+        let path = dest.as_path();
         // A name of our own beside the target (same file system, so the rename is atomic) that
         // no input file is likely to have; removed again if anything fails.
         let mut name = path.file_name().unwrap_or_default().to_os_string();

@@ -373,7 +373,8 @@ pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<V
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
-        let path = dir.join(name);
+        // A FIFO left under the name would block the write forever, a device swallow it.
+        let path = crate::files::write_destination(&dir.join(name)).map_err(io(dir))?;
         std::fs::write(&path, bytes).map_err(io(&path))?;
         written.push(path);
         Ok(())

@@ -34,9 +34,10 @@ and any tensor the tool does not know.
 
 OPTIONS:
     -o, --output FILE     Output .tinv file (default: the checkpoint path with extension .tinv).
-                          Written atomically (temporary file, then rename). Must not be
-                          the checkpoint, the --config file or a directory, and its folder
-                          must exist (all checked before folding).
+                          Written atomically (temporary file, then rename), through a
+                          symbolic link. Must not be the checkpoint, the --config file, a
+                          directory, a device or a FIFO, and its folder must exist (all
+                          checked before folding).
     --config FILE         JSON configuration, the same object as `tinv.config` (see FORMAT.md).
     --heads N             Attention heads; must divide the embedding width.
     --image-size HxW|N    Input height and width in pixels (N means NxN). Must match pos_embed.
@@ -240,6 +241,8 @@ fn check_output(input: &Path, config: Option<&Path>, out: &Path) -> Result<(), F
         };
         return Err(usage(format!("output '{}': {what}", out.display())));
     }
+    // A device or FIFO (also behind a link) would be replaced by the rename: refused.
+    tinv::files::write_destination(out).map_err(|e| usage(format!("output {e}")))?;
     Ok(())
 }
 

@@ -136,6 +136,74 @@ fn irregular_inputs_repeats_and_non_utf8_are_refused() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// An output that is a device or a FIFO, also behind a symbolic link, is refused before folding
+/// (the rename replaced it with a plain file and exited 0: as root, `-o /dev/null` did that to
+/// /dev/null); a link to a file is written through and stays a link.
+#[test]
+fn outputs_that_are_devices_fifos_or_links() {
+    let dir = std::env::temp_dir().join(format!("tinv-fold-cli-dest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let ck = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../engines/fmnist/checkpoint.safetensors");
+    // Only links and a FIFO of our own: if the check failed, the rename would replace them, not
+    // the device.
+    let to_dev = dir.join("to-dev.tinv");
+    std::os::unix::fs::symlink("/dev/null", &to_dev).expect("link");
+    let fifo = dir.join("fifo.tinv");
+    let mut refused = vec![(
+        to_dev.clone(),
+        "/dev/null is not a regular file".to_string(),
+    )];
+    if Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        refused.push((
+            fifo.clone(),
+            format!("{} is not a regular file", fifo.display()),
+        ));
+    }
+    for (out, want) in &refused {
+        let r = Command::new(BIN)
+            .arg("-q")
+            .arg(&ck)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{out:?}: {err}");
+        assert!(
+            err.lines().count() == 1 && err.starts_with("error: output ") && err.contains(want),
+            "{out:?}: {err}"
+        );
+        let kind = std::fs::symlink_metadata(out)
+            .expect("still there")
+            .file_type();
+        assert!(!kind.is_file(), "{out:?} was replaced by a file");
+    }
+    // Through a link: the file it names is written, the link stays.
+    let (link, target) = (dir.join("link.tinv"), dir.join("target.tinv"));
+    std::os::unix::fs::symlink("target.tinv", &link).expect("link");
+    let r = Command::new(BIN)
+        .arg("-q")
+        .arg(&ck)
+        .arg("-o")
+        .arg(&link)
+        .output()
+        .expect("runs");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(std::fs::symlink_metadata(&link)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    let bytes = std::fs::read(&target).expect("written through the link");
+    assert_eq!(&bytes[1..5], b"TINV");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A flag that changes a value the checkpoint was trained with is refused, naming the values
 /// (it was a warning, and `--heads 3` on the 4-head default model wrote a model computing
 /// something else); the same value, or a path subset, folds.

@@ -53,8 +53,15 @@ pub fn save(
     tensors: &[HostTensor],
     meta: &HashMap<String, String>,
 ) -> Result<(), String> {
+    let path = &destination(path)?;
     let tmp = write_temp(path, tensors, meta)?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Where [`save`] writes `path`: through a symbolic link; a device or FIFO there is refused (the
+/// rename would replace it with a plain file).
+fn destination(path: &Path) -> Result<PathBuf, String> {
+    tinv::files::write_destination(path).map_err(|e| e.to_string())
 }
 
 /// [`save`], first moving the file `path` held to `prev`: a run stopped between this and the
@@ -66,6 +73,7 @@ pub fn save_keeping_previous(
     tensors: &[HostTensor],
     meta: &HashMap<String, String>,
 ) -> Result<(), String> {
+    let path = &destination(path)?;
     let tmp = write_temp(path, tensors, meta)?;
     if path.is_file() {
         std::fs::rename(path, prev).map_err(|e| format!("{}: {e}", prev.display()))?;
@@ -181,6 +189,7 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
             path.join("checkpoint.safetensors").display()
         ));
     }
+    tinv::files::write_destination(path).map_err(|e| format!("--out: {e}"))?;
     let here = Path::new(".");
     let parent = path
         .parent()

@@ -54,9 +54,10 @@ Training
   --seed N            seed of every random choice [1]
 Run
   --out PATH          checkpoint, written each epoch and every --ckpt-every steps (once the
-                      next step has run finite) and at the end, with the optimizer state beside it (PATH's stem + .optim.safetensors,
-                      the one it replaces kept as .optim.prev.safetensors);
-                      missing directories are created [checkpoint.safetensors]
+                      next step has run finite) and at the end, with the optimizer state
+                      beside it (PATH's stem + .optim.safetensors, the one it replaces kept as
+                      .optim.prev.safetensors); missing directories are created; written
+                      through a symbolic link, a device or FIFO refused [checkpoint.safetensors]
   --resume PATH       continue from a checkpoint of the same configuration (only --epochs and
                       --shift may differ; the learning-rate schedule follows the new total)
   --log-every N       progress line every N steps (0 = none) [50]

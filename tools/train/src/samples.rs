@@ -71,6 +71,7 @@ pub fn write(ds: &Dataset, dir: &Path, count: usize) -> Result<Vec<PathBuf>, Str
         } else {
             path
         };
+        let path = tinv::files::write_destination(&path).map_err(|e| e.to_string())?;
         std::fs::write(&path, encode_gray(ds.w, ds.h, ds.image(i))?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         out.push(path);

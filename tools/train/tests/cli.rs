@@ -642,6 +642,23 @@ fn an_out_that_cannot_name_a_checkpoint_is_refused_up_front() {
         &["samples", "--out", "/tmp/x", "--count", "0"],
         &["--count must be at least 1"],
     );
+    // A device behind a link (the rename replaced the link's target, as root even /dev/null,
+    // with a checkpoint and exited 0); only a link of our own, so a failing check replaces it.
+    let dir = tmp("out-device");
+    let link = dir.join("ck.safetensors");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    let l = link.to_str().unwrap();
+    for cmd in [
+        &["fit", "--data", "/nonexistent", "--out", l][..],
+        &["controller", "ck.safetensors", "--out", l],
+    ] {
+        fails(cmd, &["--out: /dev/null is not a regular file"]);
+    }
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `eval` on an optimizer state (the sidecar, or the previous one kept beside it) says what the
