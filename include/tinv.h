@@ -184,8 +184,10 @@ tinv_model_options tinv_model_options_default(void);
  *   TINV_BACKEND_TENSORRT  the engines of the engines folder (engines_dir, or its default) are
  *                          opened now: manifest checked against the model, this TensorRT and
  *                          this GPU, weights uploaded to the GPU once per model. If that fails,
- *                          so does this call, with TINV_ERR_BACKEND_UNAVAILABLE and a message
- *                          saying what is missing (no engines built: run `tinv-run build`).
+ *                          so does this call: TINV_ERR_ENGINES_STALE when the engines were
+ *                          built for another model, TensorRT or GPU, else
+ *                          TINV_ERR_BACKEND_UNAVAILABLE, with a message saying what is missing
+ *                          or stale (either way `tinv-run build` makes the engines).
  *   TINV_BACKEND_AUTO      as TENSORRT when this library has TensorRT and the engines folder
  *                          holds a manifest; the CPU when it does not or when opening the
  *                          engines fails (the reason is logged, the call succeeds).
@@ -193,6 +195,7 @@ tinv_model_options tinv_model_options_default(void);
  * Returns TINV_OK, TINV_ERR_NULL_ARG (path, out), TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG
  * (backend, reserved, misaligned options pointer, engines_dir "" where it is read),
  * TINV_ERR_BACKEND_UNAVAILABLE (TENSORRT in a CPU-only build, or its engines cannot be opened),
+ * TINV_ERR_ENGINES_STALE (TENSORRT, engines built for another model, TensorRT or GPU),
  * TINV_ERR_IO (also when `path` is a directory), TINV_ERR_FORMAT, TINV_ERR_CHECKSUM,
  * TINV_ERR_MODEL, TINV_ERR_OUT_OF_HANDLES. */
 tinv_status tinv_model_open(const char *path, const tinv_model_options *options, tinv_model **out);

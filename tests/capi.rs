@@ -806,7 +806,8 @@ fn c_abi_backend_is_decided_at_model_open() {
 }
 
 /// Opening a directory says so, instead of mapping's "No such device"; a FIFO is refused
-/// instead of blocking until a writer comes; an empty path is named as such.
+/// instead of blocking until a writer comes; an empty path is named as such; a file that
+/// cannot be mapped says that.
 #[test]
 fn c_abi_model_open_on_a_directory_fifo_or_empty_path_says_so() {
     use std::ffi::CString;
@@ -842,4 +843,12 @@ fn c_abi_model_open_on_a_directory_fifo_or_empty_path_says_so() {
     let (st, msg) = open(std::path::Path::new(""));
     assert_eq!(st, tinv::capi::Status::Io);
     assert!(msg.starts_with("empty path: "), "{msg}");
+    // A regular file the kernel cannot map said only "No such device (os error 19)".
+    let (st, msg) = open(std::path::Path::new("/proc/self/status"));
+    assert_eq!(st, tinv::capi::Status::Io);
+    assert!(
+        msg.starts_with("/proc/self/status: cannot be memory-mapped (")
+            && msg.ends_with("); copy it to a local file system"),
+        "{msg}"
+    );
 }

@@ -18,6 +18,8 @@ pub type LogCallback =
 struct Sink {
     callback: unsafe extern "C" fn(u32, *const c_char, *mut c_void),
     user_data: *mut c_void,
+    /// The level this sink was registered with; `log::max_level` only filters early.
+    max_level: log::LevelFilter,
 }
 
 // SAFETY: the pointer is the caller's, handed back to the caller's own function and never read
@@ -68,6 +70,9 @@ impl log::Log for CLogger {
         // one); the clone marks the call as in flight for `wait_for_calls`.
         let sink = SINK.read().unwrap_or_else(PoisonError::into_inner).clone();
         let Some(sink) = sink else { return };
+        if record.level() > sink.max_level {
+            return;
+        }
         // log's levels are numbered as the header's: Error 1 … Trace 5.
         let level = record.level() as u32;
         let mut msg: Vec<u8> = format!("tinv: {}", record.args())
@@ -124,17 +129,20 @@ pub unsafe extern "C" fn tinv_set_log_callback(
             Arc::new(Sink {
                 callback,
                 user_data,
+                max_level: filter,
             })
         });
-        let on = sink.is_some();
-        let old = std::mem::replace(
-            &mut *SINK.write().unwrap_or_else(PoisonError::into_inner),
-            sink,
-        );
+        let old = {
+            let mut slot = SINK.write().unwrap_or_else(PoisonError::into_inner);
+            // With the swap, under the lock: the level is the last installed sink's even when
+            // an earlier call, waiting below for its old callback, returns after a later one
+            // (set after the wait, a removal that waited turned off the next callback's records).
+            log::set_max_level(sink.as_ref().map_or(log::LevelFilter::Off, |s| s.max_level));
+            std::mem::replace(&mut *slot, sink)
+        };
         if let Some(old) = old {
             wait_for_calls(old);
         }
-        log::set_max_level(if on { filter } else { log::LevelFilter::Off });
         Ok(())
     })
 }

@@ -270,7 +270,14 @@ impl Model {
         // this function (the trade every mmap loader makes, safetensors' and llama.cpp's too);
         // `from_bytes` is the copying alternative. Within it, the mapping is read-only and every
         // read goes through the validated index.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| {
+            // A file the kernel serves but cannot map (/proc, some network file systems) said
+            // only "No such device".
+            io(std::io::Error::new(
+                e.kind(),
+                format!("cannot be memory-mapped ({e}); copy it to a local file system"),
+            ))
+        })?;
         Self::from_storage(path, Bytes::Mapped(map), opts)
     }
 

@@ -166,6 +166,70 @@ static void *open_free_logging(void *arg) {
     return NULL;
 }
 
+/* Two log-callback swaps that overlap: a removal that waits for a slow call to the old
+ * callback, and an installation that returns while it waits. The callback installed last must
+ * get the records afterwards (the removal, returning last, turned their level off). */
+static volatile int g_slow_entered = 0, g_fast_logs = 0;
+
+static void on_log_slow(uint32_t level, const char *message, void *user_data) {
+    const struct timespec wait = {0, 200000000}; /* 0.2 s */
+    (void)level;
+    (void)message;
+    (void)user_data;
+    __atomic_store_n(&g_slow_entered, 1, __ATOMIC_SEQ_CST);
+    nanosleep(&wait, NULL);
+}
+
+static void on_log_fast(uint32_t level, const char *message, void *user_data) {
+    (void)level;
+    (void)message;
+    (void)user_data;
+    __atomic_add_fetch(&g_fast_logs, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *open_free_once(void *arg) {
+    worker *w = (worker *)arg;
+    tinv_model *m = NULL;
+    if (tinv_model_open(w->path, NULL, &m) != TINV_OK) w->failures++;
+    if (tinv_model_free(m) != TINV_OK) w->failures++;
+    return NULL;
+}
+
+static void *remove_log_callback(void *arg) {
+    worker *w = (worker *)arg;
+    if (tinv_set_log_callback(NULL, NULL, 5) != TINV_OK) w->failures++;
+    return NULL;
+}
+
+static void overlapping_log_swaps(worker *w) {
+    pthread_t opener, remover;
+    const struct timespec pause = {0, 1000000}, settle = {0, 50000000}; /* 1 ms, 50 ms */
+    int spins, ok;
+    tinv_model *m = NULL;
+    w[0].failures = w[1].failures = 0;
+    __atomic_store_n(&g_slow_entered, 0, __ATOMIC_SEQ_CST);
+    CHECK_OK(tinv_set_log_callback(on_log_slow, NULL, 5));
+    ok = pthread_create(&opener, NULL, open_free_once, &w[0]) == 0;
+    CHECK(ok);
+    if (!ok) return;
+    for (spins = 0; spins < 10000 && !__atomic_load_n(&g_slow_entered, __ATOMIC_SEQ_CST); spins++)
+        nanosleep(&pause, NULL);
+    CHECK(g_slow_entered);
+    ok = pthread_create(&remover, NULL, remove_log_callback, &w[1]) == 0;
+    CHECK(ok);
+    nanosleep(&settle, NULL); /* the removal is now waiting for the slow call */
+    CHECK_OK(tinv_set_log_callback(on_log_fast, NULL, 5));
+    if (ok) pthread_join(remover, NULL);
+    pthread_join(opener, NULL);
+    g_failures += w[0].failures + w[1].failures;
+    __atomic_store_n(&g_fast_logs, 0, __ATOMIC_SEQ_CST);
+    CHECK_OK(tinv_model_open(w[0].path, NULL, &m));
+    CHECK_OK(tinv_model_free(m));
+    CHECK(g_fast_logs >= 1);
+    CHECK_OK(tinv_set_log_callback(NULL, NULL, 0));
+    printf("overlapping_log_swaps: %d record(s) reached the callback installed last\n", g_fast_logs);
+}
+
 static void log_callback_removal_waits(worker *w, int rounds) {
     pthread_t t[2];
     log_ctx *ctx = (log_ctx *)calloc((size_t)rounds, sizeof *ctx);
@@ -266,6 +330,7 @@ void test_threads(const char *path, tinv_model *m, const expectation *e, int qui
     for (i = 0; i < THREADS; i++) w[i].rounds = quick ? 2 : 10;
     run_all(open_close, w, THREADS, "open_close");
     log_callback_removal_waits(w, quick ? 20 : 300);
+    overlapping_log_swaps(w);
 
     so.max_batch = e->n;
     CHECK_OK(tinv_session_open(m, &so, &s));
