@@ -206,6 +206,17 @@ fn bad_input_gives_one_line_errors() {
         "no such model",
     );
     assert_one_line_error(&["classify", i], "TINV_MODEL=/nonexistent");
+    // A flag that took the only image as its value names the flag (it said "classify needs at
+    // least one IMAGE").
+    for (flag, want) in [
+        ("--depth", "--depth "),
+        ("--budget", "--budget "),
+        ("--mode", "is not one of adaptive"),
+    ] {
+        assert_one_line_error(&["classify", "--model", m, flag, i], want);
+    }
+    // The model named both ways said "unexpected argument".
+    assert_one_line_error(&["inspect", m, "--model", m], "the model is given twice");
     // An empty TINV_MODEL counts as unset (the default package, from the crate's root here),
     // as `TINV_MODEL= cmd` means in a shell; it said "TINV_MODEL=: no such model file".
     let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
@@ -684,9 +695,10 @@ fn arguments_that_would_be_ignored_are_refused() {
     // Extra positional arguments.
     assert_one_line_error(&with(&["extra"]), "unexpected argument 'extra'");
     assert_one_line_error(&["inspect", m, "a", "b", "c"], "unexpected argument 'a'");
+    // inspect takes its model either way: a positional beside --model names it twice.
     assert_one_line_error(
         &["inspect", "--model", m, "other"],
-        "unexpected argument 'other'",
+        "the model is given twice, by --model and as 'other'",
     );
     for cmd in ["bench", "soak", "export-onnx"] {
         assert_one_line_error(&[cmd, "--model", m, "stray"], "unexpected argument 'stray'");

@@ -38,6 +38,12 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(raw, &["model"], &["json", "verify", "tensors"])?;
     // The model is named once: by --model or by one positional argument.
     let named = a.path("model").is_some();
+    if named && !a.positional.is_empty() {
+        return Err(format!(
+            "the model is given twice, by --model and as '{}'; give one",
+            a.positional[0].to_string_lossy()
+        ));
+    }
     let a = a.max_positional(usize::from(!named))?;
     let arg = a.path("model").or(a.positional.first().map(Path::new));
     let path = model_path::resolve(arg)?;

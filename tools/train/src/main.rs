@@ -97,15 +97,25 @@ struct Args(Vec<String>);
 impl Args {
     /// The arguments after the command, `--flag=value` split into `--flag value` (as tinv-run
     /// and tinv-fold take it: `--out=DIR` said "--out DIR is required").
-    fn new(raw: Vec<String>) -> Args {
-        Args(
-            raw.into_iter()
-                .flat_map(|a| match a.split_once('=') {
-                    Some((f, v)) if f.starts_with("--") => vec![f.to_string(), v.to_string()],
-                    _ => vec![a],
-                })
-                .collect(),
-        )
+    /// A flag given twice is refused here, naming the first one repeated on the command line
+    /// (checked as each flag was read, it named the first in the order the code reads them).
+    fn new(raw: Vec<String>) -> Result<Args, String> {
+        let args: Vec<String> = raw
+            .into_iter()
+            .flat_map(|a| match a.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => vec![f.to_string(), v.to_string()],
+                _ => vec![a],
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        if let Some(flag) = args
+            .iter()
+            .filter(|a| a.starts_with("--"))
+            .find(|a| !seen.insert(a.as_str()))
+        {
+            return Err(format!("{flag} given more than once"));
+        }
+        Ok(Args(args))
     }
 }
 
@@ -518,11 +528,11 @@ fn main() -> ExitCode {
     }
     let cmd = args.remove(0);
     let r = match cmd.as_str() {
-        "fit" => fit(Args::new(args)),
-        "controller" => controller(Args::new(args)),
-        "eval" => eval(Args::new(args)),
-        "samples" => samples(Args::new(args)),
-        "--version" | "-V" => no_extra(&Args::new(args)).map(|()| {
+        "fit" => Args::new(args).and_then(fit),
+        "controller" => Args::new(args).and_then(controller),
+        "eval" => Args::new(args).and_then(eval),
+        "samples" => Args::new(args).and_then(samples),
+        "--version" | "-V" => Args::new(args).and_then(|a| no_extra(&a)).map(|()| {
             outln!("tinv-train {}", env!("CARGO_PKG_VERSION"));
         }),
         other => Err(format!("unknown command '{other}' (see --help)")),

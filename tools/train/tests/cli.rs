@@ -120,6 +120,22 @@ fn argument_mistakes_are_one_line_errors() {
         &["fit", "--lr", "1", "--lr", "2"],
         &["--lr given more than once"],
     );
+    // The first flag repeated on the command line is named (it was the first one the code
+    // happened to read, here --epochs).
+    fails(
+        &[
+            "fit",
+            "--train-limit",
+            "3",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "3",
+            "--epochs",
+            "1",
+        ],
+        &["--train-limit given more than once"],
+    );
     fails(&["fit", "--bogus", "1"], &["unknown argument '--bogus'"]);
     // `--flag=value` as in tinv-run and tinv-fold (`--lr=1e-3` was an unknown argument), and
     // parsed the same as `--flag value`; an empty value is refused.
