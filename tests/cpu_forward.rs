@@ -340,6 +340,9 @@ fn non_finite_controller_weights_are_an_error_not_a_route() {
     // (tensor, the modes that consult it)
     let cases = [
         ("ctrl.pred.fc2.bias", &[Mode::Adaptive, Mode::Graph][..]),
+        // Before the ReLU, which turned NaN into 0 (an `Ok` routed by the biases alone).
+        ("ctrl.pred.fc1.weight", &[Mode::Adaptive, Mode::Graph][..]),
+        ("ctrl.policy.fc1.weight", &[Mode::Adaptive][..]),
         ("ctrl.policy.fc2.bias", &[Mode::Adaptive][..]),
         ("ctrl.exit.b", &[Mode::Adaptive][..]),
         ("ctrl.exit.out.bias", &[Mode::Adaptive][..]),
@@ -371,4 +374,34 @@ fn non_finite_controller_weights_are_an_error_not_a_route() {
         }
         assert!(s.infer_depth(&x, 2, 2, &mut out).is_ok(), "{name}");
     }
+}
+
+/// A shallower exit's logits that are not finite stop the call where a decision is taken from
+/// them (the threshold rule, the exit RNN): its statistics came out as p_max = 0, which escalated
+/// under any τ, and the deeper path answered `Ok`. A forced deeper depth does not read that exit.
+#[test]
+fn non_finite_logits_at_a_shallower_exit_are_an_error_not_a_route() {
+    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+    let clean = synth::random_model(&cfg, 5, DType::F32);
+    let t = Model::from_bytes(&clean, &OpenOptions::default())
+        .unwrap()
+        .index()
+        .tensors
+        .iter()
+        .find(|t| t.name == "exit.1.head.weight")
+        .unwrap()
+        .clone();
+    let mut bytes = clean.clone();
+    bytes[t.offset..t.offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let m = Arc::new(Model::from_bytes(&bytes, &OpenOptions::default()).unwrap());
+    let mut s = Session::new(m, SessionOptions::default().max_batch(2)).unwrap();
+    let x = synth::random_inputs(&cfg, 2, 3);
+    let mut out = vec![0f32; 2 * cfg.classes];
+    s.set_mode(Mode::Threshold(0.9)).unwrap();
+    match s.infer(&x, 2, &mut out) {
+        Err(tinv::Error::Numeric(m)) => assert!(m.contains("at the depth-1 exit is NaN"), "{m}"),
+        other => panic!("threshold over a NaN exit: {other:?}"),
+    }
+    assert!(s.last_stats().is_empty());
+    assert!(s.infer_depth(&x, 2, 2, &mut out).is_ok());
 }

@@ -27,20 +27,37 @@ pub struct CtrlScratch {
 impl CtrlScratch {
     /// Buffers for `model`'s controller (empty if it has none).
     pub fn new(model: &Model) -> CtrlScratch {
+        let [feat, hidden, z, pred, scores, rnn_tmp] = Self::sizes(model);
+        CtrlScratch {
+            feat: vec![0.0; feat],
+            hidden: vec![0.0; hidden],
+            z: vec![0.0; z],
+            pred: vec![0.0; pred],
+            scores: vec![0.0; scores],
+            rnn_tmp: vec![0.0; rnn_tmp],
+        }
+    }
+
+    /// The lengths of the buffers `new` makes for `model`, in field order.
+    fn sizes(model: &Model) -> [usize; 6] {
         let c = model.config();
         let p = c.depths.len();
         let f = feature_len(c.channels);
         let (hp, hq, hr) = model
             .ctrl()
             .map_or((0, 0, 0), |w| (w.hp, w.hq.max(w.hg), w.hr));
-        CtrlScratch {
-            feat: vec![0.0; f],
-            hidden: vec![0.0; hp.max(hq)],
-            z: vec![0.0; f + p + 1],
-            pred: vec![0.0; p],
-            scores: vec![0.0; p],
-            rnn_tmp: vec![0.0; hr],
-        }
+        [f, hp.max(hq), f + p + 1, p, p, hr]
+    }
+
+    fn lens(&self) -> [usize; 6] {
+        [
+            self.feat.len(),
+            self.hidden.len(),
+            self.z.len(),
+            self.pred.len(),
+            self.scores.len(),
+            self.rnn_tmp.len(),
+        ]
     }
 }
 
@@ -84,11 +101,27 @@ fn not_finite(what: &str) -> Error {
     ))
 }
 
+/// Refuses controller weights of another model (they resolve to empty slices here) and scratch
+/// buffers sized for another model: the products below assume both fit `model`.
+fn check_parts(model: &Model, w: &CtrlW, s: &CtrlScratch) -> Result<()> {
+    if model.ctrl() != Some(w) {
+        return Err(Error::arg(
+            "controller weights of another model (or a model without a controller)",
+        ));
+    }
+    if s.lens() != CtrlScratch::sizes(model) {
+        return Err(Error::arg(
+            "controller scratch made for another model (CtrlScratch::new(model))",
+        ));
+    }
+    Ok(())
+}
+
 /// Level 1: the path index to start with for one raw input (CHW in [0, 1]) — in `graph` mode
 /// (`graph = true`) the one path that runs, decided by its own up-front policy when the file has
 /// one. Leaves the predictor's output in `s.pred`. [`Error::InvalidArgument`] when `input` is
-/// not one input of `model`'s size; [`Error::Numeric`] when the predictor's or the policy's
-/// output is not finite.
+/// not one input of `model`'s size, or `w` or `s` are not `model`'s; [`Error::Numeric`] when
+/// the predictor's or the policy's hidden layer or output is not finite.
 pub fn decide_start(
     model: &Model,
     w: &CtrlW,
@@ -97,6 +130,7 @@ pub fn decide_start(
     graph: bool,
     s: &mut CtrlScratch,
 ) -> Result<usize> {
+    check_parts(model, w, s)?;
     let c = model.config();
     let p = c.depths.len();
     let f = s.feat.len();
@@ -110,6 +144,10 @@ pub fn decide_start(
     }
     let hp = &mut s.hidden[..w.hp];
     affine(&s.feat, model.w(w.pred[0]), model.w(w.pred[1]), hp);
+    // Checked before the ReLU: `max(0.0)` turns NaN into 0, which would hide NaN weights.
+    if !hp.iter().all(|v| v.is_finite()) {
+        return Err(not_finite("complexity predictor's hidden layer"));
+    }
     hp.iter_mut().for_each(|v| *v = v.max(0.0));
     affine(hp, model.w(w.pred[2]), model.w(w.pred[3]), &mut s.pred);
     softmax_in_place(&mut s.pred);
@@ -122,6 +160,9 @@ pub fn decide_start(
     let (pol, h) = w.up_front(graph);
     let hq = &mut s.hidden[..h];
     affine(&s.z, model.w(pol[0]), model.w(pol[1]), hq);
+    if !hq.iter().all(|v| v.is_finite()) {
+        return Err(not_finite("up-front policy's hidden layer"));
+    }
     hq.iter_mut().for_each(|v| *v = v.max(0.0));
     affine(hq, model.w(pol[2]), model.w(pol[3]), &mut s.scores);
     if !s.scores.iter().all(|v| v.is_finite()) {
@@ -155,7 +196,9 @@ pub fn exit_stats(logits: &[f32]) -> (f32, f32, f32) {
 /// Level 2: after path `k`'s exit produced `logits`, whether to continue to path `k + 1`;
 /// `None` at the deepest exit, where there is nothing to continue to and the RNN does not run.
 /// `h` is this input's RNN state (`Hr` floats, zero before its first exit), updated in place.
-/// [`Error::Numeric`] when the RNN's output is not finite.
+/// [`Error::InvalidArgument`] when `w` or `s` are not `model`'s, `h` is not `Hr` floats or
+/// `logits` not one per class; [`Error::Numeric`] when the logits (below the deepest exit) or
+/// the RNN's output are not finite.
 #[allow(clippy::too_many_arguments)] // weights, inputs, state and scratch are all distinct
 pub fn exit_continue(
     model: &Model,
@@ -166,9 +209,27 @@ pub fn exit_continue(
     h: &mut [f32],
     s: &mut CtrlScratch,
 ) -> Result<Option<bool>> {
+    check_parts(model, w, s)?;
     let p = model.config().depths.len();
+    if h.len() != w.hr {
+        return Err(Error::arg(format!(
+            "exit RNN state has {} floats, the controller's RNN has {}",
+            h.len(),
+            w.hr
+        )));
+    }
+    if logits.len() != model.config().classes {
+        return Err(Error::arg(format!(
+            "exit logits have {} values, the model has {} classes",
+            logits.len(),
+            model.config().classes
+        )));
+    }
     if k + 1 >= p {
         return Ok(None);
+    }
+    if logits.iter().any(|v| !v.is_finite()) {
+        return Err(not_finite("exit's logits"));
     }
     let (pmax, ent, margin) = exit_stats(logits);
     let e = [pmax, ent, margin, budget, k as f32 / (p - 1) as f32];
@@ -219,6 +280,57 @@ mod tests {
         );
         let ok = decide_start(&m, &w, &[0.5; 64], 0.3, false, &mut s).unwrap();
         assert!(ok < 2);
+    }
+
+    /// Parts of another model (the same configuration, other weights) were used as they were:
+    /// another model's weights resolve to empty slices here, which panicked in a copy, and a
+    /// short RNN state was quietly truncated.
+    #[test]
+    fn parts_of_another_model_are_refused() {
+        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let open = |seed: u64, ctrl: bool| {
+            let mut c = cfg.clone();
+            if !ctrl {
+                c.controller = None;
+            }
+            let bytes = crate::synth::random_model(&c, seed, crate::format::DType::F32);
+            Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap()
+        };
+        let (a, b, bare) = (open(1, true), open(2, true), open(3, false));
+        let wa = *a.ctrl().unwrap();
+        let x = [0.5f32; 64];
+        let arg = |r: Result<()>| match r {
+            Err(Error::InvalidArgument(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        let m = arg(decide_start(&b, &wa, &x, 0.3, false, &mut CtrlScratch::new(&b)).map(|_| ()));
+        assert!(m.starts_with("controller weights of another model"), "{m}");
+        let m =
+            arg(decide_start(&a, &wa, &x, 0.3, false, &mut CtrlScratch::new(&bare)).map(|_| ()));
+        assert!(
+            m.starts_with("controller scratch made for another model"),
+            "{m}"
+        );
+        let mut s = CtrlScratch::new(&a);
+        let mut h = vec![0f32; 1];
+        let m = arg(exit_continue(&a, &wa, &[0.1, 0.2, 0.3], 0, 0.3, &mut h, &mut s).map(|_| ()));
+        assert_eq!(
+            m,
+            format!(
+                "exit RNN state has 1 floats, the controller's RNN has {}",
+                wa.hr
+            )
+        );
+        let mut h = vec![0f32; wa.hr];
+        let m = arg(exit_continue(&a, &wa, &[0.1, 0.2], 0, 0.3, &mut h, &mut s).map(|_| ()));
+        assert_eq!(m, "exit logits have 2 values, the model has 3 classes");
+        assert!(
+            exit_continue(&a, &wa, &[0.1, 0.2, 0.3], 0, 0.3, &mut h, &mut s)
+                .unwrap()
+                .is_some()
+        );
+        let nan = exit_continue(&a, &wa, &[0.1, f32::NAN, 0.3], 0, 0.3, &mut h, &mut s);
+        assert!(matches!(nan, Err(Error::Numeric(_))), "{nan:?}");
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub struct ExitW {
 }
 
 /// Controller weights and their hidden sizes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CtrlW {
     /// Predictor `fc1.weight, fc1.bias, fc2.weight, fc2.bias`.
     pub pred: [WRef; 4],

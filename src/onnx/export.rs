@@ -43,9 +43,9 @@ pub struct ExportOptions {
     /// Weights as FP16 inputs (default) or baked f32 initializers.
     pub weights: WeightMode,
     /// First dimension of every data input and output: `None` (default) writes the symbolic
-    /// dimension `batch`, which ONNX Runtime sizes per call; `Some(n)` fixes it. The TensorRT
-    /// backend exports `Some(1)`: a symbolic dimension would need an optimization profile,
-    /// and its engines run one image per call.
+    /// dimension `batch`, which ONNX Runtime sizes per call; `Some(n)` fixes it (1 ..= i64::MAX,
+    /// else [`Error::InvalidArgument`]). The TensorRT backend exports `Some(1)`: a symbolic
+    /// dimension would need an optimization profile, and its engines run one image per call.
     pub batch: Option<usize>,
 }
 
@@ -183,6 +183,18 @@ fn check_size(file_name: &str, len: usize) -> Result<()> {
     Ok(())
 }
 
+/// A fixed batch dimension must be a positive ONNX `int64`: 0 made graphs that hold nothing,
+/// and above `i64::MAX` the stored dimension wrapped to a negative one, which no runtime loads.
+fn check_batch(opts: &ExportOptions) -> Result<()> {
+    match opts.batch {
+        Some(n) if n == 0 || i64::try_from(n).is_err() => Err(Error::arg(format!(
+            "ExportOptions::batch {n}: a fixed batch must be 1 ..= {}",
+            i64::MAX
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Name of the hidden state after `depth` blocks in the `segments` layout.
 pub fn hidden_name(depth: usize) -> String {
     format!("hidden.{depth}")
@@ -190,6 +202,7 @@ pub fn hidden_name(depth: usize) -> String {
 
 /// The graph of one depth path: `pixels` → `logits`.
 pub fn path_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<OnnxGraph> {
+    check_batch(opts)?;
     let k = path_index(model, depth)?;
     let c = model.config();
     let mut b = GraphBuilder::new(
@@ -217,6 +230,7 @@ pub fn path_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<O
 /// The segment graph that ends at path `depth` (blocks from the previous path's depth, or from
 /// the stem for the first path, up to `depth`).
 pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<OnnxGraph> {
+    check_batch(opts)?;
     let k = path_index(model, depth)?;
     let c = model.config();
     // `k` came from `path_index`, so `k - 1` (when k > 0) is a valid index too.
@@ -253,6 +267,7 @@ pub fn segment_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Resul
 
 /// The exit-head graph of path `depth`: `hidden` → `logits`.
 pub fn exit_head_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Result<OnnxGraph> {
+    check_batch(opts)?;
     let k = path_index(model, depth)?;
     let c = model.config();
     let mut b = GraphBuilder::new(
@@ -277,6 +292,7 @@ pub fn exit_head_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Res
 /// The level-1 controller graph, or `None` if the model has no controller. Features are
 /// computed on the host ([`crate::control::features_v1`]); only `opts.weights` matters here.
 pub fn controller_graph(model: &Model, opts: &ExportOptions) -> Result<Option<OnnxGraph>> {
+    check_batch(opts)?;
     let c = model.config();
     let p = c.depths.len();
     let mut b = GraphBuilder::new(model, opts.weights, opts.batch, "tinv_controller");
@@ -441,6 +457,39 @@ mod tests {
             (2, "0xf4c4b75c782819a7".to_string()),
             "the exported graphs changed: see this test's comment"
         );
+    }
+
+    /// A fixed batch of 0 or beyond ONNX's int64 was written as given (`usize::MAX` as -1, and
+    /// read back as the symbolic `batch`); every public graph builder refuses it.
+    #[test]
+    fn a_fixed_batch_outside_int64_or_zero_is_refused() {
+        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let bytes = crate::synth::random_model(&cfg, 7, crate::format::DType::F32);
+        let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+        let at = |batch| ExportOptions {
+            batch: Some(batch),
+            ..ExportOptions::default()
+        };
+        for n in [0, usize::MAX, 1 << 63] {
+            let o = at(n);
+            let results = [
+                path_graph(&m, 2, &o).map(|_| ()),
+                segment_graph(&m, 2, &o).map(|_| ()),
+                exit_head_graph(&m, 2, &o).map(|_| ()),
+                controller_graph(&m, &o).map(|_| ()),
+                export_graphs(&m, &o).map(|_| ()),
+            ];
+            for r in results {
+                match r {
+                    Err(Error::InvalidArgument(e)) => {
+                        assert!(e.starts_with(&format!("ExportOptions::batch {n}:")), "{e}")
+                    }
+                    other => panic!("batch {n}: {other:?}"),
+                }
+            }
+        }
+        let g = path_graph(&m, 2, &at(i64::MAX as usize)).unwrap();
+        assert_eq!(g.inputs[0].dims[0], Some(i64::MAX as usize));
     }
 
     #[test]
