@@ -183,9 +183,13 @@ impl Hyper {
         pos(self.epochs, "--epochs")?;
         pos(self.batch, "--batch")?;
         pos(self.val_count, "--val")?;
+        // Applied to f32 tensors: a value finite in f64 but not in f32 (--lr 1e39) trained to
+        // infinite weights and exited 0.
         let num = |v: f64, flag: &str, ok: bool, want: &str| {
-            if v.is_finite() && ok {
+            if v.is_finite() && (v as f32).is_finite() && ok {
                 Ok(())
+            } else if v.is_finite() && ok {
+                Err(format!("{flag} {v}: must be at most {:e} (f32)", f32::MAX))
             } else {
                 Err(format!("{flag} {v}: must be {want}"))
             }

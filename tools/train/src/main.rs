@@ -78,7 +78,8 @@ controller options:
                       split alone has too few inputs that a deeper path fixes (0 = validation
                       only) [all]
   --tol X             default budget: the largest λ up to which every budget's (cross-
-                      validated) validation accuracy is within X of full depth, 0 <= X <= 1
+                      validated) validation accuracy is within X of full depth, 0 <= X <= 1;
+                      when none is, the most accurate budget (the largest λ among equals)
                       [0.002]
   --seed N            [1]
 
@@ -453,12 +454,12 @@ fn controller(mut a: Args) -> Result<(), String> {
     // The validation split is the last --val images of the training split the backbone saw:
     // other data would train the controller on images the backbone learned from.
     let train_split = full.slice(0..train_end);
-    train::DataStamp::of(&train_split).check(
+    let val = full.slice(train_end..n);
+    train::DataStamp::of(&train_split, &val).check(
         meta.data.as_ref(),
         &ckpt,
         "pass the --data it was trained on",
     )?;
-    let val = full.slice(train_end..n);
     // By default the whole training split routes: the copy made for its stamp serves.
     let route = match route_n {
         0 => None,

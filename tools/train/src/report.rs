@@ -188,7 +188,7 @@ pub fn controller_stage(
     }
     let pooled = budget::pool(&parts, &sizes);
     let full = all.path_accuracy().last().copied().unwrap_or(0.0);
-    let lam = budget::choose_from(&pooled, full, tol);
+    let (lam, within) = budget::choose_from(&pooled, full, tol);
     let ctrl = ppo::train(&all, route.as_ref(), opts)?;
     let o = &all;
     cfg.controller = Some(ControllerJson {
@@ -208,10 +208,25 @@ pub fn controller_stage(
         serde_json::to_string(&cfg).map_err(|e| e.to_string())?,
     );
     checkpoint::save(out, &tensors, &meta)?;
+    let why = if within {
+        format!(
+            "the largest λ up to which every budget's {FOLDS}-fold cross-validated adaptive \
+             accuracy on the validation split is within {:.1} points of full depth ({:.2} %)",
+            100.0 * tol,
+            100.0 * full
+        )
+    } else {
+        format!(
+            "no budget's {FOLDS}-fold cross-validated adaptive accuracy on the validation split \
+             is within {:.1} points of full depth ({:.2} %), so the most accurate budget (the \
+             largest λ among equals)",
+            100.0 * tol,
+            100.0 * full
+        )
+    };
     let mut s = format!(
         "controller trained on {} validation images{} in {:.0} s (outcomes {:.0} s); default budget λ = {lam}: \
-         the largest λ up to which every budget's {FOLDS}-fold cross-validated adaptive accuracy on \
-         the validation split is within {:.1} points of full depth ({:.2} %)\n\n| λ | cross-validated accuracy % | % of full FLOPs | paths |\n|---|---|---|---|\n",
+         {why}\n\n| λ | cross-validated accuracy % | % of full FLOPs | paths |\n|---|---|---|---|\n",
         o.n,
         route.as_ref().map_or(String::new(), |r| format!(
             " (graph policy: routing from the outcomes of {} training images)",
@@ -219,8 +234,6 @@ pub fn controller_stage(
         )),
         t0.elapsed().as_secs_f64(),
         collect_s,
-        100.0 * tol,
-        100.0 * full
     );
     let ff = o.full_flops() as f64;
     for pt in &pooled {

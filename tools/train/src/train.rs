@@ -74,23 +74,34 @@ pub struct EpochSums {
     pub seconds: f64,
 }
 
-/// What identifies a training split: its size and a hash of its images and labels.
+/// What identifies the data a backbone was trained on: the training split's size and a hash of
+/// its images and labels, and the same hash of the validation split (whose history the
+/// checkpoint records and on which the controller is trained).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataStamp {
     /// Training images.
     pub train_images: usize,
     /// `fnv1a64:` of the images' bytes, then the labels'.
     pub fingerprint: String,
+    /// The same of the validation split; absent in checkpoints written before it was recorded
+    /// (other validation images went unnoticed then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_fingerprint: Option<String>,
+}
+
+fn fingerprint(d: &Dataset) -> String {
+    let h = tinv::format::fnv1a64(&d.images);
+    let h = tinv::format::fnv1a64_continue(h, &d.labels);
+    format!("fnv1a64:{h:016x}")
 }
 
 impl DataStamp {
-    /// The stamp of `train`.
-    pub fn of(train: &Dataset) -> DataStamp {
-        let h = tinv::format::fnv1a64(&train.images);
-        let h = tinv::format::fnv1a64_continue(h, &train.labels);
+    /// The stamp of `train` and `val`.
+    pub fn of(train: &Dataset, val: &Dataset) -> DataStamp {
         DataStamp {
             train_images: train.len(),
-            fingerprint: format!("fnv1a64:{h:016x}"),
+            fingerprint: fingerprint(train),
+            val_fingerprint: Some(fingerprint(val)),
         }
     }
 
@@ -111,12 +122,21 @@ impl DataStamp {
                 d.train_images,
                 self.train_images
             )),
-            Some(d) if d != self => Err(format!(
+            Some(d) if d.fingerprint != self.fingerprint => Err(format!(
                 "{} was trained on other images of the same count (data.fingerprint: checkpoint \
                  {}, requested {}); {refusal}",
                 path.display(),
                 d.fingerprint,
                 self.fingerprint
+            )),
+            Some(DataStamp {
+                val_fingerprint: Some(v),
+                ..
+            }) if self.val_fingerprint.as_ref().is_some_and(|w| w != v) => Err(format!(
+                "{} was validated on other images (data.val_fingerprint: checkpoint {v}, \
+                 requested {}); {refusal}",
+                path.display(),
+                self.val_fingerprint.as_deref().unwrap_or_default()
             )),
             _ => Ok(()),
         }
@@ -280,7 +300,7 @@ pub fn train_backbone(
                     path.display()
                 )));
             }
-            let here = DataStamp::of(train);
+            let here = DataStamp::of(train, val);
             here.check(meta.data.as_ref(), path, "refusing to resume")
                 .map_err(TrainError::Input)?;
             if let Some(stop) = opts.stop_at.filter(|&s| s <= meta.global_step) {
@@ -353,7 +373,7 @@ pub fn train_backbone(
                 global_step: 0,
                 seconds: 0.0,
                 history: Vec::new(),
-                data: Some(DataStamp::of(train)),
+                data: Some(DataStamp::of(train, val)),
                 partial: None,
             };
             (vit, opt, meta)

@@ -137,6 +137,11 @@ fn argument_mistakes_are_one_line_errors() {
         &["--train-limit given more than once"],
     );
     fails(&["fit", "--bogus", "1"], &["unknown argument '--bogus'"]);
+    // Finite as f64, infinite as the f32 the optimizer applies it in.
+    fails(
+        &["fit", "--lr", "1e39", "--data", "/nonexistent"],
+        &["--lr 1000000000000000000000000000000000000000: must be at most 3.4028235e38 (f32)"],
+    );
     // `--flag=value` as in tinv-run and tinv-fold (`--lr=1e-3` was an unknown argument), and
     // parsed the same as `--flag value`; an empty value is refused.
     fails(&["fit", "--lr=fast"], &["--lr", "'fast'"]);
@@ -442,6 +447,22 @@ fn resume_controller_and_eval_refuse_what_does_not_fit() {
     fails(
         &fit(&s(&swapped), &other, &["--resume", &ck]),
         &["data.fingerprint: checkpoint fnv1a64:"],
+    );
+    // Other validation images (the last 40): resumed, and a controller trained, on them.
+    let val_swapped = root.join("val-swapped");
+    dataset(&val_swapped, 200);
+    edit_train_labels(&val_swapped, |l| l[199] = (l[199] + 1) % 4);
+    let vs = s(&val_swapped);
+    fails(
+        &fit(&vs, &other, &["--resume", &ck]),
+        &[
+            "validated on other images",
+            "data.val_fingerprint: checkpoint fnv1a64:",
+        ],
+    );
+    fails(
+        &["controller", &ck, "--data", &vs, "--out", &other],
+        &["data.val_fingerprint", "pass the --data it was trained on"],
     );
     // Without its optimizer sidecar: refused before the dataset is read.
     let lone = s(&root.join("lone.safetensors"));

@@ -123,20 +123,26 @@ pub fn pool(parts: &[Vec<Point>], sizes: &[usize]) -> Vec<Point> {
 /// average; taking any λ within tolerance would pick a noise bump far out on a flat curve (a
 /// controller whose validation curve wobbled between 89.90 and 90.06 % got λ = 0.3 from that
 /// rule, 0.53 points below full depth on the test set). When even the smallest λ is out of
-/// tolerance: the most accurate budget, the largest among equals.
-pub fn choose_from(pts: &[Point], full: f64, tol: f64) -> f32 {
+/// tolerance: the most accurate budget, the largest among equals. The flag says whether the
+/// tolerance rule chose (`false`: the fallback did, and the report must say so).
+pub fn choose_from(pts: &[Point], full: f64, tol: f64) -> (f32, bool) {
     let within = pts
         .iter()
         .take_while(|pt| pt.accuracy >= full - tol)
         .map(|pt| pt.lambda)
         .last();
-    within.unwrap_or_else(|| {
-        let top = pts.iter().map(|pt| pt.accuracy).fold(f64::MIN, f64::max);
-        pts.iter()
-            .filter(|pt| pt.accuracy >= top)
-            .map(|pt| pt.lambda)
-            .fold(0.0f32, f32::max)
-    })
+    match within {
+        Some(l) => (l, true),
+        None => {
+            let top = pts.iter().map(|pt| pt.accuracy).fold(f64::MIN, f64::max);
+            let l = pts
+                .iter()
+                .filter(|pt| pt.accuracy >= top)
+                .map(|pt| pt.lambda)
+                .fold(0.0f32, f32::max);
+            (l, false)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -167,12 +173,12 @@ mod tests {
             (0.3, 0.9020),
             (1.0, 0.8990),
         ]);
-        assert_eq!(choose_from(&p, full, tol), 0.03);
+        assert_eq!(choose_from(&p, full, tol), (0.03, true));
         // Every budget within: the largest.
         let p = pts(&[(0.0, 0.91), (0.5, 0.905), (1.0, 0.9012)]);
-        assert_eq!(choose_from(&p, full, tol), 1.0);
+        assert_eq!(choose_from(&p, full, tol), (1.0, true));
         // The smallest already out: the most accurate, the largest λ among equals.
         let p = pts(&[(0.0, 0.89), (0.1, 0.895), (0.2, 0.895), (0.3, 0.88)]);
-        assert_eq!(choose_from(&p, full, tol), 0.2);
+        assert_eq!(choose_from(&p, full, tol), (0.2, false));
     }
 }
