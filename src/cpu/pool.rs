@@ -287,7 +287,13 @@ impl Pool {
     /// the threads (on the caller alone when `data` is small). For row-wise kernels (GELU).
     pub fn rows_mut<F: Fn(&mut [f32]) + Sync>(&self, data: &mut [f32], width: usize, f: F) {
         let threads = self.threads();
-        if threads == 1 || data.len() < MIN_PARALLEL_FLOATS || width == 0 {
+        // Whole rows only: a tail shorter than a row (or a row wider than `data`) would not be
+        // handed to `f` on the threads, while the single-thread path hands it everything.
+        if threads == 1
+            || data.len() < MIN_PARALLEL_FLOATS
+            || width == 0
+            || !data.len().is_multiple_of(width)
+        {
             f(data);
             return;
         }
@@ -316,10 +322,16 @@ impl Pool {
         f: F,
     ) {
         let threads = self.threads();
-        let rows = if width == 0 || dst_width == 0 {
+        // As in `rows_mut`: split only when both sides are the same whole number of rows.
+        let rows = if width == 0
+            || dst_width == 0
+            || !src.len().is_multiple_of(width)
+            || dst.len() / dst_width != src.len() / width
+            || !dst.len().is_multiple_of(dst_width)
+        {
             0
         } else {
-            (src.len() / width).min(dst.len() / dst_width)
+            src.len() / width
         };
         if threads == 1 || src.len() < MIN_PARALLEL_FLOATS || rows == 0 {
             f(src, dst);
@@ -444,8 +456,12 @@ fn worker_loop(shared: &Shared) {
 
 /// Records that a worker's call panicked (the payload is dropped; `run` raises a new panic).
 fn report_panic(shared: &Shared, payload: Box<dyn Any + Send>) {
-    drop(payload);
     shared.worker_panicked.store(true, Ordering::Release);
+    // A payload whose drop panics would unwind the worker before it counts itself finished,
+    // and the caller would wait for it forever: that second panic is caught and leaked.
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
 }
 
 impl Drop for Pool {
@@ -569,6 +585,56 @@ mod tests {
         }));
         assert!(r.is_err());
         check_once(&pool, 16, |_, _| {});
+    }
+
+    /// A worker's panic whose payload panics again when dropped: the worker died before it
+    /// counted itself finished, and the caller waited for it forever (found by an audit).
+    #[test]
+    fn a_payload_that_panics_when_dropped_does_not_hang_the_caller() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("the payload's drop panics");
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = Pool::new(2);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.run_chunks(64, |slot, _| {
+                    std::thread::sleep(Duration::from_micros(200));
+                    if slot == 1 {
+                        std::panic::panic_any(Bomb);
+                    }
+                });
+            }));
+            let raised = r.is_err();
+            // The pool stays usable.
+            check_once(&pool, 16, |_, _| {});
+            let _ = tx.send(raised);
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(raised) => assert!(raised, "the worker's panic must reach the caller"),
+            Err(_) => panic!("run_chunks hung after a worker's payload panicked on drop"),
+        }
+    }
+
+    /// Rows that do not tile the buffer are not split: every float reaches `f` (a tail past the
+    /// last whole row, or a row wider than the buffer, was skipped on the threads).
+    #[test]
+    fn rows_that_do_not_tile_the_buffer_reach_f_whole() {
+        let pool = Pool::new(2);
+        for (len, width) in [(16 * 1024 + 10, 64), (16 * 1024, 20_000)] {
+            let mut v = vec![0f32; len];
+            pool.rows_mut(&mut v, width, |p| p.iter_mut().for_each(|x| *x += 1.0));
+            assert!(v.iter().all(|&x| x == 1.0), "rows_mut {len}/{width}");
+            let src = vec![1f32; len];
+            let mut dst = vec![0f32; len];
+            pool.rows_map(&src, width, &mut dst, width, |a, b| {
+                b.iter_mut().zip(a).for_each(|(y, x)| *y += x)
+            });
+            assert!(dst.iter().all(|&x| x == 1.0), "rows_map {len}/{width}");
+        }
     }
 
     #[test]
