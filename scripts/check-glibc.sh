@@ -9,6 +9,7 @@ MAX_GLIBC=${MAX_GLIBC:-2.31}
 MAX_GLIBCXX=${MAX_GLIBCXX:-3.4.28}
 MAX_CXXABI=${MAX_CXXABI:-1.3.12}
 [ $# -gt 0 ] || { echo "usage: $0 ELF-FILE..." >&2; exit 2; }
+command -v objdump >/dev/null || { echo "error: objdump not found (apt-get install binutils)" >&2; exit 2; }
 
 # version_le A B: true when dotted version A <= B.
 version_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ]; }
@@ -16,7 +17,9 @@ version_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ];
 status=0
 for f in "$@"; do
     [ -f "$f" ] || { echo "error: $f not found" >&2; exit 2; }
-    refs=$(objdump -T "$f" | grep -oE '(GLIBC|GLIBCXX|CXXABI)_[0-9.]+' | sort -u -V) || true
+    # Checked on its own: in a pipeline its failure (not an ELF file) passed as "needs nothing".
+    dump=$(objdump -T "$f" 2>&1) || { echo "error: objdump -T $f: $dump" >&2; exit 2; }
+    refs=$(printf '%s\n' "$dump" | grep -oE '(GLIBC|GLIBCXX|CXXABI)_[0-9.]+' | sort -u -V) || true
     worst=""
     for r in $refs; do
         name=${r%%_*}; ver=${r#*_}
@@ -27,7 +30,7 @@ for f in "$@"; do
         esac
         if ! version_le "$ver" "$max"; then
             echo "error: $f needs $r (newer than ${name}_$max):" >&2
-            objdump -T "$f" | grep "$r" | sed 's/^/    /' >&2
+            printf '%s\n' "$dump" | grep -F "($r)" | sed 's/^/    /' >&2
             status=1
         fi
         worst="$worst $r"

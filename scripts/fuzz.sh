@@ -42,9 +42,11 @@ for t in "${targets[@]}"; do
     log="target/logs/$t.log"
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
     last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
-    cov=$(grep -o 'cov: [0-9]*' <<<"$last" | tail -1)
-    ft=$(grep -o 'ft: [0-9]*' <<<"$last" | tail -1)
-    corp=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' <<<"$last" | tail -1)
+    # `|| true`: a target that crashed on a seed or never started has no such line, and under
+    # pipefail the summary then ended silently, hiding the crash.
+    cov=$(grep -o 'cov: [0-9]*' <<<"$last" | tail -1 || true)
+    ft=$(grep -o 'ft: [0-9]*' <<<"$last" | tail -1 || true)
+    corp=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' <<<"$last" | tail -1 || true)
     crashed=no
     grep -qE 'ERROR: libFuzzer|panicked at|SUMMARY' "$log" && crashed="YES (see $log, artifacts/$t/)"
     echo "$t: ${secs}s execs=$execs $cov $ft $corp crashed=$crashed"

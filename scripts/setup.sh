@@ -11,6 +11,12 @@ command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need_apt+=(libc6-arm64-cross libgcc-s1-arm64-cross)
+# The C and C++ ABI tests compile with cc and c++; the ONNX Runtime reference runs in a venv
+# (stock images lack python3, Ubuntu's lacks its venv module).
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v c++ >/dev/null || need_apt+=(g++)
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c "import ensurepip, venv" 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

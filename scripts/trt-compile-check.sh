@@ -27,9 +27,13 @@
 #
 # CXX selects the compiler (default g++); set CXX=aarch64-linux-gnu-g++ to check a cross build.
 set -u
+# A relative HEADERS_ROOT is the caller's, not the repository's: made absolute before the cd.
+root=${1:-}
+if [ -n "$root" ] && [ "${root#/}" = "$root" ]; then root=$PWD/$root; fi
 cd "$(dirname "$0")/.." || exit 2
-root=${1:-.trt-headers}
+root=${root:-.trt-headers}
 cxx=${CXX:-g++}
+command -v "$cxx" >/dev/null || { echo "error: compiler $cxx not found (apt-get install g++, or set CXX)" >&2; exit 2; }
 shim=sys/shim
 
 cuda_flags=""
