@@ -11,6 +11,7 @@
 #include <std_msgs/msg/string.hpp>
 
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,29 @@ class ClassifierNode : public rclcpp::Node {
           classifier_(declare_parameter<std::string>("model", "model.tinv"),
                       static_cast<float>(declare_parameter<double>("budget", -1.0))),
           chw_(classifier_.input_len()) {
+        // to_chw reads grey or 3-channel pixels: other models would read past each pixel.
+        if (classifier_.channels() != 1 && classifier_.channels() != 3)
+            throw std::runtime_error("this node feeds 1- or 3-channel models; the model has " +
+                                     std::to_string(classifier_.channels()) + " channels");
+        // `ros2 param set ... budget` takes effect (a bad value is refused with the reason).
+        on_set_ = add_on_set_parameters_callback([this](const std::vector<rclcpp::Parameter> &ps) {
+            rcl_interfaces::msg::SetParametersResult r;
+            r.successful = true;
+            for (const auto &p : ps) {
+                if (p.get_name() == "model") {
+                    r.successful = false;
+                    r.reason = "model is read at start-up only";
+                } else if (p.get_name() == "budget") {
+                    try {
+                        classifier_.set_budget(static_cast<float>(p.as_double()));
+                    } catch (const std::exception &e) {
+                        r.successful = false;
+                        r.reason = e.what();
+                    }
+                }
+            }
+            return r;
+        });
         pub_ = create_publisher<std_msgs::msg::String>("~/class", 10);
         sub_ = create_subscription<sensor_msgs::msg::Image>(
             "image", rclcpp::SensorDataQoS(),
@@ -41,10 +65,15 @@ class ClassifierNode : public rclcpp::Node {
         if (img.encoding == "mono8") src_c = 1;
         else if (img.encoding == "rgb8") src_c = 3;
         else if (img.encoding == "bgr8") src_c = 3, bgr = true;
-        else return false;
-        if (img.width == 0 || img.height == 0 || img.step < img.width * src_c ||
-            img.data.size() < static_cast<size_t>(img.step) * img.height)
+        else {
+            why_ = "unsupported encoding (mono8, rgb8, bgr8)";
             return false;
+        }
+        if (img.width == 0 || img.height == 0 || img.step < img.width * src_c ||
+            img.data.size() < static_cast<size_t>(img.step) * img.height) {
+            why_ = "malformed image (size, step or data length)";
+            return false;
+        }
         for (size_t y = 0; y < h; y++) {
             const size_t sy = y * img.height / h;
             for (size_t x = 0; x < w; x++) {
@@ -64,13 +93,15 @@ class ClassifierNode : public rclcpp::Node {
 
     void on_image(const sensor_msgs::msg::Image &img) {
         if (!to_chw(img)) {
-            RCLCPP_WARN_THROTTLE(get_logger(), *get_clock(), 5000, "unsupported image (%s)", img.encoding.c_str());
+            RCLCPP_WARN_THROTTLE(get_logger(), *get_clock(), 5000, "%s: %s %ux%u", why_,
+                                 img.encoding.c_str(), img.width, img.height);
             return;
         }
         tinv_example::Result r;
         tinv_status s = classifier_.classify(chw_.data(), chw_.size(), r);
         if (s != TINV_OK) {
-            RCLCPP_ERROR(get_logger(), "tinv: %s: %s", tinv_status_str(s), tinv_last_error());
+            RCLCPP_ERROR_THROTTLE(get_logger(), *get_clock(), 5000, "tinv: %s: %s", tinv_status_str(s),
+                                  tinv_last_error());
             return;
         }
         char text[128];
@@ -83,6 +114,8 @@ class ClassifierNode : public rclcpp::Node {
 
     tinv_example::Classifier classifier_;
     std::vector<float> chw_;
+    const char *why_ = "";
+    rclcpp::node_interfaces::OnSetParametersCallbackHandle::SharedPtr on_set_;
     rclcpp::Publisher<std_msgs::msg::String>::SharedPtr pub_;
     rclcpp::Subscription<sensor_msgs::msg::Image>::SharedPtr sub_;
 };
@@ -98,12 +131,15 @@ static void on_tinv_log(uint32_t level, const char *message, void *) {
 
 int main(int argc, char **argv) {
     rclcpp::init(argc, argv);
-    tinv_set_log_callback(on_tinv_log, nullptr, 4);
+    if (tinv_set_log_callback(on_tinv_log, nullptr, 4) != TINV_OK)
+        RCLCPP_WARN(rclcpp::get_logger("tinv_classifier"), "tinv's log records stay unseen: %s",
+                    tinv_last_error());
     int rc = 0;
     try {
         rclcpp::spin(std::make_shared<ClassifierNode>());
-    } catch (const tinv_example::Error &e) {
-        // A missing or bad model: say so once instead of std::terminate.
+    } catch (const std::exception &e) {
+        // A missing or bad model, or a parameter of the wrong type (`budget:=1`, an integer):
+        // say so once instead of std::terminate.
         RCLCPP_FATAL(rclcpp::get_logger("tinv_classifier"), "%s", e.what());
         rc = 1;
     }

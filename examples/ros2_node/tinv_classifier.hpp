@@ -37,9 +37,17 @@ struct Result {
     double latency_us = 0.0;
 };
 
-// One model and one session: use one Classifier per thread (or per executor callback group).
+// One model and one session: use one Classifier per thread (in ROS 2, per mutually exclusive
+// callback group: a reentrant group runs classify() on two threads at once, which the session
+// refuses with TINV_ERR_SESSION_BUSY). Neither copyable nor movable: a moved-from object would
+// keep its shape but no session; hold it in place or in a std::unique_ptr.
 class Classifier {
   public:
+    Classifier(const Classifier &) = delete;
+    Classifier &operator=(const Classifier &) = delete;
+    Classifier(Classifier &&) = delete;
+    Classifier &operator=(Classifier &&) = delete;
+
     // budget < 0: the model's stored default.
     explicit Classifier(const std::string &model_path, float budget = -1.0f, uint32_t threads = 1) {
         tinv_model *m = nullptr;
@@ -68,10 +76,13 @@ class Classifier {
     tinv_status classify(const float *chw, size_t len, Result &out) noexcept {
         tinv_status s = tinv_session_infer(session_.get(), chw, len, 1, logits_.data(), logits_.size());
         if (s != TINV_OK) return s;
-        tinv_stats st;
+        tinv_stats st{};
         size_t n = 0;
         s = tinv_session_last_stats(session_.get(), &st, 1, &n);
         if (s != TINV_OK) return s;
+        // Another thread's call on this session (refused as busy) clears the stats between the
+        // two calls: no result rather than an unset one.
+        if (n != 1) return TINV_ERR_SESSION_BUSY;
         out.class_id = st.class_id;
         out.confidence = st.confidence;
         out.depth = st.depth;
