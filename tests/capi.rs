@@ -397,6 +397,13 @@ fn install_script_refuses_bad_arguments() {
             "error: --prefix must be an absolute path, not rel/prefix\n"
         )
     );
+    // pkg-config splits at white space: tinv.pc would name other folders.
+    let (code, _, err) = run(&["--prefix", "/opt/my tinv"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("error: --prefix '/opt/my tinv' holds white space"),
+        "{err}"
+    );
     let (code, _, err) = run(&["--bogus"]);
     assert_eq!(
         (code, err.as_str()),
@@ -432,7 +439,9 @@ fn install(from: &std::path::Path, prefix: &std::path::Path) {
 fn install_copies_the_tensorrt_shims() {
     let from = toolchain::scratch("shim-from");
     let prefix = toolchain::scratch("shim-prefix");
-    for f in ["libtinv.so", "libtinv_trt8.so", "libtinv_trt10.so"] {
+    // The real library: install.sh checks its SONAME.
+    std::fs::copy(toolchain::built_library(), from.join("libtinv.so")).unwrap();
+    for f in ["libtinv_trt8.so", "libtinv_trt10.so"] {
         std::fs::write(from.join(f), f).unwrap();
     }
     install(&from, &prefix);
@@ -442,6 +451,12 @@ fn install_copies_the_tensorrt_shims() {
             f.as_bytes()
         );
     }
+    // A later build without one of them: the old shim would still be found through ldconfig
+    // and loaded with the new library, so the install removes it.
+    std::fs::remove_file(from.join("libtinv_trt8.so")).unwrap();
+    install(&from, &prefix);
+    assert!(!prefix.join("lib/libtinv_trt8.so").exists());
+    assert!(prefix.join("lib/libtinv_trt10.so").exists());
 }
 
 /// The documented install step (scripts/install.sh) into a scratch prefix, then a C program
