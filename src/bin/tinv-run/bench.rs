@@ -25,17 +25,15 @@ OPTIONS:
     --json             one JSON object: kernel, threads, batch,
                        paths [{depth, flops, p50_us, p99_us, gflops}], switch_us
                        (null for a one-path model),
-                       gemm [{m, n, k, gflops}], arena_bytes, peak_rss_bytes
+                       gemm [{m, n, k, gflops}], arena_bytes, peak_rss_bytes (the
+                       process's peak resident memory after the path and switch timings,
+                       before the GEMM test)
 
 Latency is wall time per call, median and 99th percentile. The switch cost is the median
 extra time of a call on one path right after a call on another, against the same path twice.
 ";
 
-/// The `q` quantile of `v`, which is not empty.
-fn percentile(v: &mut [f64], q: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q).round() as usize]
-}
+use crate::timing::{median, p99};
 
 pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(
@@ -80,7 +78,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             })
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        let (p50, p99) = (percentile(&mut t, 0.5), percentile(&mut t, 0.99));
+        let (p50, p99) = (median(&mut t), p99(&mut t));
         let flops = model.costs()[k].backbone_flops * batch as u64;
         paths.push((d, flops, p50, p99));
         errln!("bench: depth {d} p50 {p50:.1} µs");
@@ -103,7 +101,10 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             switched.push(t)
         }
     }
-    let switch_us = (d0 != dl).then(|| percentile(&mut switched, 0.5) - percentile(&mut same, 0.5));
+    let switch_us = (d0 != dl).then(|| median(&mut switched) - median(&mut same));
+    // Read before the GEMM test, whose matrices are not inference's (at --batch 512 they doubled
+    // the figure).
+    let peak_rss = crate::eval::peak_rss_bytes();
     let gemms = gemm_throughput(&c, batch, threads, iters.min(100));
     if a.has("json") {
         let j = Json::obj()
@@ -143,7 +144,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
                 ),
             )
             .set("arena_bytes", Json::Int(s.arena_bytes() as u64))
-            .set("peak_rss_bytes", Json::Int(crate::eval::peak_rss_bytes()));
+            .set("peak_rss_bytes", Json::Int(peak_rss));
         outln!("{}", j.render());
     } else {
         outln!(
@@ -212,7 +213,7 @@ fn gemm_throughput(
                 })
                 .skip(5)
                 .collect();
-            let secs = percentile(&mut t, 0.5);
+            let secs = median(&mut t);
             (m, n, k, 2.0 * (m * n * k) as f64 / secs / 1e9)
         })
         .collect()

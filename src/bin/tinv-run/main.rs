@@ -15,6 +15,7 @@ mod model_path;
 #[cfg(feature = "tensorrt")]
 mod selftest;
 mod soak;
+mod timing;
 mod trt;
 
 use args::Args;

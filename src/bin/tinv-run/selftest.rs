@@ -4,6 +4,7 @@
 
 use crate::args::Args;
 use crate::model_path;
+use crate::timing::{median, p99};
 use crate::trt::with_trt::{build_layout, parse_layout};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -147,11 +148,6 @@ fn time_depth(
         .collect()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn measure(
     model: &Arc<Model>,
     layout: Layout,
@@ -194,7 +190,7 @@ fn measure(
         let mut g = time_depth(&mut gpu, inputs, d, iters)?;
         let mut p = time_depth(&mut plain, inputs, d, iters)?;
         let p50 = median(&mut g);
-        paths.push((d, p50, g[g.len() * 99 / 100], median(&mut p)));
+        paths.push((d, p50, p99(&mut g), median(&mut p)));
     }
     // Switching: the shallowest and the deepest path alternately, against each run on its own.
     let (first, last) = (paths[0], paths[paths.len() - 1]);

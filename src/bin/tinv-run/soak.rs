@@ -16,7 +16,8 @@ USAGE:
 OPTIONS:
     --model M          .tinv file or package directory (default: engines/fmnist)
     --synthetic NAME   a model with random weights instead: fmnist (28² grey, patch 4, dim 96,
-                       3 heads, 8 blocks, exits 2/4/6/8, a controller that uses every path)
+                       3 heads, 8 blocks, exits 2/4/6/8, a random controller that starts
+                       inputs at depths 2 and 4 and escalates them, so that both levels run)
     --count N          inferences in all (default 1000000)
     --budget λ         controller budget in [0, 1] (default: the model's)
     --report-every N   one report line per N inferences (default: count / 10)

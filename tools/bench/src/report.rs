@@ -260,7 +260,12 @@ pub fn write(
         let lat = per_path_latency(case, a.runs.min(100))?;
         let _ = writeln!(
             md,
-            "\n### Latency per path (tinv, 1 thread, p50)\n\n| depth | µs |\n|---|---|"
+            "\n### Latency per path (tinv, 1 thread, p50)\n\nMeasured apart from the rows above: \
+             one round in this process, 10 warm-up then {} timed calls per path, so depth {} here \
+             and the full-depth row above differ by the host's noise between the two.\n\n| depth \
+             | µs |\n|---|---|",
+            a.runs.min(100),
+            lat.last().map_or(0, |(d, _)| *d)
         );
         lat.iter().for_each(|(d, us)| {
             let _ = writeln!(md, "| {d} | {us:.0} |");
