@@ -112,7 +112,7 @@ pub fn build_engines(
         let plan = shim.build_from_onnx_file(&src.onnx, &options, Some(&mut report))?;
         let file = format!("{}.plan", src.name);
         let plan_path = out_dir.join(&file);
-        std::fs::write(&plan_path, &plan).map_err(|e| io_err(&plan_path, e))?;
+        replace_file(&plan_path, &plan)?;
         // Record what TensorRT actually built: I/O and device memory come from the engine.
         let handle = shim.deserialize(&plan)?;
         let described = shim
@@ -155,8 +155,29 @@ pub fn build_engines(
         paths: req.paths.clone(),
     };
     m.validate()?;
-    std::fs::write(&manifest_path, m.to_text()?).map_err(|e| io_err(&manifest_path, e))?;
+    replace_file(&manifest_path, m.to_text()?.as_bytes())?;
     Ok(m)
+}
+
+/// Writes `bytes` to `path` in this build's own folder atomically: a temporary file beside it,
+/// synced, then renamed over the name. What held the name (a stale plan, a FIFO that blocked
+/// the write forever, a symbolic link that was written through to a file outside the folder)
+/// is replaced, and a failure part-way leaves no half-written plan or manifest under it.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), TrtError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.partial", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let written = (|| {
+        let mut f = std::fs::File::create_new(&tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(path, e));
+    }
+    Ok(())
 }
 
 /// Reads `dir/manifest`; a missing file says to run `tinv-run build`.
@@ -335,5 +356,51 @@ mod tests {
             build_engines(&shim, device.as_ref(), &req, &dir, &mut |_, _, _, _| true).unwrap_err();
         assert!(err.to_string().contains("dynamic shape"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A plan's name in the folder held a symbolic link (the plan was written through it, over a
+    /// file outside the folder) or a FIFO (the write blocked forever): both are replaced.
+    #[test]
+    fn plans_replace_a_link_or_fifo_under_their_name() {
+        let dir = tmp("replace");
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.with_extension("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("path1.plan")).unwrap();
+        let (shim, req, want) = setup(&dir);
+        let fifo = dir.join(format!(
+            "{}.plan",
+            want.engines[want.engines.len() - 1].name
+        ));
+        let have_fifo = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d2 = dir.clone();
+        std::thread::spawn(move || {
+            let device = RecordingDevice::new(|| 0);
+            let r = build_engines(&shim, device.as_ref(), &req, &d2, &mut |_, _, _, _| true);
+            let _ = tx.send(r.map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(20));
+        if got.is_err() && have_fifo {
+            let _ = std::fs::File::open(&fifo); // let the blocked writer finish
+        }
+        assert_eq!(got.expect("build blocked on a FIFO"), Ok(()));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let kind = std::fs::symlink_metadata(dir.join("path1.plan"))
+            .unwrap()
+            .file_type();
+        assert!(kind.is_file(), "{kind:?}");
+        if have_fifo {
+            assert!(std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_file());
+        }
+        assert!(read_manifest(&dir).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&victim);
     }
 }

@@ -76,6 +76,10 @@ impl Manifest {
                 )));
             }
             last = p.depth;
+            // `to_text` would write a record `parse` refuses ("missing engine list").
+            if p.engines.is_empty() {
+                return Err(invalid(format!("path {} runs no engine", p.depth)));
+            }
             if let Some(missing) = p.engines.iter().find(|n| !names.contains(n.as_str())) {
                 return Err(invalid(format!(
                     "path {} names unknown engine {missing}",

@@ -88,3 +88,23 @@ fn names_the_format_cannot_hold_are_refused_on_write() {
         .to_string()
         .contains("without whitespace"));
 }
+
+/// Records `to_text` wrote and `parse` refused: an engine name with a comma (the separator of a
+/// path's engine list) and a path without engines. Both are refused on the way out now.
+#[test]
+fn what_parse_cannot_read_back_is_not_written() {
+    let mut m = sample();
+    let old = m.engines[1].name.clone();
+    m.engines[1].name = "path,2".into();
+    for e in m.paths.iter_mut().flat_map(|p| p.engines.iter_mut()) {
+        if *e == old {
+            *e = "path,2".into();
+        }
+    }
+    let e = m.to_text().unwrap_err().to_string();
+    assert!(e.contains("\"path,2\"") && e.contains("commas"), "{e}");
+    let mut m = sample();
+    m.paths[1].engines.clear();
+    let e = m.to_text().unwrap_err().to_string();
+    assert!(e.contains("runs no engine"), "{e}");
+}

@@ -111,10 +111,10 @@ pub(crate) mod with_trt {
         // The arguments before the model: a bad flag costs no model load.
         let layout = parse_layout(a.get("layout").unwrap_or("per-path"))?;
         let workspace = workspace_mb(&a)?;
-        let model = model_path::open(a.path("model"), a.has("verify"))?;
         if a.has("fp16") && a.has("fp32") {
             return Err("--fp16 and --fp32 exclude each other".into());
         }
+        let model = model_path::open(a.path("model"), a.has("verify"))?;
         // None: the default for the TensorRT version and layout (prepare::default_precision).
         let precision = match (a.has("fp16"), a.has("fp32")) {
             (true, _) => Some(Precision::Fp16),
