@@ -402,13 +402,17 @@ impl Model {
         let mut slot = self.trt.lock().map_err(|_| {
             Error::Backend("a thread panicked while opening TensorRT engines".into())
         })?;
+        // Keyed by the absolute folder: the C ABI decides the backend with the folder as the
+        // model's path gives it (relative, perhaps) and opens sessions with it made absolute;
+        // compared as given, every session reopened the engines and uploaded the weights again.
+        let key = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         if let Some((d, m)) = slot.as_ref() {
-            if d == dir {
+            if *d == key {
                 return Ok(m.clone());
             }
         }
         let m = open()?;
-        *slot = Some((dir.to_path_buf(), m.clone()));
+        *slot = Some((key, m.clone()));
         Ok(m)
     }
 

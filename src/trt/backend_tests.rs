@@ -216,6 +216,27 @@ impl Rig {
     }
 }
 
+/// A model's engines are opened once whether the folder comes relative (the C ABI's backend
+/// choice, from the model's path) or absolute (its sessions): opened again, the weights were
+/// uploaded a second time.
+#[test]
+fn engines_are_cached_by_the_absolute_folder() {
+    let r = rig(sample());
+    let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
+    let model = crate::Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+    let rel = std::path::Path::new("some/plans");
+    let first = model
+        .trt_model(rel, || r.open().map_err(Into::into))
+        .unwrap();
+    let abs = std::path::absolute(rel).unwrap();
+    let again = model
+        .trt_model(&abs, || panic!("the engines were opened again"))
+        .unwrap();
+    assert!(Arc::ptr_eq(&first, &again));
+    assert_eq!(r.allocs().len(), 1, "one weight upload");
+}
+
 #[test]
 fn per_path_weights_once_one_arena_one_graph_per_path() {
     let r = rig(sample());
