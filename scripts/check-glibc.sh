@@ -30,7 +30,10 @@ for f in "$@"; do
         esac
         if ! version_le "$ver" "$max"; then
             echo "error: $f needs $r (newer than ${name}_$max):" >&2
-            printf '%s\n' "$dump" | grep -F "($r)" | sed 's/^/    /' >&2
+            # The version as a whole word, with or without objdump's parentheses (older
+            # binutils print none): GLIBC_2.3 must not list GLIBC_2.3.4's symbols.
+            pat=$(printf '%s' "$r" | sed 's/\./\\./g')
+            printf '%s\n' "$dump" | grep -E "(^|[[:space:](])$pat([[:space:])]|\$)" | sed 's/^/    /' >&2
             status=1
         fi
         worst="$worst $r"

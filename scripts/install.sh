@@ -52,7 +52,7 @@ if [ "$MAJOR" = 0 ]; then ABI=0.$MINOR; else ABI=$MAJOR; fi
 # The links must carry the SONAME the library was built with (a stale build of another version
 # would leave programs looking for a name that is not installed).
 if command -v readelf >/dev/null; then
-    SONAME=$(readelf -d "$FROM/libtinv.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+    SONAME=$(LC_ALL=C readelf -d "$FROM/libtinv.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
     [ "$SONAME" = "libtinv.so.$ABI" ] || {
         echo "error: $FROM/libtinv.so has SONAME '$SONAME', include/tinv.h (version $VERSION) wants libtinv.so.$ABI: rebuild it" >&2
         exit 1

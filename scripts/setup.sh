@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite and the demo need on a fresh Debian/Ubuntu machine (idempotent):
-# the Fashion-MNIST dataset, valgrind, qemu-user for the aarch64 tests, rustfmt/clippy, and a
-# Python venv (.venv) with ONNX Runtime, the independent numerical reference.
+# the Fashion-MNIST dataset, valgrind, qemu-user and the arm64 cross libc for the aarch64 tests,
+# pkg-config, gcc and g++ for the C/C++ tests, rustfmt/clippy, and a Python venv (.venv, with
+# python3 and python3-venv when missing) with ONNX Runtime, the independent numerical reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -759,32 +759,18 @@ impl ExitCtx<'_> {
         st: &mut Stats,
     ) -> Result<bool> {
         let p = self.model.config().depths.len();
-        let decides = !matches!(
-            (self.policy, self.ctrl),
-            (
-                Policy::AllExits | Policy::Forced(_) | Policy::Mode(Mode::Graph),
-                _
-            ) | (Policy::Mode(Mode::Adaptive), None)
-        );
-        // A shallower exit's logits are not checked at the end with the output's: a decision
-        // taken from NaN statistics (p_max 0 escalates under any τ) would route by accident.
-        if decides && k + 1 < p {
-            if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-                return Err(Error::Numeric(format!(
-                    "logit {j} of input {s} at the depth-{} exit is {}: the input is far outside \
-                     [0, 1] or the weights are not finite",
-                    self.model.config().depths[k],
-                    row[j]
-                )));
-            }
-        }
         match (self.policy, self.ctrl) {
             (Policy::AllExits, _) => Ok(k + 1 < p),
             (Policy::Forced(_), _)
             | (Policy::Mode(Mode::Graph), _)
             | (Policy::Mode(Mode::Adaptive), None) => Ok(false),
             (Policy::Mode(Mode::Threshold(t)), _) => {
-                Ok(k + 1 < p && control::exit_stats(row).0 < t)
+                if k + 1 >= p {
+                    return Ok(false);
+                }
+                // (The exit RNN's arm checks the same in `exit_continue`.)
+                control::finite_exit(self.model, k, row)?;
+                Ok(control::exit_stats(row).0 < t)
             }
             (Policy::Mode(Mode::Adaptive), Some(w)) => {
                 let h = &mut rnn[s * w.hr..(s + 1) * w.hr];

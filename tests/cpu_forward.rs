@@ -399,7 +399,9 @@ fn non_finite_logits_at_a_shallower_exit_are_an_error_not_a_route() {
     let mut out = vec![0f32; 2 * cfg.classes];
     s.set_mode(Mode::Threshold(0.9)).unwrap();
     match s.infer(&x, 2, &mut out) {
-        Err(tinv::Error::Numeric(m)) => assert!(m.contains("at the depth-1 exit is NaN"), "{m}"),
+        Err(tinv::Error::Numeric(m)) => {
+            assert!(m.contains("logit 0 of the depth-1 exit is NaN"), "{m}")
+        }
         other => panic!("threshold over a NaN exit: {other:?}"),
     }
     assert!(s.last_stats().is_empty());

@@ -81,7 +81,8 @@ class Classifier {
         s = tinv_session_last_stats(session_.get(), &st, 1, &n);
         if (s != TINV_OK) return s;
         // Another thread's call on this session (refused as busy) clears the stats between the
-        // two calls: no result rather than an unset one.
+        // two calls: no result rather than an unset one (tinv_last_error() then still tells of
+        // an earlier call; this happens only when the session is shared against the rule above).
         if (n != 1) return TINV_ERR_SESSION_BUSY;
         out.class_id = st.class_id;
         out.confidence = st.confidence;

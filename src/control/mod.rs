@@ -101,6 +101,21 @@ fn not_finite(what: &str) -> Error {
     ))
 }
 
+/// Logits of the exit of path `k` that a stopping decision is about to read: not finite, the
+/// statistics would be garbage (p_max 0 escalates under any threshold), so the call fails with
+/// [`Error::Numeric`] instead of routing by accident.
+pub fn finite_exit(model: &Model, k: usize, logits: &[f32]) -> Result<()> {
+    match logits.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(j) => Err(Error::Numeric(format!(
+            "logit {j} of the depth-{} exit is {}: the input is far outside [0, 1] or the \
+             weights are not finite",
+            model.config().depths.get(k).copied().unwrap_or(0),
+            logits[j]
+        ))),
+    }
+}
+
 /// Refuses controller weights of another model (they resolve to empty slices here) and scratch
 /// buffers sized for another model: the products below assume both fit `model`.
 fn check_parts(model: &Model, w: &CtrlW, s: &CtrlScratch) -> Result<()> {
@@ -228,9 +243,7 @@ pub fn exit_continue(
     if k + 1 >= p {
         return Ok(None);
     }
-    if logits.iter().any(|v| !v.is_finite()) {
-        return Err(not_finite("exit's logits"));
-    }
+    finite_exit(model, k, logits)?;
     let (pmax, ent, margin) = exit_stats(logits);
     let e = [pmax, ent, margin, budget, k as f32 / (p - 1) as f32];
     affine(&e, model.w(w.wx), model.w(w.b), &mut s.rnn_tmp);

@@ -600,11 +600,18 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let pool = Pool::new(2);
+            // The caller waits (up to 10 s) for the worker to join, so that on a loaded machine
+            // it does not run every chunk itself and nothing panics.
+            let joined = AtomicBool::new(false);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 pool.run_chunks(64, |slot, _| {
-                    std::thread::sleep(Duration::from_micros(200));
                     if slot == 1 {
+                        joined.store(true, Ordering::SeqCst);
                         std::panic::panic_any(Bomb);
+                    }
+                    let t = std::time::Instant::now();
+                    while !joined.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(10) {
+                        std::thread::sleep(Duration::from_micros(200));
                     }
                 });
             }));
@@ -613,7 +620,7 @@ mod tests {
             check_once(&pool, 16, |_, _| {});
             let _ = tx.send(raised);
         });
-        match rx.recv_timeout(Duration::from_secs(20)) {
+        match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(raised) => assert!(raised, "the worker's panic must reach the caller"),
             Err(_) => panic!("run_chunks hung after a worker's payload panicked on drop"),
         }

@@ -390,7 +390,9 @@ pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<V
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
         // A FIFO left under the name would block the write forever, a device swallow it.
-        let path = crate::files::write_destination(&dir.join(name)).map_err(io(dir))?;
+        // Its message names the file (or the file a link there ends at).
+        let path = crate::files::write_destination(&dir.join(name))
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         std::fs::write(&path, bytes).map_err(io(&path))?;
         written.push(path);
         Ok(())

@@ -168,6 +168,12 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), TrtError> {
     name.push(format!(".{}.partial", std::process::id()));
     let tmp = path.with_file_name(name);
     let written = (|| {
+        // Ours alone by its name; one left by a crashed run under the same process id (common
+        // in containers) is stale.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut f = std::fs::File::create_new(&tmp)?;
         std::io::Write::write_all(&mut f, bytes)?;
         f.sync_all()?;

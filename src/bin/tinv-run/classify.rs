@@ -42,12 +42,14 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         &["json", "verify"],
     )?;
     // The options' values first: a flag that took the only image as its value (`--depth
-    // x.png`) is the error to report, not the missing image.
+    // x.png`) is the error to report, not the missing image; then the images, before the
+    // model (and its engines) load.
     let depth = crate::fixed_depth(&a)?;
-    let mut session = crate::open_session(&a, 1)?;
+    crate::session_settings(&a)?;
     if a.positional.is_empty() {
         return Err("classify needs at least one IMAGE (see tinv-run classify --help)".into());
     }
+    let mut session = crate::open_session(&a, 1)?;
     let cfg = session.model().config().clone();
     let names = class_names(a.path("model"), cfg.classes);
     let mut logits = vec![0f32; cfg.classes];

@@ -143,15 +143,23 @@ pub fn fixed_depth(a: &Args) -> Result<Option<usize>, String> {
     Ok(depth)
 }
 
-/// Parses `--threads`, `--budget`, `--mode` and opens a session on the `--model`.
-pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String> {
-    let model = model_path::open(a.path("model"), a.has("verify"))?;
+/// The session options a command line gives, parsed without opening the model: `(threads,
+/// budget, mode)`. Commands call it before anything costly, so that a flag that took a file as
+/// its value is the error reported.
+pub fn session_settings(a: &Args) -> Result<(usize, Option<f32>, tinv::Mode), String> {
     let threads = a.threads()?;
     let budget = a.parse_opt::<f32>("budget", "a budget λ in [0, 1]")?;
     let mode = match a.get("mode") {
         Some(m) => tinv::Mode::parse(m).map_err(|e| e.to_string())?,
         None => tinv::Mode::Adaptive,
     };
+    Ok((threads, budget, mode))
+}
+
+/// Parses `--threads`, `--budget`, `--mode` and opens a session on the `--model`.
+pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String> {
+    let (threads, budget, mode) = session_settings(a)?;
+    let model = model_path::open(a.path("model"), a.has("verify"))?;
     // Options that would be accepted and then ignored are refused instead.
     let threshold = matches!(mode, tinv::Mode::Threshold(_));
     if threshold && budget.is_some() {

@@ -189,7 +189,9 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
             path.join("checkpoint.safetensors").display()
         ));
     }
-    tinv::files::write_destination(path).map_err(|e| format!("--out: {e}"))?;
+    // Where `save` writes: through a link, so the folder probed below is the link target's.
+    let dest = tinv::files::write_destination(path).map_err(|e| format!("--out: {e}"))?;
+    let path = dest.as_path();
     let here = Path::new(".");
     let parent = path
         .parent()

@@ -186,12 +186,19 @@ impl Hyper {
         // Applied to f32 tensors: a value finite in f64 but not in f32 (--lr 1e39) trained to
         // infinite weights and exited 0.
         let num = |v: f64, flag: &str, ok: bool, want: &str| {
-            if v.is_finite() && (v as f32).is_finite() && ok {
-                Ok(())
-            } else if v.is_finite() && ok {
-                Err(format!("{flag} {v}: must be at most {:e} (f32)", f32::MAX))
-            } else {
+            let f = v as f32;
+            if !(v.is_finite() && ok) {
                 Err(format!("{flag} {v}: must be {want}"))
+            } else if !f.is_finite() {
+                Err(format!("{flag} {v}: must be at most {:e} (f32)", f32::MAX))
+            } else if v != 0.0 && f == 0.0 {
+                // --lr 1e-50 passed `> 0` and trained with a learning rate of 0.
+                Err(format!(
+                    "{flag} {v}: must be at least {:e} (f32)",
+                    f32::MIN_POSITIVE
+                ))
+            } else {
+                Ok(())
             }
         };
         num(self.lr, "--lr", self.lr > 0.0, "a finite number > 0")?;

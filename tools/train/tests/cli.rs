@@ -142,6 +142,18 @@ fn argument_mistakes_are_one_line_errors() {
         &["fit", "--lr", "1e39", "--data", "/nonexistent"],
         &["--lr 1000000000000000000000000000000000000000: must be at most 3.4028235e38 (f32)"],
     );
+    fails(
+        &[
+            "fit",
+            "--lr",
+            "1e-50",
+            "--min-lr",
+            "0",
+            "--data",
+            "/nonexistent",
+        ],
+        &["--lr 0.00000000000000000000000000000000000000000000000001: must be at least"],
+    );
     // `--flag=value` as in tinv-run and tinv-fold (`--lr=1e-3` was an unknown argument), and
     // parsed the same as `--flag value`; an empty value is refused.
     fails(&["fit", "--lr=fast"], &["--lr", "'fast'"]);
