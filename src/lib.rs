@@ -56,6 +56,10 @@ pub mod model;
 pub mod onnx;
 pub mod session;
 pub mod synth;
+// Timing summaries shared by the command-line programs and tools/bench, not a stable API: hidden
+// from the docs.
+#[doc(hidden)]
+pub mod timing;
 #[cfg(feature = "tensorrt")]
 pub mod trt;
 

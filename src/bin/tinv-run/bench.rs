@@ -33,8 +33,6 @@ Latency is wall time per call, median and 99th percentile. The switch cost is th
 extra time of a call on one path right after a call on another, against the same path twice.
 ";
 
-use crate::timing::{median, p99};
-
 pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(
         raw,
@@ -78,7 +76,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             })
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        let (p50, p99) = (median(&mut t), p99(&mut t));
+        let (p50, p99) = tinv::timing::summary(&mut t);
         let flops = model.costs()[k].backbone_flops * batch as u64;
         paths.push((d, flops, p50, p99));
         errln!("bench: depth {d} p50 {p50:.1} µs");
@@ -101,7 +99,8 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             switched.push(t)
         }
     }
-    let switch_us = (d0 != dl).then(|| median(&mut switched) - median(&mut same));
+    let switch_us = (d0 != dl)
+        .then(|| tinv::timing::summary(&mut switched).0 - tinv::timing::summary(&mut same).0);
     // Read before the GEMM test, whose matrices are not inference's (at --batch 512 they doubled
     // the figure).
     let peak_rss = crate::eval::peak_rss_bytes();
@@ -213,7 +212,7 @@ fn gemm_throughput(
                 })
                 .skip(5)
                 .collect();
-            let secs = median(&mut t);
+            let secs = tinv::timing::summary(&mut t).0;
             (m, n, k, 2.0 * (m * n * k) as f64 / secs / 1e9)
         })
         .collect()

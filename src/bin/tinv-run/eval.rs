@@ -159,10 +159,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             errln!("eval: timed run {}/{n}", start + b);
         }
     }
-    let (lat_p50, lat_p99) = (
-        crate::timing::median(&mut lat),
-        crate::timing::p99(&mut lat),
-    );
+    let (lat_p50, lat_p99) = tinv::timing::summary(&mut lat);
     let full = costs[p - 1].backbone_flops as f64;
     let mean_flops = flops / n as f64;
     let acc = correct as f64 / n as f64;

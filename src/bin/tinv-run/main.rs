@@ -15,7 +15,6 @@ mod model_path;
 #[cfg(feature = "tensorrt")]
 mod selftest;
 mod soak;
-mod timing;
 mod trt;
 
 use args::Args;

@@ -4,7 +4,6 @@
 
 use crate::args::Args;
 use crate::model_path;
-use crate::timing::{median, p99};
 use crate::trt::with_trt::{build_layout, parse_layout};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -189,8 +188,8 @@ fn measure(
     for &d in &depths {
         let mut g = time_depth(&mut gpu, inputs, d, iters)?;
         let mut p = time_depth(&mut plain, inputs, d, iters)?;
-        let p50 = median(&mut g);
-        paths.push((d, p50, p99(&mut g), median(&mut p)));
+        let (p50, g99) = tinv::timing::summary(&mut g);
+        paths.push((d, p50, g99, tinv::timing::summary(&mut p).0));
     }
     // Switching: the shallowest and the deepest path alternately, against each run on its own.
     let (first, last) = (paths[0], paths[paths.len() - 1]);
@@ -209,7 +208,9 @@ fn measure(
             1,
         )?);
     }
-    let switch_us = (median(&mut ta) - first.1 + median(&mut tb) - last.1) / 2.0;
+    let switch_us = (tinv::timing::summary(&mut ta).0 - first.1 + tinv::timing::summary(&mut tb).0
+        - last.1)
+        / 2.0;
     // Adaptive mode at the model's default budget, escalations included.
     let (mut total, mut depth) = (0f64, 0usize);
     for i in 0..iters {

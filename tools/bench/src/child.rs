@@ -22,12 +22,7 @@ pub fn rss() -> (u64, u64) {
 /// Median (the mean of the middle two for an even count, as everywhere in the report) and 99th
 /// percentile (nearest rank) of `v`, sorted in place, in the unit of `v`; 0 for no values.
 pub fn percentiles(v: &mut [f64]) -> (f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let p99 = v
-        .get(((v.len().max(1) - 1) as f64 * 0.99).round() as usize)
-        .copied()
-        .unwrap_or(0.0);
-    (crate::median_sorted(v).unwrap_or(0.0), p99)
+    tinv::timing::summary(v)
 }
 
 /// Timed runs of an adaptive row over `inputs` inputs: the smallest multiple of `inputs` that is

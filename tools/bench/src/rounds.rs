@@ -47,15 +47,8 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
     median_sorted(&v)
 }
 
-/// [`median`] of values already sorted ascending.
-pub fn median_sorted(v: &[f64]) -> Option<f64> {
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(v[n / 2]),
-        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-    }
-}
+/// [`median`] of values already sorted ascending (the runtime's one definition).
+pub use tinv::timing::median_sorted;
 
 /// The (case, runtime, threads) rows that no round measured: a report without them would read
 /// as "not measured" where the harness actually failed, so none is written.
