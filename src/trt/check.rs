@@ -43,6 +43,14 @@ impl Manifest {
             if e.io.is_empty() {
                 return Err(invalid(format!("engine {} has no I/O tensors", e.name)));
             }
+            // A `path` record lists its engines separated by commas: written, `a,b` read back
+            // as two unknown engines. Checked here, so the parser refuses what the writer does.
+            if e.name.contains(',') {
+                return Err(invalid(format!(
+                    "engine name {:?} holds a comma, which separates a path's engines",
+                    e.name
+                )));
+            }
             // Plans are read from the manifest's own folder: a path would reach outside it.
             if e.plan.contains(['/', '\\']) || e.plan == "." || e.plan == ".." {
                 return Err(invalid(format!(

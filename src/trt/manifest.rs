@@ -244,13 +244,12 @@ fn dims_text(shape: &[u64]) -> String {
 }
 
 /// What `parse` reads back as one word: non-empty, no whitespace or control characters, no
-/// leading `#` (manifest_parse.rs `word`), and no `,`, which separates a `path` record's engine
-/// names (an engine `a,b` was written, then read back as two unknown engines).
+/// leading `#` (manifest_parse.rs `word`).
 fn plain(name: &str, what: &str) -> Result<(), TrtError> {
-    let bad = |c: char| c.is_whitespace() || c.is_control() || c == ',';
+    let bad = |c: char| c.is_whitespace() || c.is_control();
     if name.is_empty() || name.chars().any(bad) || name.starts_with('#') {
         return Err(TrtError::Manifest(format!(
-            "{what} {name:?} must be non-empty without whitespace, control characters or commas"
+            "{what} {name:?} must be non-empty without whitespace or control characters"
         )));
     }
     Ok(())
