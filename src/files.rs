@@ -90,6 +90,32 @@ pub fn write_destination(path: &Path) -> io::Result<PathBuf> {
     ))
 }
 
+/// Writes `bytes` to `path` atomically: a temporary file of our own beside it (same file system,
+/// so the rename is atomic), synced, then renamed over the name, which replaces whatever entry
+/// held it; on failure the temporary file is removed and nothing under `path` changes. A stale
+/// temporary file of a crashed run under the same process id (common in containers) is replaced.
+/// Callers that must not replace a link or a device resolve `path` with [`write_destination`]
+/// first.
+pub fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.partial", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let written = (|| {
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = File::create_new(&tmp)?;
+        io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// The command-line arguments after the program name, for tools whose paths are UTF-8: an
 /// argument that is not (a file name in another encoding) is an error naming it, where
 /// `std::env::args` panics.

@@ -321,6 +321,16 @@ fn weight_bytes_are_the_bytes_of_the_tensors_read() {
     );
 }
 
+/// `clean` (a model file) with the first value of tensor `name` set to NaN, opened without
+/// `--verify` (the checksum would refuse the edit before anything runs).
+fn with_nan(clean: &[u8], name: &str) -> Arc<Model> {
+    let m = Model::from_bytes(clean, &OpenOptions::default()).unwrap();
+    let t = m.index().tensors.iter().find(|t| t.name == name).unwrap();
+    let mut bytes = clean.to_vec();
+    bytes[t.offset..t.offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    Arc::new(Model::from_bytes(&bytes, &OpenOptions::default()).unwrap())
+}
+
 /// A controller whose weights are not finite decides nothing: NaN never wins an argmax, so its
 /// routes would be arbitrary (always the first path, never an escalation) behind an `Ok`. Each
 /// of its nets poisoned in turn makes the modes that consult it fail with `Error::Numeric`,
@@ -330,11 +340,6 @@ fn weight_bytes_are_the_bytes_of_the_tensors_read() {
 fn non_finite_controller_weights_are_an_error_not_a_route() {
     let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
     let clean = synth::random_model(&cfg, 5, DType::F32);
-    let tensors = Model::from_bytes(&clean, &OpenOptions::default())
-        .unwrap()
-        .index()
-        .tensors
-        .clone();
     let x = synth::random_inputs(&cfg, 2, 3);
     let mut out = vec![0f32; 2 * cfg.classes];
     // (tensor, the modes that consult it)
@@ -348,13 +353,8 @@ fn non_finite_controller_weights_are_an_error_not_a_route() {
         ("ctrl.exit.out.bias", &[Mode::Adaptive][..]),
     ];
     for (name, failing) in cases {
-        let t = tensors.iter().find(|t| t.name == name).unwrap();
-        let mut bytes = clean.clone();
-        bytes[t.offset..t.offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-        // Unverified open: the checksum would refuse the edit before anything runs.
-        let m = Arc::new(Model::from_bytes(&bytes, &OpenOptions::default()).unwrap());
         let mut s = Session::new(
-            m,
+            with_nan(&clean, name),
             // λ = 0: the exit RNN would escalate at least sometimes; it must be asked.
             SessionOptions::default().max_batch(2).budget(0.0),
         )
@@ -383,17 +383,7 @@ fn non_finite_controller_weights_are_an_error_not_a_route() {
 fn non_finite_logits_at_a_shallower_exit_are_an_error_not_a_route() {
     let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
     let clean = synth::random_model(&cfg, 5, DType::F32);
-    let t = Model::from_bytes(&clean, &OpenOptions::default())
-        .unwrap()
-        .index()
-        .tensors
-        .iter()
-        .find(|t| t.name == "exit.1.head.weight")
-        .unwrap()
-        .clone();
-    let mut bytes = clean.clone();
-    bytes[t.offset..t.offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-    let m = Arc::new(Model::from_bytes(&bytes, &OpenOptions::default()).unwrap());
+    let m = with_nan(&clean, "exit.1.head.weight");
     let mut s = Session::new(m, SessionOptions::default().max_batch(2)).unwrap();
     let x = synth::random_inputs(&cfg, 2, 3);
     let mut out = vec![0f32; 2 * cfg.classes];

@@ -1,7 +1,6 @@
 //! The writer, used by `tinv-fold` and by tests to craft files.
 
 use super::*;
-use std::io::Write;
 use std::path::Path;
 
 struct Pending {
@@ -143,22 +142,7 @@ impl TinvWriter {
     /// ([`crate::files::write_destination`]; a device or FIFO there is refused, not replaced).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let dest = crate::files::write_destination(path)?;
-        let path = dest.as_path();
-        // A name of our own beside the target (same file system, so the rename is atomic) that
-        // no input file is likely to have; removed again if anything fails.
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".{}.partial", std::process::id()));
-        let tmp = path.with_file_name(name);
-        let written = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&self.to_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+        crate::files::replace_atomically(&dest, &self.to_bytes())
     }
 }
 

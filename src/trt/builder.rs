@@ -159,31 +159,12 @@ pub fn build_engines(
     Ok(m)
 }
 
-/// Writes `bytes` to `path` in this build's own folder atomically: a temporary file beside it,
-/// synced, then renamed over the name. What held the name (a stale plan, a FIFO that blocked
-/// the write forever, a symbolic link that was written through to a file outside the folder)
-/// is replaced, and a failure part-way leaves no half-written plan or manifest under it.
+/// Writes `bytes` to `path` in this build's own folder atomically
+/// ([`crate::files::replace_atomically`]): what held the name (a stale plan, a FIFO that blocked
+/// the write forever, a symbolic link that was written through to a file outside the folder) is
+/// replaced, and a failure part-way leaves no half-written plan or manifest under it.
 fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), TrtError> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.partial", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let written = (|| {
-        // Ours alone by its name; one left by a crashed run under the same process id (common
-        // in containers) is stale.
-        match std::fs::remove_file(&tmp) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let mut f = std::fs::File::create_new(&tmp)?;
-        std::io::Write::write_all(&mut f, bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(path, e));
-    }
-    Ok(())
+    crate::files::replace_atomically(path, bytes).map_err(|e| io_err(path, e))
 }
 
 /// Reads `dir/manifest`; a missing file says to run `tinv-run build`.

@@ -8,6 +8,33 @@ mod stdout;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tinv-fold");
 
+/// `tinv-fold -q ARGS…`.
+fn fold_quiet<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+/// Exit status 1 and one `error:` line on stderr containing `want` (and starting with
+/// `error: {prefix}`).
+fn assert_one_error(
+    r: &std::process::Output,
+    prefix: &str,
+    want: &str,
+    what: &dyn std::fmt::Debug,
+) {
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{what:?}: {err}");
+    assert!(
+        err.lines().count() == 1
+            && err.starts_with(&format!("error: {prefix}"))
+            && err.contains(want),
+        "{what:?}: {err}"
+    );
+}
+
 /// stdout closed (`| head -1`): a quiet exit 0; stdout failing otherwise (a full disk): one
 /// `error:` line and exit 1. Both panicked (exit 101, backtrace).
 #[test]
@@ -113,17 +140,7 @@ fn irregular_inputs_repeats_and_non_utf8_are_refused() {
         ),
         (vec!["-V", ck], "-V takes no other arguments"),
     ] {
-        let r = Command::new(BIN)
-            .arg("-q")
-            .args(&args)
-            .output()
-            .expect("runs");
-        let err = String::from_utf8_lossy(&r.stderr);
-        assert_eq!(r.status.code(), Some(1), "{args:?}: {err}");
-        assert!(
-            err.lines().count() == 1 && err.starts_with("error: ") && err.contains(want),
-            "{args:?}: {err}"
-        );
+        assert_one_error(&fold_quiet(&args), "", want, &args);
     }
     let r = Command::new(BIN)
         .arg(std::ffi::OsStr::from_bytes(b"m\xff.safetensors"))
@@ -166,19 +183,8 @@ fn outputs_that_are_devices_fifos_or_links() {
         ));
     }
     for (out, want) in &refused {
-        let r = Command::new(BIN)
-            .arg("-q")
-            .arg(&ck)
-            .arg("-o")
-            .arg(out)
-            .output()
-            .expect("runs");
-        let err = String::from_utf8_lossy(&r.stderr);
-        assert_eq!(r.status.code(), Some(1), "{out:?}: {err}");
-        assert!(
-            err.lines().count() == 1 && err.starts_with("error: output ") && err.contains(want),
-            "{out:?}: {err}"
-        );
+        let r = fold_quiet(&[ck.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+        assert_one_error(&r, "output ", want, out);
         let kind = std::fs::symlink_metadata(out)
             .expect("still there")
             .file_type();
@@ -187,13 +193,7 @@ fn outputs_that_are_devices_fifos_or_links() {
     // Through a link: the file it names is written, the link stays.
     let (link, target) = (dir.join("link.tinv"), dir.join("target.tinv"));
     std::os::unix::fs::symlink("target.tinv", &link).expect("link");
-    let r = Command::new(BIN)
-        .arg("-q")
-        .arg(&ck)
-        .arg("-o")
-        .arg(&link)
-        .output()
-        .expect("runs");
+    let r = fold_quiet(&[ck.as_os_str(), "-o".as_ref(), link.as_os_str()]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(std::fs::symlink_metadata(&link)
         .expect("link")
