@@ -24,7 +24,9 @@
  *     length in elements. Outputs (including `*out` handles) are written only on success.
  *   - Every required pointer argument that is NULL gives TINV_ERR_NULL_ARG (naming it).
  *   - The caller owns every buffer; inference never allocates and never keeps a pointer
- *     to a caller buffer after it returns.
+ *     to a caller buffer after it returns. (With libtinv.so loaded by dlopen, glibc
+ *     allocates the library's thread-local block on a thread's first use: call
+ *     tinv_last_error() once on a real-time thread before its loop; see docs/C_API.md.)
  *   - No Rust panic crosses this boundary: one is caught and returned as TINV_ERR_PANIC.
  *   - Options structs start with `struct_size`; fill them with tinv_*_options_default()
  *     and change fields, so a library and a header of different versions detect each other
@@ -81,7 +83,7 @@ typedef enum tinv_status {
     /* File and format errors. */
     TINV_ERR_IO = 200,                /* the model file could not be opened or mapped */
     TINV_ERR_FORMAT = 201,            /* the bytes are not a valid .tinv file */
-    TINV_ERR_CHECKSUM = 202,          /* a tensor checksum mismatched (verify option) */
+    TINV_ERR_CHECKSUM = 202,          /* a checksum mismatched: the metadata's (checked at every open) or a tensor's (verify option) */
     TINV_ERR_MODEL = 203,             /* valid file, but not a model this runtime can run */
     /* Device / backend errors. */
     TINV_ERR_BACKEND_UNAVAILABLE = 300, /* backend not built into this library or not usable here */

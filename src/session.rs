@@ -1,6 +1,6 @@
 //! A [`Session`]: one thread's state for running a shared [`Model`] — the arena, the compiled
 //! plans, the worker pool and the controller's buffers, all allocated at open. Inference
-//! allocates nothing.
+//! allocates nothing when it succeeds (a failed call allocates its error message).
 
 use crate::backend::{self, Backend};
 use crate::control::{self, CtrlScratch};

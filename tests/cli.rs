@@ -972,6 +972,18 @@ fn inspect_json_has_the_config_its_help_promises() {
         text.contains(&format!("content hash  {hash:#018x}")),
         "{text}"
     );
+    // The metadata checksum the writer stores (a decimal string above 2^53, else a number).
+    let at = out.find("\"tinv.meta_hash\":").expect("meta hash") + 17;
+    let digits: String = out[at..]
+        .trim_start_matches('"')
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let meta: u64 = digits.parse().unwrap();
+    assert!(
+        text.contains(&format!("meta hash     {meta:#018x} (checked at open)")),
+        "{text}"
+    );
 }
 
 /// Every command that accepts `--verify` documents it, and the top-level help says where the

@@ -156,16 +156,20 @@ fn metadata_errors() {
     let pos = b.windows(2).position(|s| s == b"kb").unwrap();
     b[pos + 1] = b'a';
     assert_eq!(err(&b), FormatError::DuplicateKey { key: "ka".into() });
-    // One entry fewer than written ("k" and tinv.content_hash): the hash entry would be left
-    // unread between the metadata and the table. "k" ends at 64 + 4 + 1 (key) + 4 (type) + 8.
+    // Entries fewer than written ("k", tinv.content_hash, tinv.meta_hash): the rest would be
+    // left unread between the metadata and the table. "k" ends at 64 + 4 + 1 (key) + 4 (type)
+    // + 8; tinv.content_hash (17 bytes) 4 + 17 + 4 + 8 later.
     let mut b = good.clone();
     let n = u32::from_le_bytes(b[24..28].try_into().unwrap());
-    assert_eq!(n, 2);
-    put_u32(&mut b, 24, n - 1);
-    assert!(matches!(
-        &err(&b),
-        FormatError::BadSections { detail } if detail.contains("1 metadata entries end at 81")
-    ));
+    assert_eq!(n, 3);
+    for (count, end) in [(1, 81), (2, 81 + 33)] {
+        put_u32(&mut b, 24, count);
+        let want = format!("{count} metadata entries end at {end}");
+        assert!(
+            matches!(&err(&b), FormatError::BadSections { detail } if detail.contains(&want)),
+            "{want}"
+        );
+    }
 }
 
 #[test]

@@ -110,7 +110,7 @@ fn device_section_pages_are_released_and_refill_from_the_file() {
     let cfg = synth::config(16, 1, 4, 32, 2, 2, 5, &[1, 2], false);
     let host = synth::random_model(&cfg, 3, DType::F32);
     let idx = tinv::format::parse(&host).unwrap();
-    // The same model plus a three-page device section, as `tinv-fold --device` lays it out.
+    // The same model plus a four-page device section, as `tinv-fold --device` lays it out.
     let mut w = TinvWriter::new();
     for (k, v) in idx.meta.entries() {
         w.meta(k, v.clone());
@@ -123,30 +123,44 @@ fn device_section_pages_are_released_and_refill_from_the_file() {
         let raw = host[t.offset..t.offset + t.nbytes].to_vec();
         w.raw_tensor(&t.name, t.dtype, t.flags, &t.shape, raw);
     }
-    let dev: Vec<u8> = (0..3 * PAGE as usize)
-        .map(|i| (i * 7 % 251) as u8)
-        .collect();
+    // f16 copies of the two fc1 weights (32×128 each, 8 KiB): four pages.
+    let mut dev = Vec::new();
     w.page_break();
-    w.raw_tensor(
-        "dev.x",
-        DType::F16,
-        FLAG_DEVICE,
-        &[dev.len() / 2],
-        dev.clone(),
-    );
+    for name in ["blk.0.fc1.weight", "blk.1.fc1.weight"] {
+        let t = idx.tensor(name).unwrap();
+        let copy: Vec<u8> = host[t.offset..t.offset + t.nbytes]
+            .chunks_exact(4)
+            .flat_map(|c| {
+                half::f16::from_f32(f32::from_le_bytes(c.try_into().unwrap())).to_le_bytes()
+            })
+            .collect();
+        w.raw_tensor(
+            &format!("dev.{name}"),
+            DType::F16,
+            FLAG_DEVICE,
+            &t.shape,
+            copy.clone(),
+        );
+        dev.extend(copy);
+    }
+    assert_eq!(dev.len(), 4 * PAGE as usize);
     let bytes = w.to_bytes();
     let path = std::env::temp_dir().join(format!("tinv-devsec-{}.tinv", std::process::id()));
     std::fs::write(&path, &bytes).unwrap();
 
     let mapped = Model::open(&path, &OpenOptions::default().verify(true)).unwrap();
-    assert_eq!(mapped.raw_tensor("dev.x").unwrap(), &dev[..]);
+    let both = |m: &Model| {
+        let a = m.raw_tensor("dev.blk.0.fc1.weight").unwrap();
+        [a, m.raw_tensor("dev.blk.1.fc1.weight").unwrap()].concat()
+    };
+    assert_eq!(both(&mapped), dev);
     assert_eq!(mapped.release_device_section(), dev.len());
     // Read again after the release: the kernel refills the pages from the file.
-    assert_eq!(mapped.raw_tensor("dev.x").unwrap(), &dev[..]);
+    assert_eq!(both(&mapped), dev);
     // A model read from bytes holds a private copy that could not be refilled: left alone.
     let copied = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
     assert_eq!(copied.release_device_section(), 0);
-    assert_eq!(copied.raw_tensor("dev.x").unwrap(), &dev[..]);
+    assert_eq!(both(&copied), dev);
     // No device section: nothing to release.
     let plain = Model::from_bytes(&host, &OpenOptions::default()).unwrap();
     assert_eq!(plain.release_device_section(), 0);

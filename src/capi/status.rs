@@ -79,7 +79,7 @@ pub const ALL: &[(Status, &CStr)] = &[
     (Status::Numeric, c"logits are NaN or infinite"),
     (Status::Io, c"model file could not be read"),
     (Status::Format, c"not a valid .tinv file"),
-    (Status::Checksum, c"tensor checksum mismatch"),
+    (Status::Checksum, c"checksum mismatch"),
     (Status::Model, c"model not supported by this runtime"),
     (
         Status::BackendUnavailable,
@@ -148,7 +148,8 @@ impl From<Error> for Fail {
         let status = match &e {
             Error::Io { .. } => Status::Io,
             Error::Format {
-                error: FormatError::ChecksumMismatch { .. },
+                error:
+                    FormatError::ChecksumMismatch { .. } | FormatError::MetaChecksumMismatch { .. },
                 ..
             } => Status::Checksum,
             Error::Format { .. } => Status::Format,
@@ -322,7 +323,7 @@ mod tests {
             }
         }
         assert_eq!(Status::from_code(5), None);
-        assert_eq!(Status::Checksum.text(), c"tensor checksum mismatch");
+        assert_eq!(Status::Checksum.text(), c"checksum mismatch");
     }
 
     #[test]
@@ -332,6 +333,14 @@ mod tests {
             error: FormatError::ChecksumMismatch {
                 tensor: "stem.cls".into(),
                 expected: 1,
+                found: 2,
+            },
+        };
+        assert_eq!(Fail::from(e).status, Status::Checksum);
+        let e = Error::Format {
+            path: "m.tinv".into(),
+            error: FormatError::MetaChecksumMismatch {
+                expected: Some(1),
                 found: 2,
             },
         };

@@ -10,19 +10,21 @@ const GRID: usize = 4;
 
 /// Number of features for `channels` input channels.
 pub fn feature_len(channels: usize) -> usize {
-    GRID * GRID * channels + 4
+    // Saturating: an absurd channel count gives a length no slice has, not a wrapped one.
+    channels.saturating_mul(GRID * GRID).saturating_add(4)
 }
 
 /// FLOPs charged for computing the features of one `c×h×w` input.
 pub fn feature_flops(c: usize, h: usize, w: usize) -> u64 {
-    6 * (c * h * w) as u64
+    6u64.saturating_mul(c.saturating_mul(h).saturating_mul(w) as u64)
 }
 
 /// Computes the features of one raw input `x` (CHW, values in [0, 1]) into `out`
 /// (`feature_len(c)` floats). Allocation-free. Returns `false` (and leaves `out` untouched) if the
 /// slice lengths do not match the dimensions.
 pub fn features_v1(x: &[f32], c: usize, h: usize, w: usize, out: &mut [f32]) -> bool {
-    if x.len() != c * h * w || out.len() != feature_len(c) || h == 0 || w == 0 {
+    let n = c.checked_mul(h).and_then(|v| v.checked_mul(w));
+    if n != Some(x.len()) || out.len() != feature_len(c) || h == 0 || w == 0 {
         return false;
     }
     let (mut sum, mut sum_sq, mut dx, mut dy) = (0f64, 0f64, 0f64, 0f64);
@@ -104,5 +106,12 @@ mod tests {
         let mut f = vec![0.0; feature_len(1)];
         assert!(!features_v1(&[0.0; 10], 1, 4, 4, &mut f));
         assert!(!features_v1(&[0.0; 16], 1, 4, 4, &mut f[..3]));
+        // Dimensions whose products overflow: false, not a wrapped length that matches.
+        let mut four = [0.0; 4];
+        assert!(!features_v1(&[], 1 << 63, 2, 1, &mut four));
+        assert!(!features_v1(&[], usize::MAX, usize::MAX, 2, &mut four));
+        assert_eq!(feature_len(usize::MAX), usize::MAX);
+        assert_eq!(feature_flops(usize::MAX, 2, 1), u64::MAX);
+        assert_eq!(feature_flops(1, 28, 28), 6 * 784);
     }
 }

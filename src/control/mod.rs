@@ -132,11 +132,22 @@ fn check_parts(model: &Model, w: &CtrlW, s: &CtrlScratch) -> Result<()> {
     Ok(())
 }
 
+/// A budget λ the policies were trained for: in [0, 1] (NaN is not, and would otherwise come
+/// back as a non-finite controller output blamed on the input or the weights).
+fn check_budget(budget: f32) -> Result<()> {
+    if (0.0..=1.0).contains(&budget) {
+        Ok(())
+    } else {
+        Err(Error::arg(format!("budget {budget} not in [0, 1]")))
+    }
+}
+
 /// Level 1: the path index to start with for one raw input (CHW in [0, 1]) — in `graph` mode
 /// (`graph = true`) the one path that runs, decided by its own up-front policy when the file has
 /// one. Leaves the predictor's output in `s.pred`. [`Error::InvalidArgument`] when `input` is
-/// not one input of `model`'s size, or `w` or `s` are not `model`'s; [`Error::Numeric`] when
-/// the predictor's or the policy's hidden layer or output is not finite.
+/// not one input of `model`'s size, `budget` not in [0, 1], or `w` or `s` are not `model`'s;
+/// [`Error::Numeric`] when the predictor's or the policy's hidden layer or output is not
+/// finite.
 pub fn decide_start(
     model: &Model,
     w: &CtrlW,
@@ -146,6 +157,7 @@ pub fn decide_start(
     s: &mut CtrlScratch,
 ) -> Result<usize> {
     check_parts(model, w, s)?;
+    check_budget(budget)?;
     let c = model.config();
     let p = c.depths.len();
     let f = s.feat.len();
@@ -211,8 +223,9 @@ pub fn exit_stats(logits: &[f32]) -> (f32, f32, f32) {
 /// Level 2: after path `k`'s exit produced `logits`, whether to continue to path `k + 1`;
 /// `None` at the deepest exit, where there is nothing to continue to and the RNN does not run.
 /// `h` is this input's RNN state (`Hr` floats, zero before its first exit), updated in place.
-/// [`Error::InvalidArgument`] when `w` or `s` are not `model`'s, `h` is not `Hr` floats or
-/// `logits` not one per class; [`Error::Numeric`] when the logits (below the deepest exit) or
+/// [`Error::InvalidArgument`] when `w` or `s` are not `model`'s, `h` is not `Hr` floats,
+/// `logits` not one per class, `k` not a path index or `budget` not in [0, 1];
+/// [`Error::Numeric`] when the logits (below the deepest exit) or
 /// the RNN's output are not finite.
 #[allow(clippy::too_many_arguments)] // weights, inputs, state and scratch are all distinct
 pub fn exit_continue(
@@ -240,7 +253,13 @@ pub fn exit_continue(
             model.config().classes
         )));
     }
-    if k + 1 >= p {
+    check_budget(budget)?;
+    if k >= p {
+        return Err(Error::arg(format!(
+            "exit index {k} is not a path (the model has {p})"
+        )));
+    }
+    if k + 1 == p {
         return Ok(None);
     }
     finite_exit(model, k, logits)?;
@@ -293,6 +312,40 @@ mod tests {
         );
         let ok = decide_start(&m, &w, &[0.5; 64], 0.3, false, &mut s).unwrap();
         assert!(ok < 2);
+    }
+
+    #[test]
+    fn an_exit_that_is_not_a_path_and_a_budget_out_of_range_are_refused() {
+        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
+        let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+        let w = *m.ctrl().unwrap();
+        let mut s = CtrlScratch::new(&m);
+        let mut h = vec![0.0; w.hr];
+        let logits = [0.3, -0.2, 0.1];
+        let arg = |r: Result<Option<bool>>| matches!(r, Err(Error::InvalidArgument(_)));
+        // Exit 0 decides, exit 1 is the deepest (nothing to decide), 2 and usize::MAX are none.
+        assert!(exit_continue(&m, &w, &logits, 0, 0.3, &mut h, &mut s)
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            exit_continue(&m, &w, &logits, 1, 0.3, &mut h, &mut s).unwrap(),
+            None
+        );
+        for k in [2, usize::MAX] {
+            assert!(
+                arg(exit_continue(&m, &w, &logits, k, 0.3, &mut h, &mut s)),
+                "{k}"
+            );
+        }
+        for b in [-0.1, 1.5, f32::NAN] {
+            assert!(
+                arg(exit_continue(&m, &w, &logits, 0, b, &mut h, &mut s)),
+                "{b}"
+            );
+            let e = decide_start(&m, &w, &[0.5; 64], b, false, &mut s).unwrap_err();
+            assert!(e.to_string().contains("not in [0, 1]"), "{e}");
+        }
     }
 
     /// Parts of another model (the same configuration, other weights) were used as they were:

@@ -67,6 +67,9 @@ pub enum FormatError {
         expected: u64,
         found: u64,
     },
+    /// The metadata's checksum (`tinv.meta_hash`, checked at every parse when present) is not
+    /// an integer, or does not match the entries: a metadata value was changed after writing.
+    MetaChecksumMismatch { expected: Option<u64>, found: u64 },
 }
 
 impl fmt::Display for FormatError {
@@ -140,6 +143,20 @@ impl fmt::Display for FormatError {
             } => write!(
                 f,
                 "tensor '{tensor}' checksum mismatch (stored {expected:#018x}, computed {found:#018x}): file is corrupt"
+            ),
+            MetaChecksumMismatch {
+                expected: Some(expected),
+                found,
+            } => write!(
+                f,
+                "metadata checksum mismatch (stored {expected:#018x}, computed {found:#018x}): a metadata value changed after the file was written"
+            ),
+            MetaChecksumMismatch {
+                expected: None,
+                found,
+            } => write!(
+                f,
+                "metadata key 'tinv.meta_hash' is not an integer (the entries hash to {found:#018x}): file is corrupt"
             ),
         }
     }

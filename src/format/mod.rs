@@ -100,6 +100,18 @@ pub fn fnv1a64_continue(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
+/// Metadata key of the metadata checksum ([`meta_hash`]), written last by the writer.
+pub const META_HASH_KEY: &str = "tinv.meta_hash";
+
+/// The metadata checksum: FNV-1a over `tinv-meta-v1`, then every entry except
+/// [`META_HASH_KEY`] encoded as the file stores it (key, type, value), in file order. Tensor
+/// checksums cover the data; this covers the values that say how to compute with it
+/// (normalization, ε, paths, the default budget). [`parse`] checks it whenever it is present.
+pub fn meta_hash(meta: &Metadata) -> u64 {
+    let rest = meta.without(META_HASH_KEY);
+    fnv1a64_continue(fnv1a64(b"tinv-meta-v1"), &write::encode_meta(&rest))
+}
+
 /// The content hash of a model: FNV-1a over, for every tensor in table order, its name, a 0 byte
 /// and its checksum (8 bytes LE). Computed at fold time from the checksums, stored in the
 /// metadata (`tinv.content_hash`), never recomputed at open.

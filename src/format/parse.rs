@@ -263,6 +263,16 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
             return Err(FormatError::DuplicateKey { key });
         }
     }
+    if let Some(stored) = meta.get(META_HASH_KEY) {
+        let found = meta_hash(&meta);
+        let expected = match stored {
+            MetaValue::U64(v) => Some(*v),
+            _ => None,
+        };
+        if expected != Some(found) {
+            return Err(FormatError::MetaChecksumMismatch { expected, found });
+        }
+    }
     // The table starts where the metadata ends (FORMAT.md): bytes left over would be entries a
     // smaller meta_count dropped unnoticed.
     if c.pos != table_offset {

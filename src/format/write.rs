@@ -83,6 +83,9 @@ impl TinvWriter {
         );
         let mut meta = self.meta.clone();
         meta.set("tinv.content_hash", MetaValue::U64(hash));
+        // Last, so that it covers every other entry (a value set earlier is replaced in place).
+        let mh = meta_hash(&meta);
+        meta.set(META_HASH_KEY, MetaValue::U64(mh));
 
         let m = encode_meta(&meta);
 

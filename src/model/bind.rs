@@ -156,3 +156,74 @@ impl Binder<'_> {
         })
     }
 }
+
+/// Every tensor of the file that binding did not claim must be a valid device-section copy
+/// (FORMAT.md: flag bit 0, `dev.<name>` of a bound host tensor, f16, the same shape); anything
+/// else is refused rather than ignored. An ignored tensor means a model computed without part of
+/// itself: a LayerScale, an exit head for a depth that is not a path, or a controller whose
+/// metadata key was dropped (the model then ran every input at full depth). With `verify`, each
+/// device copy must also hold exactly the f16 rounding of its host tensor, as `tinv-fold --device`
+/// writes it: the TensorRT backend uploads it instead of the host weights.
+pub(super) fn check_unbound(
+    index: &Index,
+    bytes: &[u8],
+    slots: &[Slot],
+    has_controller: bool,
+    verify: bool,
+) -> std::result::Result<(), String> {
+    let bound = |name: &str| slots.iter().any(|s| s.name == name);
+    for t in &index.tensors {
+        if bound(&t.name) {
+            continue;
+        }
+        let device = t.flags & format::FLAG_DEVICE != 0;
+        let Some(host) = t.name.strip_prefix("dev.").filter(|_| device) else {
+            if !has_controller && t.name.starts_with("ctrl.") {
+                return Err(format!(
+                    "tensor '{}' belongs to a controller, but the metadata has no \
+                     'ctrl.features' (refusing to run without the controller)",
+                    t.name
+                ));
+            }
+            return Err(format!(
+                "tensor '{}' is not part of this model's configuration (unknown, or a device \
+                 copy without the device flag): refusing to ignore it",
+                t.name
+            ));
+        };
+        let h = index
+            .tensor(host)
+            .filter(|_| bound(host))
+            .ok_or_else(|| format!("device tensor '{}' has no host tensor '{host}'", t.name))?;
+        if t.dtype != DType::F16 || t.shape != h.shape {
+            return Err(format!(
+                "device tensor '{}' is {} {:?}; the device section holds f16 copies, here {:?}",
+                t.name,
+                t.dtype.name(),
+                t.shape,
+                h.shape
+            ));
+        }
+        if verify && !device_copy_matches(&bytes[h.offset..h.offset + h.nbytes], h.dtype, t, bytes)
+        {
+            return Err(format!(
+                "device tensor '{}' is not the f16 rounding of '{host}'",
+                t.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the f16 tensor `dev` holds, bit for bit, the round-to-nearest f16 of each value of
+/// `host` (stored as `dtype`).
+fn device_copy_matches(host: &[u8], dtype: DType, dev: &format::TensorInfo, bytes: &[u8]) -> bool {
+    let dev = &bytes[dev.offset..dev.offset + dev.nbytes];
+    match dtype {
+        DType::F16 => host == dev,
+        DType::F32 => host.chunks_exact(4).zip(dev.chunks_exact(2)).all(|(h, d)| {
+            let v = f32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+            half::f16::from_f32(v).to_le_bytes() == [d[0], d[1]]
+        }),
+    }
+}

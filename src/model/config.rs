@@ -72,13 +72,15 @@ pub struct ControllerConfig {
 }
 
 impl Config {
-    /// Patches per image.
+    /// Patches per image (0 for a zero patch, which [`Config::validate`] refuses; this and the
+    /// other sizes below never panic, whatever the public fields hold).
     pub fn patches(&self) -> usize {
-        (self.image_h / self.patch) * (self.image_w / self.patch)
+        let side = |n: usize| n.checked_div(self.patch).unwrap_or(0);
+        side(self.image_h).saturating_mul(side(self.image_w))
     }
     /// Tokens per image (patches + class token).
     pub fn tokens(&self) -> usize {
-        self.patches() + 1
+        self.patches().saturating_add(1)
     }
     /// The channel whose normalization takes a pixel in [0, 1] farthest from 0, as
     /// `(mean, std, largest |(pixel − mean) / std|)`; `None` without channels.
@@ -91,11 +93,13 @@ impl Config {
     }
     /// Floats per input image.
     pub fn input_len(&self) -> usize {
-        self.channels * self.image_h * self.image_w
+        self.channels
+            .saturating_mul(self.image_h)
+            .saturating_mul(self.image_w)
     }
-    /// Width of one attention head.
+    /// Width of one attention head (0 for zero heads, which [`Config::validate`] refuses).
     pub fn head_dim(&self) -> usize {
-        self.dim / self.heads
+        self.dim.checked_div(self.heads).unwrap_or(0)
     }
     /// Index of the path whose depth is `depth`.
     pub fn path_index(&self, depth: usize) -> Option<usize> {
@@ -231,8 +235,9 @@ impl Config {
             .iter()
             .map(|&d| usize::try_from(d).map_err(|_| "paths.depths value too large".to_string()))
             .collect::<Result<Vec<_>, _>>()?;
-        // Absent: no controller. Present with another type: an error, not a model that
-        // silently ignores its ctrl.* tensors and runs every input at full depth.
+        // Absent: no controller (ctrl.* tensors then fail the open, `bind::check_unbound`).
+        // Present with another type: an error, not a model that silently ignores its ctrl.*
+        // tensors and runs every input at full depth.
         let controller = match m.get("ctrl.features") {
             None => None,
             Some(MetaValue::Str(f)) => Some(ControllerConfig {

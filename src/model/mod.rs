@@ -368,6 +368,7 @@ impl Model {
             }
         };
         let slots = b.slots;
+        bind::check_unbound(&index, &bytes, &slots, ctrl.is_some(), opts.verify).map_err(merr)?;
         let costs = flops::path_costs(&config);
         let model = Model {
             id,

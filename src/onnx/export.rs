@@ -334,6 +334,7 @@ fn each_graph(
     if opts.weights == WeightMode::Fp16Inputs {
         check_fp16_range(model.config())?;
     }
+    check_finite(model)?;
     for &depth in &model.config().depths {
         match opts.layout {
             Layout::PerPath => f(path_graph(model, depth, opts)?)?,
@@ -345,6 +346,28 @@ fn each_graph(
     }
     if let Some(g) = controller_graph(model, opts)? {
         f(g)?;
+    }
+    Ok(())
+}
+
+/// Refuses weights that are not finite. The runtime opens such a file and fails each call
+/// ([`Error::Numeric`]); graphs written from it would answer NaN to every input instead, in
+/// ONNX Runtime or TensorRT, without an error.
+fn check_finite(model: &Model) -> Result<()> {
+    let mut refs = model.stem().tensors().to_vec();
+    model.blocks().iter().for_each(|b| refs.extend(b.tensors()));
+    model.exits().iter().for_each(|e| refs.extend(e.tensors()));
+    if let Some(c) = model.ctrl() {
+        refs.extend(c.tensors(false));
+        refs.extend(c.tensors(true));
+    }
+    for r in refs {
+        if let Some((i, v)) = model.w(r).iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::InvalidArgument(format!(
+                "tensor '{}' holds {v} at element {i}: graphs exported from it would answer NaN",
+                model.w_name(r)
+            )));
+        }
     }
     Ok(())
 }

@@ -7,7 +7,8 @@ use std::time::Instant;
 use tinv::cpu::{gemm, pool::Pool};
 
 pub const HELP: &str = "\
-tinv-run bench — latency of every path, path-switch cost, GEMM throughput
+tinv-run bench — latency of every path, path-switch cost, GEMM throughput (CPU backend;
+`tinv-run selftest` times the TensorRT engines)
 
 USAGE:
     tinv-run bench [--model M | --synthetic vit-tiny] [--threads N] [--batch B]
@@ -57,7 +58,10 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     };
     let model = Arc::new(model);
     let c = model.config().clone();
+    // The CPU backend, whatever engines lie beside the model: the rows carry the CPU's kernel
+    // and arena (`selftest` times the TensorRT engines).
     let opts = tinv::SessionOptions::default()
+        .backend(tinv::Backend::Cpu)
         .max_batch(batch)
         .threads(threads);
     let mut s = tinv::Session::new(model.clone(), opts).map_err(|e| e.to_string())?;

@@ -49,8 +49,10 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let path = model_path::resolve(arg)?;
     let model = Arc::new(model_path::open(arg, a.has("verify"))?);
     let c = model.config().clone();
-    let session = tinv::Session::new(model.clone(), tinv::SessionOptions::default())
-        .map_err(|e| e.to_string())?;
+    // The CPU backend's plan (its arena is what inspect reports): under `auto`, engines beside
+    // the model would be opened and every weight uploaded just to print the configuration.
+    let opts = tinv::SessionOptions::default().backend(tinv::Backend::Cpu);
+    let session = tinv::Session::new(model.clone(), opts).map_err(|e| e.to_string())?;
     let sum = |refs: &[tinv::model::WRef]| -> u64 {
         refs.iter()
             .map(|r| model.w_file_range(*r).len() as u64)
@@ -168,6 +170,11 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         idx.meta.str("tinv.producer").unwrap_or("?")
     );
     outln!("content hash  {:#018x}", model.content_hash());
+    // Checked at open whenever present (a file that opened has the right one).
+    match idx.meta.u64(tinv::format::META_HASH_KEY) {
+        Some(h) => outln!("meta hash     {h:#018x} (checked at open)"),
+        None => outln!("meta hash     none (written before tinv.meta_hash: metadata unchecked)"),
+    }
     outln!(
         "input         {}x{}x{} (C×H×W), normalized (x − {:?}) / {:?}",
         c.channels,

@@ -189,6 +189,13 @@ pub fn no_controller(options: &str) -> String {
     )
 }
 
+/// [`no_controller`] for `soak`, which takes neither `--depth` nor `--mode`.
+pub fn soak_without_controller() -> String {
+    "this model has no controller, so soak runs every input at full depth and takes no \
+     --budget (drop it)"
+        .to_string()
+}
+
 /// Session options with `--backend` (default auto) and `--engines`, refusing `--engines` beside
 /// `--backend cpu`, which would ignore it.
 pub fn backend_options(a: &Args) -> Result<tinv::SessionOptions, String> {

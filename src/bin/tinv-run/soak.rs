@@ -205,7 +205,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     };
     // Accepted and ignored before: the run went at full depth under a "budget 0.5" banner.
     if budget.is_some() && model.config().controller.is_none() {
-        return Err(crate::no_controller("--budget"));
+        return Err(crate::soak_without_controller());
     }
     let opts = crate::backend_options(&a)?
         .max_batch(1)

@@ -35,7 +35,7 @@ OPTIONS:
     --labels IDX          Test labels (default .../t10k-labels-idx1-ubyte.gz)
     --eval-n N            Test images used for latency inputs and the accuracy sweep (default 2000)
     --no-vit-tiny         Skip the ViT-Tiny-shaped model (192 dim, 3 heads, 12 blocks, 224², patch 16)
-    --threads LIST        Thread counts (default 1,2)
+    --threads LIST        Thread counts, each 1 to 256 (default 1,2)
     --runs N              Timed runs per measurement (default 200), after --warmup N (default 20)
     --rounds N            Run every measurement N times, in rotation; report medians (default 3)
     --venv DIR            Python venv holding onnxruntime and numpy (default .venv)
@@ -92,7 +92,14 @@ pub struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let raw = tinv::files::utf8_args()?;
+    // `--flag=value` is `--flag value`, as tinv-run, tinv-fold and tinv-train take it.
+    let raw: Vec<String> = tinv::files::utf8_args()?
+        .into_iter()
+        .flat_map(|s| match s.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => vec![f.to_string(), v.to_string()],
+            _ => vec![s],
+        })
+        .collect();
     let ds = Path::new("/usr/share/datasets/fashion-mnist");
     let default_fm = Path::new("engines/fmnist/model.tinv");
     let mut a = Args {
@@ -126,8 +133,13 @@ fn parse_args() -> Result<Args, String> {
             n => Ok(n),
         }
     };
+    // An empty value is refused, as the other tools do: `--out ""` wrote into the current folder.
     let path = |v: Option<&String>, f: &str| -> Result<PathBuf, String> {
-        v.map(PathBuf::from).ok_or(format!("{f}: expected a path"))
+        match v {
+            Some(s) if s.is_empty() => Err(format!("{f} needs a path, not an empty string")),
+            Some(s) => Ok(PathBuf::from(s)),
+            None => Err(format!("{f}: expected a path")),
+        }
     };
     let mut seen = std::collections::HashSet::new();
     while let Some(f) = it.next() {
@@ -160,6 +172,9 @@ fn parse_args() -> Result<Args, String> {
                 out!("{HELP}");
                 std::process::exit(0);
             }
+            "-V" | "--version" if raw.len() > 1 => {
+                return Err(format!("{f} takes no other arguments (see --help)"));
+            }
             "-V" | "--version" => {
                 outln!("tinv-bench {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
@@ -186,6 +201,10 @@ fn parse_args() -> Result<Args, String> {
 
 /// `--threads`: a comma-separated list of distinct counts, each ≥ 1 (ONNX Runtime would read 0
 /// as "all cores" while tinv refuses it, so the two would no longer run with the same threads).
+/// Most threads a tinv session takes (`SessionOptions::threads`): a larger count would be found
+/// only after a whole round of measuring.
+const MAX_THREADS: usize = 256;
+
 fn thread_list(s: &str) -> Result<Vec<usize>, String> {
     let mut v: Vec<usize> = Vec::new();
     for t in s.split(',') {
@@ -193,9 +212,9 @@ fn thread_list(s: &str) -> Result<Vec<usize>, String> {
             .trim()
             .parse::<usize>()
             .ok()
-            .filter(|&n| n >= 1)
+            .filter(|n| (1..=MAX_THREADS).contains(n))
             .ok_or(format!(
-                "--threads: bad value '{t}' (expected counts ≥ 1, e.g. 1,2)"
+                "--threads: bad value '{t}' (expected counts 1 to {MAX_THREADS}, e.g. 1,2)"
             ))?;
         if v.contains(&n) {
             return Err(format!("--threads: {n} given twice"));
@@ -606,7 +625,8 @@ mod tests {
     fn thread_lists_refuse_zero_junk_and_repeats() {
         assert_eq!(thread_list("1,2").unwrap(), [1, 2]);
         assert_eq!(thread_list(" 4 ").unwrap(), [4]);
-        for bad in ["0", "1,0", "", "1,,2", "two", "2,2", "-1"] {
+        assert_eq!(thread_list("256").unwrap(), [256]);
+        for bad in ["0", "1,0", "", "1,,2", "two", "2,2", "-1", "257"] {
             assert!(thread_list(bad).is_err(), "{bad:?} accepted");
         }
     }
