@@ -23,8 +23,8 @@
  *   - Arguments come in the order object, inputs, outputs; every buffer is followed by its
  *     length in elements. Outputs (including `*out` handles) are written only on success.
  *   - Every required pointer argument that is NULL gives TINV_ERR_NULL_ARG (naming it).
- *   - The caller owns every buffer; inference never allocates and never keeps a pointer
- *     to a caller buffer after it returns. (With libtinv.so loaded by dlopen, glibc
+ *   - The caller owns every buffer; a successful inference never allocates (a failed one
+ *     may, for its message) and no call keeps a pointer to a caller buffer after it returns. (With libtinv.so loaded by dlopen, glibc
  *     allocates the library's thread-local block on a thread's first use: call
  *     tinv_last_error() once on a real-time thread before its loop; see docs/C_API.md.)
  *   - No Rust panic crosses this boundary: one is caught and returned as TINV_ERR_PANIC.
@@ -162,7 +162,9 @@ typedef struct tinv_model_options {
     uint32_t struct_size;     /* sizeof(tinv_model_options); set by tinv_model_options_default() */
     uint32_t backend;         /* a tinv_backend; default TINV_BACKEND_AUTO (0) */
     uint32_t verify;          /* nonzero: recompute every tensor checksum at open (reads every
-                                 page once); 0 (default): structural validation only */
+                                 page once; TINV_ERR_CHECKSUM) and compare each device-section
+                                 copy with its host tensor (TINV_ERR_MODEL); 0 (default):
+                                 structural validation and the metadata checksum only */
     uint32_t reserved;        /* must be 0 */
     const char *engines_dir;  /* directory of built TensorRT engines (`tinv-run build`);
                                  NULL (default) = the `plans` directory beside the model file

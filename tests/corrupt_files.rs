@@ -392,6 +392,24 @@ fn absurd_counts_and_sizes_never_allocate_more_than_twice_the_file() {
     ] {
         cases.push(edit(&|b| put_u64(b, l.meta_entry(key).value_at, v)));
     }
+    // A legal 8 MiB metadata array under the metadata checksum: hashing it must not copy it.
+    let idx = format::parse(&good).unwrap();
+    let mut w = format::TinvWriter::new();
+    for (k, v) in idx.meta.entries() {
+        w.meta(k, v.clone());
+    }
+    w.meta("x.big", format::MetaValue::U64s(vec![7; 1 << 20]));
+    for t in &idx.tensors {
+        if (t.offset - idx.data_offset).is_multiple_of(format::PAGE as usize) {
+            w.page_break();
+        }
+        let data = good[t.offset..t.offset + t.nbytes].to_vec();
+        w.raw_tensor(&t.name, t.dtype, t.flags, &t.shape, data);
+    }
+    let big = w.to_bytes();
+    let parsed = format::parse(&big).unwrap();
+    assert!(parsed.meta.u64(format::META_HASH_KEY).is_some() && big.len() > 8 << 20);
+    cases.push(big);
     // And 2000 random corruptions of the header, metadata and table.
     let mut rng = synth::Rng::new(12);
     for _ in 0..2000 {

@@ -168,7 +168,7 @@ fn device_copies_are_checked_against_their_host_tensors() {
         relabelled[1].3 = vec![16, 24];
         let e = model_err(&rewrite(dtype, &[], &relabelled), false);
         assert!(
-            e.contains("device tensor 'dev.blk.0.qkv.weight' is f32 [16, 24]"),
+            e.contains("'dev.blk.0.qkv.weight' is f32 [16, 24], not an f16 copy of the host's shape [16, 48]"),
             "{e}"
         );
         // The right dtype and shape, other values: only verify reads them.
@@ -189,6 +189,10 @@ fn device_copies_are_checked_against_their_host_tensors() {
             e.contains("device tensor 'dev.exit.2.head.weight' has no host tensor"),
             "{e}"
         );
+        // A copy of a controller tensor: the controller runs on the host, nothing reads it.
+        let ctrl = dev_copy(dtype, "ctrl.exit.wh");
+        let e = model_err(&rewrite(dtype, &[], &[ctrl]), false);
+        assert!(e.contains("copies a controller tensor"), "{e}");
     }
 }
 
@@ -242,5 +246,11 @@ fn export_refuses_weights_that_are_not_finite() {
         "{e}"
     );
     let m = open(&good, false).unwrap();
+    assert!(tinv::onnx::export_graphs(&m, &Default::default()).is_ok());
+    // The exit RNN is in no exported graph: its NaN does not stop the export.
+    let t = index.tensor("ctrl.exit.wh").unwrap();
+    let mut b = good.clone();
+    b[t.offset..t.offset + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let m = open(&b, false).unwrap();
     assert!(tinv::onnx::export_graphs(&m, &Default::default()).is_ok());
 }

@@ -1,6 +1,7 @@
-//! `.tinv` bytes → `format::parse` → `Index::verify` → `Model::from_bytes` → (for small models) a
-//! session on one or two threads and a few inferences in every mode. Nothing on this path may panic, abort or hang; a file the parser
-//! accepts must be consistent with its own index, and inference must be deterministic.
+//! `.tinv` bytes (and the same with the metadata checksum recomputed) → `format::parse` →
+//! `Index::verify` → `Model::from_bytes` → (for small models) a session on one or two threads
+//! and a few inferences in every mode. Nothing on this path may panic, abort or hang; a file the
+//! parser accepts must be consistent with its own index, and inference must be deterministic.
 
 #![no_main]
 
@@ -69,7 +70,33 @@ fn run(model: Arc<Model>, budget: f32, threads: usize) {
     }
 }
 
+/// `data` with its metadata checksum recomputed, when that is all that stops it parsing: a
+/// mutated metadata value then reaches the configuration's checks, as a file from a writer
+/// without `tinv.meta_hash` would. (The key may appear elsewhere too; a wrong patch just fails.)
+fn resealed(data: &[u8]) -> Option<Vec<u8>> {
+    let Err(FormatError::MetaChecksumMismatch {
+        expected: Some(_),
+        found,
+    }) = format::parse(data)
+    else {
+        return None;
+    };
+    let key = format::META_HASH_KEY.as_bytes();
+    // The entry: key length (u32), key, type (u32), value (u64).
+    let at = data.windows(key.len()).position(|w| w == key)? + key.len() + 4;
+    let mut b = data.to_vec();
+    b.get_mut(at..at + 8)?.copy_from_slice(&found.to_le_bytes());
+    Some(b)
+}
+
 fuzz_target!(|data: &[u8]| {
+    check(data);
+    if let Some(b) = resealed(data) {
+        check(&b);
+    }
+});
+
+fn check(data: &[u8]) {
     let Ok(index) = format::parse(data) else {
         return;
     };
@@ -116,4 +143,4 @@ fuzz_target!(|data: &[u8]| {
         Err(Error::Model { .. }) => {}
         Err(e) => panic!("a parsed file failed to open with {e:?}"),
     }
-});
+}

@@ -149,7 +149,7 @@ impl fmt::Display for FormatError {
                 found,
             } => write!(
                 f,
-                "metadata checksum mismatch (stored {expected:#018x}, computed {found:#018x}): a metadata value changed after the file was written"
+                "metadata checksum mismatch (stored {expected:#018x}, computed {found:#018x}): a metadata entry changed after the file was written"
             ),
             MetaChecksumMismatch {
                 expected: None,

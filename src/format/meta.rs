@@ -97,18 +97,6 @@ impl Metadata {
         }
     }
 
-    /// A copy without `key`.
-    pub(crate) fn without(&self, key: &str) -> Metadata {
-        Metadata {
-            entries: self
-                .entries
-                .iter()
-                .filter(|(k, _)| k != key)
-                .cloned()
-                .collect(),
-        }
-    }
-
     pub(crate) fn push_unique(&mut self, key: String, value: MetaValue) -> bool {
         if self.entries.iter().any(|(k, _)| *k == key) {
             return false;

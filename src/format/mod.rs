@@ -108,8 +108,20 @@ pub const META_HASH_KEY: &str = "tinv.meta_hash";
 /// checksums cover the data; this covers the values that say how to compute with it
 /// (normalization, ε, paths, the default budget). [`parse`] checks it whenever it is present.
 pub fn meta_hash(meta: &Metadata) -> u64 {
-    let rest = meta.without(META_HASH_KEY);
-    fnv1a64_continue(fnv1a64(b"tinv-meta-v1"), &write::encode_meta(&rest))
+    let mut entry = Vec::new();
+    meta.entries()
+        .iter()
+        .filter(|(k, _)| k != META_HASH_KEY)
+        .fold(meta_hash_seed(), |h, (k, v)| {
+            entry.clear();
+            write::encode_entry(&mut entry, k, v);
+            fnv1a64_continue(h, &entry)
+        })
+}
+
+/// The state [`meta_hash`] starts from, before the first entry.
+fn meta_hash_seed() -> u64 {
+    fnv1a64(b"tinv-meta-v1")
 }
 
 /// The content hash of a model: FNV-1a over, for every tensor in table order, its name, a 0 byte

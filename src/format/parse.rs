@@ -248,7 +248,11 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
         end: table_offset,
         section: "metadata",
     };
+    // The metadata checksum over the entries' bytes as they lie in the file (no copy: a large
+    // metadata array must not raise the parser's peak memory).
+    let mut hash = meta_hash_seed();
     for _ in 0..meta_count {
+        let start = c.pos;
         let key = c.string("metadata key length", MAX_NAME)?;
         let ty = c.u32()?;
         let value = match ty {
@@ -259,12 +263,15 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
             4 => MetaValue::F64s(c.values(Cursor::f64)?),
             found => return Err(FormatError::BadMetaType { key, found }),
         };
+        if key != META_HASH_KEY {
+            hash = fnv1a64_continue(hash, bytes.get(start..c.pos).unwrap_or_default());
+        }
         if !meta.push_unique(key.clone(), value) {
             return Err(FormatError::DuplicateKey { key });
         }
     }
     if let Some(stored) = meta.get(META_HASH_KEY) {
-        let found = meta_hash(&meta);
+        let found = hash;
         let expected = match stored {
             MetaValue::U64(v) => Some(*v),
             _ => None,

@@ -153,17 +153,22 @@ impl TinvWriter {
 pub(crate) fn encode_meta(meta: &Metadata) -> Vec<u8> {
     let mut m = Vec::new();
     for (k, v) in meta.entries() {
-        put_str(&mut m, k);
-        m.extend_from_slice(&v.type_id().to_le_bytes());
-        match v {
-            MetaValue::U64(x) => m.extend_from_slice(&x.to_le_bytes()),
-            MetaValue::F64(x) => m.extend_from_slice(&x.to_le_bytes()),
-            MetaValue::Str(s) => put_str(&mut m, s),
-            MetaValue::U64s(a) => put_array(&mut m, a.iter().map(|x| x.to_le_bytes())),
-            MetaValue::F64s(a) => put_array(&mut m, a.iter().map(|x| x.to_le_bytes())),
-        }
+        encode_entry(&mut m, k, v);
     }
     m
+}
+
+/// One metadata entry as the file stores it, appended to `m`.
+pub(crate) fn encode_entry(m: &mut Vec<u8>, k: &str, v: &MetaValue) {
+    put_str(m, k);
+    m.extend_from_slice(&v.type_id().to_le_bytes());
+    match v {
+        MetaValue::U64(x) => m.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::F64(x) => m.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::Str(s) => put_str(m, s),
+        MetaValue::U64s(a) => put_array(m, a.iter().map(|x| x.to_le_bytes())),
+        MetaValue::F64s(a) => put_array(m, a.iter().map(|x| x.to_le_bytes())),
+    }
 }
 
 /// A metadata array: `u32 count`, then the values' little-endian bytes.

@@ -191,13 +191,20 @@ pub(super) fn check_unbound(
                 t.name
             ));
         };
+        if host.starts_with("ctrl.") {
+            return Err(format!(
+                "device tensor '{}' copies a controller tensor; the device section holds only \
+                 the stem's, blocks' and exit heads' weights (the controller runs on the host)",
+                t.name
+            ));
+        }
         let h = index
             .tensor(host)
             .filter(|_| bound(host))
             .ok_or_else(|| format!("device tensor '{}' has no host tensor '{host}'", t.name))?;
         if t.dtype != DType::F16 || t.shape != h.shape {
             return Err(format!(
-                "device tensor '{}' is {} {:?}; the device section holds f16 copies, here {:?}",
+                "device tensor '{}' is {} {:?}, not an f16 copy of the host's shape {:?}",
                 t.name,
                 t.dtype.name(),
                 t.shape,

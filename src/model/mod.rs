@@ -190,7 +190,8 @@ impl std::ops::Deref for Bytes {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct OpenOptions {
-    /// Recompute every tensor checksum (reads every page once).
+    /// Recompute every tensor checksum (reads every page once) and compare each device-section
+    /// copy with the f16 rounding of its host tensor (a mismatch is an [`Error::Model`]).
     pub verify: bool,
 }
 

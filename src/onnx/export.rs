@@ -350,18 +350,11 @@ fn each_graph(
     Ok(())
 }
 
-/// Refuses weights that are not finite. The runtime opens such a file and fails each call
+/// Refuses weights of the exported graphs that are not finite. The runtime opens such a file and fails each call
 /// ([`Error::Numeric`]); graphs written from it would answer NaN to every input instead, in
 /// ONNX Runtime or TensorRT, without an error.
 fn check_finite(model: &Model) -> Result<()> {
-    let mut refs = model.stem().tensors().to_vec();
-    model.blocks().iter().for_each(|b| refs.extend(b.tensors()));
-    model.exits().iter().for_each(|e| refs.extend(e.tensors()));
-    if let Some(c) = model.ctrl() {
-        refs.extend(c.tensors(false));
-        refs.extend(c.tensors(true));
-    }
-    for r in refs {
+    for r in super::blob::exported_tensors(model) {
         if let Some((i, v)) = model.w(r).iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::InvalidArgument(format!(
                 "tensor '{}' holds {v} at element {i}: graphs exported from it would answer NaN",

@@ -22,7 +22,7 @@ OPTIONS:
     --batch B          inputs per call, 1 to 4096 (default 1)
     --iters N          timed runs per path, at least 2 (default 200)
     --warmup N         untimed runs first (default 20)
-    --verify           check every tensor checksum when opening the --model
+    --verify           check every tensor checksum and device copy when opening the --model
     --json             one JSON object: kernel, threads, batch,
                        paths [{depth, flops, p50_us, p99_us, gflops}], switch_us
                        (null for a one-path model),

@@ -22,7 +22,7 @@ OPTIONS:
     --threads N    worker threads, 1 to 256 (default 1)
     --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
     --engines DIR  TensorRT engines folder (default: plans/ beside the model file)
-    --verify       check every tensor checksum when opening the model
+    --verify       check every tensor checksum and device copy when opening the model
     --json         one JSON object per image: image, backend (cpu | tensorrt), depth, class,
                    label (the predicted class's name from classes.txt beside the model, else
                    its number), confidence, logits, flops, latency_us, start_depth, escalations

@@ -28,7 +28,7 @@ OPTIONS:
     --threads N    worker threads, 1 to 256 (default 1)
     --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
     --engines DIR  TensorRT engines folder (default: plans/ beside the model file)
-    --verify       check every tensor checksum when opening the model
+    --verify       check every tensor checksum and device copy when opening the model
     --json         one JSON object: samples, backend (cpu | tensorrt), mode (adaptive |
                    graph | threshold:τ | depth:D, and depth:<deepest> for a model without a
                    controller), budget (null where no controller runs), accuracy,

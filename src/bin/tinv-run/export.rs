@@ -29,7 +29,7 @@ OPTIONS:
     --batch N        fix the batch dimension at N (1 to 4096), as TensorRT engines built
                      without an optimization profile need; by default it is the symbolic
                      dimension `batch`, sized per call (ONNX Runtime)
-    --verify         check every tensor checksum when opening the model
+    --verify         check every tensor checksum and device copy when opening the model
 
 Inputs are raw pixels in [0, 1] (`pixels`, [batch, C, H, W]); the graphs normalize them. A
 model with a controller also gets controller.onnx (features, budget → predictor, scores).

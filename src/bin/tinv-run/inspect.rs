@@ -15,7 +15,8 @@ USAGE:
 
 OPTIONS:
     M, --model M   .tinv file or package directory (default: engines/fmnist)
-    --verify       recompute every tensor checksum (reads the whole file)
+    --verify       recompute every tensor checksum and compare each device copy with its
+                   host tensor (reads the whole file)
     --tensors      list every tensor (name, dtype, shape, file offset, bytes)
     --json         one JSON object: file, file_bytes, input_shape [C, H, W], classes,
                    config {image_size [H, W], channels, patch, dim, heads, blocks, mlp_hidden,

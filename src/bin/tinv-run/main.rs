@@ -45,7 +45,7 @@ every option of a command, and a command refuses any other):
                  engines/fmnist in the folder of the tinv-run binary or one of the three above
                  it, and engines/fmnist in the source tree it was built from (nothing is
                  embedded in the binary)
-    --verify     check every tensor checksum when opening the model (every command)
+    --verify     check every tensor checksum and device copy when opening the model (every command)
     --threads N  worker threads for matrix products and attention, 1 to 256, default 1
                  (classify, eval, bench, soak)
     --backend B  auto (default: TensorRT when this build has it, a GPU is present and engines

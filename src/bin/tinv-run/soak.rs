@@ -25,7 +25,7 @@ OPTIONS:
     --threads N        worker threads, 1 to 256 (default 1)
     --backend B        auto (default), cpu or tensorrt, as for classify
     --engines D        TensorRT engines folder (default: plans/ beside the model file)
-    --verify           check every tensor checksum when opening the --model
+    --verify           check every tensor checksum and device copy when opening the --model
     --json             one JSON object per report: done, per_sec, rss_kib, paths (inferences
                        of the window per path); then a summary object: count, secs, per_sec,
                        start_rss_kib, end_rss_kib, rss_growth_pct, mismatches, paths (per path,

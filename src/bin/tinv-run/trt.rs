@@ -19,7 +19,7 @@ OPTIONS:
                      strongly typed networks run in FP32 only, so --fp16 is refused there
     --out DIR        output folder (default: plans/ beside the model file)
     --workspace MB   builder workspace limit, 1 to 1048576 (default 1024)
-    --verify         check every tensor checksum when opening the model
+    --verify         check every tensor checksum and device copy when opening the model
 
 Exports the ONNX graphs (opset 17; decomposed LayerNorm for TensorRT 8.5, the native op for
 ≥ 8.6), builds each engine with progress output, and writes DIR/manifest: model hash (tensors
@@ -42,7 +42,7 @@ OPTIONS:
     --layouts L,...  layouts to check and compare (default: per-path,segments)
     --iters N        timed runs per measurement, at least 2 (default 200)
     --workspace MB   builder workspace limit when building, 1 to 1048576 (default 1024)
-    --verify         check every tensor checksum when opening the model
+    --verify         check every tensor checksum and device copy when opening the model
 
 For each layout: runs the package's sample images (or random inputs) through TensorRT and the
 CPU backend on every path and compares logits (FP32 ≤ 1e-3, FP16 ≤ 2e-2 of the largest |logit|)

@@ -92,14 +92,18 @@ pub struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    // `--flag=value` is `--flag value`, as tinv-run, tinv-fold and tinv-train take it.
-    let raw: Vec<String> = tinv::files::utf8_args()?
-        .into_iter()
-        .flat_map(|s| match s.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => vec![f.to_string(), v.to_string()],
-            _ => vec![s],
-        })
-        .collect();
+    // `--flag=value` is `--flag value`, as tinv-run, tinv-fold and tinv-train take it; a switch
+    // takes no value.
+    let mut raw: Vec<String> = Vec::new();
+    for s in tinv::files::utf8_args()? {
+        match s.split_once('=') {
+            Some((f, _)) if SWITCHES.contains(&f) => {
+                return Err(format!("{f} takes no value (see --help)"));
+            }
+            Some((f, v)) if f.starts_with("--") => raw.extend([f.to_string(), v.to_string()]),
+            _ => raw.push(s),
+        }
+    }
     let ds = Path::new("/usr/share/datasets/fashion-mnist");
     let default_fm = Path::new("engines/fmnist/model.tinv");
     let mut a = Args {
@@ -199,12 +203,16 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// `--threads`: a comma-separated list of distinct counts, each ≥ 1 (ONNX Runtime would read 0
-/// as "all cores" while tinv refuses it, so the two would no longer run with the same threads).
+/// The options that take no value.
+const SWITCHES: [&str; 4] = ["--no-vit-tiny", "--profile", "--help", "--version"];
+
 /// Most threads a tinv session takes (`SessionOptions::threads`): a larger count would be found
 /// only after a whole round of measuring.
 const MAX_THREADS: usize = 256;
 
+/// `--threads`: a comma-separated list of distinct counts, each 1 to [`MAX_THREADS`] (ONNX
+/// Runtime would read 0 as "all cores" while tinv refuses it, so the two would no longer run with
+/// the same threads).
 fn thread_list(s: &str) -> Result<Vec<usize>, String> {
     let mut v: Vec<usize> = Vec::new();
     for t in s.split(',') {
