@@ -204,6 +204,16 @@ fn a_changed_metadata_value_is_refused_at_parse() {
         panic!("the writer stores tinv.meta_hash");
     };
     assert_eq!(*stored, format::meta_hash(&index.meta));
+    // The writer's two hashes come last, the checksum after the content hash, also when a
+    // caller copied another file's entries (old hashes included) into it.
+    let copied = format::parse(&rewrite(DType::F32, &[], &[])).unwrap();
+    for m in [&index.meta, &copied.meta] {
+        let keys: Vec<&str> = m.entries().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys[keys.len() - 2..],
+            ["tinv.content_hash", format::META_HASH_KEY]
+        );
+    }
     // vit.ln_eps's value, one bit lower: every check of the configuration would pass.
     let key = b"vit.ln_eps";
     let at = good.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4;

@@ -81,9 +81,15 @@ impl TinvWriter {
                 .map(|t| t.name.as_str())
                 .zip(sums.iter().copied()),
         );
-        let mut meta = self.meta.clone();
+        // The two hashes are the writer's own, after every other entry (values a caller copied
+        // from another file are dropped, not kept in their old places), the checksum last.
+        let mut meta = Metadata::new();
+        for (k, v) in self.meta.entries() {
+            if k != "tinv.content_hash" && k != META_HASH_KEY {
+                meta.set(k, v.clone());
+            }
+        }
         meta.set("tinv.content_hash", MetaValue::U64(hash));
-        // Last, so that it covers every other entry (a value set earlier is replaced in place).
         let mh = meta_hash(&meta);
         meta.set(META_HASH_KEY, MetaValue::U64(mh));
 
