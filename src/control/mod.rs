@@ -101,6 +101,15 @@ fn not_finite(what: &str) -> Error {
     ))
 }
 
+/// [`not_finite`] unless every value of `v` is finite.
+fn all_finite(v: &[f32], what: &str) -> Result<()> {
+    if v.iter().all(|x| x.is_finite()) {
+        Ok(())
+    } else {
+        Err(not_finite(what))
+    }
+}
+
 /// Logits of the exit of path `k` that a stopping decision is about to read: not finite, the
 /// statistics would be garbage (p_max 0 escalates under any threshold), so the call fails with
 /// [`Error::Numeric`] instead of routing by accident.
@@ -172,29 +181,21 @@ pub fn decide_start(
     let hp = &mut s.hidden[..w.hp];
     affine(&s.feat, model.w(w.pred[0]), model.w(w.pred[1]), hp);
     // Checked before the ReLU: `max(0.0)` turns NaN into 0, which would hide NaN weights.
-    if !hp.iter().all(|v| v.is_finite()) {
-        return Err(not_finite("complexity predictor's hidden layer"));
-    }
+    all_finite(hp, "complexity predictor's hidden layer")?;
     hp.iter_mut().for_each(|v| *v = v.max(0.0));
     affine(hp, model.w(w.pred[2]), model.w(w.pred[3]), &mut s.pred);
     softmax_in_place(&mut s.pred);
-    if !s.pred.iter().all(|v| v.is_finite()) {
-        return Err(not_finite("complexity predictor's output"));
-    }
+    all_finite(&s.pred, "complexity predictor's output")?;
     s.z[..f].copy_from_slice(&s.feat);
     s.z[f..f + p].copy_from_slice(&s.pred);
     s.z[f + p] = budget;
     let (pol, h) = w.up_front(graph);
     let hq = &mut s.hidden[..h];
     affine(&s.z, model.w(pol[0]), model.w(pol[1]), hq);
-    if !hq.iter().all(|v| v.is_finite()) {
-        return Err(not_finite("up-front policy's hidden layer"));
-    }
+    all_finite(hq, "up-front policy's hidden layer")?;
     hq.iter_mut().for_each(|v| *v = v.max(0.0));
     affine(hq, model.w(pol[2]), model.w(pol[3]), &mut s.scores);
-    if !s.scores.iter().all(|v| v.is_finite()) {
-        return Err(not_finite("up-front policy's score"));
-    }
+    all_finite(&s.scores, "up-front policy's score")?;
     Ok(argmax(&s.scores))
 }
 
@@ -277,9 +278,7 @@ pub fn exit_continue(
     }
     let mut out = [0f32];
     affine(h, model.w(w.out_w), model.w(w.out_b), &mut out);
-    if !out[0].is_finite() {
-        return Err(not_finite("exit RNN's output"));
-    }
+    all_finite(&out, "exit RNN's output")?;
     Ok(Some(out[0] > 0.0))
 }
 
@@ -298,11 +297,20 @@ mod tests {
         assert!((p - 0.6).abs() < 1e-6 && (e - ent).abs() < 1e-6 && (m - 0.4).abs() < 1e-6);
     }
 
+    /// 8×8 grey, patch 4, D 16, 2 blocks, 3 classes, paths [1, 2], a controller when `ctrl`;
+    /// `seed` draws its weights.
+    fn ctrl_model(seed: u64, ctrl: bool) -> Model {
+        let mut cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        if !ctrl {
+            cfg.controller = None;
+        }
+        let bytes = crate::synth::random_model(&cfg, seed, crate::format::DType::F32);
+        Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap()
+    }
+
     #[test]
     fn decide_start_refuses_an_input_of_the_wrong_size() {
-        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
-        let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
-        let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+        let m = ctrl_model(1, true);
         let w = *m.ctrl().unwrap();
         let mut s = CtrlScratch::new(&m);
         let e = decide_start(&m, &w, &[0.5; 3], 0.3, false, &mut s).unwrap_err();
@@ -316,9 +324,7 @@ mod tests {
 
     #[test]
     fn an_exit_that_is_not_a_path_and_a_budget_out_of_range_are_refused() {
-        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
-        let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
-        let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+        let m = ctrl_model(1, true);
         let w = *m.ctrl().unwrap();
         let mut s = CtrlScratch::new(&m);
         let mut h = vec![0.0; w.hr];
@@ -353,16 +359,11 @@ mod tests {
     /// short RNN state was quietly truncated.
     #[test]
     fn parts_of_another_model_are_refused() {
-        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
-        let open = |seed: u64, ctrl: bool| {
-            let mut c = cfg.clone();
-            if !ctrl {
-                c.controller = None;
-            }
-            let bytes = crate::synth::random_model(&c, seed, crate::format::DType::F32);
-            Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap()
-        };
-        let (a, b, bare) = (open(1, true), open(2, true), open(3, false));
+        let (a, b, bare) = (
+            ctrl_model(1, true),
+            ctrl_model(2, true),
+            ctrl_model(3, false),
+        );
         let wa = *a.ctrl().unwrap();
         let x = [0.5f32; 64];
         let arg = |r: Result<()>| match r {

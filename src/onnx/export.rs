@@ -350,9 +350,9 @@ fn each_graph(
     Ok(())
 }
 
-/// Refuses weights of the exported graphs that are not finite. The runtime opens such a file and fails each call
-/// ([`Error::Numeric`]); graphs written from it would answer NaN to every input instead, in
-/// ONNX Runtime or TensorRT, without an error.
+/// Refuses weights of the exported graphs that are not finite. The runtime opens such a file
+/// and fails each call ([`Error::Numeric`]); graphs written from it would answer NaN to every
+/// input instead, in ONNX Runtime or TensorRT, without an error.
 fn check_finite(model: &Model) -> Result<()> {
     for r in super::blob::exported_tensors(model) {
         if let Some((i, v)) = model.w(r).iter().enumerate().find(|(_, v)| !v.is_finite()) {

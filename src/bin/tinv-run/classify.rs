@@ -45,11 +45,11 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     // x.png`) is the error to report, not the missing image; then the images, before the
     // model (and its engines) load.
     let depth = crate::fixed_depth(&a)?;
-    crate::session_settings(&a)?;
+    let settings = crate::session_settings(&a)?;
     if a.positional.is_empty() {
         return Err("classify needs at least one IMAGE (see tinv-run classify --help)".into());
     }
-    let mut session = crate::open_session(&a, 1)?;
+    let mut session = crate::open_session(&a, settings, 1)?;
     let cfg = session.model().config().clone();
     let names = class_names(a.path("model"), cfg.classes);
     let mut logits = vec![0f32; cfg.classes];

@@ -63,7 +63,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let depth = crate::fixed_depth(&a)?;
     let limit = a.count("limit", "a sample count", 1)?;
     let batch = a.batch()?;
-    let mut session = crate::open_session(&a, batch)?;
+    let mut session = crate::open_session(&a, crate::session_settings(&a)?, batch)?;
     let model = session.model().clone();
     let cfg = model.config().clone();
     if let Some(d) = depth {

@@ -145,7 +145,7 @@ pub fn fixed_depth(a: &Args) -> Result<Option<usize>, String> {
 /// The session options a command line gives, parsed without opening the model: `(threads,
 /// budget, mode)`. Commands call it before anything costly, so that a flag that took a file as
 /// its value is the error reported.
-pub fn session_settings(a: &Args) -> Result<(usize, Option<f32>, tinv::Mode), String> {
+pub fn session_settings(a: &Args) -> Result<SessionSettings, String> {
     let threads = a.threads()?;
     let budget = a.parse_opt::<f32>("budget", "a budget λ in [0, 1]")?;
     let mode = match a.get("mode") {
@@ -155,9 +155,16 @@ pub fn session_settings(a: &Args) -> Result<(usize, Option<f32>, tinv::Mode), St
     Ok((threads, budget, mode))
 }
 
-/// Parses `--threads`, `--budget`, `--mode` and opens a session on the `--model`.
-pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String> {
-    let (threads, budget, mode) = session_settings(a)?;
+/// `--threads`, `--budget` and `--mode` as [`session_settings`] parses them.
+pub type SessionSettings = (usize, Option<f32>, tinv::Mode);
+
+/// Opens a session on the `--model` with the `settings` parsed from the same command line.
+pub fn open_session(
+    a: &Args,
+    settings: SessionSettings,
+    max_batch: usize,
+) -> Result<tinv::Session, String> {
+    let (threads, budget, mode) = settings;
     let model = model_path::open(a.path("model"), a.has("verify"))?;
     // Options that would be accepted and then ignored are refused instead.
     let threshold = matches!(mode, tinv::Mode::Threshold(_));
@@ -171,7 +178,10 @@ pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String>
         && !threshold
         && (budget.is_some() || a.get("mode").is_some())
     {
-        return Err(no_controller("--budget or --mode adaptive|graph"));
+        return Err(no_controller(
+            "--budget or --mode adaptive|graph",
+            "use --depth D or --mode threshold:τ",
+        ));
     }
     let opts = backend_options(a)?
         .max_batch(max_batch)
@@ -182,18 +192,11 @@ pub fn open_session(a: &Args, max_batch: usize) -> Result<tinv::Session, String>
 }
 
 /// The error for controller options on a model without a controller.
-pub fn no_controller(options: &str) -> String {
+pub fn no_controller(options: &str, hint: &str) -> String {
     format!(
         "this model has no controller, so it runs every input at full depth and takes no \
-         {options} (use --depth D or --mode threshold:τ)"
+         {options} ({hint})"
     )
-}
-
-/// [`no_controller`] for `soak`, which takes neither `--depth` nor `--mode`.
-pub fn soak_without_controller() -> String {
-    "this model has no controller, so soak runs every input at full depth and takes no \
-     --budget (drop it)"
-        .to_string()
 }
 
 /// Session options with `--backend` (default auto) and `--engines`, refusing `--engines` beside

@@ -205,7 +205,8 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     };
     // Accepted and ignored before: the run went at full depth under a "budget 0.5" banner.
     if budget.is_some() && model.config().controller.is_none() {
-        return Err(crate::soak_without_controller());
+        // soak takes neither --depth nor --mode.
+        return Err(crate::no_controller("--budget", "drop it"));
     }
     let opts = crate::backend_options(&a)?
         .max_batch(1)

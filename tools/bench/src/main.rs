@@ -15,7 +15,7 @@ mod report;
 mod rounds;
 mod svg;
 
-pub use rounds::{median, median_sorted, Row};
+pub use rounds::{median, Row};
 use rounds::{median_rows, missing_rows, paired_ratios};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -41,14 +41,12 @@ pub fn median_rows(rounds: Vec<Vec<Row>>) -> Vec<Row> {
     out
 }
 
-/// The median of `v` (the mean of the two middle values of an even count), `None` when empty.
+/// The median of `v` (the mean of the two middle values of an even count, as
+/// [`tinv::timing::median_sorted`] defines it), `None` when empty.
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
-    median_sorted(&v)
+    tinv::timing::median_sorted(&v)
 }
-
-/// [`median`] of values already sorted ascending (the runtime's one definition).
-pub use tinv::timing::median_sorted;
 
 /// The (case, runtime, threads) rows that no round measured: a report without them would read
 /// as "not measured" where the harness actually failed, so none is written.

@@ -208,21 +208,16 @@ pub fn controller_stage(
         serde_json::to_string(&cfg).map_err(|e| e.to_string())?,
     );
     checkpoint::save(out, &tensors, &meta)?;
+    let rule = format!(
+        "{FOLDS}-fold cross-validated adaptive accuracy on the validation split is within {:.1} \
+         points of full depth ({:.2} %)",
+        100.0 * tol,
+        100.0 * full
+    );
     let why = if within {
-        format!(
-            "the largest λ up to which every budget's {FOLDS}-fold cross-validated adaptive \
-             accuracy on the validation split is within {:.1} points of full depth ({:.2} %)",
-            100.0 * tol,
-            100.0 * full
-        )
+        format!("the largest λ up to which every budget's {rule}")
     } else {
-        format!(
-            "no budget's {FOLDS}-fold cross-validated adaptive accuracy on the validation split \
-             is within {:.1} points of full depth ({:.2} %), so the most accurate budget (the \
-             largest λ among equals)",
-            100.0 * tol,
-            100.0 * full
-        )
+        format!("no budget's {rule}, so the most accurate budget (the largest λ among equals)")
     };
     let mut s = format!(
         "controller trained on {} validation images{} in {:.0} s (outcomes {:.0} s); default budget λ = {lam}: \
