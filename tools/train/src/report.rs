@@ -243,6 +243,9 @@ pub fn controller_stage(
     Ok(s)
 }
 
+/// Draws of the paired bootstrap under `eval`'s threshold comparison.
+const BOOTSTRAP_DRAWS: usize = 1000;
+
 /// Evaluates a final checkpoint on `ds` (e.g. the test split) and returns the report.
 pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
     let (cfg, vit) = loaded.backbone(ds)?;
@@ -281,6 +284,15 @@ pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
         s.push('\n');
         let curve = threshold_curve::points(&o, &threshold_curve::TAUS);
         s.push_str(&threshold_curve::versus(&curve, adaptive, default));
+        if let Some(c) = &ctrl {
+            let flops = budget::ctrl_flops(&cfg, c, 2);
+            s.push_str(&threshold_curve::bootstrap_line(
+                &o,
+                |i| budget::run_one(c, &o, i, default, 2, flops),
+                default,
+                BOOTSTRAP_DRAWS,
+            ));
+        }
     }
     Ok(s)
 }

@@ -46,6 +46,32 @@ pub fn ctrl_flops(c: &crate::config::ModelConfig, ctrl: &Controller, levels: u8)
     )
 }
 
+/// Where input `i` of `o` finishes in `adaptive` (`levels = 2`) or `graph` (`levels = 1`) mode
+/// at budget `lambda`, and the FLOPs it spends there: `(path, FLOPs)`.
+pub fn run_one(
+    ctrl: &Controller,
+    o: &Outcomes,
+    i: usize,
+    lambda: f32,
+    levels: u8,
+    flops: (u64, u64),
+) -> (usize, u64) {
+    let phi = &o.feats[i * o.f..(i + 1) * o.f];
+    let (k0, k, decisions) = if levels >= 2 {
+        let k0 = ctrl.decide_start(phi, lambda);
+        let (k, d) = ctrl.run(phi, &o.stats[i * o.p..(i + 1) * o.p], lambda);
+        (k0, k, d)
+    } else {
+        let k = ctrl.decide_graph(phi, lambda);
+        (k, k, 0)
+    };
+    let mut fl = flops.0 + o.path_flops[k0] + decisions as u64 * flops.1;
+    for j in k0..k {
+        fl += o.step_flops[j];
+    }
+    (k, fl)
+}
+
 /// `adaptive` (`levels = 2`) or `graph` (`levels = 1`) at budget `lambda`.
 pub fn evaluate(
     ctrl: &Controller,
@@ -57,19 +83,7 @@ pub fn evaluate(
     let (mut right, mut total) = (0usize, 0f64);
     let mut hist = vec![0f64; o.p];
     for i in 0..o.n {
-        let phi = &o.feats[i * o.f..(i + 1) * o.f];
-        let (k0, k, decisions) = if levels >= 2 {
-            let k0 = ctrl.decide_start(phi, lambda);
-            let (k, d) = ctrl.run(phi, &o.stats[i * o.p..(i + 1) * o.p], lambda);
-            (k0, k, d)
-        } else {
-            let k = ctrl.decide_graph(phi, lambda);
-            (k, k, 0)
-        };
-        let mut fl = flops.0 + o.path_flops[k0] + decisions as u64 * flops.1;
-        for j in k0..k {
-            fl += o.step_flops[j];
-        }
+        let (k, fl) = run_one(ctrl, o, i, lambda, levels, flops);
         total += fl as f64;
         right += usize::from(o.right(i, k));
         hist[k] += 1.0;

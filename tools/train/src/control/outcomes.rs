@@ -185,18 +185,24 @@ impl Outcomes {
         )
     }
 
-    /// `(accuracy, mean FLOPs)` of the max-softmax threshold rule: stop at the first exit whose
-    /// `p_max ≥ tau` (the deepest otherwise), paying every exit head on the way.
+    /// Where the max-softmax threshold rule stops input `i` and the FLOPs it spends: the first
+    /// exit whose `p_max ≥ tau` (the deepest otherwise), paying every exit head on the way.
+    pub fn threshold_stop(&self, i: usize, tau: f32) -> (usize, u64) {
+        let mut j = 0;
+        let mut f = self.path_flops[0];
+        while j + 1 < self.p && self.stats[i * self.p + j].0 < tau {
+            f += self.step_flops[j];
+            j += 1;
+        }
+        (j, f)
+    }
+
+    /// `(accuracy, mean FLOPs)` of the max-softmax threshold rule ([`Outcomes::threshold_stop`]).
     pub fn threshold_point(&self, tau: f32) -> (f64, f64) {
         let mut right = 0usize;
         let mut fl = 0f64;
         for i in 0..self.n {
-            let mut j = 0;
-            let mut f = self.path_flops[0];
-            while j + 1 < self.p && self.stats[i * self.p + j].0 < tau {
-                f += self.step_flops[j];
-                j += 1;
-            }
+            let (j, f) = self.threshold_stop(i, tau);
             right += usize::from(self.right(i, j));
             fl += f as f64;
         }

@@ -4,6 +4,7 @@
 
 use super::budget::Point;
 use super::outcomes::Outcomes;
+use crate::rng::Rng;
 use std::fmt::Write;
 
 /// The τ values of the baseline in every report.
@@ -76,9 +77,114 @@ pub fn versus(curve: &[(f64, f64)], pts: &[Point], default: f32) -> String {
     s
 }
 
+/// How often one `adaptive` point beats the threshold curve when the inputs are redrawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resampled {
+    /// Resamples drawn.
+    pub resamples: usize,
+    /// Resamples in which adaptive spends fewer FLOPs than the curve at its accuracy, or is more
+    /// accurate than every point of it.
+    pub beats: usize,
+    /// Resamples in which the curve spends no more than adaptive at its accuracy.
+    pub loses: usize,
+    /// Resamples in which adaptive is less accurate than the curve's least accurate point (no
+    /// comparison: a smaller τ might reach it cheaper).
+    pub under: usize,
+}
+
+/// Paired bootstrap of the comparison [`versus`] makes: `resamples` times, draw as many inputs
+/// as there are, with replacement, and place adaptive's point on them against the threshold
+/// curve on the same inputs. `adaptive[i]` and `taus[t][i]` are input i's `(right, FLOPs)` under
+/// adaptive and under the threshold rule at the t-th τ (ascending). It tells whether a place
+/// above or below the curve on one test set is more than the luck of which images it holds.
+pub fn bootstrap(
+    adaptive: &[(bool, u64)],
+    taus: &[Vec<(bool, u64)>],
+    resamples: usize,
+    seed: u64,
+) -> Resampled {
+    let n = adaptive.len();
+    let mut out = Resampled {
+        resamples,
+        beats: 0,
+        loses: 0,
+        under: 0,
+    };
+    if n == 0 || taus.iter().any(|t| t.len() != n) {
+        return out;
+    }
+    let mut rng = Rng::new(seed, 0xB007);
+    // Per resample: right counts and FLOPs sums of adaptive (slot 0) and every τ.
+    let mut right = vec![0usize; taus.len() + 1];
+    let mut flops = vec![0f64; taus.len() + 1];
+    for _ in 0..resamples {
+        right.fill(0);
+        flops.fill(0.0);
+        for _ in 0..n {
+            let i = rng.below(n);
+            let rows = std::iter::once(adaptive[i]).chain(taus.iter().map(|t| t[i]));
+            for (s, (ok, f)) in rows.enumerate() {
+                right[s] += usize::from(ok);
+                flops[s] += f as f64;
+            }
+        }
+        let point = |s: usize| (right[s] as f64 / n as f64, flops[s] / n as f64);
+        let curve: Vec<(f64, f64)> = (1..=taus.len()).map(point).collect();
+        let (acc, fl) = point(0);
+        let least = curve.iter().map(|&(a, _)| a).fold(f64::INFINITY, f64::min);
+        if acc < least {
+            out.under += 1;
+        } else if flops_at(&curve, acc).is_none_or(|f| fl < f) {
+            out.beats += 1;
+        } else {
+            out.loses += 1;
+        }
+    }
+    out
+}
+
+/// [`bootstrap`] of `adaptive` at `lambda` against the curve at [`TAUS`] on `o`, as one line.
+pub fn bootstrap_line(
+    o: &Outcomes,
+    mut adaptive: impl FnMut(usize) -> (usize, u64),
+    lambda: f32,
+    resamples: usize,
+) -> String {
+    let per: Vec<(bool, u64)> = (0..o.n)
+        .map(|i| {
+            let (k, f) = adaptive(i);
+            (o.right(i, k), f)
+        })
+        .collect();
+    let taus: Vec<Vec<(bool, u64)>> = TAUS
+        .iter()
+        .map(|&t| {
+            (0..o.n)
+                .map(|i| {
+                    let (j, f) = o.threshold_stop(i, t);
+                    (o.right(i, j), f)
+                })
+                .collect()
+        })
+        .collect();
+    let r = bootstrap(&per, &taus, resamples, 1);
+    let pct = |c: usize| 100.0 * c as f64 / r.resamples.max(1) as f64;
+    format!(
+        "resampled (paired bootstrap: {} draws of the {} images with replacement, adaptive at \
+         λ = {lambda} and the curve on the same draw): adaptive beats the curve in {:.1} % of \
+         the draws, the curve spends no more in {:.1} %, adaptive is under its least accurate \
+         point in {:.1} %\n",
+        r.resamples,
+        o.n,
+        pct(r.beats),
+        pct(r.loses),
+        pct(r.under)
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{flops_at, versus, Point};
+    use super::{bootstrap, flops_at, versus, Point, Resampled};
 
     #[test]
     fn each_budget_is_placed_against_the_curve() {
@@ -132,5 +238,62 @@ mod tests {
         // Below every point: the cheapest point is at least as accurate.
         assert_eq!(flops_at(&c, 0.5), Some(10.0));
         assert_eq!(flops_at(&c, 0.96), None);
+    }
+
+    /// Two threshold rules over `n` inputs: τ₀ right on the even inputs at 10 FLOPs each, τ₁
+    /// wrong on every third at 20 (more accurate, dearer).
+    fn two_taus(n: usize) -> Vec<Vec<(bool, u64)>> {
+        vec![
+            (0..n).map(|i| (i % 2 == 0, 10)).collect(),
+            (0..n).map(|i| (i % 3 != 0, 20)).collect(),
+        ]
+    }
+
+    #[test]
+    fn bootstrap_counts_clear_wins_losses_and_misses_on_every_draw() {
+        let n = 30;
+        let taus = two_taus(n);
+        let count = |adaptive: &[(bool, u64)]| bootstrap(adaptive, &taus, 200, 7);
+        let all = |beats, loses, under| Resampled {
+            resamples: 200,
+            beats,
+            loses,
+            under,
+        };
+        // As accurate as τ₁ on every draw for 1 FLOP: below the curve every time.
+        let win: Vec<_> = taus[1].iter().map(|&(ok, _)| (ok, 1)).collect();
+        assert_eq!(count(&win), all(200, 0, 0));
+        // τ₀'s answers for one FLOP more: the curve (τ₀ itself) is cheaper every time.
+        let lose: Vec<_> = taus[0].iter().map(|&(ok, f)| (ok, f + 1)).collect();
+        assert_eq!(count(&lose), all(0, 200, 0));
+        // Never right: under τ₀, the least accurate point, whenever τ₀ gets one right.
+        let miss = vec![(false, 1); n];
+        let r = count(&miss);
+        assert_eq!((r.beats, r.loses, r.under), (0, 0, 200));
+        // Right more often than every τ (unless a draw misses every third input, p = 5e-6):
+        // the curve never reaches it.
+        let best = vec![(true, 1000); n];
+        assert_eq!(count(&best), all(200, 0, 0));
+        // No inputs, or tables of different lengths: nothing drawn.
+        assert_eq!(bootstrap(&[], &taus, 200, 7), all(0, 0, 0));
+        assert_eq!(bootstrap(&win[1..], &taus, 200, 7), all(0, 0, 0));
+    }
+
+    #[test]
+    fn bootstrap_is_paired() {
+        // Adaptive answers exactly as τ₀ and spends one FLOP less on input 0 only. Drawn with
+        // the curve (paired), it beats the curve exactly when input 0 is in the draw:
+        // 1 − (1 − 1/n)ⁿ of draws (64.2 % for n = 20), and ties (the curve spends no more)
+        // otherwise. An unpaired bootstrap would scatter it on both sides at random.
+        let n = 20;
+        let taus = two_taus(n);
+        let mut adaptive = taus[0].clone();
+        adaptive[0].1 -= 1;
+        let r = bootstrap(&adaptive, &taus, 4000, 3);
+        let expected = 1.0 - (1.0 - 1.0 / n as f64).powi(n as i32);
+        let share = r.beats as f64 / r.resamples as f64;
+        // Binomial standard deviation over 4000 draws: 0.76 points; 4 of them.
+        assert!((share - expected).abs() < 0.03, "{share} vs {expected}");
+        assert_eq!((r.beats + r.loses, r.under), (4000, 0));
     }
 }
