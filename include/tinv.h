@@ -89,8 +89,9 @@ typedef enum tinv_status {
     TINV_ERR_BACKEND_UNAVAILABLE = 300, /* backend not built into this library or not usable here */
     TINV_ERR_BACKEND = 301,           /* the backend failed while running */
     TINV_ERR_ENGINES_STALE = 302,     /* the TensorRT engines were built for another model,
-                                         TensorRT version, GPU or exporter version: rebuild them
-                                         (`tinv-run build`); tinv_last_error() names the field */
+                                         TensorRT version, GPU or exporter version, or a plan
+                                         is missing or refused: rebuild them (`tinv-run build`);
+                                         tinv_last_error() names the field or the plan */
 
     TINV_ERR_OUT_OF_MEMORY = 400,     /* host memory for a session could not be allocated */
     /* Internal errors (bugs in tinv; please report them with tinv_last_error()). */
@@ -189,7 +190,8 @@ tinv_model_options tinv_model_options_default(void);
  *                          opened now: manifest checked against the model, this TensorRT and
  *                          this GPU, weights uploaded to the GPU once per model. If that fails,
  *                          so does this call: TINV_ERR_ENGINES_STALE when the engines were
- *                          built for another model, TensorRT or GPU, else
+ *                          built for another model, TensorRT or GPU or a plan is missing or
+ *                          refused, else
  *                          TINV_ERR_BACKEND_UNAVAILABLE, with a message saying what is missing
  *                          or stale (either way `tinv-run build` makes the engines).
  *   TINV_BACKEND_AUTO      as TENSORRT when this library has TensorRT and the engines folder
@@ -199,7 +201,8 @@ tinv_model_options tinv_model_options_default(void);
  * Returns TINV_OK, TINV_ERR_NULL_ARG (path, out), TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG
  * (backend, reserved, misaligned options pointer, engines_dir "" where it is read),
  * TINV_ERR_BACKEND_UNAVAILABLE (TENSORRT in a CPU-only build, or its engines cannot be opened),
- * TINV_ERR_ENGINES_STALE (TENSORRT, engines built for another model, TensorRT or GPU),
+ * TINV_ERR_ENGINES_STALE (TENSORRT, engines built for another model, TensorRT or GPU, or a
+ * plan missing or refused),
  * TINV_ERR_IO (also when `path` is a directory), TINV_ERR_FORMAT, TINV_ERR_CHECKSUM,
  * TINV_ERR_MODEL, TINV_ERR_OUT_OF_HANDLES. */
 tinv_status tinv_model_open(const char *path, const tinv_model_options *options, tinv_model **out);

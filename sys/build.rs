@@ -78,8 +78,16 @@ fn main() {
         );
     }
     // Also place it beside the final binaries (target/<profile>/) so `Shim::load()` finds it next
-    // to the executable; OUT_DIR is target/<profile>/build/tinv-sys-<hash>/out.
-    if let Some(profile_dir) = out_dir.ancestors().nth(3) {
+    // to the executable; OUT_DIR is target/<profile>/build/tinv-sys-<hash>/out. A shim of another
+    // major left by an earlier build with other headers goes: both folders are on the loader's
+    // search path, and a copied target folder would carry it to a device.
+    let profile_dir = out_dir.ancestors().nth(3);
+    for dir in std::iter::once(out_dir.as_path()).chain(profile_dir) {
+        for other in [8, 10, 11].iter().filter(|&&m| m != major) {
+            let _ = fs::remove_file(dir.join(format!("libtinv_trt{other}.so")));
+        }
+    }
+    if let Some(profile_dir) = profile_dir {
         let _ = fs::copy(&lib, profile_dir.join(&name));
     }
     println!("cargo:rustc-cfg=tinv_trt_shim_built");

@@ -67,9 +67,18 @@ pub struct TrtModel {
 }
 
 fn refused(file: &str, why: impl std::fmt::Display) -> TrtError {
-    TrtError::Plan(format!(
+    TrtError::StalePlan(format!(
         "plan {file}: {why}; run `tinv-run build` to rebuild the engines"
     ))
+}
+
+/// A failed deserialization: TensorRT's refusal (`TINV_TRT_ERR_TENSORRT`: another TensorRT
+/// build or GPU, or a damaged file) is stale, anything else (no memory, a bad argument) is not.
+pub(super) fn not_deserialized(file: &str, why: tinv_sys::ShimError) -> TrtError {
+    match why {
+        tinv_sys::ShimError::Call { status: 4, .. } => refused(file, why),
+        other => TrtError::Plan(format!("plan {file}: {other}")),
+    }
 }
 
 fn same_io(m: &manifest::IoTensor, t: &tinv_sys::IoTensor) -> bool {
@@ -179,7 +188,7 @@ impl TrtModel {
             let plan = sources.plan(&e.plan).map_err(|why| refused(&e.plan, why))?;
             let h = shim
                 .deserialize(&plan)
-                .map_err(|why| refused(&e.plan, why))?;
+                .map_err(|why| not_deserialized(&e.plan, why))?;
             engines.handles.push(h);
             drop(plan); // the engine holds its own copy; release the file bytes now
             let actual = shim.engine_io(h)?;

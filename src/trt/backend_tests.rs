@@ -558,7 +558,14 @@ fn a_refused_plan_names_the_file_and_frees_what_was_loaded() {
     r.files
         .plans
         .insert("path2.plan".into(), b"built by TensorRT 8.5.3".to_vec());
-    let e = r.open().err().unwrap().to_string();
+    let e = r.open().err().unwrap();
+    // Stale, like a manifest mismatch (`TINV_ERR_ENGINES_STALE` in C): rebuilding fixes it.
+    assert!(matches!(e, TrtError::StalePlan(_)), "{e:?}");
+    assert!(matches!(
+        crate::Error::from(e.clone()),
+        crate::Error::EnginesStale(_)
+    ));
+    let e = e.to_string();
     assert!(
         e.contains("plan path2.plan")
             && e.contains("TensorRT refused the plan")
@@ -583,8 +590,9 @@ fn an_engine_whose_io_differs_from_the_manifest_is_refused() {
     };
     let e = TrtModel::open(shim, r.device.clone(), m.clone(), &o, &r.files)
         .err()
-        .unwrap()
-        .to_string();
+        .unwrap();
+    assert!(matches!(e, TrtError::StalePlan(_)), "{e:?}");
+    let e = e.to_string();
     assert!(e.contains("differ from the manifest's engine path1"), "{e}");
 }
 
@@ -649,10 +657,54 @@ fn missing_weight_bytes_fail_without_leaking() {
 }
 
 #[test]
-fn a_failed_enqueue_under_capture_ends_the_capture_and_surfaces() {
+fn a_failed_capture_is_discarded_and_the_session_runs_without_graphs() {
     let r = rig(sample());
     let model = r.open().unwrap();
     r.shim.fail_nth(CallKind::Enqueue, 2); // the two warm-up enqueues pass, the first captured one fails
+    let mut s = TrtSession::new(model.clone()).unwrap();
+    assert!(!s.uses_graphs());
+    let calls = r.device.calls();
+    assert!(calls.contains(&DevCall::AbortCapture));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, DevCall::EndCapture { .. })),
+        "no graph from a failed capture, and no capture tried after it"
+    );
+    // Runs call by call, with the same copies a graph would hold.
+    let before = r.shim.calls().len();
+    let mut out = vec![0u8; 40];
+    s.run(0, &[0u8; 784 * 4], &mut out).unwrap();
+    let enqueued = r.shim.calls()[before..]
+        .iter()
+        .filter(|c| matches!(c, Call::Enqueue(..)))
+        .count();
+    assert_eq!(enqueued, 1, "path 0 is one engine, enqueued directly");
+    assert!(!r
+        .device
+        .calls()
+        .iter()
+        .any(|c| matches!(c, DevCall::Launch(_))));
+    drop(s);
+    drop(model);
+    assert_eq!(
+        (
+            r.device.live(),
+            r.shim.live_contexts(),
+            r.shim.live_engines()
+        ),
+        ((0, 0, 0), 0, 0)
+    );
+}
+
+#[test]
+fn a_session_whose_engines_fail_even_without_a_graph_is_refused() {
+    let r = rig(sample());
+    let model = r.open().unwrap();
+    // The first captured copy fails; the direct run that would prove the fallback then fails
+    // at its enqueue (the two warm-up enqueues pass).
+    r.device.fail_next("copy_to_device");
+    r.shim.fail_nth(CallKind::Enqueue, 2);
     let e = TrtSession::new(model.clone()).err().unwrap();
     assert!(
         matches!(
@@ -664,14 +716,7 @@ fn a_failed_enqueue_under_capture_ends_the_capture_and_surfaces() {
         ),
         "{e}"
     );
-    let calls = r.device.calls();
-    assert!(calls.contains(&DevCall::AbortCapture));
-    assert!(
-        !calls
-            .iter()
-            .any(|c| matches!(c, DevCall::EndCapture { .. })),
-        "no graph from a failed capture"
-    );
+    assert!(r.device.calls().contains(&DevCall::AbortCapture));
     drop(model);
     assert_eq!(
         (
@@ -780,4 +825,22 @@ fn segments_with_the_exported_tensor_names_open_and_resume() {
     s.run(0, &[0u8; 3136], &mut out).unwrap();
     let esc = s.escalate(0, &mut out).unwrap();
     assert_eq!((esc.engines.to_vec(), esc.rerun), (vec![2, 3], false));
+}
+
+#[test]
+fn only_tensorrts_refusal_of_a_plan_makes_it_stale() {
+    let call = |status| tinv_sys::ShimError::Call {
+        function: "tinv_trt_engine_deserialize",
+        status,
+        message: "m".into(),
+    };
+    let refused = super::backend::not_deserialized("path1.plan", call(4));
+    assert!(matches!(refused, TrtError::StalePlan(_)), "{refused:?}");
+    // Out of host memory (8) is not fixed by a rebuild.
+    let no_memory = super::backend::not_deserialized("path1.plan", call(8));
+    assert!(matches!(no_memory, TrtError::Plan(_)), "{no_memory:?}");
+    assert!(matches!(
+        crate::Error::from(no_memory),
+        crate::Error::Backend(_)
+    ));
 }

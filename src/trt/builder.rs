@@ -90,7 +90,7 @@ pub fn build_engines(
     device: &dyn Device,
     req: &BuildRequest,
     out_dir: &Path,
-    progress: &mut dyn FnMut(&str, &str, i32, i32) -> bool,
+    progress: &mut (dyn FnMut(&str, &str, i32, i32) -> bool + Send),
 ) -> Result<Manifest, TrtError> {
     std::fs::create_dir_all(out_dir).map_err(|e| io_err(out_dir, e))?;
     let manifest_path = out_dir.join(MANIFEST_FILE);

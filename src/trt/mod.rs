@@ -46,6 +46,10 @@ pub enum TrtError {
         /// What this machine / model has.
         here: String,
     },
+    /// A plan file the manifest lists is missing, TensorRT refuses it (built by another
+    /// TensorRT build, for another GPU, or damaged), or its I/O differs from the manifest's.
+    /// Rebuilding fixes it.
+    StalePlan(String),
     /// The engines cannot be run as the manifest describes (a weight input that disagrees with
     /// the weight table, an unknown depth, …).
     Plan(String),
@@ -63,7 +67,7 @@ impl fmt::Display for TrtError {
                 f,
                 "engine manifest field `{field}` is {built} but here it is {here}: run `tinv-run build` to rebuild the engines"
             ),
-            TrtError::Plan(m) => write!(f, "TensorRT engines: {m}"),
+            TrtError::StalePlan(m) | TrtError::Plan(m) => write!(f, "TensorRT engines: {m}"),
             TrtError::Shim(e) => write!(f, "{e}"),
             TrtError::Device(e) => write!(f, "{e}"),
         }
@@ -85,12 +89,12 @@ impl From<device::DeviceError> for TrtError {
 }
 
 impl TrtError {
-    /// The [`crate::Error`] kind of this failure: a [`TrtError::Mismatch`] is
-    /// [`crate::Error::EnginesStale`] (rebuilding fixes it, and a program may want to do that
-    /// itself); every other TensorRT failure is `Backend`.
+    /// The [`crate::Error`] kind of this failure: a [`TrtError::Mismatch`] or
+    /// [`TrtError::StalePlan`] is [`crate::Error::EnginesStale`] (rebuilding fixes it, and a
+    /// program may want to do that itself); every other TensorRT failure is `Backend`.
     fn kind(&self) -> fn(String) -> crate::Error {
         match self {
-            TrtError::Mismatch { .. } => crate::Error::EnginesStale,
+            TrtError::Mismatch { .. } | TrtError::StalePlan(_) => crate::Error::EnginesStale,
             _ => crate::Error::Backend,
         }
     }

@@ -129,7 +129,7 @@ mod tests {
             }
             TrtError::Device(d) => assert_eq!(d.op, "init"),
             // A machine with TensorRT and a GPU gets as far as the (absent) plan files.
-            TrtError::Plan(m) => assert!(m.contains("path1.plan"), "{m}"),
+            TrtError::StalePlan(m) => assert!(m.contains("path1.plan"), "{m}"),
             other => panic!("unexpected error {other}"),
         }
         let _ = std::fs::remove_dir_all(&dir);

@@ -68,6 +68,8 @@ impl TrtSession {
 
     /// As [`TrtSession::new`]; with `graphs` false nothing is captured and every run enqueues
     /// its copies and engines one call at a time (what `tinv-run selftest` compares against).
+    /// With `graphs` true, a capture that fails is discarded and the session runs without
+    /// graphs from then on (see [`TrtSession::uses_graphs`]).
     pub fn with_graphs(model: Arc<TrtModel>, graphs: bool) -> Result<TrtSession, TrtError> {
         let device = model.device.clone();
         let stream = device.stream_create()?;
@@ -100,6 +102,7 @@ impl TrtSession {
         s.enqueue(&all)?; // warm-up: resource allocation must not happen under capture
         device.sync(s.stream)?;
         let model = s.model.clone();
+        let mut graphs = graphs;
         for p in 0..model.paths.len() {
             let mut w = Work {
                 engines: model.paths.engines(p).to_vec(),
@@ -109,7 +112,8 @@ impl TrtSession {
                 graph: None,
             };
             if graphs {
-                w.graph = Some(s.capture(&w)?);
+                w.graph = s.capture_or_fall_back(&w)?;
+                graphs = w.graph.is_some();
             }
             s.path_work.push(w);
         }
@@ -128,7 +132,8 @@ impl TrtSession {
                         graph: None,
                     };
                     if graphs {
-                        w.graph = Some(s.capture(&w)?);
+                        w.graph = s.capture_or_fall_back(&w)?;
+                        graphs = w.graph.is_some();
                     }
                     w
                 }
@@ -206,6 +211,34 @@ impl TrtSession {
         let g = device.end_capture(self.stream)?;
         self.owned_graphs.push(g);
         Ok(g)
+    }
+
+    /// [`TrtSession::capture`], or, when capture fails, `None`: the work then runs call by call
+    /// (as `trtexec --useCudaGraph` does; some TensorRT builds cannot capture some engines).
+    /// That fallback is proven first with one direct run of `w`; if even that fails, the
+    /// session cannot run and the error is returned.
+    fn capture_or_fall_back(&mut self, w: &Work) -> Result<Option<Graph>, TrtError> {
+        let e = match self.capture(w) {
+            Ok(g) => return Ok(Some(g)),
+            Err(e) => e,
+        };
+        log::warn!(
+            "CUDA graph capture failed ({e}); this session runs its engines without CUDA graphs \
+             (slower launches, same results)"
+        );
+        self.issue(w)?;
+        self.model.device.sync(self.stream)?;
+        Ok(None)
+    }
+
+    /// Whether every path and escalation step runs as a captured CUDA graph (false when the
+    /// session was opened without graphs or capture failed and it fell back).
+    pub fn uses_graphs(&self) -> bool {
+        let mut all = self
+            .path_work
+            .iter()
+            .chain(self.step_work.iter().map(|(w, _)| w));
+        all.all(|w| w.graph.is_some())
     }
 
     fn staging(&self) -> Result<(Pinned, Pinned), TrtError> {

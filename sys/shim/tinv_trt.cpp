@@ -20,8 +20,9 @@
 #include <memory>
 #include <mutex>
 #include <new>
-#include <type_traits>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #if NV_TENSORRT_MAJOR < 8 || (NV_TENSORRT_MAJOR == 8 && NV_TENSORRT_MINOR < 5)
 #error "tinv's TensorRT shim needs TensorRT >= 8.5 (enqueueV3 and name-based I/O)"
@@ -84,7 +85,13 @@ int32_t severity_code(ILogger::Severity s) {
   return TINV_TRT_SEVERITY_VERBOSE;
 }
 
-// Routes TensorRT messages to the C callback and error messages into the current call's capture.
+// Routes TensorRT messages to the C callback, and error messages into the capture of the call
+// under way: the current thread's, or (on a thread with no shim call of its own, i.e. one of
+// TensorRT's builder workers) every build under way. One lock orders all of it.
+//
+// Never deleted once TensorRT has seen it: TensorRT may keep using the first logger it was
+// given after the lib that owned it is freed, so `tinv_trt_lib_free` only detaches it (no
+// callback, no capture afterwards) and leaves the few bytes behind.
 class Logger final : public ILogger {
  public:
   Logger(tinv_trt_log_fn fn, void* user, int32_t min_severity)
@@ -94,9 +101,14 @@ class Logger final : public ILogger {
     try {
       int32_t const code = severity_code(severity);
       char const* text = msg != nullptr ? msg : "(null)";
-      if (code <= TINV_TRT_SEVERITY_ERROR && t_capture != nullptr) {
-        if (!t_capture->errors.empty()) t_capture->errors += " | ";
-        t_capture->errors += text;
+      // Recursive: a callback that logs again through TensorRT on this thread must not deadlock.
+      std::lock_guard<std::recursive_mutex> guard(mu_);
+      if (code <= TINV_TRT_SEVERITY_ERROR) {
+        if (t_capture != nullptr) {
+          append(*t_capture, text);
+        } else {
+          for (CallCapture* c : builds_) append(*c, text);
+        }
       }
       if (fn_ != nullptr && code <= min_severity_) fn_(user_, code, text);
     } catch (...) {
@@ -104,10 +116,46 @@ class Logger final : public ILogger {
     }
   }
 
+  // While a build runs, errors from threads without a capture of their own also go to `c`.
+  void add_build(CallCapture* c) {
+    std::lock_guard<std::recursive_mutex> guard(mu_);
+    builds_.push_back(c);
+  }
+  void remove_build(CallCapture* c) noexcept {
+    try {
+      std::lock_guard<std::recursive_mutex> guard(mu_);
+      for (auto it = builds_.begin(); it != builds_.end(); ++it) {
+        if (*it == c) {
+          builds_.erase(it);
+          break;
+        }
+      }
+    } catch (...) {
+    }
+  }
+
+  // No callback and no capture from now on (the lib that owned this logger is being freed).
+  void detach() noexcept {
+    try {
+      std::lock_guard<std::recursive_mutex> guard(mu_);
+      fn_ = nullptr;
+      user_ = nullptr;
+      builds_.clear();
+    } catch (...) {
+    }
+  }
+
  private:
+  static void append(CallCapture& c, char const* text) {
+    if (!c.errors.empty()) c.errors += " | ";
+    c.errors += text;
+  }
+
+  std::recursive_mutex mu_;
   tinv_trt_log_fn fn_;
   void* user_;
   int32_t min_severity_;
+  std::vector<CallCapture*> builds_;  // guarded by mu_
 };
 
 // Writes "what[: TensorRT errors]" into err (truncated to fit) and returns status.
@@ -197,7 +245,7 @@ std::string dl_error() {
 // ---- handles ----------------------------------------------------------------------------------
 
 struct tinv_trt_lib {
-  Logger logger;
+  Logger* logger;  // never deleted (see Logger)
   void* nvinfer = nullptr;
   void* parser_dl = nullptr;
   std::string parser_path;
@@ -207,11 +255,13 @@ struct tinv_trt_lib {
   nvinfer1::IRuntime* runtime = nullptr;
   tinv_trt_version version{};
 
-  tinv_trt_lib(tinv_trt_log_fn fn, void* user, int32_t min_severity) : logger(fn, user, min_severity) {}
+  tinv_trt_lib(tinv_trt_log_fn fn, void* user, int32_t min_severity)
+      : logger(new Logger(fn, user, min_severity)) {}
+  // The libraries stay loaded: NVIDIA documents no unloading of libnvinfer (or of the CUDA
+  // runtime linked into it), and trtexec never does; a later open finds them already mapped.
   ~tinv_trt_lib() {
-    delete runtime;  // before dlclose: the destructor lives in libnvinfer
-    if (parser_dl != nullptr) dlclose(parser_dl);
-    if (nvinfer != nullptr) dlclose(nvinfer);
+    delete runtime;
+    logger->detach();
   }
   tinv_trt_lib(tinv_trt_lib const&) = delete;
   tinv_trt_lib& operator=(tinv_trt_lib const&) = delete;
@@ -275,7 +325,7 @@ extern "C" int32_t tinv_trt_lib_open(char const* nvinfer_path, char const* onnxp
                       " headers and needs that version or newer; build it against this "
                       "device's headers");
     }
-    lib->runtime = static_cast<nvinfer1::IRuntime*>(create_runtime(&lib->logger, NV_TENSORRT_VERSION));
+    lib->runtime = static_cast<nvinfer1::IRuntime*>(create_runtime(lib->logger, NV_TENSORRT_VERSION));
     if (lib->runtime == nullptr) {
       return fail(err, TINV_TRT_ERR_TENSORRT, "createInferRuntime failed (no usable CUDA device?)");
     }

@@ -218,13 +218,15 @@ int32_t tinv_trt_header_version(void) TINV_TRT_NOEXCEPT;
  * "libnvonnxparser.so.N") is opened lazily by the first build call. `log` (may be NULL)
  * receives TensorRT messages at `min_severity` or more severe. Open one lib per process and keep
  * it for the process's lifetime: TensorRT may keep using the first logger it was given (not
- * confirmed by NVIDIA's headers), and that logger lives inside the lib.
+ * confirmed by NVIDIA's headers), so a freed lib leaves its logger behind, detached (no more
+ * callbacks), and TensorRT's libraries loaded.
  * Returns OK, ARGUMENT, LOAD, VERSION, TENSORRT, NO_MEMORY, EXCEPTION.
  */
 int32_t tinv_trt_lib_open(const char *nvinfer_path, const char *onnxparser_path, tinv_trt_log_fn log,
                           void *log_user, int32_t min_severity, tinv_trt_lib **out,
                           tinv_trt_error *err) TINV_TRT_NOEXCEPT;
-/** Destroy the runtime and dlclose the libraries. Accepts NULL. Every engine must be freed first. */
+/** Destroy the runtime and detach the logger (no callback after this returns); the libraries stay
+ *  loaded (unloading TensorRT is not documented safe). Accepts NULL. Free every engine first. */
 void tinv_trt_lib_free(tinv_trt_lib *lib) TINV_TRT_NOEXCEPT;
 /** The loaded library's version. Returns OK or ARGUMENT. */
 int32_t tinv_trt_lib_version(const tinv_trt_lib *lib, tinv_trt_version *out, tinv_trt_error *err) TINV_TRT_NOEXCEPT;

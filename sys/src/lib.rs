@@ -227,7 +227,8 @@ impl Default for BuildOptions {
 }
 
 /// Builder progress: `(phase, step, steps)`; step -1 = phase started. Return `false` to cancel.
-pub type Progress<'a> = &'a mut dyn FnMut(&str, i32, i32) -> bool;
+/// `Send`: TensorRT ≥ 10 calls it from its own builder threads (one at a time).
+pub type Progress<'a> = &'a mut (dyn FnMut(&str, i32, i32) -> bool + Send);
 
 /// A deserialized engine (a token; free it with [`ShimApi::engine_free`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

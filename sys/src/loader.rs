@@ -23,6 +23,8 @@ pub struct Shim {
     lib: *mut b::tinv_trt_lib,
     version: TrtVersion,
     path: PathBuf,
+    /// `Shim::load`'s own handle on libnvinfer, kept so the probe never unloads it.
+    probe: Option<libloading::Library>,
 }
 
 // SAFETY: tinv_trt_lib is immutable after open except the lazy parser dlopen (guarded by a mutex
@@ -42,32 +44,31 @@ impl Shim {
             return Err(ShimError::NotBuilt);
         }
         let mut attempts = Vec::new();
-        let mut found = false;
+        let mut refused = Vec::new();
         let libs = MAJORS.map(|major| (major, format!("libnvinfer.so.{major}")));
         for &(major, ref nvinfer) in &libs {
-            // SAFETY: loading libnvinfer runs its initializers, which is what using TensorRT means;
-            // the handle is dropped at once (the shim opens it again itself).
-            if let Err(e) = unsafe { libloading::Library::new(nvinfer) } {
-                // dlerror's text already starts with the library's name.
-                attempts.push(e.to_string());
-                continue;
-            }
-            found = true;
+            // SAFETY: loading libnvinfer runs its initializers, which is what using TensorRT means.
+            let probe = match unsafe { libloading::Library::new(nvinfer) } {
+                Ok(lib) => lib,
+                Err(e) => {
+                    refused.push((nvinfer.as_str(), e.to_string()));
+                    continue;
+                }
+            };
             for candidate in shim_candidates(major) {
                 match Shim::load_from(&candidate, major, None) {
-                    Ok(shim) => return Ok(shim),
+                    Ok(mut shim) => {
+                        // Held for the Shim's lifetime: dropping it now would unload TensorRT
+                        // (and run its finalizers) just before the shim loads it again.
+                        shim.probe = Some(probe);
+                        return Ok(shim);
+                    }
                     Err(e) => attempts.push(format!("{}: {e}", candidate.display())),
                 }
             }
         }
-        if !found {
-            let names: Vec<&str> = libs.iter().map(|(_, n)| n.as_str()).collect();
-            return Err(ShimError::Load(format!(
-                "not installed, or not on the loader's path (none of {} loads; \
-                 JetPack installs it, elsewhere add its lib folder to LD_LIBRARY_PATH): {}",
-                names.join(", "),
-                attempts.first().map_or("", String::as_str)
-            )));
+        if refused.len() == libs.len() {
+            return Err(ShimError::Load(not_loaded(&refused)));
         }
         Err(ShimError::Load(attempts.join("; ")))
     }
@@ -149,6 +150,7 @@ impl Shim {
             lib,
             version,
             path: path.to_path_buf(),
+            probe: None,
         })
     }
 
@@ -179,6 +181,33 @@ impl Drop for Shim {
         // SAFETY: `lib` came from tinv_trt_lib_open; callers free engines before the Shim.
         unsafe { self.api.tinv_trt_lib_free(self.lib) };
     }
+}
+
+/// The error when no `libnvinfer.so.<major>` loads, from each library's dlerror text. A library
+/// that is there but does not load (a dependency such as the CUDA runtime or cuDNN missing, another
+/// architecture) is named first with its reason: "not installed" would send the user the wrong way.
+fn not_loaded(refused: &[(&str, String)]) -> String {
+    // dlerror's text starts with the library it could not open: the one asked for when it is
+    // absent, a dependency's name when it is there but one of its own libraries is not.
+    let absent = |lib: &str, e: &str| e.starts_with(&format!("{lib}: cannot open shared object"));
+    let broken: Vec<String> = refused
+        .iter()
+        .filter(|(lib, e)| !absent(lib, e))
+        .map(|(lib, e)| format!("{lib}: {e}"))
+        .collect();
+    if !broken.is_empty() {
+        return format!(
+            "TensorRT is installed but does not load (a library it needs is missing or of \
+             another architecture; check LD_LIBRARY_PATH): {}",
+            broken.join("; ")
+        );
+    }
+    let names: Vec<&str> = refused.iter().map(|(lib, _)| *lib).collect();
+    format!(
+        "not installed, or not on the loader's path (none of {} loads; JetPack installs it, \
+         elsewhere add its lib folder to LD_LIBRARY_PATH)",
+        names.join(", ")
+    )
 }
 
 /// Where `libtinv_trt<major>.so` may be, in search order.
@@ -491,5 +520,44 @@ impl ShimApi for Shim {
         // SAFETY: buf came from the build call.
         unsafe { self.api.tinv_trt_buffer_free(&mut buf) };
         Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_loaded;
+
+    #[test]
+    fn a_library_that_is_there_but_does_not_load_is_named_with_its_reason() {
+        let absent =
+            |lib: &str| format!("{lib}: cannot open shared object file: No such file or directory");
+        let refused = [
+            ("libnvinfer.so.10", absent("libnvinfer.so.10")),
+            ("libnvinfer.so.11", absent("libnvinfer.so.11")),
+            // JetPack 5.1's TensorRT without cuDNN on the loader's path: dlerror names cuDNN.
+            (
+                "libnvinfer.so.8",
+                "libcudnn.so.8: cannot open shared object file: No such file or directory".into(),
+            ),
+        ];
+        let m = not_loaded(&refused);
+        assert!(
+            m.starts_with("TensorRT is installed but does not load"),
+            "{m}"
+        );
+        assert!(
+            m.contains("libnvinfer.so.8: libcudnn.so.8: cannot open"),
+            "{m}"
+        );
+        assert!(!m.contains("libnvinfer.so.10"), "{m}");
+        // None there: "not installed", naming every library tried.
+        let m = not_loaded(&refused[..2]);
+        assert!(m.starts_with("not installed, or not on the loader's path (none of libnvinfer.so.10, libnvinfer.so.11 loads"), "{m}");
+        // Another architecture is a reason too, not an absence.
+        let wrong = [(
+            "libnvinfer.so.10",
+            "libnvinfer.so.10: wrong ELF class: ELFCLASS32".to_string(),
+        )];
+        assert!(not_loaded(&wrong).contains("wrong ELF class"));
     }
 }
