@@ -230,7 +230,8 @@ impl Default for BuildOptions {
 /// `Send`: TensorRT ≥ 10 calls it from its own builder threads (one at a time).
 pub type Progress<'a> = &'a mut (dyn FnMut(&str, i32, i32) -> bool + Send);
 
-/// A deserialized engine (a token; free it with [`ShimApi::engine_free`]).
+/// A deserialized engine (a token; free it with [`ShimApi::engine_free`]). Only the shim that
+/// handed it out accepts it, and only until it is freed: any other value is an error there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EngineHandle(pub usize);
 
@@ -251,7 +252,8 @@ pub trait ShimApi: Send + Sync {
     fn version(&self) -> TrtVersion;
     /// Deserialize a plan. The bytes may be released afterwards.
     fn deserialize(&self, plan: &[u8]) -> Result<EngineHandle, ShimError>;
-    /// Destroy an engine (its contexts first).
+    /// Destroy an engine; contexts of it still alive are destroyed first. A handle that is not
+    /// live (freed already, or never handed out by this shim) is ignored with a warning.
     fn engine_free(&self, engine: EngineHandle);
     /// Every I/O tensor of the engine, in TensorRT's order.
     fn engine_io(&self, engine: EngineHandle) -> Result<Vec<IoTensor>, ShimError>;
@@ -259,7 +261,7 @@ pub trait ShimApi: Send + Sync {
     fn engine_device_memory_size(&self, engine: EngineHandle) -> Result<u64, ShimError>;
     /// Create a context with user-managed device memory.
     fn context_create(&self, engine: EngineHandle) -> Result<ContextHandle, ShimError>;
-    /// Destroy a context.
+    /// Destroy a context. A handle that is not live is ignored with a warning.
     fn context_free(&self, ctx: ContextHandle);
     /// Attach `size` bytes at `mem` as the context's activation memory.
     fn set_device_memory(

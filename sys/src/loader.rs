@@ -6,9 +6,10 @@ use crate::{
     BuildOptions, ContextHandle, DType, DevicePtr, EngineHandle, IoMode, IoTensor, Precision,
     Progress, RawStream, ShimApi, ShimError, TrtVersion,
 };
+use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// TensorRT majors tried in order: the newest stable first, then 11 (x86 GPUs), then 8
 /// (JetPack 5.1/6.0).
@@ -25,6 +26,55 @@ pub struct Shim {
     path: PathBuf,
     /// `Shim::load`'s own handle on libnvinfer, kept so the probe never unloads it.
     probe: Option<libloading::Library>,
+    /// Every engine and context this shim handed out and has not freed. Handles are plain
+    /// integers, so a call checks its handle here first: a forged, foreign or freed handle is
+    /// an error (or ignored by the frees), never a pointer dereferenced. Calls hold the read
+    /// lock while they use a handle; frees take the write lock.
+    live: RwLock<Live>,
+}
+
+/// Live handles of one [`Shim`].
+#[derive(Default)]
+struct Live {
+    /// Engine → number of its live contexts.
+    engines: HashMap<usize, usize>,
+    /// Context → its engine.
+    contexts: HashMap<usize, usize>,
+}
+
+impl Live {
+    /// Forgets context `ctx`; false when it was not live.
+    fn take_context(&mut self, ctx: usize) -> bool {
+        let Some(engine) = self.contexts.remove(&ctx) else {
+            return false;
+        };
+        if let Some(n) = self.engines.get_mut(&engine) {
+            *n = n.saturating_sub(1);
+        }
+        true
+    }
+
+    /// Forgets engine `engine` and its live contexts, returning those (to free before it);
+    /// `None` when it was not live.
+    fn take_engine(&mut self, engine: usize) -> Option<Vec<usize>> {
+        self.engines.remove(&engine)?;
+        let orphans: Vec<usize> = self
+            .contexts
+            .iter()
+            .filter(|&(_, &e)| e == engine)
+            .map(|(&c, _)| c)
+            .collect();
+        for c in &orphans {
+            self.contexts.remove(c);
+        }
+        Some(orphans)
+    }
+}
+
+fn unknown(what: &str, handle: usize) -> ShimError {
+    ShimError::Argument(format!(
+        "{what} handle {handle:#x} is not live in this shim (freed, or from elsewhere)"
+    ))
 }
 
 // SAFETY: tinv_trt_lib is immutable after open except the lazy parser dlopen (guarded by a mutex
@@ -151,6 +201,7 @@ impl Shim {
             version,
             path: path.to_path_buf(),
             probe: None,
+            live: RwLock::new(Live::default()),
         })
     }
 
@@ -167,18 +218,75 @@ impl Shim {
         &self.path
     }
 
-    fn engine_ptr(engine: EngineHandle) -> *mut b::tinv_trt_engine {
-        engine.0 as *mut b::tinv_trt_engine
+    fn read(&self) -> RwLockReadGuard<'_, Live> {
+        // A panic while the lock was held cannot leave `Live` half-updated (single inserts and
+        // removes), so a poisoned lock is still consistent.
+        self.live.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn ctx_ptr(ctx: ContextHandle) -> *mut b::tinv_trt_context {
-        ctx.0 as *mut b::tinv_trt_context
+    fn write(&self) -> RwLockWriteGuard<'_, Live> {
+        self.live.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The engine's pointer, if `engine` is live in `live`.
+    fn engine_ptr(live: &Live, engine: EngineHandle) -> Result<*mut b::tinv_trt_engine, ShimError> {
+        if live.engines.contains_key(&engine.0) {
+            Ok(engine.0 as *mut b::tinv_trt_engine)
+        } else {
+            Err(unknown("engine", engine.0))
+        }
+    }
+
+    /// The context's pointer, if `ctx` is live in `live`.
+    fn ctx_ptr(live: &Live, ctx: ContextHandle) -> Result<*mut b::tinv_trt_context, ShimError> {
+        if live.contexts.contains_key(&ctx.0) {
+            Ok(ctx.0 as *mut b::tinv_trt_context)
+        } else {
+            Err(unknown("context", ctx.0))
+        }
+    }
+
+    /// Frees context `ctx` if it is live in `live`, and forgets it.
+    fn free_context(&self, live: &mut Live, ctx: usize) {
+        if live.take_context(ctx) {
+            // SAFETY: `ctx` came from `tinv_trt_context_create` of this shim and was live.
+            unsafe {
+                self.api
+                    .tinv_trt_context_free(ctx as *mut b::tinv_trt_context)
+            }
+        }
+    }
+
+    /// Frees engine `engine` if it is live in `live`, its live contexts first, and forgets it.
+    fn free_engine(&self, live: &mut Live, engine: usize) {
+        let Some(orphans) = live.take_engine(engine) else {
+            return;
+        };
+        for c in orphans {
+            // SAFETY: a live context of this shim, forgotten by `take_engine`.
+            unsafe {
+                self.api
+                    .tinv_trt_context_free(c as *mut b::tinv_trt_context)
+            }
+        }
+        // SAFETY: `engine` came from `tinv_trt_engine_deserialize` of this shim and was live;
+        // its contexts were freed just above.
+        unsafe {
+            self.api
+                .tinv_trt_engine_free(engine as *mut b::tinv_trt_engine)
+        }
     }
 }
 
 impl Drop for Shim {
     fn drop(&mut self) {
-        // SAFETY: `lib` came from tinv_trt_lib_open; callers free engines before the Shim.
+        // What the callers left: contexts before their engines, engines before the runtime.
+        let mut live = std::mem::take(self.live.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let engines: Vec<usize> = live.engines.keys().copied().collect();
+        for e in engines {
+            self.free_engine(&mut live, e);
+        }
+        // SAFETY: `lib` came from tinv_trt_lib_open; every engine of it is freed above.
         unsafe { self.api.tinv_trt_lib_free(self.lib) };
     }
 }
@@ -287,19 +395,25 @@ impl ShimApi for Shim {
             )
         };
         check("tinv_trt_engine_deserialize", status, &err)?;
+        self.write().engines.insert(engine as usize, 0);
         Ok(EngineHandle(engine as usize))
     }
 
     fn engine_free(&self, engine: EngineHandle) {
-        // SAFETY: the handle came from `deserialize` of this shim (or is 0 = NULL, accepted).
-        unsafe { self.api.tinv_trt_engine_free(Shim::engine_ptr(engine)) }
+        let mut live = self.write();
+        if !live.engines.contains_key(&engine.0) {
+            log::warn!("engine_free: {}", unknown("engine", engine.0));
+            return;
+        }
+        self.free_engine(&mut live, engine.0);
     }
 
     fn engine_io(&self, engine: EngineHandle) -> Result<Vec<IoTensor>, ShimError> {
-        let e = Shim::engine_ptr(engine);
+        let live = self.read();
+        let e = Shim::engine_ptr(&live, engine)?;
         let mut err = new_error();
         let mut count = 0i32;
-        // SAFETY: valid engine handle and out-pointers.
+        // SAFETY: a live engine (checked above, kept live by the read lock) and out-pointers.
         check(
             "tinv_trt_engine_io_count",
             unsafe { self.api.tinv_trt_engine_io_count(e, &mut count, &mut err) },
@@ -351,35 +465,41 @@ impl ShimApi for Shim {
     }
 
     fn engine_device_memory_size(&self, engine: EngineHandle) -> Result<u64, ShimError> {
+        let live = self.read();
+        let e = Shim::engine_ptr(&live, engine)?;
         let mut err = new_error();
         let mut size = 0u64;
-        // SAFETY: valid engine handle and out-pointers.
+        // SAFETY: a live engine (checked above, kept live by the read lock) and out-pointers.
         let status = unsafe {
-            self.api.tinv_trt_engine_device_memory_size(
-                Shim::engine_ptr(engine),
-                &mut size,
-                &mut err,
-            )
+            self.api
+                .tinv_trt_engine_device_memory_size(e, &mut size, &mut err)
         };
         check("tinv_trt_engine_device_memory_size", status, &err)?;
         Ok(size)
     }
 
     fn context_create(&self, engine: EngineHandle) -> Result<ContextHandle, ShimError> {
+        let mut live = self.write();
+        let e = Shim::engine_ptr(&live, engine)?;
         let mut err = new_error();
         let mut ctx = std::ptr::null_mut();
-        // SAFETY: valid engine handle and out-pointers.
-        let status = unsafe {
-            self.api
-                .tinv_trt_context_create(Shim::engine_ptr(engine), &mut ctx, &mut err)
-        };
+        // SAFETY: a live engine (checked above, kept live by the write lock) and out-pointers.
+        let status = unsafe { self.api.tinv_trt_context_create(e, &mut ctx, &mut err) };
         check("tinv_trt_context_create", status, &err)?;
+        live.contexts.insert(ctx as usize, engine.0);
+        if let Some(n) = live.engines.get_mut(&engine.0) {
+            *n += 1;
+        }
         Ok(ContextHandle(ctx as usize))
     }
 
     fn context_free(&self, ctx: ContextHandle) {
-        // SAFETY: the handle came from `context_create` of this shim (or is NULL, accepted).
-        unsafe { self.api.tinv_trt_context_free(Shim::ctx_ptr(ctx)) }
+        let mut live = self.write();
+        if !live.contexts.contains_key(&ctx.0) {
+            log::warn!("context_free: {}", unknown("context", ctx.0));
+            return;
+        }
+        self.free_context(&mut live, ctx.0);
     }
 
     fn set_device_memory(
@@ -388,11 +508,14 @@ impl ShimApi for Shim {
         mem: DevicePtr,
         size: u64,
     ) -> Result<(), ShimError> {
+        let live = self.read();
+        let c = Shim::ctx_ptr(&live, ctx)?;
         let mut err = new_error();
-        // SAFETY: a device address is passed through as an opaque pointer; the shim checks it.
+        // SAFETY: a live context (kept live by the read lock); a device address is passed
+        // through as an opaque pointer; the shim checks it.
         let status = unsafe {
             self.api.tinv_trt_context_set_device_memory(
-                Shim::ctx_ptr(ctx),
+                c,
                 mem as usize as *mut c_void,
                 size,
                 &mut err,
@@ -408,11 +531,14 @@ impl ShimApi for Shim {
         addr: DevicePtr,
     ) -> Result<(), ShimError> {
         let name = c_name(name)?;
+        let live = self.read();
+        let c = Shim::ctx_ptr(&live, ctx)?;
         let mut err = new_error();
-        // SAFETY: valid context, NUL-terminated name, opaque device address.
+        // SAFETY: a live context (kept live by the read lock), NUL-terminated name, opaque
+        // device address.
         let status = unsafe {
             self.api.tinv_trt_context_set_tensor_address(
-                Shim::ctx_ptr(ctx),
+                c,
                 name.as_ptr(),
                 addr as usize as *mut c_void,
                 &mut err,
@@ -442,25 +568,27 @@ impl ShimApi for Shim {
             *slot = v;
         }
         let name = c_name(name)?;
+        let live = self.read();
+        let c = Shim::ctx_ptr(&live, ctx)?;
         let mut err = new_error();
-        // SAFETY: valid context, NUL-terminated name, dims on the stack.
+        // SAFETY: a live context (kept live by the read lock), NUL-terminated name, dims on the
+        // stack.
         let status = unsafe {
-            self.api.tinv_trt_context_set_input_shape(
-                Shim::ctx_ptr(ctx),
-                name.as_ptr(),
-                &dims,
-                &mut err,
-            )
+            self.api
+                .tinv_trt_context_set_input_shape(c, name.as_ptr(), &dims, &mut err)
         };
         check("tinv_trt_context_set_input_shape", status, &err)
     }
 
     fn enqueue(&self, ctx: ContextHandle, stream: RawStream) -> Result<(), ShimError> {
+        let live = self.read();
+        let c = Shim::ctx_ptr(&live, ctx)?;
         let mut err = new_error();
-        // SAFETY: valid context; the stream is an opaque CUDA handle owned by the caller.
+        // SAFETY: a live context (kept live by the read lock); the stream is an opaque CUDA
+        // handle owned by the caller.
         let status = unsafe {
             self.api
-                .tinv_trt_context_enqueue(Shim::ctx_ptr(ctx), stream as *mut c_void, &mut err)
+                .tinv_trt_context_enqueue(c, stream as *mut c_void, &mut err)
         };
         check("tinv_trt_context_enqueue", status, &err)
     }
@@ -525,7 +653,36 @@ impl ShimApi for Shim {
 
 #[cfg(test)]
 mod tests {
-    use super::not_loaded;
+    use super::{not_loaded, Live};
+
+    #[test]
+    fn the_live_table_forgets_each_handle_once_and_an_engines_contexts_with_it() {
+        let mut live = Live::default();
+        live.engines.insert(0x100, 0);
+        live.engines.insert(0x200, 0);
+        for (ctx, engine) in [(0x10, 0x100), (0x20, 0x100), (0x30, 0x200)] {
+            live.contexts.insert(ctx, engine);
+            *live.engines.get_mut(&engine).unwrap() += 1;
+        }
+        assert!(live.take_context(0x10));
+        assert!(
+            !live.take_context(0x10),
+            "a second free of a context is refused"
+        );
+        assert!(!live.take_context(0x99), "a forged context is refused");
+        assert_eq!(live.engines[&0x100], 1);
+        // Engine 0x100 goes with its remaining context; 0x200's context stays.
+        assert_eq!(live.take_engine(0x100), Some(vec![0x20]));
+        assert_eq!(
+            live.take_engine(0x100),
+            None,
+            "a second free of an engine is refused"
+        );
+        assert_eq!(live.take_engine(0x999), None);
+        assert_eq!(live.contexts.len(), 1);
+        assert_eq!(live.take_engine(0x200), Some(vec![0x30]));
+        assert!(live.engines.is_empty() && live.contexts.is_empty());
+    }
 
     #[test]
     fn a_library_that_is_there_but_does_not_load_is_named_with_its_reason() {
