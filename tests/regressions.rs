@@ -321,9 +321,9 @@ mod manifest {
     use tinv::trt::manifest::Manifest;
 
     const GOOD: &str =
-        "tinv-trt-manifest 2\nmodel_hash 0xff\nexport 2\ntensorrt 10.3.0\ngpu 8.7 16 Orin\n\
+        "tinv-trt-manifest 3\nmodel_hash 0xff\nexport 2\ntensorrt 10.3.0\ngpu 8.7 16 Orin\n\
 precision fp16\nlayout per-path\nweights_bytes 1024\nweight blk.0.qkv.weight f16 0 96 4,12\n\
-engine path1 path1.plan 4194304\nio path1 input f32 1,1,28,28 image\n\
+engine path1 path1.plan 4194304 0x5b82ceccd4c987ad\nio path1 input f32 1,1,28,28 image\n\
 io path1 input f16 4,12 blk.0.qkv.weight\nio path1 output f32 1,10 logits\npath 1 path1\n";
 
     /// Refused, or accepted and round-tripping.

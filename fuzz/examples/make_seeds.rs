@@ -82,20 +82,20 @@ fn main() {
     );
 
     // Engine manifests (docs: src/trt/manifest.rs).
-    let per_path = "tinv-trt-manifest 2\nmodel_hash 0x00112233445566ff\nexport 2\ntensorrt 10.3.0\n\
+    let per_path = "tinv-trt-manifest 3\nmodel_hash 0x00112233445566ff\nexport 2\ntensorrt 10.3.0\n\
 gpu 8.7 16 Orin (nvgpu)\nprecision fp16\nlayout per-path\nweights_bytes 1024\n\
 weight blk.0.qkv.weight f16 0 96 4,12\nweight exit.1.head.weight f16 256 40 4,5\n\
-engine path1 path1.plan 4194304\nio path1 input f32 1,1,28,28 image\n\
+engine path1 path1.plan 4194304 0x5b82ceccd4c987ad\nio path1 input f32 1,1,28,28 image\n\
 io path1 input f16 4,12 blk.0.qkv.weight\nio path1 input f16 4,5 exit.1.head.weight\n\
-io path1 output f32 1,10 logits\nengine path2 path2.plan 8388608\nio path2 input f32 1,1,28,28 image\n\
+io path1 output f32 1,10 logits\nengine path2 path2.plan 8388608 0x5a6a00fc4eac7fd5\nio path2 input f32 1,1,28,28 image\n\
 io path2 output f32 1,10 logits\npath 1 path1\npath 2 path2\n";
     put("manifest", "per_path.txt", per_path.as_bytes());
     let segments =
-        "# built by tinv-run build\ntinv-trt-manifest 2\nmodel_hash 0xff\nexport 2\ntensorrt 8.5.2\n\
+        "# built by tinv-run build\ntinv-trt-manifest 3\nmodel_hash 0xff\nexport 2\ntensorrt 8.5.2\n\
 gpu 7.2 8 Xavier\nprecision fp32\nlayout segments\nweights_bytes 0\n\
-engine seg1 seg1.plan 1000\nio seg1 input f32 1,1,8,8 image\nio seg1 output f32 1,17,16 x\n\
-engine head1 head1.plan 10\nio head1 input f32 1,17,16 x\nio head1 output f32 1,3 logits\n\
-engine seg2 seg2.plan 1000\nio seg2 input f32 1,17,16 x\nio seg2 output f32 1,17,16 y\n\
+engine seg1 seg1.plan 1000 0x3c12305a879024e4\nio seg1 input f32 1,1,8,8 image\nio seg1 output f32 1,17,16 x\n\
+engine head1 head1.plan 10 0x6c8bcc926e912684\nio head1 input f32 1,17,16 x\nio head1 output f32 1,3 logits\n\
+engine seg2 seg2.plan 1000 0x12dc529714424272\nio seg2 input f32 1,17,16 x\nio seg2 output f32 1,17,16 y\n\
 path 1 seg1,head1\npath 2 seg1,seg2,head1\n";
     put("manifest", "segments.txt", segments.as_bytes());
 

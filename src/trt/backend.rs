@@ -186,6 +186,17 @@ impl TrtModel {
         let mut device_memory = 0u64;
         for e in &manifest.engines {
             let plan = sources.plan(&e.plan).map_err(|why| refused(&e.plan, why))?;
+            let hash = crate::format::fnv1a64(&plan);
+            if hash != e.plan_hash {
+                return Err(refused(
+                    &e.plan,
+                    format!(
+                        "its bytes (FNV-1a {hash:#018x}) are not the ones `tinv-run build` wrote \
+                         ({:#018x}): replaced or damaged since",
+                        e.plan_hash
+                    ),
+                ));
+            }
             let h = shim
                 .deserialize(&plan)
                 .map_err(|why| not_deserialized(&e.plan, why))?;

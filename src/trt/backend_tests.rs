@@ -62,7 +62,7 @@ pub(super) struct Rig {
     pub(super) manifest: Manifest,
 }
 
-/// Doubles that know every plan of `m` (plan bytes = "plan:" + file) and its weights' bytes.
+/// Doubles that know every plan of `m` (bytes: `fixtures::plan_bytes`) and its weights' bytes.
 pub(super) fn rig(m: Manifest) -> Rig {
     let shim = Arc::new(RecordingShim::new(TrtVersion {
         major: 8,
@@ -74,7 +74,7 @@ pub(super) fn rig(m: Manifest) -> Rig {
     let device = RecordingDevice::new(move || counter.calls().len());
     let mut plans = HashMap::new();
     for e in &m.engines {
-        let bytes = format!("plan:{}", e.plan).into_bytes();
+        let bytes = super::fixtures::plan_bytes(&e.name);
         shim.register_plan(&bytes, spec(e));
         plans.insert(e.plan.clone(), bytes);
     }
@@ -555,9 +555,10 @@ fn a_manifest_for_another_model_fails_before_touching_the_device() {
 #[test]
 fn a_refused_plan_names_the_file_and_frees_what_was_loaded() {
     let mut r = rig(sample());
-    r.files
-        .plans
-        .insert("path2.plan".into(), b"built by TensorRT 8.5.3".to_vec());
+    let other = b"built by TensorRT 8.5.3".to_vec();
+    // The manifest's hash matches (a manifest written with this plan), TensorRT refuses it.
+    r.manifest.engines[1].plan_hash = crate::format::fnv1a64(&other);
+    r.files.plans.insert("path2.plan".into(), other);
     let e = r.open().err().unwrap();
     // Stale, like a manifest mismatch (`TINV_ERR_ENGINES_STALE` in C): rebuilding fixes it.
     assert!(matches!(e, TrtError::StalePlan(_)), "{e:?}");
@@ -574,6 +575,30 @@ fn a_refused_plan_names_the_file_and_frees_what_was_loaded() {
     );
     assert_eq!(r.shim.live_engines(), 0);
     assert!(r.allocs().is_empty());
+}
+
+#[test]
+fn a_plan_replaced_since_the_build_is_stale_before_tensorrt_sees_it() {
+    let mut r = rig(sample());
+    // Bytes TensorRT would accept (the double knows them: path1's plan), in path2's file.
+    let swapped = super::fixtures::plan_bytes("path1");
+    r.files.plans.insert("path2.plan".into(), swapped);
+    let e = r.open().err().unwrap();
+    assert!(matches!(e, TrtError::StalePlan(_)), "{e:?}");
+    let m = e.to_string();
+    assert!(
+        m.contains("plan path2.plan") && m.contains("not the ones `tinv-run build` wrote"),
+        "{m}"
+    );
+    // Refused before deserializing it; path1's engine, loaded before, is freed.
+    let deserialized = r
+        .shim
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Deserialize(..)))
+        .count();
+    assert_eq!(deserialized, 1);
+    assert_eq!(r.shim.live_engines(), 0);
 }
 
 #[test]

@@ -128,6 +128,7 @@ pub fn build_engines(
             name: src.name.clone(),
             plan: file,
             device_memory,
+            plan_hash: crate::format::fnv1a64(&plan),
             io,
         });
     }
@@ -220,7 +221,7 @@ mod tests {
     }
 
     fn setup(dir: &Path) -> (RecordingShim, BuildRequest, Manifest) {
-        let want = sample();
+        let mut want = sample();
         let shim = RecordingShim::new(tinv_sys::TrtVersion {
             major: 8,
             minor: 5,
@@ -228,9 +229,11 @@ mod tests {
             raw: 8502,
         });
         let mut engines = Vec::new();
-        for e in &want.engines {
+        for e in &mut want.engines {
             let onnx = dir.join(format!("{}.onnx", e.name));
             let plan = format!("plan bytes of {}", e.name).into_bytes();
+            // FNV-1a 64 of the plan the build writes (the manifest records it).
+            e.plan_hash = crate::format::fnv1a64(&plan);
             shim.register_build(&onnx, &plan);
             shim.register_plan(&plan, spec(e));
             engines.push(EngineSource {

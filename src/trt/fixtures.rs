@@ -14,6 +14,15 @@ fn io(name: &str, mode: IoMode, dtype: DType, shape: &[u64]) -> IoTensor {
     }
 }
 
+/// The bytes the test rigs give engine `name`'s plan file.
+pub fn plan_bytes(name: &str) -> Vec<u8> {
+    format!("plan:{name}.plan").into_bytes()
+}
+
+fn plan_hash(name: &str) -> u64 {
+    crate::format::fnv1a64(&plan_bytes(name))
+}
+
 /// Two per-path engines sharing two FP16 weights (64×64 and 64), hand-laid at 0 and 8192.
 pub fn sample() -> Manifest {
     let w = |name: &str, offset, shape: &[u64]| WeightBinding {
@@ -27,6 +36,7 @@ pub fn sample() -> Manifest {
         name: name.into(),
         plan: format!("{name}.plan"),
         device_memory: mem,
+        plan_hash: plan_hash(name),
         io: std::iter::once(io("image", IoMode::Input, DType::F32, &[1, 1, 28, 28]))
             .chain(depth_weights.iter().map(|n| {
                 let shape: &[u64] = if n.ends_with("weight") {
@@ -93,6 +103,7 @@ pub fn segments() -> Manifest {
         name: name.into(),
         plan: format!("{name}.plan"),
         device_memory: mem,
+        plan_hash: plan_hash(name),
         io,
     };
     let mut m = sample();

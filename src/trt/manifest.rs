@@ -11,7 +11,7 @@
 //! layout per-path
 //! weights_bytes 1048576
 //! weight blk.0.qkv.weight f16 0 98304 64,1536
-//! engine path1 path1.plan 4194304
+//! engine path1 path1.plan 4194304 0x747de7764b83d24f
 //! io path1 input f32 1,1,28,28 image
 //! io path1 output f32 1,10 logits
 //! path 1 path1
@@ -26,8 +26,9 @@
 use super::TrtError;
 use std::fmt::Write as _;
 
-/// Version of the manifest text format (2: the `export` record and the GPU's SM count).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version of the manifest text format (2: the `export` record and the GPU's SM count; 3: each
+/// engine's plan hash). Another version is stale: `tinv-run build` writes this one.
+pub const SCHEMA_VERSION: u32 = 3;
 const MAGIC: &str = "tinv-trt-manifest";
 
 /// Element types that appear in engines' I/O and the weight table.
@@ -181,6 +182,9 @@ pub struct Engine {
     pub plan: String,
     /// `getDeviceMemorySize[V2]` at build time.
     pub device_memory: u64,
+    /// FNV-1a 64 of the plan file's bytes as `tinv-run build` wrote them: a plan replaced or
+    /// damaged since is stale, even one TensorRT would accept (built from other weights).
+    pub plan_hash: u64,
     /// I/O tensors in TensorRT's order.
     pub io: Vec<IoTensor>,
 }
@@ -295,7 +299,11 @@ impl Manifest {
         for e in &self.engines {
             plain(&e.name, "engine name")?;
             plain(&e.plan, "plan file")?;
-            let _ = writeln!(s, "engine {} {} {}", e.name, e.plan, e.device_memory);
+            let _ = writeln!(
+                s,
+                "engine {} {} {} {:#018x}",
+                e.name, e.plan, e.device_memory, e.plan_hash
+            );
             for t in &e.io {
                 plain(&t.name, "tensor name")?;
                 let mode = if t.mode == IoMode::Input {

@@ -153,10 +153,12 @@ impl Builder {
                 let name = word(f.next(), "engine name")?;
                 let plan = word(f.next(), "plan file")?;
                 let device_memory = num(f.next(), "device memory")?;
+                let plan_hash = num(f.next(), "plan hash")?;
                 self.engines.push(Engine {
                     name,
                     plan,
                     device_memory,
+                    plan_hash,
                     io: Vec::new(),
                 });
             }

@@ -9,8 +9,14 @@ fn text_round_trips_exactly() {
     assert_eq!(Manifest::parse(&text).unwrap(), m);
     // Hand-written lines pin the format (an independent expectation, not just a round trip).
     assert!(text.starts_with(
-        "tinv-trt-manifest 2\nmodel_hash 0x0123456789abcdef\nexport 2\ntensorrt 8.5.2\ngpu 7.2 8 Xavier\n"
+        "tinv-trt-manifest 3\nmodel_hash 0x0123456789abcdef\nexport 2\ntensorrt 8.5.2\ngpu 7.2 8 Xavier\n"
     ));
+    // The plan hash: FNV-1a 64 of the fixture's plan bytes "plan:path1.plan", computed by
+    // Python: h = 0xcbf29ce484222325; for b in data: h = ((h ^ b) * 0x100000001b3) % 2**64.
+    assert!(
+        text.contains("\nengine path1 path1.plan 1000000 0x747de7764b83d24f\n"),
+        "{text}"
+    );
     assert!(text.contains("\nweight blk.0.fc.bias f16 8192 128 64\n"));
     assert!(text.contains("\nio path2 output f32 1,10 logits\n"));
     assert!(text.contains("\npath 2 path2\n"));
@@ -33,7 +39,7 @@ fn malformed_text_is_rejected_with_the_line() {
     let err = |text: &str| Manifest::parse(text).unwrap_err().to_string();
     assert!(err("hello\n").contains("not an engine manifest"));
     assert!(matches!(
-        Manifest::parse(&good.replace("tinv-trt-manifest 2", "tinv-trt-manifest 1")),
+        Manifest::parse(&good.replace("tinv-trt-manifest 3", "tinv-trt-manifest 2")),
         Err(TrtError::Mismatch {
             field: "schema",
             ..
