@@ -127,7 +127,14 @@ pub fn read(mut r: impl Read) -> Result<Idx, IdxError> {
             Ok(0) => return Ok(Idx { dims, data }),
             Ok(_) => return Err(IdxError::TrailingData { expected: count }),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(IdxError::Read(e.to_string())),
+            // The data is complete; what follows is not (a gzip file with junk appended read
+            // as "unexpected end of file", pointing at truncation).
+            Err(e) => {
+                return Err(IdxError::Read(format!(
+                    "the {count} data bytes are complete, but what follows them cannot be read \
+                     ({e}): bytes appended after the data, or a damaged gzip trailer"
+                )))
+            }
         }
     }
 }
@@ -328,6 +335,19 @@ mod tests {
         }
         std::fs::write(&gz, &two).unwrap();
         assert_eq!(open(&gz), parse(&f));
+        // A complete gzip stream with junk appended: the data is named complete, not truncated.
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&f).unwrap();
+        let mut junk = enc.finish().unwrap();
+        junk.extend_from_slice(b"garbage");
+        std::fs::write(&gz, &junk).unwrap();
+        match open(&gz) {
+            Err(IdxError::Read(m)) => assert!(
+                m.contains("data bytes are complete") && m.contains("appended"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
         // A gzip header over garbage: the decoder's complaint comes back as a read error.
         std::fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
         assert!(

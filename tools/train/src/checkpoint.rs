@@ -1,8 +1,9 @@
 //! Checkpoints: safetensors files of f32 tensors with the model configuration under the
 //! metadata key `tinv.config` (docs/FORMAT.md) and the training state under `tinv.train`. The
-//! optimizer's moments go to a sidecar (`X.optim.safetensors`) so the checkpoint `tinv-fold`
-//! reads holds the model only. Writes are atomic (temporary file + rename), so an interrupted
-//! run always leaves the last good checkpoint in place.
+//! optimizer's moments go to a sidecar (`X.optim.safetensors` beside `X.safetensors`, `Y.optim.
+//! safetensors` beside any other name `Y`) so the checkpoint `tinv-fold` reads holds the model
+//! only. Writes are atomic (temporary file, synced, then renamed), so an interrupted run always
+//! leaves the last good checkpoint in place.
 
 use crate::tensors::HostTensor;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
@@ -14,7 +15,8 @@ pub const CONFIG_KEY: &str = "tinv.config";
 /// Metadata key of the training state JSON.
 pub const TRAIN_KEY: &str = "tinv.train";
 
-/// The optimizer sidecar of a checkpoint path (`a/b.safetensors` → `a/b.optim.safetensors`).
+/// The optimizer sidecar of a checkpoint path (`a/b.safetensors` → `a/b.optim.safetensors`,
+/// `a/b.seed1` → `a/b.seed1.optim.safetensors`).
 pub fn optim_path(path: &Path) -> PathBuf {
     beside(path, OPTIM_SUFFIX)
 }
@@ -38,13 +40,36 @@ pub fn optim_prev_path(path: &Path) -> PathBuf {
     beside(path, OPTIM_PREV_SUFFIX)
 }
 
-/// `path`'s stem with `suffix` after a dot, in `path`'s folder.
+/// `path`'s file name less a `.safetensors` extension, then `suffix` after a dot, in `path`'s
+/// folder. Only that extension goes: with the stem, `run.seed1` and `run.seed2` (or `ck.epoch5`
+/// and `ck.epoch10`) shared one sidecar, and the second run's state replaced the first's.
 fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let stem = path
-        .file_stem()
+    let name = path
+        .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!("{stem}.{suffix}"))
+    let base = name.strip_suffix(".safetensors").unwrap_or(&name);
+    path.with_file_name(format!("{base}.{suffix}"))
+}
+
+/// A fingerprint of a checkpoint's tensors (names, shapes and values, in name order), which its
+/// optimizer sidecar records: a resume takes only the state written with that very model, not
+/// one of another checkpoint at the same step.
+pub fn model_fingerprint(tensors: &[HostTensor]) -> u64 {
+    let mut sorted: Vec<&HostTensor> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut h = tinv::format::fnv1a64(b"tinv-train-model-v1");
+    for t in sorted {
+        h = tinv::format::fnv1a64_continue(h, t.name.as_bytes());
+        h = tinv::format::fnv1a64_continue(h, &[0]);
+        for &d in &t.shape {
+            h = tinv::format::fnv1a64_continue(h, &(d as u64).to_le_bytes());
+        }
+        for v in &t.data {
+            h = tinv::format::fnv1a64_continue(h, &v.to_bits().to_le_bytes());
+        }
+    }
+    h
 }
 
 /// Writes `tensors` with `meta` to `path` atomically.
@@ -102,7 +127,17 @@ fn write_temp(
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let tmp = temp_of(path);
     create_parent(path).map_err(|(dir, e)| format!("{}: {e}", dir.display()))?;
-    std::fs::write(&tmp, buf).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    // Synced before the rename (a power cut must not leave a renamed but empty file), and
+    // removed when the write fails (a full disk left a partial one behind).
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &buf)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("{}: {e}", tmp.display()));
+    }
     Ok(tmp)
 }
 
@@ -189,6 +224,7 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
             path.join("checkpoint.safetensors").display()
         ));
     }
+
     // Where `save` writes: through a link, so the folder probed below is the link target's.
     let dest = tinv::files::write_destination(path).map_err(|e| format!("--out: {e}"))?;
     let path = dest.as_path();
@@ -221,6 +257,22 @@ pub fn check_writable(path: &Path) -> Result<(), String> {
         std::fs::write(&probe, b"")
             .map_err(|e| format!("--out {}: cannot write there: {e}", path.display()))?;
         std::fs::remove_file(&probe).ok();
+    }
+    Ok(())
+}
+
+/// Checks before any work that the optimizer sidecars of a training run's `--out` can be
+/// written: a directory or a FIFO under their names used to fail only at the first checkpoint,
+/// an epoch later.
+pub fn check_sidecars_writable(path: &Path) -> Result<(), String> {
+    for side in [optim_path(path), optim_prev_path(path)] {
+        tinv::files::write_destination(&side).map_err(|e| {
+            format!(
+                "--out {}: its optimizer state goes to {}, and {e}",
+                path.display(),
+                side.display()
+            )
+        })?;
     }
     Ok(())
 }
@@ -316,6 +368,25 @@ mod tests {
         assert_eq!(back, ts);
         assert_eq!(m.get(CONFIG_KEY).map(String::as_str), Some("{\"dim\":4}"));
         assert_eq!(optim_path(&path), dir.join("c.optim.safetensors"));
+        // Only `.safetensors` is dropped: other names that share a stem keep apart.
+        for (a, b) in [("run.seed1", "run.seed2"), ("ck.epoch5", "ck.epoch10")] {
+            assert_ne!(optim_path(&dir.join(a)), optim_path(&dir.join(b)));
+        }
+        assert_eq!(
+            optim_prev_path(&dir.join("run.seed1")),
+            dir.join("run.seed1.optim.prev.safetensors")
+        );
+        // The fingerprint follows names, shapes and values, not the order given.
+        let fp = model_fingerprint(&ts);
+        let mut rev = ts.clone();
+        rev.reverse();
+        assert_eq!(model_fingerprint(&rev), fp);
+        let mut changed = ts.clone();
+        changed[1].data[0] = 0.5;
+        assert_ne!(model_fingerprint(&changed), fp);
+        let mut reshaped = ts.clone();
+        reshaped[0].shape = vec![3, 2];
+        assert_ne!(model_fingerprint(&reshaped), fp);
         // Same tensors and metadata, maps built in another order: the same bytes.
         let keys = ["z", "tinv.train", "a", CONFIG_KEY, "m"];
         let first = HashMap::from(keys.map(|k| (k.to_string(), format!("v-{k}"))));

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Controller part of the model configuration.
+// Unknown keys are refused, as tinv-fold refuses them: the trainer used to read past them and
+// pass them on into checkpoints that tinv-fold then would not fold.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ControllerJson {
     /// Feature set, always `tinv.features.v1` here.
     pub features: String,
@@ -16,6 +19,7 @@ pub struct ControllerJson {
 
 /// The model configuration exactly as docs/FORMAT.md spells the `tinv.config` object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// `[height, width]`.
     pub image_size: [usize; 2],

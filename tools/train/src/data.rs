@@ -91,6 +91,36 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// Refuses output paths (`(flag, path)`) that are one of the dataset files in `dir`: `fit --out
+/// DIR/train-labels-idx1-ubyte` overwrote the labels it had just read, without a word.
+pub fn refuse_overwrite(dir: &Path, outs: &[(&str, &Path)]) -> Result<(), String> {
+    let mut inputs = Vec::new();
+    for prefix in ["train", "t10k"] {
+        for kind in ["images-idx3-ubyte", "labels-idx1-ubyte"] {
+            for ext in ["", ".gz"] {
+                let p = dir.join(format!("{prefix}-{kind}{ext}"));
+                if let Ok(c) = std::fs::canonicalize(&p) {
+                    inputs.push((p, c));
+                }
+            }
+        }
+    }
+    for (flag, out) in outs {
+        // A path that does not exist yet is no dataset file (a dangling link neither).
+        let Ok(c) = std::fs::canonicalize(out) else {
+            continue;
+        };
+        if let Some((p, _)) = inputs.iter().find(|(_, i)| *i == c) {
+            return Err(format!(
+                "{flag} {}: that is the dataset file {}; write the checkpoint elsewhere",
+                out.display(),
+                p.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Loads `{prefix}-images-idx3-ubyte[.gz]` and `{prefix}-labels-idx1-ubyte[.gz]` from `dir`
 /// (`prefix` is `train` or `t10k`). Rank-3 images are one channel; rank-4 are `[n, h, w, c]`
 /// (as `tinv-run` reads them) and are stored CHW here.

@@ -71,8 +71,8 @@ controller options:
                       it was trained on) [/usr/share/datasets/fashion-mnist]
   --out PATH          final checkpoint with the controller [CKPT, overwritten]
   --iters N --episodes N   PPO iterations per level (0 = warm start only) and episodes per
-                      iteration (>= 1) [40, 4096]
-  --hp N --hq N --hr N     predictor / policy / exit-RNN hidden widths, >= 1 [32, 64, 16]
+                      iteration (1 to 1000000) [40, 4096]
+  --hp N --hq N --hr N     predictor / policy / exit-RNN hidden widths, 1 to 4096 [32, 64, 16]
   --route N           the first N training-split images (never the validation split) give the
                       outcome table the graph policy learns its routing from: the validation
                       split alone has too few inputs that a deeper path fixes (0 = validation
@@ -243,6 +243,13 @@ fn fit(mut a: Args) -> Result<(), String> {
     let mlp_hidden: usize = a.num("--mlp-hidden", 4 * dim)?;
     let classes: Option<usize> = a.opt_num("--classes")?;
     let ln_eps: f64 = a.num("--ln-eps", 1e-6)?;
+    // The runtime keeps ε as an f32: 1e-50 became 0 and was reported as "vit.ln_eps 0".
+    if ln_eps > 0.0 && !(ln_eps as f32).is_normal() {
+        return Err(format!(
+            "--ln-eps {ln_eps:e}: too small for the f32 the model stores it in (at least {:e})",
+            f32::MIN_POSITIVE
+        ));
+    }
     let mean: Option<Vec<f64>> = a.opt_list("--mean")?;
     let std: Option<Vec<f64>> = a.opt_list("--std")?;
     let depths: Vec<usize> = a.list("--depths", vec![2, 4, 6, 8])?;
@@ -258,6 +265,15 @@ fn fit(mut a: Args) -> Result<(), String> {
     };
     no_extra(&a)?;
     h.validate()?;
+    if h.val_count < report::FOLDS {
+        // Said now, not after the training: the controller stage refuses such a checkpoint.
+        crate::errln!(
+            "tinv-train: warning: --val {}: the controller stage needs at least {} validation \
+             images, so this backbone cannot be given a controller",
+            h.val_count,
+            report::FOLDS
+        );
+    }
     if !h.exit_weights.is_empty() && h.exit_weights.len() != depths.len() {
         return Err(format!(
             "--exit-weights has {} value(s), --depths {} exit(s): give one weight per exit",
@@ -272,6 +288,19 @@ fn fit(mut a: Args) -> Result<(), String> {
         checkpoint::check_resume(r)?;
     }
     checkpoint::check_writable(&opts.out)?;
+    checkpoint::check_sidecars_writable(&opts.out)?;
+    let sides = [
+        checkpoint::optim_path(&opts.out),
+        checkpoint::optim_prev_path(&opts.out),
+    ];
+    data::refuse_overwrite(
+        &data_dir,
+        &[
+            ("--out", &opts.out),
+            ("--out's optimizer state", &sides[0]),
+            ("--out's previous optimizer state", &sides[1]),
+        ],
+    )?;
     let full = data::load(&data_dir, "train")?;
     let mut seen = [false; 256];
     full.labels
@@ -321,7 +350,7 @@ fn fit(mut a: Args) -> Result<(), String> {
         controller: None,
     };
     cfg.to_runtime()
-        .map_err(|e| format!("model configuration: {e}"))?;
+        .map_err(|e| format!("model configuration: {}", in_flags(&e.to_string())))?;
     if h.shift >= full.h.min(full.w) {
         return Err(format!(
             "--shift {} must be smaller than the {}x{} images",
@@ -389,6 +418,32 @@ fn positional(a: &mut Args, what: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(a.0.remove(0)))
 }
 
+/// A runtime configuration error in the words of the command line: the checked field's name
+/// (`vit.heads`, `paths.depths`) becomes the flag that sets it.
+fn in_flags(msg: &str) -> String {
+    const FLAGS: [(&str, &str); 10] = [
+        ("paths.depths", "--depths"),
+        ("vit.blocks", "--blocks"),
+        ("vit.classes", "--classes"),
+        ("vit.dim", "--dim"),
+        ("vit.heads", "--heads"),
+        ("vit.ln_eps", "--ln-eps"),
+        ("vit.mean", "--mean"),
+        ("vit.std", "--std"),
+        ("vit.mlp_hidden", "--mlp-hidden"),
+        ("vit.patch", "--patch"),
+    ];
+    FLAGS
+        .iter()
+        .fold(msg.to_string(), |m, (key, flag)| m.replace(key, flag))
+}
+
+/// Largest controller hidden width (`--hp/--hq/--hr`): the exit RNN's 4096 × 4096 recurrent
+/// matrix is 64 MiB; the shipped widths are 32, 64 and 16.
+const MAX_HIDDEN: usize = 4096;
+/// Most PPO episodes per iteration (each keeps its trajectory until the update).
+const MAX_EPISODES: usize = 1_000_000;
+
 fn controller(mut a: Args) -> Result<(), String> {
     let ckpt = positional(&mut a, "checkpoint")?;
     let dir = data_dir(&mut a)?;
@@ -407,14 +462,15 @@ fn controller(mut a: Args) -> Result<(), String> {
     let route_n: usize = a.num("--route", usize::MAX)?;
     let out = a.take("--out")?.map_or_else(|| ckpt.clone(), PathBuf::from);
     no_extra(&a)?;
-    for (flag, v) in [
-        ("--hp", opts.hp),
-        ("--hq", opts.hq),
-        ("--hr", opts.hr),
-        ("--episodes", opts.episodes),
+    // Upper bounds too: --hr 100000000 asked for 40 PB and aborted in the allocator.
+    for (flag, v, max) in [
+        ("--hp", opts.hp, MAX_HIDDEN),
+        ("--hq", opts.hq, MAX_HIDDEN),
+        ("--hr", opts.hr, MAX_HIDDEN),
+        ("--episodes", opts.episodes, MAX_EPISODES),
     ] {
-        if v == 0 {
-            return Err(format!("{flag} must be at least 1"));
+        if v == 0 || v > max {
+            return Err(format!("{flag} {v}: must be between 1 and {max}"));
         }
     }
     if !(tol.is_finite() && (0.0..=1.0).contains(&tol)) {
@@ -423,6 +479,7 @@ fn controller(mut a: Args) -> Result<(), String> {
         ));
     }
     checkpoint::check_writable(&out)?;
+    data::refuse_overwrite(&dir, &[("--out", &out)])?;
     let loaded = report::load(&ckpt)?;
     let meta = train::read_meta(&loaded.meta, &ckpt)?;
     let full = data::load(&dir, "train")?;

@@ -63,6 +63,27 @@ impl Loaded {
         cfg.controller = None;
         let vit = Vit::from_host(&cfg, &self.tensors)
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        // Every other tensor must be the controller's (checked where it is read): an exit head
+        // for a depth that is not a path, or a LayerScale, was ignored here and copied on into
+        // checkpoints that tinv-fold refuses.
+        let own: std::collections::HashSet<String> = vit
+            .to_host()
+            .map_err(|e| format!("{}: {e}", self.path.display()))?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        if let Some(t) = self
+            .tensors
+            .iter()
+            .find(|t| !own.contains(&t.name) && !t.name.starts_with("ctrl."))
+        {
+            return Err(format!(
+                "{}: tensor '{}' is not part of this model (its configuration has no place for \
+                 it; tinv-fold refuses it too)",
+                self.path.display(),
+                t.name
+            ));
+        }
         crate::data::check(ds, &cfg)
             .map_err(|e| format!("{e} (model of {})", self.path.display()))?;
         Ok((cfg, vit))
@@ -250,6 +271,34 @@ const BOOTSTRAP_DRAWS: usize = 1000;
 pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
     let (cfg, vit) = loaded.backbone(ds)?;
     let ctrl_cfg = loaded.cfg.controller.clone();
+    let ctrl = match ctrl_cfg {
+        Some(_) => Some(
+            Controller::from_tensors(&loaded.tensors, cfg.paths())
+                .map_err(|e| format!("{}: {e}", loaded.path.display()))?,
+        ),
+        None => None,
+    };
+    // Controller tensors the controller does not read (or any without a controller).
+    let read: Vec<String> = ctrl
+        .as_ref()
+        .map(|c| c.to_tensors().into_iter().map(|t| t.name).collect())
+        .unwrap_or_default();
+    if let Some(t) = loaded
+        .tensors
+        .iter()
+        .find(|t| t.name.starts_with("ctrl.") && !read.contains(&t.name))
+    {
+        return Err(format!(
+            "{}: tensor '{}' is not part of {} (tinv-fold refuses it too)",
+            loaded.path.display(),
+            t.name,
+            if ctrl.is_some() {
+                "its controller"
+            } else {
+                "this model: its configuration has no controller"
+            }
+        ));
+    }
     let t = std::time::Instant::now();
     crate::errln!(
         "running {} images through every exit of {}",
@@ -258,16 +307,14 @@ pub fn eval(loaded: &Loaded, ds: &Dataset) -> Result<String, String> {
     );
     let o = Outcomes::collect(&vit, ds, 500)?;
     crate::errln!(
-        "done in {:.0} s; evaluating the controller",
-        t.elapsed().as_secs_f64()
+        "done in {:.0} s{}",
+        t.elapsed().as_secs_f64(),
+        if ctrl_cfg.is_some() {
+            "; evaluating the controller"
+        } else {
+            ""
+        }
     );
-    let ctrl = match ctrl_cfg {
-        Some(_) => Some(
-            Controller::from_tensors(&loaded.tensors, cfg.paths())
-                .map_err(|e| format!("{}: {e}", loaded.path.display()))?,
-        ),
-        None => None,
-    };
     let mut s = format!("{} images\n\n", o.n);
     if let Some(c) = &ctrl_cfg {
         // As the runtime reads it (f32); older checkpoints stored the f32 widened to f64.

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 /// Metadata key of the optimizer sidecar: the global step it was written at.
 pub const OPTIM_STEP_KEY: &str = "tinv.optim.step";
+/// Metadata key of the optimizer sidecar: [`checkpoint::model_fingerprint`] of the checkpoint
+/// written with it.
+pub const OPTIM_MODEL_KEY: &str = "tinv.optim.model";
 
 /// Host copies of everything a checkpoint holds.
 pub struct Snapshot {
@@ -46,7 +49,13 @@ impl Snapshot {
     /// checkpoint with its own state there, which a resume picks by step.
     pub fn write(&self, path: &Path) -> Result<(), TrainError> {
         if let Some(optim) = &self.optim {
-            let step = HashMap::from([(OPTIM_STEP_KEY.to_string(), self.step.to_string())]);
+            let step = HashMap::from([
+                (OPTIM_STEP_KEY.to_string(), self.step.to_string()),
+                (
+                    OPTIM_MODEL_KEY.to_string(),
+                    format!("{:#018x}", checkpoint::model_fingerprint(&self.model)),
+                ),
+            ]);
             checkpoint::save_keeping_previous(
                 &checkpoint::optim_path(path),
                 &checkpoint::optim_prev_path(path),
@@ -61,6 +70,16 @@ impl Snapshot {
     /// The global step the snapshot was taken at.
     pub fn step(&self) -> usize {
         self.step
+    }
+
+    /// The first tensor (model or optimizer moment) holding NaN or ±inf, by name.
+    fn non_finite(&self) -> Option<&str> {
+        let optim = self.optim.iter().flatten();
+        self.model
+            .iter()
+            .chain(optim)
+            .find(|t| t.data.iter().any(|v| !v.is_finite()))
+            .map(|t| t.name.as_str())
     }
 }
 
@@ -87,8 +106,18 @@ impl Pending {
         self.held = Some(s);
     }
 
-    /// Writes `s` at once (the run stops here: nothing follows to test it).
+    /// Writes `s` at once (the run stops here: nothing follows to test it). Weights or moments
+    /// that are not finite are not written: the run ends with an error, keeping the last good
+    /// checkpoint (the last epoch's, or `--stop-at`'s, went out unchecked before).
     pub fn write_now(&mut self, s: Snapshot) -> Result<(), TrainError> {
+        if let Some(name) = s.non_finite() {
+            self.held = None;
+            return Err(TrainError::NonFinite(format!(
+                "tensor '{name}' is not finite at global step {}; training stopped, {}",
+                s.step(),
+                self.kept()
+            )));
+        }
         s.write(&self.out)?;
         self.written = Some((self.out.clone(), s.step()));
         self.held = None;
@@ -104,9 +133,10 @@ impl Pending {
         }
     }
 
-    /// Whether any checkpoint of this run (or the one it resumed from) is on disk.
-    pub fn any_written(&self) -> bool {
-        self.written.is_some()
+    /// Whether this run's `out` holds its latest checkpoint (or the resumed one, when that is
+    /// `out`).
+    pub fn out_written(&self) -> bool {
+        self.written.as_ref().is_some_and(|(p, _)| p == &self.out)
     }
 
     /// What a stop on a non-finite value leaves behind, for the error message.
@@ -152,7 +182,7 @@ mod tests {
         let mut p = Pending::new(out.clone(), None);
         assert_eq!(p.kept(), "no checkpoint had been written yet");
         p.hold(snap(5));
-        assert!(!out.exists() && !p.any_written());
+        assert!(!out.exists() && !p.out_written());
         assert!(p.kept().starts_with(
             "no checkpoint had been written yet (the checkpoint of step 5 was not written"
         ));
@@ -175,6 +205,43 @@ mod tests {
         assert_ne!(std::fs::read(&out).unwrap(), first);
         p.write_now(snap(11)).unwrap();
         assert!(p.kept().ends_with("(step 11) is kept"));
+        // A last checkpoint (written at once, untested by a step) with an infinite weight or
+        // moment is refused, and step 11's file stays.
+        let written = std::fs::read(&out).unwrap();
+        for in_optim in [false, true] {
+            let bad = vec![crate::tensors::HostTensor {
+                name: "w".into(),
+                shape: vec![2],
+                data: vec![1.0, f32::INFINITY],
+            }];
+            let mut s = snap(12);
+            if in_optim {
+                s.optim = Some(bad);
+            } else {
+                s.model = bad;
+            }
+            match p.write_now(s) {
+                Err(TrainError::NonFinite(m)) => assert!(
+                    m.starts_with("tensor 'w' is not finite at global step 12")
+                        && m.ends_with("(step 11) is kept"),
+                    "{m}"
+                ),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(std::fs::read(&out).unwrap(), written);
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_run_resumed_into_another_file_writes_it_once() {
+        let dir = std::env::temp_dir().join(format!("tinv-pending-out-{}", std::process::id()));
+        let out = dir.join("b.safetensors");
+        let mut p = Pending::new(out.clone(), Some((dir.join("a.safetensors"), 3)));
+        // Resumed from a.safetensors: `out` does not hold the run's result yet.
+        assert!(!p.out_written());
+        p.write_now(snap(4)).unwrap();
+        assert!(p.out_written());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

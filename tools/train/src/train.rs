@@ -8,7 +8,7 @@ use crate::config::{first_difference, Hyper, ModelConfig};
 use crate::data::{self, Dataset};
 use crate::optim::{lr_at, AdamW};
 use crate::rng::Rng;
-use crate::snapshot::{Pending, Snapshot, OPTIM_STEP_KEY};
+use crate::snapshot::{Pending, Snapshot, OPTIM_MODEL_KEY, OPTIM_STEP_KEY};
 use crate::tensors::init_backbone;
 use crate::vit::{batch_tensor, Vit};
 use candle_core::D;
@@ -197,7 +197,17 @@ pub fn evaluate(vit: &Vit, ds: &Dataset, chunk: usize) -> Result<Vec<f64>, Train
         let b = data::batch(ds, part, &vit.cfg, 0, None);
         let (x, y) = batch_tensor(&b, &vit.cfg)?;
         for (k, o) in vit.forward(&x)?.iter().enumerate() {
-            let pred = o.logits.detach().argmax(D::Minus1)?;
+            let logits = o.logits.detach();
+            // A NaN or infinite logit anywhere makes the sum non-finite: an accuracy from such
+            // logits is noise, not a measurement.
+            let sum = logits.sum_all()?.to_scalar::<f32>()?;
+            if !sum.is_finite() {
+                return Err(TrainError::NonFinite(format!(
+                    "exit {} gives non-finite logits on the validation images (sum {sum})",
+                    vit.cfg.depths.get(k).copied().unwrap_or(0)
+                )));
+            }
+            let pred = logits.argmax(D::Minus1)?;
             right[k] += pred
                 .eq(&y)?
                 .to_dtype(candle_core::DType::F32)?
@@ -327,16 +337,21 @@ pub fn train_backbone(
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let mut opt = AdamW::new(vit.vars())?;
             // The sidecar, else the one it replaced (a run stopped between writing the two):
-            // the first whose step is the checkpoint's. Sidecars written before the step was
-            // recorded pass.
+            // the first whose step is the checkpoint's and that was written with this very
+            // model. Sidecars written before the step or the model was recorded pass that test.
+            let fingerprint = format!("{:#018x}", checkpoint::model_fingerprint(&ts));
             let mut found = None;
             let mut steps = Vec::new();
             for op in checkpoint::resume_optim(path).map_err(TrainError::Input)? {
                 let (ots, om) = checkpoint::load(&op)?;
-                match om.get(OPTIM_STEP_KEY) {
-                    Some(st) if *st != meta.global_step.to_string() => {
+                match (om.get(OPTIM_STEP_KEY), om.get(OPTIM_MODEL_KEY)) {
+                    (Some(st), _) if *st != meta.global_step.to_string() => {
                         steps.push(format!("{} is from global step {st}", op.display()))
                     }
+                    (_, Some(fp)) if *fp != fingerprint => steps.push(format!(
+                        "{} was written with another checkpoint's weights",
+                        op.display()
+                    )),
                     _ => {
                         found = Some((op, ots));
                         break;
@@ -345,8 +360,8 @@ pub fn train_backbone(
             }
             let Some((op, ots)) = found else {
                 return Err(TrainError::Input(format!(
-                    "{}: no optimizer state of its global step {} ({}); resume from a pair \
-                     written together",
+                    "{}: no optimizer state of its own at global step {} ({}); resume from a \
+                     pair written together",
                     path.display(),
                     meta.global_step,
                     steps.join(", ")
@@ -500,7 +515,14 @@ pub fn train_backbone(
                 ckpts.hold(snap);
             }
         }
-        let val_acc = evaluate(&vit, val, 500)?;
+        let val_acc = evaluate(&vit, val, 500).map_err(|err| match err {
+            TrainError::NonFinite(m) => TrainError::NonFinite(format!(
+                "{m} after epoch {}; training stopped, {}",
+                e + 1,
+                ckpts.kept()
+            )),
+            other => other,
+        })?;
         let m = EpochMetrics {
             epoch: e + 1,
             loss: sums.loss_sum / sums.steps.max(1) as f64,
@@ -542,7 +564,7 @@ pub fn train_backbone(
             return Ok((vit, meta));
         }
     }
-    if !ckpts.any_written() || opts.resume.as_ref().is_some_and(|r| r != &opts.out) {
+    if !ckpts.out_written() {
         // Nothing was trained in this run (a finished run resumed): still leave the result at `out`.
         ckpts.write_now(Snapshot::take(&vit, Some(&opt), &meta)?)?;
     }

@@ -237,9 +237,101 @@ fn argument_mistakes_are_one_line_errors() {
         ("--hp", "0"),
         ("--tol", "NaN"),
         ("--tol", "-1"),
+        // Bounded above: these aborted in the allocator with a backtrace.
+        ("--hr", "100000000"),
+        ("--episodes", "1000001"),
     ] {
         fails(&["controller", "x.safetensors", flag, v], &[flag]);
     }
+}
+
+/// Configuration errors name the flags, not the runtime's field names, and warn early.
+#[test]
+fn configuration_errors_name_the_flags() {
+    let dir = tmp("flags");
+    dataset(&dir, 60);
+    let data = dir.to_str().unwrap();
+    let out = dir.join("o.safetensors");
+    let out = out.to_str().unwrap();
+    // --blocks 2 with the default --depths 2,4,6,8.
+    let mut args = fit(data, out, &[]);
+    let i = args.iter().position(|a| *a == "--depths").unwrap();
+    args.drain(i..i + 2);
+    fails(&args, &["--depths [2, 4, 6, 8]", "--blocks 2"]);
+    fails(&fit(data, out, &["--heads", "0"]), &["--heads must be > 0"]);
+    // 1e-50 is 0 as the f32 the model keeps: said with the value given.
+    fails(
+        &fit("/nonexistent", out, &["--ln-eps", "1e-50"]),
+        &["--ln-eps 1e-50: too small"],
+    );
+    // A validation split too small for the controller stage: warned before training.
+    let (ok, err) = run(&fit(data, out, &["--val", "3"]));
+    assert!(ok, "{err}");
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.contains("warning: --val 3")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Checkpoints whose names share a stem keep their own optimizer states, and a resume takes
+/// only the state written with its own weights (two runs ending at the same step shared one
+/// sidecar, and resuming the first trained on with the second's Adam moments).
+#[test]
+fn every_checkpoint_keeps_its_own_optimizer_state() {
+    let dir = tmp("sidecars");
+    dataset(&dir.join("d"), 120);
+    let d = dir.join("d");
+    let data = d.to_str().unwrap();
+    let ck = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let (a, b) = (ck("run.seed1"), ck("run.seed2"));
+    for (out, seed) in [(&a, "1"), (&b, "2")] {
+        let (ok, err) = run(&fit(data, out, &["--seed", seed]));
+        assert!(ok, "{err}");
+    }
+    for out in [&a, &b] {
+        assert!(Path::new(&format!("{out}.optim.safetensors")).is_file());
+    }
+    // Resuming run.seed1 into another file leaves its state for the next resume.
+    let c = ck("run.seed1b");
+    for _ in 0..2 {
+        let (ok, err) = run(&fit(data, &c, &["--resume", &a, "--epochs", "2"]));
+        assert!(ok, "{err}");
+    }
+    // Another checkpoint's state under run.seed1's name: same step, other weights, refused.
+    for side in ["optim", "optim.prev"] {
+        std::fs::copy(
+            format!("{b}.optim.safetensors"),
+            format!("{a}.{side}.safetensors"),
+        )
+        .unwrap();
+    }
+    fails(
+        &fit(data, &c, &["--resume", &a, "--epochs", "2"]),
+        &["was written with another checkpoint's weights"],
+    );
+    // A dataset file as --out (through a link too) is refused; the labels stay as they were.
+    let labels = d.join("train-labels-idx1-ubyte");
+    let before = std::fs::read(&labels).unwrap();
+    let link = dir.join("link.safetensors");
+    std::os::unix::fs::symlink(&labels, &link).unwrap();
+    for out in [labels.to_str().unwrap(), link.to_str().unwrap()] {
+        fails(&fit(data, out, &[]), &["that is the dataset file"]);
+        fails(
+            &["controller", &a, "--data", data, "--out", out],
+            &["that is the dataset file"],
+        );
+    }
+    assert_eq!(std::fs::read(&labels).unwrap(), before);
+    // A folder where the state would go is refused before any work.
+    std::fs::create_dir_all(dir.join("x.optim.safetensors")).unwrap();
+    fails(
+        &fit("/nonexistent", &ck("x.safetensors"), &[]),
+        &["its optimizer state goes to", "is a directory"],
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -728,5 +820,78 @@ fn eval_on_an_optimizer_state_names_it() {
             &["this is the optimizer state beside one"],
         );
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `eval` reads a checkpoint as strictly as tinv-fold: non-finite controller weights and
+/// tensors the model has no place for are one-line errors (it printed a full report from NaN
+/// controller weights, and ignored an exit head for a depth that is not a path).
+#[test]
+fn eval_refuses_what_tinv_fold_refuses() {
+    let dir = tmp("eval-strict");
+    dataset(&dir.join("d"), 120);
+    let data = dir.join("d");
+    let data = data.to_str().unwrap();
+    let ck = dir.join("b.safetensors");
+    let ck = ck.to_str().unwrap();
+    let (ok, err) = run(&fit(data, ck, &[]));
+    assert!(ok, "{err}");
+    let (ok, err) = run(&[
+        "controller",
+        ck,
+        "--data",
+        data,
+        "--iters",
+        "1",
+        "--episodes",
+        "8",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, err) = run(&["eval", ck, "--data", data]);
+    assert!(ok, "the untouched checkpoint evaluates: {err}");
+    let (ts, meta) = tinv_train::checkpoint::load(Path::new(ck)).unwrap();
+    let edited = |name: &str, edit: &dyn Fn(&mut Vec<tinv_train::tensors::HostTensor>)| {
+        let mut t = ts.clone();
+        edit(&mut t);
+        let p = dir.join(name);
+        tinv_train::checkpoint::save(&p, &t, &meta).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let nan = edited("nan.safetensors", &|t| {
+        let w = t.iter_mut().find(|t| t.name == "ctrl.exit.wh").unwrap();
+        w.data[3] = f32::NAN;
+    });
+    fails(
+        &["eval", &nan, "--data", data],
+        &["tensor 'ctrl.exit.wh' holds NaN at element 3"],
+    );
+    let head = edited("head.safetensors", &|t| {
+        t.push(tinv_train::tensors::HostTensor::full(
+            "exits.7.head.weight",
+            &[4, 8],
+            0.0,
+        ));
+    });
+    let out = format!("{head}.out");
+    for cmd in [
+        vec!["eval", &head, "--data", data],
+        vec!["controller", &head, "--data", data, "--out", &out],
+    ] {
+        fails(
+            &cmd,
+            &["tensor 'exits.7.head.weight' is not part of this model"],
+        );
+    }
+    let extra = edited("extra.safetensors", &|t| {
+        t.push(tinv_train::tensors::HostTensor::full(
+            "ctrl.extra",
+            &[1],
+            0.0,
+        ));
+    });
+    fails(
+        &["eval", &extra, "--data", data],
+        &["tensor 'ctrl.extra' is not part of its controller"],
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

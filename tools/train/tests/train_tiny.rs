@@ -206,7 +206,7 @@ fn resume_continues_where_it_stopped() {
     };
     match train::train_backbone(&cfg(), &h, &tr, &val, &o) {
         Err(TrainError::Input(m)) => assert!(
-            m.contains("no optimizer state of its global step 7")
+            m.contains("no optimizer state of its own at global step 7")
                 && m.contains("is from global step 10"),
             "{m}"
         ),

@@ -310,6 +310,14 @@ impl Controller {
             if &got != w {
                 return Err(format!("tensor '{n}' has shape {got:?}, expected {w:?}"));
             }
+            // As tinv-fold and the runtime refuse it: a NaN weight decides nothing.
+            let data = crate::tensors::find(ts, n).map_or(&[][..], |t| &t.data[..]);
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(format!(
+                    "tensor '{n}' holds {} at element {i}; retrain the controller",
+                    data[i]
+                ));
+            }
         }
         let get = |n: &str| -> Result<Vec<f32>, String> {
             crate::tensors::find(ts, n)
