@@ -119,6 +119,17 @@ impl Rig {
         )
         .map(Arc::new)
     }
+    /// Every device buffer, stream, graph, context and engine has been freed.
+    fn assert_all_released(&self) {
+        assert_eq!(
+            (
+                self.device.live(),
+                self.shim.live_contexts(),
+                self.shim.live_engines()
+            ),
+            ((0, 0, 0), 0, 0)
+        );
+    }
     fn allocs(&self) -> Vec<(u64, u64)> {
         self.device
             .calls()
@@ -712,14 +723,7 @@ fn a_failed_capture_is_discarded_and_the_session_runs_without_graphs() {
         .any(|c| matches!(c, DevCall::Launch(_))));
     drop(s);
     drop(model);
-    assert_eq!(
-        (
-            r.device.live(),
-            r.shim.live_contexts(),
-            r.shim.live_engines()
-        ),
-        ((0, 0, 0), 0, 0)
-    );
+    r.assert_all_released();
 }
 
 #[test]
@@ -743,14 +747,7 @@ fn a_session_whose_engines_fail_even_without_a_graph_is_refused() {
     );
     assert!(r.device.calls().contains(&DevCall::AbortCapture));
     drop(model);
-    assert_eq!(
-        (
-            r.device.live(),
-            r.shim.live_contexts(),
-            r.shim.live_engines()
-        ),
-        ((0, 0, 0), 0, 0)
-    );
+    r.assert_all_released();
 }
 
 #[test]

@@ -245,7 +245,8 @@ std::string dl_error() {
 // ---- handles ----------------------------------------------------------------------------------
 
 struct tinv_trt_lib {
-  Logger* logger;  // never deleted (see Logger)
+  Logger* logger;               // never deleted once TensorRT has it (see Logger)
+  bool logger_given = false;    // whether TensorRT has it
   void* nvinfer = nullptr;
   void* parser_dl = nullptr;
   std::string parser_path;
@@ -261,7 +262,11 @@ struct tinv_trt_lib {
   // runtime linked into it), and trtexec never does; a later open finds them already mapped.
   ~tinv_trt_lib() {
     delete runtime;
-    logger->detach();
+    if (logger_given) {
+      logger->detach();
+    } else {
+      delete logger;
+    }
   }
   tinv_trt_lib(tinv_trt_lib const&) = delete;
   tinv_trt_lib& operator=(tinv_trt_lib const&) = delete;
@@ -325,6 +330,7 @@ extern "C" int32_t tinv_trt_lib_open(char const* nvinfer_path, char const* onnxp
                       " headers and needs that version or newer; build it against this "
                       "device's headers");
     }
+    lib->logger_given = true;
     lib->runtime = static_cast<nvinfer1::IRuntime*>(create_runtime(lib->logger, NV_TENSORRT_VERSION));
     if (lib->runtime == nullptr) {
       return fail(err, TINV_TRT_ERR_TENSORRT, "createInferRuntime failed (no usable CUDA device?)");

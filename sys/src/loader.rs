@@ -6,7 +6,7 @@ use crate::{
     BuildOptions, ContextHandle, DType, DevicePtr, EngineHandle, IoMode, IoTensor, Precision,
     Progress, RawStream, ShimApi, ShimError, TrtVersion,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -36,8 +36,8 @@ pub struct Shim {
 /// Live handles of one [`Shim`].
 #[derive(Default)]
 struct Live {
-    /// Engine → number of its live contexts.
-    engines: HashMap<usize, usize>,
+    /// Engines.
+    engines: HashSet<usize>,
     /// Context → its engine.
     contexts: HashMap<usize, usize>,
 }
@@ -45,19 +45,15 @@ struct Live {
 impl Live {
     /// Forgets context `ctx`; false when it was not live.
     fn take_context(&mut self, ctx: usize) -> bool {
-        let Some(engine) = self.contexts.remove(&ctx) else {
-            return false;
-        };
-        if let Some(n) = self.engines.get_mut(&engine) {
-            *n = n.saturating_sub(1);
-        }
-        true
+        self.contexts.remove(&ctx).is_some()
     }
 
     /// Forgets engine `engine` and its live contexts, returning those (to free before it);
     /// `None` when it was not live.
     fn take_engine(&mut self, engine: usize) -> Option<Vec<usize>> {
-        self.engines.remove(&engine)?;
+        if !self.engines.remove(&engine) {
+            return None;
+        }
         let orphans: Vec<usize> = self
             .contexts
             .iter()
@@ -230,7 +226,7 @@ impl Shim {
 
     /// The engine's pointer, if `engine` is live in `live`.
     fn engine_ptr(live: &Live, engine: EngineHandle) -> Result<*mut b::tinv_trt_engine, ShimError> {
-        if live.engines.contains_key(&engine.0) {
+        if live.engines.contains(&engine.0) {
             Ok(engine.0 as *mut b::tinv_trt_engine)
         } else {
             Err(unknown("engine", engine.0))
@@ -282,7 +278,7 @@ impl Drop for Shim {
     fn drop(&mut self) {
         // What the callers left: contexts before their engines, engines before the runtime.
         let mut live = std::mem::take(self.live.get_mut().unwrap_or_else(|e| e.into_inner()));
-        let engines: Vec<usize> = live.engines.keys().copied().collect();
+        let engines: Vec<usize> = live.engines.iter().copied().collect();
         for e in engines {
             self.free_engine(&mut live, e);
         }
@@ -295,9 +291,9 @@ impl Drop for Shim {
 /// that is there but does not load (a dependency such as the CUDA runtime or cuDNN missing, another
 /// architecture) is named first with its reason: "not installed" would send the user the wrong way.
 fn not_loaded(refused: &[(&str, String)]) -> String {
-    // dlerror's text starts with the library it could not open: the one asked for when it is
-    // absent, a dependency's name when it is there but one of its own libraries is not.
-    let absent = |lib: &str, e: &str| e.starts_with(&format!("{lib}: cannot open shared object"));
+    // dlerror names the file it could not find: the one asked for when that is absent, a
+    // dependency when the library is there but one of its own is not.
+    let absent = |lib: &str, e: &str| e.contains(lib) && e.contains("No such file");
     let broken: Vec<String> = refused
         .iter()
         .filter(|(lib, e)| !absent(lib, e))
@@ -395,13 +391,13 @@ impl ShimApi for Shim {
             )
         };
         check("tinv_trt_engine_deserialize", status, &err)?;
-        self.write().engines.insert(engine as usize, 0);
+        self.write().engines.insert(engine as usize);
         Ok(EngineHandle(engine as usize))
     }
 
     fn engine_free(&self, engine: EngineHandle) {
         let mut live = self.write();
-        if !live.engines.contains_key(&engine.0) {
+        if !live.engines.contains(&engine.0) {
             log::warn!("engine_free: {}", unknown("engine", engine.0));
             return;
         }
@@ -487,9 +483,6 @@ impl ShimApi for Shim {
         let status = unsafe { self.api.tinv_trt_context_create(e, &mut ctx, &mut err) };
         check("tinv_trt_context_create", status, &err)?;
         live.contexts.insert(ctx as usize, engine.0);
-        if let Some(n) = live.engines.get_mut(&engine.0) {
-            *n += 1;
-        }
         Ok(ContextHandle(ctx as usize))
     }
 
@@ -658,11 +651,9 @@ mod tests {
     #[test]
     fn the_live_table_forgets_each_handle_once_and_an_engines_contexts_with_it() {
         let mut live = Live::default();
-        live.engines.insert(0x100, 0);
-        live.engines.insert(0x200, 0);
+        live.engines.extend([0x100, 0x200]);
         for (ctx, engine) in [(0x10, 0x100), (0x20, 0x100), (0x30, 0x200)] {
             live.contexts.insert(ctx, engine);
-            *live.engines.get_mut(&engine).unwrap() += 1;
         }
         assert!(live.take_context(0x10));
         assert!(
@@ -670,7 +661,6 @@ mod tests {
             "a second free of a context is refused"
         );
         assert!(!live.take_context(0x99), "a forged context is refused");
-        assert_eq!(live.engines[&0x100], 1);
         // Engine 0x100 goes with its remaining context; 0x200's context stays.
         assert_eq!(live.take_engine(0x100), Some(vec![0x20]));
         assert_eq!(
