@@ -45,11 +45,14 @@ install_tools() {
     fi
     if ! command -v qemu-aarch64 >/dev/null || [ ! -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ]; then
         # A fresh image has no package lists yet.
-        apt-get update -qq
-        apt-get install -y qemu-user libc6-arm64-cross libgcc-s1-arm64-cross
+        as_root apt-get update -qq
+        as_root apt-get install -y qemu-user libc6-arm64-cross libgcc-s1-arm64-cross
     fi
 }
 
+# apt-get needs root; a developer runs this script as themselves (under sudo, rustup and the
+# zig venv would be root's).
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step() { printf '\n== %s (%ss)\n' "$1" "$(($(date +%s) - START))"; }
 START=$(date +%s)
 
@@ -72,7 +75,8 @@ export PATH
 python3 -m ziglang version >/dev/null 2>&1 || { echo "error: no ziglang in $ZIG_VENV (run $0 install)" >&2; exit 1; }
 command -v cargo-zigbuild >/dev/null || { echo "error: cargo-zigbuild missing (run $0 install)" >&2; exit 1; }
 [ -e "$SYSROOT/lib/ld-linux-aarch64.so.1" ] || { echo "error: no aarch64 sysroot at $SYSROOT" >&2; exit 1; }
-QEMU="qemu-aarch64 -L $SYSROOT"
+# A function, not a string of words: a sysroot path with spaces stays one argument.
+qemu() { qemu-aarch64 -L "$SYSROOT" "$@"; }
 
 step "build libtinv.so and tinv-run for $ZIG_TARGET"
 cargo zigbuild --release --target $ZIG_TARGET -p tinv --lib --bin tinv-run
@@ -95,7 +99,8 @@ step "run the test binaries under qemu-aarch64"
 while read -r name exe; do
     case " $QEMU_SKIP " in *" $name "*) echo "skip $name (spawns host programs)"; continue ;; esac
     echo "-- $name"
-    $QEMU "$exe" --quiet
+    # Its stdin is not the list being read.
+    qemu "$exe" --quiet </dev/null
 done <"$LIST"
 
 step "x86_64 C API tests (write each model and its expectation file)"
@@ -103,7 +108,7 @@ cargo test $HOST_FLAGS -p tinv --test capi -- c_program_agrees_with_rust_api c_p
 CASES=$TARGET_DIR/tmp/capi   # c/: small random model; fmnist/: the default model, when present
 
 step "tinv-run inspect under qemu"
-$QEMU "$OUT/tinv-run" inspect --model "$CASES/c/model.tinv" >/dev/null
+qemu "$OUT/tinv-run" inspect --model "$CASES/c/model.tinv" >/dev/null
 
 step "C test cross-compiled with zig cc, run under qemu"
 LIBDIR=$TARGET_DIR/cross-aarch64-lib
@@ -119,7 +124,7 @@ scripts/check-glibc.sh "$LIBDIR/test_tinv"
 for case in c fmnist; do
     dir=$CASES/$case
     [ -f "$dir/expect.bin" ] || { echo "no $case case (model not present)"; continue; }
-    TINV_TEST_TOL=$TOL $QEMU -E LD_LIBRARY_PATH="$LIBDIR" "$LIBDIR/test_tinv" \
+    TINV_TEST_TOL=$TOL qemu -E LD_LIBRARY_PATH="$LIBDIR" "$LIBDIR/test_tinv" \
         "$dir/model.tinv" "$dir/expect.bin" --quick >"$LIBDIR/$case.aarch64.out"
     "$CASES/bin/$case" "$dir/model.tinv" "$dir/expect.bin" --quick >"$LIBDIR/$case.x86_64.out"
     grep '^PRED' "$LIBDIR/$case.x86_64.out" >"$LIBDIR/$case.x86_64.pred" || true

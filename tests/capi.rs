@@ -397,13 +397,18 @@ fn install_script_refuses_bad_arguments() {
             "error: --prefix must be an absolute path, not rel/prefix\n"
         )
     );
-    // pkg-config splits at white space: tinv.pc would name other folders.
-    let (code, _, err) = run(&["--prefix", "/opt/my tinv"]);
-    assert_eq!(code, Some(1));
-    assert!(
-        err.starts_with("error: --prefix '/opt/my tinv' holds white space"),
-        "{err}"
-    );
+    // pkg-config splits at white space, and reads # and ${...}: tinv.pc would name other
+    // folders.
+    for bad in ["/opt/my tinv", "/opt/a#b", "/opt/${HOME}", "/opt/it's"] {
+        let (code, _, err) = run(&["--prefix", bad]);
+        assert_eq!(code, Some(1), "{bad}");
+        assert!(
+            err.starts_with(&format!(
+                "error: --prefix '{bad}' holds white space or one of"
+            )),
+            "{err}"
+        );
+    }
     let (code, _, err) = run(&["--bogus"]);
     assert_eq!(
         (code, err.as_str()),
@@ -413,7 +418,9 @@ fn install_script_refuses_bad_arguments() {
     assert_eq!(code, Some(0));
     assert!(
         out.starts_with("# Installs the C library")
-            && out.trim_end().ends_with("scripts/cross-aarch64.sh)."),
+            && out
+                .trim_end()
+                .ends_with("leaves the previous install as it was."),
         "{out}"
     );
 }
@@ -454,9 +461,48 @@ fn install_copies_the_tensorrt_shims() {
     // A later build without one of them: the old shim would still be found through ldconfig
     // and loaded with the new library, so the install removes it.
     std::fs::remove_file(from.join("libtinv_trt8.so")).unwrap();
+    // Another release of this ABI generation left by an earlier install: ldconfig would point
+    // the SONAME at it (the highest-numbered file), undoing this install. It goes.
+    let abi = format!(
+        "libtinv.so.{}.{}",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR")
+    );
+    std::fs::write(prefix.join("lib").join(format!("{abi}.99")), "old").unwrap();
     install(&from, &prefix);
     assert!(!prefix.join("lib/libtinv_trt8.so").exists());
     assert!(prefix.join("lib/libtinv_trt10.so").exists());
+    assert!(!prefix.join("lib").join(format!("{abi}.99")).exists());
+    // Debug info stripped where `strip` can read the library; its symbols stay.
+    let installed = prefix
+        .join("lib")
+        .join(format!("libtinv.so.{}", env!("CARGO_PKG_VERSION")));
+    if std::process::Command::new("strip")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+        assert!(size(&installed) <= size(&from.join("libtinv.so")));
+        let nm = std::process::Command::new("nm")
+            .args(["-D", "--defined-only"])
+            .arg(&installed)
+            .output();
+        if let Ok(nm) = nm {
+            assert!(String::from_utf8_lossy(&nm.stdout).contains("tinv_model_open"));
+        }
+    }
+    // --uninstall takes every file back out.
+    let out = std::process::Command::new("sh")
+        .arg(root().join("scripts/install.sh"))
+        .args(["--uninstall", "--prefix", prefix.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for f in ["libtinv.so", &abi, "libtinv_trt10.so", "pkgconfig/tinv.pc"] {
+        assert!(!prefix.join("lib").join(f).exists(), "{f}");
+    }
+    assert!(!prefix.join("include/tinv.h").exists());
 }
 
 /// The documented install step (scripts/install.sh) into a scratch prefix, then a C program

@@ -6,6 +6,43 @@ use std::sync::Arc;
 use std::time::Instant;
 use tinv::{Mode, Model, OpenOptions, Session, SessionOptions};
 
+/// The memory a model costs this process, in bytes: its anonymous resident pages (heap, arenas,
+/// stacks; /proc/self/status `RssAnon`) plus the resident pages mapped from `model` (tinv's
+/// memory-mapped weights; /proc/self/smaps). A runtime's own library code is left out on both
+/// sides: ONNX Runtime faults most of its 8 MiB of code in while the first session is built and
+/// run, after any baseline, and VmRSS counted it as the model's.
+pub fn model_memory(model: &std::path::Path) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let anon = kib_field(&status, "RssAnon:");
+    let target = std::fs::canonicalize(model).ok();
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut mapped = 0;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: `start-end perms offset dev inode [path]`, the path absolute
+            // with links resolved.
+            let path: Vec<&str> = line.split_whitespace().skip(5).collect();
+            inside = target
+                .as_deref()
+                .is_some_and(|t| t == std::path::Path::new(&path.join(" ")));
+        } else if inside && first == "Rss:" {
+            mapped += kib_field(line, "Rss:");
+        }
+    }
+    anon + mapped
+}
+
+/// The first `key value kB` line of `text`, in bytes (0 when absent).
+fn kib_field(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// Resident set size and its peak, in bytes, from /proc/self/status.
 pub fn rss() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -106,7 +143,7 @@ fn tinv_run(
     runs: usize,
     mode: Option<Mode>,
 ) -> Result<Measured, String> {
-    let (rss_before, _) = rss();
+    let rss_before = model_memory(&case.tinv);
     let mut s = tinv_session(case, threads, mode.unwrap_or(Mode::Adaptive))?;
     let c = s.model().config().clone();
     let n = case.inputs.len() / c.input_len();
@@ -138,7 +175,7 @@ fn tinv_run(
     let r = runs.max(1) as u64;
     let hist: Vec<String> = hist.iter().map(|h| h.to_string()).collect();
     Ok(Measured {
-        rss_end: rss().0,
+        rss_end: model_memory(&case.tinv),
         lat_us: lat,
         rss_before,
         extra: vec![
@@ -153,9 +190,8 @@ fn tinv_run(
     })
 }
 
-/// ONNX Runtime's environment (its library loaded) and a session on `case`'s graph, with the RSS
-/// sampled between the two: the library's code pages are the runtime itself, like tinv's code
-/// linked into this binary, and do not count as the model's.
+/// ONNX Runtime's environment (its library loaded) and a session on `case`'s graph, with the
+/// model memory ([`model_memory`]) sampled between the two.
 fn ort_session(case: &Case, threads: usize) -> Result<(ort::session::Session, u64), String> {
     use ort::session::builder::GraphOptimizationLevel;
     use ort::session::Session as OrtSession;
@@ -165,7 +201,7 @@ fn ort_session(case: &Case, threads: usize) -> Result<(ort::session::Session, u6
         .with_name("tinv-bench")
         .build()
         .map_err(e)?;
-    let (rss_before, _) = rss();
+    let rss_before = model_memory(&case.onnx);
     let sess = OrtSession::builder(&env)
         .map_err(e)?
         .with_optimization_level(GraphOptimizationLevel::All)
@@ -202,7 +238,7 @@ fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Me
         }
     }
     Ok(Measured {
-        rss_end: rss().0,
+        rss_end: model_memory(&case.onnx),
         lat_us: lat,
         rss_before,
         extra: vec![],
@@ -213,9 +249,14 @@ fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Me
 /// against the host's bursts of noise, long against either runtime's spin-then-park workers.
 pub const PAIR_BLOCK: usize = 10;
 
+/// Untimed inferences at the start of each block of the interleaved measurement, after the
+/// switch from the other runtime.
+pub const PAIR_SETTLE: usize = 2;
+
 /// tinv at full depth and ONNX Runtime in this one process, in alternating blocks of
-/// [`PAIR_BLOCK`] inferences (`runs` each, after `warmup` each): each block's p50 over the p50
-/// of the other runtime's block right after it gives one ratio, and the line carries their
+/// [`PAIR_BLOCK`] timed inferences (`runs` each, after `warmup` each; each block after
+/// [`PAIR_SETTLE`] untimed ones, the two sides' order swapped every block): each tinv block's
+/// p50 over the p50 of its neighbouring ORT block gives one ratio, and the line carries their
 /// median. Back-to-back processes put seconds between the two sides of a ratio, and this host's
 /// noise comes in bursts of seconds.
 fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(), String> {
@@ -245,8 +286,23 @@ fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(
     let (mut all_t, mut all_o, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for b in 0..blocks {
         let idx = b * PAIR_BLOCK..(b + 1) * PAIR_BLOCK;
-        let mut t: Vec<f64> = idx.clone().map(&mut tinv_one).collect::<Result<_, _>>()?;
-        let mut o: Vec<f64> = idx.map(&mut ort_one).collect::<Result<_, _>>()?;
+        // Each block starts with PAIR_SETTLE untimed inferences: ONNX Runtime's idle worker
+        // spins about 40 ms after a run returns, and shared the 2 vCPUs with the first tinv
+        // inferences after an ORT block. The order alternates so that whatever a switch costs
+        // falls on both sides alike.
+        let block = |one: &mut dyn FnMut(usize) -> Result<f64, String>| {
+            for i in 0..PAIR_SETTLE {
+                one(idx.start + i)?;
+            }
+            idx.clone().map(one).collect::<Result<Vec<f64>, String>>()
+        };
+        let (mut t, mut o) = if b % 2 == 0 {
+            let t = block(&mut tinv_one)?;
+            (t, block(&mut ort_one)?)
+        } else {
+            let o = block(&mut ort_one)?;
+            (block(&mut tinv_one)?, o)
+        };
         all_t.extend_from_slice(&t);
         all_o.extend_from_slice(&o);
         ratios.push(percentiles(&mut t).0 / percentiles(&mut o).0);
@@ -265,7 +321,7 @@ fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(
 fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String> {
     use tract_onnx::prelude::*;
     let e = |e: TractError| format!("{e:#}");
-    let (rss_before, _) = rss();
+    let rss_before = model_memory(&case.onnx_tract);
     let (ch, h, w) = case.chw;
     let model = tract_onnx::onnx()
         .model_for_path(&case.onnx_tract)
@@ -288,7 +344,7 @@ fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String
         }
     }
     Ok(Measured {
-        rss_end: rss().0,
+        rss_end: model_memory(&case.onnx_tract),
         lat_us: lat,
         rss_before,
         extra: vec![],
