@@ -1,4 +1,4 @@
-//! One measurement in its own process (so RSS belongs to one runtime): load the model, warm up,
+//! One measurement in its own process (so the memory it measures belongs to one runtime): load the model, warm up,
 //! time `runs` single-image inferences, print one `RESULT key=value …` line.
 
 use crate::Case;
@@ -76,8 +76,9 @@ pub const PAIR: &str = "tinv/ort";
 /// What the child measured.
 pub struct Measured {
     pub lat_us: Vec<f64>,
+    /// [`model_memory`] before the model was loaded.
     pub rss_before: u64,
-    /// RSS right after the timed runs, with the model and session still alive.
+    /// [`model_memory`] right after the timed runs, with the model and session still alive.
     pub rss_end: u64,
     pub extra: Vec<(String, String)>,
 }

@@ -2,7 +2,7 @@
 //! library the onnxruntime PyPI wheel ships) and tract, in one harness and one run: same model
 //! (tinv's own `--baked` ONNX export, native LayerNormalization for ONNX Runtime, which fuses
 //! it; decomposed for tract), same inputs, same thread counts, batch 1. Each
-//! (runtime, model, threads) runs in its own child process so its RSS increase is its own.
+//! (runtime, model, threads) runs in its own child process so its memory increase is its own.
 //! Writes `results.json`-like text to `--out` and the report `docs/RESULTS.md` with SVG plots.
 
 #[macro_use]

@@ -432,7 +432,7 @@ pub fn write(
         let m = |rt: &str| find(rows, &case.name, rt, 1).and_then(|r| r.get("rss_increase"));
         target(
             &mut md,
-            &format!("{}: RSS increase tinv / ORT", case.name),
+            &format!("{}: memory increase tinv / ORT", case.name),
             m("tinv").zip(m("ort")).map(|(a, b)| a / b),
             0.66,
             false,
