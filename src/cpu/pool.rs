@@ -21,8 +21,16 @@ use std::time::{Duration, Instant};
 
 /// How long a worker (or the waiting caller) polls before parking: long enough to bridge the
 /// gap between two kernels of one forward pass (a condvar wake-up costs tens of µs), short enough
-/// not to steal a shared core from other processes for long.
-const SPIN_TIME: Duration = Duration::from_micros(50);
+/// not to steal a shared core from other processes for long (at most this much CPU per worker
+/// after each inference).
+///
+/// The gap to bridge is not the few µs between kernels but the tail of the previous one: a
+/// worker whose last chunk ends first waits for the caller's, and ViT-Tiny's MLP GEMMs are
+/// 6 chunks of about 100 µs on two threads. With 50 µs the worker had parked by then, and
+/// nearly every kernel began with a wake-up: interleaved with ONNX Runtime
+/// (`tinv-bench --child tinv/ort vit-tiny 2`, 4 alternating pairs) tinv/ORT was 0.99–1.08×
+/// with 50 µs and 0.95–0.98× with 1 ms.
+const SPIN_TIME: Duration = Duration::from_millis(1);
 
 /// Low bits of [`Shared::call`] that count the tickets still unclaimed; the bits above hold the
 /// call's number.
