@@ -193,7 +193,15 @@ fn tinv_run(
 
 /// ONNX Runtime's environment (its library loaded) and a session on `case`'s graph, with the
 /// model memory ([`model_memory`]) sampled between the two.
-fn ort_session(case: &Case, threads: usize) -> Result<(ort::session::Session, u64), String> {
+///
+/// `stop_spinning` (the interleaved run only): the idle worker stops spinning when a run returns
+/// (`session.force_spinning_stop`) instead of spinning on for about 40 ms into the other
+/// runtime's block; inside a run it spins as by default.
+fn ort_session(
+    case: &Case,
+    threads: usize,
+    stop_spinning: bool,
+) -> Result<(ort::session::Session, u64), String> {
     use ort::session::builder::GraphOptimizationLevel;
     use ort::session::Session as OrtSession;
     let e = |e: ort::Error| e.to_string();
@@ -210,6 +218,11 @@ fn ort_session(case: &Case, threads: usize) -> Result<(ort::session::Session, u6
         .with_intra_threads(threads)
         .map_err(|x| x.to_string())?
         .with_inter_threads(1)
+        .map_err(|x| x.to_string())?
+        .with_config_entry(
+            "session.force_spinning_stop",
+            if stop_spinning { "1" } else { "0" },
+        )
         .map_err(|x| x.to_string())?
         .commit_from_file(&case.onnx)
         .map_err(e)?;
@@ -229,7 +242,7 @@ fn ort_infer(sess: &mut ort::session::Session, case: &Case, i: usize) -> Result<
 }
 
 fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Measured, String> {
-    let (mut sess, rss_before) = ort_session(case, threads)?;
+    let (mut sess, rss_before) = ort_session(case, threads, false)?;
     let mut lat = Vec::with_capacity(runs);
     for i in 0..warmup + runs {
         let t = Instant::now();
@@ -265,7 +278,7 @@ fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(
     let mut s = tinv_session(case, threads, Mode::Adaptive)?;
     let c = s.model().config().clone();
     let full = *c.depths.last().ok_or("model has no path")?;
-    let (mut ort, _) = ort_session(case, threads)?;
+    let (mut ort, _) = ort_session(case, threads, true)?;
     let mut logits = vec![0.0; c.classes];
     let mut tinv_one = |i: usize| -> Result<f64, String> {
         let x = input(case, i);
@@ -287,10 +300,10 @@ fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(
     let (mut all_t, mut all_o, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for b in 0..blocks {
         let idx = b * PAIR_BLOCK..(b + 1) * PAIR_BLOCK;
-        // Each block starts with PAIR_SETTLE untimed inferences: ONNX Runtime's idle worker
-        // spins about 40 ms after a run returns, and shared the 2 vCPUs with the first tinv
-        // inferences after an ORT block. The order alternates so that whatever a switch costs
-        // falls on both sides alike.
+        // Each block starts with PAIR_SETTLE untimed inferences, and ONNX Runtime's session
+        // stops spinning when a run returns: its idle worker spun about 40 ms after each run
+        // and shared the 2 vCPUs with the first tinv inferences after an ORT block. The order
+        // alternates so that whatever a switch costs falls on both sides alike.
         let block = |one: &mut dyn FnMut(usize) -> Result<f64, String>| {
             for i in 0..PAIR_SETTLE {
                 one(idx.start + i)?;

@@ -383,9 +383,9 @@ pub fn write(
         md,
         "## Targets\n\nThe ViT-Tiny latency ratios come from one process per round that loads both \
          runtimes and alternates them in blocks of {} timed inferences at full depth ({} of each \
-         per round after the warm-up; each block after {} untimed ones, since ONNX Runtime's idle \
-         worker spins on for about 40 ms after a run; tinv first in even blocks, ONNX Runtime \
-         first in odd ones): each pair of neighbouring blocks gives the ratio of their p50s, the \
+         per round after the warm-up; each block after {} untimed ones, and ONNX Runtime's session \
+         set to stop spinning when a run returns, since its idle worker spun on for about 40 ms \
+         into the next block; tinv first in even blocks, ONNX Runtime first in odd ones): each pair of neighbouring blocks gives the ratio of their p50s, the \
          round the median of those, and the median over the rounds is compared with the limit, \
          the range over the rounds beside it; a range that straddles the limit is said to. On a host whose noise \
          comes in bursts of seconds, a ratio of the medians in the table above (separate \
