@@ -1,5 +1,5 @@
-//! One measurement in its own process (so the memory it measures belongs to one runtime): load the model, warm up,
-//! time `runs` single-image inferences, print one `RESULT key=value …` line.
+//! One measurement in its own process (so the memory it measures belongs to one runtime): load
+//! the model, warm up, time `runs` single-image inferences, print one `RESULT key=value …` line.
 
 use crate::Case;
 use std::sync::Arc;
@@ -46,14 +46,7 @@ fn kib_field(text: &str, key: &str) -> u64 {
 /// Resident set size and its peak, in bytes, from /proc/self/status.
 pub fn rss() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |k: &str| {
-        s.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (kib_field(&s, "VmRSS:"), kib_field(&s, "VmHWM:"))
 }
 
 /// Median (the mean of the middle two for an even count, as everywhere in the report) and 99th
@@ -367,7 +360,29 @@ fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String
 
 #[cfg(test)]
 mod tests {
-    use super::{adaptive_runs, percentiles};
+    use super::{adaptive_runs, model_memory, percentiles};
+
+    #[test]
+    fn model_memory_counts_the_pages_mapped_from_the_model_file() {
+        // A 3 MiB model file, memory-mapped and read through (`verify`) by tinv.
+        let cfg = tinv::synth::config(32, 1, 4, 128, 4, 4, 10, &[2, 4], false);
+        let bytes = tinv::synth::random_model(&cfg, 1, tinv::format::DType::F32);
+        let path = std::env::temp_dir().join(format!("tinv-bench-mem-{}.tinv", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let opts = tinv::OpenOptions::default().verify(true);
+        let model = tinv::Model::open(&path, &opts).unwrap();
+        let with = model_memory(&path);
+        let without = model_memory(std::path::Path::new("/nonexistent"));
+        // Between the two reads anonymous memory may move by a few pages; the file's are there.
+        let mapped = with.saturating_sub(without) as f64;
+        assert!(
+            mapped > 0.9 * bytes.len() as f64 && mapped < 1.1 * bytes.len() as f64 + 65536.0,
+            "{mapped} bytes mapped for a {} byte file",
+            bytes.len()
+        );
+        drop(model);
+        std::fs::remove_file(&path).ok();
+    }
 
     #[test]
     fn adaptive_rows_time_every_input_equally_often() {
