@@ -564,33 +564,38 @@ fn real_main() -> Result<(), String> {
     }
     // Every (case, threads, runtime) child runs `--rounds` times, the rounds one after the other,
     // so a burst of noise from the host hits the peers alike; each row keeps the median of its
-    // rounds' numbers.
-    let mut rounds: Vec<Vec<Row>> = Vec::new();
+    // rounds' numbers. Odd rounds run the children in reverse order, so that a drift of the
+    // host's load within a round does not always fall on the same runtime.
     let mut expected = Vec::new();
+    for c in &cases {
+        let mut runtimes = vec!["tinv", "ort"];
+        if c.adaptive {
+            runtimes.insert(1, "tinv-adaptive");
+        }
+        // The latency target's ratio: both runtimes in one process, interleaved.
+        if c.name == "vit-tiny" {
+            runtimes.push(child::PAIR);
+        }
+        for &t in &a.threads {
+            // tract is single-threaded: measured at 1 thread only.
+            let tract = (cfg!(feature = "tract") && t == 1).then_some("tract");
+            for rt in runtimes.iter().copied().chain(tract) {
+                expected.push((c.name.clone(), rt, t));
+            }
+        }
+    }
+    let mut rounds: Vec<Vec<Row>> = Vec::new();
     for round in 0..a.rounds {
         errln!("round {}/{}", round + 1, a.rounds);
+        let mut order: Vec<&(String, &str, usize)> = expected.iter().collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
         let mut rows = Vec::new();
-        for c in &cases {
-            let mut runtimes = vec!["tinv", "ort"];
-            if c.adaptive {
-                runtimes.insert(1, "tinv-adaptive");
-            }
-            // The latency target's ratio: both runtimes in one process, interleaved.
-            if c.name == "vit-tiny" {
-                runtimes.push(child::PAIR);
-            }
-            for &t in &a.threads {
-                // tract is single-threaded: measured at 1 thread only.
-                let tract = (cfg!(feature = "tract") && t == 1).then_some("tract");
-                for rt in runtimes.iter().copied().chain(tract) {
-                    if round == 0 {
-                        expected.push((c.name.clone(), rt, t));
-                    }
-                    match spawn(&a, rt, &c.name, t) {
-                        Ok(r) => rows.push(r),
-                        Err(e) => errln!("  {e}"),
-                    }
-                }
+        for (case, rt, t) in order {
+            match spawn(&a, rt, case, *t) {
+                Ok(r) => rows.push(r),
+                Err(e) => errln!("  {e}"),
             }
         }
         rounds.push(rows);

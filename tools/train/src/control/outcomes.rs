@@ -44,6 +44,11 @@ impl Outcomes {
         let mut logits = vec![0f32; ds.len() * p * k];
         let mut feats = vec![0f32; ds.len() * f];
         let idx: Vec<usize> = (0..ds.len()).collect();
+        // A progress line every tenth of a large set (55,000 training images take about a
+        // minute and printed nothing).
+        let tenth = ds.len().div_ceil(10).max(1);
+        let start = std::time::Instant::now();
+        let mut done = 0usize;
         for part in idx.chunks(chunk.max(1)) {
             let mut raw = Vec::with_capacity(part.len() * ds.image_len());
             for &i in part {
@@ -77,6 +82,15 @@ impl Outcomes {
                     let dst = (i * p + j) * k;
                     logits[dst..dst + k].copy_from_slice(&lp[r * k..(r + 1) * k]);
                 }
+            }
+            let before = done;
+            done += part.len();
+            if ds.len() >= 10 * chunk.max(1) && before / tenth != done / tenth {
+                crate::errln!(
+                    "  outcomes: {done} of {} images ({:.0} s)",
+                    ds.len(),
+                    start.elapsed().as_secs_f64()
+                );
             }
         }
         let labels = ds.labels.iter().map(|&l| u32::from(l)).collect();
