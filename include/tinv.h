@@ -200,7 +200,8 @@ tinv_model_options tinv_model_options_default(void);
  * Free with tinv_model_free. Thread-safe.
  * Returns TINV_OK, TINV_ERR_NULL_ARG (path, out), TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG
  * (backend, reserved, misaligned options pointer, engines_dir "" where it is read),
- * TINV_ERR_BACKEND_UNAVAILABLE (TENSORRT in a CPU-only build, or its engines cannot be opened),
+ * TINV_ERR_BACKEND_UNAVAILABLE (TENSORRT in a CPU-only build, no manifest, a plan that cannot be
+ * read, or TensorRT or the GPU not usable),
  * TINV_ERR_ENGINES_STALE (TENSORRT, engines built for another model, TensorRT or GPU, or a
  * plan missing or refused),
  * TINV_ERR_IO (also when `path` is a directory), TINV_ERR_FORMAT, TINV_ERR_CHECKSUM,

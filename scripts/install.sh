@@ -53,11 +53,19 @@ case $PREFIX in
         exit 1 ;;
 esac
 DEST=${DESTDIR:-}$PREFIX
+# The staged files' names are kept in one word-split list below.
+case $DEST in
+    *[[:space:]*?[]*)
+        echo "error: DESTDIR + --prefix '$DEST' holds white space or * ? [" >&2
+        exit 1 ;;
+esac
 if [ "$UNINSTALL" = 1 ]; then
+    # Every generation: libtinv.so.0.1.*, libtinv.so.0.2.*, ... and their links.
     for f in "$DEST"/lib/libtinv.so "$DEST"/lib/libtinv.so.* "$DEST"/lib/libtinv.a \
         "$DEST"/lib/libtinv_trt*.so "$DEST"/include/tinv.h "$DEST"/lib/pkgconfig/tinv.pc; do
         if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f" && echo "removed $f"; fi
     done
+    echo "run ldconfig if $PREFIX/lib is in the loader's cache"
     exit 0
 fi
 VERSION=$(sed -n 's/^#define TINV_VERSION_STRING "\(.*\)"$/\1/p' "$ROOT/include/tinv.h")
@@ -89,16 +97,19 @@ cleanup() {
     for f in $STAGED; do rm -f "$f.tmp.$$"; done
 }
 trap cleanup EXIT
+# dash runs no EXIT trap when a signal ends the script: exit through it.
+trap 'exit 130' INT TERM HUP
+# Listed before the copy, so a copy that fails half-way (a full disk) is cleaned up too.
 stage() {
-    cp "$1" "$2.tmp.$$"
     STAGED="$STAGED $2"
+    cp "$1" "$2.tmp.$$"
 }
 # A library staged without its debug info (`strip` of another architecture cannot read a
 # cross-built one: then it stays as it is, and says so).
 stage_lib() {
     stage "$1" "$2"
     if [ "$STRIP" = 1 ] && ! strip --strip-debug "$2.tmp.$$" 2>/dev/null; then
-        echo "note: $(basename "$1") keeps its debug info (strip cannot read it)"
+        echo "note: $(basename "$1") keeps its debug info (strip cannot read it)" >&2
     fi
 }
 commit() {
@@ -113,11 +124,15 @@ for shim in "$FROM"/libtinv_trt*.so; do
     if [ -f "$shim" ]; then stage_lib "$shim" "$DEST/lib/$(basename "$shim")"; fi
 done
 stage "$ROOT/include/tinv.h" "$DEST/include/tinv.h"
-sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@VERSION@|$VERSION|g" "$ROOT/tinv.pc.in" >"$DEST/lib/pkgconfig/tinv.pc.tmp.$$"
 STAGED="$STAGED $DEST/lib/pkgconfig/tinv.pc"
+sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@VERSION@|$VERSION|g" "$ROOT/tinv.pc.in" >"$DEST/lib/pkgconfig/tinv.pc.tmp.$$"
+# The links too: made beside and renamed over (`ln -sf` unlinks first, and a program starting
+# in between would not find its library).
+ln -s "libtinv.so.$VERSION" "$DEST/lib/libtinv.so.$ABI.tmp.$$"
+STAGED="$STAGED $DEST/lib/libtinv.so.$ABI"
+ln -s "libtinv.so.$ABI" "$DEST/lib/libtinv.so.tmp.$$"
+STAGED="$STAGED $DEST/lib/libtinv.so"
 commit
-ln -sf "libtinv.so.$VERSION" "$DEST/lib/libtinv.so.$ABI"
-ln -sf "libtinv.so.$ABI" "$DEST/lib/libtinv.so"
 # Other releases of this ABI generation go: ldconfig points the SONAME at the highest-numbered
 # file, which would undo the install of an older patch release over a newer one.
 for old in "$DEST"/lib/libtinv.so."$ABI".*; do

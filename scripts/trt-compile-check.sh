@@ -73,7 +73,7 @@ for inc in "$root"/*/include; do
     fail=$((fail + 1)); continue
   fi
   # shellcheck disable=SC2086
-  if ! "$cxx" -std=c++17 -O1 -fPIC -shared -Wall -Wextra -Werror -Wl,--no-undefined \
+  if ! "$cxx" -std=c++17 -O1 -fPIC -shared -Wall -Wextra -Werror -Wl,--no-undefined -Wl,-z,nodelete \
       -I "$shim" -isystem "$inc" $cuda_flags "$shim/tinv_trt.cpp" -o "$lib" -ldl 2>"$out/$name/log"; then
     printf '%-16s %-12s %-6s %s\n' "$name" "$version" "FAIL" "compile: $(grep -m1 -E 'error' "$out/$name/log")"
     fail=$((fail + 1)); continue

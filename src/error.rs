@@ -35,8 +35,10 @@ pub enum Error {
     /// A backend is unavailable or failed (e.g. TensorRT not installed).
     Backend(String),
     /// The TensorRT engines were built for something other than what is here: another model,
-    /// TensorRT version, GPU or exporter version (the message names the field, both values and
-    /// the fix). Rebuilding them (`tinv-run build`) fixes it; a program can do that on its own.
+    /// TensorRT version, GPU or exporter version, or a plan file is missing, refused by
+    /// TensorRT, replaced since the build or unlike its manifest entry (the message names the
+    /// field or the plan, and the fix). Rebuilding them (`tinv-run build`) fixes it; a program
+    /// can do that on its own.
     EnginesStale(String),
     /// Host memory for a session (its arena or batch-sized buffers) could not be allocated.
     OutOfMemory(String),

@@ -188,6 +188,9 @@ fn compile_shim(trt: &Path, cuda: &[PathBuf], out: &Path) -> Result<(), String> 
     let mut cmd = compiler.to_command();
     cmd.args(["-std=c++17", "-O2", "-fPIC", "-shared"])
         .args(["-Wall", "-Wextra", "-Werror", "-Wl,--no-undefined"])
+        // Never unmapped once loaded: a lib that TensorRT may still hold a logger of keeps
+        // that logger's code (tinv_trt_lib_free detaches the logger but cannot delete it).
+        .arg("-Wl,-z,nodelete")
         .arg("-Ishim")
         .arg("-isystem")
         .arg(trt);

@@ -8,8 +8,8 @@
 //! or no chunk: the caller never waits for a thread that has not started, only for those that
 //! claimed a ticket to finish their current chunk. On shared or oversubscribed cores (a robot's
 //! other processes, a noisy VM) a kernel therefore degrades towards one-thread speed instead of
-//! stalling on the slowest thread. Workers spin briefly after a job (the next kernel of a forward
-//! pass usually follows within microseconds), then park on a condvar. A panic in the closure, on
+//! stalling on the slowest thread. Workers spin for up to 1 ms after a job (long enough to outlast
+//! the caller's last chunk of a kernel and reach the next one), then park on a condvar. A panic in the closure, on
 //! any thread, is caught, the other threads finish, and the panic is raised again on the caller.
 
 use std::any::Any;
@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 /// worker whose last chunk ends first waits for the caller's, and ViT-Tiny's MLP GEMMs are
 /// 6 chunks of about 100 µs on two threads. With 50 µs the worker had parked by then, and
 /// nearly every kernel began with a wake-up: interleaved with ONNX Runtime
-/// (`tinv-bench --child tinv/ort vit-tiny 2`, 4 alternating pairs) tinv/ORT was 0.99–1.08×
-/// with 50 µs and 0.95–0.98× with 1 ms.
+/// (`tinv-bench --child tinv/ort vit-tiny 2`, 4 alternating pairs, before that run told ONNX
+/// Runtime to stop spinning after each of its runs) tinv/ORT was 0.99–1.08× with 50 µs and
+/// 0.95–0.98× with 1 ms.
 const SPIN_TIME: Duration = Duration::from_millis(1);
 
 /// Low bits of [`Shared::call`] that count the tickets still unclaimed; the bits above hold the
@@ -493,7 +494,7 @@ impl Drop for Pool {
 
 #[cfg(test)]
 mod tests {
-    use super::Pool;
+    use super::{Pool, SPIN_TIME};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
@@ -537,10 +538,12 @@ mod tests {
         // Gaps longer than the spin time park the workers between calls; a slow chunk parks
         // the caller. Every call must still run every chunk once (a missed wake-up hangs here).
         let pool = Pool::new(3);
-        let pause = Duration::from_micros(300);
+        let pause = SPIN_TIME * 3;
+        let mut parked = 0;
         for call in 0..40 {
             if call % 2 == 0 {
                 std::thread::sleep(pause);
+                parked = parked.max(pool.shared.parked.load(Ordering::SeqCst));
             }
             check_once(&pool, 6, |_, c| {
                 if c == 1 && call % 3 == 0 {
@@ -548,6 +551,8 @@ mod tests {
                 }
             });
         }
+        // The pauses did park the workers: the wake-up paths above were taken.
+        assert!(parked > 0);
     }
 
     #[test]

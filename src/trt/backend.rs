@@ -15,8 +15,9 @@ use tinv_sys::{EngineHandle, ShimApi};
 /// Where the bytes come from: plan files and the weights' device copies (the `.tinv` device
 /// section, `dev.<name>`, already FP16 `[K, N]` as the engines expect).
 pub trait Sources {
-    /// The bytes of plan file `file` (relative to the manifest's folder).
-    fn plan(&self, file: &str) -> Result<Vec<u8>, String>;
+    /// The bytes of plan file `file` (relative to the manifest's folder), or why not: the kind
+    /// tells a missing file (stale engines, a rebuild fixes it) from any other failure.
+    fn plan(&self, file: &str) -> Result<Vec<u8>, (std::io::ErrorKind, String)>;
     /// The device bytes of weight `name`.
     fn weight(&self, name: &str) -> Option<&[u8]>;
 }
@@ -76,7 +77,11 @@ fn refused(file: &str, why: impl std::fmt::Display) -> TrtError {
 /// build or GPU, or a damaged file) is stale, anything else (no memory, a bad argument) is not.
 pub(super) fn not_deserialized(file: &str, why: tinv_sys::ShimError) -> TrtError {
     match why {
-        tinv_sys::ShimError::Call { status: 4, .. } => refused(file, why),
+        tinv_sys::ShimError::Call { status, .. }
+            if status == tinv_sys::bindings::tinv_trt_status_TINV_TRT_ERR_TENSORRT as i32 =>
+        {
+            refused(file, why)
+        }
         other => TrtError::Plan(format!("plan {file}: {other}")),
     }
 }
@@ -185,7 +190,16 @@ impl TrtModel {
         };
         let mut device_memory = 0u64;
         for e in &manifest.engines {
-            let plan = sources.plan(&e.plan).map_err(|why| refused(&e.plan, why))?;
+            let plan = sources.plan(&e.plan).map_err(|(kind, why)| {
+                // Missing: stale. Unreadable (permissions, I/O, not a regular file): a
+                // rebuild would not fix it, and a program that rebuilds on EnginesStale
+                // would loop.
+                if kind == std::io::ErrorKind::NotFound {
+                    refused(&e.plan, why)
+                } else {
+                    TrtError::Plan(format!("plan {}: {why}", e.plan))
+                }
+            })?;
             let hash = crate::format::fnv1a64(&plan);
             if hash != e.plan_hash {
                 return Err(refused(

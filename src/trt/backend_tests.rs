@@ -20,11 +20,13 @@ pub(super) struct Files {
 }
 
 impl Sources for Files {
-    fn plan(&self, file: &str) -> Result<Vec<u8>, String> {
-        self.plans
-            .get(file)
-            .cloned()
-            .ok_or_else(|| format!("{file}: no such file"))
+    fn plan(&self, file: &str) -> Result<Vec<u8>, (std::io::ErrorKind, String)> {
+        self.plans.get(file).cloned().ok_or_else(|| {
+            (
+                std::io::ErrorKind::NotFound,
+                format!("{file}: no such file"),
+            )
+        })
     }
     fn weight(&self, name: &str) -> Option<&[u8]> {
         self.weights.get(name).map(Vec::as_slice)
@@ -865,4 +867,43 @@ fn only_tensorrts_refusal_of_a_plan_makes_it_stale() {
         crate::Error::from(no_memory),
         crate::Error::Backend(_)
     ));
+}
+
+#[test]
+fn a_plan_that_cannot_be_read_is_not_stale_but_a_missing_one_is() {
+    /// Plans that cannot be read for `kind`.
+    struct Unreadable(std::io::ErrorKind);
+    impl Sources for Unreadable {
+        fn plan(&self, file: &str) -> Result<Vec<u8>, (std::io::ErrorKind, String)> {
+            Err((self.0, format!("{file}: cannot read")))
+        }
+        fn weight(&self, _: &str) -> Option<&[u8]> {
+            None
+        }
+    }
+    let r = rig(sample());
+    for (kind, stale) in [
+        (std::io::ErrorKind::NotFound, true),
+        (std::io::ErrorKind::PermissionDenied, false),
+        (std::io::ErrorKind::InvalidInput, false),
+    ] {
+        let shim: Arc<dyn ShimApi> = r.shim.clone();
+        let m = r.manifest.clone();
+        let e = TrtModel::open(
+            shim,
+            r.device.clone(),
+            m.clone(),
+            &opts(&m),
+            &Unreadable(kind),
+        )
+        .err()
+        .unwrap();
+        // A rebuild fixes a missing plan (EnginesStale), not a permission or I/O error: a
+        // program that rebuilds on EnginesStale would loop.
+        assert_eq!(
+            matches!(crate::Error::from(e.clone()), crate::Error::EnginesStale(_)),
+            stale,
+            "{kind:?}: {e:?}"
+        );
+    }
 }

@@ -30,10 +30,11 @@ impl<'a> DirSources<'a> {
 }
 
 impl Sources for DirSources<'_> {
-    fn plan(&self, file: &str) -> Result<Vec<u8>, String> {
+    fn plan(&self, file: &str) -> Result<Vec<u8>, (std::io::ErrorKind, String)> {
         let path = self.dir.join(file);
         // A regular file only (a FIFO named in a manifest would block the open forever).
-        crate::files::read_regular(&path).map_err(|e| format!("{}: {e}", path.display()))
+        crate::files::read_regular(&path)
+            .map_err(|e| (e.kind(), format!("{}: {e}", path.display())))
     }
 
     fn weight(&self, name: &str) -> Option<&[u8]> {
@@ -86,12 +87,12 @@ mod tests {
         let lookup = |name: &str| (name == "blk.0.fc.bias").then_some(bias.as_slice());
         let s = DirSources::new(&dir, &lookup);
         assert_eq!(s.plan("path1.plan").unwrap(), b"PLAN");
-        assert!(s.plan("path9.plan").unwrap_err().contains("path9.plan"));
+        let (kind, why) = s.plan("path9.plan").unwrap_err();
+        assert!(kind == std::io::ErrorKind::NotFound && why.contains("path9.plan"));
         std::os::unix::fs::symlink("/dev/zero", dir.join("zero.plan")).unwrap();
-        assert!(s
-            .plan("zero.plan")
-            .unwrap_err()
-            .contains("not a regular file"));
+        // Not a regular file: not "missing" (a rebuild would not replace a device).
+        let (kind, why) = s.plan("zero.plan").unwrap_err();
+        assert!(kind != std::io::ErrorKind::NotFound && why.contains("not a regular file"));
         assert_eq!(s.weight("blk.0.fc.bias"), Some(&bias[..]));
         assert_eq!(s.weight("nope"), None);
         let _ = std::fs::remove_dir_all(&dir);

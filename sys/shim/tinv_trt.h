@@ -219,7 +219,8 @@ int32_t tinv_trt_header_version(void) TINV_TRT_NOEXCEPT;
  * receives TensorRT messages at `min_severity` or more severe. Open one lib per process and keep
  * it for the process's lifetime: TensorRT may keep using the first logger it was given (not
  * confirmed by NVIDIA's headers), so a freed lib leaves its logger behind, detached (no more
- * callbacks), and TensorRT's libraries loaded.
+ * callbacks), and TensorRT's libraries and this shim loaded (it is linked `-z nodelete`, so the
+ * logger's code stays mapped).
  * Returns OK, ARGUMENT, LOAD, VERSION, TENSORRT, NO_MEMORY, EXCEPTION.
  */
 int32_t tinv_trt_lib_open(const char *nvinfer_path, const char *onnxparser_path, tinv_trt_log_fn log,

@@ -226,12 +226,14 @@ impl Default for BuildOptions {
     }
 }
 
-/// Builder progress: `(phase, step, steps)`; step -1 = phase started. Return `false` to cancel.
+/// Builder progress: `(phase, step, steps)`; step -1 = phase started. Return `false` to cancel
+/// (TensorRT ≥ 10 reads the answer to a step's report; TensorRT 8 builds cannot be cancelled).
 /// `Send`: TensorRT ≥ 10 calls it from its own builder threads (one at a time).
 pub type Progress<'a> = &'a mut (dyn FnMut(&str, i32, i32) -> bool + Send);
 
 /// A deserialized engine (a token; free it with [`ShimApi::engine_free`]). Only the shim that
-/// handed it out accepts it, and only until it is freed: any other value is an error there.
+/// handed it out accepts it, and only until it is freed: any other value is an error there (a
+/// freed one too, unless the allocator has given its address to a new engine since).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EngineHandle(pub usize);
 

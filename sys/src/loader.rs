@@ -28,8 +28,10 @@ pub struct Shim {
     probe: Option<libloading::Library>,
     /// Every engine and context this shim handed out and has not freed. Handles are plain
     /// integers, so a call checks its handle here first: a forged, foreign or freed handle is
-    /// an error (or ignored by the frees), never a pointer dereferenced. Calls hold the read
-    /// lock while they use a handle; frees take the write lock.
+    /// an error (or ignored by the frees), never a pointer dereferenced; a freed handle whose
+    /// address the allocator has since reused for a new object passes (the handles are the
+    /// objects' addresses). Calls hold the read lock while they use a handle; frees and
+    /// creation take the write lock.
     live: RwLock<Live>,
 }
 
@@ -292,8 +294,12 @@ impl Drop for Shim {
 /// architecture) is named first with its reason: "not installed" would send the user the wrong way.
 fn not_loaded(refused: &[(&str, String)]) -> String {
     // dlerror names the file it could not find: the one asked for when that is absent, a
-    // dependency when the library is there but one of its own is not.
-    let absent = |lib: &str, e: &str| e.contains(lib) && e.contains("No such file");
+    // dependency when the library is there but one of its own is not (glibc: "libcudnn.so.8:
+    // cannot open shared object file: No such file or directory"; musl: "Error loading shared
+    // library libcudnn.so.8: No such file or directory (needed by /usr/lib/libnvinfer.so.8)").
+    let absent = |lib: &str, e: &str| {
+        e.contains(lib) && e.contains("No such file") && !e.contains("(needed by")
+    };
     let broken: Vec<String> = refused
         .iter()
         .filter(|(lib, e)| !absent(lib, e))
@@ -700,6 +706,14 @@ mod tests {
         // None there: "not installed", naming every library tried.
         let m = not_loaded(&refused[..2]);
         assert!(m.starts_with("not installed, or not on the loader's path (none of libnvinfer.so.10, libnvinfer.so.11 loads"), "{m}");
+        // musl words a missing dependency with the library's name in "(needed by ...)".
+        let musl = [(
+            "libnvinfer.so.8",
+            "Error loading shared library libcudnn.so.8: No such file or directory (needed by \
+             /usr/lib/libnvinfer.so.8)"
+                .to_string(),
+        )];
+        assert!(not_loaded(&musl).starts_with("TensorRT is installed but does not load"));
         // Another architecture is a reason too, not an absence.
         let wrong = [(
             "libnvinfer.so.10",

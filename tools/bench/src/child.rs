@@ -70,9 +70,9 @@ pub const PAIR: &str = "tinv/ort";
 pub struct Measured {
     pub lat_us: Vec<f64>,
     /// [`model_memory`] before the model was loaded.
-    pub rss_before: u64,
+    pub mem_before: u64,
     /// [`model_memory`] right after the timed runs, with the model and session still alive.
-    pub rss_end: u64,
+    pub mem_end: u64,
     pub extra: Vec<(String, String)>,
 }
 
@@ -98,9 +98,9 @@ pub fn run(
     let mean = lat.iter().sum::<f64>() / lat.len().max(1) as f64;
     let (p50, p99) = percentiles(&mut lat);
     let mut line = format!(
-        "RESULT p50_us={p50:.1} p99_us={p99:.1} mean_us={mean:.1} runs={} rss_increase={} hwm={hwm}",
+        "RESULT p50_us={p50:.1} p99_us={p99:.1} mean_us={mean:.1} runs={} mem_increase={} hwm={hwm}",
         lat.len(),
-        m.rss_end.saturating_sub(m.rss_before)
+        m.mem_end.saturating_sub(m.mem_before)
     );
     for (k, v) in m.extra {
         line.push_str(&format!(" {k}={v}"));
@@ -137,7 +137,7 @@ fn tinv_run(
     runs: usize,
     mode: Option<Mode>,
 ) -> Result<Measured, String> {
-    let rss_before = model_memory(&case.tinv);
+    let mem_before = model_memory(&case.tinv);
     let mut s = tinv_session(case, threads, mode.unwrap_or(Mode::Adaptive))?;
     let c = s.model().config().clone();
     let n = case.inputs.len() / c.input_len();
@@ -169,9 +169,9 @@ fn tinv_run(
     let r = runs.max(1) as u64;
     let hist: Vec<String> = hist.iter().map(|h| h.to_string()).collect();
     Ok(Measured {
-        rss_end: model_memory(&case.tinv),
+        mem_end: model_memory(&case.tinv),
         lat_us: lat,
-        rss_before,
+        mem_before,
         extra: vec![
             ("mean_flops".into(), (flops / r).to_string()),
             (
@@ -203,7 +203,7 @@ fn ort_session(
         .with_name("tinv-bench")
         .build()
         .map_err(e)?;
-    let rss_before = model_memory(&case.onnx);
+    let mem_before = model_memory(&case.onnx);
     let sess = OrtSession::builder(&env)
         .map_err(e)?
         .with_optimization_level(GraphOptimizationLevel::All)
@@ -219,7 +219,7 @@ fn ort_session(
         .map_err(|x| x.to_string())?
         .commit_from_file(&case.onnx)
         .map_err(e)?;
-    Ok((sess, rss_before))
+    Ok((sess, mem_before))
 }
 
 /// One ONNX Runtime inference of image `i` (modulo the inputs) of `case`.
@@ -235,7 +235,7 @@ fn ort_infer(sess: &mut ort::session::Session, case: &Case, i: usize) -> Result<
 }
 
 fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Measured, String> {
-    let (mut sess, rss_before) = ort_session(case, threads, false)?;
+    let (mut sess, mem_before) = ort_session(case, threads, false)?;
     let mut lat = Vec::with_capacity(runs);
     for i in 0..warmup + runs {
         let t = Instant::now();
@@ -245,9 +245,9 @@ fn ort_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<Me
         }
     }
     Ok(Measured {
-        rss_end: model_memory(&case.onnx),
+        mem_end: model_memory(&case.onnx),
         lat_us: lat,
-        rss_before,
+        mem_before,
         extra: vec![],
     })
 }
@@ -328,7 +328,7 @@ fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(
 fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String> {
     use tract_onnx::prelude::*;
     let e = |e: TractError| format!("{e:#}");
-    let rss_before = model_memory(&case.onnx_tract);
+    let mem_before = model_memory(&case.onnx_tract);
     let (ch, h, w) = case.chw;
     let model = tract_onnx::onnx()
         .model_for_path(&case.onnx_tract)
@@ -351,9 +351,9 @@ fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String
         }
     }
     Ok(Measured {
-        rss_end: model_memory(&case.onnx_tract),
+        mem_end: model_memory(&case.onnx_tract),
         lat_us: lat,
-        rss_before,
+        mem_before,
         extra: vec![],
     })
 }

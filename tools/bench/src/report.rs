@@ -268,7 +268,7 @@ pub fn write(
                     "{:.0}%",
                     100.0 * eff / (s * r.threads.max(1) as f64)
                 )),
-                r.get("rss_increase").unwrap_or(0.0) / 1048576.0,
+                r.get("mem_increase").unwrap_or(0.0) / 1048576.0,
                 r.text("weight_bytes_per_inference").unwrap_or("–"),
             );
         }
@@ -429,7 +429,7 @@ pub fn write(
         );
     }
     for case in cases {
-        let m = |rt: &str| find(rows, &case.name, rt, 1).and_then(|r| r.get("rss_increase"));
+        let m = |rt: &str| find(rows, &case.name, rt, 1).and_then(|r| r.get("mem_increase"));
         target(
             &mut md,
             &format!("{}: memory increase tinv / ORT", case.name),

@@ -141,9 +141,12 @@ fn write_temp(
     Ok(tmp)
 }
 
-/// The file [`save`] writes first and renames onto `path`.
+/// The file [`save`] writes first and renames onto `path`: its whole name plus `.tmp`
+/// (`with_extension` gave `run.seed1` and `run.seed2` one temporary file, `run.tmp`).
 fn temp_of(path: &Path) -> std::path::PathBuf {
-    path.with_extension("tmp")
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
 }
 
 /// Creates `path`'s directory, as [`save`] does; the error names the directory.
@@ -183,9 +186,22 @@ pub fn resume_optim(path: &Path) -> Result<Vec<PathBuf>, String> {
         .filter(|p| p.is_file())
         .collect();
     if found.is_empty() {
+        // Before the sidecar kept the checkpoint's whole name, `run.seed1`'s was
+        // `run.optim.safetensors`: said, never taken (it records no fingerprint to check).
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let old = stem.map(|s| path.with_file_name(format!("{s}.{OPTIM_SUFFIX}")));
+        let hint = match old.filter(|o| o != &op && o.is_file()) {
+            Some(o) => format!(
+                "; {} has the name older versions gave it: if it was written with this \
+                 checkpoint, rename it to {}",
+                o.display(),
+                op.display()
+            ),
+            None => String::new(),
+        };
         return Err(format!(
             "{}: optimizer state {} (written beside every checkpoint) not found; \
-             --resume needs both files",
+             --resume needs both files{hint}",
             path.display(),
             op.display()
         ));

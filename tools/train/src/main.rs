@@ -55,8 +55,9 @@ Training
 Run
   --out PATH          checkpoint, written each epoch and every --ckpt-every steps (once the
                       next step has run finite) and at the end, with the optimizer state
-                      beside it (PATH's stem + .optim.safetensors, the one it replaces kept as
-                      .optim.prev.safetensors); missing directories are created; written
+                      beside it (PATH less .safetensors, + .optim.safetensors; the one it
+                      replaces kept as .optim.prev.safetensors); missing directories are
+                      created; not a dataset file; written
                       through a symbolic link, a device or FIFO refused [checkpoint.safetensors]
   --resume PATH       continue from a checkpoint of the same configuration (only --epochs and
                       --shift may differ; the learning-rate schedule follows the new total)
@@ -244,7 +245,7 @@ fn fit(mut a: Args) -> Result<(), String> {
     let classes: Option<usize> = a.opt_num("--classes")?;
     let ln_eps: f64 = a.num("--ln-eps", 1e-6)?;
     // The runtime keeps ε as an f32: 1e-50 became 0 and was reported as "vit.ln_eps 0".
-    if ln_eps > 0.0 && !(ln_eps as f32).is_normal() {
+    if ln_eps > 0.0 && ln_eps < f64::from(f32::MIN_POSITIVE) {
         return Err(format!(
             "--ln-eps {ln_eps:e}: too small for the f32 the model stores it in (at least {:e})",
             f32::MIN_POSITIVE

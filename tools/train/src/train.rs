@@ -339,7 +339,9 @@ pub fn train_backbone(
             // The sidecar, else the one it replaced (a run stopped between writing the two):
             // the first whose step is the checkpoint's and that was written with this very
             // model. Sidecars written before the step or the model was recorded pass that test.
-            let fingerprint = format!("{:#018x}", checkpoint::model_fingerprint(&ts));
+            // Over the tensors the backbone binds, as the sidecar's writer took them: a
+            // checkpoint `controller` rewrote in place carries ctrl.* tensors besides.
+            let fingerprint = format!("{:#018x}", checkpoint::model_fingerprint(&vit.to_host()?));
             let mut found = None;
             let mut steps = Vec::new();
             for op in checkpoint::resume_optim(path).map_err(TrainError::Input)? {

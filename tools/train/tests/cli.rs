@@ -300,6 +300,25 @@ fn every_checkpoint_keeps_its_own_optimizer_state() {
         let (ok, err) = run(&fit(data, &c, &["--resume", &a, "--epochs", "2"]));
         assert!(ok, "{err}");
     }
+    // A checkpoint the controller stage rewrote in place (ctrl.* tensors added) still resumes
+    // with its own state: the fingerprint covers the backbone's tensors.
+    let (ok, err) = run(&[
+        "controller",
+        &a,
+        "--data",
+        data,
+        "--iters",
+        "1",
+        "--episodes",
+        "8",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, err) = run(&fit(
+        data,
+        &ck("run.seed1d"),
+        &["--resume", &a, "--epochs", "2"],
+    ));
+    assert!(ok, "{err}");
     // Another checkpoint's state under run.seed1's name: same step, other weights, refused.
     for side in ["optim", "optim.prev"] {
         std::fs::copy(

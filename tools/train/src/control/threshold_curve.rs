@@ -105,7 +105,7 @@ pub fn bootstrap(
 ) -> Resampled {
     let n = adaptive.len();
     let mut out = Resampled {
-        resamples,
+        resamples: 0,
         beats: 0,
         loses: 0,
         under: 0,
@@ -113,6 +113,7 @@ pub fn bootstrap(
     if n == 0 || taus.iter().any(|t| t.len() != n) {
         return out;
     }
+    out.resamples = resamples;
     let mut rng = Rng::new(seed, 0xB007);
     // Per resample: right counts and FLOPs sums of adaptive (slot 0) and every τ.
     let mut right = vec![0usize; taus.len() + 1];
@@ -168,7 +169,10 @@ pub fn bootstrap_line(
         })
         .collect();
     let r = bootstrap(&per, &taus, resamples, 1);
-    let pct = |c: usize| 100.0 * c as f64 / r.resamples.max(1) as f64;
+    if r.resamples == 0 {
+        return "resampled: no inputs to draw from\n".into();
+    }
+    let pct = |c: usize| 100.0 * c as f64 / r.resamples as f64;
     format!(
         "resampled (paired bootstrap: {} draws of the {} images with replacement, adaptive at \
          λ = {lambda} and the curve on the same draw): adaptive beats the curve in {:.1} % of \
@@ -275,8 +279,14 @@ mod tests {
         let best = vec![(true, 1000); n];
         assert_eq!(count(&best), all(200, 0, 0));
         // No inputs, or tables of different lengths: nothing drawn.
-        assert_eq!(bootstrap(&[], &taus, 200, 7), all(0, 0, 0));
-        assert_eq!(bootstrap(&win[1..], &taus, 200, 7), all(0, 0, 0));
+        let none = Resampled {
+            resamples: 0,
+            beats: 0,
+            loses: 0,
+            under: 0,
+        };
+        assert_eq!(bootstrap(&[], &taus, 200, 7), none);
+        assert_eq!(bootstrap(&win[1..], &taus, 200, 7), none);
     }
 
     #[test]
