@@ -245,6 +245,29 @@ fn argument_mistakes_are_one_line_errors() {
     }
 }
 
+/// A scratch folder `name` holding a 120-image dataset in `d/`, and that dataset's path.
+fn tiny_data(name: &str) -> (PathBuf, String) {
+    let dir = tmp(name);
+    dataset(&dir.join("d"), 120);
+    let data = dir.join("d").to_str().unwrap().to_string();
+    (dir, data)
+}
+
+/// `controller` on checkpoint `ck` in place, one short PPO iteration; it must succeed.
+fn quick_controller(ck: &str, data: &str) {
+    let (ok, err) = run(&[
+        "controller",
+        ck,
+        "--data",
+        data,
+        "--iters",
+        "1",
+        "--episodes",
+        "8",
+    ]);
+    assert!(ok, "{err}");
+}
+
 /// Configuration errors name the flags, not the runtime's field names, and warn early.
 #[test]
 fn configuration_errors_name_the_flags() {
@@ -281,10 +304,8 @@ fn configuration_errors_name_the_flags() {
 /// sidecar, and resuming the first trained on with the second's Adam moments).
 #[test]
 fn every_checkpoint_keeps_its_own_optimizer_state() {
-    let dir = tmp("sidecars");
-    dataset(&dir.join("d"), 120);
-    let d = dir.join("d");
-    let data = d.to_str().unwrap();
+    let (dir, data) = tiny_data("sidecars");
+    let data = data.as_str();
     let ck = |n: &str| dir.join(n).to_str().unwrap().to_string();
     let (a, b) = (ck("run.seed1"), ck("run.seed2"));
     for (out, seed) in [(&a, "1"), (&b, "2")] {
@@ -302,17 +323,7 @@ fn every_checkpoint_keeps_its_own_optimizer_state() {
     }
     // A checkpoint the controller stage rewrote in place (ctrl.* tensors added) still resumes
     // with its own state: the fingerprint covers the backbone's tensors.
-    let (ok, err) = run(&[
-        "controller",
-        &a,
-        "--data",
-        data,
-        "--iters",
-        "1",
-        "--episodes",
-        "8",
-    ]);
-    assert!(ok, "{err}");
+    quick_controller(&a, data);
     let (ok, err) = run(&fit(
         data,
         &ck("run.seed1d"),
@@ -332,7 +343,7 @@ fn every_checkpoint_keeps_its_own_optimizer_state() {
         &["was written with another checkpoint's weights"],
     );
     // A dataset file as --out (through a link too) is refused; the labels stay as they were.
-    let labels = d.join("train-labels-idx1-ubyte");
+    let labels = dir.join("d").join("train-labels-idx1-ubyte");
     let before = std::fs::read(&labels).unwrap();
     let link = dir.join("link.safetensors");
     std::os::unix::fs::symlink(&labels, &link).unwrap();
@@ -847,25 +858,13 @@ fn eval_on_an_optimizer_state_names_it() {
 /// controller weights, and ignored an exit head for a depth that is not a path).
 #[test]
 fn eval_refuses_what_tinv_fold_refuses() {
-    let dir = tmp("eval-strict");
-    dataset(&dir.join("d"), 120);
-    let data = dir.join("d");
-    let data = data.to_str().unwrap();
+    let (dir, data) = tiny_data("eval-strict");
+    let data = data.as_str();
     let ck = dir.join("b.safetensors");
     let ck = ck.to_str().unwrap();
     let (ok, err) = run(&fit(data, ck, &[]));
     assert!(ok, "{err}");
-    let (ok, err) = run(&[
-        "controller",
-        ck,
-        "--data",
-        data,
-        "--iters",
-        "1",
-        "--episodes",
-        "8",
-    ]);
-    assert!(ok, "{err}");
+    quick_controller(ck, data);
     let (ok, err) = run(&["eval", ck, "--data", data]);
     assert!(ok, "the untouched checkpoint evaluates: {err}");
     let (ts, meta) = tinv_train::checkpoint::load(Path::new(ck)).unwrap();
