@@ -66,9 +66,7 @@ impl Loaded {
         // Every other tensor must be the controller's (checked where it is read): an exit head
         // for a depth that is not a path, or a LayerScale, was ignored here and copied on into
         // checkpoints that tinv-fold refuses.
-        let own: std::collections::HashSet<String> = vit
-            .to_host()
-            .map_err(|e| format!("{}: {e}", self.path.display()))?
+        let own: std::collections::HashSet<String> = crate::tensors::backbone_specs(&cfg)
             .into_iter()
             .map(|t| t.name)
             .collect();
