@@ -27,6 +27,7 @@ pub mod bindings;
 mod callbacks;
 #[cfg(any(test, feature = "test-double"))]
 pub mod double;
+mod handles;
 mod loader;
 
 pub use loader::Shim;
