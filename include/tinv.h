@@ -22,12 +22,17 @@
  *     message is available from tinv_last_error() on the same thread.
  *   - Arguments come in the order object, inputs, outputs; every buffer is followed by its
  *     length in elements. Outputs (including `*out` handles) are written only on success.
- *   - Every required pointer argument that is NULL gives TINV_ERR_NULL_ARG (naming it).
+ *   - Every required pointer argument that is NULL gives TINV_ERR_NULL_ARG, and one that is
+ *     not aligned for its type gives TINV_ERR_INVALID_ARG (each naming it).
  *   - The caller owns every buffer; a successful inference never allocates (a failed one
  *     may, for its message) and no call keeps a pointer to a caller buffer after it returns. (With libtinv.so loaded by dlopen, glibc
  *     allocates the library's thread-local block on a thread's first use: call
  *     tinv_last_error() once on a real-time thread before its loop; see docs/C_API.md.)
- *   - No Rust panic crosses this boundary: one is caught and returned as TINV_ERR_PANIC.
+ *   - No Rust panic crosses this boundary: one is caught and returned as TINV_ERR_PANIC, and
+ *     its message goes to the log callback (level 1), not to stderr.
+ *   - No function is a POSIX cancellation point: with deferred cancellation (the default), a
+ *     pthread_cancel() of a thread inside a call takes effect at the thread's first
+ *     cancellation point after the call returns. (Asynchronous cancellation is not supported.)
  *   - Options structs start with `struct_size`; fill them with tinv_*_options_default()
  *     and change fields, so a library and a header of different versions detect each other
  *     (TINV_ERR_OPTIONS_VERSION). Passing NULL options means the defaults.
@@ -122,7 +127,9 @@ uint32_t tinv_version_number(void);
 /* Receives one log record: level 1 error, 2 warning, 3 info, 4 debug, 5 trace; a one-line,
  * NUL-terminated message starting "tinv: ", valid only during the call; the user_data given to
  * tinv_set_log_callback. Called from whichever thread logs (worker threads included), so it must
- * be thread-safe; it must not call into tinv other than tinv_set_log_callback. */
+ * be thread-safe; it must not call into tinv other than tinv_set_log_callback, and it must
+ * return: a C++ exception thrown out of it aborts the process (declare it noexcept), and a
+ * longjmp out of it leaves the library waiting for it for ever. */
 typedef void (*tinv_log_callback)(uint32_t level, const char *message, void *user_data);
 
 /* Sends the library's log records up to max_level (0 off, 1 error ... 5 trace) to `callback`:

@@ -103,6 +103,15 @@ fn plan(model: &Model, backend: Backend, engines: Option<&Path>) -> Result<Plan>
     if backend == Backend::Cpu {
         return Ok(Plan::Cpu);
     }
+    if backend == Backend::Auto && !cfg!(feature = "tensorrt") {
+        // No folder to look at: name only one the caller gave (the default is not news).
+        let why = "this tinv was built without the `tensorrt` feature; using the CPU backend";
+        match engines {
+            Some(dir) => log::warn!("{}: engines unused: {why}", dir.display()),
+            None => log::debug!("{why}"),
+        }
+        return Ok(Plan::Cpu);
+    }
     let Some(dir) = engines_dir(model, engines) else {
         if backend == Backend::Auto {
             log::debug!("model opened from memory and no engines folder given; using the CPU");
@@ -112,16 +121,10 @@ fn plan(model: &Model, backend: Backend, engines: Option<&Path>) -> Result<Plan>
             "TensorRT backend: no engines folder (a model opened from memory has no folder of its own; give the engines folder explicitly)".into(),
         ));
     };
-    if backend == Backend::Auto && (!cfg!(feature = "tensorrt") || !dir.join("manifest").is_file())
-    {
-        // No engines were built (or no TensorRT support compiled in): the CPU is the plan. Only
-        // news when the caller named the folder: the default folder is usually absent on a CPU
-        // machine.
-        let why = if cfg!(feature = "tensorrt") {
-            "no TensorRT engines (no manifest; `tinv-run build` makes them)"
-        } else {
-            "engines unused: this tinv was built without the `tensorrt` feature"
-        };
+    if backend == Backend::Auto && !dir.join("manifest").is_file() {
+        // No engines were built: the CPU is the plan. Only news when the caller named the
+        // folder: the default folder is usually absent on a CPU machine.
+        let why = "no TensorRT engines (no manifest; `tinv-run build` makes them)";
         let level = if engines.is_some() {
             log::Level::Warn
         } else {

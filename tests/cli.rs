@@ -206,6 +206,9 @@ fn bad_input_gives_one_line_errors() {
         "no such model",
     );
     assert_one_line_error(&["classify", i], "TINV_MODEL=/nonexistent");
+    // A line break in a file name is written as `\n`: still one line.
+    assert_one_line_error(&["classify", "--model", m, "a\nb.png"], "a\\nb.png");
+    assert_one_line_error(&["inspect", "--model", "x\r\ny"], "x\\r\\ny");
     // A flag that took the only image as its value names the flag (it said "classify needs at
     // least one IMAGE").
     for (flag, want) in [

@@ -121,12 +121,17 @@ class ClassifierNode : public rclcpp::Node {
 };
 
 // tinv's log records, from whichever thread logs (rclcpp's loggers are thread-safe).
-static void on_tinv_log(uint32_t level, const char *message, void *) {
-    const auto logger = rclcpp::get_logger("tinv");
-    if (level <= 1) RCLCPP_ERROR(logger, "%s", message);
-    else if (level == 2) RCLCPP_WARN(logger, "%s", message);
-    else if (level == 3) RCLCPP_INFO(logger, "%s", message);
-    else RCLCPP_DEBUG(logger, "%s", message);
+// noexcept, and nothing escapes it: an exception thrown out of a tinv callback aborts the
+// process (tinv.h), and rclcpp's logging may throw (std::bad_alloc).
+static void on_tinv_log(uint32_t level, const char *message, void *) noexcept {
+    try {
+        const auto logger = rclcpp::get_logger("tinv");
+        if (level <= 1) RCLCPP_ERROR(logger, "%s", message);
+        else if (level == 2) RCLCPP_WARN(logger, "%s", message);
+        else if (level == 3) RCLCPP_INFO(logger, "%s", message);
+        else RCLCPP_DEBUG(logger, "%s", message);
+    } catch (...) {
+    }
 }
 
 int main(int argc, char **argv) {

@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::format::FormatError;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -225,9 +225,84 @@ pub fn last_error_ptr() -> *const c_char {
         .unwrap_or(EMPTY.as_ptr())
 }
 
+thread_local! {
+    /// How many exports this thread is inside (a log callback may call `tinv_set_log_callback`).
+    static INSIDE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks this thread as inside an export while it lives: the thread cannot be cancelled (see
+/// [`boundary`]) and a panic on it goes to the log, not to stderr ([`quiet_panics`]).
+struct Inside {
+    #[cfg(target_os = "linux")]
+    cancel_state: std::ffi::c_int,
+}
+
+#[cfg(target_os = "linux")]
+extern "C" {
+    // POSIX; in glibc and musl, which std links. Not a cancellation point itself.
+    fn pthread_setcancelstate(state: std::ffi::c_int, old: *mut std::ffi::c_int)
+        -> std::ffi::c_int;
+}
+/// `PTHREAD_CANCEL_DISABLE` in glibc's and musl's <pthread.h> (every Linux architecture).
+#[cfg(target_os = "linux")]
+const PTHREAD_CANCEL_DISABLE: std::ffi::c_int = 1;
+
+impl Inside {
+    fn enter() -> Inside {
+        let _ = INSIDE.try_with(|d| d.set(d.get() + 1));
+        #[cfg(target_os = "linux")]
+        {
+            let mut cancel_state = 0;
+            // SAFETY: plain libc call on this thread with a valid out-pointer.
+            unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut cancel_state) };
+            Inside { cancel_state }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Inside {}
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            let mut old = 0;
+            // SAFETY: as in `enter`; restores the caller's state.
+            unsafe { pthread_setcancelstate(self.cancel_state, &mut old) };
+        }
+        let _ = INSIDE.try_with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+/// Installs, once, a panic hook that sends a panic on a thread inside an export, or on one of
+/// tinv's worker threads, to the log (the C caller's log callback, level 1) instead of Rust's
+/// default printing to stderr: the header promises that the library prints nothing, and a
+/// backtrace printed under `RUST_BACKTRACE` would stall a real-time thread. Any other panic
+/// goes to the hook that was there before. (A hook the host installs later replaces this one.)
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = INSIDE.try_with(|d| d.get() > 0).unwrap_or(false)
+                || crate::cpu::pool::on_worker_thread();
+            if ours {
+                log::error!("internal panic (a bug in tinv; please report it): {info}");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs one export's body: catches a panic (→ [`Status::Panic`]), records the message of a
-/// failure as the thread's last error, clears it on success.
+/// failure as the thread's last error, clears it on success. Meanwhile the thread's POSIX
+/// cancellation is disabled: a cancel that arrives then takes effect at the thread's first
+/// cancellation point after the call (glibc's forced unwind cannot pass through Rust frames: it
+/// would abort the process), and a panic goes to the log ([`quiet_panics`]).
 pub fn boundary(function: &str, body: impl FnOnce() -> Result<(), Fail>) -> Status {
+    quiet_panics();
+    let _inside = Inside::enter();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => {
             set_last_error("");

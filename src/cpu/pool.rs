@@ -122,6 +122,16 @@ impl Shared {
     }
 }
 
+/// Prefix of the pool's worker threads' names.
+const WORKER_NAME: &str = "tinv-pool-";
+
+/// Whether the calling thread is one of a pool's workers (the C ABI's panic hook asks).
+pub(crate) fn on_worker_thread() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|n| n.starts_with(WORKER_NAME))
+}
+
 /// A fixed set of threads that share out the chunks of one closure per [`Pool::run_chunks`].
 pub struct Pool {
     shared: Arc<Shared>,
@@ -157,7 +167,7 @@ impl Pool {
         for index in 1..threads {
             let worker_shared = Arc::clone(&shared);
             let spawned = std::thread::Builder::new()
-                .name(format!("tinv-pool-{index}"))
+                .name(format!("{WORKER_NAME}{index}"))
                 .spawn(move || worker_loop(&worker_shared));
             match spawned {
                 Ok(handle) => workers.push(handle),

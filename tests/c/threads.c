@@ -279,6 +279,38 @@ static void log_callback_removal_waits(worker *w, int rounds) {
     free(ctx);
 }
 
+/* Opens and frees the model until cancelled: the cancel lands at pthread_testcancel, between
+ * calls. Inside a call cancellation is off: glibc's forced unwind through the library's Rust
+ * frames would abort the process. */
+static void *open_free_until_cancelled(void *arg) {
+    worker *w = (worker *)arg;
+    for (;;) {
+        tinv_model *m = NULL;
+        if (tinv_model_open(w->path, NULL, &m) == TINV_OK) tinv_model_free(m);
+        w->rounds++;
+        pthread_testcancel();
+    }
+    return NULL;
+}
+
+/* Cancels a thread many times at random points of its open/free loop. */
+static void cancel_during_calls(worker *w) {
+    int i, cancelled = 0;
+    for (i = 0; i < 20; i++) {
+        pthread_t t;
+        void *ret = NULL;
+        struct timespec pause = {0, 1000000L * (1 + i % 7)};
+        w->rounds = 0;
+        if (pthread_create(&t, NULL, open_free_until_cancelled, w) != 0) break;
+        nanosleep(&pause, NULL);
+        CHECK(pthread_cancel(t) == 0);
+        CHECK(pthread_join(t, &ret) == 0);
+        cancelled += ret == PTHREAD_CANCELED;
+    }
+    CHECK(cancelled == 20);
+    printf("cancel_during_calls: %d threads cancelled inside the open/free loop\n", cancelled);
+}
+
 static void run_all(void *(*fn)(void *), worker *w, int n, const char *what) {
     pthread_t t[THREADS];
     int i, started = 0;
@@ -350,6 +382,7 @@ void test_threads(const char *path, tinv_model *m, const expectation *e, int qui
     for (i = 0; i < THREADS; i++) w[i].rounds = quick ? 2 : 10;
     run_all(open_close, w, THREADS, "open_close");
     log_callback_removal_waits(w, quick ? 20 : 300);
+    cancel_during_calls(&w[0]);
     overlapping_log_swaps(w);
 
     so.max_batch = e->n;

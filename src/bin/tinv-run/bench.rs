@@ -15,7 +15,8 @@ USAGE:
                    [--iters N] [--warmup N] [--verify] [--json]
 
 OPTIONS:
-    --model M          .tinv file or package directory (default: engines/fmnist)
+    --model M          .tinv file or package directory (default: $TINV_MODEL, else
+                       the engines/fmnist package; see tinv-run --help)
     --synthetic NAME   a model with random weights instead: vit-tiny (224², patch 16, dim 192,
                        3 heads, 12 blocks, exits 3/6/9/12)
     --threads N        worker threads, 1 to 256 (default 1)

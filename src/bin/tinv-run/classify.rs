@@ -9,10 +9,12 @@ pub const HELP: &str = "\
 tinv-run classify — classify PNG/PGM images
 
 USAGE:
-    tinv-run classify [--model M] [--depth D | [--budget λ] [--mode MODE]] [--json] IMAGE...
+    tinv-run classify [--model M] [--depth D | [--budget λ] [--mode MODE]] [--threads N]
+                      [--backend B] [--engines DIR] [--verify] [--json] IMAGE...
 
 OPTIONS:
-    --model M      .tinv file or package directory (default: engines/fmnist)
+    --model M      .tinv file or package directory (default: $TINV_MODEL, else
+                   the engines/fmnist package; see tinv-run --help)
     --depth D      run every image on the path of depth D (blocks 1..D + exit D); no controller
     --budget λ     compute budget in [0, 1] for the controller: 0 = accuracy only, 1 = cheapest
                    (default: the value stored in the model)

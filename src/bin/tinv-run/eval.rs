@@ -12,10 +12,12 @@ tinv-run eval — accuracy, FLOPs and latency on an IDX dataset
 
 USAGE:
     tinv-run eval [--model M] --images IDX --labels IDX [--depth D | [--budget λ] [--mode MODE]]
-                  [--limit N] [--batch B] [--threads N] [--json]
+                  [--limit N] [--batch B] [--threads N] [--backend B] [--engines DIR] [--verify]
+                  [--json]
 
 OPTIONS:
-    --model M      .tinv file or package directory (default: engines/fmnist; see tinv-run --help)
+    --model M      .tinv file or package directory (default: $TINV_MODEL, else
+                   the engines/fmnist package; see tinv-run --help)
     --images IDX   image file ([n, H, W] or [n, H, W, C] unsigned bytes; gzip or plain),
                    e.g. /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
     --labels IDX   label file ([n] unsigned bytes)

@@ -13,7 +13,8 @@ USAGE:
                          [--ln decomposed|native] [--baked] [--batch N] [--verify]
 
 OPTIONS:
-    --model M        .tinv file or package directory (default: engines/fmnist)
+    --model M        .tinv file or package directory (default: $TINV_MODEL, else
+                     the engines/fmnist package; see tinv-run --help)
     --out DIR        output directory (created if missing)
     --layout L       per-path (default): path.<depth>.onnx, pixels → logits;
                      segments: segment.<a>-<b>.onnx, blocks a..b, pixels (a = 0) or hidden.<a>
@@ -32,7 +33,7 @@ OPTIONS:
     --verify         check every tensor checksum and device copy when opening the model
 
 Inputs are raw pixels in [0, 1] (`pixels`, [batch, C, H, W]); the graphs normalize them. A
-model with a controller also gets controller.onnx (features, budget → predictor, scores).
+model with a controller also gets controller.onnx (features, budget → pred, scores).
 ";
 
 pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {

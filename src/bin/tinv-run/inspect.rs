@@ -14,7 +14,8 @@ USAGE:
     tinv-run inspect [M] [--model M] [--verify] [--tensors] [--json]
 
 OPTIONS:
-    M, --model M   .tinv file or package directory (default: engines/fmnist)
+    M, --model M   .tinv file or package directory (default: $TINV_MODEL, else
+                   the engines/fmnist package; see tinv-run --help)
     --verify       recompute every tensor checksum and compare each device copy with its
                    host tensor (reads the whole file)
     --tensors      list every tensor (name, dtype, shape, file offset, bytes)

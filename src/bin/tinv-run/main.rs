@@ -66,7 +66,7 @@ fn main() {
     let code = match run(&argv) {
         Ok(()) => 0,
         Err(e) => {
-            errln!("error: {e}");
+            out::error(e);
             1
         }
     };

@@ -25,6 +25,13 @@ pub fn stderr(args: std::fmt::Arguments) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
 
+/// Prints `error: {e}` as one line to stderr: a line break inside the message (from a file
+/// name, perhaps) is written as `\n` or `\r`, so that the error stays one line.
+pub fn error(e: impl std::fmt::Display) {
+    let msg = e.to_string().replace('\n', "\\n").replace('\r', "\\r");
+    stderr(format_args!("error: {msg}\n"));
+}
+
 /// `print!` through [`stdout`].
 #[macro_export]
 macro_rules! out {

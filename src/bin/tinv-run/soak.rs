@@ -14,7 +14,8 @@ USAGE:
                   [--engines D] [--verify] [--json]
 
 OPTIONS:
-    --model M          .tinv file or package directory (default: engines/fmnist)
+    --model M          .tinv file or package directory (default: $TINV_MODEL, else
+                       the engines/fmnist package; see tinv-run --help)
     --synthetic NAME   a model with random weights instead: fmnist (28² grey, patch 4, dim 96,
                        3 heads, 8 blocks, exits 2/4/6/8, a random controller that starts
                        inputs at depths 2 and 4 and escalates them, so that both levels run)

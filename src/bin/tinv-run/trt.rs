@@ -9,7 +9,8 @@ USAGE:
                    [--workspace MB] [--verify]
 
 OPTIONS:
-    --model M        .tinv file or package directory (default: engines/fmnist)
+    --model M        .tinv file or package directory (default: $TINV_MODEL, else
+                     the engines/fmnist package; see tinv-run --help)
     --layout L       per-path (default): one engine per path, every weight an FP16 input bound
                      to one shared device buffer (weights on the device once);
                      segments: one engine per segment between exits + one per exit head, each
@@ -25,6 +26,9 @@ Exports the ONNX graphs (opset 17; decomposed LayerNorm for TensorRT 8.5, the na
 ≥ 8.6), builds each engine with progress output, and writes DIR/manifest: model hash (tensors
 and configuration), TensorRT version, GPU, precision, layout, per-engine device memory, I/O
 tensors and the weight bindings. Sessions use the engines only when all of these match (`--backend auto|tensorrt`).
+
+Needs TensorRT support compiled in (`cargo build --release --features tensorrt`, on the device:
+docs/JETSON.md); a tinv-run built without it refuses this command and every option above.
 ";
 
 pub const SELFTEST_HELP: &str = "\
@@ -35,7 +39,8 @@ USAGE:
                       [--verify]
 
 OPTIONS:
-    --model M        .tinv file or package directory (default: engines/fmnist)
+    --model M        .tinv file or package directory (default: $TINV_MODEL, else
+                     the engines/fmnist package; see tinv-run --help)
     --engines DIR    engines folder (default: plans/ beside the model); the engines there are
                      used for the layout they were built with, the other layout lives in
                      DIR.<layout> (e.g. plans.segments/); a layout with no engines is built first
@@ -50,6 +55,9 @@ and predictions; times every path with its CUDA graph and with plain enqueues (m
 cost of switching paths, and adaptive mode over the inputs; prints the device memory (weights
 once + one arena, against N engines that each embed their weights). Ends with the layout it
 recommends and why. Exits non-zero when any logits are out of tolerance.
+
+Needs TensorRT support compiled in (`cargo build --release --features tensorrt`, on the device:
+docs/JETSON.md); a tinv-run built without it refuses this command and every option above.
 ";
 
 #[cfg(not(feature = "tensorrt"))]

@@ -530,7 +530,7 @@ fn spawn(a: &Args, runtime: &str, case: &str, threads: usize) -> Result<Row, Str
 
 fn main() {
     if let Err(e) = real_main() {
-        errln!("error: {e}");
+        out::error(e);
         std::process::exit(1);
     }
 }

@@ -315,14 +315,14 @@ fn main() -> ExitCode {
     let argv = match tinv::files::utf8_args() {
         Ok(a) => a,
         Err(e) => {
-            errln!("error: {e}");
+            out::error(e);
             return ExitCode::FAILURE;
         }
     };
     match run(&argv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            errln!("error: {e}");
+            out::error(e);
             ExitCode::FAILURE
         }
     }

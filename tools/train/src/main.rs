@@ -571,7 +571,7 @@ fn main() -> ExitCode {
     let mut args = match tinv::files::utf8_args() {
         Ok(a) => a,
         Err(e) => {
-            errln!("error: {e}");
+            out::error(e);
             return ExitCode::FAILURE;
         }
     };
@@ -599,7 +599,7 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            errln!("error: {e}");
+            out::error(e);
             ExitCode::FAILURE
         }
     }

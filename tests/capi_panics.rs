@@ -1,0 +1,107 @@
+//! A panic caught at the C ABI boundary, on the calling thread or on one of tinv's worker
+//! threads, reaches the host's log callback and is not printed to stderr (tinv.h: "without a
+//! callback the library prints nothing"); a panic of the host's own goes to the hook that was
+//! there before. The scenario runs in a child process of this test, whose stderr is checked.
+
+use std::ffi::{c_char, c_void, CStr};
+use std::process::Command;
+use std::sync::Mutex;
+use tinv::capi::status::{boundary, Status};
+use tinv::capi::tinv_set_log_callback;
+use tinv::cpu::pool::Pool;
+
+const CHILD: &str = "TINV_TEST_PANICS_CHILD";
+
+static RECORDS: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn record(level: u32, message: *const c_char, _: *mut c_void) {
+    // SAFETY: the library passes a NUL-terminated message valid for this call.
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    RECORDS.lock().unwrap().push((level, text));
+}
+
+fn logged(needle: &str) -> bool {
+    RECORDS
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(level, m)| *level == 1 && m.contains(needle))
+}
+
+/// The child's side: panics inside an export, on a worker thread inside an export, and on a
+/// thread of the host's; prints what the log callback received.
+fn child() {
+    // SAFETY: `record` is a valid callback for the process's lifetime; user data unused.
+    let s = unsafe { tinv_set_log_callback(Some(record), std::ptr::null_mut(), 5) };
+    assert_eq!(s, Status::Ok);
+
+    assert_eq!(
+        boundary("tinv_test", || panic!("boom-in-export")),
+        Status::Panic
+    );
+
+    // Chunks run on whichever thread claims them: retry until a worker has run one.
+    let pool = Pool::new(2);
+    for _ in 0..1000 {
+        let s = boundary("tinv_test", || {
+            pool.run_chunks(64, |_, _| {
+                let name = std::thread::current().name().map(str::to_owned);
+                if name.is_some_and(|n| n.starts_with("tinv-pool-")) {
+                    panic!("boom-in-worker");
+                }
+            });
+            Ok(())
+        });
+        if s == Status::Panic && logged("boom-in-worker") {
+            break;
+        }
+    }
+
+    let host = std::thread::spawn(|| panic!("host-panic")).join();
+    assert!(host.is_err());
+    for (level, m) in RECORDS.lock().unwrap().iter() {
+        println!("record {level}: {m}");
+    }
+}
+
+#[test]
+fn panics_inside_the_library_go_to_the_log_callback_not_to_stderr() {
+    if std::env::var_os(CHILD).is_some() {
+        child();
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "panics_inside_the_library_go_to_the_log_callback_not_to_stderr",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+    for boom in ["boom-in-export", "boom-in-worker"] {
+        // (libtest's "test … " may start the first record's line.)
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains("record 1: tinv: internal panic") && l.contains(boom)),
+            "{boom} not logged at level 1:\n{stdout}"
+        );
+        assert!(
+            !stderr.contains(boom),
+            "{boom} printed to stderr:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("host-panic"),
+        "the host's own panic did not reach the previous hook:\n{stderr}"
+    );
+    assert!(!stdout.contains("host-panic"), "{stdout}");
+}
