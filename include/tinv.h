@@ -32,7 +32,8 @@
  *     its message goes to the log callback (level 1), not to stderr.
  *   - No function is a POSIX cancellation point: with deferred cancellation (the default), a
  *     pthread_cancel() of a thread inside a call takes effect at the thread's first
- *     cancellation point after the call returns. (Asynchronous cancellation is not supported.)
+ *     cancellation point after the call returns. (Under asynchronous cancellation a cancel
+ *     pending when a call returns aborts the process: do not call tinv in that mode.)
  *   - Options structs start with `struct_size`; fill them with tinv_*_options_default()
  *     and change fields, so a library and a header of different versions detect each other
  *     (TINV_ERR_OPTIONS_VERSION). Passing NULL options means the defaults.

@@ -7,15 +7,71 @@ use std::path::{Path, PathBuf};
 
 /// Opens `path` for reading if it is a regular file, else fails with "not a regular file".
 /// Checked before opening: opening a FIFO blocks until a writer comes, and a device such as
-/// `/dev/zero` never ends.
+/// `/dev/zero` never ends (see [`open_checked`]).
 pub fn open_regular(path: &Path) -> io::Result<File> {
-    if !std::fs::metadata(path)?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+    open_checked(path, |kind| {
+        if kind.is_file() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ))
+        }
+    })
+}
+
+/// Opens `path` for reading once `check` accepts its type: first by path, before opening (a
+/// device may act on being opened), then on the file opened, which a rename may have swapped
+/// in since. The open does not block where the platform's `O_NONBLOCK` is known (Linux but
+/// MIPS and SPARC), so a FIFO swapped in is refused instead of blocking for ever.
+pub fn open_checked(
+    path: &Path,
+    check: impl Fn(std::fs::FileType) -> io::Result<()>,
+) -> io::Result<File> {
+    check(std::fs::metadata(path)?.file_type())?;
+    open_then_check(path, check)
+}
+
+/// [`open_checked`]'s second half: a non-blocking open and the check of what it opened.
+fn open_then_check(
+    path: &Path,
+    check: impl Fn(std::fs::FileType) -> io::Result<()>,
+) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    non_blocking(&mut options);
+    let file = match options.open(path) {
+        // A lease on the file (Samba's oplocks, an NFS server's delegations) refuses a
+        // non-blocking open; a blocking one waits for the lease to break, as it always did.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => File::open(path)?,
+        opened => opened?,
+    };
+    check(file.metadata()?.file_type())?;
+    Ok(file)
+}
+
+/// Whether [`open_checked`] opens without blocking here: `O_NONBLOCK` is 0o4000 on Linux but
+/// on MIPS and SPARC (and Alpha and PA-RISC, which Rust does not target).
+const NON_BLOCKING_OPEN: bool = cfg!(all(
+    target_os = "linux",
+    not(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "mips32r6",
+        target_arch = "mips64r6",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))
+));
+
+fn non_blocking(options: &mut std::fs::OpenOptions) {
+    #[cfg(target_os = "linux")]
+    if NON_BLOCKING_OPEN {
+        std::os::unix::fs::OpenOptionsExt::custom_flags(options, 0o4000);
     }
-    File::open(path)
+    #[cfg(not(target_os = "linux"))]
+    let _ = options;
 }
 
 /// Reads all of the regular file `path` ([`open_regular`]); its size bounds the read.
@@ -136,6 +192,39 @@ pub fn utf8_args() -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `open_checked` meets when a rename swaps a FIFO in after its check by path: the open
+    /// itself must not block (no writer ever comes), and the opened file is refused.
+    #[test]
+    fn a_fifo_reached_past_the_path_check_is_refused_without_blocking() {
+        if !NON_BLOCKING_OPEN {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("tinv-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("model.tinv");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let opened = open_then_check(&path, |k| {
+                if k.is_file() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other("not a regular file"))
+                }
+            });
+            tx.send(opened.map(|_| ()))
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("opening a FIFO blocked");
+        let e = got.unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reads_regular_files_within_the_limit_only() {

@@ -5,7 +5,9 @@
 
 use std::ffi::{c_char, c_void, CStr};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tinv::capi::status::{boundary, Status};
 use tinv::capi::tinv_set_log_callback;
 use tinv::cpu::pool::Pool;
@@ -22,14 +24,6 @@ unsafe extern "C" fn record(level: u32, message: *const c_char, _: *mut c_void) 
     RECORDS.lock().unwrap().push((level, text));
 }
 
-fn logged(needle: &str) -> bool {
-    RECORDS
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|(level, m)| *level == 1 && m.contains(needle))
-}
-
 /// The child's side: panics inside an export, on a worker thread inside an export, and on a
 /// thread of the host's; prints what the log callback received.
 fn child() {
@@ -42,22 +36,50 @@ fn child() {
         Status::Panic
     );
 
-    // Chunks run on whichever thread claims them: retry until a worker has run one.
+    // Chunks run on whichever thread claims them: the caller's wait until a worker has run one,
+    // which it does once `dispatch` wakes it (the caller blocked in its first chunk cannot take
+    // them all).
     let pool = Pool::new(2);
-    for _ in 0..1000 {
-        let s = boundary("tinv_test", || {
-            pool.run_chunks(64, |_, _| {
-                let name = std::thread::current().name().map(str::to_owned);
-                if name.is_some_and(|n| n.starts_with("tinv-pool-")) {
-                    panic!("boom-in-worker");
-                }
-            });
-            Ok(())
+    let worker_ran = AtomicBool::new(false);
+    let s = boundary("tinv_test", || {
+        pool.run_chunks(8, |_, _| {
+            let name = std::thread::current().name().map(str::to_owned);
+            if name.is_some_and(|n| n.starts_with("tinv-pool-")) {
+                worker_ran.store(true, Ordering::SeqCst);
+                panic!("boom-in-worker");
+            }
+            let start = Instant::now();
+            while !worker_ran.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         });
-        if s == Status::Panic && logged("boom-in-worker") {
-            break;
-        }
-    }
+        Ok(())
+    });
+    assert_eq!(s, Status::Panic);
+    assert!(worker_ran.load(Ordering::SeqCst), "no worker ran a chunk");
+    // One record per panic: the caller re-raises the worker's own panic, which the hook does
+    // not see again; the thread's last error carries its message.
+    let records = RECORDS.lock().unwrap().clone();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|(_, m)| m.contains("boom-in-worker"))
+            .count(),
+        1,
+        "{records:?}"
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|(_, m)| m.contains("thread-pool worker")),
+        "{records:?}"
+    );
+    // SAFETY: this thread's NUL-terminated last error, read before its next call into tinv.
+    let last = unsafe { CStr::from_ptr(tinv::capi::status::last_error_ptr()) };
+    assert!(
+        last.to_string_lossy().contains("boom-in-worker"),
+        "{last:?}"
+    );
 
     let host = std::thread::spawn(|| panic!("host-panic")).join();
     assert!(host.is_err());

@@ -209,6 +209,8 @@ fn bad_input_gives_one_line_errors() {
     // A line break in a file name is written as `\n`: still one line.
     assert_one_line_error(&["classify", "--model", m, "a\nb.png"], "a\\nb.png");
     assert_one_line_error(&["inspect", "--model", "x\r\ny"], "x\\r\\ny");
+    // Other control characters (a terminal escape) are written escaped too.
+    assert_one_line_error(&["inspect", "--model", "x\u{1b}[2Jy"], "x\\u{1b}[2Jy");
     // A flag that took the only image as its value names the flag (it said "classify needs at
     // least one IMAGE").
     for (flag, want) in [

@@ -281,6 +281,11 @@ impl Drop for Inside {
 /// goes to the hook that was there before. (A hook the host installs later replaces this one.)
 fn quiet_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    // `set_hook` panics on a panicking thread (a Rust host freeing a handle in a `Drop` during
+    // an unwind): the next export installs it instead.
+    if std::thread::panicking() {
+        return;
+    }
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {

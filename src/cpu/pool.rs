@@ -94,6 +94,8 @@ struct Shared {
     started: AtomicUsize,
     /// Set by a worker whose call panicked; cleared by `dispatch`.
     worker_panicked: AtomicBool,
+    /// The first such worker's panic payload, re-raised on the caller by `dispatch`.
+    worker_payload: Mutex<Option<Box<dyn Any + Send>>>,
     /// Workers parked on `work_cv` (changed under the mutex): `dispatch` skips the wake-up
     /// system call when every worker is still spinning, as it is between the kernels of a
     /// forward pass.
@@ -125,11 +127,15 @@ impl Shared {
 /// Prefix of the pool's worker threads' names.
 const WORKER_NAME: &str = "tinv-pool-";
 
+thread_local! {
+    /// Set on a pool's worker threads. A const `Cell` without `Drop`: readable to the end of
+    /// the thread, where `std::thread::current()` panics.
+    static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Whether the calling thread is one of a pool's workers (the C ABI's panic hook asks).
 pub(crate) fn on_worker_thread() -> bool {
-    std::thread::current()
-        .name()
-        .is_some_and(|n| n.starts_with(WORKER_NAME))
+    IS_WORKER.try_with(|w| w.get()).unwrap_or(false)
 }
 
 /// A fixed set of threads that share out the chunks of one closure per [`Pool::run_chunks`].
@@ -157,6 +163,7 @@ impl Pool {
             finished: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
             worker_panicked: AtomicBool::new(false),
+            worker_payload: Mutex::new(None),
             parked: AtomicUsize::new(0),
             caller_parked: AtomicBool::new(false),
             work_cv: Condvar::new(),
@@ -276,11 +283,22 @@ impl Pool {
         shared.lock().job = None;
 
         let worker_failed = shared.worker_panicked.swap(false, Ordering::AcqRel);
+        // Taken whatever happens, so that no payload outlives its call.
+        let worker_payload = shared
+            .worker_payload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Err(payload) = mine {
+            drop_payload(worker_payload);
             resume_unwind(payload);
         }
         if worker_failed {
-            // Re-raise on the caller, as std::thread::scope does; the C ABI boundary catches it.
+            // Re-raise the worker's own panic on the caller (its message, not a new one, and
+            // without running the panic hook a second time); the C ABI boundary catches it.
+            if let Some(payload) = worker_payload {
+                resume_unwind(payload);
+            }
             #[allow(clippy::panic)]
             {
                 panic!("a thread-pool worker panicked while running a job");
@@ -416,6 +434,7 @@ fn call_number(word: u64) -> u64 {
 /// The body of a worker: wait for a new call, try to claim a ticket, run the job with the
 /// ticket as its slot, report, repeat until shutdown.
 fn worker_loop(shared: &Shared) {
+    IS_WORKER.with(|w| w.set(true));
     {
         // Under the lock, so `Pool::new` cannot miss the wake-up between its check and its wait.
         let _st = shared.lock();
@@ -473,11 +492,27 @@ fn worker_loop(shared: &Shared) {
     }
 }
 
-/// Records that a worker's call panicked (the payload is dropped; `run` raises a new panic).
+/// Records that a worker's call panicked, keeping the first payload for the caller to re-raise.
 fn report_panic(shared: &Shared, payload: Box<dyn Any + Send>) {
+    let mut slot = shared
+        .worker_payload
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let extra = if slot.is_none() {
+        *slot = Some(payload);
+        None
+    } else {
+        Some(payload)
+    };
+    drop(slot);
     shared.worker_panicked.store(true, Ordering::Release);
-    // A payload whose drop panics would unwind the worker before it counts itself finished,
-    // and the caller would wait for it forever: that second panic is caught and leaked.
+    drop_payload(extra);
+}
+
+/// Drops a panic payload whose `Drop` may itself panic: on a worker that would unwind it before
+/// it counts itself finished (the caller would wait for ever), on the caller it would abort
+/// mid-unwind. That second panic is caught and leaked.
+fn drop_payload(payload: Option<Box<dyn Any + Send>>) {
     if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(again);
     }

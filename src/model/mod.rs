@@ -250,9 +250,8 @@ impl Model {
             source,
         };
         // Checked before opening (opening a device may have effects of its own), and again on
-        // the opened file, which a rename may have swapped in between: see `open_regular`.
-        not_a_model(std::fs::metadata(&path).map_err(io)?.file_type()).map_err(io)?;
-        let file = open_regular(&path).map_err(io)?;
+        // the opened file, which a rename may have swapped in between.
+        let file = crate::files::open_checked(&path, not_a_model).map_err(io)?;
         // SAFETY: sound only while nothing modifies or truncates the file during the model's
         // life, which no type here can enforce: another process writing it would change bytes
         // behind a `&[u8]`, truncating it raises SIGBUS. That is the contract documented on
@@ -578,69 +577,10 @@ fn not_a_model(kind: std::fs::FileType) -> std::io::Result<()> {
     Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why))
 }
 
-/// `O_NONBLOCK` on Linux here (asm-generic; not on Alpha, MIPS, PA-RISC or SPARC).
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
-))]
-const O_NONBLOCK: i32 = 0o4000;
-
-/// Opens `path` for reading and checks the type of the file it opened (not of whatever the path
-/// names by then). Non-blocking where the flag is known, so that a FIFO renamed over the path
-/// after [`Model::open`]'s first check is refused instead of blocking the open for ever; the
-/// flag does nothing to a regular file's reads or mapping.
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "arm",
-            target_arch = "riscv64"
-        )
-    ))]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, O_NONBLOCK);
-    let file = options.open(path)?;
-    not_a_model(file.metadata()?.file_type())?;
-    Ok(file)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{format::DType, synth};
-
-    /// What `Model::open` meets when a rename swaps a FIFO in after its check by path: the
-    /// open itself must not block (no writer ever comes), and the opened file is refused.
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn a_fifo_reached_past_the_path_check_is_refused_without_blocking() {
-        let dir = std::env::temp_dir().join(format!("tinv-fifo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let fifo = dir.join("model.tinv");
-        let _ = std::fs::remove_file(&fifo);
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        if !made.is_ok_and(|s| s.success()) {
-            eprintln!("skipped: mkfifo is not available");
-            return;
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let path = fifo.clone();
-        std::thread::spawn(move || tx.send(open_regular(&path).map(|_| ())));
-        let got = rx
-            .recv_timeout(std::time::Duration::from_secs(20))
-            .expect("opening a FIFO blocked");
-        let e = got.unwrap_err();
-        assert!(e.to_string().contains("not a regular file"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn a_handle_resolves_only_in_its_own_model() {

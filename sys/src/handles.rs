@@ -4,39 +4,51 @@
 //! Handles are plain integers (the objects' addresses), so each call checks its handle here
 //! first: a forged, foreign or freed handle is an error (or ignored by the frees), never a
 //! pointer dereferenced. A freed handle whose address the allocator has since given to a new
-//! object passes. Locking:
-//! - calls that use a handle hold the read lock while they run, so nothing they use is freed
-//!   under them;
-//! - frees take the write lock, so they wait for those calls;
-//! - creating a context holds the read lock too (its engine cannot be freed meanwhile) plus a
-//!   mutex that lets one creation run at a time (TensorRT asks callers to serialize calls on one
-//!   object), and records the new context under a lock of its own. So a session that is being
-//!   created (one context per path, each a TensorRT allocation) does not stall the enqueues of
-//!   sessions already running, as it would under the write lock.
+//! object passes. Each entry counts the calls using it:
+//! - a call marks its handle in use for its duration (a context creation marks its engine), so
+//!   nothing it uses is freed under it;
+//! - a free marks its handle dying (no new call may start on it), waits until the calls already
+//!   on it have returned, then frees it; an engine's free does the same for its contexts, a
+//!   context being created included.
+//!
+//! The table's lock is held only to look up and count, never while TensorRT runs: a session
+//! being created (one context per path, each a TensorRT allocation) or closed does not stall the
+//! calls of other sessions. (A reader-writer lock held across the calls did: with a free
+//! queued, std's lock makes new readers wait behind the writer, and the writer behind the
+//! creation.) TensorRT allows contexts to be created and used concurrently, each context by one
+//! thread at a time (a session owns its contexts).
 
 use crate::ShimError;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// See the module documentation.
 #[derive(Default)]
 pub(crate) struct Handles {
-    live: RwLock<Live>,
-    /// Held by the one context creation that runs at a time.
-    creating: Mutex<()>,
+    table: Mutex<Table>,
+    /// Signalled whenever a call stops using a handle.
+    released: Condvar,
 }
 
 #[derive(Default)]
-struct Live {
-    engines: HashSet<usize>,
-    /// Context → its engine. A mutex of its own so that creation inserts under the read lock.
-    contexts: Mutex<HashMap<usize, usize>>,
+struct Table {
+    engines: HashMap<usize, Entry>,
+    /// Context → its engine and its entry.
+    contexts: HashMap<usize, (usize, Entry)>,
 }
 
-/// A lock a panic left poisoned still guards consistent data here: every update is one insert
-/// or remove.
-fn relock<G>(r: Result<G, std::sync::PoisonError<G>>) -> G {
-    r.unwrap_or_else(std::sync::PoisonError::into_inner)
+#[derive(Default, Clone, Copy)]
+struct Entry {
+    /// Calls using the handle now (for an engine, also the creations of its contexts).
+    busy: usize,
+    /// A free has begun: no new call may start.
+    dying: bool,
+}
+
+impl Entry {
+    fn usable(&self) -> bool {
+        !self.dying
+    }
 }
 
 fn unknown(what: &str, handle: usize) -> ShimError {
@@ -45,130 +57,216 @@ fn unknown(what: &str, handle: usize) -> ShimError {
     ))
 }
 
-impl Live {
-    fn contexts(&self) -> MutexGuard<'_, HashMap<usize, usize>> {
-        relock(self.contexts.lock())
-    }
+/// Which handle a call uses.
+#[derive(Clone, Copy)]
+enum Handle {
+    Engine(usize),
+    Context(usize),
+}
 
-    /// Forgets engine `engine` and its live contexts, returning those (to free before it);
-    /// `None` when it was not live.
-    fn take_engine(&mut self, engine: usize) -> Option<Vec<usize>> {
-        if !self.engines.remove(&engine) {
-            return None;
+impl Table {
+    fn entry(&mut self, h: Handle) -> Option<&mut Entry> {
+        match h {
+            Handle::Engine(e) => self.engines.get_mut(&e),
+            Handle::Context(c) => self.contexts.get_mut(&c).map(|(_, entry)| entry),
         }
-        let contexts = relock(self.contexts.get_mut());
-        let orphans: Vec<usize> = contexts
-            .iter()
-            .filter(|&(_, &e)| e == engine)
-            .map(|(&c, _)| c)
-            .collect();
-        for c in &orphans {
-            contexts.remove(c);
-        }
-        Some(orphans)
     }
 }
 
 impl Handles {
-    fn read(&self) -> RwLockReadGuard<'_, Live> {
-        relock(self.live.read())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Live> {
-        relock(self.live.write())
+    /// The table, whatever a panic elsewhere left: every update is a few field writes that
+    /// cannot panic half-way.
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a new engine.
     pub(crate) fn add_engine(&self, engine: usize) {
-        self.write().engines.insert(engine);
+        self.lock().engines.insert(engine, Entry::default());
     }
 
-    /// Runs `f` if `engine` is live, with the read lock held (the engine stays live meanwhile).
+    /// Marks `h` in use (an error if it is not live or is being freed).
+    fn acquire(&self, h: Handle) -> Result<(), ShimError> {
+        match self.lock().entry(h) {
+            Some(e) if e.usable() => {
+                e.busy += 1;
+                Ok(())
+            }
+            _ => Err(match h {
+                Handle::Engine(e) => unknown("engine", e),
+                Handle::Context(c) => unknown("context", c),
+            }),
+        }
+    }
+
+    /// Ends a use of `h` begun by [`Handles::acquire`].
+    fn release(&self, table: &mut Table, h: Handle) {
+        if let Some(e) = table.entry(h) {
+            e.busy = e.busy.saturating_sub(1);
+        }
+        self.released.notify_all();
+    }
+
+    /// Runs `f` with `h` marked in use, if it is live.
+    fn using<T>(
+        &self,
+        h: Handle,
+        f: impl FnOnce() -> Result<T, ShimError>,
+    ) -> Result<T, ShimError> {
+        self.acquire(h)?;
+        // Released even if `f` panics: the guard's drop runs during the unwind.
+        struct Done<'a>(&'a Handles, Handle);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                let mut t = self.0.lock();
+                self.0.release(&mut t, self.1);
+            }
+        }
+        let _done = Done(self, h);
+        f()
+    }
+
+    /// Runs `f` if `engine` is live; a free of it waits meanwhile.
     pub(crate) fn with_engine<T>(
         &self,
         engine: usize,
         f: impl FnOnce() -> Result<T, ShimError>,
     ) -> Result<T, ShimError> {
-        let live = self.read();
-        if !live.engines.contains(&engine) {
-            return Err(unknown("engine", engine));
-        }
-        f()
+        self.using(Handle::Engine(engine), f)
     }
 
-    /// Runs `f` if `ctx` is live, with the read lock held (the context stays live meanwhile).
+    /// Runs `f` if `ctx` is live; a free of it (or of its engine) waits meanwhile.
     pub(crate) fn with_context<T>(
         &self,
         ctx: usize,
         f: impl FnOnce() -> Result<T, ShimError>,
     ) -> Result<T, ShimError> {
-        let live = self.read();
-        if !live.contexts().contains_key(&ctx) {
-            return Err(unknown("context", ctx));
-        }
-        f()
+        self.using(Handle::Context(ctx), f)
     }
 
     /// Runs `create` (which makes a context of `engine`) if `engine` is live, and records the
-    /// context it returns. Other calls, on any handle, run meanwhile; frees wait.
+    /// context it returns. Calls on other handles run meanwhile; a free of `engine` waits and
+    /// then frees the new context too.
     pub(crate) fn create_context(
         &self,
         engine: usize,
         create: impl FnOnce() -> Result<usize, ShimError>,
     ) -> Result<usize, ShimError> {
-        let live = self.read();
-        if !live.engines.contains(&engine) {
-            return Err(unknown("engine", engine));
+        let h = Handle::Engine(engine);
+        self.acquire(h)?;
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(create));
+        let mut t = self.lock();
+        if let Ok(Ok(ctx)) = made {
+            // A free of the engine that began meanwhile is waiting for this creation: the new
+            // context is born dying, so that no call starts on it before that free takes it.
+            let dying = t.engines.get(&engine).is_some_and(|e| e.dying);
+            let entry = Entry { busy: 0, dying };
+            t.contexts.insert(ctx, (engine, entry));
         }
-        let one_at_a_time = relock(self.creating.lock());
-        let ctx = create()?;
-        live.contexts().insert(ctx, engine);
-        drop(one_at_a_time);
-        Ok(ctx)
+        self.release(&mut t, h);
+        drop(t);
+        made.unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
-    /// Forgets `ctx` and passes it to `free`, once no call is using it; false (and `free` not
-    /// called) when it is not live.
+    /// Marks `h` dying and waits until no call uses it; false when it is not live (or another
+    /// free of it has begun).
+    fn kill(&self, t: &mut MutexGuard<'_, Table>, h: Handle) -> bool {
+        match t.entry(h) {
+            Some(e) if e.usable() => e.dying = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Waits on the table until `done` holds.
+    fn wait_until<'a>(
+        &'a self,
+        mut t: MutexGuard<'a, Table>,
+        mut done: impl FnMut(&Table) -> bool,
+    ) -> MutexGuard<'a, Table> {
+        while !done(&t) {
+            t = self
+                .released
+                .wait(t)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        t
+    }
+
+    /// Forgets `ctx` and passes it to `free` once no call uses it; false (and `free` not called)
+    /// when it is not live.
     pub(crate) fn free_context(&self, ctx: usize, free: impl FnOnce(usize)) -> bool {
-        let mut live = self.write();
-        if relock(live.contexts.get_mut()).remove(&ctx).is_none() {
+        let mut t = self.lock();
+        if !self.kill(&mut t, Handle::Context(ctx)) {
             return false;
         }
+        let mut t = self.wait_until(t, |t| t.contexts.get(&ctx).is_none_or(|(_, e)| e.busy == 0));
+        t.contexts.remove(&ctx);
+        drop(t);
         free(ctx);
         true
     }
 
-    /// Forgets `engine` and its live contexts, passing each context to `free_context` and then
-    /// the engine to `free_engine`, once no call is using them; false (nothing called) when the
-    /// engine is not live.
+    /// Forgets `engine` and its contexts once no call uses any of them (creations of its
+    /// contexts included), passing each context to `free_context` and then the engine to
+    /// `free_engine`; false (nothing called) when the engine is not live.
     pub(crate) fn free_engine(
         &self,
         engine: usize,
         free_context: impl FnMut(usize),
         free_engine: impl FnOnce(usize),
     ) -> bool {
-        let mut live = self.write();
-        let Some(orphans) = live.take_engine(engine) else {
+        let mut t = self.lock();
+        if !self.kill(&mut t, Handle::Engine(engine)) {
             return false;
-        };
+        }
+        for (_, (e, entry)) in t.contexts.iter_mut() {
+            if *e == engine {
+                entry.dying = true;
+            }
+        }
+        let mut t = self.wait_until(t, |t| {
+            t.engines.get(&engine).is_none_or(|e| e.busy == 0)
+                && t.contexts
+                    .values()
+                    .all(|(e, entry)| *e != engine || entry.busy == 0)
+        });
+        t.engines.remove(&engine);
+        let mut orphans: Vec<usize> = t
+            .contexts
+            .iter()
+            .filter(|(_, (e, _))| *e == engine)
+            .map(|(&c, _)| c)
+            .collect();
+        orphans.sort_unstable();
+        for c in &orphans {
+            t.contexts.remove(c);
+        }
+        drop(t);
         orphans.into_iter().for_each(free_context);
         free_engine(engine);
         true
     }
 
-    /// Frees everything still live, each engine's contexts before it (the shim's `Drop`).
+    /// Frees everything still live, each engine's contexts before it (the shim's `Drop`: no
+    /// call can be running).
     pub(crate) fn free_all(
         &mut self,
         mut free_context: impl FnMut(usize),
         mut free_engine: impl FnMut(usize),
     ) {
-        let live = relock(self.live.get_mut());
-        let engines: Vec<usize> = live.engines.iter().copied().collect();
+        let t = self.table.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let mut contexts: Vec<(usize, usize)> =
+            t.contexts.drain().map(|(c, (e, _))| (c, e)).collect();
+        contexts.sort_unstable();
+        let mut engines: Vec<usize> = t.engines.drain().map(|(e, _)| e).collect();
+        engines.sort_unstable();
         for e in engines {
-            if let Some(orphans) = live.take_engine(e) {
-                orphans.into_iter().for_each(&mut free_context);
-                free_engine(e);
-            }
+            contexts
+                .iter()
+                .filter(|&&(_, owner)| owner == e)
+                .for_each(|&(c, _)| free_context(c));
+            free_engine(e);
         }
     }
 }
@@ -179,6 +277,8 @@ mod tests {
     use std::sync::mpsc;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    const PATIENCE: Duration = Duration::from_secs(20);
 
     fn table(engines: &[usize], contexts: &[(usize, usize)]) -> Handles {
         let h = Handles::default();
@@ -191,24 +291,27 @@ mod tests {
         h
     }
 
+    type Log = Arc<Mutex<Vec<(&'static str, usize)>>>;
+
+    fn logger(log: &Log, what: &'static str) -> impl FnMut(usize) {
+        let log = Arc::clone(log);
+        move |x| log.lock().unwrap().push((what, x))
+    }
+
     #[test]
     fn each_handle_is_freed_once_and_an_engines_contexts_with_it_first() {
         let h = table(
             &[0x100, 0x200],
             &[(0x10, 0x100), (0x20, 0x100), (0x30, 0x200)],
         );
-        let freed = Mutex::new(Vec::new());
-        let log = |what: &'static str| {
-            let freed = &freed;
-            move |x: usize| freed.lock().unwrap().push((what, x))
-        };
-        assert!(h.free_context(0x10, log("ctx")));
+        let log: Log = Arc::default();
+        assert!(h.free_context(0x10, logger(&log, "ctx")));
         assert!(
-            !h.free_context(0x10, log("ctx")),
+            !h.free_context(0x10, logger(&log, "ctx")),
             "a second free is refused"
         );
         assert!(
-            !h.free_context(0x99, log("ctx")),
+            !h.free_context(0x99, logger(&log, "ctx")),
             "a forged context is refused"
         );
         assert!(
@@ -216,11 +319,11 @@ mod tests {
             "a freed context is refused"
         );
         // Engine 0x100 goes with its remaining context, that context first; 0x200's stays.
-        assert!(h.free_engine(0x100, log("ctx"), log("engine")));
-        assert!(!h.free_engine(0x100, log("ctx"), log("engine")));
-        assert!(!h.free_engine(0x999, log("ctx"), log("engine")));
+        assert!(h.free_engine(0x100, logger(&log, "ctx"), logger(&log, "engine")));
+        assert!(!h.free_engine(0x100, logger(&log, "ctx"), logger(&log, "engine")));
+        assert!(!h.free_engine(0x999, logger(&log, "ctx"), logger(&log, "engine")));
         assert_eq!(
-            *freed.lock().unwrap(),
+            *log.lock().unwrap(),
             [("ctx", 0x10), ("ctx", 0x20), ("engine", 0x100)]
         );
         assert!(h.with_context(0x30, || Ok(())).is_ok());
@@ -229,61 +332,111 @@ mod tests {
             .create_context(0x100, || panic!("not called for a freed engine"))
             .is_err());
         let mut h = h;
-        freed.lock().unwrap().clear();
-        h.free_all(log("ctx"), log("engine"));
-        assert_eq!(*freed.lock().unwrap(), [("ctx", 0x30), ("engine", 0x200)]);
+        log.lock().unwrap().clear();
+        h.free_all(logger(&log, "ctx"), logger(&log, "engine"));
+        assert_eq!(*log.lock().unwrap(), [("ctx", 0x30), ("engine", 0x200)]);
+    }
+
+    /// Runs `create_context(engine)` on a thread whose creation lasts until `finish` is sent.
+    fn slow_creation(
+        h: &Arc<Handles>,
+        engine: usize,
+        ctx: usize,
+    ) -> (
+        mpsc::Sender<()>,
+        std::thread::JoinHandle<Result<usize, crate::ShimError>>,
+    ) {
+        let (started, wait_started) = mpsc::channel();
+        let (finish, wait_finish) = mpsc::channel::<()>();
+        let h = Arc::clone(h);
+        let t = std::thread::spawn(move || {
+            h.create_context(engine, || {
+                started.send(()).unwrap();
+                let _ = wait_finish.recv_timeout(PATIENCE);
+                Ok(ctx)
+            })
+        });
+        wait_started.recv().unwrap();
+        (finish, t)
+    }
+
+    /// Runs `f` on a thread and says whether it returned within the patience.
+    fn returns(f: impl FnOnce() + Send + 'static) -> bool {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            f();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(PATIENCE).is_ok()
     }
 
     #[test]
-    fn a_context_being_created_does_not_stall_calls_on_other_contexts() {
-        let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
-        let (started, wait_started) = mpsc::channel();
-        let (done, wait_done) = mpsc::channel::<()>();
-        let creator = {
-            let h = Arc::clone(&h);
-            std::thread::spawn(move || {
-                h.create_context(0x100, || {
-                    started.send(()).unwrap();
-                    // The creation ends only once the other thread's call has run: under a
-                    // lock that excluded it, this would time out.
-                    wait_done
-                        .recv_timeout(Duration::from_secs(20))
-                        .map_err(|_| crate::ShimError::Argument("call stalled".into()))?;
-                    Ok(0x20)
-                })
-            })
-        };
-        wait_started.recv().unwrap();
-        h.with_context(0x10, || Ok(())).unwrap();
-        done.send(()).unwrap();
-        assert_eq!(creator.join().unwrap().unwrap(), 0x20);
-        assert!(h.with_context(0x20, || Ok(())).is_ok());
-    }
-
-    #[test]
-    fn an_engine_is_freed_only_after_a_context_being_created_from_it_is_recorded() {
-        let h = Arc::new(table(&[0x100], &[]));
-        let freed = Arc::new(Mutex::new(Vec::new()));
-        let (started, wait_started) = mpsc::channel();
-        let creator = {
-            let h = Arc::clone(&h);
-            std::thread::spawn(move || {
-                h.create_context(0x100, || {
-                    started.send(()).unwrap();
-                    std::thread::sleep(Duration::from_millis(200));
-                    Ok(0x20)
-                })
-            })
-        };
-        wait_started.recv().unwrap();
-        let (f1, f2) = (Arc::clone(&freed), Arc::clone(&freed));
-        assert!(h.free_engine(
-            0x100,
-            move |c| f1.lock().unwrap().push(c),
-            move |e| f2.lock().unwrap().push(e)
+    fn a_context_being_created_stalls_no_call_and_no_free_of_other_handles() {
+        let h = Arc::new(table(
+            &[0x100, 0x200],
+            &[(0x10, 0x100), (0x11, 0x100), (0x20, 0x200)],
         ));
+        let (finish, creator) = slow_creation(&h, 0x100, 0x12);
+        // Meanwhile: a call on another context of the same engine, a free of one (it waited
+        // behind the creation once a reader-writer lock was held across it), a call after that
+        // free, and a whole other engine freed.
+        let h2 = Arc::clone(&h);
+        assert!(returns(move || {
+            h2.with_context(0x10, || Ok(())).unwrap();
+            assert!(h2.free_context(0x11, |_| {}));
+            h2.with_context(0x10, || Ok(())).unwrap();
+            assert!(h2.free_engine(0x200, |_| {}, |_| {}));
+        }));
+        finish.send(()).unwrap();
+        assert_eq!(creator.join().unwrap().unwrap(), 0x12);
+        assert!(h.with_context(0x12, || Ok(())).is_ok());
+    }
+
+    #[test]
+    fn an_engine_is_freed_after_a_creation_from_it_and_takes_the_new_context_along() {
+        let h = Arc::new(table(&[0x100], &[]));
+        let log: Log = Arc::default();
+        let (finish, creator) = slow_creation(&h, 0x100, 0x20);
+        let (h2, l1, l2) = (Arc::clone(&h), logger(&log, "ctx"), logger(&log, "engine"));
+        let freer = std::thread::spawn(move || h2.free_engine(0x100, l1, l2));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            log.lock().unwrap().is_empty(),
+            "the free waits for the creation"
+        );
+        finish.send(()).unwrap();
         assert_eq!(creator.join().unwrap().unwrap(), 0x20);
-        // The free waited for the creation, so it freed the new context before its engine.
-        assert_eq!(*freed.lock().unwrap(), [0x20, 0x100]);
+        assert!(freer.join().unwrap());
+        assert_eq!(*log.lock().unwrap(), [("ctx", 0x20), ("engine", 0x100)]);
+        assert!(h.with_context(0x20, || Ok(())).is_err());
+    }
+
+    #[test]
+    fn a_free_waits_for_the_calls_on_its_handle_and_refuses_new_ones() {
+        let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
+        let log: Log = Arc::default();
+        let (started, wait_started) = mpsc::channel();
+        let (finish, wait_finish) = mpsc::channel::<()>();
+        let (h1, l1) = (Arc::clone(&h), Arc::clone(&log));
+        let call = std::thread::spawn(move || {
+            h1.with_context(0x10, || {
+                started.send(()).unwrap();
+                let _ = wait_finish.recv_timeout(PATIENCE);
+                l1.lock().unwrap().push(("call", 0x10));
+                Ok(())
+            })
+        });
+        wait_started.recv().unwrap();
+        let (h2, l2) = (Arc::clone(&h), logger(&log, "ctx"));
+        let freer = std::thread::spawn(move || h2.free_context(0x10, l2));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            h.with_context(0x10, || Ok(())).is_err(),
+            "a context being freed takes no new call"
+        );
+        finish.send(()).unwrap();
+        call.join().unwrap().unwrap();
+        assert!(freer.join().unwrap());
+        assert_eq!(*log.lock().unwrap(), [("call", 0x10), ("ctx", 0x10)]);
     }
 }

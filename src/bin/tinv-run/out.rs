@@ -25,10 +25,18 @@ pub fn stderr(args: std::fmt::Arguments) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
 
-/// Prints `error: {e}` as one line to stderr: a line break inside the message (from a file
-/// name, perhaps) is written as `\n` or `\r`, so that the error stays one line.
+/// Prints `error: {e}` as one line to stderr: a control character or line separator inside the
+/// message (from a file name, perhaps) is written escaped (`\n`, `\u{1b}`), so that the error
+/// stays one line and cannot drive the terminal.
 pub fn error(e: impl std::fmt::Display) {
-    let msg = e.to_string().replace('\n', "\\n").replace('\r', "\\r");
+    let mut msg = String::new();
+    for c in e.to_string().chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            msg.extend(c.escape_debug());
+        } else {
+            msg.push(c);
+        }
+    }
     stderr(format_args!("error: {msg}\n"));
 }
 
