@@ -153,6 +153,16 @@ pub fn write_destination(path: &Path) -> io::Result<PathBuf> {
 /// Callers that must not replace a link or a device resolve `path` with [`write_destination`]
 /// first.
 pub fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = write_staged(path, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// The first half of [`replace_atomically`]: writes and syncs `bytes` to a temporary file of
+/// our own beside `path` and returns its name, for the caller to rename over `path` (or
+/// remove); on failure nothing is left.
+pub fn write_staged(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{}.partial", std::process::id()));
     let tmp = path.with_file_name(name);
@@ -163,13 +173,15 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         }
         let mut f = File::create_new(&tmp)?;
         io::Write::write_all(&mut f, bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        f.sync_all()
     })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    written
 }
 
 /// The command-line arguments after the program name, for tools whose paths are UTF-8: an

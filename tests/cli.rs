@@ -474,15 +474,27 @@ fn export_onnx_writes_every_path_and_the_weight_blob() {
     assert!(out.join("weights.f16.bin").is_file() && out.join("weights.tsv").is_file());
     assert!(out.join("controller.onnx").is_file());
     assert!(!err.contains("warning"), "{err}");
-    // Exporting a one-path model into the same folder: the other paths' graphs and the
-    // controller stay, and are named as not part of this export.
-    let (code, _, err) = export(&one_path_model(&dir));
+    // `inspect` names the model hash the graphs carry (tinv.model_hash, without the 0x).
+    let (code, json, err) = run(&["inspect", "--model", model_path.to_str().unwrap(), "--json"]);
     assert_eq!(code, 0, "{err}");
-    let warned: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
-    assert_eq!(warned.len(), 2, "{err}");
+    let hash = json
+        .split("\"model_hash\":\"0x")
+        .nth(1)
+        .and_then(|r| r.get(..16))
+        .unwrap_or_else(|| panic!("no model_hash in {json}"));
+    let graph = std::fs::read(out.join(format!("path.{}.onnx", cfg.depths[0]))).unwrap();
     assert!(
-        warned[0].contains("controller.onnx") && warned[1].contains("path.1.onnx"),
-        "{err}"
+        graph.windows(16).any(|w| w == hash.as_bytes()),
+        "tinv.model_hash {hash} not in the graph"
+    );
+    // Exporting a one-path model into the same folder is refused: the other paths' graphs and
+    // the controller would stay beside its own, and load as one export.
+    let (code, _, err) = export(&one_path_model(&dir));
+    assert_failed_with(
+        code,
+        &err,
+        "holds files of another export (controller.graph.onnx, controller.onnx, path.1.onnx)",
+        &"a second export",
     );
     // An empty value is refused (`--out ""` wrote into the current folder), in either form.
     let m = model_path.to_str().unwrap();

@@ -352,7 +352,9 @@ fn bad_depth_is_an_invalid_argument() {
         }
     }
     assert!(
-        onnx::controller_graph(&model, &opts).unwrap().is_none(),
+        onnx::controller_graph(&model, &opts, false)
+            .unwrap()
+            .is_none(),
         "model has no controller"
     );
 }
@@ -619,5 +621,83 @@ fn write_export_reports_bad_output_dirs_and_writes_only_what_applies() {
             "segment.1-2.onnx"
         ]
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every file name in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// An export into a folder that holds another export's files (another layout, weight mode or
+/// model: names this one does not write) is refused, naming them, and changes nothing there:
+/// the graphs of two exports loaded together would be half of each. The same export again is
+/// fine (it replaces its own files).
+#[test]
+fn an_export_over_another_is_refused_and_leaves_the_folder_as_it_was() {
+    let cfg = support::config((8, 8, 1), 4, 16, 2, 2, &[1, 2], Gelu::Erf, false);
+    let model =
+        Model::from_bytes(&support::random_model(&cfg, 5), &OpenOptions::default()).unwrap();
+    let dir = support::scratch("export-over-another");
+    let out = dir.join("onnx");
+    onnx::write_export(&model, &ExportOptions::default(), &out).unwrap();
+    let before: Vec<(String, Vec<u8>)> = listing(&out)
+        .into_iter()
+        .map(|n| (n.clone(), std::fs::read(out.join(&n)).unwrap()))
+        .collect();
+    let segments = ExportOptions {
+        layout: onnx::Layout::Segments,
+        ..ExportOptions::baked()
+    };
+    let msg = onnx::write_export(&model, &segments, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("holds files of another export (path.1.onnx, path.2.onnx, weights.f16.bin, weights.tsv)"),
+        "{msg}"
+    );
+    let after: Vec<(String, Vec<u8>)> = listing(&out)
+        .into_iter()
+        .map(|n| (n.clone(), std::fs::read(out.join(&n)).unwrap()))
+        .collect();
+    assert_eq!(after, before, "the refused export changed the folder");
+    onnx::write_export(&model, &ExportOptions::default(), &out).unwrap();
+    assert_eq!(listing(&out).len(), before.len());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// FP16 graphs of a model with a weight beyond FP16's ±65504 would answer NaN to every input
+/// (the weight rounds to infinity in the blob): refused, naming the tensor, and the folder the
+/// call created is gone again; the f32 (`--baked`) export of the same model is fine.
+#[test]
+fn fp16_export_refuses_weights_beyond_fp16_range() {
+    let cfg = support::config((8, 8, 1), 4, 16, 2, 2, &[1, 2], Gelu::Erf, false);
+    let clean = support::random_model(&cfg, 5);
+    let m = Model::from_bytes(&clean, &OpenOptions::default()).unwrap();
+    let t = m
+        .index()
+        .tensors
+        .iter()
+        .find(|t| t.name == "blk.0.fc1.bias")
+        .unwrap();
+    let mut bytes = clean.clone();
+    bytes[t.offset..t.offset + 4].copy_from_slice(&70000f32.to_le_bytes());
+    let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    let dir = support::scratch("export-fp16-range");
+    let out = dir.join("fp16");
+    let msg = onnx::write_export(&model, &ExportOptions::default(), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("'blk.0.fc1.bias' holds 70000") && msg.contains("--baked"),
+        "{msg}"
+    );
+    assert!(!out.exists(), "the folder this call created is left");
+    onnx::write_export(&model, &ExportOptions::baked(), &dir.join("baked")).unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -62,8 +62,9 @@ impl WeightBlob {
     }
 }
 
-/// Every tensor a weight input of an exported graph can name, in `.tinv` order: level-1
-/// controller, stem, then blocks and exit heads in the order a path runs them.
+/// Every tensor a weight input of an exported graph can name: level-1 controller, stem, blocks
+/// and exit heads in the order a path runs them, then `graph` mode's own policy when the model
+/// has one (last, so that its arrival moved no other tensor of the blob).
 pub(crate) fn exported_tensors(model: &Model) -> Vec<WRef> {
     let mut v = Vec::new();
     if let Some(c) = model.ctrl() {
@@ -81,6 +82,9 @@ pub(crate) fn exported_tensors(model: &Model) -> Vec<WRef> {
             // `Model` binds one exit per entry of `depths`, so `k` indexes `exits()`.
             v.extend([model.exits()[k].w, model.exits()[k].b]);
         }
+    }
+    if let Some(g) = model.ctrl().and_then(|c| c.graph) {
+        v.extend(g);
     }
     v
 }

@@ -85,8 +85,12 @@ pub enum GraphKind {
         depth: usize,
     },
     /// Level-1 controller: `features [B, F]`, `budget [B, 1]` → `pred [B, P]` (predictor
-    /// probabilities), `scores [B, P]` (start path = argmax, lowest index on ties).
-    Controller,
+    /// probabilities), `scores [B, P]` (path = argmax, lowest index on ties).
+    Controller {
+        /// `graph` mode's own up-front policy (`controller.graph.onnx`: the one path an input
+        /// runs), else `adaptive` mode's start policy (`controller.onnx`).
+        graph: bool,
+    },
 }
 
 impl ExportOptions {
@@ -291,30 +295,40 @@ pub fn exit_head_graph(model: &Model, depth: usize, opts: &ExportOptions) -> Res
 
 /// The level-1 controller graph, or `None` if the model has no controller. Features are
 /// computed on the host ([`crate::control::features_v1`]); only `opts.weights` matters here.
-pub fn controller_graph(model: &Model, opts: &ExportOptions) -> Result<Option<OnnxGraph>> {
+pub fn controller_graph(
+    model: &Model,
+    opts: &ExportOptions,
+    graph: bool,
+) -> Result<Option<OnnxGraph>> {
     check_batch(opts)?;
+    if graph && model.ctrl().is_none_or(|w| w.graph.is_none()) {
+        return Ok(None);
+    }
     let c = model.config();
     let p = c.depths.len();
-    let mut b = GraphBuilder::new(model, opts.weights, opts.batch, "tinv_controller");
+    let name = if graph {
+        "tinv_graph_controller"
+    } else {
+        "tinv_controller"
+    };
+    let mut b = GraphBuilder::new(model, opts.weights, opts.batch, name);
     let feats = b.batched_input("features", &[feature_len(c.channels)]);
     let budget = b.batched_input("budget", &[1]);
     b.batched_output("pred", &[p]);
     b.batched_output("scores", &[p]);
-    if !vit::controller(&mut b, &feats, &budget, "pred", "scores") {
+    if !vit::controller(&mut b, &feats, &budget, "pred", "scores", graph) {
         return Ok(None);
     }
-    finish(
-        model,
-        GraphKind::Controller,
-        "controller.onnx".into(),
-        opts,
-        b,
-    )
-    .map(Some)
+    let file = if graph {
+        "controller.graph.onnx"
+    } else {
+        "controller.onnx"
+    };
+    finish(model, GraphKind::Controller { graph }, file.into(), opts, b).map(Some)
 }
 
 /// Every graph of `opts.layout`: per path (or per segment plus exit heads), then the controller
-/// if the model has one.
+/// if the model has one (and `graph` mode's, if it has its own policy).
 pub fn export_graphs(model: &Model, opts: &ExportOptions) -> Result<Vec<OnnxGraph>> {
     let mut out = Vec::new();
     each_graph(model, opts, |g| {
@@ -334,7 +348,7 @@ fn each_graph(
     if opts.weights == WeightMode::Fp16Inputs {
         check_fp16_range(model.config())?;
     }
-    check_finite(model)?;
+    check_finite(model, opts.weights == WeightMode::Fp16Inputs)?;
     for &depth in &model.config().depths {
         match opts.layout {
             Layout::PerPath => f(path_graph(model, depth, opts)?)?,
@@ -344,20 +358,34 @@ fn each_graph(
             }
         }
     }
-    if let Some(g) = controller_graph(model, opts)? {
-        f(g)?;
+    for graph in [false, true] {
+        if let Some(g) = controller_graph(model, opts, graph)? {
+            f(g)?;
+        }
     }
     Ok(())
 }
 
-/// Refuses weights of the exported graphs that are not finite. The runtime opens such a file
-/// and fails each call ([`Error::Numeric`]); graphs written from it would answer NaN to every
-/// input instead, in ONNX Runtime or TensorRT, without an error.
-fn check_finite(model: &Model) -> Result<()> {
+/// Refuses weights of the exported graphs that are not finite, or (`fp16`, weights that the
+/// FP16 blob holds) beyond FP16's ±65504, which round to infinity there. The runtime opens such
+/// a file and fails each call ([`Error::Numeric`]), or computes in f32; graphs written from it
+/// would answer NaN to every input instead, in ONNX Runtime or TensorRT, without an error.
+fn check_finite(model: &Model, fp16: bool) -> Result<()> {
     for r in super::blob::exported_tensors(model) {
         if let Some((i, v)) = model.w(r).iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::InvalidArgument(format!(
                 "tensor '{}' holds {v} at element {i}: graphs exported from it would answer NaN",
+                model.w_name(r)
+            )));
+        }
+        if !fp16 {
+            continue;
+        }
+        let max = f32::from(half::f16::MAX);
+        if let Some((i, v)) = model.w(r).iter().enumerate().find(|(_, v)| v.abs() > max) {
+            return Err(Error::InvalidArgument(format!(
+                "tensor '{}' holds {v} at element {i}, beyond FP16's ±{max}: its FP16 graphs \
+                 would answer NaN; export f32 graphs (--baked) instead",
                 model.w_name(r)
             )));
         }
@@ -386,11 +414,26 @@ pub const WEIGHTS_FILE: &str = "weights.f16.bin";
 /// File name of its binding table ([`super::WeightBlob::table_text`]).
 pub const BINDINGS_FILE: &str = "weights.tsv";
 
+/// Whether `name` is a file name an export writes (so that one found in an export's folder and
+/// not written by it belongs to another export).
+fn is_export_file(name: &str) -> bool {
+    name == WEIGHTS_FILE
+        || name == BINDINGS_FILE
+        || (name.ends_with(".onnx")
+            && ["path.", "segment.", "exit.", "controller."]
+                .iter()
+                .any(|p| name.starts_with(p)))
+}
+
 /// Writes every graph of `opts` into `dir` (created if missing) and, for FP16 weight inputs,
-/// the weight blob and its binding table. Returns the files written. A graph over protobuf's
-/// 2 GiB limit ([`MAX_ONNX_BYTES`], only baked graphs of very large models) is an
-/// `InvalidArgument` error; `dir` existing as a file, or not creatable, an `Io` error. On an
-/// error the files this call wrote are removed again: half an export would load as a whole one.
+/// the weight blob and its binding table. Returns the files written. Every file is written
+/// under a temporary name first and renamed into place only once all are written, so an error
+/// (a full disk) leaves `dir` as it was (and removes it if this call created it): half an
+/// export would load as a whole one. For the same reason a `dir` holding files of another
+/// export (other paths, layout or model: names this one does not write) is refused, naming
+/// them. A graph over protobuf's 2 GiB limit ([`MAX_ONNX_BYTES`], only baked graphs of very
+/// large models) is an `InvalidArgument` error; `dir` existing as a file, or not creatable, an
+/// `Io` error.
 pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -402,15 +445,17 @@ pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<V
             "exists and is not a directory",
         )));
     }
+    let created = !dir.exists();
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut written = Vec::new();
+    // (temporary, final) for each file, in the order written.
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
         // A FIFO left under the name would block the write forever, a device swallow it.
         // Its message names the file (or the file a link there ends at).
         let path = crate::files::write_destination(&dir.join(name))
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        std::fs::write(&path, bytes).map_err(io(&path))?;
-        written.push(path);
+        let tmp = crate::files::write_staged(&path, bytes).map_err(io(&path))?;
+        staged.push((tmp, path));
         Ok(())
     };
     let mut all = || -> Result<()> {
@@ -422,15 +467,42 @@ pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<V
         }
         Ok(())
     };
-    match all() {
-        Ok(()) => Ok(written),
-        Err(e) => {
-            for f in &written {
-                let _ = std::fs::remove_file(f);
-            }
-            Err(e)
+    let result = all().and_then(|()| {
+        let ours: Vec<_> = staged.iter().map(|(_, p)| p.file_name()).collect();
+        let mut others: Vec<String> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .filter(|n| !ours.contains(&Some(n.as_os_str())))
+            .filter_map(|n| n.into_string().ok())
+            .filter(|n| is_export_file(n))
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        others.sort();
+        Err(Error::InvalidArgument(format!(
+            "{} holds files of another export ({}): remove them, or export into an empty folder",
+            dir.display(),
+            others.join(", ")
+        )))
+    });
+    let result = result.and_then(|()| {
+        for (tmp, path) in &staged {
+            std::fs::rename(tmp, path).map_err(io(path))?;
+        }
+        Ok(staged.iter().map(|(_, p)| p.clone()).collect())
+    });
+    if result.is_err() {
+        for (tmp, _) in &staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+        if created {
+            // Only if empty: nothing of anyone else's is removed.
+            let _ = std::fs::remove_dir(dir);
         }
     }
+    result
 }
 
 #[cfg(test)]
@@ -494,7 +566,7 @@ mod tests {
                 path_graph(&m, 2, &o).map(|_| ()),
                 segment_graph(&m, 2, &o).map(|_| ()),
                 exit_head_graph(&m, 2, &o).map(|_| ()),
-                controller_graph(&m, &o).map(|_| ()),
+                controller_graph(&m, &o, false).map(|_| ()),
                 export_graphs(&m, &o).map(|_| ()),
             ];
             for r in results {

@@ -25,7 +25,8 @@
 //! | `path.{d}.onnx` | [`GraphKind::Path`]: `pixels` → `logits` (layout `per-path`) |
 //! | `segment.{a}-{b}.onnx` | [`GraphKind::Segment`]: blocks `a..b`, `pixels` (a = 0) or `hidden.{a}` → `hidden.{b}` |
 //! | `exit.{d}.onnx` | [`GraphKind::ExitHead`]: `hidden.{d}` → `logits` |
-//! | `controller.onnx` | [`GraphKind::Controller`]: `features`, `budget` → `pred`, `scores` |
+//! | `controller.onnx` | [`GraphKind::Controller`]: `features`, `budget` → `pred`, `scores`; `adaptive` mode's start path |
+//! | `controller.graph.onnx` | the same for `graph` mode's own up-front policy (the one path an input runs), when the model has one |
 //! | `weights.f16.bin`, `weights.tsv` | FP16 weight blob and binding table (FP16-input graphs only) |
 //!
 //! Every graph carries `metadata_props` `tinv.model_hash` (hex, [`crate::Model::model_hash`]: tensors

@@ -210,13 +210,15 @@ pub(crate) fn exit_head(b: &mut GraphBuilder, k: usize, x: &str, ln: LnFlavour, 
 }
 
 /// The level-1 controller on `features` `[B, F]` and `budget` `[B, 1]`: writes the predictor's
-/// probabilities to `pred_out` and the policy's scores (start path = argmax) to `scores_out`.
+/// probabilities to `pred_out` and the policy's scores (path = argmax) to `scores_out`; the
+/// policy is `graph` mode's own when `graph` and the model has one, else the start policy.
 pub(crate) fn controller(
     b: &mut GraphBuilder,
     features: &str,
     budget: &str,
     pred_out: &str,
     scores_out: &str,
+    graph: bool,
 ) -> bool {
     let Some(w) = b.model().ctrl().copied() else {
         return false;
@@ -229,13 +231,14 @@ pub(crate) fn controller(
     let q = linear(b, &h, &w2, &b2);
     let softmax = vec![Attribute::int("axis", -1)];
     let pred = b.op_out("Softmax", &[&q], softmax, pred_out);
-    b.scope("ctrl.policy");
+    let own = graph && w.graph.is_some();
+    b.scope(if own { "ctrl.graph" } else { "ctrl.policy" });
     let z = b.op(
         "Concat",
         &[&features, &pred, &budget],
         vec![Attribute::int("axis", 1)],
     );
-    let [w1, b1, w2, b2] = w.policy.map(|r| b.weight(r));
+    let [w1, b1, w2, b2] = w.up_front(graph).0.map(|r| b.weight(r));
     let h = linear(b, &z, &w1, &b1);
     let h = b.op("Relu", &[&h], vec![]);
     let s = b.op("MatMul", &[&h, &w2], vec![]);

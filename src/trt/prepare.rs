@@ -124,7 +124,7 @@ pub fn prepare(
                     p.engines.push(name.clone());
                 }
             }
-            GraphKind::Controller => continue, // runs on the host
+            GraphKind::Controller { .. } => continue, // runs on the host
         }
         let file = onnx_dir.join(&g.file_name);
         std::fs::write(&file, &g.bytes)
@@ -305,7 +305,7 @@ mod tests {
             let graphs = onnx::export_graphs(&m, &export_options(trt, layout)).unwrap();
             let built: Vec<_> = graphs
                 .iter()
-                .filter(|g| g.kind != GraphKind::Controller)
+                .filter(|g| !matches!(g.kind, GraphKind::Controller { .. }))
                 .collect();
             assert_eq!(built.len(), req.engines.len());
             for (g, e) in built.iter().zip(&req.engines) {

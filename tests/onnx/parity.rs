@@ -109,6 +109,7 @@ enum Check {
     },
     Controller {
         opts: ExportOptions,
+        graph: bool,
         pred: PathBuf,
         scores: PathBuf,
     },
@@ -189,21 +190,31 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                         file: out,
                     });
                 }
-                GraphKind::Controller => {
+                GraphKind::Controller { graph } => {
                     job.inputs
                         .push(("features".into(), dir.join("features.npy")));
                     job.inputs.push(("budget".into(), dir.join("budget.npy")));
-                    let (pred, scores) = (sub.join("pred.npy"), sub.join("scores.npy"));
+                    let tag = if graph { ".graph" } else { "" };
+                    let pred = sub.join(format!("pred{tag}.npy"));
+                    let scores = sub.join(format!("scores{tag}.npy"));
                     job.outputs.push(("pred".into(), pred.clone()));
                     job.outputs.push(("scores".into(), scores.clone()));
-                    checks.push(Check::Controller { opts, pred, scores });
+                    checks.push(Check::Controller {
+                        opts,
+                        graph,
+                        pred,
+                        scores,
+                    });
                 }
             }
             jobs.push(job);
         }
     }
-    // Each path (and the controller when present) checked in each of the 8 flavours.
-    let graphs_per_flavour = c.depths.len() + usize::from(model.ctrl().is_some());
+    // Each path (and each controller when present) checked in each of the 8 flavours.
+    let graphs_per_flavour = c.depths.len()
+        + model
+            .ctrl()
+            .map_or(0, |w| 1 + usize::from(w.graph.is_some()));
     assert_eq!(checks.len(), 8 * graphs_per_flavour);
     check_weights_are_inputs(&sizes);
     run_ort(&py, &dir, &jobs);
@@ -273,7 +284,12 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                     }
                 }
             }
-            Check::Controller { opts, pred, scores } => {
+            Check::Controller {
+                opts,
+                graph,
+                pred,
+                scores,
+            } => {
                 let (_, p) = read_f32(pred);
                 let (_, s) = read_f32(scores);
                 let w = if opts.weights == WeightMode::Baked {
@@ -285,9 +301,11 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                 let mut scratch = CtrlScratch::new(&model);
                 let cw = model.ctrl().unwrap();
                 for i in 0..batch {
-                    let (rp, rs) = reference::controller(w, &feats[i * f..(i + 1) * f], budgets[i]);
+                    let phi = &feats[i * f..(i + 1) * f];
+                    let (rp, rs) = reference::controller(w, phi, budgets[i], *graph);
                     let (op, os) = (&p[i * np..(i + 1) * np], &s[i * np..(i + 1) * np]);
-                    let what = format!("{test} {} controller input {i}", label(opts));
+                    let mode = if *graph { "graph" } else { "adaptive" };
+                    let what = format!("{test} {} {mode} controller input {i}", label(opts));
                     // f32 arithmetic in baked graphs; FP16 arithmetic in FP16 graphs (relative
                     // to the probabilities' 1 and to the largest |score|).
                     let (tol_p, tol_s) = match opts.weights {
@@ -309,8 +327,8 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                         // The runtime's own controller picks the same start path (unless the
                         // top two scores are too close to call at f32 precision).
                         let img = &images[i * per..(i + 1) * per];
-                        let start =
-                            decide_start(&model, cw, img, budgets[i], false, &mut scratch).unwrap();
+                        let start = decide_start(&model, cw, img, budgets[i], *graph, &mut scratch)
+                            .unwrap();
                         let mut sorted = rs.clone();
                         sorted.sort_by(|a, b| b.total_cmp(a));
                         if sorted.len() < 2 || sorted[0] - sorted[1] > 1e-4 {
@@ -322,7 +340,11 @@ pub fn check_model(test: &str, bytes: &[u8], images: &[f32], batch: usize) -> Op
                         );
                     }
                 }
-                eprintln!("  {test} {} controller: pred and scores agree", label(opts));
+                eprintln!(
+                    "  {test} {} {} controller: pred and scores agree",
+                    label(opts),
+                    if *graph { "graph" } else { "adaptive" }
+                );
             }
         }
     }

@@ -165,8 +165,9 @@ pub fn forward(w: &Weights, image: &[f32], depth: usize) -> Vec<f64> {
     affine(&layer_norm(&tokens[0], eps), &w.get(e.w), &w.get(e.b))
 }
 
-/// Level-1 controller for one feature vector φ and budget λ: (predictor probabilities, scores).
-pub fn controller(w: &Weights, phi: &[f32], budget: f32) -> (Vec<f64>, Vec<f64>) {
+/// Level-1 controller for one feature vector φ and budget λ: (predictor probabilities, scores),
+/// the scores of `graph` mode's own policy when `graph` and the model has one.
+pub fn controller(w: &Weights, phi: &[f32], budget: f32, graph: bool) -> (Vec<f64>, Vec<f64>) {
     let cw = w.model.ctrl().expect("test model has a controller");
     let phi: Vec<f64> = phi.iter().map(|v| f64::from(*v)).collect();
     let mlp = |x: &[f64], r: [WRef; 4]| {
@@ -180,6 +181,6 @@ pub fn controller(w: &Weights, phi: &[f32], budget: f32) -> (Vec<f64>, Vec<f64>)
     let mut z = phi.clone();
     z.extend(&pred);
     z.push(f64::from(budget));
-    let scores = mlp(&z, cw.policy);
+    let scores = mlp(&z, cw.up_front(graph).0);
     (pred, scores)
 }

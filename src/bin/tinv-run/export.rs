@@ -2,7 +2,6 @@
 
 use crate::args::Args;
 use crate::model_path;
-use std::path::Path;
 use tinv::onnx::{ExportOptions, Layout, LnFlavour, WeightMode};
 
 pub const HELP: &str = "\
@@ -15,7 +14,8 @@ USAGE:
 OPTIONS:
     --model M        .tinv file or package directory (default: $TINV_MODEL, else
                      the engines/fmnist package; see tinv-run --help)
-    --out DIR        output directory (created if missing)
+    --out DIR        output directory (created if missing); files of another export there
+                     (names this one does not write) are refused, never mixed in
     --layout L       per-path (default): path.<depth>.onnx, pixels → logits;
                      segments: segment.<a>-<b>.onnx, blocks a..b, pixels (a = 0) or hidden.<a>
                      → hidden.<b>, plus exit.<d>.onnx, hidden.<d> → logits, per path
@@ -33,7 +33,9 @@ OPTIONS:
     --verify         check every tensor checksum and device copy when opening the model
 
 Inputs are raw pixels in [0, 1] (`pixels`, [batch, C, H, W]); the graphs normalize them. A
-model with a controller also gets controller.onnx (features, budget → pred, scores).
+model with a controller also gets controller.onnx (features, budget → pred, scores: adaptive
+mode's start path), and controller.graph.onnx (the same for graph mode's one path) when it has
+its own graph policy.
 ";
 
 pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
@@ -73,28 +75,5 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
         outln!("wrote {} ({size} bytes)", f.display());
     }
-    // Graphs of an earlier export (another model, another layout) stay beside the new ones and
-    // would be loaded with them: say so rather than delete files this run did not write.
-    for stale in stale_files(out, &files) {
-        errln!(
-            "warning: {} is not part of this export (left from an earlier one?)",
-            stale.display()
-        );
-    }
     Ok(())
-}
-
-/// `.onnx` and `.bin` files in `dir` that are not among `written`.
-fn stale_files(dir: &Path, written: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(p.extension().and_then(|e| e.to_str()), Some("onnx" | "bin"))
-                && !written.iter().any(|w| w.file_name() == p.file_name())
-        })
-        .collect();
-    v.sort();
-    v
 }

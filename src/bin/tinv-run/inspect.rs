@@ -25,7 +25,9 @@ OPTIONS:
                    {features, default_budget} or null}, paths [{depth, flops, weight_bytes}],
                    controller_flops, controller_flops_graph, controller_weight_bytes,
                    controller_weight_bytes_graph (0 without a controller),
-                   arena_bytes, arena_lower_bound_bytes, kernel, metadata {key: value} (an
+                   arena_bytes, arena_lower_bound_bytes, kernel, model_hash (hex string: the
+                   tinv.model_hash of its ONNX graphs and the model_hash of its TensorRT
+                   manifests), metadata {key: value} (an
                    integer above 2^53, such as tinv.content_hash, as a decimal string),
                    tensors [{name, dtype, shape, offset (from the file's start), bytes}]
                    (always, --tensors or not)
@@ -156,6 +158,10 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
                 Json::Int(session.arena_lower_bound_bytes() as u64),
             )
             .set("kernel", Json::Str(tinv::cpu::gemm::kernel_name().into()))
+            .set(
+                "model_hash",
+                Json::Str(format!("{:#018x}", model.model_hash())),
+            )
             .set("metadata", meta)
             .set("tensors", tensors);
         outln!("{}", j.render());
@@ -172,6 +178,11 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         idx.meta.str("tinv.producer").unwrap_or("?")
     );
     outln!("content hash  {:#018x}", model.content_hash());
+    // What exported ONNX graphs (tinv.model_hash) and TensorRT manifests record.
+    outln!(
+        "model hash    {:#018x} (tensors and configuration; in ONNX exports and engine manifests)",
+        model.model_hash()
+    );
     // Checked at open whenever present (a file that opened has the right one).
     match idx.meta.u64(tinv::format::META_HASH_KEY) {
         Some(h) => outln!("meta hash     {h:#018x} (checked at open)"),
