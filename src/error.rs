@@ -81,5 +81,6 @@ impl fmt::Display for Error {
 /// reachable as the variant's field (`Error::Io { source, .. }` for its `io::ErrorKind`).
 impl std::error::Error for Error {}
 
-/// Shorthand for this crate's results.
-pub type Result<T> = std::result::Result<T, Error>;
+/// Shorthand for this crate's results (the error type a default, so that `use tinv::*` leaves
+/// `Result<T, E>` usable).
+pub type Result<T, E = Error> = std::result::Result<T, E>;

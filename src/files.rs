@@ -160,11 +160,15 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// The first half of [`replace_atomically`]: writes and syncs `bytes` to a temporary file of
-/// our own beside `path` and returns its name, for the caller to rename over `path` (or
-/// remove); on failure nothing is left.
+/// our own beside `path` (`<name>.<pid>.<n>.partial`) and returns its name, for the caller to
+/// rename over `path` (or remove); on failure nothing is left.
 pub fn write_staged(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    // The process id and a count: two writes of the same file in one process (two threads
+    // exporting into one folder) must not take each other's temporary for a stale one.
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.partial", std::process::id()));
+    name.push(format!(".{}.{n}.partial", std::process::id()));
     let tmp = path.with_file_name(name);
     let written = (|| {
         match std::fs::remove_file(&tmp) {

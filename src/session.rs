@@ -18,10 +18,13 @@ use std::time::Instant;
 #[non_exhaustive]
 pub enum Mode {
     /// Level 1 picks the start path, then the layer-wise policy may continue at each exit.
+    /// Reads the budget λ. A model without a controller runs its deepest path.
     Adaptive,
     /// Level 1 only: one path per input, decided before it runs (what a GPU graph launch wants).
+    /// Reads the budget λ. A model without a controller runs its deepest path.
     Graph,
-    /// Baseline: start at the shallowest path, continue while the exit's max softmax < τ.
+    /// Baseline: start at the shallowest path, continue while the exit's max softmax < τ (the
+    /// budget λ is not read).
     /// τ = 1 still stops at an exit that is certain in f32 (max softmax exactly 1: one class,
     /// or a top logit about 17 above the rest).
     Threshold(f32),
@@ -80,11 +83,17 @@ impl std::fmt::Display for Mode {
 pub struct SessionOptions {
     /// Most inputs per call (the arena is sized for it). ≥ 1.
     pub max_batch: usize,
-    /// Threads for matrix products and attention (1 = run on the caller only).
+    /// Threads for matrix products and attention (1 = run on the caller only). Each worker spins
+    /// for up to 1 ms after a job before it parks, so that the next kernel of the same call
+    /// starts without a wake-up: count that time when sharing cores with other work.
     pub threads: usize,
     /// Path selection.
     pub mode: Mode,
-    /// Budget λ ∈ [0, 1]; `None` = the model's default.
+    /// Budget λ ∈ [0, 1], the price of compute in the controller's reward (the FLOPs of a path
+    /// as a fraction of full depth, against 1 for a right answer): 0 buys accuracy at any
+    /// cost, higher values stop earlier and spend less. `None` = the default the model file
+    /// carries (chosen on a validation split when it was trained). Read by [`Mode::Adaptive`]
+    /// and [`Mode::Graph`]; see [`crate::control`].
     pub budget: Option<f32>,
     /// CPU, TensorRT, or TensorRT when its engines are usable (`auto`).
     pub backend: Backend,
@@ -422,7 +431,15 @@ impl Session {
     }
 
     /// Runs `batch` raw inputs (CHW, values in [0, 1], `batch × C × H × W` floats) with the
-    /// session's mode and budget; writes `batch × classes` logits.
+    /// session's mode and budget; writes `batch × classes` logits to the start of `logits`
+    /// (which may be longer; the rest is not touched).
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a batch of 0 or above `max_batch`, an input of another length or
+    /// holding a NaN or an infinity, or a `logits` buffer too short; `Numeric` when the logits or
+    /// the controller's outputs come out non-finite; `Backend` when TensorRT fails. After an
+    /// error the contents of `logits` are unspecified (the C ABI leaves its buffer untouched),
+    /// and [`Session::last_stats`] is empty.
     pub fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32]) -> Result<&[Stats]> {
         self.run(input, batch, logits, Policy::Mode(self.mode))
     }

@@ -304,7 +304,7 @@ fn quiet_panics() {
 /// failure as the thread's last error, clears it on success. Meanwhile the thread's POSIX
 /// cancellation is disabled: a cancel that arrives then takes effect at the thread's first
 /// cancellation point after the call (glibc's forced unwind cannot pass through Rust frames: it
-/// would abort the process), and a panic goes to the log ([`quiet_panics`]).
+/// would abort the process), and a panic goes to the log (`quiet_panics`).
 pub fn boundary(function: &str, body: impl FnOnce() -> Result<(), Fail>) -> Status {
     quiet_panics();
     let _inside = Inside::enter();

@@ -18,24 +18,34 @@ pub struct PathCost {
     pub exit_flops: u64,
 }
 
-/// FLOPs of the stem (patch embedding).
-pub fn stem_flops(c: &Config) -> u64 {
-    2 * (c.patches() * c.channels * c.patch * c.patch * c.dim) as u64
+/// The product of `factors`, saturating at `u64::MAX`: a [`Config`] built by hand (not read
+/// from a file, whose limits keep these small) must not overflow into a panic or a wrap.
+fn product(factors: &[usize]) -> u64 {
+    factors
+        .iter()
+        .fold(1u64, |a, &f| a.saturating_mul(f as u64))
 }
 
-/// FLOPs of one encoder block.
+/// FLOPs of the stem (patch embedding).
+pub fn stem_flops(c: &Config) -> u64 {
+    product(&[2, c.patches(), c.channels, c.patch, c.patch, c.dim])
+}
+
+/// FLOPs of one encoder block (saturating, as every function here).
 pub fn block_flops(c: &Config) -> u64 {
-    let (n, d, h) = (c.tokens() as u64, c.dim as u64, c.mlp_hidden as u64);
-    let qkv = 2 * n * d * 3 * d;
-    let attn = 2 * 2 * n * n * d; // scores and weighted values, all heads
-    let proj = 2 * n * d * d;
-    let mlp = 2 * 2 * n * d * h;
-    qkv + attn + proj + mlp
+    let (n, d, h) = (c.tokens(), c.dim, c.mlp_hidden);
+    let qkv = product(&[2, n, d, 3, d]);
+    let attn = product(&[2, 2, n, n, d]); // scores and weighted values, all heads
+    let proj = product(&[2, n, d, d]);
+    let mlp = product(&[2, 2, n, d, h]);
+    qkv.saturating_add(attn)
+        .saturating_add(proj)
+        .saturating_add(mlp)
 }
 
 /// FLOPs of one exit head.
 pub fn exit_flops(c: &Config) -> u64 {
-    2 * (c.dim * c.classes) as u64
+    product(&[2, c.dim, c.classes])
 }
 
 /// FLOPs of the up-front controller (features, predictor, the mode's up-front policy: `graph`
@@ -61,8 +71,28 @@ pub fn path_costs(c: &Config) -> Vec<PathCost> {
         .iter()
         .map(|&depth| PathCost {
             depth,
-            backbone_flops: stem_flops(c) + depth as u64 * block_flops(c) + exit_flops(c),
+            backbone_flops: stem_flops(c)
+                .saturating_add((depth as u64).saturating_mul(block_flops(c)))
+                .saturating_add(exit_flops(c)),
             exit_flops: exit_flops(c),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod saturation_tests {
+    use super::*;
+
+    /// A configuration built by hand, far beyond what a file may hold: the counts saturate
+    /// instead of panicking (debug) or wrapping (release).
+    #[test]
+    fn absurd_configurations_saturate() {
+        let mut c = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        assert_eq!(exit_flops(&c), 2 * 16 * 3);
+        c.dim = 1 << 40;
+        c.mlp_hidden = 1 << 40;
+        assert_eq!(block_flops(&c), u64::MAX);
+        assert_eq!(path_costs(&c)[1].backbone_flops, u64::MAX);
+        assert_eq!(exit_flops(&c), (2 * 3) << 40);
+    }
 }

@@ -193,16 +193,28 @@ impl Handles {
         t
     }
 
-    /// Forgets `ctx` and passes it to `free` once no call uses it; false (and `free` not called)
-    /// when it is not live.
+    /// Passes `ctx` to `free` once no call uses it, then forgets it; false (and `free` not
+    /// called) when it is not live. The entry stays, counted as in use, while `free` runs: a
+    /// free of its engine meanwhile waits, so the engine is never destroyed before it.
     pub(crate) fn free_context(&self, ctx: usize, free: impl FnOnce(usize)) -> bool {
         let mut t = self.lock();
         if !self.kill(&mut t, Handle::Context(ctx)) {
             return false;
         }
         let mut t = self.wait_until(t, |t| t.contexts.get(&ctx).is_none_or(|(_, e)| e.busy == 0));
-        t.contexts.remove(&ctx);
+        if let Some((_, e)) = t.contexts.get_mut(&ctx) {
+            e.busy = 1;
+        }
         drop(t);
+        // Forgotten (and the waiters told) even if `free` panics.
+        struct Forget<'a>(&'a Handles, usize);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.lock().contexts.remove(&self.1);
+                self.0.released.notify_all();
+            }
+        }
+        let _forget = Forget(self, ctx);
         free(ctx);
         true
     }
@@ -409,6 +421,31 @@ mod tests {
         assert!(freer.join().unwrap());
         assert_eq!(*log.lock().unwrap(), [("ctx", 0x20), ("engine", 0x100)]);
         assert!(h.with_context(0x20, || Ok(())).is_err());
+    }
+
+    #[test]
+    fn an_engine_free_waits_for_a_context_free_under_way() {
+        let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
+        let log: Log = Arc::default();
+        let (started, wait_started) = mpsc::channel();
+        let (finish, wait_finish) = mpsc::channel::<()>();
+        let (h1, l1) = (Arc::clone(&h), Arc::clone(&log));
+        let ctx_free = std::thread::spawn(move || {
+            h1.free_context(0x10, |c| {
+                started.send(()).unwrap();
+                let _ = wait_finish.recv_timeout(PATIENCE);
+                l1.lock().unwrap().push(("ctx", c));
+            })
+        });
+        wait_started.recv().unwrap();
+        let (h2, l2, l3) = (Arc::clone(&h), logger(&log, "ctx"), logger(&log, "engine"));
+        let engine_free = std::thread::spawn(move || h2.free_engine(0x100, l2, l3));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(log.lock().unwrap().is_empty(), "the engine went first");
+        finish.send(()).unwrap();
+        assert!(ctx_free.join().unwrap());
+        assert!(engine_free.join().unwrap());
+        assert_eq!(*log.lock().unwrap(), [("ctx", 0x10), ("engine", 0x100)]);
     }
 
     #[test]

@@ -180,7 +180,8 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     outln!("content hash  {:#018x}", model.content_hash());
     // What exported ONNX graphs (tinv.model_hash) and TensorRT manifests record.
     outln!(
-        "model hash    {:#018x} (tensors and configuration; in ONNX exports and engine manifests)",
+        "model hash    {:#018x} (tensors and configuration; tinv.model_hash of ONNX exports, \
+         without the 0x, and model_hash of engine manifests)",
         model.model_hash()
     );
     // Checked at open whenever present (a file that opened has the right one).
