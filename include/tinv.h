@@ -99,7 +99,8 @@ typedef enum tinv_status {
                                          is missing or refused: rebuild them (`tinv-run build`);
                                          tinv_last_error() names the field or the plan */
 
-    TINV_ERR_OUT_OF_MEMORY = 400,     /* host memory for a session could not be allocated */
+    TINV_ERR_OUT_OF_MEMORY = 400,     /* host memory for a session, or for an f16 model's f32
+                                          copies, could not be allocated */
     /* Internal errors (bugs in tinv; please report them with tinv_last_error()). */
     TINV_ERR_PANIC = 900,             /* a Rust panic was caught at the boundary */
     TINV_ERR_INTERNAL = 901,          /* an internal invariant failed */
@@ -213,7 +214,8 @@ tinv_model_options tinv_model_options_default(void);
  * TINV_ERR_ENGINES_STALE (TENSORRT, engines built for another model, TensorRT or GPU, or a
  * plan missing or refused),
  * TINV_ERR_IO (also when `path` is a directory), TINV_ERR_FORMAT, TINV_ERR_CHECKSUM,
- * TINV_ERR_MODEL, TINV_ERR_OUT_OF_HANDLES. */
+ * TINV_ERR_MODEL, TINV_ERR_OUT_OF_MEMORY (an f16 model's tensors widened to f32 on the host),
+ * TINV_ERR_OUT_OF_HANDLES. */
 tinv_status tinv_model_open(const char *path, const tinv_model_options *options, tinv_model **out);
 
 /* As tinv_model_open, from `len` bytes at `data`, which are copied: the caller may free `data`

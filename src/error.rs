@@ -40,7 +40,8 @@ pub enum Error {
     /// field or the plan, and the fix). Rebuilding them (`tinv-run build`) fixes it; a program
     /// can do that on its own.
     EnginesStale(String),
-    /// Host memory for a session (its arena or batch-sized buffers) could not be allocated.
+    /// Host memory for a session (its arena or batch-sized buffers), or for the f32 copies of an
+    /// f16 model's tensors, could not be allocated.
     OutOfMemory(String),
     /// The logits, or the controller's outputs, came out NaN or infinite: an input far outside
     /// [0, 1] (finite, so it passed the input check), or a model file with non-finite weights.

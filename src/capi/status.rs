@@ -49,7 +49,8 @@ pub enum Status {
     Backend = 301,
     /// The TensorRT engines were built for another model, TensorRT, GPU or exporter: rebuild.
     EnginesStale = 302,
-    /// Host memory for a session (its arena or batch-sized buffers) could not be allocated.
+    /// Host memory for a session (its arena or batch-sized buffers), or for the f32 copies of an
+    /// f16 model's tensors, could not be allocated.
     OutOfMemory = 400,
     /// A Rust panic was caught at the boundary (a bug in tinv; please report it).
     Panic = 900,

@@ -79,11 +79,20 @@ impl Binder<'_> {
             DType::F32 => None,
             DType::F16 => {
                 let raw = &self.bytes[t.offset..t.offset + t.nbytes];
-                Some(
+                // Reserved fallibly: a copy the machine cannot hold is an error, not an abort.
+                let mut wide: Vec<f32> = Vec::new();
+                wide.try_reserve_exact(raw.len() / 2).map_err(|_| {
+                    Error::OutOfMemory(format!(
+                        "{}: tensor '{name}' needs {} bytes as f32",
+                        self.path.display(),
+                        raw.len() * 2
+                    ))
+                })?;
+                wide.extend(
                     raw.chunks_exact(2)
-                        .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
-                        .collect::<Box<[f32]>>(),
-                )
+                        .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()),
+                );
+                Some(wide.into_boxed_slice())
             }
         };
         self.slots.push(Slot {

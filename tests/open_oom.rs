@@ -1,0 +1,90 @@
+//! Opening an f16 model widens its tensors to f32 on the host; an allocation the machine
+//! refuses there is `Error::OutOfMemory`, not an abort (the C ABI promises a status, never a
+//! crash). The child process of this test, whose heap is fresh, caps its address space just
+//! above what it holds plus the mapping of the model file, so that the widened tensors (twice
+//! the file) cannot be allocated.
+
+use std::process::Command;
+use tinv::{format::DType, synth, Model, OpenOptions};
+
+const CHILD: &str = "TINV_TEST_OPEN_OOM_CHILD";
+
+#[cfg(target_os = "linux")]
+#[repr(C)]
+struct Rlimit {
+    cur: u64,
+    max: u64,
+}
+
+#[cfg(target_os = "linux")]
+extern "C" {
+    fn setrlimit(resource: i32, limit: *const Rlimit) -> i32;
+}
+
+/// `RLIMIT_AS` in Linux's generic resource numbers (x86_64, aarch64).
+#[cfg(target_os = "linux")]
+const RLIMIT_AS: i32 = 9;
+
+/// The process's virtual size in bytes (first field of /proc/self/statm, in pages of 4 KiB).
+fn virtual_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().next().unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[cfg(target_os = "linux")]
+fn child(path: &std::path::Path) {
+    let file = std::fs::metadata(path).unwrap().len();
+    // Room for the file's mapping and a little more, not for the widened tensors.
+    let limit = virtual_bytes() + file + (4 << 20);
+    let cap = Rlimit {
+        cur: limit,
+        max: limit,
+    };
+    // SAFETY: a valid pointer to a plain struct; lowers this process's own limit.
+    assert_eq!(unsafe { setrlimit(RLIMIT_AS, &cap) }, 0);
+    match Model::open(path, &OpenOptions::default()) {
+        Err(tinv::Error::OutOfMemory(m)) => println!("refused: {m}"),
+        Err(e) => println!("other error: {e}"),
+        Ok(_) => println!("opened"),
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn an_f16_model_too_big_to_widen_is_out_of_memory_not_an_abort() {
+    if let Some(path) = std::env::var_os(CHILD) {
+        child(path.as_ref());
+        return;
+    }
+    // 512 wide, MLP 2048: 12.6 MB in f16, 25 MB widened.
+    let cfg = synth::config(32, 1, 8, 512, 2, 8, 10, &[1, 2], false);
+    let path = std::env::temp_dir().join(format!("tinv-oom-{}.tinv", std::process::id()));
+    std::fs::write(&path, synth::random_model(&cfg, 3, DType::F16)).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "an_f16_model_too_big_to_widen_is_out_of_memory_not_an_abort",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, &path)
+        // glibc: large blocks from fresh mappings (a fixed threshold), so that the widened
+        // tensors cannot come from memory the process already reserved.
+        .env("MALLOC_MMAP_THRESHOLD_", "131072")
+        .env("MALLOC_ARENA_MAX", "1")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the child died ({:?}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("refused: ") && stdout.contains("needs"),
+        "{stdout}"
+    );
+}
