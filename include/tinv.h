@@ -350,7 +350,8 @@ typedef struct tinv_stats {
 tinv_status tinv_session_last_stats(tinv_session *session, tinv_stats *stats, size_t stats_len,
                                     size_t *count);
 
-/* Bytes of the session's arena (all activations of the largest path at max_batch).
+/* Bytes of the session's host arena (all activations of the largest path at max_batch); 0 for
+ * a TensorRT session, whose arena is on the device.
  * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE, TINV_ERR_SESSION_BUSY. */
 tinv_status tinv_session_arena_bytes(tinv_session *session, size_t *out);
 
@@ -358,7 +359,8 @@ tinv_status tinv_session_arena_bytes(tinv_session *session, size_t *out);
 tinv_status tinv_session_max_batch(tinv_session *session, size_t *out);
 
 /* The threads the session runs on, the calling thread included: options.threads, or fewer when
- * the OS refused to start a worker (the session then works on the ones it got). Same status
+ * the OS refused to start a worker (the session then works on the ones it got); 1 for a
+ * TensorRT session, which starts no CPU workers. Same status
  * codes as tinv_session_arena_bytes. */
 tinv_status tinv_session_threads(tinv_session *session, size_t *out);
 

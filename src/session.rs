@@ -300,16 +300,6 @@ impl Session {
         opts.mode.check()?;
         let plans = plan::compile(&model);
         let buf = plan::buffers(&model, opts.max_batch, opts.threads);
-        let need = buf.layout.total.saturating_mul(4);
-        if need > opts.max_arena_bytes {
-            return Err(Error::arg(format!(
-                "the arena for batch {} would need {need} bytes, more than the limit of {} bytes \
-                 (SessionOptions::max_arena_bytes): use a smaller batch",
-                opts.max_batch, opts.max_arena_bytes
-            )));
-        }
-        // Within the cap, an allocation failure is an error, not an abort.
-        let arena = filled(buf.layout.total, 0f32, "the arena")?;
         let b = opts.max_batch;
         let bytes = |refs: &[crate::model::WRef]| -> u64 {
             refs.iter()
@@ -347,6 +337,22 @@ impl Session {
             opts.engines.as_deref(),
             opts.cuda_graphs,
         )?;
+        // A TensorRT session runs its paths on the device: no host arena, no CPU workers.
+        let on_cpu = trt.is_none();
+        let need = buf.layout.total.saturating_mul(4);
+        if on_cpu && need > opts.max_arena_bytes {
+            return Err(Error::arg(format!(
+                "the arena for batch {} would need {need} bytes, more than the limit of {} bytes \
+                 (SessionOptions::max_arena_bytes): use a smaller batch",
+                opts.max_batch, opts.max_arena_bytes
+            )));
+        }
+        // Within the cap, an allocation failure is an error, not an abort.
+        let arena = if on_cpu {
+            filled(buf.layout.total, 0f32, "the arena")?
+        } else {
+            Vec::new()
+        };
         Ok(Session {
             last: 0,
             trt,
@@ -354,7 +360,7 @@ impl Session {
             plans,
             buf,
             arena,
-            pool: Pool::new(opts.threads),
+            pool: Pool::new(if on_cpu { opts.threads } else { 1 }),
             serial: Pool::new(1),
             mode: opts.mode,
             budget,
@@ -387,11 +393,13 @@ impl Session {
             Backend::Cpu
         }
     }
-    /// Arena size in bytes.
+    /// Size in bytes of the host arena the CPU backend runs in; 0 for a TensorRT session, whose
+    /// arena is on the device (`tinv-run selftest` reports it).
     pub fn arena_bytes(&self) -> usize {
-        self.buf.layout.total * 4
+        self.arena.len() * 4
     }
-    /// Liveness lower bound of the arena in bytes: no buffer placement can be smaller.
+    /// Liveness lower bound of the CPU backend's arena in bytes: no buffer placement can be
+    /// smaller (reported for a TensorRT session too, which allocates none).
     pub fn arena_lower_bound_bytes(&self) -> usize {
         self.buf.layout.lower_bound * 4
     }
@@ -400,7 +408,8 @@ impl Session {
         self.buf.max_batch
     }
     /// Threads the session runs on, the caller included: `SessionOptions::threads`, or fewer
-    /// when the OS refused to start a worker.
+    /// when the OS refused to start a worker; 1 for a TensorRT session, which starts no CPU
+    /// workers.
     pub fn threads(&self) -> usize {
         self.pool.threads()
     }
