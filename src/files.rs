@@ -9,16 +9,19 @@ use std::path::{Path, PathBuf};
 /// Checked before opening: opening a FIFO blocks until a writer comes, and a device such as
 /// `/dev/zero` never ends (see [`open_checked`]).
 pub fn open_regular(path: &Path) -> io::Result<File> {
-    open_checked(path, |kind| {
-        if kind.is_file() {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ))
-        }
-    })
+    open_checked(path, regular_only)
+}
+
+/// [`open_regular`]'s check: a regular file, else "not a regular file".
+fn regular_only(kind: std::fs::FileType) -> io::Result<()> {
+    if kind.is_file() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
 }
 
 /// Opens `path` for reading once `check` accepts its type: first by path, before opening (a
@@ -224,16 +227,7 @@ mod tests {
         assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
         let (tx, rx) = std::sync::mpsc::channel();
         let path = fifo.clone();
-        std::thread::spawn(move || {
-            let opened = open_then_check(&path, |k| {
-                if k.is_file() {
-                    Ok(())
-                } else {
-                    Err(io::Error::other("not a regular file"))
-                }
-            });
-            tx.send(opened.map(|_| ()))
-        });
+        std::thread::spawn(move || tx.send(open_then_check(&path, regular_only).map(|_| ())));
         let got = rx
             .recv_timeout(std::time::Duration::from_secs(20))
             .expect("opening a FIFO blocked");

@@ -4,7 +4,8 @@
 //! there before. The scenario runs in a child process of this test, whose stderr is checked.
 
 use std::ffi::{c_char, c_void, CStr};
-use std::process::Command;
+#[path = "common/child.rs"]
+mod child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -94,17 +95,10 @@ fn panics_inside_the_library_go_to_the_log_callback_not_to_stderr() {
         child();
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "panics_inside_the_library_go_to_the_log_callback_not_to_stderr",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap();
+    let out = child::rerun(
+        "panics_inside_the_library_go_to_the_log_callback_not_to_stderr",
+        &[(CHILD, "1".as_ref()), ("RUST_BACKTRACE", "1".as_ref())],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");

@@ -21,6 +21,17 @@ use tinv::onnx::proto::{
 use tinv::onnx::{self, ExportOptions};
 use tinv::{Model, OpenOptions};
 
+/// A small two-path model without a controller (8×8 grey, patch 4, width 16, 2 blocks).
+fn small_model_bytes(seed: u64) -> Vec<u8> {
+    let cfg = support::config((8, 8, 1), 4, 16, 2, 2, &[1, 2], Gelu::Erf, false);
+    support::random_model(&cfg, seed)
+}
+
+/// [`small_model_bytes`], opened.
+fn small_model(seed: u64) -> Model {
+    Model::from_bytes(&small_model_bytes(seed), &OpenOptions::default()).unwrap()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoder, byte for byte
 
@@ -337,9 +348,7 @@ fn timm_expected(path: &Path) -> Vec<(String, Vec<f64>)> {
 
 #[test]
 fn bad_depth_is_an_invalid_argument() {
-    let cfg = support::config((8, 8, 1), 4, 16, 2, 2, &[1, 2], Gelu::Erf, false);
-    let model =
-        Model::from_bytes(&support::random_model(&cfg, 1), &OpenOptions::default()).unwrap();
+    let model = small_model(1);
     let opts = ExportOptions::default();
     for r in [
         onnx::path_graph(&model, 3, &opts),
@@ -573,9 +582,7 @@ fn f16_model_exports_its_own_bits_and_matches() {
 /// no controller graph, and a baked export no weight blob.
 #[test]
 fn write_export_reports_bad_output_dirs_and_writes_only_what_applies() {
-    let cfg = support::config((8, 8, 1), 4, 16, 2, 2, &[1, 2], Gelu::Erf, false);
-    let model =
-        Model::from_bytes(&support::random_model(&cfg, 5), &OpenOptions::default()).unwrap();
+    let model = small_model(5);
     let dir = support::scratch("write-export");
     let file = dir.join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
@@ -640,9 +647,7 @@ fn listing(dir: &Path) -> Vec<String> {
 /// fine (it replaces its own files).
 #[test]
 fn an_export_over_another_is_refused_and_leaves_the_folder_as_it_was() {
-    let cfg = support::config((8, 8, 1), 4, 16, 2, 2, &[1, 2], Gelu::Erf, false);
-    let model =
-        Model::from_bytes(&support::random_model(&cfg, 5), &OpenOptions::default()).unwrap();
+    let model = small_model(5);
     let dir = support::scratch("export-over-another");
     let out = dir.join("onnx");
     onnx::write_export(&model, &ExportOptions::default(), &out).unwrap();
@@ -676,8 +681,7 @@ fn an_export_over_another_is_refused_and_leaves_the_folder_as_it_was() {
 /// call created are gone again; the f32 (`--baked`) export of the same model is fine.
 #[test]
 fn fp16_export_refuses_weights_beyond_fp16_range() {
-    let cfg = support::config((8, 8, 1), 4, 16, 2, 2, &[1, 2], Gelu::Erf, false);
-    let clean = support::random_model(&cfg, 5);
+    let clean = small_model_bytes(5);
     let m = Model::from_bytes(&clean, &OpenOptions::default()).unwrap();
     let t = m
         .index()

@@ -4,7 +4,8 @@
 //! above what it holds plus the mapping of the model file, so that the widened tensors (twice
 //! the file) cannot be allocated.
 
-use std::process::Command;
+#[path = "common/child.rs"]
+mod child;
 use tinv::{format::DType, synth, Model, OpenOptions};
 
 const CHILD: &str = "TINV_TEST_OPEN_OOM_CHILD";
@@ -61,20 +62,16 @@ fn an_f16_model_too_big_to_widen_is_out_of_memory_not_an_abort() {
     let cfg = synth::config(32, 1, 8, 512, 2, 8, 10, &[1, 2], false);
     let path = std::env::temp_dir().join(format!("tinv-oom-{}.tinv", std::process::id()));
     std::fs::write(&path, synth::random_model(&cfg, 3, DType::F16)).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "an_f16_model_too_big_to_widen_is_out_of_memory_not_an_abort",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, &path)
-        // glibc: large blocks from fresh mappings (a fixed threshold), so that the widened
-        // tensors cannot come from memory the process already reserved.
-        .env("MALLOC_MMAP_THRESHOLD_", "131072")
-        .env("MALLOC_ARENA_MAX", "1")
-        .output()
-        .unwrap();
+    let out = child::rerun(
+        "an_f16_model_too_big_to_widen_is_out_of_memory_not_an_abort",
+        &[
+            (CHILD, path.as_os_str()),
+            // glibc: large blocks from fresh mappings (a fixed threshold), so that the widened
+            // tensors cannot come from memory the process already reserved.
+            ("MALLOC_MMAP_THRESHOLD_", "131072".as_ref()),
+            ("MALLOC_ARENA_MAX", "1".as_ref()),
+        ],
+    );
     std::fs::remove_file(&path).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

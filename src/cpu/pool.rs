@@ -8,9 +8,10 @@
 //! or no chunk: the caller never waits for a thread that has not started, only for those that
 //! claimed a ticket to finish their current chunk. On shared or oversubscribed cores (a robot's
 //! other processes, a noisy VM) a kernel therefore degrades towards one-thread speed instead of
-//! stalling on the slowest thread. Workers spin for up to 1 ms after a job (long enough to outlast
-//! the caller's last chunk of a kernel and reach the next one), then park on a condvar. A panic in the closure, on
-//! any thread, is caught, the other threads finish, and the panic is raised again on the caller.
+//! stalling on the slowest thread. Workers spin for up to 1 ms after a job (long enough to
+//! outlast the caller's last chunk of a kernel and reach the next one), then park on a condvar.
+//! A panic in the closure, on any thread, is caught, the other threads finish, and the panic is
+//! raised again on the caller.
 
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -92,7 +93,8 @@ struct Shared {
     finished: AtomicUsize,
     /// Workers that have started running (see `Pool::new`).
     started: AtomicUsize,
-    /// Set by a worker whose call panicked; cleared by `dispatch`.
+    /// Set by a worker whose call panicked (after it stored `worker_payload`); cleared by
+    /// `dispatch`.
     worker_panicked: AtomicBool,
     /// The first such worker's panic payload, re-raised on the caller by `dispatch`.
     worker_payload: Mutex<Option<Box<dyn Any + Send>>>,
@@ -282,27 +284,26 @@ impl Pool {
         wait_finished(shared, joined);
         shared.lock().job = None;
 
-        let worker_failed = shared.worker_panicked.swap(false, Ordering::AcqRel);
-        // Taken whatever happens, so that no payload outlives its call.
-        let worker_payload = shared
-            .worker_payload
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        // The flag keeps the mutex off the path of a call without a panic. A worker stores its
+        // payload before it sets the flag, and both before it counts itself finished, so a set
+        // flag always finds the payload; taken whatever happens, none outlives its call.
+        let worker_payload = if shared.worker_panicked.swap(false, Ordering::AcqRel) {
+            shared
+                .worker_payload
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+        } else {
+            None
+        };
         if let Err(payload) = mine {
             drop_payload(worker_payload);
             resume_unwind(payload);
         }
-        if worker_failed {
+        if let Some(payload) = worker_payload {
             // Re-raise the worker's own panic on the caller (its message, not a new one, and
             // without running the panic hook a second time); the C ABI boundary catches it.
-            if let Some(payload) = worker_payload {
-                resume_unwind(payload);
-            }
-            #[allow(clippy::panic)]
-            {
-                panic!("a thread-pool worker panicked while running a job");
-            }
+            resume_unwind(payload);
         }
     }
 }

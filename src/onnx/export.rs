@@ -306,10 +306,10 @@ pub fn controller_graph(
     }
     let c = model.config();
     let p = c.depths.len();
-    let name = if graph {
-        "tinv_graph_controller"
+    let (name, file) = if graph {
+        ("tinv_graph_controller", "controller.graph.onnx")
     } else {
-        "tinv_controller"
+        ("tinv_controller", "controller.onnx")
     };
     let mut b = GraphBuilder::new(model, opts.weights, opts.batch, name);
     let feats = b.batched_input("features", &[feature_len(c.channels)]);
@@ -319,11 +319,6 @@ pub fn controller_graph(
     if !vit::controller(&mut b, &feats, &budget, "pred", "scores", graph) {
         return Ok(None);
     }
-    let file = if graph {
-        "controller.graph.onnx"
-    } else {
-        "controller.onnx"
-    };
     finish(model, GraphKind::Controller { graph }, file.into(), opts, b).map(Some)
 }
 
@@ -367,28 +362,26 @@ fn each_graph(
 }
 
 /// Refuses weights of the exported graphs that are not finite, or (`fp16`, weights that the
-/// FP16 blob holds) that round to infinity in FP16 (beyond ±65504, from 65520 on). The runtime opens such
-/// a file and fails each call ([`Error::Numeric`]), or computes in f32; graphs written from it
-/// would answer NaN to every input instead, in ONNX Runtime or TensorRT, without an error.
+/// FP16 blob holds) that round to infinity in FP16 (beyond ±65504, from 65520 on). The runtime
+/// opens such a file and fails each call ([`Error::Numeric`]), or computes in f32; graphs
+/// written from it would answer NaN to every input instead, in ONNX Runtime or TensorRT,
+/// without an error. One pass over each tensor.
 fn check_finite(model: &Model, fp16: bool) -> Result<()> {
+    let bad = |v: f32| !v.is_finite() || (fp16 && half::f16::from_f32(v).is_infinite());
     for r in super::blob::exported_tensors(model) {
-        if let Some((i, v)) = model.w(r).iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "tensor '{}' holds {v} at element {i}: graphs exported from it would answer NaN",
-                model.w_name(r)
-            )));
-        }
-        if !fp16 {
+        let Some((i, &v)) = model.w(r).iter().enumerate().find(|&(_, &v)| bad(v)) else {
             continue;
-        }
-        let inf = |v: &f32| half::f16::from_f32(*v).is_infinite();
-        if let Some((i, v)) = model.w(r).iter().enumerate().find(|(_, v)| inf(v)) {
-            return Err(Error::InvalidArgument(format!(
-                "tensor '{}' holds {v} at element {i}, beyond FP16's ±65504 (it rounds to \
-                 infinity): its FP16 graphs would answer NaN; export f32 graphs (--baked) instead",
-                model.w_name(r)
-            )));
-        }
+        };
+        let why = if v.is_finite() {
+            ", beyond FP16's ±65504 (it rounds to infinity): its FP16 graphs would answer NaN; \
+             export f32 graphs (--baked) instead"
+        } else {
+            ": graphs exported from it would answer NaN"
+        };
+        return Err(Error::InvalidArgument(format!(
+            "tensor '{}' holds {v} at element {i}{why}",
+            model.w_name(r)
+        )));
     }
     Ok(())
 }
@@ -432,9 +425,9 @@ fn is_export_file(name: &str) -> bool {
 /// export would load as a whole one. (Only a rename failing part-way, or another process
 /// exporting into `dir` at the same time, can still mix files.) For the same reason a `dir`
 /// holding files of another export (other paths, layout or model: names this one does not
-/// write) is refused, naming them. A graph over protobuf's 2 GiB limit ([`MAX_ONNX_BYTES`], only baked graphs of very
-/// large models) is an `InvalidArgument` error; `dir` existing as a file, or not creatable, an
-/// `Io` error.
+/// write) is refused, naming them. A graph over protobuf's 2 GiB limit ([`MAX_ONNX_BYTES`],
+/// only baked graphs of very large models) is an `InvalidArgument` error; `dir` existing as a
+/// file, or not creatable, an `Io` error.
 pub fn write_export(model: &Model, opts: &ExportOptions, dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |path: &Path| {
         let path = path.to_path_buf();

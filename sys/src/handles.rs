@@ -45,12 +45,6 @@ struct Entry {
     dying: bool,
 }
 
-impl Entry {
-    fn usable(&self) -> bool {
-        !self.dying
-    }
-}
-
 fn unknown(what: &str, handle: usize) -> ShimError {
     ShimError::Argument(format!(
         "{what} handle {handle:#x} is not live in this shim (freed, or from elsewhere)"
@@ -71,6 +65,18 @@ impl Table {
             Handle::Context(c) => self.contexts.get_mut(&c).map(|(_, entry)| entry),
         }
     }
+
+    /// Marks `h` dying (no new call may start on it); false when it is not live, or another
+    /// free of it has begun.
+    fn kill(&mut self, h: Handle) -> bool {
+        match self.entry(h) {
+            Some(e) if !e.dying => {
+                e.dying = true;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Handles {
@@ -88,7 +94,7 @@ impl Handles {
     /// Marks `h` in use (an error if it is not live or is being freed).
     fn acquire(&self, h: Handle) -> Result<(), ShimError> {
         match self.lock().entry(h) {
-            Some(e) if e.usable() => {
+            Some(e) if !e.dying => {
                 e.busy += 1;
                 Ok(())
             }
@@ -168,16 +174,6 @@ impl Handles {
         made.unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
-    /// Marks `h` dying and waits until no call uses it; false when it is not live (or another
-    /// free of it has begun).
-    fn kill(&self, t: &mut MutexGuard<'_, Table>, h: Handle) -> bool {
-        match t.entry(h) {
-            Some(e) if e.usable() => e.dying = true,
-            _ => return false,
-        }
-        true
-    }
-
     /// Waits on the table until `done` holds.
     fn wait_until<'a>(
         &'a self,
@@ -198,7 +194,7 @@ impl Handles {
     /// free of its engine meanwhile waits, so the engine is never destroyed before it.
     pub(crate) fn free_context(&self, ctx: usize, free: impl FnOnce(usize)) -> bool {
         let mut t = self.lock();
-        if !self.kill(&mut t, Handle::Context(ctx)) {
+        if !t.kill(Handle::Context(ctx)) {
             return false;
         }
         let mut t = self.wait_until(t, |t| t.contexts.get(&ctx).is_none_or(|(_, e)| e.busy == 0));
@@ -229,7 +225,7 @@ impl Handles {
         free_engine: impl FnOnce(usize),
     ) -> bool {
         let mut t = self.lock();
-        if !self.kill(&mut t, Handle::Engine(engine)) {
+        if !t.kill(Handle::Engine(engine)) {
             return false;
         }
         for (_, (e, entry)) in t.contexts.iter_mut() {
@@ -349,6 +345,23 @@ mod tests {
         assert_eq!(*log.lock().unwrap(), [("ctx", 0x30), ("engine", 0x200)]);
     }
 
+    /// Runs `op` on a thread and returns once `op` has called the `hold` it is given (inside
+    /// the table operation it runs); `hold` returns when the returned sender sends.
+    fn held<T: Send + 'static>(
+        op: impl FnOnce(&dyn Fn()) -> T + Send + 'static,
+    ) -> (mpsc::Sender<()>, std::thread::JoinHandle<T>) {
+        let (started, wait_started) = mpsc::channel();
+        let (finish, wait_finish) = mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            op(&|| {
+                started.send(()).unwrap();
+                let _ = wait_finish.recv_timeout(PATIENCE);
+            })
+        });
+        wait_started.recv().unwrap();
+        (finish, t)
+    }
+
     /// Runs `create_context(engine)` on a thread whose creation lasts until `finish` is sent.
     fn slow_creation(
         h: &Arc<Handles>,
@@ -358,18 +371,13 @@ mod tests {
         mpsc::Sender<()>,
         std::thread::JoinHandle<Result<usize, crate::ShimError>>,
     ) {
-        let (started, wait_started) = mpsc::channel();
-        let (finish, wait_finish) = mpsc::channel::<()>();
         let h = Arc::clone(h);
-        let t = std::thread::spawn(move || {
+        held(move |hold| {
             h.create_context(engine, || {
-                started.send(()).unwrap();
-                let _ = wait_finish.recv_timeout(PATIENCE);
+                hold();
                 Ok(ctx)
             })
-        });
-        wait_started.recv().unwrap();
-        (finish, t)
+        })
     }
 
     /// Runs `f` on a thread and says whether it returned within the patience.
@@ -427,17 +435,13 @@ mod tests {
     fn an_engine_free_waits_for_a_context_free_under_way() {
         let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
         let log: Log = Arc::default();
-        let (started, wait_started) = mpsc::channel();
-        let (finish, wait_finish) = mpsc::channel::<()>();
         let (h1, l1) = (Arc::clone(&h), Arc::clone(&log));
-        let ctx_free = std::thread::spawn(move || {
+        let (finish, ctx_free) = held(move |hold| {
             h1.free_context(0x10, |c| {
-                started.send(()).unwrap();
-                let _ = wait_finish.recv_timeout(PATIENCE);
+                hold();
                 l1.lock().unwrap().push(("ctx", c));
             })
         });
-        wait_started.recv().unwrap();
         let (h2, l2, l3) = (Arc::clone(&h), logger(&log, "ctx"), logger(&log, "engine"));
         let engine_free = std::thread::spawn(move || h2.free_engine(0x100, l2, l3));
         std::thread::sleep(Duration::from_millis(100));
@@ -452,18 +456,14 @@ mod tests {
     fn a_free_waits_for_the_calls_on_its_handle_and_refuses_new_ones() {
         let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
         let log: Log = Arc::default();
-        let (started, wait_started) = mpsc::channel();
-        let (finish, wait_finish) = mpsc::channel::<()>();
         let (h1, l1) = (Arc::clone(&h), Arc::clone(&log));
-        let call = std::thread::spawn(move || {
+        let (finish, call) = held(move |hold| {
             h1.with_context(0x10, || {
-                started.send(()).unwrap();
-                let _ = wait_finish.recv_timeout(PATIENCE);
+                hold();
                 l1.lock().unwrap().push(("call", 0x10));
                 Ok(())
             })
         });
-        wait_started.recv().unwrap();
         let (h2, l2) = (Arc::clone(&h), logger(&log, "ctx"));
         let freer = std::thread::spawn(move || h2.free_context(0x10, l2));
         std::thread::sleep(Duration::from_millis(100));
