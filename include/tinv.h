@@ -214,7 +214,8 @@ tinv_model_options tinv_model_options_default(void);
  * TINV_ERR_ENGINES_STALE (TENSORRT, engines built for another model, TensorRT or GPU, or a
  * plan missing or refused),
  * TINV_ERR_IO (also when `path` is a directory), TINV_ERR_FORMAT, TINV_ERR_CHECKSUM,
- * TINV_ERR_MODEL, TINV_ERR_OUT_OF_MEMORY (an f16 model's tensors widened to f32 on the host),
+ * TINV_ERR_MODEL, TINV_ERR_OUT_OF_MEMORY (an f16 model's controller tensors widened to f32 on the
+ * host; its other tensors are widened by the first CPU session, see tinv_session_open),
  * TINV_ERR_OUT_OF_HANDLES. */
 tinv_status tinv_model_open(const char *path, const tinv_model_options *options, tinv_model **out);
 
@@ -284,7 +285,8 @@ tinv_session_options tinv_session_options_default(void);
  * TINV_ERR_OPTIONS_VERSION, TINV_ERR_INVALID_ARG (an option out of range, misaligned options
  * pointer, or a max_batch whose arena would exceed 2 GiB for this model), TINV_ERR_BACKEND (TensorRT models only: the device could not set up the session,
  * e.g. out of GPU memory), TINV_ERR_OUT_OF_MEMORY (the arena or a batch-sized buffer could not
- * be allocated), TINV_ERR_OUT_OF_HANDLES. */
+ * be allocated, or, for the first CPU session on an f16 model, the f32 copies of its weights;
+ * a TensorRT session never makes them), TINV_ERR_OUT_OF_HANDLES. */
 tinv_status tinv_session_open(const tinv_model *model, const tinv_session_options *options,
                               tinv_session **out);
 

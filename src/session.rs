@@ -337,7 +337,8 @@ impl Session {
             opts.engines.as_deref(),
             opts.cuda_graphs,
         )?;
-        // A TensorRT session runs its paths on the device: no host arena, no CPU workers.
+        // A TensorRT session runs its paths on the device: no host arena, no CPU workers, no
+        // f32 copies of an f16 model's weights.
         let on_cpu = trt.is_none();
         let need = buf.layout.total.saturating_mul(4);
         if on_cpu && need > opts.max_arena_bytes {
@@ -346,6 +347,9 @@ impl Session {
                  (SessionOptions::max_arena_bytes): use a smaller batch",
                 opts.max_batch, opts.max_arena_bytes
             )));
+        }
+        if on_cpu {
+            model.widen_host()?;
         }
         // Within the cap, an allocation failure is an error, not an abort.
         let arena = if on_cpu {

@@ -424,15 +424,20 @@ fn absurd_counts_and_sizes_never_allocate_more_than_twice_the_file() {
         }
         cases.push(b);
     }
-    // The counter sees the model's own allocations: at least the f16 matrices widened to f32.
+    // The counter sees the model's own allocations: at least the f16 matrices widened to f32
+    // (which a CPU session asks for; opening alone does not).
     let widened: u64 = l
         .records
         .iter()
         .filter(|r| u32_at(&good, r.dtype_at) == 1)
         .map(|r| 2 * r.nbytes)
         .sum();
-    let (res, peak) =
-        peak_heap(|| Model::from_bytes(&good, &OpenOptions::default()).map(|m| m.config().dim));
+    let (res, peak) = peak_heap(|| {
+        let m = Model::from_bytes(&good, &OpenOptions::default())?;
+        m.widen_host()?;
+        Ok::<_, tinv::Error>(m.host_copy_bytes())
+    });
+    assert_eq!(res.as_ref().ok().copied(), Some(widened as usize));
     assert!(
         res.is_ok() && peak as u64 >= widened && widened > 0,
         "peak {peak}, widened {widened}"

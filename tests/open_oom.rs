@@ -1,12 +1,14 @@
-//! Opening an f16 model widens its tensors to f32 on the host; an allocation the machine
-//! refuses there is `Error::OutOfMemory`, not an abort (the C ABI promises a status, never a
-//! crash). The child process of this test, whose heap is fresh, caps its address space just
-//! above what it holds plus the mapping of the model file, so that the widened tensors (twice
-//! the file) cannot be allocated.
+//! A CPU session on an f16 model widens its tensors to f32 on the host; an allocation the
+//! machine refuses there is `Error::OutOfMemory`, not an abort (the C ABI promises a status,
+//! never a crash). Opening the model does not widen them (a TensorRT session never needs the
+//! copies), so it succeeds under the same cap. The child process of this test, whose heap is
+//! fresh, caps its address space just above what it holds plus the mapping of the model file, so
+//! that the widened tensors (twice the file) cannot be allocated.
 
 #[path = "common/child.rs"]
 mod child;
-use tinv::{format::DType, synth, Model, OpenOptions};
+use std::sync::Arc;
+use tinv::{format::DType, synth, Model, OpenOptions, Session, SessionOptions};
 
 const CHILD: &str = "TINV_TEST_OPEN_OOM_CHILD";
 
@@ -44,16 +46,24 @@ fn child(path: &std::path::Path) {
     };
     // SAFETY: a valid pointer to a plain struct; lowers this process's own limit.
     assert_eq!(unsafe { setrlimit(RLIMIT_AS, &cap) }, 0);
-    match Model::open(path, &OpenOptions::default()) {
+    let model = match Model::open(path, &OpenOptions::default()) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            println!("open failed: {e}");
+            return;
+        }
+    };
+    println!("opened, host copies {} bytes", model.host_copy_bytes());
+    match Session::new(model, SessionOptions::default()) {
         Err(tinv::Error::OutOfMemory(m)) => println!("refused: {m}"),
         Err(e) => println!("other error: {e}"),
-        Ok(_) => println!("opened"),
+        Ok(_) => println!("session opened"),
     }
 }
 
 #[test]
 #[cfg(target_os = "linux")]
-fn an_f16_model_too_big_to_widen_is_out_of_memory_not_an_abort() {
+fn an_f16_model_too_big_to_widen_opens_and_its_cpu_session_is_out_of_memory() {
     if let Some(path) = std::env::var_os(CHILD) {
         child(path.as_ref());
         return;
@@ -63,7 +73,7 @@ fn an_f16_model_too_big_to_widen_is_out_of_memory_not_an_abort() {
     let path = std::env::temp_dir().join(format!("tinv-oom-{}.tinv", std::process::id()));
     std::fs::write(&path, synth::random_model(&cfg, 3, DType::F16)).unwrap();
     let out = child::rerun(
-        "an_f16_model_too_big_to_widen_is_out_of_memory_not_an_abort",
+        "an_f16_model_too_big_to_widen_opens_and_its_cpu_session_is_out_of_memory",
         &[
             (CHILD, path.as_os_str()),
             // glibc: large blocks from fresh mappings (a fixed threshold), so that the widened
@@ -81,7 +91,9 @@ fn an_f16_model_too_big_to_widen_is_out_of_memory_not_an_abort() {
         out.status
     );
     assert!(
-        stdout.contains("refused: ") && stdout.contains("needs"),
+        stdout.contains("opened, host copies 0 bytes")
+            && stdout.contains("refused: ")
+            && stdout.contains("needs"),
         "{stdout}"
     );
 }

@@ -1,7 +1,8 @@
 //! Binding a parsed `.tinv` to the model: each tensor the configuration implies, found by name
-//! and checked for shape, dtype and flags (f16 widened once), and the page rule of FORMAT.md.
+//! and checked for shape, dtype and flags (f16 controller tensors widened at once, the backbone's
+//! when a CPU session first needs them), and the page rule of FORMAT.md.
 
-use super::{CtrlW, Model, Slot, WRef};
+use super::{widen_f16, CtrlW, Model, Slot, WRef};
 use crate::error::{Error, Result};
 use crate::format::{self, DType, Index};
 use std::path::Path;
@@ -75,31 +76,28 @@ impl Binder<'_> {
             return Err(merr(format!("tensor '{name}' is marked as device-section")));
         }
         let len = t.numel();
-        let widened = match t.dtype {
-            DType::F32 => None,
-            DType::F16 => {
-                let raw = &self.bytes[t.offset..t.offset + t.nbytes];
-                // Reserved fallibly: a copy the machine cannot hold is an error, not an abort.
-                let mut wide: Vec<f32> = Vec::new();
-                wide.try_reserve_exact(raw.len() / 2).map_err(|_| {
-                    Error::OutOfMemory(format!(
-                        "{}: tensor '{name}' needs {} bytes as f32",
-                        self.path.display(),
-                        raw.len() * 2
-                    ))
-                })?;
-                wide.extend(
-                    raw.chunks_exact(2)
-                        .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()),
-                );
-                Some(wide.into_boxed_slice())
-            }
-        };
+        let f16 = t.dtype == DType::F16;
+        let widened = std::sync::OnceLock::new();
+        // The controller runs on the host whatever the backend: its (few) f16 tensors are
+        // widened now. The backbone's wait for a CPU session (`Model::widen_host`), so that a
+        // TensorRT session, which reads the device section, never holds f32 copies.
+        if f16 && name.starts_with("ctrl.") {
+            let raw = &self.bytes[t.offset..t.offset + t.nbytes];
+            let wide = widen_f16(raw).ok_or_else(|| {
+                Error::OutOfMemory(format!(
+                    "{}: tensor '{name}' needs {} bytes as f32",
+                    self.path.display(),
+                    raw.len() * 2
+                ))
+            })?;
+            let _ = widened.set(wide);
+        }
         self.slots.push(Slot {
             name: name.to_string(),
             offset: t.offset,
             file_bytes: t.nbytes,
             len,
+            f16,
             widened,
         });
         Ok(WRef {

@@ -167,8 +167,23 @@ struct Slot {
     file_bytes: usize,
     /// Elements.
     len: usize,
-    /// f16 tensors are widened once at load; f32 tensors are read straight from the mapping.
-    widened: Option<Box<[f32]>>,
+    /// Stored as f16 (read through `widened`); f32 tensors are read straight from the mapping.
+    f16: bool,
+    /// An f16 tensor's f32 copy, made once: at load for the controller, by
+    /// [`Model::widen_host`] (a CPU session) or the first [`Model::w`] for the rest.
+    widened: std::sync::OnceLock<Box<[f32]>>,
+}
+
+/// f16 little-endian bytes as f32 values, reserved fallibly: `None` when the allocation is
+/// refused (an error for the caller to report, not an abort).
+fn widen_f16(raw: &[u8]) -> Option<Box<[f32]>> {
+    let mut wide: Vec<f32> = Vec::new();
+    wide.try_reserve_exact(raw.len() / 2).ok()?;
+    wide.extend(
+        raw.chunks_exact(2)
+            .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()),
+    );
+    Some(wide.into_boxed_slice())
 }
 
 enum Bytes {
@@ -468,17 +483,57 @@ impl Model {
         }
     }
 
-    /// The f32 values of a tensor (empty for a handle of another model).
+    /// The f32 values of a tensor (empty for a handle of another model). An f16 tensor not yet
+    /// widened is widened here, once, with an allocation that aborts the process if refused:
+    /// call [`Model::widen_host`] first to get [`Error::OutOfMemory`] instead (CPU sessions
+    /// do).
     #[inline]
     pub fn w(&self, r: WRef) -> &[f32] {
         match self.slot(r) {
-            Some(Slot {
-                widened: Some(v), ..
-            }) => v,
+            Some(s) if s.f16 => s.widened.get_or_init(|| {
+                let raw = &self.bytes[s.offset..s.offset + s.file_bytes];
+                raw.chunks_exact(2)
+                    .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
+                    .collect()
+            }),
             // Offsets and lengths were validated at open; the base is 256-byte aligned.
             Some(s) => bytemuck::cast_slice(&self.bytes[s.offset..s.offset + s.file_bytes]),
             None => &[],
         }
+    }
+
+    /// Widens every f16 tensor to its f32 copy on the host, once (later calls return at once):
+    /// what the CPU backend reads. A model opened for TensorRT never needs it, since the engines
+    /// read the device section, so opening does not do it. Sessions on the CPU call it when they
+    /// open; an allocation the machine refuses is [`Error::OutOfMemory`].
+    pub fn widen_host(&self) -> Result<()> {
+        for s in self.slots.iter().filter(|s| s.f16) {
+            if s.widened.get().is_some() {
+                continue;
+            }
+            let raw = &self.bytes[s.offset..s.offset + s.file_bytes];
+            let wide = widen_f16(raw).ok_or_else(|| {
+                Error::OutOfMemory(format!(
+                    "{}: tensor '{}' needs {} bytes as f32",
+                    self.path.display(),
+                    s.name,
+                    raw.len() * 2
+                ))
+            })?;
+            // Another thread may have widened it meanwhile: then its copy stays, the same values.
+            let _ = s.widened.set(wide);
+        }
+        Ok(())
+    }
+
+    /// Bytes of host memory the f32 copies of f16 tensors hold now (0 for an f32 model, and
+    /// for an f16 one until the backbone is widened: see [`Model::widen_host`]).
+    pub fn host_copy_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.widened.get())
+            .map(|w| w.len() * 4)
+            .sum()
     }
 
     /// The stored bytes of any tensor of the file by name (e.g. the device section's
@@ -600,6 +655,46 @@ mod tests {
         assert_eq!(b.w(b.stem().patch_w).len(), 16 * 16);
         assert!(b.w(r).is_empty());
         assert_eq!((b.w_name(r), b.w_len(r), b.w_file_range(r)), ("", 0, 0..0));
+    }
+
+    /// An f16 model holds no f32 copies until something reads the backbone on the host: a
+    /// tensor read through `w` is widened alone, `widen_host` widens every one (what a CPU
+    /// session calls), and the values are the f16 values.
+    #[test]
+    fn f16_weights_are_widened_when_the_host_needs_them_not_at_open() {
+        let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let m = Model::from_bytes(
+            &synth::random_model(&cfg, 7, DType::F16),
+            &OpenOptions::default(),
+        )
+        .unwrap();
+        // The controller runs on the host whatever the backend: its f16 tensors are widened
+        // at open, and only they.
+        let f16_bytes = |ctrl: bool| -> usize {
+            m.index()
+                .tensors
+                .iter()
+                .filter(|t| t.dtype == DType::F16 && t.name.starts_with("ctrl.") == ctrl)
+                .map(|t| t.nbytes)
+                .sum()
+        };
+        let ctrl = 2 * f16_bytes(true);
+        assert!(ctrl > 0);
+        assert_eq!(m.host_copy_bytes(), ctrl);
+        let r = m.blocks()[0].fc1_w;
+        let raw = &m.bytes[m.w_file_range(r)];
+        let want: Vec<f32> = raw
+            .chunks_exact(2)
+            .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
+            .collect();
+        assert_eq!(m.w(r), &want[..]);
+        assert_eq!(m.host_copy_bytes(), ctrl + 4 * want.len());
+        let first = m.w(r).as_ptr();
+        m.widen_host().unwrap();
+        assert!(f16_bytes(false) > raw.len());
+        assert_eq!(m.host_copy_bytes(), ctrl + 2 * f16_bytes(false));
+        // Widened once: the copy read before is the one kept.
+        assert_eq!(m.w(r).as_ptr(), first);
     }
 
     /// The same tensors under another normalization, GELU or ε: the content hash cannot tell

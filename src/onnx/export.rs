@@ -340,6 +340,9 @@ fn each_graph(
     opts: &ExportOptions,
     mut f: impl FnMut(OnnxGraph) -> Result<()>,
 ) -> Result<()> {
+    // The graphs and their checks read every weight as f32: an f16 model's copies are made
+    // here, where a refused allocation is an error.
+    model.widen_host()?;
     if opts.weights == WeightMode::Fp16Inputs {
         check_fp16_range(model.config())?;
     }
