@@ -83,14 +83,7 @@ impl Binder<'_> {
         // TensorRT session, which reads the device section, never holds f32 copies.
         if f16 && name.starts_with("ctrl.") {
             let raw = &self.bytes[t.offset..t.offset + t.nbytes];
-            let wide = widen_f16(raw).ok_or_else(|| {
-                Error::OutOfMemory(format!(
-                    "{}: tensor '{name}' needs {} bytes as f32",
-                    self.path.display(),
-                    raw.len() * 2
-                ))
-            })?;
-            let _ = widened.set(wide);
+            let _ = widened.set(widen_f16(self.path, name, raw)?);
         }
         self.slots.push(Slot {
             name: name.to_string(),

@@ -174,16 +174,25 @@ struct Slot {
     widened: std::sync::OnceLock<Box<[f32]>>,
 }
 
-/// f16 little-endian bytes as f32 values, reserved fallibly: `None` when the allocation is
-/// refused (an error for the caller to report, not an abort).
-fn widen_f16(raw: &[u8]) -> Option<Box<[f32]>> {
+/// The values of f16 little-endian bytes.
+fn f16_values(raw: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    raw.chunks_exact(2)
+        .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
+}
+
+/// Tensor `name`'s f16 bytes as f32 values, the copy reserved fallibly: a copy the machine
+/// cannot hold is [`Error::OutOfMemory`], not an abort.
+fn widen_f16(path: &Path, name: &str, raw: &[u8]) -> Result<Box<[f32]>> {
     let mut wide: Vec<f32> = Vec::new();
-    wide.try_reserve_exact(raw.len() / 2).ok()?;
-    wide.extend(
-        raw.chunks_exact(2)
-            .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()),
-    );
-    Some(wide.into_boxed_slice())
+    wide.try_reserve_exact(raw.len() / 2).map_err(|_| {
+        Error::OutOfMemory(format!(
+            "{}: tensor '{name}' needs {} bytes as f32",
+            path.display(),
+            raw.len() * 2
+        ))
+    })?;
+    wide.extend(f16_values(raw));
+    Ok(wide.into_boxed_slice())
 }
 
 enum Bytes {
@@ -491,10 +500,7 @@ impl Model {
     pub fn w(&self, r: WRef) -> &[f32] {
         match self.slot(r) {
             Some(s) if s.f16 => s.widened.get_or_init(|| {
-                let raw = &self.bytes[s.offset..s.offset + s.file_bytes];
-                raw.chunks_exact(2)
-                    .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
-                    .collect()
+                f16_values(&self.bytes[s.offset..s.offset + s.file_bytes]).collect()
             }),
             // Offsets and lengths were validated at open; the base is 256-byte aligned.
             Some(s) => bytemuck::cast_slice(&self.bytes[s.offset..s.offset + s.file_bytes]),
@@ -512,14 +518,7 @@ impl Model {
                 continue;
             }
             let raw = &self.bytes[s.offset..s.offset + s.file_bytes];
-            let wide = widen_f16(raw).ok_or_else(|| {
-                Error::OutOfMemory(format!(
-                    "{}: tensor '{}' needs {} bytes as f32",
-                    self.path.display(),
-                    s.name,
-                    raw.len() * 2
-                ))
-            })?;
+            let wide = widen_f16(&self.path, &s.name, raw)?;
             // Another thread may have widened it meanwhile: then its copy stays, the same values.
             let _ = s.widened.set(wide);
         }
@@ -685,7 +684,7 @@ mod tests {
         let raw = &m.bytes[m.w_file_range(r)];
         let want: Vec<f32> = raw
             .chunks_exact(2)
-            .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
+            .map(|h| half::f16::from_bits(u16::from_le_bytes([h[0], h[1]])).to_f32())
             .collect();
         assert_eq!(m.w(r), &want[..]);
         assert_eq!(m.host_copy_bytes(), ctrl + 4 * want.len());
