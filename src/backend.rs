@@ -215,8 +215,9 @@ fn load_engines(
             classes: model.config().classes as u64,
         };
         // Weights: the device section written by `tinv-fold --device` when present, else the
-        // FP16 blob the ONNX export feeds (built here, dropped after the upload).
-        let blob = crate::onnx::weight_blob(model);
+        // FP16 blob the ONNX export feeds (built here of what the device section lacks, dropped
+        // after the upload).
+        let blob = crate::onnx::upload_blob(model);
         let lookup = |name: &str| -> Option<&[u8]> {
             model
                 .raw_tensor(&format!("dev.{name}"))

@@ -41,6 +41,8 @@ mod graph;
 pub mod proto;
 mod vit;
 
+#[cfg(feature = "tensorrt")]
+pub(crate) use blob::upload_blob;
 pub use blob::{weight_blob, WeightBinding, WeightBlob};
 pub use export::{
     controller_graph, exit_head_graph, export_graphs, hidden_name, path_graph, segment_graph,
