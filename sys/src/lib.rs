@@ -29,6 +29,7 @@ mod callbacks;
 pub mod double;
 mod handles;
 mod loader;
+mod search;
 
 pub use loader::Shim;
 

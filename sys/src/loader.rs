@@ -40,8 +40,10 @@ unsafe impl Sync for Shim {}
 
 impl Shim {
     /// Loads the shim for the installed TensorRT: for each major in 10, 11, 8 whose
-    /// `libnvinfer.so.<major>` dlopens, tries `libtinv_trt<major>.so` from `$TINV_TRT_SHIM_DIR`,
-    /// the executable's folder, the build output folder, then the loader's search path.
+    /// `libnvinfer.so.<major>` dlopens, tries `libtinv_trt<major>.so` from `$TINV_TRT_SHIM_DIR`
+    /// (not in a setuid process), the folder of `libtinv.so` (or of the executable tinv is linked
+    /// into), the build output folder (binaries of that build only), then the loader's search
+    /// path (`crate::search`).
     pub fn load() -> Result<Shim, ShimError> {
         if !cfg!(tinv_trt_shim_built) && std::env::var_os("TINV_TRT_SHIM_DIR").is_none() {
             return Err(ShimError::NotBuilt);
@@ -58,7 +60,7 @@ impl Shim {
                     continue;
                 }
             };
-            for candidate in shim_candidates(major) {
+            for candidate in crate::search::shim_candidates(major) {
                 match Shim::load_from(&candidate, major, None) {
                     Ok(mut shim) => {
                         // Held for the Shim's lifetime: dropping it now would unload TensorRT
@@ -216,31 +218,6 @@ fn not_loaded(refused: &[(&str, String)]) -> String {
          elsewhere add its lib folder to LD_LIBRARY_PATH)",
         names.join(", ")
     )
-}
-
-/// Where `libtinv_trt<major>.so` may be, in search order.
-fn shim_candidates(major: u32) -> Vec<PathBuf> {
-    let name = format!("libtinv_trt{major}.so");
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = std::env::var_os("TINV_TRT_SHIM_DIR") {
-        dirs.push(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-    {
-        dirs.push(dir);
-    }
-    if let Some(dir) = option_env!("TINV_TRT_SHIM_BUILD_DIR") {
-        dirs.push(PathBuf::from(dir));
-    }
-    let mut out: Vec<PathBuf> = dirs
-        .into_iter()
-        .map(|d| d.join(&name))
-        .filter(|p| p.is_file())
-        .collect();
-    out.push(PathBuf::from(name)); // bare name: LD_LIBRARY_PATH / ldconfig
-    out
 }
 
 fn new_error() -> b::tinv_trt_error {

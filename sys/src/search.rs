@@ -1,0 +1,133 @@
+//! Where `libtinv_trt<major>.so` is looked for. A shim runs with the process's rights, so only
+//! places its installer controls are searched: `$TINV_TRT_SHIM_DIR` (ignored in a setuid or
+//! setgid process, as the dynamic loader ignores `LD_LIBRARY_PATH` there), the folder of the
+//! binary this code is in (`libtinv.so`'s folder for a C program, the executable's for
+//! `tinv-run`), the cargo build folder only for binaries of that same build (tests, `cargo run`),
+//! then the loader's search path.
+
+use std::path::{Path, PathBuf};
+
+/// Where `libtinv_trt<major>.so` may be, in search order; the last is the bare name.
+pub(crate) fn shim_candidates(major: u32) -> Vec<PathBuf> {
+    let env = std::env::var_os("TINV_TRT_SHIM_DIR").filter(|_| !secure_execution());
+    candidates_from(env.map(PathBuf::from), major)
+}
+
+/// [`shim_candidates`] with the environment's folder given.
+fn candidates_from(env: Option<PathBuf>, major: u32) -> Vec<PathBuf> {
+    let name = format!("libtinv_trt{major}.so");
+    let mut dirs: Vec<PathBuf> = env.into_iter().collect();
+    dirs.extend(own_folder());
+    dirs.extend(build_folder());
+    let mut out: Vec<PathBuf> = dirs
+        .into_iter()
+        .map(|d| d.join(&name))
+        .filter(|p| p.is_file())
+        .collect();
+    out.push(PathBuf::from(name)); // bare name: LD_LIBRARY_PATH / ldconfig
+    out
+}
+
+/// Whether the process runs in secure-execution mode (setuid, setgid or file capabilities),
+/// where environment variables must not choose code to load.
+fn secure_execution() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn getauxval(kind: std::ffi::c_ulong) -> std::ffi::c_ulong;
+        }
+        const AT_SECURE: std::ffi::c_ulong = 23;
+        // SAFETY: glibc's getauxval reads the process's auxiliary vector; any key is valid (an
+        // unknown one returns 0).
+        unsafe { getauxval(AT_SECURE) != 0 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// The folder of the file mapped where this function's code is: the shared library that holds
+/// tinv-sys (`libtinv.so`), or the executable it is linked into.
+fn own_folder() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    folder_of(&maps, own_folder as usize)
+}
+
+/// The folder of the file that `maps` (the text of `/proc/<pid>/maps`) maps at `addr`.
+fn folder_of(maps: &str, addr: usize) -> Option<PathBuf> {
+    maps.lines().find_map(|line| {
+        let (range, _) = line.split_once(' ')?;
+        let (start, end) = range.split_once('-')?;
+        let start = usize::from_str_radix(start, 16).ok()?;
+        let end = usize::from_str_radix(end, 16).ok()?;
+        if !(start..end).contains(&addr) {
+            return None;
+        }
+        // The path is the last field and the only one with a '/'; it may hold spaces.
+        let path = Path::new(&line[line.find('/')?..]);
+        path.parent().map(Path::to_path_buf)
+    })
+}
+
+/// The build output folder holding the shim, for binaries of this build only: the running
+/// executable lies under the same `target/<profile>/` folder (tests in `deps/`, `cargo run`).
+/// A binary copied elsewhere (a device, an install) never searches a build tree.
+fn build_folder() -> Option<PathBuf> {
+    // OUT_DIR is target/<profile>/build/tinv-sys-<hash>/out.
+    let dir = PathBuf::from(option_env!("TINV_TRT_SHIM_BUILD_DIR")?);
+    let profile = dir.ancestors().nth(3)?;
+    let exe = std::env::current_exe().ok()?;
+    exe.starts_with(profile).then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_folder_is_that_of_the_mapping_holding_the_address() {
+        let maps = "\
+55d0c0000000-55d0c0010000 r--p 00000000 08:01 1234       /usr/bin/robot
+7f0000000000-7f0000100000 r-xp 00010000 08:01 99         /opt/my robot/lib/libtinv.so
+7f0000200000-7f0000201000 rw-p 00000000 00:00 0 
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0          [stack]
+";
+        assert_eq!(
+            folder_of(maps, 0x7f0000000800),
+            Some(PathBuf::from("/opt/my robot/lib"))
+        );
+        assert_eq!(
+            folder_of(maps, 0x55d0c000ffff),
+            Some(PathBuf::from("/usr/bin"))
+        );
+        // Anonymous memory, the stack, or no mapping at all: no folder.
+        assert_eq!(folder_of(maps, 0x7f0000200010), None);
+        assert_eq!(folder_of(maps, 0x7ffd00000010), None);
+        assert_eq!(folder_of(maps, 0x10), None);
+    }
+
+    #[test]
+    fn this_test_binary_finds_its_own_folder() {
+        // tinv-sys is linked into the test executable: its code is mapped from that file.
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(own_folder().as_deref(), exe.parent());
+        // Not setuid.
+        assert!(!secure_execution());
+    }
+
+    #[test]
+    fn the_environment_folder_comes_first_and_the_bare_name_last() {
+        let dir = std::env::temp_dir().join(format!("tinv-shim-search-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shim = dir.join("libtinv_trt77.so");
+        std::fs::write(&shim, b"").unwrap();
+        let c = candidates_from(Some(dir.clone()), 77);
+        // A folder without the file is passed over.
+        let none = candidates_from(Some(dir.join("empty")), 77);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.first(), Some(&shim));
+        assert_eq!(c.last(), Some(&PathBuf::from("libtinv_trt77.so")));
+        assert_eq!(none, [PathBuf::from("libtinv_trt77.so")]);
+    }
+}
