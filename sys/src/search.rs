@@ -51,7 +51,7 @@ fn secure_execution() -> bool {
 /// tinv-sys (`libtinv.so`), or the executable it is linked into.
 fn own_folder() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    folder_of(&maps, own_folder as usize)
+    folder_of(&maps, own_folder as fn() -> Option<PathBuf> as usize)
 }
 
 /// The folder of the file that `maps` (the text of `/proc/<pid>/maps`) maps at `addr`.
