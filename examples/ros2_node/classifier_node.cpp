@@ -57,7 +57,8 @@ class ClassifierNode : public rclcpp::Node {
     }
 
   private:
-    // Image → CHW floats in [0, 1] at the model's size. The buffer was sized once at start-up.
+    // Image → CHW floats in [0, 1] at the model's size, resized by nearest neighbour (tinv-run
+    // refuses an image of another size instead). The buffer was sized once at start-up.
     bool to_chw(const sensor_msgs::msg::Image &img) {
         const size_t c = classifier_.channels(), h = classifier_.height(), w = classifier_.width();
         size_t src_c;
@@ -79,11 +80,17 @@ class ClassifierNode : public rclcpp::Node {
             for (size_t x = 0; x < w; x++) {
                 const uint8_t *px = &img.data[sy * img.step + (x * img.width / w) * src_c];
                 for (size_t ch = 0; ch < c; ch++) {
-                    // Grey → every channel; colour → grey for a 1-channel model.
+                    // Grey → every channel; colour → grey for a 1-channel model through ITU-R
+                    // BT.601 luma, as `tinv-run classify` converts (src/bin/tinv-run/images.rs),
+                    // so that a frame and its saved PNG get the same input.
                     float v;
                     if (src_c == 1) v = px[0];
-                    else if (c == 1) v = (px[0] + px[1] + px[2]) / 3.0f;
-                    else v = px[bgr ? 2 - ch : ch];
+                    else if (c == 1) {
+                        const uint8_t r = px[bgr ? 2 : 0], g = px[1], b = px[bgr ? 0 : 2];
+                        v = 0.299f * r + 0.587f * g + 0.114f * b;
+                    } else {
+                        v = px[bgr ? 2 - ch : ch];
+                    }
                     chw_[(ch * h + y) * w + x] = v / 255.0f;
                 }
             }
