@@ -18,11 +18,15 @@
 //! B is not repaid and full-width panels are read in place; `[N, K]` panels are transposed with
 //! AVX-512 gathers where available.
 //!
-//! Measured (2-vCPU AVX-512 Xeon, one thread, FMA peak 166–179 GFLOP/s, calls interleaved with
-//! numpy's OpenBLAS in one process so both see the same load): the ViT-Tiny shapes (M = 197; K×N = 192×576,
-//! 192×768, 768×192, 192×192) run at 150–165 GFLOP/s, about 90–95 % of the FMA peak and 1.1×
-//! single-threaded OpenBLAS 0.3.31 on the same shapes; Fashion-MNIST shapes (M = 50) at about 150
-//! (1.4× OpenBLAS); attention `Q·Kᵀ` (197×197×64) at 130–137 and `P·V` at about 155.
+//! Measured with the AVX-512 kernel (a 2-vCPU AVX-512 Xeon, one thread, FMA peak 166–179
+//! GFLOP/s, calls interleaved with numpy's OpenBLAS in one process so both see the same load):
+//! the ViT-Tiny shapes (M = 197; K×N = 192×576, 192×768, 768×192, 192×192) run at 150–165
+//! GFLOP/s, about 90–95 % of the FMA peak and 1.1× single-threaded OpenBLAS 0.3.31 on the same
+//! shapes; M = 50 (an earlier Fashion-MNIST model; today's has M = 17, read in place) at about
+//! 150 (1.4× OpenBLAS); attention `Q·Kᵀ` (197×197×64) at 130–137 and `P·V` at about 155. With
+//! the AVX2 kernel (a 2-vCPU AMD EPYC without AVX-512, FMA peak 95–100 GFLOP/s, the host of
+//! docs/RESULTS.md) the ViT-Tiny shapes run at 0.86–1.03× OpenBLAS, depending on the minute:
+//! the block profile in docs/RESULTS.md gives this host's numbers.
 //!
 //! Known weak spot: when `lda` is a multiple of 1024 floats, the 14 A rows of a tile share one L1
 //! set and square 1024³ runs about 15 % below the ViT shapes; packing A for that case would fix
