@@ -81,7 +81,9 @@ impl std::fmt::Display for Mode {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SessionOptions {
-    /// Most inputs per call (the arena is sized for it). ≥ 1.
+    /// Most inputs per call (the arena is sized for it). ≥ 1. A convenience, not a throughput
+    /// lever: on the CPU a batch takes about as long per input as single calls at these model
+    /// sizes (`tinv-run bench --batch 16`), and TensorRT runs a batch input by input.
     pub max_batch: usize,
     /// Threads for matrix products and attention (1 = run on the caller only). Each worker spins
     /// for up to 1 ms after a job before it parks, so that the next kernel of the same call
