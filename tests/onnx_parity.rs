@@ -495,8 +495,8 @@ fn run_on_graph(
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// TENSORRT.md: in an FP16-input graph no Cast or Transpose sits on a weight input. Every weight
-/// goes straight into MatMul/Add/Expand; the only Casts are the image's on the way in, the
+/// In an FP16-input graph no Cast or Transpose sits on a weight input, so that every engine reads
+/// the one shared device copy of the weights as it is. Every weight goes straight into MatMul/Add/Expand; the only Casts are the image's on the way in, the
 /// logits' on the way out, and two around each LayerNorm, whose nodes compute in f32.
 #[test]
 fn fp16_graphs_feed_weights_directly_and_run_layer_norm_in_f32() {

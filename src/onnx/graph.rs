@@ -12,8 +12,8 @@ use std::collections::HashMap;
 pub enum WeightMode {
     /// Every weight is an FP16 graph input named as in the `.tinv` (the same name in every
     /// graph), so one device buffer can feed every engine. The graph computes in FP16 and feeds
-    /// the weights straight into MatMul/Add (TENSORRT.md: no Cast or Transpose on a weight
-    /// input); its f32 inputs and outputs are cast at the edges, and LayerNorm runs in f32 between
+    /// the weights straight into MatMul/Add (no Cast or Transpose on a weight input, so that
+    /// every engine reads the one device copy as it is); its f32 inputs and outputs are cast at the edges, and LayerNorm runs in f32 between
     /// two Casts (it overflows in FP16; TensorRT 11's strongly typed mode takes the types as
     /// written).
     Fp16Inputs,

@@ -1,6 +1,6 @@
 //! The weight-binding plan: every weight gets ONE 256-byte-aligned slot in one device buffer,
 //! and every engine binds each of its weight inputs to that slot. So N engines read the same
-//! bytes, and the device holds each weight once (TENSORRT.md §0, layout `per-path`).
+//! bytes, and the device holds each weight once (layout `per-path`, docs/JETSON.md).
 
 use super::manifest::{DType, IoMode, Manifest, WeightBinding};
 use super::{align_up, TrtError};

@@ -94,7 +94,7 @@ impl Precision {
     }
 }
 
-/// How the weights are kept on the device once (docs/JETSON.md, TENSORRT.md §0).
+/// How the weights are kept on the device once (docs/JETSON.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// One engine per depth path; weights are FP16 graph inputs bound into one buffer.

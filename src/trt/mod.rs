@@ -111,7 +111,7 @@ impl From<TrtError> for crate::Error {
     }
 }
 
-/// Device addresses handed to TensorRT must be multiples of this (TENSORRT.md §1).
+/// Device addresses handed to TensorRT must be multiples of this (TensorRT's alignment rule for I/O and weight buffers).
 pub const ALIGN: u64 = 256;
 
 /// `n` rounded up to a multiple of [`ALIGN`], or `None` on overflow.

@@ -1,7 +1,7 @@
 //! From a folded model to a [`BuildRequest`]: the ONNX flavour the TensorRT version parses,
 //! the graphs of the chosen layout written to `out/onnx/`, which engines make up each path,
 //! the weight-binding table (`per-path`), and the builder options — LayerNorm pinned to FP32
-//! when building FP16 (it overflows in FP16 on TensorRT 8.x/10.x: TENSORRT.md, "FP16 LayerNorm
+//! when building FP16 (it overflows in FP16 on TensorRT 8.x/10.x: NVIDIA's notes on "FP16 LayerNorm
 //! overflow"). `tinv-run build` and `tinv-run selftest` both start here.
 
 use super::builder::{BuildRequest, EngineSource};

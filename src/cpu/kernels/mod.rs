@@ -66,7 +66,8 @@ static FUSED: AtomicBool = AtomicBool::new(true);
 /// Whether the kernels fuse multiply-adds where the CPU can (the default; see `math`). `false`
 /// gives every host the rounding of the unfused kernels, bit for bit: tinv-train turns it off,
 /// because its default model was trained with them and its controller stage turns a last-bit
-/// difference in the backbone's outputs into a different policy (engines/fmnist/README.md).
+/// difference in the backbone's outputs into a different policy
+/// (docs/notes/fmnist-controller-analysis.md).
 /// Process-wide; meant to be set once at start-up.
 pub fn set_fused(on: bool) {
     FUSED.store(on, Ordering::Relaxed);

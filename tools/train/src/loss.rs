@@ -1,7 +1,7 @@
 //! The dual-path training loss: cross-entropy at every exit, plus distillation from the deepest
 //! exit (the teacher, detached) into every shallower one — softened-logit KL at temperature T
 //! (scaled by T²) and class-token feature matching on *normalized* features (1 − cosine of the
-//! layer-normed tokens; raw-feature MSE diverges, see DESIGN.md's training notes).
+//! layer-normed tokens; raw-feature MSE diverges, as the project's reference experiment found).
 
 use crate::config::Hyper;
 use crate::vit::{layer_norm, PathOut};

@@ -15,7 +15,7 @@ use candle_core::{Device, Result, Tensor};
 /// the recurrent state). Near, not at: λ is a raw input on [0, 1] and τ*(λ) steps at small λ
 /// (0.78, 0.73, 0.61 between λ = 0 and 0.02 on the default model's validation split), which the
 /// RNN blurs; at λ = 0.03 it continued about 150 more of 5,000 inputs per exit than the rule
-/// (measured by a review, engines/fmnist/README.md). Without a warm start PPO begins as a coin
+/// (measured by a review, docs/notes/fmnist-controller-analysis.md). Without a warm start PPO begins as a coin
 /// flip, and since escalating pays only for uncertain inputs at small λ, the average advantage of
 /// continuing is negative and the RNN collapses to "always stop" before it has seen enough of the
 /// states where continuing is right; a warm start on the one-step advantage alone left it below
