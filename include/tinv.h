@@ -316,9 +316,10 @@ tinv_status tinv_session_infer(tinv_session *session, const float *input, size_t
 tinv_status tinv_session_infer_depth(tinv_session *session, const float *input, size_t input_len,
                                      size_t batch, size_t depth, float *logits, size_t logits_len);
 
-/* Sets the budget lambda in [0, 1] for later calls.
- * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE, TINV_ERR_INVALID_ARG (out of
- * range or NaN), TINV_ERR_SESSION_BUSY. */
+/* Sets the budget lambda in [0, 1] for later calls; a negative value restores the model's stored
+ * default (as budget -1 in tinv_session_options).
+ * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE, TINV_ERR_INVALID_ARG (above 1
+ * or NaN), TINV_ERR_SESSION_BUSY. */
 tinv_status tinv_session_set_budget(tinv_session *session, float budget);
 
 /* Sets the mode (a tinv_mode); `threshold` is tau in [0, 1] for TINV_MODE_THRESHOLD and ignored

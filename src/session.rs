@@ -296,7 +296,7 @@ impl Session {
         let c = model.config();
         let budget = match opts.budget {
             Some(b) => b,
-            None => c.controller.as_ref().map_or(0.0, |cc| cc.default_budget),
+            None => c.default_budget(),
         };
         check_budget(budget)?;
         opts.mode.check()?;

@@ -922,3 +922,73 @@ fn c_abi_model_open_on_a_directory_fifo_or_empty_path_says_so() {
         "{msg}"
     );
 }
+
+/// `tinv_session_set_budget` with a negative budget restores the model's stored default, as a
+/// negative budget in the session options does: the decisions match a fresh session's again.
+#[test]
+fn c_abi_a_negative_budget_restores_the_models_default() {
+    use std::ptr::null_mut;
+    use tinv::capi::*;
+    let path = std::ffi::CString::new(format!(
+        "{}/engines/fmnist/model.tinv",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let n = 64;
+    let (mut m, mut s) = (null_mut(), null_mut());
+    // SAFETY: every pointer is a live buffer of the stated length, or an out slot.
+    unsafe {
+        let ok = Status::Ok;
+        assert_eq!(tinv_model_open(path.as_ptr(), std::ptr::null(), &mut m), ok);
+        let mut len = 0;
+        assert_eq!(tinv_model_input_len(m, &mut len), ok);
+        let mut default = -1.0;
+        assert_eq!(tinv_model_default_budget(m, &mut default), ok);
+        assert!(default > 0.0 && default < 1.0, "{default}");
+        // Discs of many sizes and places: unlike noise (confidently "bag" at depth 2), some of
+        // them the controller continues at small budgets.
+        let mut rng = tinv::synth::Rng::new(3);
+        let mut input = Vec::with_capacity(n * len);
+        for _ in 0..n {
+            let (r, cx, cy) = (3.0 + 11.0 * rng.uniform(), 14.0, 10.0 + 8.0 * rng.uniform());
+            input.extend((0..len).map(|i| {
+                let (x, y) = ((i % 28) as f32, (i / 28) as f32);
+                f32::from(u8::from((x - cx).powi(2) + (y - cy).powi(2) < r * r))
+            }));
+        }
+        let mut o = tinv_session_options_default();
+        o.max_batch = n as u32;
+        assert_eq!(tinv_session_open(m, &o, &mut s), ok);
+        let mut logits = vec![0f32; n * 10];
+        let mut stats = vec![StatsC::default(); n];
+        let mut run = |s| {
+            let st = tinv_session_infer(
+                s,
+                input.as_ptr(),
+                input.len(),
+                n,
+                logits.as_mut_ptr(),
+                n * 10,
+            );
+            assert_eq!(st, ok);
+            let mut count = 0;
+            assert_eq!(
+                tinv_session_last_stats(s, stats.as_mut_ptr(), n, &mut count),
+                ok
+            );
+            stats[..count].iter().map(|x| x.flops).collect::<Vec<_>>()
+        };
+        let at_default = run(s);
+        assert_eq!(tinv_session_set_budget(s, 0.0), ok);
+        let at_zero = run(s);
+        assert_ne!(
+            at_zero, at_default,
+            "budget 0 changed no decision: the test shows nothing"
+        );
+        assert_eq!(tinv_session_set_budget(s, -1.0), ok);
+        assert_eq!(run(s), at_default);
+        assert_eq!(tinv_session_set_budget(s, f32::NAN), Status::InvalidArg);
+        assert_eq!(tinv_session_free(s), ok);
+        assert_eq!(tinv_model_free(m), ok);
+    }
+}

@@ -337,6 +337,12 @@ fn help_explains_every_command() {
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("COMMANDS"));
+    // Without a command: the usage and the error on stderr, nothing on stdout.
+    let (code, out, err) = run(&[]);
+    assert_ne!(code, 0);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("COMMANDS"), "{err}");
+    assert!(err.trim_end().ends_with("error: no command given"), "{err}");
 }
 
 #[test]

@@ -462,12 +462,7 @@ pub unsafe extern "C" fn tinv_model_default_budget(
 ) -> Status {
     ffi_boundary!("tinv_model_default_budget", [model, out], {
         let m = model_of(model)?;
-        let b = m
-            .model
-            .config()
-            .controller
-            .as_ref()
-            .map_or(0.0, |c| c.default_budget);
+        let b = m.model.config().default_budget();
         // SAFETY: checked non-null; writable by contract.
         unsafe { put(out, b) };
         Ok(())

@@ -394,7 +394,15 @@ pub unsafe extern "C" fn tinv_session_infer_depth(
 #[no_mangle]
 pub unsafe extern "C" fn tinv_session_set_budget(session: *mut TinvSession, budget: f32) -> Status {
     ffi_boundary!("tinv_session_set_budget", [session], {
-        with_session(session, |_, st| Ok(st.session.set_budget(budget)?))
+        with_session(session, |_, st| {
+            // Negative: the model's stored default, as in tinv_session_options.
+            let budget = if budget < 0.0 {
+                st.session.model().config().default_budget()
+            } else {
+                budget
+            };
+            Ok(st.session.set_budget(budget)?)
+        })
     })
 }
 

@@ -72,6 +72,12 @@ pub struct ControllerConfig {
 }
 
 impl Config {
+    /// The budget λ a session uses when none is given: the controller's stored default, 0 for a
+    /// model without a controller.
+    pub fn default_budget(&self) -> f32 {
+        self.controller.as_ref().map_or(0.0, |c| c.default_budget)
+    }
+
     /// Patches per image (0 for a zero patch, which [`Config::validate`] refuses; this and the
     /// other sizes below never panic, whatever the public fields hold).
     pub fn patches(&self) -> usize {

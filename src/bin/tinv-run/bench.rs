@@ -32,7 +32,8 @@ OPTIONS:
                        before the GEMM test)
 
 Latency is wall time per call, median and 99th percentile. The switch cost is the median
-extra time of a call on one path right after a call on another, against the same path twice.
+extra time of a call on one path right after a call on another, against the same path twice;
+one within the runs' spread (half the interquartile range) is reported as below the noise.
 ";
 
 pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
@@ -106,6 +107,9 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     }
     let switch_us = (d0 != dl)
         .then(|| tinv::timing::summary(&mut switched).0 - tinv::timing::summary(&mut same).0);
+    // The runs' own spread (half the interquartile range of the repeated path, `same` sorted by
+    // `summary`): a switch cost inside it is not told apart from the host's noise.
+    let spread = (same.len() >= 4).then(|| (same[same.len() * 3 / 4] - same[same.len() / 4]) / 2.0);
     // Read before the GEMM test, whose matrices are not inference's (at --batch 512 they doubled
     // the figure).
     let peak_rss = crate::eval::peak_rss_bytes();
@@ -162,12 +166,15 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
                 *f as f64 / p50 / 1e3
             );
         }
-        match switch_us {
-            Some(us) => outln!(
-                "path switch  {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl}; \
-                 a value inside the runs' spread, negative ones included, is host noise)"
+        match (switch_us, spread) {
+            (Some(us), Some(sp)) if us.abs() <= sp => outln!(
+                "path switch  below the noise: {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → \
+                 {dl}), within the runs' spread of ±{sp:.1} µs"
             ),
-            None => outln!("path switch  none (the model has one path)"),
+            (Some(us), _) => {
+                outln!("path switch  {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl})")
+            }
+            (None, _) => outln!("path switch  none (the model has one path)"),
         }
         for (m, n, k, g) in &gemms {
             outln!("gemm m={m:<5} n={n:<5} k={k:<5} {g:>7.1} GFLOP/s");

@@ -90,7 +90,8 @@ fn help_of(cmd: &str) -> Option<&'static str> {
 
 fn run(argv: &[std::ffi::OsString]) -> Result<(), String> {
     let Some((cmd, rest)) = argv.split_first() else {
-        out!("{USAGE}");
+        // On stderr, with the error: stdout carries only what a command was asked for.
+        errln!("{}", USAGE.trim_end());
         return Err("no command given".into());
     };
     let cmd = cmd.to_string_lossy();
