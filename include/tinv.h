@@ -354,18 +354,19 @@ tinv_status tinv_session_last_stats(tinv_session *session, tinv_stats *stats, si
                                     size_t *count);
 
 /* Bytes of the session's host arena (all activations of the largest path at max_batch); 0 for
- * a TensorRT session, whose arena is on the device.
- * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE, TINV_ERR_SESSION_BUSY. */
-tinv_status tinv_session_arena_bytes(tinv_session *session, size_t *out);
+ * a TensorRT session, whose arena is on the device. Fixed when the session opens: this and the
+ * two calls below may run while another thread's call uses the session (no SESSION_BUSY).
+ * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE. */
+tinv_status tinv_session_arena_bytes(const tinv_session *session, size_t *out);
 
 /* The session's max_batch. Same status codes as tinv_session_arena_bytes. */
-tinv_status tinv_session_max_batch(tinv_session *session, size_t *out);
+tinv_status tinv_session_max_batch(const tinv_session *session, size_t *out);
 
 /* The threads the session runs on, the calling thread included: options.threads, or fewer when
  * the OS refused to start a worker (the session then works on the ones it got); 1 for a
  * TensorRT session, which starts no CPU workers. Same status
  * codes as tinv_session_arena_bytes. */
-tinv_status tinv_session_threads(tinv_session *session, size_t *out);
+tinv_status tinv_session_threads(const tinv_session *session, size_t *out);
 
 #ifdef __cplusplus
 } /* extern "C" */

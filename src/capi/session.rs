@@ -90,6 +90,16 @@ pub(crate) struct SessionObj {
     /// failed one. Set to the batch only under the lock, after the stats are written; outside
     /// the lock so that a call refused with `TINV_ERR_SESSION_BUSY` can clear it too.
     last_batch: AtomicUsize,
+    /// The session's sizes, fixed when it opens (arena bytes, max batch, threads): read without
+    /// the lock, so that asking for them never meets another thread's call (no SESSION_BUSY).
+    sizes: Sizes,
+}
+
+/// What `tinv_session_arena_bytes`, `_max_batch` and `_threads` report.
+struct Sizes {
+    arena_bytes: usize,
+    max_batch: usize,
+    threads: usize,
 }
 
 struct SessionState {
@@ -164,6 +174,11 @@ pub unsafe extern "C" fn tinv_session_open(
         };
         let classes = m.model.config().classes;
         let session = Session::new(std::sync::Arc::clone(&m.model), opts.clone())?;
+        let sizes = Sizes {
+            arena_bytes: session.arena_bytes(),
+            max_batch: session.max_batch(),
+            threads: session.threads(),
+        };
         let h = SESSIONS.insert(SessionObj {
             inner: Mutex::new(SessionState {
                 session,
@@ -174,6 +189,7 @@ pub unsafe extern "C" fn tinv_session_open(
                 )?,
             }),
             last_batch: AtomicUsize::new(0),
+            sizes,
         })?;
         // SAFETY: checked non-null; writable by contract.
         unsafe { put(out, h as *mut TinvSession) };
@@ -471,12 +487,13 @@ pub unsafe extern "C" fn tinv_session_last_stats(
 /// `out` is writable.
 unsafe fn get_usize(
     function: &'static str,
-    session: *mut TinvSession,
+    session: *const TinvSession,
     out: *mut usize,
-    get: fn(&Session) -> usize,
+    get: fn(&Sizes) -> usize,
 ) -> Status {
     ffi_boundary!(function, [session, out], {
-        let n = with_session(session, |_, st| Ok(get(&st.session)))?;
+        // Not under the session's lock: the sizes never change.
+        let n = get(&SESSIONS.get(session as usize)?.sizes);
         // SAFETY: checked non-null; writable by contract.
         unsafe { put(out, n) };
         Ok(())
@@ -489,18 +506,11 @@ unsafe fn get_usize(
 /// `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn tinv_session_arena_bytes(
-    session: *mut TinvSession,
+    session: *const TinvSession,
     out: *mut usize,
 ) -> Status {
     // SAFETY: the caller's contract, passed on.
-    unsafe {
-        get_usize(
-            "tinv_session_arena_bytes",
-            session,
-            out,
-            Session::arena_bytes,
-        )
-    }
+    unsafe { get_usize("tinv_session_arena_bytes", session, out, |s| s.arena_bytes) }
 }
 
 /// Most inputs per call of this session.
@@ -509,11 +519,11 @@ pub unsafe extern "C" fn tinv_session_arena_bytes(
 /// `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn tinv_session_max_batch(
-    session: *mut TinvSession,
+    session: *const TinvSession,
     out: *mut usize,
 ) -> Status {
     // SAFETY: the caller's contract, passed on.
-    unsafe { get_usize("tinv_session_max_batch", session, out, Session::max_batch) }
+    unsafe { get_usize("tinv_session_max_batch", session, out, |s| s.max_batch) }
 }
 
 /// The threads the session runs on, the calling thread included.
@@ -522,11 +532,11 @@ pub unsafe extern "C" fn tinv_session_max_batch(
 /// `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn tinv_session_threads(
-    session: *mut TinvSession,
+    session: *const TinvSession,
     out: *mut usize,
 ) -> Status {
     // SAFETY: the caller's contract, passed on.
-    unsafe { get_usize("tinv_session_threads", session, out, Session::threads) }
+    unsafe { get_usize("tinv_session_threads", session, out, |s| s.threads) }
 }
 
 #[cfg(test)]
@@ -535,7 +545,8 @@ mod tests {
     use crate::capi::{tinv_model_free, tinv_model_open_bytes};
     use std::ptr::{null, null_mut};
 
-    /// A call refused because another thread holds the session clears the stats too.
+    /// A call refused because another thread holds the session clears the stats too; the
+    /// session's sizes can be read meanwhile.
     #[test]
     fn busy_infer_clears_last_stats() {
         let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
@@ -560,6 +571,13 @@ mod tests {
                 let obj = SESSIONS.get(s as usize).unwrap();
                 let _held = obj.inner.lock().unwrap();
                 assert_eq!(infer(logits.as_mut_ptr()), Status::SessionBusy);
+                // The fixed sizes are still there to read.
+                let (mut batch, mut threads, mut arena) = (0, 0, 0);
+                assert_eq!(tinv_session_max_batch(s, &mut batch), Status::Ok);
+                assert_eq!(tinv_session_threads(s, &mut threads), Status::Ok);
+                assert_eq!(tinv_session_arena_bytes(s, &mut arena), Status::Ok);
+                assert_eq!((batch, threads), (1, 1));
+                assert!(arena > 0);
             }
             assert_eq!(
                 tinv_session_last_stats(s, stats.as_mut_ptr(), 1, &mut n),
