@@ -3,8 +3,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Every error the library returns. `Display` is one line, naming the file, tensor or argument.
-/// New kinds of failure get new variants (`OutOfMemory`, `Numeric` and `EnginesStale` came in
-/// 0.1): match with a wildcard arm.
+/// New kinds of failure get new variants (`OutOfMemory`, `Numeric`, `EnginesStale`,
+/// `InputLength`, `BufferTooSmall` and `InvalidInput` came in 0.1): match with a wildcard arm.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -30,8 +30,15 @@ pub enum Error {
         /// What is wrong, naming the key or tensor.
         detail: String,
     },
-    /// A caller-supplied argument is invalid (buffer length, depth, budget, batch size, …).
+    /// A caller-supplied argument is invalid (depth, budget, batch size, mode, …).
     InvalidArgument(String),
+    /// The input of an inference call does not hold `batch` images of the model's size.
+    InputLength(String),
+    /// The buffer for an inference call's logits is shorter than `batch` × the classes (× the
+    /// paths, for every exit).
+    BufferTooSmall(String),
+    /// The input holds a NaN or an infinity (a broken sensor frame, say): nothing was computed.
+    InvalidInput(String),
     /// A backend is unavailable or failed (e.g. TensorRT not installed).
     Backend(String),
     /// The TensorRT engines were built for something other than what is here: another model,
@@ -66,6 +73,9 @@ impl fmt::Display for Error {
             Error::Format { path, error } => write!(f, "{}: {error}", path.display()),
             Error::Model { path, detail } => write!(f, "{}: {detail}", path.display()),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::InputLength(m) => write!(f, "input length: {m}"),
+            Error::BufferTooSmall(m) => write!(f, "buffer too small: {m}"),
+            Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
             Error::Backend(m) => write!(f, "backend: {m}"),
             Error::EnginesStale(m) => write!(f, "stale engines: {m}"),
             Error::OutOfMemory(m) => write!(f, "out of memory: {m}"),

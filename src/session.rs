@@ -538,7 +538,7 @@ impl Session {
             )));
         }
         if input.len() != b * c.input_len() {
-            return Err(Error::arg(format!(
+            return Err(Error::InputLength(format!(
                 "input has {} floats, batch {b} of {}x{}x{} needs {}",
                 input.len(),
                 c.channels,
@@ -553,14 +553,19 @@ impl Session {
             k_cls
         };
         if out.len() < b * per {
-            return Err(Error::arg(format!(
+            return Err(Error::BufferTooSmall(format!(
                 "logits buffer holds {} floats, need {}",
                 out.len(),
                 b * per
             )));
         }
         if let Some(i) = input.iter().position(|v| !v.is_finite()) {
-            return Err(Error::arg(format!("input value {i} is NaN or infinite")));
+            let per = c.input_len();
+            return Err(Error::InvalidInput(format!(
+                "input value {i} (input {}, element {}) is NaN or infinite",
+                i / per,
+                i % per
+            )));
         }
         let exit = self.exit_ctx(&model, policy);
         // 1. Level 1: the start path of every input.

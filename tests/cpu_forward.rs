@@ -149,8 +149,31 @@ fn bad_arguments_are_errors() {
     assert!(msg(s.infer(&x, 2, &mut out[1..])).contains("logits buffer"));
     assert!(msg(s.infer_depth(&x, 2, 3, &mut out)).contains("depth 3 is not a path"));
     let mut bad = x.clone();
-    bad[5] = f32::NAN;
-    assert!(msg(s.infer(&bad, 2, &mut out)).contains("NaN"));
+    bad[c.input_len() + 5] = f32::NAN;
+    assert!(msg(s.infer(&bad, 2, &mut out)).contains("(input 1, element 5) is NaN"));
+    // Each kind its own variant, so that a caller tells a bad frame from a bad buffer without
+    // reading the message (the C statuses come from them).
+    use tinv::Error;
+    assert!(matches!(
+        s.infer(&x, 3, &mut out),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        s.infer(&x[1..], 2, &mut out),
+        Err(Error::InputLength(_))
+    ));
+    assert!(matches!(
+        s.infer(&x, 2, &mut out[1..]),
+        Err(Error::BufferTooSmall(_))
+    ));
+    assert!(matches!(
+        s.infer(&bad, 2, &mut out),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        s.infer_depth(&x, 2, 3, &mut out),
+        Err(Error::InvalidArgument(_))
+    ));
     // Finite but far outside [0, 1]: the normalization overflows and the logits come out NaN,
     // which is an error (Error::Numeric), not an answer; a failed call leaves no stats. From
     // about 1e19 a LayerNorm's variance overflows: that too must be NaN, not a row of zeros

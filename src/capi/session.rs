@@ -313,17 +313,9 @@ unsafe fn infer(
         ));
     }
     // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
+    // (The lengths are checked here, before a slice is formed from them; the values, NaN and
+    // infinity, by the session, whose `Error::InvalidInput` is TINV_ERR_INVALID_INPUT.)
     let x = unsafe { std::slice::from_raw_parts(input, need_in) };
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(Fail::new(
-            Status::InvalidInput,
-            format!(
-                "input value {i} (input {}, element {}) is NaN or infinite",
-                i / per,
-                i % per
-            ),
-        ));
-    }
     let SessionState { session, scratch } = st;
     let out = scratch
         .get_mut(..need_out)
