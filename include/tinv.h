@@ -243,6 +243,29 @@ tinv_status tinv_model_input_shape(const tinv_model *model, size_t *channels, si
                                    size_t *width);
 /* Floats per input: channels * height * width. */
 tinv_status tinv_model_input_len(const tinv_model *model, size_t *out);
+/* Pixel layouts of tinv_model_image_input: 8 bits per channel, interleaved. */
+typedef enum tinv_pixels {
+    TINV_PIXELS_GRAY8 = 0,   /* grey */
+    TINV_PIXELS_RGB8 = 1,    /* red, green, blue (ROS rgb8) */
+    TINV_PIXELS_BGR8 = 2,    /* blue, green, red (ROS bgr8, OpenCV) */
+    TINV_PIXELS_RGBA8 = 3,   /* red, green, blue, alpha (alpha dropped) */
+    TINV_PIXELS_BGRA8 = 4,   /* blue, green, red, alpha (alpha dropped) */
+    TINV_PIXELS_MAX_ = 0x7fffffff /* not a layout: keeps the enum 32 bits wide */
+} tinv_pixels;
+
+/* Converts a camera image of the model's size (width x height pixels of `format`, a tinv_pixels,
+ * rows `stride` bytes apart) into the model's input in out[0 .. tinv_model_input_len): CHW
+ * floats, value / 255; grey feeds every channel; colour feeds a 3-channel model as R, G, B and a
+ * 1-channel model through ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B), as `tinv-run
+ * classify` converts its files; alpha is dropped. No resizing. `pixels` must hold
+ * stride * (height - 1) + width * bytes-per-pixel bytes.
+ * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE, TINV_ERR_INVALID_ARG (another
+ * size than the model's, a stride shorter than a row, an unknown format, colour pixels for a
+ * model of other than 1 or 3 channels, a misaligned `out`), TINV_ERR_BUFFER_TOO_SMALL (out_len
+ * below tinv_model_input_len). */
+tinv_status tinv_model_image_input(const tinv_model *model, const uint8_t *pixels, size_t width,
+                                   size_t height, size_t stride, uint32_t format, float *out,
+                                   size_t out_len);
 /* Number of classes = logits per input. */
 tinv_status tinv_model_num_classes(const tinv_model *model, size_t *out);
 /* Number of depth paths (exits). */

@@ -52,6 +52,7 @@ pub mod format;
 pub mod idx;
 pub mod model;
 pub mod onnx;
+pub mod pixels;
 pub mod session;
 // Random models and inputs for the tests, fuzzers and benchmarks, not a stable API: hidden from
 // the docs.

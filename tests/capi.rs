@@ -266,6 +266,7 @@ fn header_layouts_and_constants_match_rust() {
         format!("sizeof tinv_status {}", size_of::<u32>()),
         format!("sizeof tinv_backend {}", size_of::<u32>()),
         format!("sizeof tinv_mode {}", size_of::<u32>()),
+        format!("sizeof tinv_pixels {}", size_of::<u32>()),
     ];
     macro_rules! off {
         ($c:literal, $t:ty, $($f:ident),*) => {
@@ -317,6 +318,11 @@ fn header_layouts_and_constants_match_rust() {
         ("TINV_MODE_ADAPTIVE", MODE_ADAPTIVE),
         ("TINV_MODE_GRAPH", MODE_GRAPH),
         ("TINV_MODE_THRESHOLD", MODE_THRESHOLD),
+        ("TINV_PIXELS_GRAY8", PIXELS_GRAY8),
+        ("TINV_PIXELS_RGB8", PIXELS_RGB8),
+        ("TINV_PIXELS_BGR8", PIXELS_BGR8),
+        ("TINV_PIXELS_RGBA8", PIXELS_RGBA8),
+        ("TINV_PIXELS_BGRA8", PIXELS_BGRA8),
     ] {
         want.push(format!("const {n} {v}"));
     }
@@ -990,5 +996,77 @@ fn c_abi_a_negative_budget_restores_the_models_default() {
         assert_eq!(tinv_session_set_budget(s, f32::NAN), Status::InvalidArg);
         assert_eq!(tinv_session_free(s), ok);
         assert_eq!(tinv_model_free(m), ok);
+    }
+}
+
+/// `tinv_model_image_input`: a camera frame (BGR8, rows padded) of the model's size becomes the
+/// input the library's converter gives, luma for a grey model; bad calls get their status.
+#[test]
+fn c_abi_converts_camera_pixels_to_the_input() {
+    use std::ptr::{null, null_mut};
+    use tinv::capi::*;
+    let path = std::ffi::CString::new(format!(
+        "{}/engines/fmnist/model.tinv",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let (w, h, stride) = (28usize, 28usize, 28 * 3 + 5);
+    let frame: Vec<u8> = (0..stride * h).map(|i| (i * 7 % 251) as u8).collect();
+    let mut m = null_mut();
+    // SAFETY: every pointer is a live buffer of the stated length, an out slot, or NULL where the
+    // call is meant to refuse it.
+    unsafe {
+        assert_eq!(tinv_model_open(path.as_ptr(), null(), &mut m), Status::Ok);
+        let mut out = vec![-1f32; 784];
+        let conv = |px: *const u8, w, stride, fmt, out: &mut [f32]| {
+            tinv_model_image_input(m, px, w, h, stride, fmt, out.as_mut_ptr(), out.len())
+        };
+        assert_eq!(
+            conv(frame.as_ptr(), w, stride, PIXELS_BGR8, &mut out),
+            Status::Ok
+        );
+        // Pixel (row 3, column 5), by hand: bytes B, G, R at 3·stride + 15.
+        let p = &frame[3 * stride + 15..][..3];
+        let luma = (0.299 * p[2] as f32 + 0.587 * p[1] as f32 + 0.114 * p[0] as f32) / 255.0;
+        assert!((out[3 * 28 + 5] - luma).abs() < 1e-6);
+        let mut want = vec![0f32; 784];
+        let model = tinv::Model::open(path.to_str().unwrap(), &Default::default()).unwrap();
+        tinv::pixels::to_input(
+            model.config(),
+            &frame,
+            w,
+            h,
+            stride,
+            tinv::pixels::PixelFormat::Bgr8,
+            &mut want,
+        )
+        .unwrap();
+        assert_eq!(out, want);
+        assert_eq!(
+            conv(null(), w, stride, PIXELS_BGR8, &mut out),
+            Status::NullArg
+        );
+        assert_eq!(
+            conv(frame.as_ptr(), w, stride, 9, &mut out),
+            Status::InvalidArg
+        );
+        assert_eq!(
+            conv(frame.as_ptr(), 27, stride, PIXELS_BGR8, &mut out),
+            Status::InvalidArg
+        );
+        assert!(last_error().contains("27x28"), "{}", last_error());
+        assert_eq!(
+            conv(frame.as_ptr(), w, 80, PIXELS_BGR8, &mut out),
+            Status::InvalidArg
+        );
+        assert_eq!(
+            conv(frame.as_ptr(), w, usize::MAX / 2, PIXELS_BGR8, &mut out),
+            Status::InvalidArg
+        );
+        assert_eq!(
+            conv(frame.as_ptr(), w, stride, PIXELS_BGR8, &mut out[..783]),
+            Status::BufferTooSmall
+        );
+        assert_eq!(tinv_model_free(m), Status::Ok);
     }
 }

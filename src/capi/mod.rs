@@ -373,6 +373,87 @@ pub unsafe extern "C" fn tinv_model_input_len(model: *const TinvModel, out: *mut
     })
 }
 
+/// `TINV_PIXELS_GRAY8`: one byte per pixel.
+pub const PIXELS_GRAY8: u32 = 0;
+/// `TINV_PIXELS_RGB8`: red, green, blue.
+pub const PIXELS_RGB8: u32 = 1;
+/// `TINV_PIXELS_BGR8`: blue, green, red.
+pub const PIXELS_BGR8: u32 = 2;
+/// `TINV_PIXELS_RGBA8`: red, green, blue, alpha (dropped).
+pub const PIXELS_RGBA8: u32 = 3;
+/// `TINV_PIXELS_BGRA8`: blue, green, red, alpha (dropped).
+pub const PIXELS_BGRA8: u32 = 4;
+
+/// Converts an 8-bit image of the model's size into its input (`crate::pixels::to_input`).
+///
+/// # Safety
+/// `pixels` is NULL or points to `stride × (height − 1) + width × bytes per pixel` readable
+/// bytes; `out` is NULL or points to `out_len` writable floats.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn tinv_model_image_input(
+    model: *const TinvModel,
+    pixels: *const u8,
+    width: usize,
+    height: usize,
+    stride: usize,
+    format: u32,
+    out: *mut f32,
+    out_len: usize,
+) -> Status {
+    use crate::pixels::{to_input, PixelFormat};
+    ffi_boundary!("tinv_model_image_input", [model, pixels, out], {
+        let m = model_of(model)?;
+        let format = match format {
+            PIXELS_GRAY8 => PixelFormat::Gray8,
+            PIXELS_RGB8 => PixelFormat::Rgb8,
+            PIXELS_BGR8 => PixelFormat::Bgr8,
+            PIXELS_RGBA8 => PixelFormat::Rgba8,
+            PIXELS_BGRA8 => PixelFormat::Bgra8,
+            other => {
+                return Err(Fail::new(
+                    Status::InvalidArg,
+                    format!("pixel format {other} is not a tinv_pixels"),
+                ))
+            }
+        };
+        if !out.is_aligned() {
+            return Err(Fail::new(Status::InvalidArg, "out is not 4-byte aligned"));
+        }
+        // The pixel bytes the image spans, checked before a slice is formed from them.
+        let row = width.checked_mul(format.bytes());
+        let len = row.and_then(|r| stride.checked_mul(height.saturating_sub(1))?.checked_add(r));
+        let len = match len {
+            Some(l) if l <= isize::MAX as usize && stride >= row.unwrap_or(usize::MAX) => l,
+            _ => {
+                return Err(Fail::new(
+                    Status::InvalidArg,
+                    format!("a {width}x{height} image at stride {stride} is not a valid size"),
+                ))
+            }
+        };
+        let cfg = m.model.config();
+        if out_len < cfg.input_len() {
+            return Err(Fail::new(
+                Status::BufferTooSmall,
+                format!(
+                    "out_len is {out_len}, the input is {} floats",
+                    cfg.input_len()
+                ),
+            ));
+        }
+        // SAFETY: non-null; the caller's contract gives `len` readable bytes (`len` computed
+        // without overflow and within isize) and `out_len` writable, aligned floats.
+        let (px, dst) = unsafe {
+            (
+                std::slice::from_raw_parts(pixels, len),
+                std::slice::from_raw_parts_mut(out, out_len),
+            )
+        };
+        Ok(to_input(cfg, px, width, height, stride, format, dst)?)
+    })
+}
+
 /// Number of classes (logits per input).
 ///
 /// # Safety

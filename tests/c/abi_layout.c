@@ -25,6 +25,7 @@ int main(void) {
     SIZE(tinv_status);
     SIZE(tinv_backend);
     SIZE(tinv_mode);
+    SIZE(tinv_pixels);
     OFF(tinv_model_options, struct_size);
     OFF(tinv_model_options, backend);
     OFF(tinv_model_options, verify);
@@ -55,5 +56,10 @@ int main(void) {
     CONST(TINV_MODE_ADAPTIVE);
     CONST(TINV_MODE_GRAPH);
     CONST(TINV_MODE_THRESHOLD);
+    CONST(TINV_PIXELS_GRAY8);
+    CONST(TINV_PIXELS_RGB8);
+    CONST(TINV_PIXELS_BGR8);
+    CONST(TINV_PIXELS_RGBA8);
+    CONST(TINV_PIXELS_BGRA8);
     return 0;
 }

@@ -76,6 +76,7 @@ fn c_type(rust: &str) -> String {
         "c_char" => "char",
         "c_void" => "void",
         "usize" => "size_t",
+        "u8" => "uint8_t",
         "u32" => "uint32_t",
         "u64" => "uint64_t",
         "i32" => "int32_t",

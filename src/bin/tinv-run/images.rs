@@ -1,6 +1,7 @@
 //! Image and dataset input: PNG / PGM files for `classify`, IDX files (gzip or plain) for `eval`.
 
 use std::path::Path;
+use tinv::pixels::LUMA;
 use tinv::Config;
 
 /// An 8-bit image, `channels` interleaved per pixel.
@@ -26,7 +27,7 @@ pub fn load_image(path: &Path, cfg: &Config) -> Result<Vec<f32>, String> {
             (ic, oc) if ic == oc => (0..oc).for_each(|ch| out[ch * hw + i] = px[ch]),
             (1, oc) => (0..oc).for_each(|ch| out[ch * hw + i] = px[0]),
             // (3, 1), the only other pair `decode_checked` lets through.
-            _ => out[i] = 0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2],
+            _ => out[i] = (0..3).map(|k| LUMA[k] * px[k]).sum::<f32>(),
         }
     }
     Ok(out)
