@@ -43,6 +43,9 @@ struct Entry {
     busy: usize,
     /// A free has begun: no new call may start.
     dying: bool,
+    /// A context's own free has begun ([`Handles::free_context`]): it frees the context, and an
+    /// engine's free begun meanwhile waits for it instead of taking the context along.
+    freeing: bool,
 }
 
 fn unknown(what: &str, handle: usize) -> ShimError {
@@ -166,7 +169,10 @@ impl Handles {
             // A free of the engine that began meanwhile is waiting for this creation: the new
             // context is born dying, so that no call starts on it before that free takes it.
             let dying = t.engines.get(&engine).is_some_and(|e| e.dying);
-            let entry = Entry { busy: 0, dying };
+            let entry = Entry {
+                dying,
+                ..Entry::default()
+            };
             t.contexts.insert(ctx, (engine, entry));
         }
         self.release(&mut t, h);
@@ -197,9 +203,15 @@ impl Handles {
         if !t.kill(Handle::Context(ctx)) {
             return false;
         }
-        let mut t = self.wait_until(t, |t| t.contexts.get(&ctx).is_none_or(|(_, e)| e.busy == 0));
         if let Some((_, e)) = t.contexts.get_mut(&ctx) {
-            e.busy = 1;
+            e.freeing = true;
+        }
+        let mut t = self.wait_until(t, |t| t.contexts.get(&ctx).is_none_or(|(_, e)| e.busy == 0));
+        match t.contexts.get_mut(&ctx) {
+            Some((_, e)) => e.busy = 1,
+            // Not reached: an entry marked `freeing` is removed only by this free (an engine's
+            // free waits for it, and `free_all` cannot run meanwhile). Never freed twice.
+            None => return true,
         }
         drop(t);
         // Forgotten (and the waiters told) even if `free` panics.
@@ -216,8 +228,9 @@ impl Handles {
     }
 
     /// Forgets `engine` and its contexts once no call uses any of them (creations of its
-    /// contexts included), passing each context to `free_context` and then the engine to
-    /// `free_engine`; false (nothing called) when the engine is not live.
+    /// contexts included) and the frees of its contexts already under way have returned,
+    /// passing each context left to `free_context` and then the engine to `free_engine`; false
+    /// (nothing called) when the engine is not live.
     pub(crate) fn free_engine(
         &self,
         engine: usize,
@@ -237,7 +250,7 @@ impl Handles {
             t.engines.get(&engine).is_none_or(|e| e.busy == 0)
                 && t.contexts
                     .values()
-                    .all(|(e, entry)| *e != engine || entry.busy == 0)
+                    .all(|(e, entry)| *e != engine || (entry.busy == 0 && !entry.freeing))
         });
         t.engines.remove(&engine);
         let mut orphans: Vec<usize> = t
@@ -475,5 +488,35 @@ mod tests {
         call.join().unwrap().unwrap();
         assert!(freer.join().unwrap());
         assert_eq!(*log.lock().unwrap(), [("call", 0x10), ("ctx", 0x10)]);
+    }
+    /// A context free waiting for a call on its context, and its engine's free begun
+    /// meanwhile: when the call returns, whichever free wakes first, the context is freed once
+    /// and before its engine. (The engine's free took the context along when it woke first,
+    /// and the context's free, which had found its entry gone, then freed it again.)
+    #[test]
+    fn a_context_free_and_its_engines_free_waiting_on_one_call_free_the_context_once() {
+        for _ in 0..20 {
+            let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
+            let log: Log = Arc::default();
+            let h1 = Arc::clone(&h);
+            let (finish, call) = held(move |hold| {
+                h1.with_context(0x10, || {
+                    hold();
+                    Ok(())
+                })
+            });
+            let (h2, l2) = (Arc::clone(&h), logger(&log, "ctx"));
+            let ctx_free = std::thread::spawn(move || h2.free_context(0x10, l2));
+            std::thread::sleep(Duration::from_millis(10));
+            let (h3, l3, l4) = (Arc::clone(&h), logger(&log, "ctx"), logger(&log, "engine"));
+            let engine_free = std::thread::spawn(move || h3.free_engine(0x100, l3, l4));
+            std::thread::sleep(Duration::from_millis(10));
+            assert!(log.lock().unwrap().is_empty(), "a free ran under a call");
+            finish.send(()).unwrap();
+            call.join().unwrap().unwrap();
+            ctx_free.join().unwrap();
+            assert!(engine_free.join().unwrap());
+            assert_eq!(*log.lock().unwrap(), [("ctx", 0x10), ("engine", 0x100)]);
+        }
     }
 }
