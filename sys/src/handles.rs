@@ -214,11 +214,17 @@ impl Handles {
             None => return true,
         }
         drop(t);
-        // Forgotten (and the waiters told) even if `free` panics.
+        // Forgotten (and the waiters told) even if `free` panics. Only our own entry: once
+        // `free` has returned, the allocator may give the address to a context another thread
+        // creates, whose entry (not `freeing`) has replaced ours and stays.
         struct Forget<'a>(&'a Handles, usize);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
-                self.0.lock().contexts.remove(&self.1);
+                let mut t = self.0.lock();
+                if t.contexts.get(&self.1).is_some_and(|(_, e)| e.freeing) {
+                    t.contexts.remove(&self.1);
+                }
+                drop(t);
                 self.0.released.notify_all();
             }
         }
@@ -518,5 +524,28 @@ mod tests {
             assert!(engine_free.join().unwrap());
             assert_eq!(*log.lock().unwrap(), [("ctx", 0x10), ("engine", 0x100)]);
         }
+    }
+    /// A context created at the address of one just freed, before that free has forgotten it
+    /// (the allocator reuses the address as soon as `tinv_trt_context_free` returns): the new
+    /// context stays live, and its engine's free frees it. (The free forgot the new entry:
+    /// calls on the new context were refused, and its engine was freed before it.)
+    #[test]
+    fn a_context_created_at_the_address_of_one_being_freed_stays_live() {
+        let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
+        let log: Log = Arc::default();
+        let (h1, l1) = (Arc::clone(&h), Arc::clone(&log));
+        assert!(h.free_context(0x10, move |c| {
+            l1.lock().unwrap().push(("ctx", c));
+            assert_eq!(h1.create_context(0x100, || Ok(0x10)).unwrap(), 0x10);
+        }));
+        assert!(
+            h.with_context(0x10, || Ok(())).is_ok(),
+            "the new context was forgotten"
+        );
+        assert!(h.free_engine(0x100, logger(&log, "ctx"), logger(&log, "engine")));
+        assert_eq!(
+            *log.lock().unwrap(),
+            [("ctx", 0x10), ("ctx", 0x10), ("engine", 0x100)]
+        );
     }
 }
