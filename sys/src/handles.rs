@@ -496,35 +496,42 @@ mod tests {
         assert_eq!(*log.lock().unwrap(), [("call", 0x10), ("ctx", 0x10)]);
     }
     /// A context free waiting for a call on its context, and its engine's free begun
-    /// meanwhile: when the call returns, whichever free wakes first, the context is freed once
-    /// and before its engine. (The engine's free took the context along when it woke first,
-    /// and the context's free, which had found its entry gone, then freed it again.)
+    /// meanwhile: when the call returns, whichever free takes the lock first, the context is
+    /// freed once and before its engine. (When the engine's free came first, it took the
+    /// context along, and the context's free, finding its entry gone, freed it again.)
     #[test]
     fn a_context_free_and_its_engines_free_waiting_on_one_call_free_the_context_once() {
-        for _ in 0..20 {
-            let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
-            let log: Log = Arc::default();
-            let h1 = Arc::clone(&h);
-            let (finish, call) = held(move |hold| {
-                h1.with_context(0x10, || {
-                    hold();
-                    Ok(())
-                })
-            });
-            let (h2, l2) = (Arc::clone(&h), logger(&log, "ctx"));
-            let ctx_free = std::thread::spawn(move || h2.free_context(0x10, l2));
-            std::thread::sleep(Duration::from_millis(10));
-            let (h3, l3, l4) = (Arc::clone(&h), logger(&log, "ctx"), logger(&log, "engine"));
-            let engine_free = std::thread::spawn(move || h3.free_engine(0x100, l3, l4));
-            std::thread::sleep(Duration::from_millis(10));
-            assert!(log.lock().unwrap().is_empty(), "a free ran under a call");
-            finish.send(()).unwrap();
-            call.join().unwrap().unwrap();
-            ctx_free.join().unwrap();
-            assert!(engine_free.join().unwrap());
-            assert_eq!(*log.lock().unwrap(), [("ctx", 0x10), ("engine", 0x100)]);
+        let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
+        let log: Log = Arc::default();
+        let busy = |n| h.lock().contexts.get_mut(&0x10).unwrap().1.busy = n;
+        // A call on the context is under way.
+        busy(1);
+        let (h1, l1) = (Arc::clone(&h), logger(&log, "ctx"));
+        let ctx_free = std::thread::spawn(move || h1.free_context(0x10, l1));
+        // Once the entry is dying, the context's free waits on the condvar (it has let go of
+        // the lock).
+        while !h.lock().contexts[&0x10].1.dying {
+            std::thread::sleep(Duration::from_millis(1));
         }
+        // The call returns, and the engine's free takes the lock before the context's free
+        // wakes: the wake-up is held back (no notify) so that it comes first.
+        busy(0);
+        let (h2, l2, l3) = (Arc::clone(&h), logger(&log, "ctx"), logger(&log, "engine"));
+        let (tx, rx) = mpsc::channel();
+        let engine_free = std::thread::spawn(move || {
+            let freed = h2.free_engine(0x100, l2, l3);
+            let _ = tx.send(());
+            freed
+        });
+        // It may return (it does not wait for a free of the context under way) or wait: both
+        // are fine, as long as the context is freed once, before the engine.
+        let _ = rx.recv_timeout(Duration::from_millis(200));
+        h.released.notify_all();
+        assert!(ctx_free.join().unwrap());
+        assert!(engine_free.join().unwrap());
+        assert_eq!(*log.lock().unwrap(), [("ctx", 0x10), ("engine", 0x100)]);
     }
+
     /// A context created at the address of one just freed, before that free has forgotten it
     /// (the allocator reuses the address as soon as `tinv_trt_context_free` returns): the new
     /// context stays live, and its engine's free frees it. (The free forgot the new entry:
