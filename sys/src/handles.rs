@@ -495,6 +495,7 @@ mod tests {
         assert!(freer.join().unwrap());
         assert_eq!(*log.lock().unwrap(), [("call", 0x10), ("ctx", 0x10)]);
     }
+
     /// A context free waiting for a call on its context, and its engine's free begun
     /// meanwhile: when the call returns, whichever free takes the lock first, the context is
     /// freed once and before its engine. (When the engine's free came first, it took the
