@@ -35,6 +35,8 @@ struct Table {
     engines: HashMap<usize, Entry>,
     /// Context → its engine and its entry.
     contexts: HashMap<usize, (usize, Entry)>,
+    /// Contexts recorded so far: each context's entry takes the next number as its `gen`.
+    created: u64,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -46,6 +48,9 @@ struct Entry {
     /// A context's own free has begun ([`Handles::free_context`]): it frees the context, and an
     /// engine's free begun meanwhile waits for it instead of taking the context along.
     freeing: bool,
+    /// Which context this is, of those that had its address: the allocator may give a freed
+    /// context's address to a new one before the old free has forgotten its entry.
+    gen: u64,
 }
 
 fn unknown(what: &str, handle: usize) -> ShimError {
@@ -169,8 +174,10 @@ impl Handles {
             // A free of the engine that began meanwhile is waiting for this creation: the new
             // context is born dying, so that no call starts on it before that free takes it.
             let dying = t.engines.get(&engine).is_some_and(|e| e.dying);
+            t.created += 1;
             let entry = Entry {
                 dying,
+                gen: t.created,
                 ..Entry::default()
             };
             t.contexts.insert(ctx, (engine, entry));
@@ -203,32 +210,43 @@ impl Handles {
         if !t.kill(Handle::Context(ctx)) {
             return false;
         }
-        if let Some((_, e)) = t.contexts.get_mut(&ctx) {
-            e.freeing = true;
-        }
+        let gen = match t.contexts.get_mut(&ctx) {
+            Some((_, e)) => {
+                e.freeing = true;
+                e.gen
+            }
+            None => return false,
+        };
+        // The context is alive until `free` runs, so its address still names this entry.
         let mut t = self.wait_until(t, |t| t.contexts.get(&ctx).is_none_or(|(_, e)| e.busy == 0));
         match t.contexts.get_mut(&ctx) {
             Some((_, e)) => e.busy = 1,
             // Not reached: an entry marked `freeing` is removed only by this free (an engine's
             // free waits for it, and `free_all` cannot run meanwhile). Never freed twice.
-            None => return true,
+            None => {
+                debug_assert!(false, "a context's entry vanished during its free");
+                return true;
+            }
         }
         drop(t);
-        // Forgotten (and the waiters told) even if `free` panics. Only our own entry: once
-        // `free` has returned, the allocator may give the address to a context another thread
-        // creates, whose entry (not `freeing`) has replaced ours and stays.
-        struct Forget<'a>(&'a Handles, usize);
+        // Forgotten (and the waiters told) even if `free` panics. Only our own entry, by its
+        // `gen`: once `free` has returned, the allocator may give the address to a context
+        // another thread creates (and a third may already be freeing that one).
+        struct Forget<'a>(&'a Handles, usize, u64);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
                 let mut t = self.0.lock();
-                if t.contexts.get(&self.1).is_some_and(|(_, e)| e.freeing) {
+                if t.contexts
+                    .get(&self.1)
+                    .is_some_and(|(_, e)| e.gen == self.2)
+                {
                     t.contexts.remove(&self.1);
                 }
                 drop(t);
                 self.0.released.notify_all();
             }
         }
-        let _forget = Forget(self, ctx);
+        let _forget = Forget(self, ctx, gen);
         free(ctx);
         true
     }
@@ -554,6 +572,46 @@ mod tests {
         assert_eq!(
             *log.lock().unwrap(),
             [("ctx", 0x10), ("ctx", 0x10), ("engine", 0x100)]
+        );
+    }
+
+    /// A context free whose address the allocator reused for a new context, which a third
+    /// thread is already freeing (waiting for a call on it), when the first free forgets its
+    /// entry: only the first context's entry goes. (Matching on `freeing` alone, the first free
+    /// forgot the new context: its free then freed nothing, and its engine's free did not wait
+    /// for the call on it.)
+    #[test]
+    fn a_finished_free_does_not_forget_a_newer_context_being_freed() {
+        let h = Arc::new(table(&[0x100], &[(0x10, 0x100)]));
+        let log: Log = Arc::default();
+        let (h1, l1) = (Arc::clone(&h), Arc::clone(&log));
+        let second: Arc<Mutex<Option<std::thread::JoinHandle<bool>>>> = Arc::default();
+        let s2 = Arc::clone(&second);
+        assert!(h.free_context(0x10, move |c| {
+            l1.lock().unwrap().push(("ctx", c));
+            assert_eq!(h1.create_context(0x100, || Ok(0x10)).unwrap(), 0x10);
+            // A call on the new context is under way, and its free waits for it.
+            h1.lock().contexts.get_mut(&0x10).unwrap().1.busy = 1;
+            let (h2, l2) = (Arc::clone(&h1), logger(&l1, "ctx2"));
+            let t = std::thread::spawn(move || h2.free_context(0x10, l2));
+            while !h1.lock().contexts[&0x10].1.freeing {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            *s2.lock().unwrap() = Some(t);
+        }));
+        assert!(
+            h.lock().contexts.contains_key(&0x10),
+            "the first free forgot the new context"
+        );
+        // The call on the new context returns; its free goes ahead.
+        h.lock().contexts.get_mut(&0x10).unwrap().1.busy = 0;
+        h.released.notify_all();
+        let t = second.lock().unwrap().take().unwrap();
+        assert!(t.join().unwrap());
+        assert!(h.free_engine(0x100, logger(&log, "orphan"), logger(&log, "engine")));
+        assert_eq!(
+            *log.lock().unwrap(),
+            [("ctx", 0x10), ("ctx2", 0x10), ("engine", 0x100)]
         );
     }
 }
