@@ -335,7 +335,8 @@ tinv_status tinv_session_infer(tinv_session *session, const float *input, size_t
 
 /* As tinv_session_infer, but every input runs the path of depth `depth` (a depth reported by
  * tinv_model_path_info), without the controller. Same status codes; TINV_ERR_INVALID_ARG when
- * `depth` is not a path of the model. */
+ * `depth` is not a path of the model (checked after the lengths and before the input's values:
+ * a bad depth with a NaN input is TINV_ERR_INVALID_ARG). */
 tinv_status tinv_session_infer_depth(tinv_session *session, const float *input, size_t input_len,
                                      size_t batch, size_t depth, float *logits, size_t logits_len);
 

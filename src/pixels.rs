@@ -103,8 +103,12 @@ pub fn to_input(
             let i = y * width + x;
             match (format.rgb(), c) {
                 (None, _) => (0..c).for_each(|ch| out[ch * hw + i] = f32::from(px[0]) / 255.0),
+                // Scaled first, then weighed and summed in R, G, B order: the operations of
+                // tinv-run's image loader, so that both give the same bits.
                 (Some(o), 1) => {
-                    out[i] = (0..3).map(|k| LUMA[k] * f32::from(px[o[k]])).sum::<f32>() / 255.0
+                    out[i] = (0..3)
+                        .map(|k| LUMA[k] * (f32::from(px[o[k]]) / 255.0))
+                        .sum::<f32>()
                 }
                 (Some(o), _) => (0..3).for_each(|k| out[k * hw + i] = f32::from(px[o[k]]) / 255.0),
             }

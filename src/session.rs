@@ -450,16 +450,19 @@ impl Session {
     /// (which may be longer; the rest is not touched).
     ///
     /// # Errors
-    /// `InvalidArgument` for a batch of 0 or above `max_batch`, an input of another length or
-    /// holding a NaN or an infinity, or a `logits` buffer too short; `Numeric` when the logits or
-    /// the controller's outputs come out non-finite; `Backend` when TensorRT fails. After an
+    /// `InvalidArgument` for a batch of 0 or above `max_batch`; `InputLength` for an input of
+    /// another length; `BufferTooSmall` for a `logits` buffer too short; `InvalidInput` for an
+    /// input holding a NaN or an infinity; `Numeric` when the logits or the controller's outputs
+    /// come out non-finite; `Backend` when TensorRT fails. After an
     /// error the contents of `logits` are unspecified (the C ABI leaves its buffer untouched),
     /// and [`Session::last_stats`] is empty.
     pub fn infer(&mut self, input: &[f32], batch: usize, logits: &mut [f32]) -> Result<&[Stats]> {
         self.run(input, batch, logits, Policy::Mode(self.mode))
     }
 
-    /// Runs every input on the path of depth `depth` (no controller).
+    /// Runs every input on the path of depth `depth` (no controller). Errors as for
+    /// [`Session::infer`], and `InvalidArgument` when `depth` is not a path (checked before the
+    /// input).
     pub fn infer_depth(
         &mut self,
         input: &[f32],

@@ -572,6 +572,65 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&crc.sum().to_be_bytes());
 }
 
+/// A colour PNG classified by `tinv-run` and the same pixels converted by the library
+/// (`tinv::pixels::to_input`, what `tinv_model_image_input` and camera code use) give the same
+/// input bit for bit: the logits printed are the library's.
+#[test]
+fn a_colour_png_and_its_pixels_through_the_library_give_the_same_logits() {
+    use std::io::Write;
+    let dir = tmp("rgbpng");
+    let (model_path, cfg) = fixture(&dir);
+    let rgb: Vec<u8> = (0..8 * 8 * 3).map(|i| (i * 89 % 256) as u8).collect();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = [8u32.to_be_bytes(), 8u32.to_be_bytes()].concat();
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    let raw: Vec<u8> = rgb
+        .chunks(24)
+        .flat_map(|row| [&[0u8][..], row].concat())
+        .collect();
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&raw).unwrap();
+    png_chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    png_chunk(&mut png, b"IEND", &[]);
+    let img = dir.join("rgb.png");
+    std::fs::write(&img, &png).unwrap();
+    let (code, out, err) = run(&[
+        "classify",
+        "--model",
+        model_path.to_str().unwrap(),
+        "--depth",
+        "2",
+        "--json",
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut x = vec![0f32; cfg.input_len()];
+    tinv::pixels::to_input(
+        &cfg,
+        &rgb,
+        8,
+        8,
+        24,
+        tinv::pixels::PixelFormat::Rgb8,
+        &mut x,
+    )
+    .unwrap();
+    let model = Arc::new(Model::open(&model_path, &OpenOptions::default()).unwrap());
+    let mut s = Session::new(model, SessionOptions::default()).unwrap();
+    let mut logits = vec![0f32; cfg.classes];
+    s.infer_depth(&x, 1, 2, &mut logits).unwrap();
+    let printed = out
+        .split("\"logits\":[")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap();
+    let printed: Vec<f32> = printed.split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(printed, logits, "{out}");
+}
+
 /// A 68-byte PNG whose header declares 16384×16384 RGBA at 16 bits is refused from its header.
 /// The decoder used to allocate the decoded frame (1 GiB) first and abort under a memory limit;
 /// here the address space is capped at 512 MiB, so that allocation cannot succeed.

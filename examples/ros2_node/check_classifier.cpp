@@ -31,6 +31,18 @@ int main(int argc, char **argv) {
             return 1;
         }
         std::printf("%u %u\n", r.class_id, r.depth);
+        // Camera pixels through the library's conversion: grey bytes become value / 255 in
+        // every channel.
+        std::vector<uint8_t> grey(c.width() * c.height());
+        for (size_t i = 0; i < grey.size(); i++) grey[i] = static_cast<uint8_t>(i * 7);
+        if (c.image_input(grey.data(), c.width(), c.height(), c.width(), TINV_PIXELS_GRAY8,
+                          x.data(), x.size()) != TINV_OK)
+            return 1;
+        for (size_t i = 0; i < x.size(); i++)
+            if (x[i] != static_cast<float>(grey[i % grey.size()]) / 255.0f) return 1;
+        if (c.image_input(grey.data(), c.width() + 1, c.height(), c.width() + 1,
+                          TINV_PIXELS_GRAY8, x.data(), x.size()) != TINV_ERR_INVALID_ARG)
+            return 1;
         // A CPU-only build (and any model without engines) runs on the CPU.
         if (std::string(c.backend_name()) != "cpu") return 1;
         // Setup errors surface as exceptions with the library's message.

@@ -23,8 +23,9 @@ class ClassifierNode : public rclcpp::Node {
         : Node("tinv_classifier"),
           classifier_(declare_parameter<std::string>("model", "model.tinv"),
                       static_cast<float>(declare_parameter<double>("budget", -1.0))),
-          chw_(classifier_.input_len()) {
-        // to_chw reads grey or 3-channel pixels: other models would read past each pixel.
+          chw_(classifier_.input_len()),
+          frame_(classifier_.height() * classifier_.width() * 3) {
+        // Colour frames feed 1- or 3-channel models only (tinv_model_image_input refuses others).
         if (classifier_.channels() != 1 && classifier_.channels() != 3)
             throw std::runtime_error("this node feeds 1- or 3-channel models; the model has " +
                                      std::to_string(classifier_.channels()) + " channels");
@@ -57,15 +58,17 @@ class ClassifierNode : public rclcpp::Node {
     }
 
   private:
-    // Image → CHW floats in [0, 1] at the model's size, resized by nearest neighbour (tinv-run
-    // refuses an image of another size instead). The buffer was sized once at start-up.
+    // Image → CHW floats in [0, 1] at the model's size: resized by nearest neighbour into a
+    // frame of the model's size (tinv-run refuses an image of another size instead), then
+    // converted by the library (grey into every channel, BT.601 luma for a grey model), as
+    // `tinv-run classify` converts a file. Both buffers were sized once at start-up.
     bool to_chw(const sensor_msgs::msg::Image &img) {
-        const size_t c = classifier_.channels(), h = classifier_.height(), w = classifier_.width();
+        const size_t h = classifier_.height(), w = classifier_.width();
         size_t src_c;
-        bool bgr = false;
-        if (img.encoding == "mono8") src_c = 1;
-        else if (img.encoding == "rgb8") src_c = 3;
-        else if (img.encoding == "bgr8") src_c = 3, bgr = true;
+        tinv_pixels format;
+        if (img.encoding == "mono8") src_c = 1, format = TINV_PIXELS_GRAY8;
+        else if (img.encoding == "rgb8") src_c = 3, format = TINV_PIXELS_RGB8;
+        else if (img.encoding == "bgr8") src_c = 3, format = TINV_PIXELS_BGR8;
         else {
             why_ = "unsupported encoding (mono8, rgb8, bgr8)";
             return false;
@@ -79,21 +82,13 @@ class ClassifierNode : public rclcpp::Node {
             const size_t sy = y * img.height / h;
             for (size_t x = 0; x < w; x++) {
                 const uint8_t *px = &img.data[sy * img.step + (x * img.width / w) * src_c];
-                for (size_t ch = 0; ch < c; ch++) {
-                    // Grey → every channel; colour → grey for a 1-channel model through ITU-R
-                    // BT.601 luma, as `tinv-run classify` converts (src/bin/tinv-run/images.rs),
-                    // so that a frame and its saved PNG get the same input.
-                    float v;
-                    if (src_c == 1) v = px[0];
-                    else if (c == 1) {
-                        const uint8_t r = px[bgr ? 2 : 0], g = px[1], b = px[bgr ? 0 : 2];
-                        v = 0.299f * r + 0.587f * g + 0.114f * b;
-                    } else {
-                        v = px[bgr ? 2 - ch : ch];
-                    }
-                    chw_[(ch * h + y) * w + x] = v / 255.0f;
-                }
+                for (size_t k = 0; k < src_c; k++) frame_[(y * w + x) * src_c + k] = px[k];
             }
+        }
+        if (classifier_.image_input(frame_.data(), w, h, w * src_c, format, chw_.data(),
+                                    chw_.size()) != TINV_OK) {
+            why_ = tinv_last_error();
+            return false;
         }
         return true;
     }
@@ -121,7 +116,8 @@ class ClassifierNode : public rclcpp::Node {
 
     tinv_example::Classifier classifier_;
     std::vector<float> chw_;
-    const char *why_ = "";
+    std::vector<uint8_t> frame_;  // the resized frame, up to 3 bytes per pixel
+    const char *why_ = "";        // valid until the next tinv call on this thread
     rclcpp::node_interfaces::OnSetParametersCallbackHandle::SharedPtr on_set_;
     rclcpp::Publisher<std_msgs::msg::String>::SharedPtr pub_;
     rclcpp::Subscription<sensor_msgs::msg::Image>::SharedPtr sub_;

@@ -71,6 +71,15 @@ class Classifier {
     size_t width() const noexcept { return width_; }
     size_t input_len() const noexcept { return channels_ * height_ * width_; }
 
+    // Camera pixels of the model's size (rows `stride` bytes apart) into the model's input
+    // `out` (input_len() floats): the library's conversion, the one `tinv-run classify` uses
+    // (tinv_model_image_input). No allocation; returns the status.
+    tinv_status image_input(const uint8_t *pixels, size_t width, size_t height, size_t stride,
+                            tinv_pixels format, float *out, size_t out_len) const noexcept {
+        return tinv_model_image_input(model_.get(), pixels, width, height, stride, format, out,
+                                      out_len);
+    }
+
     // Classifies one CHW image with values in [0, 1]. No allocation; returns the status
     // instead of throwing so it can sit on a real-time path.
     tinv_status classify(const float *chw, size_t len, Result &out) noexcept {

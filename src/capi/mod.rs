@@ -420,6 +420,17 @@ pub unsafe extern "C" fn tinv_model_image_input(
         if !out.is_aligned() {
             return Err(Fail::new(Status::InvalidArg, "out is not 4-byte aligned"));
         }
+        let cfg = m.model.config();
+        // The size first: the bytes the caller vouches for are those of a model-sized image.
+        if (width, height) != (cfg.image_w, cfg.image_h) {
+            return Err(Fail::new(
+                Status::InvalidArg,
+                format!(
+                    "image is {width}x{height}, the model takes {}x{}",
+                    cfg.image_w, cfg.image_h
+                ),
+            ));
+        }
         // The pixel bytes the image spans, checked before a slice is formed from them.
         let row = width.checked_mul(format.bytes());
         let len = row.and_then(|r| stride.checked_mul(height.saturating_sub(1))?.checked_add(r));
@@ -432,7 +443,6 @@ pub unsafe extern "C" fn tinv_model_image_input(
                 ))
             }
         };
-        let cfg = m.model.config();
         if out_len < cfg.input_len() {
             return Err(Fail::new(
                 Status::BufferTooSmall,
@@ -443,11 +453,12 @@ pub unsafe extern "C" fn tinv_model_image_input(
             ));
         }
         // SAFETY: non-null; the caller's contract gives `len` readable bytes (`len` computed
-        // without overflow and within isize) and `out_len` writable, aligned floats.
+        // without overflow and within isize, for the model's own size) and `out_len` writable,
+        // aligned floats, of which the input's length (a validated model's, ≤ out_len) are used.
         let (px, dst) = unsafe {
             (
                 std::slice::from_raw_parts(pixels, len),
-                std::slice::from_raw_parts_mut(out, out_len),
+                std::slice::from_raw_parts_mut(out, cfg.input_len()),
             )
         };
         Ok(to_input(cfg, px, width, height, stride, format, dst)?)

@@ -511,7 +511,9 @@ impl Model {
     /// Widens every f16 tensor to its f32 copy on the host, once (later calls return at once):
     /// what the CPU backend reads. A model opened for TensorRT never needs it, since the engines
     /// read the device section, so opening does not do it. Sessions on the CPU call it when they
-    /// open; an allocation the machine refuses is [`Error::OutOfMemory`].
+    /// open; an allocation the machine refuses is [`Error::OutOfMemory`], and the tensors widened
+    /// before it stay widened. Threads that call it at once may each widen a tensor; one copy
+    /// is kept, the others dropped.
     pub fn widen_host(&self) -> Result<()> {
         for s in self.slots.iter().filter(|s| s.f16) {
             if s.widened.get().is_some() {

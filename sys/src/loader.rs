@@ -45,7 +45,7 @@ impl Shim {
     /// into), the build output folder (binaries of that build only), then the loader's search
     /// path (`crate::search`).
     pub fn load() -> Result<Shim, ShimError> {
-        if !cfg!(tinv_trt_shim_built) && std::env::var_os("TINV_TRT_SHIM_DIR").is_none() {
+        if !cfg!(tinv_trt_shim_built) && crate::search::env_dir().is_none() {
             return Err(ShimError::NotBuilt);
         }
         let mut attempts = Vec::new();

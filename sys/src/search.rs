@@ -9,8 +9,14 @@ use std::path::{Path, PathBuf};
 
 /// Where `libtinv_trt<major>.so` may be, in search order; the last is the bare name.
 pub(crate) fn shim_candidates(major: u32) -> Vec<PathBuf> {
-    let env = std::env::var_os("TINV_TRT_SHIM_DIR").filter(|_| !secure_execution());
-    candidates_from(env.map(PathBuf::from), major)
+    candidates_from(env_dir(), major)
+}
+
+/// `$TINV_TRT_SHIM_DIR`, unless the process runs in secure-execution mode.
+pub(crate) fn env_dir() -> Option<PathBuf> {
+    std::env::var_os("TINV_TRT_SHIM_DIR")
+        .filter(|_| !secure_execution())
+        .map(PathBuf::from)
 }
 
 /// [`shim_candidates`] with the environment's folder given.
@@ -31,17 +37,17 @@ fn candidates_from(env: Option<PathBuf>, major: u32) -> Vec<PathBuf> {
 /// Whether the process runs in secure-execution mode (setuid, setgid or file capabilities),
 /// where environment variables must not choose code to load.
 fn secure_execution() -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(target_os = "linux")]
     {
         extern "C" {
             fn getauxval(kind: std::ffi::c_ulong) -> std::ffi::c_ulong;
         }
         const AT_SECURE: std::ffi::c_ulong = 23;
-        // SAFETY: glibc's getauxval reads the process's auxiliary vector; any key is valid (an
-        // unknown one returns 0).
+        // SAFETY: getauxval (glibc ≥ 2.16, musl, bionic) reads the process's auxiliary
+        // vector; any key is valid (an unknown one returns 0).
         unsafe { getauxval(AT_SECURE) != 0 }
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    #[cfg(not(target_os = "linux"))]
     {
         false
     }
@@ -76,14 +82,25 @@ fn folder_of(maps: &str, addr: usize) -> Option<PathBuf> {
 fn build_folder() -> Option<PathBuf> {
     // OUT_DIR is target/<profile>/build/tinv-sys-<hash>/out.
     let dir = PathBuf::from(option_env!("TINV_TRT_SHIM_BUILD_DIR")?);
-    let profile = dir.ancestors().nth(3)?;
-    let exe = std::env::current_exe().ok()?;
-    exe.starts_with(profile).then_some(dir)
+    // Both resolved: a target folder reached through a symbolic link still matches.
+    let profile = std::fs::canonicalize(dir.ancestors().nth(3)?).ok()?;
+    let exe = std::fs::canonicalize(std::env::current_exe().ok()?).ok()?;
+    exe.starts_with(&profile).then_some(dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_build_folder_is_searched_by_this_builds_tests_only() {
+        // This test binary lies under the build's target/<profile>/deps: it is of the build
+        // whose folder holds the shim (when one was built at all).
+        match option_env!("TINV_TRT_SHIM_BUILD_DIR") {
+            Some(d) => assert_eq!(build_folder(), Some(PathBuf::from(d))),
+            None => assert_eq!(build_folder(), None),
+        }
+    }
 
     #[test]
     fn the_folder_is_that_of_the_mapping_holding_the_address() {

@@ -229,6 +229,7 @@ static void test_buffers(tinv_session *s, const expectation *e) {
     CHECK(count == 99);
 
     CHECK_STATUS(tinv_session_set_budget(s, 1.5f), TINV_ERR_INVALID_ARG);
+    CHECK_OK(tinv_session_set_budget(s, -1.0f)); /* the model's default again */
     CHECK_STATUS(tinv_session_set_budget(s, NAN), TINV_ERR_INVALID_ARG);
     CHECK_STATUS(tinv_session_set_mode(s, 3, 0.0f), TINV_ERR_INVALID_ARG);
     CHECK_STATUS(tinv_session_set_mode(s, TINV_MODE_THRESHOLD, NAN), TINV_ERR_INVALID_ARG);

@@ -33,7 +33,8 @@ OPTIONS:
 
 Latency is wall time per call, median and 99th percentile. The switch cost is the median
 extra time of a call on one path right after a call on another, against the same path twice;
-one within the runs' spread (half the interquartile range) is reported as below the noise.
+one within two standard errors of that difference (2.6 × the interquartile range / √runs) is
+reported as below the noise.
 ";
 
 pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
@@ -107,9 +108,14 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     }
     let switch_us = (d0 != dl)
         .then(|| tinv::timing::summary(&mut switched).0 - tinv::timing::summary(&mut same).0);
-    // The runs' own spread (half the interquartile range of the repeated path, `same` sorted by
-    // `summary`): a switch cost inside it is not told apart from the host's noise.
-    let spread = (same.len() >= 4).then(|| (same[same.len() * 3 / 4] - same[same.len() / 4]) / 2.0);
+    // How far the difference of two medians of n runs moves by chance: about two standard
+    // errors, 2 × √2 × 0.93 × IQR / √n (a median's standard error is ≈ 0.93 IQR / √n for
+    // roughly normal times; `same` is sorted by `summary`). A switch cost inside it is not told
+    // apart from the host's noise.
+    let spread = (same.len() >= 4).then(|| {
+        let iqr = same[same.len() * 3 / 4] - same[same.len() / 4];
+        2.63 * iqr / (same.len() as f64).sqrt()
+    });
     // Read before the GEMM test, whose matrices are not inference's (at --batch 512 they doubled
     // the figure).
     let peak_rss = crate::eval::peak_rss_bytes();
@@ -169,7 +175,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         match (switch_us, spread) {
             (Some(us), Some(sp)) if us.abs() <= sp => outln!(
                 "path switch  below the noise: {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → \
-                 {dl}), within the runs' spread of ±{sp:.1} µs"
+                 {dl}), within ±{sp:.1} µs, two standard errors of the difference"
             ),
             (Some(us), _) => {
                 outln!("path switch  {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl})")
