@@ -377,6 +377,16 @@ typedef struct tinv_stats {
 tinv_status tinv_session_last_stats(tinv_session *session, tinv_stats *stats, size_t stats_len,
                                     size_t *count);
 
+/* tinv_session_infer and the call's stats in one call: on success stats[0 .. batch) holds one
+ * entry per input (what tinv_session_last_stats would copy). stats_len is the capacity of
+ * `stats` in entries; below `batch` is TINV_ERR_BUFFER_TOO_SMALL before anything runs. On
+ * failure `stats`, like `logits`, is left untouched.
+ * Returns the status codes of tinv_session_infer; TINV_ERR_NULL_ARG also for `stats`,
+ * TINV_ERR_INVALID_ARG also for a misaligned `stats`. */
+tinv_status tinv_session_infer_stats(tinv_session *session, const float *input, size_t input_len,
+                                     size_t batch, float *logits, size_t logits_len,
+                                     tinv_stats *stats, size_t stats_len);
+
 /* Bytes of the session's host arena (all activations of the largest path at max_batch); 0 for
  * a TensorRT session, whose arena is on the device. Fixed when the session opens: this and the
  * two calls below may run while another thread's call uses the session (no SESSION_BUSY).

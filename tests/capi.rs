@@ -1070,3 +1070,49 @@ fn c_abi_converts_camera_pixels_to_the_input() {
         assert_eq!(tinv_model_free(m), Status::Ok);
     }
 }
+
+/// `tinv_session_infer_stats` gives the logits and stats that `tinv_session_infer` and
+/// `tinv_session_last_stats` give, in one call; a short or NULL stats buffer is refused before
+/// anything runs.
+#[test]
+fn c_abi_infer_with_stats_in_one_call() {
+    use std::ptr::{null, null_mut};
+    use tinv::capi::*;
+    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+    let bytes = tinv::synth::random_model(&cfg, 8, tinv::format::DType::F32);
+    let input = tinv::synth::random_inputs(&cfg, 3, 9);
+    let (mut m, mut s) = (null_mut(), null_mut());
+    // SAFETY: every pointer is a live buffer of the stated length, an out slot, or NULL where
+    // the call is meant to refuse it.
+    unsafe {
+        let ok = Status::Ok;
+        let st = tinv_model_open_bytes(bytes.as_ptr().cast(), bytes.len(), null(), &mut m);
+        assert_eq!(st, ok);
+        let mut o = tinv_session_options_default();
+        o.max_batch = 3;
+        assert_eq!(tinv_session_open(m, &o, &mut s), ok);
+        let (mut a, mut b) = (vec![0f32; 9], vec![-1f32; 9]);
+        let (mut sa, mut sb, mut n) = (vec![StatsC::default(); 3], vec![StatsC::default(); 3], 0);
+        let x = (input.as_ptr(), input.len());
+        assert_eq!(tinv_session_infer(s, x.0, x.1, 3, a.as_mut_ptr(), 9), ok);
+        assert_eq!(tinv_session_last_stats(s, sa.as_mut_ptr(), 3, &mut n), ok);
+        assert_eq!(n, 3);
+        let both = |b: &mut [f32], st: *mut StatsC, len| {
+            tinv_session_infer_stats(s, x.0, x.1, 3, b.as_mut_ptr(), 9, st, len)
+        };
+        assert_eq!(both(&mut b, sb.as_mut_ptr(), 3), ok);
+        assert_eq!(a, b);
+        for (p, q) in sa.iter().zip(&sb) {
+            assert_eq!(
+                (p.depth, p.class_id, p.flops, p.confidence),
+                (q.depth, q.class_id, q.flops, q.confidence)
+            );
+        }
+        let mut c = vec![-1f32; 9];
+        assert_eq!(both(&mut c, sb.as_mut_ptr(), 2), Status::BufferTooSmall);
+        assert_eq!(both(&mut c, null_mut(), 3), Status::NullArg);
+        assert!(c.iter().all(|&v| v == -1.0), "a refused call wrote logits");
+        assert_eq!(tinv_session_free(s), ok);
+        assert_eq!(tinv_model_free(m), ok);
+    }
+}

@@ -83,16 +83,12 @@ class Classifier {
     // Classifies one CHW image with values in [0, 1]. No allocation; returns the status
     // instead of throwing so it can sit on a real-time path.
     tinv_status classify(const float *chw, size_t len, Result &out) noexcept {
-        tinv_status s = tinv_session_infer(session_.get(), chw, len, 1, logits_.data(), logits_.size());
-        if (s != TINV_OK) return s;
+        // The logits and the stats of one call, together: no second call for another thread's
+        // call to come between.
         tinv_stats st{};
-        size_t n = 0;
-        s = tinv_session_last_stats(session_.get(), &st, 1, &n);
+        tinv_status s = tinv_session_infer_stats(session_.get(), chw, len, 1, logits_.data(),
+                                                 logits_.size(), &st, 1);
         if (s != TINV_OK) return s;
-        // Another thread's call on this session (refused as busy) clears the stats between the
-        // two calls: no result rather than an unset one (tinv_last_error() then still tells of
-        // an earlier call; this happens only when the session is shared against the rule above).
-        if (n != 1) return TINV_ERR_SESSION_BUSY;
         out.class_id = st.class_id;
         out.confidence = st.confidence;
         out.depth = st.depth;

@@ -258,6 +258,7 @@ unsafe fn infer(
     run: Run,
     logits: *mut f32,
     logits_len: usize,
+    stats: Option<(*mut StatsC, usize)>,
 ) -> Result<(), Fail> {
     // An invalid handle has no session whose stats could be cleared; it fails below, after
     // the NULL checks (their order is that of the arguments, as for every export).
@@ -271,6 +272,9 @@ unsafe fn infer(
     }
     if logits.is_null() {
         return Err(Fail::null(function, "logits"));
+    }
+    if stats.is_some_and(|(p, _)| p.is_null()) {
+        return Err(Fail::null(function, "stats"));
     }
     let obj = obj?;
     let mut guard = lock(&obj)?;
@@ -312,6 +316,17 @@ unsafe fn infer(
             "input or logits pointer is not 4-byte aligned",
         ));
     }
+    if let Some((p, len)) = stats {
+        if len < batch {
+            return Err(Fail::new(
+                Status::BufferTooSmall,
+                format!("stats_len is {len}, batch {batch} needs {batch}"),
+            ));
+        }
+        if !p.is_aligned() {
+            return Err(Fail::new(Status::InvalidArg, "stats pointer is misaligned"));
+        }
+    }
     // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
     // (The lengths are checked here, before a slice is formed from them; the values, NaN and
     // infinity, by the session, whose `Error::InvalidInput` is TINV_ERR_INVALID_INPUT.)
@@ -328,6 +343,17 @@ unsafe fn infer(
     // the scratch buffer is ours, so the two cannot overlap.
     let dst = unsafe { std::slice::from_raw_parts_mut(logits, need_out) };
     dst.copy_from_slice(out);
+    if let Some((p, _)) = stats {
+        let src = session
+            .last_stats()
+            .get(..batch)
+            .ok_or_else(|| Fail::new(Status::Internal, "stats shorter than batch"))?;
+        // SAFETY: non-null, aligned, and `batch` ≤ stats_len writable entries (checked above).
+        let dst = unsafe { std::slice::from_raw_parts_mut(p, batch) };
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = StatsC::from(s);
+        }
+    }
     // Under the lock, after the stats: `tinv_session_last_stats` (which takes the lock)
     // never sees a count whose stats are not written.
     obj.last_batch.store(batch, Ordering::Relaxed);
@@ -359,6 +385,41 @@ pub unsafe extern "C" fn tinv_session_infer(
                 Run::Policy,
                 logits,
                 logits_len,
+                None,
+            )
+        }
+    })
+}
+
+/// [`tinv_session_infer`], and the call's stats (one per input) written to `stats` on success.
+///
+/// # Safety
+/// As [`tinv_session_infer`]; `stats` points to `stats_len` writable entries.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn tinv_session_infer_stats(
+    session: *mut TinvSession,
+    input: *const f32,
+    input_len: usize,
+    batch: usize,
+    logits: *mut f32,
+    logits_len: usize,
+    stats: *mut StatsC,
+    stats_len: usize,
+) -> Status {
+    ffi_boundary!("tinv_session_infer_stats", [session], {
+        // SAFETY: forwarded caller contract; `infer` checks the pointers for NULL.
+        unsafe {
+            infer(
+                "tinv_session_infer_stats",
+                session,
+                input,
+                input_len,
+                batch,
+                Run::Policy,
+                logits,
+                logits_len,
+                Some((stats, stats_len)),
             )
         }
     })
@@ -390,6 +451,7 @@ pub unsafe extern "C" fn tinv_session_infer_depth(
                 Run::Depth(depth),
                 logits,
                 logits_len,
+                None,
             )
         }
     })
