@@ -45,6 +45,41 @@ impl PixelFormat {
     }
 }
 
+/// The bytes an image of `width` × `height` pixels of `format`, rows `stride` bytes apart,
+/// spans: `stride` × (`height` − 1) + one row. [`Error::InvalidArgument`] when the size differs
+/// from the model's, the stride is shorter than a row, or the span exceeds `isize::MAX` (no
+/// buffer can hold it): what [`to_input`] checks, and what the C ABI checks before it forms a
+/// slice from a caller's pointer.
+pub fn image_bytes(
+    cfg: &Config,
+    width: usize,
+    height: usize,
+    stride: usize,
+    format: PixelFormat,
+) -> Result<usize> {
+    if (width, height) != (cfg.image_w, cfg.image_h) {
+        return Err(Error::arg(format!(
+            "image is {width}x{height}, the model takes {}x{}",
+            cfg.image_w, cfg.image_h
+        )));
+    }
+    let row = width.saturating_mul(format.bytes());
+    if stride < row {
+        return Err(Error::arg(format!(
+            "stride {stride} is shorter than a row of {width} {format:?} pixels ({row} bytes)"
+        )));
+    }
+    stride
+        .checked_mul(height.saturating_sub(1))
+        .and_then(|b| b.checked_add(row))
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(|| {
+            Error::arg(format!(
+                "a {width}x{height} image at stride {stride} spans more bytes than memory holds"
+            ))
+        })
+}
+
 /// Writes the model input for an image of `width` × `height` pixels of `format`, rows `stride`
 /// bytes apart, into `out` (`cfg.input_len()` floats, CHW): value / 255; grey feeds every
 /// channel; colour feeds a 3-channel model as R, G, B and a 1-channel model through [`LUMA`].
@@ -62,22 +97,8 @@ pub fn to_input(
     format: PixelFormat,
     out: &mut [f32],
 ) -> Result<()> {
-    if (width, height) != (cfg.image_w, cfg.image_h) {
-        return Err(Error::arg(format!(
-            "image is {width}x{height}, the model takes {}x{}",
-            cfg.image_w, cfg.image_h
-        )));
-    }
+    let need = image_bytes(cfg, width, height, stride, format)?;
     let bpp = format.bytes();
-    let row = width.saturating_mul(bpp);
-    if stride < row {
-        return Err(Error::arg(format!(
-            "stride {stride} is shorter than a row of {width} {format:?} pixels ({row} bytes)"
-        )));
-    }
-    let need = stride
-        .saturating_mul(height.saturating_sub(1))
-        .saturating_add(row);
     if pixels.len() < need {
         return Err(Error::arg(format!(
             "{} pixel bytes, a {width}x{height} image at stride {stride} needs {need}",

@@ -342,19 +342,17 @@ impl Session {
         // A TensorRT session runs its paths on the device: no host arena, no CPU workers, no
         // f32 copies of an f16 model's weights.
         let on_cpu = trt.is_none();
-        let need = buf.layout.total.saturating_mul(4);
-        if on_cpu && need > opts.max_arena_bytes {
-            return Err(Error::arg(format!(
-                "the arena for batch {} would need {need} bytes, more than the limit of {} bytes \
-                 (SessionOptions::max_arena_bytes): use a smaller batch",
-                opts.max_batch, opts.max_arena_bytes
-            )));
-        }
-        if on_cpu {
-            model.widen_host()?;
-        }
-        // Within the cap, an allocation failure is an error, not an abort.
         let arena = if on_cpu {
+            let need = buf.layout.total.saturating_mul(4);
+            if need > opts.max_arena_bytes {
+                return Err(Error::arg(format!(
+                    "the arena for batch {} would need {need} bytes, more than the limit of {} \
+                     bytes (SessionOptions::max_arena_bytes): use a smaller batch",
+                    opts.max_batch, opts.max_arena_bytes
+                )));
+            }
+            model.widen_host()?;
+            // Within the cap, an allocation failure is an error, not an abort.
             filled(buf.layout.total, 0f32, "the arena")?
         } else {
             Vec::new()
@@ -563,11 +561,11 @@ impl Session {
             )));
         }
         if let Some(i) = input.iter().position(|v| !v.is_finite()) {
-            let per = c.input_len();
+            let len = c.input_len();
             return Err(Error::InvalidInput(format!(
                 "input value {i} (input {}, element {}) is NaN or infinite",
-                i / per,
-                i % per
+                i / len,
+                i % len
             )));
         }
         let exit = self.exit_ctx(&model, policy);

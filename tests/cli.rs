@@ -80,16 +80,7 @@ fn classify_matches_library_and_json_fields() {
     let px: Vec<u8> = (0..64).map(|i| (i * 37 % 256) as u8).collect();
     let img = dir.join("a.pgm");
     write_pgm(&img, 8, 8, &px);
-    let (code, out, err) = run(&[
-        "classify",
-        "--model",
-        model_path.to_str().unwrap(),
-        "--depth",
-        "2",
-        "--json",
-        img.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let out = classify_json(&model_path, &img);
     let model = Arc::new(Model::open(&model_path, &OpenOptions::default()).unwrap());
     let mut s = Session::new(model, SessionOptions::default()).unwrap();
     let x: Vec<f32> = px.iter().map(|&v| v as f32 / 255.0).collect();
@@ -572,39 +563,52 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&crc.sum().to_be_bytes());
 }
 
-/// A colour PNG classified by `tinv-run` and the same pixels converted by the library
-/// (`tinv::pixels::to_input`, what `tinv_model_image_input` and camera code use) give the same
-/// input bit for bit: the logits printed are the library's.
-#[test]
-fn a_colour_png_and_its_pixels_through_the_library_give_the_same_logits() {
+/// A PNG of `w` × `h` pixels of the given bit depth and colour type (IHDR's two bytes), its
+/// IDAT the zlib stream of `scanlines` (each row led by its filter byte).
+fn png(w: u32, h: u32, depth_and_type: [u8; 2], scanlines: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let dir = tmp("rgbpng");
-    let (model_path, cfg) = fixture(&dir);
-    let rgb: Vec<u8> = (0..8 * 8 * 3).map(|i| (i * 89 % 256) as u8).collect();
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = [8u32.to_be_bytes(), 8u32.to_be_bytes()].concat();
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
+    let mut ihdr = [w.to_be_bytes(), h.to_be_bytes()].concat();
+    // Deflate, no filter, no interlace.
+    ihdr.extend_from_slice(&[depth_and_type[0], depth_and_type[1], 0, 0, 0]);
     png_chunk(&mut png, b"IHDR", &ihdr);
-    let raw: Vec<u8> = rgb
-        .chunks(24)
-        .flat_map(|row| [&[0u8][..], row].concat())
-        .collect();
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    z.write_all(&raw).unwrap();
+    z.write_all(scanlines).unwrap();
     png_chunk(&mut png, b"IDAT", &z.finish().unwrap());
     png_chunk(&mut png, b"IEND", &[]);
-    let img = dir.join("rgb.png");
-    std::fs::write(&img, &png).unwrap();
+    png
+}
+
+/// `tinv-run classify --depth 2 --json` of `img` with `model`, which must succeed: its stdout.
+fn classify_json(model: &Path, img: &Path) -> String {
     let (code, out, err) = run(&[
         "classify",
         "--model",
-        model_path.to_str().unwrap(),
+        model.to_str().unwrap(),
         "--depth",
         "2",
         "--json",
         img.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
+    out
+}
+
+/// A colour PNG classified by `tinv-run` and the same pixels converted by the library
+/// (`tinv::pixels::to_input`, what `tinv_model_image_input` and camera code use) give the same
+/// input bit for bit: the logits printed are the library's.
+#[test]
+fn a_colour_png_and_its_pixels_through_the_library_give_the_same_logits() {
+    let dir = tmp("rgbpng");
+    let (model_path, cfg) = fixture(&dir);
+    let rgb: Vec<u8> = (0..8 * 8 * 3).map(|i| (i * 89 % 256) as u8).collect();
+    let raw: Vec<u8> = rgb
+        .chunks(24)
+        .flat_map(|row| [&[0u8][..], row].concat())
+        .collect();
+    let img = dir.join("rgb.png");
+    std::fs::write(&img, png(8, 8, [8, 2], &raw)).unwrap(); // 8-bit RGB
+    let out = classify_json(&model_path, &img);
     let mut x = vec![0f32; cfg.input_len()];
     tinv::pixels::to_input(
         &cfg,
@@ -637,17 +641,9 @@ fn a_colour_png_and_its_pixels_through_the_library_give_the_same_logits() {
 #[cfg(unix)]
 #[test]
 fn png_declaring_a_huge_image_is_refused_before_decoding() {
-    use std::io::Write;
     let dir = tmp("hugepng");
     let (model_path, _) = fixture(&dir);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = [16384u32.to_be_bytes(), 16384u32.to_be_bytes()].concat();
-    ihdr.extend_from_slice(&[16, 6, 0, 0, 0]); // 16-bit RGBA, deflate, no filter, no interlace
-    png_chunk(&mut png, b"IHDR", &ihdr);
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    z.write_all(&[0; 8]).unwrap();
-    png_chunk(&mut png, b"IDAT", &z.finish().unwrap());
-    png_chunk(&mut png, b"IEND", &[]);
+    let png = png(16384, 16384, [16, 6], &[0; 8]); // 16-bit RGBA
     let img = dir.join("huge.png");
     std::fs::write(&img, &png).unwrap();
     let (code, err) = run_limited(

@@ -421,28 +421,9 @@ pub unsafe extern "C" fn tinv_model_image_input(
             return Err(Fail::new(Status::InvalidArg, "out is not 4-byte aligned"));
         }
         let cfg = m.model.config();
-        // The size first: the bytes the caller vouches for are those of a model-sized image.
-        if (width, height) != (cfg.image_w, cfg.image_h) {
-            return Err(Fail::new(
-                Status::InvalidArg,
-                format!(
-                    "image is {width}x{height}, the model takes {}x{}",
-                    cfg.image_w, cfg.image_h
-                ),
-            ));
-        }
-        // The pixel bytes the image spans, checked before a slice is formed from them.
-        let row = width.checked_mul(format.bytes());
-        let len = row.and_then(|r| stride.checked_mul(height.saturating_sub(1))?.checked_add(r));
-        let len = match len {
-            Some(l) if l <= isize::MAX as usize && stride >= row.unwrap_or(usize::MAX) => l,
-            _ => {
-                return Err(Fail::new(
-                    Status::InvalidArg,
-                    format!("a {width}x{height} image at stride {stride} is not a valid size"),
-                ))
-            }
-        };
+        // The bytes the caller vouches for, checked (size, stride, overflow) before a slice is
+        // formed from them.
+        let len = crate::pixels::image_bytes(cfg, width, height, stride, format)?;
         if out_len < cfg.input_len() {
             return Err(Fail::new(
                 Status::BufferTooSmall,
@@ -452,8 +433,8 @@ pub unsafe extern "C" fn tinv_model_image_input(
                 ),
             ));
         }
-        // SAFETY: non-null; the caller's contract gives `len` readable bytes (`len` computed
-        // without overflow and within isize, for the model's own size) and `out_len` writable,
+        // SAFETY: non-null; the caller's contract gives `len` readable bytes (`len` within
+        // isize, for the model's own size, `image_bytes`) and `out_len` writable,
         // aligned floats, of which the input's length (a validated model's, ≤ out_len) are used.
         let (px, dst) = unsafe {
             (

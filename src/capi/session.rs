@@ -242,14 +242,42 @@ enum Run {
     Depth(usize),
 }
 
-/// Validates the buffers, runs, and copies logits out on success. Every failure on a valid
-/// handle (a NULL buffer and a busy session included) leaves the session with no stats.
+/// The body of the three infer exports, at their FFI boundary (named `function`).
+///
+/// # Safety
+/// As for [`infer_call`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn infer(
+    function: &'static str,
+    h: *const TinvSession,
+    input: *const f32,
+    input_len: usize,
+    batch: usize,
+    run: Run,
+    logits: *mut f32,
+    logits_len: usize,
+    stats: Option<(*mut StatsC, usize)>,
+) -> Status {
+    ffi_boundary!(function, [h], {
+        // SAFETY: forwarded caller contract; `infer_call` checks the buffers for NULL.
+        unsafe {
+            infer_call(
+                function, h, input, input_len, batch, run, logits, logits_len, stats,
+            )
+        }
+    })
+}
+
+/// Validates the buffers, runs, and copies logits (and, when asked, the stats) out on success.
+/// Every failure on a valid handle (a NULL buffer and a busy session included) leaves the
+/// session with no stats.
 ///
 /// # Safety
 /// `input` is NULL or points to `input_len` floats; `logits` is NULL or points to
-/// `logits_len` writable floats.
+/// `logits_len` writable floats; `stats` (when given) is NULL or points to its length of
+/// writable entries.
 #[allow(clippy::too_many_arguments)]
-unsafe fn infer(
+unsafe fn infer_call(
     function: &str,
     h: *const TinvSession,
     input: *const f32,
@@ -317,15 +345,7 @@ unsafe fn infer(
         ));
     }
     if let Some((p, len)) = stats {
-        if len < batch {
-            return Err(Fail::new(
-                Status::BufferTooSmall,
-                format!("stats_len is {len}, batch {batch} needs {batch}"),
-            ));
-        }
-        if !p.is_aligned() {
-            return Err(Fail::new(Status::InvalidArg, "stats pointer is misaligned"));
-        }
+        stats_room(p, len, batch, || format!("batch {batch} needs {batch}"))?;
     }
     // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
     // (The lengths are checked here, before a slice is formed from them; the values, NaN and
@@ -344,15 +364,8 @@ unsafe fn infer(
     let dst = unsafe { std::slice::from_raw_parts_mut(logits, need_out) };
     dst.copy_from_slice(out);
     if let Some((p, _)) = stats {
-        let src = session
-            .last_stats()
-            .get(..batch)
-            .ok_or_else(|| Fail::new(Status::Internal, "stats shorter than batch"))?;
-        // SAFETY: non-null, aligned, and `batch` ≤ stats_len writable entries (checked above).
-        let dst = unsafe { std::slice::from_raw_parts_mut(p, batch) };
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = StatsC::from(s);
-        }
+        // SAFETY: non-null, and `stats_room` checked the alignment and `batch` entries.
+        unsafe { copy_stats(session, p, batch)? };
     }
     // Under the lock, after the stats: `tinv_session_last_stats` (which takes the lock)
     // never sees a count whose stats are not written.
@@ -373,22 +386,13 @@ pub unsafe extern "C" fn tinv_session_infer(
     logits: *mut f32,
     logits_len: usize,
 ) -> Status {
-    ffi_boundary!("tinv_session_infer", [session], {
-        // SAFETY: forwarded caller contract; `infer` checks `input` and `logits` for NULL.
-        unsafe {
-            infer(
-                "tinv_session_infer",
-                session,
-                input,
-                input_len,
-                batch,
-                Run::Policy,
-                logits,
-                logits_len,
-                None,
-            )
-        }
-    })
+    let (f, run) = ("tinv_session_infer", Run::Policy);
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        infer(
+            f, session, input, input_len, batch, run, logits, logits_len, None,
+        )
+    }
 }
 
 /// [`tinv_session_infer`], and the call's stats (one per input) written to `stats` on success.
@@ -407,22 +411,17 @@ pub unsafe extern "C" fn tinv_session_infer_stats(
     stats: *mut StatsC,
     stats_len: usize,
 ) -> Status {
-    ffi_boundary!("tinv_session_infer_stats", [session], {
-        // SAFETY: forwarded caller contract; `infer` checks the pointers for NULL.
-        unsafe {
-            infer(
-                "tinv_session_infer_stats",
-                session,
-                input,
-                input_len,
-                batch,
-                Run::Policy,
-                logits,
-                logits_len,
-                Some((stats, stats_len)),
-            )
-        }
-    })
+    let (f, run, st) = (
+        "tinv_session_infer_stats",
+        Run::Policy,
+        Some((stats, stats_len)),
+    );
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        infer(
+            f, session, input, input_len, batch, run, logits, logits_len, st,
+        )
+    }
 }
 
 /// Runs every input on the path of depth `depth` (no controller).
@@ -439,22 +438,50 @@ pub unsafe extern "C" fn tinv_session_infer_depth(
     logits: *mut f32,
     logits_len: usize,
 ) -> Status {
-    ffi_boundary!("tinv_session_infer_depth", [session], {
-        // SAFETY: forwarded caller contract; `infer` checks `input` and `logits` for NULL.
-        unsafe {
-            infer(
-                "tinv_session_infer_depth",
-                session,
-                input,
-                input_len,
-                batch,
-                Run::Depth(depth),
-                logits,
-                logits_len,
-                None,
-            )
-        }
-    })
+    let (f, run) = ("tinv_session_infer_depth", Run::Depth(depth));
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        infer(
+            f, session, input, input_len, batch, run, logits, logits_len, None,
+        )
+    }
+}
+
+/// Checks that a caller's stats buffer (`len` entries at `p`) takes `n` entries and is aligned;
+/// `short` says what needs them.
+fn stats_room(
+    p: *mut StatsC,
+    len: usize,
+    n: usize,
+    short: impl FnOnce() -> String,
+) -> Result<(), Fail> {
+    if len < n {
+        return Err(Fail::new(
+            Status::BufferTooSmall,
+            format!("stats_len is {len}, {}", short()),
+        ));
+    }
+    if !p.is_aligned() {
+        return Err(Fail::new(Status::InvalidArg, "stats pointer is misaligned"));
+    }
+    Ok(())
+}
+
+/// Writes the first `n` stats of `session`'s last call to `dst`.
+///
+/// # Safety
+/// `dst` is non-null and aligned, with `n` writable entries ([`stats_room`]).
+unsafe fn copy_stats(session: &Session, dst: *mut StatsC, n: usize) -> Result<(), Fail> {
+    let src = session
+        .last_stats()
+        .get(..n)
+        .ok_or_else(|| Fail::new(Status::Internal, "stats shorter than the batch"))?;
+    // SAFETY: per this function's contract.
+    let dst = unsafe { std::slice::from_raw_parts_mut(dst, n) };
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = StatsC::from(s);
+    }
+    Ok(())
 }
 
 /// Sets the budget λ ∈ [0, 1].
@@ -509,25 +536,11 @@ pub unsafe extern "C" fn tinv_session_last_stats(
     ffi_boundary!("tinv_session_last_stats", [session, stats, count], {
         with_session(session, |obj, st| {
             let n = obj.last_batch.load(Ordering::Relaxed);
-            if stats_len < n {
-                return Err(Fail::new(
-                    Status::BufferTooSmall,
-                    format!("stats_len is {stats_len}, the last call ran {n} inputs"),
-                ));
-            }
-            if !stats.is_aligned() {
-                return Err(Fail::new(Status::InvalidArg, "stats pointer is misaligned"));
-            }
-            let src = st
-                .session
-                .last_stats()
-                .get(..n)
-                .ok_or_else(|| Fail::new(Status::Internal, "stats shorter than batch"))?;
-            // SAFETY: non-null, aligned, `n` ≤ stats_len writable entries by contract.
-            let dst = unsafe { std::slice::from_raw_parts_mut(stats, n) };
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = StatsC::from(s);
-            }
+            stats_room(stats, stats_len, n, || {
+                format!("the last call ran {n} inputs")
+            })?;
+            // SAFETY: non-null (checked at the boundary); `stats_room` checked the rest.
+            unsafe { copy_stats(&st.session, stats, n)? };
             // SAFETY: checked non-null; writable by contract.
             unsafe { put(count, n) };
             Ok(())
