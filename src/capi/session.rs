@@ -242,10 +242,15 @@ enum Run {
     Depth(usize),
 }
 
-/// The body of the three infer exports, at their FFI boundary (named `function`).
+/// The three infer exports' body, at their FFI boundary (named `function`): validates the
+/// buffers, runs, and copies logits (and, when asked, the stats) out on success. Every failure
+/// on a valid handle (a NULL buffer and a busy session included) leaves the session with no
+/// stats.
 ///
 /// # Safety
-/// As for [`infer_call`].
+/// `input` is NULL or points to `input_len` floats; `logits` is NULL or points to
+/// `logits_len` writable floats; `stats` (when given) is NULL or points to its length of
+/// writable entries.
 #[allow(clippy::too_many_arguments)]
 unsafe fn infer(
     function: &'static str,
@@ -259,118 +264,90 @@ unsafe fn infer(
     stats: Option<(*mut StatsC, usize)>,
 ) -> Status {
     ffi_boundary!(function, [h], {
-        // SAFETY: forwarded caller contract; `infer_call` checks the buffers for NULL.
-        unsafe {
-            infer_call(
-                function, h, input, input_len, batch, run, logits, logits_len, stats,
-            )
+        // An invalid handle has no session whose stats could be cleared; it fails below, after
+        // the NULL checks (their order is that of the arguments, as for every export).
+        let obj = SESSIONS.get(h as usize);
+        if let Ok(o) = &obj {
+            // Cleared first, so a failure anywhere below (or a panic) leaves 0.
+            o.last_batch.store(0, Ordering::Relaxed);
         }
+        if input.is_null() {
+            return Err(Fail::null(function, "input"));
+        }
+        if logits.is_null() {
+            return Err(Fail::null(function, "logits"));
+        }
+        if stats.is_some_and(|(p, _)| p.is_null()) {
+            return Err(Fail::null(function, "stats"));
+        }
+        let obj = obj?;
+        let mut guard = lock(&obj)?;
+        let st = &mut *guard;
+        let c = st.session.model().config();
+        let (per, classes, max_batch) = (c.input_len(), c.classes, st.session.max_batch());
+        if batch == 0 || batch > max_batch {
+            return Err(Fail::new(
+                Status::InvalidArg,
+                format!("batch {batch} not in 1..={max_batch} (the session's max_batch)"),
+            ));
+        }
+        // batch ≤ 4096 and per, classes come from a validated config, so these cannot overflow;
+        // checked anyway because the cost is nil.
+        let need_in = batch
+            .checked_mul(per)
+            .ok_or_else(|| Fail::new(Status::InvalidArg, "batch too large"))?;
+        let need_out = batch * classes;
+        if input_len != need_in {
+            return Err(Fail::new(
+                Status::InputLength,
+                format!(
+                    "input_len is {input_len}, batch {batch} of {}x{}x{} needs {need_in}",
+                    c.channels, c.image_h, c.image_w
+                ),
+            ));
+        }
+        if logits_len < need_out {
+            return Err(Fail::new(
+                Status::BufferTooSmall,
+                format!(
+                    "logits_len is {logits_len}, batch {batch} x {classes} classes needs {need_out}"
+                ),
+            ));
+        }
+        if !input.is_aligned() || !logits.is_aligned() {
+            return Err(Fail::new(
+                Status::InvalidArg,
+                "input or logits pointer is not 4-byte aligned",
+            ));
+        }
+        if let Some((p, len)) = stats {
+            stats_room(p, len, batch, || format!("batch {batch} needs {batch}"))?;
+        }
+        // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
+        // (The lengths are checked here, before a slice is formed from them; the values, NaN and
+        // infinity, by the session, whose `Error::InvalidInput` is TINV_ERR_INVALID_INPUT.)
+        let x = unsafe { std::slice::from_raw_parts(input, need_in) };
+        let SessionState { session, scratch } = st;
+        let out = scratch.get_mut(..need_out).ok_or_else(|| {
+            Fail::new(Status::Internal, "scratch smaller than max_batch x classes")
+        })?;
+        match run {
+            Run::Policy => session.infer(x, batch, out)?,
+            Run::Depth(d) => session.infer_depth(x, batch, d, out)?,
+        };
+        // SAFETY: non-null, aligned, and the caller declared at least need_out writable floats;
+        // the scratch buffer is ours, so the two cannot overlap.
+        let dst = unsafe { std::slice::from_raw_parts_mut(logits, need_out) };
+        dst.copy_from_slice(out);
+        if let Some((p, _)) = stats {
+            // SAFETY: non-null, and `stats_room` checked the alignment and `batch` entries.
+            unsafe { copy_stats(session, p, batch)? };
+        }
+        // Under the lock, after the stats: `tinv_session_last_stats` (which takes the lock)
+        // never sees a count whose stats are not written.
+        obj.last_batch.store(batch, Ordering::Relaxed);
+        Ok(())
     })
-}
-
-/// Validates the buffers, runs, and copies logits (and, when asked, the stats) out on success.
-/// Every failure on a valid handle (a NULL buffer and a busy session included) leaves the
-/// session with no stats.
-///
-/// # Safety
-/// `input` is NULL or points to `input_len` floats; `logits` is NULL or points to
-/// `logits_len` writable floats; `stats` (when given) is NULL or points to its length of
-/// writable entries.
-#[allow(clippy::too_many_arguments)]
-unsafe fn infer_call(
-    function: &str,
-    h: *const TinvSession,
-    input: *const f32,
-    input_len: usize,
-    batch: usize,
-    run: Run,
-    logits: *mut f32,
-    logits_len: usize,
-    stats: Option<(*mut StatsC, usize)>,
-) -> Result<(), Fail> {
-    // An invalid handle has no session whose stats could be cleared; it fails below, after
-    // the NULL checks (their order is that of the arguments, as for every export).
-    let obj = SESSIONS.get(h as usize);
-    if let Ok(o) = &obj {
-        // Cleared first, so a failure anywhere below (or a panic) leaves 0.
-        o.last_batch.store(0, Ordering::Relaxed);
-    }
-    if input.is_null() {
-        return Err(Fail::null(function, "input"));
-    }
-    if logits.is_null() {
-        return Err(Fail::null(function, "logits"));
-    }
-    if stats.is_some_and(|(p, _)| p.is_null()) {
-        return Err(Fail::null(function, "stats"));
-    }
-    let obj = obj?;
-    let mut guard = lock(&obj)?;
-    let st = &mut *guard;
-    let c = st.session.model().config();
-    let (per, classes, max_batch) = (c.input_len(), c.classes, st.session.max_batch());
-    if batch == 0 || batch > max_batch {
-        return Err(Fail::new(
-            Status::InvalidArg,
-            format!("batch {batch} not in 1..={max_batch} (the session's max_batch)"),
-        ));
-    }
-    // batch ≤ 4096 and per, classes come from a validated config, so these cannot overflow;
-    // checked anyway because the cost is nil.
-    let need_in = batch
-        .checked_mul(per)
-        .ok_or_else(|| Fail::new(Status::InvalidArg, "batch too large"))?;
-    let need_out = batch * classes;
-    if input_len != need_in {
-        return Err(Fail::new(
-            Status::InputLength,
-            format!(
-                "input_len is {input_len}, batch {batch} of {}x{}x{} needs {need_in}",
-                c.channels, c.image_h, c.image_w
-            ),
-        ));
-    }
-    if logits_len < need_out {
-        return Err(Fail::new(
-            Status::BufferTooSmall,
-            format!(
-                "logits_len is {logits_len}, batch {batch} x {classes} classes needs {need_out}"
-            ),
-        ));
-    }
-    if !input.is_aligned() || !logits.is_aligned() {
-        return Err(Fail::new(
-            Status::InvalidArg,
-            "input or logits pointer is not 4-byte aligned",
-        ));
-    }
-    if let Some((p, len)) = stats {
-        stats_room(p, len, batch, || format!("batch {batch} needs {batch}"))?;
-    }
-    // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
-    // (The lengths are checked here, before a slice is formed from them; the values, NaN and
-    // infinity, by the session, whose `Error::InvalidInput` is TINV_ERR_INVALID_INPUT.)
-    let x = unsafe { std::slice::from_raw_parts(input, need_in) };
-    let SessionState { session, scratch } = st;
-    let out = scratch
-        .get_mut(..need_out)
-        .ok_or_else(|| Fail::new(Status::Internal, "scratch smaller than max_batch x classes"))?;
-    match run {
-        Run::Policy => session.infer(x, batch, out)?,
-        Run::Depth(d) => session.infer_depth(x, batch, d, out)?,
-    };
-    // SAFETY: non-null, aligned, and the caller declared at least need_out writable floats;
-    // the scratch buffer is ours, so the two cannot overlap.
-    let dst = unsafe { std::slice::from_raw_parts_mut(logits, need_out) };
-    dst.copy_from_slice(out);
-    if let Some((p, _)) = stats {
-        // SAFETY: non-null, and `stats_room` checked the alignment and `batch` entries.
-        unsafe { copy_stats(session, p, batch)? };
-    }
-    // Under the lock, after the stats: `tinv_session_last_stats` (which takes the lock)
-    // never sees a count whose stats are not written.
-    obj.last_batch.store(batch, Ordering::Relaxed);
-    Ok(())
 }
 
 /// Runs `batch` inputs with the session's mode and budget; writes `batch × classes` logits.
