@@ -153,7 +153,7 @@ fn finish(
         metadata: vec![
             (
                 "tinv.model_hash".into(),
-                format!("{:016x}", model.model_hash()),
+                format!("{:#018x}", model.model_hash()),
             ),
             ("tinv.ln".into(), flavour.into()),
             ("tinv.weights".into(), weights.into()),

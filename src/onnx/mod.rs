@@ -29,7 +29,7 @@
 //! | `controller.graph.onnx` | the same for `graph` mode's own up-front policy (the one path an input runs), when the model has one |
 //! | `weights.f16.bin`, `weights.tsv` | FP16 weight blob and binding table (FP16-input graphs only) |
 //!
-//! Every graph carries `metadata_props` `tinv.model_hash` (hex, [`crate::Model::model_hash`]: tensors
+//! Every graph carries `metadata_props` `tinv.model_hash` (`0x` and 16 hex digits, as `tinv-run inspect` prints it, [`crate::Model::model_hash`]: tensors
 //! and configuration, to match engines to their model), `tinv.ln` and `tinv.weights`.
 
 mod blob;

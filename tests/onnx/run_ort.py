@@ -59,7 +59,7 @@ def checker():
         if model.producer_name == "tinv":
             meta = {p.key: p.value for p in model.metadata_props}
             assert set(meta) == {"tinv.model_hash", "tinv.ln", "tinv.weights"}, (path, meta)
-            assert re.fullmatch(r"[0-9a-f]{16}", meta["tinv.model_hash"]), (path, meta)
+            assert re.fullmatch(r"0x[0-9a-f]{16}", meta["tinv.model_hash"]), (path, meta)
 
     return check
 
