@@ -1,17 +1,15 @@
 //! `tinv-run` end to end on a synthetic model: outputs agree with the library, and every kind of
 //! bad input gives one `error:` line and exit code 1, never a panic.
 
+#[path = "common/cli.rs"]
+mod cli_support;
+
+use cli_support::{assert_failed_with, assert_one_line_error, run, tmp};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use tinv::format::DType;
 use tinv::{synth, Model, OpenOptions, Session, SessionOptions};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tinv-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// `tinv-run eval --json` of `model` on the IDX files `images` and `labels`.
 fn eval_json(model: &Path, images: &Path, labels: &Path) -> (i32, String, String) {
@@ -20,35 +18,6 @@ fn eval_json(model: &Path, images: &Path, labels: &Path) -> (i32, String, String
     run(&[
         "eval", "--model", &m, "--images", &i, "--labels", &l, "--json",
     ])
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
-        .args(args)
-        .env("TINV_MODEL", "/nonexistent")
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
-
-fn assert_one_line_error(args: &[&str], needle: &str) {
-    let (code, _, err) = run(args);
-    assert_failed_with(code, &err, needle, &args);
-}
-
-/// Exit status 1 and exactly one `error: …` line on stderr that contains `needle`.
-fn assert_failed_with(code: i32, err: &str, needle: &str, what: &dyn std::fmt::Debug) {
-    assert_eq!(code, 1, "{what:?} should fail: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{what:?}: expected one line, got {err:?}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{what:?}: {err}"
-    );
 }
 
 /// A model of one path (depth 2) and no controller, as a plain timm ViT folds to.
@@ -316,6 +285,7 @@ fn help_explains_every_command() {
     for cmd in [
         "classify",
         "eval",
+        "sweep",
         "inspect",
         "bench",
         "export-onnx",
@@ -1071,6 +1041,7 @@ fn help_documents_verify_and_the_default_model() {
     for cmd in [
         "classify",
         "eval",
+        "sweep",
         "inspect",
         "bench",
         "export-onnx",

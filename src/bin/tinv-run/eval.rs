@@ -12,7 +12,7 @@ tinv-run eval — accuracy, FLOPs and latency on an IDX dataset
 
 USAGE:
     tinv-run eval [--model M] --images IDX --labels IDX [--depth D | [--budget λ] [--mode MODE]]
-                  [--limit N] [--batch B] [--threads N] [--backend B] [--engines DIR] [--verify]
+                  [--skip N] [--limit N] [--batch B] [--threads N] [--backend B] [--engines DIR] [--verify]
                   [--json]
 
 OPTIONS:
@@ -25,7 +25,9 @@ OPTIONS:
     --depth D      evaluate the fixed path of depth D instead of the controller (no
                    controller runs, so --budget and --mode are refused with it)
     --mode MODE    adaptive (default) | graph | threshold:τ  (see classify --help)
-    --limit N      first N samples only
+    --skip N       leave out the first N samples (e.g. --skip 55000 on Fashion-MNIST's
+                   training files: the last 5,000, its models' validation split)
+    --limit N      at most N samples (after --skip)
     --batch B      inputs per call in the timed run, 1 to 4096 (default 1: per-input latency)
     --threads N    worker threads, 1 to 256 (default 1)
     --backend B    auto (default) | cpu | tensorrt (see tinv-run --help)
@@ -50,8 +52,8 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let a = Args::parse(
         raw,
         &[
-            "model", "images", "labels", "budget", "depth", "mode", "limit", "batch", "threads",
-            "backend", "engines",
+            "model", "images", "labels", "budget", "depth", "mode", "skip", "limit", "batch",
+            "threads", "backend", "engines",
         ],
         &["json", "verify"],
     )?
@@ -64,6 +66,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         .ok_or("eval needs --labels IDX (see tinv-run eval --help)")?;
     let depth = crate::fixed_depth(&a)?;
     let limit = a.count("limit", "a sample count", 1)?;
+    let skip = a.count("skip", "a sample count", 0)?.unwrap_or(0);
     let batch = a.batch()?;
     let mut session = crate::open_session(&a, crate::session_settings(&a)?, batch)?;
     let model = session.model().clone();
@@ -76,58 +79,23 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             ));
         }
     }
-    let (x, y) = images::load_dataset(Path::new(images_path), Path::new(labels_path), &cfg, limit)?;
+    let (x, y) = images::load_dataset(
+        Path::new(images_path),
+        Path::new(labels_path),
+        &cfg,
+        skip,
+        limit,
+    )?;
     let n = y.len();
     if n == 0 {
         return Err("the dataset is empty".into());
     }
     let (len, k, p) = (cfg.input_len(), cfg.classes, cfg.depths.len());
     let progress = std::io::stderr().is_terminal() || n >= 2000;
-
-    // Pass 1: every exit of every sample, in one full-depth pass per chunk.
-    let chunk = 64.min(n);
-    // On the timed session's backend and threads: `--backend cpu` must not compute these
-    // numbers with TensorRT engines, and `--threads` speeds this pass up too.
-    let mut all = tinv::Session::new(
-        model.clone(),
-        crate::backend_options(&a)?
-            .backend(session.backend())
-            .max_batch(chunk)
-            .threads(session.threads()),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut logits = vec![0f32; chunk * p * k];
-    let mut right = vec![false; n * p];
-    for start in (0..n).step_by(chunk) {
-        let b = chunk.min(n - start);
-        all.infer_all_exits(
-            &x[start * len..(start + b) * len],
-            b,
-            &mut logits[..b * p * k],
-        )
-        .map_err(|e| e.to_string())?;
-        for i in 0..b {
-            for e in 0..p {
-                let row = &logits[(i * p + e) * k..(i * p + e + 1) * k];
-                right[(start + i) * p + e] = tinv::control::argmax(row) == y[start + i];
-            }
-        }
-        if progress && (start / chunk) % 40 == 39 {
-            errln!("eval: all-exits pass {}/{n}", start + b);
-        }
-    }
-    drop(all);
+    let exits = ExitTable::compute(&a, &session, &x, &y, progress)?;
+    let (exit_acc, oracle_flops, oracle_acc) =
+        (&exits.accuracy, exits.oracle_flops, exits.oracle_accuracy);
     let costs = model.costs();
-    let exit_acc: Vec<f64> = (0..p)
-        .map(|e| (0..n).filter(|&i| right[i * p + e]).count() as f64 / n as f64)
-        .collect();
-    let (mut oracle_flops, mut oracle_right) = (0f64, 0usize);
-    for i in 0..n {
-        let e = (0..p).find(|&e| right[i * p + e]);
-        oracle_right += usize::from(e.is_some());
-        oracle_flops += costs[e.unwrap_or(0)].backbone_flops as f64;
-    }
-    oracle_flops /= n as f64;
 
     // Pass 2: the real run, timed per call, after one untimed call: a session's first call is
     // cold (its arena's pages, the caches), which skewed p99 and the mean of a short run.
@@ -203,13 +171,13 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             .set("full_flops", Json::Num(full))
             .set("flops_reduction", Json::Num(1.0 - mean_flops / full))
             .set("oracle_flops", Json::Num(oracle_flops))
-            .set("oracle_accuracy", Json::Num(oracle_right as f64 / n as f64))
+            .set("oracle_accuracy", Json::Num(oracle_acc))
             .set(
                 "exit_accuracy",
                 Json::Obj(
                     cfg.depths
                         .iter()
-                        .zip(&exit_acc)
+                        .zip(exit_acc)
                         .map(|(d, a)| (d.to_string(), Json::Num(*a)))
                         .collect(),
                 ),
@@ -263,7 +231,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             "oracle             {:.3}M FLOPs ({:.1}% of full), {:.2}% accuracy",
             oracle_flops / 1e6,
             oracle_flops / full * 100.0,
-            oracle_right as f64 / n as f64 * 100.0
+            oracle_acc * 100.0
         );
         for (e, d) in cfg.depths.iter().enumerate() {
             outln!(
@@ -290,6 +258,77 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Pass 1 of `eval` (and `sweep`'s static points): every exit of every sample, computed in one
+/// full-depth pass per chunk, on the timed session's backend and threads (`--backend cpu` must
+/// not compute these numbers with TensorRT engines, and `--threads` speeds this pass up too).
+pub struct ExitTable {
+    /// Accuracy of each exit (path) over the samples.
+    pub accuracy: Vec<f64>,
+    /// Mean FLOPs of the oracle: per sample the shallowest exit that is right, or the
+    /// shallowest when none is (its accuracy is then a lower bound).
+    pub oracle_flops: f64,
+    /// Fraction of samples some exit gets right.
+    pub oracle_accuracy: f64,
+}
+
+impl ExitTable {
+    pub fn compute(
+        a: &Args,
+        session: &tinv::Session,
+        x: &[f32],
+        y: &[usize],
+        progress: bool,
+    ) -> Result<ExitTable, String> {
+        let model = session.model().clone();
+        let cfg = model.config();
+        let (len, k, p, n) = (cfg.input_len(), cfg.classes, cfg.depths.len(), y.len());
+        let chunk = 64.min(n);
+        let mut all = tinv::Session::new(
+            model.clone(),
+            crate::backend_options(a)?
+                .backend(session.backend())
+                .max_batch(chunk)
+                .threads(session.threads()),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut logits = vec![0f32; chunk * p * k];
+        let mut right = vec![false; n * p];
+        for start in (0..n).step_by(chunk) {
+            let b = chunk.min(n - start);
+            all.infer_all_exits(
+                &x[start * len..(start + b) * len],
+                b,
+                &mut logits[..b * p * k],
+            )
+            .map_err(|e| e.to_string())?;
+            for i in 0..b {
+                for e in 0..p {
+                    let row = &logits[(i * p + e) * k..(i * p + e + 1) * k];
+                    right[(start + i) * p + e] = tinv::control::argmax(row) == y[start + i];
+                }
+            }
+            if progress && (start / chunk) % 40 == 39 {
+                errln!("all-exits pass {}/{n}", start + b);
+            }
+        }
+        let costs = model.costs();
+        let accuracy = (0..p)
+            .map(|e| (0..n).filter(|&i| right[i * p + e]).count() as f64 / n as f64)
+            .collect();
+        let (mut oracle_flops, mut oracle_right) = (0f64, 0usize);
+        for i in 0..n {
+            let e = (0..p).find(|&e| right[i * p + e]);
+            oracle_right += usize::from(e.is_some());
+            oracle_flops += costs[e.unwrap_or(0)].backbone_flops as f64;
+        }
+        Ok(ExitTable {
+            accuracy,
+            oracle_flops: oracle_flops / n as f64,
+            oracle_accuracy: oracle_right as f64 / n as f64,
+        })
+    }
 }
 
 /// Peak resident set size of this process (VmHWM), 0 where /proc is unavailable.

@@ -253,11 +253,13 @@ pub fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
 }
 
 /// Images and labels of an IDX pair, checked against each other and the model: images
-/// `[n, H, W]` (or `[n, H, W, C]`), labels `[n]` below the model's class count.
+/// `[n, H, W]` (or `[n, H, W, C]`), labels `[n]` below the model's class count. Only samples
+/// `skip..` are kept, at most `limit` of them (`--skip`, `--limit`).
 pub fn load_dataset(
     images: &Path,
     labels: &Path,
     cfg: &Config,
+    skip: usize,
     limit: Option<usize>,
 ) -> Result<(Vec<f32>, Vec<usize>), String> {
     let im = read_idx(images)?;
@@ -290,7 +292,13 @@ pub fn load_dataset(
             cfg.channels
         ));
     }
-    let n = limit.map_or(n, |l| l.min(n));
+    if skip >= n {
+        return Err(format!(
+            "--skip {skip} leaves none of the {n} samples of {}",
+            images.display()
+        ));
+    }
+    let n = limit.map_or(n - skip, |l| l.min(n - skip));
     let hw = h * w;
     // The IDX bytes may be up to 4 GiB, four times that as f32: fail with a message, not an
     // abort, when the machine (a Jetson's shared memory) cannot hold them.
@@ -306,11 +314,15 @@ pub fn load_dataset(
     for i in 0..n {
         for p in 0..hw {
             for ch in 0..c {
-                x[i * c * hw + ch * hw + p] = f32::from(im.data[(i * hw + p) * c + ch]) / 255.0;
+                x[i * c * hw + ch * hw + p] =
+                    f32::from(im.data[((skip + i) * hw + p) * c + ch]) / 255.0;
             }
         }
     }
-    let y: Vec<usize> = lb.data[..n].iter().map(|&v| v as usize).collect();
+    let y: Vec<usize> = lb.data[skip..skip + n]
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
     if let Some(bad) = y.iter().find(|&&v| v >= cfg.classes) {
         return Err(format!(
             "{}: label {bad} is not below the model's {} classes",

@@ -15,6 +15,7 @@ mod model_path;
 #[cfg(feature = "tensorrt")]
 mod selftest;
 mod soak;
+mod sweep;
 mod trt;
 
 use args::Args;
@@ -28,6 +29,7 @@ USAGE:
 COMMANDS:
     classify     classify PNG/PGM images with the adaptive controller or a fixed depth
     eval         accuracy, FLOPs and latency on an IDX dataset (adaptive vs full depth vs oracle)
+    sweep        accuracy vs FLOPs at many budgets and thresholds; the budget for a FLOPs target
     inspect      configuration, tensors, paths, FLOPs, arena and weight bytes of a model
     bench        per-path latency (median/p99), path-switch cost, GEMM throughput
     export-onnx  one ONNX graph per depth path (FP16 weight inputs shared by all, or --baked)
@@ -47,14 +49,14 @@ every option of a command, and a command refuses any other):
                  embedded in the binary)
     --verify     check every tensor checksum and device copy when opening the model (every command)
     --threads N  worker threads for matrix products and attention, 1 to 256, default 1
-                 (classify, eval, bench, soak)
+                 (classify, eval, sweep, bench, soak)
     --backend B  auto (default: TensorRT when this build has it, a GPU is present and engines
                  built by `tinv-run build` match this model, else the CPU), cpu, or tensorrt
-                 (an error if unusable) (classify, eval, soak)
+                 (an error if unusable) (classify, eval, sweep, soak)
     --engines D  TensorRT engines folder, default plans/ beside the model file (classify, eval,
-                 soak, selftest)
-    --json       machine-readable output: one JSON object per line (classify, eval, inspect,
-                 bench, soak)
+                 sweep, soak, selftest)
+    --json       machine-readable output: one JSON object per line (classify, eval, sweep,
+                 inspect, bench, soak)
 
 Logging: RUST_LOG=info (or debug) prints what the runtime does to stderr.
 ";
@@ -78,6 +80,7 @@ fn help_of(cmd: &str) -> Option<&'static str> {
     Some(match cmd {
         "classify" => classify::HELP,
         "eval" => eval::HELP,
+        "sweep" => sweep::HELP,
         "inspect" => inspect::HELP,
         "bench" => bench::HELP,
         "export-onnx" => export::HELP,
@@ -116,6 +119,7 @@ fn run(argv: &[std::ffi::OsString]) -> Result<(), String> {
     match &*cmd {
         "classify" => classify::run(rest),
         "eval" => eval::run(rest),
+        "sweep" => sweep::run(rest),
         "inspect" => inspect::run(rest),
         "bench" => bench::run(rest),
         "export-onnx" => export::run(rest),

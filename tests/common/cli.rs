@@ -1,0 +1,42 @@
+//! `tinv-run` from a test: run it, and check that a failure is one `error:` line.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A fresh folder for one test, named after the process and `name`.
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tinv-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `tinv-run args` with no default model reachable: (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+        .args(args)
+        .env("TINV_MODEL", "/nonexistent")
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+/// [`assert_failed_with`] on `tinv-run args`.
+pub fn assert_one_line_error(args: &[&str], needle: &str) {
+    let (code, _, err) = run(args);
+    assert_failed_with(code, &err, needle, &args);
+}
+
+/// Exit status 1 and exactly one `error: …` line on stderr that contains `needle`.
+pub fn assert_failed_with(code: i32, err: &str, needle: &str, what: &dyn std::fmt::Debug) {
+    assert_eq!(code, 1, "{what:?} should fail: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{what:?}: expected one line, got {err:?}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{what:?}: {err}"
+    );
+}
