@@ -53,9 +53,19 @@ fn per_path_latency(case: &Case, runs: usize) -> Result<Vec<(usize, f64)>, Strin
     Ok(out)
 }
 
-/// Accuracy and mean FLOPs of the adaptive controller per budget, the oracle, full depth.
+/// The budgets the controller is measured at: denser where this model's λ does something (0–0.2;
+/// from 0.3 on nearly every input stops at the first exit).
+const BUDGETS: [f32; 12] = [
+    0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0,
+];
+/// The confidence thresholds of the baseline (those of `tinv-run sweep` and `tinv-train eval`).
+const TAUS: [f32; 7] = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99];
+
+/// Accuracy and mean FLOPs of the adaptive controller per budget, of the threshold baseline per
+/// τ, the oracle, every exit.
 struct Sweep {
     budgets: Vec<(f32, f64, f64)>,
+    thresholds: Vec<(f32, f64, f64)>,
     oracle: (f64, f64),
     exits: Vec<(usize, f64, f64)>,
 }
@@ -95,13 +105,15 @@ fn sweep(case: &Case) -> Result<Option<Sweep>, String> {
     let exits = (0..p)
         .map(|k| (c.depths[k], costs[k], exit_ok[k] as f64 / n as f64))
         .collect();
-    let mut budgets = Vec::new();
-    if model.ctrl().is_some() {
-        s.set_mode(Mode::Adaptive).map_err(|e| e.to_string())?;
-        let mut logits = vec![0.0; c.classes];
-        for b in 0..=10 {
-            let lambda = b as f32 / 10.0;
-            s.set_budget(lambda).map_err(|e| e.to_string())?;
+    // (value, mean FLOPs, accuracy) of `mode(v)` for each of `values`, one input per call.
+    let mut logits = vec![0.0; c.classes];
+    let mut curve = |values: &[f32], mode: &dyn Fn(f32) -> Mode| {
+        let mut out = Vec::new();
+        for &v in values {
+            s.set_mode(mode(v)).map_err(|e| e.to_string())?;
+            if matches!(mode(v), Mode::Adaptive) {
+                s.set_budget(v).map_err(|e| e.to_string())?;
+            }
             let (mut ok, mut flops) = (0usize, 0f64);
             for (i, &y) in labels.iter().enumerate() {
                 let st = s
@@ -110,11 +122,18 @@ fn sweep(case: &Case) -> Result<Option<Sweep>, String> {
                 ok += usize::from(st[0].class == usize::from(y));
                 flops += st[0].flops as f64;
             }
-            budgets.push((lambda, flops / n as f64, ok as f64 / n as f64));
+            out.push((v, flops / n as f64, ok as f64 / n as f64));
         }
-    }
+        Ok::<_, String>(out)
+    };
+    let budgets = match model.ctrl() {
+        Some(_) => curve(&BUDGETS, &|_| Mode::Adaptive)?,
+        None => Vec::new(),
+    };
+    let thresholds = curve(&TAUS, &Mode::Threshold)?;
     Ok(Some(Sweep {
         budgets,
+        thresholds,
         oracle: (oracle_flops / n as f64, oracle_ok as f64 / n as f64),
         exits,
     }))
@@ -328,7 +347,15 @@ pub fn write(
             for (l, fl, acc) in &sw.budgets {
                 let _ = writeln!(
                     md,
-                    "| controller, λ = {l:.1} | {:.2} | {:.2}% |",
+                    "| controller (adaptive), λ = {l} | {:.2} | {:.2}% |",
+                    fl / 1e6,
+                    acc * 100.0
+                );
+            }
+            for (t, fl, acc) in &sw.thresholds {
+                let _ = writeln!(
+                    md,
+                    "| threshold baseline, τ = {t} | {:.2} | {:.2}% |",
                     fl / 1e6,
                     acc * 100.0
                 );
@@ -340,6 +367,15 @@ pub fn write(
                         .budgets
                         .iter()
                         .map(|b| (b.1 / 1e6, b.2 * 100.0))
+                        .collect(),
+                    line: true,
+                },
+                Series {
+                    label: "threshold baseline (τ sweep)".into(),
+                    points: sw
+                        .thresholds
+                        .iter()
+                        .map(|t| (t.1 / 1e6, t.2 * 100.0))
                         .collect(),
                     line: true,
                 },
