@@ -95,7 +95,9 @@ fn harness_runs_and_writes_the_report() {
         "{md}"
     );
     assert!(md.contains("| oracle (shallowest correct exit) |"), "{md}");
-    assert!(md.contains("| controller, λ = 1.0 |"), "{md}");
+    assert!(md.contains("| controller (adaptive), λ = 0.075 |"), "{md}");
+    assert!(md.contains("| controller (adaptive), λ = 1 |"), "{md}");
+    assert!(md.contains("| threshold baseline, τ = 0.95 |"), "{md}");
     assert!(md.contains("memory increase tinv / ORT"), "{md}");
     // The interleaved measurement (both runtimes in one process, alternating blocks of 10) that
     // the ViT-Tiny latency target uses, here on the same case: 25 runs of each are 3 blocks.
