@@ -5,7 +5,6 @@ use crate::args::Args;
 use crate::images;
 use crate::json::Json;
 use std::io::IsTerminal;
-use std::path::Path;
 
 pub const HELP: &str = "\
 tinv-run eval — accuracy, FLOPs and latency on an IDX dataset
@@ -58,15 +57,8 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         &["json", "verify"],
     )?
     .max_positional(0)?;
-    let images_path = a
-        .path("images")
-        .ok_or("eval needs --images IDX (see tinv-run eval --help)")?;
-    let labels_path = a
-        .path("labels")
-        .ok_or("eval needs --labels IDX (see tinv-run eval --help)")?;
+    let data = images::DataArgs::parse(&a, "eval")?;
     let depth = crate::fixed_depth(&a)?;
-    let limit = a.count("limit", "a sample count", 1)?;
-    let skip = a.count("skip", "a sample count", 0)?.unwrap_or(0);
     let batch = a.batch()?;
     let mut session = crate::open_session(&a, crate::session_settings(&a)?, batch)?;
     let model = session.model().clone();
@@ -79,17 +71,8 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             ));
         }
     }
-    let (x, y) = images::load_dataset(
-        Path::new(images_path),
-        Path::new(labels_path),
-        &cfg,
-        skip,
-        limit,
-    )?;
+    let (x, y) = data.load(&cfg)?;
     let n = y.len();
-    if n == 0 {
-        return Err("the dataset is empty".into());
-    }
     let (len, k, p) = (cfg.input_len(), cfg.classes, cfg.depths.len());
     let progress = std::io::stderr().is_terminal() || n >= 2000;
     let exits = ExitTable::compute(&a, &session, &x, &y, progress)?;

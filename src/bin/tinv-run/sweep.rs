@@ -7,7 +7,6 @@ use crate::eval::ExitTable;
 use crate::images;
 use crate::json::Json;
 use std::io::IsTerminal;
-use std::path::Path;
 
 pub const HELP: &str = "\
 tinv-run sweep — accuracy vs FLOPs at many budgets on an IDX dataset; pick a budget
@@ -108,12 +107,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         &["json", "verify"],
     )?
     .max_positional(0)?;
-    let images_path = a
-        .path("images")
-        .ok_or("sweep needs --images IDX (see tinv-run sweep --help)")?;
-    let labels_path = a
-        .path("labels")
-        .ok_or("sweep needs --labels IDX (see tinv-run sweep --help)")?;
+    let data = images::DataArgs::parse(&a, "sweep")?;
     let budgets = unit_list(&a, "budgets", DEFAULT_BUDGETS)?;
     let taus = unit_list(&a, "thresholds", DEFAULT_THRESHOLDS)?;
     let target = match a.parse_opt::<f64>("flops-target", "million FLOPs per input")? {
@@ -124,8 +118,6 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         }
         t => t,
     };
-    let limit = a.count("limit", "a sample count", 1)?;
-    let skip = a.count("skip", "a sample count", 0)?.unwrap_or(0);
     let threads = a.threads()?;
     let model = crate::model_path::open(a.path("model"), a.has("verify"))?;
     let cfg = model.config().clone();
@@ -143,17 +135,8 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             .threads(threads),
     )
     .map_err(|e| e.to_string())?;
-    let (x, y) = images::load_dataset(
-        Path::new(images_path),
-        Path::new(labels_path),
-        &cfg,
-        skip,
-        limit,
-    )?;
+    let (x, y) = data.load(&cfg)?;
     let n = y.len();
-    if n == 0 {
-        return Err("the dataset is empty".into());
-    }
     let progress = std::io::stderr().is_terminal() || n >= 2000;
     let exits = ExitTable::compute(&a, &session, &x, &y, progress)?;
 
