@@ -3,7 +3,7 @@
 
 use super::Kernel;
 use std::arch::x86_64::{
-    _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
+    __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
     _mm256_storeu_ps,
 };
 
@@ -99,9 +99,8 @@ unsafe fn tile_rows<const MR: usize, const NV: usize>(
     // B rows `0..k` hold `8 * NV` floats at stride `ldb`, C rows `0..MR` hold `8 * NV` writable
     // floats at stride `ldc`, and bias (when non-null) `8 * NV` floats.
     unsafe {
-        let mut ap = a;
-        let mut bp = b;
-        for _ in 0..k {
+        // One step of k: NV vectors of B, MR broadcasts of A, MR × NV multiply-adds.
+        let step = |acc: &mut [[__m256; NV]; MR], ap: *const f32, bp: *const f32| {
             let mut bv = [_mm256_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = _mm256_loadu_ps(bp.add(8 * v));
@@ -112,8 +111,21 @@ unsafe fn tile_rows<const MR: usize, const NV: usize>(
                     *x = _mm256_fmadd_ps(av, bq, *x);
                 }
             }
-            ap = ap.add(1);
-            bp = bp.add(ldb);
+        };
+        // Four steps per iteration: a quarter of the loop's counter and pointer updates, which
+        // took issue slots from the multiply-adds (a one-thread ViT-Tiny inference on the 2-vCPU
+        // EPYC: 9–11 % less time than one step per iteration; eight per iteration was slower
+        // than four). Each accumulator still sums over p in order, so the results are the same.
+        let (mut ap, mut bp) = (a, b);
+        for _ in 0..k / 4 {
+            for q in 0..4 {
+                step(&mut acc, ap.add(q), bp.add(q * ldb));
+            }
+            ap = ap.add(4);
+            bp = bp.add(4 * ldb);
+        }
+        for q in 0..k % 4 {
+            step(&mut acc, ap.add(q), bp.add(q * ldb));
         }
         let mut bias_v = [_mm256_setzero_ps(); NV];
         if !bias.is_null() {

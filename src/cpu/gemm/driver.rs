@@ -235,22 +235,22 @@ unsafe fn compute<K: Kernel>(
     // used by this thread only.
     let pack = unsafe { std::slice::from_raw_parts_mut(job.scratch.add(t * job.slot), job.slot) };
     let blocks = rows.len().div_ceil(MC);
-    // `[K, N]` B is either read in place (full panels, few row tiles) or packed all at once per
-    // `kc` block; `[N, K]` B one panel at a time. A chunk has at most `m` rows and `b_in_place`
-    // only turns false as rows grow, so a chunk that packs all at once belongs to a call whose
-    // slot `slot_len` sized for every panel (`pack_panels` slices it, so a short one panics).
+    // `[K, N]` B is either read in place (full panels, few row tiles) or packed one panel at a
+    // time, just before the first row block uses it, while the rows of the panel after it are
+    // prefetched (see [`prefetch_rows`]); `[N, K]` B is packed one panel at a time. With one row
+    // block every panel goes to the start of the slot, which stays in L1; with more, panel `i` of
+    // a `kc` block keeps its own place, so later row blocks reuse it. A chunk has at most `m` rows
+    // and `b_in_place` only turns false as rows grow, so a chunk that packs a panel per place
+    // belongs to a call whose slot `slot_len` sized for every panel (slicing `pack` would panic
+    // otherwise).
     let in_place = b_in_place(K::MR, rows.len());
-    let all_at_once = matches!(job.b, BSrc::Rows { .. }) && !in_place;
+    let packs_rows = matches!(job.b, BSrc::Rows { .. }) && !in_place;
     let panel_len = |kc: usize| kc * K::NR;
     let mut k0 = 0;
     while k0 < job.k {
         let kc = KC.min(job.k - k0);
         let first = k0 == 0;
         let load_c = !first || job.accumulate;
-        if let (true, BSrc::Rows { ptr, ld }) = (all_at_once, job.b) {
-            // SAFETY: forwarded; `pack` holds `kc * NR` floats per panel of B (`slot_len`).
-            unsafe { pack_panels::<K>(ptr, ld, job.n, k0, kc, panels.clone(), pack) };
-        }
         for blk in 0..blocks {
             let r0 = rows.start + rows.len() * blk / blocks;
             let r1 = rows.start + rows.len() * (blk + 1) / blocks;
@@ -258,12 +258,29 @@ unsafe fn compute<K: Kernel>(
             for (i, panel) in panels.clone().enumerate() {
                 let j0 = panel * K::NR;
                 let nv = K::NR.min(job.n - j0);
+                // The panel packed next while this one's tiles run (the next of this `kc` block,
+                // else the first of the next block), as (first row, rows, first column).
+                let mut next = None;
                 let (b, ldb) = match job.b {
                     // SAFETY: row `k0 < k`, column `j0 < n` is inside B.
                     BSrc::Rows { ptr, ld } if in_place && nv == K::NR => {
                         (unsafe { ptr.add(k0 * ld + j0) }, ld)
                     }
-                    _ if all_at_once => (pack[i * panel_len(kc)..].as_ptr(), K::NR),
+                    BSrc::Rows { ptr, ld } if packs_rows => {
+                        let at = if blocks == 1 { 0 } else { i };
+                        let dst = &mut pack[at * panel_len(kc)..(at + 1) * panel_len(kc)];
+                        if blk == 0 {
+                            // SAFETY: forwarded; `dst` holds `kc * NR` floats.
+                            unsafe { pack_rows::<K>(ptr, ld, k0, kc, j0, nv, dst) };
+                            if panel + 1 < panels.end {
+                                next = Some((k0, kc, j0 + K::NR));
+                            } else if k0 + kc < job.k {
+                                next =
+                                    Some((k0 + kc, KC.min(job.k - k0 - kc), panels.start * K::NR));
+                            }
+                        }
+                        (dst.as_ptr(), K::NR)
+                    }
                     _ => {
                         let dst = &mut pack[..panel_len(kc)];
                         // SAFETY: forwarded; `dst` holds `kc * NR` floats.
@@ -278,6 +295,13 @@ unsafe fn compute<K: Kernel>(
                     std::ptr::null()
                 };
                 for ti in 0..tiles {
+                    if let (Some((pk0, pkc, pj0)), BSrc::Rows { ptr, ld }) = (next, job.b) {
+                        // Its share of the next panel's rows, spread over this panel's tiles.
+                        let rows = pk0 + pkc * ti / tiles..pk0 + pkc * (ti + 1) / tiles;
+                        // SAFETY: those rows (`< k`) and columns `pj0..min(pj0 + NR, n)` are
+                        // inside B.
+                        unsafe { prefetch_rows(ptr, ld, rows, pj0, K::NR.min(job.n - pj0)) };
+                    }
                     let i0 = r0 + (r1 - r0) * ti / tiles;
                     let i1 = r0 + (r1 - r0) * (ti + 1) / tiles;
                     // SAFETY: `i0 < m`, `k0 < k`, `j0 < n`: inside A and C.
@@ -303,6 +327,73 @@ unsafe fn compute<K: Kernel>(
             }
         }
         k0 += kc;
+    }
+}
+
+/// Asks for the cache lines of rows `rows`, columns `j0..j0+nv` of `[K, N]` B (stride `ld`) to
+/// be brought into L2: a panel's rows are a line or two each, 0.75–3 KiB apart, a stride the
+/// hardware prefetcher does not follow, and ViT-Tiny's weights (22 MB) come from L3 or memory on
+/// every call; prefetched one panel ahead, [`pack_rows`] finds them in L2. L2 rather than L1:
+/// rows 3 KiB apart share 4 of L1's 64 sets. A no-op where no prefetch instruction is wired up.
+///
+/// # Safety
+/// Those rows and columns must be inside B (`nv >= 1`).
+#[inline(always)]
+unsafe fn prefetch_rows(
+    ptr: *const f32,
+    ld: usize,
+    rows: std::ops::Range<usize>,
+    j0: usize,
+    nv: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    for p in rows {
+        // SAFETY: row `p`, columns `j0..j0 + nv` are inside B (the caller's contract).
+        let row = unsafe { ptr.add(p * ld + j0) };
+        // Every 16th float and the last: each 64-byte line of the row's span, whatever its
+        // alignment.
+        for q in (0..nv).step_by(16).chain(std::iter::once(nv - 1)) {
+            // SAFETY: `row + q` is inside B; a prefetch reads nothing architecturally and never
+            // faults; SSE is baseline on x86_64.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                    row.add(q).cast(),
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, ld, rows, j0, nv);
+}
+
+/// Copies rows `k0..k0+kc`, columns `j0..j0+nv` of `[K, N]` B (stride `ld`) into `dst` as a
+/// `kc × NR` panel, zero-padded. A full panel's rows are `NR` floats each, a length known at
+/// compile time: a few vector moves, not a `memcpy` call per row (`memcpy` took 9 % of a
+/// one-thread ViT-Tiny inference).
+///
+/// # Safety
+/// `ptr` must cover those rows and columns; `dst.len() >= kc * NR`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_rows<K: Kernel>(
+    ptr: *const f32,
+    ld: usize,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nv: usize,
+    dst: &mut [f32],
+) {
+    if nv < K::NR {
+        // SAFETY: forwarded.
+        unsafe { pack_b::<K>(BSrc::Rows { ptr, ld }, k0, kc, j0, nv, K::NR, dst) };
+        return;
+    }
+    for (p, out) in dst[..kc * K::NR].chunks_exact_mut(K::NR).enumerate() {
+        // SAFETY: row `k0 + p < k`, columns `j0..j0 + NR <= n` are inside B; `out` holds NR
+        // floats.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr.add((k0 + p) * ld + j0), out.as_mut_ptr(), K::NR)
+        };
     }
 }
 
@@ -378,67 +469,8 @@ unsafe fn tile<K: Kernel>(
     }
 }
 
-/// Packs rows `k0..k0+kc` of every column panel in `panels` of `[K, N]` B into `pack`, panel
-/// after panel (`kc × NR` floats each). The full panels are read row by row, each row's columns
-/// in one sweep: a row of ViT-Tiny's weights is 36 or 48 cache lines in a row, which the
-/// hardware prefetcher streams, where one panel at a time reads one line per row, rows 2–3 KiB
-/// apart. Each copy is `NR` floats, a length known at compile time: a few vector moves, not a
-/// `memcpy` call per row (`memcpy` took 9 % of a one-thread ViT-Tiny inference). A partial last
-/// panel is then copied on its own.
-///
-/// # Safety
-/// `ptr` (row stride `ld`) must cover rows `k0..k0+kc` and the panels' columns (B has `n`
-/// columns); `pack` holds `kc * NR` floats per panel.
-#[allow(clippy::too_many_arguments)]
-unsafe fn pack_panels<K: Kernel>(
-    ptr: *const f32,
-    ld: usize,
-    n: usize,
-    k0: usize,
-    kc: usize,
-    panels: std::ops::Range<usize>,
-    pack: &mut [f32],
-) {
-    let len = kc * K::NR;
-    let pack = &mut pack[..panels.len() * len];
-    let full = panels.start..panels.end.min(n / K::NR).max(panels.start);
-    let j0 = full.start * K::NR;
-    for p in 0..kc {
-        // SAFETY: row `k0 + p < k`, columns `j0..full.end * NR <= n` are inside B.
-        let row = unsafe { ptr.add((k0 + p) * ld + j0) };
-        for i in 0..full.len() {
-            // SAFETY: `row + i * NR` holds NR floats (above); `pack` holds `len` floats for each
-            // of the panels (sliced above), `p * NR..(p + 1) * NR` of panel `i` written here.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    row.add(i * K::NR),
-                    pack.as_mut_ptr().add(i * len + p * K::NR),
-                    K::NR,
-                )
-            };
-        }
-    }
-    for panel in full.end..panels.end {
-        let i = panel - panels.start;
-        let j0 = panel * K::NR;
-        // SAFETY: forwarded; the slice holds `kc * NR` floats.
-        unsafe {
-            pack_b::<K>(
-                BSrc::Rows { ptr, ld },
-                k0,
-                kc,
-                j0,
-                K::NR.min(n - j0),
-                K::NR,
-                &mut pack[i * len..(i + 1) * len],
-            )
-        };
-    }
-}
-
 /// Copies rows `k0..k0+kc`, columns `j0..j0+nv` of B into `dst` as a `kc × nr` panel, zero-padded
-/// to `nr` columns: the panels [`pack_panels`] does not sweep (those of `[N, K]` B, and partial
-/// ones).
+/// to `nr` columns (any panel of `[N, K]` B, a partial one of `[K, N]` B).
 ///
 /// # Safety
 /// `b` must cover those rows and columns; `dst.len() >= kc * nr`.

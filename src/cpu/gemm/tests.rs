@@ -109,6 +109,18 @@ const SHAPES: &[(usize, usize, usize)] = &[
     // More rows than one pass streams (`MC`): later passes reuse the panels the first packed.
     (300, 40, 260),
     (530, 33, 20),
+    // One row block, three `kc` blocks: the panel prefetched after a block's last is the next
+    // block's first; k = 530 leaves 2 steps after the kernel's groups of four, 50 columns a
+    // 2-wide last panel (AVX2).
+    (100, 50, 530),
+    // Two row blocks, three `kc` blocks, a partial last panel: the second block reuses the
+    // panels the first packed.
+    (260, 70, 517),
+    // Every remainder of k after the AVX2 kernel's groups of four.
+    (40, 16, 4),
+    (40, 16, 5),
+    (40, 16, 6),
+    (40, 16, 7),
 ];
 
 #[test]
