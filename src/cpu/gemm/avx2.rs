@@ -114,7 +114,7 @@ unsafe fn tile_rows<const MR: usize, const NV: usize>(
         };
         // Four steps per iteration: a quarter of the loop's counter and pointer updates, which
         // took issue slots from the multiply-adds (a one-thread ViT-Tiny inference on the 2-vCPU
-        // EPYC: 9–11 % less time than one step per iteration; eight per iteration was slower
+        // EPYC: 7–10 % less time than one step per iteration; eight per iteration was slower
         // than four). Each accumulator still sums over p in order, so the results are the same.
         let (mut ap, mut bp) = (a, b);
         for _ in 0..k / 4 {

@@ -348,19 +348,20 @@ unsafe fn prefetch_rows(
 ) {
     #[cfg(target_arch = "x86_64")]
     for p in rows {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
         // SAFETY: row `p`, columns `j0..j0 + nv` are inside B (the caller's contract).
         let row = unsafe { ptr.add(p * ld + j0) };
         // Every 16th float and the last: each 64-byte line of the row's span, whatever its
-        // alignment.
-        for q in (0..nv).step_by(16).chain(std::iter::once(nv - 1)) {
+        // alignment. A plain loop: an iterator chain here cost 1.6 % of an inference.
+        let mut q = 0;
+        while q < nv {
             // SAFETY: `row + q` is inside B; a prefetch reads nothing architecturally and never
             // faults; SSE is baseline on x86_64.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
-                    row.add(q).cast(),
-                )
-            };
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(row.add(q).cast()) };
+            q += 16;
         }
+        // SAFETY: as above, for the row's last float.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(row.add(nv - 1).cast()) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (ptr, ld, rows, j0, nv);
