@@ -19,9 +19,9 @@
 //! rectangles of C (column panels, or row ranges when that balances better). No call allocates:
 //! packing space is `scratch` (one `kc`-deep block of all of B per thread, where the panels
 //! stay for the next `MC` rows of A; with one pass over the rows only one panel of it is used),
-//! sized by [`scratch_len`]. With at most four row tiles (M ≤ 24 with AVX2, 56 with AVX-512) the copy of
-//! B is not repaid and full-width panels are read in place; `[N, K]` panels are transposed with
-//! AVX-512 gathers where available.
+//! sized by [`scratch_len`]. With at most four row tiles (M ≤ 24 with AVX2, 56 with AVX-512) the
+//! copy of B is not repaid and full-width panels are read in place; `[N, K]` panels are
+//! transposed with AVX-512 gathers where available.
 //!
 //! Measured with the AVX-512 kernel (a 2-vCPU AVX-512 Xeon, one thread, FMA peak 166–179
 //! GFLOP/s, calls interleaved with numpy's OpenBLAS in one process so both see the same load):
@@ -30,8 +30,14 @@
 //! shapes; M = 50 (an earlier Fashion-MNIST model; today's has M = 17, read in place) at about
 //! 150 (1.4× OpenBLAS); attention `Q·Kᵀ` (197×197×64) at 130–137 and `P·V` at about 155. With
 //! the AVX2 kernel (a 2-vCPU AMD EPYC without AVX-512, FMA peak 95–100 GFLOP/s, the host of
-//! docs/RESULTS.md) the ViT-Tiny shapes run at 0.86–1.03× OpenBLAS, depending on the minute:
-//! the block profile in docs/RESULTS.md gives this host's numbers.
+//! docs/RESULTS.md) the ViT-Tiny shapes ran at 0.86–1.03× OpenBLAS, depending on the minute,
+//! until the kernel's loop took four steps of k at a time and the panels were packed one at a
+//! time with the next one prefetched: that made the four ViT-Tiny GEMMs 9–13 % faster (B warm,
+//! or cold as in an inference) and a one-thread ViT-Tiny inference about 10 % faster, measured
+//! with the old and the new code alternated call by call in one process (this host's noise moves
+//! separate runs by more than that). The block profile in docs/RESULTS.md gives this host's
+//! numbers. The AVX-512 figures above predate the per-panel packing, which no AVX-512 host has
+//! timed yet.
 //!
 //! Known weak spot: when `lda` is a multiple of 1024 floats, the 14 A rows of a tile share one L1
 //! set and square 1024³ runs about 15 % below the ViT shapes; packing A for that case would fix

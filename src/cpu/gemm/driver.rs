@@ -334,7 +334,7 @@ unsafe fn compute<K: Kernel>(
 /// be brought into L2: a panel's rows are a line or two each, 0.75–3 KiB apart, a stride the
 /// hardware prefetcher does not follow, and ViT-Tiny's weights (22 MB) come from L3 or memory on
 /// every call; prefetched one panel ahead, [`pack_rows`] finds them in L2. L2 rather than L1:
-/// rows 3 KiB apart share 4 of L1's 64 sets. A no-op where no prefetch instruction is wired up.
+/// rows 3 KiB apart share 4 of L1's 64 sets.
 ///
 /// # Safety
 /// Those rows and columns must be inside B (`nv >= 1`).
@@ -346,25 +346,47 @@ unsafe fn prefetch_rows(
     j0: usize,
     nv: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
     for p in rows {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
         // SAFETY: row `p`, columns `j0..j0 + nv` are inside B (the caller's contract).
         let row = unsafe { ptr.add(p * ld + j0) };
         // Every 16th float and the last: each 64-byte line of the row's span, whatever its
         // alignment. A plain loop: an iterator chain here cost 1.6 % of an inference.
         let mut q = 0;
         while q < nv {
-            // SAFETY: `row + q` is inside B; a prefetch reads nothing architecturally and never
-            // faults; SSE is baseline on x86_64.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(row.add(q).cast()) };
+            // SAFETY: `row + q` is inside B.
+            unsafe { prefetch_l2(row.add(q)) };
             q += 16;
         }
         // SAFETY: as above, for the row's last float.
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(row.add(nv - 1).cast()) };
+        unsafe { prefetch_l2(row.add(nv - 1)) };
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (ptr, ld, rows, j0, nv);
+}
+
+/// Asks for the cache line holding `*p` to be brought into L2 (x86_64 and aarch64; elsewhere
+/// nothing).
+///
+/// # Safety
+/// `p` must point inside an allocation (a prefetch reads nothing architecturally and never
+/// faults, but the address must be a valid pointer computation).
+#[inline(always)]
+unsafe fn prefetch_l2(p: *const f32) {
+    // SAFETY: PREFETCHT1 (SSE, baseline on x86_64) only hints the cache.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast())
+    };
+    // SAFETY: PRFM (baseline AArch64) only hints the cache; it touches no register but its
+    // address operand, no flags, no stack.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        std::arch::asm!(
+            "prfm pldl2keep, [{0}]",
+            in(reg) p,
+            options(nostack, readonly, preserves_flags)
+        )
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
 }
 
 /// Copies rows `k0..k0+kc`, columns `j0..j0+nv` of `[K, N]` B (stride `ld`) into `dst` as a
