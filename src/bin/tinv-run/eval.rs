@@ -5,6 +5,7 @@ use crate::args::Args;
 use crate::images;
 use crate::json::Json;
 use std::io::IsTerminal;
+use std::path::Path;
 
 pub const HELP: &str = "\
 tinv-run eval — accuracy, FLOPs and latency on an IDX dataset
@@ -57,7 +58,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         &["json", "verify"],
     )?
     .max_positional(0)?;
-    let data = images::DataArgs::parse(&a, "eval")?;
+    let data = DataArgs::parse(&a, "eval")?;
     let depth = crate::fixed_depth(&a)?;
     let batch = a.batch()?;
     let mut session = crate::open_session(&a, crate::session_settings(&a)?, batch)?;
@@ -241,6 +242,36 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// `--images`, `--labels`, `--skip` and `--limit` of a command that reads a data set (eval,
+/// sweep), parsed before the model opens.
+pub struct DataArgs<'a> {
+    images: &'a Path,
+    labels: &'a Path,
+    skip: usize,
+    limit: Option<usize>,
+}
+
+impl<'a> DataArgs<'a> {
+    pub fn parse(a: &'a Args, cmd: &str) -> Result<DataArgs<'a>, String> {
+        let need = |name| {
+            a.path(name).ok_or(format!(
+                "{cmd} needs --{name} IDX (see tinv-run {cmd} --help)"
+            ))
+        };
+        Ok(DataArgs {
+            images: need("images")?,
+            labels: need("labels")?,
+            skip: a.count("skip", "a sample count", 0)?.unwrap_or(0),
+            limit: a.count("limit", "a sample count", 1)?,
+        })
+    }
+
+    /// The samples as f32 inputs in [0, 1] (CHW) and labels; at least one.
+    pub fn load(&self, cfg: &tinv::Config) -> Result<(Vec<f32>, Vec<usize>), String> {
+        images::load_dataset(self.images, self.labels, cfg, self.skip, self.limit)
+    }
 }
 
 /// Pass 1 of `eval` (and `sweep`'s static points): every exit of every sample, computed in one

@@ -1,6 +1,5 @@
 //! Image and dataset input: PNG / PGM files for `classify`, IDX files (gzip or plain) for `eval`.
 
-use crate::args::Args;
 use std::path::Path;
 use tinv::pixels::LUMA;
 use tinv::Config;
@@ -253,40 +252,10 @@ pub fn read_idx(path: &Path) -> Result<tinv::idx::Idx, String> {
     })
 }
 
-/// `--images`, `--labels`, `--skip` and `--limit` of a command that reads a data set (eval,
-/// sweep), parsed before the model opens.
-pub struct DataArgs<'a> {
-    images: &'a Path,
-    labels: &'a Path,
-    skip: usize,
-    limit: Option<usize>,
-}
-
-impl<'a> DataArgs<'a> {
-    pub fn parse(a: &'a Args, cmd: &str) -> Result<DataArgs<'a>, String> {
-        let need = |name| {
-            a.path(name).ok_or(format!(
-                "{cmd} needs --{name} IDX (see tinv-run {cmd} --help)"
-            ))
-        };
-        Ok(DataArgs {
-            images: need("images")?,
-            labels: need("labels")?,
-            skip: a.count("skip", "a sample count", 0)?.unwrap_or(0),
-            limit: a.count("limit", "a sample count", 1)?,
-        })
-    }
-
-    /// The samples as f32 inputs in [0, 1] (CHW) and labels; at least one.
-    pub fn load(&self, cfg: &Config) -> Result<(Vec<f32>, Vec<usize>), String> {
-        load_dataset(self.images, self.labels, cfg, self.skip, self.limit)
-    }
-}
-
 /// Images and labels of an IDX pair, checked against each other and the model: images
 /// `[n, H, W]` (or `[n, H, W, C]`), labels `[n]` below the model's class count. Only samples
 /// `skip..` are kept, at most `limit` of them (`--skip`, `--limit`); none is an error.
-fn load_dataset(
+pub fn load_dataset(
     images: &Path,
     labels: &Path,
     cfg: &Config,

@@ -3,8 +3,7 @@
 //! several τ — and, with `--flops-target`, the budget to deploy for a mean FLOPs limit.
 
 use crate::args::Args;
-use crate::eval::ExitTable;
-use crate::images;
+use crate::eval::{DataArgs, ExitTable};
 use crate::json::Json;
 use std::io::IsTerminal;
 
@@ -107,7 +106,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         &["json", "verify"],
     )?
     .max_positional(0)?;
-    let data = images::DataArgs::parse(&a, "sweep")?;
+    let data = DataArgs::parse(&a, "sweep")?;
     let budgets = unit_list(&a, "budgets", DEFAULT_BUDGETS)?;
     let taus = unit_list(&a, "thresholds", DEFAULT_THRESHOLDS)?;
     let target = match a.parse_opt::<f64>("flops-target", "million FLOPs per input")? {
