@@ -127,6 +127,23 @@ fn each_header_field_corruption_gives_its_error() {
         with(&|b| put_u32(b, 28, 65537)),
         too_many("tensor", 65537, 65536)
     );
+    // The limits themselves are allowed (FORMAT.md: ≤ 4096, ≤ 65536): these files fail only
+    // when the entries they declare are not there.
+    assert!(
+        matches!(
+            with(&|b| put_u32(b, 24, 4096)),
+            FormatError::Truncated {
+                section: "metadata",
+                ..
+            }
+        ),
+        "4096 metadata entries"
+    );
+    let most = with(&|b| put_u32(b, 28, 65536));
+    assert!(
+        !matches!(most, FormatError::CountTooLarge { .. }),
+        "65536 tensors: {most:?}"
+    );
     // One metadata entry more than written: the next key would start at the table.
     let at = l.table_offset as u64;
     assert_eq!(

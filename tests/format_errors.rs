@@ -38,8 +38,8 @@ fn round_trip_f32_and_f16() {
     idx.verify(&bytes).unwrap();
     let a = idx.tensor("a").unwrap();
     assert_eq!(
-        (a.dtype, a.shape.clone(), a.nbytes),
-        (DType::F32, vec![2, 3], 24)
+        (a.dtype, a.shape.clone(), a.numel(), a.nbytes),
+        (DType::F32, vec![2, 3], 6, 24)
     );
     let vals: Vec<f32> = bytes[a.offset..a.offset + 24]
         .chunks(4)
@@ -47,6 +47,7 @@ fn round_trip_f32_and_f16() {
         .collect();
     assert_eq!(vals, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let b = idx.tensor("b").unwrap();
+    assert_eq!((b.dtype, b.numel(), b.nbytes), (DType::F16, 4, 8));
     assert_eq!(b.offset % format::PAGE as usize, 0, "page break honoured");
     let h: Vec<f32> = bytes[b.offset..b.offset + 8]
         .chunks(2)
@@ -98,6 +99,39 @@ fn header_errors() {
     let mut b = good.clone();
     put_u64(&mut b, 48, 100); // data section not on a page
     assert!(matches!(err(&b), FormatError::BadSections { .. }));
+}
+
+/// A header as docs/FORMAT.md lays it out, for sections written by hand.
+fn header(meta_count: u32, tensor_count: u32, table: u64, data: u64, len: u64) -> Vec<u8> {
+    let mut h = format::MAGIC.to_vec();
+    for v in [1, 0x0A0B_0C0D, 256, 4096, meta_count, tensor_count] {
+        h.extend_from_slice(&u32::to_le_bytes(v));
+    }
+    for v in [64, table, data, len] {
+        h.extend_from_slice(&u64::to_le_bytes(v));
+    }
+    h
+}
+
+#[test]
+fn empty_sections_are_valid_layouts() {
+    // No metadata and no tensors: the table starts at 64, where the metadata ends, and the
+    // data section (0 bytes) on the first page.
+    let mut b = header(0, 0, 64, 4096, 4096);
+    b.resize(4096, 0);
+    let idx = format::parse(&b).unwrap();
+    assert!(idx.meta.entries().is_empty() && idx.tensors.is_empty());
+    // No tensors behind metadata that fills the first page exactly: an empty table at 4096
+    // and the data section there too. One string entry: key "k", type 2, 4019 bytes.
+    let mut b = header(1, 0, 4096, 4096, 4096);
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.push(b'k');
+    b.extend_from_slice(&2u32.to_le_bytes());
+    b.extend_from_slice(&4019u32.to_le_bytes());
+    b.resize(4096, b'x');
+    let idx = format::parse(&b).unwrap();
+    assert_eq!(idx.meta.str("k").map(str::len), Some(4019));
+    assert_eq!((idx.data_offset, idx.tensors.len()), (4096, 0));
 }
 
 #[test]
@@ -256,6 +290,42 @@ fn tensor_record_errors() {
             ..
         }
     ));
+}
+
+/// FNV-1a 64 as docs/FORMAT.md states it, continued from `h`.
+fn fnv_spec(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+#[test]
+fn checksums_and_the_content_hash_are_the_documented_fnv1a() {
+    let bytes = small().to_bytes();
+    let idx = format::parse(&bytes).unwrap();
+    // The tensors' bytes from their values, not from the file.
+    let a: Vec<u8> = [1f32, 2.0, 3.0, 4.0, 5.0, 6.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let b: Vec<u8> = [0.5f32, -0.5, 1.5, 2.0]
+        .iter()
+        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+        .collect();
+    const BASIS: u64 = 0xcbf29ce484222325;
+    let (sum_a, sum_b) = (fnv_spec(BASIS, &a), fnv_spec(BASIS, &b));
+    assert_eq!(idx.tensor("a").unwrap().checksum, sum_a);
+    assert_eq!(idx.tensor("b").unwrap().checksum, sum_b);
+    // "tinv-content-v1", then per tensor in table order: name, a zero byte, checksum LE.
+    let mut h = fnv_spec(BASIS, b"tinv-content-v1");
+    for (name, sum) in [("a", sum_a), ("b", sum_b)] {
+        h = fnv_spec(h, name.as_bytes());
+        h = fnv_spec(h, &[0]);
+        h = fnv_spec(h, &sum.to_le_bytes());
+    }
+    assert_eq!(idx.meta.u64("tinv.content_hash"), Some(h));
 }
 
 #[test]
