@@ -101,6 +101,72 @@ mod tests {
         assert_eq!(f[19], 0.0);
     }
 
+    /// The features as docs/FORMAT.md defines them, in f64, one pixel at a time: thumbnail
+    /// cells by their floor bounds, the standard deviation in two passes.
+    fn reference(x: &[f32], c: usize, h: usize, w: usize) -> Vec<f64> {
+        let at = |ch: usize, y: usize, xx: usize| f64::from(x[(ch * h + y) * w + xx]);
+        let mut f = Vec::new();
+        for ch in 0..c {
+            for gy in 0..4 {
+                for gx in 0..4 {
+                    let mut cell = Vec::new();
+                    for y in gy * h / 4..(gy + 1) * h / 4 {
+                        for xx in gx * w / 4..(gx + 1) * w / 4 {
+                            cell.push(at(ch, y, xx));
+                        }
+                    }
+                    let n = cell.len() as f64;
+                    f.push(if cell.is_empty() {
+                        0.0
+                    } else {
+                        cell.iter().sum::<f64>() / n
+                    });
+                }
+            }
+        }
+        let all: Vec<f64> = x.iter().map(|v| f64::from(*v)).collect();
+        let n = all.len() as f64;
+        let mean = all.iter().sum::<f64>() / n;
+        let var = all.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        let (mut dx, mut nx, mut dy, mut ny) = (0.0, 0.0, 0.0, 0.0);
+        for ch in 0..c {
+            for y in 0..h {
+                for xx in 0..w {
+                    if xx + 1 < w {
+                        dx += (at(ch, y, xx + 1) - at(ch, y, xx)).abs();
+                        nx += 1.0;
+                    }
+                    if y + 1 < h {
+                        dy += (at(ch, y + 1, xx) - at(ch, y, xx)).abs();
+                        ny += 1.0;
+                    }
+                }
+            }
+        }
+        let per = |d: f64, n: f64| if n > 0.0 { d / n } else { 0.0 };
+        f.extend([mean, var.sqrt(), per(dx, nx), per(dy, ny)]);
+        f
+    }
+
+    #[test]
+    fn match_the_documented_definition_on_uneven_and_tiny_images() {
+        let mut r = crate::synth::Rng::new(3);
+        // Sides that 4 does not divide, several channels, cells with no pixel, no pairs at all.
+        for (c, h, w) in [(3, 7, 10), (2, 16, 9), (1, 3, 5), (2, 1, 1), (1, 1, 6)] {
+            let x: Vec<f32> = (0..c * h * w).map(|_| r.uniform()).collect();
+            let mut f = vec![f32::NAN; feature_len(c)];
+            assert!(features_v1(&x, c, h, w, &mut f));
+            let want = reference(&x, c, h, w);
+            assert_eq!(f.len(), want.len());
+            for (i, (a, b)) in f.iter().zip(&want).enumerate() {
+                assert!(
+                    (f64::from(*a) - b).abs() < 1e-6,
+                    "{c}x{h}x{w} feature {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn rejects_wrong_lengths() {
         let mut f = vec![0.0; feature_len(1)];

@@ -295,6 +295,11 @@ mod tests {
         let (p, e, m) = exit_stats(&[3f32.ln(), 0.0, 0.0]);
         let ent = -(0.6f32 * 0.6f32.ln() + 0.4 * 0.2f32.ln()) / 3f32.ln();
         assert!((p - 0.6).abs() < 1e-6 && (e - ent).abs() < 1e-6 && (m - 0.4).abs() < 1e-6);
+        // Logits 200 below the top: their e^−200 is 0 in f32, and a certain answer has entropy
+        // 0 (0·ln 0 counts as 0, not NaN).
+        assert_eq!(exit_stats(&[0.0, -200.0, -200.0]), (1.0, 0.0, 1.0));
+        // One class: certain, entropy 0 (not 0 / ln 1).
+        assert_eq!(exit_stats(&[2.5]), (1.0, 0.0, 1.0));
     }
 
     /// 8×8 grey, patch 4, D 16, 2 blocks, 3 classes, paths [1, 2], a controller when `ctrl`;
@@ -398,6 +403,195 @@ mod tests {
         );
         let nan = exit_continue(&a, &wa, &[0.1, f32::NAN, 0.3], 0, 0.3, &mut h, &mut s);
         assert!(matches!(nan, Err(Error::Numeric(_))), "{nan:?}");
+    }
+
+    /// `x·W + b` in f64 for `W` stored `[in, out]`, as docs/FORMAT.md writes the controller.
+    fn ref_affine(x: &[f64], w: &[f32], b: &[f32]) -> Vec<f64> {
+        let n = b.len();
+        assert_eq!(w.len(), x.len() * n, "weight shape");
+        (0..n)
+            .map(|j| {
+                let dot: f64 = (0..x.len()).map(|i| x[i] * f64::from(w[i * n + j])).sum();
+                f64::from(b[j]) + dot
+            })
+            .collect()
+    }
+
+    /// `relu(x·W₁ + b₁)·W₂ + b₂` in f64.
+    fn ref_mlp(m: &Model, r: [crate::model::WRef; 4], x: &[f64]) -> Vec<f64> {
+        let h: Vec<f64> = ref_affine(x, m.w(r[0]), m.w(r[1]))
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect();
+        ref_affine(&h, m.w(r[2]), m.w(r[3]))
+    }
+
+    fn ref_softmax(v: &[f64]) -> Vec<f64> {
+        let e: Vec<f64> = v.iter().map(|x| x.exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.iter().map(|x| x / s).collect()
+    }
+
+    /// The index of the largest value and its lead over the second largest.
+    fn ref_argmax(v: &[f64]) -> (usize, f64) {
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+        (order[0], v[order[0]] - v[order[1]])
+    }
+
+    /// 8×8 grey, patch 4, D 16, 3 blocks, 3 classes, three paths [1, 2, 3] and a controller: a
+    /// middle exit, where k/(P−1) is neither 0 nor 1 and the RNN state carries over. The f32
+    /// tensors named in `set` get the values given (the data section is not checksummed at
+    /// open).
+    fn three_path_model(seed: u64, set: &[(&str, &[f32])]) -> Model {
+        let cfg = crate::synth::config(8, 1, 4, 16, 3, 2, 3, &[1, 2, 3], true);
+        let mut bytes = crate::synth::random_model(&cfg, seed, crate::format::DType::F32);
+        let idx = crate::format::parse(&bytes).unwrap();
+        for (name, values) in set {
+            let t = idx.tensor(name).unwrap();
+            assert_eq!(t.nbytes, 4 * values.len(), "{name}");
+            let v: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            bytes[t.offset..t.offset + t.nbytes].copy_from_slice(&v);
+        }
+        Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn the_start_path_follows_the_documented_predictor_and_policy() {
+        let m = three_path_model(7, &[]);
+        let w = *m.ctrl().unwrap();
+        let c = m.config().clone();
+        let mut s = CtrlScratch::new(&m);
+        let inputs = crate::synth::random_inputs(&c, 6, 11);
+        let mut starts = std::collections::BTreeSet::new();
+        for (n, x) in inputs.chunks(c.input_len()).enumerate() {
+            // Half the inputs dimmed, so that the features span more than one brightness.
+            let x: Vec<f32> = x
+                .iter()
+                .map(|v| if n % 2 == 0 { *v } else { v * 0.2 })
+                .collect();
+            let mut phi = vec![0f32; feature_len(c.channels)];
+            assert!(features_v1(&x, c.channels, c.image_h, c.image_w, &mut phi));
+            let phi: Vec<f64> = phi.iter().map(|v| f64::from(*v)).collect();
+            let pred = ref_softmax(&ref_mlp(&m, w.pred, &phi));
+            for budget in [0.0f32, 0.3, 1.0] {
+                for graph in [false, true] {
+                    let what = format!("input {n}, budget {budget}, graph {graph}");
+                    let mut z = phi.clone();
+                    z.extend(&pred);
+                    z.push(f64::from(budget));
+                    let (want, lead) = ref_argmax(&ref_mlp(&m, w.up_front(graph).0, &z));
+                    let got = decide_start(&m, &w, &x, budget, graph, &mut s).unwrap();
+                    for (a, b) in s.pred.iter().zip(&pred) {
+                        assert!((f64::from(*a) - b).abs() < 1e-5, "{what}: {:?}", s.pred);
+                    }
+                    // Scores closer than f32 can tell apart are not a test of the order.
+                    if lead > 1e-4 {
+                        assert_eq!(got, want, "{what}");
+                        starts.insert(got);
+                    }
+                }
+            }
+        }
+        assert!(starts.len() > 1, "every case starts at {starts:?}");
+    }
+
+    #[test]
+    fn large_predictor_logits_do_not_overflow_its_softmax() {
+        // Softmax is shift invariant: 100 added to every predictor logit leaves p (and the start
+        // path) as it was, though e^200 overflows f32.
+        let plain = three_path_model(7, &[]);
+        let w = *plain.ctrl().unwrap();
+        let bias: Vec<f32> = plain.w(w.pred[3]).iter().map(|v| v + 100.0).collect();
+        let shifted = three_path_model(7, &[("ctrl.pred.fc2.bias", &bias)]);
+        let x = crate::synth::random_inputs(plain.config(), 1, 11);
+        let run = |m: &Model| {
+            let mut s = CtrlScratch::new(m);
+            let start = decide_start(m, m.ctrl().unwrap(), &x, 0.3, false, &mut s).unwrap();
+            (start, s.pred)
+        };
+        let ((a, pa), (b, pb)) = (run(&plain), run(&shifted));
+        assert_eq!(a, b);
+        for (u, v) in pa.iter().zip(&pb) {
+            assert!((u - v).abs() < 1e-4, "{pa:?} vs {pb:?}");
+        }
+    }
+
+    #[test]
+    fn an_exit_output_of_exactly_zero_stops() {
+        // A zero output layer: c = 0 whatever the state, and a run continues only when c > 0.
+        let hr = three_path_model(7, &[]).ctrl().unwrap().hr;
+        let zero = vec![0f32; hr];
+        let m = three_path_model(
+            7,
+            &[
+                ("ctrl.exit.out.weight", &zero),
+                ("ctrl.exit.out.bias", &[0.0]),
+            ],
+        );
+        let w = *m.ctrl().unwrap();
+        let mut s = CtrlScratch::new(&m);
+        let mut h = vec![0f32; hr];
+        for k in 0..2 {
+            let got = exit_continue(&m, &w, &[0.3, -0.2, 0.1], k, 0.3, &mut h, &mut s);
+            assert_eq!(got.unwrap(), Some(false), "exit {k}");
+        }
+    }
+
+    #[test]
+    fn the_exit_decision_follows_the_documented_recurrence() {
+        // With seed 7, h·w_o lies in about [0.15, 0.4] over these cases: a bias of −0.27 puts
+        // both decisions among them.
+        let m = three_path_model(7, &[("ctrl.exit.out.bias", &[-0.27])]);
+        let w = *m.ctrl().unwrap();
+        let mut s = CtrlScratch::new(&m);
+        let p = m.config().depths.len();
+        let mut r = crate::synth::Rng::new(5);
+        let mut decisions = std::collections::BTreeSet::new();
+        for case in 0..8 {
+            let budget = [0.0f32, 0.5, 1.0][case % 3];
+            let mut h = vec![0f32; w.hr];
+            let mut h_ref = vec![0f64; w.hr];
+            for k in 0..p {
+                // Sharper logits in some cases: p_max, entropy and margin over their range.
+                let logits = r.vec(3, [0.5, 4.0][case % 2]);
+                let got = exit_continue(&m, &w, &logits, k, budget, &mut h, &mut s).unwrap();
+                if k + 1 == p {
+                    assert_eq!(got, None, "case {case}: the deepest exit decides nothing");
+                    continue;
+                }
+                // e = [p_max, entropy / ln K, p_max − p_second, λ, k/(P−1)], from the logits.
+                let l: Vec<f64> = logits.iter().map(|v| f64::from(*v)).collect();
+                let mut pr = ref_softmax(&l);
+                let ent = -pr.iter().map(|q| q * q.ln()).sum::<f64>() / 3f64.ln();
+                pr.sort_by(|a, b| b.total_cmp(a));
+                let e = [
+                    pr[0],
+                    ent,
+                    pr[0] - pr[1],
+                    f64::from(budget),
+                    k as f64 / (p - 1) as f64,
+                ];
+                // h = tanh(e·Wx + h_prev·Wh + b), c = h·w_o + b_o.
+                let zero = vec![0f32; w.hr];
+                let from_e = ref_affine(&e, m.w(w.wx), m.w(w.b));
+                let from_h = ref_affine(&h_ref, m.w(w.wh), &zero);
+                h_ref = from_e
+                    .iter()
+                    .zip(&from_h)
+                    .map(|(a, b)| (a + b).tanh())
+                    .collect();
+                let c = ref_affine(&h_ref, m.w(w.out_w), m.w(w.out_b))[0];
+                for (a, b) in h.iter().zip(&h_ref) {
+                    assert!((f64::from(*a) - b).abs() < 1e-5, "case {case} k {k}: {h:?}");
+                }
+                if c.abs() > 1e-4 {
+                    assert_eq!(got, Some(c > 0.0), "case {case} k {k}: c = {c}");
+                    decisions.insert(c > 0.0);
+                }
+            }
+        }
+        assert_eq!(decisions.len(), 2, "only {decisions:?} decided");
     }
 
     #[test]
