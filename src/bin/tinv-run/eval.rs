@@ -12,8 +12,8 @@ tinv-run eval — accuracy, FLOPs and latency on an IDX dataset
 
 USAGE:
     tinv-run eval [--model M] --images IDX --labels IDX [--depth D | [--budget λ] [--mode MODE]]
-                  [--skip N] [--limit N] [--batch B] [--threads N] [--backend B] [--engines DIR] [--verify]
-                  [--json]
+                  [--skip N] [--limit N] [--batch B] [--threads N] [--backend B] [--engines DIR]
+                  [--verify] [--json]
 
 OPTIONS:
     --model M      .tinv file or package directory (default: $TINV_MODEL, else
