@@ -76,7 +76,18 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let n = y.len();
     let (len, k, p) = (cfg.input_len(), cfg.classes, cfg.depths.len());
     let progress = std::io::stderr().is_terminal() || n >= 2000;
-    let exits = ExitTable::compute(&a, &session, &x, &y, progress)?;
+    // Pass 1 in batches, on the timed session's backend and threads (`--backend cpu` must not
+    // compute these numbers with TensorRT engines, and `--threads` speeds this pass up too).
+    let mut all = tinv::Session::new(
+        model.clone(),
+        crate::backend_options(&a)?
+            .backend(session.backend())
+            .max_batch(ExitTable::CHUNK.min(n))
+            .threads(session.threads()),
+    )
+    .map_err(|e| e.to_string())?;
+    let exits = ExitTable::compute(&mut all, &x, &y, progress)?;
+    drop(all);
     let (exit_acc, oracle_flops, oracle_acc) =
         (&exits.accuracy, exits.oracle_flops, exits.oracle_accuracy);
     let costs = model.costs();
@@ -275,8 +286,7 @@ impl<'a> DataArgs<'a> {
 }
 
 /// Pass 1 of `eval` (and `sweep`'s static points): every exit of every sample, computed in one
-/// full-depth pass per chunk, on the timed session's backend and threads (`--backend cpu` must
-/// not compute these numbers with TensorRT engines, and `--threads` speeds this pass up too).
+/// full-depth pass per chunk of up to [`ExitTable::CHUNK`] samples.
 pub struct ExitTable {
     /// Accuracy of each exit (path) over the samples.
     pub accuracy: Vec<f64>,
@@ -288,25 +298,21 @@ pub struct ExitTable {
 }
 
 impl ExitTable {
+    /// Samples per call, where the session takes that many.
+    pub const CHUNK: usize = 64;
+
+    /// The table of the samples `x` (labels `y`), run on `all` in chunks of at most
+    /// [`ExitTable::CHUNK`] and of its `max_batch`.
     pub fn compute(
-        a: &Args,
-        session: &tinv::Session,
+        all: &mut tinv::Session,
         x: &[f32],
         y: &[usize],
         progress: bool,
     ) -> Result<ExitTable, String> {
-        let model = session.model().clone();
+        let model = all.model().clone();
         let cfg = model.config();
         let (len, k, p, n) = (cfg.input_len(), cfg.classes, cfg.depths.len(), y.len());
-        let chunk = 64.min(n);
-        let mut all = tinv::Session::new(
-            model.clone(),
-            crate::backend_options(a)?
-                .backend(session.backend())
-                .max_batch(chunk)
-                .threads(session.threads()),
-        )
-        .map_err(|e| e.to_string())?;
+        let chunk = Self::CHUNK.min(all.max_batch()).min(n);
         let mut logits = vec![0f32; chunk * p * k];
         let mut right = vec![false; n * p];
         for start in (0..n).step_by(chunk) {

@@ -52,7 +52,7 @@ only its exits, the oracle and the threshold points.
 const DEFAULT_BUDGETS: &str = "0,0.01,0.02,0.03,0.05,0.075,0.1,0.15,0.2,0.3";
 const DEFAULT_THRESHOLDS: &str = "0.5,0.6,0.7,0.8,0.9,0.95,0.99";
 /// Inputs per call: the answers do not depend on it, the time does.
-const BATCH: usize = 64;
+const BATCH: usize = ExitTable::CHUNK;
 
 /// One point of the curve.
 #[derive(Debug)]
@@ -137,7 +137,8 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let (x, y) = data.load(&cfg)?;
     let n = y.len();
     let progress = std::io::stderr().is_terminal() || n >= 2000;
-    let exits = ExitTable::compute(&a, &session, &x, &y, progress)?;
+    // Its own session serves the all-exits pass too: it takes batches of 64 already.
+    let exits = ExitTable::compute(&mut session, &x, &y, progress)?;
 
     let mut runs: Vec<(tinv::Mode, Option<f32>)> = Vec::new();
     if controlled {
