@@ -17,10 +17,11 @@
 //! broadcasts each A element straight from its row, which costs nothing extra and saves a
 //! transposing copy that would eat 10–25 % of the time when N is small. Threads get disjoint
 //! rectangles of C (column panels, or row ranges when that balances better). No call allocates:
-//! packing space is `scratch` (one `kc`-deep block of all of B per thread, where the panels
-//! stay for the next `MC` rows of A; with one pass over the rows only one panel of it is used),
-//! sized by [`scratch_len`]. With at most four row tiles (M ≤ 24 with AVX2, 56 with AVX-512) the
-//! copy of B is not repaid and full-width panels are read in place; `[N, K]` panels are
+//! packing space is `scratch`, sized by [`scratch_len`]: per thread one `kc × NR` panel when M
+//! fits one pass over the rows (`MC` = 256 rows: ViT-Tiny's 197 tokens, or Fashion-MNIST at
+//! batch 1), else one `kc`-deep block of all of B, where the panels stay for the next `MC` rows
+//! of A. With at most four row tiles (M ≤ 24 with AVX2, 56 with AVX-512) the copy of B is not
+//! repaid and full-width panels are read in place; `[N, K]` panels are
 //! transposed with AVX-512 gathers where available.
 //!
 //! Measured with the AVX-512 kernel (a 2-vCPU AVX-512 Xeon, one thread, FMA peak 166–179

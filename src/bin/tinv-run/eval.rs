@@ -86,7 +86,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             .threads(session.threads()),
     )
     .map_err(|e| e.to_string())?;
-    let exits = ExitTable::compute(&mut all, &x, &y, progress)?;
+    let exits = ExitTable::compute(&mut all, &x, &y, progress.then_some("eval"))?;
     drop(all);
     let (exit_acc, oracle_flops, oracle_acc) =
         (&exits.accuracy, exits.oracle_flops, exits.oracle_accuracy);
@@ -302,12 +302,13 @@ impl ExitTable {
     pub const CHUNK: usize = 64;
 
     /// The table of the samples `x` (labels `y`), run on `all` in chunks of at most
-    /// [`ExitTable::CHUNK`] and of its `max_batch`.
+    /// [`ExitTable::CHUNK`] and of its `max_batch`. With `progress`, the subcommand's name,
+    /// it reports every 40 chunks on stderr.
     pub fn compute(
         all: &mut tinv::Session,
         x: &[f32],
         y: &[usize],
-        progress: bool,
+        progress: Option<&str>,
     ) -> Result<ExitTable, String> {
         let model = all.model().clone();
         let cfg = model.config();
@@ -329,8 +330,8 @@ impl ExitTable {
                     right[(start + i) * p + e] = tinv::control::argmax(row) == y[start + i];
                 }
             }
-            if progress && (start / chunk) % 40 == 39 {
-                errln!("all-exits pass {}/{n}", start + b);
+            if let Some(cmd) = progress.filter(|_| (start / chunk) % 40 == 39) {
+                errln!("{cmd}: all-exits pass {}/{n}", start + b);
             }
         }
         let costs = model.costs();

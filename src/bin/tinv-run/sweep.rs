@@ -138,7 +138,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let n = y.len();
     let progress = std::io::stderr().is_terminal() || n >= 2000;
     // Its own session serves the all-exits pass too: it takes batches of 64 already.
-    let exits = ExitTable::compute(&mut session, &x, &y, progress)?;
+    let exits = ExitTable::compute(&mut session, &x, &y, progress.then_some("sweep"))?;
 
     let mut runs: Vec<(tinv::Mode, Option<f32>)> = Vec::new();
     if controlled {

@@ -33,13 +33,14 @@ fn b_in_place(mr: usize, rows: usize) -> bool {
     rows.div_ceil(rows.div_ceil(MC).max(1)).div_ceil(mr) <= DIRECT_B_MAX_TILES
 }
 
-/// Floats of one thread's packed-B slot, rounded to whole cache lines: one `KC`-deep block of
-/// every column panel of B (a chunk may own all of them), or a single panel when `m` rows are
-/// few enough that `[K, N]` B is read in place (only partial panels and `[N, K]` B are then
-/// packed, one panel at a time).
+/// Floats of one thread's packed-B slot, rounded to whole cache lines. A chunk with more than
+/// `MC` rows streams them in several row blocks that reuse the panels the first one packed, so
+/// its slot holds one `KC`-deep block of every column panel of B (a chunk may own all of them).
+/// With at most `MC` rows (every chunk then has one row block, and ViT-Tiny's 197 tokens do) each
+/// panel is packed just before its row tiles and dropped after them, so the slot holds one panel.
 pub(super) fn slot_len(isa: Isa, m: usize, n: usize, k: usize) -> usize {
     let nr = isa.nr();
-    let panels = if b_in_place(isa.mr(), m) {
+    let panels = if m <= MC || b_in_place(isa.mr(), m) {
         1
     } else {
         n.div_ceil(nr).max(1)
@@ -239,10 +240,9 @@ unsafe fn compute<K: Kernel>(
     // time, just before the first row block uses it, while the rows of the panel after it are
     // prefetched (see [`prefetch_rows`]); `[N, K]` B is packed one panel at a time. With one row
     // block every panel goes to the start of the slot, which stays in L1; with more, panel `i` of
-    // a `kc` block keeps its own place, so later row blocks reuse it. A chunk has at most `m` rows
-    // and `b_in_place` only turns false as rows grow, so a chunk that packs a panel per place
-    // belongs to a call whose slot `slot_len` sized for every panel (slicing `pack` would panic
-    // otherwise).
+    // a `kc` block keeps its own place, so later row blocks reuse it. A chunk has at most `m` rows,
+    // so one that packs a panel per place (more than `MC` rows) belongs to a call with `m > MC`,
+    // whose slot `slot_len` sized for every panel (slicing `pack` would panic otherwise).
     let in_place = b_in_place(K::MR, rows.len());
     let packs_rows = matches!(job.b, BSrc::Rows { .. }) && !in_place;
     let panel_len = |kc: usize| kc * K::NR;
