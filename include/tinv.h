@@ -98,13 +98,13 @@ typedef enum tinv_status {
                                          TensorRT version, GPU or exporter version, or a plan
                                          is missing or refused: rebuild them (`tinv-run build`);
                                          tinv_last_error() names the field or the plan */
-
+    /* Resources. */
     TINV_ERR_OUT_OF_MEMORY = 400,     /* host memory for a session, or for an f16 model's f32
                                           copies, could not be allocated */
+    TINV_ERR_OUT_OF_HANDLES = 401,    /* more than 2^20 live models (or sessions) */
     /* Internal errors (bugs in tinv; please report them with tinv_last_error()). */
     TINV_ERR_PANIC = 900,             /* a Rust panic was caught at the boundary */
     TINV_ERR_INTERNAL = 901,          /* an internal invariant failed */
-    TINV_ERR_OUT_OF_HANDLES = 902,    /* more than 2^20 live models (or sessions) */
     TINV_STATUS_MAX_ = 0x7fffffff     /* not a status: keeps the enum 32 bits wide */
 } tinv_status;
 

@@ -52,12 +52,12 @@ pub enum Status {
     /// Host memory for a session (its arena or batch-sized buffers), or for the f32 copies of an
     /// f16 model's tensors, could not be allocated.
     OutOfMemory = 400,
+    /// More than 2^20 live handles of one kind (models or sessions).
+    OutOfHandles = 401,
     /// A Rust panic was caught at the boundary (a bug in tinv; please report it).
     Panic = 900,
     /// An internal invariant failed (a bug in tinv).
     Internal = 901,
-    /// Too many live handles.
-    OutOfHandles = 902,
 }
 
 /// Every status with its static description, in header order (tests iterate over it).
@@ -92,9 +92,9 @@ pub const ALL: &[(Status, &CStr)] = &[
         c"engines built for another model, TensorRT, GPU or exporter",
     ),
     (Status::OutOfMemory, c"out of memory"),
+    (Status::OutOfHandles, c"too many live handles"),
     (Status::Panic, c"internal panic caught at the C boundary"),
     (Status::Internal, c"internal error"),
-    (Status::OutOfHandles, c"too many live handles"),
 ];
 
 impl Status {
@@ -406,6 +406,23 @@ mod tests {
                 assert_ne!(*a as u32, *b as u32);
             }
         }
+        // Header order is numeric order, so each family of a hundred is one run: the resources
+        // (4xx) hold no bug (9xx) and the bugs hold nothing else.
+        for w in ALL.windows(2) {
+            assert!(
+                (w[0].0 as u32) < (w[1].0 as u32),
+                "{:?} before {:?}",
+                w[0].0,
+                w[1].0
+            );
+        }
+        let bugs: Vec<_> = ALL
+            .iter()
+            .filter(|(s, _)| *s as u32 >= 900)
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(bugs, [Status::Panic, Status::Internal]);
+        assert_eq!(Status::OutOfHandles as u32 / 100, 4);
         assert_eq!(Status::from_code(5), None);
         assert_eq!(Status::Checksum.text(), c"checksum mismatch");
     }
