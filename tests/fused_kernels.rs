@@ -3,7 +3,7 @@
 //! with it on, hosts with FMA give the fused one. In a process of its own: the setting is global,
 //! and the library's other tests compare runs bit for bit.
 
-use tinv::cpu::kernels::{erf, fused, gelu_erf, set_fused};
+use tinv::cpu::kernels::{erf, exp, fused, gelu_erf, set_fused, softmax_rows};
 
 /// GELU through the scalar `erf` (never fused on x86_64; aarch64 always has FMA).
 fn gelu_scalar(x: f32) -> f32 {
@@ -44,5 +44,83 @@ fn fusion_off_is_the_unfused_rounding_and_on_is_another() {
     // Either way, both roundings are GELU to within a few ulps.
     for ((a, b), x) in on.iter().zip(&off).zip(&xs) {
         assert!((a - b).abs() <= 1e-6 * (1.0 + x.abs()), "{x}: {a} vs {b}");
+    }
+}
+
+/// Softmax rows of every length from 1 to 40 (the kernel works in chunks of 16 and pads the
+/// rest), 197 and 257, with ±0 and −∞ among the values.
+fn softmax_inputs() -> Vec<(usize, Vec<f32>)> {
+    let mut s = 12345u64;
+    let mut rnd = move || {
+        s = s
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((s >> 40) as f32 / 16_777_216.0 - 0.5) * 30.0
+    };
+    (1..=40)
+        .chain([197, 257])
+        .map(|n| {
+            let mut x: Vec<f32> = (0..4 * n).map(|_| rnd()).collect();
+            if n > 3 {
+                (x[0], x[1], x[n]) = (-0.0, 0.0, f32::NEG_INFINITY);
+            }
+            (n, x)
+        })
+        .collect()
+}
+
+/// The unfused rounding that tinv-train's models were trained with: e^(x − max) by the scalar
+/// (unfused on x86_64) `exp`, element j added to lane j mod 16, the 16 lanes summed in order,
+/// then each element times the reciprocal of the sum.
+#[cfg(target_arch = "x86_64")]
+fn softmax_unfused_reference(row: &mut [f32]) {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut lanes = [0f32; 16];
+    for (j, v) in row.iter_mut().enumerate() {
+        *v = exp(*v - m);
+        lanes[j % 16] += *v;
+    }
+    let inv = 1.0 / lanes.iter().sum::<f32>();
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[test]
+fn softmax_fusion_off_keeps_the_trained_rounding_and_both_are_softmax() {
+    for (n, x) in softmax_inputs() {
+        let mut on = x.clone();
+        softmax_rows(&mut on, 4, n, n);
+        set_fused(false);
+        let mut off = x.clone();
+        softmax_rows(&mut off, 4, n, n);
+        set_fused(true);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut want = x.clone();
+            want.chunks_mut(n).for_each(softmax_unfused_reference);
+            for (j, (a, b)) in off.iter().zip(&want).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "n = {n}, element {j}: {a} vs {b}");
+            }
+        }
+        for (r, row) in x.chunks(n).enumerate() {
+            let m = row
+                .iter()
+                .map(|&v| f64::from(v))
+                .fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = row.iter().map(|&v| (f64::from(v) - m).exp()).sum();
+            for (j, &v) in row.iter().enumerate() {
+                let want = (f64::from(v) - m).exp() / z;
+                for got in [on[r * n + j], off[r * n + j]] {
+                    let err = (f64::from(got) - want).abs();
+                    // f32's rounding of x − max alone moves e^(x − max) by up to ~2e-6 of itself;
+                    // `exp` gives ~1e-38, not 0, below −87 (−∞ here).
+                    assert!(
+                        err <= 1e-5 * want || got < 1e-37,
+                        "n = {n}: {got} vs {want}"
+                    );
+                }
+            }
+        }
     }
 }
