@@ -37,8 +37,12 @@
 //! or cold as in an inference) and a one-thread ViT-Tiny inference about 10 % faster, measured
 //! with the old and the new code alternated call by call in one process (this host's noise moves
 //! separate runs by more than that). The block profile in docs/RESULTS.md gives this host's
-//! numbers. The AVX-512 figures above predate the per-panel packing, which no AVX-512 host has
-//! timed yet.
+//! numbers. The AVX-512 figures above predate the per-panel packing. With it, on a 2-vCPU AMD
+//! EPYC with AVX-512 (Zen 4, which issues a 512-bit FMA as two 256-bit halves), the ViT-Tiny
+//! shapes ran at 99–112 GFLOP/s against 81–99 for numpy's single-threaded OpenBLAS, runs
+//! alternated (1.1–1.3×). Four steps of k per iteration, as in the AVX2 kernel, made the
+//! AVX-512 kernel 30–45 % slower there (B's vectors for the later steps no longer fit beside
+//! the 28 accumulators), so it takes one.
 //!
 //! Known weak spot: when `lda` is a multiple of 1024 floats, the 14 A rows of a tile share one L1
 //! set and square 1024³ runs about 15 % below the ViT shapes; packing A for that case would fix
