@@ -41,8 +41,8 @@
 //! EPYC with AVX-512 (Zen 4, which issues a 512-bit FMA as two 256-bit halves), the ViT-Tiny
 //! shapes ran at 99–112 GFLOP/s against 81–99 for numpy's single-threaded OpenBLAS, runs
 //! alternated (1.1–1.3×). Four steps of k per iteration, as in the AVX2 kernel, made the
-//! AVX-512 kernel 30–45 % slower there (B's vectors for the later steps no longer fit beside
-//! the 28 accumulators), so it takes one.
+//! AVX-512 kernel 30–45 % slower there (not analysed; 28 of the 32 registers hold
+//! accumulators), so it takes one.
 //!
 //! Known weak spot: when `lda` is a multiple of 1024 floats, the 14 A rows of a tile share one L1
 //! set and square 1024³ runs about 15 % below the ViT shapes; packing A for that case would fix
