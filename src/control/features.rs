@@ -176,6 +176,11 @@ mod tests {
         let mut four = [0.0; 4];
         assert!(!features_v1(&[], 1 << 63, 2, 1, &mut four));
         assert!(!features_v1(&[], usize::MAX, usize::MAX, 2, &mut four));
+        // No rows or no columns: no pixel to average, so false with `out` untouched.
+        let mut f = vec![7.0; feature_len(2)];
+        assert!(!features_v1(&[], 2, 0, 4, &mut f));
+        assert!(!features_v1(&[], 2, 4, 0, &mut f));
+        assert!(f.iter().all(|&v| v == 7.0));
         assert_eq!(feature_len(usize::MAX), usize::MAX);
         assert_eq!(feature_flops(usize::MAX, 2, 1), u64::MAX);
         assert_eq!(feature_flops(1, 28, 28), 6 * 784);
