@@ -1116,3 +1116,35 @@ fn c_abi_infer_with_stats_in_one_call() {
         assert_eq!(tinv_model_free(m), ok);
     }
 }
+
+/// `verify` (tinv.h: nonzero recomputes every tensor checksum at open): a flipped bit in a
+/// tensor's data opens without it and is `TINV_ERR_CHECKSUM` naming the tensor with it.
+#[test]
+fn c_abi_verify_option_recomputes_the_tensor_checksums() {
+    use tinv::capi::*;
+    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let mut bytes = tinv::synth::random_model(&cfg, 5, tinv::format::DType::F32);
+    let t = tinv::format::parse(&bytes).unwrap().tensors[0].clone();
+    bytes[t.offset + t.nbytes / 2] ^= 0x10;
+    let open = |verify: u32| {
+        let o = ModelOptions {
+            verify,
+            ..tinv_model_options_default()
+        };
+        let mut m = std::ptr::null_mut();
+        // SAFETY: live bytes of the stated length, a valid options struct, an out slot; `m` is
+        // a handle of this library or NULL.
+        unsafe {
+            let s = tinv_model_open_bytes(bytes.as_ptr().cast(), bytes.len(), &o, &mut m);
+            let msg = last_error();
+            assert_eq!(tinv_model_free(m), Status::Ok);
+            (s, msg)
+        }
+    };
+    assert_eq!(open(0).0, Status::Ok);
+    for verify in [1, 7] {
+        let (s, msg) = open(verify);
+        assert_eq!(s, Status::Checksum, "verify = {verify}");
+        assert!(msg.contains(&format!("tensor '{}'", t.name)), "{msg}");
+    }
+}

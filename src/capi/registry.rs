@@ -205,7 +205,9 @@ mod tests {
         assert_ne!(a, 0);
         assert_eq!(*r.get(a).unwrap(), 7);
         assert_eq!(*r.remove(a).unwrap(), 7);
-        assert_eq!(r.get(a).unwrap_err().status, Status::InvalidHandle);
+        let e = r.get(a).unwrap_err();
+        assert_eq!(e.status, Status::InvalidHandle);
+        assert!(e.msg.contains("was freed"), "{}", e.msg);
         let e = r.remove(a).unwrap_err();
         assert_eq!(e.status, Status::InvalidHandle);
         assert!(e.msg.contains("double free"), "{}", e.msg);
@@ -233,9 +235,22 @@ mod tests {
         // issued either (not "freed").
         let low = b & ((1 << (SLOT_BITS + 1)) - 1);
         assert!(r.get(low).unwrap_err().msg.contains("never issued"));
+        assert!(r.remove(low).unwrap_err().msg.contains("never issued"));
         let ahead = b + (1 << (SLOT_BITS + 1));
         assert!(r.remove(ahead).unwrap_err().msg.contains("never issued"));
+        assert!(r.get(ahead).unwrap_err().msg.contains("never issued"));
         assert_eq!(r.live(), 1);
+    }
+
+    #[test]
+    fn generations_take_every_bit_above_the_slot() {
+        // handle = generation << 21 | slot << 1 | kind: the largest generation fills the bits
+        // above bit 21, and the last slot at it is the all-ones handle, decoded back whole.
+        assert_eq!(GEN_MAX, usize::MAX >> 21);
+        let last_slot = (1 << 20) - 1;
+        assert_eq!(encode(Kind::Session, last_slot, GEN_MAX), usize::MAX);
+        let r: Registry<u8> = Registry::new(Kind::Session);
+        assert_eq!(r.decode(usize::MAX).unwrap(), (last_slot, GEN_MAX));
     }
 
     #[test]

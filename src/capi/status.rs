@@ -378,6 +378,22 @@ mod tests {
     }
 
     #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        // 1023 bytes and the NUL fill the 1024-byte buffer: kept whole.
+        let fits = "a".repeat(1023);
+        set_last_error(&fits);
+        assert_eq!(last(), fits);
+        // One byte more: the first 1020 bytes and "...".
+        set_last_error(&"b".repeat(1024));
+        assert_eq!(last(), format!("{}...", "b".repeat(1020)));
+        // A two-byte character across byte 1020 goes whole, not half of it.
+        set_last_error(&format!("{}é{}", "c".repeat(1019), "d".repeat(10)));
+        assert_eq!(last(), format!("{}...", "c".repeat(1019)));
+        set_last_error("a\nb\rc\0d");
+        assert_eq!(last(), "a b c d");
+    }
+
+    #[test]
     fn null_check_names_the_argument() {
         let p: *const u8 = std::ptr::null();
         let q: *const u8 = b"x".as_ptr();

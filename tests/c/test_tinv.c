@@ -41,6 +41,16 @@ static void on_log(uint32_t level, const char *message, void *user) {
     CHECK(user == &g_log_count);
 }
 
+/* Removes the callback from inside its first call (tinv.h allows tinv_set_log_callback there). */
+static int g_self_removals = 0;
+
+static void on_log_remove_self(uint32_t level, const char *message, void *user) {
+    (void)level;
+    (void)message;
+    (void)user;
+    if (g_self_removals++ == 0) CHECK_OK(tinv_set_log_callback(NULL, NULL, 0));
+}
+
 /* The log callback receives the library's records up to its level, and nothing once removed:
  * opening a model with TINV_BACKEND_AUTO and no engines says (at debug level) that it chose
  * the CPU. */
@@ -60,6 +70,12 @@ static void test_log(const char *path) {
     CHECK_OK(tinv_model_open(path, NULL, &m));
     CHECK_OK(tinv_model_free(m));
     CHECK(g_log_count == 0);
+    /* Removed from inside its own call: that removal returns (it waits for other threads'
+     * calls only), and no record arrives after it. */
+    CHECK_OK(tinv_set_log_callback(on_log_remove_self, NULL, 4));
+    CHECK_OK(tinv_model_open(path, NULL, &m));
+    CHECK_OK(tinv_model_free(m));
+    CHECK(g_self_removals == 1);
 }
 
 /* Model queries agree with what the Rust API reported. */
