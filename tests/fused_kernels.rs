@@ -3,7 +3,12 @@
 //! with it on, hosts with FMA give the fused one. In a process of its own: the setting is global,
 //! and the library's other tests compare runs bit for bit.
 
+use std::sync::{Mutex, PoisonError};
 use tinv::cpu::kernels::{erf, exp, fused, gelu_erf, set_fused, softmax_rows};
+
+/// Held by each test while it turns fusion off and on: the tests of this binary run in
+/// parallel, and the setting is process-wide.
+static FUSION: Mutex<()> = Mutex::new(());
 
 /// GELU through the scalar `erf` (never fused on x86_64; aarch64 always has FMA).
 fn gelu_scalar(x: f32) -> f32 {
@@ -12,6 +17,7 @@ fn gelu_scalar(x: f32) -> f32 {
 
 #[test]
 fn fusion_off_is_the_unfused_rounding_and_on_is_another() {
+    let _fusion = FUSION.lock().unwrap_or_else(PoisonError::into_inner);
     let xs: Vec<f32> = (0..40_000).map(|i| -8.0 + i as f32 * 4e-4).collect();
     assert!(fused(), "fusion is on by default");
     let mut on = xs.clone();
@@ -88,6 +94,7 @@ fn softmax_unfused_reference(row: &mut [f32]) {
 
 #[test]
 fn softmax_fusion_off_keeps_the_trained_rounding_and_both_are_softmax() {
+    let _fusion = FUSION.lock().unwrap_or_else(PoisonError::into_inner);
     for (n, x) in softmax_inputs() {
         let mut on = x.clone();
         softmax_rows(&mut on, 4, n, n);
