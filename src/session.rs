@@ -843,3 +843,57 @@ fn check_budget(b: f32) -> Result<()> {
         Err(Error::arg(format!("budget λ = {b} not in [0, 1]")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_names_parse_and_read_back() {
+        // The three documented names; τ in [0, 1], ends included.
+        assert_eq!(Mode::parse("adaptive").unwrap(), Mode::Adaptive);
+        assert_eq!(Mode::parse("graph").unwrap(), Mode::Graph);
+        for t in [0.0, 0.25, 1.0] {
+            let m = Mode::parse(&format!("threshold:{t}")).unwrap();
+            assert_eq!(m, Mode::Threshold(t));
+            assert_eq!(m.to_string().parse::<Mode>().unwrap(), m);
+        }
+        for m in [Mode::Adaptive, Mode::Graph] {
+            assert_eq!(m.to_string().parse::<Mode>().unwrap(), m);
+        }
+        assert_eq!(Mode::Graph.to_string(), "graph");
+        for bad in [
+            "",
+            "Graph",
+            "threshold:",
+            "threshold:x",
+            "threshold:-0.1",
+            "threshold:1.01",
+        ] {
+            assert!(Mode::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Mode::parse("threshold:NaN").is_err());
+    }
+
+    #[test]
+    fn mode_check_refuses_thresholds_outside_0_1() {
+        for t in [0.0, 0.5, 1.0] {
+            assert!(Mode::Threshold(t).check().is_ok());
+        }
+        for t in [-0.5, 1.5, f32::NAN, f32::INFINITY] {
+            assert!(Mode::Threshold(t).check().is_err(), "{t}");
+        }
+        assert!(Mode::Adaptive.check().is_ok());
+        assert!(Mode::Graph.check().is_ok());
+    }
+
+    #[test]
+    fn budgets_outside_0_1_are_refused() {
+        for b in [0.0, 0.3, 1.0] {
+            assert!(check_budget(b).is_ok());
+        }
+        for b in [-0.01, 1.01, f32::NAN] {
+            assert!(check_budget(b).is_err(), "{b}");
+        }
+    }
+}

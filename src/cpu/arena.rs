@@ -113,4 +113,14 @@ mod tests {
         }
         assert!(l.total >= l.lower_bound);
     }
+
+    #[test]
+    fn lower_bound_counts_the_last_step() {
+        // The peak is at the last step (1): 32 floats, though step 0 holds only 16. The two
+        // lifetimes are disjoint, so first-fit puts both at 0 and the arena is the bound.
+        let l = assign(&[iv(16, 0, 0), iv(32, 1, 1)]);
+        assert_eq!(l.lower_bound, 32);
+        assert_eq!(l.offsets, [0, 0]);
+        assert_eq!(l.total, 32);
+    }
 }

@@ -157,3 +157,130 @@ pub fn buffers(model: &Model, max_batch: usize, threads: usize) -> Buffers {
         layout,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::DType;
+    use crate::model::OpenOptions;
+    use crate::synth;
+
+    /// 16×16 pixels, 3 channels, patch 4 (16 patches, 17 tokens, 48 floats a patch), dim 32,
+    /// 3 blocks, 2 heads (head dim 16), MLP 128, 5 classes, exits after blocks 1 and 3.
+    fn model() -> Model {
+        let cfg = synth::config(16, 3, 4, 32, 3, 2, 5, &[1, 3], false);
+        Model::from_bytes(
+            &synth::random_model(&cfg, 3, DType::F32),
+            &OpenOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn plans_are_stem_blocks_exit_and_resume_at_the_next_block() {
+        let m = model();
+        let plans = compile(&m);
+        assert_eq!(plans.len(), 2);
+        for (k, (p, depth)) in plans.iter().zip([1, 3]).enumerate() {
+            assert_eq!((p.path, p.depth, p.ops.len()), (k, depth, depth + 2));
+            assert!(matches!(p.ops[0], Op::Stem));
+            for i in 0..depth {
+                assert!(matches!(p.ops[1 + i], Op::Block(j, _) if j == i));
+            }
+            assert!(matches!(p.ops[depth + 1], Op::Exit(j, _) if j == k));
+            // After `done` blocks the next op is Block(done), or the exit once all are done.
+            for done in 0..depth {
+                assert!(matches!(p.ops[p.resume_at(done)], Op::Block(j, _) if j == done));
+            }
+            assert_eq!(p.resume_at(depth), depth + 1);
+            assert_eq!(p.tensors(&m), m.path_tensors(k));
+            assert!(!p.tensors(&m).is_empty());
+        }
+    }
+
+    /// Checks `buffers(model, batch, threads)` against the shapes its field docs give, the
+    /// liveness steps `buffers` documents, and the GEMMs of ARCHITECTURE.md's block.
+    fn check_buffers(cfg: &crate::model::Config, batch: usize, threads: usize) {
+        let m = Model::from_bytes(
+            &synth::random_model(cfg, 3, DType::F32),
+            &OpenOptions::default(),
+        )
+        .unwrap();
+        let bf = buffers(&m, batch, threads);
+        let g = crate::cpu::gemm::scratch_len;
+        let np = (cfg.image_h / cfg.patch) * (cfg.image_w / cfg.patch);
+        let (n, cpp) = (np + 1, cfg.channels * cfg.patch * cfg.patch);
+        let (d, h, k, hd) = (cfg.dim, cfg.mlp_hidden, cfg.classes, cfg.dim / cfg.heads);
+        let rows = batch * n;
+        // Scores [N, N], head output [N, hd], and the scratch of the two per-head GEMMs.
+        let head_stride = n * n + n * hd + g(n, n, hd, 1).max(g(n, hd, n, 1));
+        // Each GEMM the plan runs: patch embedding (one image at a time), qkv, proj, fc1, fc2,
+        // exit head; the arena's packing space must hold the largest.
+        let gemms = [
+            (np, d, cpp),
+            (rows, 3 * d, d),
+            (rows, d, d),
+            (rows, h, d),
+            (rows, d, h),
+            (batch, k, d),
+        ];
+        let scratch_len = gemms.map(|(a, b, c)| g(a, b, c, threads)).into_iter().max();
+        assert_eq!(bf.head_stride, head_stride);
+        assert_eq!(Some(bf.scratch_len), scratch_len);
+        assert_eq!(bf.max_batch, batch);
+        // (offset, floats, first step, last step).
+        let bufs = [
+            (bf.patches, batch * np * cpp, 0, 0),
+            (bf.x, rows * d, 0, 9),
+            (bf.y, rows * d, 1, 6),
+            (bf.qkv, rows * 3 * d, 2, 3),
+            (bf.att, rows * d, 3, 4),
+            (bf.heads, threads * head_stride, 3, 3),
+            (bf.mlp, rows * h, 6, 8),
+            (bf.cls, batch * d, 9, 9),
+            (bf.logits, batch * k, 9, 9),
+            (bf.scratch, bf.scratch_len, 0, 9),
+        ];
+        let up = |v: usize| v.div_ceil(arena::ALIGN) * arena::ALIGN;
+        let l = &bf.layout;
+        for (i, &(o, len, f, t)) in bufs.iter().enumerate() {
+            assert_eq!(o % arena::ALIGN, 0);
+            assert!(o + len <= l.total, "buffer {i} ends past the arena");
+            for &(o2, len2, f2, t2) in &bufs[i + 1..] {
+                let live = f <= t2 && f2 <= t;
+                assert!(
+                    !(live && o < o2 + len2 && o2 < o + len),
+                    "buffer {i} collides"
+                );
+            }
+        }
+        let bound = (0..10)
+            .map(|s| {
+                let live = bufs.iter().filter(|b| b.2 <= s && s <= b.3);
+                live.map(|b| up(b.1)).sum::<usize>()
+            })
+            .max()
+            .unwrap();
+        assert_eq!(l.lower_bound, bound);
+        assert!(l.total >= bound);
+        // ARCHITECTURE.md: `qkv` and `mlp` share bytes (never live together).
+        assert!(bf.qkv < bf.mlp + rows * h && bf.mlp < bf.qkv + rows * 3 * d);
+    }
+
+    #[test]
+    fn buffers_hold_their_documented_shapes_without_collisions() {
+        // 16 patches of 48 floats, 17 tokens, dim 32, MLP 128: the attention step is the peak.
+        check_buffers(&synth::config(16, 3, 4, 32, 3, 2, 5, &[1, 3], false), 3, 2);
+        // 4 patches of 192 floats, dim 16: the stem step (patches, x, scratch) is the peak.
+        check_buffers(&synth::config(16, 3, 8, 16, 2, 2, 5, &[1, 2], false), 3, 1);
+        // 16 inputs of 17 tokens: 272 GEMM rows, more than one 256-row block, so the packing
+        // space grows with the rows. The largest GEMM is qkv (MLP 32 < 3·32), then fc1 (MLP
+        // 320 > 256, deeper than one K block), then fc2 (dim 20 not a multiple of the panel
+        // width, MLP a multiple).
+        for (dim, mlp) in [(32, 32), (64, 320), (20, 64)] {
+            let mut cfg = synth::config(8, 1, 2, dim, 1, 2, 5, &[1], false);
+            cfg.mlp_hidden = mlp;
+            check_buffers(&cfg, 16, 2);
+        }
+    }
+}
