@@ -62,6 +62,12 @@ fn all_exits_pass_matches_reference_and_single_paths() {
             assert!(max_diff(got, &want[k]) < 1e-4);
         }
     }
+    // A full-depth pass: each input answers at the deepest exit, having continued past the
+    // p − 1 shallower ones.
+    for st in s.last_stats() {
+        assert_eq!((st.depth, st.path), (*c.depths.last().unwrap(), p - 1));
+        assert_eq!(st.escalations as usize, p - 1);
+    }
 }
 
 #[test]
@@ -419,4 +425,53 @@ fn non_finite_logits_at_a_shallower_exit_are_an_error_not_a_route() {
     }
     assert!(s.last_stats().is_empty());
     assert!(s.infer_depth(&x, 2, 2, &mut out).is_ok());
+}
+
+/// The all-exits pass checks every logit it writes: `batch × paths × classes` of them. Here only
+/// the last logit of each input at the deepest exit is NaN (the last column of that head's
+/// bias), in an output buffer of exactly that length.
+#[test]
+fn all_exits_reports_a_nan_in_the_last_logit() {
+    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let clean = synth::random_model(&cfg, 5, DType::F32);
+    let m = Model::from_bytes(&clean, &OpenOptions::default()).unwrap();
+    let t = m
+        .index()
+        .tensors
+        .iter()
+        .find(|t| t.name == "exit.2.head.bias");
+    let at = t.unwrap().offset + 4 * (cfg.classes - 1);
+    let mut bytes = clean.clone();
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let m = Arc::new(Model::from_bytes(&bytes, &OpenOptions::default()).unwrap());
+    for b in [1, 2] {
+        let mut s = Session::new(m.clone(), SessionOptions::default().max_batch(2)).unwrap();
+        let x = synth::random_inputs(&cfg, b, 3);
+        let mut out = vec![0f32; b * 2 * cfg.classes];
+        match s.infer_all_exits(&x, b, &mut out) {
+            Err(tinv::Error::Numeric(msg)) => assert!(msg.contains("logit 5 of input 0"), "{msg}"),
+            other => panic!("batch {b}: {other:?}"),
+        }
+    }
+}
+
+/// `Mode::Threshold(1.0)` stops at an exit whose max softmax is exactly 1 (continue only while it
+/// is < τ): with one class every exit is certain, so every input answers at the first path.
+#[test]
+fn threshold_one_stops_at_a_certain_exit() {
+    let cfg = synth::config(8, 1, 4, 16, 2, 2, 1, &[1, 2], false);
+    let m = Model::from_bytes(
+        &synth::random_model(&cfg, 5, DType::F32),
+        &OpenOptions::default(),
+    )
+    .unwrap();
+    let mut s = Session::new(Arc::new(m), SessionOptions::default().max_batch(2)).unwrap();
+    s.set_mode(Mode::Threshold(1.0)).unwrap();
+    let x = synth::random_inputs(&cfg, 2, 3);
+    let mut out = vec![0f32; 2];
+    s.infer(&x, 2, &mut out).unwrap();
+    for st in s.last_stats() {
+        assert_eq!((st.path, st.depth, st.escalations), (0, 1, 0));
+        assert_eq!(st.confidence, 1.0);
+    }
 }
