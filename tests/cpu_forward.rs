@@ -9,10 +9,17 @@ use tinv::format::DType;
 use tinv::{synth, Mode, Model, OpenOptions, Session, SessionOptions};
 
 fn model(controller: bool) -> Arc<Model> {
+    model_seeded(controller, 7)
+}
+
+/// The model of [`model`] with the weights of another seed. Seed 7's random controller starts
+/// every input at the deepest path; seed 1's starts some shallower, and its exit RNN both stops
+/// and escalates them, so the exit decisions run.
+fn model_seeded(controller: bool, seed: u64) -> Arc<Model> {
     let cfg = synth::config(16, 3, 4, 32, 4, 2, 7, &[1, 2, 4], controller);
     Arc::new(
         Model::from_bytes(
-            &synth::random_model(&cfg, 7, DType::F32),
+            &synth::random_model(&cfg, seed, DType::F32),
             &OpenOptions::default().verify(true),
         )
         .unwrap(),
@@ -263,7 +270,7 @@ fn threads_give_the_one_thread_logits() {
 #[test]
 fn adaptive_charges_each_decision_that_runs_and_none_at_the_deepest_exit() {
     use tinv::model::flops::{controller_exit_flops, controller_up_front_flops};
-    let m = model(true);
+    let m = model_seeded(true, 1);
     let c = m.config().clone();
     let w = *m.ctrl().unwrap();
     let (up, step) = (
@@ -273,7 +280,7 @@ fn adaptive_charges_each_decision_that_runs_and_none_at_the_deepest_exit() {
     let (n, p) = (32, c.depths.len());
     let x = synth::random_inputs(&c, n, 33);
     let mut out = vec![0f32; n * c.classes];
-    let mut deepest = 0;
+    let (mut deepest, mut decided, mut escalated) = (0, 0, 0);
     for budget in [0.0, 0.3, 1.0] {
         let opts = SessionOptions::default().max_batch(n).budget(budget);
         let mut s = Session::new(m.clone(), opts).unwrap();
@@ -286,9 +293,15 @@ fn adaptive_charges_each_decision_that_runs_and_none_at_the_deepest_exit() {
                 + decisions * step;
             assert_eq!(st.flops, want, "λ={budget} path {}", st.path);
             deepest += usize::from(st.path + 1 == p);
+            decided += decisions;
+            escalated += st.escalations;
         }
     }
     assert!(deepest > 0, "some inputs must reach the deepest exit");
+    assert!(
+        decided > 0 && escalated > 0,
+        "the exit RNN must decide and escalate"
+    );
 }
 
 /// `Stats::weight_bytes` against the file's own table: the bytes of every tensor an input's run
@@ -296,57 +309,60 @@ fn adaptive_charges_each_decision_that_runs_and_none_at_the_deepest_exit() {
 /// predictor and its mode's up-front policy, and the exit RNN only when it made a decision).
 #[test]
 fn weight_bytes_are_the_bytes_of_the_tensors_read() {
-    let m = model(true);
-    let c = m.config().clone();
-    let p = c.depths.len();
-    let bytes = |prefix: &str| -> u64 {
-        m.index()
-            .tensors
-            .iter()
-            .filter(|t| t.name.starts_with(prefix))
-            .map(|t| t.nbytes as u64)
-            .sum()
-    };
-    assert!(bytes("ctrl.exit.") > 0 && bytes("ctrl.pred.") > 0);
-    let n = 32;
-    let x = synth::random_inputs(&c, n, 34);
-    let mut out = vec![0f32; n * c.classes];
-    let mut no_decision = 0;
-    for mode in [Mode::Adaptive, Mode::Graph] {
-        for budget in [0.0, 0.3, 1.0] {
-            let opts = SessionOptions::default()
-                .max_batch(n)
-                .mode(mode)
-                .budget(budget);
-            let mut s = Session::new(m.clone(), opts).unwrap();
-            for st in s.infer(&x, n, &mut out).unwrap() {
-                let start = c.depths.iter().position(|&d| d == st.start_depth).unwrap();
-                assert!(
-                    matches!(st.predicted_path, Some(k) if k < p),
-                    "the predictor ran: {st:?}"
-                );
-                let policy = match mode {
-                    Mode::Graph if bytes("ctrl.graph.") > 0 => bytes("ctrl.graph."),
-                    _ => bytes("ctrl.policy."),
-                };
-                let mut want = bytes("ctrl.pred.") + policy + bytes("stem.");
-                want += (0..st.depth)
-                    .map(|b| bytes(&format!("blk.{b}.")))
-                    .sum::<u64>();
-                want += (start..=st.path)
-                    .map(|j| bytes(&format!("exit.{}.", c.depths[j])))
-                    .sum::<u64>();
-                if mode == Mode::Adaptive && start + 1 < p {
-                    want += bytes("ctrl.exit.");
+    let (mut no_decision, mut decided) = (0, 0);
+    // Seed 7's controller starts every input at the deepest path, seed 1's some above it.
+    for m in [model(true), model_seeded(true, 1)] {
+        let c = m.config().clone();
+        let p = c.depths.len();
+        let bytes = |prefix: &str| -> u64 {
+            m.index()
+                .tensors
+                .iter()
+                .filter(|t| t.name.starts_with(prefix))
+                .map(|t| t.nbytes as u64)
+                .sum()
+        };
+        assert!(bytes("ctrl.exit.") > 0 && bytes("ctrl.pred.") > 0);
+        let n = 32;
+        let x = synth::random_inputs(&c, n, 34);
+        let mut out = vec![0f32; n * c.classes];
+        for mode in [Mode::Adaptive, Mode::Graph] {
+            for budget in [0.0, 0.3, 1.0] {
+                let opts = SessionOptions::default()
+                    .max_batch(n)
+                    .mode(mode)
+                    .budget(budget);
+                let mut s = Session::new(m.clone(), opts).unwrap();
+                for st in s.infer(&x, n, &mut out).unwrap() {
+                    let start = c.depths.iter().position(|&d| d == st.start_depth).unwrap();
+                    assert!(
+                        matches!(st.predicted_path, Some(k) if k < p),
+                        "the predictor ran: {st:?}"
+                    );
+                    let policy = match mode {
+                        Mode::Graph if bytes("ctrl.graph.") > 0 => bytes("ctrl.graph."),
+                        _ => bytes("ctrl.policy."),
+                    };
+                    let mut want = bytes("ctrl.pred.") + policy + bytes("stem.");
+                    want += (0..st.depth)
+                        .map(|b| bytes(&format!("blk.{b}.")))
+                        .sum::<u64>();
+                    want += (start..=st.path)
+                        .map(|j| bytes(&format!("exit.{}.", c.depths[j])))
+                        .sum::<u64>();
+                    if mode == Mode::Adaptive && start + 1 < p {
+                        want += bytes("ctrl.exit.");
+                    }
+                    no_decision += usize::from(mode == Mode::Adaptive && start + 1 == p);
+                    decided += usize::from(mode == Mode::Adaptive && start + 1 < p);
+                    assert_eq!(st.weight_bytes, want, "{mode:?} λ={budget}: {st:?}");
                 }
-                no_decision += usize::from(mode == Mode::Adaptive && start + 1 == p);
-                assert_eq!(st.weight_bytes, want, "{mode:?} λ={budget}: {st:?}");
             }
         }
     }
     assert!(
-        no_decision > 0,
-        "some adaptive inputs must start at the deepest path"
+        no_decision > 0 && decided > 0,
+        "some adaptive inputs must start at the deepest path, and some above it"
     );
 }
 
