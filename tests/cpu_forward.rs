@@ -16,10 +16,17 @@ fn model(controller: bool) -> Arc<Model> {
 /// every input at the deepest path; seed 1's starts some shallower, and its exit RNN both stops
 /// and escalates them, so the exit decisions run.
 fn model_seeded(controller: bool, seed: u64) -> Arc<Model> {
-    let cfg = synth::config(16, 3, 4, 32, 4, 2, 7, &[1, 2, 4], controller);
+    open_synth(
+        &synth::config(16, 3, 4, 32, 4, 2, 7, &[1, 2, 4], controller),
+        seed,
+    )
+}
+
+/// A random f32 model of `cfg` with the weights of `seed`, opened with every checksum verified.
+fn open_synth(cfg: &tinv::Config, seed: u64) -> Arc<Model> {
     Arc::new(
         Model::from_bytes(
-            &synth::random_model(&cfg, seed, DType::F32),
+            &synth::random_model(cfg, seed, DType::F32),
             &OpenOptions::default().verify(true),
         )
         .unwrap(),
@@ -230,13 +237,7 @@ fn bad_arguments_are_errors() {
 fn threads_give_the_one_thread_logits() {
     // 65 tokens × dim 96 × batch 3: LayerNorm and GELU rows are large enough to be split.
     let cfg = synth::config(32, 3, 4, 96, 2, 3, 5, &[1, 2], false);
-    let m = Arc::new(
-        Model::from_bytes(
-            &synth::random_model(&cfg, 3, DType::F32),
-            &OpenOptions::default(),
-        )
-        .unwrap(),
-    );
+    let m = open_synth(&cfg, 3);
     let c = m.config().clone();
     let x = synth::random_inputs(&c, 3, 4);
     let run = |threads: usize| -> Vec<Vec<f32>> {
@@ -476,12 +477,7 @@ fn all_exits_reports_a_nan_in_the_last_logit() {
 #[test]
 fn threshold_one_stops_at_a_certain_exit() {
     let cfg = synth::config(8, 1, 4, 16, 2, 2, 1, &[1, 2], false);
-    let m = Model::from_bytes(
-        &synth::random_model(&cfg, 5, DType::F32),
-        &OpenOptions::default(),
-    )
-    .unwrap();
-    let mut s = Session::new(Arc::new(m), SessionOptions::default().max_batch(2)).unwrap();
+    let mut s = Session::new(open_synth(&cfg, 5), SessionOptions::default().max_batch(2)).unwrap();
     s.set_mode(Mode::Threshold(1.0)).unwrap();
     let x = synth::random_inputs(&cfg, 2, 3);
     let mut out = vec![0f32; 2];

@@ -168,9 +168,13 @@ mod tests {
     /// 16×16 pixels, 3 channels, patch 4 (16 patches, 17 tokens, 48 floats a patch), dim 32,
     /// 3 blocks, 2 heads (head dim 16), MLP 128, 5 classes, exits after blocks 1 and 3.
     fn model() -> Model {
-        let cfg = synth::config(16, 3, 4, 32, 3, 2, 5, &[1, 3], false);
+        open(&synth::config(16, 3, 4, 32, 3, 2, 5, &[1, 3], false))
+    }
+
+    /// A random f32 model of `cfg` (weights of seed 3).
+    fn open(cfg: &crate::model::Config) -> Model {
         Model::from_bytes(
-            &synth::random_model(&cfg, 3, DType::F32),
+            &synth::random_model(cfg, 3, DType::F32),
             &OpenOptions::default(),
         )
         .unwrap()
@@ -201,11 +205,7 @@ mod tests {
     /// Checks `buffers(model, batch, threads)` against the shapes its field docs give, the
     /// liveness steps `buffers` documents, and the GEMMs of ARCHITECTURE.md's block.
     fn check_buffers(cfg: &crate::model::Config, batch: usize, threads: usize) {
-        let m = Model::from_bytes(
-            &synth::random_model(cfg, 3, DType::F32),
-            &OpenOptions::default(),
-        )
-        .unwrap();
+        let m = open(cfg);
         let bf = buffers(&m, batch, threads);
         let g = crate::cpu::gemm::scratch_len;
         let np = (cfg.image_h / cfg.patch) * (cfg.image_w / cfg.patch);
