@@ -114,4 +114,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001
+        # A missing file, a weights.tsv without a tensor a graph needs, a graph ONNX Runtime
+        # refuses: one line, not a traceback.
+        sys.exit(f"error: {type(e).__name__}: {e}")
