@@ -4,20 +4,13 @@
 //! and its table has one row per path. Needs a venv with onnxruntime (`$TINV_VENV`, else
 //! `.venv` at the repo root); prints SKIP without one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use tinv::onnx::{write_export, ExportOptions};
 use tinv::{Model, OpenOptions, Session, SessionOptions};
 
 mod common;
-
-fn venv() -> Option<PathBuf> {
-    let p = std::env::var_os("TINV_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    p.join("bin/python").exists().then_some(p)
-}
 
 /// The integers of the JSON list that follows `key` in `json` (the script's own flat format).
 fn list_after(json: &str, key: &str) -> Vec<usize> {
@@ -34,7 +27,7 @@ fn list_after(json: &str, key: &str) -> Vec<usize> {
 
 #[test]
 fn fp16_accuracy_script_agrees_with_tinv_on_every_path() {
-    let Some(venv) = venv() else {
+    let Some(venv) = common::venv() else {
         eprintln!("SKIP: no venv with onnxruntime");
         return;
     };

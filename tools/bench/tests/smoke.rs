@@ -9,13 +9,6 @@ use tinv::format::DType;
 
 mod common;
 
-fn venv() -> Option<PathBuf> {
-    let p = std::env::var_os("TINV_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    p.join("bin/python").exists().then_some(p)
-}
-
 /// The harness on the Fashion-MNIST-shaped case in `dir` (written by `common::fmnist_case`),
 /// without ViT-Tiny, with the venv and `dir/out` for its scratch.
 fn harness(dir: &Path, venv: &Path) -> Command {
@@ -57,7 +50,7 @@ fn bench(venv: &Path, name: &str, controller: bool, threads: &str) -> (PathBuf, 
 
 #[test]
 fn harness_runs_and_writes_the_report() {
-    let Some(venv) = venv() else {
+    let Some(venv) = common::venv() else {
         eprintln!(
             "SKIP harness_runs_and_writes_the_report: no venv with onnxruntime (set TINV_VENV)"
         );
@@ -198,7 +191,7 @@ fn missing_venv_is_a_clear_error_and_writes_no_report() {
 /// depth, the `tinv` row again under another name. One stderr line says so.
 #[test]
 fn a_model_without_controller_has_no_adaptive_rows() {
-    let Some(venv) = venv() else {
+    let Some(venv) = common::venv() else {
         eprintln!("SKIP a_model_without_controller_has_no_adaptive_rows: no venv (set TINV_VENV)");
         return;
     };

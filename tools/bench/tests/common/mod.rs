@@ -1,5 +1,6 @@
-//! The inputs both test files benchmark: a Fashion-MNIST-shaped model (28×28 grey, 10 classes),
-//! with a controller or without, and 20 test images with their labels.
+//! The inputs the test files benchmark: a Fashion-MNIST-shaped model (28×28 grey, 10 classes),
+//! with a controller or without, and 20 test images with their labels; and the venv that holds
+//! ONNX Runtime.
 
 use std::path::{Path, PathBuf};
 use tinv::format::DType;
@@ -16,4 +17,14 @@ pub fn fmnist_case(dir: &Path, controller: bool) -> [PathBuf; 3] {
     std::fs::write(&images, tinv::idx::encode(&[n, 28, 28], &pixels).unwrap()).unwrap();
     std::fs::write(&labels, tinv::idx::encode(&[n], &classes).unwrap()).unwrap();
     [model, images, labels]
+}
+
+/// The venv with onnxruntime: `$TINV_VENV`, else `.venv` at the repo root; `None` when it has
+/// no Python (the tests that need it print SKIP).
+#[allow(dead_code)] // cli.rs does not run ONNX Runtime
+pub fn venv() -> Option<PathBuf> {
+    let p = std::env::var_os("TINV_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    p.join("bin/python").exists().then_some(p)
 }
