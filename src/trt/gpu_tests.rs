@@ -206,54 +206,64 @@ fn median_us(n: usize, mut f: impl FnMut(usize)) -> f64 {
 }
 
 /// What tinv adds around the engines per inference on this GPU, and what a switch of path
-/// costs. The recording double's engines compute nothing, so a run here is only tinv's own
-/// work: the input through pinned memory, one graph launch (or, without graphs, the copies and
-/// enqueues one call at a time), the output back and the wait. Prints medians and asserts no
-/// time (docs/JETSON.md records them); it does assert that every one of the alternating runs
-/// returns its own path's output.
+/// costs, for both layouts. The recording double's engines compute nothing, so a run here is
+/// only tinv's own work: the input through pinned memory, one graph launch (or, without graphs,
+/// the copies and enqueues one call at a time), the output back and the wait. Prints medians
+/// and asserts no time (docs/JETSON.md records them). It asserts that every alternating run
+/// returns its path's output buffer: in `segments` the two paths write different buffers
+/// (`logits1`, `logits2`), so a run that launched the other path's graph fails; in `per-path`
+/// both write the one buffer named `logits`.
 #[test]
 #[ignore = "needs an NVIDIA GPU and driver"]
 fn cuda_time_runs_and_path_switches_on_a_real_gpu() {
-    let (dev, r) = on_this_gpu(sample());
-    let s0 = dev.stream_create().unwrap();
-    let model = open(&dev, &r).unwrap();
-    let image = bytes(3136, 5);
-    for graphs in [true, false] {
-        let mut s = TrtSession::with_graphs(model.clone(), graphs).unwrap();
-        assert_eq!(s.uses_graphs(), graphs);
-        let all = r.contexts();
-        let ctxs = &all[all.len() - 2..];
-        // Each path's output buffer gets its own bytes; read back, in case the two share one.
-        let at: Vec<u64> = ctxs
-            .iter()
-            .map(|&c| r.address(c, "logits").unwrap())
-            .collect();
-        for (p, &a) in at.iter().enumerate() {
-            dev.memcpy_htod(a, &bytes(40, 50 + p), s0).unwrap();
+    for (manifest, outputs) in [
+        (sample(), ["logits", "logits"]),
+        (segments(), ["logits1", "logits2"]),
+    ] {
+        let layout = manifest.layout;
+        let engines = manifest.engines.len();
+        let (dev, r) = on_this_gpu(manifest);
+        let s0 = dev.stream_create().unwrap();
+        let model = open(&dev, &r).unwrap();
+        let image = bytes(3136, 5);
+        for graphs in [true, false] {
+            let mut s = TrtSession::with_graphs(model.clone(), graphs).unwrap();
+            assert_eq!(s.uses_graphs(), graphs);
+            let all = r.contexts();
+            let ctxs = &all[all.len() - engines..];
+            let at: Vec<u64> = outputs
+                .iter()
+                .map(|name| ctxs.iter().find_map(|&c| r.address(c, name)).unwrap())
+                .collect();
+            for (p, &a) in at.iter().enumerate() {
+                dev.memcpy_htod(a, &bytes(40, 50 + p), s0).unwrap();
+            }
+            dev.sync(s0).unwrap();
+            // Read back: in per-path the second write replaced the first.
+            let want: Vec<Vec<u8>> = at.iter().map(|&a| read(&dev, a, 40, s0)).collect();
+            assert_eq!(want[0] != want[1], at[0] != at[1], "{layout:?}");
+            let mut out = vec![0u8; 40];
+            for i in 0..500 {
+                s.run(i % 2, &image, &mut out).unwrap();
+            }
+            let n = 5000;
+            let same = median_us(n, |_| {
+                s.run(1, &image, &mut out).unwrap();
+            });
+            let mut wrong = 0;
+            let alternating = median_us(n, |i| {
+                s.run(i % 2, &image, &mut out).unwrap();
+                wrong += usize::from(out != want[i % 2]);
+            });
+            assert_eq!(
+                wrong, 0,
+                "{layout:?}, graphs {graphs}: runs that returned another buffer's bytes"
+            );
+            eprintln!(
+                "{layout:?}, graphs {graphs}: one run, path repeated: median {same:.1} µs; paths \
+                 alternated: median {alternating:.1} µs ({n} runs each)"
+            );
         }
-        dev.sync(s0).unwrap();
-        let want: Vec<Vec<u8>> = at.iter().map(|&a| read(&dev, a, 40, s0)).collect();
-        let mut out = vec![0u8; 40];
-        for i in 0..500 {
-            s.run(i % 2, &image, &mut out).unwrap();
-        }
-        let n = 5000;
-        let same = median_us(n, |_| {
-            s.run(1, &image, &mut out).unwrap();
-        });
-        let mut wrong = 0;
-        let alternating = median_us(n, |i| {
-            s.run(i % 2, &image, &mut out).unwrap();
-            wrong += usize::from(out != want[i % 2]);
-        });
-        assert_eq!(
-            wrong, 0,
-            "graphs {graphs}: runs that returned the other path's output"
-        );
-        eprintln!(
-            "graphs {graphs}: one run, path repeated: median {same:.1} µs; paths alternated: \
-             median {alternating:.1} µs ({n} runs each)"
-        );
+        dev.stream_destroy(s0);
     }
-    dev.stream_destroy(s0);
 }
