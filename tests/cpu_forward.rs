@@ -487,3 +487,108 @@ fn threshold_one_stops_at_a_certain_exit() {
         assert_eq!(st.confidence, 1.0);
     }
 }
+
+/// `Session::new`'s limits at their ends: `max_batch` in 1..=4096 and `threads` in 1..=256, each
+/// refused one past either end; an arena of exactly `max_arena_bytes` is allowed (the largest
+/// the session may allocate) and one byte less refuses it. The accessors report what the
+/// session was opened with.
+#[test]
+fn open_limits_hold_at_their_ends_and_the_accessors_report_the_options() {
+    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let m = open_synth(&cfg, 5);
+    let open = |o: SessionOptions| Session::new(m.clone(), o);
+    for (n, ok) in [
+        (0, false),
+        (1, true),
+        (3, true),
+        (4096, true),
+        (4097, false),
+    ] {
+        match open(SessionOptions::default().max_batch(n)) {
+            Ok(s) if ok => assert_eq!(s.max_batch(), n),
+            Err(tinv::Error::InvalidArgument(e)) if !ok => assert!(e.contains("max_batch"), "{e}"),
+            r => panic!("max_batch {n}: {:?}", r.map(|_| ())),
+        }
+    }
+    for (n, ok) in [(0, false), (1, true), (3, true), (256, true), (257, false)] {
+        match open(SessionOptions::default().threads(n)) {
+            // 256 workers: only that it opens (the OS may refuse some; `threads` then says so).
+            Ok(s) if ok => assert!(s.threads() == n || n == 256, "{n}: {}", s.threads()),
+            Err(tinv::Error::InvalidArgument(e)) if !ok => assert!(e.contains("threads"), "{e}"),
+            r => panic!("threads {n}: {:?}", r.map(|_| ())),
+        }
+    }
+    let s = open(SessionOptions::default().max_batch(2)).unwrap();
+    let need = s.arena_bytes();
+    assert!(need > 0 && need % 4 == 0);
+    let capped = |cap: usize| open(SessionOptions::default().max_batch(2).max_arena_bytes(cap));
+    assert_eq!(capped(need).unwrap().arena_bytes(), need);
+    match capped(need - 1) {
+        Err(tinv::Error::InvalidArgument(e)) => assert!(e.contains("max_arena_bytes"), "{e}"),
+        r => panic!("a cap one byte under the arena: {:?}", r.map(|_| ())),
+    }
+    // One plan per path, in path order.
+    let depths: Vec<usize> = s.plans().iter().map(|p| p.depth).collect();
+    assert_eq!(depths, cfg.depths);
+    // The budget given, the one set, and the model's default (0 without a controller).
+    let mut s = open(SessionOptions::default().budget(0.3)).unwrap();
+    assert_eq!(s.budget(), 0.3);
+    s.set_budget(0.7).unwrap();
+    assert_eq!(s.budget(), 0.7);
+    assert!(s.set_budget(-0.1).is_err());
+    assert_eq!(s.budget(), 0.7, "a refused budget leaves the last one");
+    s.set_mode(Mode::Graph).unwrap();
+    assert_eq!(s.mode(), Mode::Graph);
+    assert!(s.set_mode(Mode::Threshold(2.0)).is_err());
+    assert_eq!(s.mode(), Mode::Graph);
+    assert_eq!(open(SessionOptions::default()).unwrap().budget(), 0.0);
+}
+
+/// `Stats::latency_us` is the wall time of the whole call in µs, the same for every input of a
+/// batch: within the time measured around the call, and most of it (what the call does outside
+/// its own clock is a check of the logits). Up to five tries, for a preemption in that gap.
+#[test]
+fn latency_is_the_calls_wall_time_in_microseconds() {
+    let m = model(false);
+    let c = m.config().clone();
+    let n = 4;
+    let x = synth::random_inputs(&c, n, 2);
+    let mut out = vec![0f32; n * c.classes];
+    let mut s = Session::new(m, SessionOptions::default().max_batch(n)).unwrap();
+    let mut tries = Vec::new();
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let st = s.infer_depth(&x, n, 4, &mut out).unwrap().to_vec();
+        let outer = t.elapsed().as_secs_f64() * 1e6;
+        assert!(st.iter().all(|s| s.latency_us == st[0].latency_us));
+        let us = st[0].latency_us;
+        assert!(us > 0.0 && us <= outer, "{us} µs inside, {outer} µs around");
+        tries.push((us, outer));
+        if us >= 0.5 * outer {
+            return;
+        }
+    }
+    panic!("latency_us under half the call's wall time every time: {tries:?}");
+}
+
+/// `infer_all_exits` writes `batch × paths × classes` logits: a buffer one float shorter is
+/// `BufferTooSmall` (checked before anything runs), one of exactly that length is enough. Here
+/// 2 × 3 × 7 = 42 (more than `batch × (paths + classes)`, 20, or `batch × classes`, 14).
+#[test]
+fn all_exits_needs_batch_times_paths_times_classes_floats() {
+    let m = model(false);
+    let c = m.config().clone();
+    let (b, p) = (2, c.depths.len());
+    assert_eq!((p, c.classes), (3, 7));
+    let x = synth::random_inputs(&c, b, 5);
+    let mut s = Session::new(m, SessionOptions::default().max_batch(b)).unwrap();
+    let mut out = vec![0f32; 42];
+    match s.infer_all_exits(&x, b, &mut out[..41]) {
+        Err(tinv::Error::BufferTooSmall(e)) => {
+            assert!(e.contains("holds 41 floats, need 42"), "{e}")
+        }
+        r => panic!("41 floats for 42 logits: {:?}", r.map(|_| ())),
+    }
+    assert!(s.last_stats().is_empty());
+    assert!(s.infer_all_exits(&x, b, &mut out).is_ok());
+}
