@@ -741,13 +741,17 @@ impl Session {
                 }
                 let launched = trt.session.escalate(k, &mut trt.out)?;
                 st.escalations += 1;
-                let prev = if launched.rerun { 0 } else { c.depths[k] };
+                // FLOPs charge what ran: a `per-path` rerun runs the stem and the shallower
+                // blocks again. Weight bytes count each tensor once per input
+                // (docs/ARCHITECTURE.md), so only the blocks this input had not read yet.
+                let read = c.depths[k];
+                let prev = if launched.rerun { 0 } else { read };
                 if launched.rerun {
                     st.flops += self.cost.stem;
                 }
                 k += 1;
                 st.flops += (c.depths[k] - prev) as u64 * self.cost.block + self.cost.exit;
-                st.weight_bytes += self.cost.block_bytes[prev..c.depths[k]].iter().sum::<u64>()
+                st.weight_bytes += self.cost.block_bytes[read..c.depths[k]].iter().sum::<u64>()
                     + self.cost.exit_bytes[k];
             }
         }
@@ -897,3 +901,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, feature = "tensorrt"))]
+mod trt_tests;

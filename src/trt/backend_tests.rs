@@ -57,15 +57,15 @@ fn spec(e: &manifest::Engine) -> EngineSpec {
     }
 }
 
-pub(super) struct Rig {
+pub(crate) struct Rig {
     pub(super) shim: Arc<RecordingShim>,
-    device: Arc<RecordingDevice>,
+    pub(crate) device: Arc<RecordingDevice>,
     pub(super) files: Files,
     pub(super) manifest: Manifest,
 }
 
 /// Doubles that know every plan of `m` (bytes: `fixtures::plan_bytes`) and its weights' bytes.
-pub(super) fn rig(m: Manifest) -> Rig {
+pub(crate) fn rig(m: Manifest) -> Rig {
     let shim = Arc::new(RecordingShim::new(TrtVersion {
         major: 8,
         minor: 5,
@@ -110,7 +110,7 @@ pub(super) fn opts(m: &Manifest) -> OpenOptions {
 }
 
 impl Rig {
-    fn open(&self) -> Result<Arc<TrtModel>, TrtError> {
+    pub(crate) fn open(&self) -> Result<Arc<TrtModel>, TrtError> {
         let shim: Arc<dyn ShimApi> = self.shim.clone();
         TrtModel::open(
             shim,
@@ -145,7 +145,7 @@ impl Rig {
             })
             .collect()
     }
-    pub(super) fn contexts(&self) -> Vec<ContextHandle> {
+    pub(crate) fn contexts(&self) -> Vec<ContextHandle> {
         self.shim
             .calls()
             .iter()
@@ -158,7 +158,7 @@ impl Rig {
             })
             .collect()
     }
-    pub(super) fn address(&self, ctx: ContextHandle, name: &str) -> Option<u64> {
+    pub(crate) fn address(&self, ctx: ContextHandle, name: &str) -> Option<u64> {
         self.shim.calls().iter().rev().find_map(|c| match c {
             Call::SetTensorAddress(h, n, a) if *h == ctx && n == name => Some(*a),
             _ => None,

@@ -9,7 +9,7 @@
 pub mod arena;
 pub mod backend;
 #[cfg(test)]
-mod backend_tests;
+pub(crate) mod backend_tests;
 pub mod binding;
 pub mod builder;
 pub mod check;
@@ -18,7 +18,7 @@ pub mod device;
 #[cfg(test)]
 pub mod device_double;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod gpu_tests;
 pub mod layout;
