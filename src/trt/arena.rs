@@ -281,6 +281,10 @@ mod tests {
             "{table}"
         );
         assert_eq!(rows[4][0], "total");
+        // GiB is the largest unit: a terabyte stays in GiB.
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(1024), "1.0 KiB");
+        assert_eq!(human(5 << 40), "5120.0 GiB");
         let s = MemoryReport::new(&segments()).unwrap();
         assert_eq!(
             (s.weights, s.naive_weights, s.arena, s.naive_activations),

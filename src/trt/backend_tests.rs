@@ -254,6 +254,13 @@ fn engines_are_cached_by_the_absolute_folder() {
 fn per_path_weights_once_one_arena_one_graph_per_path() {
     let r = rig(sample());
     let model = r.open().unwrap();
+    // What `inspect` reports: the weight buffer (8192 + 128 B rounded to 256), the arena (the
+    // largest engine's 3_000_000 B rounded to 256) and the I/O block (image 3136 B at 0,
+    // logits 40 B at 3328, rounded to 256).
+    assert_eq!(
+        (model.weight_bytes(), model.arena_bytes(), model.io_bytes()),
+        (8448, 3_000_064, 3584)
+    );
     // One weight buffer (8448 B), each weight copied once to its manifest offset.
     let weights_ptr = match r.allocs().as_slice() {
         [(8448, p)] => *p,
@@ -462,10 +469,19 @@ fn segments_escalation_resumes_from_the_saved_hidden_state() {
         r.captured_copies()[2],
         [DevCall::ToHost(stage_out, logits2, 40)]
     );
-    assert!(
-        s.escalate(1, &mut out).is_err(),
-        "no path deeper than the last"
-    );
+    // After the step the buffers hold path 2's output: escalating from path 1 passes the
+    // precondition and fails only for want of a deeper path; from path 0 it is refused.
+    let e = s.escalate(1, &mut out).unwrap_err().to_string();
+    assert!(e.contains("no deeper path after 1"), "{e}");
+    s.run(0, &[0u8; 3136], &mut out).unwrap();
+    s.escalate(0, &mut out).unwrap();
+    let e = s.escalate(0, &mut out).unwrap_err().to_string();
+    assert!(e.contains("needs a completed run"), "{e}");
+    // An output buffer of the wrong length names the path the step delivers (path 1).
+    s.run(0, &[0u8; 3136], &mut out).unwrap();
+    let e = s.escalate(0, &mut out[..39]).unwrap_err().to_string();
+    assert!(e.contains("output is 39 bytes, path 1 produces 40"), "{e}");
+    assert!(s.uses_graphs(), "every path and step was captured");
 }
 
 #[test]

@@ -117,6 +117,19 @@ mod tests {
     }
 
     #[test]
+    fn exactly_five_percent_faster_is_still_a_tie() {
+        // 95 µs is 100 µs × (1 − 0.05) exactly (in f64 too): within the tie, so the smaller
+        // per-path wins although segments is 5% faster.
+        let (l, why) = recommend_layout(&[
+            s(Layout::PerPath, 100.0, 4 << 20),
+            s(Layout::Segments, 95.0, 6 << 20),
+        ])
+        .unwrap();
+        assert_eq!(l, Layout::PerPath, "{why}");
+        assert!(why.starts_with("as fast (within 5%) and smaller"), "{why}");
+    }
+
+    #[test]
     fn a_full_tie_goes_to_per_path_and_one_score_to_itself() {
         let (l, why) = recommend_layout(&[
             s(Layout::Segments, 100.0, 1000),

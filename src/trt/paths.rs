@@ -113,6 +113,11 @@ mod tests {
     fn depths_map_to_engine_indices() {
         let t = PathTable::new(&sample()).unwrap();
         assert_eq!(t.depths(), [1, 2]);
+        assert_eq!((t.len(), t.is_empty()), (2, false));
+        let mut none = sample();
+        none.paths.clear();
+        let t0 = PathTable::new(&none).unwrap();
+        assert_eq!((t0.len(), t0.is_empty()), (0, true));
         assert_eq!((t.index(1).unwrap(), t.index(2).unwrap()), (0, 1));
         assert_eq!((t.engines(0), t.engines(1)), (&[0usize][..], &[1usize][..]));
         let e = t.index(3).unwrap_err().to_string();
