@@ -432,3 +432,179 @@ fn short_scratch_is_refused() {
         &pool,
     );
 }
+
+/// The name of every kernel is the one `kernel_name`'s docs list, and `kernel_name` reports
+/// the best kernel this CPU runs (the first of `Isa::available`, which checks the CPU features
+/// on its own).
+#[test]
+fn kernel_names_are_the_documented_ones() {
+    fn documented(isa: Isa) -> &'static str {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "avx512f",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => "neon",
+            Isa::Scalar => "scalar",
+        }
+    }
+    let available = Isa::available();
+    for &isa in &available {
+        assert_eq!(isa.name(), documented(isa));
+    }
+    assert_eq!(super::kernel_name(), documented(available[0]));
+}
+
+/// `scratch_len` against the packing space the module docs describe: per thread one `kc × NR`
+/// panel (`kc` = min(k, 256)) when the rows fit one pass (M ≤ 256), else one `kc`-deep block of
+/// every column panel of B; plus 16 floats to align the start to 64 bytes. `NR` is each kernel's
+/// panel width, written here again.
+#[test]
+fn scratch_len_is_the_documented_packing_space() {
+    fn nr(isa: Isa) -> usize {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => 32,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => 16,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => 16,
+            Isa::Scalar => 8,
+        }
+    }
+    for isa in Isa::available() {
+        let nr = nr(isa);
+        // ViT-Tiny's qkv GEMM: one pass, one 192-deep panel per thread.
+        assert_eq!(
+            scratch_len_for(isa, 197, 576, 192, 1),
+            192 * nr + 16,
+            "{isa:?}"
+        );
+        // fc2 (k = 768) on two threads: one 256-deep panel each.
+        assert_eq!(
+            scratch_len_for(isa, 197, 192, 768, 2),
+            2 * 256 * nr + 16,
+            "{isa:?}"
+        );
+        // 300 rows: two passes, so a 256-deep block of all ⌈40 / NR⌉ panels per thread.
+        assert_eq!(
+            scratch_len_for(isa, 300, 40, 260, 2),
+            2 * 256 * nr * 40usize.div_ceil(nr) + 16,
+            "{isa:?}"
+        );
+    }
+}
+
+/// The message of the panic `f` raises, or `None` if it returns.
+fn panic_message(f: impl FnOnce()) -> Option<String> {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).err()?;
+    Some(
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default(),
+    )
+}
+
+/// `sgemm`'s documented panics: a slice one float shorter than its rows and stride need, a
+/// stride smaller than its row, a short bias; and slices that end exactly where their last row
+/// does are accepted and give the product (3×5 · 5×4, strides 6, against a naive loop).
+#[test]
+fn slices_shorter_than_their_shape_are_refused() {
+    let pool = Pool::new(1);
+    let (m, n, k) = (3, 4, 5);
+    let ld = 6;
+    let a = random((m - 1) * ld + k, 11);
+    let b = random((k - 1) * ld + n, 12);
+    let bt = random((n - 1) * ld + k, 13);
+    let bias = random(n, 14);
+    let mut scratch = vec![0.0; super::scratch_len(m, n, k, 1)];
+    let c_len = (m - 1) * ld + n;
+    let gemm = |a: &[f32], lda, b: &[f32], ldb, c_len, bias: &[f32]| {
+        let mut c = vec![0.0; c_len];
+        let mut scratch = vec![0.0; super::scratch_len(m, n, k, 1)];
+        panic_message(|| {
+            super::sgemm(
+                m,
+                n,
+                k,
+                a,
+                lda,
+                b,
+                ldb,
+                &mut c,
+                ld,
+                Some(bias),
+                false,
+                &mut scratch,
+                &pool,
+            )
+        })
+    };
+    let refused = |got: Option<String>, what: &str| {
+        let msg = got.unwrap_or_else(|| panic!("{what}: accepted"));
+        assert!(msg.contains(what), "{what}: panicked with {msg:?}");
+    };
+    refused(gemm(&a[1..], ld, &b, ld, c_len, &bias), "A (");
+    refused(gemm(&a, ld, &b[1..], ld, c_len, &bias), "B (");
+    refused(gemm(&a, ld, &b, ld, c_len - 1, &bias), "C (");
+    refused(gemm(&a, ld, &b, ld, c_len, &bias[1..]), "bias shorter");
+    // Long enough for k rows of stride 3, but a row has n = 4 floats.
+    refused(gemm(&a, ld, &b, n - 1, c_len, &bias), "B (");
+    refused(gemm(&a, k - 1, &b, ld, c_len, &bias), "A (");
+    let mut c = vec![0.0; c_len];
+    refused(
+        panic_message(|| {
+            super::sgemm_bt(
+                m,
+                n,
+                k,
+                &a,
+                ld,
+                &bt[1..],
+                ld,
+                &mut c,
+                ld,
+                &mut scratch,
+                &pool,
+            )
+        }),
+        "Bᵀ (",
+    );
+    assert_eq!(gemm(&a, ld, &b, ld, c_len, &bias), None);
+
+    // Exact lengths: the products are right.
+    super::sgemm(
+        m,
+        n,
+        k,
+        &a,
+        ld,
+        &b,
+        ld,
+        &mut c,
+        ld,
+        Some(&bias),
+        false,
+        &mut scratch,
+        &pool,
+    );
+    let mut ct = vec![0.0; c_len];
+    super::sgemm_bt(m, n, k, &a, ld, &bt, ld, &mut ct, ld, &mut scratch, &pool);
+    for i in 0..m {
+        for j in 0..n {
+            let (mut want, mut want_t) = (bias[j] as f64, 0f64);
+            for p in 0..k {
+                want += a[i * ld + p] as f64 * b[p * ld + j] as f64;
+                want_t += a[i * ld + p] as f64 * bt[j * ld + p] as f64;
+            }
+            assert!((c[i * ld + j] as f64 - want).abs() < 1e-5, "C[{i}][{j}]");
+            assert!(
+                (ct[i * ld + j] as f64 - want_t).abs() < 1e-5,
+                "Cᵀ[{i}][{j}]"
+            );
+        }
+    }
+}
