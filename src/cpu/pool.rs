@@ -731,6 +731,47 @@ mod tests {
         }
     }
 
+    /// `on_worker_thread` is false on the caller (slot 0, and outside any call) and true on a
+    /// worker (the slots above 0). The caller's chunks wait (up to 10 s) for a worker to join.
+    #[test]
+    fn on_worker_thread_tells_workers_from_the_caller() {
+        assert!(!super::on_worker_thread());
+        let pool = Pool::new(2);
+        let joined = AtomicBool::new(false);
+        let seen = Mutex::new(Vec::new());
+        pool.run_chunks(64, |slot, _| {
+            seen.lock().unwrap().push((slot, super::on_worker_thread()));
+            if slot != 0 {
+                joined.store(true, Ordering::SeqCst);
+            }
+            let t = std::time::Instant::now();
+            while !joined.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        let seen = seen.into_inner().unwrap();
+        assert!(seen.iter().any(|&(slot, _)| slot != 0), "no worker joined");
+        for (slot, worker) in seen {
+            assert_eq!(worker, slot != 0, "slot {slot}");
+        }
+        assert!(!super::on_worker_thread());
+    }
+
+    /// Dropping a pool stops and joins its workers: once `drop` returns, none of them holds
+    /// the shared state any more (a worker left parked would keep its reference for ever).
+    #[test]
+    fn drop_stops_and_joins_the_workers() {
+        for threads in [2, 3] {
+            let pool = Pool::new(threads);
+            check_once(&pool, 8, |_, _| {});
+            let shared = std::sync::Arc::downgrade(&pool.shared);
+            // Let the workers park, then drop: the shutdown must wake them too.
+            std::thread::sleep(SPIN_TIME * 3);
+            drop(pool);
+            assert!(shared.upgrade().is_none(), "{threads} threads");
+        }
+    }
+
     #[test]
     fn nested_call_does_not_deadlock() {
         let pool = Pool::new(2);
