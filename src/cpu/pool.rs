@@ -732,20 +732,21 @@ mod tests {
     }
 
     /// `on_worker_thread` is false on the caller (slot 0, and outside any call) and true on a
-    /// worker (the slots above 0). The caller's chunks wait (up to 10 s) for a worker to join.
+    /// worker (the slots above 0). The caller's chunks wait (10 s at most in all) for a worker
+    /// to join.
     #[test]
     fn on_worker_thread_tells_workers_from_the_caller() {
         assert!(!super::on_worker_thread());
         let pool = Pool::new(2);
         let joined = AtomicBool::new(false);
         let seen = Mutex::new(Vec::new());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         pool.run_chunks(64, |slot, _| {
             seen.lock().unwrap().push((slot, super::on_worker_thread()));
             if slot != 0 {
                 joined.store(true, Ordering::SeqCst);
             }
-            let t = std::time::Instant::now();
-            while !joined.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(10) {
+            while !joined.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(200));
             }
         });
@@ -755,6 +756,27 @@ mod tests {
             assert_eq!(worker, slot != 0, "slot {slot}");
         }
         assert!(!super::on_worker_thread());
+    }
+
+    /// A worker joins every call, not only the first ones: each call's chunks wait (5 s at most
+    /// in all) for slot 1 to take one. (A call number that stopped changing after the second
+    /// call left the workers waiting for a call that never came; the caller ran every chunk.)
+    #[test]
+    fn a_worker_joins_every_call() {
+        let pool = Pool::new(2);
+        for call in 0..6 {
+            let joined = AtomicBool::new(false);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            pool.run_chunks(64, |slot, _| {
+                if slot == 1 {
+                    joined.store(true, Ordering::SeqCst);
+                }
+                while !joined.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            });
+            assert!(joined.into_inner(), "call {call}: no worker joined");
+        }
     }
 
     /// Dropping a pool stops and joins its workers: once `drop` returns, none of them holds
