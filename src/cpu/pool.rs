@@ -794,6 +794,67 @@ mod tests {
         }
     }
 
+    /// `rows_mut` and `rows_map` on `threads` threads: (calls of `f`, floats of the parts it
+    /// got, and for `rows_map` floats of the dst parts).
+    fn parts(
+        threads: usize,
+        src: usize,
+        dst: usize,
+        dst_width: usize,
+    ) -> [(usize, usize, usize); 2] {
+        let pool = Pool::new(threads);
+        let (calls, seen, seen_dst) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        let mut data = vec![0f32; src];
+        pool.rows_mut(&mut data, 64, |p| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            seen.fetch_add(p.len(), Ordering::SeqCst);
+        });
+        let mutated = (
+            calls.swap(0, Ordering::SeqCst),
+            seen.swap(0, Ordering::SeqCst),
+            0,
+        );
+        let mut out = vec![0f32; dst];
+        pool.rows_map(&data, 64, &mut out, dst_width, |a, b| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            seen.fetch_add(a.len(), Ordering::SeqCst);
+            seen_dst.fetch_add(b.len(), Ordering::SeqCst);
+        });
+        let mapped = (calls.into_inner(), seen.into_inner(), seen_dst.into_inner());
+        [mutated, mapped]
+    }
+
+    /// A buffer of at least `MIN_PARALLEL_FLOATS` (16 Ki) floats on several threads is cut into
+    /// several parts of whole rows; a smaller one, any buffer on one thread, and for `rows_map`
+    /// a src or dst that is not whole rows, or not the same number of rows on both sides, goes
+    /// to `f` whole (one call).
+    #[test]
+    fn large_row_buffers_are_split_and_the_rest_go_whole() {
+        // 256 rows of 64 floats: exactly 16 Ki, split on 2 threads.
+        let [m, r] = parts(2, 256 * 64, 256, 1);
+        assert!(m.0 > 1 && m.1 == 256 * 64, "rows_mut {m:?}");
+        assert!(r.0 > 1 && r.1 == 256 * 64 && r.2 == 256, "rows_map {r:?}");
+        // One row less: whole.
+        assert_eq!(
+            parts(2, 255 * 64, 255, 1),
+            [(1, 255 * 64, 0), (1, 255 * 64, 255)]
+        );
+        // One thread: whole.
+        assert_eq!(
+            parts(1, 1000 * 64, 1000, 1),
+            [(1, 64_000, 0), (1, 64_000, 1000)]
+        );
+        // rows_map: a src tail of 10 floats; 255 dst rows for 256 src rows; a dst of 256 rows of 2
+        // and one float more.
+        assert_eq!(parts(2, 256 * 64 + 10, 256, 1)[1], (1, 256 * 64 + 10, 256));
+        assert_eq!(parts(2, 256 * 64, 255, 1)[1], (1, 256 * 64, 255));
+        assert_eq!(parts(2, 256 * 64, 513, 2)[1], (1, 256 * 64, 513));
+    }
+
     #[test]
     fn nested_call_does_not_deadlock() {
         let pool = Pool::new(2);
