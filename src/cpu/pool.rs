@@ -838,6 +838,9 @@ mod tests {
         let [m, r] = parts(2, 256 * 64, 256, 1);
         assert!(m.0 > 1 && m.1 == 256 * 64, "rows_mut {m:?}");
         assert!(r.0 > 1 && r.1 == 256 * 64 && r.2 == 256, "rows_map {r:?}");
+        // The same with dst rows of 2 floats.
+        let [_, r] = parts(2, 256 * 64, 512, 2);
+        assert!(r.0 > 1 && r.1 == 256 * 64 && r.2 == 512, "rows_map {r:?}");
         // One row less: whole.
         assert_eq!(
             parts(2, 255 * 64, 255, 1),
@@ -848,11 +851,13 @@ mod tests {
             parts(1, 1000 * 64, 1000, 1),
             [(1, 64_000, 0), (1, 64_000, 1000)]
         );
-        // rows_map: a src tail of 10 floats; 255 dst rows for 256 src rows; a dst of 256 rows of 2
-        // and one float more.
+        // rows_map: a src tail of 10 floats; 255 dst rows for 256 src rows; a dst of 256 rows of
+        // 2 and one float more.
         assert_eq!(parts(2, 256 * 64 + 10, 256, 1)[1], (1, 256 * 64 + 10, 256));
         assert_eq!(parts(2, 256 * 64, 255, 1)[1], (1, 256 * 64, 255));
         assert_eq!(parts(2, 256 * 64, 513, 2)[1], (1, 256 * 64, 513));
+        // A dst row width of 0 is not whole rows either.
+        assert_eq!(parts(2, 256 * 64, 0, 0)[1], (1, 256 * 64, 0));
     }
 
     #[test]
