@@ -685,6 +685,38 @@ mod tests {
         }
     }
 
+    /// When the caller and a worker both panic, the caller's own payload is raised, and the
+    /// worker's, whose drop panics, is leaked: dropped there, its panic would replace the
+    /// caller's.
+    #[test]
+    fn the_callers_panic_wins_over_a_worker_payload_that_panics_when_dropped() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("the payload's drop panics");
+            }
+        }
+        let pool = Pool::new(2);
+        let joined = AtomicBool::new(false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run_chunks(64, |slot, _| {
+                if slot == 1 {
+                    joined.store(true, Ordering::SeqCst);
+                    std::panic::panic_any(Bomb);
+                }
+                while !joined.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                std::panic::panic_any("boom in caller");
+            });
+        }));
+        assert!(joined.into_inner(), "no worker joined");
+        let payload = r.err().unwrap_or_else(|| panic!("no panic raised"));
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom in caller"));
+        check_once(&pool, 16, |_, _| {});
+    }
+
     /// Rows that do not tile the buffer are not split: every float reaches `f` (a tail past the
     /// last whole row, or a row wider than the buffer, was skipped on the threads).
     #[test]
