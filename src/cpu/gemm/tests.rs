@@ -608,3 +608,55 @@ fn slices_shorter_than_their_shape_are_refused() {
         }
     }
 }
+
+/// `[K, N]` B whose last float is the last before a page the process may not read: with few row
+/// tiles full column panels are read in place, but the partial last panel must be packed (its
+/// `nv` columns read), not read `NR` wide, which would run past B's last row. n = 35 leaves a
+/// 3-column last panel for every kernel (NR = 8, 16 or 32); m = 4 is at most 4 tiles of any.
+#[cfg(target_os = "linux")]
+#[test]
+fn partial_last_panel_reads_nothing_past_b() {
+    extern "C" {
+        fn sysconf(name: i32) -> i64;
+        fn mprotect(addr: *mut std::ffi::c_void, len: usize, prot: i32) -> i32;
+    }
+    // `_SC_PAGESIZE` on Linux, x86_64 and aarch64.
+    const SC_PAGESIZE: i32 = 30;
+    // SAFETY: a libc call with no pointer argument.
+    let page = usize::try_from(unsafe { sysconf(SC_PAGESIZE) }).unwrap();
+    let (m, n, k) = (4, 35, 5);
+    let mut map = memmap2::MmapMut::map_anon(2 * page).unwrap();
+    // SAFETY: `page` is inside the two-page mapping.
+    let guard = unsafe { map.as_mut_ptr().add(page) };
+    // SAFETY: the second page belongs to `map`; nothing but a faulty read past B touches it.
+    assert_eq!(unsafe { mprotect(guard.cast(), page, 0) }, 0, "mprotect");
+    let floats: &mut [f32] = bytemuck::cast_slice_mut(&mut map[..page]);
+    let b = &mut floats[page / 4 - k * n..];
+    b.copy_from_slice(&random(k * n, 41));
+    let b: &[f32] = b;
+    for isa in Isa::available() {
+        let pool = Pool::new(1);
+        let case = Case::new(m, n, k, 0, true, false, 42);
+        let mut c = case.c0.clone();
+        let mut scratch = vec![f32::NAN; scratch_len_for(isa, m, n, k, 1)];
+        sgemm_with(
+            isa,
+            m,
+            n,
+            k,
+            &case.a,
+            case.lda,
+            b,
+            n,
+            &mut c,
+            case.ldc,
+            case.bias.as_deref(),
+            false,
+            &mut scratch,
+            &pool,
+        );
+        case.check(&c, |p, j| b[p * n + j], &format!("guarded B {isa:?}"));
+    }
+    // SAFETY: as above; the page is readable and writable again before `map` is unmapped.
+    assert_eq!(unsafe { mprotect(guard.cast(), page, 3) }, 0, "mprotect");
+}
