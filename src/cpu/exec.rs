@@ -237,11 +237,15 @@ pub fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
         ],
     )?;
     let qkv: &[f32] = qkv;
-    // The jobs below write through raw pointers; these lengths keep them inside the views.
-    let (att_len, hs_len) = (att.len(), hs.len());
+    let stride = buf.head_stride;
+    // The jobs below write through raw pointers, to slots t < threads of `hs` and to rows of
+    // inputs s < b of `att`: checked once here, not per job.
+    assert!(
+        hs.len() >= threads * stride && att.len() >= b * n * d,
+        "attention: the heads or att view is shorter than the jobs' writes"
+    );
     let att = SharedMut(att.as_mut_ptr());
     let hs = SharedMut(hs.as_mut_ptr());
-    let stride = buf.head_stride;
     let pairs = b * heads;
     let blocks = if pairs.is_multiple_of(threads) {
         1
@@ -250,13 +254,9 @@ pub fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
     };
     let jobs = pairs * blocks;
     pool.run_chunks(jobs, |t, job| {
-        assert!(
-            (t + 1) * stride <= hs_len,
-            "attention: thread slot {t} outside the heads buffer"
-        );
         // SAFETY: the thread in slot t owns floats [t·stride, (t+1)·stride) of the heads
-        // buffer (t < threads; inside the view, checked above), which `views` proved is in the
-        // arena and disjoint from qkv and att.
+        // buffer (t < threads: inside the view, checked before the jobs), which `views` proved
+        // is in the arena and disjoint from qkv and att.
         let mine = unsafe { std::slice::from_raw_parts_mut(hs.ptr().add(t * stride), stride) };
         let (scores, rest) = mine.split_at_mut(n * n);
         let (out, scratch) = rest.split_at_mut(n * hd);
@@ -264,10 +264,6 @@ pub fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
         let (s, h) = (pair / heads, pair % heads);
         let rows = n * blk / blocks..n * (blk + 1) / blocks;
         let nq = rows.len();
-        assert!(
-            nq == 0 || (s * n + rows.end - 1) * d + (h + 1) * hd <= att_len,
-            "attention: input {s} head {h} outside the att buffer"
-        );
         let base = s * n * 3 * d;
         let q = &qkv[base + rows.start * 3 * d + h * hd..];
         let k = &qkv[base + d + h * hd..];
@@ -303,7 +299,8 @@ pub fn attention(ctx: &Ctx, arena: &mut [f32], b: usize) -> Result<()> {
         );
         for (r, row) in out.chunks_exact(hd).take(nq).enumerate() {
             // SAFETY: row rows.start + r of input s, columns [h·hd, (h+1)·hd) of att: inside
-            // the att view (checked above) and written by this job only.
+            // the att view (s < b, rows ⊆ 0..n: checked before the jobs), written by this job
+            // only.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     row.as_ptr(),
