@@ -39,15 +39,18 @@ fn trt_session(m: Manifest, mode: Mode) -> (Session, Rig) {
     (s, r)
 }
 
-/// Makes `logits` what the engines "wrote" to output tensor `name`.
-fn put(r: &Rig, name: &str, logits: &[f32]) {
-    let addr = r
-        .contexts()
+/// The device address tensor `name` is bound to (the rig holds one session's contexts).
+fn bound(r: &Rig, name: &str) -> u64 {
+    r.contexts()
         .into_iter()
         .find_map(|c| r.address(c, name))
-        .unwrap();
+        .unwrap()
+}
+
+/// Makes `logits` what the engines "wrote" to output tensor `name`.
+fn put(r: &Rig, name: &str, logits: &[f32]) {
     let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
-    r.device.put(addr, &bytes);
+    r.device.put(bound(r, name), &bytes);
 }
 
 /// Logits whose softmax maximum is far below 1 (class 3 the largest).
@@ -117,11 +120,7 @@ fn segments_escalation_answers_at_the_deeper_exit_and_charges_as_the_cpu_does() 
         assert_eq!(t.predicted_path, None);
     }
     // The last input staged is input 2 (floats 784..1568), as little-endian bytes.
-    let image = r
-        .contexts()
-        .into_iter()
-        .find_map(|c| r.address(c, "image"))
-        .unwrap();
+    let image = bound(&r, "image");
     let want: Vec<u8> = inputs()[784..]
         .iter()
         .flat_map(|v| v.to_le_bytes())
