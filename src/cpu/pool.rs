@@ -662,16 +662,14 @@ mod tests {
             // The caller waits (up to 10 s) for the worker to join, so that on a loaded machine
             // it does not run every chunk itself and nothing panics.
             let joined = AtomicBool::new(false);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 pool.run_chunks(64, |slot, _| {
                     if slot == 1 {
                         joined.store(true, Ordering::SeqCst);
                         std::panic::panic_any(Bomb);
                     }
-                    let t = std::time::Instant::now();
-                    while !joined.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(10) {
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
+                    wait_for_worker(&joined, deadline);
                 });
             }));
             let raised = r.is_err();
@@ -682,6 +680,14 @@ mod tests {
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(raised) => assert!(raised, "the worker's panic must reach the caller"),
             Err(_) => panic!("run_chunks hung after a worker's payload panicked on drop"),
+        }
+    }
+
+    /// Holds a chunk until a worker has joined the call (`joined` set) or `deadline` passes, so
+    /// that on a loaded machine the caller does not run every chunk itself.
+    fn wait_for_worker(joined: &AtomicBool, deadline: std::time::Instant) {
+        while !joined.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
 
@@ -705,9 +711,7 @@ mod tests {
                     joined.store(true, Ordering::SeqCst);
                     std::panic::panic_any(Bomb);
                 }
-                while !joined.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
+                wait_for_worker(&joined, deadline);
                 std::panic::panic_any("boom in caller");
             });
         }));
@@ -778,9 +782,7 @@ mod tests {
             if slot != 0 {
                 joined.store(true, Ordering::SeqCst);
             }
-            while !joined.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(200));
-            }
+            wait_for_worker(&joined, deadline);
         });
         let seen = seen.into_inner().unwrap();
         assert!(seen.iter().any(|&(slot, _)| slot != 0), "no worker joined");
@@ -803,9 +805,7 @@ mod tests {
                 if slot == 1 {
                     joined.store(true, Ordering::SeqCst);
                 }
-                while !joined.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
+                wait_for_worker(&joined, deadline);
             });
             assert!(joined.into_inner(), "call {call}: no worker joined");
         }
