@@ -438,43 +438,33 @@ fn short_scratch_is_refused() {
 /// on its own).
 #[test]
 fn kernel_names_are_the_documented_ones() {
-    fn documented(isa: Isa) -> &'static str {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => "avx512f",
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => "avx2+fma",
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon => "neon",
-            Isa::Scalar => "scalar",
-        }
-    }
     let available = Isa::available();
     for &isa in &available {
-        assert_eq!(isa.name(), documented(isa));
+        assert_eq!(isa.name(), documented(isa).0);
     }
-    assert_eq!(super::kernel_name(), documented(available[0]));
+    assert_eq!(super::kernel_name(), documented(available[0]).0);
+}
+
+/// Each kernel's documented name and panel width `NR`, written here again.
+fn documented(isa: Isa) -> (&'static str, usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => ("avx512f", 32),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => ("avx2+fma", 16),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => ("neon", 16),
+        Isa::Scalar => ("scalar", 8),
+    }
 }
 
 /// `scratch_len` against the packing space the module docs describe: per thread one `kc × NR`
 /// panel (`kc` = min(k, 256)) when the rows fit one pass (M ≤ 256), else one `kc`-deep block of
-/// every column panel of B; plus 16 floats to align the start to 64 bytes. `NR` is each kernel's
-/// panel width, written here again.
+/// every column panel of B; plus 16 floats to align the start to 64 bytes.
 #[test]
 fn scratch_len_is_the_documented_packing_space() {
-    fn nr(isa: Isa) -> usize {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => 32,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => 16,
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon => 16,
-            Isa::Scalar => 8,
-        }
-    }
     for isa in Isa::available() {
-        let nr = nr(isa);
+        let nr = documented(isa).1;
         // ViT-Tiny's qkv GEMM: one pass, one 192-deep panel per thread.
         assert_eq!(
             scratch_len_for(isa, 197, 576, 192, 1),
