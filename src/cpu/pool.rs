@@ -646,16 +646,18 @@ mod tests {
         check_once(&pool, 16, |_, _| {});
     }
 
+    /// A panic payload whose drop panics again.
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("the payload's drop panics");
+        }
+    }
+
     /// A worker's panic whose payload panics again when dropped: the worker died before it
     /// counted itself finished, and the caller waited for it forever (found by an audit).
     #[test]
     fn a_payload_that_panics_when_dropped_does_not_hang_the_caller() {
-        struct Bomb;
-        impl Drop for Bomb {
-            fn drop(&mut self) {
-                panic!("the payload's drop panics");
-            }
-        }
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let pool = Pool::new(2);
@@ -696,12 +698,6 @@ mod tests {
     /// caller's.
     #[test]
     fn the_callers_panic_wins_over_a_worker_payload_that_panics_when_dropped() {
-        struct Bomb;
-        impl Drop for Bomb {
-            fn drop(&mut self) {
-                panic!("the payload's drop panics");
-            }
-        }
         let pool = Pool::new(2);
         let joined = AtomicBool::new(false);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
