@@ -4,7 +4,9 @@
 //! and the library's other tests compare runs bit for bit.
 
 use std::sync::{Mutex, PoisonError};
-use tinv::cpu::kernels::{erf, exp, fused, gelu_erf, set_fused, softmax_rows};
+#[cfg(target_arch = "x86_64")]
+use tinv::cpu::kernels::exp;
+use tinv::cpu::kernels::{erf, fused, gelu_erf, set_fused, softmax_rows};
 
 /// Held by each test while it turns fusion off and on: the tests of this binary run in
 /// parallel, and the setting is process-wide.

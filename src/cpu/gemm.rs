@@ -185,8 +185,10 @@ impl Isa {
                 v.push(Isa::Avx2Fma);
             }
         }
+        // On aarch64 NEON is baseline: both kernels always run.
         #[cfg(target_arch = "aarch64")]
-        v.push(Isa::Neon);
+        v.extend([Isa::Neon, Isa::Scalar]);
+        #[cfg(not(target_arch = "aarch64"))]
         v.push(Isa::Scalar);
         v
     }
