@@ -194,7 +194,7 @@ mod tests {
     use super::super::device_double::RecordingDevice;
     use super::super::fixtures::sample;
     use super::*;
-    use tinv_sys::double::{CallKind, EngineSpec, RecordingShim};
+    use tinv_sys::double::{Call, CallKind, EngineSpec, RecordingShim};
 
     fn spec(e: &Engine) -> EngineSpec {
         let io =
@@ -328,23 +328,62 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A dimension of -1 (dynamic) or 0 (nothing a static engine runs) is refused as the plan's
+    /// fault, naming the engine and the tensor.
     #[test]
     fn dynamic_shapes_are_refused() {
         let dir = tmp("dyn");
-        let (shim, mut req, want) = setup(&dir);
-        let onnx = dir.join("dyn.onnx");
-        let mut e = spec(&want.engines[0]);
-        e.io[0].shape[0] = -1;
-        shim.register_build(&onnx, b"dyn plan");
-        shim.register_plan(b"dyn plan", e);
-        req.engines = vec![EngineSource {
-            name: "path1".into(),
-            onnx,
-        }];
+        for dim in [-1, 0] {
+            let (shim, mut req, want) = setup(&dir);
+            let onnx = dir.join("dyn.onnx");
+            let mut e = spec(&want.engines[0]);
+            e.io[0].shape[0] = dim;
+            shim.register_build(&onnx, b"dyn plan");
+            shim.register_plan(b"dyn plan", e);
+            req.engines = vec![EngineSource {
+                name: "path1".into(),
+                onnx,
+            }];
+            let device = RecordingDevice::new(|| 0);
+            let err = build_engines(&shim, device.as_ref(), &req, &dir, &mut |_, _, _, _| true)
+                .unwrap_err();
+            assert!(
+                matches!(&err, TrtError::Plan(m)
+                    if m.starts_with("engine path1: tensor image has a dynamic shape")),
+                "{dim}: {err}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The builder gets the request's precision (`BuildRequest::options`: "precision is taken
+    /// from `precision`") and every other option as given; the manifest records it.
+    #[test]
+    fn the_builder_gets_the_requested_precision() {
+        let dir = tmp("precision");
+        let (shim, mut req, _) = setup(&dir);
+        req.precision = Precision::Fp32;
+        req.options = BuildOptions {
+            workspace_bytes: 12345,
+            fp32_layer_substring: Some("LayerNorm".into()),
+            ..BuildOptions::default() // precision FP16
+        };
         let device = RecordingDevice::new(|| 0);
-        let err =
-            build_engines(&shim, device.as_ref(), &req, &dir, &mut |_, _, _, _| true).unwrap_err();
-        assert!(err.to_string().contains("dynamic shape"), "{err}");
+        let m = build_engines(&shim, device.as_ref(), &req, &dir, &mut |_, _, _, _| true).unwrap();
+        assert_eq!(m.precision, Precision::Fp32);
+        let want = BuildOptions {
+            precision: tinv_sys::Precision::Fp32,
+            ..req.options.clone()
+        };
+        let builds: Vec<_> = shim
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Build(_, o) => Some(o),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(builds, [want.clone(), want]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
