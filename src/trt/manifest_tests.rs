@@ -1,5 +1,5 @@
 //! Round trip and error tests of the manifest text format.
-use super::super::fixtures::sample;
+use super::super::fixtures::{sample, segments};
 use super::*;
 
 #[test]
@@ -118,4 +118,53 @@ fn what_parse_cannot_read_back_is_not_written() {
     m.paths[1].engines.clear();
     let e = m.to_text().unwrap_err().to_string();
     assert!(e.contains("runs no engine"), "{e}");
+}
+
+/// A name is one word (manifest.rs, the format's header): neither side takes one with
+/// whitespace of any kind (a no-break space), a control character that is not whitespace, or a
+/// leading `#`.
+#[test]
+fn names_with_other_whitespace_control_characters_or_a_leading_hash_are_refused() {
+    let good = sample().to_text().unwrap();
+    for bad in ["blk\u{a0}w", "blk\u{1}w", "#blk.w"] {
+        let e = Manifest::parse(&good.replace("blk.0.fc.weight", bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 9: weight name"), "{bad:?}: {e}");
+        let mut m = sample();
+        m.weights[0].name = bad.into();
+        let e = m.to_text().unwrap_err().to_string();
+        assert!(e.contains("weight name"), "{bad:?}: {e}");
+    }
+}
+
+/// The `segments` layout has no weight table: `layout segments`, `weights_bytes 0`, no `weight`
+/// line, and it reads back equal.
+#[test]
+fn a_segments_manifest_round_trips() {
+    let m = segments();
+    let text = m.to_text().unwrap();
+    assert!(
+        text.contains("\nlayout segments\nweights_bytes 0\nengine seg1 ")
+            && !text.contains("\nweight "),
+        "{text}"
+    );
+    assert_eq!(Manifest::parse(&text).unwrap(), m);
+}
+
+/// A GPU name is the rest of its line, spaces allowed, but not empty and without control
+/// characters: neither side takes one.
+#[test]
+fn an_empty_gpu_name_or_one_with_a_control_character_is_refused() {
+    let good = sample().to_text().unwrap();
+    for bad in ["", "Xa\u{1}vier"] {
+        let e = Manifest::parse(&good.replace("gpu 7.2 8 Xavier", &format!("gpu 7.2 8 {bad}")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 5: gpu name"), "{bad:?}: {e}");
+        let mut m = sample();
+        m.gpu.name = bad.into();
+        let e = m.to_text().unwrap_err().to_string();
+        assert!(e.contains("GPU name"), "{bad:?}: {e}");
+    }
 }
