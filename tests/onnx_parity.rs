@@ -678,7 +678,8 @@ fn an_export_over_another_is_refused_and_leaves_the_folder_as_it_was() {
 
 /// FP16 graphs of a model with a weight beyond FP16's ±65504 would answer NaN to every input
 /// (the weight rounds to infinity in the blob): refused, naming the tensor, and the folders the
-/// call created are gone again; the f32 (`--baked`) export of the same model is fine.
+/// call created are gone again, but not the empty one it found; the f32 (`--baked`) export of
+/// the same model is fine.
 #[test]
 fn fp16_export_refuses_weights_beyond_fp16_range() {
     let clean = small_model_bytes(5);
@@ -705,6 +706,7 @@ fn fp16_export_refuses_weights_beyond_fp16_range() {
         !dir.join("new").exists(),
         "a folder this call created is left"
     );
+    assert!(dir.is_dir(), "the empty folder the call found is gone");
     onnx::write_export(&model, &ExportOptions::baked(), &dir.join("baked")).unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }

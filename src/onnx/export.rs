@@ -586,6 +586,26 @@ mod tests {
         assert_eq!(g.inputs[0].dims[0], Some(i64::MAX as usize));
     }
 
+    /// `controller.onnx` runs `adaptive` mode's start policy (`ctrl.policy.*`) and
+    /// `controller.graph.onnx` `graph` mode's own (`ctrl.graph.*`): neither names anything,
+    /// weight or node, after the other's policy.
+    #[test]
+    fn each_controller_graph_names_only_its_own_policy() {
+        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let bytes = crate::synth::random_model(&cfg, 7, crate::format::DType::F32);
+        let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+        let has = |g: &OnnxGraph, s: &str| g.bytes.windows(s.len()).any(|w| w == s.as_bytes());
+        for (graph, own, other) in [
+            (false, "ctrl.policy", "ctrl.graph"),
+            (true, "ctrl.graph", "ctrl.policy"),
+        ] {
+            let g = controller_graph(&m, &ExportOptions::default(), graph)
+                .unwrap()
+                .unwrap();
+            assert!(has(&g, own) && !has(&g, other), "{}", g.file_name);
+        }
+    }
+
     #[test]
     fn graphs_over_the_protobuf_limit_are_refused() {
         assert!(check_size("path.4.onnx", MAX_ONNX_BYTES).is_ok());
@@ -614,10 +634,14 @@ mod tests {
             ..ExportOptions::default()
         };
         assert!(export_graphs(&m, &baked).is_ok());
-        // 2e-5: 2.5e4, inside FP16.
-        cfg.std = vec![2e-5];
-        let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
-        let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
-        assert!(export_graphs(&m, &ExportOptions::default()).is_ok());
+        // 2e-5: 2.5e4, inside FP16; and the documented largest, (1 + 59999) / 1 = 6e4 exactly
+        // in f32, is taken too.
+        for (mean, std) in [(0.5, 2e-5), (-59999.0, 1.0)] {
+            (cfg.mean, cfg.std) = (vec![mean], vec![std]);
+            let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
+            let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+            let r = export_graphs(&m, &ExportOptions::default());
+            assert!(r.is_ok(), "mean {mean}, std {std}: {:?}", r.err());
+        }
     }
 }
