@@ -80,8 +80,48 @@ pub fn path_costs(c: &Config) -> Vec<PathCost> {
 }
 
 #[cfg(test)]
-mod saturation_tests {
+mod tests {
     use super::*;
+
+    /// Every count against docs/ARCHITECTURE.md's "Accounting", multiplied out by hand for a
+    /// shape whose sizes all differ (an 8×12 image of 2 channels, patch 4: 6 patches, 7 tokens;
+    /// D 16, MLP 64, 3 classes, paths 1 and 2; synth's controller widths 16, 16, 12 and 8).
+    #[test]
+    fn counts_match_the_documented_definition_by_hand() {
+        let mut c = crate::synth::config(8, 2, 4, 16, 2, 2, 3, &[1, 2], true);
+        c.image_w = 12;
+        let bytes = crate::synth::random_model(&c, 1, crate::format::DType::F32);
+        let m = crate::Model::from_bytes(&bytes, &Default::default()).unwrap();
+        let w = m.ctrl().unwrap();
+        assert_eq!((w.hp, w.hq, w.hg, w.hr), (16, 16, 12, 8));
+        // Patch embedding: 6 patches × (2·4·4 → 16).
+        assert_eq!(stem_flops(&c), 2 * 6 * 32 * 16);
+        // QKV 7×16 → 48 (10 752), scores and values 2 × 7×7×16 (3 136), proj 7×16 → 16
+        // (3 584), MLP 7×16 → 64 → 16 (28 672).
+        assert_eq!(block_flops(&c), 10_752 + 3_136 + 3_584 + 28_672);
+        assert_eq!(exit_flops(&c), 2 * 16 * 3);
+        let costs: Vec<_> = path_costs(&c)
+            .iter()
+            .map(|p| (p.depth, p.backbone_flops, p.exit_flops))
+            .collect();
+        assert_eq!(costs, [(1, 52_384, 96), (2, 98_528, 96)]);
+        // Features 6 per input value (2·8·12), 36 of them (2·16 + 4); predictor 36 → 16 → 2;
+        // the level-1 policy (36 + 2 + 1) → 16 → 2, graph mode's own (36 + 2 + 1) → 12 → 2.
+        let (features, pred) = (6 * 192, 2 * (36 * 16 + 16 * 2));
+        assert_eq!(
+            controller_up_front_flops(&c, w, false),
+            features + pred + 2 * (39 * 16 + 16 * 2)
+        );
+        assert_eq!(
+            controller_up_front_flops(&c, w, true),
+            features + pred + 2 * (39 * 12 + 12 * 2)
+        );
+        // 4 per class for the exit statistics, then the RNN: 5 → 8, 8 → 8 and 8 → 1.
+        assert_eq!(
+            controller_exit_flops(&c, w),
+            4 * 3 + 2 * (5 * 8 + 8 * 8 + 8)
+        );
+    }
 
     /// A configuration built by hand, far beyond what a file may hold: the counts saturate
     /// instead of panicking (debug) or wrapping (release).
