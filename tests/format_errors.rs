@@ -429,6 +429,20 @@ fn model_level_errors_name_the_tensor_or_key() {
     }
 }
 
+/// FORMAT.md's page rule asks that a path's tensors end *before* the next block's first page:
+/// ending exactly at it is allowed. D 15 and 64 classes make exit.1's head 3 840 + 256 bytes,
+/// one page, so blk.1 (on the next fresh page) starts at the byte where path 1's data ends.
+#[test]
+fn a_path_may_end_exactly_where_the_next_block_starts() {
+    let cfg = synth::config(8, 1, 4, 15, 2, 3, 64, &[1, 2], false);
+    let good = synth::random_model(&cfg, 3, DType::F32);
+    let idx = format::parse(&good).unwrap();
+    let bias = idx.tensor("exit.1.head.bias").unwrap();
+    let next = idx.tensor("blk.1.qkv.weight").unwrap();
+    assert_eq!(bias.offset + bias.nbytes, next.offset);
+    assert!(Model::from_bytes(&good, &OpenOptions::default()).is_ok());
+}
+
 #[test]
 fn a_failed_write_leaves_no_partial_file() {
     let dir = std::env::temp_dir().join(format!("tinv-write-{}", std::process::id()));

@@ -138,6 +138,20 @@ fn tensors_the_configuration_does_not_bind_are_refused_by_name() {
         e.contains("tensor 'copy.blk.0.fc1.weight' is not part"),
         "{e}"
     );
+    // An unknown `ctrl.` tensor in a model that has its controller key: unknown, not a
+    // controller without its key.
+    let extra = (
+        "ctrl.exit.extra".to_string(),
+        DType::F32,
+        0,
+        vec![2],
+        f32_bytes(&[0.0; 2]),
+    );
+    let e = model_err(&rewrite(DType::F32, &[], &[extra]), false);
+    assert!(
+        e.contains("tensor 'ctrl.exit.extra' is not part of this model's configuration"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -171,6 +185,21 @@ fn device_copies_are_checked_against_their_host_tensors() {
             e.contains("'dev.blk.0.qkv.weight' is f32 [16, 24], not an f16 copy of the host's shape [16, 48]"),
             "{e}"
         );
+        // f16 with the host's elements in another shape; f32 in the host's shape.
+        let mut transposed = good.clone();
+        transposed[1].3 = vec![48, 16];
+        let e = model_err(&rewrite(dtype, &[], &transposed), false);
+        assert!(e.contains("is f16 [48, 16], not an f16 copy"), "{e}");
+        let (shape, v) = host(dtype, "blk.0.qkv.weight");
+        let wide = vec![(
+            "dev.blk.0.qkv.weight".into(),
+            DType::F32,
+            FLAG_DEVICE,
+            shape,
+            f32_bytes(&v),
+        )];
+        let e = model_err(&rewrite(dtype, &[], &wide), false);
+        assert!(e.contains("is f32 [16, 48], not an f16 copy"), "{e}");
         // The right dtype and shape, other values: only verify reads them.
         let mut shuffled = good.clone();
         shuffled[1].4.reverse();
