@@ -343,6 +343,88 @@ mod tests {
         assert!(e.contains("'vit.ln_eps' missing or not a float"), "{e}");
     }
 
+    /// The stored `ctrl.default_budget`, and 0 without a controller (the method's docs).
+    #[test]
+    fn the_default_budget_is_the_stored_one_or_0() {
+        let c = meta_with("ctrl.default_budget", MetaValue::F64(0.75)).unwrap();
+        assert_eq!(c.default_budget(), 0.75);
+        let plain = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        assert_eq!(plain.default_budget(), 0.0);
+    }
+
+    /// `validate` at the edges of what it documents: each size limit and the token limit
+    /// allowed and one past it refused, ε in the open (0, 1), the patch dividing each side,
+    /// one mean and one std per channel, and a pixel normalized to exactly ±1e6.
+    #[test]
+    fn validate_allows_each_limit_and_refuses_one_past_it() {
+        let base = || crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let check = |edit: &dyn Fn(&mut Config), want: Option<&str>| {
+            let mut c = base();
+            edit(&mut c);
+            match (c.validate(), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(w)) if e.contains(w) => {}
+                (got, _) => panic!("{c:?}: {got:?}, expected {want:?}"),
+            }
+        };
+        type Field = fn(&mut Config) -> &mut usize;
+        let limits: [(Field, usize, &str); 7] = [
+            (|c| &mut c.image_h, 1 << 14, "image height 16385 exceeds"),
+            (|c| &mut c.image_w, 1 << 14, "image width 16385 exceeds"),
+            (|c| &mut c.channels, 64, "channels 65 exceeds"),
+            (|c| &mut c.dim, 1 << 14, "dim 16385 exceeds"),
+            (|c| &mut c.mlp_hidden, 1 << 16, "mlp_hidden 65537 exceeds"),
+            (|c| &mut c.blocks, 1024, "blocks 1025 exceeds"),
+            (|c| &mut c.classes, 1 << 20, "classes 1048577 exceeds"),
+        ];
+        for (field, max, msg) in limits {
+            for (v, want) in [(max, None), (max + 1, Some(msg))] {
+                check(
+                    &|c| {
+                        *field(c) = v;
+                        (c.mean, c.std) = (vec![0.5; c.channels], vec![0.25; c.channels]);
+                        c.depths = vec![1, c.blocks];
+                    },
+                    want,
+                );
+            }
+        }
+        // Patch 1: 255 × 257 is 65 535 patches and 65 536 tokens, 256 × 256 one more.
+        let image = |h, w| move |c: &mut Config| (c.patch, c.image_h, c.image_w) = (1, h, w);
+        check(&image(255, 257), None);
+        check(
+            &image(256, 256),
+            Some("65537 tokens exceed the supported maximum 65536"),
+        );
+        let sides = |h, w| move |c: &mut Config| (c.image_h, c.image_w) = (h, w);
+        check(
+            &sides(8, 10),
+            Some("patch 4 does not divide the image size 8x10"),
+        );
+        check(
+            &sides(10, 8),
+            Some("patch 4 does not divide the image size 10x8"),
+        );
+        for (eps, want) in [
+            (0.0, Some("0")),
+            (1.0, Some("1")),
+            (2.0, Some("2")),
+            (0.5, None),
+        ] {
+            let want = want.map(|v| format!("vit.ln_eps {v} out of range (0, 1)"));
+            check(&|c| c.ln_eps = eps, want.as_deref());
+        }
+        let one_per_channel = Some("vit.mean / vit.std must have one value per channel");
+        check(&|c| c.mean = vec![0.5; 2], one_per_channel);
+        check(&|c| c.std = vec![0.25; 2], one_per_channel);
+        // (1 − (−999 999)) / 1 is exactly 1e6 in f32; one more is beyond it.
+        check(&|c| (c.mean, c.std) = (vec![-999_999.0], vec![1.0]), None);
+        check(
+            &|c| (c.mean, c.std) = (vec![-1e6], vec![1.0]),
+            Some("take a pixel in [0, 1] to 1.000001e6"),
+        );
+    }
+
     #[test]
     fn a_normalization_that_no_pixel_survives_is_refused() {
         // A subnormal std (1/std = ∞ in f32) and a finite but huge mean.
