@@ -3,7 +3,8 @@
 //! never a crash). Opening the model does not widen them (a TensorRT session never needs the
 //! copies), so it succeeds under the same cap. The child process of this test, whose heap is
 //! fresh, caps its address space just above what it holds plus the mapping of the model file, so
-//! that the widened tensors (twice the file) cannot be allocated.
+//! that the widened tensors (twice the file) cannot be allocated. And under a cap with room for
+//! the widened tensors, widening succeeds: it reserves what the copies need, no more.
 
 #[path = "common/child.rs"]
 mod child;
@@ -35,17 +36,23 @@ fn virtual_bytes() -> u64 {
     pages * 4096
 }
 
+/// Caps this process's address space at `extra` bytes above what it holds now.
 #[cfg(target_os = "linux")]
-fn child(path: &std::path::Path) {
-    let file = std::fs::metadata(path).unwrap().len();
-    // Room for the file's mapping and a little more, not for the widened tensors.
-    let limit = virtual_bytes() + file + (4 << 20);
+fn cap_address_space(extra: u64) {
+    let limit = virtual_bytes() + extra;
     let cap = Rlimit {
         cur: limit,
         max: limit,
     };
     // SAFETY: a valid pointer to a plain struct; lowers this process's own limit.
     assert_eq!(unsafe { setrlimit(RLIMIT_AS, &cap) }, 0);
+}
+
+#[cfg(target_os = "linux")]
+fn child(path: &std::path::Path) {
+    let file = std::fs::metadata(path).unwrap().len();
+    // Room for the file's mapping and a little more, not for the widened tensors.
+    cap_address_space(file + (4 << 20));
     let model = match Model::open(path, &OpenOptions::default()) {
         Ok(m) => Arc::new(m),
         Err(e) => {
@@ -61,6 +68,20 @@ fn child(path: &std::path::Path) {
     }
 }
 
+/// Runs test `name` alone in a child process with `key=value` in its environment and glibc
+/// taking large blocks from fresh mappings (a fixed threshold), so that the widened tensors
+/// cannot come from memory the process already reserved.
+fn rerun(name: &str, key: &str, value: &std::ffi::OsStr) -> std::process::Output {
+    child::rerun(
+        name,
+        &[
+            (key, value),
+            ("MALLOC_MMAP_THRESHOLD_", "131072".as_ref()),
+            ("MALLOC_ARENA_MAX", "1".as_ref()),
+        ],
+    )
+}
+
 #[test]
 #[cfg(target_os = "linux")]
 fn an_f16_model_too_big_to_widen_opens_and_its_cpu_session_is_out_of_memory() {
@@ -72,15 +93,10 @@ fn an_f16_model_too_big_to_widen_opens_and_its_cpu_session_is_out_of_memory() {
     let cfg = synth::config(32, 1, 8, 512, 2, 8, 10, &[1, 2], false);
     let path = std::env::temp_dir().join(format!("tinv-oom-{}.tinv", std::process::id()));
     std::fs::write(&path, synth::random_model(&cfg, 3, DType::F16)).unwrap();
-    let out = child::rerun(
+    let out = rerun(
         "an_f16_model_too_big_to_widen_opens_and_its_cpu_session_is_out_of_memory",
-        &[
-            (CHILD, path.as_os_str()),
-            // glibc: large blocks from fresh mappings (a fixed threshold), so that the widened
-            // tensors cannot come from memory the process already reserved.
-            ("MALLOC_MMAP_THRESHOLD_", "131072".as_ref()),
-            ("MALLOC_ARENA_MAX", "1".as_ref()),
-        ],
+        CHILD,
+        path.as_os_str(),
     );
     std::fs::remove_file(&path).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -94,6 +110,47 @@ fn an_f16_model_too_big_to_widen_opens_and_its_cpu_session_is_out_of_memory() {
         stdout.contains("opened, host copies 0 bytes")
             && stdout.contains("refused: ")
             && stdout.contains("needs"),
+        "{stdout}"
+    );
+}
+
+const WIDEN_CHILD: &str = "TINV_TEST_WIDEN_CHILD";
+
+/// The other side: widening needs room for the f32 copies (twice the f16 bytes) and no more.
+/// One block of width 512 holds 6 MiB of f16 matrices, 12 MiB widened; the child leaves 6 MiB
+/// beyond that, less than the 12 MiB more that reserving four times a 2 MiB matrix's copy
+/// (16 MiB where 4 MiB are needed) would take at its peak.
+#[test]
+#[cfg(target_os = "linux")]
+fn widening_under_a_cap_with_room_for_the_f32_copies_succeeds() {
+    if std::env::var_os(WIDEN_CHILD).is_some() {
+        let cfg = synth::config(32, 1, 8, 512, 1, 8, 10, &[1], false);
+        let bytes = synth::random_model(&cfg, 3, DType::F16);
+        let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+        let f16: u64 = (model.index().tensors.iter())
+            .filter(|t| t.dtype == DType::F16)
+            .map(|t| t.nbytes as u64)
+            .sum();
+        drop(bytes);
+        cap_address_space(2 * f16 + (6 << 20));
+        match model.widen_host() {
+            Ok(()) if model.host_copy_bytes() as u64 == 2 * f16 => {
+                println!("widened to twice the f16 bytes")
+            }
+            Ok(()) => println!("widened {} bytes for {f16}", model.host_copy_bytes()),
+            Err(e) => println!("refused: {e}"),
+        }
+        return;
+    }
+    let out = rerun(
+        "widening_under_a_cap_with_room_for_the_f32_copies_succeeds",
+        WIDEN_CHILD,
+        "1".as_ref(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the child died: {stdout}");
+    assert!(
+        stdout.contains("widened to twice the f16 bytes"),
         "{stdout}"
     );
 }
