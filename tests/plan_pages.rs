@@ -110,41 +110,53 @@ fn device_section_pages_are_released_and_refill_from_the_file() {
     let cfg = synth::config(16, 1, 4, 32, 2, 2, 5, &[1, 2], false);
     let host = synth::random_model(&cfg, 3, DType::F32);
     let idx = tinv::format::parse(&host).unwrap();
-    // The same model plus a four-page device section, as `tinv-fold --device` lays it out.
-    let mut w = TinvWriter::new();
-    for (k, v) in idx.meta.entries() {
-        w.meta(k, v.clone());
-    }
-    for t in &idx.tensors {
-        let block_or_exit = t.name.ends_with("qkv.weight") || t.name.ends_with("head.weight");
-        if block_or_exit || t.name == "stem.patch.weight" {
+    // f16 copies of the two fc1 weights (32×128 each, 8 KiB): four pages.
+    let copies: Vec<(&str, Vec<u8>)> = ["blk.0.fc1.weight", "blk.1.fc1.weight"]
+        .into_iter()
+        .map(|name| {
+            let t = idx.tensor(name).unwrap();
+            let copy = host[t.offset..t.offset + t.nbytes]
+                .chunks_exact(4)
+                .flat_map(|c| {
+                    half::f16::from_f32(f32::from_le_bytes(c.try_into().unwrap())).to_le_bytes()
+                })
+                .collect();
+            (name, copy)
+        })
+        .collect();
+    let dev: Vec<u8> = copies.iter().flat_map(|c| c.1.clone()).collect();
+    assert_eq!(dev.len(), 4 * PAGE as usize);
+    // The same model plus the device section, on a fresh page as `tinv-fold --device` lays it
+    // out, or (`fresh` false) right after the last host tensor.
+    let write = |fresh: bool| {
+        let mut w = TinvWriter::new();
+        for (k, v) in idx.meta.entries() {
+            w.meta(k, v.clone());
+        }
+        for t in &idx.tensors {
+            let block_or_exit = t.name.ends_with("qkv.weight") || t.name.ends_with("head.weight");
+            if block_or_exit || t.name == "stem.patch.weight" {
+                w.page_break();
+            }
+            let raw = host[t.offset..t.offset + t.nbytes].to_vec();
+            w.raw_tensor(&t.name, t.dtype, t.flags, &t.shape, raw);
+        }
+        if fresh {
             w.page_break();
         }
-        let raw = host[t.offset..t.offset + t.nbytes].to_vec();
-        w.raw_tensor(&t.name, t.dtype, t.flags, &t.shape, raw);
-    }
-    // f16 copies of the two fc1 weights (32×128 each, 8 KiB): four pages.
-    let mut dev = Vec::new();
-    w.page_break();
-    for name in ["blk.0.fc1.weight", "blk.1.fc1.weight"] {
-        let t = idx.tensor(name).unwrap();
-        let copy: Vec<u8> = host[t.offset..t.offset + t.nbytes]
-            .chunks_exact(4)
-            .flat_map(|c| {
-                half::f16::from_f32(f32::from_le_bytes(c.try_into().unwrap())).to_le_bytes()
-            })
-            .collect();
-        w.raw_tensor(
-            &format!("dev.{name}"),
-            DType::F16,
-            FLAG_DEVICE,
-            &t.shape,
-            copy.clone(),
-        );
-        dev.extend(copy);
-    }
-    assert_eq!(dev.len(), 4 * PAGE as usize);
-    let bytes = w.to_bytes();
+        for (name, copy) in &copies {
+            let shape = &idx.tensor(name).unwrap().shape;
+            w.raw_tensor(
+                &format!("dev.{name}"),
+                DType::F16,
+                FLAG_DEVICE,
+                shape,
+                copy.clone(),
+            );
+        }
+        w.to_bytes()
+    };
+    let bytes = write(true);
     let path = std::env::temp_dir().join(format!("tinv-devsec-{}.tinv", std::process::id()));
     std::fs::write(&path, &bytes).unwrap();
 
@@ -164,5 +176,17 @@ fn device_section_pages_are_released_and_refill_from_the_file() {
     // No device section: nothing to release.
     let plain = Model::from_bytes(&host, &OpenOptions::default()).unwrap();
     assert_eq!(plain.release_device_section(), 0);
+    // A section that shares its first page with host tensors: madvise works on whole pages,
+    // so nothing is released (not the pages from the one holding its start).
+    std::fs::write(&path, write(false)).unwrap();
+    let shared = Model::open(&path, &OpenOptions::default()).unwrap();
+    let start = shared
+        .index()
+        .tensor("dev.blk.0.fc1.weight")
+        .unwrap()
+        .offset;
+    assert_ne!(start % PAGE as usize, 0);
+    assert_eq!(shared.release_device_section(), 0);
+    assert_eq!(both(&shared), dev);
     let _ = std::fs::remove_file(&path);
 }

@@ -651,6 +651,7 @@ mod tests {
         let (a, b) = (open(1), open(2));
         let r = a.stem().patch_w;
         assert_eq!(a.w(r).len(), 16 * 16);
+        assert_eq!(a.w_len(r), 16 * 16);
         assert_eq!(a.w_name(r), "stem.patch.weight");
         // The same slot in `b` exists and is the same kind of tensor, but `r` is `a`'s.
         assert_eq!(b.w(b.stem().patch_w).len(), 16 * 16);
