@@ -292,6 +292,14 @@ mod tests {
                 dims: vec![65537, 65536]
             })
         );
+        // Exactly MAX_DATA_BYTES (2^16 × 2^16) is allowed: the header passes, the data is missing.
+        assert_eq!(
+            parse(&[0, 0, 8, 2, 0, 1, 0, 0, 0, 1, 0, 0]),
+            Err(IdxError::LengthMismatch {
+                expected: 1 << 32,
+                found: 0
+            })
+        );
         // Found by the `idx` fuzz target: a zero last dimension after three whose product
         // overflows 64 bits. Zero bytes of data, but a caller multiplying the first three would
         // overflow, so it is refused.
@@ -357,6 +365,63 @@ mod tests {
         );
         assert!(matches!(open(&dir.join("missing")), Err(IdxError::Read(_))));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A read interrupted by a signal (EINTR) is retried, also the one after the data that
+    /// makes sure nothing follows: it is not a stream that cannot be read.
+    #[test]
+    fn an_interrupted_read_is_retried() {
+        struct Interrupting(std::io::Cursor<Vec<u8>>, bool);
+        impl Read for Interrupting {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.1 = !self.1;
+                if self.1 {
+                    return Err(std::io::ErrorKind::Interrupted.into());
+                }
+                self.0.read(buf)
+            }
+        }
+        let f = encode(&[2], &[7, 9]).unwrap();
+        let r = Interrupting(std::io::Cursor::new(f.clone()), false);
+        assert_eq!(read(r), parse(&f));
+    }
+
+    /// Each message says what is wrong with the numbers involved.
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let cases = [
+            (IdxError::Truncated, "IDX header truncated"),
+            (IdxError::BadMagic, "not an IDX file (bad magic)"),
+            (
+                IdxError::UnsupportedType(0x0d),
+                "IDX element type 0x0d not supported (need unsigned byte 0x08)",
+            ),
+            (
+                IdxError::BadRank(9),
+                "IDX rank 9 not supported (need 1 to 4)",
+            ),
+            (
+                IdxError::LengthMismatch {
+                    expected: 12,
+                    found: 11,
+                },
+                "IDX data is 11 bytes but its dimensions need 12",
+            ),
+            (
+                IdxError::TooLarge {
+                    dims: vec![65537, 65536],
+                },
+                "IDX dimensions [65537, 65536] are too large (tinv reads at most 4294967296 bytes)",
+            ),
+            (
+                IdxError::TrailingData { expected: 6 },
+                "IDX data goes on past the 6 bytes its dimensions need",
+            ),
+            (IdxError::Read("gone".into()), "gone"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
     }
 
     #[test]
