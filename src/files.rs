@@ -236,6 +236,52 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A file under another process's write lease (Samba's oplocks, an NFS server's
+    /// delegations) refuses the non-blocking open; the blocking one waits for the lease to be
+    /// given back, then reads the file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_leased_file_opens_once_the_lease_is_given_back() {
+        use std::os::fd::AsRawFd;
+        extern "C" {
+            fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+        }
+        // The lease break signals the holder, this process: SIGWINCH, which it ignores by
+        // default, rather than SIGIO, which would end it.
+        const F_SETSIG: i32 = 10;
+        const SIGWINCH: i32 = 28;
+        const F_SETLEASE: i32 = 1024;
+        const F_WRLCK: i32 = 1;
+        const F_UNLCK: i32 = 2;
+        if !NON_BLOCKING_OPEN {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("tinv-lease-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("leased");
+        std::fs::write(&path, "x").unwrap();
+        let holder = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        // SAFETY: fcntl on a file descriptor this test owns, with integer arguments.
+        let fd = holder.as_raw_fd();
+        assert_eq!(unsafe { fcntl(fd, F_SETSIG, SIGWINCH) }, 0);
+        // SAFETY: as above.
+        if unsafe { fcntl(fd, F_SETLEASE, F_WRLCK) } != 0 {
+            // A file system without leases (overlayfs, some network ones): nothing to test.
+            eprintln!("no lease: {}", std::io::Error::last_os_error());
+            std::fs::remove_dir_all(&dir).unwrap();
+            return;
+        }
+        let reader = std::thread::spawn({
+            let path = path.clone();
+            move || open_then_check(&path, regular_only).map(|_| ())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // SAFETY: as above.
+        assert_eq!(unsafe { fcntl(fd, F_SETLEASE, F_UNLCK) }, 0);
+        reader.join().unwrap().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn reads_regular_files_within_the_limit_only() {
         let dir = std::env::temp_dir().join(format!("tinv-files-{}", std::process::id()));
@@ -248,6 +294,10 @@ mod tests {
             .to_string()
             .contains("larger than 4 bytes"));
         assert_eq!(read_regular(&f).unwrap(), b"hello");
+        // A limit of whole MiB is named in MiB.
+        std::fs::write(&f, vec![0u8; (1 << 20) + 1]).unwrap();
+        let e = read_regular_capped(&f, 1 << 20).unwrap_err();
+        assert_eq!(e.to_string(), "larger than 1 MiB");
         std::fs::write(&f, [0xff, 0xfe]).unwrap();
         assert!(read_regular_text(&f, 10).is_err());
         for irregular in [Path::new("/dev/zero"), dir.as_path()] {
@@ -288,6 +338,10 @@ mod tests {
         }
         let e = write_destination(&dir).unwrap_err().to_string();
         assert_eq!(e, format!("{} is a directory", dir.display()));
+        // A lookup that fails for another reason than a missing name (a file used as a
+        // folder) is an error, not a place to write.
+        let e = write_destination(&file.join("x")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotADirectory, "{e}");
         // A loop ends with an error, not a hang.
         let (l1, l2) = (dir.join("l1"), dir.join("l2"));
         std::os::unix::fs::symlink(&l2, &l1).unwrap();
