@@ -250,6 +250,28 @@ fn engines_are_cached_by_the_absolute_folder() {
     assert_eq!(r.allocs().len(), 1, "one weight upload");
 }
 
+/// `auto` runs on engines the model can open: with the engines opened (the doubles, cached
+/// under the folder) and a manifest in the folder, the backend choice is TensorRT; without a
+/// manifest it is the CPU, as for a folder where nothing was built.
+#[test]
+fn auto_chooses_tensorrt_where_the_engines_open() {
+    use crate::backend::{resolve, Backend};
+    let r = rig(sample());
+    let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
+    let model = crate::Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("tinv-auto-trt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    model
+        .trt_model(&dir, || r.open().map_err(Into::into))
+        .unwrap();
+    let auto = || resolve(&model, Backend::Auto, Some(&dir)).unwrap();
+    assert_eq!(auto(), Backend::Cpu);
+    std::fs::write(dir.join("manifest"), "").unwrap();
+    assert_eq!(auto(), Backend::TensorRt);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn per_path_weights_once_one_arena_one_graph_per_path() {
     let r = rig(sample());
