@@ -99,27 +99,19 @@ fn tensors_the_configuration_does_not_bind_are_refused_by_name() {
     // The rewrite itself changes nothing.
     assert!(open(&rewrite(DType::F32, &[], &[]), true).is_ok());
     let d = cfg().dim;
+    // A plain (unflagged) 1-D f32 tensor.
+    let plain = |name: &str, v: &[f32]| -> Extra {
+        (name.into(), DType::F32, 0, vec![v.len()], f32_bytes(v))
+    };
     // A timm LayerScale: ignoring it would compute another model.
-    let ls = (
-        "blk.0.ls1.gamma".to_string(),
-        DType::F32,
-        0,
-        vec![d],
-        f32_bytes(&vec![0.5; d]),
-    );
+    let ls = plain("blk.0.ls1.gamma", &vec![0.5; d]);
     let e = model_err(&rewrite(DType::F32, &[], &[ls]), false);
     assert!(
         e.contains("tensor 'blk.0.ls1.gamma' is not part of this model's configuration"),
         "{e}"
     );
     // An exit head for depth 2, which is not a path ([1, 3]).
-    let head = (
-        "exit.2.head.bias".to_string(),
-        DType::F32,
-        0,
-        vec![5],
-        f32_bytes(&[0.0; 5]),
-    );
+    let head = plain("exit.2.head.bias", &[0.0; 5]);
     let e = model_err(&rewrite(DType::F32, &[], &[head]), false);
     assert!(e.contains("tensor 'exit.2.head.bias' is not part"), "{e}");
     // A device copy without the device flag.
@@ -140,13 +132,7 @@ fn tensors_the_configuration_does_not_bind_are_refused_by_name() {
     );
     // An unknown `ctrl.` tensor in a model that has its controller key: unknown, not a
     // controller without its key.
-    let extra = (
-        "ctrl.exit.extra".to_string(),
-        DType::F32,
-        0,
-        vec![2],
-        f32_bytes(&[0.0; 2]),
-    );
+    let extra = plain("ctrl.exit.extra", &[0.0; 2]);
     let e = model_err(&rewrite(DType::F32, &[], &[extra]), false);
     assert!(
         e.contains("tensor 'ctrl.exit.extra' is not part of this model's configuration"),

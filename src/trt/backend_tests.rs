@@ -229,15 +229,20 @@ impl Rig {
     }
 }
 
+/// A small synthetic model (8×8 grey, paths 1 and 2) for the engine-cache tests.
+fn small_model() -> crate::Model {
+    let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
+    crate::Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap()
+}
+
 /// A model's engines are opened once whether the folder comes relative (the C ABI's backend
 /// choice, from the model's path) or absolute (its sessions): opened again, the weights were
 /// uploaded a second time.
 #[test]
 fn engines_are_cached_by_the_absolute_folder() {
     let r = rig(sample());
-    let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
-    let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
-    let model = crate::Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+    let model = small_model();
     let rel = std::path::Path::new("some/plans");
     let first = model
         .trt_model(rel, || r.open().map_err(Into::into))
@@ -257,9 +262,7 @@ fn engines_are_cached_by_the_absolute_folder() {
 fn auto_chooses_tensorrt_where_the_engines_open() {
     use crate::backend::{resolve, Backend};
     let r = rig(sample());
-    let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
-    let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
-    let model = crate::Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
+    let model = small_model();
     let dir = std::env::temp_dir().join(format!("tinv-auto-trt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     model
