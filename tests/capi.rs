@@ -930,7 +930,8 @@ fn c_abi_model_open_on_a_directory_fifo_or_empty_path_says_so() {
 }
 
 /// `tinv_session_set_budget` with a negative budget restores the model's stored default, as a
-/// negative budget in the session options does: the decisions match a fresh session's again.
+/// negative budget in the session options does: the decisions match a fresh session's again;
+/// a budget of 0 in the options decides as one set to 0 afterwards.
 #[test]
 fn c_abi_a_negative_budget_restores_the_models_default() {
     use std::ptr::null_mut;
@@ -991,6 +992,12 @@ fn c_abi_a_negative_budget_restores_the_models_default() {
             at_zero, at_default,
             "budget 0 changed no decision: the test shows nothing"
         );
+        // 0 in the options is a budget too: only a negative one means the model's default.
+        let mut z = null_mut();
+        o.budget = 0.0;
+        assert_eq!(tinv_session_open(m, &o, &mut z), ok);
+        assert_eq!(run(z), at_zero);
+        assert_eq!(tinv_session_free(z), ok);
         assert_eq!(tinv_session_set_budget(s, -1.0), ok);
         assert_eq!(run(s), at_default);
         assert_eq!(tinv_session_set_budget(s, f32::NAN), Status::InvalidArg);
@@ -1073,7 +1080,7 @@ fn c_abi_converts_camera_pixels_to_the_input() {
 
 /// `tinv_session_infer_stats` gives the logits and stats that `tinv_session_infer` and
 /// `tinv_session_last_stats` give, in one call; a short or NULL stats buffer is refused before
-/// anything runs.
+/// anything runs. The session's sizes are its options and the Rust API's arena.
 #[test]
 fn c_abi_infer_with_stats_in_one_call() {
     use std::ptr::{null, null_mut};
@@ -1089,8 +1096,18 @@ fn c_abi_infer_with_stats_in_one_call() {
         let st = tinv_model_open_bytes(bytes.as_ptr().cast(), bytes.len(), null(), &mut m);
         assert_eq!(st, ok);
         let mut o = tinv_session_options_default();
-        o.max_batch = 3;
+        (o.max_batch, o.threads) = (3, 2);
         assert_eq!(tinv_session_open(m, &o, &mut s), ok);
+        // The session's sizes: its options (no two alike) and the arena of the Rust API's
+        // session of the same model and options.
+        let (mut batch, mut threads, mut arena) = (0, 0, 0);
+        assert_eq!(tinv_session_max_batch(s, &mut batch), ok);
+        assert_eq!(tinv_session_threads(s, &mut threads), ok);
+        assert_eq!(tinv_session_arena_bytes(s, &mut arena), ok);
+        let model = tinv::Model::from_bytes(&bytes, &Default::default()).unwrap();
+        let opts = tinv::SessionOptions::default().max_batch(3).threads(2);
+        let rust = tinv::Session::new(std::sync::Arc::new(model), opts).unwrap();
+        assert_eq!((batch, threads, arena), (3, 2, rust.arena_bytes()));
         let (mut a, mut b) = (vec![0f32; 9], vec![-1f32; 9]);
         let (mut sa, mut sb, mut n) = (vec![StatsC::default(); 3], vec![StatsC::default(); 3], 0);
         let x = (input.as_ptr(), input.len());
@@ -1146,5 +1163,124 @@ fn c_abi_verify_option_recomputes_the_tensor_checksums() {
         let (s, msg) = open(verify);
         assert_eq!(s, Status::Checksum, "verify = {verify}");
         assert!(msg.contains(&format!("tensor '{}'", t.name)), "{msg}");
+    }
+}
+
+/// `tinv_model_open_bytes` refuses a `len` past `PTRDIFF_MAX` (tinv.h: `TINV_ERR_INVALID_ARG`)
+/// before it reads a byte, and leaves `*out` alone.
+#[test]
+fn c_abi_open_bytes_refuses_a_length_past_ptrdiff_max() {
+    use tinv::capi::*;
+    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let bytes = tinv::synth::random_model(&cfg, 5, tinv::format::DType::F32);
+    for len in [isize::MAX as usize + 1, usize::MAX] {
+        let mut m = std::ptr::null_mut();
+        // SAFETY: live bytes and an out slot; the header promises that a `len` past
+        // PTRDIFF_MAX is refused without reading `data`.
+        let st =
+            unsafe { tinv_model_open_bytes(bytes.as_ptr().cast(), len, std::ptr::null(), &mut m) };
+        assert_eq!(st, Status::InvalidArg, "len {len}");
+        assert!(m.is_null());
+        assert!(last_error().contains(&len.to_string()), "{}", last_error());
+    }
+}
+
+/// The model queries report the file's values, on a model where no two of them coincide: a
+/// 3-channel 8 × 12 input (so that channels, height and width in the wrong slot show), a
+/// stored default budget of 0.375 (0 without a controller, tinv.h), and the host weights as
+/// 4 bytes for each element of each tensor the f32 file lists.
+#[test]
+fn c_abi_model_queries_report_the_files_values() {
+    use tinv::capi::*;
+    let mut cfg = tinv::synth::config(8, 3, 4, 16, 2, 2, 5, &[1, 2], true);
+    cfg.image_w = 12;
+    cfg.controller.as_mut().unwrap().default_budget = 0.375;
+    let mut plain = cfg.clone();
+    plain.controller = None;
+    for (cfg, budget) in [(&cfg, 0.375f32), (&plain, 0.0)] {
+        let bytes = tinv::synth::random_model(cfg, 3, tinv::format::DType::F32);
+        let index = tinv::format::parse(&bytes).unwrap();
+        let elements: usize = index
+            .tensors
+            .iter()
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum();
+        let mut m = std::ptr::null_mut();
+        // SAFETY: live bytes of the stated length, out slots of the declared types.
+        unsafe {
+            let st =
+                tinv_model_open_bytes(bytes.as_ptr().cast(), bytes.len(), std::ptr::null(), &mut m);
+            assert_eq!(st, Status::Ok);
+            let (mut c, mut h, mut w, mut len) = (0, 0, 0, 0);
+            assert_eq!(
+                tinv_model_input_shape(m, &mut c, &mut h, &mut w),
+                Status::Ok
+            );
+            assert_eq!((c, h, w), (3, 8, 12));
+            assert_eq!(tinv_model_input_len(m, &mut len), Status::Ok);
+            assert_eq!(len, 3 * 8 * 12);
+            let (mut classes, mut paths) = (0, 0);
+            assert_eq!(tinv_model_num_classes(m, &mut classes), Status::Ok);
+            assert_eq!(tinv_model_num_paths(m, &mut paths), Status::Ok);
+            assert_eq!((classes, paths), (5, 2));
+            let mut b = -1.0f32;
+            assert_eq!(tinv_model_default_budget(m, &mut b), Status::Ok);
+            assert_eq!(b, budget);
+            let mut wb = 0u64;
+            assert_eq!(tinv_model_weight_bytes(m, &mut wb), Status::Ok);
+            assert_eq!(wb, 4 * elements as u64);
+            assert_eq!(tinv_model_free(m), Status::Ok);
+        }
+    }
+}
+
+/// A session runs on the backend its model was given at open (tinv.h: "decided here, once for
+/// every session on the model"): opening one does not decide again. A model asked for `AUTO`
+/// logs why it got the CPU at `tinv_model_open_bytes`; its session's open logs no such reason
+/// (a session that asked for `AUTO` itself would).
+#[test]
+fn c_abi_session_open_does_not_decide_the_backend_again() {
+    use std::cell::RefCell;
+    use std::ffi::{c_char, c_void, CStr};
+    use std::ptr::{null, null_mut};
+    use tinv::capi::*;
+    thread_local! {
+        /// The records logged on this test's thread (other tests log on theirs).
+        static SEEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+    unsafe extern "C" fn record(_: u32, message: *const c_char, _: *mut c_void) {
+        // SAFETY: the library passes a NUL-terminated message valid for this call.
+        let text = unsafe { CStr::from_ptr(message) }
+            .to_string_lossy()
+            .into_owned();
+        SEEN.with(|s| s.borrow_mut().push(text));
+    }
+    let taken = || SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let bytes = tinv::synth::random_model(&cfg, 4, tinv::format::DType::F32);
+    let (mut m, mut s) = (null_mut(), null_mut());
+    // SAFETY: `record` may be called from any thread for the process's life; live bytes of the
+    // stated length and out slots.
+    unsafe {
+        assert_eq!(
+            tinv_set_log_callback(Some(record), null_mut(), 5),
+            Status::Ok
+        );
+        let st = tinv_model_open_bytes(bytes.as_ptr().cast(), bytes.len(), null(), &mut m);
+        assert_eq!(st, Status::Ok);
+        let at_model_open = taken();
+        assert!(
+            at_model_open.iter().any(|r| r.contains("using the CPU")),
+            "the model's open logged no reason: {at_model_open:?}"
+        );
+        assert_eq!(tinv_session_open(m, null(), &mut s), Status::Ok);
+        let at_session_open = taken();
+        assert_eq!(tinv_set_log_callback(None, null_mut(), 0), Status::Ok);
+        assert!(
+            !at_session_open.iter().any(|r| r.contains("using the CPU")),
+            "the session decided its backend again: {at_session_open:?}"
+        );
+        assert_eq!(tinv_session_free(s), Status::Ok);
+        assert_eq!(tinv_model_free(m), Status::Ok);
     }
 }
