@@ -53,6 +53,26 @@ fn unknown_tensor_is_refused_not_ignored() {
     );
 }
 
+/// Exit heads exist only below full depth (FORMAT.md: `exit.{d}` for the paths' depths, the
+/// deepest being timm's own `norm` + `head`): `exits.{d}.*` at or past the block count is no
+/// tensor the tool knows, and is refused rather than dropped like an exit `--depths` leaves out.
+#[test]
+fn exit_heads_at_or_past_full_depth_are_refused_not_dropped() {
+    for depth in [4, 5, 9] {
+        let mut t = random_checkpoint(&Spec::small(), 1);
+        for part in ["norm.weight", "norm.bias", "head.weight", "head.bias"] {
+            let copy = t[&format!("exits.3.{part}")].clone();
+            t.insert(format!("exits.{depth}.{part}"), copy);
+        }
+        let e = fold_err(&t, flags());
+        let want = format!("exits.{depth}.head.bias");
+        assert!(
+            matches!(&e, FoldError::UnknownTensor(n) if *n == want),
+            "depth {depth}: {e}"
+        );
+    }
+}
+
 #[test]
 fn heads_must_be_given_and_divide_dim() {
     let t = random_checkpoint(&Spec::small(), 1);
@@ -302,6 +322,57 @@ fn bad_safetensors_containers_are_refused() {
         4,
     ));
     assert!(e.contains("overflows"), "{e}");
+}
+
+/// The header-length checks at their ends: a header that ends exactly at the end of the file and
+/// one of exactly 100 MiB (the safetensors cap) are read; one byte more of either is refused,
+/// not a panic or a JSON error. Offsets running backwards are refused by name and value.
+#[test]
+fn container_length_checks_at_their_ends() {
+    let set_len = |mut b: Vec<u8>, len: u64| {
+        b[..8].copy_from_slice(&len.to_le_bytes());
+        b
+    };
+    // 8 + 2 bytes: a header of 2 bytes fits, one of 3 does not.
+    let ck = Checkpoint::parse(with_header("{}", 0)).expect("header up to the end of the file");
+    assert!(ck.tensors().is_empty());
+    let e = container_err(set_len(with_header("{}", 0), 3));
+    assert!(
+        e.contains("header length 3 does not fit the 10-byte file"),
+        "{e}"
+    );
+
+    let cap: usize = 100 << 20;
+    assert_eq!(tinv_fold::safetensors::MAX_HEADER, cap as u64);
+    // JSON allows trailing whitespace: `{}` padded to exactly the cap.
+    let padded = format!("{{}}{}", " ".repeat(cap - 2));
+    let ck = Checkpoint::parse(with_header(&padded, 0)).expect("a header of exactly the cap");
+    assert!(ck.tensors().is_empty());
+    // One byte past the cap, in a file long enough to hold it.
+    let mut past = padded;
+    past.push(' ');
+    let e = container_err(with_header(&past, 8));
+    assert!(
+        e.contains(&format!("header length {} does not fit", cap + 1)),
+        "{e}"
+    );
+
+    let e = container_err(with_header(
+        r#"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [8, 4]}}"#,
+        8,
+    ));
+    assert!(
+        e.contains("'a'") && e.contains("data_offsets [8, 4]"),
+        "{e}"
+    );
+    // An empty tensor (the format allows a 0 dimension) begins where it ends.
+    let ck = Checkpoint::parse(with_header(
+        r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "e": {"dtype": "F16", "shape": [3, 0], "data_offsets": [8, 8]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}}"#,
+        12,
+    ))
+    .expect("an empty tensor");
+    assert_eq!(ck.shape("e"), Some(&[3, 0][..]));
+    assert_eq!(ck.f32("e"), Some(vec![]));
 }
 
 #[test]
