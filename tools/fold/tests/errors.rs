@@ -64,11 +64,22 @@ fn exit_heads_at_or_past_full_depth_are_refused_not_dropped() {
             let copy = t[&format!("exits.3.{part}")].clone();
             t.insert(format!("exits.{depth}.{part}"), copy);
         }
-        let e = fold_err(&t, flags());
         let want = format!("exits.{depth}.head.bias");
+        let e = fold_err(&t, flags());
         assert!(
             matches!(&e, FoldError::UnknownTensor(n) if *n == want),
             "depth {depth}: {e}"
+        );
+        // With a controller its paths are still 1, 3 and 4: the extra head is no path it lacks.
+        add_controller(&mut t, &Spec::small(), 3, 2);
+        let with_budget = ConfigSpec {
+            default_budget: Some(0.5),
+            ..flags()
+        };
+        let e = fold_err(&t, with_budget);
+        assert!(
+            matches!(&e, FoldError::UnknownTensor(n) if *n == want),
+            "depth {depth}, controller: {e}"
         );
     }
 }
@@ -92,6 +103,54 @@ fn heads_must_be_given_and_divide_dim() {
         },
     ));
     assert!(s.contains("heads 5 do not divide dim 24"), "{s}");
+    let s = one_line(&fold_err(
+        &t,
+        ConfigSpec {
+            heads: Some(0),
+            ..flags()
+        },
+    ));
+    assert!(s.contains("heads 0 do not divide dim 24"), "{s}");
+}
+
+/// `image_size` is `[h, w]` or one number for both (FORMAT.md's `tinv.config`); any other
+/// array is refused, not read in part.
+#[test]
+fn image_size_is_a_pair_or_one_number() {
+    let size = |json: &str| ConfigSpec::from_json(json).map(|s| s.image_size);
+    assert_eq!(size(r#"{"image_size": 16}"#).ok(), Some(Some((16, 16))));
+    assert_eq!(
+        size(r#"{"image_size": [16, 12]}"#).ok(),
+        Some(Some((16, 12)))
+    );
+    for bad in ["[16]", "[16, 12, 1]", "[]", r#""16""#] {
+        let e = size(&format!(r#"{{"image_size": {bad}}}"#)).expect_err(bad);
+        let s = one_line(&e);
+        assert!(s.contains("'image_size' must be [h, w] or n"), "{bad}: {s}");
+    }
+}
+
+/// Widths read from tensors must be those of the model: a `pos_embed` as wide as another `dim`
+/// is refused by the configuration itself, and a classifier with no rows is not 0 classes.
+#[test]
+fn position_embedding_width_and_empty_heads_are_refused() {
+    let mut t = random_checkpoint(&Spec::small(), 1);
+    t.insert("pos_embed".into(), (vec![1, 13, 23], vec![0.0; 13 * 23]));
+    let ck = Checkpoint::parse(safetensors_bytes(&t, Src::F32, &[])).expect("container");
+    match flags().resolve(&ck) {
+        Err(FoldError::BadShape { name, found, .. }) => {
+            assert_eq!((name.as_str(), found), ("pos_embed", vec![1, 13, 23]))
+        }
+        other => panic!("a 23-wide pos_embed for dim 24: {other:?}"),
+    }
+    let mut t = random_checkpoint(&Spec::small(), 1);
+    t.insert("head.weight".into(), (vec![0, 24], vec![]));
+    t.insert("head.bias".into(), (vec![0], vec![]));
+    let e = fold_err(&t, flags());
+    assert!(
+        matches!(&e, FoldError::BadShape { name, .. } if name == "head.weight"),
+        "{e}"
+    );
 }
 
 #[test]
