@@ -519,6 +519,92 @@ fn cli_folds_and_help_lists_every_flag() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `--ln-eps`, `--mean` and `--std` reach the folded file's configuration; `-V` alone prints the
+/// version; only long options take `=VALUE` (`-o=FILE` is an unknown option, and writes nothing).
+#[test]
+fn cli_normalization_flags_version_and_short_options() {
+    for flag in ["-V", "--version"] {
+        let (code, out, err) = cli(&[flag]);
+        assert_eq!(code, 0, "{flag}: {err}");
+        assert_eq!(
+            out,
+            format!("tinv-fold {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("tinv-fold-cli-norm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let ck = dir.join("m.safetensors");
+    let t = random_checkpoint(&Spec::small(), 1);
+    std::fs::write(&ck, safetensors_bytes(&t, Src::F32, &[])).expect("write");
+    let ck = ck.to_str().expect("path");
+    let out = dir.join("m.tinv");
+    let o = out.to_str().expect("path");
+    let common = ["-q", ck, "--heads", "3", "--image-size", "16x12"];
+
+    let (code, _, err) = cli(&[&common[..], &[&format!("-o={o}")]].concat());
+    assert!(
+        code == 1 && err.contains(&format!("unknown option '-o={o}'")),
+        "{code}: {err}"
+    );
+    assert!(!out.exists(), "-o=FILE wrote {o}");
+
+    let flags = [
+        "--ln-eps",
+        "1e-5",
+        "--mean",
+        "0.5,0.25,0.125",
+        "--std",
+        "0.5, 0.5, 2",
+    ];
+    let (code, _, err) = cli(&[&common[..], &flags, &["-o", o]].concat());
+    assert_eq!(code, 0, "{err}");
+    let m = tinv::Model::open(&out, &tinv::OpenOptions::default()).expect("opens");
+    let c = m.config();
+    assert_eq!(c.ln_eps, 1e-5f32);
+    assert_eq!(c.mean, vec![0.5, 0.25, 0.125]);
+    assert_eq!(c.std, vec![0.5, 0.5, 2.0]);
+
+    // A lone `-` is no option but a file name (here a checkpoint named `-`).
+    std::fs::copy(ck, dir.join("-")).expect("copy");
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_tinv-fold"))
+        .current_dir(&dir)
+        .args([
+            "-q",
+            "--heads",
+            "3",
+            "--image-size",
+            "16x12",
+            "-",
+            "-o",
+            "dash.tinv",
+        ])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{err}");
+    assert!(dir.join("dash.tinv").is_file());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// An I/O failure keeps its cause: `source()` is the `io::Error` (here: no such file).
+#[test]
+fn io_errors_keep_their_source() {
+    let path = std::env::temp_dir().join(format!("tinv-fold-absent-{}", std::process::id()));
+    let e = match Checkpoint::open(&path) {
+        Err(e) => e,
+        Ok(_) => panic!("opened a file that does not exist"),
+    };
+    assert!(matches!(e, FoldError::Io { .. }), "{e:?}");
+    let source = std::error::Error::source(&e).expect("an I/O error has a source");
+    let io = source
+        .downcast_ref::<std::io::Error>()
+        .expect("the source is the io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    // Errors without an underlying cause have none.
+    assert!(std::error::Error::source(&FoldError::Usage("x".into())).is_none());
+}
+
 /// Corrupted and truncated checkpoints never panic: every one is either folded (a flipped data
 /// byte is still a valid float) or refused with an error.
 #[test]
