@@ -661,19 +661,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let pool = Pool::new(2);
-            // The caller waits (up to 10 s) for the worker to join, so that on a loaded machine
-            // it does not run every chunk itself and nothing panics.
-            let joined = AtomicBool::new(false);
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                pool.run_chunks(64, |slot, _| {
-                    if slot == 1 {
-                        joined.store(true, Ordering::SeqCst);
-                        std::panic::panic_any(Bomb);
-                    }
-                    wait_for_worker(&joined, deadline);
-                });
-            }));
+            let (_, r) = bomb_in_worker(&pool, || {});
             let raised = r.is_err();
             // The pool stays usable.
             check_once(&pool, 16, |_, _| {});
@@ -693,12 +681,10 @@ mod tests {
         }
     }
 
-    /// When the caller and a worker both panic, the caller's own payload is raised, and the
-    /// worker's, whose drop panics, is leaked: dropped there, its panic would replace the
-    /// caller's.
-    #[test]
-    fn the_callers_panic_wins_over_a_worker_payload_that_panics_when_dropped() {
-        let pool = Pool::new(2);
+    /// 64 chunks on `pool` where the worker in slot 1 panics with a [`Bomb`], and every other
+    /// chunk waits (up to 10 s) for that worker to join, then runs `after`. Returns whether a
+    /// worker joined and what the call raised.
+    fn bomb_in_worker(pool: &Pool, after: impl Fn() + Sync) -> (bool, std::thread::Result<()>) {
         let joined = AtomicBool::new(false);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -708,10 +694,20 @@ mod tests {
                     std::panic::panic_any(Bomb);
                 }
                 wait_for_worker(&joined, deadline);
-                std::panic::panic_any("boom in caller");
+                after();
             });
         }));
-        assert!(joined.into_inner(), "no worker joined");
+        (joined.into_inner(), r)
+    }
+
+    /// When the caller and a worker both panic, the caller's own payload is raised, and the
+    /// worker's, whose drop panics, is leaked: dropped there, its panic would replace the
+    /// caller's.
+    #[test]
+    fn the_callers_panic_wins_over_a_worker_payload_that_panics_when_dropped() {
+        let pool = Pool::new(2);
+        let (joined, r) = bomb_in_worker(&pool, || std::panic::panic_any("boom in caller"));
+        assert!(joined, "no worker joined");
         let payload = r.err().unwrap_or_else(|| panic!("no panic raised"));
         assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom in caller"));
         check_once(&pool, 16, |_, _| {});
