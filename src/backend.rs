@@ -253,7 +253,7 @@ mod tests {
     use crate::{synth, OpenOptions};
 
     fn bytes() -> Vec<u8> {
-        let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let cfg = synth::tiny(3, false);
         synth::random_model(&cfg, 1, DType::F32)
     }
 

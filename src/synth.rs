@@ -72,6 +72,12 @@ pub fn config(
     }
 }
 
+/// The smallest model the tests of one behaviour use: 8×8 grey, patch 4 (4 patches), width 16,
+/// 2 blocks of 2 heads, exits after blocks 1 and 2.
+pub fn tiny(classes: usize, controller: bool) -> Config {
+    config(8, 1, 4, 16, 2, 2, classes, &[1, 2], controller)
+}
+
 /// The shape of ViT-Tiny (224², patch 16, dim 192, 3 heads, 12 blocks, 1000 classes) with
 /// exits after blocks 3, 6, 9 and 12.
 pub fn vit_tiny() -> Config {
@@ -204,7 +210,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "invalid config: vit.patch must be > 0")]
     fn random_model_refuses_an_invalid_config_by_name() {
-        let mut cfg = config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let mut cfg = tiny(3, false);
         cfg.patch = 0;
         random_model(&cfg, 1, DType::F32);
     }

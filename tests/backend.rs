@@ -6,7 +6,7 @@ use tinv::format::DType;
 use tinv::{synth, Backend, Model, OpenOptions, Session, SessionOptions};
 
 fn model() -> Arc<Model> {
-    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let cfg = synth::tiny(3, false);
     Arc::new(
         Model::from_bytes(
             &synth::random_model(&cfg, 1, DType::F32),

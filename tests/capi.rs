@@ -655,7 +655,7 @@ fn last_error() -> String {
 fn c_abi_failed_infer_calls_leave_no_stats() {
     use std::ptr::{null, null_mut};
     use tinv::capi::*;
-    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+    let cfg = tinv::synth::tiny(3, true);
     let bytes = tinv::synth::random_model(&cfg, 5, tinv::format::DType::F32);
     let input = tinv::synth::random_inputs(&cfg, 1, 6);
     let n_in = cfg.input_len();
@@ -757,7 +757,7 @@ fn c_abi_backend_is_decided_at_model_open() {
     let trt = cfg!(feature = "tensorrt");
     let dir = toolchain::scratch("backend");
     let _ = std::fs::remove_dir_all(dir.join("plans"));
-    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let cfg = tinv::synth::tiny(3, false);
     let bytes = tinv::synth::random_model(&cfg, 9, tinv::format::DType::F32);
     let file = dir.join("model.tinv");
     std::fs::write(&file, &bytes).unwrap();
@@ -1085,7 +1085,7 @@ fn c_abi_converts_camera_pixels_to_the_input() {
 fn c_abi_infer_with_stats_in_one_call() {
     use std::ptr::{null, null_mut};
     use tinv::capi::*;
-    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+    let cfg = tinv::synth::tiny(3, true);
     let bytes = tinv::synth::random_model(&cfg, 8, tinv::format::DType::F32);
     let input = tinv::synth::random_inputs(&cfg, 3, 9);
     let (mut m, mut s) = (null_mut(), null_mut());
@@ -1139,7 +1139,7 @@ fn c_abi_infer_with_stats_in_one_call() {
 #[test]
 fn c_abi_verify_option_recomputes_the_tensor_checksums() {
     use tinv::capi::*;
-    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let cfg = tinv::synth::tiny(3, false);
     let mut bytes = tinv::synth::random_model(&cfg, 5, tinv::format::DType::F32);
     let t = tinv::format::parse(&bytes).unwrap().tensors[0].clone();
     bytes[t.offset + t.nbytes / 2] ^= 0x10;
@@ -1171,7 +1171,7 @@ fn c_abi_verify_option_recomputes_the_tensor_checksums() {
 #[test]
 fn c_abi_open_bytes_refuses_a_length_past_ptrdiff_max() {
     use tinv::capi::*;
-    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let cfg = tinv::synth::tiny(3, false);
     let bytes = tinv::synth::random_model(&cfg, 5, tinv::format::DType::F32);
     for len in [isize::MAX as usize + 1, usize::MAX] {
         let mut m = std::ptr::null_mut();
@@ -1256,7 +1256,7 @@ fn c_abi_session_open_does_not_decide_the_backend_again() {
         SEEN.with(|s| s.borrow_mut().push(text));
     }
     let taken = || SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let cfg = tinv::synth::tiny(3, false);
     let bytes = tinv::synth::random_model(&cfg, 4, tinv::format::DType::F32);
     let (mut m, mut s) = (null_mut(), null_mut());
     // SAFETY: `record` may be called from any thread for the process's life; live bytes of the

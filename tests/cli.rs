@@ -30,7 +30,7 @@ fn one_path_model(dir: &Path) -> PathBuf {
 
 /// A 1-channel 8×8 model with a controller, and a PGM image of it.
 fn fixture(dir: &Path) -> (PathBuf, tinv::Config) {
-    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+    let cfg = synth::tiny(3, true);
     let path = dir.join("m.tinv");
     std::fs::write(&path, synth::random_model(&cfg, 9, DType::F32)).unwrap();
     (path, cfg)
@@ -710,7 +710,7 @@ fn arguments_that_would_be_ignored_are_refused() {
     std::fs::write(&ip, tinv::idx::encode(&[n, 8, 8], &[7; 6 * 64]).unwrap()).unwrap();
     std::fs::write(&lp, tinv::idx::encode(&[n], &[0, 1, 2, 0, 1, 2]).unwrap()).unwrap();
     let bare = dir.join("no-controller.tinv");
-    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let cfg = synth::tiny(3, false);
     std::fs::write(&bare, synth::random_model(&cfg, 9, DType::F32)).unwrap();
     let b = bare.to_str().unwrap();
     assert_one_line_error(

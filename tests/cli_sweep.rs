@@ -45,7 +45,7 @@ impl Case {
     /// A 1-channel 8×8 model of paths 1 and 2, with or without a controller, and 40 samples.
     fn new(name: &str, controller: bool) -> Case {
         let dir = tmp(name);
-        let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], controller);
+        let cfg = synth::tiny(3, controller);
         let model = dir.join("m.tinv");
         std::fs::write(&model, synth::random_model(&cfg, 5, DType::F32)).unwrap();
         let (images, labels) = write_data(&dir, "all", 0..40);

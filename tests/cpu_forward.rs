@@ -22,12 +22,6 @@ fn model_seeded(controller: bool, seed: u64) -> Arc<Model> {
     )
 }
 
-/// An 8×8 grey model, patch 4, width 16, 2 heads, 2 blocks, paths 1 and 2: the smallest shape the
-/// tests of single behaviours use.
-fn tiny(classes: usize, controller: bool) -> tinv::Config {
-    synth::config(8, 1, 4, 16, 2, 2, classes, &[1, 2], controller)
-}
-
 /// A random f32 model of `cfg` with the weights of `seed`, opened with every checksum verified.
 fn open_synth(cfg: &tinv::Config, seed: u64) -> Arc<Model> {
     Arc::new(
@@ -390,7 +384,7 @@ fn with_nan(clean: &[u8], name: &str) -> Arc<Model> {
 /// answer. (Found by a review of the C ABI: `TINV_OK` with degenerate routing.)
 #[test]
 fn non_finite_controller_weights_are_an_error_not_a_route() {
-    let cfg = tiny(3, true);
+    let cfg = synth::tiny(3, true);
     let clean = synth::random_model(&cfg, 5, DType::F32);
     let x = synth::random_inputs(&cfg, 2, 3);
     let mut out = vec![0f32; 2 * cfg.classes];
@@ -433,7 +427,7 @@ fn non_finite_controller_weights_are_an_error_not_a_route() {
 /// under any τ, and the deeper path answered `Ok`. A forced deeper depth does not read that exit.
 #[test]
 fn non_finite_logits_at_a_shallower_exit_are_an_error_not_a_route() {
-    let cfg = tiny(3, true);
+    let cfg = synth::tiny(3, true);
     let clean = synth::random_model(&cfg, 5, DType::F32);
     let m = with_nan(&clean, "exit.1.head.weight");
     let mut s = Session::new(m, SessionOptions::default().max_batch(2)).unwrap();
@@ -455,7 +449,7 @@ fn non_finite_logits_at_a_shallower_exit_are_an_error_not_a_route() {
 /// bias), in an output buffer of exactly that length.
 #[test]
 fn all_exits_reports_a_nan_in_the_last_logit() {
-    let cfg = tiny(3, false);
+    let cfg = synth::tiny(3, false);
     let clean = synth::random_model(&cfg, 5, DType::F32);
     let m = Model::from_bytes(&clean, &OpenOptions::default()).unwrap();
     let t = m
@@ -482,7 +476,7 @@ fn all_exits_reports_a_nan_in_the_last_logit() {
 /// is < τ): with one class every exit is certain, so every input answers at the first path.
 #[test]
 fn threshold_one_stops_at_a_certain_exit() {
-    let cfg = tiny(1, false);
+    let cfg = synth::tiny(1, false);
     let mut s = Session::new(open_synth(&cfg, 5), SessionOptions::default().max_batch(2)).unwrap();
     s.set_mode(Mode::Threshold(1.0)).unwrap();
     let x = synth::random_inputs(&cfg, 2, 3);
@@ -500,7 +494,7 @@ fn threshold_one_stops_at_a_certain_exit() {
 /// session was opened with.
 #[test]
 fn open_limits_hold_at_their_ends_and_the_accessors_report_the_options() {
-    let cfg = tiny(3, false);
+    let cfg = synth::tiny(3, false);
     let m = open_synth(&cfg, 5);
     let open = |o: SessionOptions| Session::new(m.clone(), o);
     for (n, ok) in [

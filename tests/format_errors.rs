@@ -342,7 +342,7 @@ fn flipped_data_byte_is_caught_by_verify_only() {
 
 #[test]
 fn model_level_errors_name_the_tensor_or_key() {
-    let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let cfg = synth::tiny(3, false);
     let good = synth::random_model(&cfg, 1, DType::F32);
     assert!(Model::from_bytes(&good, &OpenOptions::default().verify(true)).is_ok());
     // A file that is valid .tinv but lacks the model's tensors.

@@ -593,7 +593,7 @@ mod tests {
     /// session's sizes can be read meanwhile.
     #[test]
     fn busy_infer_clears_last_stats() {
-        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let cfg = crate::synth::tiny(3, false);
         let bytes = crate::synth::random_model(&cfg, 4, crate::format::DType::F32);
         let input = crate::synth::random_inputs(&cfg, 1, 2);
         let (mut logits, mut stats, mut n) = ([0f32; 3], [StatsC::default(); 1], 9usize);

@@ -305,7 +305,7 @@ mod tests {
     /// 8×8 grey, patch 4, D 16, 2 blocks, 3 classes, paths [1, 2], a controller when `ctrl`;
     /// `seed` draws its weights.
     fn ctrl_model(seed: u64, ctrl: bool) -> Model {
-        let mut cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let mut cfg = crate::synth::tiny(3, true);
         if !ctrl {
             cfg.controller = None;
         }

@@ -323,7 +323,7 @@ mod tests {
 
     fn meta_with(key: &str, v: MetaValue) -> Result<Config, String> {
         let mut m = Metadata::new();
-        crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true).to_meta(&mut m);
+        crate::synth::tiny(3, true).to_meta(&mut m);
         m.set(key, v);
         Config::from_meta(&m)
     }
@@ -348,7 +348,7 @@ mod tests {
     fn the_default_budget_is_the_stored_one_or_0() {
         let c = meta_with("ctrl.default_budget", MetaValue::F64(0.75)).unwrap();
         assert_eq!(c.default_budget(), 0.75);
-        let plain = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let plain = crate::synth::tiny(3, false);
         assert_eq!(plain.default_budget(), 0.0);
     }
 
@@ -357,7 +357,7 @@ mod tests {
     /// one mean and one std per channel, and a pixel normalized to exactly ±1e6.
     #[test]
     fn validate_allows_each_limit_and_refuses_one_past_it() {
-        let base = || crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let base = || crate::synth::tiny(3, false);
         let check = |edit: &dyn Fn(&mut Config), want: Option<&str>| {
             let mut c = base();
             edit(&mut c);
@@ -430,7 +430,7 @@ mod tests {
         // A subnormal std (1/std = ∞ in f32) and a finite but huge mean.
         for (mean, std) in [(0.5, 1e-39), (3.4e38, 1.0), (0.5, 1e-7)] {
             let mut m = Metadata::new();
-            let mut c = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+            let mut c = crate::synth::tiny(3, true);
             (c.mean, c.std) = (vec![mean as f32], vec![std as f32]);
             c.to_meta(&mut m);
             let e = Config::from_meta(&m).unwrap_err();
@@ -438,7 +438,7 @@ mod tests {
         }
         // ImageNet's red channel: (1 − 0.485) / 0.229 ≈ 2.2.
         let mut m = Metadata::new();
-        let mut c = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let mut c = crate::synth::tiny(3, true);
         (c.mean, c.std) = (vec![0.485], vec![0.229]);
         c.to_meta(&mut m);
         assert!(Config::from_meta(&m).is_ok());

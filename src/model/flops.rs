@@ -127,7 +127,7 @@ mod tests {
     /// instead of panicking (debug) or wrapping (release).
     #[test]
     fn absurd_configurations_saturate() {
-        let mut c = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let mut c = crate::synth::tiny(3, false);
         assert_eq!(exit_flops(&c), 2 * 16 * 3);
         c.dim = 1 << 40;
         c.mlp_hidden = 1 << 40;

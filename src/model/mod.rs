@@ -640,7 +640,7 @@ mod tests {
 
     #[test]
     fn a_handle_resolves_only_in_its_own_model() {
-        let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let cfg = synth::tiny(3, false);
         let open = |seed| {
             Model::from_bytes(
                 &synth::random_model(&cfg, seed, DType::F32),
@@ -664,7 +664,7 @@ mod tests {
     /// session calls), and the values are the f16 values.
     #[test]
     fn f16_weights_are_widened_when_the_host_needs_them_not_at_open() {
-        let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let cfg = synth::tiny(3, true);
         let m = Model::from_bytes(
             &synth::random_model(&cfg, 7, DType::F16),
             &OpenOptions::default(),
@@ -703,7 +703,7 @@ mod tests {
     /// them apart, the model hash (what engines are matched on) must.
     #[test]
     fn the_model_hash_covers_the_configuration_the_content_hash_does_not() {
-        let base = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let base = synth::tiny(3, true);
         let open = |cfg: &Config| {
             Model::from_bytes(
                 &synth::random_model(cfg, 5, DType::F32),

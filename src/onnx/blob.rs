@@ -161,7 +161,7 @@ mod tests {
     /// An f16 synthetic model, and the same plus a device-section copy of every block matrix (as
     /// `tinv-fold --device` lays it out: after the host tensors, on fresh pages).
     fn models() -> (Model, Model) {
-        let cfg = synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let cfg = synth::tiny(3, true);
         let host = synth::random_model(&cfg, 11, DType::F16);
         let idx = parse(&host).unwrap();
         let mut w = TinvWriter::new();

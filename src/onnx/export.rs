@@ -518,7 +518,7 @@ mod tests {
     /// metadata: writing `tinv.model_hash` as `0x…` changed the bytes, not the graphs.)
     #[test]
     fn exported_graphs_change_only_with_the_export_version() {
-        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let cfg = crate::synth::tiny(3, true);
         let model = Model::from_bytes(
             &crate::synth::random_model(&cfg, 7, crate::format::DType::F32),
             &crate::OpenOptions::default(),
@@ -557,7 +557,7 @@ mod tests {
     /// read back as the symbolic `batch`); every public graph builder refuses it.
     #[test]
     fn a_fixed_batch_outside_int64_or_zero_is_refused() {
-        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let cfg = crate::synth::tiny(3, true);
         let bytes = crate::synth::random_model(&cfg, 7, crate::format::DType::F32);
         let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
         let at = |batch| ExportOptions {
@@ -591,7 +591,7 @@ mod tests {
     /// weight or node, after the other's policy.
     #[test]
     fn each_controller_graph_names_only_its_own_policy() {
-        let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], true);
+        let cfg = crate::synth::tiny(3, true);
         let bytes = crate::synth::random_model(&cfg, 7, crate::format::DType::F32);
         let m = Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap();
         let has = |g: &OnnxGraph, s: &str| g.bytes.windows(s.len()).any(|w| w == s.as_bytes());
@@ -620,7 +620,7 @@ mod tests {
 
     #[test]
     fn fp16_graphs_refuse_a_normalization_beyond_fp16() {
-        let mut cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let mut cfg = crate::synth::tiny(3, false);
         // (1 − 0.5) / 5e-6 = 1e5 > 65504: FP16 would turn the pixels into inf.
         cfg.std = vec![5e-6];
         let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);

@@ -231,7 +231,7 @@ impl Rig {
 
 /// A small synthetic model (8×8 grey, paths 1 and 2) for the engine-cache tests.
 fn small_model() -> crate::Model {
-    let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let cfg = crate::synth::tiny(3, false);
     let bytes = crate::synth::random_model(&cfg, 1, crate::format::DType::F32);
     crate::Model::from_bytes(&bytes, &crate::OpenOptions::default()).unwrap()
 }
@@ -851,7 +851,7 @@ fn context_setup_failures_release_the_session() {
 #[test]
 fn segments_with_the_exported_tensor_names_open_and_resume() {
     use crate::onnx::{self, ExportOptions, GraphKind};
-    let cfg = crate::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+    let cfg = crate::synth::tiny(3, false);
     let model = crate::Model::from_bytes(
         &crate::synth::random_model(&cfg, 3, crate::format::DType::F32),
         &crate::OpenOptions::default(),
