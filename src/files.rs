@@ -238,11 +238,14 @@ mod tests {
 
     /// A file under another process's write lease (Samba's oplocks, an NFS server's
     /// delegations) refuses the non-blocking open; the blocking one waits for the lease to be
-    /// given back, then reads the file.
+    /// given back, then reads the file. No sleep decides the order: the lease is given back
+    /// only once the kernel reports the break the reader's open began, and the reader must
+    /// still be waiting then.
     #[cfg(target_os = "linux")]
     #[test]
     fn a_leased_file_opens_once_the_lease_is_given_back() {
         use std::os::fd::AsRawFd;
+        use std::time::{Duration, Instant};
         extern "C" {
             fn fcntl(fd: i32, cmd: i32, ...) -> i32;
         }
@@ -251,6 +254,7 @@ mod tests {
         const F_SETSIG: i32 = 10;
         const SIGWINCH: i32 = 28;
         const F_SETLEASE: i32 = 1024;
+        const F_GETLEASE: i32 = 1025;
         const F_WRLCK: i32 = 1;
         const F_UNLCK: i32 = 2;
         if !NON_BLOCKING_OPEN {
@@ -271,13 +275,32 @@ mod tests {
             std::fs::remove_dir_all(&dir).unwrap();
             return;
         }
+        let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn({
             let path = path.clone();
-            move || open_then_check(&path, regular_only).map(|_| ())
+            move || tx.send(open_then_check(&path, regular_only).map(|_| ()))
         });
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // While a break is pending, F_GETLEASE gives the type the holder must go down to (a
+        // read lease, for a reader) instead of the write lease it holds (fcntl(2)).
+        let start = Instant::now();
+        // SAFETY: as above.
+        while unsafe { fcntl(fd, F_GETLEASE) } == F_WRLCK {
+            assert!(
+                rx.try_recv().is_err(),
+                "the reader finished without breaking the lease"
+            );
+            assert!(start.elapsed() < Duration::from_secs(20), "no lease break");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            rx.try_recv().is_err(),
+            "the reader did not wait for the lease to be given back"
+        );
         // SAFETY: as above.
         assert_eq!(unsafe { fcntl(fd, F_SETLEASE, F_UNLCK) }, 0);
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the reader still waits after the lease was given back")
+            .unwrap();
         reader.join().unwrap().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
