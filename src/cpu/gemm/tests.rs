@@ -603,6 +603,9 @@ fn slices_shorter_than_their_shape_are_refused() {
 /// tiles full column panels are read in place, but the partial last panel must be packed (its
 /// `nv` columns read), not read `NR` wide, which would run past B's last row. n = 35 leaves a
 /// 3-column last panel for every kernel (NR = 8, 16 or 32); m = 4 is at most 4 tiles of any.
+/// The same floats then as Bᵀ (`[N, K]`, stride k): packing its last panel must read its 3 rows
+/// only (the AVX-512 packer's gather masks off the other 13 lanes of the half panel, whose rows
+/// would lie past Bᵀ's end).
 #[cfg(target_os = "linux")]
 #[test]
 fn partial_last_panel_reads_nothing_past_b() {
@@ -646,7 +649,70 @@ fn partial_last_panel_reads_nothing_past_b() {
             &pool,
         );
         case.check(&c, |p, j| b[p * n + j], &format!("guarded B {isa:?}"));
+        let case = Case::new(m, n, k, 0, false, false, 43);
+        let mut c = case.c0.clone();
+        sgemm_bt_with(
+            isa,
+            m,
+            n,
+            k,
+            &case.a,
+            case.lda,
+            b,
+            k,
+            &mut c,
+            case.ldc,
+            &mut scratch,
+            &pool,
+        );
+        case.check(&c, |p, j| b[j * k + p], &format!("guarded Bᵀ {isa:?}"));
     }
     // SAFETY: as above; the page is readable and writable again before `map` is unmapped.
     assert_eq!(unsafe { mprotect(guard.cast(), page, 3) }, 0, "mprotect");
+}
+
+/// Bᵀ (`[N, K]`) whose row stride puts its sixteenth row more than `i32::MAX` floats past its
+/// first: the AVX-512 packer's gather takes 32-bit element offsets (`15 · ld` for the 16th row of
+/// a half panel), so at this stride it must hand the panel to the generic packer. ld = ⌊i32::MAX /
+/// 15⌋ + 1 is the least such stride; 17 rows make one full half panel and one 1-row half. The
+/// 9.2 GB span is reserved, not committed: only the 17 rows' pages are touched.
+#[cfg(target_os = "linux")]
+#[test]
+fn bt_with_a_stride_past_i32_offsets() {
+    let (m, n, k) = (2, 17, 3);
+    let ld = i32::MAX as usize / 15 + 1;
+    assert!(15 * ld > i32::MAX as usize && 15 * (ld - 1) <= i32::MAX as usize);
+    let len = (n - 1) * ld + k;
+    let mut map = memmap2::MmapOptions::new()
+        .len(len * 4)
+        .no_reserve_swap()
+        .map_anon()
+        .unwrap();
+    let bt: &mut [f32] = bytemuck::cast_slice_mut(&mut map[..]);
+    let rows = random(n * k, 51);
+    for j in 0..n {
+        bt[j * ld..j * ld + k].copy_from_slice(&rows[j * k..(j + 1) * k]);
+    }
+    let bt: &[f32] = bt;
+    for isa in Isa::available() {
+        let pool = Pool::new(1);
+        let case = Case::new(m, n, k, 0, false, false, 52);
+        let mut c = case.c0.clone();
+        let mut scratch = vec![f32::NAN; scratch_len_for(isa, m, n, k, 1)];
+        sgemm_bt_with(
+            isa,
+            m,
+            n,
+            k,
+            &case.a,
+            case.lda,
+            bt,
+            ld,
+            &mut c,
+            case.ldc,
+            &mut scratch,
+            &pool,
+        );
+        case.check(&c, |p, j| rows[j * k + p], &format!("wide Bᵀ {isa:?}"));
+    }
 }
