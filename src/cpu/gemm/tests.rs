@@ -366,6 +366,46 @@ fn two_threads_match_one_thread_bitwise() {
     }
 }
 
+/// Every row count from 1 to 16, so every kernel runs a tile of each height it has (up to MR =
+/// 14): with at most MR rows the one tile has them all. n = 67 is full panels and a 3-column last
+/// one for every kernel (NR = 8, 16 or 32); k = 3 and 9 are odd, shorter and longer than the
+/// AVX2 kernel's groups of four.
+#[test]
+fn every_tile_height() {
+    let pool = Pool::new(1);
+    let mut seed = 60;
+    for isa in Isa::available() {
+        for m in 1..=16 {
+            for (k, pad, bias, acc) in [(3, 0, true, false), (9, 2, false, true)] {
+                seed += 10;
+                let n = 67;
+                let case = Case::new(m, n, k, pad, bias, acc, seed);
+                let b = random(k * n, seed + 3);
+                let mut c = case.c0.clone();
+                let mut scratch = vec![f32::NAN; scratch_len_for(isa, m, n, k, 1)];
+                sgemm_with(
+                    isa,
+                    m,
+                    n,
+                    k,
+                    &case.a,
+                    case.lda,
+                    &b,
+                    n,
+                    &mut c,
+                    case.ldc,
+                    case.bias.as_deref(),
+                    acc,
+                    &mut scratch,
+                    &pool,
+                );
+                let what = format!("{isa:?} m={m} k={k}");
+                case.check(&c, |p, j| b[p * n + j], &what);
+            }
+        }
+    }
+}
+
 #[test]
 fn hand_computed_2x2() {
     let pool = Pool::new(1);
