@@ -568,30 +568,42 @@ mod tests {
         assert_eq!(child::adaptive_runs(200, 20), 200);
     }
 
+    /// A Fashion-MNIST-shaped model (28×28 grey, 10 classes, paths at depths 2 and 4, with a
+    /// controller) in a fresh folder `tinv-bench-<name>-<pid>`, and its case on `inputs`.
+    fn fm_case(name: &str, inputs: Vec<f32>, labels: Vec<u8>) -> (std::path::PathBuf, Case) {
+        let dir = std::env::temp_dir().join(format!("tinv-bench-{name}-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fm.tinv");
+        let bytes = tinv::synth::random_model(&fm_config(), 3, tinv::format::DType::F32);
+        std::fs::write(&path, &bytes).unwrap();
+        let case = Case {
+            name: "fmnist".into(),
+            tinv: path,
+            onnx: dir.join("unused.onnx"),
+            onnx_tract: dir.join("unused.decomposed.onnx"),
+            chw: (1, 28, 28),
+            inputs,
+            labels: Some(labels),
+            budget: None,
+            ort_lib: dir.join("unused.so"),
+            adaptive: true,
+        };
+        (dir, case)
+    }
+
+    fn fm_config() -> tinv::Config {
+        tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true)
+    }
+
     /// The sweep's fixed-exit points cost what the session counts for that depth (the exit head
     /// is in `backbone_flops` once; it was added a second time), and the oracle's FLOPs are
     /// those of the exits it picks.
     #[test]
     fn sweep_flops_are_the_sessions_own() {
-        let dir = std::env::temp_dir().join(format!("tinv-bench-sweep-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
-        let path = dir.join("fm.tinv");
-        let bytes = tinv::synth::random_model(&cfg, 3, tinv::format::DType::F32);
-        std::fs::write(&path, &bytes).unwrap();
-        let inputs = tinv::synth::random_inputs(&cfg, 6, 1);
-        let case = Case {
-            name: "fmnist".into(),
-            tinv: path.clone(),
-            onnx: dir.join("unused.onnx"),
-            onnx_tract: dir.join("unused.decomposed.onnx"),
-            chw: (1, 28, 28),
-            inputs: inputs.clone(),
-            labels: Some(vec![0, 1, 2, 3, 4, 5]),
-            budget: None,
-            ort_lib: dir.join("unused.so"),
-            adaptive: true,
-        };
+        let inputs = tinv::synth::random_inputs(&fm_config(), 6, 1);
+        let (dir, case) = fm_case("sweep", inputs.clone(), vec![0, 1, 2, 3, 4, 5]);
+        let path = case.tinv.clone();
         let sw = sweep(&case).unwrap().unwrap();
         let model = Arc::new(Model::open(&path, &OpenOptions::default()).unwrap());
         let mut s = Session::new(model, SessionOptions::default()).unwrap();
@@ -609,6 +621,274 @@ mod tests {
             oracle_flops >= per_depth[0] && oracle_flops <= per_depth[1],
             "{oracle_flops} outside the exits' {per_depth:?}"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The class and FLOPs `s` gives `x` at depth `d`.
+    fn at_depth(s: &mut Session, x: &[f32], d: usize) -> (usize, f64) {
+        let mut logits = vec![0f32; 10];
+        let st = s.infer_depth(x, 1, d, &mut logits).unwrap();
+        (tinv::control::argmax(&logits), st[0].flops as f64)
+    }
+
+    /// Accuracy is the fraction of the test images answered right and the FLOPs their mean, per
+    /// exit, for the oracle (the shallowest exit that is right; one that no exit gets right
+    /// stops at the first, which is as wrong as any) and at each point of the two curves. Six
+    /// images on which the two exits disagree, labelled so that the counts are known by hand:
+    /// images 0–1 carry exit 0's class, 2–4 exit 1's, 5 neither's.
+    #[test]
+    fn sweep_accuracies_count_the_right_answers() {
+        let cfg = fm_config();
+        let pool = tinv::synth::random_inputs(&cfg, 60, 7);
+        let (dir, mut case) = fm_case("sweep-acc", Vec::new(), Vec::new());
+        let model = Arc::new(Model::open(&case.tinv, &OpenOptions::default()).unwrap());
+        let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+        let (mut inputs, mut labels) = (Vec::new(), Vec::new());
+        let (mut c0, mut c1) = (0.0, 0.0);
+        for x in pool.chunks_exact(784) {
+            let ((p0, f0), (p1, f1)) = (at_depth(&mut s, x, 2), at_depth(&mut s, x, 4));
+            (c0, c1) = (f0, f1);
+            if p0 == p1 {
+                continue;
+            }
+            let k = labels.len();
+            labels.push(match k {
+                0 | 1 => p0,
+                2..=4 => p1,
+                _ => (0..10).find(|c| *c != p0 && *c != p1).unwrap(),
+            } as u8);
+            inputs.extend_from_slice(x);
+            if labels.len() == 6 {
+                break;
+            }
+        }
+        assert_eq!(
+            labels.len(),
+            6,
+            "fewer than 6 of 60 images where the exits disagree"
+        );
+        assert!(c0 < c1);
+        case.inputs = inputs.clone();
+        case.labels = Some(labels.clone());
+        let sw = sweep(&case).unwrap().unwrap();
+        assert_eq!(sw.exits, [(2, c0, 2.0 / 6.0), (4, c1, 3.0 / 6.0)]);
+        // Right at exit 0 twice, at exit 1 only three times, never once (which costs exit 0).
+        assert_eq!(sw.oracle, ((3.0 * c0 + 3.0 * c1) / 6.0, 5.0 / 6.0));
+        // Each curve point: the mean over the six images of what the session does in that mode.
+        let expect = |s: &mut Session, v: f32| {
+            let mut logits = vec![0f32; 10];
+            let (mut ok, mut flops) = (0.0, 0.0);
+            for (x, &y) in inputs.chunks_exact(784).zip(&labels) {
+                let st = s.infer(x, 1, &mut logits).unwrap();
+                ok += f64::from(u8::from(st[0].class == usize::from(y)));
+                flops += st[0].flops as f64;
+            }
+            (v, flops / 6.0, ok / 6.0)
+        };
+        let mut want = Vec::new();
+        for &t in &TAUS {
+            s.set_mode(Mode::Threshold(t)).unwrap();
+            want.push(expect(&mut s, t));
+        }
+        assert_eq!(sw.thresholds, want);
+        let mut want = Vec::new();
+        s.set_mode(Mode::Adaptive).unwrap();
+        for &b in &BUDGETS {
+            s.set_budget(b).unwrap();
+            want.push(expect(&mut s, b));
+        }
+        assert_eq!(sw.budgets, want);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The report's numbers, from rows whose values are chosen so that each is known by hand:
+    /// the ratio to ONNX Runtime's p50 at the same thread count, effective GFLOP/s (mean FLOPs
+    /// over mean latency; the model's full-depth FLOPs for a row without them), the memory in
+    /// MiB, and the targets table (each ratio against its limit, the paired rounds' median, range
+    /// and straddling).
+    #[test]
+    fn the_report_computes_its_numbers_as_it_says() {
+        let inputs = tinv::synth::random_inputs(&fm_config(), 6, 1);
+        let (dir, case) = fm_case("report", inputs.clone(), vec![0, 1, 2, 3, 4, 5]);
+        // The full path's FLOPs as the session counts them.
+        let model = Arc::new(Model::open(&case.tinv, &OpenOptions::default()).unwrap());
+        let mut s = Session::new(model, SessionOptions::default()).unwrap();
+        let (_, ff) = at_depth(&mut s, &inputs[..784], 4);
+        let row = |rt: &str, t: usize, kv: &[(&str, &str)]| Row {
+            case: "fmnist".into(),
+            runtime: rt.into(),
+            threads: t,
+            kv: kv
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let mib = |m: f64| format!("{}", m * 1048576.0);
+        let rows = vec![
+            row(
+                "tinv",
+                1,
+                &[
+                    ("p50_us", "800"),
+                    ("p99_us", "900"),
+                    ("mean_us", "850"),
+                    ("mem_increase", &mib(2.0)),
+                    ("mean_flops", "1700000"),
+                    ("weight_bytes_per_inference", "1000"),
+                ],
+            ),
+            row(
+                "tinv-adaptive",
+                1,
+                &[
+                    ("p50_us", "300"),
+                    ("p99_us", "700"),
+                    ("mean_us", "400"),
+                    ("mem_increase", &mib(2.0)),
+                    ("mean_flops", "800000"),
+                    ("weight_bytes_per_inference", "500"),
+                    ("depth_histogram", "4,2"),
+                ],
+            ),
+            row(
+                "ort",
+                1,
+                &[
+                    ("p50_us", "1000"),
+                    ("p99_us", "1200"),
+                    ("mean_us", "1000"),
+                    ("mem_increase", &mib(4.0)),
+                ],
+            ),
+            row("tinv", 2, &[("p50_us", "500"), ("mean_us", "500")]),
+            row("ort", 2, &[("p50_us", "400"), ("mean_us", "400")]),
+        ];
+        let paired = vec![
+            (1, vec![0.9, 1.2, 1.0]),
+            (2, vec![0.9, 1.0]),
+            (3, vec![1.1]),
+        ];
+        let a = Args {
+            fmnist: None,
+            images: dir.join("unused.idx"),
+            labels: dir.join("unused.idx"),
+            eval_n: 6,
+            vit_tiny: false,
+            threads: vec![1, 2, 3],
+            runs: 10,
+            warmup: 1,
+            venv: dir.join("unused-venv"),
+            ort_lib: Some(dir.join("libonnxruntime.so.9.8.7")),
+            openblas: None,
+            out: dir.clone(),
+            report: dir.join("RESULTS.md"),
+            rounds: 3,
+            profile_only: false,
+            child: None,
+            raw: Vec::new(),
+        };
+        write(
+            &a,
+            std::slice::from_ref(&case),
+            &rows,
+            &paired,
+            None,
+            Some("## profile\n\n"),
+        )
+        .unwrap();
+        let md = std::fs::read_to_string(&a.report).unwrap();
+        let has = |line: &str| assert!(md.lines().any(|l| l == line), "no line {line:?} in:\n{md}");
+        let contains = |part: &str| assert!(md.contains(part), "no {part:?} in:\n{md}");
+        // The adaptive rows time 12 runs: the smallest multiple of the 6 images ≥ --runs 10.
+        contains("1 warm-up then 10 timed runs per row (12 for the tinv-adaptive rows");
+        contains("ONNX Runtime: `libonnxruntime.so.9.8.7` through its C API");
+        contains("every row ran 3 times in rotation");
+        // The machine: /proc/cpuinfo's first model name.
+        let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpu
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or("unknown CPU", |(_, name)| name.trim());
+        contains(&format!("Machine: {cpu} ("));
+        // The tree: a name git resolves to HEAD (`-dirty` aside), in a git checkout.
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let tree = md
+            .split("; tree: `")
+            .nth(1)
+            .unwrap()
+            .split('`')
+            .next()
+            .unwrap();
+        match git(&["rev-parse", "HEAD"]) {
+            Some(head) => {
+                let name = tree.strip_suffix("-dirty").unwrap_or(tree);
+                let named = git(&["rev-parse", "--verify", &format!("{name}^{{commit}}")]);
+                assert_eq!(named.as_deref(), Some(head.as_str()), "tree {tree:?}");
+            }
+            None => assert_eq!(tree, "not a git checkout"),
+        }
+        contains(&format!(
+            "## fmnist (`{}`), full depth {:.1} MFLOPs",
+            case.tinv.display(),
+            ff / 1e6
+        ));
+        // tinv: 800 / 1000 of ORT's p50; 1.7 MFLOPs in 850 µs = 2.0 GFLOP/s; 2 MiB.
+        has("| tinv | 1 | 800 | 900 | 850 | 0.80× | 2.0 | – | 2.0 | 1000 |");
+        // Adaptive: 300 / 1000; 0.8 MFLOPs in 400 µs on average = 2.0 GFLOP/s (over its p50 it
+        // would be 2.7).
+        has("| tinv-adaptive | 1 | 300 | 700 | 400 | 0.30× | 2.0 | – | 2.0 | 500 |");
+        // ORT reports no FLOPs: the full path's, over its mean of 1000 µs; 4 MiB.
+        has(&format!(
+            "| ort | 1 | 1000 | 1200 | 1000 | 1.00× | {:.1} | – | 4.0 | – |",
+            ff / 1e6
+        ));
+        // At 2 threads against ORT's 2-thread p50 (400), not its 1-thread one.
+        contains("| tinv | 2 | 500 | NaN | 500 | 1.25× | ");
+        has("Adaptive depth histogram over paths [2, 4]: 4,2.");
+        // The per-path table lists the model's two depths, each with a positive p50.
+        let table: Vec<(usize, f64)> = md
+            .split("| depth | µs |\n|---|---|\n")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').map(str::trim).collect();
+                (f[1].parse().unwrap(), f[2].parse().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            table.iter().map(|t| t.0).collect::<Vec<_>>(),
+            [2, 4],
+            "{md}"
+        );
+        assert!(table.iter().all(|t| t.1 > 0.0), "{md}");
+        contains("## profile\n\n## Targets");
+        // Paired rounds: 1 thread, median of 0.9, 1.0, 1.2 is 1.0, within the limit, range on
+        // both sides of it; 2 threads, (0.9 + 1.0) / 2 = 0.95, the range reaching 1.0 but not
+        // past it; 3 threads, one round at 1.1, 10% over, no range.
+        let vit = "ViT-Tiny full depth, tinv / ORT p50";
+        has(&format!("| {vit}, 1 thread(s), median of 3 rounds (range 0.90–1.20) | 1.00× | ≤ 1× | met (rounds on both sides of the limit) |"));
+        has(&format!(
+            "| {vit}, 2 thread(s), median of 2 rounds (range 0.90–1.00) | 0.95× | ≤ 1× | met |"
+        ));
+        has(&format!(
+            "| {vit}, 3 thread(s) | 1.10× | ≤ 1× | **missed by 10%** |"
+        ));
+        // Adaptive mean over ORT's mean: 400 / 1000; none at 2 threads.
+        has("| Fashion-MNIST adaptive mean / ORT full-depth mean, 1 thread(s) | 0.40× | ≤ 0.45× | met |");
+        has("| Fashion-MNIST adaptive mean / ORT full-depth mean, 2 thread(s) | n/a | ≤ 0.45× | not measured |");
+        // 2 MiB over 4 MiB; 500 weight bytes over 1000, 0.5 / 0.45 − 1 = 11% over.
+        has("| fmnist: memory increase tinv / ORT | 0.50× | ≤ 0.66× | met |");
+        has("| Fashion-MNIST weight bytes per inference, adaptive / full depth | 0.50× | ≤ 0.45× | **missed by 11%** |");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
