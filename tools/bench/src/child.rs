@@ -94,6 +94,14 @@ pub fn run(
         other => return Err(format!("unknown runtime '{other}'")),
     };
     let (_, hwm) = rss();
+    outln!("{}", result_line(m, hwm));
+    Ok(())
+}
+
+/// The RESULT line of `m`, `hwm` the process's peak resident set: p50 and p99 as
+/// [`percentiles`] gives them, the mean latency, the count of timed runs, the memory increase
+/// (end less before; none when it fell), then `m`'s own pairs.
+fn result_line(m: Measured, hwm: u64) -> String {
     let mut lat = m.lat_us.clone();
     let mean = lat.iter().sum::<f64>() / lat.len().max(1) as f64;
     let (p50, p99) = percentiles(&mut lat);
@@ -105,8 +113,7 @@ pub fn run(
     for (k, v) in m.extra {
         line.push_str(&format!(" {k}={v}"));
     }
-    outln!("{line}");
-    Ok(())
+    line
 }
 
 /// Input `i` of `case`, cycling over its images (C×H×W floats each).
@@ -312,7 +319,7 @@ fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(
         };
         all_t.extend_from_slice(&t);
         all_o.extend_from_slice(&o);
-        ratios.push(percentiles(&mut t).0 / percentiles(&mut o).0);
+        ratios.push(block_ratio(&mut t, &mut o));
     }
     let ratio = crate::median(ratios).unwrap_or(0.0);
     outln!(
@@ -322,6 +329,11 @@ fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(
         percentiles(&mut all_o).0
     );
     Ok(())
+}
+
+/// The ratio of one pair of neighbouring blocks: tinv's p50 over ONNX Runtime's.
+fn block_ratio(tinv: &mut [f64], ort: &mut [f64]) -> f64 {
+    percentiles(tinv).0 / percentiles(ort).0
 }
 
 #[cfg(feature = "tract")]
@@ -360,7 +372,119 @@ fn tract_run(case: &Case, warmup: usize, runs: usize) -> Result<Measured, String
 
 #[cfg(test)]
 mod tests {
-    use super::{adaptive_runs, model_memory, percentiles};
+    use super::{
+        adaptive_runs, block_ratio, model_memory, percentiles, result_line, rss, tinv_run, Measured,
+    };
+    use crate::Case;
+    use tinv::{Mode, Model, OpenOptions, Session, SessionOptions};
+
+    #[test]
+    fn the_result_line_has_p50_p99_mean_runs_and_the_memory_increase() {
+        // 1, 2, 3 and 10 µs: p50 (2 + 3) / 2 = 2.5, p99 the 4th of 4 (nearest rank ⌈0.99 × 4⌉),
+        // mean 16 / 4 = 4; 5096 − 1000 bytes more at the end.
+        let m = |lat: Vec<f64>, before: u64, end: u64| Measured {
+            lat_us: lat,
+            mem_before: before,
+            mem_end: end,
+            extra: vec![("mean_flops".into(), "12".into())],
+        };
+        assert_eq!(
+            result_line(m(vec![10.0, 2.0, 3.0, 1.0], 1000, 5096), 7),
+            "RESULT p50_us=2.5 p99_us=10.0 mean_us=4.0 runs=4 mem_increase=4096 hwm=7 \
+             mean_flops=12"
+        );
+        // Memory that fell is no increase; three runs of 1, 1, 4: mean 2.
+        assert_eq!(
+            result_line(m(vec![1.0, 4.0, 1.0], 5096, 1000), 0),
+            "RESULT p50_us=1.0 p99_us=4.0 mean_us=2.0 runs=3 mem_increase=0 hwm=0 mean_flops=12"
+        );
+    }
+
+    #[test]
+    fn a_block_pairs_ratio_is_tinvs_p50_over_orts() {
+        // p50s 20 (of 10, 20, 30) and 55 (of 40, 50, 60, 70).
+        let r = block_ratio(&mut [30.0, 10.0, 20.0], &mut [70.0, 40.0, 60.0, 50.0]);
+        assert_eq!(r, 20.0 / 55.0);
+    }
+
+    /// VmRSS and VmHWM in bytes: whole KiB, more than a MiB in any test process, the peak at
+    /// least the current.
+    #[test]
+    fn rss_is_the_resident_set_and_its_peak_in_bytes() {
+        let (now, peak) = rss();
+        assert!(now > 1 << 20 && now % 1024 == 0, "{now}");
+        assert!(peak >= now && peak % 1024 == 0, "{peak} < {now}");
+    }
+
+    /// A tinv row's FLOPs and weight bytes per inference are the means of what the session
+    /// reports for the inputs it timed, its histogram counts the timed inferences per path, its
+    /// arena is the session's. Full depth: every input costs the full path. Adaptive: 6 images
+    /// and --runs 5 time each image once (6 runs; input `i` is image `i mod 6`, after 1 warm-up).
+    #[test]
+    fn tinv_rows_report_the_means_of_the_timed_inferences() {
+        let dir = std::env::temp_dir().join(format!("tinv-bench-child-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
+        let path = dir.join("fm.tinv");
+        std::fs::write(
+            &path,
+            tinv::synth::random_model(&cfg, 3, tinv::format::DType::F32),
+        )
+        .unwrap();
+        let inputs = tinv::synth::random_inputs(&cfg, 6, 5);
+        let case = Case {
+            name: "fmnist".into(),
+            tinv: path.clone(),
+            onnx: dir.join("unused.onnx"),
+            onnx_tract: dir.join("unused.decomposed.onnx"),
+            chw: (1, 28, 28),
+            inputs: inputs.clone(),
+            labels: None,
+            budget: None,
+            ort_lib: dir.join("unused.so"),
+            adaptive: true,
+        };
+        let extra = |m: &Measured, k: &str| {
+            m.extra
+                .iter()
+                .find(|(a, _)| a == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let model = std::sync::Arc::new(Model::open(&path, &OpenOptions::default()).unwrap());
+        let opts = SessionOptions::default().max_batch(1).threads(1);
+        let mut s = Session::new(model, opts).unwrap();
+        let mut logits = vec![0f32; 10];
+        let full = s.infer_depth(&inputs[..784], 1, 4, &mut logits).unwrap()[0];
+        let m = tinv_run(&case, 1, 1, 5, None).unwrap();
+        assert_eq!(m.lat_us.len(), 5);
+        assert_eq!(extra(&m, "mean_flops"), full.flops.to_string());
+        assert_eq!(
+            extra(&m, "weight_bytes_per_inference"),
+            full.weight_bytes.to_string()
+        );
+        assert_eq!(extra(&m, "depth_histogram"), "0,5");
+        assert_eq!(extra(&m, "arena_bytes"), s.arena_bytes().to_string());
+        let (mut flops, mut bytes, mut hist) = (0, 0, [0; 2]);
+        s.set_mode(Mode::Adaptive).unwrap();
+        for x in inputs.chunks_exact(784) {
+            let st = s.infer(x, 1, &mut logits).unwrap()[0];
+            (flops, bytes) = (flops + st.flops, bytes + st.weight_bytes);
+            hist[st.path] += 1;
+        }
+        let m = tinv_run(&case, 1, 1, 5, Some(Mode::Adaptive)).unwrap();
+        assert_eq!(m.lat_us.len(), 6);
+        assert_eq!(extra(&m, "mean_flops"), (flops / 6).to_string());
+        assert_eq!(
+            extra(&m, "weight_bytes_per_inference"),
+            (bytes / 6).to_string()
+        );
+        assert_eq!(
+            extra(&m, "depth_histogram"),
+            format!("{},{}", hist[0], hist[1])
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn model_memory_counts_the_pages_mapped_from_the_model_file() {
