@@ -314,7 +314,60 @@ impl Section {
 
 #[cfg(test)]
 mod tests {
-    use super::{Part, Section};
+    use super::{median_us, timed, Part, Section};
+
+    #[test]
+    fn a_parts_time_is_the_median_of_at_least_three_runs() {
+        // Runs that take 1, 2, 3, … µs: at least 3 of them (median 2), or 4 (median 2.5).
+        for (runs, median) in [(0, 2.0), (1, 2.0), (3, 2.0), (4, 2.5)] {
+            let mut n = 0;
+            let got = median_us(runs, || {
+                n += 1;
+                f64::from(n)
+            });
+            assert_eq!((got, n), (median, runs.max(3) as i32), "runs {runs}");
+        }
+        // In µs: a 2 ms sleep takes at least 2000.
+        let us = timed(|| std::thread::sleep(std::time::Duration::from_millis(2)));
+        assert!(us >= 2000.0, "{us}");
+    }
+
+    /// The FLOPs of each part from the block's shape (5 tokens of width 16, MLP 64; 2 FLOPs a
+    /// multiply-add): qkv 2·5·48·16 = 7680, proj 2·5·16·16 = 2560, fc1 and fc2 2·5·64·16 =
+    /// 10240 each, attention 2 · 2·5·5·16 = 1600 (QKᵀ and scores·V 800 each), the whole block
+    /// their sum, 32320; "rest" is the whole block's time less the parts above it.
+    #[test]
+    fn the_profile_counts_each_parts_flops_from_the_shapes() {
+        let cfg = tinv::synth::config(8, 1, 4, 16, 2, 2, 4, &[1, 2], false);
+        let bytes = tinv::synth::random_model(&cfg, 1, tinv::format::DType::F32);
+        let model = tinv::Model::from_bytes(&bytes, &tinv::OpenOptions::default()).unwrap();
+        let s = Section::measure("tiny", &model, &[1, 2], 3).unwrap();
+        assert_eq!(s.profiles.iter().map(|p| p.0).collect::<Vec<_>>(), [1, 2]);
+        for (_, parts) in &s.profiles {
+            let got: Vec<(&str, f64)> = parts.iter().map(|p| (p.name.as_str(), p.flops)).collect();
+            assert_eq!(
+                got,
+                [
+                    ("LayerNorm ×2", 0.0),
+                    ("GELU (erf)", 0.0),
+                    ("GEMM qkv", 7680.0),
+                    ("GEMM proj", 2560.0),
+                    ("GEMM fc1", 10240.0),
+                    ("GEMM fc2", 10240.0),
+                    ("attention (QKᵀ, softmax, ·V)", 1600.0),
+                    ("rest (whole − parts: pool hand-offs, caches)", 0.0),
+                    ("· of which QKᵀ, all heads, 1 thread", 800.0),
+                    ("· of which softmax, all heads, 1 thread", 0.0),
+                    ("· of which scores·V, all heads, 1 thread", 800.0),
+                    ("whole block", 32320.0),
+                ]
+            );
+            let above: f64 = parts[..7].iter().map(|p| p.us).sum();
+            assert_eq!(parts[7].us, parts[11].us - above);
+        }
+        assert!(s.markdown().contains("one tiny block, batch 1"));
+        assert!(s.markdown().contains("(median of 3, in a process"));
+    }
 
     #[test]
     fn speed_up_is_a_ratio_of_positive_times_only() {
