@@ -178,3 +178,177 @@ pub fn bars(title: &str, ylabel: &str, items: &[(String, f64)]) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{bars, esc, fmt, lines, nice_max, tick, Series};
+
+    /// The numbers of attribute `attr` on each `<tag …>` of `svg` that has one, in order.
+    fn attrs(svg: &str, tag: &str, attr: &str) -> Vec<f64> {
+        svg.split(&format!("<{tag} "))
+            .skip(1)
+            .filter_map(|t| {
+                let t = format!(" {}", &t[..t.find('>').unwrap()]);
+                let v = t.split(&format!(" {attr}=\"")).nth(1)?;
+                v[..v.find('"').unwrap()].parse().ok()
+            })
+            .collect()
+    }
+
+    fn close(got: &[f64], want: &[f64]) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= 0.051, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn labels_axes_and_numbers() {
+        assert_eq!(esc("a<b>&c"), "a&lt;b&gt;&amp;c");
+        // The next of 1, 2, 2.5, 5, 10 times a power of ten at or above v; 1 for none.
+        for (v, m) in [
+            (0.0, 1.0),
+            (-5.0, 1.0),
+            (1.0, 1.0),
+            (1.5, 2.0),
+            (2.2, 2.5),
+            (3.0, 5.0),
+            (7.0, 10.0),
+            (50.0, 50.0),
+            (51.0, 100.0),
+            (0.03, 0.05),
+        ] {
+            assert!((nice_max(v) - m).abs() < 1e-12, "{v}: {}", nice_max(v));
+        }
+        for (v, s) in [
+            (2.5e9, "2.5G"),
+            (-3e6, "-3.0M"),
+            (1500.0, "1.5k"),
+            (999.0, "999"),
+            (10.0, "10"),
+            (0.0, "0"),
+            (5.0, "5.00"),
+            (-9.5, "-9.50"),
+        ] {
+            assert_eq!(fmt(v), s, "{v}");
+        }
+        // Whole steps: as `fmt`; else one decimal more than the step's first digit needs.
+        assert_eq!(tick(1500.0, 0.5), "1.5k");
+        assert_eq!(tick(40.0, 20.0), "40");
+        assert_eq!(tick(1.0, 1.0), "1.00");
+        assert_eq!(tick(2.5, 0.5), "2.50");
+        assert_eq!(tick(0.04, 0.02), "0.040");
+        assert_eq!(tick(7.5, 2.5), "7.5");
+        assert_eq!(tick(0.123, 0.001), "0.1230");
+    }
+
+    /// Bars from the axis (y 350) up to their value over the rounded-up maximum (320 px for the
+    /// whole axis), each in 70 % of its share of the 550 px plot width, 15 % in from its left.
+    #[test]
+    fn bars_are_as_tall_as_their_values() {
+        let items = [("a".to_string(), 40.0), ("<b>".to_string(), 20.0)];
+        let s = bars("t", "µs", &items);
+        // Axis top: nice_max(40) = 50. Slots of 275: x = 70 + 41.25 and 70 + 275 + 41.25.
+        close(&attrs(&s, "rect", "x"), &[111.25, 386.25]);
+        close(&attrs(&s, "rect", "width"), &[192.5, 192.5]);
+        close(&attrs(&s, "rect", "height"), &[256.0, 128.0]);
+        close(&attrs(&s, "rect", "y"), &[94.0, 222.0]);
+        assert!(s.contains(">&lt;b&gt;</text>"), "{s}");
+        // The value above each bar, 4 px up.
+        assert!(
+            s.contains("y=\"90.0\" text-anchor=\"middle\">40</text>"),
+            "{s}"
+        );
+        assert!(
+            s.contains("y=\"218.0\" text-anchor=\"middle\">20</text>"),
+            "{s}"
+        );
+        // Six y ticks 0 to 50, every 64 px from the axis up.
+        close(
+            &attrs(&s, "line", "y1")[..6],
+            &[350.0, 286.0, 222.0, 158.0, 94.0, 30.0],
+        );
+        for (i, v) in ["0", "10", "20", "30", "40", "50"].iter().enumerate() {
+            let y = 354.0 - 64.0 * i as f64;
+            assert!(
+                s.contains(&format!("y=\"{y}\" text-anchor=\"end\">{v}</text>")),
+                "{v}: {s}"
+            );
+        }
+        // Title centred over the 640 px, the y label at mid-height of the plot (30 + 160).
+        assert!(
+            s.contains("<text x=\"320\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">t</text>")
+        );
+        assert!(
+            s.contains("transform=\"rotate(-90 15 190)\">µs</text>"),
+            "{s}"
+        );
+        assert!(s.ends_with("</svg>\n"));
+    }
+
+    /// Points at x · 550 / x-max from x 70 and (y − y_min) · 320 / (y-max − y_min) up from y 350;
+    /// a line through the points of a series that has one and more than one point; each
+    /// series' legend 16 px below the one before, in its colour.
+    #[test]
+    fn lines_place_points_on_the_axes() {
+        let series = [
+            Series {
+                label: "one".into(),
+                points: vec![(0.0, 60.0), (4.0, 80.0), (8.0, 100.0)],
+                line: true,
+            },
+            Series {
+                label: "two".into(),
+                points: vec![(2.0, 70.0)],
+                line: true,
+            },
+            Series {
+                label: "three".into(),
+                points: vec![(6.0, 90.0), (7.0, 95.0)],
+                line: false,
+            },
+        ];
+        let s = lines("t", "MFLOPs", "acc", &series, 50.0);
+        // x-max nice_max(8) = 10: 55 px a unit; y from 50 to 100: 6.4 px a unit.
+        close(
+            &attrs(&s, "circle", "cx"),
+            &[70.0, 290.0, 510.0, 180.0, 400.0, 455.0],
+        );
+        close(
+            &attrs(&s, "circle", "cy"),
+            &[286.0, 158.0, 30.0, 222.0, 94.0, 62.0],
+        );
+        assert_eq!(s.matches("<polyline").count(), 1, "{s}");
+        assert!(
+            s.contains("points=\"70.0,286.0 290.0,158.0 510.0,30.0\""),
+            "{s}"
+        );
+        assert!(s.contains("r=\"4\" fill=\"#d62728\""), "{s}");
+        // Legends at y 35, 51, 67; x ticks 0, 2, …, 10 every 110 px (a whole step: written as
+        // `fmt` writes numbers, two decimals below 10).
+        close(&attrs(&s, "rect", "y"), &[35.0, 51.0, 67.0]);
+        for (i, v) in ["0", "2.00", "4.00", "6.00", "8.00", "10"]
+            .iter()
+            .enumerate()
+        {
+            let x = 70.0 + 110.0 * i as f64;
+            assert!(
+                s.contains(&format!(
+                    "<text x=\"{x}\" y=\"366\" text-anchor=\"middle\">{v}</text>"
+                )),
+                "{v}: {s}"
+            );
+        }
+        // y ticks from y_min: 50, 60, … 100.
+        assert!(s.contains("text-anchor=\"end\">50</text>"), "{s}");
+        assert!(s.contains("text-anchor=\"end\">100</text>"), "{s}");
+        assert!(
+            s.contains("<text x=\"345\" y=\"390\" text-anchor=\"middle\">MFLOPs</text>"),
+            "{s}"
+        );
+        // From 0, the y axis rounds its top up: 100 → 100, points over 0–100.
+        let s = lines("t", "x", "y", &series[1..2], 0.0);
+        close(&attrs(&s, "circle", "cy"), &[350.0 - 320.0 * 0.7]);
+        close(&attrs(&s, "circle", "cx"), &[70.0 + 550.0]);
+    }
+}
