@@ -166,6 +166,69 @@ impl Blas {
             times.push(t.elapsed().as_secs_f64());
         }
         let (med, _) = crate::child::percentiles(&mut times);
-        2.0 * (m * n * k) as f64 / med / 1e9
+        gflops_in(m, n, k, med)
+    }
+}
+
+/// GFLOP/s of an `m×k · k×n` product that took `secs` seconds: 2·m·n·k FLOPs (a multiply and
+/// an add per term).
+fn gflops_in(m: usize, n: usize, k: usize, secs: f64) -> f64 {
+    2.0 * (m * n * k) as f64 / secs / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{candidates, gflops_in, Blas};
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn gflops_count_two_flops_a_term() {
+        // 197×192 · 192×576 in 1 ms: 2 · 197 · 576 · 192 = 43 573 248 FLOPs, 43.573248 GFLOP/s.
+        assert!((gflops_in(197, 576, 192, 1e-3) - 43.573248).abs() < 1e-9);
+        // 1024³ in 0.5 s: 2 · 2³⁰ / 0.5 = 4.294967296 GFLOP/s.
+        assert!((gflops_in(1024, 1024, 1024, 0.5) - 4.294967296).abs() < 1e-12);
+    }
+
+    /// `--openblas` first, then numpy's copy in the venv, then the system's; a candidate that
+    /// does not exist or is no OpenBLAS is passed over.
+    #[test]
+    fn candidates_in_order_and_only_libraries_load() {
+        let dir = std::env::temp_dir().join(format!("tinv-bench-blas-{}", std::process::id()));
+        let libs = dir.join("venv/lib/python3.12/site-packages/numpy.libs");
+        std::fs::create_dir_all(&libs).unwrap();
+        for f in ["libscipy_openblas64_-abc.so", "libgfortran-x.so"] {
+            std::fs::write(libs.join(f), b"not a library").unwrap();
+        }
+        let c = candidates(Some(Path::new("/my/openblas.so")), &dir.join("venv"));
+        let want: Vec<PathBuf> = vec![
+            "/my/openblas.so".into(),
+            libs.join("libscipy_openblas64_-abc.so"),
+            "/usr/lib/x86_64-linux-gnu/libopenblas.so.0".into(),
+            "/usr/lib/aarch64-linux-gnu/libopenblas.so.0".into(),
+        ];
+        assert_eq!(c, want);
+        assert_eq!(candidates(None, &dir.join("none")), want[2..]);
+        assert!(Blas::load(&c[..2]).is_none());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The product itself, with numpy's OpenBLAS from the venv when there is one (`$TINV_VENV`,
+    /// else `.venv` at the repository root; skipped without).
+    #[test]
+    fn sgemm_multiplies_row_major() {
+        let venv = std::env::var_os("TINV_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+        let Some(b) = Blas::load(&candidates(None, &venv)) else {
+            eprintln!("SKIP sgemm_multiplies_row_major: no OpenBLAS");
+            return;
+        };
+        // [1 2 3; 4 5 6] · [1 0; 0 1; 2 −1] = [7 −1; 16 −1].
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let bm = [1.0, 0.0, 0.0, 1.0, 2.0, -1.0];
+        let mut c = [9.0; 4];
+        b.sgemm(2, 2, 3, &a, &bm, &mut c);
+        assert_eq!(c, [7.0, -1.0, 16.0, -1.0]);
+        assert!(b.gflops(8, 8, 8) > 0.0);
     }
 }
