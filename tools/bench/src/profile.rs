@@ -332,6 +332,69 @@ mod tests {
         assert!(us >= 2000.0, "{us}");
     }
 
+    /// GFLOP/s = FLOPs ÷ µs ÷ 1000 where both are positive, "–" where either is not; the
+    /// speed-up (first thread count's µs over the last's) where both are positive, and only
+    /// with more than one thread count.
+    #[test]
+    fn gflops_and_speed_ups_only_from_positive_numbers() {
+        let part = |name: &str, us: f64, flops: f64| Part {
+            name: name.into(),
+            us,
+            flops,
+        };
+        let one = |us: [f64; 4]| {
+            vec![
+                part("gemm", us[0], 2e5),
+                part("free", us[1], 0.0),
+                part("instant", us[2], 5e4),
+                part("rest", us[3], 0.0),
+            ]
+        };
+        let s = Section {
+            name: "t".into(),
+            runs: 1,
+            profiles: vec![(1, one([100.0, 10.0, 0.0, 0.0]))],
+        };
+        let md = s.markdown();
+        // 2e5 FLOPs in 100 µs: 2 GFLOP/s; one thread count: no speed-up column.
+        assert!(
+            md.contains("| part | 1 thr µs | 1 thr GFLOP/s |\n|---|---|---|\n"),
+            "{md}"
+        );
+        for row in [
+            "| gemm | 100.0 | 2.0 |\n",
+            "| free | 10.0 | – |\n",
+            "| instant | 0.0 | – |\n",
+            "| rest | 0.0 | – |\n",
+        ] {
+            assert!(md.contains(row), "{row} in {md}");
+        }
+        let s = Section {
+            name: "t".into(),
+            runs: 1,
+            profiles: vec![
+                (1, one([100.0, 0.0, 30.0, 5.0])),
+                (4, one([40.0, 50.0, 0.0, -2.0])),
+            ],
+        };
+        let md = s.markdown();
+        assert!(
+            md.contains(
+                "| part | 1 thr µs | 1 thr GFLOP/s | 4 thr µs | 4 thr GFLOP/s | speed-up |"
+            ),
+            "{md}"
+        );
+        // 100 / 40 = 2.5×; 0 µs on either side or a negative rest: no ratio.
+        for row in [
+            "| gemm | 100.0 | 2.0 | 40.0 | 5.0 | 2.50× |",
+            "| free | 0.0 | – | 50.0 | – | – |",
+            "| instant | 30.0 | 1.7 | 0.0 | – | – |",
+            "| rest | 5.0 | – | -2.0 | – | – |",
+        ] {
+            assert!(md.contains(row), "{row} in {md}");
+        }
+    }
+
     /// The FLOPs of each part from the block's shape (5 tokens of width 16, MLP 64; 2 FLOPs a
     /// multiply-add): qkv 2·5·48·16 = 7680, proj 2·5·16·16 = 2560, fc1 and fc2 2·5·64·16 =
     /// 10240 each, attention 2 · 2·5·5·16 = 1600 (QKᵀ and scores·V 800 each), the whole block
