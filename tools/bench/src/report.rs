@@ -631,18 +631,14 @@ mod tests {
         (tinv::control::argmax(&logits), st[0].flops as f64)
     }
 
-    /// Accuracy is the fraction of the test images answered right and the FLOPs their mean, per
-    /// exit, for the oracle (the shallowest exit that is right; one that no exit gets right
-    /// stops at the first, which is as wrong as any) and at each point of the two curves. Six
-    /// images on which the two exits disagree, labelled so that the counts are known by hand:
-    /// images 0–1 carry exit 0's class, 2–4 exit 1's, 5 neither's.
-    #[test]
-    fn sweep_accuracies_count_the_right_answers() {
-        let cfg = fm_config();
-        let pool = tinv::synth::random_inputs(&cfg, 60, 7);
-        let (dir, mut case) = fm_case("sweep-acc", Vec::new(), Vec::new());
+    /// The case of six images on which the model's two exits disagree, labelled so that the
+    /// sweep's counts are known by hand: images 0–1 carry exit 0's class, 2–4 exit 1's, 5
+    /// neither's. With the FLOPs of exits 0 and 1 as the session counts them.
+    fn designed_case(name: &str) -> (std::path::PathBuf, Case, f64, f64) {
+        let pool = tinv::synth::random_inputs(&fm_config(), 60, 7);
+        let (dir, mut case) = fm_case(name, Vec::new(), Vec::new());
         let model = Arc::new(Model::open(&case.tinv, &OpenOptions::default()).unwrap());
-        let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+        let mut s = Session::new(model, SessionOptions::default()).unwrap();
         let (mut inputs, mut labels) = (Vec::new(), Vec::new());
         let (mut c0, mut c1) = (0.0, 0.0);
         for x in pool.chunks_exact(784) {
@@ -668,8 +664,21 @@ mod tests {
             "fewer than 6 of 60 images where the exits disagree"
         );
         assert!(c0 < c1);
-        case.inputs = inputs.clone();
-        case.labels = Some(labels.clone());
+        case.inputs = inputs;
+        case.labels = Some(labels);
+        (dir, case, c0, c1)
+    }
+
+    /// Accuracy is the fraction of the test images answered right and the FLOPs their mean, per
+    /// exit, for the oracle (the shallowest exit that is right; one that no exit gets right
+    /// stops at the first, which is as wrong as any) and at each point of the two curves, on
+    /// [`designed_case`].
+    #[test]
+    fn sweep_accuracies_count_the_right_answers() {
+        let (dir, case, c0, c1) = designed_case("sweep-acc");
+        let (inputs, labels) = (case.inputs.clone(), case.labels.clone().unwrap());
+        let model = Arc::new(Model::open(&case.tinv, &OpenOptions::default()).unwrap());
+        let mut s = Session::new(model, SessionOptions::default()).unwrap();
         let sw = sweep(&case).unwrap().unwrap();
         assert_eq!(sw.exits, [(2, c0, 2.0 / 6.0), (4, c1, 3.0 / 6.0)]);
         // Right at exit 0 twice, at exit 1 only three times, never once (which costs exit 0).
@@ -708,12 +717,8 @@ mod tests {
     /// and straddling).
     #[test]
     fn the_report_computes_its_numbers_as_it_says() {
-        let inputs = tinv::synth::random_inputs(&fm_config(), 6, 1);
-        let (dir, case) = fm_case("report", inputs.clone(), vec![0, 1, 2, 3, 4, 5]);
-        // The full path's FLOPs as the session counts them.
-        let model = Arc::new(Model::open(&case.tinv, &OpenOptions::default()).unwrap());
-        let mut s = Session::new(model, SessionOptions::default()).unwrap();
-        let (_, ff) = at_depth(&mut s, &inputs[..784], 4);
+        // The full path's FLOPs as the session counts them: `ff`.
+        let (dir, case, c0, ff) = designed_case("report");
         let row = |rt: &str, t: usize, kv: &[(&str, &str)]| Row {
             case: "fmnist".into(),
             runtime: rt.into(),
@@ -871,6 +876,29 @@ mod tests {
             "{md}"
         );
         assert!(table.iter().all(|t| t.1 > 0.0), "{md}");
+        // The sweep, on the designed case: exits right 2 and 3 times in 6, the oracle 5 times.
+        has(&format!(
+            "| exit at depth 2 (all inputs) | {:.2} | 33.33% |",
+            c0 / 1e6
+        ));
+        has(&format!(
+            "| exit at depth 4 (all inputs) | {:.2} | 50.00% |",
+            ff / 1e6
+        ));
+        has(&format!(
+            "| oracle (shallowest correct exit) | {:.2} | 83.33% |",
+            (3.0 * c0 + 3.0 * ff) / 6e6
+        ));
+        // Its plot's accuracy axis starts 1 below the worst exit's whole percent: 33 − 1.
+        let svg =
+            std::fs::read_to_string(dir.join("results/fmnist-accuracy-vs-flops.svg")).unwrap();
+        let y0: f64 = svg
+            .split("y=\"354\" text-anchor=\"end\">")
+            .nth(1)
+            .and_then(|t| t.split('<').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no lowest y tick in {svg}"));
+        assert_eq!(y0, 32.0, "{svg}");
         contains("## profile\n\n## Targets");
         // Paired rounds: 1 thread, median of 0.9, 1.0, 1.2 is 1.0, within the limit, range on
         // both sides of it; 2 threads, (0.9 + 1.0) / 2 = 0.95, the range reaching 1.0 but not
