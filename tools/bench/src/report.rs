@@ -519,6 +519,7 @@ fn file_name(p: &std::path::Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blas::Blas;
 
     fn row(kv: &[(&str, &str)]) -> Row {
         Row {
@@ -765,7 +766,11 @@ mod tests {
                     ("mem_increase", &mib(4.0)),
                 ],
             ),
-            row("tinv", 2, &[("p50_us", "500"), ("mean_us", "500")]),
+            row(
+                "tinv",
+                2,
+                &[("p50_us", "500"), ("mean_us", "500"), ("mean_flops", "1e8")],
+            ),
             row("ort", 2, &[("p50_us", "400"), ("mean_us", "400")]),
         ];
         let paired = vec![
@@ -792,18 +797,33 @@ mod tests {
             child: None,
             raw: Vec::new(),
         };
+        // numpy's OpenBLAS from the venv when there is one ($TINV_VENV, else .venv at the root).
+        let venv = std::env::var_os("TINV_VENV").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
+            std::path::PathBuf::from,
+        );
+        let blas = Blas::load(&crate::blas::candidates(None, &venv));
         write(
             &a,
             std::slice::from_ref(&case),
             &rows,
             &paired,
-            None,
+            blas.as_ref(),
             Some("## profile\n\n"),
         )
         .unwrap();
         let md = std::fs::read_to_string(&a.report).unwrap();
         let has = |line: &str| assert!(md.lines().any(|l| l == line), "no line {line:?} in:\n{md}");
         let contains = |part: &str| assert!(md.contains(part), "no {part:?} in:\n{md}");
+        // A table row, its "of sgemm × threads" cell aside: "–" without OpenBLAS.
+        let has_row = |before: &str, after: &str| {
+            let l = md
+                .lines()
+                .find(|l| l.starts_with(before) && l.ends_with(after))
+                .unwrap_or_else(|| panic!("no row {before:?}…{after:?} in:\n{md}"));
+            let cell = &l[before.len()..l.len() - after.len()];
+            assert_eq!(cell == "–", blas.is_none(), "{l}");
+        };
         // The adaptive rows time 12 runs: the smallest multiple of the 6 images ≥ --runs 10.
         contains("1 warm-up then 10 timed runs per row (12 for the tinv-adaptive rows");
         contains("ONNX Runtime: `libonnxruntime.so.9.8.7` through its C API");
@@ -846,17 +866,75 @@ mod tests {
             ff / 1e6
         ));
         // tinv: 800 / 1000 of ORT's p50; 1.7 MFLOPs in 850 µs = 2.0 GFLOP/s; 2 MiB.
-        has("| tinv | 1 | 800 | 900 | 850 | 0.80× | 2.0 | – | 2.0 | 1000 |");
+        has_row(
+            "| tinv | 1 | 800 | 900 | 850 | 0.80× | 2.0 | ",
+            " | 2.0 | 1000 |",
+        );
         // Adaptive: 300 / 1000; 0.8 MFLOPs in 400 µs on average = 2.0 GFLOP/s (over its p50 it
         // would be 2.7).
-        has("| tinv-adaptive | 1 | 300 | 700 | 400 | 0.30× | 2.0 | – | 2.0 | 500 |");
+        has_row(
+            "| tinv-adaptive | 1 | 300 | 700 | 400 | 0.30× | 2.0 | ",
+            " | 2.0 | 500 |",
+        );
         // ORT reports no FLOPs: the full path's, over its mean of 1000 µs; 4 MiB.
-        has(&format!(
-            "| ort | 1 | 1000 | 1200 | 1000 | 1.00× | {:.1} | – | 4.0 | – |",
-            ff / 1e6
-        ));
-        // At 2 threads against ORT's 2-thread p50 (400), not its 1-thread one.
-        contains("| tinv | 2 | 500 | NaN | 500 | 1.25× | ");
+        has_row(
+            &format!(
+                "| ort | 1 | 1000 | 1200 | 1000 | 1.00× | {:.1} | ",
+                ff / 1e6
+            ),
+            " | 4.0 | – |",
+        );
+        // At 2 threads against ORT's 2-thread p50 (400), not its 1-thread one; 100 MFLOPs in
+        // 500 µs: 200 GFLOP/s.
+        contains("| tinv | 2 | 500 | NaN | 500 | 1.25× | 200.0 | ");
+        if blas.is_some() {
+            // The yardstick: the mean of the four ViT-Tiny shapes' GFLOP/s (M = 197), not the
+            // 1024³ one's; each row's effective GFLOP/s over it times the row's threads.
+            let gf = |shape: &str| -> f64 {
+                let row = md.split(&format!("| {shape} | ")).nth(1).unwrap();
+                row.split(' ').next().unwrap().parse().unwrap()
+            };
+            let vit: f64 = [
+                "197×192·192×576",
+                "197×192·192×192",
+                "197×192·192×768",
+                "197×768·768×192",
+            ]
+            .iter()
+            .map(|s| gf(s))
+            .sum::<f64>()
+                / 4.0;
+            let _ = gf("1024×1024·1024×1024");
+            let mean: f64 = md
+                .split("Mean over the ViT-Tiny shapes: ")
+                .nth(1)
+                .and_then(|t| t.split(' ').next())
+                .and_then(|t| t.parse().ok())
+                .unwrap();
+            // Each printed to 0.1: their mean and the mean printed differ by at most 0.1.
+            assert!((mean - vit).abs() <= 0.1 + 1e-9, "{mean} vs {vit}: {md}");
+            let pct = |line: &str| -> f64 {
+                let f: Vec<&str> = md
+                    .lines()
+                    .find(|l| l.starts_with(line))
+                    .unwrap()
+                    .split('|')
+                    .map(str::trim)
+                    .collect();
+                f[8].trim_end_matches('%').parse().unwrap()
+            };
+            // 2 GFLOP/s on one thread, 200 on two: 100 · 2 / mean and 100 · 200 / (2 · mean),
+            // each rounded to a whole percent (and the mean to 0.1).
+            for (line, want) in [
+                ("| tinv | 1 |", 200.0 / mean),
+                ("| tinv | 2 |", 10000.0 / mean),
+            ] {
+                assert!(
+                    (pct(line) - want).abs() <= 0.5 + want * 0.001,
+                    "{line} {want}: {md}"
+                );
+            }
+        }
         has("Adaptive depth histogram over paths [2, 4]: 4,2.");
         // The per-path table lists the model's two depths, each with a positive p50.
         let table: Vec<(usize, f64)> = md
