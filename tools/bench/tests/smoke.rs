@@ -92,6 +92,14 @@ fn harness_runs_and_writes_the_report() {
     assert!(md.contains("| controller (adaptive), λ = 1 |"), "{md}");
     assert!(md.contains("| threshold baseline, τ = 0.95 |"), "{md}");
     assert!(md.contains("memory increase tinv / ORT"), "{md}");
+    // Every row timed --runs 5 inferences after its warm-up, the adaptive ones each of the 20
+    // images once; the medians of three rounds of whole counts are those counts.
+    let raw = std::fs::read_to_string(dir.join("out/results.txt")).unwrap();
+    assert_eq!(raw.lines().count(), 6, "{raw}");
+    for l in raw.lines() {
+        let runs = if l.contains(" tinv-adaptive ") { 20 } else { 5 };
+        assert!(l.contains(&format!(" runs={runs} ")), "{l}");
+    }
     // The interleaved measurement (both runtimes in one process, alternating blocks of 10) that
     // the ViT-Tiny latency target uses, here on the same case: 25 runs of each are 3 blocks.
     let child = harness(&dir, &venv)
