@@ -18,8 +18,11 @@ pub struct Part {
     pub flops: f64,
 }
 
+/// The fewest timed runs of a part, whatever `--runs` says.
+const MIN_RUNS: usize = 3;
+
 fn median_us(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
-    crate::median((0..runs.max(3)).map(|_| f()).collect()).unwrap_or(0.0)
+    crate::median((0..runs.max(MIN_RUNS)).map(|_| f()).collect()).unwrap_or(0.0)
 }
 
 fn timed(f: impl FnOnce()) -> f64 {
@@ -252,7 +255,8 @@ impl Section {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Section {
             name: name.into(),
-            runs,
+            // What `median_us` took the median of (the header said "median of 1" for --runs 1).
+            runs: runs.max(MIN_RUNS),
             profiles,
         })
     }
@@ -429,6 +433,9 @@ mod tests {
             assert_eq!(parts[7].us, parts[11].us - above);
         }
         assert!(s.markdown().contains("one tiny block, batch 1"));
+        assert!(s.markdown().contains("(median of 3, in a process"));
+        // --runs 1 still times each part 3 times, and says so.
+        let s = Section::measure("tiny", &model, &[1], 1).unwrap();
         assert!(s.markdown().contains("(median of 3, in a process"));
     }
 
