@@ -203,3 +203,96 @@ fn an_ort_lib_that_is_not_onnx_runtime_fails_before_measuring() {
     assert!(!dir.join("RESULTS.md").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--flag=value` is `--flag value`; a switch takes no value; only long options split at `=`;
+/// an empty path is refused; `--version` takes nothing else.
+#[test]
+fn option_forms_are_read_as_documented() {
+    fails(&["--runs=0"], &["error: --runs must be at least 1"]);
+    fails(&["--profile=1"], &["error: --profile takes no value"]);
+    fails(&["x=1"], &["error: unknown option 'x=1'"]);
+    fails(
+        &["--out", ""],
+        &["error: --out needs a path, not an empty string"],
+    );
+    fails(
+        &["--version", "--runs", "5"],
+        &["error: --version takes no other arguments"],
+    );
+}
+
+/// Images that do not fit the model (28 × 27, or no images at all) are refused by name.
+#[test]
+fn images_that_do_not_fit_the_model_are_refused() {
+    let dir = tmp("images");
+    let args = setup(&dir);
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let narrow = p("narrow.idx");
+    std::fs::write(
+        &narrow,
+        tinv::idx::encode(&[20, 28, 27], &[0; 20 * 28 * 27]).unwrap(),
+    )
+    .unwrap();
+    fails(
+        &with(&args, "--images", &narrow),
+        &["narrow.idx: images [20, 28, 27] do not fit the model's 1×28×28 input"],
+    );
+    let flat = p("flat.idx");
+    std::fs::write(
+        &flat,
+        tinv::idx::encode(&[20, 784], &[0; 20 * 784]).unwrap(),
+    )
+    .unwrap();
+    fails(
+        &with(&args, "--images", &flat),
+        &["images [20, 784] do not fit"],
+    );
+    let (none, no_labels) = (p("none.idx"), p("nolabels.idx"));
+    std::fs::write(&none, tinv::idx::encode(&[0, 28, 28], &[]).unwrap()).unwrap();
+    std::fs::write(&no_labels, tinv::idx::encode(&[0], &[]).unwrap()).unwrap();
+    let a = with(&args, "--images", &none);
+    let a: Vec<String> = a.into_iter().map(String::from).collect();
+    fails(
+        &with(&a, "--labels", &no_labels),
+        &["none.idx / ", "nolabels.idx: no test images with labels"],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Without --fmnist and no engines/fmnist/model.tinv in the working directory, a run warns that
+/// it has no Fashion-MNIST rows; a child and `--profile` need none and do not warn.
+#[test]
+fn a_missing_default_model_is_warned_about_in_a_run_only() {
+    let dir = tmp("warn");
+    let out = dir.join("out");
+    let run = |extra: &[&str]| {
+        let o = Command::new(BIN)
+            .current_dir(&dir)
+            .args([
+                "--venv",
+                "no-venv",
+                "--threads",
+                "1",
+                "--runs",
+                "1",
+                "--out",
+            ])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let warning = "warning: no engines/fmnist/model.tinv here";
+    let err = run(&["--no-vit-tiny"]);
+    assert!(err.starts_with(warning), "{err}");
+    assert!(
+        err.contains("error: no libonnxruntime.so in the venv"),
+        "{err}"
+    );
+    let err = run(&["--child", "tinv", "fmnist", "1"]);
+    assert!(!err.contains(warning), "{err}");
+    let err = run(&["--profile"]);
+    assert!(!err.contains(warning), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -56,7 +56,31 @@ fn harness_runs_and_writes_the_report() {
         );
         return;
     };
-    let (dir, md, _) = bench(&venv, "smoke", true, "1,2");
+    let (dir, md, stderr) = bench(&venv, "smoke", true, "1,2");
+    // The model has a controller; the interleaved tinv/ORT child and the block profile are the
+    // ViT-Tiny case's only.
+    assert!(!stderr.contains("no controller"), "{stderr}");
+    assert!(!stderr.contains("tinv/ort"), "{stderr}");
+    assert!(!md.contains("## Where the time goes"), "{md}");
+    // Odd rounds run the children in reverse order: round 2 starts with round 1's last.
+    let children = |round: &str| -> Vec<String> {
+        stderr
+            .split(&format!("round {round}/3\n"))
+            .nth(1)
+            .unwrap()
+            .lines()
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| l.split(" thread(s)").next().unwrap().to_string())
+            .collect()
+    };
+    let (first, second) = (children("1"), children("2"));
+    assert_eq!(first.len(), 6, "{stderr}");
+    assert_eq!(
+        second,
+        first.iter().rev().cloned().collect::<Vec<_>>(),
+        "{stderr}"
+    );
+    assert_eq!(children("3"), first, "{stderr}");
     for t in [1, 2] {
         for rt in ["tinv", "tinv-adaptive", "ort"] {
             assert!(
