@@ -323,8 +323,10 @@ fn pair_run(case: &Case, threads: usize, warmup: usize, runs: usize) -> Result<(
     }
     let ratio = crate::median(ratios).unwrap_or(0.0);
     outln!(
-        "RESULT ratio={ratio:.4} blocks={blocks} block={PAIR_BLOCK} tinv_p50_us={:.1} \
-         ort_p50_us={:.1}",
+        "RESULT ratio={ratio:.4} blocks={blocks} block={PAIR_BLOCK} tinv_runs={} ort_runs={} \
+         tinv_p50_us={:.1} ort_p50_us={:.1}",
+        all_t.len(),
+        all_o.len(),
         percentiles(&mut all_t).0,
         percentiles(&mut all_o).0
     );

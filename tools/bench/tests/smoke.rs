@@ -149,6 +149,8 @@ fn harness_runs_and_writes_the_report() {
     };
     assert!(line.starts_with("RESULT ratio="), "{line}");
     assert_eq!((kv("blocks"), kv("block")), (3.0, 10.0), "{line}");
+    // Each block times 10 inferences of each runtime (after its untimed ones).
+    assert_eq!((kv("tinv_runs"), kv("ort_runs")), (30.0, 30.0), "{line}");
     assert!(kv("tinv_p50_us") > 0.0 && kv("ort_p50_us") > 0.0, "{line}");
     assert!(kv("ratio").is_finite() && kv("ratio") > 0.0, "{line}");
     for svg in [
