@@ -253,7 +253,18 @@ mod tests {
         close(&attrs(&s, "rect", "width"), &[192.5, 192.5]);
         close(&attrs(&s, "rect", "height"), &[256.0, 128.0]);
         close(&attrs(&s, "rect", "y"), &[94.0, 222.0]);
-        assert!(s.contains(">&lt;b&gt;</text>"), "{s}");
+        // Labels under the axis and values above the bars, at the bars' middles.
+        assert!(
+            s.contains("<text x=\"207.5\" y=\"366\" text-anchor=\"middle\">a</text>"),
+            "{s}"
+        );
+        assert!(
+            s.contains("<text x=\"482.5\" y=\"366\" text-anchor=\"middle\">&lt;b&gt;</text>"),
+            "{s}"
+        );
+        assert!(s.contains("<text x=\"207.5\" y=\"90.0\""), "{s}");
+        // The axes: x = 70 from y 30 down to 350, y = 350 from x 70 to 620.
+        assert!(s.contains("<line x1=\"70\" x2=\"70\" y1=\"30\" y2=\"350\" stroke=\"black\"/><line x1=\"70\" x2=\"620\" y1=\"350\" y2=\"350\" stroke=\"black\"/>"), "{s}");
         // The value above each bar, 4 px up.
         assert!(
             s.contains("y=\"90.0\" text-anchor=\"middle\">40</text>"),
@@ -327,6 +338,12 @@ mod tests {
         // Legends at y 35, 51, 67; x ticks 0, 2, …, 10 every 110 px (a whole step: written as
         // `fmt` writes numbers, two decimals below 10).
         close(&attrs(&s, "rect", "y"), &[35.0, 51.0, 67.0]);
+        for (y, label) in [(44, "one"), (60, "two"), (76, "three")] {
+            assert!(
+                s.contains(&format!("<text x=\"95\" y=\"{y}\">{label}</text>")),
+                "{s}"
+            );
+        }
         for (i, v) in ["0", "2.00", "4.00", "6.00", "8.00", "10"]
             .iter()
             .enumerate()
