@@ -632,7 +632,87 @@ fn real_main() -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::thread_list;
+    use super::{cases, find_ort_lib, thread_list, Args};
+    use std::path::{Path, PathBuf};
+
+    /// The Fashion-MNIST case: the first --eval-n images of the IDX file, each byte over 255,
+    /// their labels, the model's shape and controller, the peers' graph names (with ONNX
+    /// Runtime's library from the venv, which the last check opens; skipped without one).
+    #[test]
+    fn the_fmnist_case_reads_the_first_eval_n_images_as_bytes_over_255() {
+        let venv = std::env::var_os("TINV_VENV").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
+            PathBuf::from,
+        );
+        let Some(ort) = find_ort_lib(&venv) else {
+            eprintln!(
+                "SKIP the_fmnist_case_reads…: no onnxruntime in {}",
+                venv.display()
+            );
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("tinv-bench-cases-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
+        let model = dir.join("fm.tinv");
+        std::fs::write(
+            &model,
+            tinv::synth::random_model(&cfg, 3, tinv::format::DType::F32),
+        )
+        .unwrap();
+        let pixels: Vec<u8> = (0..7 * 784).map(|i| (i * 37 % 256) as u8).collect();
+        let labels: Vec<u8> = (0..7).map(|i| (i * 3 % 10) as u8).collect();
+        std::fs::write(
+            dir.join("i.idx"),
+            tinv::idx::encode(&[7, 28, 28], &pixels).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.join("l.idx"), tinv::idx::encode(&[7], &labels).unwrap()).unwrap();
+        let a = Args {
+            fmnist: Some(model.clone()),
+            images: dir.join("i.idx"),
+            labels: dir.join("l.idx"),
+            eval_n: 5,
+            vit_tiny: false,
+            threads: vec![1],
+            runs: 1,
+            warmup: 0,
+            venv: venv.clone(),
+            ort_lib: Some(ort),
+            openblas: None,
+            out: dir.join("out"),
+            report: dir.join("R.md"),
+            rounds: 1,
+            profile_only: false,
+            child: None,
+            raw: Vec::new(),
+        };
+        let c = cases(&a, false).unwrap();
+        assert_eq!(c.len(), 1);
+        let c = &c[0];
+        assert_eq!(
+            (c.name.as_str(), c.chw, c.adaptive),
+            ("fmnist", (1, 28, 28), true)
+        );
+        assert_eq!(c.labels.as_deref(), Some(&labels[..5]));
+        assert_eq!(c.inputs.len(), 5 * 784);
+        for (i, x) in c.inputs.iter().enumerate() {
+            // Byte 37·i mod 256, over 255: 0 → 0, 255 → 1.
+            assert_eq!(*x, ((i * 37 % 256) as f32) / 255.0, "pixel {i}");
+        }
+        assert_eq!(c.onnx, dir.join("out/fmnist.path.full.onnx"));
+        assert_eq!(
+            c.onnx_tract,
+            dir.join("out/fmnist.path.full.decomposed.onnx")
+        );
+        // --eval-n past the 7 images takes the 7.
+        let c = cases(&Args { eval_n: 50, ..a }, false).unwrap();
+        assert_eq!(
+            (c[0].inputs.len(), c[0].labels.as_ref().map(Vec::len)),
+            (7 * 784, Some(7))
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn thread_lists_refuse_zero_junk_and_repeats() {
