@@ -632,9 +632,10 @@ mod tests {
         (tinv::control::argmax(&logits), st[0].flops as f64)
     }
 
-    /// The case of six images on which the model's two exits disagree, labelled so that the
-    /// sweep's counts are known by hand: images 0–1 carry exit 0's class, 2–4 exit 1's, 5
-    /// neither's. With the FLOPs of exits 0 and 1 as the session counts them.
+    /// The case of seven images on which the model's two exits disagree, labelled so that the
+    /// sweep's counts are known by hand: images 0–1 carry exit 0's class, 2–5 exit 1's, 6
+    /// neither's (an odd count: no accuracy is 1/2, which a right answer counted as wrong and a
+    /// wrong one as right would leave as it is). With the FLOPs of exits 0 and 1 as the session counts them.
     fn designed_case(name: &str) -> (std::path::PathBuf, Case, f64, f64) {
         let pool = tinv::synth::random_inputs(&fm_config(), 60, 7);
         let (dir, mut case) = fm_case(name, Vec::new(), Vec::new());
@@ -651,18 +652,18 @@ mod tests {
             let k = labels.len();
             labels.push(match k {
                 0 | 1 => p0,
-                2..=4 => p1,
+                2..=5 => p1,
                 _ => (0..10).find(|c| *c != p0 && *c != p1).unwrap(),
             } as u8);
             inputs.extend_from_slice(x);
-            if labels.len() == 6 {
+            if labels.len() == 7 {
                 break;
             }
         }
         assert_eq!(
             labels.len(),
-            6,
-            "fewer than 6 of 60 images where the exits disagree"
+            7,
+            "fewer than 7 of 60 images where the exits disagree"
         );
         assert!(c0 < c1);
         case.inputs = inputs;
@@ -681,10 +682,11 @@ mod tests {
         let model = Arc::new(Model::open(&case.tinv, &OpenOptions::default()).unwrap());
         let mut s = Session::new(model, SessionOptions::default()).unwrap();
         let sw = sweep(&case).unwrap().unwrap();
-        assert_eq!(sw.exits, [(2, c0, 2.0 / 6.0), (4, c1, 3.0 / 6.0)]);
-        // Right at exit 0 twice, at exit 1 only three times, never once (which costs exit 0).
-        assert_eq!(sw.oracle, ((3.0 * c0 + 3.0 * c1) / 6.0, 5.0 / 6.0));
-        // Each curve point: the mean over the six images of what the session does in that mode.
+        assert_eq!(sw.exits, [(2, c0, 2.0 / 7.0), (4, c1, 4.0 / 7.0)]);
+        // Right at exit 0 twice, at exit 1 only four times, never once (which costs exit 0).
+        assert_eq!(sw.oracle, ((3.0 * c0 + 4.0 * c1) / 7.0, 6.0 / 7.0));
+        // Each curve point: the mean over the seven images of what the session does in that
+        // mode.
         let expect = |s: &mut Session, v: f32| {
             let mut logits = vec![0f32; 10];
             let (mut ok, mut flops) = (0.0, 0.0);
@@ -693,7 +695,7 @@ mod tests {
                 ok += f64::from(u8::from(st[0].class == usize::from(y)));
                 flops += st[0].flops as f64;
             }
-            (v, flops / 6.0, ok / 6.0)
+            (v, flops / 7.0, ok / 7.0)
         };
         let mut want = Vec::new();
         for &t in &TAUS {
@@ -782,7 +784,7 @@ mod tests {
             fmnist: None,
             images: dir.join("unused.idx"),
             labels: dir.join("unused.idx"),
-            eval_n: 6,
+            eval_n: 7,
             vit_tiny: false,
             threads: vec![1, 2, 3],
             runs: 10,
@@ -824,8 +826,8 @@ mod tests {
             let cell = &l[before.len()..l.len() - after.len()];
             assert_eq!(cell == "–", blas.is_none(), "{l}");
         };
-        // The adaptive rows time 12 runs: the smallest multiple of the 6 images ≥ --runs 10.
-        contains("1 warm-up then 10 timed runs per row (12 for the tinv-adaptive rows");
+        // The adaptive rows time 14 runs: the smallest multiple of the 7 images ≥ --runs 10.
+        contains("1 warm-up then 10 timed runs per row (14 for the tinv-adaptive rows");
         contains("ONNX Runtime: `libonnxruntime.so.9.8.7` through its C API");
         contains("every row ran 3 times in rotation");
         // The machine: /proc/cpuinfo's first model name.
@@ -954,20 +956,20 @@ mod tests {
             "{md}"
         );
         assert!(table.iter().all(|t| t.1 > 0.0), "{md}");
-        // The sweep, on the designed case: exits right 2 and 3 times in 6, the oracle 5 times.
+        // The sweep, on the designed case: exits right 2 and 4 times in 7, the oracle 6 times.
         has(&format!(
-            "| exit at depth 2 (all inputs) | {:.2} | 33.33% |",
+            "| exit at depth 2 (all inputs) | {:.2} | 28.57% |",
             c0 / 1e6
         ));
         has(&format!(
-            "| exit at depth 4 (all inputs) | {:.2} | 50.00% |",
+            "| exit at depth 4 (all inputs) | {:.2} | 57.14% |",
             ff / 1e6
         ));
         has(&format!(
-            "| oracle (shallowest correct exit) | {:.2} | 83.33% |",
-            (3.0 * c0 + 3.0 * ff) / 6e6
+            "| oracle (shallowest correct exit) | {:.2} | 85.71% |",
+            (3.0 * c0 + 4.0 * ff) / 7e6
         ));
-        // Its plot's accuracy axis starts 1 below the worst exit's whole percent: 33 − 1.
+        // Its plot's accuracy axis starts 1 below the worst exit's whole percent: 28 − 1.
         let svg =
             std::fs::read_to_string(dir.join("results/fmnist-accuracy-vs-flops.svg")).unwrap();
         let y0: f64 = svg
@@ -976,7 +978,7 @@ mod tests {
             .and_then(|t| t.split('<').next())
             .and_then(|t| t.parse().ok())
             .unwrap_or_else(|| panic!("no lowest y tick in {svg}"));
-        assert_eq!(y0, 32.0, "{svg}");
+        assert_eq!(y0, 27.0, "{svg}");
         contains("## profile\n\n## Targets");
         // Paired rounds: 1 thread, median of 0.9, 1.0, 1.2 is 1.0, within the limit, range on
         // both sides of it; 2 threads, (0.9 + 1.0) / 2 = 0.95, the range reaching 1.0 but not
