@@ -938,7 +938,7 @@ mod tests {
             }
         }
         has("Adaptive depth histogram over paths [2, 4]: 4,2.");
-        // The per-path table lists the model's two depths, each with a positive p50.
+        // The per-path table lists the model's two depths.
         let table: Vec<(usize, f64)> = md
             .split("| depth | µs |\n|---|---|\n")
             .nth(1)
@@ -955,7 +955,8 @@ mod tests {
             [2, 4],
             "{md}"
         );
-        assert!(table.iter().all(|t| t.1 > 0.0), "{md}");
+        // Each a number of µs; how many is the clock's to say, not a test's.
+        assert!(table.iter().all(|t| t.1.is_finite() && t.1 >= 0.0), "{md}");
         // The sweep, on the designed case: exits right 2 and 4 times in 7, the oracle 6 times.
         has(&format!(
             "| exit at depth 2 (all inputs) | {:.2} | 28.57% |",
