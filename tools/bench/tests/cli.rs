@@ -296,3 +296,21 @@ fn a_missing_default_model_is_warned_about_in_a_run_only() {
     assert!(!err.contains(warning), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The report's folder is the one checked for writing, not the working directory: from a
+/// directory that takes no files (/proc), a run with its report elsewhere gets past that check
+/// (to the `--ort-lib` that is no library).
+#[test]
+fn the_report_folder_is_probed_not_the_working_directory() {
+    let dir = tmp("probe");
+    let args = setup(&dir);
+    let o = Command::new(BIN)
+        .current_dir("/proc")
+        .args(&args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("not an ONNX Runtime library"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
