@@ -62,7 +62,8 @@ fn harness_runs_and_writes_the_report() {
     assert!(!stderr.contains("no controller"), "{stderr}");
     assert!(!stderr.contains("tinv/ort"), "{stderr}");
     assert!(!md.contains("## Where the time goes"), "{md}");
-    // Odd rounds run the children in reverse order: round 2 starts with round 1's last.
+    // Odd rounds (by index from 0) run the children in reverse order: round 2 starts with
+    // round 1's last.
     let children = |round: &str| -> Vec<String> {
         stderr
             .split(&format!("round {round}/3\n"))
@@ -75,6 +76,12 @@ fn harness_runs_and_writes_the_report() {
     };
     let (first, second) = (children("1"), children("2"));
     assert_eq!(first.len(), 6, "{stderr}");
+    // Round 1 (even: index 0) in the listed order, which starts at 1 thread with tinv.
+    assert_eq!(
+        first[0],
+        format!("  {:8} {:14} 1", "fmnist", "tinv"),
+        "{stderr}"
+    );
     assert_eq!(
         second,
         first.iter().rev().cloned().collect::<Vec<_>>(),
