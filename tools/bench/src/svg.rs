@@ -363,6 +363,27 @@ mod tests {
             s.contains("<text x=\"345\" y=\"390\" text-anchor=\"middle\">MFLOPs</text>"),
             "{s}"
         );
+        // From a y_min above 0 the axis ends at the largest y, 95, not rounded up to 100: 60 is
+        // 10 / 45 of the way up.
+        let top = [Series {
+            label: "t".into(),
+            points: vec![(1.0, 60.0), (2.0, 95.0)],
+            line: false,
+        }];
+        let s = lines("t", "x", "y", &top, 50.0);
+        close(
+            &attrs(&s, "circle", "cy"),
+            &[350.0 - 320.0 * 10.0 / 45.0, 30.0],
+        );
+        // Nothing above y_min: the axis spans y_min to just above it, and a point under y_min
+        // is drawn under the x axis, not over the plot.
+        let low = [Series {
+            label: "t".into(),
+            points: vec![(1.0, 40.0)],
+            line: false,
+        }];
+        let s = lines("t", "x", "y", &low, 50.0);
+        assert!(attrs(&s, "circle", "cy")[0] > 350.0, "{s}");
         // From 0, the y axis rounds its top up: 100 → 100, points over 0–100.
         let s = lines("t", "x", "y", &series[1..2], 0.0);
         close(&attrs(&s, "circle", "cy"), &[350.0 - 320.0 * 0.7]);
