@@ -152,6 +152,109 @@ mod tests {
     }
 
     #[test]
+    fn kl_softens_the_student_too() {
+        // Teacher uniform, student [2 ln 3, 0] at T = 2: softened, q_s = [3/4, 1/4], p_t = [1/2,
+        // 1/2], so T²·KL = 4·(½ ln(½ / ¾) + ½ ln(½ / ¼)) = 2 ln(4/3).
+        let s = Tensor::new(&[[2.0 * 3f32.ln(), 0.0]], &Device::Cpu).unwrap();
+        let t = Tensor::new(&[[0f32, 0.0]], &Device::Cpu).unwrap();
+        let kl = soft_kl(&s, &t, 2.0).unwrap().to_scalar::<f32>().unwrap();
+        let want = 2.0 * (4f64 / 3.0).ln();
+        assert!((f64::from(kl) - want).abs() < 1e-6, "{kl} vs {want}");
+    }
+
+    #[test]
+    fn distill_factor_ramps_linearly_then_holds() {
+        let h = |ramp| Hyper {
+            distill_ramp: ramp,
+            ..Hyper::default()
+        };
+        assert_eq!(distill_factor(&h(0), 0), 1.0);
+        assert_eq!(distill_factor(&h(0), 7), 1.0);
+        assert_eq!(distill_factor(&h(1000), 0), 0.0);
+        assert_eq!(distill_factor(&h(1000), 250), 0.25);
+        assert_eq!(distill_factor(&h(1000), 1000), 1.0);
+        assert_eq!(distill_factor(&h(1000), 5000), 1.0);
+    }
+
+    /// The definitions of docs and comments above, written again plainly in f64 for one image.
+    fn ce_ref(l: &[f64], label: usize) -> f64 {
+        let lse = l.iter().map(|v| v.exp()).sum::<f64>().ln();
+        lse - l[label]
+    }
+    fn soft_ref(l: &[f64], t: f64) -> Vec<f64> {
+        let z: f64 = l.iter().map(|v| (v / t).exp()).sum();
+        l.iter().map(|v| (v / t).exp() / z).collect()
+    }
+    fn kl_ref(s: &[f64], te: &[f64], t: f64) -> f64 {
+        let (q, p) = (soft_ref(s, t), soft_ref(te, t));
+        t * t * p.iter().zip(&q).map(|(p, q)| p * (p / q).ln()).sum::<f64>()
+    }
+    fn ln_ref(x: &[f64]) -> Vec<f64> {
+        let n = x.len() as f64;
+        let mean = x.iter().sum::<f64>() / n;
+        let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        x.iter().map(|v| (v - mean) / (var + 1e-6).sqrt()).collect()
+    }
+    fn feat_ref(s: &[f64], t: &[f64]) -> f64 {
+        let (s, t) = (ln_ref(s), ln_ref(t));
+        let dot: f64 = s.iter().zip(&t).map(|(a, b)| a * b).sum();
+        let n = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        1.0 - dot / (n(&s) * n(&t))
+    }
+
+    #[test]
+    fn the_total_adds_the_distillation_of_every_shallow_exit_scaled_by_its_weight() {
+        // Three exits over 3 classes, one image of label 1; the last exit is the teacher.
+        let dev = Device::Cpu;
+        let logits = [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5], [-0.3, 1.2, 0.4]];
+        let cls = [
+            [1.0, -2.0, 0.5, 3.0],
+            [0.2, 0.1, -0.7, 1.1],
+            [2.0, 1.0, -1.0, 0.0],
+        ];
+        let outs: Vec<PathOut> = logits
+            .iter()
+            .zip(&cls)
+            .map(|(l, c)| PathOut {
+                logits: Tensor::new(&[l.map(|v| v as f32)], &dev).unwrap(),
+                cls: Tensor::new(&[c.map(|v| v as f32)], &dev).unwrap(),
+            })
+            .collect();
+        let labels = Tensor::new(&[1u32], &dev).unwrap();
+        let h = Hyper {
+            temperature: 3.0,
+            kd_weight: 0.5,
+            feat_weight: 0.25,
+            ..Hyper::default()
+        };
+        let factor = 0.8;
+        let l = multi_exit(&outs, &labels, &h, factor).unwrap();
+        let ce = logits.iter().map(|l| ce_ref(l, 1)).sum::<f64>() / 3.0;
+        let kd = (kl_ref(&logits[0], &logits[2], 3.0) + kl_ref(&logits[1], &logits[2], 3.0)) / 2.0;
+        let feat = (feat_ref(&cls[0], &cls[2]) + feat_ref(&cls[1], &cls[2])) / 2.0;
+        let total = ce + 0.5 * factor * kd + 0.25 * factor * feat;
+        let got = [l.ce, l.kd, l.feat, l.total.to_scalar::<f32>().unwrap()];
+        for (name, g, w) in [
+            ("ce", got[0], ce),
+            ("kd", got[1], kd),
+            ("feat", got[2], feat),
+        ]
+        .into_iter()
+        .chain([("total", got[3], total)])
+        {
+            assert!(
+                (f64::from(g) - w).abs() < 1e-5 * w.abs().max(1.0),
+                "{name}: {g} vs {w}"
+            );
+        }
+        // One exit: no teacher to learn from, the total is its cross-entropy.
+        let l = multi_exit(&outs[2..], &labels, &h, factor).unwrap();
+        let ce = ce_ref(&logits[2], 1);
+        assert_eq!((l.kd, l.feat), (0.0, 0.0));
+        assert!((f64::from(l.total.to_scalar::<f32>().unwrap()) - ce).abs() < 1e-6);
+    }
+
+    #[test]
     fn distillation_gradients_match_finite_differences() {
         // d/ds of both terms, teacher fixed: candle's backward against central differences.
         let s0 = [0.3f32, -1.2, 0.8, 2.0, -0.4, 0.1];

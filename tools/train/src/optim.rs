@@ -141,25 +141,131 @@ mod tests {
         assert!((lr_at(10, 100, 10, 1.0, 0.0) - 1.0).abs() < 1e-12);
         assert!((lr_at(55, 100, 10, 1.0, 0.0) - 0.5).abs() < 1e-12);
         assert!((lr_at(100, 100, 10, 1.0, 0.1) - 0.1).abs() < 1e-12);
+        // Peak 2, floor 0.5: halfway through the decay, min + (peak − min)·(1 + cos(π/2))/2 =
+        // 1.25; a quarter of the way, 0.5 + 0.75·(1 + cos(π/4)) = 1.780330…
+        assert!((lr_at(55, 100, 10, 2.0, 0.5) - 1.25).abs() < 1e-12);
+        let q = 0.5 + 0.75 * (1.0 + std::f64::consts::FRAC_1_SQRT_2);
+        assert!((lr_at(33, 108, 8, 2.0, 0.5) - q).abs() < 1e-12);
+    }
+
+    /// The gradients of `Σ cᵢ·xᵢ` over `vars`, `cᵢ` each variable's constant `c`.
+    fn grads_of(vars: &[(String, Var)], c: f32) -> GradStore {
+        let mut loss = Tensor::new(0f32, &candle_core::Device::Cpu).unwrap();
+        for (_, v) in vars {
+            let t = (v.as_tensor() * f64::from(c)).unwrap().sum_all().unwrap();
+            loss = (loss + t).unwrap();
+        }
+        loss.backward().unwrap()
     }
 
     #[test]
-    fn adamw_first_step_is_lr_times_sign() {
-        // After one step Adam moves every coordinate by lr·g/|g| (bias-corrected), whatever |g|.
-        let var = Var::from_slice(&[1f32, -2.0], 2, &candle_core::Device::Cpu).unwrap();
-        let vars = vec![("b".to_string(), var.clone())];
-        let loss = (var.as_tensor()
-            * &Tensor::new(&[3f32, -0.5], &candle_core::Device::Cpu).unwrap())
-            .unwrap()
-            .sum_all()
-            .unwrap();
+    fn grad_norm_is_the_l2_norm_over_every_variable() {
+        let dev = candle_core::Device::Cpu;
+        let a = Var::from_slice(&[1f32, 2.0], 2, &dev).unwrap();
+        let b = Var::from_slice(&[0f32; 4], (2, 2), &dev).unwrap();
+        let unused = Var::from_slice(&[5f32], 1, &dev).unwrap();
+        let vars = vec![
+            ("a".to_string(), a.clone()),
+            ("b".to_string(), b.clone()),
+            ("u".to_string(), unused),
+        ];
+        let ca = Tensor::new(&[3f32, -4.0], &dev).unwrap();
+        let cb = Tensor::new(&[[1f32, 2.0], [-2.0, 4.0]], &dev).unwrap();
+        let loss = ((a.as_tensor() * &ca).unwrap().sum_all().unwrap()
+            + (b.as_tensor() * &cb).unwrap().sum_all().unwrap())
+        .unwrap();
         let grads = loss.backward().unwrap();
+        // √(9 + 16 + 1 + 4 + 4 + 16) = √50; the variable without a gradient adds nothing.
+        let n = AdamW::grad_norm(&vars, &grads).unwrap();
+        assert!((n - 50f64.sqrt()).abs() < 1e-9, "{n}");
+    }
+
+    /// AdamW (Loshchilov & Hutter) by hand in f64, β 0.9 / 0.999, ε 1e-8: after the gradients
+    /// `gs` (clip scale applied), `θ ← θ·(1 − lr·wd) − lr·m̂/(√v̂ + ε)` each step, where `m =
+    /// 0.9 m + 0.1 g`, `v = 0.999 v + 0.001 g²`, `m̂ = m/(1 − 0.9^t)`, `v̂ = v/(1 − 0.999^t)`.
+    fn adamw_ref(theta: f64, gs: &[f64], lr: f64, wd: f64) -> f64 {
+        let (mut th, mut m, mut v) = (theta, 0.0, 0.0);
+        for (t, &g) in (1..).zip(gs) {
+            m = 0.9 * m + 0.1 * g;
+            v = 0.999 * v + 0.001 * g * g;
+            let mh = m / (1.0 - 0.9f64.powi(t));
+            let vh = v / (1.0 - 0.999f64.powi(t));
+            th = th * (1.0 - lr * wd) - lr * mh / (vh.sqrt() + 1e-8);
+        }
+        th
+    }
+
+    #[test]
+    fn adamw_steps_decay_and_resume_follow_the_definition() {
+        let dev = candle_core::Device::Cpu;
+        let init_w = [1f32, -2.0, 0.5, 4.0];
+        let init_b = [1f32, -2.0];
+        let fresh = || {
+            vec![
+                (
+                    "w".to_string(),
+                    Var::from_slice(&init_w, (2, 2), &dev).unwrap(),
+                ),
+                ("b".to_string(), Var::from_slice(&init_b, 2, &dev).unwrap()),
+            ]
+        };
+        // Gradient 1, then 3 clipped by scale 0.5 (1.5), then 2; lr 0.1, wd 0.5. The decay is
+        // for matrices only (rank ≥ 2): the bias `b` moves by Adam alone.
+        let (lr, wd) = (0.1, 0.5);
+        let steps = [(1f32, 1.0), (3.0, 0.5), (2.0, 1.0)];
+        let check = |vars: &[(String, Var)], n: usize| {
+            let gs: Vec<f64> = steps[..n].iter().map(|&(g, s)| f64::from(g) * s).collect();
+            for (k, (init, decay)) in [(&init_w[..], wd), (&init_b[..], 0.0)].iter().enumerate() {
+                let got = vars[k].1.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                for (g, &i) in got.iter().zip(init.iter()) {
+                    let e = adamw_ref(f64::from(i), &gs, lr, *decay);
+                    assert!(
+                        (f64::from(*g) - e).abs() < 1e-5,
+                        "{} after {n} steps: {g} vs {e}",
+                        vars[k].0
+                    );
+                }
+            }
+        };
+        let vars = fresh();
         let mut opt = AdamW::new(&vars).unwrap();
-        opt.update(&vars, &grads, 0.1, 0.0, 1.0).unwrap();
-        let v = var.as_tensor().to_vec1::<f32>().unwrap();
-        assert!(
-            (v[0] - 0.9).abs() < 1e-5 && (v[1] + 1.9).abs() < 1e-5,
-            "{v:?}"
-        );
+        for &(g, s) in &steps[..2] {
+            opt.update(&vars, &grads_of(&vars, g), lr, wd, s).unwrap();
+        }
+        check(&vars, 2);
+        // The moments as saved: `opt.m.<name>` = m2, `opt.v.<name>` = v2 for every element.
+        let saved = opt.to_host(&vars).unwrap();
+        let names: Vec<&str> = saved.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["opt.m.w", "opt.v.w", "opt.m.b", "opt.v.b"]);
+        let (m2, v2) = (0.9 * 0.1 + 0.1 * 1.5, 0.999 * 0.001 + 0.001 * 1.5 * 1.5);
+        for (t, want) in saved.iter().zip([m2, v2, m2, v2]) {
+            assert!(
+                t.data.iter().all(|&x| (f64::from(x) - want).abs() < 1e-7),
+                "{}",
+                t.name
+            );
+        }
+        // A fresh optimizer given them and the step resumes exactly: the third step lands where
+        // three uninterrupted steps do.
+        let mut resumed = AdamW::new(&vars).unwrap();
+        resumed.load_host(&vars, &saved, opt.step).unwrap();
+        let (g, s) = steps[2];
+        resumed
+            .update(&vars, &grads_of(&vars, g), lr, wd, s)
+            .unwrap();
+        check(&vars, 3);
+        assert!(resumed.load_host(&vars, &saved[1..], 2).is_err());
+    }
+
+    #[test]
+    fn epsilon_bounds_the_step_of_a_tiny_gradient() {
+        // g = 1e-8 = ε: after one step m̂ = g and √v̂ = g, so the step is lr·g/(g + ε) = lr/2.
+        let var = Var::from_slice(&[1f32], 1, &candle_core::Device::Cpu).unwrap();
+        let vars = vec![("b".to_string(), var.clone())];
+        let mut opt = AdamW::new(&vars).unwrap();
+        opt.update(&vars, &grads_of(&vars, 1e-8), 0.1, 0.0, 1.0)
+            .unwrap();
+        let v = var.as_tensor().to_vec1::<f32>().unwrap()[0];
+        assert!((f64::from(v) - 0.95).abs() < 1e-6, "{v}");
     }
 }

@@ -95,4 +95,84 @@ mod tests {
         assert_eq!((info.width, info.height), (4, 3));
         assert_eq!(&buf[..12], &px[..]);
     }
+
+    fn names(paths: &[PathBuf]) -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn writes_the_first_image_of_each_class_in_turn() {
+        let dir = std::env::temp_dir().join(format!("tinv-train-samples-{}", std::process::id()));
+        // Five 2×3 images, image i all of value 10·i, labels 2, 0, 1, 0, 2 (3 classes): class 0
+        // takes image 1, class 1 image 2, class 2 image 0, then class 0 again image 3 (its
+        // name taken: the index is added), class 1 has none left, class 2 takes image 4.
+        let ds = Dataset {
+            c: 1,
+            h: 2,
+            w: 3,
+            images: (0..5u8).flat_map(|i| [10 * i; 6]).collect(),
+            labels: vec![2, 0, 1, 0, 2],
+        };
+        let out = write(&ds, &dir.join("a"), 5).unwrap();
+        assert_eq!(
+            names(&out),
+            [
+                "0-class0.png",
+                "1-class1.png",
+                "2-class2.png",
+                "0-class0-3.png",
+                "2-class2-4.png"
+            ]
+        );
+        let dec = png::Decoder::new(std::io::Cursor::new(std::fs::read(&out[3]).unwrap()));
+        let mut r = dec.read_info().unwrap();
+        let mut buf = vec![0; r.output_buffer_size()];
+        let info = r.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (3, 2));
+        assert_eq!(&buf[..6], &[30; 6]);
+        // Fewer asked than there are: the first of each class; one image of the only class
+        // present, 2, is found after two classes with none.
+        assert_eq!(
+            names(&write(&ds, &dir.join("b"), 2).unwrap()),
+            ["0-class0.png", "1-class1.png"]
+        );
+        let one = ds.slice(0..1);
+        assert_eq!(
+            names(&write(&one, &dir.join("c"), 1).unwrap()),
+            ["2-class2.png"]
+        );
+        // Ten classes of 28×28 images: Fashion-MNIST names; another size keeps `class<k>`.
+        let fashion = |h: usize| Dataset {
+            c: 1,
+            h,
+            w: 28,
+            images: vec![0; 10 * h * 28],
+            labels: (0..10).collect(),
+        };
+        assert_eq!(
+            names(&write(&fashion(28), &dir.join("d"), 2).unwrap()),
+            ["0-tshirt.png", "1-trouser.png"]
+        );
+        assert_eq!(
+            names(&write(&fashion(27), &dir.join("e"), 1).unwrap()),
+            ["0-class0.png"]
+        );
+        // Only grayscale is written; a file where the folder goes is named.
+        let rgb = Dataset {
+            c: 3,
+            images: vec![0; 5 * 18],
+            ..ds.clone()
+        };
+        assert!(write(&rgb, &dir.join("f"), 1)
+            .unwrap_err()
+            .contains("3 channels"));
+        std::fs::write(dir.join("g"), b"").unwrap();
+        let e = write(&ds, &dir.join("g"), 1).unwrap_err();
+        assert!(e.ends_with("exists and is not a directory"), "{e}");
+        assert!(!dir.join("f").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
