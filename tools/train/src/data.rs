@@ -418,4 +418,183 @@ mod tests {
         assert!(e.contains("not a regular file"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    fn cfg(c: usize, mean: Vec<f64>, std: Vec<f64>) -> ModelConfig {
+        ModelConfig {
+            image_size: [4, 4],
+            channels: c,
+            patch: 2,
+            dim: 4,
+            blocks: 1,
+            heads: 1,
+            mlp_hidden: 4,
+            classes: 4,
+            ln_eps: 1e-6,
+            gelu: "erf".into(),
+            mean,
+            std,
+            depths: vec![1],
+            controller: None,
+        }
+    }
+
+    #[test]
+    fn dataset_accessors() {
+        // Three 1×2×2 images, image i = [4i, 4i + 1, 4i + 2, 4i + 3], labels 0, 5, 2.
+        let ds = Dataset {
+            c: 1,
+            h: 2,
+            w: 2,
+            images: (0..12).collect(),
+            labels: vec![0, 5, 2],
+        };
+        assert_eq!((ds.len(), ds.is_empty(), ds.image_len()), (3, false, 4));
+        assert_eq!(ds.image(1), [4, 5, 6, 7]);
+        assert_eq!(
+            ds.image_f32(2),
+            [8.0 / 255.0, 9.0 / 255.0, 10.0 / 255.0, 11.0 / 255.0]
+        );
+        assert_eq!(ds.classes(), 6);
+        let s = ds.slice(1..3);
+        assert_eq!((s.images, s.labels), ((4..12).collect(), vec![5, 2]));
+        let none = ds.slice(1..1);
+        assert!(none.is_empty() && none.images.is_empty());
+        assert_eq!(none.classes(), 0);
+    }
+
+    #[test]
+    fn check_refuses_another_shape_and_labels_from_the_class_count_on() {
+        let m = cfg(1, vec![0.0], vec![1.0]);
+        let mut ds = Dataset {
+            c: 1,
+            h: 4,
+            w: 4,
+            images: vec![0; 48],
+            labels: vec![3, 0, 1],
+        };
+        assert_eq!(check(&ds, &m), Ok(()));
+        ds.labels[2] = 4; // 4 classes: labels 0..=3
+        assert_eq!(
+            check(&ds, &m).unwrap_err(),
+            "label 4 (image 2) out of range for 4 classes"
+        );
+        assert_eq!(check_first(&ds, 2, &m), Ok(()));
+        for (c, h, w) in [(2, 4, 4), (1, 2, 8), (1, 8, 2)] {
+            let other = Dataset {
+                c,
+                h,
+                w,
+                ..ds.clone()
+            };
+            let e = check_first(&other, 0, &m).unwrap_err();
+            assert_eq!(
+                e,
+                format!("dataset images are {c}x{h}x{w} but the model expects 1x4x4")
+            );
+        }
+    }
+
+    #[test]
+    fn patches_are_normalized_per_channel() {
+        // Two channels, mean 0.5 / 0.25, std 0.25 / 2: patch 3 (bottom right) of channel 1 is
+        // pixels 10, 11, 14, 15 of that channel, (v − 0.25) / 2.
+        let m = cfg(2, vec![0.5, 0.25], vec![0.25, 2.0]);
+        let x: Vec<f32> = (0..32).map(|v| v as f32 / 32.0).collect();
+        let mut out = vec![0f32; 32];
+        patchify(&x, &m, &mut out);
+        let px = |ch: usize, i: usize, mean: f32, std: f32| (x[ch * 16 + i] - mean) / std;
+        assert_eq!(out[24..28], [10, 11, 14, 15].map(|i| px(0, i, 0.5, 0.25)));
+        assert_eq!(out[28..32], [10, 11, 14, 15].map(|i| px(1, i, 0.25, 2.0)));
+    }
+
+    #[test]
+    fn shifts_up_and_right_fill_zero_too() {
+        // Two channels of 3×3: channel 0 = 1..=9, channel 1 = 11..=19 (bytes).
+        let ds = Dataset {
+            c: 2,
+            h: 3,
+            w: 3,
+            images: (1..=9).chain(11..=19).collect(),
+            labels: vec![0],
+        };
+        let f = |v: u8| f32::from(v) / 255.0;
+        // Up one row, right one column: out(y, x) = in(y + 1, x − 1).
+        let s = shifted(&ds, 0, -1, 1);
+        let want: Vec<f32> = [0, 4, 5, 0, 7, 8, 0, 0, 0, 0, 14, 15, 0, 17, 18, 0, 0, 0]
+            .map(f)
+            .to_vec();
+        assert_eq!(s, want);
+        assert_eq!(shifted(&ds, 0, 0, 0), ds.image_f32(0));
+        assert!(shifted(&ds, 0, 3, 0).iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn batch_shifts_each_image_by_at_most_the_shift() {
+        // One bright pixel in the middle of a 5×5 image (patch 5, so the whole image is one
+        // patch row): its place after the augmentation shows the offset.
+        let mut m = cfg(1, vec![0.0], vec![1.0]);
+        m.image_size = [5, 5];
+        m.patch = 5;
+        let mut images = vec![0u8; 25];
+        images[12] = 255;
+        let ds = Dataset {
+            c: 1,
+            h: 5,
+            w: 5,
+            images,
+            labels: vec![1],
+        };
+        let idx = vec![0; 200];
+        let plain = batch(&ds, &idx[..1], &m, 2, None);
+        assert_eq!(plain.patches, ds.image_f32(0));
+        assert_eq!((plain.labels, plain.len), (vec![1], 1));
+        let mut rng = Rng::new(1, 0);
+        let b = batch(&ds, &idx, &m, 1, Some(&mut rng));
+        let mut seen = std::collections::BTreeSet::new();
+        for img in b.patches.chunks_exact(25) {
+            let at = img.iter().position(|&v| v == 1.0).unwrap();
+            seen.insert((at as isize / 5 - 2, at as isize % 5 - 2));
+        }
+        // Every offset in [-1, 1]² comes up in 200 draws, and no other.
+        let all: std::collections::BTreeSet<_> = (-1..=1)
+            .flat_map(|dy| (-1..=1).map(move |dx| (dy, dx)))
+            .collect();
+        assert_eq!(seen, all);
+        // Shift 0 with a generator: the images as they are.
+        let b = batch(&ds, &idx[..3], &m, 0, Some(&mut rng));
+        assert!(b.patches.chunks_exact(25).all(|p| p == ds.image_f32(0)));
+    }
+
+    #[test]
+    fn refuses_to_write_over_a_dataset_file() {
+        let dir = std::env::temp_dir().join(format!("tinv-train-over-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let labels = dir.join("train-labels-idx1-ubyte");
+        let images = dir.join("t10k-images-idx3-ubyte.gz");
+        std::fs::write(&labels, b"x").unwrap();
+        std::fs::write(&images, b"x").unwrap();
+        let other = dir.join("ck.safetensors");
+        let absent = dir.join("none.safetensors");
+        assert_eq!(
+            refuse_overwrite(&dir, &[("--out", &other), ("--x", &absent)]),
+            Ok(())
+        );
+        std::fs::write(&other, b"x").unwrap();
+        assert_eq!(refuse_overwrite(&dir, &[("--out", &other)]), Ok(()));
+        let e = refuse_overwrite(&dir, &[("--out", &other), ("--samples", &images)]).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "--samples {}: that is the dataset file {}; write the checkpoint elsewhere",
+                images.display(),
+                images.display()
+            )
+        );
+        // Through another path to the same file.
+        let via = dir.join(".").join("train-labels-idx1-ubyte");
+        assert!(refuse_overwrite(&dir, &[("--out", &via)])
+            .unwrap_err()
+            .starts_with("--out "));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
