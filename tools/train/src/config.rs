@@ -327,4 +327,178 @@ mod tests {
         bad.patch = 5;
         assert!(bad.to_runtime().unwrap_err().contains("does not divide"));
     }
+
+    #[test]
+    fn sizes_follow_the_configuration() {
+        // 12×8 image of 3 channels, patch 4: 3 × 2 patches, 7 tokens, 288 floats, 2 paths.
+        let c = ModelConfig {
+            image_size: [12, 8],
+            channels: 3,
+            patch: 4,
+            dim: 8,
+            blocks: 2,
+            heads: 2,
+            mlp_hidden: 16,
+            classes: 3,
+            ln_eps: 1e-6,
+            gelu: "erf".into(),
+            mean: vec![0.5; 3],
+            std: vec![0.25; 3],
+            depths: vec![1, 2],
+            controller: None,
+        };
+        assert_eq!(
+            (c.patches(), c.tokens(), c.input_len(), c.paths()),
+            (6, 7, 288, 2)
+        );
+        let r = c.to_runtime().unwrap();
+        assert_eq!(
+            (r.image_h, r.image_w, r.channels, r.depths),
+            (12, 8, 3, vec![1, 2])
+        );
+        let tanh = ModelConfig {
+            gelu: "tanh".into(),
+            ..c
+        };
+        assert!(tanh
+            .to_runtime()
+            .unwrap_err()
+            .starts_with("gelu \"tanh\" not supported"));
+    }
+
+    #[test]
+    fn hyper_validation_at_the_ends_of_each_range() {
+        let d = Hyper::default;
+        let ok = |h: Hyper| assert_eq!(h.validate(), Ok(()), "{h:?}");
+        let bad = |h: Hyper, start: &str| {
+            let e = h.validate().unwrap_err();
+            assert!(e.starts_with(start), "{e} (want {start})");
+        };
+        // Counts: 1 is allowed, 0 is not.
+        ok(Hyper {
+            epochs: 1,
+            batch: 1,
+            val_count: 1,
+            ..d()
+        });
+        bad(Hyper { epochs: 0, ..d() }, "--epochs must be at least 1");
+        bad(
+            Hyper {
+                val_count: 0,
+                ..d()
+            },
+            "--val must be at least 1",
+        );
+        // Rates: > 0 where a zero cannot train, >= 0 where zero switches a term off.
+        bad(
+            Hyper {
+                lr: 0.0,
+                min_lr: 0.0,
+                ..d()
+            },
+            "--lr 0: must be a finite number > 0",
+        );
+        ok(Hyper {
+            min_lr: 0.0,
+            weight_decay: 0.0,
+            kd_weight: 0.0,
+            feat_weight: 0.0,
+            ..d()
+        });
+        bad(
+            Hyper {
+                min_lr: -1e-9,
+                ..d()
+            },
+            "--min-lr -0.000000001: must be a finite number >= 0",
+        );
+        bad(
+            Hyper {
+                weight_decay: -0.5,
+                ..d()
+            },
+            "--wd -0.5: must be",
+        );
+        bad(
+            Hyper {
+                kd_weight: -1.0,
+                ..d()
+            },
+            "--kd -1: must be",
+        );
+        bad(
+            Hyper {
+                feat_weight: -1.0,
+                ..d()
+            },
+            "--feat -1: must be",
+        );
+        bad(
+            Hyper {
+                clip: f64::INFINITY,
+                ..d()
+            },
+            "--clip inf: must be",
+        );
+        // A constant schedule (floor = peak) is allowed; a floor above the peak is not.
+        ok(Hyper {
+            lr: 0.5,
+            min_lr: 0.5,
+            ..d()
+        });
+        // Finite in f64 but not in f32, or nonzero in f64 but 0 in f32.
+        bad(
+            Hyper { lr: 1e39, ..d() },
+            "--lr 1000000000000000000000000000000000000000: must be at most 3.4028235e38 (f32)",
+        );
+        bad(Hyper { lr: 1e-50, min_lr: 0.0, ..d() }, "--lr 0.00000000000000000000000000000000000000000000000001: must be at least 1.1754944e-38 (f32)");
+        ok(Hyper {
+            lr: f64::from(f32::MAX),
+            ..d()
+        });
+        // Exit weights: each finite and >= 0, and not all zero.
+        ok(Hyper {
+            exit_weights: vec![0.0, 2.0],
+            ..d()
+        });
+        bad(
+            Hyper {
+                exit_weights: vec![1.0, -1.0],
+                ..d()
+            },
+            "--exit-weights -1: must be finite numbers >= 0",
+        );
+        bad(
+            Hyper {
+                exit_weights: vec![0.0, 0.0],
+                ..d()
+            },
+            "--exit-weights: at least one weight must be above 0",
+        );
+    }
+
+    #[test]
+    fn a_field_on_one_side_only_is_a_difference() {
+        let a = serde_json::json!({"hyper": {"seed": 1, "exit_weights": [1, 2]}});
+        let b = serde_json::json!({"hyper": {"seed": 1}});
+        assert_eq!(
+            first_difference("config", &a, &b).as_deref(),
+            Some("config.hyper.exit_weights: checkpoint [1,2], requested null")
+        );
+        assert_eq!(
+            first_difference("config", &b, &a).as_deref(),
+            Some("config.hyper.exit_weights: checkpoint null, requested [1,2]")
+        );
+        // Keys in name order: the first difference is `a`'s, whichever side lists it first.
+        let x = serde_json::json!({"b": 1, "a": 1});
+        let y = serde_json::json!({"a": 2, "b": 2});
+        assert_eq!(
+            first_difference("c", &x, &y).as_deref(),
+            Some("c.a: checkpoint 1, requested 2")
+        );
+        assert_eq!(
+            first_difference("c", &serde_json::json!(3), &serde_json::json!(3)),
+            None
+        );
+    }
 }
