@@ -422,4 +422,162 @@ mod tests {
         assert_eq!((back, m), (ts, first));
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    fn one() -> Vec<HostTensor> {
+        vec![HostTensor {
+            name: "w".into(),
+            shape: vec![2],
+            data: vec![1.0, 2.0],
+        }]
+    }
+
+    #[test]
+    fn optimizer_state_names() {
+        for (name, is) in [
+            ("a.optim.safetensors", true),
+            ("a.optim.prev.safetensors", true),
+            ("optim.safetensors", false),
+            ("a.safetensors", false),
+            ("a.optim.safetensors.tmp", false),
+        ] {
+            assert_eq!(is_optim_name(Path::new(name)), is, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_header_is_sorted_and_padded_to_eight_bytes() {
+        let dir = std::env::temp_dir().join(format!("tinv-train-hdr-{}", std::process::id()));
+        let path = dir.join("h.safetensors");
+        let meta = HashMap::from([
+            ("b".to_string(), "1".to_string()),
+            ("a".into(), "22".into()),
+        ]);
+        save(&path, &one(), &meta).unwrap();
+        let buf = std::fs::read(&path).unwrap();
+        let n = u64::from_le_bytes(buf[..8].try_into().unwrap()) as usize;
+        // safetensors: 8-byte length, the JSON header (padded with spaces to a multiple of 8),
+        // then the data: here 8 bytes, the two f32s.
+        assert_eq!(n % 8, 0);
+        assert_eq!(buf.len(), 8 + n + 8);
+        assert_eq!(&buf[8 + n..], [1f32, 2.0].map(f32::to_le_bytes).concat());
+        let text = std::str::from_utf8(&buf[8..8 + n]).unwrap();
+        let json = text.trim_end_matches(' ');
+        assert!(
+            json.ends_with('}') && !json.contains(char::is_whitespace),
+            "{text:?}"
+        );
+        let pos = |k: &str| json.find(k).unwrap();
+        assert!(pos("__metadata__") < pos("\"w\""));
+        assert!(pos("\"a\"") < pos("\"b\""));
+        // A tensor of another type is refused by name.
+        let f64_file = dir.join("f64.safetensors");
+        let bytes = 1f64.to_le_bytes();
+        let view = TensorView::new(Dtype::F64, vec![1], &bytes).unwrap();
+        std::fs::write(
+            &f64_file,
+            safetensors::serialize([("x", view)], None).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            load(&f64_file).unwrap_err(),
+            format!("{}: tensor 'x' is F64, need F32", f64_file.display())
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_previous_file_is_kept_aside() {
+        let dir = std::env::temp_dir().join(format!("tinv-train-prev-{}", std::process::id()));
+        let (path, prev) = (dir.join("s.optim.safetensors"), dir.join("s.prev"));
+        let meta = HashMap::new();
+        save_keeping_previous(&path, &prev, &one(), &meta).unwrap();
+        assert!(path.is_file() && !prev.exists());
+        let first = std::fs::read(&path).unwrap();
+        let mut two = one();
+        two[0].data[0] = 5.0;
+        save_keeping_previous(&path, &prev, &two, &meta).unwrap();
+        assert_eq!(std::fs::read(&prev).unwrap(), first);
+        assert_eq!(load(&path).unwrap().0, two);
+        assert!(!dir.join("s.optim.safetensors.tmp").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn resume_needs_the_state_and_names_an_old_one() {
+        let dir = std::env::temp_dir().join(format!("tinv-train-res-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ck = dir.join("run.seed1");
+        assert!(check_resume(&ck).unwrap_err().starts_with("--resume "));
+        std::fs::write(&ck, b"not safetensors").unwrap();
+        assert!(check_resume(&ck)
+            .unwrap_err()
+            .contains("not a readable safetensors checkpoint"));
+        save(&ck, &one(), &HashMap::new()).unwrap();
+        let e = check_resume(&ck).unwrap_err();
+        assert!(
+            e.contains("run.seed1.optim.safetensors (written beside every checkpoint) not found")
+        );
+        assert!(!e.contains("older versions"), "{e}");
+        // The name older versions gave it (the stem's): said, not taken.
+        let old = dir.join("run.optim.safetensors");
+        std::fs::write(&old, b"").unwrap();
+        let e = resume_optim(&ck).unwrap_err();
+        assert!(
+            e.ends_with(&format!(
+                "; {} has the name older versions gave it: if it was written with this \
+                 checkpoint, rename it to {}",
+                old.display(),
+                optim_path(&ck).display()
+            )),
+            "{e}"
+        );
+        // The previous state alone is found; with the sidecar, the sidecar first.
+        std::fs::write(optim_prev_path(&ck), b"").unwrap();
+        assert_eq!(resume_optim(&ck).unwrap(), [optim_prev_path(&ck)]);
+        std::fs::write(optim_path(&ck), b"").unwrap();
+        assert_eq!(
+            resume_optim(&ck).unwrap(),
+            [optim_path(&ck), optim_prev_path(&ck)]
+        );
+        assert_eq!(check_resume(&ck), Ok(()));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn out_is_checked_writable_before_training() {
+        let dir = std::env::temp_dir().join(format!("tinv-train-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = |p: &Path| check_writable(p).unwrap_err();
+        assert!(err(Path::new("")).contains("give a file name"));
+        assert!(err(Path::new("a/")).contains("give a file name"));
+        assert!(err(&dir.join("x.tmp")).contains("that name is reserved"));
+        assert!(err(&dir.join("x.optim.safetensors")).contains("that name is reserved"));
+        assert!(err(&dir).contains("is a directory"));
+        let file = dir.join("f");
+        std::fs::write(&file, b"").unwrap();
+        assert!(err(&file.join("sub").join("ck.safetensors")).contains("Not a directory"));
+        // Folders that do not exist yet: probed in the nearest that does, and not created.
+        let deep = dir.join("n1").join("n2").join("ck.safetensors");
+        assert_eq!(check_writable(&deep), Ok(()));
+        assert_eq!(check_writable(&dir.join("ck.safetensors")), Ok(()));
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["f"]);
+        // A folder where a sidecar goes.
+        let ck = dir.join("c.safetensors");
+        assert_eq!(check_sidecars_writable(&ck), Ok(()));
+        std::fs::create_dir(optim_prev_path(&ck)).unwrap();
+        let e = check_sidecars_writable(&ck).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "--out {}: its optimizer state goes to {}, and ",
+                ck.display(),
+                optim_prev_path(&ck).display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
