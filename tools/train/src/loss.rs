@@ -126,6 +126,11 @@ mod tests {
         let r = Tensor::new(&[[4f32, 3.0, 2.0, 1.0]], &Device::Cpu).unwrap();
         let f = feature_match(&s, &r).unwrap().to_scalar::<f32>().unwrap();
         assert!((f - 2.0).abs() < 1e-5, "reversed ramp has cos -1: {f}");
+        // A constant class token (the collapse `distill_ramp` guards against) normalizes to 0:
+        // the 1e-12 under the root keeps cos at 0 / 1e-6 = 0, not 0 / 0.
+        let c = Tensor::new(&[[2f32, 2.0, 2.0, 2.0]], &Device::Cpu).unwrap();
+        let f = feature_match(&c, &t).unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(f, 1.0);
     }
 
     #[test]
