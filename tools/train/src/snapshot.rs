@@ -244,4 +244,60 @@ mod tests {
         assert!(p.out_written());
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    #[test]
+    fn a_snapshot_writes_the_model_its_state_and_both_records() {
+        let cfg: crate::config::ModelConfig = serde_json::from_value(serde_json::json!({
+            "image_size": [4, 4], "channels": 1, "patch": 2, "dim": 4, "blocks": 1, "heads": 1,
+            "mlp_hidden": 4, "classes": 2, "ln_eps": 1e-6, "gelu": "erf",
+            "mean": [0.0], "std": [1.0], "depths": [1]}))
+        .unwrap();
+        let ts = crate::tensors::init_backbone(&cfg, &mut crate::rng::Rng::new(1, 0));
+        let vit = Vit::from_host(&cfg, &ts).unwrap();
+        let opt = AdamW::new(vit.vars()).unwrap();
+        let meta = TrainMeta {
+            model: cfg.clone(),
+            hyper: crate::config::Hyper::default(),
+            epoch: 1,
+            step_in_epoch: 2,
+            global_step: 7,
+            seconds: 1.5,
+            history: Vec::new(),
+            data: None,
+            partial: None,
+        };
+        let s = Snapshot::take(&vit, Some(&opt), &meta).unwrap();
+        assert_eq!(s.step(), 7);
+        let dir = std::env::temp_dir().join(format!("tinv-snap-{}", std::process::id()));
+        let out = dir.join("m.safetensors");
+        s.write(&out).unwrap();
+        let (model, m) = checkpoint::load(&out).unwrap();
+        let mut sorted = ts.clone();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(model, sorted);
+        let back: crate::config::ModelConfig = serde_json::from_str(&m[CONFIG_KEY]).unwrap();
+        assert_eq!(back, cfg);
+        let train: TrainMeta = serde_json::from_str(&m[TRAIN_KEY]).unwrap();
+        assert_eq!(
+            (train.epoch, train.step_in_epoch, train.global_step),
+            (1, 2, 7)
+        );
+        // The sidecar: zero moments `opt.m.*` / `opt.v.*` of every tensor, its step, and the
+        // fingerprint of the weights written beside it.
+        let (moments, om) = checkpoint::load(&checkpoint::optim_path(&out)).unwrap();
+        assert_eq!(moments.len(), 2 * ts.len());
+        assert!(moments.iter().all(|t| t.data.iter().all(|&v| v == 0.0)));
+        assert!(moments.iter().any(|t| t.name == "opt.v.head.weight"));
+        assert_eq!(om[OPTIM_STEP_KEY], "7");
+        let fp = checkpoint::model_fingerprint(&ts);
+        assert_eq!(om[OPTIM_MODEL_KEY], format!("0x{fp:016x}"));
+        // Without the optimizer, no sidecar.
+        let bare = dir.join("bare.safetensors");
+        Snapshot::take(&vit, None, &meta)
+            .unwrap()
+            .write(&bare)
+            .unwrap();
+        assert!(bare.is_file() && !checkpoint::optim_path(&bare).exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -183,4 +183,65 @@ mod tests {
              [16384, 1, 2, 2]"
         );
     }
+
+    #[test]
+    fn specs_are_timms_names_and_shapes_in_forward_order() {
+        // D 4, MLP 8, 3 classes, 2 blocks, paths 1 and 2, 2×2 patches of a 4×4 image: 5 tokens.
+        let m = cfg(4, 8, 2);
+        let mut want: Vec<(String, Vec<usize>)> = vec![
+            ("patch_embed.proj.weight".into(), vec![4, 1, 2, 2]),
+            ("patch_embed.proj.bias".into(), vec![4]),
+            ("cls_token".into(), vec![1, 1, 4]),
+            ("pos_embed".into(), vec![1, 5, 4]),
+        ];
+        for b in 0..2 {
+            for (n, s) in [
+                ("norm1.weight", vec![4]),
+                ("norm1.bias", vec![4]),
+                ("attn.qkv.weight", vec![12, 4]),
+                ("attn.qkv.bias", vec![12]),
+                ("attn.proj.weight", vec![4, 4]),
+                ("attn.proj.bias", vec![4]),
+                ("norm2.weight", vec![4]),
+                ("norm2.bias", vec![4]),
+                ("mlp.fc1.weight", vec![8, 4]),
+                ("mlp.fc1.bias", vec![8]),
+                ("mlp.fc2.weight", vec![4, 8]),
+                ("mlp.fc2.bias", vec![4]),
+            ] {
+                want.push((format!("blocks.{b}.{n}"), s));
+            }
+        }
+        for (n, s) in [
+            ("exits.1.norm.weight", vec![4]),
+            ("exits.1.norm.bias", vec![4]),
+            ("exits.1.head.weight", vec![3, 4]),
+            ("exits.1.head.bias", vec![3]),
+            ("norm.weight", vec![4]),
+            ("norm.bias", vec![4]),
+            ("head.weight", vec![3, 4]),
+            ("head.bias", vec![3]),
+        ] {
+            want.push((n.into(), s));
+        }
+        let got: Vec<(String, Vec<usize>)> = backbone_specs(&m)
+            .into_iter()
+            .map(|s| (s.name, s.shape))
+            .collect();
+        assert_eq!(got, want);
+        // Matrices, the class token and the position embedding drawn (|v| ≤ 2·0.02), the rest
+        // constant; `find` by name.
+        let ts = init_backbone(&m, &mut Rng::new(1, 0));
+        let qkv = find(&ts, "blocks.1.attn.qkv.weight").unwrap();
+        assert_eq!(qkv.data.len(), 48);
+        assert!(qkv.data.iter().all(|v| v.abs() <= 0.04));
+        assert!(qkv.data.iter().any(|&v| v != qkv.data[0]));
+        assert!(find(&ts, "blocks.2.attn.qkv.weight").is_none());
+        assert_eq!(find(&ts, "norm.weight").unwrap().data, [1.0; 4]);
+        assert_eq!(
+            exit_names(&m, 0),
+            ("exits.1.norm".to_string(), "exits.1.head".to_string())
+        );
+        assert_eq!(exit_names(&m, 1), ("norm".to_string(), "head".to_string()));
+    }
 }
