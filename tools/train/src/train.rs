@@ -572,3 +572,125 @@ pub fn train_backbone(
     }
     Ok((vit, meta))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ds(labels: Vec<u8>) -> Dataset {
+        Dataset {
+            c: 1,
+            h: 4,
+            w: 4,
+            images: (0..labels.len() * 16).map(|v| v as u8).collect(),
+            labels,
+        }
+    }
+
+    #[test]
+    fn a_data_stamp_names_what_differs() {
+        let (train, val) = (ds(vec![0, 1, 2]), ds(vec![1]));
+        let here = DataStamp::of(&train, &val);
+        let p = Path::new("ck");
+        assert_eq!(here.check(None, p, "no"), Ok(()));
+        assert_eq!(here.check(Some(&here), p, "no"), Ok(()));
+        let fewer = DataStamp::of(&train.slice(0..2), &val);
+        assert_eq!(
+            here.check(Some(&fewer), p, "refusing").unwrap_err(),
+            "ck was trained on another training split (data.train_images: checkpoint 2, \
+             requested 3); refusing"
+        );
+        let mut other = train.clone();
+        other.labels[2] = 0;
+        let e = here
+            .check(Some(&DataStamp::of(&other, &val)), p, "refusing")
+            .unwrap_err();
+        assert!(
+            e.starts_with("ck was trained on other images of the same count"),
+            "{e}"
+        );
+        let mut v2 = val.clone();
+        v2.images[0] = 9;
+        let e = here
+            .check(Some(&DataStamp::of(&train, &v2)), p, "refusing")
+            .unwrap_err();
+        assert!(e.starts_with("ck was validated on other images"), "{e}");
+        // A stamp from before the validation hash: passes.
+        let old = DataStamp {
+            val_fingerprint: None,
+            ..DataStamp::of(&train, &v2)
+        };
+        assert_eq!(here.check(Some(&old), p, "refusing"), Ok(()));
+        // FNV-1a 64 of the images, then the labels (docs/FORMAT.md's hash), as 16 hex digits.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in train.images.iter().chain(&train.labels) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        assert_eq!(here.fingerprint, format!("fnv1a64:{h:016x}"));
+        assert_eq!(here.train_images, 3);
+    }
+
+    #[test]
+    fn seconds_print_as_hours_minutes_seconds() {
+        assert_eq!(fmt_secs(0.0), "0:00:00");
+        assert_eq!(fmt_secs(3725.9), "1:02:05");
+        assert_eq!(fmt_secs(36_000.0 + 59.0 * 60.0 + 59.0), "10:59:59");
+        assert_eq!(fmt_secs(-5.0), "0:00:00");
+    }
+
+    #[test]
+    fn read_meta_names_a_missing_or_bad_record() {
+        let p = Path::new("x.safetensors");
+        assert_eq!(
+            read_meta(&HashMap::new(), p).unwrap_err(),
+            "x.safetensors: no 'tinv.train' metadata (not written by tinv-train)"
+        );
+        let bad = HashMap::from([(TRAIN_KEY.to_string(), "{}".to_string())]);
+        assert!(read_meta(&bad, p)
+            .unwrap_err()
+            .starts_with("x.safetensors: 'tinv.train': "));
+    }
+
+    #[test]
+    fn evaluate_counts_each_exit_right() {
+        // Every weight 0 but the heads' biases: the shallow exit always answers class 0, the
+        // deep one class 1. Labels 1, 0, 1, 1, 2: accuracies 1/5 and 3/5, in chunks of 2.
+        let cfg: ModelConfig = serde_json::from_value(serde_json::json!({
+            "image_size": [4, 4], "channels": 1, "patch": 2, "dim": 4, "blocks": 2, "heads": 1,
+            "mlp_hidden": 4, "classes": 3, "ln_eps": 1e-6, "gelu": "erf",
+            "mean": [0.0], "std": [1.0], "depths": [1, 2]}))
+        .unwrap();
+        let mut ts = init_backbone(&cfg, &mut Rng::new(1, 0));
+        for t in &mut ts {
+            t.data.fill(0.0);
+            match t.name.as_str() {
+                "exits.1.head.bias" => t.data[0] = 1.0,
+                "head.bias" => t.data[1] = 1.0,
+                _ => {}
+            }
+        }
+        let vit = Vit::from_host(&cfg, &ts).unwrap();
+        let d = ds(vec![1, 0, 1, 1, 2]);
+        for chunk in [0, 2, 500] {
+            assert_eq!(
+                evaluate(&vit, &d, chunk).unwrap(),
+                [0.2, 0.6],
+                "chunk {chunk}"
+            );
+        }
+        // A NaN weight in the deep head: named by its exit.
+        for t in &mut ts {
+            if t.name == "head.bias" {
+                t.data[2] = f32::NAN;
+            }
+        }
+        let vit = Vit::from_host(&cfg, &ts).unwrap();
+        match evaluate(&vit, &d, 2) {
+            Err(TrainError::NonFinite(m)) => assert!(
+                m.starts_with("exit 2 gives non-finite logits on the validation images"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}
