@@ -275,7 +275,7 @@ mod tests {
                 let mut o = vec![vec![0.0; d]; n];
                 for h in 0..heads {
                     let col = |t: usize, part: usize, j: usize| qkv[t][part * d + h * hd + j];
-                    for a in 0..n {
+                    for (a, oa) in o.iter_mut().enumerate() {
                         let s: Vec<f64> = (0..n)
                             .map(|b| {
                                 (0..hd).map(|j| col(a, 0, j) * col(b, 1, j)).sum::<f64>()
@@ -286,7 +286,7 @@ mod tests {
                         let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
                         let z: f64 = e.iter().sum();
                         for j in 0..hd {
-                            o[a][h * hd + j] = (0..n).map(|b| e[b] / z * col(b, 2, j)).sum();
+                            oa[h * hd + j] = (0..n).map(|b| e[b] / z * col(b, 2, j)).sum();
                         }
                     }
                 }
