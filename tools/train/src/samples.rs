@@ -144,6 +144,19 @@ mod tests {
             names(&write(&one, &dir.join("c"), 1).unwrap()),
             ["2-class2.png"]
         );
+        // Written again into the same folder: the same names (the files are replaced).
+        let again = write(&ds, &dir.join("a"), 5).unwrap();
+        assert_eq!(again, out);
+        // Two images of class 9 out of 10: the second is found on the second round through
+        // the classes, after 10 classes without one.
+        let nines = Dataset {
+            labels: vec![9, 9],
+            ..ds.slice(0..2)
+        };
+        assert_eq!(
+            names(&write(&nines, &dir.join("n"), 2).unwrap()),
+            ["9-class9.png", "9-class9-1.png"]
+        );
         // Ten classes of 28×28 images: Fashion-MNIST names; another size keeps `class<k>`.
         let fashion = |h: usize| Dataset {
             c: 1,
