@@ -565,6 +565,9 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["f"]);
+        // The probe goes where the checkpoint will: /proc takes no new file, even from root.
+        let e = err(Path::new("/proc/tinv-train-ck.safetensors"));
+        assert!(e.contains(": cannot write there: "), "{e}");
         // A folder where a sidecar goes.
         let ck = dir.join("c.safetensors");
         assert_eq!(check_sidecars_writable(&ck), Ok(()));
