@@ -368,6 +368,16 @@ mod tests {
         assert_eq!(out[8..12], [8.0, 9.0, 12.0, 13.0]);
     }
 
+    fn gz_img(dims: &[usize]) -> Vec<u8> {
+        use std::io::Write;
+        let n: usize = dims.iter().product();
+        let data: Vec<u8> = (1..=n as u8).collect();
+        let img = tinv::idx::encode(dims, &data).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&img).unwrap();
+        gz.finish().unwrap()
+    }
+
     #[test]
     fn loads_gzip_and_rank4_hwc_as_chw() {
         use std::io::Write;
@@ -387,6 +397,30 @@ mod tests {
         assert_eq!((ds.c, ds.h, ds.w), (3, 1, 2));
         assert_eq!(ds.images, vec![1, 4, 2, 5, 3, 6]);
         assert_eq!(ds.labels, vec![7]);
+        // Two 2×1 images of 2 channels, HWC: image 0 = rows (1, 2), (3, 4), image 1 = (5, 6),
+        // (7, 8): CHW, channel 0 then channel 1 of each.
+        let img = tinv::idx::encode(&[2, 2, 1, 2], &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), &img).unwrap();
+        std::fs::write(
+            dir.join("t10k-labels-idx1-ubyte"),
+            tinv::idx::encode(&[2], &[0, 1]).unwrap(),
+        )
+        .unwrap();
+        let ds = load(&dir, "t10k").unwrap();
+        assert_eq!((ds.c, ds.h, ds.w), (2, 2, 1));
+        assert_eq!(ds.images, vec![1, 3, 2, 4, 5, 7, 6, 8]);
+        // Rank 3 is one channel, as stored; rank 2 is refused.
+        let img = tinv::idx::encode(&[2, 1, 3], &[1, 2, 3, 4, 5, 6]).unwrap();
+        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), &img).unwrap();
+        let ds = load(&dir, "t10k").unwrap();
+        assert_eq!((ds.c, ds.h, ds.w, ds.len()), (1, 1, 3, 2));
+        assert_eq!(ds.images, vec![1, 2, 3, 4, 5, 6]);
+        let img = tinv::idx::encode(&[2, 3], &[1, 2, 3, 4, 5, 6]).unwrap();
+        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), &img).unwrap();
+        assert!(load(&dir, "t10k")
+            .unwrap_err()
+            .contains("images must have rank 3 or 4, found [2, 3]"));
+        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz_img(&[1, 1, 2, 3])).unwrap();
         // A label count that does not match is refused, naming the file.
         std::fs::write(
             dir.join("t10k-labels-idx1-ubyte"),
