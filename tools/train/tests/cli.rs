@@ -913,3 +913,38 @@ fn eval_refuses_what_tinv_fold_refuses() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_rank4_file_that_looks_channels_first_is_warned_about() {
+    // [n, height, width, channels] with a height of at most 4 and more than 4 channels reads
+    // like [n, channels, height, width]: a warning (the file is still read as documented).
+    let dir = tmp("chw");
+    let data = dir.to_str().unwrap();
+    let out = dir.join("ck.safetensors");
+    for (dims, warned) in [
+        ([4, 4, 8, 5], true),
+        ([4, 5, 8, 5], false),
+        ([4, 4, 8, 4], false),
+    ] {
+        let n: usize = dims.iter().product();
+        for p in ["train", "t10k"] {
+            std::fs::write(
+                dir.join(format!("{p}-images-idx3-ubyte")),
+                tinv::idx::encode(&dims, &vec![7; n]).unwrap(),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join(format!("{p}-labels-idx1-ubyte")),
+                tinv::idx::encode(&[4], &[0, 1, 2, 3]).unwrap(),
+            )
+            .unwrap();
+        }
+        let (_, err) = run(&fit(data, out.to_str().unwrap(), &[]));
+        let want = format!(
+            "is [n, {}, {}, {}]: that looks channels-first",
+            dims[1], dims[2], dims[3]
+        );
+        assert_eq!(err.contains(&want), warned, "{dims:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
