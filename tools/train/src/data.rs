@@ -594,9 +594,43 @@ mod tests {
             .flat_map(|dy| (-1..=1).map(move |dx| (dy, dx)))
             .collect();
         assert_eq!(seen, all);
+        // Shift 2: [-2, 2]², all 25 offsets in 400 draws.
+        let idx2 = vec![0; 400];
+        let b = batch(&ds, &idx2, &m, 2, Some(&mut rng));
+        let seen: std::collections::BTreeSet<_> = b
+            .patches
+            .chunks_exact(25)
+            .map(|img| {
+                let at = img.iter().position(|&v| v == 1.0).unwrap() as isize;
+                (at / 5 - 2, at % 5 - 2)
+            })
+            .collect();
+        assert_eq!(seen.len(), 25);
+        assert!(seen.iter().all(|&(y, x)| y.abs() <= 2 && x.abs() <= 2));
         // Shift 0 with a generator: the images as they are.
         let b = batch(&ds, &idx[..3], &m, 0, Some(&mut rng));
         assert!(b.patches.chunks_exact(25).all(|p| p == ds.image_f32(0)));
+    }
+
+    #[test]
+    fn batch_rows_are_each_images_patches() {
+        // Two channels of 4×4 in 2×2 patches: 4 patches of 8 floats per image.
+        let m = cfg(2, vec![0.5, 0.0], vec![0.5, 1.0]);
+        let ds = Dataset {
+            c: 2,
+            h: 4,
+            w: 4,
+            images: (0..96).map(|v| (v * 5) as u8).collect(),
+            labels: vec![0, 3, 1],
+        };
+        let b = batch(&ds, &[2, 0], &m, 0, None);
+        assert_eq!((b.len, b.labels.clone()), (2, vec![1, 0]));
+        assert_eq!(b.patches.len(), 2 * 32);
+        for (k, &i) in [2, 0].iter().enumerate() {
+            let mut want = vec![0f32; 32];
+            patchify(&ds.image_f32(i), &m, &mut want);
+            assert_eq!(b.patches[k * 32..(k + 1) * 32], want[..]);
+        }
     }
 
     #[test]
