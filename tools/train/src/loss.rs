@@ -252,6 +252,14 @@ mod tests {
                 "{name}: {g} vs {w}"
             );
         }
+        // A teacher whose class token is constant normalizes to 0: cos 0 with every student,
+        // 1 − cos = 1 for each of the two (the teacher is not matched against itself, where
+        // the 1e-12 under the root would give it 1 too).
+        let mut flat = outs;
+        flat[2].cls = Tensor::new(&[[0.5f32; 4]], &dev).unwrap();
+        let l = multi_exit(&flat, &labels, &h, factor).unwrap();
+        assert_eq!(l.feat, 1.0);
+        let outs = flat;
         // One exit: no teacher to learn from, the total is its cross-entropy.
         let l = multi_exit(&outs[2..], &labels, &h, factor).unwrap();
         let ce = ce_ref(&logits[2], 1);
