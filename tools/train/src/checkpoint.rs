@@ -568,6 +568,9 @@ mod tests {
         // The probe goes where the checkpoint will: /proc takes no new file, even from root.
         let e = err(Path::new("/proc/tinv-train-ck.safetensors"));
         assert!(e.contains(": cannot write there: "), "{e}");
+        // And a folder still to be made under /proc is probed in /proc, the nearest that is.
+        let e = err(Path::new("/proc/tinv-train-none/ck.safetensors"));
+        assert!(e.contains(": cannot write there: "), "{e}");
         // A folder where a sidecar goes.
         let ck = dir.join("c.safetensors");
         assert_eq!(check_sidecars_writable(&ck), Ok(()));
