@@ -205,6 +205,17 @@ mod tests {
         assert_ne!(std::fs::read(&out).unwrap(), first);
         p.write_now(snap(11)).unwrap();
         assert!(p.kept().ends_with("(step 11) is kept"));
+        // Finite weights and moments are written.
+        let mut s = snap(11);
+        let w = crate::tensors::HostTensor {
+            name: "w".into(),
+            shape: vec![2],
+            data: vec![1.0, -2.0],
+        };
+        s.model = vec![w.clone()];
+        s.optim = Some(vec![w.clone()]);
+        p.write_now(s).unwrap();
+        assert_eq!(checkpoint::load(&out).unwrap().0, [w]);
         // A last checkpoint (written at once, untested by a step) with an infinite weight or
         // moment is refused, and step 11's file stays.
         let written = std::fs::read(&out).unwrap();
