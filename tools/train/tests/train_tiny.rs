@@ -288,3 +288,37 @@ fn missing_dataset_names_the_file_and_package() {
         "{err}"
     );
 }
+
+#[test]
+fn a_resumed_checkpoint_from_before_the_validation_stamp_gains_it() {
+    // A checkpoint whose data stamp has no `val_fingerprint` (written before it was recorded)
+    // resumes, and the checkpoints of the resumed run record the stamp of the data it ran on.
+    let (tr, val) = (synthetic(64, 3), synthetic(100, 4));
+    let h = Hyper {
+        epochs: 1,
+        ..hyper()
+    };
+    let old = tmp("oldstamp");
+    train::train_backbone(&cfg(), &h, &tr, &val, &opts(&old)).unwrap();
+    let (ts, mut m) = tinv_train::checkpoint::load(&old).unwrap();
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&m[tinv_train::checkpoint::TRAIN_KEY]).unwrap();
+    meta["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("val_fingerprint")
+        .unwrap();
+    m.insert(tinv_train::checkpoint::TRAIN_KEY.into(), meta.to_string());
+    tinv_train::checkpoint::save(&old, &ts, &m).unwrap();
+    let new = tmp("newstamp");
+    let o = RunOpts {
+        resume: Some(old.clone()),
+        ..opts(&new)
+    };
+    let h2 = Hyper { epochs: 2, ..h };
+    let (_, meta) = train::train_backbone(&cfg(), &h2, &tr, &val, &o).unwrap();
+    assert_eq!(meta.data, Some(train::DataStamp::of(&tr, &val)));
+    let (_, m) = tinv_train::checkpoint::load(&new).unwrap();
+    let saved = train::read_meta(&m, &new).unwrap();
+    assert_eq!(saved.data, Some(train::DataStamp::of(&tr, &val)));
+}
