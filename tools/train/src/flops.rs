@@ -68,4 +68,31 @@ mod tests {
         assert_eq!(path(&c, 1), stem(&c) + 2 * block(&c) + 32);
         assert_eq!(path(&c, 0) + step(&c, 0), path(&c, 1) + exit(&c));
     }
+
+    #[test]
+    fn hand_counted_two_channel_model_and_controller() {
+        // two-channel 8×12 images, patch 4: 2 × 3 = 6 patches, 7 tokens; D 8, H 16,
+        // 4 classes, paths at depths 1, 2, 3.
+        let c: ModelConfig = serde_json::from_value(serde_json::json!({
+            "image_size": [8, 12], "channels": 2, "patch": 4, "dim": 8, "blocks": 3, "heads": 2,
+            "mlp_hidden": 16, "classes": 4, "ln_eps": 1e-6, "gelu": "erf",
+            "mean": [0.0, 0.0], "std": [1.0, 1.0], "depths": [1, 2, 3]}))
+        .unwrap();
+        // Stem: 2 · 6 patches · 2 channels · 16 pixels · 8 = 3072.
+        assert_eq!(stem(&c), 3072);
+        // Block: qkv 2·7·8·24 = 2688, attention 2·2·7·7·8 = 1568, projection 2·7·8·8 = 896,
+        // MLP 2·2·7·8·16 = 3584: 8736. Exit head 2·8·4 = 64.
+        assert_eq!(block(&c), 8736);
+        assert_eq!(exit(&c), 64);
+        assert_eq!(path(&c, 0), 3072 + 8736 + 64);
+        assert_eq!(path(&c, 2), 3072 + 3 * 8736 + 64);
+        assert_eq!(step(&c, 1), 8736 + 64);
+        // Controller, hidden widths 5 (predictor), 7 (policy), 3 (RNN). Features: 2·16 + 4 = 36
+        // of them, 6 FLOPs per input value: 6·2·8·12 = 1152. Predictor 36 → 5 → 3:
+        // 2·(180 + 15) = 390; policy [φ, p, λ] = 40 → 7 → 3: 2·(280 + 21) = 602.
+        assert_eq!(ctrl_up_front(&c, 5, 7), 1152 + 390 + 602);
+        // Exit: statistics 4·K = 16; RNN 5 → 3 with a 3 × 3 recurrence and the output
+        // 2·(15 + 9 + 3) = 54.
+        assert_eq!(ctrl_exit(&c, 3), 16 + 54);
+    }
 }

@@ -445,4 +445,106 @@ mod tests {
             assert_eq!(decimal(x) as f32, x, "{x}");
         }
     }
+
+    /// The hand-made outcome table of the controller tests, its FLOPs scaled to millions.
+    fn scaled() -> (ModelConfig, Outcomes) {
+        let mut o = crate::control::outcomes::tests::table();
+        o.path_flops = vec![1_000_000, 2_500_000, 5_000_000];
+        o.step_flops = vec![1_700_000, 2_800_000];
+        (crate::control::outcomes::tests::cfg(&[1, 2, 3]), o)
+    }
+
+    fn pt(lambda: f32, accuracy: f64, mean_flops: f64) -> Point {
+        Point {
+            lambda,
+            accuracy,
+            mean_flops,
+            histogram: vec![0.25, 0.5, 0.25],
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_exit_the_oracle_each_tau_and_each_budget() {
+        let (cfg, o) = scaled();
+        let sweeps = [vec![pt(0.1, 0.5, 5e6)], vec![pt(0.2, 0.625, 2e6)]];
+        let t = table(&cfg, &o, Some(&sweeps));
+        let lines: Vec<&str> = t.lines().collect();
+        // Header, rule, 3 exits, the oracle, 7 τ, 1 graph and 1 adaptive budget.
+        assert_eq!(lines.len(), 2 + 3 + 1 + 7 + 2);
+        // Depth 1: 1 of 4 right, 1 MFLOPs, 20 % of the 5 of full depth.
+        assert_eq!(
+            lines[2],
+            "| static exit | depth 1 | 25.00 | 1.000 | 20.0 |  |"
+        );
+        assert_eq!(
+            lines[4],
+            "| static exit | depth 3 | 50.00 | 5.000 | 100.0 |  |"
+        );
+        // The oracle: 3 of 4 right at (1 + 2.5 + 5 + 1) / 4 = 2.375 MFLOPs.
+        assert_eq!(
+            lines[5],
+            "| oracle | shallowest right path | 75.00 | 2.375 | 47.5 |  |"
+        );
+        // τ = 0.5 stops everything at path 0; τ = 0.7 as in the outcome tests, × 10⁴.
+        assert_eq!(
+            lines[6],
+            "| threshold | τ = 0.5 | 25.00 | 1.000 | 20.0 |  |"
+        );
+        assert_eq!(
+            lines[8],
+            "| threshold | τ = 0.7 | 50.00 | 1.850 | 37.0 |  |"
+        );
+        assert_eq!(
+            lines[13],
+            "| graph | λ = 0.1 | 50.00 | 5.000 | 100.0 | 25/50/25 |"
+        );
+        assert_eq!(
+            lines[14],
+            "| adaptive | λ = 0.2 | 62.50 | 2.000 | 40.0 | 25/50/25 |"
+        );
+    }
+
+    #[test]
+    fn graph_is_set_against_each_exit_and_the_cheapest_exit_near_full_depth() {
+        let (cfg, o) = scaled();
+        // Exits: 25 % at 1 MFLOPs, 50 % at 2.5, 50 % at 5 (full depth).
+        let pts = [pt(0.5, 0.3, 1.2e6), pt(0.1, 0.5, 5e6), pt(0.0, 0.52, 6e6)];
+        let s = graph_vs_static(&cfg, &o, &pts);
+        let lines: Vec<&str> = s.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                // No point at 1 MFLOPs or less: the cheapest, 0.2 MFLOPs more.
+                "- depth 1: 25.00 % at 1.000 MFLOPs; no graph point spends that little (its \
+                 controller comes on top of the cheapest path): its cheapest is 30.00 % at 1.200 \
+                 (λ = 0.5), 0.200 MFLOPs more",
+                // At 2.5 MFLOPs only the 30 % point.
+                "- depth 2: 50.00 % at 2.500 MFLOPs; graph 30.00 % at 1.200 (λ = 0.5): LESS accurate",
+                // At 5 MFLOPs the point at exactly 5 counts (no more FLOPs).
+                "- depth 3: 50.00 % at 5.000 MFLOPs; graph 50.00 % at 5.000 (λ = 0.1): at least as \
+                 accurate",
+                // Depth 2 is within 0.3 points of full depth (50 % both); the cheapest point at
+                // least that accurate is at 5 MFLOPs, twice depth 2's.
+                "- at depth 2's accuracy (50.00 %, the cheapest exit within 0.3 points of full \
+                 depth): graph spends 5.000 MFLOPs (λ = 0.1), -100.0 % fewer than depth 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn sweeps_are_graph_then_adaptive_over_the_grid_with_the_controllers_flops() {
+        let (cfg, o) = (
+            crate::control::outcomes::tests::cfg(&[1, 2, 3]),
+            crate::control::outcomes::tests::table(),
+        );
+        let ctrl = crate::control::budget::tests::controller();
+        let [g, a] = sweeps(&cfg, &o, &ctrl);
+        assert_eq!((g.len(), a.len()), (18, 18));
+        // λ = 0, graph: paths 0, 2, 0, 2, input 0 right; the graph policy's 592 FLOPs up front
+        // (budget's controller_flops_of_each_mode) + (100 + 500 + 100 + 500) / 4.
+        assert_eq!((g[0].accuracy, g[0].mean_flops), (0.25, 892.0));
+        // adaptive: 538 up front and 26 a decision: 664, 814, 538 + 100 + 52 + 170 + 280 =
+        // 1140, 538 + 250 + 26 + 280 = 1094; 3712 / 4.
+        assert_eq!((a[0].accuracy, a[0].mean_flops), (0.75, 928.0));
+    }
 }

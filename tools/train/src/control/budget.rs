@@ -160,8 +160,10 @@ pub fn choose_from(pts: &[Point], full: f64, tol: f64) -> (f32, bool) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{choose_from, Point};
+pub(crate) mod tests {
+    use super::{choose_from, ctrl_flops, evaluate, pool, run_one, sweep, Point, GRID};
+    use crate::control::nets::{Controller, ExitRnn, Mlp};
+    use crate::control::outcomes::tests::{cfg, table, PHI0};
 
     fn pts(acc: &[(f32, f64)]) -> Vec<Point> {
         acc.iter()
@@ -194,5 +196,148 @@ mod tests {
         // The smallest already out: the most accurate, the largest λ among equals.
         let p = pts(&[(0.0, 0.89), (0.1, 0.895), (0.2, 0.895), (0.3, 0.88)]);
         assert_eq!(choose_from(&p, full, tol), (0.2, false));
+    }
+
+    /// A controller for [`table`] (3 paths, 20 features) whose every decision is known:
+    /// `adaptive` starts at path 0 when feature 0 is below 0.5 and at path 1 above it (policy
+    /// scores 0.5 − φ₀, φ₀ − 0.5, −1 through a hidden unit relu(φ₀)); the exit RNN (one unit,
+    /// `tanh(0.75 − p_max − λ)`, output weight 1) continues while p_max < 0.75 − λ; `graph` runs
+    /// path 0 below 0.5 and path 2 above it. Hidden widths: predictor 1, policy 2, graph 3.
+    pub(crate) fn controller() -> Controller {
+        let z = 20 + 3 + 1;
+        let mut policy_w1 = vec![0.0; 2 * z];
+        policy_w1[0] = 1.0; // unit 0 reads φ₀; unit 1 stays 0
+        let mut graph_w1 = vec![0.0; 3 * z];
+        graph_w1[0] = 1.0;
+        Controller {
+            p: 3,
+            pred: Mlp {
+                w1: vec![0.0; 20],
+                b1: vec![0.0],
+                w2: vec![0.0; 3],
+                b2: vec![0.0; 3],
+            },
+            policy: Mlp {
+                w1: policy_w1,
+                b1: vec![0.0; 2],
+                w2: vec![-1.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+                b2: vec![0.5, -0.5, -1.0],
+            },
+            graph: Some(Mlp {
+                w1: graph_w1,
+                b1: vec![0.0; 3],
+                w2: vec![-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+                b2: vec![0.5, -1.0, -0.5],
+            }),
+            rnn: ExitRnn {
+                wx: vec![-1.0, 0.0, 0.0, -1.0, 0.0],
+                wh: vec![0.0],
+                b: vec![0.75],
+                wo: vec![1.0],
+                bo: 0.0,
+            },
+        }
+    }
+
+    /// Controller FLOPs in these tests: 1000 up front, 10 per level-2 decision.
+    const CTRL: (u64, u64) = (1000, 10);
+
+    #[test]
+    fn controller_flops_of_each_mode() {
+        // 8×8 grey: features 6·64 = 384 FLOPs, F = 20; P = 3, K = 3. Predictor 20 → 1 → 3:
+        // 2·(20 + 3) = 46. Policy (adaptive) 24 → 2 → 3: 2·(24·2 + 2·3) = 108; graph 24 → 3 →
+        // 3: 2·(24·3 + 3·3) = 162. Exit: 4·K = 12 for the statistics, 2·(5·1 + 1 + 1) = 14.
+        let (c, ctrl) = (cfg(&[1, 2, 3]), controller());
+        assert_eq!(ctrl_flops(&c, &ctrl, 2), (384 + 46 + 108, 26));
+        assert_eq!(ctrl_flops(&c, &ctrl, 1), (384 + 46 + 162, 26));
+    }
+
+    #[test]
+    fn each_input_finishes_where_its_decisions_send_it_and_pays_every_flop() {
+        let (o, ctrl) = (table(), controller());
+        assert_eq!(PHI0, [0.2, 0.8, 0.3, 0.9]);
+        // adaptive, λ = 0: continue while p_max < 0.75.
+        // Input 0 starts at 0, p_max 0.9 stops: 1000 + 100 + 1 decision.
+        // Input 1 starts at 1, 0.8 stops: 1000 + 250 + 10.
+        // Input 2 starts at 0, 0.5 and 0.7 continue, then no deeper path: 1000 + 100 + 2·10 +
+        // 170 + 280 = 1570. Input 3 starts at 1, 0.7 continues: 1000 + 250 + 10 + 280 = 1540.
+        let at = |lam, levels| -> Vec<(usize, u64)> {
+            (0..4)
+                .map(|i| run_one(&ctrl, &o, i, lam, levels, CTRL))
+                .collect()
+        };
+        assert_eq!(at(0.0, 2), [(0, 1110), (1, 1260), (2, 1570), (2, 1540)]);
+        // λ = 0.2: continue while p_max < 0.55; input 2 stops at 0.7 (path 1), input 3 at once.
+        assert_eq!(at(0.2, 2), [(0, 1110), (1, 1260), (1, 1290), (1, 1260)]);
+        // graph: paths 0, 2, 0, 2 and their FLOPs, no decision after.
+        assert_eq!(at(0.0, 1), [(0, 1100), (2, 1500), (0, 1100), (2, 1500)]);
+        // Right: λ = 0: inputs 0, 1, 2 of 4, FLOPs 5480 / 4; paths 0, 1, 2, 2.
+        let want = |lambda, accuracy, mean_flops, histogram: [f64; 3]| Point {
+            lambda,
+            accuracy,
+            mean_flops,
+            histogram: histogram.to_vec(),
+        };
+        let p0 = want(0.0, 0.75, 1370.0, [0.25, 0.25, 0.5]);
+        assert_eq!(evaluate(&ctrl, &o, 0.0, 2, CTRL), p0);
+        // λ = 0.2: inputs 0 and 1 right; (1110 + 1260 + 1290 + 1260) / 4 = 1230.
+        let p2 = want(0.2, 0.5, 1230.0, [0.25, 0.75, 0.0]);
+        assert_eq!(evaluate(&ctrl, &o, 0.2, 2, CTRL), p2);
+        // graph: input 0 right; 5200 / 4.
+        let g = want(0.0, 0.25, 1300.0, [0.5, 0.0, 0.5]);
+        assert_eq!(evaluate(&ctrl, &o, 0.0, 1, CTRL), g);
+        // The sweep: one point per budget of the grid, in its order.
+        let s = sweep(&ctrl, &o, 2, CTRL);
+        let lambdas: Vec<f32> = s.iter().map(|p| p.lambda).collect();
+        assert_eq!(lambdas, GRID);
+        assert_eq!((&s[0], &s[12]), (&p0, &p2));
+        assert_eq!(GRID[12], 0.2);
+    }
+
+    #[test]
+    fn pooled_points_weigh_each_part_by_its_size() {
+        let pt = |lambda, accuracy, mean_flops, histogram: &[f64]| Point {
+            lambda,
+            accuracy,
+            mean_flops,
+            histogram: histogram.to_vec(),
+        };
+        let parts = [
+            vec![
+                pt(0.0, 0.5, 100.0, &[1.0, 0.0]),
+                pt(0.1, 1.0, 200.0, &[0.0, 1.0]),
+            ],
+            vec![
+                pt(0.0, 0.9, 300.0, &[0.5, 0.5]),
+                pt(0.1, 0.1, 500.0, &[0.25, 0.75]),
+            ],
+        ];
+        // Weights 1/4 and 3/4. λ = 0: 0.125 + 0.675, 25 + 225, [0.25 + 0.375, 0.375].
+        // λ = 0.1: 0.25 + 0.075, 50 + 375, [0.1875, 0.25 + 0.5625].
+        let want = [
+            (0.0, 0.8, 250.0, [0.625, 0.375]),
+            (0.1, 0.325, 425.0, [0.1875, 0.8125]),
+        ];
+        let got = pool(&parts, &[1, 3]);
+        assert_eq!(got.len(), 2);
+        for (g, (l, a, f, h)) in got.iter().zip(want) {
+            assert_eq!(g.lambda, l);
+            assert!((g.accuracy - a).abs() < 1e-12, "{g:?}");
+            assert!((g.mean_flops - f).abs() < 1e-9, "{g:?}");
+            assert!((g.histogram[0] - h[0]).abs() < 1e-12, "{g:?}");
+            assert!((g.histogram[1] - h[1]).abs() < 1e-12, "{g:?}");
+        }
+        assert!(pool(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn shares_are_whole_percentages_per_path() {
+        let p = Point {
+            lambda: 0.0,
+            accuracy: 0.0,
+            mean_flops: 0.0,
+            histogram: vec![0.333, 0.667, 0.0],
+        };
+        assert_eq!(p.shares(), "33/67/0");
     }
 }

@@ -226,3 +226,218 @@ impl Outcomes {
         )
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::Outcomes;
+    use crate::config::ModelConfig;
+
+    /// 8×8 grey images, patch 4 (4 patches, 5 tokens), D 8, H 16, 3 classes, `depths`.
+    pub(crate) fn cfg(depths: &[usize]) -> ModelConfig {
+        serde_json::from_value(serde_json::json!({
+            "image_size": [8, 8], "channels": 1, "patch": 4, "dim": 8,
+            "blocks": depths.last().copied().unwrap_or(1), "heads": 2, "mlp_hidden": 16,
+            "classes": 3, "ln_eps": 1e-6, "gelu": "erf", "mean": [0.0], "std": [1.0],
+            "depths": depths}))
+        .unwrap()
+    }
+
+    /// A hand-made table of 4 inputs over 3 paths (2 classes, 20 features), every number
+    /// chosen: which paths are right, each exit's p_max, the FLOPs. `logits[(i·3 + j)·2 + c]`
+    /// = 100·i + 10·j + c and `feats[i·20 + t]` = 100·i + t tell rows apart, except feature 0,
+    /// which is [`PHI0`]`[i]` (what the budget tests' controller reads).
+    ///
+    /// | input | right at paths 0, 1, 2 | p_max at 0, 1, 2 |
+    /// |---|---|---|
+    /// | 0 | yes, yes, yes | 0.9, 0.95, 0.99 |
+    /// | 1 | no, yes, no | 0.6, 0.8, 0.9 |
+    /// | 2 | no, no, yes | 0.5, 0.7, 0.6 |
+    /// | 3 | no, no, no | 0.7, 0.7, 0.2 |
+    ///
+    /// Path FLOPs 100, 250, 500; steps 170 (0 → 1) and 280 (1 → 2), not the differences of
+    /// the paths (a step pays an exit head), so that a wrong sum shows.
+    pub(crate) fn table() -> Outcomes {
+        let right = [
+            [true, true, true],
+            [false, true, false],
+            [false, false, true],
+            [false, false, false],
+        ];
+        let p_max = [
+            [0.9, 0.95, 0.99],
+            [0.6, 0.8, 0.9],
+            [0.5, 0.7, 0.6],
+            [0.7, 0.7, 0.2],
+        ];
+        let (n, p, k, f) = (4, 3, 2, 20);
+        Outcomes {
+            n,
+            p,
+            k,
+            logits: (0..n * p * k)
+                .map(|r| (100 * (r / (p * k)) + 10 * (r / k % p) + r % k) as f32)
+                .collect(),
+            labels: vec![0, 1, 0, 1],
+            correct: right.concat(),
+            stats: p_max.concat().iter().map(|&m| (m, 0.5, 0.1)).collect(),
+            feats: (0..n * f)
+                .map(|r| {
+                    if r % f == 0 {
+                        PHI0[r / f]
+                    } else {
+                        (100 * (r / f) + r % f) as f32
+                    }
+                })
+                .collect(),
+            f,
+            path_flops: vec![100, 250, 500],
+            step_flops: vec![170, 280],
+        }
+    }
+
+    /// Feature 0 of each input of [`table`].
+    pub(crate) const PHI0: [f32; 4] = [0.2, 0.8, 0.3, 0.9];
+
+    #[test]
+    fn oracle_paths_and_accuracies_of_a_hand_made_table() {
+        let o = table();
+        // The shallowest right path; input 3 has none, so path 0.
+        let oracle: Vec<usize> = (0..4).map(|i| o.oracle(i)).collect();
+        assert_eq!(oracle, [0, 1, 2, 0]);
+        assert!(o.right(1, 1) && !o.right(1, 2) && o.right(2, 2) && !o.right(3, 0));
+        // Right at path 0: input 0 (1/4); at 1: inputs 0, 1; at 2: inputs 0, 2.
+        assert_eq!(o.path_accuracy(), [0.25, 0.5, 0.5]);
+        // Oracle: 3 of 4 right; FLOPs 100 + 250 + 500 + 100 (input 3 at path 0) = 950 → 237.5.
+        assert_eq!(o.oracle_point(), (0.75, 237.5));
+        assert_eq!(o.full_flops(), 500);
+    }
+
+    #[test]
+    fn the_threshold_rule_stops_at_the_first_confident_exit_and_pays_each_step() {
+        let o = table();
+        // τ = 0.7: input 0 stops at once (0.9); input 1 goes on (0.6) and stops at 0.8; input
+        // 2 goes on (0.5) and stops at exactly 0.7 (p_max ≥ τ stops); input 3 stops at once
+        // (exactly 0.7). FLOPs: 100, 100 + 170 = 270, 270, 100.
+        let stops: Vec<(usize, u64)> = (0..4).map(|i| o.threshold_stop(i, 0.7)).collect();
+        assert_eq!(stops, [(0, 100), (1, 270), (1, 270), (0, 100)]);
+        // Right: inputs 0 (path 0) and 1 (path 1), 2 of 4; FLOPs 740 / 4.
+        assert_eq!(o.threshold_point(0.7), (0.5, 185.0));
+        // τ = 0.95: input 0 stops at path 1 (0.95), the others run to the deepest, 100 + 170
+        // + 280 = 550; right: inputs 0 and 2; FLOPs (270 + 3·550) / 4 = 480.
+        let stops: Vec<(usize, u64)> = (0..4).map(|i| o.threshold_stop(i, 0.95)).collect();
+        assert_eq!(stops, [(1, 270), (2, 550), (2, 550), (2, 550)]);
+        assert_eq!(o.threshold_point(0.95), (0.5, 480.0));
+        // τ = 0.5: every input stops at path 0 (input 2 at exactly 0.5); only input 0 right.
+        assert_eq!(o.threshold_point(0.5), (0.25, 100.0));
+        // The curve is those points in τ order.
+        assert_eq!(
+            crate::control::threshold_curve::points(&o, &[0.5, 0.7, 0.95]),
+            [(0.25, 100.0), (0.5, 185.0), (0.5, 480.0)]
+        );
+    }
+
+    #[test]
+    fn subsets_keep_their_rows_of_every_table() {
+        let o = table();
+        // Rows of input i: logits 100·i + 10·j + c, features 100·i + t past feature 0.
+        let logits = |i: usize| -> Vec<f32> {
+            (0..3)
+                .flat_map(|j| (0..2).map(move |c| (100 * i + 10 * j + c) as f32))
+                .collect()
+        };
+        let s = o.subset(1..3);
+        assert_eq!((s.n, s.p, s.k, s.f), (2, 3, 2, 20));
+        assert_eq!(s.logits, [logits(1), logits(2)].concat());
+        assert_eq!(s.labels, [1, 0]);
+        assert_eq!(s.correct, [false, true, false, false, false, true]);
+        let pm: Vec<f32> = s.stats.iter().map(|t| t.0).collect();
+        assert_eq!(pm, [0.6, 0.8, 0.9, 0.5, 0.7, 0.6]);
+        assert_eq!(s.feats.len(), 40);
+        assert_eq!(
+            (s.feats[0], s.feats[1], s.feats[20], s.feats[39]),
+            (0.8, 101.0, 0.3, 219.0)
+        );
+        assert_eq!(
+            (s.path_flops, s.step_flops),
+            (vec![100, 250, 500], vec![170, 280])
+        );
+        // Without input 1: inputs 0, 2, 3.
+        let w = o.without(1..2);
+        assert_eq!((w.n, w.p, w.k, w.f), (3, 3, 2, 20));
+        assert_eq!(w.logits, [logits(0), logits(2), logits(3)].concat());
+        assert_eq!(w.labels, [0, 0, 1]);
+        assert_eq!(w.oracle_point(), (2.0 / 3.0, 700.0 / 3.0));
+        let pm: Vec<f32> = w.stats.iter().map(|t| t.0).collect();
+        assert_eq!(pm, [0.9, 0.95, 0.99, 0.5, 0.7, 0.6, 0.7, 0.7, 0.2]);
+        assert_eq!((w.feats[0], w.feats[20], w.feats[41]), (0.2, 0.3, 301.0));
+    }
+
+    #[test]
+    fn from_logits_scores_each_row_against_its_inputs_label() {
+        // Paths at depths 1 and 3 of this model. FLOPs by hand: stem 2·(4 patches · 16 pixels
+        // · 8) = 1024; a block (5 tokens) 2·5·8·24 + 2·2·5·5·8 + 2·5·8·8 + 2·2·5·8·16 = 1920 +
+        // 800 + 640 + 2560 = 5920; an exit head 2·8·3 = 48. Path 0: 1024 + 5920 + 48 = 6992;
+        // path 1: 1024 + 3·5920 + 48 = 18832; the step: 2·5920 + 48 = 11888.
+        let c = cfg(&[1, 3]);
+        // [input][path] rows over 3 classes; labels 0, 1, 2.
+        let logits = vec![
+            2.0, 1.0, 0.0, /* path 1 */ 0.0, 0.0, 5.0, // input 0: argmax 0, 2
+            0.0, 3.0, 1.0, /* path 1 */ 1.0, 0.0, 0.0, // input 1: argmax 1, 0
+            1.0, 0.0, 0.0, /* path 1 */ 0.0, 0.0, 4.0, // input 2: argmax 0, 2
+        ];
+        let o = Outcomes::from_logits(&c, logits, vec![0, 1, 2], vec![0.5; 60]);
+        assert_eq!((o.n, o.p, o.k, o.f), (3, 2, 3, 20));
+        assert_eq!(o.correct, [true, false, true, false, false, true]);
+        assert_eq!(o.path_flops, [6992, 18832]);
+        assert_eq!(o.step_flops, [11888]);
+        // p_max of [2, 1, 0]: 1 / (1 + e⁻¹ + e⁻²); its margin over the second: (1 − e⁻¹) times
+        // that.
+        let top = 1.0 / (1.0 + (-1f64).exp() + (-2f64).exp());
+        let (pm, _, margin) = o.stats[0];
+        assert!((f64::from(pm) - top).abs() < 1e-6, "{pm} vs {top}");
+        assert!((f64::from(margin) - top * (1.0 - (-1f64).exp())).abs() < 1e-6);
+        // p_max of input 1's path 1, [1, 0, 0]: e / (e + 2).
+        let e = 1f64.exp();
+        assert!((f64::from(o.stats[3].0) - e / (e + 2.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn collect_tabulates_every_image_and_exit_as_the_model_computes_them() {
+        use crate::data::Dataset;
+        use crate::rng::Rng;
+        let c = cfg(&[1, 2]);
+        let mut rng = Rng::new(5, 0);
+        let vit =
+            crate::vit::Vit::from_host(&c, &crate::tensors::init_backbone(&c, &mut rng)).unwrap();
+        // 5 images in chunks of 2 (the last one alone).
+        let n = 5;
+        let ds = Dataset {
+            c: 1,
+            h: 8,
+            w: 8,
+            images: (0..n * 64).map(|_| rng.below(256) as u8).collect(),
+            labels: vec![0, 1, 2, 1, 0],
+        };
+        let o = Outcomes::collect(&vit, &ds, 2).unwrap();
+        assert_eq!((o.n, o.p, o.k, o.f), (5, 2, 3, 20));
+        assert_eq!(o.labels, [0, 1, 2, 1, 0]);
+        for i in 0..n {
+            // Each image alone through the model, and the runtime's features of it.
+            let x = ds.image_f32(i);
+            let alone = vit.logits_all_paths(&x, 1).unwrap();
+            for j in 0..2 {
+                let row = &o.logits[(i * 2 + j) * 3..(i * 2 + j + 1) * 3];
+                for (a, b) in row.iter().zip(&alone[j]) {
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "image {i} path {j}: {row:?} vs {:?}",
+                        alone[j]
+                    );
+                }
+            }
+            let mut phi = vec![0f32; 20];
+            assert!(tinv::control::features_v1(&x, 1, 8, 8, &mut phi));
+            assert_eq!(&o.feats[i * 20..(i + 1) * 20], &phi[..], "image {i}");
+        }
+    }
+}

@@ -188,7 +188,8 @@ pub fn bootstrap_line(
 
 #[cfg(test)]
 mod tests {
-    use super::{bootstrap, flops_at, versus, Point, Resampled};
+    use super::{bootstrap, bootstrap_line, flops_at, versus, Point, Resampled};
+    use crate::control::outcomes::tests::table;
 
     #[test]
     fn each_budget_is_placed_against_the_curve() {
@@ -305,5 +306,55 @@ mod tests {
         // Binomial standard deviation over 4000 draws: 0.76 points; 4 of them.
         assert!((share - expected).abs() < 0.03, "{share} vs {expected}");
         assert_eq!((r.beats + r.loses, r.under), (4000, 0));
+    }
+
+    #[test]
+    fn a_budget_exactly_as_accurate_as_the_least_accurate_point_is_compared() {
+        // 80 % is the curve's first point itself, reached at 10 MFLOPs: 9 is 10 % below it.
+        let curve = [(0.80, 10e6), (0.90, 20e6)];
+        let p = Point {
+            lambda: 0.5,
+            accuracy: 0.80,
+            mean_flops: 9e6,
+            histogram: vec![],
+        };
+        assert_eq!(
+            versus(&curve, &[p], 0.1).lines().nth(1),
+            Some("- λ = 0.5: 80.00 % at 9.000 MFLOPs; threshold 10.000: adaptive below the curve (-10.0 %)")
+        );
+    }
+
+    #[test]
+    fn bootstrap_line_reports_the_shares_of_draws() {
+        let o = table();
+        // Adaptive takes each input's shallowest right path (path 0 for input 3, which no
+        // path gets right) for 1 FLOP: on every draw it is at least as accurate as every τ,
+        // whose rules stop somewhere on the same inputs, and cheaper than any of them (≥ 100
+        // FLOPs an input): it beats the curve in every draw.
+        let oracle = [0, 1, 2, 0];
+        let s = bootstrap_line(&o, |i| (oracle[i], 1), 0.25, 40);
+        assert_eq!(
+            s,
+            "resampled (paired bootstrap: 40 draws of the 4 images with replacement, adaptive at \
+             λ = 0.25 and the curve on the same draw): adaptive beats the curve in 100.0 % of \
+             the draws, the curve spends no more in 0.0 %, adaptive is under its least accurate \
+             point in 0.0 %\n"
+        );
+        // Path 0 everywhere for 1000 FLOPs: right on input 0 alone, as the τ = 0.5 rule, which
+        // stops every input at path 0 (p_max ≥ 0.5 everywhere) for 100, so it is the least
+        // accurate point (no rule is wrong on input 0, which is right at every path) and
+        // spends less: the curve wins every draw.
+        let s = bootstrap_line(&o, |_| (0, 1000), 0.25, 40);
+        assert!(
+            s.ends_with(
+                "adaptive beats the curve in 0.0 % of the draws, the curve spends no more in \
+                 100.0 %, adaptive is under its least accurate point in 0.0 %\n"
+            ),
+            "{s}"
+        );
+        assert_eq!(
+            bootstrap_line(&o.subset(0..0), |_| (0, 1), 0.25, 40),
+            "resampled: no inputs to draw from\n"
+        );
     }
 }
