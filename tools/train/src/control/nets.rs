@@ -392,4 +392,144 @@ mod tests {
         r.step(&[0.0; 5], &mut h);
         assert!((h[0] - (-0.5 + 2.0 * h0).tanh()).abs() < 1e-7);
     }
+
+    #[test]
+    fn probabilities_are_the_softmax_of_the_scores() {
+        // One hidden unit relu(x₀ − x₁), outputs (h, 2h, 0) + (0, 0, 1): for x = (2, 1), h = 1
+        // and the scores are (1, 2, 1).
+        let m = Mlp {
+            w1: vec![1.0, -1.0],
+            b1: vec![0.0],
+            w2: vec![1.0, 2.0, 0.0],
+            b2: vec![0.0, 0.0, 1.0],
+        };
+        assert_eq!(m.inputs(), 2);
+        assert_eq!(m.forward(&[2.0, 1.0]), [1.0, 2.0, 1.0]);
+        let e = 1f64.exp();
+        let want = [1.0 / (2.0 + e), e / (2.0 + e), 1.0 / (2.0 + e)];
+        let got = m.probabilities(&[2.0, 1.0]);
+        for (g, w) in got.iter().zip(want) {
+            assert!((f64::from(*g) - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+        // Large scores do not overflow (the maximum is subtracted first).
+        let big = Mlp {
+            b2: vec![1000.0, 1000.0, 0.0],
+            ..m
+        };
+        let got = big.probabilities(&[0.0, 5.0]);
+        assert!((got[0] - 0.5).abs() < 1e-6 && (got[1] - 0.5).abs() < 1e-6 && got[2] == 0.0);
+    }
+
+    #[test]
+    fn exit_input_position_is_k_over_p_minus_one() {
+        let s = (0.75, 0.25, 0.5);
+        assert_eq!(exit_input(s, 0.1, 1, 3), [0.75, 0.25, 0.5, 0.1, 0.5]);
+        assert_eq!(exit_input(s, 0.1, 3, 4), [0.75, 0.25, 0.5, 0.1, 1.0]);
+        // One path: position 0, not 0/0.
+        assert_eq!(exit_input(s, 0.1, 0, 1), [0.75, 0.25, 0.5, 0.1, 0.0]);
+    }
+
+    #[test]
+    fn rnn_step_with_two_units_in_f64() {
+        // h = tanh(b + Wx·e + Wh·h_prev), c = bo + wo·h, [out, in] rows; Wh not symmetric.
+        let r = ExitRnn {
+            wx: vec![1.0, 0.5, 0.0, -1.0, 0.25, -0.5, 0.0, 2.0, 1.0, 0.0],
+            wh: vec![0.5, -1.5, 0.75, 0.25],
+            b: vec![0.1, -0.2],
+            wo: vec![2.0, -3.0],
+            bo: 0.5,
+        };
+        assert_eq!(r.hidden(), 2);
+        let e = [0.9f32, 0.3, 0.6, 0.2, 0.5];
+        let mut h = vec![0.4f32, -0.3];
+        let c = r.step(&e, &mut h);
+        let f = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        let (wx, wh, b, e64) = (f(&r.wx), f(&r.wh), f(&r.b), f(&e));
+        let prev = [0.4f64, -0.3];
+        let want: Vec<f64> = (0..2)
+            .map(|o| {
+                let x: f64 = (0..5).map(|i| wx[o * 5 + i] * e64[i]).sum();
+                let hh: f64 = (0..2).map(|i| wh[o * 2 + i] * prev[i]).sum();
+                (b[o] + x + hh).tanh()
+            })
+            .collect();
+        for o in 0..2 {
+            assert!(
+                (f64::from(h[o]) - want[o]).abs() < 1e-6,
+                "{h:?} vs {want:?}"
+            );
+        }
+        let want_c = 0.5 + 2.0 * want[0] - 3.0 * want[1];
+        assert!((f64::from(c) - want_c).abs() < 1e-5, "{c} vs {want_c}");
+    }
+
+    #[test]
+    fn controller_tensors_read_back_and_bad_ones_are_refused() {
+        let mlp = |i: usize, h: usize, o: usize, s: f32| Mlp {
+            w1: (0..h * i).map(|v| s + v as f32).collect(),
+            b1: (0..h).map(|v| -s - v as f32).collect(),
+            w2: (0..o * h).map(|v| 2.0 * s + v as f32).collect(),
+            b2: (0..o).map(|v| 3.0 * s + v as f32).collect(),
+        };
+        // F = 4, P = 2: predictor 4 → 3 → 2, policies [φ, p, λ] = 7 → 5 and 7 → 6, RNN 2 units.
+        let c = Controller {
+            p: 2,
+            pred: mlp(4, 3, 2, 0.5),
+            policy: mlp(7, 5, 2, 1.5),
+            graph: Some(mlp(7, 6, 2, 2.5)),
+            rnn: ExitRnn {
+                wx: (0..10).map(|v| v as f32).collect(),
+                wh: vec![1.0, 2.0, 3.0, 4.0],
+                b: vec![5.0, 6.0],
+                wo: vec![7.0, 8.0],
+                bo: 9.0,
+            },
+        };
+        let ts = c.to_tensors();
+        let shape = |n: &str| ts.iter().find(|t| t.name == n).map(|t| t.shape.clone());
+        assert_eq!(ts.len(), 17);
+        assert_eq!(shape("ctrl.pred.fc1.weight"), Some(vec![3, 4]));
+        assert_eq!(shape("ctrl.policy.fc1.weight"), Some(vec![5, 7]));
+        assert_eq!(shape("ctrl.graph.fc2.weight"), Some(vec![2, 6]));
+        assert_eq!(shape("ctrl.exit.wx"), Some(vec![2, 5]));
+        assert_eq!(Controller::from_tensors(&ts, 2), Ok(c.clone()));
+        // Without the graph policy: None, and `graph` mode runs the level-1 policy.
+        let old: Vec<HostTensor> = ts
+            .iter()
+            .filter(|t| !t.name.starts_with("ctrl.graph."))
+            .cloned()
+            .collect();
+        let back = Controller::from_tensors(&old, 2).unwrap();
+        assert_eq!(back.graph, None);
+        assert_eq!(back.up_front(true), &c.policy);
+        assert_eq!(c.up_front(true), c.graph.as_ref().unwrap());
+        assert_eq!(c.up_front(false), &c.policy);
+        // A wrong shape, a NaN, a 1-D predictor.
+        let with = |name: &str, f: &dyn Fn(&mut HostTensor)| -> Vec<HostTensor> {
+            let mut v = ts.clone();
+            v.iter_mut().filter(|t| t.name == name).for_each(f);
+            v
+        };
+        let bad = with("ctrl.exit.b", &|t| {
+            t.shape = vec![3];
+            t.data.push(0.0);
+        });
+        assert_eq!(
+            Controller::from_tensors(&bad, 2),
+            Err("tensor 'ctrl.exit.b' has shape [3], expected [2]".into())
+        );
+        let bad = with("ctrl.policy.fc2.bias", &|t| t.data[1] = f32::NAN);
+        assert_eq!(
+            Controller::from_tensors(&bad, 2),
+            Err(
+                "tensor 'ctrl.policy.fc2.bias' holds NaN at element 1; retrain the controller"
+                    .into()
+            )
+        );
+        let bad = with("ctrl.pred.fc1.weight", &|t| t.shape = vec![12]);
+        assert_eq!(
+            Controller::from_tensors(&bad, 2),
+            Err("ctrl.pred.fc1.weight must be 2-D".into())
+        );
+    }
 }

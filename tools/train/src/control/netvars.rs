@@ -223,3 +223,125 @@ pub fn fit(
     }
     Ok(means)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trainable_mlp_computes_what_the_host_one_does_and_converts_back() {
+        let m = Mlp {
+            w1: vec![0.5, -1.0, 2.0, 0.25, 1.5, -0.5],
+            b1: vec![0.1, -0.2],
+            w2: vec![1.0, -1.0, 0.5, 2.0, -0.25, 0.75],
+            b2: vec![0.3, -0.1, 0.0],
+        };
+        let v = MlpVars::from_host(&m).unwrap();
+        assert_eq!((v.outputs(), v.vars().len()), (3, 4));
+        assert_eq!(v.to_host().unwrap(), m);
+        let rows = [[0.2f32, -0.4, 0.9], [1.0, 0.5, -2.0]];
+        let x = Tensor::from_slice(rows.as_flattened(), (2, 3), &Device::Cpu).unwrap();
+        let y = v.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            let want = m.forward(row);
+            for (a, b) in y[r].iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "row {r}: {:?} vs {want:?}", y[r]);
+            }
+        }
+    }
+
+    #[test]
+    fn trainable_rnn_runs_the_host_recurrence_over_time() {
+        let r = ExitRnn {
+            wx: vec![1.0, 0.5, 0.0, -1.0, 0.25, -0.5, 0.0, 2.0, 1.0, 0.0],
+            wh: vec![0.5, -1.5, 0.75, 0.25],
+            b: vec![0.1, -0.2],
+            wo: vec![2.0, -3.0],
+            bo: 0.5,
+        };
+        let var = |d: &[f32], s: (usize, usize)| Var::from_slice(d, s, &Device::Cpu).unwrap();
+        let v = RnnVars {
+            v: [
+                var(&r.wx, (2, 5)),
+                var(&r.wh, (2, 2)),
+                Var::from_slice(&r.b, 2, &Device::Cpu).unwrap(),
+                var(&r.wo, (1, 2)),
+                Var::from_slice(&[r.bo], 1, &Device::Cpu).unwrap(),
+            ],
+        };
+        assert_eq!(v.to_host().unwrap(), r);
+        assert_eq!(v.vars().len(), 5);
+        // Three steps of two sequences, [T, b, 5].
+        let e: Vec<[f32; 5]> = (0..6)
+            .map(|s| std::array::from_fn(|i| ((s * 5 + i) as f32 * 0.37).sin()))
+            .collect();
+        let et = Tensor::from_slice(e.as_flattened(), (3, 2, 5), &Device::Cpu).unwrap();
+        let c = v.forward(&et).unwrap().to_vec2::<f32>().unwrap();
+        for b in 0..2 {
+            let mut h = vec![0f32; 2];
+            for t in 0..3 {
+                let want = r.step(&e[t * 2 + b], &mut h);
+                assert!(
+                    (c[t][b] - want).abs() < 1e-5,
+                    "step {t} sequence {b}: {} vs {want}",
+                    c[t][b]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn adam_steps_as_the_textbook_with_the_gradient_norm_clipped() {
+        // Loss Σ x·g has gradient g. Adam: m ← 0.9m + 0.1g, s ← 0.999s + 0.001g², x ← x −
+        // lr·(m / (1 − 0.9ᵗ)) / (√(s / (1 − 0.999ᵗ)) + 1e-8), g first scaled to global norm ≤
+        // clip. Reference in f64.
+        let x = Var::from_slice(&[1.0f32, -2.0], 2, &Device::Cpu).unwrap();
+        let mut adam = Adam::new(vec![x.clone()], 0.1).unwrap();
+        let (mut want, mut m, mut s) = ([1.0f64, -2.0], [0f64; 2], [0f64; 2]);
+        // Gradients (3, −4), norm 5, clipped to 1; then (1, 3), norm √10, clipped to 2.
+        for (t, (g, clip)) in [([3.0f32, -4.0], 1.0), ([1.0, 3.0], 2.0)]
+            .iter()
+            .enumerate()
+        {
+            let gt = Tensor::from_slice(g, 2, &Device::Cpu).unwrap();
+            let loss = (x.as_tensor() * &gt).unwrap().sum_all().unwrap();
+            adam.step(&loss.backward().unwrap(), *clip).unwrap();
+            let norm = g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+            let scale = (clip / norm).min(1.0);
+            let tt = t as i32 + 1;
+            for i in 0..2 {
+                let gi = f64::from(g[i]) * scale;
+                m[i] = 0.9 * m[i] + 0.1 * gi;
+                s[i] = 0.999 * s[i] + 0.001 * gi * gi;
+                let mh = m[i] / (1.0 - 0.9f64.powi(tt));
+                let sh = s[i] / (1.0 - 0.999f64.powi(tt));
+                want[i] -= 0.1 * mh / (sh.sqrt() + 1e-8);
+            }
+            let got = x.as_tensor().to_vec1::<f32>().unwrap();
+            for i in 0..2 {
+                assert!(
+                    (f64::from(got[i]) - want[i]).abs() < 1e-5,
+                    "step {tt}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fit_reports_the_mean_loss_of_each_epoch() {
+        // A loss that is the mean row index of the batch (plus 0 × the output, for a graph):
+        // over an epoch of 300 rows in batches of 256 and 44, the size-weighted mean is the
+        // mean index 149.5, whatever the shuffle.
+        let mut rng = Rng::new(1, 0);
+        let net = MlpVars::new(2, 3, 1, &mut rng).unwrap();
+        let x = Tensor::zeros((300, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let means = fit(&net, &x, 2, &mut rng, |q, idx| {
+            (q * 0.0)?.sum_all()? + idx.to_dtype(candle_core::DType::F32)?.mean_all()?
+        })
+        .unwrap();
+        assert_eq!(means.len(), 2);
+        for m in means {
+            assert!((m - 149.5).abs() < 1e-3, "{m}");
+        }
+    }
+}

@@ -99,3 +99,30 @@ const THRESHOLDS: usize = 200;
 
 /// Logit units per unit of distance between p_max and τ*(λ) in the warm start.
 const WARM_SCALE: f32 = 20.0;
+
+#[cfg(test)]
+mod tests {
+    use super::best_threshold;
+    use crate::control::outcomes::tests::table;
+
+    #[test]
+    fn best_threshold_of_a_hand_made_table() {
+        // The outcome tests' table: p_max per input 0.9 0.95 0.99 | 0.6 0.8 0.9 | 0.5 0.7 0.6
+        // | 0.7 0.7 0.2; right: every path | path 1 | path 2 | none. Steps cost 0.3 (0 → 1)
+        // and 0.5 (1 → 2) of the full FLOPs. "Continue while p_max < τ", summed over inputs:
+        //   τ ≤ 0.5:         all stop at path 0; input 0 right:           1
+        //   0.5 < τ ≤ 0.6:   input 2 to path 1 (wrong):                   1 − 0.3λ
+        //   0.6 < τ ≤ 0.7:   input 1 to path 1 (right) too:               2 − 0.6λ
+        //   0.7 < τ ≤ 0.8:   inputs 2 and 3 to path 2 (2 right, 3 not):   3 − 1.9λ
+        //   0.8 < τ ≤ 0.9:   input 1 to path 2 (wrong):                   2 − 2.4λ
+        //   beyond:          input 0 deeper too (right):                  2 − 2.7λ, 2 − 3.2λ
+        // The first grid value (t/200) of the best stretch wins: λ = 0 and 0.5: 0.705; λ = 1:
+        // 0.605 (1.4 against 1.1); λ = 2: 0 (1 against 0.8).
+        let o = table();
+        let step = [0.3f32, 0.5];
+        assert_eq!(best_threshold(&o, &step, 0.0), 141.0 / 200.0);
+        assert_eq!(best_threshold(&o, &step, 0.5), 141.0 / 200.0);
+        assert_eq!(best_threshold(&o, &step, 1.0), 121.0 / 200.0);
+        assert_eq!(best_threshold(&o, &step, 2.0), 0.0);
+    }
+}
