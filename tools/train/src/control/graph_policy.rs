@@ -174,4 +174,68 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn policy_is_the_least_squares_fit_of_each_paths_correctness() {
+        // The same fit, run again from the same seed with the targets read straight from the
+        // table ([n, p] row-major, 1 where the path is right), 550 000 / 64 → 60 epochs: the
+        // policy's scores at every λ are its outputs less λ·cost.
+        let c: crate::config::ModelConfig = serde_json::from_value(serde_json::json!({
+            "image_size": [8, 8], "channels": 1, "patch": 4, "dim": 16, "blocks": 3, "heads": 2,
+            "mlp_hidden": 32, "classes": 3, "ln_eps": 1e-6, "gelu": "erf",
+            "mean": [0.5], "std": [0.25], "depths": [1, 2, 3]}))
+        .unwrap();
+        let mut rng = Rng::new(4, 0);
+        let (n, f, p) = (64, tinv::control::feature_len(1), 3);
+        let feats: Vec<f32> = (0..n * f).map(|_| rng.uniform() as f32).collect();
+        let labels: Vec<u32> = (0..n).map(|_| rng.below(3) as u32).collect();
+        let logits: Vec<f32> = (0..n * p * 3).map(|_| rng.normal() as f32).collect();
+        let o = Outcomes::from_logits(&c, logits, labels, feats.clone());
+        let cost = [0.25f32, 0.5, 1.0];
+        let pol = plug_in_policy(&o, &feats, f, &cost, &mut Rng::new(9, 0)).unwrap();
+        let mut r2 = Rng::new(9, 0);
+        let net = MlpVars::new(f, Q_HIDDEN, p, &mut r2).unwrap();
+        let x = Tensor::from_slice(&feats, (n, f), &Device::Cpu).unwrap();
+        let t: Vec<f32> = o.correct.iter().map(|&r| f32::from(u8::from(r))).collect();
+        let t = Tensor::from_vec(t, (n, p), &Device::Cpu).unwrap();
+        fit(&net, &x, 60, &mut r2, |q, idx| {
+            (q - t.index_select(idx, 0)?)?.sqr()?.mean_all()
+        })
+        .unwrap();
+        let q = net.to_host().unwrap();
+        for (i, lam) in [(0, 0.0f32), (5, 0.4), (63, 1.0)] {
+            let z = &feats[i * f..(i + 1) * f];
+            let mut zl = z.to_vec();
+            zl.push(lam);
+            let (s, qv) = (pol.forward(&zl), q.forward(z));
+            for j in 0..p {
+                let want = qv[j] - lam * cost[j];
+                assert!(
+                    (s[j] - want).abs() < 1e-5,
+                    "input {i} λ {lam} path {j}: {} vs {want}",
+                    s[j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reward_is_the_mean_over_the_grid_and_the_inputs() {
+        // On the outcome tests' table (path accuracies 1/4, 1/2, 1/2), a policy over [20
+        // features, λ] that runs path 1 while λ < 0.25 (scores 0, 0.25 − λ, −1 through a hidden
+        // unit relu(λ)) and path 0 above. Costs 0.2, 0.5, 1. The 13 budgets of the grid up to
+        // 0.2 sum to 0.658, the 5 above to 2.95:
+        // (13·0.5 − 0.5·0.658 + 5·0.25 − 0.2·2.95) / 18 = 6.831 / 18.
+        let o = crate::control::outcomes::tests::table();
+        let mut w1 = vec![0.0; 21];
+        w1[20] = 1.0;
+        let net = Mlp {
+            w1,
+            b1: vec![0.0],
+            w2: vec![0.0, -1.0, 0.0],
+            b2: vec![0.0, 0.25, -1.0],
+        };
+        let got = reward(&net, &o, &o.feats, &[0.2, 0.5, 1.0]);
+        assert!((got - 6.831 / 18.0).abs() < 1e-6, "{got}");
+    }
 }
