@@ -425,13 +425,13 @@ pub(crate) mod tests {
             // Each image alone through the model, and the runtime's features of it.
             let x = ds.image_f32(i);
             let alone = vit.logits_all_paths(&x, 1).unwrap();
-            for j in 0..2 {
+            assert_eq!(alone.len(), 2);
+            for (j, path) in alone.iter().enumerate() {
                 let row = &o.logits[(i * 2 + j) * 3..(i * 2 + j + 1) * 3];
-                for (a, b) in row.iter().zip(&alone[j]) {
+                for (a, b) in row.iter().zip(path) {
                     assert!(
                         (a - b).abs() < 1e-5,
-                        "image {i} path {j}: {row:?} vs {:?}",
-                        alone[j]
+                        "image {i} path {j}: {row:?} vs {path:?}"
                     );
                 }
             }
