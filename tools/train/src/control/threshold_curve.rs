@@ -245,6 +245,15 @@ mod tests {
         assert_eq!(flops_at(&c, 0.96), None);
     }
 
+    #[test]
+    fn a_point_exactly_at_the_accuracy_costs_its_own_flops() {
+        // Not a segment's end interpolated: 0.2 + 1·(0.9 − 0.2) rounds to 0.8999999999999999
+        // and 0.4 + 1·(0.1 − 0.4) to 0.09999999999999998, one step below the point itself.
+        assert_eq!(flops_at(&[(0.8, 0.2), (0.9, 0.9)], 0.9), Some(0.9));
+        // A dip: the cheaper, less accurate point second, asked for exactly its accuracy.
+        assert_eq!(flops_at(&[(0.9, 0.4), (0.8, 0.1)], 0.8), Some(0.1));
+    }
+
     /// Two threshold rules over `n` inputs: τ₀ right on the even inputs at 10 FLOPs each, τ₁
     /// wrong on every third at 20 (more accurate, dearer).
     fn two_taus(n: usize) -> Vec<Vec<(bool, u64)>> {
