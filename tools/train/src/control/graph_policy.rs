@@ -238,4 +238,30 @@ mod tests {
         let got = reward(&net, &o, &o.feats, &[0.2, 0.5, 1.0]);
         assert!((got - 6.831 / 18.0).abs() < 1e-6, "{got}");
     }
+
+    #[test]
+    fn without_ppo_steps_train_keeps_the_plug_in_rule() {
+        // No PPO iteration: the tuned policy is the rule itself, and the rule is what the
+        // plug-in fit gives from the same generator. Routing table: the outcome tests' table
+        // (width 20 rows), validation: the same.
+        let o = crate::control::outcomes::tests::table();
+        let cost = [0.2f32, 0.5, 1.0];
+        let opts = PpoOpts {
+            iters: 0,
+            ..PpoOpts::default()
+        };
+        let got = train(
+            &o,
+            &o.feats,
+            &o,
+            &o.feats,
+            &cost,
+            &opts,
+            &mut Rng::new(6, 0),
+        )
+        .unwrap();
+        let want = plug_in_policy(&o, &o.feats, 20, &cost, &mut Rng::new(6, 0)).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(got.inputs(), 21);
+    }
 }

@@ -125,4 +125,40 @@ mod tests {
         assert_eq!(best_threshold(&o, &step, 1.0), 121.0 / 200.0);
         assert_eq!(best_threshold(&o, &step, 2.0), 0.0);
     }
+
+    #[test]
+    fn the_warm_start_runs_only_with_an_exit_to_decide_and_steps_to_take() {
+        use super::warm_start_exit;
+        use crate::control::netvars::RnnVars;
+        use crate::control::outcomes::tests::cfg;
+        use crate::control::outcomes::Outcomes;
+        use crate::control::ppo::PpoOpts;
+        use crate::rng::Rng;
+        // Whether `warm_start_exit` changed a fresh RNN, on `o` with `steps` steps.
+        let changes = |o: &Outcomes, steps: usize| {
+            let mut rng = Rng::new(3, 0);
+            let rnn = RnnVars::new(2, &mut rng).unwrap();
+            let before = rnn.to_host().unwrap();
+            let opts = PpoOpts {
+                warm_steps: steps,
+                ..PpoOpts::default()
+            };
+            let cost = vec![0.25; o.p.saturating_sub(1)];
+            warm_start_exit(&rnn, o, &cost, &opts, &mut rng).unwrap();
+            rnn.to_host().unwrap() != before
+        };
+        // Two paths (one exit decision) and three: one step moves the weights.
+        let two = Outcomes::from_logits(
+            &cfg(&[1, 3]),
+            (0..24).map(|v| (v % 5) as f32).collect(),
+            vec![0, 1, 2, 0],
+            vec![0.5; 80],
+        );
+        assert!(changes(&two, 1));
+        assert!(changes(&table(), 1));
+        // No steps, or a single path (nothing to decide): untouched.
+        assert!(!changes(&table(), 0));
+        let one = Outcomes::from_logits(&cfg(&[2]), vec![0.0; 12], vec![0; 4], vec![0.5; 80]);
+        assert!(!changes(&one, 1));
+    }
 }
