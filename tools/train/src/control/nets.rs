@@ -374,6 +374,28 @@ mod tests {
     }
 
     #[test]
+    fn folding_every_input_of_every_unit() {
+        // All three inputs standardized, two hidden units, two outputs: every output of the
+        // folded net on raw x equals the net's on (x − mean) / std.
+        let m = Mlp {
+            w1: vec![0.5, -1.0, 2.0, 0.25, 1.5, -0.5],
+            b1: vec![0.1, -0.2],
+            w2: vec![1.0, -1.0, 0.5, 2.0],
+            b2: vec![0.3, -0.1],
+        };
+        let (mean, std) = ([0.2f32, 0.4, -0.3], [0.1f32, 0.5, 2.0]);
+        let folded = m.fold_standardization(&mean, &std);
+        for x in [[0.35f32, 0.1, 0.7], [-0.2, 0.9, 0.0]] {
+            let xs: Vec<f32> = (0..3).map(|j| (x[j] - mean[j]) / std[j]).collect();
+            let (a, b) = (m.forward(&xs), folded.forward(&x));
+            assert_eq!((a.len(), b.len()), (2, 2));
+            for (u, v) in a.iter().zip(&b) {
+                assert!((u - v).abs() < 1e-5, "{x:?}: {a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
     fn rnn_step_hand_computed() {
         // hr = 1: h = tanh(b + Σ wx·e + wh·h), c = wo·h + bo.
         let r = ExitRnn {
