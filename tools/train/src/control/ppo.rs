@@ -612,9 +612,10 @@ mod tests {
     fn categorical_draws_follow_the_cumulative_probabilities() {
         // The draw is the first j with u < p₀ + … + pⱼ, u the generator's next uniform.
         let probs = [0.2f32, 0.5, 0.3];
-        let mut rng = Rng::new(8, 0);
+        let (mut rng, mut twin) = (Rng::new(8, 0), Rng::new(8, 0));
+        let mut seen = [0; 3];
         for _ in 0..200 {
-            let u = rng.clone().uniform() as f32;
+            let u = twin.uniform() as f32;
             let want = if u < 0.2 {
                 0
             } else if u < 0.7 {
@@ -623,7 +624,10 @@ mod tests {
                 2
             };
             assert_eq!(sample_categorical(&probs, &mut rng), want, "u = {u}");
+            seen[want] += 1;
         }
+        // One uniform a draw, and every class drawn.
+        assert!(seen.iter().all(|&c| c > 0), "{seen:?}");
         // Probabilities summing below u: the last.
         let mut rng = Rng::new(8, 0);
         while rng.clone().uniform() < 0.5 {
@@ -668,6 +672,7 @@ mod tests {
             b2: vec![0.0, 0.0],
         };
         let got = predictions(&pred, &[0.0, 7.0, 1.0, 7.0], 2);
+        assert_eq!(got.len(), 4);
         let e = 1f32.exp();
         let want = [0.5, 0.5, e / (e + 1.0), 1.0 / (e + 1.0)];
         for (g, w) in got.iter().zip(want) {
