@@ -343,22 +343,7 @@ mod tests {
 
     #[test]
     fn patch_rows_in_runtime_order() {
-        let m = ModelConfig {
-            image_size: [4, 4],
-            channels: 1,
-            patch: 2,
-            dim: 4,
-            blocks: 1,
-            heads: 1,
-            mlp_hidden: 4,
-            classes: 4,
-            ln_eps: 1e-6,
-            gelu: "erf".into(),
-            mean: vec![0.0],
-            std: vec![1.0],
-            depths: vec![1],
-            controller: None,
-        };
+        let m = cfg(1, vec![0.0], vec![1.0]);
         let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
         let mut out = vec![0f32; 16];
         patchify(&x, &m, &mut out);
@@ -453,6 +438,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// A 4×4 image of `c` channels in 2×2 patches, with its normalization.
     fn cfg(c: usize, mean: Vec<f64>, std: Vec<f64>) -> ModelConfig {
         ModelConfig {
             image_size: [4, 4],

@@ -354,8 +354,20 @@ impl Controller {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// An exit RNN of two hidden units with hand-picked weights (Wh not symmetric), for the
+    /// tests that work its recurrence out by hand.
+    pub(in crate::control) fn two_unit_rnn() -> ExitRnn {
+        ExitRnn {
+            wx: vec![1.0, 0.5, 0.0, -1.0, 0.25, -0.5, 0.0, 2.0, 1.0, 0.0],
+            wh: vec![0.5, -1.5, 0.75, 0.25],
+            b: vec![0.1, -0.2],
+            wo: vec![2.0, -3.0],
+            bo: 0.5,
+        }
+    }
 
     #[test]
     fn folding_standardization_is_exact_enough() {
@@ -454,13 +466,7 @@ mod tests {
     #[test]
     fn rnn_step_with_two_units_in_f64() {
         // h = tanh(b + Wx·e + Wh·h_prev), c = bo + wo·h, [out, in] rows; Wh not symmetric.
-        let r = ExitRnn {
-            wx: vec![1.0, 0.5, 0.0, -1.0, 0.25, -0.5, 0.0, 2.0, 1.0, 0.0],
-            wh: vec![0.5, -1.5, 0.75, 0.25],
-            b: vec![0.1, -0.2],
-            wo: vec![2.0, -3.0],
-            bo: 0.5,
-        };
+        let r = two_unit_rnn();
         assert_eq!(r.hidden(), 2);
         let e = [0.9f32, 0.3, 0.6, 0.2, 0.5];
         let mut h = vec![0.4f32, -0.3];

@@ -252,13 +252,7 @@ mod tests {
 
     #[test]
     fn trainable_rnn_runs_the_host_recurrence_over_time() {
-        let r = ExitRnn {
-            wx: vec![1.0, 0.5, 0.0, -1.0, 0.25, -0.5, 0.0, 2.0, 1.0, 0.0],
-            wh: vec![0.5, -1.5, 0.75, 0.25],
-            b: vec![0.1, -0.2],
-            wo: vec![2.0, -3.0],
-            bo: 0.5,
-        };
+        let r = crate::control::nets::tests::two_unit_rnn();
         let var = |d: &[f32], s: (usize, usize)| Var::from_slice(d, s, &Device::Cpu).unwrap();
         let v = RnnVars {
             v: [
