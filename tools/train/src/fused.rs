@@ -361,6 +361,60 @@ mod tests {
         );
     }
 
+    /// LayerNorm's gradient on the rows where its moments are delicate, against the composed
+    /// form: rows far from 0 (x = 1000 + N(0, 1): the variance as E[x²] − mean² would cancel
+    /// away) and rows whose variance is about ε (x = N(0, (10⁻³)²): `var − ε` in place of
+    /// `var + ε` would divide by about 0).
+    #[test]
+    fn layer_norm_gradient_on_offset_and_near_constant_rows() {
+        let dev = Device::Cpu;
+        for (offset, scale, tol) in [(1000f32, 1f32, 2e-2f32), (0.0, 1e-3, 5e-2)] {
+            let x0 = (Tensor::randn(0f32, scale, (4, 7), &dev).unwrap() + offset as f64).unwrap();
+            let x = Var::from_tensor(&x0).unwrap();
+            let w = Tensor::randn(0f32, 1.0, (4, 7), &dev).unwrap();
+            let grad = |y: Tensor| {
+                let g = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+                let dx = g.get(x.as_tensor()).unwrap().flatten_all().unwrap();
+                dx.to_vec1::<f32>().unwrap()
+            };
+            let ours = grad(layer_norm(x.as_tensor(), 1e-6).unwrap());
+            let theirs = grad({
+                let x = x.as_tensor();
+                let mean = (x.sum_keepdim(D::Minus1).unwrap() / 7.0).unwrap();
+                let xc = x.broadcast_sub(&mean).unwrap();
+                let var = (xc.sqr().unwrap().sum_keepdim(D::Minus1).unwrap() / 7.0).unwrap();
+                xc.broadcast_div(&(var + 1e-6).unwrap().sqrt().unwrap())
+                    .unwrap()
+            });
+            let big = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert!(
+                    (a - b).abs() <= tol * big,
+                    "offset {offset}, scale {scale}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    /// γ and β must each have one value per column: either one wrong is refused.
+    #[test]
+    fn affine_refuses_a_gamma_or_beta_of_another_length() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((2, 3), candle_core::DType::F32, &dev).unwrap();
+        let (g3, b3) = (
+            Tensor::ones(3, candle_core::DType::F32, &dev).unwrap(),
+            Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap(),
+        );
+        let (g2, b2) = (
+            Tensor::ones(2, candle_core::DType::F32, &dev).unwrap(),
+            Tensor::zeros(2, candle_core::DType::F32, &dev).unwrap(),
+        );
+        assert!(affine(&x, &g3, &b3).is_ok());
+        assert!(affine(&x, &g2, &b3).is_err());
+        assert!(affine(&x, &g3, &b2).is_err());
+        assert!(bias_add(&x, &b2).is_err());
+    }
+
     #[test]
     fn gelu_matches_candle() {
         compare(gelu_erf, |x| x.gelu_erf());
