@@ -216,10 +216,7 @@ mod tests {
     /// the repository root) or the system's, whichever is there first (skipped without either).
     #[test]
     fn sgemm_multiplies_row_major() {
-        let venv = std::env::var_os("TINV_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-        let c = candidates(None, &venv);
+        let c = candidates(None, &crate::test_support::venv());
         if !c.iter().any(|p| p.exists()) {
             eprintln!("SKIP sgemm_multiplies_row_major: no OpenBLAS");
             return;

@@ -426,14 +426,8 @@ mod tests {
     fn tinv_rows_report_the_means_of_the_timed_inferences() {
         let dir = std::env::temp_dir().join(format!("tinv-bench-child-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
-        let path = dir.join("fm.tinv");
-        std::fs::write(
-            &path,
-            tinv::synth::random_model(&cfg, 3, tinv::format::DType::F32),
-        )
-        .unwrap();
-        let inputs = tinv::synth::random_inputs(&cfg, 6, 5);
+        let path = crate::test_support::write_fm_model(&dir);
+        let inputs = tinv::synth::random_inputs(&crate::test_support::fm_config(), 6, 5);
         let case = Case {
             name: "fmnist".into(),
             tinv: path.clone(),

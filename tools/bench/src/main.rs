@@ -14,6 +14,8 @@ mod profile;
 mod report;
 mod rounds;
 mod svg;
+#[cfg(test)]
+mod test_support;
 
 pub use rounds::{median, Row};
 use rounds::{median_rows, missing_rows, paired_ratios};
@@ -633,17 +635,13 @@ fn real_main() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::{cases, find_ort_lib, thread_list, Args};
-    use std::path::{Path, PathBuf};
 
     /// The Fashion-MNIST case: the first --eval-n images of the IDX file, each byte over 255,
     /// their labels, the model's shape and controller, the peers' graph names (with ONNX
     /// Runtime's library from the venv, which the last check opens; skipped without one).
     #[test]
     fn the_fmnist_case_reads_the_first_eval_n_images_as_bytes_over_255() {
-        let venv = std::env::var_os("TINV_VENV").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
-            PathBuf::from,
-        );
+        let venv = crate::test_support::venv();
         let Some(ort) = find_ort_lib(&venv) else {
             eprintln!(
                 "SKIP the_fmnist_case_reads…: no onnxruntime in {}",
@@ -653,13 +651,7 @@ mod tests {
         };
         let dir = std::env::temp_dir().join(format!("tinv-bench-cases-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let cfg = tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true);
-        let model = dir.join("fm.tinv");
-        std::fs::write(
-            &model,
-            tinv::synth::random_model(&cfg, 3, tinv::format::DType::F32),
-        )
-        .unwrap();
+        let model = crate::test_support::write_fm_model(&dir);
         let pixels: Vec<u8> = (0..7 * 784).map(|i| (i * 37 % 256) as u8).collect();
         let labels: Vec<u8> = (0..7).map(|i| (i * 3 % 10) as u8).collect();
         std::fs::write(

@@ -520,6 +520,7 @@ fn file_name(p: &std::path::Path) -> String {
 mod tests {
     use super::*;
     use crate::blas::Blas;
+    use crate::test_support::{fm_config, write_fm_model};
 
     fn row(kv: &[(&str, &str)]) -> Row {
         Row {
@@ -575,12 +576,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tinv-bench-{name}-{}", std::process::id()));
         std::fs::remove_dir_all(&dir).ok();
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("fm.tinv");
-        let bytes = tinv::synth::random_model(&fm_config(), 3, tinv::format::DType::F32);
-        std::fs::write(&path, &bytes).unwrap();
         let case = Case {
             name: "fmnist".into(),
-            tinv: path,
+            tinv: write_fm_model(&dir),
             onnx: dir.join("unused.onnx"),
             onnx_tract: dir.join("unused.decomposed.onnx"),
             chw: (1, 28, 28),
@@ -591,10 +589,6 @@ mod tests {
             adaptive: true,
         };
         (dir, case)
-    }
-
-    fn fm_config() -> tinv::Config {
-        tinv::synth::config(28, 1, 7, 32, 4, 2, 10, &[2, 4], true)
     }
 
     /// The sweep's fixed-exit points cost what the session counts for that depth (the exit head
