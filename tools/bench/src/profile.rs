@@ -18,11 +18,13 @@ pub struct Part {
     pub flops: f64,
 }
 
-/// The fewest timed runs of a part, whatever `--runs` says.
-const MIN_RUNS: usize = 3;
+/// How many times each part is timed for `--runs runs`: at least 3, whatever `--runs` says.
+fn timed_runs(runs: usize) -> usize {
+    runs.max(3)
+}
 
 fn median_us(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
-    crate::median((0..runs.max(MIN_RUNS)).map(|_| f()).collect()).unwrap_or(0.0)
+    crate::median((0..timed_runs(runs)).map(|_| f()).collect()).unwrap_or(0.0)
 }
 
 fn timed(f: impl FnOnce()) -> f64 {
@@ -256,7 +258,7 @@ impl Section {
         Ok(Section {
             name: name.into(),
             // What `median_us` took the median of (the header said "median of 1" for --runs 1).
-            runs: runs.max(MIN_RUNS),
+            runs: timed_runs(runs),
             profiles,
         })
     }
