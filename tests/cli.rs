@@ -130,7 +130,20 @@ fn eval_reports_required_fields_on_gzip_and_plain_idx() {
             "--labels",
             lp2.to_str().unwrap(),
         ],
-        "labels for 20 images",
+        "19 labels for 20 images",
+    );
+    // An image file given as the labels.
+    assert_one_line_error(
+        &[
+            "eval",
+            "--model",
+            model_path.to_str().unwrap(),
+            "--images",
+            ip.to_str().unwrap(),
+            "--labels",
+            ip.to_str().unwrap(),
+        ],
+        "labels must be [n], found [20, ",
     );
     // Wrong image size for the model.
     let ip3 = dir.join("big.idx");

@@ -275,13 +275,22 @@ pub fn load_dataset(
             ))
         }
     };
-    if lb.dims.len() != 1 || lb.dims[0] != n {
-        return Err(format!(
-            "{}: {:?} labels for {n} images in {}",
-            labels.display(),
-            lb.dims,
-            images.display()
-        ));
+    match lb.dims[..] {
+        [m] if m == n => {}
+        [m] => {
+            return Err(format!(
+                "{}: {m} labels for {n} images in {}",
+                labels.display(),
+                images.display()
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "{}: labels must be [n], found {:?} (is it an image file?)",
+                labels.display(),
+                lb.dims
+            ))
+        }
     }
     if h != cfg.image_h || w != cfg.image_w || c != cfg.channels {
         return Err(format!(
