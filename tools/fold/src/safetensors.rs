@@ -73,6 +73,21 @@ fn bad(msg: impl Into<String>) -> FoldError {
     FoldError::Safetensors(msg.into())
 }
 
+/// A hint for the files most often given in place of a checkpoint, recognised by their first
+/// bytes: a model already folded, and PyTorch's own formats (a zip archive since 1.6; before, a
+/// pickle that opens with torch's magic number), which timm and `torch.save` write. A file that
+/// starts so has a header length far past any safetensors file's, so no hint misnames one.
+fn what_it_is(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(&tinv::format::MAGIC) {
+        " (it is a .tinv model, already folded: tinv-run reads it)"
+    } else if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
+        " (it looks like a PyTorch checkpoint: write its state dict with \
+         safetensors.torch.save_file)"
+    } else {
+        ""
+    }
+}
+
 impl Checkpoint {
     /// Parses and validates `bytes` (the whole file).
     pub fn parse(bytes: Vec<u8>) -> Result<Checkpoint> {
@@ -90,7 +105,8 @@ impl Checkpoint {
         let file_len = bytes.len() as u64;
         if header_len > MAX_HEADER || header_len > file_len - 8 {
             return Err(bad(format!(
-                "header length {header_len} does not fit the {file_len}-byte file"
+                "header length {header_len} does not fit the {file_len}-byte file{}",
+                what_it_is(&bytes)
             )));
         }
         // header_len ≤ file_len − 8 was checked just above, so this range is inside `bytes`.

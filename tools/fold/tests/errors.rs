@@ -347,7 +347,24 @@ fn bad_safetensors_containers_are_refused() {
     assert!(container_err(vec![1, 2, 3]).contains("shorter than the 8-byte header"));
     let mut huge = u64::MAX.to_le_bytes().to_vec();
     huge.extend_from_slice(b"{}");
-    assert!(container_err(huge).contains("does not fit"));
+    let e = container_err(huge);
+    assert!(e.contains("does not fit") && !e.contains("(it "), "{e}");
+    // The files most often given in place of a checkpoint are named: a folded model (the
+    // runtime's own magic), `torch.save`'s zip archive and its older pickle.
+    let mut tinv_file = b"\x89TINV\r\n\x1a".to_vec();
+    tinv_file.resize(64, 0);
+    let e = container_err(tinv_file);
+    assert!(
+        e.contains("does not fit") && e.contains("a .tinv model"),
+        "{e}"
+    );
+    let mut zip = b"PK\x03\x04\x14\x00\x00\x00".to_vec();
+    zip.resize(64, 0);
+    let e = container_err(zip);
+    assert!(e.contains("PyTorch") && e.contains("save_file"), "{e}");
+    let mut pickle = vec![0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46];
+    pickle.resize(64, 0);
+    assert!(container_err(pickle).contains("PyTorch"));
     assert!(container_err(with_header("{\"a\": ", 0)).contains("not valid JSON"));
     let e = container_err(with_header(
         r#"{"a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}"#,
