@@ -248,6 +248,16 @@ fn bad_input_gives_one_line_errors() {
         &["classify", "--model", junk.to_str().unwrap(), i],
         "bad magic",
     );
+    // A safetensors checkpoint given as the model: named, with the tool that folds it.
+    let ckpt = dir.join("model.safetensors");
+    let mut st = 2u64.to_le_bytes().to_vec();
+    st.extend_from_slice(b"{}");
+    st.resize(80, 0);
+    std::fs::write(&ckpt, st).unwrap();
+    assert_one_line_error(
+        &["classify", "--model", ckpt.to_str().unwrap(), i],
+        "it looks like a safetensors checkpoint: fold it into a .tinv with tinv-fold",
+    );
     let mut bytes = std::fs::read(&model_path).unwrap();
     bytes.truncate(bytes.len() - 100);
     let trunc = dir.join("trunc.tinv");

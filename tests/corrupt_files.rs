@@ -99,7 +99,7 @@ fn each_header_field_corruption_gives_its_error() {
     for i in 0..8 {
         assert_eq!(
             with(&|b| b[i] ^= 0x20),
-            FormatError::BadMagic,
+            FormatError::BadMagic { looks_like: None },
             "magic byte {i}"
         );
     }

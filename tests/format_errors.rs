@@ -65,7 +65,31 @@ fn header_errors() {
     assert_eq!(err(&good[..10]), FormatError::TooShort { len: 10 });
     let mut b = good.clone();
     b[1] = b'X';
-    assert_eq!(err(&b), FormatError::BadMagic);
+    assert_eq!(err(&b), FormatError::BadMagic { looks_like: None });
+    // Checkpoints not yet folded are named, with what to do: safetensors (header length, `{`),
+    // PyTorch's zip archive and its older pickle. Each is padded past the 64-byte header.
+    let padded = |mut b: Vec<u8>| {
+        b.resize(128, b' ');
+        b
+    };
+    let mut st = 58u64.to_le_bytes().to_vec();
+    st.extend_from_slice(br#"{"__metadata__": {"format": "pt"}}"#);
+    let names = |b: Vec<u8>| match err(&padded(b)) {
+        FormatError::BadMagic { looks_like } => looks_like.unwrap_or_default(),
+        e => panic!("{e}"),
+    };
+    assert!(names(st.clone()).starts_with("a safetensors checkpoint"));
+    assert!(names(b"PK\x03\x04\x14\0\0\0".to_vec()).starts_with("a PyTorch checkpoint"));
+    assert!(names(vec![0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc]).starts_with("a PyTorch checkpoint"));
+    // A header length past the safetensors cap is not one, `{` or not.
+    st[..8].copy_from_slice(&((100u64 << 20) + 1).to_le_bytes());
+    assert_eq!(names(st), "");
+    let e = err(&padded(b"PK\x03\x04".to_vec())).to_string();
+    assert!(
+        e.starts_with("not a .tinv file (bad magic): it looks like a PyTorch")
+            && e.contains("tinv-fold"),
+        "{e}"
+    );
     let mut b = good.clone();
     put_u32(&mut b, 8, 2);
     assert_eq!(err(&b), FormatError::UnsupportedVersion { found: 2 });

@@ -9,8 +9,9 @@ use std::fmt;
 pub enum FormatError {
     /// The file is shorter than the fixed 64-byte header.
     TooShort { len: u64 },
-    /// The first 8 bytes are not the tinv magic: not a `.tinv` file.
-    BadMagic,
+    /// The first 8 bytes are not the tinv magic: not a `.tinv` file. `looks_like` names what it
+    /// is when its first bytes tell (a checkpoint not yet folded), with what to do instead.
+    BadMagic { looks_like: Option<&'static str> },
     /// The structural version is one this reader does not know.
     UnsupportedVersion { found: u32 },
     /// The endianness tag is wrong: written on/for a big-endian host, or corrupt.
@@ -77,7 +78,10 @@ impl fmt::Display for FormatError {
         use FormatError::*;
         match self {
             TooShort { len } => write!(f, "file is {len} bytes, shorter than the 64-byte header"),
-            BadMagic => write!(f, "not a .tinv file (bad magic)"),
+            BadMagic { looks_like: None } => write!(f, "not a .tinv file (bad magic)"),
+            BadMagic {
+                looks_like: Some(what),
+            } => write!(f, "not a .tinv file (bad magic): it looks like {what}"),
             UnsupportedVersion { found } => write!(
                 f,
                 "format version {found} is not supported (this build reads version {})",

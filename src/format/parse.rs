@@ -167,6 +167,23 @@ fn header_u64(h: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(header_field(h, at))
 }
 
+/// What a file that is not a `.tinv` is, for the checkpoints most often given in place of a
+/// model, from its header `h` (at least 64 bytes): safetensors (a little-endian header length
+/// within its 100 MiB cap, then the JSON header's `{`), PyTorch's zip archive (since 1.6) and its
+/// older pickle, which opens with torch's magic number.
+fn looks_like(h: &[u8]) -> Option<&'static str> {
+    let len = u64::from_le_bytes(h.get(..8)?.try_into().ok()?);
+    if len <= 100 << 20 && h.get(8) == Some(&b'{') {
+        Some("a safetensors checkpoint: fold it into a .tinv with tinv-fold")
+    } else if h.starts_with(b"PK\x03\x04") || h.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
+        Some(
+            "a PyTorch checkpoint: save its state dict as safetensors, then fold it with tinv-fold",
+        )
+    } else {
+        None
+    }
+}
+
 /// Parses and validates a whole `.tinv` file. Checks, in order: header length, magic, version,
 /// endianness, alignment, counts, section layout, exact file length, each metadata entry, each
 /// tensor record (dtype, shape, byte length, alignment, bounds) and that tensors are sorted by
@@ -178,7 +195,9 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
     }
     let h = bytes.get(..HEADER_LEN as usize).unwrap_or_default();
     if h.get(..8) != Some(&MAGIC[..]) {
-        return Err(FormatError::BadMagic);
+        return Err(FormatError::BadMagic {
+            looks_like: looks_like(h),
+        });
     }
     let version = header_u32(h, 8);
     if version != VERSION {
