@@ -117,34 +117,18 @@ fn eval_reports_required_fields_on_gzip_and_plain_idx() {
         );
     }
     assert!(out.contains("\"samples\":20"));
+    // Images and labels that do not fit each other or the model, each a one-line error.
+    let eval_fails = |images: &Path, labels: &Path, needle: &str| {
+        let (m, i, l) = (model_path.to_str(), images.to_str(), labels.to_str());
+        let args = ["eval", "--model", m.unwrap(), "--images", i.unwrap()];
+        assert_one_line_error(&[&args[..], &["--labels", l.unwrap()]].concat(), needle);
+    };
     // Mismatched counts: 19 labels for 20 images.
     let lp2 = dir.join("short.idx");
     std::fs::write(&lp2, tinv::idx::encode(&[n - 1], &labels[..n - 1]).unwrap()).unwrap();
-    assert_one_line_error(
-        &[
-            "eval",
-            "--model",
-            model_path.to_str().unwrap(),
-            "--images",
-            ip.to_str().unwrap(),
-            "--labels",
-            lp2.to_str().unwrap(),
-        ],
-        "19 labels for 20 images",
-    );
+    eval_fails(&ip, &lp2, "19 labels for 20 images");
     // An image file given as the labels.
-    assert_one_line_error(
-        &[
-            "eval",
-            "--model",
-            model_path.to_str().unwrap(),
-            "--images",
-            ip.to_str().unwrap(),
-            "--labels",
-            ip.to_str().unwrap(),
-        ],
-        "labels must be [n], found [20, ",
-    );
+    eval_fails(&ip, &ip, "labels must be [n], found [20, ");
     // Wrong image size for the model.
     let ip3 = dir.join("big.idx");
     std::fs::write(
@@ -152,18 +136,7 @@ fn eval_reports_required_fields_on_gzip_and_plain_idx() {
         tinv::idx::encode(&[n, 9, 9], &vec![0; n * 81]).unwrap(),
     )
     .unwrap();
-    assert_one_line_error(
-        &[
-            "eval",
-            "--model",
-            model_path.to_str().unwrap(),
-            "--images",
-            ip3.to_str().unwrap(),
-            "--labels",
-            lp.to_str().unwrap(),
-        ],
-        "9x9x1",
-    );
+    eval_fails(&ip3, &lp, "9x9x1");
 }
 
 #[test]
