@@ -1268,4 +1268,70 @@ mod tests {
         // (candle appends a backtrace when RUST_BACKTRACE is set)
         assert!(err.starts_with("controller training: no samples"), "{err}");
     }
+
+    #[test]
+    fn level1_ppo_learns_which_path_is_right_for_each_input() {
+        // Input i is right on path i mod 3 only, and a path costs little (0.1·λ·cost): from a
+        // near-uniform start, PPO must send each input to its path at every budget.
+        let cost = [0.2f32, 0.5, 1.0];
+        let rows = [
+            0.5f32, -1.0, 0.3, 1.2, 0.4, -0.6, -0.8, 0.9, 1.1, 0.2, -0.3, -1.4,
+        ];
+        let opts = PpoOpts {
+            iters: 15,
+            episodes: 64,
+            ppo_epochs: 4,
+            minibatch: 32,
+            ..PpoOpts::default()
+        };
+        let mut rng = Rng::new(11, 0);
+        let pol = MlpVars::new(4, 16, 3, &mut rng).unwrap();
+        let reward =
+            |i: usize, lam: f32, k: usize| f32::from(u8::from(k == i % 3)) - 0.1 * lam * cost[k];
+        level1_ppo(&pol, &rows, 4, 0.02, &opts, &mut rng, "test", reward).unwrap();
+        let net = pol.to_host().unwrap();
+        for i in 0..4 {
+            for lam in [0.0f32, 0.5, 1.0] {
+                let mut z = rows[i * 3..(i + 1) * 3].to_vec();
+                z.push(lam);
+                let probs = net.probabilities(&z);
+                assert!(probs[i % 3] > 0.8, "input {i}, λ {lam}: {probs:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_exit_rnn_learns_to_continue_only_where_deeper_pays() {
+        // The outcome tests' table with every path wrong but the deepest: at λ = 0.05
+        // continuing pays (1 − 0.05·(0.34 + 0.56) at the end), at λ = 1 it does not (stopping
+        // at path 0 earns 0, reaching path 2 earns 1 − 0.9 = 0.1 ... less at path 1). With
+        // every path right, stopping at once is best at any λ > 0.
+        let mut deep = table();
+        deep.correct = [false, false, true].repeat(4);
+        let mut flat = table();
+        flat.correct = vec![true; 12];
+        let (cost, step) = ([0.2f32, 0.5, 1.0], [0.34f32, 0.56]);
+        let opts = PpoOpts {
+            hr: 8,
+            warm_steps: 0,
+            iters: 15,
+            episodes: 256,
+            minibatch: 128,
+            lr: 0.01,
+            ..PpoOpts::default()
+        };
+        let start = |_: &[f32], _: f32| 0;
+        let rnn = train_exit_rnn(&deep, &cost, &step, &start, &opts, &mut Rng::new(12, 0)).unwrap();
+        for i in 0..4 {
+            let (k, _) = rnn.run_from(0, &deep.stats[i * 3..(i + 1) * 3], 0.05);
+            assert_eq!(k, 2, "input {i} only right at path 2, λ 0.05");
+        }
+        let rnn = train_exit_rnn(&flat, &cost, &step, &start, &opts, &mut Rng::new(12, 0)).unwrap();
+        for i in 0..4 {
+            for lam in [0.05f32, 0.5] {
+                let (k, _) = rnn.run_from(0, &flat.stats[i * 3..(i + 1) * 3], lam);
+                assert_eq!(k, 0, "input {i} right everywhere, λ {lam}");
+            }
+        }
+    }
 }
