@@ -1093,43 +1093,37 @@ mod tests {
         (-pg - ent * h_sum + vf * vl) / f64::max(cnt, 1.0)
     }
 
-    #[test]
-    fn the_exit_rnn_runs_ppo_on_hierarchical_episodes_as_in_f64() {
-        // The outcome tests' table (4 inputs, 3 paths: up to two decisions an episode), paths
-        // 0.2, 0.5, 1 and steps 0.34, 0.56 of the full FLOPs, a level-1 start that depends on
-        // feature 0 and λ (path 2 leaves nothing to decide). An episode's return from a
-        // decision on: 1 if its final path is right, less λ × the steps it still takes. No
-        // warm start; two iterations of 12 episodes, two epochs of minibatches of 6, hidden
-        // width 3, the entropy weight 0.3·(1 − 0.9·it/2).
-        let o = table();
-        let (cost, step) = ([0.2f32, 0.5, 1.0], [0.34f32, 0.56]);
-        let start = |phi: &[f32], lam: f32| {
-            if lam > 0.6 {
-                0
-            } else if phi[0] > 0.85 {
-                2
-            } else {
-                usize::from(phi[0] > 0.5)
-            }
-        };
+    /// Trains the exit RNN on `o` (costs `cost`, steps `step`, level-1 start `start`) with
+    /// `episodes` a PPO iteration in minibatches of `minibatch`, and checks it against the f64
+    /// reference: no warm start, two iterations, two epochs, hidden width 3, clip 0.2, entropy
+    /// weight 0.3·(1 − 0.9·it/2), value weight 0.7, learning rate 0.05. An episode's return
+    /// from a decision on is 1 if its final path is right, less λ × the steps it still takes.
+    fn exit_rnn_against_f64(
+        o: &Outcomes,
+        (cost, step): (&[f32], &[f32]),
+        start: &dyn Fn(&[f32], f32) -> usize,
+        (episodes, minibatch): (usize, usize),
+        seed: u64,
+    ) {
         let opts = PpoOpts {
             hr: 3,
             warm_steps: 0,
             iters: 2,
-            episodes: 12,
+            episodes,
             ppo_epochs: 2,
-            minibatch: 6,
+            minibatch,
             clip: 0.2,
             ent: 0.3,
             vf: 0.7,
             lr: 0.05,
             ..PpoOpts::default()
         };
-        let mut rng = Rng::new(9, 0);
+        let mut rng = Rng::new(seed, 0);
         let mut twin = rng.clone();
-        let got = train_exit_rnn(&o, &cost, &step, &start, &opts, &mut rng).unwrap();
+        let got = train_exit_rnn(o, cost, step, start, &opts, &mut rng).unwrap();
 
-        let (hr, n, p, m, t_max) = (3, 4, 3, 12, 2);
+        let (hr, n, p, f, m) = (3, o.n, o.p, o.f, episodes);
+        let t_max = p - 1;
         let mut th = flat_rnn(&RnnVars::new(hr, &mut twin).unwrap().to_host().unwrap());
         let rl = th.len();
         th.extend(flat(
@@ -1157,7 +1151,7 @@ mod tests {
                 let i = twin.below(n);
                 let lam = sample_lambda_exit(&mut twin);
                 let mut k = if twin.uniform() < 0.3 {
-                    start(&o.feats[i * 20..(i + 1) * 20], lam)
+                    start(&o.feats[i * f..(i + 1) * f], lam)
                 } else {
                     twin.below(p)
                 };
@@ -1193,7 +1187,7 @@ mod tests {
             }
             normalize64(&mut r.adv, &r.mask.clone());
             for _ in 0..2 {
-                for part in twin.permutation(m).chunks(6) {
+                for part in twin.permutation(m).chunks(minibatch) {
                     let g = gradient(&th, |t| exit_loss(t, hr, &r, part, 0.2, ent, 0.7));
                     adam.step(&mut th, &g);
                 }
@@ -1206,6 +1200,44 @@ mod tests {
             "largest difference {d}: {got:?} vs {:?}",
             &th[..rl]
         );
+    }
+
+    #[test]
+    fn the_exit_rnn_runs_ppo_on_hierarchical_episodes_as_in_f64() {
+        // The outcome tests' table (4 inputs, 3 paths: up to two decisions an episode), paths
+        // 0.2, 0.5, 1 and steps 0.34, 0.56 of the full FLOPs, a level-1 start that depends on
+        // feature 0 and λ (path 2 leaves nothing to decide); 12 episodes in minibatches of 6.
+        let start = |phi: &[f32], lam: f32| {
+            if lam > 0.6 {
+                0
+            } else if phi[0] > 0.85 {
+                2
+            } else {
+                usize::from(phi[0] > 0.5)
+            }
+        };
+        let costs: (&[f32], &[f32]) = (&[0.2, 0.5, 1.0], &[0.34, 0.56]);
+        exit_rnn_against_f64(&table(), costs, &start, (12, 6), 9);
+        // Four paths (three decisions) and fewer episodes than decisions: 2 in minibatches of
+        // 1, so that one episode's third decision sits where the other's second would (with
+        // sixteen seeds, some where the other took none). Input i is right from path i on;
+        // p_max rises along the paths.
+        let mut four = table();
+        four.p = 4;
+        four.correct = (0..16).map(|s| s % 4 >= s / 4).collect();
+        four.stats = (0..16)
+            .map(|s| {
+                (
+                    0.3 + 0.15 * (s % 4) as f32 + 0.05 * (s / 4) as f32,
+                    0.4,
+                    0.2,
+                )
+            })
+            .collect();
+        let costs: (&[f32], &[f32]) = (&[0.2, 0.4, 0.7, 1.0], &[0.25, 0.35, 0.4]);
+        for seed in 0..16 {
+            exit_rnn_against_f64(&four, costs, &|_, _| 0, (2, 1), seed);
+        }
     }
 
     #[test]
