@@ -824,12 +824,20 @@ mod tests {
         -pg / b - ent * h / b + vf * vl / b
     }
 
-    /// The largest difference between `got` and `want`.
+    /// The largest difference between `got` and `want`; infinite where either is not a number
+    /// (`f64::max` would pass over it).
     fn max_diff(got: &[f64], want: &[f64]) -> f64 {
         assert_eq!(got.len(), want.len());
         got.iter()
             .zip(want)
-            .map(|(a, b)| (a - b).abs())
+            .map(|(a, b)| {
+                let d = (a - b).abs();
+                if d.is_nan() {
+                    f64::INFINITY
+                } else {
+                    d
+                }
+            })
             .fold(0.0, f64::max)
     }
 
