@@ -170,6 +170,25 @@ fn resume_continues_where_it_stopped() {
         (meta.epoch, meta.step_in_epoch, meta.global_step),
         (1, 2, 7)
     );
+    // Its clocks: the run's seconds so far cover the first epoch and the two steps of the
+    // second, which its partial sums time (read a moment after the run's: 0.1 ms of slack).
+    let partial = meta.partial.as_ref().unwrap();
+    assert!(partial.seconds > 0.0 && meta.history[0].seconds > 0.0);
+    assert!(meta.seconds + 1e-4 >= meta.history[0].seconds + partial.seconds);
+    // A stop at an epoch's last step ends the epoch first: validated, recorded, no partial sums.
+    let at_end = tmp("at-end");
+    let o = RunOpts {
+        stop_at: Some(5),
+        ..opts(&at_end)
+    };
+    let (_, m5) = train::train_backbone(&cfg(), &h, &tr, &val, &o).unwrap();
+    assert_eq!(
+        (m5.epoch, m5.step_in_epoch, m5.global_step, m5.history.len()),
+        (1, 0, 5, 1)
+    );
+    assert!(m5.partial.is_none());
+    let (_, m) = tinv_train::checkpoint::load(&at_end).unwrap();
+    assert_eq!(train::read_meta(&m, &at_end).unwrap().epoch, 1);
     let done = tmp("done");
     let o = RunOpts {
         resume: Some(part.clone()),
@@ -213,8 +232,12 @@ fn resume_continues_where_it_stopped() {
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a mismatched optimizer state was accepted"),
     }
-    // A run of several checkpoints keeps the state each sidecar replaced.
-    assert!(tinv_train::checkpoint::optim_prev_path(&straight).is_file());
+    // A run of several checkpoints keeps the state each sidecar replaced: the straight run's
+    // last write before its end was step 9's (--ckpt-every 3: steps 3, 6, 9 mid-epoch, and the
+    // end of epoch 1 at step 5), written once step 10 had run finite.
+    let (_, prev) =
+        tinv_train::checkpoint::load(&tinv_train::checkpoint::optim_prev_path(&straight)).unwrap();
+    assert_eq!(prev[tinv_train::snapshot::OPTIM_STEP_KEY], "9");
     // What such a run really leaves: the state the sidecar replaced, kept as
     // *.optim.prev.safetensors. The resume picks it by step and ends where the straight run did.
     std::fs::copy(
@@ -321,4 +344,250 @@ fn a_resumed_checkpoint_from_before_the_validation_stamp_gains_it() {
     let (_, m) = tinv_train::checkpoint::load(&new).unwrap();
     let saved = train::read_meta(&m, &new).unwrap();
     assert_eq!(saved.data, Some(train::DataStamp::of(&tr, &val)));
+}
+
+/// Training refuses fewer training images than one batch (with none left for a step it
+/// "trained" epochs of nothing), and takes exactly one batch's worth: one step an epoch.
+#[test]
+fn one_batch_of_images_is_the_least_that_trains() {
+    let val = synthetic(100, 8);
+    let h = Hyper {
+        epochs: 2,
+        ..hyper()
+    };
+    let out = tmp("onebatch");
+    let few = synthetic(h.batch - 1, 7);
+    match train::train_backbone(&cfg(), &h, &few, &val, &opts(&out)) {
+        Err(TrainError::Input(m)) => {
+            assert_eq!(m, "31 training images, fewer than one batch of 32")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("31 images trained in batches of 32"),
+    }
+    assert!(!out.exists());
+    let one = synthetic(h.batch, 7);
+    let (_, meta) = train::train_backbone(&cfg(), &h, &one, &val, &opts(&out)).unwrap();
+    assert_eq!(
+        (meta.epoch, meta.global_step, meta.history.len()),
+        (2, 2, 2)
+    );
+}
+
+/// The parameter bound is 2^30 and includes 2^30 itself. One block of dim D (one head) over 8×8
+/// images in patches of 4, mlp-hidden M and K classes has, by hand: patch embedding 16D + D,
+/// class token D, positions 5D; the block's two LayerNorms 4D, qkv 3D² + 3D, proj D² + D, fc1
+/// MD + M, fc2 DM + D; the final LayerNorm 2D and head KD + K: 25D + 4D² + 9D + (2D + 1)M +
+/// (D + 1)K. At D = 1023, M = 994, K = 1 042 467 that is 25 575 + 4 186 116 + 9 207 +
+/// 2 034 718 + 1 067 486 208 = 2^30: such a model passes the bound and fails only at the
+/// (missing) file it resumes from, which spares allocating it; one class more (2^30 + 1024) is
+/// refused.
+#[test]
+fn the_parameter_bound_admits_exactly_two_to_the_thirty() {
+    let (tr, val) = (synthetic(64, 1), synthetic(8, 2));
+    let o = RunOpts {
+        resume: Some(tmp("bound").with_file_name("absent.safetensors")),
+        ..opts(&tmp("bound"))
+    };
+    for (classes, count, refused) in [
+        (1_042_467usize, 1usize << 30, false),
+        (1_042_468, (1 << 30) + 1024, true),
+    ] {
+        let mut c = cfg();
+        (c.dim, c.heads, c.blocks, c.depths) = (1023, 1, 1, vec![1]);
+        (c.mlp_hidden, c.classes) = (994, classes);
+        let specs: usize = tinv_train::tensors::backbone_specs(&c)
+            .iter()
+            .map(|s| s.shape.iter().product::<usize>())
+            .sum();
+        assert_eq!(specs, count);
+        let err = match train::train_backbone(&c, &hyper(), &tr, &val, &o) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("resumed from a file that does not exist"),
+        };
+        assert_eq!(
+            err.contains(&format!("the model has {count} parameters")),
+            refused,
+            "{classes}: {err}"
+        );
+        if !refused {
+            assert!(err.contains("absent.safetensors"), "{err}");
+        }
+    }
+}
+
+/// `train_backbone` is the loop its parts describe, run again here from them: weights from the
+/// seed's stream 0 (`init_backbone`); epoch e visits the images in the order of the seed's
+/// stream 1000 + e (`permutation`), step s taking places s·B .. (s + 1)·B of it (the last
+/// n mod B images left out) and shifting them with stream 2^40 + e·2^20 + s; the loss of
+/// `multi_exit` with the distillation ramp of the global step; the gradient scaled to norm at
+/// most `clip`; AdamW at `lr_at` of the global step, over steps × epochs. The weights must
+/// agree bit for bit (the shipped model's training reproduces only so), and each epoch's
+/// metrics must be the mean step loss, the deepest exit's right answers on its (augmented)
+/// training batches, and the validation accuracy of the weights at the epoch's end.
+#[test]
+fn training_is_its_seeded_loop_of_documented_parts() {
+    use tinv_train::data;
+    use tinv_train::loss::{distill_factor, multi_exit};
+    use tinv_train::optim::{lr_at, AdamW};
+    use tinv_train::vit::{batch_tensor, Vit};
+    let (tr, val) = (synthetic(50, 9), synthetic(20, 10));
+    let c = cfg();
+    let h = Hyper {
+        epochs: 2,
+        batch: 16,
+        lr: 3e-3,
+        min_lr: 1e-4,
+        warmup_steps: 2,
+        clip: 0.05,
+        distill_ramp: 3,
+        shift: 1,
+        seed: 7,
+        ..hyper()
+    };
+    let out = tmp("reference");
+    let (vit, meta) = train::train_backbone(&c, &h, &tr, &val, &opts(&out)).unwrap();
+
+    let init = tinv_train::tensors::init_backbone(&c, &mut Rng::new(7, 0));
+    let r = Vit::from_host(&c, &init).unwrap();
+    let mut opt = AdamW::new(r.vars()).unwrap();
+    let (steps, total) = (3, 6); // 50 images in batches of 16, 2 epochs
+    let (mut g, mut clipped) = (0, 0);
+    for e in 0..2u64 {
+        let perm = Rng::new(7, 1000 + e).permutation(50);
+        let (mut loss_sum, mut right) = (0f64, 0usize);
+        for s in 0..steps {
+            let mut aug = Rng::new(7, (1 << 40) + (e << 20) + s as u64);
+            let b = data::batch(&tr, &perm[16 * s..16 * (s + 1)], &c, 1, Some(&mut aug));
+            let (x, y) = batch_tensor(&b, &c).unwrap();
+            let outs = r.forward(&x).unwrap();
+            let loss = multi_exit(&outs, &y, &h, distill_factor(&h, g)).unwrap();
+            loss_sum += f64::from(loss.total.to_scalar::<f32>().unwrap());
+            let logits = outs.last().unwrap().logits.to_vec2::<f32>().unwrap();
+            for (row, &label) in logits.iter().zip(&b.labels) {
+                let best = (0..row.len()).fold(0, |a, k| if row[k] > row[a] { k } else { a });
+                right += usize::from(best == label as usize);
+            }
+            let grads = loss.total.backward().unwrap();
+            let norm = AdamW::grad_norm(r.vars(), &grads).unwrap();
+            clipped += usize::from(norm > 0.05);
+            let lr = lr_at(g, total, 2, 3e-3, 1e-4);
+            opt.update(r.vars(), &grads, lr, h.weight_decay, (0.05 / norm).min(1.0))
+                .unwrap();
+            g += 1;
+        }
+        let m = &meta.history[e as usize];
+        assert_eq!(m.epoch, e as usize + 1);
+        assert_eq!(m.loss, loss_sum / 3.0, "epoch {e}'s mean loss");
+        assert_eq!(
+            m.train_acc,
+            right as f64 / 48.0,
+            "epoch {e}'s training accuracy"
+        );
+        // Evaluated in chunks of another size: the same right answers.
+        assert_eq!(
+            m.val_acc,
+            train::evaluate(&r, &val, 7).unwrap(),
+            "epoch {e}"
+        );
+    }
+    assert!(
+        clipped > 0,
+        "no step was clipped: the test does not reach the clip"
+    );
+    assert_eq!(
+        (meta.epoch, meta.step_in_epoch, meta.global_step),
+        (2, 0, 6)
+    );
+    assert_eq!(meta.history.len(), 2);
+    // Wall-clock time: each epoch's, and the run's covering both.
+    assert!(meta.history.iter().all(|m| m.seconds > 0.0));
+    assert!(meta.seconds >= meta.history[0].seconds + meta.history[1].seconds);
+    assert_eq!(vit.to_host().unwrap(), r.to_host().unwrap());
+    let (mut saved, _) = tinv_train::checkpoint::load(&out).unwrap();
+    let mut want = r.to_host().unwrap();
+    saved.sort_by(|a, b| a.name.cmp(&b.name));
+    want.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(saved, want);
+}
+
+/// The controller stage chooses the default budget by 5-fold cross-validation on the validation
+/// split: with 12 inputs the folds are inputs 0..2, 2..4, 4..7, 7..9 and 9..12 (fold f is
+/// ⌊12f/5⌋ .. ⌊12(f + 1)/5⌋), each scored in `adaptive` mode by a controller trained on the
+/// other four without a graph policy, the points pooled by fold size. Every input is held out
+/// exactly once, so each pooled accuracy is a whole number of the 12 inputs. The report's rows,
+/// its default budget and the checkpoint's are those of this pooling; the controller written is
+/// the one trained on all 12.
+#[test]
+fn the_default_budget_is_cross_validated_over_five_folds() {
+    use tinv_train::control::budget;
+    use tinv_train::control::outcomes::Outcomes;
+    use tinv_train::control::ppo::{self, PpoOpts};
+    let (tr, val) = (synthetic(160, 11), synthetic(12, 12));
+    let h = Hyper {
+        epochs: 2,
+        ..hyper()
+    };
+    let backbone = tmp("cv");
+    train::train_backbone(&cfg(), &h, &tr, &val, &opts(&backbone)).unwrap();
+    let loaded = tinv_train::report::load(&backbone).unwrap();
+    let opts = PpoOpts {
+        hp: 4,
+        hq: 4,
+        hr: 4,
+        pred_epochs: 2,
+        iters: 1,
+        episodes: 16,
+        minibatch: 16,
+        warm_steps: 10,
+        ..PpoOpts::default()
+    };
+    let out = backbone.with_file_name("full.safetensors");
+    let tol = 0.05;
+    let report =
+        tinv_train::report::controller_stage(&loaded, &val, None, &opts, tol, &out).unwrap();
+
+    let vit = tinv_train::report::load_vit(&backbone).unwrap();
+    let all = Outcomes::collect(&vit, &val, 5).unwrap();
+    let probe_opts = PpoOpts {
+        graph: false,
+        ..opts.clone()
+    };
+    let (mut parts, mut sizes) = (Vec::new(), Vec::new());
+    for fold in [0..2, 2..4, 4..7, 7..9, 9..12] {
+        let probe = ppo::train(&all.without(fold.clone()), None, &probe_opts).unwrap();
+        let flops = budget::ctrl_flops(&cfg(), &probe, 2);
+        parts.push(budget::sweep(&probe, &all.subset(fold.clone()), 2, flops));
+        sizes.push(fold.len());
+    }
+    let pooled = budget::pool(&parts, &sizes);
+    let rows: Vec<Vec<&str>> = report
+        .lines()
+        .skip_while(|l| !l.starts_with("|---"))
+        .skip(1)
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), pooled.len(), "{report}");
+    let full = all.path_accuracy()[1];
+    for (row, pt) in rows.iter().zip(&pooled) {
+        assert_eq!(row[0].parse::<f32>().unwrap(), pt.lambda, "{report}");
+        let acc: f64 = row[1].parse().unwrap();
+        assert!((acc - 100.0 * pt.accuracy).abs() < 0.006, "{report}");
+        let whole = pt.accuracy * 12.0;
+        assert!((whole - whole.round()).abs() < 1e-9, "{}", pt.accuracy);
+        let share: f64 = row[2].parse().unwrap();
+        let want = 100.0 * pt.mean_flops / all.full_flops() as f64;
+        assert!((share - want).abs() < 0.06, "{report}");
+    }
+    let (lam, _) = budget::choose_from(&pooled, full, tol);
+    assert!(
+        report.contains(&format!("default budget λ = {lam}: ")),
+        "{report}"
+    );
+    let saved = tinv_train::report::load(&out).unwrap();
+    assert_eq!(saved.cfg.controller.unwrap().default_budget as f32, lam);
+    // The controller that ships: trained on all 12 (with its graph policy).
+    let ctrl = ppo::train(&all, None, &opts).unwrap().to_tensors();
+    for t in &ctrl {
+        assert_eq!(saved.tensors.iter().find(|s| s.name == t.name), Some(t));
+    }
 }
