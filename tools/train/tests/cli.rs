@@ -116,6 +116,9 @@ fn fit<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 fn argument_mistakes_are_one_line_errors() {
     fails(&["fit", "--lr"], &["--lr needs a value"]);
     fails(&["fit", "--lr", "--batch", "4"], &["--lr needs a value"]);
+    // Also when the flag is read before the one after it (--batch before --lr): the next flag
+    // is not its value.
+    fails(&["fit", "--batch", "--lr", "1"], &["--batch needs a value"]);
     fails(
         &["fit", "--lr", "1", "--lr", "2"],
         &["--lr given more than once"],
@@ -170,7 +173,10 @@ fn argument_mistakes_are_one_line_errors() {
         &["fit", "--batch", "-1"],
         &["--batch", "'-1'", "whole number"],
     );
-    fails(&["fit", "--lr", "fast"], &["--lr", "'fast'"]);
+    fails(
+        &["fit", "--lr", "fast"],
+        &["--lr: cannot parse 'fast' (expected a number)"],
+    );
     // Parse errors state the range the flag takes: 0 epochs is refused too.
     fails(
         &["fit", "--epochs", "-1"],
@@ -282,6 +288,24 @@ fn configuration_errors_name_the_flags() {
     args.drain(i..i + 2);
     fails(&args, &["--depths [2, 4, 6, 8]", "--blocks 2"]);
     fails(&fit(data, out, &["--heads", "0"]), &["--heads must be > 0"]);
+    // ε = 0 is out of the runtime's range (0, 1), not "too small for an f32".
+    fails(
+        &fit(data, out, &["--ln-eps", "0"]),
+        &["--ln-eps 0 out of range (0, 1)"],
+    );
+    // Without --mlp-hidden the MLP is 4 × --dim wide: 32 for --dim 8.
+    let mut args = fit(data, out, &[]);
+    let i = args.iter().position(|a| *a == "--mlp-hidden").unwrap();
+    args.drain(i..i + 2);
+    let (ok, err) = run(&args);
+    assert!(ok, "{err}");
+    let cfg = tinv_train::report::load(Path::new(out)).unwrap().cfg;
+    assert_eq!((cfg.dim, cfg.mlp_hidden), (8, 32));
+    // The least normal f32 itself (2^-126) is small enough: refused only for the missing data.
+    fails(
+        &fit("/nonexistent", out, &["--ln-eps", "1.1754943508222875e-38"]),
+        &["train-images-idx3-ubyte"],
+    );
     // 1e-50 is 0 as the f32 the model keeps: said with the value given.
     fails(
         &fit("/nonexistent", out, &["--ln-eps", "1e-50"]),
@@ -742,6 +766,18 @@ fn samples_out_that_is_a_file_is_named() {
         ],
         &["--count 21: the test set has only 20 images"],
     );
+    // As many as there are: all written.
+    let (ok, err) = run(&[
+        "samples",
+        "--data",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--count",
+        "20",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 20);
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -945,6 +981,208 @@ fn a_rank4_file_that_looks_channels_first_is_warned_about() {
             dims[1], dims[2], dims[3]
         );
         assert_eq!(err.contains(&want), warned, "{dims:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A resume says what changed (the epoch count, the shift) and only that, and one of a finished
+/// run says that nothing is left to train, yet still leaves the checkpoint at `--out`.
+#[test]
+fn a_resume_says_what_changed_and_what_is_left() {
+    let (dir, data) = tiny_data("resume-says");
+    let data = data.as_str();
+    let ck = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let (a, b, c) = (ck("a"), ck("b"), ck("c"));
+    let (ok, err) = run(&fit(data, &a, &[]));
+    assert!(ok, "{err}");
+    let (ok, err) = run(&fit(data, &b, &["--resume", &a]));
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("the checkpoint has already completed 1 of 1 epochs; nothing to train"),
+        "{err}"
+    );
+    assert!(!err.contains("resuming a run"), "{err}");
+    let weights = |p: &str| tinv_train::checkpoint::load(Path::new(p)).unwrap().0;
+    assert_eq!(weights(&b), weights(&a));
+    let (ok, err) = run(&fit(
+        data,
+        &c,
+        &["--resume", &a, "--epochs", "2", "--shift", "0"],
+    ));
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("resuming a run planned for 1 epochs with --epochs 2")
+            && err.contains("resuming a run trained with --shift 1 with --shift 0"),
+        "{err}"
+    );
+    assert!(!err.contains("nothing to train"), "{err}");
+    // --stop-at at the end of an epoch (5 steps each): "continue with --resume" while epochs
+    // are left, not after the last.
+    for (epochs, left) in [("2", true), ("1", false)] {
+        let (ok, err) = run(&fit(data, &c, &["--epochs", epochs, "--stop-at", "5"]));
+        assert!(ok, "{err}");
+        assert_eq!(
+            err.contains("stopped after global step 5 (--stop-at)"),
+            left,
+            "--epochs {epochs}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--log-every`: a progress line every N steps, whose loss and accuracy are the means over the
+/// steps since the last line. With 80 training images in batches of 16 (5 steps an epoch) and
+/// `--log-every 5`, the two lines of two epochs each cover one whole epoch, so they give the
+/// epoch's mean loss and training accuracy the checkpoint records; the learning rate is that of
+/// the step taken, in warm-up (500 steps to 1e-3): (4 + 1)/500 and (9 + 1)/500 of 1e-3; at the
+/// last step nothing is left, so the ETA is 0.
+#[test]
+fn progress_lines_give_the_means_since_the_last_line() {
+    let (dir, data) = tiny_data("progress");
+    let ck = dir.join("ck").to_str().unwrap().to_string();
+    let (ok, err) = run(&fit(&data, &ck, &["--epochs", "2", "--log-every", "5"]));
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(" step ")).collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    let (_, m) = tinv_train::checkpoint::load(Path::new(&ck)).unwrap();
+    let meta = tinv_train::train::read_meta(&m, Path::new(&ck)).unwrap();
+    let field = |l: &str, key: &str| -> f64 {
+        let v = l
+            .split(key)
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        v.trim_end_matches('%').parse().unwrap()
+    };
+    for (e, (l, lr)) in lines.iter().zip(["1.00e-5", "2.00e-5"]).enumerate() {
+        assert!(
+            l.starts_with(&format!("epoch {}/2 step 5/5 loss ", e + 1)),
+            "{l}"
+        );
+        let h = &meta.history[e];
+        assert!(
+            (field(l, " loss ") - h.loss).abs() <= 5.1e-5,
+            "{l}: {}",
+            h.loss
+        );
+        assert!(
+            (field(l, " acc ") - 100.0 * h.train_acc).abs() <= 0.051,
+            "{l}: {}",
+            h.train_acc
+        );
+        assert!(l.contains(&format!(" lr {lr} ")), "{l}");
+    }
+    assert!(lines[1].ends_with(" ETA 0:00:00"), "{}", lines[1]);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `fit`'s warnings at the ends of their conditions: a validation split below the controller's
+/// 5 folds (4 is, 5 is not); every label the same; a class count from the largest label above
+/// twice the labels that occur (labels 0, 1, 5: 6 classes for 3 labels is not). And
+/// `--train-limit`: 100 of 120 images with 40 for validation train on 60.
+#[test]
+fn fit_warns_at_the_bounds_it_states_and_limits_the_images() {
+    for (val, warned) in [("4", true), ("5", false)] {
+        let (ok, err) = run(&["fit", "--data", "/nonexistent", "--val", val]);
+        assert!(!ok, "{err}");
+        assert_eq!(err.contains("warning: --val"), warned, "--val {val}: {err}");
+    }
+    let (dir, data) = tiny_data("warnings");
+    let d = Path::new(&data);
+    let ck = dir.join("ck").to_str().unwrap().to_string();
+    edit_train_labels(d, |l| {
+        l.iter_mut()
+            .enumerate()
+            .for_each(|(i, y)| *y = [0, 1, 5][i % 3])
+    });
+    let (ok, err) = run(&fit(&data, &ck, &["--train-limit", "100"]));
+    assert!(ok, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let (_, m) = tinv_train::checkpoint::load(Path::new(&ck)).unwrap();
+    let meta = tinv_train::train::read_meta(&m, Path::new(&ck)).unwrap();
+    assert_eq!(
+        (meta.data.unwrap().train_images, meta.model.classes),
+        (60, 6)
+    );
+    // The controller finds that checkpoint's validation split (images 60..100) by its limit.
+    quick_controller(&ck, &data);
+    edit_train_labels(d, |l| l.fill(2));
+    let (ok, err) = run(&fit(&data, &ck, &[]));
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: every label is 2: there is nothing to learn"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `controller` takes its flags: the hidden widths (`--hp 3 --hq 5 --hr 2` give those tensor
+/// shapes), `--seed` (another seed, another controller), `--route 10` (the report names 10
+/// routing images, not the whole training split), a checkpoint with the least validation split
+/// it takes (`--val 5`), and it says how the graph policy was chosen (its progress lines).
+#[test]
+fn controller_takes_its_flags() {
+    let (dir, data) = tiny_data("ctrl-flags");
+    let ck = dir.join("ck").to_str().unwrap().to_string();
+    let (ok, err) = run(&fit(&data, &ck, &["--val", "5"]));
+    assert!(ok, "{err}");
+    let ctrl = |seed: &str, out: &str| {
+        let o = Command::new(BIN)
+            .args(["controller", &ck, "--data", &data, "--out", out])
+            .args(["--iters", "1", "--episodes", "8", "--hp", "3", "--hq", "5"])
+            .args(["--hr", "2", "--route", "10", "--seed", seed])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        let (ts, _) = tinv_train::checkpoint::load(Path::new(out)).unwrap();
+        let ctrl: Vec<_> = ts
+            .into_iter()
+            .filter(|t| t.name.starts_with("ctrl."))
+            .collect();
+        (String::from_utf8_lossy(&o.stdout).into_owned(), err, ctrl)
+    };
+    let (c1, c2) = (ck.clone() + ".1", ck.clone() + ".2");
+    let (report, err, one) = ctrl("1", &c1);
+    assert!(
+        report.contains("(graph policy: routing from the outcomes of 10 training images)"),
+        "{report}"
+    );
+    assert!(
+        err.contains("graph policy: mean validation reward"),
+        "{err}"
+    );
+    let shape = |name: &str| one.iter().find(|t| t.name == name).unwrap().shape.clone();
+    assert_eq!(shape("ctrl.pred.fc1.bias"), [3]);
+    assert_eq!(shape("ctrl.policy.fc1.bias"), [5]);
+    assert_eq!(shape("ctrl.exit.wh"), [2, 2]);
+    let (_, _, two) = ctrl("2", &c2);
+    assert_ne!(one, two, "--seed 2 trained the controller of --seed 1");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The upper bounds of `--hp`, `--hq`, `--hr` (4096) and `--episodes` (1 000 000) are allowed
+/// values: the command goes on to the checkpoint (absent here).
+#[test]
+fn controller_bounds_admit_their_maximum() {
+    let dir = tmp("ctrl-bounds");
+    let absent = dir.join("absent.safetensors");
+    let out = dir.join("out.safetensors");
+    for (flag, v) in [
+        ("--hp", "4096"),
+        ("--hq", "4096"),
+        ("--hr", "4096"),
+        ("--episodes", "1000000"),
+    ] {
+        let args = ["controller", absent.to_str().unwrap(), "--out"];
+        let (ok, err) = run(&[&args[..], &[out.to_str().unwrap(), flag, v]].concat());
+        assert!(!ok);
+        assert!(
+            err.contains("absent.safetensors") && !err.contains("must be between"),
+            "{flag} {v}: {err}"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }
