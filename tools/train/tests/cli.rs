@@ -1,6 +1,8 @@
-//! The command line on bad input: every mistake ends with one `error: …` line and exit status
-//! 1, never a panic, and `--help` names every flag the parser reads. Runs on a tiny crafted IDX
-//! dataset (8×8 images, 4 classes), so each training run takes well under a second.
+//! The command line: on bad input every mistake ends with one `error: …` line and exit status
+//! 1, never a panic, and `--help` names every flag the parser reads; on good input (from
+//! `a_resume_says_what_changed_and_what_is_left` on) its warnings, progress lines and flags at
+//! their bounds. Runs on a tiny crafted IDX dataset (8×8 images, 4 classes), so each training run
+//! takes well under a second.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
