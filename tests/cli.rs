@@ -4,7 +4,7 @@
 #[path = "common/cli.rs"]
 mod cli_support;
 
-use cli_support::{assert_failed_with, assert_one_line_error, run, tmp};
+use cli_support::{assert_failed_with, assert_one_line_error, field, run, tmp};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -137,6 +137,313 @@ fn eval_reports_required_fields_on_gzip_and_plain_idx() {
     )
     .unwrap();
     eval_fails(&ip3, &lp, "9x9x1");
+}
+
+/// An IDX data set of `n` 8×8 samples in `dir` (pixels from the index, labels `i·7 mod 3`):
+/// the two files, then the inputs and labels as the library takes them.
+fn eval_data(dir: &Path, n: usize) -> (PathBuf, PathBuf, Vec<f32>, Vec<usize>) {
+    let px: Vec<u8> = (0..n * 64)
+        .map(|j| ((j * 37 + j / 64 * 11) % 251) as u8)
+        .collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 3) as u8).collect();
+    let (ip, lp) = (dir.join(format!("x{n}.idx")), dir.join(format!("y{n}.idx")));
+    std::fs::write(&ip, tinv::idx::encode(&[n, 8, 8], &px).unwrap()).unwrap();
+    std::fs::write(&lp, tinv::idx::encode(&[n], &labels).unwrap()).unwrap();
+    let x = px.iter().map(|&v| f32::from(v) / 255.0).collect();
+    (ip, lp, x, labels.iter().map(|&l| usize::from(l)).collect())
+}
+
+/// What `tinv-run eval` must report, summed here from the library one input at a time.
+struct EvalReport {
+    n: usize,
+    depths: Vec<usize>,
+    accuracy: f64,
+    exit_accuracy: Vec<f64>,
+    mean_flops: f64,
+    full_flops: f64,
+    oracle_flops: f64,
+    oracle_accuracy: f64,
+    histogram: Vec<usize>,
+    mean_escalations: f64,
+    weight_bytes: f64,
+    full_weight_bytes: u64,
+}
+
+impl EvalReport {
+    /// Every input alone through `infer_depth` at every depth (which exits are right, the
+    /// oracle: the cost of the shallowest right exit, else of the shallowest), then alone
+    /// through a session of `opts` (`infer`, or `infer_depth` at `depth`).
+    fn of(
+        model: &Path,
+        x: &[f32],
+        y: &[usize],
+        opts: SessionOptions,
+        depth: Option<usize>,
+    ) -> Self {
+        let model = Arc::new(Model::open(model, &OpenOptions::default()).unwrap());
+        let cfg = model.config().clone();
+        let (n, k, p, len) = (y.len(), cfg.classes, cfg.depths.len(), cfg.input_len());
+        let costs: Vec<u64> = model.costs().iter().map(|c| c.backbone_flops).collect();
+        let mut fixed = Session::new(model.clone(), SessionOptions::default()).unwrap();
+        let mut run = Session::new(model, opts).unwrap();
+        let mut logits = vec![0f32; k];
+        let mut r = EvalReport {
+            n,
+            depths: cfg.depths.clone(),
+            accuracy: 0.0,
+            exit_accuracy: vec![0.0; p],
+            mean_flops: 0.0,
+            full_flops: costs[p - 1] as f64,
+            oracle_flops: 0.0,
+            oracle_accuracy: 0.0,
+            histogram: vec![0; p],
+            mean_escalations: 0.0,
+            weight_bytes: 0.0,
+            full_weight_bytes: 0,
+        };
+        let (mut right, mut oracle, mut oracle_right) = (vec![0usize; p], 0u64, 0usize);
+        let (mut correct, mut flops, mut bytes, mut esc) = (0usize, 0u64, 0u64, 0u64);
+        for (i, &label) in y.iter().enumerate() {
+            let xi = &x[i * len..(i + 1) * len];
+            let mut first = None;
+            for (e, &d) in cfg.depths.iter().enumerate() {
+                let st = fixed.infer_depth(xi, 1, d, &mut logits).unwrap()[0];
+                if st.class == label {
+                    right[e] += 1;
+                    first = first.or(Some(e));
+                }
+                if e == p - 1 {
+                    r.full_weight_bytes = st.weight_bytes;
+                }
+            }
+            oracle += costs[first.unwrap_or(0)];
+            oracle_right += usize::from(first.is_some());
+            let st = match depth {
+                Some(d) => run.infer_depth(xi, 1, d, &mut logits),
+                None => run.infer(xi, 1, &mut logits),
+            }
+            .unwrap()[0];
+            correct += usize::from(st.class == label);
+            flops += st.flops;
+            bytes += st.weight_bytes;
+            esc += u64::from(st.escalations);
+            r.histogram[st.path] += 1;
+        }
+        let mean = |v: u64| v as f64 / n as f64;
+        r.accuracy = mean(correct as u64);
+        r.exit_accuracy = right.iter().map(|&c| mean(c as u64)).collect();
+        r.mean_flops = mean(flops);
+        r.oracle_flops = mean(oracle);
+        r.oracle_accuracy = mean(oracle_right as u64);
+        r.mean_escalations = mean(esc);
+        r.weight_bytes = mean(bytes);
+        r
+    }
+
+    /// `"depth":value` for each depth, as an object.
+    fn per_depth<T: std::fmt::Display>(&self, v: &[T]) -> String {
+        let kv: Vec<String> = self
+            .depths
+            .iter()
+            .zip(v)
+            .map(|(d, v)| format!("\"{d}\":{v}"))
+            .collect();
+        format!("{{{}}}", kv.join(","))
+    }
+
+    /// The `--json` fields that are not timings or memory, as `eval` must write them.
+    fn json_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("samples", self.n.to_string()),
+            ("accuracy", self.accuracy.to_string()),
+            (
+                "accuracy_full_depth",
+                self.exit_accuracy.last().unwrap().to_string(),
+            ),
+            ("mean_flops", self.mean_flops.to_string()),
+            ("full_flops", self.full_flops.to_string()),
+            (
+                "flops_reduction",
+                (1.0 - self.mean_flops / self.full_flops).to_string(),
+            ),
+            ("oracle_flops", self.oracle_flops.to_string()),
+            ("oracle_accuracy", self.oracle_accuracy.to_string()),
+            ("exit_accuracy", self.per_depth(&self.exit_accuracy)),
+            ("depth_histogram", self.per_depth(&self.histogram)),
+            ("mean_escalations", self.mean_escalations.to_string()),
+            ("weight_bytes_per_inference", self.weight_bytes.to_string()),
+            ("full_weight_bytes", self.full_weight_bytes.to_string()),
+        ]
+    }
+
+    /// The text report's lines that are not timings or memory, `mode` its mode line.
+    fn text_lines(&self, mode: &str) -> Vec<String> {
+        let pct = |v: f64| v * 100.0;
+        let full_acc = *self.exit_accuracy.last().unwrap();
+        let mut v = vec![
+            format!("samples            {}", self.n),
+            "backend            cpu".into(),
+            format!("mode               {mode}"),
+            format!(
+                "accuracy           {:.2}%   (full depth {:.2}%)",
+                pct(self.accuracy),
+                pct(full_acc)
+            ),
+            format!(
+                "mean FLOPs         {:.3}M of {:.3}M full ({:.1}% fewer)",
+                self.mean_flops / 1e6,
+                self.full_flops / 1e6,
+                pct(1.0 - self.mean_flops / self.full_flops)
+            ),
+            format!(
+                "oracle             {:.3}M FLOPs ({:.1}% of full), {:.2}% accuracy",
+                self.oracle_flops / 1e6,
+                pct(self.oracle_flops / self.full_flops),
+                pct(self.oracle_accuracy)
+            ),
+            format!(
+                "weights read       {:.2} MB per inference of {:.2} MB at full depth",
+                self.weight_bytes / 1e6,
+                self.full_weight_bytes as f64 / 1e6
+            ),
+        ];
+        for (e, d) in self.depths.iter().enumerate() {
+            v.push(format!(
+                "exit {d:>3}           accuracy {:.2}%, chosen for {} inputs",
+                pct(self.exit_accuracy[e]),
+                self.histogram[e]
+            ));
+        }
+        v
+    }
+}
+
+/// `eval`'s numbers, in `--json` and as text, in each mode, against [`EvalReport`]: 150 inputs,
+/// so the all-exits pass runs chunks of 64, 64 and 22, and `--batch 4` leaves a last call of 2.
+#[test]
+fn eval_reports_the_librarys_per_input_results_summed() {
+    let dir = tmp("eval-sums");
+    let (model_path, _) = fixture(&dir);
+    let (ip, lp, x, y) = eval_data(&dir, 150);
+    let (m, i, l) = (
+        model_path.to_str().unwrap(),
+        ip.to_str().unwrap(),
+        lp.to_str().unwrap(),
+    );
+    let default_budget = {
+        let model = Arc::new(Model::open(&model_path, &OpenOptions::default()).unwrap());
+        Session::new(model, SessionOptions::default())
+            .unwrap()
+            .budget()
+    };
+    let o = SessionOptions::default;
+    let cases = [
+        (
+            &["--batch", "4"][..],
+            o(),
+            None,
+            format!("adaptive, budget λ = {default_budget}"),
+            "adaptive",
+        ),
+        (
+            &["--mode", "graph", "--budget", "0"],
+            o().mode(tinv::Mode::Graph).budget(0.0),
+            None,
+            "graph, budget λ = 0".into(),
+            "graph",
+        ),
+        (
+            &["--mode", "threshold:0.6", "--batch", "7"],
+            o().mode(tinv::Mode::Threshold(0.6)),
+            None,
+            "threshold:0.6".into(),
+            "threshold:0.6",
+        ),
+        (&["--depth", "1"], o(), Some(1), "depth:1".into(), "depth:1"),
+    ];
+    let mut escalated = false;
+    let mut oracle_below_full = false;
+    for (extra, opts, depth, text_mode, json_mode) in cases {
+        let want = EvalReport::of(&model_path, &x, &y, opts, depth);
+        escalated |= want.mean_escalations > 0.0;
+        oracle_below_full |= want.oracle_accuracy > *want.exit_accuracy.last().unwrap();
+        let args = [
+            &["eval", "--model", m, "--images", i, "--labels", l][..],
+            extra,
+        ]
+        .concat();
+        let (code, out, err) = run(&[&args[..], &["--json"]].concat());
+        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
+        for (key, value) in want.json_fields() {
+            assert_eq!(field(&out, key), value, "{key} of {args:?}: {out}");
+        }
+        assert_eq!(field(&out, "mode"), format!("\"{json_mode}\""), "{out}");
+        let budget = if json_mode.starts_with("adaptive") {
+            default_budget.to_string()
+        } else if json_mode == "graph" {
+            "0".into()
+        } else {
+            "null".into()
+        };
+        assert_eq!(field(&out, "budget"), budget, "{out}");
+        let batch = extra
+            .iter()
+            .position(|&a| a == "--batch")
+            .map_or("1", |at| extra[at + 1]);
+        assert_eq!(field(&out, "batch"), batch, "{out}");
+        // VmHWM is in KiB: a whole number of them, more than 1 MiB and less than 4 GiB.
+        let rss: u64 = field(&out, "peak_rss_bytes").parse().unwrap();
+        assert!(
+            rss.is_multiple_of(1024) && rss > 1 << 20 && rss < 1 << 32,
+            "{out}"
+        );
+
+        let (code, out, err) = run(&args);
+        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
+        let lines: Vec<&str> = out.lines().collect();
+        for line in want.text_lines(&text_mode) {
+            assert!(
+                lines.contains(&line.as_str()),
+                "{line:?} missing in {args:?}:\n{out}"
+            );
+        }
+        let mib = out.split("peak RSS ").nth(1).unwrap();
+        let mib: f64 = mib[..mib.find(' ').unwrap()].parse().unwrap();
+        assert!((1.0..4096.0).contains(&mib), "{out}");
+    }
+    // The data exercise what the sums count: escalations, and inputs only a shallower exit
+    // gets right.
+    assert!(escalated && oracle_below_full);
+}
+
+/// `eval` reports its progress on stderr when it is a terminal or the data set has at least
+/// 2,000 samples: the all-exits pass every 40 chunks of 64, the timed run every 2,000 inputs.
+#[test]
+fn eval_reports_progress_from_2000_samples() {
+    let dir = tmp("eval-progress");
+    let (model_path, _) = fixture(&dir);
+    let (ip, lp, _, _) = eval_data(&dir, 2600);
+    let (m, i, l) = (
+        model_path.to_str().unwrap(),
+        ip.to_str().unwrap(),
+        lp.to_str().unwrap(),
+    );
+    for (extra, want) in [
+        (
+            &["--batch", "64"][..],
+            "eval: all-exits pass 2560/2600\neval: timed run 2048/2600\n",
+        ),
+        (&["--limit", "2000"], "eval: timed run 2000/2000\n"),
+        (&["--limit", "1999"], ""),
+    ] {
+        let args = [
+            &["eval", "--model", m, "--images", i, "--labels", l][..],
+            extra,
+        ]
+        .concat();
+        let (code, _, err) = run(&args);
+        assert_eq!((code, err.as_str()), (0, want), "{args:?}");
+    }
 }
 
 #[test]
@@ -945,6 +1252,58 @@ fn a_classes_file_that_is_not_a_regular_file_is_a_warning() {
     std::fs::remove_file(&classes).unwrap();
     std::fs::create_dir(&classes).unwrap();
     classify();
+}
+
+/// `--json` strings are JSON strings: a quote, a backslash, a newline and the other control
+/// characters in an image's name or a class's label are escaped (`\"`, `\\`, `\n`, `\u00XX`),
+/// everything else (a space, `~`, `é`) is written as it is; the logits are an array.
+#[test]
+fn classify_json_escapes_names_and_labels() {
+    let dir = tmp("json-escape");
+    let (model_path, cfg) = fixture(&dir);
+    let pkg = dir.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::copy(&model_path, pkg.join("model.tinv")).unwrap();
+    // Every class the same name, so the label does not depend on the answer.
+    let name = "a \"b\" \\ c\td\u{1}e\u{1f} ~é";
+    std::fs::write(
+        pkg.join("classes.txt"),
+        format!("{name}\n").repeat(cfg.classes),
+    )
+    .unwrap();
+    let img = dir.join("x\"y\\z\n .pgm");
+    let px: Vec<u8> = (0..64).map(|i| (i * 29 % 256) as u8).collect();
+    write_pgm(&img, 8, 8, &px);
+    let (code, out, err) = run(&[
+        "classify",
+        "--model",
+        pkg.to_str().unwrap(),
+        "--depth",
+        "2",
+        "--json",
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let want_img = format!("{}/x\\\"y\\\\z\\n .pgm", dir.to_str().unwrap());
+    assert!(
+        out.starts_with(&format!("{{\"image\":\"{want_img}\",\"backend\":\"cpu\",")),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"label\":\"a \\\"b\\\" \\\\ c\\u0009d\\u0001e\\u001f ~é\","),
+        "{out}"
+    );
+    let model = Arc::new(Model::open(&model_path, &OpenOptions::default()).unwrap());
+    let mut s = Session::new(model, SessionOptions::default()).unwrap();
+    let x: Vec<f32> = px.iter().map(|&v| f32::from(v) / 255.0).collect();
+    let mut logits = vec![0f32; cfg.classes];
+    s.infer_depth(&x, 1, 2, &mut logits).unwrap();
+    let logits: Vec<String> = logits.iter().map(|&v| f64::from(v).to_string()).collect();
+    assert!(
+        out.contains(&format!("\"logits\":[{}],", logits.join(","))),
+        "{out}"
+    );
+    assert!(out.ends_with("}\n"), "{out}");
 }
 
 /// Every key of `inspect --json` is named in `inspect --help`, and `config` holds the model's

@@ -4,7 +4,7 @@
 #[path = "common/cli.rs"]
 mod cli_support;
 
-use cli_support::{assert_one_line_error, run, tmp};
+use cli_support::{assert_one_line_error, field, run, tmp};
 use std::path::PathBuf;
 use tinv::format::DType;
 use tinv::synth;
@@ -75,15 +75,6 @@ impl Case {
     }
 }
 
-/// The value of `"key":` in a flat JSON object, as written (a number or `null`).
-fn field<'a>(obj: &'a str, key: &str) -> &'a str {
-    let at = obj
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("no {key} in {obj}"));
-    let rest = &obj[at + key.len() + 3..];
-    &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
-}
-
 /// The points of a `sweep --json` output, each as its own JSON text after `"kind":`.
 fn points(json: &str) -> Vec<&str> {
     json.split("{\"kind\":").skip(1).collect()
@@ -127,6 +118,44 @@ fn every_point_is_what_eval_measures_in_that_mode() {
     let flops: std::collections::BTreeSet<&str> =
         pts.iter().map(|p| field(p, "mean_flops")).collect();
     assert!(flops.len() > 3, "{out}");
+    // The text report has the same points, in the same order, as rows of MFLOPs, their share
+    // of full depth and the accuracy in per cent.
+    let (code, text, err) =
+        run(&case.args("sweep", &["--budgets", "0,0.5", "--thresholds", "0.4,0.9"]));
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(text, text_report(&out), "{out}");
+}
+
+/// The text `sweep` writes for the points of its `--json` output `json`: the header, then a row
+/// per point.
+fn text_report(json: &str) -> String {
+    let num = |obj: &str, key: &str| field(obj, key).parse::<f64>().unwrap();
+    let full = num(json, "full_flops");
+    let mut want = format!(
+        "samples {}, backend cpu, full depth {:.3} MFLOPs per input\n",
+        field(json, "samples"),
+        full / 1e6
+    );
+    want += &format!(
+        "{:<24} {:>9} {:>8} {:>9}\n",
+        "point", "MFLOPs", "of full", "accuracy"
+    );
+    for p in points(json) {
+        let label = match kind(p) {
+            "depth" => format!("exit at depth {}", field(p, "depth")),
+            "oracle" => "oracle (lower bound)".into(),
+            "threshold" => format!("threshold τ = {}", field(p, "tau")),
+            k => format!("{k} λ = {}", field(p, "budget")),
+        };
+        let (flops, acc) = (num(p, "mean_flops"), num(p, "accuracy"));
+        want += &format!(
+            "{label:<24} {:>9.3} {:>7.1}% {:>8.2}%\n",
+            flops / 1e6,
+            flops / full * 100.0,
+            acc * 100.0
+        );
+    }
+    want
 }
 
 #[test]
@@ -163,12 +192,28 @@ fn a_flops_target_names_the_most_accurate_budget_that_spends_no_more() {
                 best = Some(a);
             }
         }
-        let want = best.unwrap().2;
+        let want = best.unwrap();
         assert_eq!(
             field(&out, "budget_for_target"),
-            want,
+            want.2,
             "limit {limit}: {out}"
         );
+        let t: f64 = format!("{}", limit / 1e6).parse().unwrap();
+        assert_eq!(field(&out, "flops_target"), (t * 1e6).to_string(), "{out}");
+        // The text names it after the table, with its accuracy and MFLOPs.
+        let mut args = case.args("sweep", &budgets);
+        let t = format!("{}", limit / 1e6);
+        args.extend(["--flops-target", &t]);
+        let (code, text, err) = run(&args);
+        assert_eq!((code, err.as_str()), (0, ""));
+        let line = format!(
+            "for at most {t} MFLOPs per input: --budget {} ({:.2}% at {:.3} MFLOPs on these \
+             samples)",
+            want.2,
+            want.0 * 100.0,
+            want.1 / 1e6
+        );
+        assert_eq!(text.lines().last(), Some(line.as_str()), "{text}");
     }
     // Below every point it is an error naming the cheapest budget, after the table.
     let (code, out, err) = with_target(&format!("{}", cheapest / 2e6));
@@ -243,5 +288,36 @@ fn skip_and_limit_take_the_samples_a_file_of_only_those_would_hold() {
             &case.args(cmd, &["--skip", "40"]),
             "--skip 40 leaves none of the 40 samples",
         );
+    }
+}
+
+/// `sweep` reports its progress on stderr when it is a terminal or the data set has at least
+/// 2,000 samples: the all-exits pass every 40 chunks of 64, then each point as it is done.
+#[test]
+fn sweep_reports_progress_from_2000_samples() {
+    let case = Case::new("sweep-progress", true);
+    let (images, labels) = write_data(case.images.parent().unwrap(), "big", 0..2600);
+    let big = Case {
+        model: case.model.clone(),
+        images,
+        labels,
+    };
+    let points = ["--budgets", "0", "--thresholds", "0.5"];
+    for (limit, want) in [
+        (
+            "2600",
+            "sweep: all-exits pass 2560/2600\nsweep: adaptive λ = 0 (1/3)\n\
+             sweep: graph λ = 0 (2/3)\nsweep: threshold τ = 0.5 (3/3)\n",
+        ),
+        (
+            "2000",
+            "sweep: adaptive λ = 0 (1/3)\nsweep: graph λ = 0 (2/3)\n\
+             sweep: threshold τ = 0.5 (3/3)\n",
+        ),
+        ("1999", ""),
+    ] {
+        let args = big.args("sweep", &[&points[..], &["--limit", limit]].concat());
+        let (code, _, err) = run(&args);
+        assert_eq!((code, err.as_str()), (0, want), "--limit {limit}");
     }
 }

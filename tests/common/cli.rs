@@ -40,3 +40,18 @@ pub fn assert_failed_with(code: i32, err: &str, needle: &str, what: &dyn std::fm
         "{what:?}: {err}"
     );
 }
+
+/// The value of `"key":` in a JSON object, as written (a number, `null`, a quoted string
+/// without a comma, or a nested object without nested objects): its first occurrence.
+pub fn field<'a>(obj: &'a str, key: &str) -> &'a str {
+    let at = obj
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {obj}"));
+    let rest = &obj[at + key.len() + 3..];
+    let end = if rest.starts_with('{') {
+        rest.find('}').map(|e| e + 1)
+    } else {
+        rest.find([',', '}'])
+    };
+    &rest[..end.unwrap_or(rest.len())]
+}
