@@ -8,7 +8,7 @@ use cli_support::{assert_failed_with, assert_one_line_error, field, run, tmp};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use tinv::format::DType;
+use tinv::format::{DType, MetaValue};
 use tinv::{synth, Model, OpenOptions, Session, SessionOptions};
 
 /// `tinv-run eval --json` of `model` on the IDX files `images` and `labels`.
@@ -320,16 +320,18 @@ impl EvalReport {
 
 /// `eval`'s numbers, in `--json` and as text, in each mode, against [`EvalReport`]: 150 inputs,
 /// so the all-exits pass runs chunks of 64, 64 and 22, and `--batch 4` leaves a last call of 2.
+/// A model without a controller runs at full depth, or in threshold mode.
 #[test]
 fn eval_reports_the_librarys_per_input_results_summed() {
     let dir = tmp("eval-sums");
     let (model_path, _) = fixture(&dir);
+    let bare = dir.join("bare.tinv");
+    std::fs::write(
+        &bare,
+        synth::random_model(&synth::tiny(3, false), 4, DType::F32),
+    )
+    .unwrap();
     let (ip, lp, x, y) = eval_data(&dir, 150);
-    let (m, i, l) = (
-        model_path.to_str().unwrap(),
-        ip.to_str().unwrap(),
-        lp.to_str().unwrap(),
-    );
     let default_budget = {
         let model = Arc::new(Model::open(&model_path, &OpenOptions::default()).unwrap());
         Session::new(model, SessionOptions::default())
@@ -337,36 +339,63 @@ fn eval_reports_the_librarys_per_input_results_summed() {
             .budget()
     };
     let o = SessionOptions::default;
+    let threshold = || o().mode(tinv::Mode::Threshold(0.6));
+    let adaptive = format!("adaptive, budget λ = {default_budget}");
+    let full = "full depth (the model has no controller)";
     let cases = [
         (
+            &model_path,
             &["--batch", "4"][..],
             o(),
             None,
-            format!("adaptive, budget λ = {default_budget}"),
+            adaptive.as_str(),
             "adaptive",
         ),
         (
+            &model_path,
             &["--mode", "graph", "--budget", "0"],
             o().mode(tinv::Mode::Graph).budget(0.0),
             None,
-            "graph, budget λ = 0".into(),
+            "graph, budget λ = 0",
             "graph",
         ),
         (
+            &model_path,
             &["--mode", "threshold:0.6", "--batch", "7"],
-            o().mode(tinv::Mode::Threshold(0.6)),
+            threshold(),
             None,
-            "threshold:0.6".into(),
+            "threshold:0.6",
             "threshold:0.6",
         ),
-        (&["--depth", "1"], o(), Some(1), "depth:1".into(), "depth:1"),
+        (
+            &model_path,
+            &["--depth", "1"],
+            o(),
+            Some(1),
+            "depth:1",
+            "depth:1",
+        ),
+        (&bare, &[], o(), None, full, "depth:2"),
+        (
+            &bare,
+            &["--mode", "threshold:0.6"],
+            threshold(),
+            None,
+            "threshold:0.6",
+            "threshold:0.6",
+        ),
     ];
     let mut escalated = false;
     let mut oracle_below_full = false;
-    for (extra, opts, depth, text_mode, json_mode) in cases {
-        let want = EvalReport::of(&model_path, &x, &y, opts, depth);
+    for (model, extra, opts, depth, text_mode, json_mode) in cases {
+        let want = EvalReport::of(model, &x, &y, opts, depth);
         escalated |= want.mean_escalations > 0.0;
         oracle_below_full |= want.oracle_accuracy > *want.exit_accuracy.last().unwrap();
+        let (m, i, l) = (
+            model.to_str().unwrap(),
+            ip.to_str().unwrap(),
+            lp.to_str().unwrap(),
+        );
         let args = [
             &["eval", "--model", m, "--images", i, "--labels", l][..],
             extra,
@@ -378,12 +407,10 @@ fn eval_reports_the_librarys_per_input_results_summed() {
             assert_eq!(field(&out, key), value, "{key} of {args:?}: {out}");
         }
         assert_eq!(field(&out, "mode"), format!("\"{json_mode}\""), "{out}");
-        let budget = if json_mode.starts_with("adaptive") {
-            default_budget.to_string()
-        } else if json_mode == "graph" {
-            "0".into()
-        } else {
-            "null".into()
+        let budget = match json_mode {
+            "adaptive" => default_budget.to_string(),
+            "graph" => "0".into(),
+            _ => "null".into(),
         };
         assert_eq!(field(&out, "budget"), budget, "{out}");
         let batch = extra
@@ -401,7 +428,7 @@ fn eval_reports_the_librarys_per_input_results_summed() {
         let (code, out, err) = run(&args);
         assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
         let lines: Vec<&str> = out.lines().collect();
-        for line in want.text_lines(&text_mode) {
+        for line in want.text_lines(text_mode) {
             assert!(
                 lines.contains(&line.as_str()),
                 "{line:?} missing in {args:?}:\n{out}"
@@ -1304,6 +1331,39 @@ fn classify_json_escapes_names_and_labels() {
         "{out}"
     );
     assert!(out.ends_with("}\n"), "{out}");
+}
+
+/// NaN and ±∞ are not JSON numbers: `inspect --json` writes a metadata value that is one as
+/// `null`, in an array too. The model is the synthetic one written again with two more keys.
+#[test]
+fn inspect_json_writes_non_finite_metadata_as_null() {
+    let dir = tmp("inspect-nan");
+    let bytes = synth::random_model(&synth::tiny(3, false), 4, DType::F32);
+    let idx = tinv::format::parse(&bytes).unwrap();
+    let mut w = tinv::format::TinvWriter::new();
+    for (k, v) in idx.meta.entries() {
+        w.meta(k, v.clone());
+    }
+    w.meta("user.nan", MetaValue::F64(f64::NAN));
+    w.meta(
+        "user.inf",
+        MetaValue::F64s(vec![1.5, f64::INFINITY, f64::NEG_INFINITY]),
+    );
+    for t in &idx.tensors {
+        // synth's page breaks: before the stem, each block and each exit head.
+        let n = &t.name;
+        if n == "stem.patch.weight" || n.ends_with("qkv.weight") || n.ends_with("head.weight") {
+            w.page_break();
+        }
+        let data = bytes[t.offset..t.offset + t.nbytes].to_vec();
+        w.raw_tensor(n, t.dtype, t.flags, &t.shape, data);
+    }
+    let path = dir.join("nan.tinv");
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    let (code, out, err) = run(&["inspect", path.to_str().unwrap(), "--json"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(out.contains("\"user.nan\":null"), "{out}");
+    assert!(out.contains("\"user.inf\":[1.5,null,null]"), "{out}");
 }
 
 /// Every key of `inspect --json` is named in `inspect --help`, and `config` holds the model's

@@ -336,6 +336,9 @@ mod tests {
         assert_eq!(pick_budget(&pts, 12e6).unwrap().budget, Some(0.0));
         assert_eq!(pick_budget(&pts, 7e6).unwrap().budget, Some(0.3));
         let e = pick_budget(&pts, 6.5e6).unwrap_err();
-        assert!(e.contains("λ = 0.3") && e.contains("7.000"), "{e}");
+        assert!(
+            e.contains("at most 6.5 MFLOPs") && e.contains("λ = 0.3, spends 7.000"),
+            "{e}"
+        );
     }
 }
