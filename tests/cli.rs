@@ -1146,6 +1146,19 @@ fn arguments_that_would_be_ignored_are_refused() {
         &["bench", "--model", m, "--threads", "257"],
         "--threads must be at most 256",
     );
+    // ...and the bounds themselves are accepted: 4096 and 256 run.
+    let (i, l) = (ip.to_str().unwrap(), lp.to_str().unwrap());
+    let bounds = ["--batch", "4096", "--threads", "256", "--json"];
+    let (code, out, err) = run(&[
+        &["eval", "--model", m, "--images", i, "--labels", l],
+        &bounds[..],
+    ]
+    .concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\"batch\":4096") && out.contains("\"samples\":6"),
+        "{out}"
+    );
     // A budget on a model without a controller ran at full depth under a "budget" banner.
     assert_one_line_error(
         &["soak", "--model", b, "--budget", "0.5"],
@@ -1226,6 +1239,18 @@ fn non_utf8_and_dash_file_names_are_paths() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("-x.pgm: class "));
+    // A lone `-` is no option: it names a file `-` (tinv-run reads no stdin), `--` or not.
+    write_pgm(&dir.join("-"), 8, 8, &[9; 64]);
+    let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
+        .current_dir(&dir)
+        .args(["classify", "--depth", "2", "--model"])
+        .arg(&model_path)
+        .arg("-")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("-: class "));
     // A non-UTF-8 value where a number is expected is an error naming the option.
     let o = Command::new(env!("CARGO_BIN_EXE_tinv-run"))
         .args(["classify", "--model"])
