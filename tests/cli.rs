@@ -542,7 +542,7 @@ fn bad_input_gives_one_line_errors() {
         .unwrap();
     assert_one_line_error(
         &["classify", "--model", m, big.to_str().unwrap()],
-        "larger than 64 MiB",
+        "big.pgm: larger than 64 MiB, not an image tinv-run reads",
     );
     std::fs::remove_file(&big).unwrap();
     let junk = dir.join("junk.tinv");
@@ -924,15 +924,327 @@ fn a_colour_png_and_its_pixels_through_the_library_give_the_same_logits() {
     let mut s = Session::new(model, SessionOptions::default()).unwrap();
     let mut logits = vec![0f32; cfg.classes];
     s.infer_depth(&x, 1, 2, &mut logits).unwrap();
-    let printed = out
-        .split("\"logits\":[")
+    assert_eq!(printed_logits(&out), logits, "{out}");
+}
+
+/// The logits of the first `"logits":[…]` in `classify --json` output.
+fn printed_logits(out: &str) -> Vec<f32> {
+    let printed = out.split("\"logits\":[").nth(1).unwrap().split(']');
+    let printed = printed.clone().next().unwrap();
+    printed.split(',').map(|v| v.parse().unwrap()).collect()
+}
+
+/// The library's depth-2 logits of input `x` (CHW floats) on `model`.
+fn library_logits(model: &Path, x: &[f32]) -> Vec<f32> {
+    let model = Arc::new(Model::open(model, &OpenOptions::default()).unwrap());
+    let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+    let mut logits = vec![0f32; model.config().classes];
+    s.infer_depth(x, 1, 2, &mut logits).unwrap();
+    logits
+}
+
+/// `tinv-run classify` of the image file `bytes` on `model` runs the library on exactly `x`:
+/// the logits it prints are the library's of `x`, bit for bit.
+fn assert_input(dir: &Path, model: &Path, name: &str, bytes: &[u8], x: &[f32]) {
+    let img = dir.join(name);
+    std::fs::write(&img, bytes).unwrap();
+    let want = library_logits(model, x);
+    assert_eq!(printed_logits(&classify_json(model, &img)), want, "{name}");
+}
+
+/// Rows of `w`-byte scanlines, each led by filter byte 0 (none).
+fn unfiltered(rows: &[u8], w: usize) -> Vec<u8> {
+    rows.chunks(w)
+        .flat_map(|r| [&[0u8][..], r].concat())
+        .collect()
+}
+
+/// Every image kind `classify` reads, for a grey and a colour model, against the input written
+/// out by hand: PGM samples over their maxval (8 and 16 bits, binary and plain, comments in the
+/// header), PNG grey, grey+alpha, RGBA, 16-bit, 1-bit and palette; alpha dropped, grey copied to
+/// every channel, colour through BT.601 luma (0.299 R + 0.587 G + 0.114 B) for a grey model.
+#[test]
+fn every_image_kind_gives_the_input_computed_by_hand() {
+    let dir = tmp("kinds");
+    let (grey, _) = fixture(&dir);
+    let colour = dir.join("rgb.tinv");
+    let cfg3 = synth::config(8, 3, 4, 16, 2, 2, 3, &[1, 2], false);
+    std::fs::write(&colour, synth::random_model(&cfg3, 5, DType::F32)).unwrap();
+    let v: Vec<u8> = (0..64).map(|i| (i * 53 % 256) as u8).collect();
+    let a: Vec<u8> = (0..64).map(|i| (i * 29 % 256) as u8).collect();
+    let rgb: Vec<u8> = (0..192).map(|i| (i * 71 % 256) as u8).collect();
+    let by255 = |v: &[u8]| v.iter().map(|&p| p as f32 / 255.0).collect::<Vec<f32>>();
+    // BT.601 luma of pixel i of 3-byte RGB pixels, in the order R, G, B.
+    let luma = |rgb: &[u8], i: usize| {
+        let c = |k: usize| rgb[i * 3 + k] as f32 / 255.0;
+        0.299f32 * c(0) + 0.587f32 * c(1) + 0.114f32 * c(2)
+    };
+    let grey_luma: Vec<f32> = (0..64).map(|i| luma(&rgb, i)).collect();
+    let planes: Vec<f32> = (0..3)
+        .flat_map(|ch| (0..64).map(move |i| (ch, i)))
+        .map(|(ch, i)| rgb[i * 3 + ch] as f32 / 255.0)
+        .collect();
+    let thrice = |x: Vec<f32>| x.repeat(3);
+    let rgba: Vec<u8> = (0..64)
+        .flat_map(|i| [rgb[i * 3], rgb[i * 3 + 1], rgb[i * 3 + 2], a[i]])
+        .collect();
+    let ga: Vec<u8> = (0..64).flat_map(|i| [v[i], a[i]]).collect();
+
+    // PGM, 8 bits: maxval 255 is one byte a sample; comments and odd whitespace in the header.
+    let mut p5 = b"P5 # a comment\n\t8\r\n# another\n8 # width, height\n255\n".to_vec();
+    p5.extend_from_slice(&v);
+    assert_input(&dir, &grey, "p5.pgm", &p5, &by255(&v));
+    assert_input(&dir, &colour, "p5.pgm", &p5, &thrice(by255(&v)));
+    // PGM, 16 bits big-endian over maxval 1000; and maxval 65535, the largest.
+    for max in [1000u32, 65535] {
+        let s: Vec<u32> = (0..64).map(|i| (i * 997 + 3) % (max + 1)).collect();
+        let mut p5 = format!("P5\n8 8\n{max}\n").into_bytes();
+        s.iter()
+            .for_each(|&x| p5.extend_from_slice(&(x as u16).to_be_bytes()));
+        let x: Vec<f32> = s.iter().map(|&x| x as f32 / max as f32).collect();
+        assert_input(&dir, &grey, "p5-16.pgm", &p5, &x);
+    }
+    // Plain PGM over maxval 15, samples split by any whitespace.
+    let s: Vec<u32> = (0..64).map(|i| i * 7 % 16).collect();
+    let body: Vec<String> = s.iter().map(|x| x.to_string()).collect();
+    let p2 = format!("P2\n# plain\n8 8\n15\n{}\n", body.join(" \n\t"));
+    let x: Vec<f32> = s.iter().map(|&x| x as f32 / 15.0).collect();
+    assert_input(&dir, &grey, "p2.pgm", p2.as_bytes(), &x);
+
+    // PNG: grey; grey+alpha (alpha dropped); RGBA to a grey model (luma) and a colour one.
+    assert_input(
+        &dir,
+        &grey,
+        "g.png",
+        &png(8, 8, [8, 0], &unfiltered(&v, 8)),
+        &by255(&v),
+    );
+    let ga_png = png(8, 8, [8, 4], &unfiltered(&ga, 16));
+    assert_input(&dir, &grey, "ga.png", &ga_png, &by255(&v));
+    assert_input(&dir, &colour, "ga.png", &ga_png, &thrice(by255(&v)));
+    let rgba_png = png(8, 8, [8, 6], &unfiltered(&rgba, 32));
+    assert_input(&dir, &grey, "rgba.png", &rgba_png, &grey_luma);
+    assert_input(&dir, &colour, "rgba.png", &rgba_png, &planes);
+    let rgb_png = png(8, 8, [8, 2], &unfiltered(&rgb, 24));
+    assert_input(&dir, &colour, "rgb.png", &rgb_png, &planes);
+    // 16 bits a sample: the high byte is kept.
+    let g16: Vec<u8> = v.iter().flat_map(|&p| [p, 255 - p]).collect();
+    let g16_png = png(8, 8, [16, 0], &unfiltered(&g16, 16));
+    assert_input(&dir, &grey, "g16.png", &g16_png, &by255(&v));
+    // 1 bit a pixel, the most significant bit first: 0 is black, 1 white.
+    let bits: Vec<u8> = (0..8).map(|r| 0b1011_0001u8.rotate_left(r)).collect();
+    let x: Vec<f32> = (0..64)
+        .map(|i| ((bits[i / 8] >> (7 - i % 8)) & 1) as f32)
+        .collect();
+    assert_input(
+        &dir,
+        &grey,
+        "g1.png",
+        &png(8, 8, [1, 0], &unfiltered(&bits, 1)),
+        &x,
+    );
+    // A palette of 4 colours, indices 0..4: each pixel the luma of its entry.
+    let plte = [10u8, 200, 30, 255, 0, 128, 7, 7, 7, 90, 180, 250];
+    let idx: Vec<u8> = (0..64).map(|i| (i * 3 % 4) as u8).collect();
+    let mut pal = png(8, 8, [8, 3], &unfiltered(&idx, 8));
+    let mut plte_chunk = Vec::new();
+    png_chunk(&mut plte_chunk, b"PLTE", &plte);
+    pal.splice(33..33, plte_chunk); // after the signature (8) and IHDR (25)
+    let x: Vec<f32> = idx.iter().map(|&k| luma(&plte, k as usize)).collect();
+    assert_input(&dir, &grey, "pal.png", &pal, &x);
+}
+
+/// Image headers at and past their bounds, and images a model cannot take: each refused with a
+/// one-line error that says why (sizes up to 16384, PGM maxval 1 to 65535, colour only into 1 or
+/// 3 channels), the bounds themselves read as far as the size check.
+#[test]
+fn image_headers_at_their_bounds_and_channels_a_model_cannot_take() {
+    let dir = tmp("bounds");
+    let (grey, _) = fixture(&dir);
+    let two = dir.join("two.tinv");
+    let cfg2 = synth::config(8, 2, 4, 16, 2, 2, 3, &[1, 2], false);
+    std::fs::write(&two, synth::random_model(&cfg2, 6, DType::F32)).unwrap();
+    let fails = |model: &Path, name: &str, bytes: &[u8], needle: &str| {
+        let img = dir.join(name);
+        std::fs::write(&img, bytes).unwrap();
+        let args = [
+            "classify",
+            "--model",
+            model.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ];
+        assert_one_line_error(&args, needle);
+    };
+    for (head, needle) in [
+        ("P5 16385 8 255\n", "PGM 16385x8 maxval 255 not supported"),
+        ("P5 8 16385 255\n", "PGM 8x16385 maxval 255 not supported"),
+        ("P5 0 8 255\n", "PGM 0x8 maxval 255 not supported"),
+        ("P5 8 0 255\n", "PGM 8x0 maxval 255 not supported"),
+        ("P5 8 8 0\n", "PGM 8x8 maxval 0 not supported"),
+        ("P5 8 8 65536\n", "PGM 8x8 maxval 65536 not supported"),
+        (
+            "P5 16384 8 255\n",
+            "image is 8x16384 (height x width), the model takes 8x8",
+        ),
+        ("P5 8 16384 255\n", "image is 16384x8 (height x width)"),
+        ("P5 8 8 x\n", "bad PGM header"),
+        // Headers cut short in whitespace, a comment, a number: read to their last byte only.
+        ("P5 8\n", "bad PGM header"),
+        ("P5 8 # no end", "bad PGM header"),
+        ("P5 8 8 255", "PGM pixel data truncated"),
+    ] {
+        fails(&grey, "head.pgm", head.as_bytes(), needle);
+    }
+    let mut short = b"P5 8 8 255\n".to_vec();
+    short.extend_from_slice(&[0; 63]);
+    fails(&grey, "short.pgm", &short, "PGM pixel data truncated");
+    let mut short16 = b"P5 8 8 256\n".to_vec();
+    short16.extend_from_slice(&[0; 127]);
+    fails(&grey, "short16.pgm", &short16, "PGM pixel data truncated");
+    let p2 = |body: &str| format!("P2 8 8 15\n{body}").into_bytes();
+    fails(
+        &grey,
+        "p2.pgm",
+        &p2(&"1 ".repeat(63)),
+        "PGM pixel data truncated",
+    );
+    let bad = format!("{}16", "1 ".repeat(63));
+    fails(
+        &grey,
+        "p2.pgm",
+        &p2(&bad),
+        "bad PGM sample '16' (need an integer 0..=15)",
+    );
+    fails(&grey, "p2.pgm", &p2("x"), "bad PGM sample 'x'");
+    // PNG: width and height past 16384 refused from the header, 16384 itself read on.
+    for (w, h, needle) in [
+        (16385, 8, "PNG size 16385x8 not supported"),
+        (8, 16385, "PNG size 8x16385 not supported"),
+        (16384, 8, "image is 8x16384"),
+        (8, 16384, "image is 16384x8"),
+        (0, 8, "bad PNG"), // the png crate refuses a zero size itself
+        (8, 0, "bad PNG"),
+    ] {
+        fails(&grey, "big.png", &png(w, h, [8, 0], &[]), needle);
+    }
+    // Colour into a 2-channel model is refused, naming the file's colour type; grey feeds both
+    // channels.
+    let rgb: Vec<u8> = (0..192).map(|i| (i * 7 % 256) as u8).collect();
+    let rgb_png = png(8, 8, [8, 2], &unfiltered(&rgb, 24));
+    let want = "cannot convert an RGB image to the model's 2 channels";
+    fails(&two, "rgb.png", &rgb_png, want);
+    let rgba: Vec<u8> = (0..256).map(|i| (i * 7 % 256) as u8).collect();
+    let rgba_png = png(8, 8, [8, 6], &unfiltered(&rgba, 32));
+    let want = "cannot convert an RGBA (alpha dropped: RGB) image to the model's 2 channels";
+    fails(&two, "rgba.png", &rgba_png, want);
+    let v: Vec<u8> = (0..64).map(|i| (i * 41 % 256) as u8).collect();
+    let mut p5 = b"P5 8 8 255\n".to_vec();
+    p5.extend_from_slice(&v);
+    let x: Vec<f32> = v.iter().map(|&p| p as f32 / 255.0).collect();
+    assert_input(&dir, &two, "g.pgm", &p5, &x.repeat(2));
+}
+
+/// The number after `"key":` in JSON text.
+fn json_num(out: &str, key: &str) -> f64 {
+    let v = out
+        .split(&format!("\"{key}\":"))
         .nth(1)
-        .unwrap()
-        .split(']')
-        .next()
-        .unwrap();
-    let printed: Vec<f32> = printed.split(',').map(|v| v.parse().unwrap()).collect();
-    assert_eq!(printed, logits, "{out}");
+        .unwrap_or_else(|| panic!("{key}: {out}"));
+    v.split([',', '}']).next().unwrap().parse().unwrap()
+}
+
+/// `eval` on IDX images of 3 channels (`[n, H, W, C]`, HWC bytes to CHW floats) and of 1 as
+/// `[n, H, W, 1]`, with `--skip` and `--limit`: the labels of the samples kept are the library's
+/// own classes of the hand-converted pixels, every other one wrong, so only the right samples,
+/// converted right, score 1. The data set's bounds: a label one past the classes, `--skip` to
+/// the last sample and past it, no samples, two dimensions, a missing Fashion-MNIST file.
+#[test]
+fn eval_converts_idx_channels_and_keeps_the_samples_asked_for() {
+    let dir = tmp("eval-idx");
+    let (grey, _) = fixture(&dir);
+    let colour = dir.join("rgb.tinv");
+    let cfg3 = synth::config(8, 3, 4, 16, 2, 2, 3, &[1, 2], false);
+    std::fs::write(&colour, synth::random_model(&cfg3, 5, DType::F32)).unwrap();
+    let n = 12;
+    for (model, c) in [(&colour, 3usize), (&grey, 1)] {
+        let mut seed = 0x2545_f491u32 + c as u32;
+        let im: Vec<u8> = (0..n * 64 * c)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let classes: Vec<usize> = (0..n)
+            .map(|i| {
+                let x: Vec<f32> = (0..c)
+                    .flat_map(|ch| (0..64).map(move |p| (ch, p)))
+                    .map(|(ch, p)| im[(i * 64 + p) * c + ch] as f32 / 255.0)
+                    .collect();
+                let l = library_logits(model, &x);
+                (0..3).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap()
+            })
+            .collect();
+        let (skip, limit) = (3, 6);
+        let labels: Vec<u8> = (0..n)
+            .map(|i| (classes[i] + usize::from(!(skip..skip + limit).contains(&i))) as u8 % 3)
+            .collect();
+        let ip = dir.join(format!("i{c}.idx"));
+        std::fs::write(&ip, tinv::idx::encode(&[n, 8, 8, c], &im).unwrap()).unwrap();
+        let lp = dir.join(format!("l{c}.idx"));
+        std::fs::write(&lp, tinv::idx::encode(&[n], &labels).unwrap()).unwrap();
+        let (m, i, l) = (
+            model.to_str().unwrap(),
+            ip.to_str().unwrap(),
+            lp.to_str().unwrap(),
+        );
+        let eval = [
+            "eval", "--model", m, "--images", i, "--labels", l, "--json", "--depth", "2",
+        ];
+        let (code, out, err) = run(&[&eval[..], &["--skip", "3", "--limit", "6"]].concat());
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(json_num(&out, "samples"), 6.0, "{out}");
+        assert_eq!(json_num(&out, "accuracy"), 1.0, "{out}");
+        // All of them: 6 of 12 right; from the last one, wrong (its label is off by one).
+        let (code, out, err) = run(&eval);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(json_num(&out, "accuracy"), 0.5, "{out}");
+        let (code, out, err) = run(&[&eval[..], &["--skip", "11"]].concat());
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(json_num(&out, "samples"), 1.0, "{out}");
+        assert_eq!(json_num(&out, "accuracy"), 0.0, "{out}");
+        assert_one_line_error(
+            &[&eval[..], &["--skip", "12"]].concat(),
+            &format!("--skip 12 leaves none of the 12 samples of {i}"),
+        );
+        // A label equal to the class count, among the samples kept.
+        let mut bad = labels.clone();
+        bad[4] = 3;
+        std::fs::write(&lp, tinv::idx::encode(&[n], &bad).unwrap()).unwrap();
+        assert_one_line_error(&eval, "label 3 is not below the model's 3 classes");
+    }
+    let (ip, lp) = (dir.join("e.idx"), dir.join("el.idx"));
+    std::fs::write(&ip, tinv::idx::encode(&[0, 8, 8], &[]).unwrap()).unwrap();
+    std::fs::write(&lp, tinv::idx::encode(&[0], &[]).unwrap()).unwrap();
+    let (code, _, err) = eval_json(&grey, &ip, &lp);
+    assert_failed_with(code, &err, "e.idx: the data set is empty", &"no samples");
+    std::fs::write(&ip, tinv::idx::encode(&[8, 8], &[0; 64]).unwrap()).unwrap();
+    let (code, _, err) = eval_json(&grey, &ip, &lp);
+    let want = "images must be [n, H, W] or [n, H, W, C], found [8, 8]";
+    assert_failed_with(code, &err, want, &"two dimensions");
+    // A Fashion-MNIST file not installed says which package installs it; another does not.
+    let fm = Path::new("/usr/share/datasets/tinv-test-none/t10k-images-idx3-ubyte.gz");
+    let (code, _, err) = eval_json(&grey, fm, &lp);
+    assert_failed_with(
+        code,
+        &err,
+        "(install it with: apt-get install dataset-fashion-mnist)",
+        &fm,
+    );
+    let (code, _, err) = eval_json(&grey, &dir.join("none.idx"), &lp);
+    assert!(
+        code == 1 && err.contains("none.idx") && !err.contains("apt-get"),
+        "{err}"
+    );
 }
 
 /// A 68-byte PNG whose header declares 16384×16384 RGBA at 16 bits is refused from its header.
