@@ -1703,6 +1703,68 @@ fn inspect_json_writes_non_finite_metadata_as_null() {
     assert!(out.contains("\"user.inf\":[1.5,null,null]"), "{out}");
 }
 
+/// A classes.txt beside the model with one name per class (blank lines and surrounding spaces
+/// not counted) names the class the library predicts, in text and JSON, whether the model is a
+/// package folder, its model.tinv or `$TINV_MODEL`; one name too few or too many is a warning
+/// and the classes are shown by number.
+#[test]
+fn classes_txt_names_the_library_class() {
+    let dir = tmp("class-names");
+    let (model_path, _) = fixture(&dir);
+    let pkg = dir.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let file = pkg.join("model.tinv");
+    std::fs::copy(&model_path, &file).unwrap();
+    let px: Vec<u8> = (0..64).map(|i| (i * 37 % 256) as u8).collect();
+    let img = dir.join("a.pgm");
+    write_pgm(&img, 8, 8, &px);
+    let x: Vec<f32> = px.iter().map(|&v| v as f32 / 255.0).collect();
+    let l = library_logits(&model_path, &x);
+    let class = (0..3).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap();
+    let names = ["shirt", "trouser", "bag"];
+    let classes = pkg.join("classes.txt");
+    std::fs::write(&classes, "  shirt \n\ntrouser\n\t\nbag\n").unwrap();
+    let classify = |model: Option<&Path>, json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tinv-run"));
+        cmd.args(["classify", "--depth", "2"]);
+        match model {
+            Some(m) => cmd.arg("--model").arg(m).env("TINV_MODEL", "/nonexistent"),
+            None => cmd.env("TINV_MODEL", &pkg),
+        };
+        if json {
+            cmd.arg("--json");
+        }
+        let o = cmd.arg(&img).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        (String::from_utf8_lossy(&o.stdout).to_string(), err)
+    };
+    let name = names[class];
+    for model in [Some(pkg.as_path()), Some(file.as_path()), None] {
+        let (out, err) = classify(model, true);
+        assert!(err.is_empty(), "{err}");
+        let want = format!("\"class\":{class},\"label\":\"{name}\"");
+        assert!(out.contains(&want), "{model:?}: {out}");
+        let (out, _) = classify(model, false);
+        let want = format!("a.pgm: class {class} ({name}) confidence ");
+        assert!(out.contains(&want), "{model:?}: {out}");
+    }
+    for text in ["shirt\ntrouser\n", "shirt\ntrouser\nbag\nsandal\n"] {
+        std::fs::write(&classes, text).unwrap();
+        let (out, err) = classify(Some(&pkg), true);
+        let k = text.lines().count();
+        let want = format!("classes.txt has {k} names for 3 classes; showing class numbers");
+        assert!(err.starts_with("warning: ") && err.contains(&want), "{err}");
+        let want = format!("\"class\":{class},\"label\":\"{class}\"");
+        assert!(out.contains(&want), "{out}");
+        let (out, _) = classify(Some(&pkg), false);
+        assert!(
+            out.contains(&format!("a.pgm: class {class} confidence ")),
+            "{out}"
+        );
+    }
+}
+
 /// Every key of `inspect --json` is named in `inspect --help`, and `config` holds the model's
 /// configuration.
 #[test]
