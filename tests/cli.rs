@@ -1208,6 +1208,14 @@ fn eval_converts_idx_channels_and_keeps_the_samples_asked_for() {
         let (code, out, err) = run(&eval);
         assert_eq!(code, 0, "{err}");
         assert_eq!(json_num(&out, "accuracy"), 0.5, "{out}");
+        // A limit past the end keeps the rest: 3..12, of which 3..9 right.
+        let (code, out, err) = run(&[&eval[..], &["--skip", "3", "--limit", "100"]].concat());
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(json_num(&out, "samples"), 9.0, "{out}");
+        assert!(
+            (json_num(&out, "accuracy") - 6.0 / 9.0).abs() < 1e-6,
+            "{out}"
+        );
         let (code, out, err) = run(&[&eval[..], &["--skip", "11"]].concat());
         assert_eq!(code, 0, "{err}");
         assert_eq!(json_num(&out, "samples"), 1.0, "{out}");
