@@ -1239,6 +1239,20 @@ fn eval_converts_idx_channels_and_keeps_the_samples_asked_for() {
     let (code, _, err) = eval_json(&grey, &ip, &lp);
     let want = "images must be [n, H, W] or [n, H, W, C], found [8, 8]";
     assert_failed_with(code, &err, want, &"two dimensions");
+    // One dimension off the model's at a time: height, width, channels.
+    let lp = dir.join("l1.idx");
+    std::fs::write(&lp, tinv::idx::encode(&[1], &[0]).unwrap()).unwrap();
+    for (dims, want) in [
+        ([1, 9, 8, 1], "9x8x1"),
+        ([1, 8, 9, 1], "8x9x1"),
+        ([1, 8, 8, 3], "8x8x3"),
+    ] {
+        let len = dims.iter().product();
+        std::fs::write(&ip, tinv::idx::encode(&dims, &vec![0; len]).unwrap()).unwrap();
+        let (code, _, err) = eval_json(&grey, &ip, &lp);
+        let want = format!("images are {want}, the model takes 8x8x1");
+        assert_failed_with(code, &err, &want, &dims);
+    }
     // A Fashion-MNIST file not installed says which package installs it; another does not.
     let fm = Path::new("/usr/share/datasets/tinv-test-none/t10k-images-idx3-ubyte.gz");
     let (code, _, err) = eval_json(&grey, fm, &lp);
