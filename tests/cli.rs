@@ -1924,25 +1924,31 @@ fn eval_out_of_memory_for_the_data_set_is_an_error_not_an_abort() {
         e.finish().unwrap()
     };
     let (ip, lp) = (dir.join("i.gz"), dir.join("l.gz"));
-    std::fs::write(&ip, gz(&[n, 8, 8], n * 64)).unwrap();
-    std::fs::write(&lp, gz(&[n], n)).unwrap();
-    let (code, err) = run_limited(
-        120_000,
-        &[
-            "eval".as_ref(),
-            "--model".as_ref(),
-            model_path.as_os_str(),
-            "--images".as_ref(),
-            ip.as_os_str(),
-            "--labels".as_ref(),
-            lp.as_os_str(),
-        ],
-    );
-    assert_failed_with(
-        code,
-        &err,
-        "out of memory for 600000 images as f32",
-        &"eval under ulimit -v",
-    );
-    assert!(err.contains("use --limit"), "{err}");
+    // Also 200,000 of 3 channels (the same bytes) on a colour model: the whole copy is asked
+    // for up front, not a third of it.
+    let colour = dir.join("rgb.tinv");
+    let cfg3 = synth::config(8, 3, 4, 16, 2, 2, 3, &[1, 2], false);
+    std::fs::write(&colour, synth::random_model(&cfg3, 5, DType::F32)).unwrap();
+    for (model, n, dims) in [
+        (&model_path, n, vec![n, 8, 8]),
+        (&colour, n / 3, vec![n / 3, 8, 8, 3]),
+    ] {
+        std::fs::write(&ip, gz(&dims, dims.iter().product())).unwrap();
+        std::fs::write(&lp, gz(&[n], n)).unwrap();
+        let (code, err) = run_limited(
+            120_000,
+            &[
+                "eval".as_ref(),
+                "--model".as_ref(),
+                model.as_os_str(),
+                "--images".as_ref(),
+                ip.as_os_str(),
+                "--labels".as_ref(),
+                lp.as_os_str(),
+            ],
+        );
+        let want = format!("out of memory for {n} images as f32");
+        assert_failed_with(code, &err, &want, &"eval under ulimit -v");
+        assert!(err.contains("use --limit"), "{err}");
+    }
 }
