@@ -369,6 +369,11 @@ fn ppo_categorical_steps_as_the_clipped_surrogate_in_f64() {
     assert!(d < 1e-5, "largest difference {d}: {got:?} vs {th:?}");
 }
 
+/// Level-1 inputs of four images, three features each, for the level-1 PPO tests.
+const FOUR_ROWS: [f32; 12] = [
+    0.5, -1.0, 0.3, 1.2, 0.4, -0.6, -0.8, 0.9, 1.1, 0.2, -0.3, -1.4,
+];
+
 #[test]
 fn level1_ppo_runs_ppo_on_one_decision_episodes_as_in_f64() {
     // Four inputs (rows of 3), three paths, the outcome tests' table's rights and costs
@@ -376,9 +381,7 @@ fn level1_ppo_runs_ppo_on_one_decision_episodes_as_in_f64() {
     // episodes, two epochs of minibatches of 8, the entropy weight 0.3·(1 − 0.9·it/3).
     let o = table();
     let cost = [0.2f32, 0.5, 1.0];
-    let rows = [
-        0.5f32, -1.0, 0.3, 1.2, 0.4, -0.6, -0.8, 0.9, 1.1, 0.2, -0.3, -1.4,
-    ];
+    let rows = FOUR_ROWS;
     let opts = PpoOpts {
         iters: 3,
         episodes: 16,
@@ -749,9 +752,7 @@ fn level1_ppo_learns_which_path_is_right_for_each_input() {
     // Input i is right on path i mod 3 only, and a path costs little (0.1·λ·cost): from a
     // near-uniform start, PPO must send each input to its path at every budget.
     let cost = [0.2f32, 0.5, 1.0];
-    let rows = [
-        0.5f32, -1.0, 0.3, 1.2, 0.4, -0.6, -0.8, 0.9, 1.1, 0.2, -0.3, -1.4,
-    ];
+    let rows = FOUR_ROWS;
     let opts = PpoOpts {
         iters: 15,
         episodes: 64,
