@@ -19,7 +19,7 @@
 #
 # Environment: CARGO_TARGET_DIR (default ./target), ZIG_VENV (python venv holding the `ziglang`
 # package; default $CARGO_TARGET_DIR/venv-zig), AARCH64_SYSROOT (default /usr/aarch64-linux-gnu),
-# TINV_TEST_TOL (default 1e-4), QEMU_SKIP (default "capi capi_panics cli cli_sweep open_oom").
+# TINV_TEST_TOL (default 1e-4), QEMU_SKIP (default "capi capi_panics cli cli_eval cli_images cli_sweep open_oom").
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +29,7 @@ export CARGO_TARGET_DIR="$TARGET_DIR"
 ZIG_VENV=${ZIG_VENV:-$TARGET_DIR/venv-zig}
 SYSROOT=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 TOL=${TINV_TEST_TOL:-1e-4}
-QEMU_SKIP=${QEMU_SKIP:-"capi capi_panics cli cli_sweep open_oom"}
+QEMU_SKIP=${QEMU_SKIP:-"capi capi_panics cli cli_eval cli_images cli_sweep open_oom"}
 TRIPLE=aarch64-unknown-linux-gnu
 ZIG_TARGET=$TRIPLE.2.31
 OUT=$TARGET_DIR/$TRIPLE/release
