@@ -21,6 +21,13 @@ pub use write::TinvWriter;
 
 /// File magic: a non-ASCII first byte and CR/LF/EOF bytes catch text-mode transfers, as PNG does.
 pub const MAGIC: [u8; 8] = *b"\x89TINV\r\n\x1a";
+
+/// Whether `bytes` open as a PyTorch checkpoint: the zip archive `torch.save` writes since 1.6,
+/// or the older pickle, which opens with torch's magic number. The runtime and `tinv-fold` use it
+/// to name such a file in their errors.
+pub fn is_pytorch_checkpoint(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80, 0x02, 0x8a, 0x0a])
+}
 /// Structural version of the file layout. Content changes go into metadata, not here.
 pub const VERSION: u32 = 1;
 /// Written as a little-endian u32; a reader on a big-endian host sees it swapped and refuses.

@@ -175,7 +175,7 @@ fn looks_like(h: &[u8]) -> Option<&'static str> {
     let len = u64::from_le_bytes(h.get(..8)?.try_into().ok()?);
     if len <= 100 << 20 && h.get(8) == Some(&b'{') {
         Some("a safetensors checkpoint: fold it into a .tinv with tinv-fold")
-    } else if h.starts_with(b"PK\x03\x04") || h.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
+    } else if super::is_pytorch_checkpoint(h) {
         Some(
             "a PyTorch checkpoint: save its state dict as safetensors, then fold it with tinv-fold",
         )

@@ -80,7 +80,7 @@ fn bad(msg: impl Into<String>) -> FoldError {
 fn what_it_is(bytes: &[u8]) -> &'static str {
     if bytes.starts_with(&tinv::format::MAGIC) {
         " (it is a .tinv model, already folded: tinv-run reads it)"
-    } else if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
+    } else if tinv::format::is_pytorch_checkpoint(bytes) {
         " (it looks like a PyTorch checkpoint: write its state dict with \
          safetensors.torch.save_file)"
     } else {
