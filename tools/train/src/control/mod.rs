@@ -6,5 +6,7 @@ pub mod nets;
 pub mod netvars;
 pub mod outcomes;
 pub mod ppo;
+#[cfg(test)]
+mod reference64;
 pub mod threshold_curve;
 pub mod warm;

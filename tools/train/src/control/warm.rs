@@ -161,4 +161,99 @@ mod tests {
         let one = Outcomes::from_logits(&cfg(&[2]), vec![0.0; 12], vec![0; 4], vec![0.5; 80]);
         assert!(!changes(&one, 1));
     }
+
+    /// Runs the warm start on `o` and checks the RNN against the regression written again in
+    /// f64 from a twin of the generator: each step draws 1,024 (input, exit, λ) samples, an
+    /// input uniformly, an exit before the last path, λ as level-2 episodes draw it; the
+    /// target is 20·(τ − p_max) with τ the best threshold at the grid budget (j/40)³ whose
+    /// j/40 is nearest to λ's cube root; the loss is the mean squared error of the RNN's
+    /// first step (zero state) on `[p_max, entropy, margin, λ, k/(P−1)]`; Adam with the
+    /// gradient clipped to norm 1 at five times PPO's learning rate.
+    fn warm_start_against_f64(o: &crate::control::outcomes::Outcomes, step: &[f32], seed: u64) {
+        use super::warm_start_exit;
+        use crate::control::netvars::RnnVars;
+        use crate::control::ppo::{sample_lambda_exit, PpoOpts};
+        use crate::control::reference64::{flat_rnn, gradient, max_diff, rnn64, Adam64};
+        use crate::rng::Rng;
+        let (hr, steps, lr) = (2, 3, 0.004);
+        let opts = PpoOpts {
+            warm_steps: steps,
+            lr,
+            ..PpoOpts::default()
+        };
+        let mut rng = Rng::new(seed, 0);
+        let rnn = RnnVars::new(hr, &mut rng).unwrap();
+        let mut th = flat_rnn(&rnn.to_host().unwrap());
+        let mut twin = rng.clone();
+        warm_start_exit(&rnn, o, step, &opts, &mut rng).unwrap();
+        let got = flat_rnn(&rnn.to_host().unwrap());
+
+        let p = o.p;
+        let tau_at = |lam: f32| {
+            let root = f64::from(lam).cbrt();
+            let j = (0..=40)
+                .min_by(|&a, &b| {
+                    let da = (f64::from(a) / 40.0 - root).abs();
+                    let db = (f64::from(b) / 40.0 - root).abs();
+                    da.total_cmp(&db)
+                })
+                .unwrap();
+            best_threshold(o, step, (f64::from(j) / 40.0).powi(3) as f32)
+        };
+        let mut adam = Adam64::new(th.len(), 5.0 * lr);
+        for _ in 0..steps {
+            let mut xs = vec![];
+            for _ in 0..1024 {
+                let i = twin.below(o.n);
+                let k = twin.below(p - 1);
+                let lam = sample_lambda_exit(&mut twin);
+                let (pmax, ent, margin) = o.stats[i * p + k];
+                let pos = k as f32 / (p - 1) as f32;
+                let x = [pmax, ent, margin, lam, pos].map(f64::from);
+                xs.push((x, 20.0 * f64::from(tau_at(lam) - pmax)));
+            }
+            let loss = |t: &[f64]| {
+                let sq = xs.iter().map(|(x, y)| {
+                    let c = rnn64(t, hr, x, &mut vec![0.0; hr]);
+                    (c - y).powi(2)
+                });
+                sq.sum::<f64>() / xs.len() as f64
+            };
+            let g = gradient(&th, loss);
+            adam.step(&mut th, &g);
+        }
+        let d = max_diff(&got, &th);
+        assert!(d < 1e-5, "largest difference {d}: {got:?} vs {th:?}");
+        // The steps moved the weights well beyond that.
+        let start = flat_rnn(
+            &RnnVars::new(hr, &mut Rng::new(seed, 0))
+                .unwrap()
+                .to_host()
+                .unwrap(),
+        );
+        assert!(max_diff(&got, &start) > 1e-3);
+    }
+
+    #[test]
+    fn the_warm_start_regresses_on_the_best_thresholds_decisions_as_in_f64() {
+        // The outcome tests' table (3 paths: τ* is 0.705 at small λ, 0.605 at λ = 1), steps
+        // 0.3 and 0.5 of the full FLOPs; and a four-path table whose τ* moves with λ too
+        // (input i is right from path i on; p_max rises along the paths).
+        warm_start_against_f64(&table(), &[0.3, 0.5], 1);
+        let mut four = table();
+        four.p = 4;
+        four.correct = (0..16).map(|s| s % 4 >= s / 4).collect();
+        four.stats = (0..16)
+            .map(|s| {
+                (
+                    0.3 + 0.15 * (s % 4) as f32 + 0.05 * (s / 4) as f32,
+                    0.4 + 0.1 * (s % 3) as f32,
+                    0.2,
+                )
+            })
+            .collect();
+        for seed in 0..3 {
+            warm_start_against_f64(&four, &[0.1, 0.2, 0.3], seed);
+        }
+    }
 }
