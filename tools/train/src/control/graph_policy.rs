@@ -26,6 +26,11 @@ pub const Q_HIDDEN: usize = 64;
 const Q_SAMPLES: usize = 550_000;
 const MAX_EPOCHS: usize = 60;
 
+/// Passes of the expected-correctness fit over a table of `n` inputs.
+fn fit_epochs(n: usize) -> usize {
+    (Q_SAMPLES / n.max(1)).clamp(1, MAX_EPOCHS)
+}
+
 /// The graph policy (on standardized inputs): the plug-in rule learned on the routing table `r`
 /// (level-1 rows `r_rows`), PPO-fine-tuned on `r`, whichever of the two earns more on `o`
 /// (validation, level-1 rows `rows`). `cost[j]` is path j's share of the full FLOPs.
@@ -101,7 +106,7 @@ pub fn plug_in_policy(
         .map(|s| f32::from(u8::from(o.right(s / p, s % p))))
         .collect();
     let t = Tensor::from_vec(t, (n, p), &Device::Cpu)?;
-    let epochs = (Q_SAMPLES / n.max(1)).clamp(1, MAX_EPOCHS);
+    let epochs = fit_epochs(n);
     fit(&net, &x, epochs, rng, |q, idx| {
         (q - t.index_select(idx, 0)?)?.sqr()?.mean_all()
     })?;
@@ -217,6 +222,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_fit_sees_about_550_000_samples_in_at_most_60_passes() {
+        // 550 000 / 55 000 = 10 passes over a routing table of the training split; a small
+        // table gets 60, a huge one at least 1.
+        assert_eq!(fit_epochs(55_000), 10);
+        assert_eq!(fit_epochs(50_000), 11);
+        assert_eq!(fit_epochs(9_166), 60);
+        assert_eq!(fit_epochs(9_167), 59);
+        assert_eq!(fit_epochs(64), 60);
+        assert_eq!(fit_epochs(0), 60);
+        assert_eq!(fit_epochs(2_000_000), 1);
     }
 
     #[test]
