@@ -295,6 +295,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// [`table`] over four paths, for three decisions an episode: input i is right from path i
+    /// on, and p_max rises along the paths and with the input (0.3 + 0.15·path + 0.05·i).
+    /// Its logits, path and step FLOPs are still [`table`]'s, for three paths.
+    pub(crate) fn four_path_table() -> Outcomes {
+        let mut four = table();
+        four.p = 4;
+        four.correct = (0..16).map(|s| s % 4 >= s / 4).collect();
+        four.stats = (0..16)
+            .map(|s| {
+                (
+                    0.3 + 0.15 * (s % 4) as f32 + 0.05 * (s / 4) as f32,
+                    0.4,
+                    0.2,
+                )
+            })
+            .collect();
+        four
+    }
+
     /// Feature 0 of each input of [`table`].
     pub(crate) const PHI0: [f32; 4] = [0.2, 0.8, 0.3, 0.9];
 

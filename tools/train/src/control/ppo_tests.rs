@@ -543,18 +543,7 @@ fn the_exit_rnn_runs_ppo_on_hierarchical_episodes_as_in_f64() {
     // 1, so that one episode's third decision sits where the other's second would (with
     // sixteen seeds, some where the other took none). Input i is right from path i on;
     // p_max rises along the paths.
-    let mut four = table();
-    four.p = 4;
-    four.correct = (0..16).map(|s| s % 4 >= s / 4).collect();
-    four.stats = (0..16)
-        .map(|s| {
-            (
-                0.3 + 0.15 * (s % 4) as f32 + 0.05 * (s / 4) as f32,
-                0.4,
-                0.2,
-            )
-        })
-        .collect();
+    let four = crate::control::outcomes::tests::four_path_table();
     let costs: (&[f32], &[f32]) = (&[0.2, 0.4, 0.7, 1.0], &[0.25, 0.35, 0.4]);
     for seed in 0..16 {
         exit_rnn_against_f64(&four, costs, &|_, _| 0, (2, 1), seed);

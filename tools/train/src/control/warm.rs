@@ -237,21 +237,9 @@ mod tests {
     #[test]
     fn the_warm_start_regresses_on_the_best_thresholds_decisions_as_in_f64() {
         // The outcome tests' table (3 paths: τ* is 0.705 at small λ, 0.605 at λ = 1), steps
-        // 0.3 and 0.5 of the full FLOPs; and a four-path table whose τ* moves with λ too
-        // (input i is right from path i on; p_max rises along the paths).
+        // 0.3 and 0.5 of the full FLOPs; and its four-path variant, steps 0.1, 0.2, 0.3.
         warm_start_against_f64(&table(), &[0.3, 0.5], 1);
-        let mut four = table();
-        four.p = 4;
-        four.correct = (0..16).map(|s| s % 4 >= s / 4).collect();
-        four.stats = (0..16)
-            .map(|s| {
-                (
-                    0.3 + 0.15 * (s % 4) as f32 + 0.05 * (s / 4) as f32,
-                    0.4 + 0.1 * (s % 3) as f32,
-                    0.2,
-                )
-            })
-            .collect();
+        let four = crate::control::outcomes::tests::four_path_table();
         for seed in 0..3 {
             warm_start_against_f64(&four, &[0.1, 0.2, 0.3], seed);
         }
