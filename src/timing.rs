@@ -36,6 +36,9 @@ mod tests {
     fn hand_computed() {
         assert_eq!(summary(&mut [3.0, 1.0]), (2.0, 3.0));
         assert_eq!(summary(&mut [5.0, 1.0, 3.0]), (3.0, 5.0));
+        assert_eq!(summary(&mut [7.0]), (7.0, 7.0));
+        // Five values: the middle one (a test of three alone passes `n / 2 == 1` for odd `n`).
+        assert_eq!(summary(&mut [9.0, 2.0, 7.0, 1.0, 4.0]), (4.0, 9.0));
         assert_eq!(summary(&mut [4.0, 1.0, 3.0, 2.0]).0, 2.5);
         assert_eq!(summary(&mut []), (0.0, 0.0));
         let mut v: Vec<f64> = (1..=200).rev().map(f64::from).collect();
