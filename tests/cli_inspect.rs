@@ -1,0 +1,148 @@
+//! `tinv-run inspect --json` on synthetic models: it lists the paths, passes `--verify`, writes
+//! non-finite metadata as `null`, and has the configuration its `--help` promises.
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // the `assert_*` helpers and `field` are for the other cli_*.rs
+mod cli_support;
+#[path = "common/cli_fixtures.rs"]
+mod fixtures;
+
+use cli_support::{run, tmp};
+use fixtures::fixture;
+use tinv::format::{DType, MetaValue};
+use tinv::synth;
+
+#[test]
+fn inspect_json_lists_paths_and_verify_passes() {
+    let dir = tmp("inspect");
+    let (model_path, _) = fixture(&dir);
+    let (code, out, err) = run(&[
+        "inspect",
+        model_path.to_str().unwrap(),
+        "--json",
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\"paths\":[{\"depth\":1")
+            && out.contains("\"arena_bytes\":")
+            && out.contains("\"input_shape\":[1,8,8]"),
+        "{out}"
+    );
+}
+
+/// NaN and ±∞ are not JSON numbers: `inspect --json` writes a metadata value that is one as
+/// `null`, in an array too. The model is the synthetic one written again with two more keys.
+#[test]
+fn inspect_json_writes_non_finite_metadata_as_null() {
+    let dir = tmp("inspect-nan");
+    let bytes = synth::random_model(&synth::tiny(3, false), 4, DType::F32);
+    let idx = tinv::format::parse(&bytes).unwrap();
+    let mut w = tinv::format::TinvWriter::new();
+    for (k, v) in idx.meta.entries() {
+        w.meta(k, v.clone());
+    }
+    w.meta("user.nan", MetaValue::F64(f64::NAN));
+    w.meta(
+        "user.inf",
+        MetaValue::F64s(vec![1.5, f64::INFINITY, f64::NEG_INFINITY]),
+    );
+    for t in &idx.tensors {
+        // synth's page breaks: before the stem, each block and each exit head.
+        let n = &t.name;
+        if n == "stem.patch.weight" || n.ends_with("qkv.weight") || n.ends_with("head.weight") {
+            w.page_break();
+        }
+        let data = bytes[t.offset..t.offset + t.nbytes].to_vec();
+        w.raw_tensor(n, t.dtype, t.flags, &t.shape, data);
+    }
+    let path = dir.join("nan.tinv");
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    let (code, out, err) = run(&["inspect", path.to_str().unwrap(), "--json"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(out.contains("\"user.nan\":null"), "{out}");
+    assert!(out.contains("\"user.inf\":[1.5,null,null]"), "{out}");
+}
+
+/// Every key of `inspect --json` is named in `inspect --help`, and `config` holds the model's
+/// configuration.
+#[test]
+fn inspect_json_has_the_config_its_help_promises() {
+    let dir = tmp("inspect-config");
+    let (model_path, _) = fixture(&dir);
+    let (code, out, err) = run(&["inspect", model_path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "\"config\":{\"image_size\":[8,8],\"channels\":1,\"patch\":4,\"dim\":16,\"heads\":2,\
+             \"blocks\":2,\"mlp_hidden\":"
+        ) && out.contains("\"depths\":[1,2]"),
+        "{out}"
+    );
+    let (_, help, _) = run(&["inspect", "--help"]);
+    for key in [
+        "file",
+        "file_bytes",
+        "input_shape",
+        "classes",
+        "config",
+        "image_size",
+        "channels",
+        "patch",
+        "dim",
+        "heads",
+        "blocks",
+        "mlp_hidden",
+        "tokens",
+        "depths",
+        "mean",
+        "std",
+        "ln_eps",
+        "gelu",
+        "controller",
+        "features",
+        "default_budget",
+        "paths",
+        "flops",
+        "weight_bytes",
+        "controller_flops",
+        "controller_flops_graph",
+        "arena_bytes",
+        "arena_lower_bound_bytes",
+        "kernel",
+        "metadata",
+        "tensors",
+    ] {
+        assert!(
+            out.contains(&format!("\"{key}\":")),
+            "{key} missing in {out}"
+        );
+        assert!(help.contains(key), "{key} undocumented in {help}");
+    }
+    // The content hash is above 2^53, where a reader that parses JSON numbers as doubles
+    // rounds it: a decimal string, the same value the text shows in hex.
+    let at = out
+        .find("\"tinv.content_hash\":\"")
+        .expect("hash as a string")
+        + 21;
+    let digits: String = out[at..].chars().take_while(char::is_ascii_digit).collect();
+    let hash: u64 = digits.parse().unwrap();
+    assert!(hash > 1 << 53, "{hash}");
+    let (_, text, _) = run(&["inspect", model_path.to_str().unwrap()]);
+    assert!(
+        text.contains(&format!("content hash  {hash:#018x}")),
+        "{text}"
+    );
+    // The metadata checksum the writer stores (a decimal string above 2^53, else a number).
+    let at = out.find("\"tinv.meta_hash\":").expect("meta hash") + 17;
+    let digits: String = out[at..]
+        .trim_start_matches('"')
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let meta: u64 = digits.parse().unwrap();
+    assert!(
+        text.contains(&format!("meta hash     {meta:#018x} (checked at open)")),
+        "{text}"
+    );
+}
