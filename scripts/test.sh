@@ -10,7 +10,8 @@ cargo test --release --workspace
 # The TensorRT backend's orchestration, against the recording doubles (no GPU, no TensorRT), and
 # the C ABI built with it (its AUTO falls back to the CPU as quietly as the Rust API's).
 cargo test --release -p tinv --features tensorrt --lib --test backend --test regressions \
-  --test cli --test cli_bench_selftest --test cli_classify --test cli_export --test cli_inspect --test capi
+  --test cli --test cli_bench_selftest --test cli_classify --test cli_export --test cli_inspect \
+  --test capi --test capi_header --test capi_install --test capi_model --test capi_session
 # The fuzz targets are outside the workspace: compile them, so an API change cannot break them
 # unnoticed (running them is scripts/fuzz.sh).
 (cd fuzz && cargo check --bins --examples)

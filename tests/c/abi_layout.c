@@ -1,5 +1,5 @@
 /* Prints the header's struct sizes and field offsets, status codes with their texts, and enum
- * constants; tests/capi.rs compares every line with the Rust definitions. */
+ * constants; tests/capi_header.rs compares every line with the Rust definitions. */
 #include <stddef.h>
 #include <stdio.h>
 
