@@ -98,7 +98,7 @@ fn huge_attention_model() -> std::sync::Arc<Model> {
     std::sync::Arc::new(Model::from_bytes(&bytes, &OpenOptions::default()).unwrap())
 }
 
-/// Found while sizing absurd-but-valid shapes for tests/corrupt_files.rs: `Session::new` on
+/// Found while sizing absurd-but-valid shapes for tests/corrupt_sizes.rs: `Session::new` on
 /// [`huge_attention_model`] allocated its ~17 GB arena with `vec![0f32; total]`
 /// (src/session.rs:155), which aborts the process when the allocation fails. Fixed in 0d8e737
 /// (`try_reserve_exact`, an error naming the size). Checked with an allocator that refuses every
@@ -381,7 +381,7 @@ io path1 input f16 4,12 blk.0.qkv.weight\nio path1 output f32 1,10 logits\npath 
     }
 }
 
-/// Found by the header bit-flip suite (tests/corrupt_files.rs), long listed as a known blind
+/// Found by the header bit-flip suite (tests/corrupt_header.rs), long listed as a known blind
 /// spot: `format::parse` read `meta_count` entries and ignored what was left before the tensor
 /// table (src/format/parse.rs), so a count one smaller dropped the last entry,
 /// `tinv.content_hash`, and the file still opened and verified. Fixed: the entries must end
