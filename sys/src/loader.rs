@@ -248,6 +248,19 @@ fn check(function: &'static str, status: i32, err: &b::tinv_trt_error) -> Result
     }
 }
 
+/// A success whose output breaks the header's promise (a NULL handle, name or plan; a rank
+/// outside 0..=8): the TensorRT error the shim itself reports when TensorRT hands it NULL. Passed
+/// on, a NULL handle was recorded as live (and collided with the next), a NULL name was read by
+/// `CStr::from_ptr` (a crash), a NULL plan given to `slice::from_raw_parts` (undefined even for 0
+/// bytes), and a rank of 9 cut to 8.
+fn broken_promise(function: &'static str, message: String) -> ShimError {
+    ShimError::Call {
+        function,
+        status: b::tinv_trt_status_TINV_TRT_ERR_TENSORRT as i32,
+        message,
+    }
+}
+
 fn c_name(name: &str) -> Result<CString, ShimError> {
     CString::new(name)
         .map_err(|_| ShimError::Argument(format!("tensor name {name:?} contains a NUL byte")))
@@ -272,6 +285,12 @@ impl ShimApi for Shim {
             )
         };
         check("tinv_trt_engine_deserialize", status, &err)?;
+        if engine.is_null() {
+            return Err(broken_promise(
+                "tinv_trt_engine_deserialize",
+                "returned OK without an engine".into(),
+            ));
+        }
         self.handles.add_engine(engine as usize);
         Ok(EngineHandle(engine as usize))
     }
@@ -304,7 +323,9 @@ impl ShimApi for Shim {
                 unsafe { self.api.tinv_trt_engine_io_count(e, &mut count, &mut err) },
                 &err,
             )?;
-            let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+            // Not sized by `count`: a shim's bogus count (2^31) must come back as the error of
+            // its first missing tensor, not abort the process in the allocator.
+            let mut out = Vec::new();
             for i in 0..count {
                 let mut info = b::tinv_trt_io_info {
                     name: std::ptr::null(),
@@ -318,7 +339,14 @@ impl ShimApi for Shim {
                 // SAFETY: i is in [0, count); out-pointers are valid.
                 let status = unsafe { self.api.tinv_trt_engine_io_info(e, i, &mut info, &mut err) };
                 check("tinv_trt_engine_io_info", status, &err)?;
-                // SAFETY: on success the shim returns the engine-owned NUL-terminated name.
+                if info.name.is_null() {
+                    return Err(broken_promise(
+                        "tinv_trt_engine_io_info",
+                        format!("tensor {i} has no name"),
+                    ));
+                }
+                // SAFETY: on success the shim returns the engine-owned NUL-terminated name
+                // (not NULL: checked above).
                 let name = unsafe { CStr::from_ptr(info.name) }
                     .to_string_lossy()
                     .into_owned();
@@ -335,9 +363,19 @@ impl ShimApi for Shim {
                         })
                     }
                 };
+                // A rank outside the header's 0..=8 was cut to 8 (or read as 0): a wrong shape.
                 let rank = usize::try_from(info.shape.nb_dims)
-                    .unwrap_or(0)
-                    .min(info.shape.d.len());
+                    .ok()
+                    .filter(|&r| r <= info.shape.d.len())
+                    .ok_or_else(|| {
+                        broken_promise(
+                            "tinv_trt_engine_io_info",
+                            format!(
+                                "tensor {name} has rank {} (the header allows 0 to 8)",
+                                info.shape.nb_dims
+                            ),
+                        )
+                    })?;
                 let shape = info.shape.d.get(..rank).unwrap_or(&[]).to_vec();
                 out.push(IoTensor {
                     name,
@@ -374,6 +412,12 @@ impl ShimApi for Shim {
             // out-pointers.
             let status = unsafe { self.api.tinv_trt_context_create(e, &mut ctx, &mut err) };
             check("tinv_trt_context_create", status, &err)?;
+            if ctx.is_null() {
+                return Err(broken_promise(
+                    "tinv_trt_context_create",
+                    "returned OK without a context".into(),
+                ));
+            }
             Ok(ctx as usize)
         })?;
         Ok(ContextHandle(ctx))
@@ -538,7 +582,14 @@ impl ShimApi for Shim {
                 .tinv_trt_build_from_onnx_file(self.lib, path.as_ptr(), &o, &mut buf, &mut err)
         };
         check("tinv_trt_build_from_onnx_file", status, &err)?;
-        // SAFETY: on success buf holds `size` bytes malloc'ed by the shim, freed right after.
+        if buf.data.is_null() {
+            return Err(broken_promise(
+                "tinv_trt_build_from_onnx_file",
+                "returned OK without a plan".into(),
+            ));
+        }
+        // SAFETY: on success buf holds `size` bytes malloc'ed by the shim (not NULL: checked
+        // above), freed right after.
         let plan = unsafe { std::slice::from_raw_parts(buf.data.cast::<u8>(), buf.size) }.to_vec();
         // SAFETY: buf came from the build call.
         unsafe { self.api.tinv_trt_buffer_free(&mut buf) };

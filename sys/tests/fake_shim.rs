@@ -348,6 +348,53 @@ fn engine_query_failures_carry_the_shims_status_and_message() {
 }
 
 #[test]
+fn an_io_description_the_header_does_not_allow_is_an_error() {
+    let Some(f) = Fake::new("bad_io") else { return };
+    let shim = f.shim();
+    let io_error = |io: &[&str]| {
+        let e = shim.deserialize(&plan(0, io)).unwrap();
+        let r = shim.engine_io(e).unwrap_err();
+        shim.engine_free(e);
+        r
+    };
+    let tensorrt = |m: &str| call("tinv_trt_engine_io_info", 4, m);
+    assert_eq!(
+        io_error(&["x:1:0:1,1", "n:0:0:1,1"]),
+        tensorrt("tensor n has I/O mode 0 (neither input nor output)")
+    );
+    assert_eq!(
+        io_error(&["m:3:0:1,1"]),
+        tensorrt("tensor m has I/O mode 3 (neither input nor output)")
+    );
+    assert_eq!(
+        io_error(&["big:1:0:9,1,2,3,4,5,6,7,8,9"]),
+        tensorrt("tensor big has rank 9 (the header allows 0 to 8)")
+    );
+    assert_eq!(
+        io_error(&["neg:1:0:-1"]),
+        tensorrt("tensor neg has rank -1 (the header allows 0 to 8)")
+    );
+    // OK with no name (the header promises an engine-owned string).
+    let e = shim.deserialize(&small_plan()).unwrap();
+    f.script("tinv_trt_engine_io_info", 1, 0, Mode::NullOut, "");
+    assert_eq!(
+        shim.engine_io(e).unwrap_err(),
+        tensorrt("tensor 1 has no name")
+    );
+    shim.engine_free(e);
+    // A count far above the tensors there are: the shim refuses the first index past them
+    // (no allocation sized by the count).
+    let e = shim
+        .deserialize(b"FAKEPLAN mem=0 count=2147483647 io=x:1:0:1,1")
+        .unwrap();
+    assert_eq!(
+        shim.engine_io(e).unwrap_err(),
+        call("tinv_trt_engine_io_info", 1, "io_info: index out of range")
+    );
+    f.assert_clean();
+}
+
+#[test]
 fn shim_messages_come_back_whole_cut_or_lossy_but_never_overread() {
     let Some(f) = Fake::new("messages") else {
         return;

@@ -232,6 +232,48 @@ fn the_output_of_a_failed_context_creation_is_never_used() {
 }
 
 #[test]
+fn ok_without_an_output_is_an_error_not_a_null_handle() {
+    let Some(f) = Fake::new("null_out") else {
+        return;
+    };
+    let shim = f.shim();
+    f.script("tinv_trt_engine_deserialize", 0, 0, Mode::NullOut, "");
+    assert_eq!(
+        shim.deserialize(&small_plan()).unwrap_err(),
+        call(
+            "tinv_trt_engine_deserialize",
+            4,
+            "returned OK without an engine"
+        )
+    );
+    let e = shim.deserialize(&small_plan()).unwrap();
+    f.script("tinv_trt_context_create", 0, 0, Mode::NullOut, "");
+    assert_eq!(
+        shim.context_create(e).unwrap_err(),
+        call(
+            "tinv_trt_context_create",
+            4,
+            "returned OK without a context"
+        )
+    );
+    // The engine can still be freed at once: no context was recorded.
+    shim.engine_free(e);
+    f.script("tinv_trt_build_from_onnx_file", 0, 0, Mode::NullOut, "");
+    let opts = BuildOptions::default();
+    assert_eq!(
+        shim.build_from_onnx_file(Path::new("/m.onnx"), &opts, None)
+            .unwrap_err(),
+        call(
+            "tinv_trt_build_from_onnx_file",
+            4,
+            "returned OK without a plan"
+        )
+    );
+    drop(shim);
+    f.assert_clean();
+}
+
+#[test]
 fn an_engines_free_takes_its_contexts_first_and_drop_frees_everything_left_in_order() {
     let Some(f) = Fake::new("order") else { return };
     let shim = f.shim();
