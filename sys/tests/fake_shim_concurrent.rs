@@ -1,8 +1,8 @@
 //! The real `Shim` over the fake of `support/fake_shim.c` from several threads (a call held
 //! inside the shim while another thread frees: each handle freed once, after the calls on it,
-//! contexts before their engine), and `Shim::load`'s search for the shim (in child processes,
-//! which set `TINV_TRT_SHIM_DIR` and `LD_LIBRARY_PATH`). Skips where no C compiler exists (and
-//! the order of majors where a real libnvinfer is installed).
+//! contexts before their engine), then `Shim::load`'s search for the shim and `Shim::shared`
+//! (in child processes, which set `TINV_TRT_SHIM_DIR` and `LD_LIBRARY_PATH`). Skips where no C
+//! compiler exists (and the order of majors where a real libnvinfer is installed).
 
 mod support;
 
@@ -231,7 +231,8 @@ fn while_an_engines_free_runs_its_handles_take_no_call_and_no_second_free() {
 /// Set in a child process: `child_loads` loads and prints the outcome.
 const CHILD: &str = "TINV_FAKE_SHIM_CHILD";
 
-/// In a child (see [`load_in_child`]): `Shim::load`, then one line saying how it went, and the
+/// In a child (see [`load_in_child`]): `Shim::load` (one line saying how it went; the shim is
+/// then dropped), `Shim::shared` twice (one line: the same shim, or the same error), and the
 /// fake's log when it loaded.
 #[test]
 fn child_loads() {
@@ -240,27 +241,37 @@ fn child_loads() {
     }
     // After the harness's "test child_loads ... ", which has no newline yet.
     println!();
-    match Shim::load() {
-        Ok(shim) => {
-            println!("LOADED {} {}", shim.path().display(), shim.version());
-            // SAFETY: the fake just loaded; this is another handle on it.
-            let lib = unsafe { libloading::Library::new(shim.path()) }.unwrap();
-            // SAFETY: fake_log(char *, size_t) -> size_t.
-            let log: libloading::Symbol<'_, unsafe extern "C" fn(*mut u8, usize) -> usize> =
-                unsafe { lib.get(b"fake_log\0") }.unwrap();
-            let mut buf = vec![0u8; 4096];
-            // SAFETY: `buf` has the room passed.
-            let n = unsafe { log(buf.as_mut_ptr(), buf.len()) }.min(buf.len());
-            for line in String::from_utf8_lossy(&buf[..n]).lines() {
-                println!("FAKE {line}");
-            }
-        }
+    let first = Shim::load();
+    // Another handle on the fake keeps it (and its log) mapped after the shim is dropped.
+    let fake = first.as_ref().ok().map(|s| {
+        // SAFETY: the fake just loaded by `Shim::load`.
+        unsafe { libloading::Library::new(s.path()) }.unwrap()
+    });
+    match &first {
+        Ok(shim) => println!("LOADED {} {}", shim.path().display(), shim.version()),
         Err(e) => println!("FAILED {e:?}"),
+    }
+    drop(first);
+    match (Shim::shared(), Shim::shared()) {
+        (Ok(a), Ok(b)) => println!("SHARED same shim {}", Arc::ptr_eq(&a, &b)),
+        (Err(a), Err(b)) => println!("SHARED same error {}", a == b),
+        _ => println!("SHARED once loaded, once not"),
+    }
+    let Some(fake) = fake else { return };
+    // SAFETY: fake_log(char *, size_t) -> size_t.
+    let log: libloading::Symbol<'_, unsafe extern "C" fn(*mut u8, usize) -> usize> =
+        unsafe { fake.get(b"fake_log\0") }.unwrap();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: `buf` has the room passed.
+    let n = unsafe { log(buf.as_mut_ptr(), buf.len()) }.min(buf.len());
+    for line in String::from_utf8_lossy(&buf[..n]).lines() {
+        println!("FAKE {line}");
     }
 }
 
 /// Runs `child_loads` in a child with `shim_dir` as `TINV_TRT_SHIM_DIR` (none: unset) and
-/// `lib_path` as `LD_LIBRARY_PATH`; returns its lines starting with LOADED, FAILED or FAKE.
+/// `lib_path` as `LD_LIBRARY_PATH`; returns its lines starting with LOADED, FAILED, SHARED or
+/// FAKE.
 fn load_in_child(shim_dir: Option<&Path>, lib_path: &Path) -> Vec<String> {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["child_loads", "--exact", "--nocapture", "--test-threads=1"])
@@ -279,7 +290,7 @@ fn load_in_child(shim_dir: Option<&Path>, lib_path: &Path) -> Vec<String> {
     );
     text.lines()
         .filter(|l| {
-            ["LOADED ", "FAILED ", "FAKE "]
+            ["LOADED ", "FAILED ", "SHARED ", "FAKE "]
                 .iter()
                 .any(|p| l.starts_with(p))
         })
@@ -330,8 +341,13 @@ fn load_takes_the_shim_from_tinv_trt_shim_dir_and_lets_it_pick_libnvinfer() {
         out,
         [
             format!("LOADED {} 10.3.1", shim.display()),
+            "SHARED same shim true".into(),
             "FAKE lib_open nvinfer=NULL parser=NULL log=1 user=NULL sev=3 -> L1".into(),
             "FAKE lib_version L1".into(),
+            "FAKE lib_free L1".into(),
+            // Shim::shared: loaded once, and kept.
+            "FAKE lib_open nvinfer=NULL parser=NULL log=1 user=NULL sev=3 -> L2".into(),
+            "FAKE lib_version L2".into(),
         ]
     );
 }
@@ -366,7 +382,8 @@ fn load_refuses_a_shim_of_another_abi_and_names_every_attempt() {
     let dir = scratch().join("load_abi").join("shims");
     let bad = shim_into(&dir, "load_abi_10", &["-DFAKE_ABI=2"], 10);
     let out = load_in_child(Some(&dir), &nv);
-    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[1], "SHARED same error true");
     let line = &out[0];
     assert!(line.starts_with("FAILED Load("), "{line}");
     assert!(
@@ -400,6 +417,9 @@ fn load_finds_the_shim_on_the_loaders_path_last() {
     );
     // Without the variable, a build without the real shim says so and searches nothing.
     if Shim::built_shim().is_none() {
-        assert_eq!(load_in_child(None, &nv), ["FAILED NotBuilt"]);
+        assert_eq!(
+            load_in_child(None, &nv),
+            ["FAILED NotBuilt", "SHARED same error true"]
+        );
     }
 }
