@@ -67,9 +67,35 @@ pub fn have_cc() -> bool {
     ok
 }
 
-/// This process's scratch folder.
+/// This process's scratch folder (`tinv_fake_shim_<pid>` in the temporary folder); the first
+/// call removes those of test processes that have ended.
 pub fn scratch() -> PathBuf {
-    std::env::temp_dir().join(format!("tinv_fake_shim_{}", std::process::id()))
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let tmp = std::env::temp_dir();
+    SWEPT.call_once(|| sweep(&tmp));
+    tmp.join(format!("tinv_fake_shim_{}", std::process::id()))
+}
+
+/// Removes the scratch folders whose process is gone (Linux's /proc tells; elsewhere none).
+fn sweep(tmp: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("tinv_fake_shim_"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 /// Compiles the fake with `defines` (once per set per process); `None` without a compiler. A
