@@ -368,13 +368,15 @@ extern "C" int32_t tinv_trt_engine_deserialize(tinv_trt_lib* lib, void const* pl
     if (lib == nullptr || plan == nullptr || size == 0 || out == nullptr) {
       return fail(err, TINV_TRT_ERR_ARGUMENT, "tinv_trt_engine_deserialize: NULL or empty argument");
     }
-    nvinfer1::ICudaEngine* engine = lib->runtime->deserializeCudaEngine(plan, size);
+    // Owned until its wrapper exists: a `new` that throws must not leak the engine.
+    std::unique_ptr<nvinfer1::ICudaEngine> engine(lib->runtime->deserializeCudaEngine(plan, size));
     if (engine == nullptr) {
       return fail(err, TINV_TRT_ERR_TENSORRT,
                   "TensorRT refused the plan (built by another TensorRT version or for another GPU, "
                   "or corrupt)");
     }
-    *out = new tinv_trt_engine{lib, engine};
+    *out = new tinv_trt_engine{lib, engine.get()};
+    engine.release();
     return TINV_TRT_OK;
   } catch (...) {
     return fail_exception(err, "tinv_trt_engine_deserialize");
@@ -460,14 +462,17 @@ extern "C" int32_t tinv_trt_context_create(tinv_trt_engine* engine, tinv_trt_con
     if (engine == nullptr || out == nullptr) {
       return fail(err, TINV_TRT_ERR_ARGUMENT, "tinv_trt_context_create: NULL argument");
     }
+    // Owned until its wrapper exists: a `new` that throws must not leak the context.
 #if NV_TENSORRT_MAJOR >= 10
-    nvinfer1::IExecutionContext* ctx = engine->engine->createExecutionContext(
-        nvinfer1::ExecutionContextAllocationStrategy::kUSER_MANAGED);
+    std::unique_ptr<nvinfer1::IExecutionContext> ctx(engine->engine->createExecutionContext(
+        nvinfer1::ExecutionContextAllocationStrategy::kUSER_MANAGED));
 #else
-    nvinfer1::IExecutionContext* ctx = engine->engine->createExecutionContextWithoutDeviceMemory();
+    std::unique_ptr<nvinfer1::IExecutionContext> ctx(
+        engine->engine->createExecutionContextWithoutDeviceMemory());
 #endif
     if (ctx == nullptr) return fail(err, TINV_TRT_ERR_TENSORRT, "createExecutionContext failed");
-    *out = new tinv_trt_context{engine, ctx};
+    *out = new tinv_trt_context{engine, ctx.get()};
+    ctx.release();
     return TINV_TRT_OK;
   } catch (...) {
     return fail_exception(err, "tinv_trt_context_create");
