@@ -122,7 +122,9 @@ fn the_writer_writes_the_documented_format_byte_for_byte() {
     a.extend((1u64 << 40).to_le_bytes());
     entry(&mut m, "d.u64s", 3, &a);
     let mut a = 3u32.to_le_bytes().to_vec();
-    [0.25f64, -0.0, 1e-6].iter().for_each(|v| a.extend(v.to_le_bytes()));
+    [0.25f64, -0.0, 1e-6]
+        .iter()
+        .for_each(|v| a.extend(v.to_le_bytes()));
     entry(&mut m, "e.f64s", 4, &a);
     let tensors = [
         // 24 bytes at 0; the page break puts t1 at 4096; t2 at the next multiple of 256 after
@@ -199,6 +201,10 @@ fn hashes_given_by_the_caller_are_replaced_and_moved_to_the_end() {
 fn an_empty_writer_is_a_header_two_hashes_and_an_empty_data_section() {
     let m = finish_meta(Vec::new(), &[]);
     let expected = assemble(&m, 2, &[], 0);
-    assert_eq!(expected.len(), 4096, "the data section starts on the first page");
+    assert_eq!(
+        expected.len(),
+        4096,
+        "the data section starts on the first page"
+    );
     assert_eq!(TinvWriter::new().to_bytes(), expected);
 }
