@@ -51,6 +51,22 @@ fn returns(shim: &Arc<Shim>, op: impl FnOnce(&Shim) + Send + 'static) -> bool {
     rx.recv_timeout(PATIENCE).is_ok()
 }
 
+/// Waits until `e`'s free has begun: from then on calls on the engine are refused (before, they
+/// reach the fake, which only logs them). A sleep alone would race the scheduler of a loaded
+/// machine, where the freeing thread may not have run yet.
+fn wait_until_dying(shim: &Shim, e: tinv_sys::EngineHandle) {
+    let start = std::time::Instant::now();
+    loop {
+        match shim.engine_io(e) {
+            Ok(_) => {
+                assert!(start.elapsed() < PATIENCE, "the engine's free never began");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return not_live(r),
+        }
+    }
+}
+
 fn not_live<T: std::fmt::Debug>(r: Result<T, ShimError>) {
     assert!(
         matches!(&r, Err(ShimError::Argument(m)) if m.contains("not live")),
@@ -67,11 +83,11 @@ fn an_engines_free_waits_for_a_call_on_its_context_and_refuses_new_ones() {
     let call = spawn(&shim, move |s| s.enqueue(c, 0x77));
     f.wait_blocked(1);
     let free = spawn(&shim, move |s| s.engine_free(e));
+    // A new call on the dying engine (or context) is refused, never reaching the shim.
+    wait_until_dying(&shim, e);
     std::thread::sleep(A_WHILE);
     assert!(!free.is_finished(), "the free waits for the call");
-    // A new call on the dying context (or engine) is refused, never reaching the shim.
     not_live(shim.set_device_memory(c, 0x100, 4096));
-    not_live(shim.engine_io(e));
     assert_eq!(f.lines("context_free"), Vec::<String>::new());
     f.release("tinv_trt_context_enqueue");
     call.join().unwrap().unwrap();
@@ -113,6 +129,7 @@ fn a_context_born_while_its_engine_is_freed_takes_no_call_and_is_freed_once_befo
     let create = spawn(&shim, move |s| s.context_create(e));
     f.wait_blocked(2);
     let free = spawn(&shim, move |s| s.engine_free(e));
+    wait_until_dying(&shim, e);
     std::thread::sleep(A_WHILE);
     assert!(
         !free.is_finished(),
@@ -160,6 +177,7 @@ fn a_creation_failing_while_its_engine_is_freed_leaves_nothing_to_free() {
     let create = spawn(&shim, move |s| s.context_create(e));
     f.wait_blocked(1);
     let free = spawn(&shim, move |s| s.engine_free(e));
+    wait_until_dying(&shim, e);
     std::thread::sleep(A_WHILE);
     assert!(!free.is_finished());
     f.release("tinv_trt_context_create");
