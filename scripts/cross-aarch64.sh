@@ -3,9 +3,9 @@
 # Ubuntu 20.04), checks the symbol versions, and runs under qemu-user:
 #   1. libtinv.so + tinv-run (release), checked with scripts/check-glibc.sh;
 #   2. the runtime crate's test binaries (release), except those that spawn host programs
-#      (capi, capi_header, capi_install: run cc; capi_model: mkfifo; capi_session: split from
-#      capi, not yet tried under qemu; capi_panics, open_oom: re-run themselves; cli*: spawn
-#      tinv-run) — QEMU_SKIP lists them;
+#      (capi, capi_header, capi_install: run cc and the host's compiled programs; capi_panics,
+#      open_oom: re-run themselves; cli*: spawn tinv-run) — QEMU_SKIP lists them; capi_model and
+#      capi_session (the C ABI called from Rust) run;
 #   3. tinv-run inspect on the C test's model;
 #   4. the C test program (tests/c) cross-compiled with zig cc, run on the model and expectation
 #      file the x86_64 C API test wrote, its logits within TINV_TEST_TOL of x86_64's, and its
@@ -20,9 +20,9 @@
 #
 # Environment: CARGO_TARGET_DIR (default ./target), ZIG_VENV (python venv holding the `ziglang`
 # package; default $CARGO_TARGET_DIR/venv-zig), AARCH64_SYSROOT (default /usr/aarch64-linux-gnu),
-# TINV_TEST_TOL (default 1e-4), QEMU_SKIP (default "capi capi_header capi_install capi_model
-# capi_panics capi_session cli cli_bench_selftest cli_classify cli_eval cli_export cli_images
-# cli_inspect cli_sweep open_oom").
+# TINV_TEST_TOL (default 1e-4), QEMU_SKIP (default "capi capi_header capi_install capi_panics
+# cli cli_bench_selftest cli_classify cli_eval cli_export cli_images cli_inspect cli_sweep
+# open_oom").
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +32,7 @@ export CARGO_TARGET_DIR="$TARGET_DIR"
 ZIG_VENV=${ZIG_VENV:-$TARGET_DIR/venv-zig}
 SYSROOT=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 TOL=${TINV_TEST_TOL:-1e-4}
-QEMU_SKIP=${QEMU_SKIP:-"capi capi_header capi_install capi_model capi_panics capi_session cli cli_bench_selftest cli_classify cli_eval cli_export cli_images cli_inspect cli_sweep open_oom"}
+QEMU_SKIP=${QEMU_SKIP:-"capi capi_header capi_install capi_panics cli cli_bench_selftest cli_classify cli_eval cli_export cli_images cli_inspect cli_sweep open_oom"}
 TRIPLE=aarch64-unknown-linux-gnu
 ZIG_TARGET=$TRIPLE.2.31
 OUT=$TARGET_DIR/$TRIPLE/release
