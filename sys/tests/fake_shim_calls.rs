@@ -1,8 +1,8 @@
 //! The context calls, frees and builds of the real `Shim` through the fake of
 //! `support/fake_shim.c`: handles, names, shapes, addresses, streams and build options passed
 //! through, every failure as the typed error with the shim's message, arguments C cannot take
-//! and dead handles stopped before the shim, and each handle freed once, contexts before their
-//! engine and everything before the lib. Skips (printing `SKIPPED:`) only without a C compiler.
+//! and dead handles stopped before the shim (their frees ignored with a warning), and each handle
+//! freed once, contexts before their engine and everything before the lib. Skips (printing `SKIPPED:`) only without a C compiler.
 
 mod support;
 
@@ -450,5 +450,89 @@ fn a_build_cancelled_or_refused_is_an_error_and_leaves_no_buffer() {
     assert_eq!(f.log().len(), before);
     assert_eq!(f.lines("build ->"), Vec::<String>::new());
     assert_eq!(f.live(Kind::Buffer), 0);
+    f.assert_clean();
+}
+
+/// Every record tinv-sys itself logged (not TensorRT's, target `tensorrt`), with its thread: the
+/// tests of this binary run on threads of their own, and only one reads them.
+static RECORDS: std::sync::Mutex<Vec<(std::thread::ThreadId, log::Level, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if !r.target().starts_with("tinv_sys") {
+            return;
+        }
+        RECORDS.lock().unwrap().push((
+            std::thread::current().id(),
+            r.level(),
+            r.args().to_string(),
+        ));
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn a_free_of_a_handle_that_is_not_live_is_ignored_with_a_warning_and_only_then() {
+    let Some(f) = Fake::new("free_warnings") else {
+        return;
+    };
+    static CAPTURE: Capture = Capture;
+    // The only test of this binary that sets the logger.
+    log::set_logger(&CAPTURE).unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+    let me = std::thread::current().id();
+    let mine = || -> Vec<(log::Level, String)> {
+        RECORDS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, level, _)| *t == me && *level <= log::Level::Warn)
+            .map(|(_, l, m)| (*l, m.clone()))
+            .collect()
+    };
+    let shim = f.shim();
+    let e = shim.deserialize(&small_plan()).unwrap();
+    let c1 = shim.context_create(e).unwrap();
+    let c2 = shim.context_create(e).unwrap();
+    // Live handles (C1 by itself, C2 with its engine): freed without a word.
+    shim.context_free(c1);
+    shim.engine_free(e);
+    assert_eq!(mine(), []);
+    // Freed already, or never handed out: one warning each (ShimApi's contract), naming it.
+    let forged_c = ContextHandle(c1.0 + 8);
+    let forged_e = EngineHandle(e.0 + 8);
+    shim.context_free(c1);
+    shim.context_free(c2);
+    shim.context_free(forged_c);
+    shim.engine_free(e);
+    shim.engine_free(forged_e);
+    let warn = |what: &str, h: usize| {
+        (
+            log::Level::Warn,
+            format!("{what}_free: {what} handle {h:#x} is not live in this shim"),
+        )
+    };
+    assert_eq!(
+        mine(),
+        [
+            warn("context", c1.0),
+            warn("context", c2.0),
+            warn("context", forged_c.0),
+            warn("engine", e.0),
+            warn("engine", forged_e.0),
+        ]
+    );
+    // None of them reached the shim.
+    assert_eq!(
+        f.lines("context_free"),
+        ["context_free C1", "context_free C2"]
+    );
+    assert_eq!(f.lines("engine_free"), ["engine_free E1"]);
     f.assert_clean();
 }
