@@ -133,6 +133,99 @@ mod tests {
         assert!(!secure_execution());
     }
 
+    /// Set in a child (see the next test): prints what the search sees.
+    const CHILD: &str = "TINV_SEARCH_CHILD";
+
+    /// The numbers of a line of /proc/self/status (`Uid:`, `Gid:`, `Groups:`): the kernel's
+    /// word on this process's ids, not the code under test's.
+    fn status_ids(name: &str) -> Vec<u32> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..]
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn child_reports_what_the_search_sees() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let gid = status_ids("Gid:");
+        println!(
+            "CHILD gid={}/{} secure={} env_dir={:?}",
+            gid[0],
+            gid[1],
+            secure_execution(),
+            env_dir()
+        );
+    }
+
+    /// A setgid copy of this test binary, run with `$TINV_TRT_SHIM_DIR` set: the kernel runs it
+    /// in secure-execution mode (its effective group is not its real one), where the variable
+    /// must not choose the shim, as the dynamic loader ignores `LD_LIBRARY_PATH` there. Skips
+    /// where no group other than the real one can be given (an unprivileged user in no second
+    /// group) or setgid is not honoured (a `nosuid` mount, `no_new_privs`).
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_setgid_process_ignores_tinv_trt_shim_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::process::Command;
+        let (uid, gid) = (status_ids("Uid:")[0], status_ids("Gid:")[0]);
+        // Root may give the copy any group; anyone else one of their supplementary groups.
+        let other = status_ids("Groups:")
+            .into_iter()
+            .find(|&g| g != gid)
+            .or((uid == 0).then_some(if gid == 65534 { 65533 } else { 65534 }));
+        let Some(other) = other else {
+            return eprintln!("SKIPPED: no group but the real one to make a setgid copy with");
+        };
+        let dir = std::env::temp_dir().join(format!("tinv-search-setgid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("search-tests");
+        std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+        let run = |exe: &Path| {
+            let out = Command::new(exe)
+                .args([
+                    "--exact",
+                    "search::tests::child_reports_what_the_search_sees",
+                ])
+                .args(["--nocapture", "--test-threads=1"])
+                .env(CHILD, "1")
+                .env("TINV_TRT_SHIM_DIR", "/chosen/by/the/environment")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            // libtest prints the test's name on the same line, before its output.
+            let line = text
+                .lines()
+                .find_map(|l| l.find("CHILD ").map(|at| l[at..].to_string()));
+            line.unwrap_or_else(|| panic!("no CHILD line in:\n{text}"))
+        };
+        // Not setgid: the variable's folder is searched.
+        let plain = run(&copy);
+        std::os::unix::fs::chown(&copy, None, Some(other)).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o2755)).unwrap();
+        let setgid = run(&copy);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let searched = "env_dir=Some(\"/chosen/by/the/environment\")";
+        assert_eq!(
+            plain,
+            format!("CHILD gid={gid}/{gid} secure=false {searched}")
+        );
+        // The kernel's word: the effective group stayed the real one.
+        if setgid.starts_with(&format!("CHILD gid={gid}/{gid} ")) {
+            return eprintln!(
+                "SKIPPED: the setgid bit is not honoured here (nosuid, no_new_privs)"
+            );
+        }
+        assert_eq!(
+            setgid,
+            format!("CHILD gid={gid}/{other} secure=true env_dir=None")
+        );
+    }
+
     #[test]
     fn the_environment_folder_comes_first_and_the_bare_name_last() {
         let dir = std::env::temp_dir().join(format!("tinv-shim-search-{}", std::process::id()));
