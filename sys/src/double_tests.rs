@@ -156,3 +156,94 @@ fn builds_return_the_registered_plan_and_honour_cancel() {
         9
     );
 }
+
+#[test]
+fn fail_next_fails_the_very_next_call_once_and_counts_follow_the_handles() {
+    let (s, e) = shim();
+    assert_eq!((s.live_engines(), s.live_contexts()), (1, 0));
+    s.fail_next(CallKind::EngineIo);
+    let failed = s.engine_io(e).unwrap_err();
+    assert_eq!(
+        failed,
+        ShimError::Call {
+            function: "tinv_trt_engine_io_info",
+            status: 4,
+            message: "injected failure".into()
+        }
+    );
+    assert_eq!(s.engine_io(e).unwrap().len(), 2, "once only");
+    let c = s.context_create(e).unwrap();
+    assert_eq!((s.live_engines(), s.live_contexts()), (1, 1));
+    let e2 = s.deserialize(b"plan-a").unwrap();
+    assert_eq!((s.live_engines(), s.live_contexts()), (2, 1));
+    s.context_free(c);
+    s.engine_free(e);
+    assert_eq!((s.live_engines(), s.live_contexts()), (1, 0));
+    s.engine_free(e2);
+    assert_eq!((s.live_engines(), s.live_contexts()), (0, 0));
+}
+
+#[test]
+fn handles_stay_distinct_and_usable_over_a_long_test() {
+    // A test of code built on the double may open hundreds of sessions: every handle it hands
+    // out is another token, never 0, and each one works.
+    let (s, e) = shim();
+    let mut seen = std::collections::HashSet::from([e.0]);
+    for _ in 0..300 {
+        let c = s.context_create(e).unwrap();
+        assert!(c.0 != 0 && seen.insert(c.0), "context {:#x} again", c.0);
+        s.set_device_memory(c, 0x1000, 1000).unwrap();
+        let e2 = s.deserialize(b"plan-a").unwrap();
+        assert!(e2.0 != 0 && seen.insert(e2.0), "engine {:#x} again", e2.0);
+        assert_eq!(s.engine_device_memory_size(e2).unwrap(), 1000);
+    }
+    assert_eq!((s.live_engines(), s.live_contexts()), (301, 300));
+}
+
+#[test]
+fn tensor_and_memory_addresses_must_be_256_byte_aligned_and_not_null() {
+    let (s, e) = shim();
+    let c = s.context_create(e).unwrap();
+    for addr in [0, 0x2001, 0x2080, 0x20ff] {
+        assert_eq!(status(s.set_tensor_address(c, "x", addr)), 1, "{addr:#x}");
+        assert_eq!(status(s.set_device_memory(c, addr, 1000)), 1, "{addr:#x}");
+    }
+    s.set_tensor_address(c, "x", 0x2100).unwrap();
+    s.set_device_memory(c, 0x2100, 1000).unwrap();
+}
+
+#[test]
+fn a_build_reports_parse_then_build_and_a_no_at_any_step_cancels_it() {
+    let s = RecordingShim::new(TrtVersion {
+        major: 8,
+        minor: 5,
+        patch: 2,
+        raw: 8502,
+    });
+    let onnx = Path::new("/m/a.onnx");
+    s.register_build(onnx, b"plan");
+    let all = [("parse", -1), ("parse", 1), ("build", -1), ("build", 1)];
+    // Saying no at each report in turn: the build stops there, with no report after it.
+    for stop in 0..all.len() {
+        let mut seen = Vec::new();
+        let mut progress = |p: &str, step: i32, n: i32| {
+            assert_eq!(n, 1);
+            seen.push((p.to_string(), step));
+            seen.len() - 1 != stop
+        };
+        let r = s.build_from_onnx_file(onnx, &BuildOptions::default(), Some(&mut progress));
+        assert_eq!(
+            r.unwrap_err(),
+            ShimError::Call {
+                function: "tinv_trt_build_from_onnx_file",
+                status: 4,
+                message: "build cancelled by the progress callback".into()
+            }
+        );
+        let want: Vec<(String, i32)> = all[..=stop]
+            .iter()
+            .map(|&(p, step)| (p.to_string(), step))
+            .collect();
+        assert_eq!(seen, want);
+    }
+}
