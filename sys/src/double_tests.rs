@@ -12,6 +12,16 @@ fn t(name: &str, mode: IoMode, shape: &[i64]) -> IoTensor {
     }
 }
 
+/// A double of TensorRT 8.5.2 with no engine (the builds' tests).
+fn shim_8_5() -> RecordingShim {
+    RecordingShim::new(TrtVersion {
+        major: 8,
+        minor: 5,
+        patch: 2,
+        raw: 8502,
+    })
+}
+
 fn shim() -> (RecordingShim, EngineHandle) {
     let s = RecordingShim::new(TrtVersion {
         major: 10,
@@ -125,12 +135,7 @@ fn injected_failures_fire_once_after_the_skipped_calls() {
 
 #[test]
 fn builds_return_the_registered_plan_and_honour_cancel() {
-    let s = RecordingShim::new(TrtVersion {
-        major: 8,
-        minor: 5,
-        patch: 2,
-        raw: 8502,
-    });
+    let s = shim_8_5();
     let onnx = Path::new("/m/path1.onnx");
     s.register_build(onnx, b"plan-1");
     let mut phases = Vec::new();
@@ -214,12 +219,7 @@ fn tensor_and_memory_addresses_must_be_256_byte_aligned_and_not_null() {
 
 #[test]
 fn a_build_reports_parse_then_build_and_a_no_at_any_step_cancels_it() {
-    let s = RecordingShim::new(TrtVersion {
-        major: 8,
-        minor: 5,
-        patch: 2,
-        raw: 8502,
-    });
+    let s = shim_8_5();
     let onnx = Path::new("/m/a.onnx");
     s.register_build(onnx, b"plan");
     let all = [("parse", -1), ("parse", 1), ("build", -1), ("build", 1)];
