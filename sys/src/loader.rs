@@ -550,7 +550,13 @@ impl ShimApi for Shim {
         let layers = opts
             .fp32_layer_substring
             .as_deref()
-            .map(c_name)
+            .map(|s| {
+                CString::new(s).map_err(|_| {
+                    ShimError::Argument(format!(
+                        "FP32 layer-name substring {s:?} contains a NUL byte"
+                    ))
+                })
+            })
             .transpose()?;
         // SAFETY: a zeroed options struct is valid input for the defaults function.
         let mut o: b::tinv_trt_build_options = unsafe { std::mem::zeroed() };

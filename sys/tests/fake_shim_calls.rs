@@ -155,6 +155,15 @@ fn arguments_c_cannot_take_are_refused_before_the_shim() {
         shim.set_input_shape(c, "x", &[1; 9]).unwrap_err(),
         ShimError::Argument("rank 9 of x exceeds 8".into())
     );
+    let opts = BuildOptions {
+        fp32_layer_substring: Some("norm\0x".into()),
+        ..BuildOptions::default()
+    };
+    assert_eq!(
+        shim.build_from_onnx_file(Path::new("/m.onnx"), &opts, None)
+            .unwrap_err(),
+        ShimError::Argument("FP32 layer-name substring \"norm\\0x\" contains a NUL byte".into())
+    );
     assert_eq!(f.log().len(), before, "no call reached the shim");
 }
 
