@@ -503,11 +503,17 @@ mod tests {
         });
         let (h2, l2) = (Arc::clone(&h), logger(&log, "ctx"));
         let freer = std::thread::spawn(move || h2.free_context(0x10, l2));
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(
-            h.with_context(0x10, || Ok(())).is_err(),
-            "a context being freed takes no new call"
-        );
+        // Until the free has begun, a call passes (and logs nothing); a sleep alone could be
+        // outlasted by a loaded machine's scheduler. Once it has, no call is taken.
+        let start = std::time::Instant::now();
+        while h.with_context(0x10, || Ok(())).is_ok() {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "a context being freed takes no new call"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(h.with_context(0x10, || Ok(())).is_err());
         finish.send(()).unwrap();
         call.join().unwrap().unwrap();
         assert!(freer.join().unwrap());
