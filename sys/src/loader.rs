@@ -261,9 +261,9 @@ fn broken_promise(function: &'static str, message: String) -> ShimError {
     }
 }
 
-fn c_name(name: &str) -> Result<CString, ShimError> {
-    CString::new(name)
-        .map_err(|_| ShimError::Argument(format!("tensor name {name:?} contains a NUL byte")))
+/// `s` as a C string; `what` names it in the error when it holds a NUL byte.
+fn c_string(what: &str, s: &str) -> Result<CString, ShimError> {
+    CString::new(s).map_err(|_| ShimError::Argument(format!("{what} {s:?} contains a NUL byte")))
 }
 
 impl ShimApi for Shim {
@@ -466,7 +466,7 @@ impl ShimApi for Shim {
         name: &str,
         addr: DevicePtr,
     ) -> Result<(), ShimError> {
-        let name = c_name(name)?;
+        let name = c_string("tensor name", name)?;
         self.handles.with_context(ctx.0, || {
             let c = ctx.0 as *mut b::tinv_trt_context;
             let mut err = new_error();
@@ -504,7 +504,7 @@ impl ShimApi for Shim {
         for (slot, &v) in dims.d.iter_mut().zip(shape) {
             *slot = v;
         }
-        let name = c_name(name)?;
+        let name = c_string("tensor name", name)?;
         self.handles.with_context(ctx.0, || {
             let c = ctx.0 as *mut b::tinv_trt_context;
             let mut err = new_error();
@@ -550,13 +550,7 @@ impl ShimApi for Shim {
         let layers = opts
             .fp32_layer_substring
             .as_deref()
-            .map(|s| {
-                CString::new(s).map_err(|_| {
-                    ShimError::Argument(format!(
-                        "FP32 layer-name substring {s:?} contains a NUL byte"
-                    ))
-                })
-            })
+            .map(|s| c_string("FP32 layer-name substring", s))
             .transpose()?;
         // SAFETY: a zeroed options struct is valid input for the defaults function.
         let mut o: b::tinv_trt_build_options = unsafe { std::mem::zeroed() };

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use support::{at, scratch, small_plan, Fake, Mode, A_WHILE, PATIENCE};
+use support::{at, scratch, small_plan, wait_for, Fake, Mode, A_WHILE, PATIENCE};
 use tinv_sys::{Shim, ShimApi, ShimError};
 
 /// A fake, its shim shared between threads, and one engine with one context (E1, C1).
@@ -55,16 +55,10 @@ fn returns(shim: &Arc<Shim>, op: impl FnOnce(&Shim) + Send + 'static) -> bool {
 /// reach the fake, which only logs them). A sleep alone would race the scheduler of a loaded
 /// machine, where the freeing thread may not have run yet.
 fn wait_until_dying(shim: &Shim, e: tinv_sys::EngineHandle) {
-    let start = std::time::Instant::now();
-    loop {
-        match shim.engine_io(e) {
-            Ok(_) => {
-                assert!(start.elapsed() < PATIENCE, "the engine's free never began");
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            r => return not_live(r),
-        }
-    }
+    wait_for("the engine's free never began", || {
+        shim.engine_io(e).is_err()
+    });
+    not_live(shim.engine_io(e));
 }
 
 fn not_live<T: std::fmt::Debug>(r: Result<T, ShimError>) {

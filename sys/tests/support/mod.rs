@@ -226,12 +226,8 @@ impl Fake {
     /// Waits until `n` calls blocked by [`Mode::Block`] scripts wait in the fake.
     pub fn wait_blocked(&self, n: i32) {
         let f: unsafe extern "C" fn() -> i32 = self.sym(b"fake_waiting\0");
-        let start = Instant::now();
         // SAFETY: no arguments.
-        while unsafe { f() } < n {
-            assert!(start.elapsed() < PATIENCE, "no call blocked in the fake");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_for("no call blocked in the fake", || unsafe { f() } >= n);
     }
 
     /// Lets the blocked call of `function` go on.
@@ -240,6 +236,15 @@ impl Fake {
         let function = std::ffi::CString::new(function).unwrap();
         // SAFETY: a NUL-terminated string the fake copies.
         unsafe { f(function.as_ptr()) }
+    }
+}
+
+/// Polls `done` until it holds; fails, saying `what`, after [`PATIENCE`].
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PATIENCE, "{what}");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
