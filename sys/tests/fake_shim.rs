@@ -9,7 +9,7 @@ mod support;
 
 use std::path::Path;
 use std::sync::Mutex;
-use support::{call, plan, small_plan, Fake, Kind, Mode};
+use support::{call, plan, small_plan, with_engine, Fake, Kind, Mode};
 use tinv_sys::{DType, IoMode, IoTensor, Shim, ShimApi, ShimError, TrtVersion};
 
 #[test]
@@ -300,11 +300,9 @@ fn a_refused_plan_is_the_shims_tensorrt_error_and_records_no_engine() {
 
 #[test]
 fn engine_query_failures_carry_the_shims_status_and_message() {
-    let Some(f) = Fake::new("engine_fails") else {
+    let Some((f, shim, e)) = with_engine("engine_fails") else {
         return;
     };
-    let shim = f.shim();
-    let e = shim.deserialize(&small_plan()).unwrap();
     f.script("tinv_trt_engine_io_count", 0, 4, Mode::Msg, "count failed");
     assert_eq!(
         shim.engine_io(e).unwrap_err(),

@@ -7,16 +7,14 @@
 mod support;
 
 use std::path::Path;
-use support::{at, call, small_plan, Fake, Kind, Mode};
+use support::{at, call, small_plan, with_engine, Fake, Kind, Mode};
 use tinv_sys::{BuildOptions, ContextHandle, EngineHandle, Precision, ShimApi, ShimError};
 
 #[test]
 fn context_calls_pass_handles_names_shapes_addresses_and_streams_through() {
-    let Some(f) = Fake::new("context") else {
+    let Some((f, shim, e)) = with_engine("context") else {
         return;
     };
-    let shim = f.shim();
-    let e = shim.deserialize(&small_plan()).unwrap();
     let c = shim.context_create(e).unwrap();
     shim.set_device_memory(c, 0x7f00_0000_0100, 4096).unwrap();
     shim.set_device_memory(c, 0x100, u64::MAX).unwrap();
@@ -55,11 +53,9 @@ fn context_calls_pass_handles_names_shapes_addresses_and_streams_through() {
 
 #[test]
 fn context_call_failures_carry_the_shims_status_and_message() {
-    let Some(f) = Fake::new("context_fails") else {
+    let Some((f, shim, e)) = with_engine("context_fails") else {
         return;
     };
-    let shim = f.shim();
-    let e = shim.deserialize(&small_plan()).unwrap();
     f.script(
         "tinv_trt_context_create",
         0,
@@ -136,11 +132,9 @@ fn context_call_failures_carry_the_shims_status_and_message() {
 
 #[test]
 fn arguments_c_cannot_take_are_refused_before_the_shim() {
-    let Some(f) = Fake::new("rust_args") else {
+    let Some((f, shim, e)) = with_engine("rust_args") else {
         return;
     };
-    let shim = f.shim();
-    let e = shim.deserialize(&small_plan()).unwrap();
     let c = shim.context_create(e).unwrap();
     let before = f.log().len();
     assert!(matches!(
@@ -214,11 +208,9 @@ fn freed_and_forged_handles_never_reach_the_shim() {
 fn the_output_of_a_failed_context_creation_is_never_used() {
     // A shim that writes its output and then fails (the header says outputs are written only
     // on success): Rust must neither return nor free what it wrote.
-    let Some(f) = Fake::new("partial") else {
+    let Some((f, shim, e)) = with_engine("partial") else {
         return;
     };
-    let shim = f.shim();
-    let e = shim.deserialize(&small_plan()).unwrap();
     f.script(
         "tinv_trt_context_create",
         0,

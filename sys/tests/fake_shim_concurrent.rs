@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use support::{at, scratch, small_plan, wait_for, Fake, Mode, A_WHILE, PATIENCE};
+use support::{at, scratch, small_plan, wait_for, with_engine, Fake, Mode, A_WHILE, PATIENCE};
 use tinv_sys::{Shim, ShimApi, ShimError};
 
 /// A fake, its shim shared between threads, and one engine with one context (E1, C1).
@@ -22,11 +22,9 @@ fn setup(
     tinv_sys::EngineHandle,
     tinv_sys::ContextHandle,
 )> {
-    let f = Fake::new(test)?;
-    let shim = Arc::new(f.shim());
-    let e = shim.deserialize(&small_plan()).unwrap();
+    let (f, shim, e) = with_engine(test)?;
     let c = shim.context_create(e).unwrap();
-    Some((f, shim, e, c))
+    Some((f, Arc::new(shim), e, c))
 }
 
 /// Runs `op` on its own thread.

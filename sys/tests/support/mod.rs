@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tinv_sys::Shim;
+use tinv_sys::{Shim, ShimApi};
 
 /// The fake shim's source.
 pub const SOURCE: &str = include_str!("fake_shim.c");
@@ -268,6 +268,14 @@ pub fn plan(mem: u64, io: &[&str]) -> Vec<u8> {
 /// The plan most tests use: one input `x` [1,3,8,8] f32, one output `y` [1,10] f16, 4096 bytes.
 pub fn small_plan() -> Vec<u8> {
     plan(4096, &["x:1:0:4,1,3,8,8", "y:2:1:2,1,10"])
+}
+
+/// A test's own fake, the shim opened through it, and one engine of [`small_plan`] (E1).
+pub fn with_engine(test: &str) -> Option<(Fake, Shim, tinv_sys::EngineHandle)> {
+    let f = Fake::new(test)?;
+    let shim = f.shim();
+    let e = shim.deserialize(&small_plan()).unwrap();
+    Some((f, shim, e))
 }
 
 /// The shim's error for `function` with `status` and `message`.
