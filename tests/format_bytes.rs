@@ -4,17 +4,11 @@
 //! format (a field's order or width, an offset, a hash, padding) shows here even where the
 //! reader, written by the same hands, would agree with it.
 
-use tinv::format::{self, DType, MetaValue, TinvWriter};
+#[path = "common/fnv_spec.rs"]
+mod fnv_spec;
 
-/// FNV-1a 64, continued from `h` (FORMAT.md, "Hashes").
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
-const BASIS: u64 = 0xcbf29ce484222325;
+use fnv_spec::{fnv, BASIS};
+use tinv::format::{self, DType, MetaValue, TinvWriter};
 
 /// A `u32 length` + UTF-8 string.
 fn string(out: &mut Vec<u8>, s: &str) {

@@ -1,6 +1,10 @@
 //! One crafted file per `.tinv` failure: each is refused with its own error variant (and the
 //! CLI-facing message names the tensor or key). Plus a round trip per dtype.
 
+#[path = "common/fnv_spec.rs"]
+mod fnv_spec;
+
+use fnv_spec::{fnv, BASIS};
 use tinv::format::{self, DType, FormatError, MetaValue, TinvWriter};
 use tinv::{synth, Error, Model, OpenOptions};
 
@@ -316,15 +320,6 @@ fn tensor_record_errors() {
     ));
 }
 
-/// FNV-1a 64 as docs/FORMAT.md states it, continued from `h`.
-fn fnv_spec(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
-
 #[test]
 fn checksums_and_the_content_hash_are_the_documented_fnv1a() {
     let bytes = small().to_bytes();
@@ -338,16 +333,15 @@ fn checksums_and_the_content_hash_are_the_documented_fnv1a() {
         .iter()
         .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
         .collect();
-    const BASIS: u64 = 0xcbf29ce484222325;
-    let (sum_a, sum_b) = (fnv_spec(BASIS, &a), fnv_spec(BASIS, &b));
+    let (sum_a, sum_b) = (fnv(BASIS, &a), fnv(BASIS, &b));
     assert_eq!(idx.tensor("a").unwrap().checksum, sum_a);
     assert_eq!(idx.tensor("b").unwrap().checksum, sum_b);
     // "tinv-content-v1", then per tensor in table order: name, a zero byte, checksum LE.
-    let mut h = fnv_spec(BASIS, b"tinv-content-v1");
+    let mut h = fnv(BASIS, b"tinv-content-v1");
     for (name, sum) in [("a", sum_a), ("b", sum_b)] {
-        h = fnv_spec(h, name.as_bytes());
-        h = fnv_spec(h, &[0]);
-        h = fnv_spec(h, &sum.to_le_bytes());
+        h = fnv(h, name.as_bytes());
+        h = fnv(h, &[0]);
+        h = fnv(h, &sum.to_le_bytes());
     }
     assert_eq!(idx.meta.u64("tinv.content_hash"), Some(h));
 }
