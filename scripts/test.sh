@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 export TINV_PYTHON="$PWD/.venv/bin/python"
 cargo test --release --workspace
 # The TensorRT backend's orchestration, against the recording doubles (no GPU, no TensorRT), and
-# the C ABI built with it (its AUTO falls back to the CPU as quietly as the Rust API's).
-cargo test --release -p tinv --features tensorrt --lib --test backend --test regressions \
+# the C ABI built with it (its AUTO falls back to the CPU as quietly as the Rust API's), and
+# `tinv-run selftest`'s arithmetic and report (its unit tests, compiled with the feature only).
+cargo test --release -p tinv --features tensorrt --lib --bins --test backend --test regressions \
   --test cli --test cli_bench_selftest --test cli_classify --test cli_export --test cli_inspect \
   --test capi --test capi_header --test capi_install --test capi_model --test capi_session
 # The fuzz targets are outside the workspace: compile them, so an API change cannot break them

@@ -1,14 +1,107 @@
-//! `tinv-run bench` on a one-path model reports no path-switch cost (it panicked), and the
-//! TensorRT commands (`build`, `selftest`) say what is missing on a machine without TensorRT.
+//! `tinv-run bench`: what it reports of every path, and no path-switch cost on a one-path model
+//! (it panicked); the TensorRT commands (`build`, `selftest`) say what is missing on a machine
+//! without TensorRT.
 
 #[path = "common/cli.rs"]
-#[allow(dead_code)] // `assert_failed_with` and `field` are for the other cli_*.rs
+#[allow(dead_code)] // `assert_failed_with` is for the other cli_*.rs
 mod cli_support;
 #[path = "common/cli_fixtures.rs"]
 mod fixtures;
 
-use cli_support::{assert_one_line_error, run, tmp};
+use cli_support::{assert_one_line_error, field, run, tmp};
 use fixtures::{fixture, one_path_model};
+use std::sync::Arc;
+use tinv::{Backend, Model, OpenOptions, Session, SessionOptions};
+
+/// The objects of the JSON array `key` in `out` (objects without nested objects or arrays).
+fn array<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
+    let at = out
+        .find(&format!("\"{key}\":["))
+        .unwrap_or_else(|| panic!("no {key}: {out}"));
+    let rest = &out[at + key.len() + 4..];
+    rest[..rest.find(']').unwrap()].split("},{").collect()
+}
+
+fn num(obj: &str, key: &str) -> f64 {
+    field(obj, key)
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} in {obj}"))
+}
+
+/// `bench` on a two-path model at batch 2: a row per path in order, whose FLOPs are the
+/// library's cost of that path times the batch and whose GFLOP/s are those FLOPs over its p50;
+/// a switch cost; the four weight GEMMs at the model's shapes and this batch; the arena a CPU
+/// session of batch 2 allocates. The text report carries the same FLOPs, shapes and arena.
+#[test]
+fn bench_reports_every_path_its_flops_the_gemm_shapes_and_the_arena() {
+    let dir = tmp("bench-paths");
+    let (path, cfg) = fixture(&dir);
+    let m = path.to_str().unwrap();
+    let args = [
+        "bench", "--model", m, "--iters", "4", "--warmup", "1", "--batch", "2",
+    ];
+    let (code, out, err) = run(&[&args[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let model = Arc::new(Model::open(&path, &OpenOptions::default()).unwrap());
+    let flops: Vec<u64> = model.costs().iter().map(|c| 2 * c.backbone_flops).collect();
+    let rows = array(&out, "paths");
+    assert_eq!(rows.len(), cfg.depths.len(), "{out}");
+    for ((row, &d), &f) in rows.iter().zip(&cfg.depths).zip(&flops) {
+        assert_eq!(field(row, "depth"), d.to_string(), "{out}");
+        assert_eq!(field(row, "flops"), f.to_string(), "{out}");
+        let (p50, p99) = (num(row, "p50_us"), num(row, "p99_us"));
+        assert!(p50 > 0.0 && p50 <= p99, "{row}");
+        let g = num(row, "gflops");
+        assert!((g - f as f64 / p50 / 1e3).abs() <= 1e-9 * g, "{row}");
+    }
+    assert!(num(&out, "switch_us").is_finite(), "{out}");
+    let (t, d, h) = (cfg.tokens() * 2, cfg.dim, cfg.mlp_hidden);
+    let shapes = [(t, 3 * d, d), (t, d, d), (t, h, d), (t, d, h)];
+    let gemm = array(&out, "gemm");
+    assert_eq!(gemm.len(), 4, "{out}");
+    for (g, (m, n, k)) in gemm.iter().zip(shapes) {
+        let got = (field(g, "m"), field(g, "n"), field(g, "k"));
+        assert_eq!(got, (&*m.to_string(), &*n.to_string(), &*k.to_string()));
+        assert!(num(g, "gflops") > 0.0, "{g}");
+    }
+    let opts = SessionOptions::default().backend(Backend::Cpu).max_batch(2);
+    let arena = Session::new(model, opts).unwrap().arena_bytes();
+    assert_eq!(field(&out, "arena_bytes"), arena.to_string());
+    let kernel = tinv::cpu::gemm::kernel_name();
+    assert_eq!(field(&out, "kernel"), format!("\"{kernel}\""));
+    assert_eq!((field(&out, "threads"), field(&out, "batch")), ("1", "2"));
+    assert!(num(&out, "peak_rss_bytes") > 0.0, "{out}");
+
+    let (code, text, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.starts_with(&format!(
+            "kernel {kernel}, 1 thread(s), batch 2, 4 runs per path\n"
+        )),
+        "{text}"
+    );
+    for (&d, &f) in cfg.depths.iter().zip(&flops) {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("depth {d:>3}  p50")))
+            .unwrap_or_else(|| panic!("no depth {d}: {text}"));
+        assert!(
+            line.contains(&format!("{:>8.2} MFLOPs", f as f64 / 1e6)),
+            "{line}"
+        );
+    }
+    assert!(
+        text.contains("path switch  ") && !text.contains("one path"),
+        "{text}"
+    );
+    for (m, n, k) in shapes {
+        assert!(
+            text.contains(&format!("gemm m={m:<5} n={n:<5} k={k:<5}")),
+            "{text}"
+        );
+    }
+    assert!(text.ends_with(&format!("arena {arena} bytes\n")), "{text}");
+}
 
 /// A one-path model (a plain timm ViT folds to one) has no path switch to time: `bench` says so
 /// (JSON `switch_us` null) instead of indexing an empty list, which panicked.

@@ -91,31 +91,22 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     // Switch cost: alternate the shallowest and deepest path vs repeat the deepest (none for a
     // one-path model: there is nothing to switch to).
     let (d0, dl) = (c.depths[0], c.depths[c.depths.len() - 1]);
-    let (mut same, mut switched) = (Vec::new(), Vec::new());
-    for i in (0..iters).filter(|_| d0 != dl) {
-        let first = if i % 2 == 0 { d0 } else { dl };
+    let mut runs = Vec::new();
+    for first in switch_firsts(iters, d0, dl) {
         s.infer_depth(&x, batch, first, &mut out)
             .map_err(|e| e.to_string())?;
         let t = s
             .infer_depth(&x, batch, dl, &mut out)
             .map_err(|e| e.to_string())?[0]
             .latency_us;
-        if first == dl {
-            same.push(t)
-        } else {
-            switched.push(t)
-        }
+        runs.push((first, t));
     }
-    let switch_us = (d0 != dl)
-        .then(|| tinv::timing::summary(&mut switched).0 - tinv::timing::summary(&mut same).0);
-    // How far the difference of two medians of n runs moves by chance: about two standard
-    // errors, 2 × √2 × 0.93 × IQR / √n (a median's standard error is ≈ 0.93 IQR / √n for
-    // roughly normal times; `same` is sorted by `summary`). A switch cost inside it is not told
-    // apart from the host's noise.
-    let spread = (same.len() >= 4).then(|| {
-        let iqr = same[same.len() * 3 / 4] - same[same.len() / 4];
-        2.63 * iqr / (same.len() as f64).sqrt()
-    });
+    let (switch_us, spread) = if d0 != dl {
+        let (us, spread) = switch_cost(&runs, dl);
+        (Some(us), spread)
+    } else {
+        (None, None)
+    };
     // Read before the GEMM test, whose matrices are not inference's (at --batch 512 they doubled
     // the figure).
     let peak_rss = crate::eval::peak_rss_bytes();
@@ -136,7 +127,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
                                 .set("flops", Json::Int(*f))
                                 .set("p50_us", Json::Num(*p50))
                                 .set("p99_us", Json::Num(*p99))
-                                .set("gflops", Json::Num(*f as f64 / p50 / 1e3))
+                                .set("gflops", Json::Num(gflops(*f as f64, *p50)))
                         })
                         .collect(),
                 ),
@@ -169,25 +160,66 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             outln!(
                 "depth {d:>3}  p50 {p50:>10.1} µs  p99 {p99:>10.1} µs  {:>8.2} MFLOPs  {:>6.1} GFLOP/s",
                 *f as f64 / 1e6,
-                *f as f64 / p50 / 1e3
+                gflops(*f as f64, *p50)
             );
         }
-        match (switch_us, spread) {
-            (Some(us), Some(sp)) if us.abs() <= sp => outln!(
-                "path switch  below the noise: {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → \
-                 {dl}), within ±{sp:.1} µs, two standard errors of the difference"
-            ),
-            (Some(us), _) => {
-                outln!("path switch  {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl})")
-            }
-            (None, _) => outln!("path switch  none (the model has one path)"),
-        }
+        outln!("{}", switch_line(switch_us, spread, d0, dl));
         for (m, n, k, g) in &gemms {
             outln!("gemm m={m:<5} n={n:<5} k={k:<5} {g:>7.1} GFLOP/s");
         }
         outln!("arena {} bytes", s.arena_bytes());
     }
     Ok(())
+}
+
+/// The path run before each timed call of the deepest path `dl` in the switch test: the
+/// shallowest `d0` and `dl` in turn, `iters` in all; none when they are one path.
+fn switch_firsts(iters: usize, d0: usize, dl: usize) -> impl Iterator<Item = usize> {
+    (0..iters)
+        .filter(move |_| d0 != dl)
+        .map(move |i| if i % 2 == 0 { d0 } else { dl })
+}
+
+/// The switch cost from `runs`, (path run first, µs of the deepest path `dl` after it): the
+/// median after another path minus the median after `dl` itself, and how far such a difference
+/// moves by chance: about two standard errors, 2 × √2 × 0.93 × IQR / √n (a median's standard
+/// error is ≈ 0.93 IQR / √n for roughly normal times), from the spread of the runs after `dl`;
+/// `None` under 4 of them. A switch cost inside it is not told apart from the host's noise.
+fn switch_cost(runs: &[(usize, f64)], dl: usize) -> (f64, Option<f64>) {
+    let (mut same, mut switched) = (Vec::new(), Vec::new());
+    for &(first, t) in runs {
+        if first == dl {
+            same.push(t)
+        } else {
+            switched.push(t)
+        }
+    }
+    let us = tinv::timing::summary(&mut switched).0 - tinv::timing::summary(&mut same).0;
+    // `summary` sorted `same`.
+    let spread = (same.len() >= 4).then(|| {
+        let iqr = same[same.len() * 3 / 4] - same[same.len() / 4];
+        2.63 * iqr / (same.len() as f64).sqrt()
+    });
+    (us, spread)
+}
+
+/// The text report's switch line.
+fn switch_line(switch_us: Option<f64>, spread: Option<f64>, d0: usize, dl: usize) -> String {
+    match (switch_us, spread) {
+        (Some(us), Some(sp)) if us.abs() <= sp => format!(
+            "path switch  below the noise: {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → \
+             {dl}), within ±{sp:.1} µs, two standard errors of the difference"
+        ),
+        (Some(us), _) => {
+            format!("path switch  {us:+.1} µs (median, depth {d0} → {dl} vs {dl} → {dl})")
+        }
+        (None, _) => "path switch  none (the model has one path)".into(),
+    }
+}
+
+/// GFLOP/s of `flops` done in `us` microseconds.
+fn gflops(flops: f64, us: f64) -> f64 {
+    flops / us / 1e3
 }
 
 /// GFLOP/s of the model's weight GEMMs (QKV, projection, MLP up and down) at this batch.
@@ -230,8 +262,85 @@ fn gemm_throughput(
                 })
                 .skip(5)
                 .collect();
-            let secs = tinv::timing::summary(&mut t).0;
-            (m, n, k, 2.0 * (m * n * k) as f64 / secs / 1e9)
+            let us = tinv::timing::summary(&mut t).0 * 1e6;
+            (m, n, k, gflops(2.0 * (m * n * k) as f64, us))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_switch_test_alternates_the_shallowest_and_deepest_paths() {
+        assert_eq!(switch_firsts(5, 2, 8).collect::<Vec<_>>(), [2, 8, 2, 8, 2]);
+        assert_eq!(switch_firsts(4, 8, 8).count(), 0);
+    }
+
+    #[test]
+    fn switch_cost_is_a_difference_of_medians_with_a_noise_band() {
+        // After depth 8 itself: 14, 10, 13, 11 (sorted 10 11 13 14: median 12, IQR 14 − 11 = 3,
+        // band 2.63 × 3 / √4 = 3.945); after depth 2: 15, 17, 16 (median 16).
+        let runs = [
+            (2, 15.0),
+            (8, 14.0),
+            (2, 17.0),
+            (8, 10.0),
+            (2, 16.0),
+            (8, 13.0),
+            (8, 11.0),
+        ];
+        let (us, band) = switch_cost(&runs, 8);
+        assert_eq!(us, 4.0);
+        assert!((band.unwrap() - 3.945).abs() < 1e-12, "{band:?}");
+        // Three runs after the deepest path give no band.
+        assert_eq!(
+            switch_cost(&[(8, 1.0), (8, 2.0), (2, 5.0), (8, 3.0)], 8),
+            (3.0, None)
+        );
+    }
+
+    #[test]
+    fn the_switch_line_says_when_the_cost_is_below_the_noise() {
+        let tail = "(median, depth 2 → 8 vs 8 → 8)";
+        for us in [1.0, -2.0, 2.0] {
+            assert_eq!(
+                switch_line(Some(us), Some(2.0), 2, 8),
+                format!(
+                    "path switch  below the noise: {us:+.1} µs (median, depth 2 → 8 vs 8 → 8), \
+                     within ±2.0 µs, two standard errors of the difference"
+                )
+            );
+        }
+        assert_eq!(
+            switch_line(Some(-3.0), Some(2.0), 2, 8),
+            format!("path switch  -3.0 µs {tail}")
+        );
+        assert_eq!(
+            switch_line(Some(3.0), None, 2, 8),
+            format!("path switch  +3.0 µs {tail}")
+        );
+        assert_eq!(
+            switch_line(None, None, 8, 8),
+            "path switch  none (the model has one path)"
+        );
+    }
+
+    #[test]
+    fn gflops_are_flops_per_nanosecond() {
+        // 2·10⁹ FLOPs in 10⁶ µs (one second).
+        assert_eq!(gflops(2e9, 1e6), 2.0);
+        assert_eq!(gflops(3e6, 500.0), 6.0);
+    }
+
+    #[test]
+    fn gemm_throughput_times_the_four_weight_gemms_at_this_batch() {
+        let c = tinv::synth::config(8, 1, 4, 16, 2, 2, 3, &[1, 2], false);
+        let (m, d, h) = (c.tokens() * 3, c.dim, c.mlp_hidden);
+        let g = gemm_throughput(&c, 3, 1, 2);
+        let shapes: Vec<_> = g.iter().map(|&(m, n, k, _)| (m, n, k)).collect();
+        assert_eq!(shapes, [(m, 3 * d, d), (m, d, d), (m, h, d), (m, d, h)]);
+        assert!(g.iter().all(|r| r.3.is_finite() && r.3 > 0.0), "{g:?}");
+    }
 }

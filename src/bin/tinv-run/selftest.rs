@@ -5,6 +5,7 @@
 use crate::args::Args;
 use crate::model_path;
 use crate::trt::with_trt::{build_layout, parse_layout};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tinv::trt::arena::MemoryReport;
@@ -26,7 +27,10 @@ struct Measured {
     switch_us: f64,
     adaptive_us: f64,
     adaptive_depth: f64,
-    memory: MemoryReport,
+    /// Device memory: weights once + one arena.
+    device_bytes: u64,
+    /// Device memory if every engine held its own weights and context memory.
+    naive_bytes: u64,
 }
 
 pub fn selftest(raw: &[std::ffi::OsString]) -> Result<(), String> {
@@ -62,7 +66,7 @@ pub fn selftest(raw: &[std::ffi::OsString]) -> Result<(), String> {
             build_layout(&model, layout, None, workspace, &dir)?;
         }
         let m = measure(&model, layout, &dir, &inputs, iters)?;
-        print(&m);
+        out!("{}", report(&m));
         all.push(m);
     }
     let scores: Vec<LayoutScore> = all
@@ -70,7 +74,7 @@ pub fn selftest(raw: &[std::ffi::OsString]) -> Result<(), String> {
         .map(|m| LayoutScore {
             layout: m.layout,
             adaptive_us: m.adaptive_us,
-            device_bytes: m.memory.total(),
+            device_bytes: m.device_bytes,
         })
         .collect();
     if let Some((best, why)) = recommend_layout(&scores) {
@@ -88,6 +92,11 @@ pub fn selftest(raw: &[std::ffi::OsString]) -> Result<(), String> {
             );
         }
     }
+    verdict(&all)
+}
+
+/// The error for the first layout whose logits are out of tolerance.
+fn verdict(all: &[Measured]) -> Result<(), String> {
     match all.iter().find(|m| m.worst > m.tol) {
         Some(m) => Err(format!(
             "{} engines: TensorRT logits differ from the CPU by {:.2e} of the largest logit (> {:.0e})",
@@ -156,11 +165,6 @@ fn measure(
 ) -> Result<Measured, String> {
     let manifest = read_manifest(dir).map_err(|e| e.to_string())?;
     let memory = MemoryReport::new(&manifest).map_err(|e| e.to_string())?;
-    let tol = if manifest.precision == Precision::Fp16 {
-        2e-2
-    } else {
-        1e-3
-    };
     let mut gpu = session(model, Backend::TensorRt, dir, true)?;
     let mut plain = session(model, Backend::TensorRt, dir, false)?;
     let mut cpu = session(model, Backend::Cpu, dir, true)?;
@@ -174,14 +178,9 @@ fn measure(
                 .map_err(|e| e.to_string())?;
             cpu.infer_depth(x, 1, d, &mut lc)
                 .map_err(|e| e.to_string())?;
-            let scale = lc.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-            let diff = lg
-                .iter()
-                .zip(&lc)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            worst = worst.max(f64::from(diff / scale));
-            disagree += usize::from(tinv::control::argmax(&lg) != tinv::control::argmax(&lc));
+            let (err, differs) = logit_error(&lg, &lc);
+            worst = worst.max(err);
+            disagree += usize::from(differs);
         }
     }
     let mut paths = Vec::new();
@@ -208,9 +207,10 @@ fn measure(
             1,
         )?);
     }
-    let switch_us = (tinv::timing::summary(&mut ta).0 - first.1 + tinv::timing::summary(&mut tb).0
-        - last.1)
-        / 2.0;
+    let switch_us = switch_cost(
+        (tinv::timing::summary(&mut ta).0, first.1),
+        (tinv::timing::summary(&mut tb).0, last.1),
+    );
     // Adaptive mode at the model's default budget, escalations included.
     let (mut total, mut depth) = (0f64, 0usize);
     for i in 0..iters {
@@ -224,46 +224,80 @@ fn measure(
         layout,
         dir: dir.to_path_buf(),
         worst,
-        tol,
+        tol: tolerance(manifest.precision),
         disagree,
         runs: inputs.len() * depths.len(),
         paths,
         switch_us,
         adaptive_us: total / iters as f64,
         adaptive_depth: depth as f64 / iters as f64,
-        memory,
+        device_bytes: memory.total(),
+        naive_bytes: memory.naive_total(),
     })
 }
 
-fn print(m: &Measured) {
-    outln!("layout {} ({}):", m.layout.name(), m.dir.display());
-    outln!(
+/// How far TensorRT's logits `trt` are from the CPU's `cpu`: the largest |difference| over the
+/// largest |CPU logit| (at least 1e-6), and whether the two predict different classes.
+fn logit_error(trt: &[f32], cpu: &[f32]) -> (f64, bool) {
+    let scale = cpu.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let diff = trt
+        .iter()
+        .zip(cpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let differs = tinv::control::argmax(trt) != tinv::control::argmax(cpu);
+    (f64::from(diff / scale), differs)
+}
+
+/// The largest `logit_error` engines of `precision` may show.
+fn tolerance(precision: Precision) -> f64 {
+    if precision == Precision::Fp16 {
+        2e-2
+    } else {
+        1e-3
+    }
+}
+
+/// The cost of a path switch per run: over the shallowest and the deepest path, the mean of
+/// (p50 when the two alternate − p50 on its own); each argument is that pair of one path.
+fn switch_cost(shallow: (f64, f64), deep: (f64, f64)) -> f64 {
+    (shallow.0 - shallow.1 + deep.0 - deep.1) / 2.0
+}
+
+/// One layout's lines of the report.
+fn report(m: &Measured) -> String {
+    let mut r = format!("layout {} ({}):\n", m.layout.name(), m.dir.display());
+    let _ = writeln!(
+        r,
         "  logits: worst |TensorRT − CPU| / max|logit| = {:.2e} (tolerance {:.0e}); {} differing predictions over {} runs",
         m.worst, m.tol, m.disagree, m.runs
     );
-    outln!("  depth   graph p50   graph p99   no-graph p50   graph saves");
+    r.push_str("  depth   graph p50   graph p99   no-graph p50   graph saves\n");
     for &(d, p50, p99, plain) in &m.paths {
-        outln!(
+        let _ = writeln!(
+            r,
             "  {d:>5} {p50:>9.1} µs {p99:>9.1} µs {plain:>12.1} µs {:>11.1} µs",
             plain - p50
         );
     }
-    outln!(
+    let _ = writeln!(
+        r,
         "  path switch (depth {} ↔ {}): {:+.1} µs per run",
         m.paths[0].0,
         m.paths[m.paths.len() - 1].0,
         m.switch_us
     );
-    outln!(
+    let _ = writeln!(
+        r,
         "  adaptive (default budget, escalations included): mean {:.1} µs, mean depth {:.2}",
-        m.adaptive_us,
-        m.adaptive_depth
+        m.adaptive_us, m.adaptive_depth
     );
-    outln!(
+    let _ = writeln!(
+        r,
         "  device memory: {} bytes (weights once + one arena); naive {} bytes (every engine with its own weights and context memory)",
-        m.memory.total(),
-        m.memory.naive_total()
+        m.device_bytes, m.naive_bytes
     );
+    r
 }
 
 /// The package's sample images, or random inputs when it has none.
@@ -283,4 +317,136 @@ fn sample_inputs(model: Option<&std::path::Path>, c: &tinv::Config) -> Vec<Vec<f
         v = x.chunks(c.input_len()).map(<[f32]>::to_vec).collect();
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layouts_engines_are_in_the_folder_built_for_it_or_beside_it() {
+        let base = Path::new("/pkg/plans");
+        let (pp, seg) = (Layout::PerPath, Layout::Segments);
+        assert_eq!(layout_dir(base, Some(seg), seg), base);
+        assert_eq!(
+            layout_dir(base, Some(seg), pp),
+            Path::new("/pkg/plans.per-path")
+        );
+        assert_eq!(
+            layout_dir(base, Some(pp), seg),
+            Path::new("/pkg/plans.segments")
+        );
+        // No engines in `base` yet: the default layout, per-path, is built there.
+        assert_eq!(layout_dir(base, None, pp), base);
+        assert_eq!(
+            layout_dir(base, None, seg),
+            Path::new("/pkg/plans.segments")
+        );
+    }
+
+    #[test]
+    fn logit_error_is_relative_to_the_largest_cpu_logit() {
+        // |2.5 − 2| / 4, the same class (1).
+        assert_eq!(
+            logit_error(&[1.0, 2.5, -4.0], &[1.0, 2.0, -4.0]),
+            (0.125, false)
+        );
+        // |3 − 1| / 2, class 0 against class 1.
+        assert_eq!(logit_error(&[3.0, 2.0, 0.0], &[1.0, 2.0, 0.0]), (1.0, true));
+        // All-zero CPU logits: the scale is 1e-6, not 0.
+        let (e, differs) = logit_error(&[1e-7, 0.0], &[0.0, 0.0]);
+        assert!((e - 0.1).abs() < 1e-6 && !differs, "{e}");
+        assert_eq!(
+            (tolerance(Precision::Fp16), tolerance(Precision::Fp32)),
+            (2e-2, 1e-3)
+        );
+    }
+
+    #[test]
+    fn switch_cost_is_the_mean_extra_time_of_the_two_paths() {
+        // Shallow: 12 µs alternated, 10 alone; deep: 30 and 26.
+        assert_eq!(switch_cost((12.0, 10.0), (30.0, 26.0)), 3.0);
+        assert_eq!(switch_cost((10.0, 12.0), (26.0, 26.0)), -1.0);
+    }
+
+    fn measured(layout: Layout, worst: f64, tol: f64) -> Measured {
+        Measured {
+            layout,
+            dir: PathBuf::from("/pkg/plans"),
+            worst,
+            tol,
+            disagree: 1,
+            runs: 20,
+            paths: vec![(2, 100.0, 140.0, 130.5), (8, 300.0, 350.25, 320.0)],
+            switch_us: -1.25,
+            adaptive_us: 180.04,
+            adaptive_depth: 3.456,
+            device_bytes: 1000,
+            naive_bytes: 4000,
+        }
+    }
+
+    #[test]
+    fn the_report_prints_what_was_measured() {
+        let want = "\
+layout per-path (/pkg/plans):
+  logits: worst |TensorRT − CPU| / max|logit| = 2.50e-4 (tolerance 1e-3); 1 differing predictions over 20 runs
+  depth   graph p50   graph p99   no-graph p50   graph saves
+      2     100.0 µs     140.0 µs        130.5 µs        30.5 µs
+      8     300.0 µs     350.2 µs        320.0 µs        20.0 µs
+  path switch (depth 2 ↔ 8): -1.2 µs per run
+  adaptive (default budget, escalations included): mean 180.0 µs, mean depth 3.46
+  device memory: 1000 bytes (weights once + one arena); naive 4000 bytes (every engine with its own weights and context memory)
+";
+        assert_eq!(report(&measured(Layout::PerPath, 2.5e-4, 1e-3)), want);
+    }
+
+    #[test]
+    fn selftest_fails_on_the_first_layout_out_of_tolerance() {
+        let ok = measured(Layout::PerPath, 1e-3, 1e-3);
+        assert_eq!(verdict(&[ok]), Ok(()));
+        let all = [
+            measured(Layout::PerPath, 1e-4, 1e-3),
+            measured(Layout::Segments, 3e-2, 2e-2),
+        ];
+        assert_eq!(
+            verdict(&all),
+            Err(
+                "segments engines: TensorRT logits differ from the CPU by 3.00e-2 of the largest \
+                 logit (> 2e-2)"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn inputs_are_the_packages_sample_images_else_random_ones() {
+        let dir = std::env::temp_dir().join(format!("tinv-selftest-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("samples")).unwrap();
+        let c = tinv::synth::tiny(3, true);
+        let model = dir.join("model.tinv");
+        std::fs::write(
+            &model,
+            tinv::synth::random_model(&c, 1, tinv::format::DType::F32),
+        )
+        .unwrap();
+        // Without readable images: 8 random inputs.
+        std::fs::write(dir.join("samples/notes.txt"), "not an image").unwrap();
+        let random = tinv::synth::random_inputs(&c, 8, 1);
+        let want: Vec<Vec<f32>> = random.chunks(c.input_len()).map(<[f32]>::to_vec).collect();
+        assert_eq!(sample_inputs(Some(&model), &c), want);
+        // An 8×8 grey PGM: its pixels / 255 (the model normalizes).
+        let px: Vec<u8> = (0..64).map(|i| (i * 4) as u8).collect();
+        let mut pgm = b"P5\n8 8\n255\n".to_vec();
+        pgm.extend_from_slice(&px);
+        std::fs::write(dir.join("samples/a.pgm"), pgm).unwrap();
+        let got = sample_inputs(Some(&dir), &c);
+        let want: Vec<f32> = px.iter().map(|&p| f32::from(p) / 255.0).collect();
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{got:?}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
