@@ -152,6 +152,20 @@ fn tensorrt_commands_explain_what_is_missing() {
             &["build", "--model", m, "--fp16", "--fp32"],
             "--fp16 and --fp32 exclude each other",
         );
+        // --workspace: 1 MB to 2^20 MB, checked before anything is loaded.
+        for cmd in ["build", "selftest"] {
+            assert_one_line_error(
+                &[cmd, "--model", m, "--workspace", "1048577"],
+                "--workspace 1048577: at most 1048576 MB",
+            );
+            assert_one_line_error(&[cmd, "--model", m, "--workspace", "0"], "--workspace");
+        }
+        let (code, _, err) = run(&["build", "--model", m, "--workspace", "1048576"]);
+        assert_eq!(code, 1);
+        assert!(
+            !err.contains("--workspace") && err.contains("TensorRT"),
+            "{err}"
+        );
     }
     for cmd in ["build", "selftest"] {
         let (code, out, _) = run(&[cmd, "--help"]);

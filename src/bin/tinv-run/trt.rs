@@ -119,16 +119,8 @@ pub(crate) mod with_trt {
         // The arguments before the model: a bad flag costs no model load.
         let layout = parse_layout(a.get("layout").unwrap_or("per-path"))?;
         let workspace = workspace_mb(&a)?;
-        if a.has("fp16") && a.has("fp32") {
-            return Err("--fp16 and --fp32 exclude each other".into());
-        }
+        let precision = precision(a.has("fp16"), a.has("fp32"))?;
         let model = model_path::open(a.path("model"), a.has("verify"))?;
-        // None: the default for the TensorRT version and layout (prepare::default_precision).
-        let precision = match (a.has("fp16"), a.has("fp32")) {
-            (true, _) => Some(Precision::Fp16),
-            (_, true) => Some(Precision::Fp32),
-            _ => None,
-        };
         let out = a
             .path("out")
             .map_or_else(|| tinv::backend::default_engines_dir(&model), PathBuf::from);
@@ -140,6 +132,29 @@ pub(crate) mod with_trt {
             report.naive_total()
         );
         Ok(())
+    }
+
+    /// The precision `--fp16` / `--fp32` ask for; `None` (neither): the default for the TensorRT
+    /// version and layout (`prepare::default_precision`).
+    fn precision(fp16: bool, fp32: bool) -> Result<Option<Precision>, String> {
+        match (fp16, fp32) {
+            (true, true) => Err("--fp16 and --fp32 exclude each other".into()),
+            (true, false) => Ok(Some(Precision::Fp16)),
+            (false, true) => Ok(Some(Precision::Fp32)),
+            (false, false) => Ok(None),
+        }
+    }
+
+    /// The progress line for the builder's report (`engine`, `phase`, `step` of `steps`): a phase
+    /// without steps (`step` < 0) always, a stepped phase at every quarter.
+    fn progress_line(engine: &str, phase: &str, step: i32, steps: i32) -> Option<String> {
+        if step < 0 {
+            Some(format!("build: {engine}: {phase}"))
+        } else if steps > 0 && step % (steps / 4).max(1) == 0 {
+            Some(format!("build: {engine}: {phase} {step}/{steps}"))
+        } else {
+            None
+        }
     }
 
     /// Exports and builds `layout`'s engines for `model` into `out`, with progress on stderr.
@@ -174,10 +189,8 @@ pub(crate) mod with_trt {
         );
         let t0 = Instant::now();
         let mut progress = |engine: &str, phase: &str, step: i32, steps: i32| {
-            if step < 0 {
-                errln!("build: {engine}: {phase}");
-            } else if steps > 0 && step % (steps / 4).max(1) == 0 {
-                errln!("build: {engine}: {phase} {step}/{steps}");
+            if let Some(line) = progress_line(engine, phase, step, steps) {
+                errln!("{line}");
             }
             true
         };
@@ -190,5 +203,43 @@ pub(crate) mod with_trt {
             out.display()
         );
         Ok(m)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn layouts_and_precisions_parse_as_documented() {
+            assert_eq!(parse_layout("per-path"), Ok(Layout::PerPath));
+            assert_eq!(parse_layout("segments"), Ok(Layout::Segments));
+            assert!(parse_layout("Segments").is_err());
+            assert_eq!(precision(false, false), Ok(None));
+            assert_eq!(precision(true, false), Ok(Some(Precision::Fp16)));
+            assert_eq!(precision(false, true), Ok(Some(Precision::Fp32)));
+            assert!(precision(true, true).is_err());
+        }
+
+        #[test]
+        fn progress_shows_unstepped_phases_and_every_quarter() {
+            let shown = |steps: i32| -> Vec<i32> {
+                (0..=steps)
+                    .filter(|&s| progress_line("e", "p", s, steps).is_some())
+                    .collect()
+            };
+            assert_eq!(shown(8), [0, 2, 4, 6, 8]);
+            assert_eq!(shown(10), [0, 2, 4, 6, 8, 10]);
+            // Under four steps, every step.
+            assert_eq!(shown(3), [0, 1, 2, 3]);
+            assert_eq!(progress_line("e", "p", 2, 0), None);
+            assert_eq!(
+                progress_line("path-2", "parsing", -1, 0).as_deref(),
+                Some("build: path-2: parsing")
+            );
+            assert_eq!(
+                progress_line("path-2", "layers", 4, 8).as_deref(),
+                Some("build: path-2: layers 4/8")
+            );
+        }
     }
 }
