@@ -1,6 +1,6 @@
-//! `tinv-run bench`: what it reports of every path, and no path-switch cost on a one-path model
-//! (it panicked); the TensorRT commands (`build`, `selftest`) say what is missing on a machine
-//! without TensorRT.
+//! The measuring commands. `tinv-run bench`: what it reports of every path, and no path-switch
+//! cost on a one-path model (it panicked); `tinv-run soak`: its windows and summary; the TensorRT
+//! commands (`build`, `selftest`) say what is missing on a machine without TensorRT.
 
 #[path = "common/cli.rs"]
 #[allow(dead_code)] // `assert_failed_with` is for the other cli_*.rs
@@ -121,6 +121,69 @@ fn bench_on_a_one_path_model_reports_no_switch_cost() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"switch_us\":null"), "{out}");
+}
+
+/// The numbers of the JSON array `key` in `obj`.
+fn ints(obj: &str, key: &str) -> Vec<u64> {
+    let at = obj
+        .find(&format!("\"{key}\":["))
+        .unwrap_or_else(|| panic!("no {key}: {obj}"));
+    let rest = &obj[at + key.len() + 4..];
+    rest[..rest.find(']').unwrap()]
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
+/// `soak --json` on the synthetic model (four paths): one object per window of count / 10
+/// inferences, then a summary whose rate, RSS growth and per-path totals are those of the
+/// windows and times it reports; the text report has the same windows.
+#[test]
+fn soak_reports_its_windows_and_a_summary_that_adds_them_up() {
+    let args = [
+        "soak",
+        "--synthetic",
+        "fmnist",
+        "--count",
+        "20",
+        "--inputs",
+        "4",
+    ];
+    let (code, out, err) = run(&[&args[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 11, "{out}");
+    let mut total = vec![0u64; 4];
+    for (j, w) in lines[..10].iter().enumerate() {
+        assert_eq!(field(w, "done"), (2 * (j + 1)).to_string(), "{w}");
+        let paths = ints(w, "paths");
+        assert_eq!((paths.len(), paths.iter().sum::<u64>()), (4, 2), "{w}");
+        total.iter_mut().zip(&paths).for_each(|(t, p)| *t += p);
+        assert!(num(w, "per_sec") > 0.0 && num(w, "rss_kib") > 0.0, "{w}");
+    }
+    let sum = lines[10];
+    assert_eq!(field(sum, "count"), "20");
+    assert_eq!(ints(sum, "paths"), total);
+    assert_eq!(field(sum, "mismatches"), "0");
+    let (secs, rate) = (num(sum, "secs"), num(sum, "per_sec"));
+    assert!((rate - 20.0 / secs).abs() <= 1e-9 * rate, "{sum}");
+    let (a, b) = (num(sum, "start_rss_kib"), num(sum, "end_rss_kib"));
+    let growth = num(sum, "rss_growth_pct");
+    assert!((growth - (b - a) / a * 100.0).abs() < 1e-9, "{sum}");
+
+    let (code, text, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let done: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" done "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    let want: Vec<String> = (1..=10).map(|j| (2 * j).to_string()).collect();
+    assert_eq!(done, want, "{text}");
+    assert!(
+        text.contains("soak: 20 inferences in ") && text.contains(" 0 outputs differed"),
+        "{text}"
+    );
 }
 
 #[test]

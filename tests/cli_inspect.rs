@@ -1,5 +1,6 @@
-//! `tinv-run inspect --json` on synthetic models: it lists the paths, passes `--verify`, writes
-//! non-finite metadata as `null`, and has the configuration its `--help` promises.
+//! `tinv-run inspect` on synthetic models: `--json` lists the paths, passes `--verify`, writes
+//! non-finite metadata as `null` and integers above 2^53 as strings, and has the configuration
+//! its `--help` promises; the text describes the controller (and, with TensorRT, the engines).
 
 #[path = "common/cli.rs"]
 #[allow(dead_code)] // the `assert_*` helpers and `field` are for the other cli_*.rs
@@ -32,7 +33,9 @@ fn inspect_json_lists_paths_and_verify_passes() {
 }
 
 /// NaN and ±∞ are not JSON numbers: `inspect --json` writes a metadata value that is one as
-/// `null`, in an array too. The model is the synthetic one written again with two more keys.
+/// `null`, in an array too; an integer above 2^53, which a reader of doubles would round, as a
+/// decimal string, and up to 2^53 as a number. The model is the synthetic one written again with
+/// five more keys.
 #[test]
 fn inspect_json_writes_non_finite_metadata_as_null() {
     let dir = tmp("inspect-nan");
@@ -47,6 +50,9 @@ fn inspect_json_writes_non_finite_metadata_as_null() {
         "user.inf",
         MetaValue::F64s(vec![1.5, f64::INFINITY, f64::NEG_INFINITY]),
     );
+    w.meta("user.small", MetaValue::U64(7));
+    w.meta("user.exact", MetaValue::U64(1 << 53));
+    w.meta("user.above", MetaValue::U64((1 << 53) + 1));
     for t in &idx.tensors {
         // synth's page breaks: before the stem, each block and each exit head.
         let n = &t.name;
@@ -62,6 +68,46 @@ fn inspect_json_writes_non_finite_metadata_as_null() {
     assert_eq!((code, err.as_str()), (0, ""));
     assert!(out.contains("\"user.nan\":null"), "{out}");
     assert!(out.contains("\"user.inf\":[1.5,null,null]"), "{out}");
+    assert!(out.contains("\"user.small\":7,"), "{out}");
+    assert!(out.contains("\"user.exact\":9007199254740992,"), "{out}");
+    assert!(out.contains("\"user.above\":\"9007199254740993\""), "{out}");
+}
+
+/// The text names the controller's features and its up-front FLOPs in both modes (the
+/// library's count), and says which TensorRT engines it found where the feature is built.
+#[test]
+fn inspect_text_describes_the_controller_and_the_engines() {
+    let dir = tmp("inspect-text");
+    let (path, cfg) = fixture(&dir);
+    let (code, out, err) = run(&["inspect", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let model = tinv::Model::open(&path, &tinv::OpenOptions::default()).unwrap();
+    let w = model.ctrl().unwrap();
+    let flops = [false, true].map(|g| tinv::model::flops::controller_up_front_flops(&cfg, w, g));
+    let features = &cfg.controller.as_ref().unwrap().features;
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("controller    "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.starts_with(&format!("controller    {features} (predictor ")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "{} FLOPs up front ({} in graph mode)",
+            flops[0], flops[1]
+        )),
+        "{line}"
+    );
+    let engines = out.lines().find(|l| l.starts_with("engines       "));
+    if cfg!(feature = "tensorrt") {
+        let plans = dir.join("plans");
+        let want = format!("engines       none usable in {}", plans.display());
+        assert!(engines.is_some_and(|l| l.starts_with(&want)), "{out}");
+    } else {
+        assert_eq!(engines, None, "{out}");
+    }
 }
 
 /// Every key of `inspect --json` is named in `inspect --help`, and `config` holds the model's

@@ -90,26 +90,45 @@ fn rss_kib() -> Option<u64> {
     parse_vmrss(&std::fs::read_to_string("/proc/self/status").ok()?)
 }
 
-/// Runs `count` inferences of batch 1 cycling over `inputs` (each `input_len` floats), calling
-/// `report` after every `every` inferences. Allocates nothing per inference itself: the kept
-/// logits and counters are sized before the loop.
+/// The model's shape as `soak` sees it: inputs cycled, logits per input, paths.
+#[derive(Clone, Copy)]
+struct Shape {
+    inputs: usize,
+    classes: usize,
+    paths: usize,
+}
+
+/// One batch-1 inference of input `i` of `inputs` on `s`, into `logits`: the path that answered.
+fn session_infer<'a>(
+    s: &'a mut tinv::Session,
+    inputs: &'a [f32],
+) -> impl FnMut(usize, &mut [f32]) -> Result<usize, String> + 'a {
+    let len = s.model().config().input_len();
+    move |i, logits| {
+        let x = &inputs[i * len..(i + 1) * len];
+        s.infer(x, 1, logits)
+            .map(|st| st[0].path)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs `count` inferences cycling over the `shape.inputs` inputs through `infer` (input index,
+/// logits → path index), calling `report` after every `every` inferences. Allocates nothing per
+/// inference itself: the kept logits and counters are sized before the loop.
 fn soak(
-    s: &mut tinv::Session,
-    inputs: &[f32],
+    shape: Shape,
+    mut infer: impl FnMut(usize, &mut [f32]) -> Result<usize, String>,
     count: u64,
     every: u64,
     mut report: impl FnMut(&Window),
 ) -> Result<Summary, String> {
-    let c = s.model().config().clone();
-    let (n_in, k, p) = (inputs.len() / c.input_len(), c.classes, c.depths.len());
-    let input = |i: usize| &inputs[i * c.input_len()..(i + 1) * c.input_len()];
+    let (n_in, k, p) = (shape.inputs, shape.classes, shape.paths);
     let mut reference = vec![0u32; n_in * k];
     let mut logits = vec![0f32; k];
     let mut paths = vec![0u64; p];
     // Warm-up pass: the reference logits, and every page the runs will touch is resident.
     for i in 0..n_in {
-        s.infer(input(i), 1, &mut logits)
-            .map_err(|e| e.to_string())?;
+        infer(i, &mut logits)?;
         for (r, v) in reference[i * k..(i + 1) * k].iter_mut().zip(&logits) {
             *r = v.to_bits();
         }
@@ -121,10 +140,7 @@ fn soak(
     let mut tw = t0;
     for n in 0..count {
         let i = (n % n_in as u64) as usize;
-        let st = s
-            .infer(input(i), 1, &mut logits)
-            .map_err(|e| e.to_string())?[0];
-        window[st.path] += 1;
+        window[infer(i, &mut logits)?] += 1;
         let same = reference[i * k..(i + 1) * k]
             .iter()
             .zip(&logits)
@@ -185,10 +201,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let every = a
         .count("report-every", "an inference count", 1)?
         .unwrap_or((count / 10).max(1));
-    let n_in = a.count("inputs", "an input count", 1)?.unwrap_or(64);
-    if n_in > MAX_INPUTS {
-        return Err(format!("--inputs must be at most {MAX_INPUTS}"));
-    }
+    let n_in = check_inputs(a.count("inputs", "an input count", 1)?.unwrap_or(64))?;
     let threads = a.threads()?;
     let budget = a.parse_opt::<f32>("budget", "a budget λ in [0, 1]")?;
     a.one_model()?;
@@ -230,7 +243,12 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             cfg.depths
         );
     }
-    let sum = soak(&mut s, &inputs, count, every, |w| {
+    let shape = Shape {
+        inputs: n_in,
+        classes: cfg.classes,
+        paths: cfg.depths.len(),
+    };
+    let sum = soak(shape, session_infer(&mut s, &inputs), count, every, |w| {
         if json {
             let paths = Json::Arr(w.paths.iter().map(|&v| Json::Int(v)).collect());
             let j = Json::obj()
@@ -281,13 +299,26 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             sum.paths
         );
     }
+    verdict(&sum)
+}
+
+/// `--inputs`, at most [`MAX_INPUTS`].
+fn check_inputs(n: usize) -> Result<usize, String> {
+    match n {
+        n if n > MAX_INPUTS => Err(format!("--inputs must be at most {MAX_INPUTS}")),
+        n => Ok(n),
+    }
+}
+
+/// The run's failure, if any: outputs that differed from their input's first run, else RSS drift.
+fn verdict(sum: &Summary) -> Result<(), String> {
     if let Some(n) = sum.first_mismatch {
         return Err(format!(
             "{} outputs differed from the first run of their input (first at inference {n})",
             sum.mismatches
         ));
     }
-    match growth {
+    match sum.rss_growth_pct() {
         Some(g) if drifted(g, sum.count) => Err(format!("RSS grew by {g:.2}% (more than 1%)")),
         _ => Ok(()),
     }
@@ -328,7 +359,12 @@ mod tests {
         let mut s = tinv::Session::new(Arc::new(model), tinv::SessionOptions::default()).unwrap();
         let inputs = tinv::synth::random_inputs(&cfg, 5, 1);
         let mut windows = Vec::new();
-        let sum = soak(&mut s, &inputs, 103, 25, |w| {
+        let shape = Shape {
+            inputs: 5,
+            classes: cfg.classes,
+            paths: cfg.depths.len(),
+        };
+        let sum = soak(shape, session_infer(&mut s, &inputs), 103, 25, |w| {
             windows.push((w.done, w.paths.iter().sum::<u64>()))
         })
         .unwrap();
@@ -350,5 +386,106 @@ mod tests {
             expect[st.path] += 1;
         }
         assert_eq!(sum.paths, expect);
+    }
+
+    /// A fake inference: input `i` gives logits (i, 1) on path `i % 2`, except on the calls
+    /// `odd` (counted from 0, the warm-up pass included), where the second logit is 2.
+    fn fake(
+        odd: &[usize],
+        sleep_ms: u64,
+    ) -> impl FnMut(usize, &mut [f32]) -> Result<usize, String> + '_ {
+        let mut call = 0;
+        move |i, logits| {
+            std::thread::sleep(std::time::Duration::from_millis(sleep_ms));
+            logits.copy_from_slice(&[i as f32, if odd.contains(&call) { 2.0 } else { 1.0 }]);
+            call += 1;
+            Ok(i % 2)
+        }
+    }
+
+    const SHAPE: Shape = Shape {
+        inputs: 3,
+        classes: 2,
+        paths: 2,
+    };
+
+    #[test]
+    fn soak_counts_the_outputs_that_differ_from_the_first_run() {
+        // Calls 0–2 are the warm-up; call 3 + n is inference n.
+        let sum = soak(SHAPE, fake(&[8, 11], 0), 10, 5, |_| {}).unwrap();
+        assert_eq!((sum.mismatches, sum.first_mismatch), (2, Some(5)));
+        // Inputs 0, 1, 2, 0, … : 4 + 3 on path 0 (inputs 0 and 2), 3 on path 1.
+        assert_eq!(sum.paths, [7, 3]);
+        assert_eq!(
+            verdict(&sum),
+            Err(
+                "2 outputs differed from the first run of their input (first at inference 5)"
+                    .into()
+            )
+        );
+        // A difference in the warm-up pass (call 1, input 1) is that input's reference: its
+        // later runs, inferences 1, 4 and 7, all differ from it.
+        let sum = soak(SHAPE, fake(&[1], 0), 10, 5, |_| {}).unwrap();
+        assert_eq!((sum.mismatches, sum.first_mismatch), (3, Some(1)));
+        let sum = soak(SHAPE, fake(&[], 0), 10, 5, |_| {}).unwrap();
+        assert_eq!((sum.mismatches, sum.first_mismatch), (0, None));
+    }
+
+    #[test]
+    fn a_windows_rate_is_its_inferences_over_its_time() {
+        // 10 inferences of at least 2 ms each: at most 500 a second.
+        let mut rates = Vec::new();
+        soak(SHAPE, fake(&[], 2), 20, 10, |w| rates.push(w.per_sec)).unwrap();
+        assert_eq!(rates.len(), 2);
+        assert!(rates.iter().all(|&r| r > 5.0 && r <= 500.0), "{rates:?}");
+    }
+
+    #[test]
+    fn rss_growth_and_drift_fail_the_run_from_1000_inferences_on() {
+        let sum = |count, start, end| Summary {
+            count,
+            secs: 1.0,
+            start_rss_kib: start,
+            end_rss_kib: end,
+            mismatches: 0,
+            first_mismatch: None,
+            paths: vec![count],
+        };
+        assert_eq!(
+            sum(1000, Some(2000), Some(2030)).rss_growth_pct(),
+            Some(1.5)
+        );
+        assert_eq!(
+            sum(1000, Some(2000), Some(1990)).rss_growth_pct(),
+            Some(-0.5)
+        );
+        assert_eq!(sum(1000, None, Some(1990)).rss_growth_pct(), None);
+        assert_eq!(sum(1000, Some(2000), None).rss_growth_pct(), None);
+        assert_eq!(
+            verdict(&sum(1000, Some(2000), Some(2030))),
+            Err("RSS grew by 1.50% (more than 1%)".into())
+        );
+        assert_eq!(verdict(&sum(1000, Some(2000), Some(2020))), Ok(()));
+        assert_eq!(verdict(&sum(999, Some(2000), Some(2030))), Ok(()));
+        assert_eq!(verdict(&sum(1000, None, None)), Ok(()));
+    }
+
+    #[test]
+    fn inputs_are_limited_to_65536() {
+        assert_eq!(check_inputs(65536), Ok(65536));
+        assert!(check_inputs(65537).unwrap_err().contains("at most 65536"));
+    }
+
+    #[test]
+    fn rss_grows_by_the_pages_touched() {
+        if !cfg!(target_os = "linux") {
+            return;
+        }
+        let before = rss_kib().unwrap();
+        // 64 MiB, every page written.
+        let v = vec![1u8; 64 << 20];
+        let after = rss_kib().unwrap();
+        assert!(after >= before + 60_000, "{before} KiB -> {after} KiB");
+        drop(std::hint::black_box(v));
     }
 }
