@@ -298,3 +298,83 @@ pub trait ShimApi: Send + Sync {
         progress: Option<Progress<'_>>,
     ) -> Result<Vec<u8>, ShimError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bindings as b;
+    use super::*;
+
+    /// Every code of `shim/tinv_trt.h`, as bindgen read it, maps to the type it names.
+    #[test]
+    fn dtype_codes_are_the_headers() {
+        let named = [
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_FLOAT, DType::F32, Some(4)),
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_HALF, DType::F16, Some(2)),
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_INT8, DType::I8, Some(1)),
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_INT32, DType::I32, Some(4)),
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_BOOL, DType::Bool, Some(1)),
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_UINT8, DType::U8, Some(1)),
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_FP8, DType::Fp8, Some(1)),
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_BF16, DType::Bf16, Some(2)),
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_INT64, DType::I64, Some(8)),
+            (b::tinv_trt_dtype_TINV_TRT_DTYPE_OTHER, DType::Other, None),
+        ];
+        for (code, dtype, size) in named {
+            assert_eq!(DType::from_code(code as i32), dtype, "code {code}");
+            assert_eq!(dtype.size(), size, "{dtype:?}");
+        }
+        for code in [9, 254, -1] {
+            assert_eq!(DType::from_code(code), DType::Other);
+        }
+    }
+
+    /// Each status of the header has the name its comment gives it, in the error messages too.
+    #[test]
+    fn status_names_follow_the_header() {
+        let named = [
+            (b::tinv_trt_status_TINV_TRT_OK, "ok"),
+            (b::tinv_trt_status_TINV_TRT_ERR_ARGUMENT, "invalid argument"),
+            (b::tinv_trt_status_TINV_TRT_ERR_LOAD, "library not loadable"),
+            (
+                b::tinv_trt_status_TINV_TRT_ERR_VERSION,
+                "TensorRT version mismatch",
+            ),
+            (b::tinv_trt_status_TINV_TRT_ERR_TENSORRT, "TensorRT error"),
+            (
+                b::tinv_trt_status_TINV_TRT_ERR_UNKNOWN_TENSOR,
+                "unknown tensor",
+            ),
+            (
+                b::tinv_trt_status_TINV_TRT_ERR_UNSUPPORTED,
+                "unsupported by this TensorRT",
+            ),
+            (b::tinv_trt_status_TINV_TRT_ERR_EXCEPTION, "C++ exception"),
+            (
+                b::tinv_trt_status_TINV_TRT_ERR_NO_MEMORY,
+                "out of host memory",
+            ),
+            (b::tinv_trt_status_TINV_TRT_ERR_PARSE, "ONNX parse error"),
+        ];
+        for (code, name) in named {
+            assert_eq!(status_name(code as i32), name, "status {code}");
+        }
+        assert_eq!(status_name(10), "unknown status");
+        assert_eq!(status_name(-1), "unknown status");
+        let e = ShimError::Call {
+            function: "tinv_trt_build",
+            status: b::tinv_trt_status_TINV_TRT_ERR_PARSE as i32,
+            message: "node 3: no such op".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "tinv_trt_build failed (ONNX parse error): node 3: no such op"
+        );
+        let v = TrtVersion {
+            major: 10,
+            minor: 3,
+            patch: 1,
+            raw: 100301,
+        };
+        assert_eq!(v.to_string(), "10.3.1");
+    }
+}
