@@ -18,19 +18,30 @@ use tinv::{Backend, Model, Session, SessionOptions};
 struct Measured {
     layout: Layout,
     dir: PathBuf,
-    worst: f64,
+    /// The largest `logit_error` its engines' precision allows.
     tol: f64,
-    disagree: usize,
-    runs: usize,
-    /// Per path: (depth, graph p50, graph p99, plain-enqueue p50), µs.
-    paths: Vec<(usize, f64, f64, f64)>,
-    switch_us: f64,
-    adaptive_us: f64,
-    adaptive_depth: f64,
     /// Device memory: weights once + one arena.
     device_bytes: u64,
     /// Device memory if every engine held its own weights and context memory.
     naive_bytes: u64,
+    t: Timings,
+}
+
+/// What the sessions of one layout gave: agreement with the CPU, then times.
+#[derive(Debug)]
+struct Timings {
+    /// The largest `logit_error` over every input and path.
+    worst: f64,
+    /// Runs whose prediction differs from the CPU's.
+    disagree: usize,
+    /// Runs compared (inputs × paths).
+    runs: usize,
+    /// Per path: (depth, graph p50, graph p99, plain-enqueue p50), µs.
+    paths: Vec<(usize, f64, f64, f64)>,
+    switch_us: f64,
+    /// Adaptive mode at the model's default budget: mean µs and mean depth.
+    adaptive_us: f64,
+    adaptive_depth: f64,
 }
 
 pub fn selftest(raw: &[std::ffi::OsString]) -> Result<(), String> {
@@ -73,7 +84,7 @@ pub fn selftest(raw: &[std::ffi::OsString]) -> Result<(), String> {
         .iter()
         .map(|m| LayoutScore {
             layout: m.layout,
-            adaptive_us: m.adaptive_us,
+            adaptive_us: m.t.adaptive_us,
             device_bytes: m.device_bytes,
         })
         .collect();
@@ -97,11 +108,11 @@ pub fn selftest(raw: &[std::ffi::OsString]) -> Result<(), String> {
 
 /// The error for the first layout whose logits are out of tolerance.
 fn verdict(all: &[Measured]) -> Result<(), String> {
-    match all.iter().find(|m| m.worst > m.tol) {
+    match all.iter().find(|m| m.t.worst > m.tol) {
         Some(m) => Err(format!(
             "{} engines: TensorRT logits differ from the CPU by {:.2e} of the largest logit (> {:.0e})",
             m.layout.name(),
-            m.worst,
+            m.t.worst,
             m.tol
         )),
         None => Ok(()),
@@ -168,8 +179,28 @@ fn measure(
     let mut gpu = session(model, Backend::TensorRt, dir, true)?;
     let mut plain = session(model, Backend::TensorRt, dir, false)?;
     let mut cpu = session(model, Backend::Cpu, dir, true)?;
-    let depths = model.config().depths.clone();
-    let classes = model.config().classes;
+    Ok(Measured {
+        layout,
+        dir: dir.to_path_buf(),
+        tol: tolerance(manifest.precision),
+        device_bytes: memory.total(),
+        naive_bytes: memory.naive_total(),
+        t: time_sessions(&mut gpu, &mut plain, &mut cpu, inputs, iters)?,
+    })
+}
+
+/// Runs `inputs` through `gpu` (TensorRT with CUDA graphs) and `cpu` on every path and compares
+/// them, then times `gpu` and `plain` (TensorRT call by call) on every path, `gpu`'s path switch
+/// and its adaptive mode, `iters` runs each.
+fn time_sessions(
+    gpu: &mut Session,
+    plain: &mut Session,
+    cpu: &mut Session,
+    inputs: &[Vec<f32>],
+    iters: usize,
+) -> Result<Timings, String> {
+    let depths = gpu.model().config().depths.clone();
+    let classes = gpu.model().config().classes;
     let (mut lg, mut lc) = (vec![0f32; classes], vec![0f32; classes]);
     let (mut worst, mut disagree) = (0f64, 0);
     for x in inputs {
@@ -185,8 +216,8 @@ fn measure(
     }
     let mut paths = Vec::new();
     for &d in &depths {
-        let mut g = time_depth(&mut gpu, inputs, d, iters)?;
-        let mut p = time_depth(&mut plain, inputs, d, iters)?;
+        let mut g = time_depth(gpu, inputs, d, iters)?;
+        let mut p = time_depth(plain, inputs, d, iters)?;
         let (p50, g99) = tinv::timing::summary(&mut g);
         paths.push((d, p50, g99, tinv::timing::summary(&mut p).0));
     }
@@ -194,18 +225,8 @@ fn measure(
     let (first, last) = (paths[0], paths[paths.len() - 1]);
     let (mut ta, mut tb) = (Vec::new(), Vec::new());
     for i in 0..iters {
-        ta.extend(time_depth(
-            &mut gpu,
-            &inputs[i % inputs.len()..],
-            first.0,
-            1,
-        )?);
-        tb.extend(time_depth(
-            &mut gpu,
-            &inputs[i % inputs.len()..],
-            last.0,
-            1,
-        )?);
+        ta.extend(time_depth(gpu, &inputs[i % inputs.len()..], first.0, 1)?);
+        tb.extend(time_depth(gpu, &inputs[i % inputs.len()..], last.0, 1)?);
     }
     let switch_us = switch_cost(
         (tinv::timing::summary(&mut ta).0, first.1),
@@ -220,19 +241,14 @@ fn measure(
         total += st[0].latency_us;
         depth += st[0].depth;
     }
-    Ok(Measured {
-        layout,
-        dir: dir.to_path_buf(),
+    Ok(Timings {
         worst,
-        tol: tolerance(manifest.precision),
         disagree,
         runs: inputs.len() * depths.len(),
         paths,
         switch_us,
         adaptive_us: total / iters as f64,
         adaptive_depth: depth as f64 / iters as f64,
-        device_bytes: memory.total(),
-        naive_bytes: memory.naive_total(),
     })
 }
 
@@ -270,10 +286,10 @@ fn report(m: &Measured) -> String {
     let _ = writeln!(
         r,
         "  logits: worst |TensorRT − CPU| / max|logit| = {:.2e} (tolerance {:.0e}); {} differing predictions over {} runs",
-        m.worst, m.tol, m.disagree, m.runs
+        m.t.worst, m.tol, m.t.disagree, m.t.runs
     );
     r.push_str("  depth   graph p50   graph p99   no-graph p50   graph saves\n");
-    for &(d, p50, p99, plain) in &m.paths {
+    for &(d, p50, p99, plain) in &m.t.paths {
         let _ = writeln!(
             r,
             "  {d:>5} {p50:>9.1} µs {p99:>9.1} µs {plain:>12.1} µs {:>11.1} µs",
@@ -283,14 +299,14 @@ fn report(m: &Measured) -> String {
     let _ = writeln!(
         r,
         "  path switch (depth {} ↔ {}): {:+.1} µs per run",
-        m.paths[0].0,
-        m.paths[m.paths.len() - 1].0,
-        m.switch_us
+        m.t.paths[0].0,
+        m.t.paths[m.t.paths.len() - 1].0,
+        m.t.switch_us
     );
     let _ = writeln!(
         r,
         "  adaptive (default budget, escalations included): mean {:.1} µs, mean depth {:.2}",
-        m.adaptive_us, m.adaptive_depth
+        m.t.adaptive_us, m.t.adaptive_depth
     );
     let _ = writeln!(
         r,
@@ -322,6 +338,61 @@ fn sample_inputs(model: Option<&std::path::Path>, c: &tinv::Config) -> Vec<Vec<f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `time_sessions` with CPU sessions in TensorRT's place, those of another model than the
+    /// reference's: the worst error and the disagreements are the per-run comparisons of every
+    /// input on every path, every path is timed, and the adaptive mean depth is that of the
+    /// inputs in turn run alone.
+    #[test]
+    fn time_sessions_compares_every_input_on_every_path_and_times_each_mode() {
+        let c = tinv::synth::config(8, 1, 4, 16, 3, 2, 4, &[1, 2, 3], true);
+        let open = |seed| {
+            let bytes = tinv::synth::random_model(&c, seed, tinv::format::DType::F32);
+            Arc::new(Model::from_bytes(&bytes, &tinv::OpenOptions::default()).unwrap())
+        };
+        let (reference, other) = (open(1), open(2));
+        let cpu = |m: &Arc<Model>| {
+            Session::new(m.clone(), SessionOptions::default().backend(Backend::Cpu)).unwrap()
+        };
+        let inputs: Vec<Vec<f32>> = tinv::synth::random_inputs(&c, 5, 3)
+            .chunks(c.input_len())
+            .map(<[f32]>::to_vec)
+            .collect();
+        let (mut g, mut p, mut r) = (cpu(&other), cpu(&other), cpu(&reference));
+        let t = time_sessions(&mut g, &mut p, &mut r, &inputs, 7).unwrap();
+        let (mut a, mut b) = (cpu(&other), cpu(&reference));
+        let (mut la, mut lb) = (vec![0f32; c.classes], vec![0f32; c.classes]);
+        let (mut worst, mut disagree) = (0f64, 0);
+        for x in &inputs {
+            for &d in &c.depths {
+                a.infer_depth(x, 1, d, &mut la).unwrap();
+                b.infer_depth(x, 1, d, &mut lb).unwrap();
+                let (e, differs) = logit_error(&la, &lb);
+                worst = worst.max(e);
+                disagree += usize::from(differs);
+            }
+        }
+        assert!(
+            disagree > 0,
+            "the two models must disagree somewhere for this test"
+        );
+        assert_eq!((t.worst, t.disagree, t.runs), (worst, disagree, 15));
+        let depths: Vec<usize> = t.paths.iter().map(|p| p.0).collect();
+        assert_eq!(depths, c.depths);
+        assert!(t
+            .paths
+            .iter()
+            .all(|&(_, p50, p99, plain)| p50 > 0.0 && p50 <= p99 && plain > 0.0));
+        assert!(t.switch_us.is_finite() && t.adaptive_us > 0.0, "{t:?}");
+        let depth: usize = (0..7)
+            .map(|i| a.infer(&inputs[i % 5], 1, &mut la).unwrap()[0].depth)
+            .sum();
+        assert_eq!(t.adaptive_depth, depth as f64 / 7.0);
+        // The same model on both sides agrees exactly.
+        let (mut g, mut p, mut r) = (cpu(&other), cpu(&other), cpu(&other));
+        let t = time_sessions(&mut g, &mut p, &mut r, &inputs, 2).unwrap();
+        assert_eq!((t.worst, t.disagree, t.runs), (0.0, 0, 15));
+    }
 
     #[test]
     fn a_layouts_engines_are_in_the_folder_built_for_it_or_beside_it() {
@@ -373,16 +444,18 @@ mod tests {
         Measured {
             layout,
             dir: PathBuf::from("/pkg/plans"),
-            worst,
             tol,
-            disagree: 1,
-            runs: 20,
-            paths: vec![(2, 100.0, 140.0, 130.5), (8, 300.0, 350.25, 320.0)],
-            switch_us: -1.25,
-            adaptive_us: 180.04,
-            adaptive_depth: 3.456,
             device_bytes: 1000,
             naive_bytes: 4000,
+            t: Timings {
+                worst,
+                disagree: 1,
+                runs: 20,
+                paths: vec![(2, 100.0, 140.0, 130.5), (8, 300.0, 350.25, 320.0)],
+                switch_us: -1.25,
+                adaptive_us: 180.04,
+                adaptive_depth: 3.456,
+            },
         }
     }
 

@@ -240,6 +240,10 @@ pub(crate) mod with_trt {
                 progress_line("path-2", "layers", 4, 8).as_deref(),
                 Some("build: path-2: layers 4/8")
             );
+            assert_eq!(
+                progress_line("path-2", "layers", 0, 8).as_deref(),
+                Some("build: path-2: layers 0/8")
+            );
         }
     }
 }
