@@ -364,18 +364,18 @@ fn latency_section(md: &mut String, a: &Args, case: &Case, plots: &Path) -> Resu
         .iter()
         .map(|(d, us)| (format!("depth {d}"), *us))
         .collect();
-    let f = format!("{}-latency-per-path.svg", case.name);
-    std::fs::write(
-        plots.join(&f),
-        svg::bars(
-            &format!("{}: tinv latency per path (1 thread)", case.name),
-            "µs (p50)",
-            &items,
-        ),
+    let svg = svg::bars(
+        &format!("{}: tinv latency per path (1 thread)", case.name),
+        "µs (p50)",
+        &items,
+    );
+    plot(
+        md,
+        plots,
+        &format!("{}-latency-per-path.svg", case.name),
+        "latency per path",
+        svg,
     )
-    .map_err(|e| e.to_string())?;
-    let _ = writeln!(md, "\n![latency per path](results/{f})\n");
-    Ok(())
 }
 
 /// Accuracy vs FLOPs: the static exits, the oracle, the controller's λ sweep and the threshold
@@ -447,19 +447,27 @@ fn accuracy_section(md: &mut String, case: &Case, sw: &Sweep, plots: &Path) -> R
         .fold(100.0, f64::min)
         .floor()
         - 1.0;
-    let f = format!("{}-accuracy-vs-flops.svg", case.name);
-    std::fs::write(
-        plots.join(&f),
-        svg::lines(
-            &format!("{}: accuracy vs FLOPs", case.name),
-            "MFLOPs per input",
-            "accuracy %",
-            &series,
-            lo.max(0.0),
-        ),
+    let svg = svg::lines(
+        &format!("{}: accuracy vs FLOPs", case.name),
+        "MFLOPs per input",
+        "accuracy %",
+        &series,
+        lo.max(0.0),
+    );
+    plot(
+        md,
+        plots,
+        &format!("{}-accuracy-vs-flops.svg", case.name),
+        "accuracy vs FLOPs",
+        svg,
     )
-    .map_err(|e| e.to_string())?;
-    let _ = writeln!(md, "\n![accuracy vs FLOPs](results/{f})\n");
+}
+
+/// Writes the plot `svg` as `plots/file` and shows it in `md` (the report lies beside `results/`).
+fn plot(md: &mut String, plots: &Path, file: &str, alt: &str, svg: String) -> Result<(), String> {
+    let path = plots.join(file);
+    std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+    let _ = writeln!(md, "\n![{alt}](results/{file})\n");
     Ok(())
 }
 
