@@ -9,7 +9,7 @@ export TINV_PYTHON="$PWD/.venv/bin/python"
 cargo test --release --workspace
 # The TensorRT backend's orchestration, against the recording doubles (no GPU, no TensorRT), and
 # the C ABI built with it (its AUTO falls back to the CPU as quietly as the Rust API's), and
-# `tinv-run selftest`'s arithmetic and report (its unit tests, compiled with the feature only).
+# `tinv-run`'s unit tests with it (`selftest`'s and `build`'s are compiled with the feature only).
 cargo test --release -p tinv --features tensorrt --lib --bins --test backend --test regressions \
   --test cli --test cli_bench_selftest --test cli_classify --test cli_export --test cli_inspect \
   --test capi --test capi_header --test capi_install --test capi_model --test capi_session

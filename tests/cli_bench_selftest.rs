@@ -8,24 +8,31 @@ mod cli_support;
 #[path = "common/cli_fixtures.rs"]
 mod fixtures;
 
-use cli_support::{assert_one_line_error, field, run, tmp};
+use cli_support::{assert_one_line_error, field, num, run, tmp};
 use fixtures::{fixture, one_path_model};
 use std::sync::Arc;
 use tinv::{Backend, Model, OpenOptions, Session, SessionOptions};
 
-/// The objects of the JSON array `key` in `out` (objects without nested objects or arrays).
-fn array<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
-    let at = out
+/// The text inside the JSON array `key` of `obj` (an array without nested arrays).
+fn array<'a>(obj: &'a str, key: &str) -> &'a str {
+    let at = obj
         .find(&format!("\"{key}\":["))
-        .unwrap_or_else(|| panic!("no {key}: {out}"));
-    let rest = &out[at + key.len() + 4..];
-    rest[..rest.find(']').unwrap()].split("},{").collect()
+        .unwrap_or_else(|| panic!("no {key}: {obj}"));
+    let rest = &obj[at + key.len() + 4..];
+    &rest[..rest.find(']').unwrap()]
 }
 
-fn num(obj: &str, key: &str) -> f64 {
-    field(obj, key)
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} in {obj}"))
+/// The objects of the JSON array `key` in `out` (objects without nested objects).
+fn objects<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
+    array(out, key).split("},{").collect()
+}
+
+/// The numbers of the JSON array `key` in `obj`.
+fn ints(obj: &str, key: &str) -> Vec<u64> {
+    array(obj, key)
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect()
 }
 
 /// `bench` on a two-path model at batch 2: a row per path in order, whose FLOPs are the
@@ -44,7 +51,7 @@ fn bench_reports_every_path_its_flops_the_gemm_shapes_and_the_arena() {
     assert_eq!(code, 0, "{err}");
     let model = Arc::new(Model::open(&path, &OpenOptions::default()).unwrap());
     let flops: Vec<u64> = model.costs().iter().map(|c| 2 * c.backbone_flops).collect();
-    let rows = array(&out, "paths");
+    let rows = objects(&out, "paths");
     assert_eq!(rows.len(), cfg.depths.len(), "{out}");
     for ((row, &d), &f) in rows.iter().zip(&cfg.depths).zip(&flops) {
         assert_eq!(field(row, "depth"), d.to_string(), "{out}");
@@ -57,7 +64,7 @@ fn bench_reports_every_path_its_flops_the_gemm_shapes_and_the_arena() {
     assert!(num(&out, "switch_us").is_finite(), "{out}");
     let (t, d, h) = (cfg.tokens() * 2, cfg.dim, cfg.mlp_hidden);
     let shapes = [(t, 3 * d, d), (t, d, d), (t, h, d), (t, d, h)];
-    let gemm = array(&out, "gemm");
+    let gemm = objects(&out, "gemm");
     assert_eq!(gemm.len(), 4, "{out}");
     for (g, (m, n, k)) in gemm.iter().zip(shapes) {
         let got = (field(g, "m"), field(g, "n"), field(g, "k"));
@@ -121,18 +128,6 @@ fn bench_on_a_one_path_model_reports_no_switch_cost() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"switch_us\":null"), "{out}");
-}
-
-/// The numbers of the JSON array `key` in `obj`.
-fn ints(obj: &str, key: &str) -> Vec<u64> {
-    let at = obj
-        .find(&format!("\"{key}\":["))
-        .unwrap_or_else(|| panic!("no {key}: {obj}"));
-    let rest = &obj[at + key.len() + 4..];
-    rest[..rest.find(']').unwrap()]
-        .split(',')
-        .map(|v| v.parse().unwrap())
-        .collect()
 }
 
 /// `soak --json` on the synthetic model (four paths): one object per window of count / 10

@@ -7,7 +7,7 @@ mod cli_support;
 #[path = "common/cli_fixtures.rs"]
 mod fixtures;
 
-use cli_support::{assert_failed_with, assert_one_line_error, field, run, tmp};
+use cli_support::{assert_failed_with, assert_one_line_error, field, num, run, tmp};
 use fixtures::{eval_json, fixture, library_logits, run_limited};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -407,15 +407,6 @@ fn eval_reports_progress_from_2000_samples() {
     }
 }
 
-/// The number after `"key":` in JSON text.
-fn json_num(out: &str, key: &str) -> f64 {
-    let v = out
-        .split(&format!("\"{key}\":"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("{key}: {out}"));
-    v.split([',', '}']).next().unwrap().parse().unwrap()
-}
-
 /// `eval` on IDX images of 3 channels (`[n, H, W, C]`, HWC bytes to CHW floats) and of 1 as
 /// `[n, H, W, 1]`, with `--skip` and `--limit`: the labels of the samples kept are the library's
 /// own classes of the hand-converted pixels, every other one wrong, so only the right samples,
@@ -465,24 +456,21 @@ fn eval_converts_idx_channels_and_keeps_the_samples_asked_for() {
         ];
         let (code, out, err) = run(&[&eval[..], &["--skip", "3", "--limit", "6"]].concat());
         assert_eq!(code, 0, "{err}");
-        assert_eq!(json_num(&out, "samples"), 6.0, "{out}");
-        assert_eq!(json_num(&out, "accuracy"), 1.0, "{out}");
+        assert_eq!(num(&out, "samples"), 6.0, "{out}");
+        assert_eq!(num(&out, "accuracy"), 1.0, "{out}");
         // All of them: 6 of 12 right; from the last one, wrong (its label is off by one).
         let (code, out, err) = run(&eval);
         assert_eq!(code, 0, "{err}");
-        assert_eq!(json_num(&out, "accuracy"), 0.5, "{out}");
+        assert_eq!(num(&out, "accuracy"), 0.5, "{out}");
         // A limit past the end keeps the rest: 3..12, of which 3..9 right.
         let (code, out, err) = run(&[&eval[..], &["--skip", "3", "--limit", "100"]].concat());
         assert_eq!(code, 0, "{err}");
-        assert_eq!(json_num(&out, "samples"), 9.0, "{out}");
-        assert!(
-            (json_num(&out, "accuracy") - 6.0 / 9.0).abs() < 1e-6,
-            "{out}"
-        );
+        assert_eq!(num(&out, "samples"), 9.0, "{out}");
+        assert!((num(&out, "accuracy") - 6.0 / 9.0).abs() < 1e-6, "{out}");
         let (code, out, err) = run(&[&eval[..], &["--skip", "11"]].concat());
         assert_eq!(code, 0, "{err}");
-        assert_eq!(json_num(&out, "samples"), 1.0, "{out}");
-        assert_eq!(json_num(&out, "accuracy"), 0.0, "{out}");
+        assert_eq!(num(&out, "samples"), 1.0, "{out}");
+        assert_eq!(num(&out, "accuracy"), 0.0, "{out}");
         assert_one_line_error(
             &[&eval[..], &["--skip", "12"]].concat(),
             &format!("--skip 12 leaves none of the 12 samples of {i}"),

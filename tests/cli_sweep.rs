@@ -4,7 +4,7 @@
 #[path = "common/cli.rs"]
 mod cli_support;
 
-use cli_support::{assert_one_line_error, field, run, tmp};
+use cli_support::{assert_one_line_error, field, num, run, tmp};
 use std::path::PathBuf;
 use tinv::format::DType;
 use tinv::synth;
@@ -129,7 +129,6 @@ fn every_point_is_what_eval_measures_in_that_mode() {
 /// The text `sweep` writes for the points of its `--json` output `json`: the header, then a row
 /// per point.
 fn text_report(json: &str) -> String {
-    let num = |obj: &str, key: &str| field(obj, key).parse::<f64>().unwrap();
     let full = num(json, "full_flops");
     let mut want = format!(
         "samples {}, backend cpu, full depth {:.3} MFLOPs per input\n",
@@ -175,10 +174,7 @@ fn a_flops_target_names_the_most_accurate_budget_that_spends_no_more() {
     let adaptive: Vec<(f64, f64, &str)> = points(&out)
         .into_iter()
         .filter(|p| kind(p) == "adaptive")
-        .map(|p| {
-            let num = |k| field(p, k).parse::<f64>().unwrap();
-            (num("accuracy"), num("mean_flops"), field(p, "budget"))
-        })
+        .map(|p| (num(p, "accuracy"), num(p, "mean_flops"), field(p, "budget")))
         .collect();
     assert_eq!(adaptive.len(), 4);
     let cheapest = adaptive.iter().map(|a| a.1).fold(f64::INFINITY, f64::min);

@@ -55,3 +55,10 @@ pub fn field<'a>(obj: &'a str, key: &str) -> &'a str {
     };
     &rest[..end.unwrap_or(rest.len())]
 }
+
+/// The number after `"key":` in a JSON object ([`field`] read as a number).
+pub fn num(obj: &str, key: &str) -> f64 {
+    field(obj, key)
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {obj}"))
+}

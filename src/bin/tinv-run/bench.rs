@@ -101,12 +101,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             .latency_us;
         runs.push((first, t));
     }
-    let (switch_us, spread) = if d0 != dl {
-        let (us, spread) = switch_cost(&runs, dl);
-        (Some(us), spread)
-    } else {
-        (None, None)
-    };
+    let (switch_us, spread) = switch_cost(&runs, dl);
     // Read before the GEMM test, whose matrices are not inference's (at --batch 512 they doubled
     // the figure).
     let peak_rss = crate::eval::peak_rss_bytes();
@@ -184,8 +179,9 @@ fn switch_firsts(iters: usize, d0: usize, dl: usize) -> impl Iterator<Item = usi
 /// median after another path minus the median after `dl` itself, and how far such a difference
 /// moves by chance: about two standard errors, 2 × √2 × 0.93 × IQR / √n (a median's standard
 /// error is ≈ 0.93 IQR / √n for roughly normal times), from the spread of the runs after `dl`;
-/// `None` under 4 of them. A switch cost inside it is not told apart from the host's noise.
-fn switch_cost(runs: &[(usize, f64)], dl: usize) -> (f64, Option<f64>) {
+/// `None` under 4 of them. A switch cost inside it is not told apart from the host's noise. No
+/// runs (a one-path model) give no cost.
+fn switch_cost(runs: &[(usize, f64)], dl: usize) -> (Option<f64>, Option<f64>) {
     let (mut same, mut switched) = (Vec::new(), Vec::new());
     for &(first, t) in runs {
         if first == dl {
@@ -194,7 +190,8 @@ fn switch_cost(runs: &[(usize, f64)], dl: usize) -> (f64, Option<f64>) {
             switched.push(t)
         }
     }
-    let us = tinv::timing::summary(&mut switched).0 - tinv::timing::summary(&mut same).0;
+    let us = (!runs.is_empty())
+        .then(|| tinv::timing::summary(&mut switched).0 - tinv::timing::summary(&mut same).0);
     // `summary` sorted `same`.
     let spread = (same.len() >= 4).then(|| {
         let iqr = same[same.len() * 3 / 4] - same[same.len() / 4];
@@ -292,13 +289,15 @@ mod tests {
             (8, 11.0),
         ];
         let (us, band) = switch_cost(&runs, 8);
-        assert_eq!(us, 4.0);
+        assert_eq!(us, Some(4.0));
         assert!((band.unwrap() - 3.945).abs() < 1e-12, "{band:?}");
         // Three runs after the deepest path give no band.
         assert_eq!(
             switch_cost(&[(8, 1.0), (8, 2.0), (2, 5.0), (8, 3.0)], 8),
-            (3.0, None)
+            (Some(3.0), None)
         );
+        // A one-path model makes no runs, and has no cost.
+        assert_eq!(switch_cost(&[], 8), (None, None));
     }
 
     #[test]

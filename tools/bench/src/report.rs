@@ -386,35 +386,23 @@ fn accuracy_section(md: &mut String, case: &Case, sw: &Sweep, plots: &Path) -> R
         "### Accuracy vs FLOPs ({} test images)\n\n| point | MFLOPs | accuracy |\n|---|---|---|",
         case.labels.as_ref().map_or(0, |l| l.len())
     );
+    // One table row: a point's label, MFLOPs and accuracy.
+    let mut row = |label: String, flops: f64, acc: f64| {
+        let _ = writeln!(md, "| {label} | {:.2} | {:.2}% |", flops / 1e6, acc * 100.0);
+    };
     for (d, fl, acc) in &sw.exits {
-        let _ = writeln!(
-            md,
-            "| exit at depth {d} (all inputs) | {:.2} | {:.2}% |",
-            fl / 1e6,
-            acc * 100.0
-        );
+        row(format!("exit at depth {d} (all inputs)"), *fl, *acc);
     }
-    let _ = writeln!(
-        md,
-        "| oracle (shallowest correct exit) | {:.2} | {:.2}% |",
-        sw.oracle.0 / 1e6,
-        sw.oracle.1 * 100.0
+    row(
+        "oracle (shallowest correct exit)".into(),
+        sw.oracle.0,
+        sw.oracle.1,
     );
     for (l, fl, acc) in &sw.budgets {
-        let _ = writeln!(
-            md,
-            "| controller (adaptive), λ = {l} | {:.2} | {:.2}% |",
-            fl / 1e6,
-            acc * 100.0
-        );
+        row(format!("controller (adaptive), λ = {l}"), *fl, *acc);
     }
     for (t, fl, acc) in &sw.thresholds {
-        let _ = writeln!(
-            md,
-            "| threshold baseline, τ = {t} | {:.2} | {:.2}% |",
-            fl / 1e6,
-            acc * 100.0
-        );
+        row(format!("threshold baseline, τ = {t}"), *fl, *acc);
     }
     // (MFLOPs, accuracy %) of each point.
     let pts = |v: &[(f32, f64, f64)]| v.iter().map(|p| (p.1 / 1e6, p.2 * 100.0)).collect();
