@@ -274,6 +274,7 @@ mod tests {
         assert!(e.contains("opened from memory"), "{e}");
 
         let dir = std::env::temp_dir().join(format!("tinv-engines-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("m.tinv");
         std::fs::write(&file, bytes()).unwrap();

@@ -220,6 +220,7 @@ mod tests {
             return;
         }
         let dir = std::env::temp_dir().join(format!("tinv-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("model.tinv");
         let _ = std::fs::remove_file(&fifo);
@@ -261,6 +262,7 @@ mod tests {
             return;
         }
         let dir = std::env::temp_dir().join(format!("tinv-lease-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("leased");
         std::fs::write(&path, "x").unwrap();
@@ -308,6 +310,7 @@ mod tests {
     #[test]
     fn reads_regular_files_within_the_limit_only() {
         let dir = std::env::temp_dir().join(format!("tinv-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("a.txt");
         std::fs::write(&f, "hello").unwrap();
@@ -333,6 +336,7 @@ mod tests {
     #[test]
     fn writes_go_to_regular_files_and_through_links() {
         let dir = std::env::temp_dir().join(format!("tinv-dest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (file, new) = (dir.join("a.tinv"), dir.join("new.tinv"));
         std::fs::write(&file, "x").unwrap();

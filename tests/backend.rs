@@ -116,6 +116,7 @@ fn auto_and_cpu_run_on_the_cpu() {
 #[test]
 fn tensorrt_without_engines_is_a_clear_error() {
     let dir = std::env::temp_dir().join(format!("tinv-backend-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     let opts = SessionOptions::default()
         .backend(Backend::TensorRt)
         .engines(dir.clone());
@@ -142,6 +143,7 @@ fn tensorrt_without_engines_is_a_clear_error() {
 #[test]
 fn engines_built_for_something_else_are_stale() {
     let dir = std::env::temp_dir().join(format!("tinv-backend-stale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("manifest"), "tinv-trt-manifest 1\n").unwrap();
     let opts = SessionOptions::default()

@@ -222,6 +222,7 @@ static GLOBAL: cap::Capped = cap::Capped;
 #[cfg(feature = "cli")]
 fn tiny_model_dir(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("tinv-regress-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let model = dir.join("m.tinv");
     let cfg = synth::config(2, 1, 2, 4, 1, 1, 2, &[1], false);

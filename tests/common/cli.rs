@@ -6,6 +6,7 @@ use std::process::Command;
 /// A fresh folder for one test, named after the process and `name`.
 pub fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tinv-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }

@@ -164,6 +164,7 @@ fn selftest_fails_on_the_first_layout_out_of_tolerance() {
 #[test]
 fn inputs_are_the_packages_sample_images_else_random_ones() {
     let dir = std::env::temp_dir().join(format!("tinv-selftest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("samples")).unwrap();
     let c = tinv::synth::tiny(3, true);
     let model = dir.join("model.tinv");

@@ -194,6 +194,7 @@ mod tests {
     #[test]
     fn candidates_in_order_and_only_libraries_load() {
         let dir = std::env::temp_dir().join(format!("tinv-bench-blas-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let libs = dir.join("venv/lib/python3.12/site-packages/numpy.libs");
         std::fs::create_dir_all(&libs).unwrap();
         for f in ["libscipy_openblas64_-abc.so", "libgfortran-x.so"] {

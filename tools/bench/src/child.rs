@@ -425,6 +425,7 @@ mod tests {
     #[test]
     fn tinv_rows_report_the_means_of_the_timed_inferences() {
         let dir = std::env::temp_dir().join(format!("tinv-bench-child-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = crate::test_support::write_fm_model(&dir);
         let inputs = tinv::synth::random_inputs(&crate::test_support::fm_config(), 6, 5);

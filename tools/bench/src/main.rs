@@ -650,6 +650,7 @@ mod tests {
             return;
         };
         let dir = std::env::temp_dir().join(format!("tinv-bench-cases-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let model = crate::test_support::write_fm_model(&dir);
         let pixels: Vec<u8> = (0..7 * 784).map(|i| (i * 37 % 256) as u8).collect();

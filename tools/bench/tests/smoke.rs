@@ -33,6 +33,7 @@ fn harness(dir: &Path, venv: &Path) -> Command {
 /// folder, the report and stderr.
 fn bench(venv: &Path, name: &str, controller: bool, threads: &str) -> (PathBuf, String, String) {
     let dir = std::env::temp_dir().join(format!("tinv-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     common::fmnist_case(&dir, controller);
     let report = dir.join("RESULTS.md");
@@ -179,6 +180,7 @@ fn harness_runs_and_writes_the_report() {
 #[test]
 fn missing_venv_is_a_clear_error_and_writes_no_report() {
     let dir = std::env::temp_dir().join(format!("tinv-bench-novenv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let venv = dir.join("no-such-venv");
     let report = dir.join("RESULTS.md");

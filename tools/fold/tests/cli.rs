@@ -87,6 +87,7 @@ fn depths_on_a_controller_checkpoint() {
 fn irregular_inputs_repeats_and_non_utf8_are_refused() {
     use std::os::unix::ffi::OsStrExt;
     let dir = std::env::temp_dir().join(format!("tinv-fold-cli-irregular-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("tmp");
     let fifo = dir.join("ck.safetensors");
     let _ = std::fs::remove_file(&fifo);

@@ -452,6 +452,7 @@ fn container_length_checks_at_their_ends() {
 #[test]
 fn cli_errors_are_one_line_and_exit_1() {
     let dir = std::env::temp_dir().join(format!("tinv-fold-errors-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("tmp");
     let mut t = random_checkpoint(&Spec::small(), 1);
     t.remove("cls_token");
@@ -506,6 +507,7 @@ fn cli_folds_and_help_lists_every_flag() {
         assert!(help.contains(flag), "--help does not explain {flag}");
     }
     let dir = std::env::temp_dir().join(format!("tinv-fold-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("tmp");
     let spec = Spec::small();
     let t = random_checkpoint(&spec, 1);
@@ -548,6 +550,7 @@ fn cli_normalization_flags_version_and_short_options() {
         );
     }
     let dir = std::env::temp_dir().join(format!("tinv-fold-cli-norm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("tmp");
     let ck = dir.join("m.safetensors");
     let t = random_checkpoint(&Spec::small(), 1);

@@ -365,6 +365,7 @@ mod tests {
     #[test]
     fn round_trip_keeps_tensors_and_metadata() {
         let dir = std::env::temp_dir().join(format!("tinv-train-ckpt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("c.safetensors");
         let ts = vec![
             HostTensor {
@@ -447,6 +448,7 @@ mod tests {
     #[test]
     fn the_header_is_sorted_and_padded_to_eight_bytes() {
         let dir = std::env::temp_dir().join(format!("tinv-train-hdr-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("h.safetensors");
         let meta = HashMap::from([
             ("b".to_string(), "1".to_string()),
@@ -488,6 +490,7 @@ mod tests {
     #[test]
     fn the_previous_file_is_kept_aside() {
         let dir = std::env::temp_dir().join(format!("tinv-train-prev-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let (path, prev) = (dir.join("s.optim.safetensors"), dir.join("s.prev"));
         let meta = HashMap::new();
         save_keeping_previous(&path, &prev, &one(), &meta).unwrap();
@@ -505,6 +508,7 @@ mod tests {
     #[test]
     fn resume_needs_the_state_and_names_an_old_one() {
         let dir = std::env::temp_dir().join(format!("tinv-train-res-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let ck = dir.join("run.seed1");
         assert!(check_resume(&ck).unwrap_err().starts_with("--resume "));
@@ -546,6 +550,7 @@ mod tests {
     #[test]
     fn out_is_checked_writable_before_training() {
         let dir = std::env::temp_dir().join(format!("tinv-train-out-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let err = |p: &Path| check_writable(p).unwrap_err();
         assert!(err(Path::new("")).contains("give a file name"));

@@ -48,6 +48,7 @@ fn synthetic(n: usize, seed: u64) -> Dataset {
 #[test]
 fn folded_runtime_matches_the_trainer() {
     let dir = std::env::temp_dir().join(format!("tinv-train-parity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (tr, val) = (synthetic(192, 1), synthetic(120, 2));
     let h = Hyper {

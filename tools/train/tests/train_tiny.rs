@@ -57,6 +57,7 @@ fn hyper() -> Hyper {
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tinv-train-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d.join("ckpt.safetensors")
 }
