@@ -9,6 +9,8 @@
 pub mod arena;
 pub mod backend;
 #[cfg(test)]
+mod backend_refusal_tests;
+#[cfg(test)]
 pub(crate) mod backend_tests;
 pub mod binding;
 pub mod builder;
