@@ -52,6 +52,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(test)]
+mod contract_tests;
 mod driver;
 #[cfg(target_arch = "aarch64")]
 mod neon;
