@@ -4,7 +4,7 @@
 
 use super::tests::{random, Case};
 use super::Pool;
-use super::{scratch_len_for, sgemm_bt_with, sgemm_with, Isa};
+use super::{scratch_len_for, Isa};
 
 #[test]
 #[should_panic(expected = "scratch has")]
@@ -225,41 +225,10 @@ fn partial_last_panel_reads_nothing_past_b() {
     for isa in Isa::available() {
         let pool = Pool::new(1);
         let case = Case::new(m, n, k, 0, true, false, 42);
-        let mut c = case.c0.clone();
-        let mut scratch = vec![f32::NAN; scratch_len_for(isa, m, n, k, 1)];
-        sgemm_with(
-            isa,
-            m,
-            n,
-            k,
-            &case.a,
-            case.lda,
-            b,
-            n,
-            &mut c,
-            case.ldc,
-            case.bias.as_deref(),
-            false,
-            &mut scratch,
-            &pool,
-        );
+        let c = case.sgemm(isa, b, n, &pool);
         case.check(&c, |p, j| b[p * n + j], &format!("guarded B {isa:?}"));
         let case = Case::new(m, n, k, 0, false, false, 43);
-        let mut c = case.c0.clone();
-        sgemm_bt_with(
-            isa,
-            m,
-            n,
-            k,
-            &case.a,
-            case.lda,
-            b,
-            k,
-            &mut c,
-            case.ldc,
-            &mut scratch,
-            &pool,
-        );
+        let c = case.sgemm_bt(isa, b, k, &pool);
         case.check(&c, |p, j| b[j * k + p], &format!("guarded Bᵀ {isa:?}"));
     }
     // SAFETY: as above; the page is readable and writable again before `map` is unmapped.
@@ -297,22 +266,7 @@ fn bt_with_a_stride_past_i32_offsets() {
     for isa in Isa::available() {
         let pool = Pool::new(1);
         let case = Case::new(m, n, k, 0, false, false, 52);
-        let mut c = case.c0.clone();
-        let mut scratch = vec![f32::NAN; scratch_len_for(isa, m, n, k, 1)];
-        sgemm_bt_with(
-            isa,
-            m,
-            n,
-            k,
-            &case.a,
-            case.lda,
-            bt,
-            ld,
-            &mut c,
-            case.ldc,
-            &mut scratch,
-            &pool,
-        );
+        let c = case.sgemm_bt(isa, bt, ld, &pool);
         case.check(&c, |p, j| rows[j * k + p], &format!("wide Bᵀ {isa:?}"));
     }
 }

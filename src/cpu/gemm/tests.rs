@@ -53,6 +53,56 @@ impl Case {
         }
     }
 
+    /// `C0` with `A·B` (+bias) written over it by [`sgemm_with`] on `pool`: B is `[k, ldb]`. The
+    /// scratch is exactly [`scratch_len_for`] long and starts as NaN, so a read before a write
+    /// shows in C.
+    pub(super) fn sgemm(&self, isa: Isa, b: &[f32], ldb: usize, pool: &Pool) -> Vec<f32> {
+        let mut c = self.c0.clone();
+        let mut scratch = self.scratch(isa, pool);
+        sgemm_with(
+            isa,
+            self.m,
+            self.n,
+            self.k,
+            &self.a,
+            self.lda,
+            b,
+            ldb,
+            &mut c,
+            self.ldc,
+            self.bias.as_deref(),
+            self.accumulate,
+            &mut scratch,
+            pool,
+        );
+        c
+    }
+
+    /// As [`Case::sgemm`] with Bᵀ `[n, ldbt]` through [`sgemm_bt_with`] (no bias, no accumulate).
+    pub(super) fn sgemm_bt(&self, isa: Isa, bt: &[f32], ldbt: usize, pool: &Pool) -> Vec<f32> {
+        let mut c = self.c0.clone();
+        let mut scratch = self.scratch(isa, pool);
+        sgemm_bt_with(
+            isa,
+            self.m,
+            self.n,
+            self.k,
+            &self.a,
+            self.lda,
+            bt,
+            ldbt,
+            &mut c,
+            self.ldc,
+            &mut scratch,
+            pool,
+        );
+        c
+    }
+
+    fn scratch(&self, isa: Isa, pool: &Pool) -> Vec<f32> {
+        vec![f32::NAN; scratch_len_for(isa, self.m, self.n, self.k, pool.threads())]
+    }
+
     /// Checks `got` against the f64 reference, element by element, with an error bound scaled by
     /// the magnitudes summed (`1e-5 × (Σ|a·b| + |bias| + |c0|)`); padding must be untouched.
     pub(super) fn check(&self, got: &[f32], b_at: impl Fn(usize, usize) -> f32, what: &str) {
@@ -140,24 +190,7 @@ fn sgemm_matches_naive_reference() {
                     let case = Case::new(m, n, k, pad, bias, acc, seed);
                     let ldb = n + 2 * pad + 1;
                     let b = random(k * ldb, seed + 3);
-                    let mut c = case.c0.clone();
-                    let mut scratch = vec![f32::NAN; scratch_len_for(isa, m, n, k, threads)];
-                    sgemm_with(
-                        isa,
-                        m,
-                        n,
-                        k,
-                        &case.a,
-                        case.lda,
-                        &b,
-                        ldb,
-                        &mut c,
-                        case.ldc,
-                        case.bias.as_deref(),
-                        acc,
-                        &mut scratch,
-                        &pool,
-                    );
+                    let c = case.sgemm(isa, &b, ldb, &pool);
                     let what = format!("sgemm {isa:?} t={threads} m={m} n={n} k={k} pad={pad} bias={bias} acc={acc}");
                     case.check(&c, |p, j| b[p * ldb + j], &what);
                 }
@@ -178,22 +211,7 @@ fn sgemm_bt_matches_naive_reference() {
                     let case = Case::new(m, n, k, pad, false, false, seed);
                     let ldbt = k + pad + 2;
                     let bt = random(n * ldbt, seed + 3);
-                    let mut c = case.c0.clone();
-                    let mut scratch = vec![f32::NAN; scratch_len_for(isa, m, n, k, threads)];
-                    sgemm_bt_with(
-                        isa,
-                        m,
-                        n,
-                        k,
-                        &case.a,
-                        case.lda,
-                        &bt,
-                        ldbt,
-                        &mut c,
-                        case.ldc,
-                        &mut scratch,
-                        &pool,
-                    );
+                    let c = case.sgemm_bt(isa, &bt, ldbt, &pool);
                     let what = format!("sgemm_bt {isa:?} t={threads} m={m} n={n} k={k} pad={pad}");
                     case.check(&c, |p, j| bt[j * ldbt + p], &what);
                 }
@@ -282,24 +300,7 @@ fn attention_layouts_and_k_blocking() {
         // K far beyond one KC block, with bias and accumulate.
         let case = Case::new(33, 40, 700, 1, true, true, 5);
         let b = random(700 * 40, 6);
-        let mut c = case.c0.clone();
-        let mut scratch = vec![0.0; scratch_len_for(isa, 33, 40, 700, 2)];
-        sgemm_with(
-            isa,
-            33,
-            40,
-            700,
-            &case.a,
-            case.lda,
-            &b,
-            40,
-            &mut c,
-            case.ldc,
-            case.bias.as_deref(),
-            true,
-            &mut scratch,
-            &pool,
-        );
+        let c = case.sgemm(isa, &b, 40, &pool);
         case.check(&c, |p, j| b[p * 40 + j], &format!("k=700 {isa:?}"));
     }
 }
@@ -381,24 +382,7 @@ fn every_tile_height() {
                 let n = 67;
                 let case = Case::new(m, n, k, pad, bias, acc, seed);
                 let b = random(k * n, seed + 3);
-                let mut c = case.c0.clone();
-                let mut scratch = vec![f32::NAN; scratch_len_for(isa, m, n, k, 1)];
-                sgemm_with(
-                    isa,
-                    m,
-                    n,
-                    k,
-                    &case.a,
-                    case.lda,
-                    &b,
-                    n,
-                    &mut c,
-                    case.ldc,
-                    case.bias.as_deref(),
-                    acc,
-                    &mut scratch,
-                    &pool,
-                );
+                let c = case.sgemm(isa, &b, n, &pool);
                 let what = format!("{isa:?} m={m} k={k}");
                 case.check(&c, |p, j| b[p * n + j], &what);
             }
