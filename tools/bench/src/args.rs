@@ -53,6 +53,8 @@ pub struct Args {
     pub(crate) raw: Vec<String>,
 }
 
+/// The command line, checked; `--help` and `--version` print and exit. Without `--fmnist`,
+/// engines/fmnist/model.tinv when it exists.
 pub(crate) fn parse_args() -> Result<Args, String> {
     // `--flag=value` is `--flag value`, as tinv-run, tinv-fold and tinv-train take it; a switch
     // takes no value.
