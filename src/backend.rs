@@ -273,8 +273,7 @@ mod tests {
             .to_string();
         assert!(e.contains("opened from memory"), "{e}");
 
-        let dir = std::env::temp_dir().join(format!("tinv-engines-dir-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::files::test_dir("engines-dir");
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("m.tinv");
         std::fs::write(&file, bytes()).unwrap();

@@ -208,6 +208,16 @@ pub fn utf8_args() -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// `tinv-NAME-PID` under the temp folder, with nothing left there: process ids repeat (a fresh
+/// CI machine runs the tests twice), so what an earlier run under the same id left is removed.
+/// Not created: a test that needs the folder makes it.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tinv-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,8 +229,7 @@ mod tests {
         if !NON_BLOCKING_OPEN {
             return;
         }
-        let dir = std::env::temp_dir().join(format!("tinv-fifo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = test_dir("fifo");
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("model.tinv");
         let _ = std::fs::remove_file(&fifo);
@@ -261,8 +270,7 @@ mod tests {
         if !NON_BLOCKING_OPEN {
             return;
         }
-        let dir = std::env::temp_dir().join(format!("tinv-lease-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = test_dir("lease");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("leased");
         std::fs::write(&path, "x").unwrap();
@@ -309,8 +317,7 @@ mod tests {
 
     #[test]
     fn reads_regular_files_within_the_limit_only() {
-        let dir = std::env::temp_dir().join(format!("tinv-files-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = test_dir("files");
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("a.txt");
         std::fs::write(&f, "hello").unwrap();
@@ -335,8 +342,7 @@ mod tests {
 
     #[test]
     fn writes_go_to_regular_files_and_through_links() {
-        let dir = std::env::temp_dir().join(format!("tinv-dest-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = test_dir("dest");
         std::fs::create_dir_all(&dir).unwrap();
         let (file, new) = (dir.join("a.tinv"), dir.join("new.tinv"));
         std::fs::write(&file, "x").unwrap();

@@ -324,8 +324,7 @@ mod tests {
     fn open_reads_plain_and_gzipped_files() {
         use std::io::Write;
         let f = encode(&[2, 3], &[1, 2, 3, 4, 5, 6]).unwrap();
-        let dir = std::env::temp_dir().join(format!("tinv-idx-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::files::test_dir("idx");
         std::fs::create_dir_all(&dir).unwrap();
         let plain = dir.join("a-idx2-ubyte");
         std::fs::write(&plain, &f).unwrap();

@@ -426,9 +426,7 @@ fn layer_norm_nodes_and_only_they_carry_the_fp32_scope() {
     let cfg = support::config((16, 16, 3), 4, 32, 2, 2, &[1, 2], Gelu::Erf, false);
     let model =
         Model::from_bytes(&support::random_model(&cfg, 3), &OpenOptions::default()).unwrap();
-    let dir = std::env::temp_dir().join(format!("tinv-ln-names-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::scratch("ln-names");
     let script = "import onnx, sys\n\
                   for n in onnx.load(sys.argv[1]).graph.node: print(n.op_type, n.name)";
     for (ln, per_norm) in [
@@ -508,9 +506,7 @@ fn fp16_graphs_feed_weights_directly_and_run_layer_norm_in_f32() {
     let cfg = support::config((16, 16, 3), 4, 32, 2, 2, &[1, 2], Gelu::Erf, false);
     let model =
         Model::from_bytes(&support::random_model(&cfg, 3), &OpenOptions::default()).unwrap();
-    let dir = std::env::temp_dir().join(format!("tinv-fp16-graph-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::scratch("fp16-graph");
     // Per node: op type, name, then the element types of its inputs and outputs.
     let script = "import onnx, sys\n\
                   m = onnx.shape_inference.infer_shapes(onnx.load(sys.argv[1]), strict_mode=True)\n\

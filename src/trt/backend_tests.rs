@@ -263,8 +263,7 @@ fn auto_chooses_tensorrt_where_the_engines_open() {
     use crate::backend::{resolve, Backend};
     let r = rig(sample());
     let model = small_model();
-    let dir = std::env::temp_dir().join(format!("tinv-auto-trt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::files::test_dir("auto-trt");
     std::fs::create_dir_all(&dir).unwrap();
     model
         .trt_model(&dir, || r.open().map_err(Into::into))

@@ -254,8 +254,7 @@ mod tests {
     }
 
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("tinv-trt-build-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = crate::files::test_dir(&format!("trt-build-{name}"));
         d
     }
 

@@ -61,8 +61,7 @@ mod tests {
     use super::*;
 
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("tinv-trt-open-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = crate::files::test_dir(&format!("trt-open-{name}"));
         std::fs::create_dir_all(&d).unwrap();
         d
     }

@@ -176,8 +176,7 @@ mod tests {
     }
 
     fn tmp(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("tinv-prepare-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = crate::files::test_dir(&format!("prepare-{name}"));
         d
     }
 

@@ -193,8 +193,7 @@ mod tests {
     /// does not exist or is no OpenBLAS is passed over.
     #[test]
     fn candidates_in_order_and_only_libraries_load() {
-        let dir = std::env::temp_dir().join(format!("tinv-bench-blas-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_support::test_dir("bench-blas");
         let libs = dir.join("venv/lib/python3.12/site-packages/numpy.libs");
         std::fs::create_dir_all(&libs).unwrap();
         for f in ["libscipy_openblas64_-abc.so", "libgfortran-x.so"] {

@@ -424,8 +424,7 @@ mod tests {
     /// and --runs 5 time each image once (6 runs; input `i` is image `i mod 6`, after 1 warm-up).
     #[test]
     fn tinv_rows_report_the_means_of_the_timed_inferences() {
-        let dir = std::env::temp_dir().join(format!("tinv-bench-child-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_support::test_dir("bench-child");
         std::fs::create_dir_all(&dir).unwrap();
         let path = crate::test_support::write_fm_model(&dir);
         let inputs = tinv::synth::random_inputs(&crate::test_support::fm_config(), 6, 5);

@@ -462,8 +462,7 @@ mod tests {
             );
             return;
         };
-        let dir = std::env::temp_dir().join(format!("tinv-bench-cases-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_support::test_dir("bench-cases");
         std::fs::create_dir_all(&dir).unwrap();
         let model = crate::test_support::write_fm_model(&dir);
         let pixels: Vec<u8> = (0..7 * 784).map(|i| (i * 37 % 256) as u8).collect();

@@ -54,8 +54,7 @@ fn the_header_counts_the_adaptive_rows_runs() {
 /// A Fashion-MNIST-shaped model (28×28 grey, 10 classes, paths at depths 2 and 4, with a
 /// controller) in a fresh folder `tinv-bench-<name>-<pid>`, and its case on `inputs`.
 fn fm_case(name: &str, inputs: Vec<f32>, labels: Vec<u8>) -> (std::path::PathBuf, Case) {
-    let dir = std::env::temp_dir().join(format!("tinv-bench-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
+    let dir = crate::test_support::test_dir(&format!("bench-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     let case = Case {
         name: "fmnist".into(),

@@ -22,3 +22,12 @@ pub fn venv() -> PathBuf {
         PathBuf::from,
     )
 }
+
+/// `tinv-NAME-PID` under the temp folder, with nothing left there: process ids repeat (a fresh
+/// CI machine runs the tests twice), so what an earlier run under the same id left is removed.
+/// Not created: a test that needs the folder makes it.
+pub fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tinv-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}

@@ -451,8 +451,7 @@ fn container_length_checks_at_their_ends() {
 
 #[test]
 fn cli_errors_are_one_line_and_exit_1() {
-    let dir = std::env::temp_dir().join(format!("tinv-fold-errors-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::test_dir("fold-errors");
     std::fs::create_dir_all(&dir).expect("tmp");
     let mut t = random_checkpoint(&Spec::small(), 1);
     t.remove("cls_token");
@@ -506,8 +505,7 @@ fn cli_folds_and_help_lists_every_flag() {
     ] {
         assert!(help.contains(flag), "--help does not explain {flag}");
     }
-    let dir = std::env::temp_dir().join(format!("tinv-fold-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::test_dir("fold-cli");
     std::fs::create_dir_all(&dir).expect("tmp");
     let spec = Spec::small();
     let t = random_checkpoint(&spec, 1);
@@ -549,8 +547,7 @@ fn cli_normalization_flags_version_and_short_options() {
             "{flag}"
         );
     }
-    let dir = std::env::temp_dir().join(format!("tinv-fold-cli-norm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::test_dir("fold-cli-norm");
     std::fs::create_dir_all(&dir).expect("tmp");
     let ck = dir.join("m.safetensors");
     let t = random_checkpoint(&Spec::small(), 1);

@@ -175,8 +175,7 @@ fn budget_without_controller_is_refused() {
 
 #[test]
 fn cli_never_overwrites_the_checkpoint_and_rejects_switch_values() {
-    let dir = std::env::temp_dir().join(format!("tinv-fold-refusals-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::test_dir("fold-refusals");
     std::fs::create_dir_all(&dir).expect("tmp");
     let bytes = safetensors_bytes(&random_checkpoint(&Spec::small(), 1), Src::F32, &[]);
     let ck = dir.join("m.safetensors");

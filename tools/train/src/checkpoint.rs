@@ -364,8 +364,7 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_tensors_and_metadata() {
-        let dir = std::env::temp_dir().join(format!("tinv-train-ckpt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir("train-ckpt");
         let path = dir.join("c.safetensors");
         let ts = vec![
             HostTensor {
@@ -447,8 +446,7 @@ mod tests {
 
     #[test]
     fn the_header_is_sorted_and_padded_to_eight_bytes() {
-        let dir = std::env::temp_dir().join(format!("tinv-train-hdr-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir("train-hdr");
         let path = dir.join("h.safetensors");
         let meta = HashMap::from([
             ("b".to_string(), "1".to_string()),
@@ -489,8 +487,7 @@ mod tests {
 
     #[test]
     fn the_previous_file_is_kept_aside() {
-        let dir = std::env::temp_dir().join(format!("tinv-train-prev-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir("train-prev");
         let (path, prev) = (dir.join("s.optim.safetensors"), dir.join("s.prev"));
         let meta = HashMap::new();
         save_keeping_previous(&path, &prev, &one(), &meta).unwrap();
@@ -507,8 +504,7 @@ mod tests {
 
     #[test]
     fn resume_needs_the_state_and_names_an_old_one() {
-        let dir = std::env::temp_dir().join(format!("tinv-train-res-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir("train-res");
         std::fs::create_dir_all(&dir).unwrap();
         let ck = dir.join("run.seed1");
         assert!(check_resume(&ck).unwrap_err().starts_with("--resume "));
@@ -549,8 +545,7 @@ mod tests {
 
     #[test]
     fn out_is_checked_writable_before_training() {
-        let dir = std::env::temp_dir().join(format!("tinv-train-out-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir("train-out");
         std::fs::create_dir_all(&dir).unwrap();
         let err = |p: &Path| check_writable(p).unwrap_err();
         assert!(err(Path::new("")).contains("give a file name"));

@@ -51,8 +51,7 @@ fn gz_img(dims: &[usize]) -> Vec<u8> {
 #[test]
 fn loads_gzip_and_rank4_hwc_as_chw() {
     use std::io::Write;
-    let dir = std::env::temp_dir().join(format!("tinv-train-idx-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::test_dir("train-idx");
     std::fs::create_dir_all(&dir).unwrap();
     // One 1x2 image with 3 channels, HWC: pixel 0 = (1, 2, 3), pixel 1 = (4, 5, 6).
     let img = tinv::idx::encode(&[1, 1, 2, 3], &[1, 2, 3, 4, 5, 6]).unwrap();
@@ -307,8 +306,7 @@ fn batch_rows_are_each_images_patches() {
 
 #[test]
 fn refuses_to_write_over_a_dataset_file() {
-    let dir = std::env::temp_dir().join(format!("tinv-train-over-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::test_dir("train-over");
     std::fs::create_dir_all(&dir).unwrap();
     let labels = dir.join("train-labels-idx1-ubyte");
     let images = dir.join("t10k-images-idx3-ubyte.gz");

@@ -105,8 +105,7 @@ mod tests {
 
     #[test]
     fn writes_the_first_image_of_each_class_in_turn() {
-        let dir = std::env::temp_dir().join(format!("tinv-train-samples-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir("train-samples");
         // Five 2×3 images, image i all of value 10·i, labels 2, 0, 1, 0, 2 (3 classes): class 0
         // takes image 1, class 1 image 2, class 2 image 0, then class 0 again image 3 (its
         // name taken: the index is added), class 1 has none left, class 2 takes image 4.

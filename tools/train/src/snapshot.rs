@@ -177,8 +177,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_reaches_the_disk_only_after_a_finite_step_from_it() {
-        let dir = std::env::temp_dir().join(format!("tinv-pending-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir("pending");
         let out = dir.join("ck.safetensors");
         let mut p = Pending::new(out.clone(), None);
         assert_eq!(p.kept(), "no checkpoint had been written yet");
@@ -247,8 +246,7 @@ mod tests {
 
     #[test]
     fn a_run_resumed_into_another_file_writes_it_once() {
-        let dir = std::env::temp_dir().join(format!("tinv-pending-out-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir("pending-out");
         let out = dir.join("b.safetensors");
         let mut p = Pending::new(out.clone(), Some((dir.join("a.safetensors"), 3)));
         // Resumed from a.safetensors: `out` does not hold the run's result yet.
@@ -281,8 +279,7 @@ mod tests {
         };
         let s = Snapshot::take(&vit, Some(&opt), &meta).unwrap();
         assert_eq!(s.step(), 7);
-        let dir = std::env::temp_dir().join(format!("tinv-snap-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::test_dir("snap");
         let out = dir.join("m.safetensors");
         s.write(&out).unwrap();
         let (model, m) = checkpoint::load(&out).unwrap();

@@ -250,3 +250,12 @@ pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
         .map(|(x, y)| (f64::from(*x) - y).abs())
         .fold(0.0, f64::max)
 }
+
+/// `tinv-NAME-PID` under the temp folder, with nothing left there: process ids repeat (a fresh
+/// CI machine runs the tests twice), so what an earlier run under the same id left is removed.
+/// Not created: a test that needs the folder makes it.
+pub fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tinv-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
