@@ -53,54 +53,45 @@ impl Case {
         }
     }
 
-    /// `C0` with `A·B` (+bias) written over it by [`sgemm_with`] on `pool`: B is `[k, ldb]`. The
-    /// scratch is exactly [`scratch_len_for`] long and starts as NaN, so a read before a write
-    /// shows in C.
+    /// `C0` with `A·B` (+bias) written over it by [`sgemm_with`] on `pool`: B is `[k, ldb]`.
     pub(super) fn sgemm(&self, isa: Isa, b: &[f32], ldb: usize, pool: &Pool) -> Vec<f32> {
-        let mut c = self.c0.clone();
-        let mut scratch = self.scratch(isa, pool);
-        sgemm_with(
-            isa,
-            self.m,
-            self.n,
-            self.k,
-            &self.a,
-            self.lda,
-            b,
-            ldb,
-            &mut c,
-            self.ldc,
-            self.bias.as_deref(),
-            self.accumulate,
-            &mut scratch,
-            pool,
-        );
-        c
+        self.run(isa, pool, |c, scratch| {
+            sgemm_with(
+                isa,
+                self.m,
+                self.n,
+                self.k,
+                &self.a,
+                self.lda,
+                b,
+                ldb,
+                c,
+                self.ldc,
+                self.bias.as_deref(),
+                self.accumulate,
+                scratch,
+                pool,
+            )
+        })
     }
 
     /// As [`Case::sgemm`] with Bᵀ `[n, ldbt]` through [`sgemm_bt_with`] (no bias, no accumulate).
     pub(super) fn sgemm_bt(&self, isa: Isa, bt: &[f32], ldbt: usize, pool: &Pool) -> Vec<f32> {
-        let mut c = self.c0.clone();
-        let mut scratch = self.scratch(isa, pool);
-        sgemm_bt_with(
-            isa,
-            self.m,
-            self.n,
-            self.k,
-            &self.a,
-            self.lda,
-            bt,
-            ldbt,
-            &mut c,
-            self.ldc,
-            &mut scratch,
-            pool,
-        );
-        c
+        self.run(isa, pool, |c, scratch| {
+            sgemm_bt_with(
+                isa, self.m, self.n, self.k, &self.a, self.lda, bt, ldbt, c, self.ldc, scratch,
+                pool,
+            )
+        })
     }
 
-    fn scratch(&self, isa: Isa, pool: &Pool) -> Vec<f32> {
-        vec![f32::NAN; scratch_len_for(isa, self.m, self.n, self.k, pool.threads())]
+    /// `C0` after `product(C, scratch)`. The scratch is exactly [`scratch_len_for`] long for the
+    /// pool's threads and starts as NaN, so a read before a write shows in C.
+    fn run(&self, isa: Isa, pool: &Pool, product: impl FnOnce(&mut [f32], &mut [f32])) -> Vec<f32> {
+        let mut c = self.c0.clone();
+        let len = scratch_len_for(isa, self.m, self.n, self.k, pool.threads());
+        product(&mut c, &mut vec![f32::NAN; len]);
+        c
     }
 
     /// Checks `got` against the f64 reference, element by element, with an error bound scaled by
