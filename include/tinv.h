@@ -258,11 +258,12 @@ typedef enum tinv_pixels {
  * floats, value / 255; grey feeds every channel; colour feeds a 3-channel model as R, G, B and a
  * 1-channel model through ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B), as `tinv-run
  * classify` converts its files; alpha is dropped. No resizing. `pixels` must hold
- * stride * (height - 1) + width * bytes-per-pixel bytes.
+ * stride * (height - 1) + width * bytes-per-pixel bytes, and must not overlap `out` (no
+ * conversion in place).
  * Returns TINV_OK, TINV_ERR_NULL_ARG, TINV_ERR_INVALID_HANDLE, TINV_ERR_INVALID_ARG (another
  * size than the model's, a stride shorter than a row, an unknown format, colour pixels for a
- * model of other than 1 or 3 channels, a misaligned `out`), TINV_ERR_BUFFER_TOO_SMALL (out_len
- * below tinv_model_input_len). */
+ * model of other than 1 or 3 channels, a misaligned `out`, `pixels` overlapping `out`),
+ * TINV_ERR_BUFFER_TOO_SMALL (out_len below tinv_model_input_len). */
 tinv_status tinv_model_image_input(const tinv_model *model, const uint8_t *pixels, size_t width,
                                    size_t height, size_t stride, uint32_t format, float *out,
                                    size_t out_len);

@@ -310,6 +310,23 @@ fn c_abi_converts_camera_pixels_to_the_input() {
             conv(frame.as_ptr(), w, stride, PIXELS_BGR8, &mut out[..783]),
             Status::BufferTooSmall
         );
+        // Grey bytes stored in the float buffer itself: refused wherever they overlap the
+        // input's 784 floats (3,136 bytes), accepted just past them.
+        let mut buf = vec![0f32; 784 + 196];
+        let base = buf.as_mut_ptr();
+        let grey_at = |byte: usize| base.cast::<u8>().add(byte).cast_const();
+        let conv_in_place = |byte: usize| {
+            tinv_model_image_input(m, grey_at(byte), w, h, w, PIXELS_GRAY8, base, 784)
+        };
+        for byte in [0, 1, 3136 - 784, 3135] {
+            assert_eq!(
+                conv_in_place(byte),
+                Status::InvalidArg,
+                "pixels at byte {byte}"
+            );
+            assert!(last_error().contains("overlap"), "{}", last_error());
+        }
+        assert_eq!(conv_in_place(3136), Status::Ok);
         assert_eq!(tinv_model_free(m), Status::Ok);
     }
 }

@@ -417,9 +417,6 @@ pub unsafe extern "C" fn tinv_model_image_input(
                 ))
             }
         };
-        if !out.is_aligned() {
-            return Err(Fail::new(Status::InvalidArg, "out is not 4-byte aligned"));
-        }
         let cfg = m.model.config();
         // The bytes the caller vouches for, checked (size, stride, overflow) before a slice is
         // formed from them.
@@ -433,9 +430,20 @@ pub unsafe extern "C" fn tinv_model_image_input(
                 ),
             ));
         }
-        // SAFETY: non-null; the caller's contract gives `len` readable bytes (`len` within
-        // isize, for the model's own size, `image_bytes`) and `out_len` writable,
-        // aligned floats, of which the input's length (a validated model's, ≤ out_len) are used.
+        // A shared and a mutable slice over the same bytes would be undefined behaviour, and
+        // converting in place (bytes at the tail of the float buffer) is a natural C habit.
+        let (px_at, out_at) = (pixels as usize, out as usize);
+        let out_bytes = cfg.input_len() * std::mem::size_of::<f32>();
+        if px_at < out_at.saturating_add(out_bytes) && out_at < px_at.saturating_add(len) {
+            return Err(Fail::new(
+                Status::InvalidArg,
+                "tinv_model_image_input: 'pixels' and 'out' overlap",
+            ));
+        }
+        // SAFETY: non-null and aligned (the boundary); the caller's contract gives `len`
+        // readable bytes (`len` within isize, for the model's own size, `image_bytes`) and
+        // `out_len` writable floats, of which the input's length (a validated model's,
+        // ≤ out_len) are used; the two ranges do not overlap (checked above).
         let (px, dst) = unsafe {
             (
                 std::slice::from_raw_parts(pixels, len),

@@ -73,6 +73,9 @@ impl<T> Registry<T> {
 
     /// Registers `obj` and returns its handle (never 0).
     pub fn insert(&self, obj: T) -> Result<usize, Fail> {
+        // Allocated before the lock, which every infer call takes to look its handle up; and
+        // declared before the guard, so a refused object is dropped after the lock is released.
+        let obj = Arc::new(obj);
         let mut s = self.slots();
         let slot = match s.free.pop() {
             Some(i) => i,
@@ -88,6 +91,11 @@ impl<T> Registry<T> {
                     ));
                 }
                 s.entries.push(Entry { gen: 0, obj: None });
+                // `free` never holds more than `entries`: with the same capacity, `remove`
+                // (under the lock) never allocates.
+                let want = s.entries.capacity();
+                let len = s.free.len();
+                s.free.reserve(want - len);
                 s.entries.len() - 1
             }
         };
@@ -97,7 +105,7 @@ impl<T> Registry<T> {
             .ok_or_else(|| internal("free slot out of range"))?;
         // Generations start at 1, so a handle is never 0 (NULL).
         e.gen += 1;
-        e.obj = Some(Arc::new(obj));
+        e.obj = Some(obj);
         Ok(encode(self.kind, slot, e.gen))
     }
 

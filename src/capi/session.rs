@@ -254,7 +254,7 @@ enum Run {
 #[allow(clippy::too_many_arguments)]
 unsafe fn infer(
     function: &'static str,
-    h: *const TinvSession,
+    session: *const TinvSession,
     input: *const f32,
     input_len: usize,
     batch: usize,
@@ -263,12 +263,13 @@ unsafe fn infer(
     logits_len: usize,
     stats: Option<(*mut StatsC, usize)>,
 ) -> Status {
-    ffi_boundary!(function, [h], {
+    ffi_boundary!(function, [session], {
         // An invalid handle has no session whose stats could be cleared; it fails below, after
         // the NULL checks (their order is that of the arguments, as for every export).
-        let obj = SESSIONS.get(h as usize);
+        let obj = SESSIONS.get(session as usize);
         if let Ok(o) = &obj {
-            // Cleared first, so a failure anywhere below (or a panic) leaves 0.
+            // Cleared first, so a failure before the lock (a NULL buffer, a busy session)
+            // leaves 0; cleared again under the lock below.
             o.last_batch.store(0, Ordering::Relaxed);
         }
         if input.is_null() {
@@ -280,8 +281,23 @@ unsafe fn infer(
         if stats.is_some_and(|(p, _)| p.is_null()) {
             return Err(Fail::null(function, "stats"));
         }
+        // Alignment after every NULL check and before any length, as the boundary macro
+        // orders them for the other exports.
+        if !input.is_aligned() {
+            return Err(Fail::misaligned(function, "input"));
+        }
+        if !logits.is_aligned() {
+            return Err(Fail::misaligned(function, "logits"));
+        }
+        if stats.is_some_and(|(p, _)| !p.is_aligned()) {
+            return Err(Fail::misaligned(function, "stats"));
+        }
         let obj = obj?;
         let mut guard = lock(&obj)?;
+        // Again under the lock: a call that held it while this one cleared the count above
+        // stored its own batch on the way out, and this call's failure below must not leave
+        // that count over a session whose stats this call is about to clear.
+        obj.last_batch.store(0, Ordering::Relaxed);
         let st = &mut *guard;
         let c = st.session.model().config();
         let (per, classes, max_batch) = (c.input_len(), c.classes, st.session.max_batch());
@@ -314,14 +330,8 @@ unsafe fn infer(
                 ),
             ));
         }
-        if !input.is_aligned() || !logits.is_aligned() {
-            return Err(Fail::new(
-                Status::InvalidArg,
-                "input or logits pointer is not 4-byte aligned",
-            ));
-        }
-        if let Some((p, len)) = stats {
-            stats_room(p, len, batch, || format!("batch {batch} needs {batch}"))?;
+        if let Some((_, len)) = stats {
+            stats_room(len, batch, || format!("batch {batch} needs {batch}"))?;
         }
         // SAFETY: non-null, aligned, and the caller declared `input_len` = need_in readable floats.
         // (The lengths are checked here, before a slice is formed from them; the values, NaN and
@@ -340,7 +350,7 @@ unsafe fn infer(
         let dst = unsafe { std::slice::from_raw_parts_mut(logits, need_out) };
         dst.copy_from_slice(out);
         if let Some((p, _)) = stats {
-            // SAFETY: non-null, and `stats_room` checked the alignment and `batch` entries.
+            // SAFETY: checked non-null and aligned above, and `stats_room` checked `batch` entries.
             unsafe { copy_stats(session, p, batch)? };
         }
         // Under the lock, after the stats: `tinv_session_last_stats` (which takes the lock)
@@ -424,22 +434,14 @@ pub unsafe extern "C" fn tinv_session_infer_depth(
     }
 }
 
-/// Checks that a caller's stats buffer (`len` entries at `p`) takes `n` entries and is aligned;
-/// `short` says what needs them.
-fn stats_room(
-    p: *mut StatsC,
-    len: usize,
-    n: usize,
-    short: impl FnOnce() -> String,
-) -> Result<(), Fail> {
+/// Checks that a caller's stats buffer of `len` entries takes `n`; `short` says what needs
+/// them. (Its NULL and alignment checks come first, with the other pointers'.)
+fn stats_room(len: usize, n: usize, short: impl FnOnce() -> String) -> Result<(), Fail> {
     if len < n {
         return Err(Fail::new(
             Status::BufferTooSmall,
             format!("stats_len is {len}, {}", short()),
         ));
-    }
-    if !p.is_aligned() {
-        return Err(Fail::new(Status::InvalidArg, "stats pointer is misaligned"));
     }
     Ok(())
 }
@@ -447,7 +449,7 @@ fn stats_room(
 /// Writes the first `n` stats of `session`'s last call to `dst`.
 ///
 /// # Safety
-/// `dst` is non-null and aligned, with `n` writable entries ([`stats_room`]).
+/// `dst` is non-null and aligned, with `n` writable entries (checked by [`stats_room`]).
 unsafe fn copy_stats(session: &Session, dst: *mut StatsC, n: usize) -> Result<(), Fail> {
     let src = session
         .last_stats()
@@ -513,10 +515,8 @@ pub unsafe extern "C" fn tinv_session_last_stats(
     ffi_boundary!("tinv_session_last_stats", [session, stats, count], {
         with_session(session, |obj, st| {
             let n = obj.last_batch.load(Ordering::Relaxed);
-            stats_room(stats, stats_len, n, || {
-                format!("the last call ran {n} inputs")
-            })?;
-            // SAFETY: non-null (checked at the boundary); `stats_room` checked the rest.
+            stats_room(stats_len, n, || format!("the last call ran {n} inputs"))?;
+            // SAFETY: non-null and aligned (checked at the boundary); `stats_room` checked the length.
             unsafe { copy_stats(&st.session, stats, n)? };
             // SAFETY: checked non-null; writable by contract.
             unsafe { put(count, n) };

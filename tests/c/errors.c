@@ -60,6 +60,7 @@ static void test_null_args(const char *path, tinv_model *m, tinv_session *s, con
     CHECK_STATUS(tinv_session_open(m, NULL, NULL), TINV_ERR_NULL_ARG);
     CHECK(so == NULL);
     CHECK_STATUS(tinv_session_infer(NULL, e->input, in_len, e->n, logits, out_len), TINV_ERR_NULL_ARG);
+    CHECK(strstr(tinv_last_error(), "tinv_session_infer: argument 'session'") != NULL);
     CHECK_STATUS(tinv_session_infer(s, NULL, in_len, e->n, logits, out_len), TINV_ERR_NULL_ARG);
     CHECK_STATUS(tinv_session_infer(s, e->input, in_len, e->n, NULL, out_len), TINV_ERR_NULL_ARG);
     CHECK_STATUS(tinv_session_infer_depth(NULL, e->input, in_len, e->n, e->depth[0], logits, out_len),
@@ -180,6 +181,16 @@ static void test_buffers(tinv_session *s, const expectation *e) {
     CHECK_STATUS(tinv_session_infer((tinv_session *)s, (const float *)((const char *)e->input + 1),
                                     in_len, n, logits, out_len),
                  TINV_ERR_INVALID_ARG);
+    CHECK(strstr(tinv_last_error(), "tinv_session_infer: argument 'input' is misaligned") != NULL);
+    /* Alignment is checked before any length, and each pointer is named. */
+    CHECK_STATUS(tinv_session_infer_depth(s, e->input, in_len + 1, n, e->depth[0],
+                                          (float *)(void *)((char *)logits + 2), out_len - 1),
+                 TINV_ERR_INVALID_ARG);
+    CHECK(strstr(tinv_last_error(), "tinv_session_infer_depth: argument 'logits' is misaligned") != NULL);
+    CHECK_STATUS(tinv_session_infer_stats(s, e->input, in_len, n, logits, out_len,
+                                          (tinv_stats *)(void *)((char *)st + 4), 0),
+                 TINV_ERR_INVALID_ARG);
+    CHECK(strstr(tinv_last_error(), "tinv_session_infer_stats: argument 'stats' is misaligned") != NULL);
 
     memcpy(bad, e->input, in_len * sizeof(float));
     bad[in_len - 1] = NAN;
