@@ -89,7 +89,7 @@ typedef enum tinv_status {
     /* File and format errors. */
     TINV_ERR_IO = 200,                /* the model file could not be opened or mapped */
     TINV_ERR_FORMAT = 201,            /* the bytes are not a valid .tinv file */
-    TINV_ERR_CHECKSUM = 202,          /* a checksum mismatched: the metadata's (checked at every open) or a tensor's (verify option) */
+    TINV_ERR_CHECKSUM = 202,          /* a checksum mismatched: the metadata's or the content hash (checked at every open) or a tensor's (verify option) */
     TINV_ERR_MODEL = 203,             /* valid file, but not a model this runtime can run */
     /* Device / backend errors. */
     TINV_ERR_BACKEND_UNAVAILABLE = 300, /* backend not built into this library or not usable here */

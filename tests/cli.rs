@@ -129,13 +129,14 @@ fn bad_input_gives_one_line_errors() {
         &["classify", "--model", m, txt.to_str().unwrap()],
         "not a PNG or PGM",
     );
+    // Said in the flag's own words, as `eval` says them.
     assert_one_line_error(
         &["classify", "--model", m, "--depth", "5", i],
-        "depth 5 is not a path",
+        "error: --depth 5 is not a path of this model (paths: [1, 2])",
     );
     assert_one_line_error(
         &["classify", "--model", m, "--budget", "1.5", i],
-        "not in [0, 1]",
+        "error: --budget 1.5 is not in [0, 1]",
     );
     assert_one_line_error(
         &["classify", "--model", m, "--budget", "abc", i],
@@ -172,6 +173,16 @@ fn help_explains_every_command() {
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("COMMANDS"));
+    // Help about help is the usage, however it is asked for.
+    for asked in [
+        ["help", "--help"],
+        ["--help", "help"],
+        ["-h", "-h"],
+        ["help", "help"],
+    ] {
+        let (code, again, err) = run(&asked);
+        assert_eq!((code, &again, err.as_str()), (0, &out, ""), "{asked:?}");
+    }
     // Without a command: the usage and the error on stderr, nothing on stdout.
     let (code, out, err) = run(&[]);
     assert_ne!(code, 0);
@@ -358,8 +369,9 @@ fn arguments_that_would_be_ignored_are_refused() {
     ]
     .concat());
     assert_eq!(code, 0, "{err}");
+    // (Six samples run as one batch of six: the batch it reports is the one that ran.)
     assert!(
-        out.contains("\"batch\":4096") && out.contains("\"samples\":6"),
+        out.contains("\"batch\":6,") && out.contains("\"samples\":6"),
         "{out}"
     );
     // A budget on a model without a controller ran at full depth under a "budget" banner.

@@ -145,6 +145,23 @@ fn classify_json_escapes_names_and_labels() {
         "{out}"
     );
     assert!(out.ends_with("}\n"), "{out}");
+    // The text output escapes the same control characters: one line, no raw escape code.
+    let (code, out, err) = run(&[
+        "classify",
+        "--model",
+        pkg.to_str().unwrap(),
+        "--depth",
+        "2",
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let want = format!("{}/x\"y\\z\\n .pgm: class ", dir.to_str().unwrap());
+    assert!(out.starts_with(&want), "{out}");
+    assert!(
+        out.contains("(a \"b\" \\ c\\td\\u{1}e\\u{1f} ~é) confidence"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
 }
 
 /// A classes.txt beside the model with one name per class (blank lines and surrounding spaces

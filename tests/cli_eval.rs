@@ -224,10 +224,15 @@ impl EvalReport {
                 pct(full_acc)
             ),
             format!(
-                "mean FLOPs         {:.3}M of {:.3}M full ({:.1}% fewer)",
+                "mean FLOPs         {:.3}M of {:.3}M full ({:.1}% {})",
                 self.mean_flops / 1e6,
                 self.full_flops / 1e6,
-                pct(1.0 - self.mean_flops / self.full_flops)
+                pct(1.0 - self.mean_flops / self.full_flops).abs(),
+                if self.mean_flops > self.full_flops {
+                    "more"
+                } else {
+                    "fewer"
+                }
             ),
             format!(
                 "oracle             {:.3}M FLOPs ({:.1}% of full), {:.2}% accuracy",
@@ -301,6 +306,16 @@ fn eval_reports_the_librarys_per_input_results_summed() {
             "threshold:0.6",
             "threshold:0.6",
         ),
+        // τ = 1: every input runs every exit, so the mean is above full depth ("more"); a
+        // batch larger than the data set runs the data set in one batch.
+        (
+            &model_path,
+            &["--mode", "threshold:1", "--batch", "4096"],
+            o().mode(tinv::Mode::Threshold(1.0)),
+            None,
+            "threshold:1",
+            "threshold:1",
+        ),
         (
             &model_path,
             &["--depth", "1"],
@@ -321,10 +336,12 @@ fn eval_reports_the_librarys_per_input_results_summed() {
     ];
     let mut escalated = false;
     let mut oracle_below_full = false;
+    let mut above_full = false;
     for (model, extra, opts, depth, text_mode, json_mode) in cases {
         let want = EvalReport::of(model, &x, &y, opts, depth);
         escalated |= want.mean_escalations > 0.0;
         oracle_below_full |= want.oracle_accuracy > *want.exit_accuracy.last().unwrap();
+        above_full |= want.mean_flops > want.full_flops;
         let (m, i, l) = (
             model.to_str().unwrap(),
             ip.to_str().unwrap(),
@@ -350,8 +367,8 @@ fn eval_reports_the_librarys_per_input_results_summed() {
         let batch = extra
             .iter()
             .position(|&a| a == "--batch")
-            .map_or("1", |at| extra[at + 1]);
-        assert_eq!(field(&out, "batch"), batch, "{out}");
+            .map_or(1, |at| extra[at + 1].parse::<usize>().unwrap());
+        assert_eq!(field(&out, "batch"), batch.min(want.n).to_string(), "{out}");
         // VmHWM is in KiB: a whole number of them, more than 1 MiB and less than 4 GiB.
         let rss: u64 = field(&out, "peak_rss_bytes").parse().unwrap();
         assert!(
@@ -372,9 +389,9 @@ fn eval_reports_the_librarys_per_input_results_summed() {
         let mib: f64 = mib[..mib.find(' ').unwrap()].parse().unwrap();
         assert!((1.0..4096.0).contains(&mib), "{out}");
     }
-    // The data exercise what the sums count: escalations, and inputs only a shallower exit
-    // gets right.
-    assert!(escalated && oracle_below_full);
+    // The data exercise what the sums count: escalations, inputs only a shallower exit gets
+    // right, and a mean above full depth.
+    assert!(escalated && oracle_below_full && above_full);
 }
 
 /// `eval` reports its progress on stderr when it is a terminal or the data set has at least

@@ -32,27 +32,17 @@ fn inspect_json_lists_paths_and_verify_passes() {
     );
 }
 
-/// NaN and ±∞ are not JSON numbers: `inspect --json` writes a metadata value that is one as
-/// `null`, in an array too; an integer above 2^53, which a reader of doubles would round, as a
-/// decimal string, and up to 2^53 as a number. The model is the synthetic one written again with
-/// five more keys.
-#[test]
-fn inspect_json_writes_non_finite_metadata_as_null() {
-    let dir = tmp("inspect-nan");
+/// The synthetic model written again to `dir/name` with the metadata entries `extra` set.
+fn with_meta(dir: &std::path::Path, name: &str, extra: &[(&str, MetaValue)]) -> std::path::PathBuf {
     let bytes = synth::random_model(&synth::tiny(3, false), 4, DType::F32);
     let idx = tinv::format::parse(&bytes).unwrap();
     let mut w = tinv::format::TinvWriter::new();
     for (k, v) in idx.meta.entries() {
         w.meta(k, v.clone());
     }
-    w.meta("user.nan", MetaValue::F64(f64::NAN));
-    w.meta(
-        "user.inf",
-        MetaValue::F64s(vec![1.5, f64::INFINITY, f64::NEG_INFINITY]),
-    );
-    w.meta("user.small", MetaValue::U64(7));
-    w.meta("user.exact", MetaValue::U64(1 << 53));
-    w.meta("user.above", MetaValue::U64((1 << 53) + 1));
+    for (k, v) in extra {
+        w.meta(k, v.clone());
+    }
     for t in &idx.tensors {
         // synth's page breaks: before the stem, each block and each exit head.
         let n = &t.name;
@@ -62,8 +52,32 @@ fn inspect_json_writes_non_finite_metadata_as_null() {
         let data = bytes[t.offset..t.offset + t.nbytes].to_vec();
         w.raw_tensor(n, t.dtype, t.flags, &t.shape, data);
     }
-    let path = dir.join("nan.tinv");
+    let path = dir.join(name);
     std::fs::write(&path, w.to_bytes()).unwrap();
+    path
+}
+
+/// NaN and ±∞ are not JSON numbers: `inspect --json` writes a metadata value that is one as
+/// `null`, in an array too; an integer above 2^53, which a reader of doubles would round, as a
+/// decimal string, and up to 2^53 as a number. The model is the synthetic one written again with
+/// five more keys.
+#[test]
+fn inspect_json_writes_non_finite_metadata_as_null() {
+    let dir = tmp("inspect-nan");
+    let path = with_meta(
+        &dir,
+        "nan.tinv",
+        &[
+            ("user.nan", MetaValue::F64(f64::NAN)),
+            (
+                "user.inf",
+                MetaValue::F64s(vec![1.5, f64::INFINITY, f64::NEG_INFINITY]),
+            ),
+            ("user.small", MetaValue::U64(7)),
+            ("user.exact", MetaValue::U64(1 << 53)),
+            ("user.above", MetaValue::U64((1 << 53) + 1)),
+        ],
+    );
     let (code, out, err) = run(&["inspect", path.to_str().unwrap(), "--json"]);
     assert_eq!((code, err.as_str()), (0, ""));
     assert!(out.contains("\"user.nan\":null"), "{out}");
@@ -71,6 +85,25 @@ fn inspect_json_writes_non_finite_metadata_as_null() {
     assert!(out.contains("\"user.small\":7,"), "{out}");
     assert!(out.contains("\"user.exact\":9007199254740992,"), "{out}");
     assert!(out.contains("\"user.above\":\"9007199254740993\""), "{out}");
+}
+
+/// A string from the file (the producer) and the file's name are printed escaped: a newline
+/// or a terminal escape code in them neither adds a line nor reaches the terminal.
+#[test]
+fn inspect_text_escapes_control_characters_from_the_file() {
+    let dir = tmp("inspect-escape");
+    let producer = MetaValue::Str("tool\u{1b}[2J\nfake line".into());
+    let path = with_meta(&dir, "a\nb.tinv", &[("tinv.producer", producer)]);
+    let (code, out, err) = run(&["inspect", path.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let lines: Vec<&str> = out.lines().collect();
+    let file = format!("file          {}/a\\nb.tinv (", dir.to_str().unwrap());
+    assert!(lines[0].starts_with(&file), "{out}");
+    assert_eq!(
+        lines[1], "producer      tool\\u{1b}[2J\\nfake line",
+        "{out}"
+    );
+    assert!(!out.contains('\u{1b}'), "{out}");
 }
 
 /// The text names the controller's features and its up-front FLOPs in both modes (the

@@ -142,7 +142,7 @@ fn text_report(json: &str) -> String {
     for p in points(json) {
         let label = match kind(p) {
             "depth" => format!("exit at depth {}", field(p, "depth")),
-            "oracle" => "oracle (lower bound)".into(),
+            "oracle" => "oracle".into(),
             "threshold" => format!("threshold τ = {}", field(p, "tau")),
             k => format!("{k} λ = {}", field(p, "budget")),
         };

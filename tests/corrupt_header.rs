@@ -155,9 +155,10 @@ fn each_header_field_corruption_gives_its_error() {
             at
         }
     );
-    // 100 tensor records more than written: the zero padding after the table reads as an
-    // unnamed 0-D f32 tensor of 0 bytes, which should be 4. (This needs a record's worth of
-    // padding between the table and the data; the file without a controller has it.)
+    // 100 tensor records more than written: the zero padding after the table reads as a
+    // record with an empty name, refused as that, with the record's index and the claimed
+    // count. (This needs a record's worth of padding between the table and the data; the file
+    // without a controller has it.)
     let plain = synth::random_model(
         &synth::config(8, 1, 4, 16, 3, 2, 5, &[1, 2, 3], false),
         17,
@@ -170,12 +171,16 @@ fn each_header_field_corruption_gives_its_error() {
     );
     let mut b = plain.clone();
     put_u32(&mut b, 28, lp.records.len() as u32 + 100);
-    let zero = FormatError::ByteLengthMismatch {
-        tensor: String::new(),
-        expected: 4,
-        found: 0,
+    let zero = FormatError::EmptyTensorName {
+        record: lp.records.len() as u32,
+        tensor_count: lp.records.len() as u32 + 100,
     };
     assert_eq!(parse_err(&b), zero);
+    let claim = format!(
+        "does tensor_count {} claim more records than the table holds",
+        lp.records.len() + 100
+    );
+    assert!(zero.to_string().contains(&claim), "{zero}");
     for (field, v) in [(32, 65), (40, 63), (48, 4095), (48, 1 << 40)] {
         assert!(
             matches!(

@@ -6,7 +6,9 @@
 #[allow(dead_code)] // each corrupt_*.rs uses some of the model's helpers
 mod corrupt_model;
 
-use corrupt_model::{model_bytes, model_config, model_err, parse_err, put_u32, put_u64, Layout};
+use corrupt_model::{
+    model_bytes, model_config, model_err, parse_err, put_u32, put_u64, rehashed, Layout,
+};
 use tinv::format::{self, DType, FormatError};
 
 #[test]
@@ -93,13 +95,44 @@ fn each_table_field_corruption_gives_its_error_naming_the_tensor() {
             };
             assert_eq!(err(&|b| put_u64(b, r.offset_at, prev.offset)), overlap);
         }
+        // An offset moved by one alignment unit into the padding stays aligned, in bounds and
+        // in order; the packed layout refuses it (it would feed zeros or the next tensor's
+        // bytes to inference). Worked out here from the records, not taken from the parser.
+        let prev_end = i
+            .checked_sub(1)
+            .map_or(0, |p| l.records[p].offset + l.records[p].nbytes);
+        let (next, page) = (prev_end.div_ceil(256) * 256, prev_end.div_ceil(4096) * 4096);
+        let moved = r.offset + 256;
+        if moved != page && moved + r.nbytes <= data_len {
+            let shifted = FormatError::NotPacked {
+                tensor: name.clone(),
+                offset: moved,
+                next,
+                page,
+            };
+            assert_eq!(err(&|b| put_u64(b, r.offset_at, moved)), shifted);
+        }
         let utf8 = FormatError::BadUtf8 {
             section: "tensor table",
             at: r.name_at as u64,
         };
         assert_eq!(err(&|b| b[r.name_at] = 0xFF), utf8);
-        // Fields the structure does not cover: the checksum (verify) and the device flag (model).
-        let b = with(&|b| put_u64(b, r.checksum_at, r.checksum ^ 1)).expect("structure intact");
+        // A stored checksum changed: the content hash, recomputed from the table at open, no
+        // longer matches; with the content hash and the metadata checksum rewritten to match,
+        // only `verify` (which reads the tensor's bytes) finds it.
+        let mut flipped = good.clone();
+        put_u64(&mut flipped, r.checksum_at, r.checksum ^ 1);
+        assert!(
+            matches!(
+                parse_err(&flipped),
+                FormatError::ContentHashMismatch {
+                    expected: Some(_),
+                    ..
+                }
+            ),
+            "{name}"
+        );
+        let b = rehashed(&flipped);
         let idx = format::parse(&b).expect("structure intact");
         let sum = FormatError::ChecksumMismatch {
             tensor: name.clone(),
@@ -113,9 +146,15 @@ fn each_table_field_corruption_gives_its_error_naming_the_tensor() {
             msg.contains(&format!("tensor '{name}' is marked as device-section")),
             "{msg}"
         );
-        // A renamed tensor (same length) is missing to the model.
-        let renamed = with(&|b| b[r.name_at + r.name.len() - 1] = b'~').expect("names are free");
-        let msg = model_err(&renamed);
+        // A renamed tensor (same length): the content hash covers names; rewritten to match, the
+        // tensor is missing to the model.
+        let mut renamed = good.clone();
+        renamed[r.name_at + r.name.len() - 1] = b'~';
+        assert!(
+            matches!(parse_err(&renamed), FormatError::ContentHashMismatch { .. }),
+            "{name}"
+        );
+        let msg = model_err(&rehashed(&renamed));
         // Named with the file (`from_bytes` calls it "<memory>"), like every model error.
         assert!(
             msg.starts_with("<memory>: ") && msg.contains(&format!("tensor '{name}' is missing")),

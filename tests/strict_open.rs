@@ -18,6 +18,22 @@ type Extra = (String, DType, u32, Vec<usize>, Vec<u8>);
 /// The synthetic model (`dtype` matrices) rewritten with the same tensors and pages, less the
 /// metadata keys `drop`, with `extra` tensors after all the others (on a fresh page).
 fn rewrite(dtype: DType, drop: &[&str], extra: &[Extra]) -> Vec<u8> {
+    placed(dtype, drop, extra, Place::AfterOnPage)
+}
+
+/// Where [`placed`] puts the extra tensors.
+#[derive(Clone, Copy)]
+enum Place {
+    /// After every host tensor, the first on a fresh page (FORMAT.md's device section).
+    AfterOnPage,
+    /// After every host tensor, packed after the last one.
+    AfterPacked,
+    /// Before every host tensor.
+    First,
+}
+
+/// [`rewrite`] with the extra tensors at `place`.
+fn placed(dtype: DType, drop: &[&str], extra: &[Extra], place: Place) -> Vec<u8> {
     let good = synth::random_model(&cfg(), 5, dtype);
     let index = format::parse(&good).unwrap();
     let mut w = TinvWriter::new();
@@ -26,6 +42,14 @@ fn rewrite(dtype: DType, drop: &[&str], extra: &[Extra]) -> Vec<u8> {
             w.meta(k, v.clone());
         }
     }
+    let add_extra = |w: &mut TinvWriter| {
+        for (name, dt, flags, shape, bytes) in extra {
+            w.raw_tensor(name, *dt, *flags, shape, bytes.clone());
+        }
+    };
+    if let Place::First = place {
+        add_extra(&mut w);
+    }
     for t in &index.tensors {
         if (t.offset - index.data_offset).is_multiple_of(format::PAGE as usize) {
             w.page_break();
@@ -33,9 +57,13 @@ fn rewrite(dtype: DType, drop: &[&str], extra: &[Extra]) -> Vec<u8> {
         let data = good[t.offset..t.offset + t.nbytes].to_vec();
         w.raw_tensor(&t.name, t.dtype, t.flags, &t.shape, data);
     }
-    w.page_break();
-    for (name, dt, flags, shape, bytes) in extra {
-        w.raw_tensor(name, *dt, *flags, shape, bytes.clone());
+    match place {
+        Place::AfterOnPage => {
+            w.page_break();
+            add_extra(&mut w);
+        }
+        Place::AfterPacked => add_extra(&mut w),
+        Place::First => {}
     }
     w.to_bytes()
 }
@@ -209,6 +237,30 @@ fn device_copies_are_checked_against_their_host_tensors() {
         let e = model_err(&rewrite(dtype, &[], &[ctrl]), false);
         assert!(e.contains("copies a controller tensor"), "{e}");
     }
+}
+
+/// The device section comes after every host tensor and starts on a page (FORMAT.md): releasing
+/// its pages after the upload drops everything from its first page on.
+#[test]
+fn the_device_section_is_placed_after_the_host_tensors_on_a_fresh_page() {
+    let copies = [dev_copy(DType::F32, "blk.0.qkv.weight")];
+    assert!(open(&placed(DType::F32, &[], &copies, Place::AfterOnPage), true).is_ok());
+    let e = model_err(&placed(DType::F32, &[], &copies, Place::AfterPacked), false);
+    assert!(
+        e.contains("the device section does not start on a fresh 4096-byte page (its first tensor 'dev.blk.0.qkv.weight')"),
+        "{e}"
+    );
+    let e = model_err(&placed(DType::F32, &[], &copies, Place::First), false);
+    let first_host = &format::parse(&synth::random_model(&cfg(), 5, DType::F32))
+        .unwrap()
+        .tensors[0]
+        .name;
+    assert!(
+        e.contains(&format!(
+            "host tensor '{first_host}' lies after the device section's first tensor 'dev.blk.0.qkv.weight'"
+        )),
+        "{e}"
+    );
 }
 
 #[test]

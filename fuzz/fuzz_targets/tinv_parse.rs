@@ -70,23 +70,31 @@ fn run(model: Arc<Model>, budget: f32, threads: usize) {
     }
 }
 
-/// `data` with its metadata checksum recomputed, when that is all that stops it parsing: a
-/// mutated metadata value then reaches the configuration's checks, as a file from a writer
-/// without `tinv.meta_hash` would. (The key may appear elsewhere too; a wrong patch just fails.)
+/// `data` with its content hash and metadata checksum recomputed, when that is all that stops it
+/// parsing: a mutated table or metadata value then reaches the later checks, as a file from a
+/// writer that hashed its own damage would. (A key may appear elsewhere too; a wrong patch just
+/// fails.)
 fn resealed(data: &[u8]) -> Option<Vec<u8>> {
-    let Err(FormatError::MetaChecksumMismatch {
-        expected: Some(_),
-        found,
-    }) = format::parse(data)
-    else {
-        return None;
-    };
-    let key = format::META_HASH_KEY.as_bytes();
-    // The entry: key length (u32), key, type (u32), value (u64).
-    let at = data.windows(key.len()).position(|w| w == key)? + key.len() + 4;
     let mut b = data.to_vec();
-    b.get_mut(at..at + 8)?.copy_from_slice(&found.to_le_bytes());
-    Some(b)
+    // The content hash first: it is a metadata value, so the metadata checksum follows it.
+    for _ in 0..2 {
+        let (key, found) = match format::parse(&b) {
+            Err(FormatError::ContentHashMismatch {
+                expected: Some(_),
+                found,
+            }) => (format::CONTENT_HASH_KEY, found),
+            Err(FormatError::MetaChecksumMismatch {
+                expected: Some(_),
+                found,
+            }) => (format::META_HASH_KEY, found),
+            _ => break,
+        };
+        // The entry: key length (u32), key, type (u32), value (u64).
+        let key = key.as_bytes();
+        let at = b.windows(key.len()).position(|w| w == key)? + key.len() + 4;
+        b.get_mut(at..at + 8)?.copy_from_slice(&found.to_le_bytes());
+    }
+    (b != data).then_some(b)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -150,7 +150,9 @@ impl From<Error> for Fail {
             Error::Io { .. } => Status::Io,
             Error::Format {
                 error:
-                    FormatError::ChecksumMismatch { .. } | FormatError::MetaChecksumMismatch { .. },
+                    FormatError::ChecksumMismatch { .. }
+                    | FormatError::MetaChecksumMismatch { .. }
+                    | FormatError::ContentHashMismatch { .. },
                 ..
             } => Status::Checksum,
             Error::Format { .. } => Status::Format,

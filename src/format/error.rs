@@ -68,6 +68,21 @@ pub enum FormatError {
         expected: u64,
         found: u64,
     },
+    /// A tensor record has an empty name (`record` counts from 0): what the zero padding after
+    /// the table reads as when `tensor_count` claims more records than the table holds.
+    EmptyTensorName { record: u32, tensor_count: u32 },
+    /// A tensor does not start where the packed layout puts it: at `next`, the first aligned
+    /// offset after the previous tensor, or at `page`, the first page after it (offsets relative
+    /// to the data section). The table is damaged, or was not written by a conforming writer.
+    NotPacked {
+        tensor: String,
+        offset: u64,
+        next: u64,
+        page: u64,
+    },
+    /// The content hash (`tinv.content_hash`) is not an integer, or does not match the one
+    /// recomputed from the tensor table's names and checksums.
+    ContentHashMismatch { expected: Option<u64>, found: u64 },
     /// The metadata's checksum (`tinv.meta_hash`, checked at every parse when present) is not
     /// an integer, or does not match the entries: a metadata value was changed after writing.
     MetaChecksumMismatch { expected: Option<u64>, found: u64 },
@@ -147,6 +162,41 @@ impl fmt::Display for FormatError {
             } => write!(
                 f,
                 "tensor '{tensor}' checksum mismatch (stored {expected:#018x}, computed {found:#018x}): file is corrupt"
+            ),
+            EmptyTensorName {
+                record,
+                tensor_count,
+            } => write!(
+                f,
+                "tensor record {record} has an empty name (does tensor_count {tensor_count} claim more records than the table holds?): file is corrupt"
+            ),
+            NotPacked {
+                tensor,
+                offset,
+                next,
+                page,
+            } => {
+                write!(f, "tensor '{tensor}' starts at byte {offset} of the data section, ")?;
+                if next == page {
+                    write!(f, "where the packed layout puts it at {next}")?;
+                } else {
+                    write!(f, "where the packed layout puts it at {next} (or at the page {page})")?;
+                }
+                write!(f, ": the tensor table is damaged")
+            }
+            ContentHashMismatch {
+                expected: Some(expected),
+                found,
+            } => write!(
+                f,
+                "content hash mismatch (stored {expected:#018x}, the tensor table gives {found:#018x}): the tensor table or its metadata is damaged"
+            ),
+            ContentHashMismatch {
+                expected: None,
+                found,
+            } => write!(
+                f,
+                "metadata key 'tinv.content_hash' is not an integer (the tensor table gives {found:#018x}): file is corrupt"
             ),
             MetaChecksumMismatch {
                 expected: Some(expected),

@@ -109,6 +109,8 @@ pub fn fnv1a64_continue(mut h: u64, bytes: &[u8]) -> u64 {
 
 /// Metadata key of the metadata checksum ([`meta_hash`]), written last by the writer.
 pub const META_HASH_KEY: &str = "tinv.meta_hash";
+/// Metadata key of the content hash ([`content_hash`]), checked against the table at open.
+pub const CONTENT_HASH_KEY: &str = "tinv.content_hash";
 
 /// The metadata checksum: FNV-1a over `tinv-meta-v1`, then every entry except
 /// [`META_HASH_KEY`] encoded as the file stores it (key, type, value), in file order. Tensor
@@ -132,8 +134,8 @@ fn meta_hash_seed() -> u64 {
 }
 
 /// The content hash of a model: FNV-1a over, for every tensor in table order, its name, a 0 byte
-/// and its checksum (8 bytes LE). Computed at fold time from the checksums, stored in the
-/// metadata (`tinv.content_hash`), never recomputed at open.
+/// and its checksum (8 bytes LE). Computed by the writer from the checksums and stored in the
+/// metadata (`tinv.content_hash`); recomputed from the table at open (no data page is read).
 pub fn content_hash<'a>(tensors: impl Iterator<Item = (&'a str, u64)>) -> u64 {
     let mut h = fnv1a64(b"tinv-content-v1");
     for (name, sum) in tensors {

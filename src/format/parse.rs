@@ -50,6 +50,12 @@ impl Index {
         self.tensors.iter().find(|t| t.name == name)
     }
 
+    /// The content hash of the tensor table ([`content_hash`]); equal to the stored
+    /// `tinv.content_hash`, which [`parse`] checks when the file has it.
+    pub fn content_hash(&self) -> u64 {
+        content_hash(self.tensors.iter().map(|t| (t.name.as_str(), t.checksum)))
+    }
+
     /// Recomputes every tensor's checksum over `bytes` (the whole file) and compares.
     pub fn verify(&self, bytes: &[u8]) -> Result<(), FormatError> {
         for t in &self.tensors {
@@ -321,8 +327,19 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
     let mut tensors: Vec<TensorInfo> =
         Vec::with_capacity((tensor_count as usize).min((data_offset - table_offset) / 40));
     let mut names = std::collections::HashSet::with_capacity(tensors.capacity());
-    for _ in 0..tensor_count {
+    // Where the previous tensor ends (relative to the data section): the packed layout puts
+    // the next one at the first aligned offset after it, or at the first page (FORMAT.md).
+    let mut packed_end = 0u64;
+    for record in 0..tensor_count {
         let name = c.string("tensor name length", MAX_NAME)?;
+        if name.is_empty() {
+            // Also what the zero padding after the table reads as, when tensor_count claims
+            // more records than the table holds.
+            return Err(FormatError::EmptyTensorName {
+                record,
+                tensor_count,
+            });
+        }
         let dt = c.u32()?;
         let dtype = DType::from_u32(dt).ok_or_else(|| FormatError::BadDType {
             tensor: name.clone(),
@@ -385,6 +402,20 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
                 });
             }
         }
+        // Offsets are redundant with the byte lengths and the two alignments, so a damaged one
+        // (still aligned, inside the padding) is caught here instead of feeding another
+        // tensor's bytes, or zeros, to inference.
+        let next = packed_end.div_ceil(ALIGNMENT) * ALIGNMENT;
+        let page = packed_end.div_ceil(PAGE) * PAGE;
+        if rel != next && rel != page {
+            return Err(FormatError::NotPacked {
+                tensor: name,
+                offset: rel,
+                next,
+                page,
+            });
+        }
+        packed_end = end;
         if !names.insert(name.clone()) {
             return Err(FormatError::DuplicateTensor { tensor: name });
         }
@@ -399,11 +430,34 @@ pub fn parse(bytes: &[u8]) -> Result<Index, FormatError> {
             checksum,
         });
     }
-    Ok(Index {
+    // The data section ends at the last tensor's end, rounded up to the alignment.
+    let packed_len = packed_end.div_ceil(ALIGNMENT) * ALIGNMENT;
+    if data_len as u64 != packed_len {
+        return Err(FormatError::BadSections {
+            detail: format!(
+                "the data section is {data_len} bytes, its tensors end at {packed_end} \
+                 (rounded up to {packed_len})"
+            ),
+        });
+    }
+    // Recomputed from the table (names and stored checksums, no data page): a stale or damaged
+    // value would match engines and exports built for other weights (`Model::model_hash`).
+    let index = Index {
         version,
         meta,
         tensors,
         data_offset,
         file_len: len as usize,
-    })
+    };
+    let found = index.content_hash();
+    if let Some(stored) = index.meta.get(CONTENT_HASH_KEY) {
+        let expected = match stored {
+            MetaValue::U64(v) => Some(*v),
+            _ => None,
+        };
+        if expected != Some(found) {
+            return Err(FormatError::ContentHashMismatch { expected, found });
+        }
+    }
+    Ok(index)
 }

@@ -85,11 +85,11 @@ impl TinvWriter {
         // from another file are dropped, not kept in their old places), the checksum last.
         let mut meta = Metadata::new();
         for (k, v) in self.meta.entries() {
-            if k != "tinv.content_hash" && k != META_HASH_KEY {
+            if k != CONTENT_HASH_KEY && k != META_HASH_KEY {
                 meta.set(k, v.clone());
             }
         }
-        meta.set("tinv.content_hash", MetaValue::U64(hash));
+        meta.set(CONTENT_HASH_KEY, MetaValue::U64(hash));
         let mh = meta_hash(&meta);
         meta.set(META_HASH_KEY, MetaValue::U64(mh));
 

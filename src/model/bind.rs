@@ -29,6 +29,32 @@ pub(super) fn check_pages(m: &Model) -> std::result::Result<(), String> {
             return Err(format!("{name} does not start on a fresh {page}-byte page"));
         }
     }
+    // The device section comes after every host tensor and starts on a page: releasing its
+    // pages after the upload (`release_device_section`) drops everything from its first page
+    // to the end of the file, which must hold no host tensor.
+    let mut device: Option<&str> = None;
+    for t in &m.index().tensors {
+        match (t.flags & format::FLAG_DEVICE != 0, device) {
+            (true, None) => {
+                if !t.offset.is_multiple_of(page) {
+                    return Err(format!(
+                        "the device section does not start on a fresh {page}-byte page \
+                         (its first tensor '{}')",
+                        t.name
+                    ));
+                }
+                device = Some(&t.name);
+            }
+            (false, Some(first)) => {
+                return Err(format!(
+                    "host tensor '{}' lies after the device section's first tensor '{first}' \
+                     (the device section comes after every host tensor)",
+                    t.name
+                ));
+            }
+            _ => {}
+        }
+    }
     for (k, &d) in depths.iter().enumerate() {
         let Some(deeper) = m.blocks().get(d).and_then(|b| start(&b.tensors())) else {
             continue;

@@ -220,6 +220,21 @@ impl Config {
                 .map(|v| v.iter().map(|x| *x as f32).collect())
                 .ok_or_else(|| format!("metadata key '{k}' missing or not a float array"))
         };
+        // Range-checked as stored, before the narrowing to f32 rounds a value just outside its
+        // range (1.0000000001, 0.99999999999) onto the bound.
+        let float = |k: &str, ok: fn(f64) -> bool, range: &str| -> Result<f32, String> {
+            let v = m
+                .f64(k)
+                .ok_or_else(|| format!("metadata key '{k}' missing or not a float"))?;
+            if !ok(v) {
+                return Err(format!("{k} {v} out of range {range}"));
+            }
+            let narrow = v as f32;
+            if !ok(f64::from(narrow)) {
+                return Err(format!("{k} {v} is {narrow} in f32, out of range {range}"));
+            }
+            Ok(narrow)
+        };
         let size = m
             .u64s("vit.image_size")
             .ok_or("metadata key 'vit.image_size' missing or not an integer array")?;
@@ -248,10 +263,11 @@ impl Config {
             None => None,
             Some(MetaValue::Str(f)) => Some(ControllerConfig {
                 features: f.clone(),
-                default_budget: m
-                    .f64("ctrl.default_budget")
-                    .ok_or("metadata key 'ctrl.default_budget' missing or not a float")?
-                    as f32,
+                default_budget: float(
+                    "ctrl.default_budget",
+                    |v| (0.0..=1.0).contains(&v),
+                    "[0, 1]",
+                )?,
             }),
             Some(_) => return Err("metadata key 'ctrl.features' is not a string".into()),
         };
@@ -265,10 +281,7 @@ impl Config {
             heads: int("vit.heads")?,
             mlp_hidden: int("vit.mlp_hidden")?,
             classes: int("vit.classes")?,
-            ln_eps: m
-                .f64("vit.ln_eps")
-                .ok_or("metadata key 'vit.ln_eps' missing or not a float")?
-                as f32,
+            ln_eps: float("vit.ln_eps", |v| v > 0.0 && v < 1.0, "(0, 1)")?,
             gelu,
             mean: floats("vit.mean")?,
             std: floats("vit.std")?,
@@ -276,6 +289,20 @@ impl Config {
             controller,
         };
         cfg.validate()?;
+        // A key in the namespaces that say how to compute, which this configuration does not
+        // write back, would be dropped: refused, as an unbound tensor is (FORMAT.md).
+        let mut known = Metadata::new();
+        cfg.to_meta(&mut known);
+        for (k, _) in m.entries() {
+            let computes = ["vit.", "paths.", "ctrl."].iter().any(|p| k.starts_with(p));
+            if computes && known.get(k).is_none() {
+                return Err(format!(
+                    "metadata key '{k}' is not part of this model's configuration (a key this \
+                     reader does not know, or a controller key without 'ctrl.features'): \
+                     refusing to ignore it"
+                ));
+            }
+        }
         Ok(cfg)
     }
 
@@ -341,6 +368,55 @@ mod tests {
         );
         let e = meta_with("vit.ln_eps", MetaValue::Str("1e-6".into())).unwrap_err();
         assert!(e.contains("'vit.ln_eps' missing or not a float"), "{e}");
+    }
+
+    /// Values just outside their ranges are refused as stored: narrowed to f32 first, they
+    /// would round onto the bound (1.0000000001 → 1, -1e-300 → -0); one inside that rounds
+    /// out of it (0.99999999999 → 1) is refused saying so.
+    #[test]
+    fn float_ranges_are_checked_before_the_narrowing_to_f32() {
+        for (v, ok) in [
+            (1.0000000001, false),
+            (-1e-300, false),
+            (1.0, true),
+            (0.0, true),
+        ] {
+            let got = meta_with("ctrl.default_budget", MetaValue::F64(v));
+            match (got, ok) {
+                (Ok(_), true) => {}
+                (Err(e), false) => {
+                    assert_eq!(e, format!("ctrl.default_budget {v} out of range [0, 1]"))
+                }
+                (got, _) => panic!("budget {v}: {got:?}"),
+            }
+        }
+        let e = meta_with("vit.ln_eps", MetaValue::F64(0.99999999999)).unwrap_err();
+        assert_eq!(
+            e,
+            "vit.ln_eps 0.99999999999 is 1 in f32, out of range (0, 1)"
+        );
+        assert!(meta_with("vit.ln_eps", MetaValue::F64(1e-6)).is_ok());
+    }
+
+    /// Keys under vit., paths. and ctrl. say how to compute: one this reader does not know is
+    /// refused, where keys of other namespaces are left to their writers.
+    #[test]
+    fn an_unknown_key_that_would_change_the_computation_is_refused() {
+        for key in ["vit.layerscale", "paths.exits", "ctrl.temperature"] {
+            let e = meta_with(key, MetaValue::U64(1)).unwrap_err();
+            assert!(
+                e.starts_with(&format!("metadata key '{key}' is not part of this model's")),
+                "{e}"
+            );
+        }
+        assert!(meta_with("train.epochs", MetaValue::U64(30)).is_ok());
+        assert!(meta_with("tinv.note", MetaValue::Str("x".into())).is_ok());
+        // A controller key without the controller.
+        let mut m = Metadata::new();
+        crate::synth::tiny(3, false).to_meta(&mut m);
+        m.set("ctrl.default_budget", MetaValue::F64(0.5));
+        let e = Config::from_meta(&m).unwrap_err();
+        assert!(e.contains("'ctrl.default_budget' is not part of"), "{e}");
     }
 
     /// The stored `ctrl.default_budget`, and 0 without a controller (the method's docs).

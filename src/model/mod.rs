@@ -302,9 +302,10 @@ impl Model {
     pub fn index(&self) -> &Index {
         &self.index
     }
-    /// Content hash written at fold time (the tensors only, docs/FORMAT.md).
+    /// Content hash of the tensors (docs/FORMAT.md): the stored `tinv.content_hash`, which the
+    /// parser checked against the table, or the table's own when the file has no such key.
     pub fn content_hash(&self) -> u64 {
-        self.index.meta.u64("tinv.content_hash").unwrap_or(0)
+        self.index.content_hash()
     }
 
     /// What TensorRT engines and exported ONNX graphs are matched on: the content hash and the
@@ -428,8 +429,9 @@ impl Model {
         let Bytes::Mapped(map) = &self.bytes else {
             return 0;
         };
-        // The section starts on a fresh page (the writer's page break), so no host tensor shares
-        // its first page; check rather than trust, madvise works on whole pages.
+        // The section starts on a fresh page after every host tensor (checked at open,
+        // `bind::check_pages`), so no host tensor shares its pages; checked again here because
+        // madvise works on whole pages and a mistake would drop host pages.
         if !start.is_multiple_of(format::PAGE as usize) || start >= map.len() {
             return 0;
         }

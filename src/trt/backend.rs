@@ -75,15 +75,32 @@ fn refused(file: &str, why: impl std::fmt::Display) -> TrtError {
 
 /// A failed deserialization: TensorRT's refusal (`TINV_TRT_ERR_TENSORRT`: another TensorRT
 /// build or GPU, or a damaged file) is stale, anything else (no memory, a bad argument) is not.
+/// TensorRT signals every refusal with the same NULL engine, running out of device memory for
+/// the engine's weights included (on a Jetson the GPU shares the board's DRAM): that one is told
+/// by the error TensorRT logged, and a rebuild would not fix it.
 pub(super) fn not_deserialized(file: &str, why: tinv_sys::ShimError) -> TrtError {
-    match why {
-        tinv_sys::ShimError::Call { status, .. }
-            if status == tinv_sys::bindings::tinv_trt_status_TINV_TRT_ERR_TENSORRT as i32 =>
-        {
-            refused(file, why)
+    match &why {
+        tinv_sys::ShimError::Call {
+            status, message, ..
+        } if *status == tinv_sys::bindings::tinv_trt_status_TINV_TRT_ERR_TENSORRT as i32 => {
+            if names_memory(message) {
+                TrtError::Plan(format!("plan {file}: out of device memory: {why}"))
+            } else {
+                refused(file, why)
+            }
         }
-        other => TrtError::Plan(format!("plan {file}: {other}")),
+        _ => TrtError::Plan(format!("plan {file}: {why}")),
     }
+}
+
+/// Whether a TensorRT error message says memory ran out: TensorRT 8's allocator logs "Cuda
+/// Runtime (out of memory)" and "Requested amount of GPU memory (N bytes) could not be
+/// allocated", TensorRT 10 "Error Code 2: OutOfMemory".
+fn names_memory(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["out of memory", "outofmemory", "could not be allocated"]
+        .iter()
+        .any(|k| m.contains(k))
 }
 
 fn same_io(m: &manifest::IoTensor, t: &tinv_sys::IoTensor) -> bool {

@@ -64,7 +64,7 @@ fn a_refused_plan_names_the_file_and_frees_what_was_loaded() {
     let e = e.to_string();
     assert!(
         e.contains("plan path2.plan")
-            && e.contains("TensorRT refused the plan")
+            && e.contains("TensorRT could not deserialize the plan")
             && e.contains("`tinv-run build`"),
         "{e}"
     );
@@ -286,15 +286,35 @@ fn context_setup_failures_release_the_session() {
 
 #[test]
 fn only_tensorrts_refusal_of_a_plan_makes_it_stale() {
-    let call = |status| tinv_sys::ShimError::Call {
+    let call = |status, message: &str| tinv_sys::ShimError::Call {
         function: "tinv_trt_engine_deserialize",
         status,
-        message: "m".into(),
+        message: format!("TensorRT could not deserialize the plan: {message}"),
     };
-    let refused = super::backend::not_deserialized("path1.plan", call(4));
-    assert!(matches!(refused, TrtError::StalePlan(_)), "{refused:?}");
+    // TensorRT's version and corruption messages (8.x, 10.x): stale, rebuild.
+    for logged in [
+        "1: [stdArchiveReader.cpp::StdArchiveReader::40] Error Code 1: Serialization (Serialization          assertion stdVersionRead == serializationVersion failed.Version tag does not match.)",
+        "4: [runtime.cpp::deserializeCudaEngine::65] Error Code 4: Internal Error (Engine          deserialization failed.)",
+        "",
+    ] {
+        let refused = super::backend::not_deserialized("path1.plan", call(4, logged));
+        assert!(matches!(refused, TrtError::StalePlan(_)), "{refused:?}");
+    }
+    // No device memory for the engine's weights (TensorRT 8 and 10 logs): not fixed by a
+    // rebuild, so not stale (a caller that rebuilds on stale plans would loop).
+    for logged in [
+        "1: [defaultAllocator.cpp::allocate::20] Error Code 1: Cuda Runtime (out of memory)",
+        "2: Requested amount of GPU memory (1073741824 bytes) could not be allocated. There may          not be enough free memory for allocation to succeed.",
+        "2: [executionContext.cpp::ExecutionContext::564] Error Code 2: OutOfMemory (no further          information)",
+    ] {
+        let oom = super::backend::not_deserialized("path1.plan", call(4, logged));
+        match &oom {
+            TrtError::Plan(m) => assert!(m.contains("out of device memory"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
     // Out of host memory (8) is not fixed by a rebuild.
-    let no_memory = super::backend::not_deserialized("path1.plan", call(8));
+    let no_memory = super::backend::not_deserialized("path1.plan", call(8, "m"));
     assert!(matches!(no_memory, TrtError::Plan(_)), "{no_memory:?}");
     assert!(matches!(
         crate::Error::from(no_memory),

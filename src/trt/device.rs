@@ -102,8 +102,11 @@ pub trait Device: Send + Sync {
     fn begin_capture(&self, stream: Stream) -> Result<(), DeviceError>;
     /// Ends the capture and instantiates the graph.
     fn end_capture(&self, stream: Stream) -> Result<Graph, DeviceError>;
-    /// Ends a capture after a failure inside it, discarding the partial graph and clearing the
-    /// error (what trtexec's `endCaptureOnError` does). Never fails.
+    /// Ends a capture after a failure inside it and discards the partial graph, leaving the
+    /// stream out of capture mode (what trtexec's `endCaptureOnError` does). Never fails. The
+    /// driver API keeps no sticky "last error" to clear; TensorRT's own CUDA runtime may, out of
+    /// reach here: the fallback's direct run after a failed capture is checked for that reason
+    /// (`capture_or_fall_back`).
     fn abort_capture(&self, stream: Stream);
     /// Launches an instantiated graph on `stream`.
     fn launch(&self, graph: Graph, stream: Stream) -> Result<(), DeviceError>;

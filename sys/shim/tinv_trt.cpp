@@ -371,9 +371,9 @@ extern "C" int32_t tinv_trt_engine_deserialize(tinv_trt_lib* lib, void const* pl
     // Owned until its wrapper exists: a `new` that throws must not leak the engine.
     std::unique_ptr<nvinfer1::ICudaEngine> engine(lib->runtime->deserializeCudaEngine(plan, size));
     if (engine == nullptr) {
-      return fail(err, TINV_TRT_ERR_TENSORRT,
-                  "TensorRT refused the plan (built by another TensorRT version or for another GPU, "
-                  "or corrupt)");
+      // One signal for every cause (another TensorRT version or GPU, a damaged file, no device
+      // memory for the weights): TensorRT's own message, appended by `fail`, tells them apart.
+      return fail(err, TINV_TRT_ERR_TENSORRT, "TensorRT could not deserialize the plan");
     }
     *out = new tinv_trt_engine{lib, engine.get()};
     engine.release();

@@ -214,7 +214,7 @@ impl ShimApi for RecordingShim {
                     err(
                         "tinv_trt_engine_deserialize",
                         ERR_TENSORRT,
-                        "TensorRT refused the plan",
+                        "TensorRT could not deserialize the plan",
                     )
                 })?;
                 st.next_handle += 0x10;

@@ -55,7 +55,7 @@ fn unknown_plans_are_refused_and_known_ones_describe_their_engine() {
         .deserialize(b"plan-b")
         .unwrap_err()
         .to_string()
-        .contains("TensorRT refused the plan"));
+        .contains("TensorRT could not deserialize the plan"));
     assert_eq!(s.engine_device_memory_size(e).unwrap(), 1000);
     assert_eq!(s.engine_io(e).unwrap()[1].name, "y");
     assert_eq!(

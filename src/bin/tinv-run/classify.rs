@@ -2,7 +2,7 @@
 
 use crate::args::Args;
 use crate::json::Json;
-use crate::{images, model_path};
+use crate::{images, model_path, out};
 use std::path::Path;
 
 pub const HELP: &str = "\
@@ -54,6 +54,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     }
     let mut session = crate::open_session(&a, settings, 1)?;
     let cfg = session.model().config().clone();
+    crate::check_depth(&cfg, depth)?;
     let names = class_names(a.path("model"), cfg.classes);
     let mut logits = vec![0f32; cfg.classes];
     for (i, img) in a.positional.iter().enumerate() {
@@ -94,9 +95,10 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
                 .set("escalations", Json::Int(u64::from(st.escalations)));
             outln!("{}", j.render());
         } else {
-            let named = name.map_or(String::new(), |n| format!(" ({n})"));
+            let named = name.map_or(String::new(), |n| format!(" ({})", out::escaped(n)));
             outln!(
-                "{img}: class {}{named} confidence {:.3} depth {}/{} flops {:.2}M {:.0} µs",
+                "{}: class {}{named} confidence {:.3} depth {}/{} flops {:.2}M {:.0} µs",
+                out::escaped(&img),
                 st.class,
                 st.confidence,
                 st.depth,
@@ -123,7 +125,8 @@ pub fn class_names(model: Option<&Path>, classes: usize) -> Vec<String> {
     let text = match tinv::files::read_regular_text(&file, 1 << 20) {
         Ok(t) => t,
         Err(e) => {
-            errln!("warning: {}: {e}; showing class numbers", file.display());
+            let file = out::escaped(&file.display().to_string());
+            errln!("warning: {file}: {e}; showing class numbers");
             return Vec::new();
         }
     };
@@ -137,7 +140,7 @@ pub fn class_names(model: Option<&Path>, classes: usize) -> Vec<String> {
     }
     errln!(
         "warning: {} has {} names for {classes} classes; showing class numbers",
-        file.display(),
+        out::escaped(&file.display().to_string()),
         v.len()
     );
     Vec::new()

@@ -64,16 +64,18 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let mut session = crate::open_session(&a, crate::session_settings(&a)?, batch)?;
     let model = session.model().clone();
     let cfg = model.config().clone();
-    if let Some(d) = depth {
-        if cfg.path_index(d).is_none() {
-            return Err(format!(
-                "--depth {d} is not a path of this model (paths: {:?})",
-                cfg.depths
-            ));
-        }
-    }
+    crate::check_depth(&cfg, depth)?;
     let (x, y) = data.load(&cfg)?;
     let n = y.len();
+    // The session was opened before the data (bad options fail before a long load), for
+    // `--batch` inputs a call; a data set smaller than that runs, and reports, batches of all of
+    // it, in an arena sized for them.
+    let batch = if batch > n {
+        session = crate::open_session(&a, crate::session_settings(&a)?, n)?;
+        n
+    } else {
+        batch
+    };
     let (len, k, p) = (cfg.input_len(), cfg.classes, cfg.depths.len());
     let progress = std::io::stderr().is_terminal() || n >= 2000;
     // Pass 1 in batches, on the timed session's backend and threads (`--backend cpu` must not
@@ -95,10 +97,9 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     // Pass 2: the real run, timed per call, after one untimed call: a session's first call is
     // cold (its arena's pages, the caches), which skewed p99 and the mean of a short run.
     let mut out = vec![0f32; batch * k];
-    let b0 = batch.min(n);
     match depth {
-        Some(d) => session.infer_depth(&x[..b0 * len], b0, d, &mut out[..b0 * k]),
-        None => session.infer(&x[..b0 * len], b0, &mut out[..b0 * k]),
+        Some(d) => session.infer_depth(&x[..batch * len], batch, d, &mut out),
+        None => session.infer(&x[..batch * len], batch, &mut out),
     }
     .map_err(|e| e.to_string())?;
     let mut lat = Vec::with_capacity(n.div_ceil(batch));
@@ -149,10 +150,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         None if cfg.controller.is_none() && !threshold => {
             "full depth (the model has no controller)".to_string()
         }
-        None => format!("{:?}", session.mode())
-            .to_lowercase()
-            .replace('(', ":")
-            .replace(')', ""),
+        None => session.mode().to_string(),
     };
     if a.has("json") {
         let j = Json::obj()
@@ -216,11 +214,15 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
             acc * 100.0,
             exit_acc[p - 1] * 100.0
         );
+        // Above full depth when every input runs deep and the controller or the shallower exit
+        // heads come on top (threshold:1).
+        let saved = 1.0 - mean_flops / full;
         outln!(
-            "mean FLOPs         {:.3}M of {:.3}M full ({:.1}% fewer)",
+            "mean FLOPs         {:.3}M of {:.3}M full ({:.1}% {})",
             mean_flops / 1e6,
             full / 1e6,
-            (1.0 - mean_flops / full) * 100.0
+            saved.abs() * 100.0,
+            if saved < 0.0 { "more" } else { "fewer" }
         );
         outln!(
             "oracle             {:.3}M FLOPs ({:.1}% of full), {:.2}% accuracy",

@@ -1,7 +1,7 @@
 //! `tinv-run export-onnx`.
 
 use crate::args::Args;
-use crate::model_path;
+use crate::{model_path, out};
 use tinv::onnx::{ExportOptions, Layout, LnFlavour, WeightMode};
 
 pub const HELP: &str = "\
@@ -73,7 +73,10 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     let files = tinv::onnx::write_export(&model, &opts, out).map_err(|e| e.to_string())?;
     for f in &files {
         let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-        outln!("wrote {} ({size} bytes)", f.display());
+        outln!(
+            "wrote {} ({size} bytes)",
+            out::escaped(&f.display().to_string())
+        );
     }
     Ok(())
 }

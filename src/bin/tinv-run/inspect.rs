@@ -2,7 +2,7 @@
 
 use crate::args::Args;
 use crate::json::Json;
-use crate::model_path;
+use crate::{model_path, out};
 use std::path::Path;
 use std::sync::Arc;
 use tinv::format::MetaValue;
@@ -169,19 +169,19 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
     }
     outln!(
         "file          {} ({} bytes, format v{})",
-        path.display(),
+        out::escaped(&path.display().to_string()),
         idx.file_len,
         idx.version
     );
     outln!(
         "producer      {}",
-        idx.meta.str("tinv.producer").unwrap_or("?")
+        out::escaped(idx.meta.str("tinv.producer").unwrap_or("?"))
     );
     outln!("content hash  {:#018x}", model.content_hash());
     // What exported ONNX graphs (tinv.model_hash) and TensorRT manifests record.
     outln!(
-        "model hash    {:#018x} (tensors and configuration; tinv.model_hash of ONNX exports, \
-         without the 0x, and model_hash of engine manifests)",
+        "model hash    {:#018x} (tensors and configuration; tinv.model_hash of ONNX exports \
+         and model_hash of engine manifests)",
         model.model_hash()
     );
     // Checked at open whenever present (a file that opened has the right one).
@@ -304,7 +304,7 @@ fn print_engines(model: &tinv::Model) {
         Ok((m, r)) => {
             outln!(
                 "engines       {} ({} layout, {:?}, TensorRT {}.{}.{}, {})",
-                dir.display(),
+                out::escaped(&dir.display().to_string()),
                 m.layout.name(),
                 m.precision,
                 m.tensorrt.major,
@@ -314,7 +314,10 @@ fn print_engines(model: &tinv::Model) {
             );
             out!("{r}");
         }
-        Err(e) => outln!("engines       none usable in {} ({e})", dir.display()),
+        Err(e) => outln!(
+            "engines       none usable in {} ({e})",
+            out::escaped(&dir.display().to_string())
+        ),
     }
 }
 

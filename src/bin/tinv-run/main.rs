@@ -102,6 +102,8 @@ fn run(argv: &[std::ffi::OsString]) -> Result<(), String> {
     if matches!(&*cmd, "help" | "--help" | "-h") {
         let text = match rest {
             [] => USAGE,
+            // `tinv-run help --help`, `tinv-run --help help`: help about help is the usage.
+            [c] if matches!(&*c.to_string_lossy(), "help" | "--help" | "-h") => USAGE,
             [c] => help_of(&c.to_string_lossy()).ok_or_else(|| unknown(&c.to_string_lossy()))?,
             [_, extra, ..] => return Err(args::unexpected(&extra.to_string_lossy())),
         };
@@ -147,12 +149,26 @@ pub fn fixed_depth(a: &Args) -> Result<Option<usize>, String> {
     Ok(depth)
 }
 
+/// `--depth d` against the opened model: one of its paths.
+pub fn check_depth(cfg: &tinv::Config, depth: Option<usize>) -> Result<(), String> {
+    match depth {
+        Some(d) if cfg.path_index(d).is_none() => Err(format!(
+            "--depth {d} is not a path of this model (paths: {:?})",
+            cfg.depths
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The session options a command line gives, parsed without opening the model: `(threads,
 /// budget, mode)`. Commands call it before anything costly, so that a flag that took a file as
 /// its value is the error reported.
 pub fn session_settings(a: &Args) -> Result<SessionSettings, String> {
     let threads = a.threads()?;
     let budget = a.parse_opt::<f32>("budget", "a budget λ in [0, 1]")?;
+    if let Some(b) = budget.filter(|b| !(0.0..=1.0).contains(b)) {
+        return Err(format!("--budget {b} is not in [0, 1]"));
+    }
     let mode = match a.get("mode") {
         Some(m) => tinv::Mode::parse(m).map_err(|e| e.to_string())?,
         None => tinv::Mode::Adaptive,

@@ -25,19 +25,23 @@ pub fn stderr(args: std::fmt::Arguments) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
 
-/// Prints `error: {e}` as one line to stderr: a control character or line separator inside the
-/// message (from a file name, perhaps) is written escaped (`\n`, `\u{1b}`), so that the error
-/// stays one line and cannot drive the terminal.
-pub fn error(e: impl std::fmt::Display) {
+/// `text` with every control character and line separator written escaped (`\n`, `\u{1b}`):
+/// a file name or a string from a file then stays on its line and cannot drive the terminal.
+pub fn escaped(text: &str) -> String {
     let mut msg = String::new();
-    for c in e.to_string().chars() {
+    for c in text.chars() {
         if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
             msg.extend(c.escape_debug());
         } else {
             msg.push(c);
         }
     }
-    stderr(format_args!("error: {msg}\n"));
+    msg
+}
+
+/// Prints `error: {e}` as one line to stderr, [`escaped`].
+pub fn error(e: impl std::fmt::Display) {
+    stderr(format_args!("error: {}\n", escaped(&e.to_string())));
 }
 
 /// `print!` through [`stdout`].

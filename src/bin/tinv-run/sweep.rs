@@ -44,8 +44,9 @@ OPTIONS:
 FLOPs are per input and count everything that runs (controller, escalations, every exit head
 reached), as `tinv-run eval` counts them; each point runs the whole data set in batches of 64
 (a batch gives every input the answer it gets alone). The exits and the oracle (per input the
-shallowest exit that is right: the lower bound on any policy's FLOPs) come from one full-depth
-pass. Choose a budget on data held out from your test set; a model without a controller has
+shallowest exit that is right, or the shallowest exit when none is: the fewest FLOPs that reach
+the oracle's accuracy, a lower bound for any policy at that accuracy; a policy that answers
+wrong more often can spend less) come from one full-depth pass. Choose a budget on data held out from your test set; a model without a controller has
 only its exits, the oracle and the threshold points.
 ";
 
@@ -254,11 +255,7 @@ pub fn run(raw: &[std::ffi::OsString]) -> Result<(), String> {
         for ((d, c), acc) in cfg.depths.iter().zip(costs).zip(&exits.accuracy) {
             row(&format!("exit at depth {d}"), c.backbone_flops as f64, *acc);
         }
-        row(
-            "oracle (lower bound)",
-            exits.oracle_flops,
-            exits.oracle_accuracy,
-        );
+        row("oracle", exits.oracle_flops, exits.oracle_accuracy);
         for p in &points {
             row(&p.label(), p.mean_flops, p.accuracy);
         }
